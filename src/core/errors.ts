@@ -1,0 +1,37 @@
+/**
+ * The only errors that reach a client. Each carries a stable code; protocol engines turn the code into
+ * their own error format (a SQLSTATE for PostgreSQL). Anything else thrown inside the gateway is logged
+ * and replaced by a generic message, so internals never leak to a client.
+ */
+export type GatewayErrorCode =
+  | 'protocol_violation' // malformed or out-of-order message
+  | 'unsupported_protocol' // protocol version or feature we do not speak
+  | 'auth_failed' // wrong, expired or unknown token
+  | 'auth_method_rejected' // e.g. cleartext without TLS, TLS required
+  | 'unknown_connection' // database name names no configured connection
+  | 'backend_unavailable' // could not connect or authenticate to the backend
+  | 'backend_lost' // backend died mid-session
+  | 'denied' // refused by policy
+  | 'shutting_down' // gateway is draining
+  | 'store_unavailable' // the state store cannot record the session (fail closed)
+  | 'killed' // session ended by an administrator
+  | 'internal'; // anything unexpected; message is generic
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  /** Extra detail safe to show to the client (never a secret). */
+  readonly detail?: string;
+
+  constructor(code: GatewayErrorCode, message: string, detail?: string) {
+    super(message);
+    this.name = 'GatewayError';
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+/** Reduce any thrown value to something safe to show a client. */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError('internal', 'internal gateway error');
+}

@@ -1,0 +1,78 @@
+/** Shared types. This module imports nothing, so every layer may depend on it. */
+
+export type Protocol = 'postgres' | 'mysql' | 'redis';
+
+/** Who is on the other end of a session. */
+export interface Identity {
+  /** Login name as the person or agent is known to the gateway. */
+  user: string;
+  groups: string[];
+  /** How the identity was established: 'token' (jitgate access token), later 'oidc', 'apikey'. */
+  via: string;
+}
+
+export type BackendTlsMode = 'disable' | 'prefer' | 'require' | 'verify-full';
+
+/** A configured backend data store, with its credential already resolved (never logged). */
+export interface BackendTarget {
+  connection: string;
+  protocol: Protocol;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: string;
+  tls: { mode: BackendTlsMode; ca?: string; servername?: string };
+  connectTimeoutMs: number;
+}
+
+/** One statement as seen on the data path, before any decision. */
+export interface Statement {
+  /** 'simple' = Query message, 'parse' = extended-protocol Parse, 'function-call' = FunctionCall. */
+  source: 'simple' | 'parse' | 'function-call' | 'command';
+  text: string;
+  /** Prepared statement name for Parse ('' = unnamed). */
+  name?: string;
+}
+
+export type Effect = 'allow' | 'deny' | 'review';
+
+/** A decision on a statement; reasons are stable codes shown to users and recorded. */
+export interface Decision {
+  effect: Effect;
+  reasons: string[];
+  /** Human-readable message for a deny (names the rule). */
+  message?: string;
+  rule?: string;
+}
+
+export type SessionEndReason =
+  | 'client_quit'
+  | 'client_error'
+  | 'backend_lost'
+  | 'backend_refused'
+  | 'grant_expired'
+  | 'revoked'
+  | 'killed'
+  | 'gateway_shutdown'
+  | 'protocol_error';
+
+/** Counters kept per session and written to the store when it ends. */
+export interface SessionCounters {
+  bytesFromClient: number;
+  bytesToClient: number;
+  statements: number;
+}
+
+/**
+ * The seam between a protocol engine and the gateway's policy, masking and recording: one per
+ * session, built by session/ and handed to the engine. Protocol engines call it; they never reach
+ * the store, policy or recorder directly.
+ */
+export interface SessionPipeline {
+  readonly id: string;
+  /** Decide one statement. A Promise means the statement is held (e.g. for human approval). */
+  decide(statement: Statement): Decision | Promise<Decision>;
+  /** The session has ended; counters are final. Called exactly once. */
+  end(reason: SessionEndReason, counters: SessionCounters): void;
+}

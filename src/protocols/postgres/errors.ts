@@ -1,0 +1,17 @@
+import type { GatewayErrorCode } from '../../core/errors.js';
+
+/** The SQLSTATE a PostgreSQL client sees for each gateway error code. */
+export const SQLSTATE: Record<GatewayErrorCode, string> = {
+  protocol_violation: '08P01',
+  unsupported_protocol: '0A000',
+  auth_failed: '28P01',
+  auth_method_rejected: '28000',
+  unknown_connection: '3D000',
+  backend_unavailable: '08006',
+  backend_lost: '08006',
+  denied: '42501',
+  shutting_down: '57P01',
+  store_unavailable: '57P03',
+  killed: '57P01',
+  internal: 'XX000',
+};

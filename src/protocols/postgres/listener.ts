@@ -1,0 +1,312 @@
+/**
+ * The PostgreSQL listener: accepts clients, negotiates TLS and the protocol version, authenticates
+ * the jitgate token, connects the backend with the gateway-held credential, and hands both sockets
+ * to a PostgresRelay. Every refusal is a FATAL ErrorResponse with a real SQLSTATE, sent to that
+ * client only.
+ */
+import { randomInt } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { GatewayError, toGatewayError } from '../../core/errors.js';
+import type { BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
+import { connectBackend, sendCancel, type BackendSession } from './backend.js';
+import { build, parseStartupPacket, ProtocolError } from './codec.js';
+import { SQLSTATE } from './errors.js';
+import { MessageStream } from './message-stream.js';
+import { PostgresRelay } from './relay.js';
+import { authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
+
+export interface SessionInfo {
+  user: string;
+  connection: string;
+  clientAddress: string;
+  applicationName: string | null;
+  tokenId: string;
+  authMethod: string;
+  encrypted: boolean;
+}
+
+export interface PostgresListenerOptions {
+  host: string;
+  port: number;
+  /** TLS offered to clients; null disables SSLRequest acceptance. */
+  tls: { context: tls.SecureContext; certificateDer: Buffer } | null;
+  tlsRequired: boolean;
+  authMethods: ClientAuthMethod[];
+  verifier: TokenVerifier;
+  /** The PostgreSQL backend for a connection name, or undefined if none. */
+  resolveTarget(connection: string): BackendTarget | undefined;
+  /** Creates the session pipeline; throwing a GatewayError refuses the session. */
+  openSession(info: SessionInfo): SessionPipeline;
+  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
+  onBackendConnect(connection: string, seconds: number): void;
+  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+  handshakeTimeoutMs?: number;
+}
+
+interface LiveSession {
+  relay: PostgresRelay;
+  secret: number;
+  pipelineId: string;
+}
+
+export class PostgresListener {
+  private readonly server: net.Server;
+  /** Live sessions by the cancel key pid we handed the client. */
+  private readonly sessions = new Map<number, LiveSession>();
+  private readonly handshakes = new Set<net.Socket>();
+  private closing = false;
+
+  constructor(private readonly options: PostgresListenerOptions) {
+    this.server = net.createServer((socket) => void this.accept(socket));
+    this.server.on('error', (err) => options.log.error({ err }, 'postgres listener error'));
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as net.AddressInfo;
+    return `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  get listening(): boolean {
+    return this.server.listening && !this.closing;
+  }
+
+  /** Ends a live session by its pipeline id (admin kill). */
+  kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
+    for (const s of this.sessions.values()) {
+      if (s.pipelineId === sessionId) {
+        s.relay.terminate(reason, new GatewayError('killed', message));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let each session finish its statement in flight, then end
+   * it with 57P01; after `timeoutMs` end whatever is left.
+   */
+  async close(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.handshakes) socket.destroy();
+    for (const s of this.sessions.values()) s.relay.drain();
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const s of [...this.sessions.values()]) {
+      s.relay.terminate(
+        'gateway_shutdown',
+        new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down'),
+      );
+    }
+    await stopped;
+  }
+
+  private async accept(socket: net.Socket): Promise<void> {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined); // reported through the handshake or relay paths
+    const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    this.handshakes.add(socket);
+    let current: net.Socket = socket;
+    try {
+      if (this.closing) throw new GatewayError('shutting_down', 'the jitgate gateway is shutting down');
+      const established = await this.handshake(socket, clientAddress, (s) => (current = s));
+      if (established) this.startRelay(established);
+    } catch (err) {
+      this.refuse(current, err, clientAddress);
+    } finally {
+      this.handshakes.delete(socket);
+    }
+  }
+
+  private refuse(socket: net.Socket, err: unknown, clientAddress: string): void {
+    const error =
+      err instanceof ProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
+    if (error.code === 'internal') this.options.log.error({ err, clientAddress }, 'unexpected error during handshake');
+    if (!socket.destroyed && socket.writable) {
+      socket.end(build.error({ severity: 'FATAL', code: SQLSTATE[error.code], message: error.message, detail: error.detail }));
+    }
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  private async handshake(
+    socket: net.Socket,
+    clientAddress: string,
+    setCurrent: (s: net.Socket) => void,
+  ): Promise<Established | undefined> {
+    const timeoutMs = this.options.handshakeTimeoutMs ?? 30_000;
+    let stream = new MessageStream(socket, timeoutMs);
+    let secure: tls.TLSSocket | null = null;
+    let params: Map<string, string> | undefined;
+    while (!params) {
+      const { packet, trailing } = await stream.readStartupPacket();
+      const startup = parseStartupPacket(packet);
+      if (startup.kind === 'ssl' || startup.kind === 'gssenc') {
+        if (secure) throw new ProtocolError('SSL negotiation requested on an encrypted connection');
+        // Bytes after the request would be plaintext injected ahead of the handshake (CVE-2021-23214).
+        if (trailing > 0) throw new ProtocolError('received unencrypted data after SSL request');
+        if (startup.kind === 'gssenc' || !this.options.tls) {
+          socket.write('N');
+          continue;
+        }
+        stream.detach();
+        socket.write('S');
+        secure = await upgrade(socket, this.options.tls.context, timeoutMs);
+        setCurrent(secure);
+        stream = new MessageStream(secure, timeoutMs);
+      } else if (startup.kind === 'cancel') {
+        stream.detach();
+        socket.destroy();
+        this.cancel(startup.pid, startup.secret);
+        return undefined;
+      } else {
+        if (startup.major !== 3) {
+          throw new GatewayError(
+            'unsupported_protocol',
+            `unsupported frontend protocol ${startup.major}.${startup.minor}: server supports 3.0 to 3.0`,
+          );
+        }
+        const unrecognized = [...startup.params.keys()].filter((k) => k.startsWith('_pq_.'));
+        if (startup.minor > 0 || unrecognized.length > 0) {
+          (secure ?? socket).write(build.negotiateProtocolVersion(0, unrecognized));
+        }
+        params = startup.params;
+      }
+    }
+    const client = secure ?? socket;
+    const send = (b: Buffer) => void client.write(b);
+
+    const user = params.get('user');
+    if (!user) throw new GatewayError('auth_method_rejected', 'no PostgreSQL user name specified in startup packet');
+    const connection = params.get('database') || user;
+    if (params.has('replication') && params.get('replication') !== 'false' && params.get('replication') !== '0') {
+      throw new GatewayError('unsupported_protocol', 'replication connections are not supported through jitgate');
+    }
+    if (this.options.tlsRequired && !secure) {
+      throw new GatewayError(
+        'auth_method_rejected',
+        'jitgate requires an encrypted connection',
+        undefined,
+      );
+    }
+
+    stream.startTyped();
+    const auth = await authenticateClient(stream, send, user, connection, this.options.verifier, {
+      methods: this.options.authMethods,
+      tls: secure ? { certificate: this.options.tls!.certificateDer } : null,
+    });
+    if (!auth.ok) {
+      this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      if (auth.reason === 'method_unavailable') {
+        throw new GatewayError('auth_method_rejected', 'no authentication method is available without TLS; use sslmode=require');
+      }
+      throw new GatewayError('auth_failed', `password authentication failed for user "${user}"`);
+    }
+    const target = this.options.resolveTarget(connection);
+    if (!target) throw new GatewayError('unknown_connection', `connection "${connection}" does not exist`);
+
+    const pipeline = this.options.openSession({
+      user,
+      connection,
+      clientAddress,
+      applicationName: params.get('application_name') ?? null,
+      tokenId: auth.tokenId,
+      authMethod: auth.method,
+      encrypted: secure !== null,
+    });
+    let backend: BackendSession;
+    const began = process.hrtime.bigint();
+    try {
+      backend = await connectBackend(target, params);
+      this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
+    } catch (err) {
+      pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail }, 'backend connect failed');
+      throw err;
+    }
+    const clientEarly = stream.detach();
+    if (client.destroyed || this.closing) {
+      backend.socket.destroy();
+      pipeline.end(this.closing ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      return undefined;
+    }
+    return { client, backend, target, pipeline, clientEarly };
+  }
+
+  private startRelay({ client, backend, target, pipeline, clientEarly }: Established): void {
+    let pid = randomInt(1, 0x7fffffff);
+    while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
+    const secret = randomInt(0, 0x7fffffff);
+    client.pause();
+    client.write(
+      Buffer.concat([
+        build.authOk(),
+        ...backend.startupFrames,
+        build.backendKeyData(pid, secret),
+        build.readyForQuery(backend.readyStatus),
+      ]),
+    );
+    const relay = new PostgresRelay({
+      client,
+      backend: backend.socket,
+      pipeline,
+      readyStatus: backend.readyStatus,
+      cancelBackend: () => sendCancel(target, backend.pid, backend.secret),
+      onEnd: (reason) => {
+        this.sessions.delete(pid);
+        pipeline.end(reason, relay.counters);
+      },
+      onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'relay error'),
+    });
+    this.sessions.set(pid, { relay, secret, pipelineId: pipeline.id });
+    relay.start(clientEarly, backend.leftover);
+  }
+
+  private cancel(pid: number, secret: number): void {
+    const session = this.sessions.get(pid);
+    // A wrong key is ignored silently, as PostgreSQL does.
+    if (!session || session.secret !== secret) return;
+    session.relay.cancel().catch((err) => this.options.log.warn({ err }, 'cancel request to backend failed'));
+  }
+}
+
+interface Established {
+  client: net.Socket;
+  backend: BackendSession;
+  target: BackendTarget;
+  pipeline: SessionPipeline;
+  clientEarly: Buffer;
+}
+
+function upgrade(socket: net.Socket, context: tls.SecureContext, timeoutMs: number): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new ProtocolError('TLS handshake timed out'));
+    }, timeoutMs);
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      resolve(secure);
+    });
+    secure.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new ProtocolError(`TLS handshake failed: ${err.message}`));
+    });
+  });
+}

@@ -1,0 +1,385 @@
+/**
+ * The per-session relay between an authenticated client and its backend connection.
+ *
+ * Both directions are framed, but only the messages a decision needs are decoded (Query, Parse,
+ * FunctionCall from the client; ReadyForQuery and ErrorResponse from the backend). Everything else
+ * is forwarded as the original bytes, in runs: a chunk whose messages are all forwarded unchanged
+ * costs one write of a slice of the very buffer it arrived in. Each side is paused while the other
+ * cannot keep up, so a slow client holds back the backend instead of filling gateway memory.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { GatewayError } from '../../core/errors.js';
+import type { Decision, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
+import { SQLSTATE } from './errors.js';
+
+/** Forwarding buffer: merges adjacent slices of one source buffer, writes once per chunk. */
+class Output {
+  private parts: Buffer[] = [];
+  private runBuf: Buffer | null = null;
+  private runStart = 0;
+  private runEnd = 0;
+
+  forward(buf: Buffer, start: number, end: number): void {
+    if (this.runBuf === buf && this.runEnd === start) {
+      this.runEnd = end;
+      return;
+    }
+    this.closeRun();
+    this.runBuf = buf;
+    this.runStart = start;
+    this.runEnd = end;
+  }
+
+  inject(message: Buffer): void {
+    this.closeRun();
+    this.parts.push(message);
+  }
+
+  /** Everything collected since the last take, as one buffer (or null). */
+  take(): Buffer | null {
+    this.closeRun();
+    const parts = this.parts;
+    if (parts.length === 0) return null;
+    this.parts = [];
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private closeRun(): void {
+    if (this.runBuf) {
+      this.parts.push(this.runBuf.subarray(this.runStart, this.runEnd));
+      this.runBuf = null;
+    }
+  }
+}
+
+interface PendingFrame {
+  type: number;
+  buf: Buffer;
+  start: number;
+  end: number;
+}
+
+export interface RelayOptions {
+  client: Socket;
+  backend: Socket;
+  pipeline: SessionPipeline;
+  /** Transaction status of the backend's first ReadyForQuery ('I', 'T' or 'E'). */
+  readyStatus: number;
+  /** Sends a CancelRequest for this session's backend key. */
+  cancelBackend: () => Promise<void>;
+  onEnd: (reason: SessionEndReason) => void;
+  onError?: (err: unknown) => void;
+}
+
+export class PostgresRelay {
+  readonly counters: SessionCounters = { bytesFromClient: 0, bytesToClient: 0, statements: 0 };
+  private readonly client: Socket;
+  private readonly backend: Socket;
+  private readonly pipeline: SessionPipeline;
+  private readonly clientFramer = new Framer();
+  private readonly backendFramer = new Framer();
+  private readonly toBackend = new Output();
+  private readonly toClient = new Output();
+  /** Frames waiting behind a held statement, in arrival order. */
+  private queued: PendingFrame[] = [];
+  private holding = false;
+  private clientPaused = { backpressure: false, hold: false };
+  private txStatus: number;
+  /** A Query, Sync or FunctionCall was forwarded and its ReadyForQuery has not come back yet. */
+  private awaitingReady = false;
+  /** Refused statements awaiting their substitute's error from the backend, by marker. */
+  private readonly refusals = new Map<string, Decision>();
+  private readonly refusalPrefix = `jitgate_refused_${randomBytes(6).toString('hex')}_`;
+  private draining = false;
+  private ended = false;
+  private clientSaidGoodbye = false;
+  private backendSentFatal = false;
+
+  constructor(private readonly options: RelayOptions) {
+    this.client = options.client;
+    this.backend = options.backend;
+    this.pipeline = options.pipeline;
+    this.txStatus = options.readyStatus;
+  }
+
+  /** Starts relaying; `clientEarly`/`backendEarly` are bytes already read during the handshake. */
+  start(clientEarly: Buffer, backendEarly: Buffer): void {
+    const { client, backend } = this;
+    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
+    backend.on('data', (chunk: Buffer) => this.onBackendData(chunk));
+    client.on('drain', () => {
+      if (!this.ended) backend.resume();
+    });
+    backend.on('drain', () => {
+      this.clientPaused.backpressure = false;
+      this.updateClientFlow();
+    });
+    client.on('error', () => this.finish(this.clientSaidGoodbye ? 'client_quit' : 'client_error'));
+    client.on('close', () => this.finish(this.clientSaidGoodbye ? 'client_quit' : 'client_error'));
+    client.on('end', () => this.finish(this.clientSaidGoodbye ? 'client_quit' : 'client_error'));
+    backend.on('error', () => this.backendGone());
+    backend.on('close', () => this.backendGone());
+    backend.on('end', () => this.backendGone());
+    if (backendEarly.length) this.onBackendData(backendEarly);
+    if (clientEarly.length) this.onClientData(clientEarly);
+    client.resume();
+    backend.resume();
+  }
+
+  /** True when no statement is in flight: safe to end the session without cutting a result. */
+  get idle(): boolean {
+    return !this.awaitingReady && !this.holding;
+  }
+
+  /** Ends the session now with a FATAL the client can read (kill, revoke, forced shutdown). */
+  terminate(reason: SessionEndReason, error: GatewayError): void {
+    if (this.ended) return;
+    this.sendClient(
+      build.error({ severity: 'FATAL', code: SQLSTATE[error.code], message: error.message, detail: error.detail }),
+    );
+    this.finish(reason);
+  }
+
+  /** Ends the session at the next statement boundary (graceful shutdown). */
+  drain(): void {
+    this.draining = true;
+    if (this.idle) this.terminate('gateway_shutdown', shutdownError());
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // client -> backend
+
+  private onClientData(chunk: Buffer): void {
+    if (this.ended) return;
+    this.counters.bytesFromClient += chunk.length;
+    const frames: PendingFrame[] = [];
+    try {
+      this.clientFramer.push(chunk, (type, buf, start, end) => frames.push({ type, buf, start, end }));
+    } catch (err) {
+      this.protocolFailure(err);
+      return;
+    }
+    if (this.holding) this.queued.push(...frames);
+    else this.processClientFrames(frames, 0);
+  }
+
+  private processClientFrames(frames: PendingFrame[], from: number): void {
+    for (let i = from; i < frames.length && !this.ended; i++) {
+      const f = frames[i]!;
+      const held = this.handleClientFrame(f);
+      if (held) {
+        this.flushToBackend();
+        this.hold(held, f, frames.slice(i + 1));
+        return;
+      }
+    }
+    this.flushToBackend();
+    this.flushToClient();
+  }
+
+  /** Returns a Promise when the frame's statement is held; otherwise handles it synchronously. */
+  private handleClientFrame(f: PendingFrame): Promise<Decision> | undefined {
+    const { type, buf, start, end } = f;
+    const statement = statementOf(type, buf, start, end);
+    if (!statement) {
+      if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
+      if (type === MessageType.Sync) this.awaitingReady = true;
+      this.toBackend.forward(buf, start, end);
+      return undefined;
+    }
+    this.counters.statements++;
+    const decision = this.pipeline.decide(statement);
+    if (decision instanceof Promise) return decision;
+    this.apply(decision, f);
+    return undefined;
+  }
+
+  private apply(decision: Decision, f: PendingFrame): void {
+    if (f.type !== MessageType.Parse) this.awaitingReady = true;
+    if (decision.effect === 'allow') {
+      this.toBackend.forward(f.buf, f.start, f.end);
+      return;
+    }
+    // A refused statement is replaced by one the backend rejects at parse time. The backend then
+    // behaves exactly as for any failed statement (aborts the transaction block, skips the rest of
+    // an extended-protocol batch until Sync) and its error arrives in order with everything else;
+    // we swap that error for ours on the way back.
+    const marker = `${this.refusalPrefix}${this.refusals.size}`;
+    this.refusals.set(marker, decision);
+    this.toBackend.inject(
+      f.type === MessageType.Parse ? build.parse(parseName(f.buf, f.start, f.end), marker) : build.query(marker),
+    );
+  }
+
+  /** The ErrorResponse to send instead of the backend's error for a substituted statement. */
+  private refusalFor(buf: Buffer, start: number, end: number): Buffer | undefined {
+    const at = buf.indexOf(this.refusalPrefix, start, 'latin1');
+    if (at < 0 || at >= end) return undefined;
+    let stop = at + this.refusalPrefix.length;
+    while (stop < end && buf[stop]! >= 0x30 && buf[stop]! <= 0x39) stop++;
+    const marker = buf.toString('latin1', at, stop);
+    const decision = this.refusals.get(marker);
+    if (!decision) return undefined;
+    this.refusals.delete(marker);
+    return build.error({
+      severity: 'ERROR',
+      code: SQLSTATE.denied,
+      message: decision.message ?? 'statement refused by jitgate policy',
+      detail: decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined,
+    });
+  }
+
+  private hold(pending: Promise<Decision>, f: PendingFrame, rest: PendingFrame[]): void {
+    this.holding = true;
+    this.queued = rest;
+    this.clientPaused.hold = true;
+    this.updateClientFlow();
+    pending.then(
+      (decision) => this.release(decision, f),
+      (err) => this.release({ effect: 'deny', reasons: ['decision_failed'], message: errorMessage(err) }, f),
+    );
+  }
+
+  private release(decision: Decision, f: PendingFrame): void {
+    if (this.ended) return;
+    this.holding = false;
+    this.clientPaused.hold = false;
+    this.apply(decision, f);
+    const queued = this.queued;
+    this.queued = [];
+    this.processClientFrames(queued, 0);
+    this.updateClientFlow();
+  }
+
+  private flushToBackend(): void {
+    const data = this.toBackend.take();
+    if (data && !this.backend.write(data)) {
+      this.clientPaused.backpressure = true;
+      this.updateClientFlow();
+    }
+  }
+
+  private updateClientFlow(): void {
+    if (this.ended) return;
+    if (this.clientPaused.backpressure || this.clientPaused.hold) this.client.pause();
+    else this.client.resume();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // backend -> client
+
+  private onBackendData(chunk: Buffer): void {
+    if (this.ended) return;
+    let ready = false;
+    try {
+      this.backendFramer.push(chunk, (type, buf, start, end) => {
+        if (type === MessageType.ReadyForQuery) {
+          this.txStatus = buf[start + 5]!;
+          this.awaitingReady = false;
+          ready = true;
+        } else if (type === MessageType.ErrorResponse) {
+          if (isFatal(buf, start, end)) this.backendSentFatal = true;
+          const refusal = this.refusals.size > 0 ? this.refusalFor(buf, start, end) : undefined;
+          if (refusal) return this.toClient.inject(refusal);
+        } else if (type === MessageType.BackendKeyData) {
+          return; // never expose the backend's cancel key
+        }
+        this.toClient.forward(buf, start, end);
+      });
+    } catch (err) {
+      this.options.onError?.(err);
+      this.terminate('protocol_error', new GatewayError('backend_lost', 'jitgate: invalid data from backend'));
+      return;
+    }
+    this.flushToClient();
+    if (ready && this.draining && this.idle) this.terminate('gateway_shutdown', shutdownError());
+  }
+
+  private flushToClient(): void {
+    const data = this.toClient.take();
+    if (!data) return;
+    this.counters.bytesToClient += data.length;
+    if (!this.client.write(data)) this.backend.pause();
+  }
+
+  private sendClient(message: Buffer): void {
+    this.toClient.inject(message);
+    this.flushToClient();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // endings
+
+  private backendGone(): void {
+    if (this.ended) return;
+    if (this.backendSentFatal) {
+      this.finish('backend_lost');
+      return;
+    }
+    this.terminate(
+      'backend_lost',
+      new GatewayError('backend_lost', 'jitgate: lost connection to the backend', 'the backend closed the connection unexpectedly'),
+    );
+  }
+
+  private protocolFailure(err: unknown): void {
+    const message = err instanceof ProtocolError ? err.message : 'invalid message';
+    this.terminate('protocol_error', new GatewayError('protocol_violation', message));
+  }
+
+  private finish(reason: SessionEndReason): void {
+    if (this.ended) return;
+    this.ended = true;
+    const { client, backend } = this;
+    if (!backend.destroyed) {
+      if (!this.clientSaidGoodbye && backend.writable) backend.write(build.terminate());
+      backend.end();
+      backend.destroySoon?.();
+    }
+    client.end();
+    // A client that stops reading must not keep the socket (and its buffers) forever.
+    setTimeout(() => client.destroy(), 5000).unref();
+    this.queued = [];
+    this.options.onEnd(reason);
+  }
+
+  cancel(): Promise<void> {
+    return this.options.cancelBackend();
+  }
+}
+
+function shutdownError(): GatewayError {
+  return new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down');
+}
+
+function statementOf(type: number, buf: Buffer, start: number, end: number): Statement | undefined {
+  switch (type) {
+    case MessageType.Query:
+      return { source: 'simple', text: readCString(buf, start + 5, end).value };
+    case MessageType.Parse: {
+      const name = readCString(buf, start + 5, end);
+      return { source: 'parse', name: name.value, text: readCString(buf, name.next, end).value };
+    }
+    case MessageType.FunctionCall:
+      return { source: 'function-call', text: `function call oid ${buf.readUInt32BE(start + 5)}` };
+    default:
+      return undefined;
+  }
+}
+
+function parseName(buf: Buffer, start: number, end: number): string {
+  return readCString(buf, start + 5, end).value;
+}
+
+function isFatal(buf: Buffer, start: number, end: number): boolean {
+  // Severity is normally the first field: 'S' FATAL\0 or 'S' PANIC\0.
+  if (buf[start + 5] !== 0x53) return false;
+  const severity = buf.toString('latin1', start + 6, Math.min(end, start + 11));
+  return severity === 'FATAL' || severity === 'PANIC';
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof GatewayError ? err.message : 'statement could not be decided; refused';
+}
