@@ -3,6 +3,7 @@
  * Nothing else in the gateway constructs services.
  */
 import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { TokenAuthority } from './access/tokens.js';
 import { startHttpServer, type HttpServerHandle } from './api/http.js';
@@ -140,9 +141,17 @@ async function resolveTargets(config: GatewayConfig, store: Store, env: NodeJS.P
       database: c.database,
       user: c.user,
       password: c.password === undefined ? undefined : await resolveSecretRef(c.password, { secretStore, env }),
-      tls: c.tls,
+      tls: { ...c.tls, ca: c.tls.ca === undefined ? undefined : await readCa(c.name, c.tls.ca) },
       connectTimeoutMs: c.connectTimeoutMs,
     });
   }
   return targets;
+}
+
+async function readCa(connection: string, path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    throw new Error(`connection "${connection}": cannot read tls.ca ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+  }
 }

@@ -55,6 +55,6 @@ export interface GatewayConfig {
   identities: Record<string, unknown>;
   /** Filled by the policy issues. */
   policies: unknown[];
-  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' };
+  log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   shutdown: { drainTimeoutMs: number };
 }

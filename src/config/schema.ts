@@ -1,0 +1,370 @@
+/**
+ * The shape of `jitgate.yaml`, its validation and the step that turns a validated file into the
+ * defaults-applied GatewayConfig (./types.ts). Positions are not known here: every problem carries a
+ * path inside the file, and ./load.ts maps paths to FILE:LINE:COL.
+ *
+ * Rules worth knowing:
+ *  - unknown keys are errors everywhere except under `identities` and `policies`, which later issues
+ *    own and which are kept as validated raw objects;
+ *  - an empty value (`key:` with nothing after it) counts as absent, so the default applies;
+ *  - relative paths (dataDir, store.path, tls.cert/key, connections[].tls.ca and `file:` secret
+ *    references) are relative to the directory of the config file, and come out absolute;
+ *  - passwords must be secret references; a plain password is an error.
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import type { BackendTlsMode, Protocol } from '../core/types.js';
+import { tryParseSecretRef } from '../credentials/refs.js';
+import type { ConnectionConfig, GatewayConfig } from './types.js';
+
+export type ConfigPath = (string | number)[];
+
+/** A problem found in the file, positioned by path; `related` points at an earlier definition. */
+export interface SchemaProblem {
+  path: ConfigPath;
+  message: string;
+  /** Point at the key itself rather than its value (unknown keys). */
+  atKey?: boolean;
+  related?: ConfigPath;
+}
+
+export const DEFAULTS = {
+  httpListener: { host: '127.0.0.1', port: 8080 },
+  postgresListener: { host: '127.0.0.1', port: 5433 },
+  dataDir: '.data',
+  storeFile: 'jitgate.db',
+  authMethods: ['scram-sha-256'] as Array<'scram-sha-256' | 'cleartext'>,
+  tokenTtlMs: 15 * 60_000,
+  backendTlsMode: 'prefer' as BackendTlsMode,
+  connectTimeoutMs: 5_000,
+  drainTimeoutMs: 10_000,
+  logLevel: 'info' as const,
+  ports: { postgres: 5432, mysql: 3306, redis: 6379 } satisfies Record<Protocol, number>,
+};
+
+export const MAX_TOKEN_TTL_MS = 24 * 3_600_000;
+
+// ---------------------------------------------------------------------------------------------
+// Value checks with messages in the house style: "expected X, got Y".
+
+/** Describe a value for an error message; never more than a short excerpt. */
+export function describeValue(v: unknown): string {
+  if (v === undefined || v === null) return 'nothing';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return typeof v;
+}
+
+class Bad {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * A leaf value: `check` returns the value, `undefined` for "not what we expected" (message built from
+ * `what`), or a Bad with its own message. A missing value is reported as required.
+ */
+function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined, opts: { secret?: boolean } = {}) {
+  return z.unknown().transform((v, ctx): T => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
+      return z.NEVER;
+    }
+    const r = check(v);
+    if (r instanceof Bad || r === undefined) {
+      const got = opts.secret ? `a ${Array.isArray(v) ? 'list' : typeof v === 'object' ? 'mapping' : typeof v}` : describeValue(v);
+      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${got}` });
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+
+const bool = () => leaf('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
+
+const text = (what = 'a non-empty string') =>
+  leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+
+/** Listener ports may be 0: the system picks a free one (tests, side-by-side instances). */
+const listenPort = () =>
+  leaf('an integer between 0 and 65535', (v) => {
+    const n = typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v;
+    return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
+  });
+
+const host = () =>
+  leaf('a host name or IP address', (v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : undefined));
+
+const port = () =>
+  leaf('an integer between 1 and 65535', (v) => {
+    const n = typeof v === 'string' && /^\d{1,5}$/.test(v) ? Number(v) : v;
+    return typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
+  });
+
+const path = () => text('a file path');
+
+function duration(min: number, max: number) {
+  return leaf(DURATION_HINT, (v) => {
+    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}s)`);
+    if (typeof v !== 'string') return undefined;
+    const ms = tryParseDuration(v);
+    if (ms === undefined) return undefined;
+    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
+    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
+    return ms;
+  });
+}
+
+function oneOf<const T extends string>(values: readonly T[]) {
+  const what = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
+  return leaf(what, (v) => (typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : undefined));
+}
+
+const connectionName = () =>
+  leaf(
+    'a connection name (1-63 letters, digits, _ . or -, starting with a letter or digit)',
+    (v) => (typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v) ? v : undefined),
+  );
+
+const secretRef = () =>
+  leaf(
+    'a secret reference: env:NAME, file:PATH or secret:NAME',
+    (v) => {
+      if (typeof v !== 'string') return undefined;
+      const r = tryParseSecretRef(v);
+      if (r.ok) return v;
+      if (/^(env|file|secret):/.test(v)) return new Bad(r.problem);
+      return new Bad(
+        'a plain password is not allowed in the config; use a secret reference instead: env:NAME, file:PATH, ' +
+          'or secret:NAME after storing it with `jitgate secrets set NAME`',
+      );
+    },
+    { secret: true },
+  );
+
+const authMethods = () =>
+  leaf('a non-empty list of "scram-sha-256" and/or "cleartext"', (v) => {
+    if (!Array.isArray(v) || v.length === 0) return undefined;
+    const out: Array<'scram-sha-256' | 'cleartext'> = [];
+    for (const [i, m] of v.entries()) {
+      if (m !== 'scram-sha-256' && m !== 'cleartext') {
+        return new Bad(`item ${i}: expected "scram-sha-256" or "cleartext", got ${describeValue(m)}`);
+      }
+      if (out.includes(m)) return new Bad(`"${m}" is listed twice`);
+      out.push(m);
+    }
+    return out;
+  });
+
+// ---------------------------------------------------------------------------------------------
+// The file's shape. All keys optional here; defaults are applied by buildConfig.
+
+const listener = () => z.strictObject({ host: host().optional(), port: listenPort().optional() });
+
+const connectionSchema = z.strictObject({
+  name: connectionName(),
+  type: oneOf(['postgres', 'mysql', 'redis'] as const).optional(),
+  host: host(),
+  port: port().optional(),
+  database: text('a database name').optional(),
+  user: text('a user name').optional(),
+  password: secretRef().optional(),
+  tls: z
+    .strictObject({
+      mode: oneOf(['disable', 'prefer', 'require', 'verify-full'] as const).optional(),
+      ca: path().optional(),
+      servername: host().optional(),
+    })
+    .optional(),
+  connectTimeout: duration(100, 5 * 60_000).optional(),
+});
+
+export const configSchema = z.strictObject({
+  development: bool().optional(),
+  dataDir: path().optional(),
+  listeners: z
+    .strictObject({
+      http: listener().optional(),
+      postgres: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
+    })
+    .optional(),
+  tls: z.strictObject({ cert: path().optional(), key: path().optional(), required: bool().optional() }).optional(),
+  auth: z
+    .strictObject({
+      postgres: z.strictObject({ methods: authMethods().optional() }).optional(),
+      tokenTtl: duration(1_000, MAX_TOKEN_TTL_MS).optional(),
+    })
+    .optional(),
+  store: z.strictObject({ type: oneOf(['sqlite'] as const).optional(), path: path().optional() }).optional(),
+  connections: z.array(connectionSchema).optional(),
+  identities: z.record(z.string(), z.unknown()).optional(),
+  policies: z.array(z.unknown()).optional(),
+  log: z.strictObject({ level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const).optional() }).optional(),
+  shutdown: z.strictObject({ drainTimeout: duration(0, 3_600_000).optional() }).optional(),
+});
+
+export type ConfigFile = z.output<typeof configSchema>;
+
+/** The keys an object in the schema accepts at `path` (for "did you mean" hints), if it is an object. */
+export function allowedKeysAt(path: ConfigPath): string[] | undefined {
+  let s: z.ZodType = configSchema;
+  for (const seg of path) {
+    s = unwrap(s);
+    if (s instanceof z.ZodObject && typeof seg === 'string') {
+      const next = (s.shape as Record<string, z.ZodType>)[seg];
+      if (!next) return undefined;
+      s = next;
+    } else if (s instanceof z.ZodArray && typeof seg === 'number') {
+      s = s.element as z.ZodType;
+    } else {
+      return undefined;
+    }
+  }
+  s = unwrap(s);
+  return s instanceof z.ZodObject ? Object.keys(s.shape as object) : undefined;
+}
+
+function unwrap(s: z.ZodType): z.ZodType {
+  while (s instanceof z.ZodOptional || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks that span fields. They run on the raw parsed YAML, whether or not the field checks passed,
+// so one run reports every problem.
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+export function crossCheck(raw: unknown): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  if (!isObj(raw)) return problems;
+
+  const connections = Array.isArray(raw.connections) ? raw.connections : [];
+  const seen = new Map<string, number>();
+  connections.forEach((c, i) => {
+    if (!isObj(c) || typeof c.name !== 'string') return;
+    const first = seen.get(c.name);
+    if (first === undefined) seen.set(c.name, i);
+    else {
+      problems.push({
+        path: ['connections', i, 'name'],
+        message: `duplicate connection name ${JSON.stringify(c.name)}`,
+        related: ['connections', first, 'name'],
+      });
+    }
+  });
+
+  connections.forEach((c, i) => {
+    if (!isObj(c)) return;
+    const type = c.type ?? 'postgres';
+    if (type !== 'postgres' && type !== 'mysql') return;
+    for (const [key, what] of [
+      ['database', 'the database to open on the backend'],
+      ['user', 'the backend user the gateway logs in as'],
+    ] as const) {
+      if (c[key] === undefined || c[key] === null) {
+        problems.push({ path: ['connections', i, key], message: `required for a ${type} connection: ${what}` });
+      }
+    }
+  });
+
+  const development = raw.development === true;
+  const tls = isObj(raw.tls) ? raw.tls : {};
+  if (tls.required === false && !development) {
+    problems.push({
+      path: ['tls', 'required'],
+      message: 'TLS can be optional only in development mode: remove this line, or set development: true',
+    });
+  }
+  const tlsRequired = typeof tls.required === 'boolean' ? tls.required : !development;
+  if (typeof tls.cert === 'string' && tls.key === undefined) {
+    problems.push({ path: ['tls', 'cert'], message: 'tls.key is needed as well (or remove both to use a generated certificate)' });
+  }
+  if (typeof tls.key === 'string' && tls.cert === undefined) {
+    problems.push({ path: ['tls', 'key'], message: 'tls.cert is needed as well (or remove both to use a generated certificate)' });
+  }
+
+  const auth = isObj(raw.auth) ? raw.auth : {};
+  const pgAuth = isObj(auth.postgres) ? auth.postgres : {};
+  if (Array.isArray(pgAuth.methods) && !tlsRequired) {
+    const i = pgAuth.methods.indexOf('cleartext');
+    if (i >= 0) {
+      problems.push({
+        path: ['auth', 'postgres', 'methods', i],
+        message:
+          'cleartext authentication sends the token as is and needs TLS on every connection: set tls.required: true, ' +
+          'or remove cleartext',
+      });
+    }
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults.
+
+export interface BuildContext {
+  source: string;
+  /** Directory that relative paths in the file are relative to (the config file's directory). */
+  baseDir: string;
+  /** Replaces `dataDir` from the file (already absolute or relative to the process's directory). */
+  dataDir?: string;
+}
+
+export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(ctx.baseDir, p));
+  const development = file.development ?? false;
+  const dataDir = ctx.dataDir !== undefined ? resolve(ctx.dataDir) : abs(file.dataDir ?? DEFAULTS.dataDir);
+  const pg = file.listeners?.postgres;
+  const http = file.listeners?.http;
+  return {
+    source: ctx.source,
+    development,
+    dataDir,
+    listeners: {
+      http: { host: http?.host ?? DEFAULTS.httpListener.host, port: http?.port ?? DEFAULTS.httpListener.port },
+      ...(pg?.enabled === false
+        ? {}
+        : { postgres: { host: pg?.host ?? DEFAULTS.postgresListener.host, port: pg?.port ?? DEFAULTS.postgresListener.port } }),
+    },
+    tls: {
+      ...(file.tls?.cert !== undefined ? { cert: abs(file.tls.cert) } : {}),
+      ...(file.tls?.key !== undefined ? { key: abs(file.tls.key) } : {}),
+      required: file.tls?.required ?? !development,
+    },
+    auth: {
+      postgres: { methods: file.auth?.postgres?.methods ?? [...DEFAULTS.authMethods] },
+      tokenTtlMs: file.auth?.tokenTtl ?? DEFAULTS.tokenTtlMs,
+    },
+    store: { type: 'sqlite', path: file.store?.path !== undefined ? abs(file.store.path) : join(dataDir, DEFAULTS.storeFile) },
+    connections: (file.connections ?? []).map((c): ConnectionConfig => {
+      const type = c.type ?? 'postgres';
+      return {
+        name: c.name,
+        type,
+        host: c.host,
+        port: c.port ?? DEFAULTS.ports[type],
+        // crossCheck makes database and user required except for redis.
+        database: c.database ?? '0',
+        user: c.user ?? 'default',
+        ...(c.password !== undefined ? { password: absoluteFileRef(c.password, abs) } : {}),
+        tls: {
+          mode: c.tls?.mode ?? DEFAULTS.backendTlsMode,
+          ...(c.tls?.ca !== undefined ? { ca: abs(c.tls.ca) } : {}),
+          ...(c.tls?.servername !== undefined ? { servername: c.tls.servername } : {}),
+        },
+        connectTimeoutMs: c.connectTimeout ?? DEFAULTS.connectTimeoutMs,
+      };
+    }),
+    identities: file.identities ?? {},
+    policies: file.policies ?? [],
+    log: { level: file.log?.level ?? DEFAULTS.logLevel },
+    shutdown: { drainTimeoutMs: file.shutdown?.drainTimeout ?? DEFAULTS.drainTimeoutMs },
+  };
+}
+
+function absoluteFileRef(ref: string, abs: (p: string) => string): string {
+  return ref.startsWith('file:') ? `file:${abs(ref.slice('file:'.length))}` : ref;
+}
