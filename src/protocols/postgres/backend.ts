@@ -39,7 +39,9 @@ export function forwardableParams(client: Map<string, string>): Record<string, s
 }
 
 export async function connectBackend(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
-  const { socket, encrypted } = await openSocket(target);
+  const { socket, encrypted } = await openSocket(target).catch((err: unknown) => {
+    throw asBackendUnavailable(err, target);
+  });
   const stream = new MessageStream(socket, target.connectTimeoutMs);
   try {
     socket.write(

@@ -70,6 +70,8 @@ export class MessageStream {
 
   /** Stops reading and returns every byte received but not consumed, in order. */
   detach(): Buffer {
+    // Paused so nothing flows to a listener-less socket before the next owner attaches.
+    this.socket.pause();
     this.socket.off('data', this.onData);
     this.socket.off('end', this.onEnd);
     this.socket.off('close', this.onEnd);

@@ -1,0 +1,357 @@
+/**
+ * Bad input and faults: garbage and malformed frames, protocol negotiation, a backend that
+ * refuses, dies mid-query or restarts, a full state-store disk, graceful shutdown, and huge results
+ * with slow clients. In every case the affected client gets a protocol error and everyone else is
+ * served.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build, PROTOCOL_3_0 } from '../src/protocols/postgres/codec.js';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startPostgres, type PgServer } from './support/pg-server.js';
+import { errorOf, rawLogin, wrap } from './support/raw-client.js';
+
+let server: PgServer;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  gw = await startTestGateway(server);
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await server?.cleanup();
+});
+
+const login = () => rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: gw.token() });
+
+async function stillServes(): Promise<void> {
+  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+  await c.connect();
+  try {
+    expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
+  } finally {
+    await c.end();
+  }
+}
+
+function connectRaw(): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: gw.host, port: gw.port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+describe('malformed input', () => {
+  it('answers garbage before startup with a FATAL 08P01 and keeps serving others', async () => {
+    const s = wrap(await connectRaw());
+    s.socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const [err] = await s.until('E');
+    expect(errorOf(err!)).toMatchObject({ severity: 'FATAL', code: '08P01' });
+    await s.closed;
+    await stillServes();
+  });
+
+  it('answers an absurd message length after login with 08P01, ends only that session', async () => {
+    const victim = await login();
+    const bystander = await login();
+    victim.socket.write(Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff, 0x41]));
+    const [err] = await victim.until('E');
+    expect(errorOf(err!)).toMatchObject({ severity: 'FATAL', code: '08P01' });
+    await victim.closed;
+    bystander.socket.write(build.query('select 2'));
+    const reply = await bystander.until('Z');
+    expect(reply.map((m) => m.type).join('')).toBe('TDCZ');
+    bystander.socket.end(build.terminate());
+  });
+
+  it('rejects plaintext smuggled after an SSLRequest (CVE-2021-23214 class)', async () => {
+    const s = wrap(await connectRaw());
+    s.socket.write(Buffer.concat([build.sslRequest(), build.startup({ user: 'alice', database: 'app' })]));
+    const [err] = await s.until('E');
+    expect(errorOf(err!).code).toBe('08P01');
+  });
+
+  it('declines GSSENCRequest and continues with the startup on the same connection', async () => {
+    const socket = await connectRaw();
+    const first = await new Promise<Buffer>((resolve) => {
+      socket.once('data', resolve);
+      socket.write(Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]));
+    });
+    expect(first.toString()).toBe('N');
+    const s = wrap(socket);
+    socket.write(build.startup({ user: 'alice', database: 'app' }));
+    const [auth] = await s.until('R');
+    expect(auth!.body.readInt32BE(0)).toBe(10); // SASL
+    socket.destroy();
+  });
+
+  it('negotiates a newer 3.x minor version and unknown _pq_ options down to 3.0', async () => {
+    const socket = await connectRaw();
+    const s = wrap(socket);
+    const startup = build.startup({ user: 'alice', database: 'app', '_pq_.compression': 'on' });
+    startup.writeInt32BE(PROTOCOL_3_0 | 2, 4);
+    socket.write(startup);
+    const messages = await s.until('R');
+    expect(messages[0]!.type).toBe('v');
+    expect(messages[0]!.body.readInt32BE(0)).toBe(PROTOCOL_3_0);
+    expect(messages[0]!.body.readInt32BE(4)).toBe(1);
+    expect(messages[0]!.body.toString('utf8', 8, messages[0]!.body.length - 1)).toBe('_pq_.compression');
+    socket.destroy();
+  });
+
+  it('refuses protocol 2.0 with 0A000', async () => {
+    const s = wrap(await connectRaw());
+    const startup = build.startup({ user: 'alice', database: 'app' });
+    startup.writeInt32BE(2 << 16, 4);
+    s.socket.write(startup);
+    const [err] = await s.until('E');
+    expect(errorOf(err!)).toMatchObject({ severity: 'FATAL', code: '0A000' });
+  });
+
+  it('survives a fuzz run of random and mutated frames, before and after login', async () => {
+    const valid = [
+      build.startup({ user: 'alice', database: 'app' }),
+      build.sslRequest(),
+      build.cancelRequest(1, 2),
+      build.query('select 1'),
+      build.parse('s', 'select $1'),
+      Buffer.from([0x53, 0, 0, 0, 4]),
+      build.password('jg_x'),
+      build.saslInitialResponse('SCRAM-SHA-256', 'n,,n=,r=abc'),
+      build.terminate(),
+    ];
+    const mutated = fc
+      .tuple(fc.constantFrom(...valid), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 4 }), fc.nat(40))
+      .map(([msg, flips, cut]) => {
+        const b = Buffer.from(msg);
+        for (const [at, v] of flips) b[at % b.length] = v;
+        return b.subarray(0, Math.max(1, b.length - (cut % b.length)));
+      });
+    const noise = fc.uint8Array({ minLength: 1, maxLength: 200 }).map((a) => Buffer.from(a));
+    const input = fc.array(fc.oneof(mutated, noise), { minLength: 1, maxLength: 5 });
+    const deadline = Date.now() + 20_000;
+    let runs = 0;
+    await fc.assert(
+      fc.asyncProperty(input, fc.boolean(), async (chunks, afterLogin) => {
+        if (Date.now() > deadline) return;
+        runs++;
+        const s = afterLogin ? (await login()).socket : await connectRaw();
+        s.on('error', () => undefined);
+        for (const c of chunks) s.write(c);
+        await new Promise((r) => setTimeout(r, 30));
+        s.destroy();
+      }),
+      { numRuns: 150 },
+    );
+    expect(runs).toBeGreaterThan(20);
+    await stillServes();
+  });
+});
+
+describe('backend faults', () => {
+  it('reports a backend that is down with 08006, and recovers when it is back', async () => {
+    await server.stop({ mode: 'fast' });
+    try {
+      const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+      const err = await c.connect().then(
+        () => undefined,
+        (e: Error & { code?: string; message: string }) => e,
+      );
+      expect(err?.code).toBe('08006');
+      expect(err?.message).toContain('could not connect to backend for connection "app"');
+    } finally {
+      await server.start();
+    }
+    await stillServes();
+  });
+
+  it('ends only the session whose backend is terminated mid-query, with the backend\'s own FATAL', async () => {
+    const victim = await login();
+    const bystanderClient = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app-md5', password: gw.token({ connection: 'app-md5' }) });
+    await bystanderClient.connect();
+    bystanderClient.on('error', () => undefined);
+    victim.socket.write(build.query('select pg_sleep(30)'));
+    let pid = 0;
+    for (let i = 0; i < 100 && !pid; i++) {
+      const r = await server.query("select pid from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'");
+      pid = r.rows[0]?.pid ?? 0;
+      if (!pid) await new Promise((res) => setTimeout(res, 50));
+    }
+    // SIGTERM on one backend: it dies with its own FATAL 57P01; SIGKILL would restart the cluster.
+    process.kill(pid, 'SIGTERM');
+    const messages = await victim.until('E');
+    expect(errorOf(messages.at(-1)!)).toMatchObject({ severity: 'FATAL', code: '57P01' });
+    await victim.closed;
+    expect((await bystanderClient.query('select 3 as n')).rows[0].n).toBe(3);
+    await bystanderClient.end();
+  });
+
+  it('tells the client when the backend connection vanishes without a word (08006)', async () => {
+    const victim = await login();
+    victim.socket.write(build.query('select pg_sleep(30)'));
+    await new Promise((r) => setTimeout(r, 200));
+    // Crash-like: kill -9 of the backend; the postmaster resets every backend connection.
+    await server.kill9Backend({ user: server.users.scram.user });
+    const messages = await victim.until('E');
+    expect(errorOf(messages.at(-1)!).code).toMatch(/^(08006|57P02)$/);
+    await victim.closed;
+    // The backend recovers by itself; the gateway serves new sessions.
+    for (let i = 0; i < 50; i++) {
+      try {
+        await stillServes();
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    await stillServes();
+  });
+
+  it('survives a backend restart: the old session ends with the backend\'s error, a new one works', async () => {
+    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+    await c.connect();
+    const ended = new Promise<Error & { code?: string }>((resolve) => c.on('error', resolve));
+    await server.restart({ mode: 'fast' });
+    const err = await ended;
+    expect(err.code ?? err.message).toMatch(/57P01|terminat/);
+    await stillServes();
+    const sessions = gw.gateway.store.listSessions({ connection: 'app', active: false, limit: 200 });
+    expect(sessions.some((s) => s.endReason === 'backend_lost')).toBe(true);
+  });
+});
+
+describe('large results and slow clients', () => {
+  it('streams a 10-million-row SELECT with bounded gateway memory', async () => {
+    const s = await login();
+    const rssBefore = process.memoryUsage().rss;
+    let peak = rssBefore;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 100);
+    s.socket.removeAllListeners('data');
+    let rows = 0;
+    let tail = Buffer.alloc(0);
+    const done = new Promise<void>((resolve) => {
+      s.socket.on('data', (chunk: Buffer) => {
+        // Count DataRows without keeping them (header scan only).
+        let buf = tail.length ? Buffer.concat([tail, chunk]) : chunk;
+        let pos = 0;
+        while (buf.length - pos >= 5) {
+          const len = buf.readInt32BE(pos + 1);
+          if (pos + 1 + len > buf.length) break;
+          if (buf[pos] === 0x44) rows++;
+          if (buf[pos] === 0x5a) resolve();
+          pos += 1 + len;
+        }
+        tail = Buffer.from(buf.subarray(pos));
+        buf = tail;
+      });
+    });
+    s.socket.write(build.query('select g from generate_series(1, 10000000) g'));
+    await done;
+    clearInterval(sampler);
+    expect(rows).toBe(10_000_000);
+    // ~230 MB crossed the gateway; it may hold socket buffers, not the result.
+    expect(peak - rssBefore).toBeLessThan(150 * 1024 * 1024);
+    s.socket.end(build.terminate());
+  }, 180_000);
+
+  it('does not buffer the result for a client that stops reading', async () => {
+    const s = await login();
+    s.socket.pause();
+    s.socket.removeAllListeners('data');
+    const rssBefore = process.memoryUsage().rss;
+    // ~400 MB of result if the gateway buffered it all.
+    s.socket.write(build.query("select repeat('x', 2000) from generate_series(1, 200000)"));
+    await new Promise((r) => setTimeout(r, 3000));
+    const growth = process.memoryUsage().rss - rssBefore;
+    expect(growth).toBeLessThan(100 * 1024 * 1024);
+    // The backend is held back, not finished: it is still sending to us.
+    const r = await server.query("select count(*)::int n from pg_stat_activity where query like 'select repeat(%' and state = 'active'");
+    expect(r.rows[0].n).toBe(1);
+    s.socket.destroy();
+  }, 60_000);
+});
+
+describe('sessions, metrics and the state store', () => {
+  it('records each session with its identity, counters and end reason, and exports metrics', async () => {
+    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'carol', database: 'app', password: gw.token({ user: 'carol' }), application_name: 'audit-check' });
+    await c.connect();
+    await c.query('select 1');
+    await c.query('select 2');
+    await c.end();
+    await new Promise((r) => setTimeout(r, 100));
+    const [row] = gw.gateway.store.listSessions({ user: 'carol' });
+    expect(row).toMatchObject({ user: 'carol', connection: 'app', protocol: 'postgres', applicationName: 'audit-check', endReason: 'client_quit' });
+    expect(row!.statements).toBe(2);
+    expect(row!.bytesFromClient).toBeGreaterThan(0);
+    expect(row!.bytesToClient).toBeGreaterThan(0);
+    expect(row!.endedAt).toBeGreaterThanOrEqual(row!.startedAt);
+
+    const metrics = await (await fetch(`${gw.httpUrl}/metrics`)).text();
+    expect(metrics).toMatch(/jitgate_sessions_total\{protocol="postgres",connection="app"\} \d+/);
+    expect(metrics).toMatch(/jitgate_auth_failures_total/);
+    expect(metrics).toMatch(/jitgate_backend_connect_seconds_count\{protocol="postgres",connection="app"\} \d+/);
+    expect((await fetch(`${gw.httpUrl}/readyz`)).status).toBe(200);
+  });
+
+  it('refuses new sessions with 57P03 when the state store disk is full, and recovers', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test mounts a 2 MB tmpfs and needs root (CI runs as root)');
+    const mnt = mkdtempSync(join(tmpdir(), 'jitgate-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+    let small: TestGateway | undefined;
+    try {
+      const dataDir = join(mnt, 'data');
+      mkdirSync(dataDir);
+      small = await startTestGateway(server, { extraYaml: `store: { path: ${join(dataDir, 'jitgate.db')} }` });
+      const token = small.token();
+      const open = new pg.Client({ host: small.host, port: small.port, user: 'alice', database: 'app', password: token });
+      await open.connect();
+      try {
+        writeFileSync(join(mnt, 'filler'), Buffer.alloc(4 * 1024 * 1024));
+      } catch {
+        // ENOSPC: the disk is now full, which is the point.
+      }
+      const refused = new pg.Client({ host: small.host, port: small.port, user: 'alice', database: 'app', password: token });
+      const err = await refused.connect().then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err?.code).toBe('57P03');
+      // The session already open keeps working.
+      expect((await open.query('select 5 as n')).rows[0].n).toBe(5);
+      await open.end();
+      rmSync(join(mnt, 'filler'));
+      const again = new pg.Client({ host: small.host, port: small.port, user: 'alice', database: 'app', password: token });
+      await again.connect();
+      await again.end();
+    } finally {
+      await small?.close().catch(() => undefined);
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('graceful shutdown', () => {
+  it('lets the statement in flight finish, then ends sessions with 57P01', async () => {
+    const g = await startTestGateway(server, { drainTimeout: '10s' });
+    const busy = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    const idle = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    busy.socket.write(build.query('select pg_sleep(1), 7 as answer'));
+    await new Promise((r) => setTimeout(r, 200));
+    const closing = g.close();
+    const idleMessages = await idle.until('E');
+    expect(errorOf(idleMessages.at(-1)!)).toMatchObject({ severity: 'FATAL', code: '57P01' });
+    const busyMessages = await busy.until('E');
+    expect(busyMessages.map((m) => m.type).join('')).toBe('TDCZE');
+    expect(errorOf(busyMessages.at(-1)!).code).toBe('57P01');
+    await closing;
+  });
+});
