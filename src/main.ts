@@ -152,6 +152,8 @@ async function readCa(connection: string, path: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    throw new Error(`connection "${connection}": cannot read tls.ca ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+    throw new Error(`connection "${connection}": cannot read tls.ca ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
   }
 }

@@ -117,7 +117,7 @@ describe('psql through the gateway', () => {
     // Wait until the statement runs on the backend, then press Ctrl-C.
     for (let i = 0; i < 100; i++) {
       const r = await server.query("select count(*)::int n from pg_stat_activity where query like 'select pg_sleep(20)%' and state = 'active'");
-      if (r.rows[0].n > 0) break;
+      if (r.rows[0]!.n > 0) break;
       await new Promise((res) => setTimeout(res, 100));
     }
     process.kill(pid, 'SIGINT');

@@ -1,0 +1,216 @@
+/**
+ * The gateway's encrypted secret store: backend passwords and other secrets referenced from the
+ * config as `secret:NAME`. Values are sealed with AES-256-GCM (a fresh random 12-byte IV for every
+ * write, the secret's name as additional authenticated data, so a ciphertext cannot be moved to
+ * another name) and only the sealed form reaches the Store.
+ *
+ * Master key: the environment variable JITGATE_MASTER_KEY, in one of three forms, tried in order:
+ *   1. 64 hex digits (32 bytes), e.g. `openssl rand -hex 32`;
+ *   2. base64 or base64url of exactly 32 bytes, e.g. `openssl rand -base64 32`;
+ *   3. any other passphrase of at least 16 characters, stretched with scrypt (N=2^15, r=8, p=1,
+ *      32-byte output) and the fixed salt MASTER_KEY_SCRYPT_SALT. The salt is fixed on purpose: the
+ *      same passphrase must give the same key on every gateway instance and after a restart; it is
+ *      a domain separator, not a secret.
+ * The key is read only when a secret is actually sealed or opened, so a gateway without secret
+ * references runs without one.
+ *
+ * A key check record (reserved name `jitgate:keycheck`, a name no user secret can take) is written
+ * with the first secret. It lets the store tell "wrong master key" from "tampered value" and refuses
+ * to mix two master keys in one store.
+ *
+ * Nothing here ever puts a secret value or the master key into an error message or a log line.
+ */
+import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import type { Store } from '../store/store.js';
+
+export const MASTER_KEY_ENV = 'JITGATE_MASTER_KEY';
+/** Fixed, public scrypt salt for passphrase master keys (see the module comment). */
+export const MASTER_KEY_SCRYPT_SALT = 'jitgate/master-key/v1';
+export const MIN_PASSPHRASE_LENGTH = 16;
+/** Largest secret value accepted (bytes). */
+export const MAX_SECRET_BYTES = 64 * 1024;
+
+const KEYCHECK_NAME = 'jitgate:keycheck';
+const KEYCHECK_PLAINTEXT = Buffer.from('jitgate key check v1', 'utf8');
+const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$/;
+
+/** An expected failure around secrets: missing key, unknown name, wrong key, tampering. */
+export class CredentialError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CredentialError';
+  }
+}
+
+/** Why a secret name is not acceptable, or undefined when it is. */
+export function secretNameProblem(name: string): string | undefined {
+  if (SECRET_NAME.test(name)) return undefined;
+  return 'secret names are 1-128 characters: letters, digits and _ . - /, starting with a letter or digit';
+}
+
+const KEY_GEN_HINT = 'generate one with: openssl rand -base64 32';
+
+/** Turn the text of JITGATE_MASTER_KEY into a 32-byte key (see the module comment for the forms). */
+export function parseMasterKey(text: string): Buffer {
+  const s = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(s)) {
+    const key = Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (key.length === 32) return key;
+  }
+  if (s.length < MIN_PASSPHRASE_LENGTH) {
+    throw new CredentialError(
+      `${MASTER_KEY_ENV} is too short: use 32 random bytes as base64 or hex, or a passphrase of at least ` +
+        `${MIN_PASSPHRASE_LENGTH} characters (${KEY_GEN_HINT})`,
+    );
+  }
+  return scryptSync(Buffer.from(s, 'utf8'), MASTER_KEY_SCRYPT_SALT, 32, {
+    N: 1 << 15,
+    r: 8,
+    p: 1,
+    maxmem: 64 * 1024 * 1024,
+  });
+}
+
+/** Read the master key from the environment; throws a CredentialError saying what to do when absent. */
+export function masterKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer {
+  const text = env[MASTER_KEY_ENV];
+  if (text === undefined || text.trim() === '') {
+    throw new CredentialError(
+      `${MASTER_KEY_ENV} is not set: the secret store needs a master key (32 bytes as base64 or hex, ` +
+        `or a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters); ${KEY_GEN_HINT}`,
+    );
+  }
+  return parseMasterKey(text);
+}
+
+export interface SecretStoreOptions {
+  /** A key, or a function producing one lazily; default: read JITGATE_MASTER_KEY from `env`. */
+  masterKey?: Buffer | (() => Buffer);
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+export class SecretStore {
+  private readonly store: Store;
+  private readonly keySource: () => Buffer;
+  private readonly now: () => number;
+  private key: Buffer | undefined;
+
+  constructor(store: Store, options: SecretStoreOptions = {}) {
+    this.store = store;
+    const { masterKey } = options;
+    const env = options.env ?? process.env;
+    this.keySource =
+      masterKey === undefined ? () => masterKeyFromEnv(env) : Buffer.isBuffer(masterKey) ? () => masterKey : masterKey;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Encrypt and store a secret, replacing any previous value under the same name. */
+  set(name: string, value: string): void {
+    const problem = secretNameProblem(name);
+    if (problem) throw new CredentialError(`invalid secret name ${JSON.stringify(name)}: ${problem}`);
+    const plaintext = Buffer.from(value, 'utf8');
+    if (plaintext.length === 0) throw new CredentialError(`secret ${name}: the value is empty`);
+    if (plaintext.length > MAX_SECRET_BYTES) {
+      throw new CredentialError(`secret ${name}: the value is larger than ${MAX_SECRET_BYTES} bytes`);
+    }
+    const key = this.masterKey();
+    this.ensureKeyCheck(key);
+    this.store.putSecret({ name, ...seal(key, name, plaintext), updatedAt: this.now() });
+  }
+
+  /** The decrypted value, or undefined when no secret has that name. Throws on a wrong key or tampering. */
+  get(name: string): string | undefined {
+    const row = this.store.getSecret(name);
+    if (!row || name === KEYCHECK_NAME) return undefined;
+    const key = this.masterKey();
+    const plaintext = open(key, name, row);
+    if (plaintext) return plaintext.toString('utf8');
+    const check = this.store.getSecret(KEYCHECK_NAME);
+    if (check && !open(key, KEYCHECK_NAME, check)) {
+      throw new CredentialError(
+        `cannot decrypt secret ${name}: ${MASTER_KEY_ENV} is not the key the secret store was written with`,
+      );
+    }
+    if (check) {
+      throw new CredentialError(
+        `cannot decrypt secret ${name}: its stored value failed the integrity check (modified or corrupted); ` +
+          `set it again with: jitgate secrets set ${name}`,
+      );
+    }
+    throw new CredentialError(
+      `cannot decrypt secret ${name}: wrong ${MASTER_KEY_ENV}, or the stored value was modified or corrupted`,
+    );
+  }
+
+  /**
+   * Resolve the master key now and, when the store already holds secrets, check that it is the key
+   * they were written with. Lets a caller fail before prompting for a value.
+   */
+  verifyMasterKey(): void {
+    const key = this.masterKey();
+    const check = this.store.getSecret(KEYCHECK_NAME);
+    if (check && !open(key, KEYCHECK_NAME, check)?.equals(KEYCHECK_PLAINTEXT)) {
+      throw new CredentialError(`${MASTER_KEY_ENV} is not the key the existing secrets were encrypted with`);
+    }
+  }
+
+  has(name: string): boolean {
+    return name !== KEYCHECK_NAME && this.store.getSecret(name) !== undefined;
+  }
+
+  /** Names and update times only; needs no master key. */
+  list(): { name: string; updatedAt: number }[] {
+    return this.store.listSecrets().filter((s) => s.name !== KEYCHECK_NAME);
+  }
+
+  /** Remove a secret; false when there was none. Needs no master key. */
+  delete(name: string): boolean {
+    if (name === KEYCHECK_NAME) return false;
+    return this.store.deleteSecret(name);
+  }
+
+  private masterKey(): Buffer {
+    if (!this.key) {
+      const key = this.keySource();
+      if (key.length !== 32) throw new CredentialError('the master key must be 32 bytes');
+      this.key = key;
+    }
+    return this.key;
+  }
+
+  private ensureKeyCheck(key: Buffer): void {
+    const check = this.store.getSecret(KEYCHECK_NAME);
+    if (!check) {
+      this.store.putSecret({ name: KEYCHECK_NAME, ...seal(key, KEYCHECK_NAME, KEYCHECK_PLAINTEXT), updatedAt: this.now() });
+      return;
+    }
+    const plain = open(key, KEYCHECK_NAME, check);
+    if (!plain || !plain.equals(KEYCHECK_PLAINTEXT)) {
+      throw new CredentialError(
+        `${MASTER_KEY_ENV} is not the key the existing secrets were encrypted with; refusing to mix keys in one store`,
+      );
+    }
+  }
+}
+
+function seal(key: Buffer, name: string, plaintext: Buffer): { iv: Buffer; tag: Buffer; ciphertext: Buffer } {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(name, 'utf8'));
+  const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return { iv, tag: cipher.getAuthTag(), ciphertext };
+}
+
+function open(key: Buffer, name: string, row: { iv: Buffer; tag: Buffer; ciphertext: Buffer }): Buffer | undefined {
+  try {
+    if (row.iv.length !== 12 || row.tag.length !== 16) return undefined;
+    const decipher = createDecipheriv('aes-256-gcm', key, row.iv);
+    decipher.setAAD(Buffer.from(name, 'utf8'));
+    decipher.setAuthTag(row.tag);
+    return Buffer.concat([decipher.update(row.ciphertext), decipher.final()]);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * The TLS certificate the gateway presents on its listeners.
+ *
+ * - Configured: `tls.cert` / `tls.key` name PEM files; they are read and checked (parseable, the key
+ *   matches the certificate) with errors that name the offending path.
+ * - Not configured: a self-signed certificate (EC P-256, SHA-256, SAN localhost, 127.0.0.1 and ::1,
+ *   825 days) is generated on first start into `<dataDir>/tls/gateway.crt` and `gateway.key`
+ *   (directory 0700, key 0600) and reused on later starts. A generated pair that is unreadable, does
+ *   not match, or expires within a week is regenerated; configured files are never touched.
+ */
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { generate } from 'selfsigned';
+
+export interface CertificatePaths {
+  cert?: string;
+  key?: string;
+}
+
+export interface GatewayCertificate {
+  /** PEM text of the certificate (chain). */
+  cert: string;
+  /** PEM text of the private key. Secret: never log it. */
+  key: string;
+  certPath: string;
+  keyPath: string;
+  /** true when this call generated a new self-signed pair. */
+  generated: boolean;
+}
+
+/** A certificate problem at startup, naming the file it concerns. */
+export class CertificateError extends Error {
+  readonly path: string;
+  constructor(filePath: string, message: string) {
+    super(message);
+    this.name = 'CertificateError';
+    this.path = filePath;
+  }
+}
+
+/** Validity of the generated certificate (the maximum browsers and Apple platforms accept). */
+export const GENERATED_VALIDITY_DAYS = 825;
+/** A generated certificate closer than this to its expiry is replaced at startup. */
+const RENEW_BEFORE_MS = 7 * 24 * 3600 * 1000;
+const DAY_MS = 24 * 3600 * 1000;
+
+export const GENERATED_CERT_FILE = 'gateway.crt';
+export const GENERATED_KEY_FILE = 'gateway.key';
+
+export async function ensureCertificate(
+  dataDir: string,
+  configured: CertificatePaths = {},
+  now: Date = new Date(),
+): Promise<GatewayCertificate> {
+  if (configured.cert !== undefined || configured.key !== undefined) {
+    return loadConfigured(configured);
+  }
+  return ensureGenerated(dataDir, now);
+}
+
+async function loadConfigured(configured: CertificatePaths): Promise<GatewayCertificate> {
+  if (configured.cert === undefined || configured.key === undefined) {
+    const given = configured.cert !== undefined ? configured.cert : (configured.key as string);
+    const missing = configured.cert === undefined ? 'tls.cert' : 'tls.key';
+    throw new CertificateError(given, `TLS: ${missing} is missing; tls.cert and tls.key must be configured together (got only ${given})`);
+  }
+  const certPath = path.resolve(configured.cert);
+  const keyPath = path.resolve(configured.key);
+  const cert = await readPem(certPath, 'certificate');
+  const key = await readPem(keyPath, 'private key');
+  const x509 = parseCertificate(certPath, cert);
+  const keyObject = parseKey(keyPath, key);
+  if (!x509.checkPrivateKey(keyObject)) {
+    throw new CertificateError(keyPath, `TLS private key ${keyPath} does not belong to certificate ${certPath}`);
+  }
+  return { cert, key, certPath, keyPath, generated: false };
+}
+
+async function ensureGenerated(dataDir: string, now: Date): Promise<GatewayCertificate> {
+  const dir = path.resolve(dataDir, 'tls');
+  const certPath = path.join(dir, GENERATED_CERT_FILE);
+  const keyPath = path.join(dir, GENERATED_KEY_FILE);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.chmod(dir, 0o700);
+
+  const existing = await reuseGenerated(certPath, keyPath, now);
+  if (existing) {
+    // Tighten permissions a copy or an older version may have loosened.
+    await fs.chmod(keyPath, 0o600);
+    return { ...existing, certPath, keyPath, generated: false };
+  }
+
+  const notBefore = new Date(now.getTime() - 3600 * 1000); // tolerate small clock skew
+  const notAfter = new Date(now.getTime() + GENERATED_VALIDITY_DAYS * DAY_MS);
+  const pems = await generate(
+    [
+      { name: 'commonName', value: 'localhost' },
+      { name: 'organizationName', value: 'jitgate development certificate' },
+    ],
+    {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate: notBefore,
+      notAfterDate: notAfter,
+      extensions: [
+        { name: 'basicConstraints', cA: false, critical: true },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        {
+          name: 'subjectAltName',
+          altNames: [
+            { type: 2, value: 'localhost' },
+            { type: 7, ip: '127.0.0.1' },
+            { type: 7, ip: '::1' },
+          ],
+        },
+      ],
+    },
+  );
+  // Key first (0600 from creation), then the certificate; each written to a temp file and renamed
+  // so a crash never leaves a half-written file that a later start would have to reason about.
+  await writeAtomic(keyPath, pems.private, 0o600);
+  await writeAtomic(certPath, pems.cert, 0o644);
+  return { cert: pems.cert, key: pems.private, certPath, keyPath, generated: true };
+}
+
+async function reuseGenerated(certPath: string, keyPath: string, now: Date): Promise<{ cert: string; key: string } | undefined> {
+  let cert: string;
+  let key: string;
+  try {
+    cert = await fs.readFile(certPath, 'utf8');
+    key = await fs.readFile(keyPath, 'utf8');
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+  try {
+    const x509 = new X509Certificate(cert);
+    const keyObject = createPrivateKey(key);
+    if (!x509.checkPrivateKey(keyObject)) return undefined;
+    if (new Date(x509.validTo).getTime() - now.getTime() < RENEW_BEFORE_MS) return undefined;
+    return { cert, key };
+  } catch {
+    return undefined; // unreadable generated pair: ours to replace
+  }
+}
+
+async function readPem(filePath: string, what: string): Promise<string> {
+  let text: string;
+  try {
+    text = await fs.readFile(filePath, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new CertificateError(filePath, `TLS ${what} ${filePath} cannot be read (${code})`);
+  }
+  if (!/-----BEGIN [A-Z0-9 ]+-----/.test(text)) {
+    throw new CertificateError(filePath, `TLS ${what} ${filePath} is not a PEM file (no -----BEGIN ...----- block)`);
+  }
+  return text;
+}
+
+function parseCertificate(filePath: string, pem: string): X509Certificate {
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new CertificateError(filePath, `TLS certificate ${filePath} holds no PEM CERTIFICATE block`);
+  }
+  try {
+    return new X509Certificate(pem);
+  } catch (err) {
+    throw new CertificateError(filePath, `TLS certificate ${filePath} cannot be parsed: ${(err as Error).message}`);
+  }
+}
+
+function parseKey(filePath: string, pem: string): KeyObject {
+  try {
+    return createPrivateKey(pem);
+  } catch (err) {
+    // The message of a failed key parse never contains key material.
+    const hint = /ENCRYPTED/.test(pem) ? ' (encrypted keys are not supported; decrypt it first)' : '';
+    throw new CertificateError(filePath, `TLS private key ${filePath} cannot be parsed${hint}: ${(err as Error).message}`);
+  }
+}
+
+async function writeAtomic(filePath: string, content: string, mode: number): Promise<void> {
+  const tmp = `${filePath}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    await fs.writeFile(tmp, content, { mode, flag: 'wx' });
+    await fs.chmod(tmp, mode); // umask may have narrowed or (on odd systems) not applied the mode
+    await fs.rename(tmp, filePath);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+}
