@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { TokenAuthority } from './access/tokens.js';
 import { startHttpServer, type HttpServerHandle } from './api/http.js';
+import { Router } from './api/router.js';
 import type { GatewayConfig } from './config/types.js';
 import type { BackendTarget } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
@@ -23,6 +24,7 @@ export interface Gateway {
   addresses: { http: string; postgres?: string };
   store: Store;
   metrics: Metrics;
+  router: Router;
   postgres?: PostgresListener;
   /** Graceful shutdown: drains sessions (up to the configured timeout), then closes everything. */
   close(): Promise<void>;
@@ -93,7 +95,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log.info({ address: postgresAddress }, 'postgres listener up');
     }
 
+    // API routes are added by the services that own them (identity, access, ...).
+    const router = new Router();
+
     http = await startHttpServer({
+      fallback: (req, res) => router.handle(req, res),
       host: config.listeners.http.host,
       port: config.listeners.http.port,
       metrics,
@@ -112,6 +118,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       addresses: { http: http.address, postgres: postgresAddress },
       store,
       metrics,
+      router,
       postgres,
       close: () => {
         closing ??= (async () => {

@@ -17,7 +17,7 @@ import type { SessionCounters, SessionEndReason } from '../core/types.js';
 import { newSalt } from '../crypto/scram.js';
 import type { AuthFailureRow, SecretRow, SessionFilter, SessionRow, Store, TokenRow } from './store.js';
 
-interface Migration {
+export interface Migration {
   version: number;
   name: string;
   sql: string;
@@ -104,6 +104,14 @@ type Row = Record<string, unknown>;
 export class SqliteStore implements Store {
   readonly path: string;
   private readonly db: Database.Database;
+
+  /**
+   * The underlying handle, for modules that own their tables (identity, access, ...): each keeps its
+   * own repository and migrations (see migrateModule) instead of growing this class.
+   */
+  get database(): Database.Database {
+    return this.db;
+  }
   private closed = false;
   private readonly stmts;
 
@@ -314,6 +322,35 @@ function prepareFile(path: string): void {
 function currentVersion(db: Database.Database): number {
   const v = db.prepare(`SELECT coalesce(max(version), 0) FROM schema_migrations`).pluck().get();
   return Number(v);
+}
+
+/**
+ * Applies a module's own numbered migrations (recorded per module in `module_migrations`), with the
+ * same once-only guarantee as the core schema. Modules call it when their repository is created.
+ */
+export function migrateModule(db: Database.Database, module: string, migrations: readonly Migration[]): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS module_migrations (
+    module     TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL,
+    PRIMARY KEY (module, version)
+  )`);
+  const version = () =>
+    (db.prepare(`SELECT coalesce(max(version), 0) FROM module_migrations WHERE module = ?`).pluck().get(module) as number);
+  for (const m of migrations) {
+    if (m.version <= version()) continue;
+    db.transaction(() => {
+      if (version() >= m.version) return;
+      db.exec(m.sql);
+      db.prepare(`INSERT INTO module_migrations (module, version, name, applied_at) VALUES (?, ?, ?, ?)`).run(
+        module,
+        m.version,
+        m.name,
+        Date.now(),
+      );
+    }).immediate();
+  }
 }
 
 function migrate(db: Database.Database): void {

@@ -1,0 +1,126 @@
+/**
+ * A small JSON router for the gateway's HTTP API. Routes declare who may call them; the
+ * authenticator (identity module) turns a request's credentials into an Identity. Errors thrown as
+ * HttpError reach the client with their status and code; anything else becomes a generic 500.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Identity } from '../core/types.js';
+import { sendJson } from './http.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+export interface RouteContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** Parsed JSON body (undefined when there is none). */
+  body: unknown;
+  /** The caller; null only on routes with `auth: 'none'`. */
+  identity: Identity | null;
+}
+
+/** Returns the JSON response body, or undefined after writing the response itself. */
+export type RouteHandler = (ctx: RouteContext) => unknown | Promise<unknown>;
+
+export type Authenticator = (req: IncomingMessage) => Promise<Identity | null> | Identity | null;
+
+interface Route {
+  method: string;
+  parts: string[];
+  handler: RouteHandler;
+  auth: 'required' | 'none';
+  status: number;
+}
+
+const MAX_BODY_BYTES = 1024 * 1024;
+
+export class Router {
+  private readonly routes: Route[] = [];
+  private authenticator: Authenticator = () => null;
+
+  setAuthenticator(authenticator: Authenticator): void {
+    this.authenticator = authenticator;
+  }
+
+  /** `pattern` like `/api/requests/:id/approve`. */
+  add(method: string, pattern: string, handler: RouteHandler, options: { auth?: 'required' | 'none'; status?: number } = {}): void {
+    this.routes.push({ method, parts: pattern.split('/'), handler, auth: options.auth ?? 'required', status: options.status ?? 200 });
+  }
+
+  /** Handles the request if a route matches; false lets the caller answer 404. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const url = new URL(req.url ?? '/', 'http://gateway');
+    const parts = url.pathname.split('/');
+    let pathMatched = false;
+    for (const route of this.routes) {
+      const params = match(route.parts, parts);
+      if (!params) continue;
+      pathMatched = true;
+      if (route.method !== req.method) continue;
+      try {
+        const identity = await this.authenticator(req);
+        if (route.auth === 'required' && !identity) {
+          throw new HttpError(401, 'unauthenticated', 'sign in first: `jitgate login`, or send a bearer token');
+        }
+        const body = await readJson(req);
+        const result = await route.handler({ req, res, params, query: url.searchParams, body, identity });
+        if (!res.headersSent && result !== undefined) sendJson(res, route.status, result);
+      } catch (err) {
+        if (res.headersSent) {
+          res.destroy();
+        } else if (err instanceof HttpError) {
+          sendJson(res, err.status, { error: err.code, message: err.message });
+        } else {
+          throw err;
+        }
+      }
+      return true;
+    }
+    if (pathMatched) {
+      sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method} is not allowed here` });
+      return true;
+    }
+    return false;
+  }
+}
+
+function match(pattern: string[], parts: string[]): Record<string, string> | undefined {
+  if (pattern.length !== parts.length) return undefined;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(parts[i]!);
+    else if (p !== parts[i]) return undefined;
+  }
+  return params;
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  if (req.method === 'GET' || req.method === 'HEAD') return undefined;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, 'body_too_large', 'request body is larger than 1 MB');
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  const type = req.headers['content-type'] ?? '';
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (type.includes('application/x-www-form-urlencoded')) return Object.fromEntries(new URLSearchParams(text));
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'request body is not valid JSON');
+  }
+}
