@@ -7,8 +7,30 @@ export interface Identity {
   /** Login name as the person or agent is known to the gateway. */
   user: string;
   groups: string[];
-  /** How the identity was established: 'token' (jitgate access token), later 'oidc', 'apikey'. */
+  /** People log in; services and AI agents use client credentials or API keys. */
+  kind: 'human' | 'service';
+  /** How the identity was established: 'oidc', 'session' (gateway session), 'apikey', 'client-credentials', 'local-admin'. */
   via: string;
+}
+
+/** Time-limited access of one identity to one connection; every data session rests on one. */
+export interface Grant {
+  id: string;
+  user: string;
+  /** Groups of the identity when the grant was made. */
+  groups: string[];
+  connection: string;
+  reason: string;
+  /** The access request it came from (absent for admin-issued grants). */
+  requestId: string | null;
+  /** Users who approved it (empty when policy granted it at once). */
+  approvedBy: string[];
+  breakGlass: boolean;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt: number | null;
+  revokedBy: string | null;
+  revokeReason: string | null;
 }
 
 export type BackendTlsMode = 'disable' | 'prefer' | 'require' | 'verify-full';
