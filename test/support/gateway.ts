@@ -5,11 +5,14 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mintToken } from '../../src/access/tokens.js';
+import { issueAdminToken } from '../../src/access/grant-tokens.js';
+import { AccessRepository } from '../../src/access/repository.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
+import type { Clock } from '../../src/core/clock.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
+import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { PgServer } from './pg-server.js';
 
 export interface TestGateway {
@@ -31,7 +34,11 @@ export interface TestGatewayOptions {
   extraYaml?: string;
   /** Injected clock for token expiry. */
   now?: () => number;
+  /** Injected clock for grants, tokens and their timers (e.g. a ManualClock); `now` follows it. */
+  clock?: Clock;
   drainTimeout?: string;
+  /** More connections, as YAML flow mappings (e.g. `{ name: x, host: ..., credentials: {...} }`). */
+  extraConnections?: string[];
 }
 
 export async function startTestGateway(pg: PgServer, options: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -52,7 +59,7 @@ connections:
   - { name: app-trust, host: 127.0.0.1, port: ${pg.port}, database: app, user: ${u.trust.user}, tls: { mode: prefer } }
   - { name: app-tls, host: 127.0.0.1, port: ${pg.port}, database: app, user: ${u.tls.user}, password: env:PG_TLS, tls: { mode: verify-full, ca: ${pg.caPath}, servername: localhost } }
   - { name: app-tls-plain, host: 127.0.0.1, port: ${pg.port}, database: app, user: ${u.tls.user}, password: env:PG_TLS, tls: { mode: disable } }
-${options.extraYaml ?? ''}
+${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.extraYaml ?? ''}
 `;
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const env = {
@@ -62,7 +69,9 @@ ${options.extraYaml ?? ''}
     PG_TLS: u.tls.password,
   };
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
-  const gateway = await startGateway(config, { env, logger, now: options.now });
+  const gateway = await startGateway(config, { env, logger, now: options.now, clock: options.clock });
+  const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const clockNow = options.now ?? (options.clock ? () => options.clock!.now() : Date.now);
   const [host, portText] = splitAddress(gateway.addresses.postgres!);
   const port = Number(portText);
   return {
@@ -72,12 +81,14 @@ ${options.extraYaml ?? ''}
     port,
     httpUrl: gateway.addresses.http,
     dataDir,
+    // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
     token: (o = {}) =>
-      mintToken(gateway.store, {
+      issueAdminToken(gateway.store, accessRepo, {
         user: o.user ?? 'alice',
         connection: o.connection ?? 'app',
         ttlMs: o.ttlMs ?? 3_600_000,
-        now: o.now ?? options.now?.() ?? Date.now(),
+        now: o.now ?? clockNow(),
+        issuedBy: 'local-admin:test',
       }).token,
     dsn: (o) =>
       `host=${host} port=${port} user=${o.user ?? 'alice'} dbname=${o.connection ?? 'app'} sslmode=${o.sslmode ?? 'disable'} ${o.extra ?? ''}`,

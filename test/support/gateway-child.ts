@@ -1,0 +1,27 @@
+/**
+ * A gateway in a child process, for tests that kill it without any cleanup (kill -9) to see what
+ * the next gateway on the same state store does with what was left behind.
+ *
+ *   node --import tsx test/support/gateway-child.ts CONFIG USER CONNECTION
+ *
+ * Prints one JSON line once listening: { postgres: "host:port", token } (a fresh token, under an
+ * admin-issued grant, for USER on CONNECTION), then runs until killed.
+ */
+import { issueAdminToken } from '../../src/access/grant-tokens.js';
+import { AccessRepository } from '../../src/access/repository.js';
+import { loadConfig } from '../../src/config/load.js';
+import { startGateway } from '../../src/main.js';
+import { createLogger } from '../../src/obs/log.js';
+import type { SqliteStore } from '../../src/store/sqlite.js';
+
+const [configPath, user, connection] = process.argv.slice(2);
+if (!configPath || !user || !connection) {
+  process.stderr.write('usage: gateway-child.ts CONFIG USER CONNECTION\n');
+  process.exit(2);
+}
+const config = await loadConfig(configPath);
+const gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
+await gateway.credentials.firstSweep;
+const access = new AccessRepository((gateway.store as SqliteStore).database);
+const { token } = issueAdminToken(gateway.store, access, { user, connection, ttlMs: 3_600_000, now: Date.now(), issuedBy: 'local-admin:test' });
+process.stdout.write(`${JSON.stringify({ postgres: gateway.addresses.postgres, token })}\n`);
