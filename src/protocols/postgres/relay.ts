@@ -314,6 +314,11 @@ export class PostgresRelay {
 
   private backendGone(): void {
     if (this.ended) return;
+    // After Terminate the backend closing first is the normal goodbye, not a loss.
+    if (this.clientSaidGoodbye) {
+      this.finish('client_quit');
+      return;
+    }
     if (this.backendSentFatal) {
       this.finish('backend_lost');
       return;
