@@ -96,6 +96,8 @@ export class PostgresRelay {
   private ended = false;
   private clientSaidGoodbye = false;
   private backendSentFatal = false;
+  /** A ReadyForQuery arrived in the chunk being processed. */
+  private sawReady = false;
 
   constructor(private readonly options: RelayOptions) {
     this.client = options.client;
@@ -154,52 +156,40 @@ export class PostgresRelay {
   private onClientData(chunk: Buffer): void {
     if (this.ended) return;
     this.counters.bytesFromClient += chunk.length;
-    const frames: PendingFrame[] = [];
     try {
-      this.clientFramer.push(chunk, (type, buf, start, end) => frames.push({ type, buf, start, end }));
+      this.clientFramer.push(chunk, this.onClientFrame);
     } catch (err) {
       this.protocolFailure(err);
       return;
-    }
-    if (this.holding) this.queued.push(...frames);
-    else this.processClientFrames(frames, 0);
-  }
-
-  private processClientFrames(frames: PendingFrame[], from: number): void {
-    for (let i = from; i < frames.length && !this.ended; i++) {
-      const f = frames[i]!;
-      const held = this.handleClientFrame(f);
-      if (held) {
-        this.flushToBackend();
-        this.hold(held, f, frames.slice(i + 1));
-        return;
-      }
     }
     this.flushToBackend();
     this.flushToClient();
   }
 
-  /** Returns a Promise when the frame's statement is held; otherwise handles it synchronously. */
-  private handleClientFrame(f: PendingFrame): Promise<Decision> | undefined {
-    const { type, buf, start, end } = f;
+  /** Framer callback, bound once: frames behind a held statement queue in arrival order. */
+  private readonly onClientFrame = (type: number, buf: Buffer, start: number, end: number): void => {
+    if (this.holding) this.queued.push({ type, buf, start, end });
+    else if (!this.ended) this.handleClientFrame(type, buf, start, end);
+  };
+
+  private handleClientFrame(type: number, buf: Buffer, start: number, end: number): void {
     const statement = statementOf(type, buf, start, end);
     if (!statement) {
       if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
       if (type === MessageType.Sync) this.awaitingReady = true;
       this.toBackend.forward(buf, start, end);
-      return undefined;
+      return;
     }
     this.counters.statements++;
     const decision = this.pipeline.decide(statement);
-    if (decision instanceof Promise) return decision;
-    this.apply(decision, f);
-    return undefined;
+    if (decision instanceof Promise) this.hold(decision, { type, buf, start, end });
+    else this.apply(decision, type, buf, start, end);
   }
 
-  private apply(decision: Decision, f: PendingFrame): void {
-    if (f.type !== MessageType.Parse) this.awaitingReady = true;
+  private apply(decision: Decision, type: number, buf: Buffer, start: number, end: number): void {
+    if (type !== MessageType.Parse) this.awaitingReady = true;
     if (decision.effect === 'allow') {
-      this.toBackend.forward(f.buf, f.start, f.end);
+      this.toBackend.forward(buf, start, end);
       return;
     }
     // A refused statement is replaced by one the backend rejects at parse time. The backend then
@@ -209,7 +199,7 @@ export class PostgresRelay {
     const marker = `${this.refusalPrefix}${this.refusals.size}`;
     this.refusals.set(marker, decision);
     this.toBackend.inject(
-      f.type === MessageType.Parse ? build.parse(parseName(f.buf, f.start, f.end), marker) : build.query(marker),
+      type === MessageType.Parse ? build.parse(parseName(buf, start, end), marker) : build.query(marker),
     );
   }
 
@@ -231,9 +221,11 @@ export class PostgresRelay {
     });
   }
 
-  private hold(pending: Promise<Decision>, f: PendingFrame, rest: PendingFrame[]): void {
+  private hold(pending: Promise<Decision>, f: PendingFrame): void {
+    // What came before the held statement goes now; what comes after waits behind it.
+    this.flushToBackend();
+    this.flushToClient();
     this.holding = true;
-    this.queued = rest;
     this.clientPaused.hold = true;
     this.updateClientFlow();
     pending.then(
@@ -246,10 +238,19 @@ export class PostgresRelay {
     if (this.ended) return;
     this.holding = false;
     this.clientPaused.hold = false;
-    this.apply(decision, f);
+    this.apply(decision, f.type, f.buf, f.start, f.end);
     const queued = this.queued;
     this.queued = [];
-    this.processClientFrames(queued, 0);
+    for (let i = 0; i < queued.length && !this.ended; i++) {
+      if (this.holding) {
+        this.queued = queued.slice(i);
+        break;
+      }
+      const q = queued[i]!;
+      this.handleClientFrame(q.type, q.buf, q.start, q.end);
+    }
+    this.flushToBackend();
+    this.flushToClient();
     this.updateClientFlow();
   }
 
@@ -272,30 +273,33 @@ export class PostgresRelay {
 
   private onBackendData(chunk: Buffer): void {
     if (this.ended) return;
-    let ready = false;
+    this.sawReady = false;
     try {
-      this.backendFramer.push(chunk, (type, buf, start, end) => {
-        if (type === MessageType.ReadyForQuery) {
-          this.txStatus = buf[start + 5]!;
-          this.awaitingReady = false;
-          ready = true;
-        } else if (type === MessageType.ErrorResponse) {
-          if (isFatal(buf, start, end)) this.backendSentFatal = true;
-          const refusal = this.refusals.size > 0 ? this.refusalFor(buf, start, end) : undefined;
-          if (refusal) return this.toClient.inject(refusal);
-        } else if (type === MessageType.BackendKeyData) {
-          return; // never expose the backend's cancel key
-        }
-        this.toClient.forward(buf, start, end);
-      });
+      this.backendFramer.push(chunk, this.onBackendFrame);
     } catch (err) {
       this.options.onError?.(err);
       this.terminate('protocol_error', new GatewayError('backend_lost', 'jitgate: invalid data from backend'));
       return;
     }
     this.flushToClient();
-    if (ready && this.draining && this.idle) this.terminate('gateway_shutdown', shutdownError());
+    if (this.sawReady && this.draining && this.idle) this.terminate('gateway_shutdown', shutdownError());
   }
+
+  /** Framer callback, bound once. */
+  private readonly onBackendFrame = (type: number, buf: Buffer, start: number, end: number): void => {
+    if (type === MessageType.ReadyForQuery) {
+      this.txStatus = buf[start + 5]!;
+      this.awaitingReady = false;
+      this.sawReady = true;
+    } else if (type === MessageType.ErrorResponse) {
+      if (isFatal(buf, start, end)) this.backendSentFatal = true;
+      const refusal = this.refusals.size > 0 ? this.refusalFor(buf, start, end) : undefined;
+      if (refusal) return this.toClient.inject(refusal);
+    } else if (type === MessageType.BackendKeyData) {
+      return; // never expose the backend's cancel key
+    }
+    this.toClient.forward(buf, start, end);
+  };
 
   private flushToClient(): void {
     const data = this.toClient.take();
