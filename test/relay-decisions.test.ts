@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Decision, SessionPipeline, Statement } from '../src/core/types.js';
+import type { Decision, ResultEvent, ResultObserver, SessionPipeline, Statement } from '../src/core/types.js';
 import { connectBackend } from '../src/protocols/postgres/backend.js';
 import { build } from '../src/protocols/postgres/codec.js';
 import { PostgresRelay } from '../src/protocols/postgres/relay.js';
@@ -21,7 +21,7 @@ afterAll(() => server?.cleanup());
 
 type Decide = (s: Statement) => Decision | Promise<Decision>;
 
-async function session(decide: Decide): Promise<RawSession> {
+async function session(decide: Decide, observer?: ResultObserver): Promise<RawSession> {
   const accepted = new Promise<net.Socket>((resolve) => {
     const srv = net.createServer((s) => {
       srv.close();
@@ -38,7 +38,7 @@ async function session(decide: Decide): Promise<RawSession> {
     { connection: 'app', protocol: 'postgres', host: server.host, port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password, tls: { mode: 'disable' }, connectTimeoutMs: 5000 },
     new Map(),
   );
-  const pipeline: SessionPipeline = { id: 'test', decide, end: () => undefined };
+  const pipeline: SessionPipeline = { id: 'test', decide, end: () => undefined, observer };
   const relay = new PostgresRelay({ client: serverSide, backend: backend.socket, pipeline, readyStatus: backend.readyStatus, cancelBackend: async () => undefined, onEnd: () => undefined });
   relay.start(Buffer.alloc(0), backend.leftover);
   return wrap(clientSocket);
@@ -141,6 +141,37 @@ describe('held statements', () => {
     expect(errorOf(refused[0]!).code).toBe('42501');
     const next = await s.until('Z');
     expect(next.map((m) => m.type).join('')).toBe('TDCZ');
+    s.socket.destroy();
+  });
+});
+
+describe('result observer', () => {
+  it('sees what the client is sent: columns, rows up to its cap, completion, refusals, readiness', async () => {
+    const events: ResultEvent[] = [];
+    let rows = 0;
+    const observer: ResultObserver = {
+      wantsRows: () => rows < 2,
+      onResult: (e) => {
+        if (e.kind === 'row') rows++;
+        events.push(e);
+      },
+    };
+    const s = await session((st) => (st.text.includes('nope') ? deny('table_denied') : allow), observer);
+    s.socket.write(build.query("select g as n, 'v' || g as label, null::text as nothing from generate_series(1, 5) g"));
+    await s.until('Z');
+    s.socket.write(build.query('select * from nope'));
+    await s.until('Z');
+    expect(events[0]).toEqual({ kind: 'columns', columns: [{ name: 'n', type: 23 }, { name: 'label', type: 25 }, { name: 'nothing', type: 25 }] });
+    expect(events.filter((e) => e.kind === 'row')).toEqual([
+      { kind: 'row', values: ['1', 'v1', null] },
+      { kind: 'row', values: ['2', 'v2', null] },
+    ]);
+    expect(events.slice(3)).toEqual([
+      { kind: 'complete', tag: 'SELECT 5' },
+      { kind: 'ready' },
+      { kind: 'error', severity: 'ERROR', code: '42501', message: 'jitgate: refused by rule test (table_denied)' },
+      { kind: 'ready' },
+    ]);
     s.socket.destroy();
   });
 });

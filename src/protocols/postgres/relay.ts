@@ -10,8 +10,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
-import type { Decision, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
+import { observeBackendMessage } from './observe.js';
 import { SQLSTATE } from './errors.js';
 
 /** Forwarding buffer: merges adjacent slices of one source buffer, writes once per chunk. */
@@ -78,6 +79,7 @@ export class PostgresRelay {
   private readonly client: Socket;
   private readonly backend: Socket;
   private readonly pipeline: SessionPipeline;
+  private readonly observer: ResultObserver | undefined;
   private readonly clientFramer = new Framer();
   private readonly backendFramer = new Framer();
   private readonly toBackend = new Output();
@@ -103,6 +105,7 @@ export class PostgresRelay {
     this.client = options.client;
     this.backend = options.backend;
     this.pipeline = options.pipeline;
+    this.observer = options.pipeline.observer;
     this.txStatus = options.readyStatus;
   }
 
@@ -294,10 +297,11 @@ export class PostgresRelay {
     } else if (type === MessageType.ErrorResponse) {
       if (isFatal(buf, start, end)) this.backendSentFatal = true;
       const refusal = this.refusals.size > 0 ? this.refusalFor(buf, start, end) : undefined;
-      if (refusal) return this.toClient.inject(refusal);
+      if (refusal) return this.sendToClient(refusal);
     } else if (type === MessageType.BackendKeyData) {
       return; // never expose the backend's cancel key
     }
+    if (this.observer) observeBackendMessage(this.observer, type, buf, start, end);
     this.toClient.forward(buf, start, end);
   };
 
@@ -309,8 +313,14 @@ export class PostgresRelay {
   }
 
   private sendClient(message: Buffer): void {
-    this.toClient.inject(message);
+    this.sendToClient(message);
     this.flushToClient();
+  }
+
+  /** Queues a message the gateway itself composed (an ErrorResponse), letting the observer see it. */
+  private sendToClient(message: Buffer): void {
+    if (this.observer) observeBackendMessage(this.observer, message[0]!, message, 0, message.length);
+    this.toClient.inject(message);
   }
 
   // -------------------------------------------------------------------------------------------

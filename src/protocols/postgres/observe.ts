@@ -1,0 +1,69 @@
+/**
+ * Decodes what the client is sent into protocol-neutral ResultEvents for a session's observer
+ * (recording). Only called when a session has an observer; row values only while it wants them.
+ */
+import type { ResultObserver } from '../../core/types.js';
+import { MessageType, parseFields, readCString } from './codec.js';
+
+const RowDescription = 0x54; // T
+const DataRow = 0x44; // D
+const CommandComplete = 0x43; // C
+
+export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number): void {
+  switch (type) {
+    case RowDescription: {
+      const count = buf.readInt16BE(start + 5);
+      const columns = [];
+      let pos = start + 7;
+      for (let i = 0; i < count; i++) {
+        const name = readCString(buf, pos, end);
+        // name, table oid (4), attnum (2), type oid (4), size (2), modifier (4), format (2)
+        columns.push({ name: name.value, type: buf.readUInt32BE(name.next + 6) });
+        pos = name.next + 18;
+      }
+      observer.onResult({ kind: 'columns', columns });
+      return;
+    }
+    case DataRow: {
+      if (!observer.wantsRows()) return;
+      const count = buf.readInt16BE(start + 5);
+      const values: Array<string | null> = [];
+      let pos = start + 7;
+      for (let i = 0; i < count; i++) {
+        const length = buf.readInt32BE(pos);
+        pos += 4;
+        if (length < 0) {
+          values.push(null);
+          continue;
+        }
+        values.push(displayValue(buf.subarray(pos, pos + length)));
+        pos += length;
+      }
+      observer.onResult({ kind: 'row', values });
+      return;
+    }
+    case CommandComplete:
+      observer.onResult({ kind: 'complete', tag: readCString(buf, start + 5, end).value });
+      return;
+    case MessageType.ErrorResponse:
+    case MessageType.NoticeResponse: {
+      const f = parseFields(buf, start, end);
+      observer.onResult({
+        kind: type === MessageType.ErrorResponse ? 'error' : 'notice',
+        severity: f.get('V') ?? f.get('S') ?? '',
+        code: f.get('C') ?? '',
+        message: f.get('M') ?? '',
+      });
+      return;
+    }
+    case MessageType.ReadyForQuery:
+      observer.onResult({ kind: 'ready' });
+      return;
+  }
+}
+
+/** Text as text; bytes that are not valid UTF-8 (binary format) as base64 with a `b64:` prefix. */
+function displayValue(bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  return Buffer.byteLength(text) === bytes.length && !text.includes('\uFFFD') ? text : 'b64:' + bytes.toString('base64');
+}
