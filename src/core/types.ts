@@ -97,4 +97,42 @@ export interface SessionPipeline {
   decide(statement: Statement): Decision | Promise<Decision>;
   /** The session has ended; counters are final. Called exactly once. */
   end(reason: SessionEndReason, counters: SessionCounters): void;
+  /**
+   * What the client is sent, decoded into protocol-neutral events (for recording). Absent means
+   * nothing is decoded at all, so passthrough stays cheap.
+   */
+  observer?: ResultObserver;
+}
+
+/** A column of a result as the client sees it. */
+export interface ResultColumn {
+  name: string;
+  /** Protocol type identifier (PostgreSQL: type OID). */
+  type: number;
+}
+
+export type ResultEvent =
+  | { kind: 'columns'; columns: ResultColumn[] }
+  /** Values as sent to the client (text format decoded as UTF-8; binary values base64 with a `b64:` prefix). */
+  | { kind: 'row'; values: Array<string | null> }
+  | { kind: 'complete'; tag: string }
+  | { kind: 'error'; severity: string; code: string; message: string }
+  | { kind: 'notice'; severity: string; code: string; message: string }
+  /** The statement (or batch) is over and the session is ready for the next one. */
+  | { kind: 'ready' };
+
+export interface ResultObserver {
+  /** Whether row values are still wanted for the statement in flight (per-statement caps). */
+  wantsRows(): boolean;
+  onResult(event: ResultEvent): void;
+}
+
+/**
+ * The backend credential one session connects with (the stored one, or a role made just for this
+ * session), held until the session ends. Built by credentials/, used by protocol engines.
+ */
+export interface BackendLease {
+  target: BackendTarget;
+  /** The session is over: give the credential back (e.g. drop the role). Idempotent; never throws. */
+  release(): void;
 }
