@@ -63,6 +63,7 @@ function jitgateConfig({ dir, pgServer, bench }) {
     ],
     identities: {},
     policies: [],
+    notifications: { webhooks: [] },
     log: { level: 'warn' },
     shutdown: { drainTimeoutMs: 2_000 },
   };
@@ -72,9 +73,17 @@ function jitgateConfig({ dir, pgServer, bench }) {
 async function jitgateChild() {
   const config = JSON.parse(process.env.BENCH_JITGATE_CONFIG);
   const { startGateway } = await import(pathToFileURL(join(ROOT, 'dist/main.js')).href);
-  const { mintToken } = await import(pathToFileURL(join(ROOT, 'dist/access/tokens.js')).href);
+  const { issueAdminToken } = await import(pathToFileURL(join(ROOT, 'dist/access/grant-tokens.js')).href);
+  const { AccessRepository } = await import(pathToFileURL(join(ROOT, 'dist/access/repository.js')).href);
   const gateway = await startGateway(config);
-  const { token } = mintToken(gateway.store, { user: 'bench', connection: 'bench', ttlMs: config.auth.tokenTtlMs });
+  // Every session rests on a grant: an admin-issued one, as `jitgate token --user` makes.
+  const { token } = issueAdminToken(gateway.store, new AccessRepository(gateway.store.database), {
+    user: 'bench',
+    connection: 'bench',
+    ttlMs: config.auth.tokenTtlMs,
+    now: Date.now(),
+    issuedBy: 'local-admin:bench',
+  });
   const address = gateway.addresses.postgres;
   process.send({ ready: true, port: Number(address.slice(address.lastIndexOf(':') + 1)), token });
   process.on('SIGTERM', () => {

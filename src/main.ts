@@ -5,16 +5,30 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
+import { AccessRepository } from './access/repository.js';
+import { AccessService } from './access/service.js';
 import { TokenAuthority } from './access/tokens.js';
+import { GrantAwareVerifier } from './access/verifier.js';
+import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
+import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
+import type { AuditLog } from './audit/log.js';
 import { startHttpServer, type HttpServerHandle } from './api/http.js';
 import { Router } from './api/router.js';
 import type { GatewayConfig } from './config/types.js';
+import { systemClock, type Clock } from './core/clock.js';
+import { GatewayError } from './core/errors.js';
 import type { BackendTarget } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
+import { SessionCredentials } from './credentials/session-credentials.js';
+import type { IdentityService } from './identity/service.js';
+import { startIdentity } from './identity/wire.js';
 import { createLogger, type Logger } from './obs/log.js';
+import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { PostgresListener } from './protocols/postgres/listener.js';
+import type { RecordingService } from './recording/service.js';
+import { startRecording, type RecordingModule } from './recording/wire.js';
 import { SessionService } from './session/service.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
@@ -25,7 +39,17 @@ export interface Gateway {
   store: Store;
   metrics: Metrics;
   router: Router;
+  /** Access requests, approvals, grants (every data session rests on one). */
+  access: AccessService;
+  /** Who callers are (OIDC, gateway sessions, API keys); also the HTTP API's authenticator. */
+  identity: IdentityService;
   postgres?: PostgresListener;
+  /** Backend credentials per connection (static or per-session roles) and their janitor. */
+  credentials: SessionCredentials;
+  /** Session recordings (replay, live tails, kill, retention, legal holds). */
+  recording: RecordingService;
+  /** The hash-chained audit log; other parts append security events here. */
+  audit: AuditLog;
   /** Graceful shutdown: drains sessions (up to the configured timeout), then closes everything. */
   close(): Promise<void>;
 }
@@ -34,20 +58,39 @@ export interface StartOptions {
   logger?: Logger;
   env?: NodeJS.ProcessEnv;
   now?: () => number;
+  /** Drives timers such as the ephemeral-role janitor (default: the system clock, reading `now`). */
+  clock?: Clock;
 }
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger({ level: config.log.level });
-  const now = options.now ?? Date.now;
+  const now = options.now ?? (options.clock ? () => options.clock!.now() : Date.now);
   const store = openSqliteStore(config.store.path);
+  // With only `now` injected, timers still run in real time, offset to that clock's notion of now.
+  const clock: Clock =
+    options.clock ?? (options.now ? { now, at: (at, fn) => systemClock.at(Date.now() + (at - now()), fn) } : systemClock);
   let postgres: PostgresListener | undefined;
+  let credentials: SessionCredentials | undefined;
   let http: HttpServerHandle | undefined;
+  let access: AccessService | undefined;
+  let notifier: WebhookNotifier | undefined;
+  let accessRoutes: AccessRoutes | undefined;
+  let recording: RecordingModule | undefined;
+  let recordingRoutes: RecordingRoutes | undefined;
   let draining = false;
   // Listeners drain first, then HTTP stops, then the store they write to closes.
   const shutdown = async () => {
     draining = true;
+    accessRoutes?.stop();
+    recordingRoutes?.stop();
     await postgres?.close(config.shutdown.drainTimeoutMs);
+    // Ended sessions are still closing their recordings (final digest to the audit log).
+    await recording?.stop();
+    // Ended sessions are still dropping their roles; the store must outlive that.
+    await credentials?.close();
     await http?.close();
+    access?.close();
+    notifier?.close();
     store.close();
   };
   try {
@@ -55,6 +98,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     if (orphans > 0) log.warn({ sessions: orphans }, 'closed sessions left open by an earlier gateway process');
 
     const targets = await resolveTargets(config, store, options.env ?? process.env);
+    credentials = new SessionCredentials({
+      connections: config.connections,
+      targets,
+      database: store.database,
+      clock,
+      log,
+      liveSessions: () => new Set(store.listSessions({ active: true }).map((s) => s.id)),
+    });
+    const sessionCredentials = credentials;
     const certificate = await ensureCertificate(config.dataDir, { cert: config.tls.cert, key: config.tls.key });
     if (certificate.generated) log.info({ cert: certificate.certPath }, 'generated a self-signed TLS certificate');
     const secureContext = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
@@ -62,7 +114,22 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
     const metrics = createMetrics();
     const tokens = new TokenAuthority(store);
-    const sessions = new SessionService(store, metrics, log, now);
+    const accessRepo = new AccessRepository(store.database);
+    const accessService = (access = new AccessService({
+      repo: accessRepo,
+      store,
+      policies: config.policies,
+      connections: config.connections.map((c) => c.name),
+      clock,
+      log,
+      tokenTtlMs: config.auth.tokenTtlMs,
+    }));
+    accessService.start();
+    const recorder = (recording = startRecording({ config, db: store.database, clock, log, grants: accessService, accessEvents: accessService.events }));
+    notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
+    notifier.attach(accessService.events);
+    const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
+    const sessions = new SessionService(store, metrics, log, now, { grants: accessService, clock });
     let postgresAddress: string | undefined;
     if (config.listeners.postgres) {
       const listenerConfig = config.listeners.postgres;
@@ -72,12 +139,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         tls: { context: secureContext, certificateDer },
         tlsRequired: config.tls.required,
         authMethods: config.auth.postgres.methods,
-        verifier: {
-          scramCandidates: (user, connection) => tokens.scramCandidates(user, connection, now()),
-          verifyCleartext: (user, connection, token) => tokens.verifyCleartext(user, connection, token, now()),
-        },
+        verifier,
         resolveTarget: (name) => targets.get(name),
-        openSession: (info) => sessions.open({ ...info, protocol: 'postgres' }),
+        openSession: (info) => recorder.service.open({ ...info, protocol: 'postgres' }, () => sessions.open({ ...info, protocol: 'postgres' })),
+        acquireBackend: (r) =>
+          sessionCredentials.createFor(r.connection, {
+            sessionId: r.sessionId,
+            user: r.user,
+            validUntil: accessEnd(store, r.user, r.connection, r.tokenId, now()),
+          }),
         onAuthFailure: (info) => {
           metrics.authFailuresTotal.inc({ protocol: 'postgres', reason: info.reason });
           log.warn({ ...info }, 'client authentication failed');
@@ -86,17 +156,50 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           } catch (err) {
             log.error({ err }, 'cannot record failed login');
           }
+          try {
+            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'postgres', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
+          } catch (err) {
+            log.error({ err }, 'cannot audit failed login');
+          }
         },
         onBackendConnect: (connection, seconds) =>
           metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds),
         log,
       });
       postgresAddress = await postgres.listen();
+      const listener = postgres;
+      sessions.setTerminator((id, reason, message) => listener.kill(id, reason, message));
+      recorder.service.setKiller((id, reason, message) => listener.kill(id, reason, message));
       log.info({ address: postgresAddress }, 'postgres listener up');
     }
 
     // API routes are added by the services that own them (identity, access, ...).
     const router = new Router();
+    const env = options.env ?? process.env;
+    const identity = await startIdentity({
+      config: config.identities,
+      db: store.database,
+      router,
+      clock,
+      log,
+      resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env }), env }),
+    });
+    accessService.setAdminCheck((who) => identity.service.isAdmin(who));
+    const pgListener = postgres;
+    accessRoutes = registerAccessRoutes(router, {
+      access: accessService,
+      connections: config.connections,
+      postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
+      tlsRequired: config.tls.required,
+    });
+    recordingRoutes = registerRecordingRoutes(router, {
+      recording: recorder.service,
+      audit: recorder.audit,
+      // Through the access service, which holds the identity module's admin check.
+      isAdmin: (who) => accessService.isAdmin(who),
+      auditors: recorder.auditConfig.auditors,
+      now,
+    });
 
     http = await startHttpServer({
       fallback: (req, res) => router.handle(req, res),
@@ -112,6 +215,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         return { ok: reasons.length === 0, reasons };
       },
     });
+    await identity.listening(http.address);
 
     let closing: Promise<void> | undefined;
     return {
@@ -119,7 +223,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       store,
       metrics,
       router,
+      access: accessService,
+      identity: identity.service,
       postgres,
+      credentials: sessionCredentials,
+      recording: recorder.service,
+      audit: recorder.audit,
       close: () => {
         closing ??= (async () => {
           log.info('gateway shutting down');
@@ -133,6 +242,27 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await shutdown();
     throw err;
   }
+}
+
+/**
+ * When this session's access ends: for now the expiry of the token it logged in with (a grant's end
+ * will take its place). Bounds how long a per-session backend role can log in.
+ */
+function accessEnd(store: Store, user: string, connection: string, tokenId: string, now: number): number {
+  const token = store.activeTokens(user, connection, now).find((t) => t.id === tokenId);
+  if (!token) throw new GatewayError('auth_failed', 'the access token expired while connecting');
+  return token.expiresAt;
+}
+
+/** Webhook secrets are references like backend passwords; resolved once at startup. */
+async function resolveWebhooks(config: GatewayConfig, store: Store, env: NodeJS.ProcessEnv): Promise<WebhookTarget[]> {
+  const secretStore = new SecretStore(store, { env });
+  return Promise.all(
+    config.notifications.webhooks.map(async ({ secret, ...w }) => ({
+      ...w,
+      ...(secret !== undefined ? { secret: await resolveSecretRef(secret, { secretStore, env }) } : {}),
+    })),
+  );
 }
 
 async function resolveTargets(config: GatewayConfig, store: Store, env: NodeJS.ProcessEnv): Promise<Map<string, BackendTarget>> {

@@ -34,6 +34,9 @@ export type RouteHandler = (ctx: RouteContext) => unknown | Promise<unknown>;
 
 export type Authenticator = (req: IncomingMessage) => Promise<Identity | null> | Identity | null;
 
+/** Handles a whole request itself (see Router.mount). */
+export type RawHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
 interface Route {
   method: string;
   parts: string[];
@@ -47,6 +50,16 @@ const MAX_BODY_BYTES = 1024 * 1024;
 export class Router {
   private readonly routes: Route[] = [];
   private authenticator: Authenticator = () => null;
+  private readonly mounts: Array<{ prefix: string; handler: RawHandler }> = [];
+
+  /**
+   * Hands every request under `prefix` (e.g. `/dev-idp`) to `handler` untouched: no authentication,
+   * no body parsing. For embedded applications that speak their own protocol, such as the
+   * development identity provider.
+   */
+  mount(prefix: string, handler: RawHandler): void {
+    this.mounts.push({ prefix: prefix.replace(/\/+$/, ''), handler });
+  }
 
   setAuthenticator(authenticator: Authenticator): void {
     this.authenticator = authenticator;
@@ -60,6 +73,11 @@ export class Router {
   /** Handles the request if a route matches; false lets the caller answer 404. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? '/', 'http://gateway');
+    const mount = this.mounts.find((m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`));
+    if (mount) {
+      await mount.handler(req, res);
+      return true;
+    }
     const parts = url.pathname.split('/');
     let pathMatched = false;
     for (const route of this.routes) {

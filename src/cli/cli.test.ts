@@ -243,9 +243,10 @@ describe('runCli in-process', () => {
       expect(bad.err()).toBe(`jitgate: ${message}\n`);
       expect(bad.out()).toBe('');
     }
-    const missing = capture(dir);
+    // Without --user the token comes from the API as the signed-in user, and nobody is signed in here.
+    const missing = capture(dir, { env: { XDG_CONFIG_HOME: join(dir, 'no-sign-in') } });
     expect(await runCli(['token', '--connection', 'prod'], missing.io)).toBe(1);
-    expect(missing.err()).toContain("required option '-u, --user <user>' not specified");
+    expect(missing.err()).toMatch(/^jitgate: not signed in/);
   });
 
   it('token without a config file: the embedded default, its connections and its .data store', async () => {

@@ -6,10 +6,13 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CredentialError } from '../credentials/secret-store.js';
+import { registerAccessCommands } from './access-program.js';
+import { registerRecordingCommands } from './recording-program.js';
+import { apikeyCreate, apikeyList, apikeyRevoke } from './commands/apikey.js';
 import { configCheck } from './commands/config-check.js';
+import { loginCommand, logoutCommand } from './commands/login.js';
 import { secretsList, secretsRemove, secretsSet } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
-import { sessionsCommand } from './commands/sessions.js';
 import { tokenCommand } from './commands/token.js';
 import { CliError, processIo, type CliIo } from './io.js';
 
@@ -79,29 +82,61 @@ export function buildProgram(io: CliIo): Command {
 
   program
     .command('token')
-    .description('mint an access token on the gateway host (admin); prints only the token on stdout')
-    .requiredOption('-u, --user <user>', 'login name the token is for')
-    .requiredOption('--connection <name>', 'connection the token opens (the database name clients use)')
-    .option('--ttl <duration>', 'lifetime, e.g. 15m or 1h (default: auth.tokenTtl from the config, 15m; at most 24h)')
+    .description(
+      'mint an access token under your grant (signed in), or with --user on the gateway host as an admin ' +
+        '(an admin-issued grant is recorded); prints only the token on stdout',
+    )
+    .argument('[connection]', 'connection the token opens (the database name clients use)')
+    .option('-u, --user <user>', 'admin on the gateway host: login name the token is for')
+    .option('--connection <name>', 'connection the token opens (same as the argument)')
+    .option('--ttl <duration>', 'with --user: lifetime, e.g. 15m or 1h (default: auth.tokenTtl from the config, 15m; at most 24h)')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((opts: { user: string; connection: string; ttl?: string; config?: string; dataDir?: string }) =>
-      tokenCommand(io, opts),
+    .action((connection: string | undefined, opts: { user?: string; connection?: string; ttl?: string; config?: string; dataDir?: string }) =>
+      tokenCommand(io, { ...opts, connection: opts.connection ?? connection }),
     );
 
-  program
-    .command('sessions')
-    .description('list sessions, newest first')
-    .option('-u, --user <user>', 'only this user')
-    .option('--connection <name>', 'only this connection')
-    .option('--active', 'only sessions still open')
-    .option('--json', 'print JSON')
-    .option('-n, --limit <n>', 'at most this many (default 50)')
-    .option('-c, --config <file>', STORE_HELP)
-    .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((opts) => sessionsCommand(io, opts));
-
+  registerIdentityCommands(program, io);
+  registerAccessCommands(program, io);
+  // sessions (search, legal holds), replay, kill, audit verify/export
+  registerRecordingCommands(program, io);
   return program;
+}
+
+/** login, logout, apikey: signing in, and API keys for automation. */
+function registerIdentityCommands(program: Command, io: CliIo): void {
+  program
+    .command('login')
+    .description('sign in through the identity provider (browser with PKCE, or --device); the session refreshes silently')
+    .option('--url <url>', 'gateway URL (default: $JITGATE_URL, else the last sign-in, else http://127.0.0.1:8080)')
+    .option('--device', 'device flow: print a URL and a code to enter on any device with a browser')
+    .option('--issuer <name>', 'which configured OIDC issuer (default: the first)')
+    .option('--no-browser', 'do not try to open a browser; just print the URL')
+    .action((opts: { url?: string; device?: boolean; issuer?: string; browser?: boolean }) => loginCommand(io, opts));
+
+  program
+    .command('logout')
+    .description('end the sign-in at the gateway and remove the saved credentials')
+    .action(() => logoutCommand(io));
+
+  const apikey = program.command('apikey').description('API keys for automation (administrators)');
+  apikey
+    .command('create')
+    .description('create an API key; prints only the key on stdout (shown once)')
+    .requiredOption('--name <name>', 'name the key authenticates as (letters, digits, _ . -)')
+    .option('--groups <a,b>', 'comma-separated groups the key has')
+    .option('--ttl <duration>', 'lifetime, e.g. 30d or 12h (default 90d, at most 366d)')
+    .action((opts: { name: string; groups?: string; ttl?: string }) => apikeyCreate(io, opts));
+  apikey
+    .command('list')
+    .description('list API keys (never the keys themselves)')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => apikeyList(io, opts));
+  apikey
+    .command('revoke')
+    .description('revoke an API key at once')
+    .argument('<id>', 'key id, as shown by apikey list')
+    .action((id: string) => apikeyRevoke(io, id));
 }
 
 /** Run the CLI with `args` (without node and the script); resolves to the process exit code. */

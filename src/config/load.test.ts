@@ -35,8 +35,18 @@ describe('parseConfig defaults', () => {
       auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 900_000 },
       store: { type: 'sqlite', path: '/srv/jitgate/.data/jitgate.db' },
       connections: [],
-      identities: {},
+      identities: { oidc: [], admins: { groups: [] }, session: { ttlMs: 12 * 3_600_000, refreshTtlMs: 7 * 86_400_000 } },
       policies: [],
+      notifications: { webhooks: [] },
+      recording: {
+        enabled: true,
+        dir: '/srv/jitgate/.data/recordings',
+        defaults: { mode: 'required', retentionMs: 90 * 86_400_000 },
+        connections: {},
+        limits: { rowsPerStatement: 1000, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 },
+        retentionCheckMs: 3_600_000,
+      },
+      audit: { auditors: [], signingKey: '/srv/jitgate/.data/audit-signing.key', checkpointIntervalMs: 600_000 },
       log: { level: 'info' },
       shutdown: { drainTimeoutMs: 10_000 },
     });
@@ -150,7 +160,7 @@ describe('parseConfig errors', () => {
       'jitgate.yaml:12:5: connections[1].database: required for a postgres connection: the database to open on the backend',
       'jitgate.yaml:12:11: connections[1].name: duplicate connection name "prod" (first defined at line 7)',
       'jitgate.yaml:15:18: connections[1].tls.mode: expected one of "disable", "prefer", "require", "verify-full", got "verify"',
-      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout)',
+      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout, credentials)',
       'jitgate.yaml:18:10: log.level: expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent", got "loud"',
     ]);
   });

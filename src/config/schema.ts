@@ -4,8 +4,7 @@
  * path inside the file, and ./load.ts maps paths to FILE:LINE:COL.
  *
  * Rules worth knowing:
- *  - unknown keys are errors everywhere except under `identities` and `policies`, which later issues
- *    own and which are kept as validated raw objects;
+ *  - unknown keys are errors everywhere (the `identities` section is defined in ./identities.ts);
  *  - an empty value (`key:` with nothing after it) counts as absent, so the default applies;
  *  - relative paths (dataDir, store.path, tls.cert/key, connections[].tls.ca and `file:` secret
  *    references) are relative to the directory of the config file, and come out absolute;
@@ -15,8 +14,12 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
 import type { BackendTlsMode, Protocol } from '../core/types.js';
+import { DEFAULT_ROLE_PREFIX } from '../credentials/ephemeral/role-sql.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
-import type { ConnectionConfig, GatewayConfig } from './types.js';
+import { buildIdentities, identitiesCrossCheck, identitiesSchema } from './identities.js';
+import { auditSchema, buildAudit, buildRecording, recordingCrossCheck, recordingSchema } from './recording.js';
+import type { PolicyRule } from '../policy/access.js';
+import type { ConnectionConfig, ConnectionCredentialsConfig, GatewayConfig, WebhookConfig } from './types.js';
 
 export type ConfigPath = (string | number)[];
 
@@ -163,6 +166,35 @@ const authMethods = () =>
 
 const listener = () => z.strictObject({ host: host().optional(), port: listenPort().optional() });
 
+// Per-connection backend credentials (credentials/): `static` uses the stored user for every session;
+// `ephemeral` creates a role per session that is a member of `roles` and is dropped when it ends.
+
+/** PostgreSQL keeps 63 bytes of a name and silently truncates the rest: refuse instead of renaming. */
+const roleNames = () =>
+  leaf('a non-empty list of role names', (v) => {
+    if (!Array.isArray(v)) return undefined;
+    if (v.length === 0) return new Bad("list at least one role: a session's database user has no privileges but these");
+    for (const [i, r] of v.entries()) {
+      if (typeof r !== 'string' || r === '' || r.includes('\0') || Buffer.byteLength(r, 'utf8') > 63) {
+        return new Bad(`item ${i}: expected a role name of 1 to 63 bytes, got ${describeValue(r)}`);
+      }
+    }
+    return [...new Set(v as string[])];
+  });
+
+const rolePrefix = () =>
+  leaf('a role name prefix: 1-40 lower-case letters, digits or _, starting with a letter or _', (v) => {
+    if (typeof v !== 'string' || !/^[a-z_][a-z0-9_]{0,39}$/.test(v)) return undefined;
+    if (v.startsWith('pg_')) return new Bad('role names starting with "pg_" are reserved by PostgreSQL');
+    return v;
+  });
+
+const credentialsSchema = z.strictObject({
+  mode: oneOf(['static', 'ephemeral'] as const).optional(),
+  roles: roleNames().optional(),
+  rolePrefix: rolePrefix().optional(),
+});
+
 const connectionSchema = z.strictObject({
   name: connectionName(),
   type: oneOf(['postgres', 'mysql', 'redis'] as const).optional(),
@@ -179,6 +211,71 @@ const connectionSchema = z.strictObject({
     })
     .optional(),
   connectTimeout: duration(100, 5 * 60_000).optional(),
+  credentials: credentialsSchema.optional(),
+});
+
+// Access policies and notifications (the access issue). Shapes are documented in jitgate.example.yaml.
+
+const nameList = (what: string, opts: { allowEmpty?: boolean } = {}) =>
+  leaf(`a list of ${what}`, (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list) || (list.length === 0 && !opts.allowEmpty)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (typeof x !== 'string' || x.trim() === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
+    }
+    return [...new Set(list as string[])];
+  });
+
+const intBetween = (min: number, max: number) =>
+  leaf(`an integer from ${min} to ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
+
+const MAX_GRANT_MS = 30 * 86_400_000;
+
+const accessRulesSchema = z.strictObject({
+  approval: oneOf(['auto', 'required'] as const).optional(),
+  approvers: nameList('approver group names').optional(),
+  approvals: intBetween(1, 10).optional(),
+  maxDuration: duration(60_000, MAX_GRANT_MS).optional(),
+  breakGlass: bool().optional(),
+  pendingExpiry: duration(60_000, MAX_GRANT_MS).optional(),
+  requireReason: bool().optional(),
+});
+
+const policySchema = z.strictObject({
+  name: text('a policy name').optional(),
+  connections: nameList('connection names or globs (* and ?)'),
+  groups: nameList('group names ("*" = everyone signed in)', { allowEmpty: true }).optional(),
+  users: nameList('user names', { allowEmpty: true }).optional(),
+  access: accessRulesSchema.optional(),
+});
+
+export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry'] as const;
+
+const webhookSchema = z.strictObject({
+  name: text('a webhook name').optional(),
+  url: leaf('an http:// or https:// URL', (v) => {
+    if (typeof v !== 'string') return undefined;
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:' ? v : undefined;
+    } catch {
+      return undefined;
+    }
+  }),
+  secret: secretRef().optional(),
+  format: oneOf(['json', 'slack'] as const).optional(),
+  events: leaf(`a list of ${NOTIFICATION_EVENTS.join(', ')}`, (v) => {
+    if (!Array.isArray(v) || v.length === 0) return undefined;
+    for (const [i, e] of v.entries()) {
+      if (!(NOTIFICATION_EVENTS as readonly unknown[]).includes(e)) {
+        return new Bad(`item ${i}: expected one of ${NOTIFICATION_EVENTS.join(', ')}, got ${describeValue(e)}`);
+      }
+    }
+    return [...new Set(v as Array<(typeof NOTIFICATION_EVENTS)[number]>)];
+  }).optional(),
+  timeout: duration(100, 60_000).optional(),
+  maxAttempts: intBetween(1, 20).optional(),
+  initialBackoff: duration(10, 10 * 60_000).optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -199,8 +296,11 @@ export const configSchema = z.strictObject({
     .optional(),
   store: z.strictObject({ type: oneOf(['sqlite'] as const).optional(), path: path().optional() }).optional(),
   connections: z.array(connectionSchema).optional(),
-  identities: z.record(z.string(), z.unknown()).optional(),
-  policies: z.array(z.unknown()).optional(),
+  identities: identitiesSchema.optional(),
+  recording: recordingSchema.optional(),
+  audit: auditSchema.optional(),
+  policies: z.array(policySchema).optional(),
+  notifications: z.strictObject({ webhooks: z.array(webhookSchema).optional() }).optional(),
   log: z.strictObject({ level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const).optional() }).optional(),
   shutdown: z.strictObject({ drainTimeout: duration(0, 3_600_000).optional() }).optional(),
 });
@@ -299,6 +399,44 @@ export function crossCheck(raw: unknown): SchemaProblem[] {
       });
     }
   }
+  problems.push(...crossCheckCredentials(connections));
+  problems.push(...crossCheckAccess(raw, connections));
+  problems.push(...identitiesCrossCheck(raw.identities));
+  problems.push(...recordingCrossCheck(raw.recording, new Set(connections.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))));
+  return problems;
+}
+
+/** Policies: say whom they apply to, name real connections, and have approvers when approval is required. */
+function crossCheckAccess(raw: Record<string, unknown>, connections: unknown[]): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  const names = new Set(connections.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])));
+  const policies = Array.isArray(raw.policies) ? raw.policies : [];
+  const seen = new Map<string, number>();
+  policies.forEach((p, i) => {
+    if (!isObj(p)) return;
+    if (typeof p.name === 'string') {
+      const first = seen.get(p.name);
+      if (first === undefined) seen.set(p.name, i);
+      else problems.push({ path: ['policies', i, 'name'], message: `duplicate policy name ${JSON.stringify(p.name)}`, related: ['policies', first, 'name'] });
+    }
+    const listed = (v: unknown) => (Array.isArray(v) ? v.length > 0 : typeof v === 'string');
+    if (!listed(p.groups) && !listed(p.users)) {
+      problems.push({ path: ['policies', i], message: 'say whom the policy applies to: `groups` (or "*" for everyone signed in) and/or `users`' });
+    }
+    const patterns = Array.isArray(p.connections) ? p.connections : typeof p.connections === 'string' ? [p.connections] : [];
+    patterns.forEach((c, j) => {
+      if (typeof c === 'string' && !c.includes('*') && !c.includes('?') && !names.has(c)) {
+        problems.push({
+          path: ['policies', i, 'connections', ...(Array.isArray(p.connections) ? [j] : [])],
+          message: `no connection named ${JSON.stringify(c)}` + (names.size ? ` (configured: ${[...names].join(', ')})` : ''),
+        });
+      }
+    });
+    const access = isObj(p.access) ? p.access : undefined;
+    if (access && (access.approval ?? 'required') === 'required' && !listed(access.approvers)) {
+      problems.push({ path: ['policies', i, 'access'], message: 'approval: required needs `approvers` (one or more group names)' });
+    }
+  });
   return problems;
 }
 
@@ -356,15 +494,103 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
           ...(c.tls?.servername !== undefined ? { servername: c.tls.servername } : {}),
         },
         connectTimeoutMs: c.connectTimeout ?? DEFAULTS.connectTimeoutMs,
+        ...(c.credentials ? { credentials: buildCredentials(c.credentials) } : {}),
       };
     }),
-    identities: file.identities ?? {},
-    policies: file.policies ?? [],
+    identities: buildIdentities(file.identities, ctx.baseDir),
+    recording: buildRecording(file.recording, dataDir, ctx.baseDir),
+    audit: buildAudit(file.audit, dataDir, ctx.baseDir),
+    policies: (file.policies ?? []).map(buildPolicy),
+    notifications: { webhooks: (file.notifications?.webhooks ?? []).map((w, i) => buildWebhook(w, i, abs)) },
     log: { level: file.log?.level ?? DEFAULTS.logLevel },
     shutdown: { drainTimeoutMs: file.shutdown?.drainTimeout ?? DEFAULTS.drainTimeoutMs },
   };
 }
 
+/** Ephemeral credentials: PostgreSQL only (for now), with roles to grant; the other keys need that mode. */
+function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  connections.forEach((c, i) => {
+    if (!isObj(c) || !isObj(c.credentials)) return;
+    const at = ['connections', i, 'credentials'];
+    const creds = c.credentials;
+    if (creds.mode === 'ephemeral') {
+      if ((c.type ?? 'postgres') !== 'postgres') {
+        problems.push({ path: [...at, 'mode'], message: 'ephemeral credentials are available for postgres connections only' });
+      }
+      if (creds.roles === undefined || creds.roles === null) {
+        problems.push({
+          path: at,
+          message: 'mode: ephemeral needs `roles`: the roles each session\'s database user is made a member of (its only privileges)',
+        });
+      }
+    } else {
+      for (const key of ['roles', 'rolePrefix'] as const) {
+        if (creds[key] !== undefined && creds[key] !== null) {
+          problems.push({ path: [...at, key], message: 'only used with mode: ephemeral', atKey: true });
+        }
+      }
+    }
+  });
+  return problems;
+}
+
+function buildCredentials(c: NonNullable<ConfigFile['connections']>[number]['credentials'] & object): ConnectionCredentialsConfig {
+  if (c.mode !== 'ephemeral') return { mode: 'static' };
+  return { mode: 'ephemeral', roles: c.roles ?? [], rolePrefix: c.rolePrefix ?? DEFAULT_ROLE_PREFIX };
+}
+
 function absoluteFileRef(ref: string, abs: (p: string) => string): string {
   return ref.startsWith('file:') ? `file:${abs(ref.slice('file:'.length))}` : ref;
+}
+
+export const ACCESS_DEFAULTS = {
+  approval: 'required' as const,
+  approvals: 1,
+  maxDurationMs: 3_600_000,
+  pendingExpiryMs: 3_600_000,
+  breakGlass: false,
+  requireReason: true,
+};
+
+export const WEBHOOK_DEFAULTS = { timeoutMs: 5_000, maxAttempts: 6, initialBackoffMs: 1_000 };
+
+function buildPolicy(p: NonNullable<ConfigFile['policies']>[number], i: number): PolicyRule {
+  const a = p.access;
+  return {
+    name: p.name ?? `policy-${i + 1}`,
+    connections: p.connections,
+    groups: p.groups ?? [],
+    users: p.users ?? [],
+    ...(a
+      ? {
+          access: {
+            approval: a.approval ?? ACCESS_DEFAULTS.approval,
+            approvers: a.approvers ?? [],
+            approvals: a.approvals ?? ACCESS_DEFAULTS.approvals,
+            maxDurationMs: a.maxDuration ?? ACCESS_DEFAULTS.maxDurationMs,
+            breakGlass: a.breakGlass ?? ACCESS_DEFAULTS.breakGlass,
+            pendingExpiryMs: a.pendingExpiry ?? ACCESS_DEFAULTS.pendingExpiryMs,
+            requireReason: a.requireReason ?? ACCESS_DEFAULTS.requireReason,
+          },
+        }
+      : {}),
+  };
+}
+
+function buildWebhook(
+  w: NonNullable<NonNullable<ConfigFile['notifications']>['webhooks']>[number],
+  i: number,
+  abs: (p: string) => string,
+): WebhookConfig {
+  return {
+    name: w.name ?? `webhook-${i + 1}`,
+    url: w.url,
+    ...(w.secret !== undefined ? { secret: absoluteFileRef(w.secret, abs) } : {}),
+    format: w.format ?? 'json',
+    events: w.events ?? [...NOTIFICATION_EVENTS],
+    timeoutMs: w.timeout ?? WEBHOOK_DEFAULTS.timeoutMs,
+    maxAttempts: w.maxAttempts ?? WEBHOOK_DEFAULTS.maxAttempts,
+    initialBackoffMs: w.initialBackoff ?? WEBHOOK_DEFAULTS.initialBackoffMs,
+  };
 }

@@ -3,6 +3,8 @@
  * (./schema.ts) produces this; secret references stay references until a consumer resolves them.
  */
 import type { BackendTlsMode, Protocol } from '../core/types.js';
+import type { PolicyRule } from '../policy/access.js';
+import type { AuditConfig, RecordingConfig } from './recording.js';
 
 /** `env:NAME`, `file:PATH` or `secret:NAME` (the gateway's encrypted secret store). */
 export type SecretRef = string;
@@ -24,6 +26,76 @@ export interface ConnectionConfig {
   password?: SecretRef;
   tls: { mode: BackendTlsMode; ca?: string; servername?: string };
   connectTimeoutMs: number;
+  /** How sessions log in to the backend; absent means static (the stored user above). */
+  credentials?: ConnectionCredentialsConfig;
+}
+
+/**
+ * `static`: every session uses the stored credential. `ephemeral`: the stored user (which needs
+ * CREATEROLE) makes a role per session, `<rolePrefix><short session id>`, member of `roles`,
+ * valid until the session's access ends, and drops it when the session ends.
+ */
+export type ConnectionCredentialsConfig =
+  | { mode: 'static' }
+  | { mode: 'ephemeral'; roles: string[]; rolePrefix: string };
+
+/** One OpenID Connect issuer whose users and service accounts the gateway accepts. */
+export interface OidcIssuerConfig {
+  /** Short name used by `jitgate login --issuer NAME` and in logs. */
+  name: string;
+  /** Issuer URL exactly as in the discovery document (`<issuer>/.well-known/openid-configuration`). */
+  issuer: string;
+  /** The gateway's OAuth client at the IdP (logins); also the default audience. */
+  clientId: string;
+  /** Reference to the client secret; absent for a public client (PKCE only). */
+  clientSecret?: SecretRef;
+  /** `aud` that bearer access tokens (users' and service accounts') must carry. */
+  audience: string;
+  /** Claim holding the user's groups. */
+  groupsClaim: string;
+  /** Claim naming the user; absent: preferred_username, then email, then sub. */
+  userClaim?: string;
+  /** Claim value -> jitgate groups. Values not listed pass through unchanged. */
+  groupMap: Record<string, string[]>;
+  /** Client-credentials clients accepted as service accounts: client_id -> name and groups. */
+  serviceAccounts: Record<string, { name: string; groups: string[] }>;
+  /** Scopes requested at login. */
+  scopes: string[];
+  /** Least time between two JWKS downloads triggered by a token with an unknown key id. */
+  jwksCooldownMs: number;
+}
+
+/** A user of the built-in development identity provider (embedded default only). */
+export interface DevIdpUser {
+  user: string;
+  password: string;
+  displayName: string;
+  email: string;
+  groups: string[];
+}
+
+/**
+ * The built-in development identity provider. Only the embedded default sets this; no config file
+ * can (the schema has no key for it), so a real deployment never runs a password-in-memory IdP.
+ */
+export interface DevIdpConfig {
+  users: DevIdpUser[];
+  /** A client-credentials client for trying agents and automation. */
+  agent: { clientId: string; clientSecret: string; name: string; groups: string[] };
+}
+
+export interface IdentitiesConfig {
+  oidc: OidcIssuerConfig[];
+  /** Members of these groups administer the gateway (API keys, revoking anything). */
+  admins: { groups: string[] };
+  /** Gateway sessions issued after an OIDC login. */
+  session: {
+    /** Lifetime of one session token (`jgs_`); the CLI refreshes it silently. */
+    ttlMs: number;
+    /** How long one login lasts at most: refresh tokens (`jgr_`) stop working this long after it. */
+    refreshTtlMs: number;
+  };
+  devIdp?: DevIdpConfig;
 }
 
 export interface GatewayConfig {
@@ -51,10 +123,32 @@ export interface GatewayConfig {
   };
   store: { type: 'sqlite'; path: string };
   connections: ConnectionConfig[];
-  /** Filled by the identity issue (OIDC issuers, service accounts). Kept as validated raw objects. */
-  identities: Record<string, unknown>;
-  /** Filled by the policy issues. */
-  policies: unknown[];
+  /** Who may connect: OIDC issuers, service accounts, admins, gateway sessions (./identities.ts). */
+  identities: IdentitiesConfig;
+  /** Session recording (./recording.ts); absent in configurations built in code = the defaults. */
+  recording?: RecordingConfig;
+  /** Audit log: auditors, checkpoint signing (./recording.ts); absent = the defaults. */
+  audit?: AuditConfig;
+  /** Access policies (first match in file order decides a request; see policy/access.ts). */
+  policies: PolicyRule[];
+  /** Where request, approval, denial, revocation and break-glass events are sent. */
+  notifications: { webhooks: WebhookConfig[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   shutdown: { drainTimeoutMs: number };
+}
+
+export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry';
+
+export interface WebhookConfig {
+  name: string;
+  url: string;
+  /** HMAC-SHA256 key reference; without it deliveries are unsigned (e.g. a Slack incoming webhook). */
+  secret?: SecretRef;
+  /** `json`: the event as JSON; `slack`: `{"text": ...}` for Slack-compatible incoming webhooks. */
+  format: 'json' | 'slack';
+  events: NotificationEventKind[];
+  timeoutMs: number;
+  /** Delivery attempts in all (the first plus retries with exponential backoff). */
+  maxAttempts: number;
+  initialBackoffMs: number;
 }

@@ -8,8 +8,10 @@ export type GatewayErrorCode =
   | 'unsupported_protocol' // protocol version or feature we do not speak
   | 'auth_failed' // wrong, expired or unknown token
   | 'auth_method_rejected' // e.g. cleartext without TLS, TLS required
+  | 'grant_inactive' // the token is valid but the access grant behind it expired, was revoked or is missing
   | 'unknown_connection' // database name names no configured connection
   | 'backend_unavailable' // could not connect or authenticate to the backend
+  | 'credential_unavailable' // the backend would not make this session's own database user (ephemeral credentials)
   | 'backend_lost' // backend died mid-session
   | 'denied' // refused by policy
   | 'shutting_down' // gateway is draining

@@ -125,6 +125,24 @@ export interface ResultObserver {
   /** Whether row values are still wanted for the statement in flight (per-statement caps). */
   wantsRows(): boolean;
   onResult(event: ResultEvent): void;
+  /**
+   * Parameter values bound to a prepared statement (extended protocol Bind), when the observer
+   * wants them. Decoded only if this is present.
+   */
+  onBind?(bind: BoundParameters): void;
+}
+
+/** One Bind: which prepared statement runs with which values. */
+export interface BoundParameters {
+  /** Portal and prepared statement names ('' = unnamed). */
+  portal: string;
+  statement: string;
+  /** Values as text (binary ones base64 with a `b64:` prefix); null = SQL NULL. */
+  values: Array<string | null>;
+  /** Indexes of values cut to the decoder's size limit (their full size is in `sizes`). */
+  cut: number[];
+  /** Byte length of each value as sent (-1 for NULL). */
+  sizes: number[];
 }
 
 /**

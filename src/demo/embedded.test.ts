@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_USERS, EMBEDDED_CONNECTIONS, connectHint, embeddedPorts, startEmbeddedDefault } from './embedded.js';
+import { DEMO_POLICIES, DEMO_USERS, EMBEDDED_CONNECTIONS, connectHint, embeddedPorts, startEmbeddedDefault } from './embedded.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -31,8 +31,9 @@ describe('startEmbeddedDefault', () => {
         tls: { required: false },
         auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 8 * 3600_000 },
         store: { type: 'sqlite', path: path.join(dataDir, 'jitgate.db') },
-        identities: {},
-        policies: [],
+        identities: { oidc: [], admins: { groups: ['admins'] }, devIdp: { agent: { clientId: 'demo-agent', groups: ['agents'] } } },
+        policies: DEMO_POLICIES,
+        notifications: { webhooks: [] },
         log: { level: 'info' },
         shutdown: { drainTimeoutMs: 10_000 },
       });

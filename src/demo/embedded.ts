@@ -10,7 +10,9 @@
 import path from 'node:path';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../obs/log.js';
+import type { PolicyRule } from '../policy/access.js';
 import { startDemoDatabase } from './demo-db.js';
+import { demoIdentities, signInHint } from './demo-identities.js';
 
 export const EMBEDDED_SOURCE = '<embedded default>';
 /** The one connection of the embedded default. */
@@ -42,6 +44,35 @@ export const DEMO_USERS: readonly DemoUser[] = Object.freeze([
   { user: 'dave', displayName: 'Dave Dunn', email: 'dave@example.com', role: 'admin', groups: ['platform', 'admins'] },
 ]);
 
+/**
+ * Access policies of the embedded default: admins get access at once; engineers and auditors ask
+ * and an approver (or an admin) decides, with break-glass allowed for emergencies.
+ */
+export const DEMO_POLICIES: PolicyRule[] = [
+  {
+    name: 'demo-admins',
+    connections: [DEMO_CONNECTION],
+    groups: ['admins'],
+    users: [],
+    access: { approval: 'auto', approvers: [], approvals: 1, maxDurationMs: 8 * 3600_000, breakGlass: false, pendingExpiryMs: 3600_000, requireReason: false },
+  },
+  {
+    name: 'demo-engineers',
+    connections: [DEMO_CONNECTION],
+    groups: ['engineering', 'security'],
+    users: [],
+    access: {
+      approval: 'required',
+      approvers: ['approvers', 'admins'],
+      approvals: 1,
+      maxDurationMs: 8 * 3600_000,
+      breakGlass: true,
+      pendingExpiryMs: 3600_000,
+      requireReason: true,
+    },
+  },
+];
+
 export interface EmbeddedOptions {
   /** Environment for the port overrides (default process.env). */
   env?: NodeJS.ProcessEnv;
@@ -61,6 +92,8 @@ export interface EmbeddedDefault {
    * given) and one line on minting more tokens.
    */
   printConnectHint(addresses: { http: string; postgres?: string }, token?: string): void;
+  /** Print how to sign in through the development identity provider (`jitgate login`). */
+  printSignInHint(addresses: { http: string }): void;
 }
 
 export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedDefault> {
@@ -102,8 +135,9 @@ export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOpt
         connectTimeoutMs: 15_000,
       },
     ],
-    identities: {},
-    policies: [],
+    identities: demoIdentities(DEMO_USERS),
+    policies: DEMO_POLICIES,
+    notifications: { webhooks: [] },
     log: { level: 'info' },
     shutdown: { drainTimeoutMs: 10_000 },
   };
@@ -114,6 +148,7 @@ export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOpt
     config,
     close: () => demo.close(),
     printConnectHint: (addresses, token) => write(connectHint(addresses, { token, dataDirFlag }).join('\n') + '\n'),
+    printSignInHint: (addresses) => write(signInHint(addresses.http, config.identities, DEMO_USERS).map((l) => l + '\n').join('')),
   };
 }
 

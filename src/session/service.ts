@@ -3,11 +3,13 @@
  * later work) policy, masking and recording meet. Protocol engines only see the pipeline.
  */
 import { randomUUID } from 'node:crypto';
+import { systemClock, type Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type { Decision, Protocol, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
+import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { Store } from '../store/store.js';
+import { requireActiveGrant, watchGrant, type GrantWatch, type SessionGrants, type SessionTerminator } from './grant-watch.js';
 
 export interface OpenSessionInput {
   protocol: Protocol;
@@ -20,16 +22,42 @@ export interface OpenSessionInput {
 
 const ALLOW: Decision = Object.freeze({ effect: 'allow', reasons: [] }) as Decision;
 
+export interface SessionServiceOptions {
+  /**
+   * Grant enforcement (the gateway always passes it): a session starts only on an active grant and
+   * ends with it. Without it (unit tests of other parts) sessions are not tied to grants.
+   */
+  grants?: SessionGrants;
+  /** Schedules grant expiry (default: the system clock). */
+  clock?: Clock;
+}
+
 export class SessionService {
+  private terminator: SessionTerminator | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
+    private readonly options: SessionServiceOptions = {},
   ) {}
+
+  /** How to end a live session (the protocol listener's kill); set once the listener exists. */
+  setTerminator(terminator: SessionTerminator): void {
+    this.terminator = terminator;
+  }
 
   open(input: OpenSessionInput): SessionPipeline {
     const id = randomUUID();
+    const grants = this.options.grants;
+    let grant: Grant | undefined;
+    try {
+      grant = grants && requireActiveGrant(grants, input, this.now());
+    } catch (err) {
+      this.log.warn({ user: input.user, connection: input.connection, tokenId: input.tokenId, why: (err as Error).message }, 'session refused: no active grant');
+      throw err;
+    }
     try {
       this.store.startSession({
         id,
@@ -51,16 +79,24 @@ export class SessionService {
     const statements = this.metrics.statementsTotal.labels(labels);
     this.log.info({ session: id, user: input.user, connection: input.connection, client: input.clientAddress }, 'session started');
 
+    let watch: GrantWatch | undefined;
+    if (grants && grant) {
+      watch = watchGrant({ sessionId: id, grant, grants, clock: this.options.clock ?? systemClock, log: this.log, terminate: () => this.terminator });
+    }
+
     let ended = false;
     return {
       id,
       decide: (_statement: Statement) => {
         statements.inc();
+        const over = watch?.endedMessage;
+        if (over !== undefined) return { effect: 'deny', reasons: ['grant_ended'], message: over };
         return ALLOW;
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;
         ended = true;
+        watch?.stop();
         this.metrics.sessionsActive.dec(labels);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'client_to_backend' }, counters.bytesFromClient);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'backend_to_client' }, counters.bytesToClient);

@@ -22,6 +22,12 @@ export class ScriptedBrowser {
   /** Every URL visited, in order (redirects included). */
   readonly visited: string[] = [];
 
+  /**
+   * `stopAt`: a URL the browser is sent to but does not load (returned as a page with status 0),
+   * e.g. a redirect URI nobody listens on, to read the authorization code from it.
+   */
+  constructor(private readonly options: { stopAt?: (url: string) => boolean } = {}) {}
+
   /** GET `url` and follow redirects until a page that is not a redirect. */
   async open(url: string): Promise<Page> {
     return this.request(url, { method: 'GET' });
@@ -47,6 +53,7 @@ export class ScriptedBrowser {
     let body = init.body;
     for (let hops = 0; hops < 20; hops++) {
       this.visited.push(current);
+      if (this.options.stopAt?.(current)) return { url: current, status: 0, html: '' };
       const target = new URL(current);
       const headers: Record<string, string> = { accept: 'text/html,application/json' };
       const jar = this.cookies.get(target.host);

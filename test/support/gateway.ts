@@ -36,6 +36,8 @@ export interface TestGatewayOptions {
   now?: () => number;
   /** Injected clock for grants, tokens and their timers (e.g. a ManualClock); `now` follows it. */
   clock?: Clock;
+  /** Runs before the gateway starts, e.g. to write files the config refers to (relative to dataDir). */
+  beforeStart?: (dataDir: string) => void;
   drainTimeout?: string;
   /** More connections, as YAML flow mappings (e.g. `{ name: x, host: ..., credentials: {...} }`). */
   extraConnections?: string[];
@@ -61,6 +63,7 @@ connections:
   - { name: app-tls-plain, host: 127.0.0.1, port: ${pg.port}, database: app, user: ${u.tls.user}, password: env:PG_TLS, tls: { mode: disable } }
 ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.extraYaml ?? ''}
 `;
+  options.beforeStart?.(dataDir);
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const env = {
     PG_SCRAM: u.scram.password,

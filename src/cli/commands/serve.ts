@@ -3,7 +3,9 @@
  * The config is found as for the admin commands (--config, JITGATE_CONFIG, ./jitgate.yaml); with none,
  * the embedded default starts (demo database, state under --data-dir, default `.data`).
  */
-import { mintToken } from '../../access/tokens.js';
+import { issueAdminToken } from '../../access/grant-tokens.js';
+import { AccessRepository } from '../../access/repository.js';
+import type { SqliteStore } from '../../store/sqlite.js';
 import { findConfig, loadConfigFrom } from '../context.js';
 import { CliError, type CliIo } from '../io.js';
 
@@ -37,13 +39,21 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
     await demo.close();
     throw err;
   }
-  // A newcomer gets one line to paste: mint a token for the first demo user on the demo connection.
+  // A newcomer gets one line to paste: mint a token for the first demo user on the demo connection,
+  // under an admin-issued grant (the person starting the gateway is its administrator).
   const user = DEMO_USERS[0]?.user;
   const token =
     user === undefined
       ? undefined
-      : mintToken(gateway.store, { user, connection: DEMO_CONNECTION, ttlMs: demo.config.auth.tokenTtlMs, now: io.now() }).token;
+      : issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
+          user,
+          connection: DEMO_CONNECTION,
+          ttlMs: demo.config.auth.tokenTtlMs,
+          now: io.now(),
+          issuedBy: 'local-admin:jitgate serve',
+        }).token;
   demo.printConnectHint(gateway.addresses, token);
+  demo.printSignInHint(gateway.addresses);
   await untilSignal(io);
   await gateway.close();
   await demo.close();

@@ -1,24 +1,54 @@
 /**
+ * `jitgate token CONNECTION`: a token under the signed-in user's active grant, from the gateway's API.
+ *
  * `jitgate token --user U --connection C [--ttl 15m]`: an administrator on the gateway host mints an
- * access token straight into the state store. Only the token goes to stdout (so it can be captured
- * with `$(...)`); the expiry and a connect hint go to stderr.
+ * access token straight into the state store. It still rests on a grant: an admin-issued one
+ * (reason "issued by an administrator on the gateway host", issuer recorded) lasting the token's ttl.
+ *
+ * Only the token goes to stdout (so it can be captured with `$(...)`); the expiry and a connect hint
+ * go to stderr.
  */
-import { mintToken } from '../../access/tokens.js';
+import { userInfo } from 'node:os';
+import { ADMIN_GRANT_REASON, issueAdminToken } from '../../access/grant-tokens.js';
+import { AccessRepository } from '../../access/repository.js';
 import { DEFAULTS, MAX_TOKEN_TTL_MS } from '../../config/schema.js';
 import { formatDuration, tryParseDuration } from '../../core/duration.js';
+import type { SqliteStore } from '../../store/sqlite.js';
+import { apiClient } from '../api-client.js';
 import { adminTarget, withStore } from '../context.js';
 import { formatTime } from '../format.js';
 import { CliError, type CliIo } from '../io.js';
+import { short, time, type TokenJson } from './access-json.js';
 
 export interface TokenOptions {
-  user: string;
-  connection: string;
+  /** Absent: the signed-in user's token from the API. */
+  user?: string;
+  connection?: string;
   ttl?: string;
   config?: string;
   dataDir?: string;
 }
 
 export async function tokenCommand(io: CliIo, opts: TokenOptions): Promise<void> {
+  if (opts.connection === undefined) throw new CliError('name the connection: jitgate token CONNECTION');
+  if (opts.user === undefined) return userToken(io, opts.connection, opts);
+  return adminToken(io, { ...opts, user: opts.user, connection: opts.connection });
+}
+
+/** The signed-in user's token, bounded by their grant (the gateway decides the lifetime). */
+async function userToken(io: CliIo, connection: string, opts: TokenOptions): Promise<void> {
+  if (opts.ttl !== undefined) throw new CliError('--ttl is for administrators with --user; your token lives as long as the gateway allows, at most until your grant ends');
+  const api = await apiClient(io);
+  const t = await api.post<TokenJson>('/api/tokens', { connection });
+  io.out(`${t.token}\n`);
+  io.err(`token for ${t.user} on ${connection} expires ${time(t.expiresAt)} (grant ${short(t.grant.id)} ends ${time(t.grant.expiresAt)})\n`);
+  if (t.postgres) {
+    const host = clientHost(t.postgres.host, api.url);
+    io.err(`use it as the password: psql "host=${host} port=${t.postgres.port} user=${t.user} dbname=${connection} sslmode=${t.postgres.sslmode}"\n`);
+  }
+}
+
+async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connection: string }): Promise<void> {
   checkName('--user', opts.user);
   checkName('--connection', opts.connection);
   const target = await adminTarget(io, opts);
@@ -63,19 +93,43 @@ export async function tokenCommand(io: CliIo, opts: TokenOptions): Promise<void>
 
   const now = io.now();
   const minted = await withStore(target.storePath, (store) =>
-    mintToken(store, { user: opts.user, connection: opts.connection, ttlMs, now }),
+    issueAdminToken(store, new AccessRepository((store as SqliteStore).database), {
+      user: opts.user,
+      connection: opts.connection,
+      ttlMs,
+      now,
+      issuedBy: `local-admin:${osUser()}`,
+    }),
   );
   io.out(`${minted.token}\n`);
   io.err(
     `token ${minted.id} for ${opts.user} on ${opts.connection} expires ${formatTime(minted.expiresAt)} ` +
       `(${new Date(minted.expiresAt).toISOString()}, in ${formatDuration(ttlMs)})\n`,
   );
+  io.err(`under admin-issued grant ${minted.grantId} (recorded: "${ADMIN_GRANT_REASON}")\n`);
   if (listener && listener.port !== 0) {
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
     io.err(
       `use it as the password: psql "host=${host} port=${listener.port} user=${opts.user} ` +
         `dbname=${opts.connection} sslmode=require"\n`,
     );
+  }
+}
+
+/**
+ * Where to reach the gateway's PostgreSQL listener from here: a specific address as configured; a
+ * wildcard or loopback one by the name the API was reached by (the same machine, seen from here).
+ */
+export function clientHost(listenHost: string, apiUrl: string): string {
+  const wildcardOrLoopback = ['0.0.0.0', '::', '', 'localhost', '::1'].includes(listenHost) || listenHost.startsWith('127.');
+  return wildcardOrLoopback ? new URL(apiUrl).hostname.replace(/^\[|\]$/g, '') : listenHost;
+}
+
+function osUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
   }
 }
 

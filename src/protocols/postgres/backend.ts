@@ -267,6 +267,17 @@ function md5(data: Buffer): Buffer {
   return createHash('md5').update(data).digest();
 }
 
+/**
+ * The server refused the login. Clients of the gateway see only message and detail (no backend
+ * internals); `fields` keeps the server's own ErrorResponse for callers whose "backend" is the
+ * gateway itself (the CLI's local tunnel forwards the gateway's refusal, e.g. an ended grant, as is).
+ */
+export class BackendRefusal extends GatewayError {
+  constructor(message: string, detail: string, readonly fields: ReadonlyMap<string, string>) {
+    super('backend_unavailable', message, detail);
+  }
+}
+
 /** A backend's refusal, reported without echoing backend user names or other internals. */
 function backendError(raw: Buffer, target: BackendTarget): GatewayError {
   const fields = parseFields(raw, 0, raw.length);
@@ -278,7 +289,7 @@ function backendError(raw: Buffer, target: BackendTarget): GatewayError {
       : code.startsWith('57P') || code.startsWith('53')
         ? 'the backend is not accepting connections right now'
         : `the backend refused the connection (SQLSTATE ${code || 'unknown'})`;
-  return new GatewayError('backend_unavailable', `could not connect to backend for connection "${target.connection}"`, reason);
+  return new BackendRefusal(`could not connect to backend for connection "${target.connection}"`, reason, fields);
 }
 
 function asBackendUnavailable(err: unknown, target: BackendTarget): GatewayError {

@@ -8,7 +8,7 @@ import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
-import type { BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
+import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
@@ -38,10 +38,24 @@ export interface PostgresListenerOptions {
   resolveTarget(connection: string): BackendTarget | undefined;
   /** Creates the session pipeline; throwing a GatewayError refuses the session. */
   openSession(info: SessionInfo): SessionPipeline;
+  /**
+   * The backend credential for this session (the stored one, or a role made just for it); released
+   * when the session ends. Throwing a GatewayError refuses the session.
+   */
+  acquireBackend(request: BackendRequest): Promise<BackendLease>;
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
   onBackendConnect(connection: string, seconds: number): void;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
+}
+
+export interface BackendRequest {
+  sessionId: string;
+  user: string;
+  connection: string;
+  tokenId: string;
+  /** The connection's configured target (stored credential). */
+  target: BackendTarget;
 }
 
 interface LiveSession {
@@ -90,6 +104,9 @@ export class PostgresListener {
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
     for (const s of this.sessions.values()) {
       if (s.pipelineId === sessionId) {
+        // A statement still running would outlive the closed socket (PostgreSQL notices a gone
+        // client only when it next writes), so a revoked user's long query is cancelled as well.
+        if (!s.relay.idle) s.relay.cancel().catch((err) => this.options.log.warn({ err, session: sessionId }, 'cancel on kill failed'));
         s.relay.terminate(reason, new GatewayError('killed', message));
         return true;
       }
@@ -230,12 +247,15 @@ export class PostgresListener {
       encrypted: secure !== null,
     });
     let backend: BackendSession;
+    let lease: BackendLease | undefined;
     const began = process.hrtime.bigint();
     try {
-      backend = await connectBackend(target, params);
+      lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
+      backend = await connectBackend(lease.target, params);
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      lease?.release();
       this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail }, 'backend connect failed');
       throw err;
     }
@@ -243,12 +263,13 @@ export class PostgresListener {
     if (client.destroyed || this.closing) {
       backend.socket.destroy();
       pipeline.end(this.closing ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      lease.release();
       return undefined;
     }
-    return { client, backend, target, pipeline, clientEarly };
+    return { client, backend, target: lease.target, lease, pipeline, clientEarly };
   }
 
-  private startRelay({ client, backend, target, pipeline, clientEarly }: Established): void {
+  private startRelay({ client, backend, target, lease, pipeline, clientEarly }: Established): void {
     let pid = randomInt(1, 0x7fffffff);
     while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
     const secret = randomInt(0, 0x7fffffff);
@@ -270,6 +291,7 @@ export class PostgresListener {
       onEnd: (reason) => {
         this.sessions.delete(pid);
         pipeline.end(reason, relay.counters);
+        lease.release();
       },
       onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'relay error'),
     });
@@ -289,6 +311,7 @@ interface Established {
   client: net.Socket;
   backend: BackendSession;
   target: BackendTarget;
+  lease: BackendLease;
   pipeline: SessionPipeline;
   clientEarly: Buffer;
 }

@@ -2,7 +2,7 @@
  * Decodes what the client is sent into protocol-neutral ResultEvents for a session's observer
  * (recording). Only called when a session has an observer; row values only while it wants them.
  */
-import type { ResultObserver } from '../../core/types.js';
+import type { BoundParameters, ResultObserver } from '../../core/types.js';
 import { MessageType, parseFields, readCString } from './codec.js';
 
 const RowDescription = 0x54; // T
@@ -60,6 +60,58 @@ export function observeBackendMessage(observer: ResultObserver, type: number, bu
       observer.onResult({ kind: 'ready' });
       return;
   }
+}
+
+/**
+ * Most of one bound value decoded for the observer; the observer cuts further to its own limit. A
+ * fixed ceiling keeps a huge parameter (a 100 MB bytea) from costing its size twice on the data path.
+ */
+export const MAX_BIND_VALUE_BYTES = 64 * 1024;
+
+/**
+ * Decodes a client's Bind (portal, statement, parameter formats and values) for the observer. A
+ * malformed Bind is skipped: the backend rejects it with its own error, which the observer sees.
+ */
+export function observeBind(observer: ResultObserver, buf: Buffer, start: number, end: number): void {
+  let bind: BoundParameters;
+  try {
+    bind = decodeBind(buf, start, end);
+  } catch {
+    return;
+  }
+  observer.onBind?.(bind);
+}
+
+function decodeBind(buf: Buffer, start: number, end: number): BoundParameters {
+  const portal = readCString(buf, start + 5, end);
+  const statement = readCString(buf, portal.next, end);
+  let pos = statement.next;
+  const formatCount = buf.readInt16BE(pos);
+  pos += 2;
+  const formats: number[] = [];
+  for (let i = 0; i < formatCount; i++, pos += 2) formats.push(buf.readInt16BE(pos));
+  const count = buf.readInt16BE(pos);
+  pos += 2;
+  const values: Array<string | null> = [];
+  const sizes: number[] = [];
+  const cut: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const length = buf.readInt32BE(pos);
+    pos += 4;
+    sizes.push(length);
+    if (length < 0) {
+      values.push(null);
+      continue;
+    }
+    if (pos + length > end) throw new RangeError('bind value past the end of the message');
+    const format = formats.length === 0 ? 0 : formats.length === 1 ? formats[0]! : (formats[i] ?? 0);
+    const shown = Math.min(length, MAX_BIND_VALUE_BYTES);
+    if (shown < length) cut.push(i);
+    const bytes = buf.subarray(pos, pos + shown);
+    values.push(format === 1 ? 'b64:' + bytes.toString('base64') : displayValue(bytes));
+    pos += length;
+  }
+  return { portal: portal.value, statement: statement.value, values, cut, sizes };
 }
 
 /** Text as text; bytes that are not valid UTF-8 (binary format) as base64 with a `b64:` prefix. */

@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
-import { observeBackendMessage } from './observe.js';
+import { observeBackendMessage, observeBind } from './observe.js';
 import { SQLSTATE } from './errors.js';
 
 /** Forwarding buffer: merges adjacent slices of one source buffer, writes once per chunk. */
@@ -180,6 +180,8 @@ export class PostgresRelay {
     if (!statement) {
       if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
       if (type === MessageType.Sync) this.awaitingReady = true;
+      // Bound parameter values, only for an observer that asks for them (recording).
+      else if (type === MessageType.Bind && this.observer?.onBind) observeBind(this.observer, buf, start, end);
       this.toBackend.forward(buf, start, end);
       return;
     }

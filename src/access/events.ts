@@ -1,0 +1,42 @@
+/**
+ * What happens to access, as events: notifications, live-session enforcement and (later) the audit
+ * log subscribe here. Listeners run synchronously in emit order; one that throws is reported and
+ * skipped, so a broken subscriber never fails the API call or the decision that emitted the event.
+ */
+import type { AccessRequest, GrantRecord } from './repository.js';
+
+export type AccessEvent =
+  | { type: 'request.created'; at: number; request: AccessRequest }
+  | { type: 'request.approved'; at: number; request: AccessRequest; approver: string; comment: string | null; final: boolean }
+  | { type: 'request.denied'; at: number; request: AccessRequest; by: string; reason: string }
+  | { type: 'request.withdrawn'; at: number; request: AccessRequest; reason: string }
+  | { type: 'request.expired'; at: number; request: AccessRequest }
+  | { type: 'grant.created'; at: number; grant: GrantRecord; request: AccessRequest | null }
+  | { type: 'grant.revoked'; at: number; grant: GrantRecord; by: string; reason: string | null }
+  | { type: 'break_glass.used'; at: number; request: AccessRequest; grant: GrantRecord };
+
+export type AccessEventType = AccessEvent['type'];
+
+export class AccessEvents {
+  private listeners: Array<(event: AccessEvent) => void> = [];
+
+  constructor(private readonly onListenerError: (err: unknown, event: AccessEvent) => void = () => undefined) {}
+
+  /** Subscribe; returns the unsubscribe function. */
+  on(listener: (event: AccessEvent) => void): () => void {
+    this.listeners.push(listener);
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  emit(event: AccessEvent): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.onListenerError(err, event);
+      }
+    }
+  }
+}

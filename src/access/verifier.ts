@@ -1,0 +1,52 @@
+/**
+ * The token verifier the PostgreSQL listener uses: the core TokenAuthority's active tokens, plus the
+ * tokens that were cut short because their grant ended while their own lifetime had not run out.
+ *
+ * Why the extra tokens: a token minted under a grant expires with the grant, and a bare "password
+ * authentication failed" (28P01) would not tell the user why. Letting such a token authenticate puts
+ * the refusal in the session service, which answers 28000 with the grant's reason ("expired at ...",
+ * "revoked by ..."). The session service refuses every session whose grant is not active, so these
+ * extra candidates never open a session. A token whose own lifetime ended stays 28P01.
+ */
+import { deriveVerifier, safeEqual, type ScramVerifier } from '../crypto/scram.js';
+import type { TokenRow } from '../store/store.js';
+import type { AccessRepository } from './repository.js';
+import type { TokenAuthority } from './tokens.js';
+
+type Candidate = ScramVerifier & { tokenId: string; expiresAt: number };
+
+export class GrantAwareVerifier {
+  constructor(
+    private readonly authority: TokenAuthority,
+    private readonly repo: AccessRepository,
+    private readonly now: () => number,
+  ) {}
+
+  scramCandidates(user: string, connection: string): { salt: Buffer; iterations: number; candidates: Candidate[] } {
+    const now = this.now();
+    const base = this.authority.scramCandidates(user, connection, now);
+    const ended = this.repo.endedGrantTokens(user, connection, now);
+    if (ended.length === 0) return base;
+    // All tokens of a user on a connection share the store's salt; with no active token the base
+    // answer carries a fake salt, so take the real one from the ended tokens instead.
+    const first = base.candidates[0] ?? ended[0]!;
+    const extra = ended.filter((t) => t.iterations === first.iterations && t.salt.equals(first.salt)).map(toCandidate);
+    return { salt: first.salt, iterations: first.iterations, candidates: [...base.candidates, ...extra] };
+  }
+
+  verifyCleartext(user: string, connection: string, token: string): string | undefined {
+    const now = this.now();
+    const found = this.authority.verifyCleartext(user, connection, token, now);
+    if (found !== undefined) return found;
+    let match: string | undefined;
+    for (const t of this.repo.endedGrantTokens(user, connection, now)) {
+      const presented = deriveVerifier(token, t.salt, t.iterations);
+      if (safeEqual(presented.storedKey, t.storedKey) && match === undefined) match = t.id;
+    }
+    return match;
+  }
+}
+
+function toCandidate(t: TokenRow): Candidate {
+  return { tokenId: t.id, expiresAt: t.expiresAt, salt: t.salt, iterations: t.iterations, storedKey: t.storedKey, serverKey: t.serverKey };
+}

@@ -1,0 +1,64 @@
+/** The `credentials` section of a connection (static / ephemeral backend users). */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './load.js';
+
+const conn = (extra: string, type = 'postgres') => `connections:
+  - name: prod
+    type: ${type}
+    host: db
+    database: app
+    user: gw
+${extra}`;
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'jitgate.yaml', '/srv');
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  return [];
+}
+
+describe('connections[].credentials', () => {
+  it('is static unless configured, and static leaves the connection as it was', () => {
+    expect(parseConfig(conn(''), 'x.yaml', '/srv').connections[0]?.credentials).toBeUndefined();
+    expect(parseConfig(conn('    credentials: { mode: static }\n'), 'x.yaml', '/srv').connections[0]?.credentials).toEqual({
+      mode: 'static',
+    });
+  });
+
+  it('reads ephemeral mode with its roles and the default prefix', () => {
+    const c = parseConfig(conn('    credentials: { mode: ephemeral, roles: [app_readonly, "Reporting Team", app_readonly] }\n'), 'x.yaml', '/srv');
+    expect(c.connections[0]?.credentials).toEqual({ mode: 'ephemeral', roles: ['app_readonly', 'Reporting Team'], rolePrefix: 'jitgate_' });
+    const p = parseConfig(conn('    credentials: { mode: ephemeral, roles: [r], rolePrefix: tmp_ }\n'), 'x.yaml', '/srv');
+    expect(p.connections[0]?.credentials).toMatchObject({ rolePrefix: 'tmp_' });
+  });
+
+  it('explains what is wrong', () => {
+    expect(problems(conn('    credentials: { mode: ephemeral }\n'))).toEqual([
+      "jitgate.yaml:7:18: connections[0].credentials: mode: ephemeral needs `roles`: the roles each session's database user is made a member of (its only privileges)",
+    ]);
+    expect(problems(conn('    credentials: { mode: ephemeral, roles: [] }\n'))).toEqual([
+      "jitgate.yaml:7:44: connections[0].credentials.roles: list at least one role: a session's database user has no privileges but these",
+    ]);
+    expect(problems(conn(`    credentials: { mode: ephemeral, roles: [${'x'.repeat(64)}] }\n`))[0]).toContain(
+      'connections[0].credentials.roles: item 0: expected a role name of 1 to 63 bytes',
+    );
+    expect(problems(conn('    credentials: { mode: ephemeral, roles: [r], rolePrefix: pg_x }\n'))[0]).toContain(
+      'role names starting with "pg_" are reserved by PostgreSQL',
+    );
+    expect(problems(conn('    credentials: { mode: ephemeral, roles: [r], rolePrefix: "Bad-Prefix" }\n'))[0]).toContain(
+      'credentials.rolePrefix: expected a role name prefix',
+    );
+    expect(problems(conn('    credentials: { roles: [r] }\n'))).toEqual([
+      'jitgate.yaml:7:20: connections[0].credentials.roles: only used with mode: ephemeral',
+    ]);
+    expect(problems(conn('    credentials: { mode: ephemeral, roles: [r] }\n', 'mysql'))[0]).toContain(
+      'connections[0].credentials.mode: ephemeral credentials are available for postgres connections only',
+    );
+    expect(problems(conn('    credentials: { mode: temporary }\n'))[0]).toContain(
+      'credentials.mode: expected one of "static", "ephemeral", got "temporary"',
+    );
+  });
+});

@@ -1,0 +1,296 @@
+/**
+ * The `identities:` section of `jitgate.yaml`: OIDC issuers (with their service accounts), who the
+ * administrators are, and how long gateway sessions last. Kept apart from ./schema.ts so the
+ * identity work can grow without touching the rest of the file's shape; schema.ts plugs
+ * `identitiesSchema`, `identitiesCrossCheck` and `buildIdentities` into the whole.
+ *
+ * ```yaml
+ * identities:
+ *   oidc:
+ *     - name: corp                                  # required, used by `jitgate login --issuer`
+ *       issuer: https://login.example.com/realms/corp  # required, exactly as in its discovery document
+ *       clientId: jitgate                           # required: the gateway's client at the IdP
+ *       clientSecret: env:JITGATE_OIDC_SECRET       # secret reference; leave out for a public client
+ *       audience: jitgate                           # aud of bearer access tokens (default: clientId)
+ *       groupsClaim: groups                         # default groups
+ *       userClaim: preferred_username               # default: preferred_username, else email, else sub
+ *       groupMap: { "/Engineering": [engineering] } # claim value -> jitgate groups; others pass through
+ *       serviceAccounts:                            # client-credentials clients: client_id -> identity
+ *         reporting-agent: { name: reporting-bot, groups: [analytics] }
+ *       scopes: [openid, profile, email]            # requested at login (add groups, offline_access, ...)
+ *       jwksRefreshCooldown: 30s                    # least time between key downloads on an unknown kid
+ *   admins: { groups: [platform-admins] }           # may create API keys and revoke anything
+ *   session: { ttl: 12h, refreshTtl: 7d }           # gateway session, and how long one login lasts
+ * ```
+ *
+ * There is deliberately no key for the development identity provider: only the embedded default
+ * (built in code, never from a file) runs it.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import { tryParseSecretRef } from '../credentials/refs.js';
+import type { ConfigPath, SchemaProblem } from './schema.js';
+import type { IdentitiesConfig, OidcIssuerConfig } from './types.js';
+
+export const IDENTITY_DEFAULTS = {
+  groupsClaim: 'groups',
+  scopes: ['openid', 'profile', 'email'],
+  jwksCooldownMs: 30_000,
+  sessionTtlMs: 12 * 3_600_000,
+  refreshTtlMs: 7 * 86_400_000,
+};
+
+const MAX_SESSION_TTL_MS = 7 * 86_400_000;
+const MAX_REFRESH_TTL_MS = 90 * 86_400_000;
+
+// ---------------------------------------------------------------------------------------------
+// Leaf checks, in the house style of ./schema.ts ("expected X, got Y"). Its helpers are private
+// there, and importing values from it would make a module cycle (schema.ts imports this file).
+
+class Bad {
+  constructor(readonly message: string) {}
+}
+
+function describe(v: unknown): string {
+  if (v === undefined || v === null) return 'nothing';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'a mapping' : typeof v;
+}
+
+function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined, opts: { secret?: boolean } = {}) {
+  return z.unknown().transform((v, ctx): T => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
+      return z.NEVER;
+    }
+    const r = check(v);
+    if (r instanceof Bad || r === undefined) {
+      const got = opts.secret ? `a ${Array.isArray(v) ? 'list' : typeof v === 'object' ? 'mapping' : typeof v}` : describe(v);
+      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${got}` });
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+
+const text = (what: string) => leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const name = (what: string) =>
+  leaf(`${what} (1-63 letters, digits, _ . or -, starting with a letter or digit)`, (v) =>
+    typeof v === 'string' && NAME.test(v) ? v : undefined,
+  );
+
+/** jitgate group names travel in comma-separated CLI flags and in policies: no spaces, no commas. */
+const GROUP = /^[^\s,]{1,128}$/;
+export function isGroupName(v: unknown): v is string {
+  return typeof v === 'string' && GROUP.test(v);
+}
+
+const groupList = (opts: { allowEmpty?: boolean } = {}) =>
+  leaf(`a list of group names${opts.allowEmpty ? '' : ' (at least one)'}`, (v) => {
+    const items = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(items) || (!opts.allowEmpty && items.length === 0)) return undefined;
+    for (const [i, g] of items.entries()) {
+      if (!isGroupName(g)) return new Bad(`item ${i}: expected a group name without spaces or commas, got ${describe(g)}`);
+    }
+    return [...new Set(items as string[])];
+  });
+
+const claimName = () =>
+  leaf('a claim name such as groups or preferred_username', (v) =>
+    typeof v === 'string' && /^[^\s]{1,128}$/.test(v) ? v : undefined,
+  );
+
+function duration(min: number, max: number) {
+  return leaf(DURATION_HINT, (v) => {
+    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}s)`);
+    if (typeof v !== 'string') return undefined;
+    const ms = tryParseDuration(v);
+    if (ms === undefined) return undefined;
+    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
+    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
+    return ms;
+  });
+}
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+
+/** Where the issuer must be reachable safely: https, or http only on this machine (tests, dev IdPs). */
+export function issuerUrlProblem(v: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    return `expected an https:// URL, got ${describe(v)}`;
+  }
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname))) {
+    return 'the issuer must use https:// (plain http:// only for 127.0.0.1, [::1] or localhost)';
+  }
+  if (url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
+    return 'the issuer URL must not have a query, a fragment or credentials';
+  }
+  return undefined;
+}
+
+const issuerUrl = () =>
+  leaf('an https:// URL', (v) => {
+    if (typeof v !== 'string') return undefined;
+    const problem = issuerUrlProblem(v);
+    return problem ? new Bad(problem) : v;
+  });
+
+const secretRef = () =>
+  leaf(
+    'a secret reference: env:NAME, file:PATH or secret:NAME',
+    (v) => {
+      if (typeof v !== 'string') return undefined;
+      const r = tryParseSecretRef(v);
+      if (r.ok) return v;
+      if (/^(env|file|secret):/.test(v)) return new Bad(r.problem);
+      return new Bad('a plain client secret is not allowed in the config; use a secret reference instead: env:NAME, file:PATH or secret:NAME');
+    },
+    { secret: true },
+  );
+
+/** groupMap values may be one group or a list. */
+const groupMap = () =>
+  z.record(
+    z.string(),
+    groupList({ allowEmpty: true }),
+  );
+
+const scopeList = () =>
+  leaf('a list of scopes including openid', (v) => {
+    if (!Array.isArray(v)) return undefined;
+    for (const [i, s] of v.entries()) {
+      if (typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) return new Bad(`item ${i}: expected a scope, got ${describe(s)}`);
+    }
+    if (!v.includes('openid')) return new Bad('the scopes must include openid (the login needs an ID token)');
+    return [...new Set(v as string[])];
+  });
+
+const issuerSchema = z.strictObject({
+  name: name('an issuer name'),
+  issuer: issuerUrl(),
+  clientId: text('the client id the gateway has at this issuer'),
+  clientSecret: secretRef().optional(),
+  audience: text('the audience (aud) that access tokens for the gateway carry').optional(),
+  groupsClaim: claimName().optional(),
+  userClaim: claimName().optional(),
+  groupMap: groupMap().optional(),
+  serviceAccounts: z
+    .record(z.string(), z.strictObject({ name: name('a service account name'), groups: groupList({ allowEmpty: true }).optional() }))
+    .optional(),
+  scopes: scopeList().optional(),
+  jwksRefreshCooldown: duration(0, 3_600_000).optional(),
+});
+
+export const identitiesSchema = z.strictObject({
+  oidc: z.array(issuerSchema).optional(),
+  admins: z.strictObject({ groups: groupList({ allowEmpty: true }).optional() }).optional(),
+  session: z
+    .strictObject({
+      ttl: duration(60_000, MAX_SESSION_TTL_MS).optional(),
+      refreshTtl: duration(60_000, MAX_REFRESH_TTL_MS).optional(),
+    })
+    .optional(),
+});
+
+export type IdentitiesFile = z.output<typeof identitiesSchema>;
+
+// ---------------------------------------------------------------------------------------------
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Checks across fields of `identities` (raw YAML), reported with the rest of the file's problems. */
+export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
+  const problems: SchemaProblem[] = [];
+  if (!isObj(raw)) return problems;
+  const base: ConfigPath = ['identities'];
+  const issuers = Array.isArray(raw.oidc) ? raw.oidc : [];
+  for (const key of ['name', 'issuer'] as const) {
+    const seen = new Map<string, number>();
+    issuers.forEach((o, i) => {
+      if (!isObj(o) || typeof o[key] !== 'string') return;
+      const first = seen.get(o[key]);
+      if (first === undefined) seen.set(o[key], i);
+      else {
+        problems.push({
+          path: [...base, 'oidc', i, key],
+          message: `duplicate issuer ${key} ${JSON.stringify(o[key])}`,
+          related: [...base, 'oidc', first, key],
+        });
+      }
+    });
+  }
+  const accounts = new Map<string, ConfigPath>();
+  issuers.forEach((o, i) => {
+    if (!isObj(o) || !isObj(o.serviceAccounts)) return;
+    for (const [clientId, account] of Object.entries(o.serviceAccounts)) {
+      const path: ConfigPath = [...base, 'oidc', i, 'serviceAccounts', clientId];
+      if (clientId === o.clientId) {
+        problems.push({
+          path,
+          atKey: true,
+          message: `the gateway's own client (clientId ${JSON.stringify(clientId)}) cannot be a service account: every user's token names it`,
+        });
+      }
+      const accountName = isObj(account) ? account.name : undefined;
+      if (typeof accountName !== 'string') continue;
+      const first = accounts.get(accountName);
+      if (first) problems.push({ path: [...path, 'name'], message: `duplicate service account name ${JSON.stringify(accountName)}`, related: first });
+      else accounts.set(accountName, [...path, 'name']);
+    }
+  });
+  const session = isObj(raw.session) ? raw.session : {};
+  const ttl = typeof session.ttl === 'string' ? tryParseDuration(session.ttl) : undefined;
+  const refreshTtl = typeof session.refreshTtl === 'string' ? tryParseDuration(session.refreshTtl) : undefined;
+  const effectiveTtl = ttl ?? IDENTITY_DEFAULTS.sessionTtlMs;
+  if (refreshTtl !== undefined && refreshTtl < effectiveTtl) {
+    problems.push({
+      path: [...base, 'session', 'refreshTtl'],
+      message: `must be at least the session ttl (${formatDuration(effectiveTtl)}): a login cannot end before its first session`,
+    });
+  }
+  return problems;
+}
+
+/** Defaults applied; `file:` references made absolute against the config file's directory. */
+export function buildIdentities(file: IdentitiesFile | undefined, baseDir: string): IdentitiesConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    oidc: (file?.oidc ?? []).map(
+      (o): OidcIssuerConfig => ({
+        name: o.name,
+        issuer: o.issuer,
+        clientId: o.clientId,
+        ...(o.clientSecret !== undefined
+          ? { clientSecret: o.clientSecret.startsWith('file:') ? `file:${abs(o.clientSecret.slice(5))}` : o.clientSecret }
+          : {}),
+        audience: o.audience ?? o.clientId,
+        groupsClaim: o.groupsClaim ?? IDENTITY_DEFAULTS.groupsClaim,
+        ...(o.userClaim !== undefined ? { userClaim: o.userClaim } : {}),
+        groupMap: o.groupMap ?? {},
+        serviceAccounts: Object.fromEntries(
+          Object.entries(o.serviceAccounts ?? {}).map(([id, a]) => [id, { name: a.name, groups: a.groups ?? [] }]),
+        ),
+        scopes: o.scopes ?? [...IDENTITY_DEFAULTS.scopes],
+        jwksCooldownMs: o.jwksRefreshCooldown ?? IDENTITY_DEFAULTS.jwksCooldownMs,
+      }),
+    ),
+    admins: { groups: file?.admins?.groups ?? [] },
+    session: {
+      ttlMs: file?.session?.ttl ?? IDENTITY_DEFAULTS.sessionTtlMs,
+      refreshTtlMs: file?.session?.refreshTtl ?? IDENTITY_DEFAULTS.refreshTtlMs,
+    },
+  };
+}
+
+/** The defaults (no issuers, no admins) for configurations built in code. */
+export function defaultIdentities(): IdentitiesConfig {
+  return buildIdentities(undefined, '.');
+}

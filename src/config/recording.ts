@@ -1,0 +1,241 @@
+/**
+ * The `recording:` and `audit:` sections of `jitgate.yaml`. Kept apart from ./schema.ts (like
+ * ./identities.ts) so recording can grow without touching the rest of the file's shape; schema.ts
+ * plugs the schemas, the cross-check and the builders into the whole.
+ *
+ * ```yaml
+ * recording:
+ *   dir: /var/lib/jitgate/recordings   # default <dataDir>/recordings
+ *   mode: required                     # every connection: required (fail closed) | best-effort
+ *   retention: 90d                     # how long recordings of ended sessions are kept
+ *   connections:                       # per connection, overriding mode and/or retention
+ *     scratch: { mode: best-effort, retention: 7d }
+ *   limits:                            # what one recording may hold; the rest is counted, marked truncated
+ *     rowsPerStatement: 1000
+ *     rowsPerSession: 100000
+ *     valueBytes: 4096                 # longer values (result cells, bound parameters) are cut
+ *     statementBytes: 1048576          # longer statement texts are cut
+ *   retentionCheck: 1h                 # how often expired recordings are looked for
+ * audit:
+ *   auditors: [auditors]               # groups that may read every session's recording
+ *   signingKey: audit-signing.key      # Ed25519 private key (PEM); generated on first start
+ *   checkpointInterval: 10m            # how often the chain's head is signed
+ * ```
+ *
+ * `mode: required` means a session whose recording cannot be written has its statements refused
+ * (reason `recording_unavailable`); `best-effort` lets them run unrecorded, with a warning and an
+ * audit entry.
+ */
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import type { SchemaProblem } from './schema.js';
+
+export type RecordingMode = 'required' | 'best-effort';
+
+export interface RecordingPolicy {
+  mode: RecordingMode;
+  /** Recordings of ended sessions are deleted this long after the session ended (unless on hold). */
+  retentionMs: number;
+}
+
+export interface RecordingLimits {
+  rowsPerStatement: number;
+  rowsPerSession: number;
+  /** Longest result value or bound parameter kept, in bytes (UTF-8); longer ones are cut and marked. */
+  valueBytes: number;
+  /** Longest statement text kept, in bytes; a longer one is cut and marked. */
+  statementBytes: number;
+}
+
+export interface RecordingConfig {
+  /** Off only by explicit choice (`enabled: false`); then nothing is recorded and nothing fails closed. */
+  enabled: boolean;
+  /** Absolute directory of the local recording files. */
+  dir: string;
+  /** Policy of connections not listed in `connections`. */
+  defaults: RecordingPolicy;
+  connections: Record<string, RecordingPolicy>;
+  limits: RecordingLimits;
+  /** How often the retention job runs. */
+  retentionCheckMs: number;
+}
+
+export interface AuditConfig {
+  /** Members of these groups may read every session's recording (admins may as well). */
+  auditors: string[];
+  /** Absolute path of the Ed25519 private key (PEM) that signs audit checkpoints. */
+  signingKey: string;
+  checkpointIntervalMs: number;
+}
+
+export const RECORDING_DEFAULTS = {
+  dirName: 'recordings',
+  mode: 'required' as RecordingMode,
+  retentionMs: 90 * 86_400_000,
+  limits: { rowsPerStatement: 1000, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 } satisfies RecordingLimits,
+  retentionCheckMs: 3_600_000,
+};
+
+export const AUDIT_DEFAULTS = {
+  signingKeyName: 'audit-signing.key',
+  checkpointIntervalMs: 10 * 60_000,
+};
+
+const MAX_RETENTION_MS = 100 * 366 * 86_400_000;
+
+// ---------------------------------------------------------------------------------------------
+// Leaf checks in the house style ("expected X, got Y"); schema.ts's helpers are private there and
+// importing values from it would make a module cycle.
+
+class Bad {
+  constructor(readonly message: string) {}
+}
+
+function describe(v: unknown): string {
+  if (v === undefined || v === null) return 'nothing';
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return 'a list';
+  return typeof v === 'object' ? 'a mapping' : typeof v;
+}
+
+function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined) {
+  return z.unknown().transform((v, ctx): T => {
+    if (v === undefined) {
+      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
+      return z.NEVER;
+    }
+    const r = check(v);
+    if (r instanceof Bad || r === undefined) {
+      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${describe(v)}` });
+      return z.NEVER;
+    }
+    return r;
+  });
+}
+
+const bool = () => leaf('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
+const path = () => leaf('a file path', (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+const mode = () =>
+  leaf('"required" or "best-effort"', (v) => (v === 'required' || v === 'best-effort' ? (v as RecordingMode) : undefined));
+
+function duration(min: number, max: number) {
+  return leaf(DURATION_HINT, (v) => {
+    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}d)`);
+    if (typeof v !== 'string') return undefined;
+    const ms = tryParseDuration(v);
+    if (ms === undefined) return undefined;
+    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
+    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
+    return ms;
+  });
+}
+
+function intBetween(min: number, max: number) {
+  return leaf(`an integer between ${min} and ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
+}
+
+const groupList = () =>
+  leaf('a list of group names', (v) => {
+    if (!Array.isArray(v)) return undefined;
+    for (const [i, g] of v.entries()) {
+      if (typeof g !== 'string' || g.trim() === '') return new Bad(`item ${i}: expected a group name, got ${describe(g)}`);
+    }
+    return [...new Set(v as string[])];
+  });
+
+const policySchema = z.strictObject({ mode: mode().optional(), retention: duration(60_000, MAX_RETENTION_MS).optional() });
+
+export const recordingSchema = z.strictObject({
+  enabled: bool().optional(),
+  dir: path().optional(),
+  mode: mode().optional(),
+  retention: duration(60_000, MAX_RETENTION_MS).optional(),
+  connections: z.record(z.string(), policySchema).optional(),
+  limits: z
+    .strictObject({
+      rowsPerStatement: intBetween(0, 10_000_000).optional(),
+      rowsPerSession: intBetween(0, 1_000_000_000).optional(),
+      valueBytes: intBetween(16, 64 * 1024 * 1024).optional(),
+      statementBytes: intBetween(256, 1024 * 1024 * 1024).optional(),
+    })
+    .optional(),
+  retentionCheck: duration(1_000, 7 * 86_400_000).optional(),
+});
+
+export const auditSchema = z.strictObject({
+  auditors: groupList().optional(),
+  signingKey: path().optional(),
+  checkpointInterval: duration(1_000, 7 * 86_400_000).optional(),
+});
+
+export type RecordingFile = z.output<typeof recordingSchema>;
+export type AuditFile = z.output<typeof auditSchema>;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `recording.connections` must name configured connections (a typo would silently keep the default). */
+export function recordingCrossCheck(raw: unknown, connectionNames: ReadonlySet<string>): SchemaProblem[] {
+  if (!isObj(raw) || !isObj(raw.connections)) return [];
+  const problems: SchemaProblem[] = [];
+  for (const name of Object.keys(raw.connections)) {
+    if (!connectionNames.has(name)) {
+      problems.push({
+        path: ['recording', 'connections', name],
+        atKey: true,
+        message: `no connection named ${JSON.stringify(name)}` + (connectionNames.size ? ` (configured: ${[...connectionNames].join(', ')})` : ''),
+      });
+    }
+  }
+  return problems;
+}
+
+/** Defaults applied; relative paths resolved against the config file's directory. */
+export function buildRecording(file: RecordingFile | undefined, dataDir: string, baseDir: string): RecordingConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  const defaults: RecordingPolicy = {
+    mode: file?.mode ?? RECORDING_DEFAULTS.mode,
+    retentionMs: file?.retention ?? RECORDING_DEFAULTS.retentionMs,
+  };
+  return {
+    enabled: file?.enabled ?? true,
+    dir: file?.dir !== undefined ? abs(file.dir) : join(dataDir, RECORDING_DEFAULTS.dirName),
+    defaults,
+    connections: Object.fromEntries(
+      Object.entries(file?.connections ?? {}).map(([name, p]) => [name, { mode: p.mode ?? defaults.mode, retentionMs: p.retention ?? defaults.retentionMs }]),
+    ),
+    limits: { ...RECORDING_DEFAULTS.limits, ...definedOnly(file?.limits ?? {}) },
+    retentionCheckMs: file?.retentionCheck ?? RECORDING_DEFAULTS.retentionCheckMs,
+  };
+}
+
+export function buildAudit(file: AuditFile | undefined, dataDir: string, baseDir: string): AuditConfig {
+  const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
+  return {
+    auditors: file?.auditors ?? [],
+    signingKey: file?.signingKey !== undefined ? abs(file.signingKey) : join(dataDir, AUDIT_DEFAULTS.signingKeyName),
+    checkpointIntervalMs: file?.checkpointInterval ?? AUDIT_DEFAULTS.checkpointIntervalMs,
+  };
+}
+
+/**
+ * The recording settings of a configuration: configurations built in code (the embedded default,
+ * the benchmark) may leave the sections out and get the defaults under their dataDir.
+ */
+export function recordingSettings(config: { dataDir: string; recording?: RecordingConfig }): RecordingConfig {
+  return config.recording ?? buildRecording(undefined, config.dataDir, config.dataDir);
+}
+
+export function auditSettings(config: { dataDir: string; audit?: AuditConfig }): AuditConfig {
+  return config.audit ?? buildAudit(undefined, config.dataDir, config.dataDir);
+}
+
+/** The policy for one connection. */
+export function policyFor(config: RecordingConfig, connection: string): RecordingPolicy {
+  return config.connections[connection] ?? config.defaults;
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

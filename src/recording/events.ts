@@ -1,0 +1,142 @@
+/**
+ * What a session recording contains: the event types and their data, in the order they happen.
+ * Writers (./session-recorder.ts) produce them, replay (./transcript.ts), the CLI and the HTTP API
+ * read them. Everything here is what the client saw or what the gateway decided; credentials never
+ * appear (the relay hands the pipeline no password, token, SCRAM message or backend secret, and
+ * statement texts are redacted of password literals, ./redact.ts).
+ */
+
+export interface DecisionData {
+  effect: 'allow' | 'deny' | 'review';
+  reasons: string[];
+  rule?: string;
+  message?: string;
+  /** Anything else a decision carried (e.g. who approved a held statement). */
+  [extra: string]: unknown;
+}
+
+export interface SessionStartData {
+  session: string;
+  protocol: string;
+  user: string;
+  /** Groups of the identity, as granted (from the grant the session rests on). */
+  groups: string[];
+  connection: string;
+  clientAddress: string;
+  applicationName: string | null;
+  authMethod: string | null;
+  encrypted: boolean | null;
+  /** Id of the access token the client logged in with (an id, never the token). */
+  tokenId: string;
+  /** The grant the session rests on, with its approvals; null when it could not be looked up. */
+  grant: {
+    id: string;
+    reason: string;
+    requestId: string | null;
+    approvedBy: string[];
+    breakGlass: boolean;
+    policy: string | null;
+    issuedBy: string | null;
+    createdAt: number;
+    expiresAt: number;
+  } | null;
+  recording: { mode: string; limits: Record<string, number> };
+}
+
+export interface StatementData {
+  /** 1, 2, ... within the session. */
+  n: number;
+  source: 'simple' | 'parse' | 'function-call' | 'command';
+  /** Prepared statement name (extended protocol). */
+  name?: string;
+  text: string;
+  /** Set when the text was cut to the statementBytes limit: its full length in bytes. */
+  textBytes?: number;
+  /** Password literals were replaced (./redact.ts). */
+  redacted?: boolean;
+  /** The decision, when it was immediate. */
+  decision?: DecisionData;
+  /** The statement was held (for approval); its decision follows as a `decision` event. */
+  held?: boolean;
+}
+
+export interface HeldDecisionData {
+  n: number;
+  decision: DecisionData;
+  waitedMs: number;
+}
+
+export interface BindData {
+  /** The statement number of the Parse that prepared it, when known. */
+  n?: number;
+  statement: string;
+  portal: string;
+  params: Array<string | null>;
+  /** Indexes of parameters cut to the valueBytes limit, with their full byte sizes. */
+  cut?: Array<[index: number, bytes: number]>;
+}
+
+export interface ColumnsData {
+  columns: Array<{ name: string; type: number }>;
+}
+
+export interface RowsData {
+  rows: Array<Array<string | null>>;
+  /** Cells cut to the valueBytes limit: [row index in this batch, column, full byte size]. */
+  cut?: Array<[row: number, column: number, bytes: number]>;
+}
+
+export interface CompleteData {
+  tag: string;
+  /** Rows the client was sent for this result. */
+  rows: number;
+  /** Set when not every row was recorded: which cap stopped it, and how many were recorded. */
+  truncated?: { cap: 'statement' | 'session'; recorded: number };
+}
+
+export interface MessageData {
+  severity: string;
+  code: string;
+  message: string;
+}
+
+export interface ReadyData {
+  /** Time since the first statement of this round trip, when there was one. */
+  ms?: number;
+}
+
+export interface KillData {
+  by: string;
+  reason: string;
+}
+
+export interface SessionEndData {
+  reason: string;
+  bytesFromClient: number;
+  bytesToClient: number;
+  statements: number;
+  rowsRecorded: number;
+}
+
+/** A note from the recorder itself (e.g. recording stopped in best-effort mode). */
+export interface RecorderNoteData {
+  note: string;
+}
+
+export interface EventDataByType {
+  session_start: SessionStartData;
+  statement: StatementData;
+  decision: HeldDecisionData;
+  bind: BindData;
+  columns: ColumnsData;
+  rows: RowsData;
+  complete: CompleteData;
+  error: MessageData;
+  notice: MessageData;
+  ready: ReadyData;
+  kill: KillData;
+  session_end: SessionEndData;
+  recorder: RecorderNoteData;
+}
+
+export type EventType = keyof EventDataByType;

@@ -1,0 +1,437 @@
+/**
+ * Session recording for the whole gateway: opens a recording for every data session (wrapping the
+ * session's pipeline, see ./session-recorder.ts), keeps the recordings index and the statement
+ * search index, writes session start/end (with the recording's final digest), refusals, holds and
+ * recording failures to the audit log, knows which sessions are live (for kill and live tails), and
+ * recovers recordings left open by a crash.
+ */
+import type { AuditAppender } from '../audit/log.js';
+import { policyFor, type RecordingConfig } from '../config/recording.js';
+import type { Clock } from '../core/clock.js';
+import type { Decision, Grant, SessionPipeline } from '../core/types.js';
+import type { Logger } from '../obs/log.js';
+import type { SessionStartData } from './events.js';
+import type { ReadResult, RecordedEvent } from './file-recorder.js';
+import type { RecordingRepository, RecordingRow } from './repository.js';
+import { SessionRecorder, type RecorderResult } from './session-recorder.js';
+import type { RecordingSink } from './sink.js';
+
+/** What the protocol listener knows about a session when it opens. */
+export interface RecordedSessionInfo {
+  protocol: string;
+  user: string;
+  connection: string;
+  clientAddress: string;
+  applicationName: string | null;
+  tokenId: string;
+  authMethod?: string;
+  encrypted?: boolean;
+}
+
+/** The grant behind a session's token, with the audit trail's extras when the access module has them. */
+export type SessionGrant = Grant & { policy?: string | null; issuedBy?: string | null };
+
+export interface RecordingServiceOptions {
+  config: RecordingConfig;
+  sink: RecordingSink;
+  repo: RecordingRepository;
+  audit: AuditAppender;
+  clock: Clock;
+  log: Logger;
+  /** Finds the grant a session rests on (for the session start event). */
+  grants?: { grantForToken(tokenId: string): SessionGrant | undefined };
+}
+
+/** Ends a live session (the protocol listener's kill). */
+export type SessionKiller = (sessionId: string, reason: 'killed', message: string) => boolean;
+
+interface LiveSession {
+  info: RecordedSessionInfo;
+  recorder: SessionRecorder | null;
+}
+
+/** Most statements indexed for search per session (distinct texts), and the longest text indexed. */
+const INDEX_STATEMENTS_PER_SESSION = 10_000;
+const INDEX_TEXT_CHARS = 4096;
+const INDEX_FLUSH_MS = 1000;
+
+export class RecordingService {
+  private readonly live = new Map<string, LiveSession>();
+  private readonly ending = new Set<Promise<void>>();
+  private killer: SessionKiller | undefined;
+  private indexBuffer: Array<{ sessionId: string; n: number; text: string }> = [];
+  private indexTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly o: RecordingServiceOptions) {}
+
+  get config(): RecordingConfig {
+    return this.o.config;
+  }
+
+  get sink(): RecordingSink {
+    return this.o.sink;
+  }
+
+  get repo(): RecordingRepository {
+    return this.o.repo;
+  }
+
+  /** How to end a live session; set once the protocol listener exists. */
+  setKiller(killer: SessionKiller): void {
+    this.killer = killer;
+  }
+
+  /**
+   * Opens the session with `openInner` (store row, grant checks, metrics) and records it. A session
+   * the inner service refuses is audited as refused; the error goes on to the client.
+   */
+  open(info: RecordedSessionInfo, openInner: () => SessionPipeline): SessionPipeline {
+    let inner: SessionPipeline;
+    try {
+      inner = openInner();
+    } catch (err) {
+      this.auditSafely({
+        type: 'session.refused',
+        actor: info.user,
+        data: { connection: info.connection, clientAddress: info.clientAddress, applicationName: info.applicationName, why: (err as Error).message },
+      });
+      throw err;
+    }
+    return this.wrap(inner, info);
+  }
+
+  /** Records a session whose pipeline is already open. */
+  wrap(inner: SessionPipeline, info: RecordedSessionInfo): SessionPipeline {
+    const id = inner.id;
+    const now = this.o.clock.now();
+    const grant = this.grantOf(info.tokenId);
+    const startData: Omit<SessionStartData, 'recording'> = {
+      session: id,
+      protocol: info.protocol,
+      user: info.user,
+      groups: grant?.groups ?? [],
+      connection: info.connection,
+      clientAddress: info.clientAddress,
+      applicationName: info.applicationName,
+      authMethod: info.authMethod ?? null,
+      encrypted: info.encrypted ?? null,
+      tokenId: info.tokenId,
+      grant: grant
+        ? {
+            id: grant.id,
+            reason: grant.reason,
+            requestId: grant.requestId,
+            approvedBy: grant.approvedBy,
+            breakGlass: grant.breakGlass,
+            policy: grant.policy ?? null,
+            issuedBy: grant.issuedBy ?? null,
+            createdAt: grant.createdAt,
+            expiresAt: grant.expiresAt,
+          }
+        : null,
+    };
+    const auditStart = (recording: Record<string, unknown>) =>
+      this.auditSafely({
+        type: 'session.started',
+        actor: info.user,
+        subject: id,
+        data: { ...startData, session: undefined, recording },
+      });
+
+    if (!this.o.config.enabled) {
+      auditStart({ state: 'disabled' });
+      this.live.set(id, { info, recorder: null });
+      return this.unrecorded(inner, info);
+    }
+
+    const policy = policyFor(this.o.config, info.connection);
+    let writer = null;
+    let location: string | null = null;
+    let openError: Error | null = null;
+    try {
+      ({ writer, location } = this.o.sink.create(id, now, () => this.o.clock.now()));
+    } catch (err) {
+      openError = err as Error;
+    }
+    try {
+      this.o.repo.insert({
+        sessionId: id,
+        user: info.user,
+        connection: info.connection,
+        startedAt: now,
+        mode: policy.mode,
+        state: writer ? 'recording' : 'unavailable',
+        location,
+        error: openError ? openError.message : null,
+      });
+    } catch (err) {
+      // Without an index row nobody could find the recording: treat it as unwritable.
+      this.o.log.error({ err, session: id }, 'cannot index the recording of a session');
+      openError ??= err as Error;
+      void writer?.close().catch(() => undefined);
+      writer = null;
+    }
+    if (openError) {
+      this.o.log.error({ session: id, connection: info.connection, mode: policy.mode, err: openError.message }, 'cannot record session');
+      this.auditSafely({ type: 'recording.unavailable', actor: 'gateway', subject: id, data: { connection: info.connection, mode: policy.mode, error: openError.message } });
+    }
+    auditStart({ state: writer ? 'recording' : 'unavailable', mode: policy.mode, location });
+
+    const recorder = new SessionRecorder({
+      sessionId: id,
+      writer,
+      mode: policy.mode,
+      limits: this.o.config.limits,
+      now: () => this.o.clock.now(),
+      hooks: {
+        onStatement: (n, text) => this.index(id, n, text),
+        onDecision: (n, text, decision, how, waitedMs) => this.auditDecision(id, info, n, text, decision, how, waitedMs),
+        onFailure: (err) => {
+          this.o.log.error({ session: id, err: err.message, mode: policy.mode }, policy.mode === 'required' ? 'recording failed: refusing the session\'s statements' : 'recording failed: the session continues unrecorded (best-effort)');
+          try {
+            this.o.repo.markFailed(id, err.message);
+          } catch {
+            // the end of the session tries again
+          }
+          this.auditSafely({ type: 'recording.failed', actor: 'gateway', subject: id, data: { connection: info.connection, mode: policy.mode, error: err.message } });
+        },
+        onRefusing: () => this.o.log.warn({ session: id, connection: info.connection }, 'refusing statements: the session cannot be recorded'),
+      },
+    });
+    recorder.start({ ...startData, recording: { mode: policy.mode, limits: { ...this.o.config.limits } } });
+    this.live.set(id, { info, recorder });
+    return recorder.wrap(inner, (result) => this.track(this.finish(id, info, result)));
+  }
+
+  /** Recording switched off: the session is still tracked (kill) and its start and end audited. */
+  private unrecorded(inner: SessionPipeline, info: RecordedSessionInfo): SessionPipeline {
+    return {
+      ...inner,
+      decide: (s) => inner.decide(s),
+      end: (reason, counters) => {
+        inner.end(reason, counters);
+        this.live.delete(inner.id);
+        this.auditSafely({ type: 'session.ended', actor: info.user, subject: inner.id, data: { reason, ...counters, recording: { state: 'disabled' } } });
+      },
+    };
+  }
+
+  private async finish(id: string, info: RecordedSessionInfo, pending: Promise<RecorderResult>): Promise<void> {
+    let result: RecorderResult;
+    try {
+      result = await pending;
+    } catch (err) {
+      result = { reason: 'client_error', digest: null, events: 0, rowsRecorded: 0, truncated: false, error: (err as Error).message };
+    }
+    this.live.delete(id);
+    const endedAt = this.o.clock.now();
+    const row = this.safeGet(id);
+    const state = row?.state === 'unavailable' ? 'unavailable' : result.error ? 'failed' : 'complete';
+    const reason = result.reason;
+    this.flushIndex();
+    try {
+      this.o.repo.finish({
+        sessionId: id,
+        endedAt,
+        endReason: reason,
+        state,
+        events: result.events,
+        digest: result.digest,
+        bytes: row?.location ? (this.o.sink.size(row.location) ?? null) : null,
+        rowsRecorded: result.rowsRecorded,
+        truncated: result.truncated,
+        error: result.error,
+      });
+    } catch (err) {
+      this.o.log.error({ err, session: id }, 'cannot update the recordings index at session end');
+    }
+    this.auditSafely({
+      type: 'session.ended',
+      actor: info.user,
+      subject: id,
+      data: {
+        connection: info.connection,
+        reason,
+        recording: { state, digest: result.digest, events: result.events, rowsRecorded: result.rowsRecorded, truncated: result.truncated, error: result.error },
+      },
+    });
+  }
+
+  private track(p: Promise<void>): void {
+    this.ending.add(p);
+    void p.finally(() => this.ending.delete(p));
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // live sessions
+
+  isLive(sessionId: string): boolean {
+    return this.live.has(sessionId);
+  }
+
+  /** Follow a live session's events from now on; undefined when it is not live (here) or not recorded. */
+  subscribe(sessionId: string, fn: (event: RecordedEvent) => void): (() => void) | undefined {
+    return this.live.get(sessionId)?.recorder?.subscribe(fn);
+  }
+
+  /** Makes a live session's events durable so a reader of its file sees all of them. */
+  async flush(sessionId: string): Promise<void> {
+    await this.live.get(sessionId)?.recorder?.flush();
+  }
+
+  /** Ends a live session on an administrator's (or its own user's) behalf; recorded and audited. */
+  kill(sessionId: string, by: string, reason: string): 'killed' | 'not_live' {
+    const session = this.live.get(sessionId);
+    if (!session || !this.killer) return 'not_live';
+    session.recorder?.noteKill(by, reason);
+    this.auditSafely({ type: 'session.killed', actor: by, subject: sessionId, data: { user: session.info.user, connection: session.info.connection, reason } });
+    const message = `terminating connection: session ended by ${by}: ${reason}`;
+    return this.killer(sessionId, 'killed', message) ? 'killed' : 'not_live';
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // reading
+
+  /** The recording of a session as stored (the durable part of a live one). */
+  async read(sessionId: string): Promise<{ row: RecordingRow; result: ReadResult } | undefined> {
+    const row = this.o.repo.get(sessionId);
+    if (!row?.location || row.state === 'deleted') return undefined;
+    await this.flush(sessionId);
+    return { row, result: this.o.sink.read(row.location) };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // start and stop
+
+  /**
+   * Recordings left open by a crash (kill -9, power loss): their files hold every checkpointed
+   * event; close their index rows with the digest of the last intact event and audit the end.
+   */
+  recoverOrphans(): number {
+    let recovered = 0;
+    for (const row of this.o.repo.live()) {
+      if (this.live.has(row.sessionId)) continue;
+      let read: ReadResult | undefined;
+      try {
+        read = row.location ? this.o.sink.read(row.location) : undefined;
+      } catch (err) {
+        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open by a crash');
+      }
+      const intact = read ? (read.intact ? read.events : read.events.slice(0, read.brokenAt)) : [];
+      const last = intact.at(-1);
+      const rowsRecorded = intact.filter((e) => e.type === 'rows').reduce((n, e) => n + ((e.data.rows as unknown[]).length ?? 0), 0);
+      const endedAt = this.o.clock.now();
+      const error = 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
+      this.o.repo.finish({
+        sessionId: row.sessionId,
+        endedAt,
+        endReason: 'gateway_shutdown',
+        state: 'failed',
+        events: intact.length,
+        digest: last?.h ?? null,
+        bytes: row.location ? (this.o.sink.size(row.location) ?? null) : null,
+        rowsRecorded,
+        truncated: intact.some((e) => e.type === 'complete' && e.data.truncated !== undefined),
+        error,
+      });
+      this.auditSafely({
+        type: 'session.ended',
+        actor: row.user,
+        subject: row.sessionId,
+        data: {
+          connection: row.connection,
+          reason: 'gateway_shutdown',
+          recovered: true,
+          recording: { state: 'failed', digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
+        },
+      });
+      recovered++;
+    }
+    if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
+    return recovered;
+  }
+
+  /** Waits for ending sessions to close their recordings, then writes the search index. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.ending.size > 0) await Promise.allSettled([...this.ending]);
+    if (this.indexTimer) clearTimeout(this.indexTimer);
+    this.flushIndex();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // helpers
+
+  private grantOf(tokenId: string): SessionGrant | undefined {
+    try {
+      return this.o.grants?.grantForToken(tokenId);
+    } catch (err) {
+      this.o.log.warn({ err }, 'cannot look up the grant of a session for its recording');
+      return undefined;
+    }
+  }
+
+  private readonly indexed = new Map<string, Set<string>>();
+
+  /** Buffers statement texts for search (written in batches: one transaction a second, not per statement). */
+  private index(sessionId: string, n: number, text: string): void {
+    let seen = this.indexed.get(sessionId);
+    if (!seen) this.indexed.set(sessionId, (seen = new Set()));
+    if (seen.size >= INDEX_STATEMENTS_PER_SESSION) return;
+    const clipped = text.length > INDEX_TEXT_CHARS ? text.slice(0, INDEX_TEXT_CHARS) : text;
+    if (seen.has(clipped)) return;
+    seen.add(clipped);
+    this.indexBuffer.push({ sessionId, n, text: clipped });
+    if (!this.indexTimer && !this.closed) {
+      this.indexTimer = setTimeout(() => {
+        this.indexTimer = undefined;
+        this.flushIndex();
+      }, INDEX_FLUSH_MS);
+      this.indexTimer.unref();
+    }
+  }
+
+  private flushIndex(): void {
+    const rows = this.indexBuffer;
+    this.indexBuffer = [];
+    for (const id of [...this.indexed.keys()]) if (!this.live.has(id)) this.indexed.delete(id);
+    try {
+      this.o.repo.indexStatements(rows);
+    } catch (err) {
+      this.o.log.warn({ err, statements: rows.length }, 'cannot write the statement search index (the recordings themselves are complete)');
+    }
+  }
+
+  private auditDecision(id: string, info: RecordedSessionInfo, n: number, text: string, decision: Decision, how: 'immediate' | 'held' | 'decided', waitedMs?: number): void {
+    const type = how === 'held' ? 'statement.held' : how === 'decided' ? 'statement.decided' : 'statement.denied';
+    this.auditSafely({
+      type,
+      actor: info.user,
+      subject: id,
+      data: {
+        connection: info.connection,
+        n,
+        statement: text.length > 1024 ? `${text.slice(0, 1024)}...` : text,
+        ...(how === 'held' ? {} : { effect: decision.effect, reasons: decision.reasons, ...(decision.rule ? { rule: decision.rule } : {}) }),
+        ...(waitedMs !== undefined ? { waitedMs } : {}),
+      },
+    });
+  }
+
+  private auditSafely(event: Parameters<AuditAppender['append']>[0]): void {
+    try {
+      this.o.audit.append(event);
+    } catch (err) {
+      this.o.log.error({ err, type: event.type }, 'cannot write to the audit log');
+    }
+  }
+
+  private safeGet(id: string): RecordingRow | undefined {
+    try {
+      return this.o.repo.get(id);
+    } catch {
+      return undefined;
+    }
+  }
+}

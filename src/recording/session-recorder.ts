@@ -1,0 +1,443 @@
+/**
+ * Records one session: wraps its SessionPipeline so every statement, decision (immediate or held),
+ * bound parameter set, result, error and notice becomes an event in the session's recording, and
+ * checkpoints at every statement boundary (ReadyForQuery) and before a hold.
+ *
+ * Bounded by construction: row values are recorded up to a cap per result and per session (rows
+ * past it are only counted, and the result is marked truncated), values and statement texts are cut
+ * to a size limit (marked), rows are written in batches, and nothing is decoded for a session whose
+ * recording has stopped.
+ *
+ * Fail closed: when the recording cannot be written (at the start or later), a `required` session
+ * has its statements refused with reason `recording_unavailable`; a `best-effort` one continues
+ * unrecorded. Either way the failure is reported once through `onFailure`.
+ */
+import type { RecordingLimits, RecordingMode } from '../config/recording.js';
+import type { BoundParameters, Decision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
+import type { BindData, CompleteData, DecisionData, RowsData, StatementData } from './events.js';
+import type { RecordedEvent } from './file-recorder.js';
+import { redactStatement } from './redact.js';
+import type { RecordingWriter } from './sink.js';
+
+export const RECORDING_UNAVAILABLE = 'recording_unavailable';
+
+/** Rows per `rows` event, and the most characters one batch holds before it is written anyway. */
+const ROW_BATCH = 100;
+const ROW_BATCH_CHARS = 256 * 1024;
+
+export interface RecorderHooks {
+  /** A statement was recorded (for the search index). */
+  onStatement?(n: number, text: string): void;
+  /** A statement was refused or held, or a held one decided (for the audit log). */
+  onDecision?(n: number, text: string, decision: Decision, how: 'immediate' | 'held' | 'decided', waitedMs?: number): void;
+  /** The recording stopped working (reported once). */
+  onFailure?(err: Error): void;
+  /** Statements were refused because the recording cannot be written (reported once per session). */
+  onRefusing?(): void;
+}
+
+export interface SessionRecorderOptions {
+  sessionId: string;
+  /** null: the recording could not be created. */
+  writer: RecordingWriter | null;
+  mode: RecordingMode;
+  limits: RecordingLimits;
+  now: () => number;
+  hooks?: RecorderHooks;
+}
+
+export interface RecorderResult {
+  reason: SessionEndReason;
+  /** Final digest (the last event's chain hash), or null when nothing could be recorded. */
+  digest: string | null;
+  events: number;
+  rowsRecorded: number;
+  truncated: boolean;
+  /** Why the recording is incomplete, if it is. */
+  error: string | null;
+}
+
+interface ResultState {
+  /** DataRows the client was sent for the current result. */
+  seen: number;
+  recorded: number;
+  truncated: 'statement' | 'session' | null;
+}
+
+export class SessionRecorder {
+  private readonly writer: RecordingWriter | null;
+  private active: boolean;
+  private refusing: boolean;
+  private refusalReported = false;
+  private failure: Error | null = null;
+  private n = 0;
+  /** Prepared statement name -> the statement number that prepared it (to label Binds). */
+  private readonly prepared = new Map<string, number>();
+  private result: ResultState = freshResult();
+  private batch: Array<Array<string | null>> = [];
+  private batchCut: Array<[number, number, number]> = [];
+  private batchChars = 0;
+  private sessionRows = 0;
+  private anyTruncated = false;
+  /** When the first statement since the last ReadyForQuery arrived. */
+  private roundTripStart: number | undefined;
+  private readonly listeners = new Set<(event: RecordedEvent) => void>();
+  private ended = false;
+  private readonly hooks: RecorderHooks;
+
+  constructor(private readonly o: SessionRecorderOptions) {
+    this.writer = o.writer;
+    this.active = o.writer !== null;
+    this.refusing = o.writer === null && o.mode === 'required';
+    this.hooks = o.hooks ?? {};
+  }
+
+  /** Whether events are being recorded. */
+  get recording(): boolean {
+    return this.active;
+  }
+
+  /** Live tail: `fn` gets every event appended from now on; returns the unsubscribe function. */
+  subscribe(fn: (event: RecordedEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Makes everything recorded so far durable (before a reader opens the file). */
+  async flush(): Promise<void> {
+    if (!this.writer || !this.active) return;
+    try {
+      await this.writer.checkpoint();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** The session start event (identity, grant, connection). */
+  start(data: Record<string, unknown>): void {
+    this.append('session_start', data);
+    this.checkpoint();
+  }
+
+  /** An administrator is ending the session; recorded before the FATAL reaches the client. */
+  noteKill(by: string, reason: string): void {
+    this.append('kill', { by, reason });
+    this.checkpoint();
+  }
+
+  /** The pipeline the protocol engine uses: `inner` decides, this records around it. */
+  wrap(inner: SessionPipeline, onEnd: (result: Promise<RecorderResult>) => void): SessionPipeline {
+    const observer = this.active ? this.observer(inner.observer) : inner.observer;
+    return {
+      id: inner.id,
+      decide: (statement) => this.decide(statement, inner),
+      end: (reason, counters) => {
+        inner.end(reason, counters);
+        onEnd(this.end(reason, counters));
+      },
+      ...(observer ? { observer } : {}),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // statements and decisions
+
+  private decide(statement: Statement, inner: SessionPipeline): Decision | Promise<Decision> {
+    if (this.refusing) {
+      if (!this.refusalReported) {
+        this.refusalReported = true;
+        this.hooks.onRefusing?.();
+      }
+      return {
+        effect: 'deny',
+        reasons: [RECORDING_UNAVAILABLE],
+        message: 'jitgate cannot record this session, and this connection requires recording: statement refused; try again later',
+      };
+    }
+    const n = ++this.n;
+    this.roundTripStart ??= this.o.now();
+    const data = this.statementData(n, statement);
+    if (statement.source === 'parse') this.prepared.set(statement.name ?? '', n);
+    this.hooks.onStatement?.(n, data.text);
+    const decision = inner.decide(statement);
+    if (!(decision instanceof Promise)) {
+      this.append('statement', { ...data, decision: decisionData(decision) });
+      if (decision.effect !== 'allow') this.hooks.onDecision?.(n, data.text, decision, 'immediate');
+      return decision;
+    }
+    const heldAt = this.o.now();
+    this.append('statement', { ...data, held: true });
+    this.hooks.onDecision?.(n, data.text, { effect: 'review', reasons: [] }, 'held');
+    // The statement waits for a person: make it durable now, not at the next boundary.
+    this.checkpoint();
+    return decision.then(
+      (d) => {
+        const waitedMs = this.o.now() - heldAt;
+        this.append('decision', { n, decision: decisionData(d), waitedMs });
+        this.hooks.onDecision?.(n, data.text, d, 'decided', waitedMs);
+        this.checkpoint();
+        return d;
+      },
+      (err: unknown) => {
+        const waitedMs = this.o.now() - heldAt;
+        const failed: Decision = { effect: 'deny', reasons: ['decision_failed'] };
+        this.append('decision', { n, decision: decisionData(failed), waitedMs });
+        this.hooks.onDecision?.(n, data.text, failed, 'decided', waitedMs);
+        throw err;
+      },
+    );
+  }
+
+  private statementData(n: number, statement: Statement): StatementData {
+    const limit = this.o.limits.statementBytes;
+    let text = statement.text;
+    let textBytes: number | undefined;
+    if (text.length > limit / 3) {
+      const bytes = Buffer.byteLength(text);
+      if (bytes > limit) {
+        text = cutUtf8(text, limit);
+        textBytes = bytes;
+      }
+    }
+    const r = redactStatement(text);
+    return {
+      n,
+      source: statement.source,
+      ...(statement.name ? { name: statement.name } : {}),
+      text: r.text,
+      ...(textBytes !== undefined ? { textBytes } : {}),
+      ...(r.redacted ? { redacted: true } : {}),
+    };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // what the client is sent
+
+  private observer(next: ResultObserver | undefined): ResultObserver {
+    // Another observer on the same session (e.g. masking later) sees everything too.
+    return {
+      wantsRows: () => {
+        const mine = this.wantsRows();
+        return next ? next.wantsRows() || mine : mine;
+      },
+      onResult: (event) => {
+        this.onResult(event);
+        next?.onResult(event);
+      },
+      onBind: (bind) => {
+        this.onBind(bind);
+        next?.onBind?.(bind);
+      },
+    };
+  }
+
+  private wantsRows(): boolean {
+    const r = this.result;
+    r.seen++;
+    if (!this.active) return false;
+    if (r.recorded >= this.o.limits.rowsPerStatement) {
+      r.truncated ??= 'statement';
+      return false;
+    }
+    if (this.sessionRows >= this.o.limits.rowsPerSession) {
+      r.truncated ??= 'session';
+      return false;
+    }
+    return true;
+  }
+
+  private onResult(event: ResultEvent): void {
+    if (!this.active) return;
+    switch (event.kind) {
+      case 'row':
+        return this.addRow(event.values);
+      case 'columns':
+        this.flushRows();
+        this.result = freshResult();
+        this.append('columns', { columns: event.columns });
+        return;
+      case 'complete': {
+        this.flushRows();
+        const r = this.result;
+        const data: CompleteData = { tag: event.tag, rows: r.seen };
+        if (r.truncated) {
+          data.truncated = { cap: r.truncated, recorded: r.recorded };
+          this.anyTruncated = true;
+        }
+        this.append('complete', data as unknown as Record<string, unknown>);
+        this.result = freshResult();
+        return;
+      }
+      case 'error':
+      case 'notice': {
+        this.flushRows();
+        const r = this.result;
+        const data: Record<string, unknown> = { severity: event.severity, code: event.code, message: event.message };
+        if (event.kind === 'error') {
+          // An error ends the result in flight: say how far it got.
+          if (r.seen > 0) data.rows = r.seen;
+          if (r.truncated) {
+            data.truncated = { cap: r.truncated, recorded: r.recorded };
+            this.anyTruncated = true;
+          }
+          this.result = freshResult();
+        }
+        this.append(event.kind, data);
+        return;
+      }
+      case 'ready': {
+        this.flushRows();
+        const start = this.roundTripStart;
+        this.roundTripStart = undefined;
+        this.append('ready', start === undefined ? {} : { ms: this.o.now() - start });
+        this.checkpoint();
+        return;
+      }
+    }
+  }
+
+  private addRow(values: Array<string | null>): void {
+    const r = this.result;
+    r.recorded++;
+    this.sessionRows++;
+    const limit = this.o.limits.valueBytes;
+    const row = this.batch.length;
+    let chars = 0;
+    for (let c = 0; c < values.length; c++) {
+      const v = values[c];
+      if (v === null || v === undefined) continue;
+      chars += v.length;
+      if (v.length > limit / 3) {
+        const bytes = Buffer.byteLength(v);
+        if (bytes > limit) {
+          values[c] = cutUtf8(v, limit);
+          this.batchCut.push([row, c, bytes]);
+        }
+      }
+    }
+    this.batch.push(values);
+    this.batchChars += chars;
+    if (this.batch.length >= ROW_BATCH || this.batchChars >= ROW_BATCH_CHARS) this.flushRows();
+  }
+
+  private flushRows(): void {
+    if (this.batch.length === 0) return;
+    const data: RowsData = { rows: this.batch };
+    if (this.batchCut.length) data.cut = this.batchCut;
+    this.batch = [];
+    this.batchCut = [];
+    this.batchChars = 0;
+    this.append('rows', data as unknown as Record<string, unknown>);
+  }
+
+  private onBind(bind: BoundParameters): void {
+    if (!this.active) return;
+    const limit = this.o.limits.valueBytes;
+    const cut: Array<[number, number]> = [];
+    const params = bind.values.map((v, i) => {
+      const size = bind.sizes[i] ?? -1;
+      if (v === null) return null;
+      if (bind.cut.includes(i) || size > limit) {
+        cut.push([i, size]);
+        return v.startsWith('b64:') ? v.slice(0, limit) : cutUtf8(v, limit);
+      }
+      return v;
+    });
+    const n = this.prepared.get(bind.statement);
+    const data: BindData = { ...(n !== undefined ? { n } : {}), statement: bind.statement, portal: bind.portal, params };
+    if (cut.length) data.cut = cut;
+    this.append('bind', data as unknown as Record<string, unknown>);
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // writing
+
+  private append(type: string, data: Record<string, unknown>): void {
+    if (!this.active || !this.writer) return;
+    let event: RecordedEvent;
+    try {
+      event = this.writer.append(type, data);
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    for (const fn of this.listeners) {
+      try {
+        fn(event);
+      } catch {
+        // a broken tail (closed HTTP stream) must not stop the recording
+      }
+    }
+  }
+
+  private checkpoint(): void {
+    if (!this.active || !this.writer) return;
+    this.writer.checkpoint().catch((err: unknown) => this.fail(err));
+  }
+
+  private fail(err: unknown): void {
+    if (this.failure) return;
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    this.active = false;
+    if (this.o.mode === 'required') this.refusing = true;
+    this.batch = [];
+    this.hooks.onFailure?.(this.failure);
+  }
+
+  private async end(reason: SessionEndReason, counters: SessionCounters): Promise<RecorderResult> {
+    if (this.ended) throw new Error('session already ended');
+    this.ended = true;
+    this.flushRows();
+    this.append('session_end', {
+      reason,
+      bytesFromClient: counters.bytesFromClient,
+      bytesToClient: counters.bytesToClient,
+      statements: counters.statements,
+      rowsRecorded: this.sessionRows,
+    });
+    const writer = this.writer;
+    let digest: string | null = null;
+    if (writer) {
+      try {
+        // Even after a failure the file holds a verifiable prefix; close it properly if we can.
+        digest = await writer.close();
+      } catch (err) {
+        this.fail(err);
+        digest = writer.digest;
+      }
+    }
+    this.listeners.clear();
+    return {
+      reason,
+      digest: writer && writer.events > 0 ? digest : null,
+      events: writer?.events ?? 0,
+      rowsRecorded: this.sessionRows,
+      truncated: this.anyTruncated,
+      error: this.failure ? this.failure.message : writer ? null : 'the recording could not be created',
+    };
+  }
+}
+
+function freshResult(): ResultState {
+  return { seen: 0, recorded: 0, truncated: null };
+}
+
+/** The decision as recorded: its fields, plus any extra serializable ones (who approved, ...). */
+export function decisionData(d: Decision): DecisionData {
+  const out: DecisionData = { effect: d.effect, reasons: [...d.reasons] };
+  for (const [k, v] of Object.entries(d)) {
+    if (k === 'effect' || k === 'reasons' || v === undefined || typeof v === 'function') continue;
+    out[k] = v;
+  }
+  return out;
+}
+
+/** The longest prefix of `text` that fits in `bytes` of UTF-8, never splitting a character. */
+export function cutUtf8(text: string, bytes: number): string {
+  const buf = Buffer.from(text, 'utf8');
+  if (buf.length <= bytes) return text;
+  let end = bytes;
+  // Step back over continuation bytes (10xxxxxx) to the start of the character that does not fit.
+  while (end > 0 && (buf[end]! & 0xc0) === 0x80) end--;
+  return buf.toString('utf8', 0, end);
+}

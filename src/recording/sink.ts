@@ -1,0 +1,40 @@
+/**
+ * Where recordings are kept. A sink creates one append-only writer per session and reads, follows
+ * and deletes recordings by the location it handed out (stored in the recordings index). Local
+ * gzip files (./local-sink.ts) are the default; object storage or a log service fit the same shape.
+ */
+import type { ReadResult, RecordedEvent } from './file-recorder.js';
+
+export interface RecordingWriter {
+  /** Adds an event (durable at the next checkpoint). Throws once closed or after a write failure. */
+  append(type: string, data: Record<string, unknown>): RecordedEvent;
+  /** Resolves when everything appended so far is durable; rejects on a write failure. */
+  checkpoint(): Promise<void>;
+  /** Makes everything durable and closes; resolves to the final chain digest. */
+  close(): Promise<string>;
+  readonly digest: string;
+  readonly events: number;
+  readonly failed: Error | null;
+}
+
+/** Follows a recording being written: each poll returns the events made durable since the last. */
+export interface RecordingFollower {
+  poll(): Promise<RecordedEvent[]>;
+  close(): void;
+  /** The chain did not verify (the follower stops returning events). */
+  readonly broken: boolean;
+}
+
+export interface RecordingSink {
+  /** Creates the recording of a new session; throws when it cannot be written (fail closed). */
+  create(sessionId: string, startedAt: number, now: () => number): { writer: RecordingWriter; location: string };
+  /** Reads a recording (the durable part of a live one), verifying its chain. */
+  read(location: string): ReadResult;
+  follow(location: string): RecordingFollower;
+  /** Removes a recording; resolves to false when it was already gone. */
+  delete(location: string): Promise<boolean>;
+  /** Stored size in bytes, or undefined when it is gone. */
+  size(location: string): number | undefined;
+  /** A human-readable description of where `location` is (logs, CLI output). */
+  describe(location: string): string;
+}
