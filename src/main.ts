@@ -146,7 +146,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           sessionCredentials.createFor(r.connection, {
             sessionId: r.sessionId,
             user: r.user,
-            validUntil: accessEnd(store, r.user, r.connection, r.tokenId, now()),
+            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
           }),
         onAuthFailure: (info) => {
           metrics.authFailuresTotal.inc({ protocol: 'postgres', reason: info.reason });
@@ -245,8 +245,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 }
 
 /**
- * When this session's access ends: for now the expiry of the token it logged in with (a grant's end
- * will take its place). Bounds how long a per-session backend role can log in.
+ * Fallback end of a session's access when its token has no grant: the token's own expiry. Bounds
+ * how long a per-session backend role can log in (normally the grant's end is used).
  */
 function accessEnd(store: Store, user: string, connection: string, tokenId: string, now: number): number {
   const token = store.activeTokens(user, connection, now).find((t) => t.id === tokenId);
