@@ -8,7 +8,7 @@
  *   BENCH_REPS=3               repetitions (each runs every configuration once, in rotated order)
  *   BENCH_MODES=simple,extended,prepared
  *   BENCH_CLIENTS=1,8
- *   BENCH_TARGETS=direct,pgbouncer,jitgate
+ *   BENCH_TARGETS=direct,pgbouncer,jitgate,jitgate-unrecorded   (jitgate-unrecorded: recording off)
  *   BENCH_PIN=1                pin PostgreSQL + proxies to CPU 0 and pgbench to CPU 1 (default when >= 2 CPUs)
  *   BENCH_THREADS              pgbench -j (default 1 when pinned, else min(clients, CPUs))
  *   BENCH_WARMUP=3             seconds of warm-up per target before the first repetition (0 = none)
@@ -37,41 +37,45 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // jitgate: the one part that depends on the gateway's API. It runs in a child process (this script
 // with --jitgate-child) so that its CPU can be measured and pinned on its own.
 
-/** The gateway configuration (src/config/types.ts GatewayConfig) for the bench connection. */
-function jitgateConfig({ dir, pgServer, bench }) {
-  return {
-    source: '<bench>',
-    development: true,
-    dataDir: join(dir, 'data'),
-    listeners: { http: { host: HOST, port: 0 }, postgres: { host: HOST, port: 0 } },
-    // The other two paths run without TLS too (PGSSLMODE=disable, pgbouncer client/server TLS off).
-    tls: { required: false },
-    auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 6 * 3600_000 },
-    store: { type: 'sqlite', path: join(dir, 'data', 'jitgate.db') },
-    connections: [
-      {
-        name: 'bench',
-        type: 'postgres',
-        host: pgServer.host,
-        port: pgServer.port,
-        database: 'bench',
-        user: bench.user,
-        password: 'env:BENCH_PG_PASSWORD',
-        tls: { mode: 'disable' },
-        connectTimeoutMs: 5_000,
-      },
-    ],
-    identities: {},
-    policies: [],
-    notifications: { webhooks: [] },
-    log: { level: 'warn' },
-    shutdown: { drainTimeoutMs: 2_000 },
-  };
+/**
+ * The gateway configuration for the bench connection, as YAML: the child parses it with the same
+ * loader as `jitgate serve --config`, so every default of a real deployment applies (the whole
+ * pipeline is on, as it would be for users).
+ */
+function jitgateConfig({ dir, pgServer, bench, extraYaml = '' }) {
+  return `
+development: true
+dataDir: ${join(dir, 'data')}
+listeners:
+  http: { host: ${HOST}, port: 0 }
+  postgres: { host: ${HOST}, port: 0 }
+# The other two paths run without TLS too (PGSSLMODE=disable, pgbouncer client/server TLS off).
+tls: { required: false }
+auth: { tokenTtl: 6h }
+log: { level: warn }
+shutdown: { drainTimeout: 2s }
+connections:
+  - name: bench
+    host: ${pgServer.host}
+    port: ${pgServer.port}
+    database: bench
+    user: ${bench.user}
+    password: env:BENCH_PG_PASSWORD
+    tls: { mode: disable }
+${extraYaml}
+`;
 }
+
+/** The jitgate variants the bench can run: the whole pipeline, and the same without recording. */
+const JITGATE_VARIANTS = {
+  jitgate: '',
+  'jitgate-unrecorded': 'recording: { enabled: false }',
+};
 
 /** In the child: start the gateway, mint a token for user "bench" on connection "bench", report both. */
 async function jitgateChild() {
-  const config = JSON.parse(process.env.BENCH_JITGATE_CONFIG);
+  const { parseConfig } = await import(pathToFileURL(join(ROOT, 'dist/config/load.js')).href);
+  const config = parseConfig(process.env.BENCH_JITGATE_CONFIG, 'bench.yaml', ROOT);
   const { startGateway } = await import(pathToFileURL(join(ROOT, 'dist/main.js')).href);
   const { issueAdminToken } = await import(pathToFileURL(join(ROOT, 'dist/access/grant-tokens.js')).href);
   const { AccessRepository } = await import(pathToFileURL(join(ROOT, 'dist/access/repository.js')).href);
@@ -92,9 +96,9 @@ async function jitgateChild() {
 }
 
 /** Start jitgate in a child process; resolves to { pid, port, user, password, database, stop } or throws. */
-async function startJitgate({ pgServer, bench, baseDir, pinCpu }) {
+async function startJitgate({ name = 'jitgate', pgServer, bench, baseDir, pinCpu }) {
   if (!existsSync(join(ROOT, 'dist/main.js'))) throw new Error('dist/main.js not found (run `npm run build`)');
-  const dir = join(baseDir, 'jitgate');
+  const dir = join(baseDir, name);
   mkdirSync(dir, { recursive: true });
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
@@ -103,7 +107,7 @@ async function startJitgate({ pgServer, bench, baseDir, pinCpu }) {
   const child = spawn(cmd, args, {
     cwd: ROOT,
     stdio: ['ignore', logFd, logFd, 'ipc'],
-    env: { ...process.env, BENCH_JITGATE_CONFIG: JSON.stringify(jitgateConfig({ dir, pgServer, bench })), BENCH_PG_PASSWORD: bench.password },
+    env: { ...process.env, BENCH_JITGATE_CONFIG: jitgateConfig({ dir, pgServer, bench, extraYaml: JITGATE_VARIANTS[name] }), BENCH_PG_PASSWORD: bench.password },
   });
   closeSync(logFd);
   track(child);
@@ -122,7 +126,7 @@ async function startJitgate({ pgServer, bench, baseDir, pinCpu }) {
     throw new Error(`${err.message}; log:\n${readFileSync(logPath, 'utf8').slice(-4000)}`, { cause: err });
   });
   child.disconnect();
-  return { name: 'jitgate', pid: child.pid, port: ready.port, user: 'bench', password: ready.token, database: 'bench', logPath, child };
+  return { name, pid: child.pid, port: ready.port, user: 'bench', password: ready.token, database: 'bench', logPath, child };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,7 +405,7 @@ function report({ results, modes, clientsList, targets }) {
             pad(summary(ok.map((r) => r.latencyMs), 3), widths[4]),
             pad(t === 'direct' ? '-' : summary(ok.map((r) => r.cpuUsPerQuery), 1), widths[5]),
             pad(t === 'direct' ? '' : summary(ratio(t, 'direct'), 2), widths[6]),
-            pad(t === 'jitgate' && targets.includes('pgbouncer') ? summary(ratio(t, 'pgbouncer'), 2) : '', widths[7]),
+            pad(t.startsWith('jitgate') && targets.includes('pgbouncer') ? summary(ratio(t, 'pgbouncer'), 2) : '', widths[7]),
           ].join(' ').trimEnd(),
         );
       }
@@ -418,7 +422,7 @@ async function main() {
   const reps = Number(process.env.BENCH_REPS ?? 3);
   const modes = envList('BENCH_MODES', 'simple,extended,prepared');
   const clientsList = envList('BENCH_CLIENTS', '1,8').map(Number);
-  let targets = envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate');
+  let targets = envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate,jitgate-unrecorded');
   const ncpu = cpus().length;
   const pin = (process.env.BENCH_PIN ?? (ncpu >= 2 ? '1' : '0')) !== '0' && which('taskset') !== null;
   const serverCpu = pin ? 0 : undefined;
@@ -463,15 +467,15 @@ async function main() {
         log(`bench: SKIPPING pgbouncer: ${err.message}`);
       }
     }
-    if (targets.includes('jitgate')) {
+    for (const name of Object.keys(JITGATE_VARIANTS).filter((t) => targets.includes(t))) {
       try {
-        const gw = await startJitgate({ pgServer, bench, baseDir, pinCpu: serverCpu });
+        const gw = await startJitgate({ name, pgServer, bench, baseDir, pinCpu: serverCpu });
         stops.push(async () => gw.child.kill('SIGTERM'));
         await waitForQuery(gw, 15_000, gw.child);
-        available.jitgate = gw;
-        log(`bench: jitgate on port ${gw.port} (pid ${gw.pid})`);
+        available[name] = gw;
+        log(`bench: ${name} on port ${gw.port} (pid ${gw.pid})`);
       } catch (err) {
-        log(`bench: SKIPPING jitgate (the gateway did not start or does not relay yet): ${err.message}`);
+        log(`bench: SKIPPING ${name} (the gateway did not start or does not relay yet): ${err.message}`);
       }
     }
     targets = targets.filter((t) => available[t]);
@@ -536,7 +540,7 @@ async function main() {
         `${retried} run(s) redone, ${disturbed} still above ${(maxForeign * 100).toFixed(0)}%`,
     );
     console.log('all paths: TCP on 127.0.0.1, no TLS; proxy CPU = utime+stime of the proxy process / transactions (1 query each)');
-    if (!available.jitgate && envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate').includes('jitgate')) console.log('jitgate: SKIPPED (see the message above)');
+    for (const name of Object.keys(JITGATE_VARIANTS)) if (!available[name] && envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate,jitgate-unrecorded').includes(name)) console.log(`${name}: SKIPPED (see the message above)`);
     console.log('');
     console.log(report({ results, modes, clientsList, targets }));
     if (process.env.BENCH_JSON) {

@@ -44,6 +44,8 @@ export interface RecordingRoutes {
 
 const MAX_LIMIT = 1000;
 const MAX_REASON = 500;
+/** Unsent bytes a live tail may hold for its reader before the stream is ended. */
+const MAX_STREAM_BUFFER = 8 * 1024 * 1024;
 
 export function registerRecordingRoutes(router: Router, o: RecordingRoutesOptions): RecordingRoutes {
   const { recording } = o;
@@ -56,7 +58,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
   /** The session if the caller may see it; a session that is not theirs is as good as absent. */
   const readable = (ctx: RouteContext): SessionListing => {
     const who = ctx.identity!;
-    const resolved = repo.resolveId(ctx.params.id!);
+    const resolved = repo.resolveId(ctx.params.id!, mayReadAll(who) ? undefined : who.user);
     if (resolved.ambiguous) throw new HttpError(400, 'ambiguous_id', `more than one session starts with ${ctx.params.id}; give more of the id`);
     const session = resolved.id ? repo.session(resolved.id) : undefined;
     if (!session || (!mayReadAll(who) && session.user !== who.user)) throw new HttpError(404, 'not_found', `no session ${ctx.params.id}`);
@@ -172,6 +174,9 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     };
     const emit = (e: RecordedEvent) => {
       if (done || e.seq <= lastSent) return;
+      // A reader that does not keep up must not make the gateway buffer without bound: end its
+      // stream (it resumes where it was with Last-Event-ID).
+      if (res.writableLength > MAX_STREAM_BUFFER) return finish(`the reader fell behind; resume after event ${lastSent}`);
       lastSent = e.seq;
       res.write(`id: ${e.seq}\nevent: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
       if (e.type === 'session_end') finish('session ended');

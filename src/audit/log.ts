@@ -13,7 +13,6 @@
  * Other parts append through `append()`.
  */
 import type Database from 'better-sqlite3';
-import type { Clock } from '../core/clock.js';
 import { migrateModule, type Migration } from '../store/sqlite.js';
 import { AUDIT_GENESIS, CHECKPOINT_TYPE, entryHash, type AuditEntry, type CheckpointData } from './chain.js';
 import { checkpointMessage, type AuditSigner } from './signing.js';

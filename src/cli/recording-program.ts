@@ -37,7 +37,8 @@ export function registerRecordingCommands(program: Command, io: CliIo): void {
     .requiredOption('-r, --reason <text>', 'why it must be kept (e.g. the case or ticket)')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((id: string, opts: { reason: string; config?: string; dataDir?: string }) => holdCommand(io, id, opts));
+    // --config/--data-dir may be parsed by `sessions` itself: take them from there too.
+    .action((id: string, _opts: unknown, cmd: Command) => holdCommand(io, id, cmd.optsWithGlobals()));
   sessions
     .command('unhold')
     .description('release a legal hold (audited); retention applies again')
@@ -45,7 +46,7 @@ export function registerRecordingCommands(program: Command, io: CliIo): void {
     .option('-r, --reason <text>', 'why the hold ends')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((id: string, opts: { reason?: string; config?: string; dataDir?: string }) => unholdCommand(io, id, opts));
+    .action((id: string, _opts: unknown, cmd: Command) => unholdCommand(io, id, cmd.optsWithGlobals()));
 
   program
     .command('replay')

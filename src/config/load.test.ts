@@ -45,6 +45,7 @@ describe('parseConfig defaults', () => {
         connections: {},
         limits: { rowsPerStatement: 1000, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 },
         retentionCheckMs: 3_600_000,
+        fsyncIntervalMs: 50,
       },
       audit: { auditors: [], signingKey: '/srv/jitgate/.data/audit-signing.key', checkpointIntervalMs: 600_000 },
       log: { level: 'info' },

@@ -16,6 +16,7 @@
  *     valueBytes: 4096                 # longer values (result cells, bound parameters) are cut
  *     statementBytes: 1048576          # longer statement texts are cut
  *   retentionCheck: 1h                 # how often expired recordings are looked for
+ *   fsyncInterval: 50ms                # least time between fsyncs of one recording (0: every statement)
  * audit:
  *   auditors: [auditors]               # groups that may read every session's recording
  *   signingKey: audit-signing.key      # Ed25519 private key (PEM); generated on first start
@@ -59,6 +60,12 @@ export interface RecordingConfig {
   limits: RecordingLimits;
   /** How often the retention job runs. */
   retentionCheckMs: number;
+  /**
+   * Least time between two fsyncs of one recording (0: at every statement boundary). Every boundary
+   * is written to the file at once, so a gateway crash loses at most the statement in flight; this
+   * bounds what a machine crash can lose, at a bounded cost for busy sessions.
+   */
+  fsyncIntervalMs: number;
 }
 
 export interface AuditConfig {
@@ -75,6 +82,7 @@ export const RECORDING_DEFAULTS = {
   retentionMs: 90 * 86_400_000,
   limits: { rowsPerStatement: 1000, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 } satisfies RecordingLimits,
   retentionCheckMs: 3_600_000,
+  fsyncIntervalMs: 50,
 };
 
 export const AUDIT_DEFAULTS = {
@@ -132,6 +140,18 @@ function duration(min: number, max: number) {
   });
 }
 
+/** `0` (as a number or "0") or a duration up to `max`. */
+function zeroOrDuration(max: number) {
+  const d = duration(0, max);
+  return z.unknown().transform((v, ctx) => {
+    if (v === 0 || v === '0') return 0;
+    const r = d.safeParse(v);
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) ctx.addIssue({ code: 'custom', message: issue.message });
+    return z.NEVER;
+  });
+}
+
 function intBetween(min: number, max: number) {
   return leaf(`an integer between ${min} and ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
 }
@@ -162,6 +182,7 @@ export const recordingSchema = z.strictObject({
     })
     .optional(),
   retentionCheck: duration(1_000, 7 * 86_400_000).optional(),
+  fsyncInterval: zeroOrDuration(10_000).optional(),
 });
 
 export const auditSchema = z.strictObject({
@@ -207,6 +228,7 @@ export function buildRecording(file: RecordingFile | undefined, dataDir: string,
     ),
     limits: { ...RECORDING_DEFAULTS.limits, ...definedOnly(file?.limits ?? {}) },
     retentionCheckMs: file?.retentionCheck ?? RECORDING_DEFAULTS.retentionCheckMs,
+    fsyncIntervalMs: file?.fsyncInterval ?? RECORDING_DEFAULTS.fsyncIntervalMs,
   };
 }
 

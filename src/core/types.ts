@@ -115,6 +115,8 @@ export type ResultEvent =
   | { kind: 'columns'; columns: ResultColumn[] }
   /** Values as sent to the client (text format decoded as UTF-8; binary values base64 with a `b64:` prefix). */
   | { kind: 'row'; values: Array<string | null> }
+  /** One CopyData message of COPY ... TO STDOUT (a row in text/CSV format), while rows are wanted. */
+  | { kind: 'copy'; data: string }
   | { kind: 'complete'; tag: string }
   | { kind: 'error'; severity: string; code: string; message: string }
   | { kind: 'notice'; severity: string; code: string; message: string }

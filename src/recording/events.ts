@@ -86,20 +86,50 @@ export interface RowsData {
   cut?: Array<[row: number, column: number, bytes: number]>;
 }
 
+/** Lines of COPY ... TO STDOUT output as the client was sent them (each usually ends with a newline). */
+export interface CopyData {
+  data: string[];
+  /** Lines cut to the valueBytes limit: [index in this batch, full byte size]. */
+  cut?: Array<[line: number, bytes: number]>;
+}
+
 export interface CompleteData {
   tag: string;
   /** Rows the client was sent for this result. */
   rows: number;
   /** Set when not every row was recorded: which cap stopped it, and how many were recorded. */
   truncated?: { cap: 'statement' | 'session'; recorded: number };
+  /** The ReadyForQuery that followed, folded in. */
+  ready?: ReadyData;
+}
+
+/**
+ * A whole result that fit in one batch: columns, rows and completion in one event (the usual case).
+ * Bigger results come as `columns`, `rows`... and `complete` instead.
+ */
+export interface ResultData extends ColumnsData, RowsData {
+  tag: string;
+  /** Rows the client was sent. */
+  count: number;
+  truncated?: CompleteData['truncated'];
+  ready?: ReadyData;
 }
 
 export interface MessageData {
   severity: string;
   code: string;
   message: string;
+  /** Errors only: rows sent before the error ended the result, and the ReadyForQuery folded in. */
+  rows?: number;
+  truncated?: CompleteData['truncated'];
+  ready?: ReadyData;
 }
 
+/**
+ * The session is ready for the next statement (ReadyForQuery). Usually folded into the event just
+ * before it as its `ready` member (a `result`, `complete` or `error`); a `ready` event of its own
+ * only when nothing preceded it in the round trip.
+ */
 export interface ReadyData {
   /** Time since the first statement of this round trip, when there was one. */
   ms?: number;
@@ -130,6 +160,8 @@ export interface EventDataByType {
   bind: BindData;
   columns: ColumnsData;
   rows: RowsData;
+  copy: CopyData;
+  result: ResultData;
   complete: CompleteData;
   error: MessageData;
   notice: MessageData;

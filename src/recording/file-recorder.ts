@@ -1,18 +1,32 @@
 /**
- * Session recordings as append-only, compressed, hash-chained files: one gzip file per session,
- * one JSON line per event. The writer flushes (Z_SYNC_FLUSH) and fsyncs at checkpoints, typically
- * statement boundaries, so a crash loses at most the events since the last one, and the reader
- * recovers every complete event from a file cut anywhere. Each event carries `h`, the SHA-256 of the
- * previous event's `h` and this event's canonical JSON, so removing, reordering or editing an event
- * breaks the chain; the final digest goes to the audit log when the session ends.
+ * Session recordings as append-only, hash-chained files of JSON lines, one event per line.
+ *
+ * Each line is `{"seq":N,"at":MS,"type":"...","data":{...},"h":"<64 hex>"}`, and `h` is the SHA-256
+ * of the previous event's `h` (64 zeros for the first) followed by the line's own bytes without the
+ * `,"h":"..."` member, i.e. exactly the text before it plus the closing brace. Hashing the bytes as
+ * written (rather than a re-serialization) keeps the writer cheap and lets any tool verify a
+ * recording byte for byte. Removing, reordering or editing an event breaks the chain; the final
+ * digest goes to the audit log when the session ends, which also catches a recording cut short.
+ *
+ * Life of a file, and why:
+ *  - While the session lives, lines go to `<name>.jsonl` in plain text. At every checkpoint
+ *    (statement boundary) they are written with one synchronous write into the page cache (a few
+ *    microseconds): a crash of the gateway process, even kill -9, loses nothing written, so at most
+ *    the statement in flight. Compressing per checkpoint would cost ~20x more per statement.
+ *  - fsync (durability against a machine crash) runs off the event loop and is group-committed: one
+ *    at a time, and at most one per `fsyncIntervalMs` per recording (0: at every checkpoint). An
+ *    interactive session gets one per statement; a busy one pays for a few per second, not thousands.
+ *  - When the session ends, the file is compressed into `<name>.jsonl.gz` (written to a temporary
+ *    name, fsynced, renamed atomically), and the plain file is removed. Readers prefer the `.gz`
+ *    and fall back to the plain file (live, or left by a crash).
  */
-import { createHash } from 'node:crypto';
-import { close as closeFd, fsync, mkdirSync, openSync, readFileSync, write as fsWrite } from 'node:fs';
+import crypto, { createHash } from 'node:crypto';
+import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { canonicalJson } from '../core/canonical-json.js';
 
 export interface RecordedEvent {
   /** 0, 1, 2, ... within the session. */
@@ -27,42 +41,77 @@ export interface RecordedEvent {
 
 export const GENESIS = '0'.repeat(64);
 
-export function chainHash(previous: string, event: Omit<RecordedEvent, 'h'>): string {
-  return createHash('sha256').update(previous).update(canonicalJson(event)).digest('hex');
+/** The text an event's hash covers: its JSON without `h`, members in the order written. */
+export function eventBody(event: Omit<RecordedEvent, 'h'>): string {
+  return JSON.stringify({ seq: event.seq, at: event.at, type: event.type, data: event.data });
 }
 
-export { canonicalJson };
+export function chainHash(previous: string, event: Omit<RecordedEvent, 'h'>): string {
+  return hashBody(previous, eventBody(event));
+}
+
+function hashBody(previous: string, body: string): string {
+  return sha256hex(previous + body);
+}
+
+/** One-shot hashing (Node >= 20.12) costs half of a Hash object per event; older Nodes fall back. */
+const sha256hex: (text: string) => string =
+  typeof crypto.hash === 'function'
+    ? (text) => crypto.hash('sha256', text, 'hex')
+    : (text) => createHash('sha256').update(text).digest('hex');
+
+/** `,"h":"` + 64 hex digits + `}`: how every line ends. */
+const H_SUFFIX_LENGTH = 6 + 64 + 2;
+
+/** Where the plain file of a recording lives while it is written (`x.jsonl.gz` -> `x.jsonl`). */
+export function livePathOf(path: string): string {
+  if (!path.endsWith('.gz')) throw new Error(`a recording's path ends with .gz: ${path}`);
+  return path.slice(0, -3);
+}
+
+const fsyncAsync = promisify(fsync);
+const closeAsync = promisify(closeFd);
+
+export interface FileRecorderOptions {
+  /** Least time between two fsyncs of this recording; 0 = one at every checkpoint (default 0). */
+  fsyncIntervalMs?: number;
+}
 
 /**
- * Writes one recording. `append` is synchronous and cheap (hash, one JSON line into a buffer);
- * compression, writing and fsync happen in `checkpoint()`, off the event loop (zlib and fs run on
- * libuv's pool), so a slow disk delays durability, never the data path. Checkpoints are group
- * committed: while one is being written, later calls wait for the next one, which takes everything
- * appended meanwhile; a busy session therefore costs one fsync per disk round trip, not per statement.
+ * Writes one recording. `append` is synchronous and cheap (one hash, one JSON line into a buffer);
+ * `checkpoint` writes the buffer to the file at once and resolves when it is fsynced.
  */
 export class FileRecorder {
+  readonly livePath: string;
   private readonly fd: number;
-  private readonly gzip = zlib.createGzip();
-  private compressed: Buffer[] = [];
-  /** JSON lines appended since the last checkpoint took them. */
+  private readonly fsyncIntervalMs: number;
+  /** JSON lines appended since the last write. */
   private lines: string[] = [];
-  private linesBytes = 0;
+  private linesChars = 0;
   private seq = 0;
-  /** Events durable on disk (everything below this seq). */
-  private durable = 0;
+  /** Events written to the file (everything below this seq), and fsynced. */
+  private written = 0;
+  private synced = 0;
+  private lastSyncAt = 0;
+  private syncing: Promise<void> | null = null;
+  /** The next fsync, shared by every checkpoint waiting for it. */
+  private nextSync: Promise<void> | null = null;
   private last = GENESIS;
   private closed = false;
-  private writing: Promise<void> | null = null;
   private failure: Error | null = null;
 
   constructor(
+    /** The final (compressed) path; the plain file is written next to it without `.gz`. */
     readonly path: string,
     private readonly now: () => number = Date.now,
+    options: FileRecorderOptions = {},
   ) {
+    this.livePath = livePathOf(path);
+    this.fsyncIntervalMs = Math.max(0, options.fsyncIntervalMs ?? 0);
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    // 'wx': a recording is never overwritten.
-    this.fd = openSync(path, 'wx', 0o600);
-    this.gzip.on('data', (chunk: Buffer) => this.compressed.push(chunk));
+    // A recording is never overwritten, in either of its forms.
+    if (existsSync(path)) throw Object.assign(new Error(`EEXIST: recording already exists, open '${path}'`), { code: 'EEXIST' });
+    this.fd = openSync(this.livePath, 'wx', 0o600);
   }
 
   get digest(): string {
@@ -78,96 +127,143 @@ export class FileRecorder {
     return this.failure;
   }
 
-  /** Adds an event (durable at the next checkpoint). Throws once closed or failed. */
+  /** Adds an event (written at the next checkpoint). Throws once closed or failed. */
   append(type: string, data: Record<string, unknown>): RecordedEvent {
     if (this.closed) throw new Error('recording is closed');
     if (this.failure) throw this.failure;
-    const base = { seq: this.seq, at: this.now(), type, data };
-    const event: RecordedEvent = { ...base, h: chainHash(this.last, base) };
-    const line = JSON.stringify(event) + '\n';
+    const event = { seq: this.seq, at: this.now(), type, data, h: '' };
+    // The body is exactly eventBody(event): the members in their fixed order, without `h`.
+    const body = `{"seq":${event.seq},"at":${event.at},"type":${JSON.stringify(type)},"data":${JSON.stringify(data)}}`;
+    const h = hashBody(this.last, body);
+    event.h = h;
+    const line = `${body.slice(0, -1)},"h":"${h}"}\n`;
     this.seq++;
-    this.last = event.h;
+    this.last = h;
     this.lines.push(line);
-    this.linesBytes += line.length;
-    // Bounded memory between checkpoints (a long COPY, a chatty NOTICE loop): write early.
-    if (this.linesBytes > MAX_BUFFERED_CHARS) void this.checkpoint().catch(() => undefined);
+    this.linesChars += line.length;
+    // Bounded memory between statement boundaries (a long COPY, a chatty NOTICE loop).
+    if (this.linesChars > MAX_BUFFERED_CHARS) this.write();
     return event;
   }
 
   /**
-   * Resolves once every event appended before the call is on disk (sync-flushed compressor, written,
-   * fsynced); rejects with the write error if that failed (and every later call rejects too).
+   * Writes everything appended so far to the file now (a process crash no longer loses it), and
+   * resolves once it is fsynced. Throws, or rejects, with the write error if that failed (every
+   * later call fails too).
    */
-  async checkpoint(): Promise<void> {
-    const target = this.seq;
-    while (this.durable < target) {
-      if (this.failure) throw this.failure;
-      if (!this.writing) {
-        this.writing = this.writeBatch().finally(() => (this.writing = null));
-      }
-      await this.writing;
+  checkpoint(): Promise<void> {
+    try {
+      this.write();
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (this.failure) throw this.failure;
+    return this.sync();
   }
 
-  /** Ends the gzip stream properly and closes the file; returns the final chain digest. */
+  /** Writes, fsyncs and closes the plain file, then compresses it; returns the final chain digest. */
   async close(): Promise<string> {
     if (this.closed) return this.last;
     try {
-      await this.checkpoint();
+      this.write();
+      await this.syncing?.catch(() => undefined);
+      await fsyncAsync(this.fd);
+    } catch (err) {
+      this.failure ??= asError(err);
     } finally {
       this.closed = true;
-      try {
-        if (!this.failure) {
-          await new Promise<void>((resolve) => {
-            this.gzip.once('end', () => resolve());
-            this.gzip.end();
-            this.gzip.resume();
-          });
-          await writeAll(this.fd, this.takeCompressed());
-          await promisify(fsync)(this.fd);
-        }
-      } finally {
-        await promisify(closeFd)(this.fd).catch(() => undefined);
-      }
+      await closeAsync(this.fd).catch(() => undefined);
     }
+    if (this.failure) throw this.failure;
+    await sealRecording(this.path);
     return this.last;
   }
 
-  private async writeBatch(): Promise<void> {
+  private write(): void {
+    if (this.failure) throw this.failure;
+    if (this.lines.length === 0) return;
+    const text = this.lines.length === 1 ? this.lines[0]! : this.lines.join('');
     const upTo = this.seq;
-    const text = this.lines.join('');
     this.lines = [];
-    this.linesBytes = 0;
+    this.linesChars = 0;
     try {
-      if (text) this.gzip.write(text);
-      await new Promise<void>((resolve) => this.gzip.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve()));
-      await writeAll(this.fd, this.takeCompressed());
-      await promisify(fsync)(this.fd);
-      this.durable = upTo;
+      // Usually one call; a short write (rare, e.g. a signal) continues with the rest of the bytes.
+      const written = writeSync(this.fd, text);
+      const length = Buffer.byteLength(text);
+      if (written < length) {
+        const bytes = Buffer.from(text, 'utf8');
+        for (let offset = written; offset < length; ) offset += writeSync(this.fd, bytes, offset, length - offset);
+      }
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
+      this.failure = asError(err);
       throw this.failure;
     }
+    this.written = upTo;
   }
 
-  private takeCompressed(): Buffer {
-    const out = Buffer.concat(this.compressed);
-    this.compressed = [];
-    return out;
+  private sync(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.synced >= this.written) return RESOLVED;
+    this.nextSync ??= this.runSync();
+    return this.nextSync;
+  }
+
+  private async runSync(): Promise<void> {
+    // Yield first, so the caller has stored this promise as `nextSync` before it is handed over below.
+    await RESOLVED;
+    if (this.syncing) await this.syncing.catch(() => undefined);
+    const wait = this.lastSyncAt + this.fsyncIntervalMs - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    // From here on, new checkpoints wait for the fsync after this one.
+    this.nextSync = null;
+    if (this.closed) return; // close() fsyncs everything itself
+    if (this.failure) throw this.failure;
+    const target = this.written;
+    this.syncing = fsyncAsync(this.fd).then(
+      () => {
+        this.synced = Math.max(this.synced, target);
+        this.lastSyncAt = Date.now();
+      },
+      (err: unknown) => {
+        this.failure ??= asError(err);
+        throw this.failure;
+      },
+    );
+    try {
+      await this.syncing;
+    } finally {
+      this.syncing = null;
+    }
   }
 }
 
-/** Past this many buffered characters a checkpoint starts without waiting for a statement boundary. */
-const MAX_BUFFERED_CHARS = 1 << 20;
+const RESOLVED = Promise.resolve();
 
-async function writeAll(fd: number, data: Buffer): Promise<void> {
-  let offset = 0;
-  while (offset < data.length) {
-    offset += await new Promise<number>((resolve, reject) =>
-      fsWrite(fd, data, offset, data.length - offset, null, (err, written) => (err ? reject(err) : resolve(written))),
-    );
+/** Past this many buffered characters the buffer is written without waiting for a boundary. */
+const MAX_BUFFERED_CHARS = 256 * 1024;
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/**
+ * Compresses a finished recording's plain file into its final `.gz` form (temporary name, fsync,
+ * atomic rename, then the plain file goes). Idempotent: nothing to do when only the `.gz` exists.
+ */
+export async function sealRecording(path: string): Promise<void> {
+  const live = livePathOf(path);
+  if (!existsSync(live)) return;
+  if (!existsSync(path)) {
+    const tmp = `${path}.tmp`;
+    await pipeline(createReadStream(live), zlib.createGzip(), createWriteStream(tmp, { mode: 0o600 }));
+    const handle = await open(tmp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    renameSync(tmp, path);
   }
+  unlinkSync(live);
 }
 
 export interface ReadResult {
@@ -176,29 +272,42 @@ export interface ReadResult {
   intact: boolean;
   /** Where the chain first failed (index of the first event that does not verify), if it did. */
   brokenAt?: number;
-  /** The file ended without a complete gzip trailer (crash or still being written). */
+  /** The file ended in the middle of an event or of the compressed stream (crash, or still being written). */
   truncated: boolean;
 }
 
-/** Reads every complete event, verifying the chain; tolerates a file cut anywhere. */
+const GZIP_MAGIC = 0x1f8b;
+
+/**
+ * Reads every complete event of a recording file (compressed or plain), verifying the chain;
+ * tolerates a file cut anywhere.
+ */
 export function readRecording(path: string): ReadResult {
-  const compressed = readFileSync(path);
+  const bytes = readFileSync(path);
+  if (bytes.length < 2 || bytes.readUInt16BE(0) !== GZIP_MAGIC) {
+    const r = verifyLines(bytes.toString('utf8'));
+    return { ...stripCut(r), truncated: r.cut };
+  }
   let text: string;
   let truncated = false;
   try {
-    text = zlib.gunzipSync(compressed).toString('utf8');
+    text = zlib.gunzipSync(bytes).toString('utf8');
   } catch {
     truncated = true;
     try {
-      text = zlib.gunzipSync(compressed, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8');
+      text = zlib.gunzipSync(bytes, { finishFlush: zlib.constants.Z_SYNC_FLUSH }).toString('utf8');
     } catch {
       // Not a cut but damage inside the compressed stream: nothing after it can be trusted.
-      const prefix = verifyLines(inflatePrefix(compressed));
+      const prefix = verifyLines(inflatePrefix(bytes));
       return { events: prefix.events, intact: false, truncated: true, brokenAt: prefix.brokenAt ?? prefix.events.length };
     }
   }
-  const result = verifyLines(text);
-  return { ...result, truncated: truncated || result.cut };
+  const r = verifyLines(text);
+  return { ...stripCut(r), truncated: truncated || r.cut };
+}
+
+function stripCut(r: ReadResult & { cut: boolean }): ReadResult {
+  return { events: r.events, intact: r.intact, truncated: r.truncated, ...(r.brokenAt !== undefined ? { brokenAt: r.brokenAt } : {}) };
 }
 
 /** Parses and verifies JSON lines; a last line without its newline is an event cut in half. */
@@ -215,9 +324,12 @@ export function verifyLines(text: string, previous = GENESIS, firstSeq = 0): Rea
       brokenAt ??= events.length;
       break;
     }
-    const { h, ...base } = event;
-    if (brokenAt === undefined && (event.seq !== firstSeq + events.length || chainHash(previous, base) !== h)) brokenAt = events.length;
-    previous = h;
+    if (brokenAt === undefined) {
+      const body = line.slice(0, -H_SUFFIX_LENGTH) + '}';
+      const suffixOk = typeof event.h === 'string' && event.h.length === 64 && line.endsWith(`,"h":"${event.h}"}`);
+      if (!suffixOk || event.seq !== firstSeq + events.length || hashBody(previous, body) !== event.h) brokenAt = events.length;
+    }
+    previous = event.h;
     events.push(event);
   }
   return { events, intact: brokenAt === undefined, brokenAt, truncated: cut, cut };
@@ -252,59 +364,78 @@ function inflatePrefix(compressed: Buffer): string {
 }
 
 /**
- * Follows a recording that is still being written: each `poll()` reads what was appended to the
- * file since the last one, inflates it incrementally and returns the new complete events, verifying
- * the chain across polls.
+ * Follows a recording that may still be written: each `poll()` returns the new complete events,
+ * verifying the chain across polls. It reads the plain file incrementally while it exists; once the
+ * recording is sealed (compressed at the session's end) it reads the `.gz` once for the rest.
  */
 export class RecordingTail {
   private offset = 0;
-  private readonly gunzip = zlib.createGunzip();
-  private text = '';
   private previous = GENESIS;
   private nextSeq = 0;
-  private chunks: Buffer[] = [];
+  private sealedRead = false;
   broken = false;
 
-  constructor(private readonly path: string) {
-    this.gunzip.on('data', (chunk: Buffer) => this.chunks.push(chunk));
-    this.gunzip.on('error', () => (this.broken = true));
-  }
+  constructor(private readonly path: string) {}
 
   async poll(): Promise<RecordedEvent[]> {
-    if (this.broken) return [];
-    const handle = await open(this.path, 'r');
-    let fresh: Buffer;
+    if (this.broken || this.sealedRead) return [];
+    const fresh = await this.readPlain();
+    if (fresh === undefined) return this.readSealed();
+    if (!fresh) return [];
+    return this.accept(verifyLines(fresh, this.previous, this.nextSeq));
+  }
+
+  /** Nothing is held open between polls; here for the follower interface. */
+  close(): void {}
+
+  /** New bytes of the plain file, or undefined when it is gone (sealed, or never existed). */
+  private async readPlain(): Promise<string | undefined> {
+    let handle;
+    try {
+      handle = await open(livePathOf(this.path), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
     try {
       const { size } = await handle.stat();
-      if (size <= this.offset) return [];
-      fresh = Buffer.alloc(size - this.offset);
-      const { bytesRead } = await handle.read(fresh, 0, fresh.length, this.offset);
-      fresh = fresh.subarray(0, bytesRead);
-      this.offset += bytesRead;
+      if (size <= this.offset) return '';
+      const buf = Buffer.alloc(size - this.offset);
+      const { bytesRead } = await handle.read(buf, 0, buf.length, this.offset);
+      // Only whole lines: an event still being written (or cut by a crash) waits for the next poll.
+      const end = buf.lastIndexOf(0x0a, bytesRead - 1) + 1;
+      this.offset += end;
+      return buf.toString('utf8', 0, end);
     } finally {
       await handle.close();
     }
-    await new Promise<void>((resolve) => {
-      this.gunzip.write(fresh);
-      this.gunzip.flush(zlib.constants.Z_SYNC_FLUSH, () => resolve());
-    });
-    this.text += Buffer.concat(this.chunks).toString('utf8');
-    this.chunks = [];
-    const lastNewline = this.text.lastIndexOf('\n');
-    if (lastNewline < 0) return [];
-    const complete = this.text.slice(0, lastNewline + 1);
-    this.text = this.text.slice(lastNewline + 1);
-    const r = verifyLines(complete, this.previous, this.nextSeq);
+  }
+
+  private readSealed(): RecordedEvent[] {
+    if (!existsSync(this.path)) return [];
+    this.sealedRead = true;
+    const r = readRecording(this.path);
+    if (!r.intact) {
+      this.broken = true;
+      return r.events.slice(this.nextSeq, r.brokenAt);
+    }
+    const rest = r.events.filter((e) => e.seq >= this.nextSeq);
+    // The sealed file must continue the chain the plain file started.
+    if (rest.length && this.nextSeq > 0 && r.events[this.nextSeq - 1]?.h !== this.previous) {
+      this.broken = true;
+      return [];
+    }
+    return rest;
+  }
+
+  private accept(r: ReadResult): RecordedEvent[] {
     if (!r.intact) this.broken = true;
-    const last = r.events.at(-1);
+    const events = r.intact ? r.events : r.events.slice(0, r.brokenAt);
+    const last = events.at(-1);
     if (last) {
       this.previous = last.h;
       this.nextSeq = last.seq + 1;
     }
-    return r.events;
-  }
-
-  close(): void {
-    this.gunzip.destroy();
+    return events;
   }
 }

@@ -1,27 +1,38 @@
 /**
  * Recordings as local files: `<dir>/YYYY/MM/DD/<session id>.jsonl.gz` (UTC date of the session's
- * start), directories 0700 and files 0600. Locations are the path relative to `dir`, so a moved
- * recordings directory keeps working.
+ * start), directories 0700 and files 0600; while a session lives its events go to the plain
+ * `.jsonl` next to it (see ./file-recorder.ts). Locations are the `.gz` path relative to `dir`, so a
+ * moved recordings directory keeps working.
  */
 import { statSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { FileRecorder, readRecording, RecordingTail, type ReadResult } from './file-recorder.js';
+import { existsSync } from 'node:fs';
+import { FileRecorder, livePathOf, readRecording, RecordingTail, sealRecording, type ReadResult } from './file-recorder.js';
 import type { RecordingFollower, RecordingSink, RecordingWriter } from './sink.js';
 
 export class LocalFileSink implements RecordingSink {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: { fsyncIntervalMs?: number } = {},
+  ) {}
 
   create(sessionId: string, startedAt: number, now: () => number): { writer: RecordingWriter; location: string } {
     if (!/^[A-Za-z0-9_-]+$/.test(sessionId)) throw new Error(`invalid session id for a file name: ${JSON.stringify(sessionId)}`);
     const d = new Date(startedAt);
     const p = (n: number) => String(n).padStart(2, '0');
     const location = `${d.getUTCFullYear()}/${p(d.getUTCMonth() + 1)}/${p(d.getUTCDate())}/${sessionId}.jsonl.gz`;
-    return { writer: new FileRecorder(this.path(location), now), location };
+    return { writer: new FileRecorder(this.path(location), now, this.options), location };
   }
 
+  /** The sealed file if there is one, else the plain one (live, or left by a crash). */
   read(location: string): ReadResult {
-    return readRecording(this.path(location));
+    const path = this.path(location);
+    return readRecording(existsSync(path) ? path : livePathOf(path));
+  }
+
+  seal(location: string): Promise<void> {
+    return sealRecording(this.path(location));
   }
 
   follow(location: string): RecordingFollower {
@@ -29,21 +40,29 @@ export class LocalFileSink implements RecordingSink {
   }
 
   async delete(location: string): Promise<boolean> {
-    try {
-      await unlink(this.path(location));
-      return true;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw err;
+    const path = this.path(location);
+    let removed = false;
+    for (const p of [path, livePathOf(path), `${path}.tmp`]) {
+      try {
+        await unlink(p);
+        removed = true;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
+    return removed;
   }
 
   size(location: string): number | undefined {
-    try {
-      return statSync(this.path(location)).size;
-    } catch {
-      return undefined;
+    const path = this.path(location);
+    for (const p of [path, livePathOf(path)]) {
+      try {
+        return statSync(p).size;
+      } catch {
+        // try the other form
+      }
     }
+    return undefined;
   }
 
   describe(location: string): string {

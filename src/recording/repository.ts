@@ -117,6 +117,7 @@ export class RecordingRepository {
       fail: db.prepare(`UPDATE recordings SET state = 'failed', error = ? WHERE session_id = ? AND state = 'recording'`),
       get: db.prepare(`SELECT * FROM recordings WHERE session_id = ?`),
       sessionIds: db.prepare(`SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2`),
+      userSessionIds: db.prepare(`SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' AND user = ? ORDER BY id LIMIT 2`),
       live: db.prepare(`SELECT * FROM recordings WHERE state = 'recording'`),
       index: db.prepare(`INSERT INTO recording_statements (session_id, n, text) VALUES (?, ?, ?)`),
       unindex: db.prepare(`DELETE FROM recording_statements WHERE session_id = ?`),
@@ -160,10 +161,13 @@ export class RecordingRepository {
     return r && toRecordingRow(r);
   }
 
-  /** A full id, or a unique prefix of one (as the CLI accepts); undefined when none or ambiguous. */
-  resolveId(idOrPrefix: string): { id?: string; ambiguous: boolean } {
+  /**
+   * A full id, or a unique prefix of one (as the CLI accepts); undefined when none or ambiguous.
+   * With `user`, only that user's sessions count (a prefix must not tell others what exists).
+   */
+  resolveId(idOrPrefix: string, user?: string): { id?: string; ambiguous: boolean } {
     const escaped = idOrPrefix.replace(/[\\%_]/g, (c) => `\\${c}`);
-    const rows = this.stmts.sessionIds.all(`${escaped}%`) as Row[];
+    const rows = (user === undefined ? this.stmts.sessionIds.all(`${escaped}%`) : this.stmts.userSessionIds.all(`${escaped}%`, user)) as Row[];
     const exact = rows.find((r) => r.id === idOrPrefix);
     if (exact || rows.length === 1) return { id: (exact ?? rows[0]!).id as string, ambiguous: false };
     return { ambiguous: rows.length > 1 };
@@ -195,7 +199,8 @@ export class RecordingRepository {
    */
   expiring(endedBefore: number, limit: number, which: { connection: string } | { except: string[] }): RecordingRow[] {
     const byConnection = 'connection' in which;
-    const sql = `SELECT * FROM recordings WHERE deleted_at IS NULL AND hold_at IS NULL AND ended_at IS NOT NULL AND ended_at <= ?
+    // Rows without a file (recording unavailable) hold no content: nothing to expire.
+    const sql = `SELECT * FROM recordings WHERE deleted_at IS NULL AND hold_at IS NULL AND ended_at IS NOT NULL AND ended_at <= ? AND location IS NOT NULL
        AND ${byConnection ? 'connection = ?' : `connection NOT IN (SELECT value FROM json_each(?))`}
        ORDER BY ended_at LIMIT ?`;
     const rows = this.db.prepare(sql).all(endedBefore, byConnection ? which.connection : JSON.stringify(which.except), limit) as Row[];

@@ -39,14 +39,26 @@ export class RetentionJob {
   stop(): Promise<unknown> {
     this.stopped = true;
     this.cancel?.();
-    return this.running ?? Promise.resolve();
+    return Promise.allSettled([this.running, this.again]);
   }
 
-  /** One pass; resolves to the number of recordings deleted. Concurrent calls share a pass. */
+  /**
+   * One pass; resolves to the number of recordings deleted. A call while a pass runs is folded into
+   * one more pass after it (which sees the time of then, not of the pass in progress).
+   */
   run(): Promise<number> {
-    this.running ??= this.pass().finally(() => (this.running = undefined));
+    if (this.running) {
+      this.again ??= this.running.then(() => {
+        this.again = undefined;
+        return this.run();
+      });
+      return this.again;
+    }
+    this.running = this.pass().finally(() => (this.running = undefined));
     return this.running;
   }
+
+  private again: Promise<number> | undefined;
 
   private arm(): void {
     if (this.stopped) return;

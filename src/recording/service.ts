@@ -5,6 +5,7 @@
  * recording failures to the audit log, knows which sessions are live (for kill and live tails), and
  * recovers recordings left open by a crash.
  */
+import { createHash } from 'node:crypto';
 import type { AuditAppender } from '../audit/log.js';
 import { policyFor, type RecordingConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
@@ -51,7 +52,7 @@ interface LiveSession {
 }
 
 /** Most statements indexed for search per session (distinct texts), and the longest text indexed. */
-const INDEX_STATEMENTS_PER_SESSION = 10_000;
+const INDEX_STATEMENTS_PER_SESSION = 1000;
 const INDEX_TEXT_CHARS = 4096;
 const INDEX_FLUSH_MS = 1000;
 
@@ -347,6 +348,8 @@ export class RecordingService {
         },
       });
       recovered++;
+      // Compress what the crash left in plain text (off the start path; readers take either form).
+      if (row.location) this.o.sink.seal(row.location).catch((err: unknown) => this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left by a crash'));
     }
     if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
     return recovered;
@@ -380,8 +383,10 @@ export class RecordingService {
     if (!seen) this.indexed.set(sessionId, (seen = new Set()));
     if (seen.size >= INDEX_STATEMENTS_PER_SESSION) return;
     const clipped = text.length > INDEX_TEXT_CHARS ? text.slice(0, INDEX_TEXT_CHARS) : text;
-    if (seen.has(clipped)) return;
-    seen.add(clipped);
+    // Remember long texts by a digest: a thousand of them must not hold megabytes per session.
+    const key = clipped.length > 64 ? createHash('sha1').update(clipped).digest('base64') : clipped;
+    if (seen.has(key)) return;
+    seen.add(key);
     this.indexBuffer.push({ sessionId, n, text: clipped });
     if (!this.indexTimer && !this.closed) {
       this.indexTimer = setTimeout(() => {

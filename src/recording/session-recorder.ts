@@ -14,7 +14,7 @@
  */
 import type { RecordingLimits, RecordingMode } from '../config/recording.js';
 import type { BoundParameters, Decision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
-import type { BindData, CompleteData, DecisionData, RowsData, StatementData } from './events.js';
+import type { BindData, DecisionData, RowsData, StatementData } from './events.js';
 import type { RecordedEvent } from './file-recorder.js';
 import { redactStatement } from './redact.js';
 import type { RecordingWriter } from './sink.js';
@@ -77,6 +77,12 @@ export class SessionRecorder {
   private batch: Array<Array<string | null>> = [];
   private batchCut: Array<[number, number, number]> = [];
   private batchChars = 0;
+  private copyLines: string[] = [];
+  /** Columns of the result in progress, not written yet (they go with its rows). */
+  private columns: Array<{ name: string; type: number }> | null = null;
+  /** The event held back for a ReadyForQuery to be folded in. */
+  private pending: { type: string; data: Record<string, unknown> } | null = null;
+  private copyCut: Array<[number, number]> = [];
   private sessionRows = 0;
   private anyTruncated = false;
   /** When the first statement since the last ReadyForQuery arrived. */
@@ -158,7 +164,8 @@ export class SessionRecorder {
     this.roundTripStart ??= this.o.now();
     const data = this.statementData(n, statement);
     if (statement.source === 'parse') this.prepared.set(statement.name ?? '', n);
-    this.hooks.onStatement?.(n, data.text);
+    // Only what is recorded is searchable (an unrecorded best-effort session has nothing to find).
+    if (this.active) this.hooks.onStatement?.(n, data.text);
     const decision = inner.decide(statement);
     if (!(decision instanceof Promise)) {
       this.append('statement', { ...data, decision: decisionData(decision) });
@@ -246,25 +253,44 @@ export class SessionRecorder {
     return true;
   }
 
+  /*
+   * Few events per statement, because each costs a hash and a line: a result that fits in one batch
+   * becomes a single `result` event (columns, rows, tag) at its CommandComplete, and the
+   * ReadyForQuery boundary is folded into the event before it (`ready`). A bigger result streams as
+   * `columns`, `rows`... and `complete`. The last result/complete/error event is held back until
+   * the next event (or the boundary) so the boundary can be folded in; order is never changed.
+   */
   private onResult(event: ResultEvent): void {
     if (!this.active) return;
     switch (event.kind) {
       case 'row':
         return this.addRow(event.values);
+      case 'copy':
+        return this.addCopy(event.data);
       case 'columns':
         this.flushRows();
+        this.flushPending();
         this.result = freshResult();
-        this.append('columns', { columns: event.columns });
+        this.columns = event.columns;
         return;
       case 'complete': {
-        this.flushRows();
         const r = this.result;
-        const data: CompleteData = { tag: event.tag, rows: r.seen };
+        const done: Record<string, unknown> = { tag: event.tag };
         if (r.truncated) {
-          data.truncated = { cap: r.truncated, recorded: r.recorded };
+          done.truncated = { cap: r.truncated, recorded: r.recorded };
           this.anyTruncated = true;
         }
-        this.append('complete', data as unknown as Record<string, unknown>);
+        if (this.columns && this.copyLines.length === 0) {
+          // The whole result is still in hand: one event.
+          const data: Record<string, unknown> = { columns: this.columns, rows: this.batch, ...done, count: r.seen };
+          if (this.batchCut.length) data.cut = this.batchCut;
+          this.columns = null;
+          this.resetBatch();
+          this.hold('result', data);
+        } else {
+          this.flushRows();
+          this.hold('complete', { ...done, rows: r.seen });
+        }
         this.result = freshResult();
         return;
       }
@@ -273,27 +299,45 @@ export class SessionRecorder {
         this.flushRows();
         const r = this.result;
         const data: Record<string, unknown> = { severity: event.severity, code: event.code, message: event.message };
-        if (event.kind === 'error') {
-          // An error ends the result in flight: say how far it got.
-          if (r.seen > 0) data.rows = r.seen;
-          if (r.truncated) {
-            data.truncated = { cap: r.truncated, recorded: r.recorded };
-            this.anyTruncated = true;
-          }
-          this.result = freshResult();
+        if (event.kind === 'notice') return this.append('notice', data);
+        // An error ends the result in flight: say how far it got.
+        if (r.seen > 0) data.rows = r.seen;
+        if (r.truncated) {
+          data.truncated = { cap: r.truncated, recorded: r.recorded };
+          this.anyTruncated = true;
         }
-        this.append(event.kind, data);
+        this.result = freshResult();
+        this.hold('error', data);
         return;
       }
       case 'ready': {
         this.flushRows();
         const start = this.roundTripStart;
         this.roundTripStart = undefined;
-        this.append('ready', start === undefined ? {} : { ms: this.o.now() - start });
+        const ready = start === undefined ? {} : { ms: this.o.now() - start };
+        if (this.pending) {
+          this.pending.data.ready = ready;
+          this.flushPending();
+        } else {
+          this.append('ready', ready);
+        }
         this.checkpoint();
         return;
       }
     }
+  }
+
+  /** Holds an event back so a ReadyForQuery that follows can be folded into it. */
+  private hold(type: string, data: Record<string, unknown>): void {
+    this.flushPending();
+    this.pending = { type, data };
+  }
+
+  private flushPending(): void {
+    const p = this.pending;
+    if (!p) return;
+    this.pending = null;
+    this.write(p.type, p.data);
   }
 
   private addRow(values: Array<string | null>): void {
@@ -320,13 +364,49 @@ export class SessionRecorder {
     if (this.batch.length >= ROW_BATCH || this.batchChars >= ROW_BATCH_CHARS) this.flushRows();
   }
 
-  private flushRows(): void {
-    if (this.batch.length === 0) return;
-    const data: RowsData = { rows: this.batch };
-    if (this.batchCut.length) data.cut = this.batchCut;
+  /** A line of COPY TO STDOUT output: counted and capped like a row, written as `copy` events. */
+  private addCopy(data: string): void {
+    this.result.recorded++;
+    this.sessionRows++;
+    const limit = this.o.limits.valueBytes;
+    let line = data;
+    if (data.length > limit / 3) {
+      const bytes = Buffer.byteLength(data);
+      if (bytes > limit) {
+        line = cutUtf8(data, limit);
+        this.copyCut.push([this.copyLines.length, bytes]);
+      }
+    }
+    this.copyLines.push(line);
+    this.batchChars += line.length;
+    if (this.copyLines.length >= ROW_BATCH || this.batchChars >= ROW_BATCH_CHARS) this.flushRows();
+  }
+
+  private resetBatch(): void {
     this.batch = [];
     this.batchCut = [];
     this.batchChars = 0;
+  }
+
+  /** Writes out what is held of the result in progress (columns first, then rows or COPY lines). */
+  private flushRows(): void {
+    if (this.columns) {
+      const columns = this.columns;
+      this.columns = null;
+      this.append('columns', { columns });
+    }
+    if (this.copyLines.length > 0) {
+      const data: Record<string, unknown> = { data: this.copyLines };
+      if (this.copyCut.length) data.cut = this.copyCut;
+      this.copyLines = [];
+      this.copyCut = [];
+      this.batchChars = 0;
+      this.append('copy', data);
+    }
+    if (this.batch.length === 0) return;
+    const data: RowsData = { rows: this.batch };
+    if (this.batchCut.length) data.cut = this.batchCut;
+    this.resetBatch();
     this.append('rows', data as unknown as Record<string, unknown>);
   }
 
@@ -352,7 +432,13 @@ export class SessionRecorder {
   // -------------------------------------------------------------------------------------------
   // writing
 
+  /** Appends an event after whatever is held back (order is the order things happened). */
   private append(type: string, data: Record<string, unknown>): void {
+    this.flushPending();
+    this.write(type, data);
+  }
+
+  private write(type: string, data: Record<string, unknown>): void {
     if (!this.active || !this.writer) return;
     let event: RecordedEvent;
     try {
@@ -372,8 +458,14 @@ export class SessionRecorder {
 
   private checkpoint(): void {
     if (!this.active || !this.writer) return;
-    this.writer.checkpoint().catch((err: unknown) => this.fail(err));
+    // Checkpoints waiting for the same fsync share one promise: watch it once, not once per statement.
+    const durable = this.writer.checkpoint();
+    if (durable === this.watched) return;
+    this.watched = durable;
+    durable.catch((err: unknown) => this.fail(err));
   }
+
+  private watched: Promise<void> | undefined;
 
   private fail(err: unknown): void {
     if (this.failure) return;
@@ -381,6 +473,9 @@ export class SessionRecorder {
     this.active = false;
     if (this.o.mode === 'required') this.refusing = true;
     this.batch = [];
+    this.copyLines = [];
+    this.columns = null;
+    this.pending = null;
     this.hooks.onFailure?.(this.failure);
   }
 
@@ -418,12 +513,16 @@ export class SessionRecorder {
   }
 }
 
+const PLAIN_ALLOW: DecisionData = Object.freeze({ effect: 'allow', reasons: Object.freeze([]) as unknown as string[] }) as DecisionData;
+
 function freshResult(): ResultState {
   return { seen: 0, recorded: 0, truncated: null };
 }
 
 /** The decision as recorded: its fields, plus any extra serializable ones (who approved, ...). */
 export function decisionData(d: Decision): DecisionData {
+  // The common case, a plain allow, without walking the object.
+  if (d.effect === 'allow' && d.reasons.length === 0 && Object.keys(d).length === 2) return PLAIN_ALLOW;
   const out: DecisionData = { effect: d.effect, reasons: [...d.reasons] };
   for (const [k, v] of Object.entries(d)) {
     if (k === 'effect' || k === 'reasons' || v === undefined || typeof v === 'function') continue;

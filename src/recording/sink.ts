@@ -31,6 +31,8 @@ export interface RecordingSink {
   /** Reads a recording (the durable part of a live one), verifying its chain. */
   read(location: string): ReadResult;
   follow(location: string): RecordingFollower;
+  /** Brings a recording left unfinished by a crash into its final form (compressed). */
+  seal(location: string): Promise<void>;
   /** Removes a recording; resolves to false when it was already gone. */
   delete(location: string): Promise<boolean>;
   /** Stored size in bytes, or undefined when it is gone. */

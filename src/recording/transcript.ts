@@ -8,6 +8,8 @@ import type {
   BindData,
   ColumnsData,
   CompleteData,
+  CopyData,
+  ResultData,
   DecisionData,
   HeldDecisionData,
   KillData,
@@ -33,6 +35,8 @@ export class Transcript {
   private table: { columns: TableColumn[]; rows: Array<Array<string | null>> } | null = null;
   private readonly time: (ms: number) => string;
   private start: number | undefined;
+  /** The result in progress is COPY TO STDOUT output. */
+  private copyOut = false;
   /** Statement texts by number, to label Binds of prepared statements. */
   private readonly statements = new Map<number, string>();
 
@@ -60,10 +64,20 @@ export class Transcript {
       case 'rows':
         if (this.table) this.table.rows.push(...(d as unknown as RowsData).rows);
         return '';
+      case 'copy':
+        // psql writes COPY TO STDOUT data as it comes, and no command tag after it.
+        this.copyOut = true;
+        return (d as unknown as CopyData).data.join('');
       case 'complete':
         return this.complete(d as unknown as CompleteData);
+      case 'result': {
+        const r = d as unknown as ResultData;
+        this.table = { columns: r.columns, rows: r.rows };
+        return this.complete({ tag: r.tag, rows: r.count, ...(r.truncated ? { truncated: r.truncated } : {}) });
+      }
       case 'error':
       case 'notice':
+        if (event.type === 'error') this.copyOut = false;
         return this.flushTable() + this.message(d as unknown as MessageData & { rows?: number; truncated?: CompleteData['truncated'] });
       case 'ready':
         return this.flushTable();
@@ -130,6 +144,10 @@ export class Transcript {
   }
 
   private complete(c: CompleteData): string {
+    if (this.copyOut) {
+      this.copyOut = false;
+      return c.truncated ? `-- jitgate: ${c.rows - c.truncated.recorded} more lines not recorded (limit per ${c.truncated.cap})\n` : '';
+    }
     if (!this.table) return `${c.tag}\n`;
     const { columns, rows } = this.table;
     this.table = null;

@@ -45,7 +45,7 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   if (generated) log.info({ key: auditConfig.signingKey, keyId: signer.keyId }, 'generated the audit signing key');
   const checkpoints = new CheckpointJob({ audit, signer, clock: o.clock, intervalMs: auditConfig.checkpointIntervalMs, log });
   const repo = new RecordingRepository(o.db);
-  const sink = new LocalFileSink(recordingConfig.dir);
+  const sink = new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs });
   const service = new RecordingService({ config: recordingConfig, sink, repo, audit, clock: o.clock, log, ...(o.grants ? { grants: o.grants } : {}) });
   service.recoverOrphans();
   const retention = new RetentionJob({ config: recordingConfig, repo, sink, audit, clock: o.clock, log });

@@ -8,6 +8,7 @@ import { MessageType, parseFields, readCString } from './codec.js';
 const RowDescription = 0x54; // T
 const DataRow = 0x44; // D
 const CommandComplete = 0x43; // C
+const CopyData = 0x64; // d
 
 export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number): void {
   switch (type) {
@@ -40,6 +41,12 @@ export function observeBackendMessage(observer: ResultObserver, type: number, bu
         pos += length;
       }
       observer.onResult({ kind: 'row', values });
+      return;
+    }
+    case CopyData: {
+      // Backend CopyData only flows in COPY ... TO STDOUT: rows the client is sent, one per message.
+      if (!observer.wantsRows()) return;
+      observer.onResult({ kind: 'copy', data: displayValue(buf.subarray(start + 5, end)) });
       return;
     }
     case CommandComplete:

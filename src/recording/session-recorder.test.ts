@@ -1,0 +1,222 @@
+import { describe, expect, it } from 'vitest';
+import { RECORDING_DEFAULTS } from '../config/recording.js';
+import type { Decision, SessionPipeline, Statement } from '../core/types.js';
+import { chainHash, GENESIS, type RecordedEvent } from './file-recorder.js';
+import { cutUtf8, RECORDING_UNAVAILABLE, SessionRecorder, type RecorderResult } from './session-recorder.js';
+import type { RecordingWriter } from './sink.js';
+
+/** A writer in memory, with a switch that makes the next checkpoint fail like a full disk. */
+class MemoryWriter implements RecordingWriter {
+  log: RecordedEvent[] = [];
+  durable = 0;
+  failed: Error | null = null;
+  failNextCheckpoint = false;
+  private last = GENESIS;
+  constructor(private readonly now: () => number) {}
+  get digest() {
+    return this.last;
+  }
+  get events() {
+    return this.log.length;
+  }
+  append(type: string, data: Record<string, unknown>): RecordedEvent {
+    if (this.failed) throw this.failed;
+    const base = { seq: this.log.length, at: this.now(), type, data: structuredClone(data) };
+    const e = { ...base, h: chainHash(this.last, base) };
+    this.last = e.h;
+    this.log.push(e);
+    return e;
+  }
+  async checkpoint(): Promise<void> {
+    if (this.failNextCheckpoint) {
+      this.failed = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      throw this.failed;
+    }
+    this.durable = this.log.length;
+  }
+  async close(): Promise<string> {
+    await this.checkpoint();
+    return this.last;
+  }
+}
+
+const allow: Decision = { effect: 'allow', reasons: [] };
+const simple = (text: string): Statement => ({ source: 'simple', text });
+
+function setup(opts: { limits?: Partial<typeof RECORDING_DEFAULTS.limits>; mode?: 'required' | 'best-effort'; writer?: MemoryWriter | null; decide?: SessionPipeline['decide'] } = {}) {
+  let t = 1_000;
+  const now = () => t++;
+  const writer = opts.writer === undefined ? new MemoryWriter(now) : opts.writer;
+  const failures: Error[] = [];
+  const decisions: string[] = [];
+  const recorder = new SessionRecorder({
+    sessionId: 's1',
+    writer,
+    mode: opts.mode ?? 'required',
+    limits: { ...RECORDING_DEFAULTS.limits, ...opts.limits },
+    now,
+    hooks: { onFailure: (e) => failures.push(e), onDecision: (n, _t, d, how) => decisions.push(`${n}:${how}:${d.effect}`) },
+  });
+  const ended: Array<Promise<RecorderResult>> = [];
+  const inner: SessionPipeline = { id: 's1', decide: opts.decide ?? (() => allow), end: () => undefined };
+  const pipeline = recorder.wrap(inner, (r) => ended.push(r));
+  const o = pipeline.observer!;
+  /** What the relay does for a SELECT returning `rows` rows of one text column. */
+  const select = (text: string, rows: number, value = (i: number) => `v${i}`) => {
+    const d = pipeline.decide(simple(text));
+    o.onResult({ kind: 'columns', columns: [{ name: 'c', type: 25 }] });
+    for (let i = 0; i < rows; i++) if (o.wantsRows()) o.onResult({ kind: 'row', values: [value(i)] });
+    o.onResult({ kind: 'complete', tag: `SELECT ${rows}` });
+    o.onResult({ kind: 'ready' });
+    return d;
+  };
+  const end = async () => {
+    pipeline.end('client_quit', { bytesFromClient: 1, bytesToClient: 2, statements: 3 });
+    return ended[0]!;
+  };
+  return { recorder, pipeline, writer, select, end, failures, decisions };
+}
+
+const types = (events: RecordedEvent[]) => events.map((e) => e.type);
+
+describe('SessionRecorder', () => {
+  it('records a statement and its small result as two events, the boundary folded in, and checkpoints there', async () => {
+    const { writer, select, end } = setup();
+    select('select c from t', 3);
+    expect(types(writer!.log)).toEqual(['statement', 'result']);
+    expect(writer!.log[0]!.data).toEqual({ n: 1, source: 'simple', text: 'select c from t', decision: { effect: 'allow', reasons: [] } });
+    expect(writer!.log[1]!.data).toEqual({
+      columns: [{ name: 'c', type: 25 }],
+      rows: [['v0'], ['v1'], ['v2']],
+      tag: 'SELECT 3',
+      count: 3,
+      ready: { ms: expect.any(Number) },
+    });
+    await Promise.resolve();
+    expect(writer!.durable).toBe(2);
+    const result = await end();
+    expect(result).toMatchObject({ reason: 'client_quit', events: 3, rowsRecorded: 3, truncated: false, error: null });
+    expect(result.digest).toBe(writer!.log.at(-1)!.h);
+  });
+
+  it('caps rows per statement and per session, counting the rest and marking the truncation', async () => {
+    const { writer, select, end } = setup({ limits: { rowsPerStatement: 250, rowsPerSession: 300 } });
+    select('select a lot', 1000);
+    select('select more', 100);
+    // Bigger than one batch: columns, rows..., complete.
+    expect(types(writer!.log)).toEqual(['statement', 'columns', 'rows', 'rows', 'rows', 'complete', 'statement', 'result']);
+    const rows = writer!.log.filter((e) => e.type === 'rows' || e.type === 'result');
+    expect(rows.map((e) => (e.data.rows as unknown[]).length)).toEqual([100, 100, 50, 50]);
+    const completes = writer!.log.filter((e) => e.type === 'complete' || e.type === 'result').map((e) => e.data);
+    expect(completes).toMatchObject([
+      { tag: 'SELECT 1000', rows: 1000, truncated: { cap: 'statement', recorded: 250 }, ready: {} },
+      { tag: 'SELECT 100', count: 100, truncated: { cap: 'session', recorded: 50 }, ready: {} },
+    ]);
+    expect(await end()).toMatchObject({ rowsRecorded: 300, truncated: true });
+  });
+
+  it('cuts long values and statement texts at a character boundary, and says so', async () => {
+    const { writer, pipeline, select } = setup({ limits: { valueBytes: 16, statementBytes: 300 } });
+    select('select long', 2, (i) => (i === 0 ? 'short' : 'é'.repeat(20)));
+    const rows = writer!.log.find((e) => e.type === 'result')!.data;
+    expect(rows.rows).toEqual([['short'], ['é'.repeat(8)]]);
+    expect(rows.cut).toEqual([[1, 0, 40]]);
+    pipeline.decide(simple('select ' + 'x'.repeat(400)));
+    const st = writer!.log.filter((e) => e.type === 'statement').at(-1)!.data;
+    expect((st.text as string).length).toBe(300);
+    expect(st.textBytes).toBe(407);
+    expect(cutUtf8('aé', 2)).toBe('a');
+  });
+
+  it('redacts password literals from recorded statements', () => {
+    const { writer, pipeline } = setup();
+    pipeline.decide(simple("alter role bob password 'hunter2-secret'"));
+    expect(writer!.log[0]!.data).toMatchObject({ text: "alter role bob password '[redacted]'", redacted: true });
+    expect(JSON.stringify(writer!.log)).not.toContain('hunter2');
+  });
+
+  it('labels bound parameters with the statement that prepared them', () => {
+    const { writer, pipeline } = setup({ limits: { valueBytes: 16 } });
+    pipeline.decide({ source: 'parse', name: 'get_user', text: 'select * from users where id = $1 and name = $2' });
+    pipeline.observer!.onBind!({ portal: '', statement: 'get_user', values: ['42', null], cut: [], sizes: [2, -1] });
+    pipeline.observer!.onBind!({ portal: 'p', statement: 'other', values: ['x'.repeat(40)], cut: [], sizes: [40] });
+    const binds = writer!.log.filter((e) => e.type === 'bind').map((e) => e.data);
+    expect(binds).toEqual([
+      { n: 1, statement: 'get_user', portal: '', params: ['42', null] },
+      { statement: 'other', portal: 'p', params: ['x'.repeat(16)], cut: [[0, 40]] },
+    ]);
+  });
+
+  it('records a held statement, then its decision and how long it waited', async () => {
+    let approve!: (d: Decision) => void;
+    const { writer, pipeline, decisions } = setup({
+      decide: (s) => (s.text.includes('drop') ? new Promise<Decision>((r) => (approve = r)) : allow),
+    });
+    const pending = pipeline.decide(simple('drop table t'));
+    expect(pending).toBeInstanceOf(Promise);
+    expect(writer!.log.at(-1)).toMatchObject({ type: 'statement', data: { n: 1, held: true } });
+    approve({ effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } as Decision);
+    await expect(pending).resolves.toMatchObject({ effect: 'allow' });
+    expect(writer!.log.at(-1)).toMatchObject({ type: 'decision', data: { n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } } });
+    expect(decisions).toEqual(['1:held:review', '1:decided:allow']);
+  });
+
+  it('keeps the order of notices and errors between rows, and marks a result an error cut short', () => {
+    const { writer, pipeline } = setup();
+    const o = pipeline.observer!;
+    pipeline.decide(simple('select f()'));
+    o.onResult({ kind: 'columns', columns: [{ name: 'f', type: 23 }] });
+    if (o.wantsRows()) o.onResult({ kind: 'row', values: ['1'] });
+    o.onResult({ kind: 'notice', severity: 'NOTICE', code: '00000', message: 'halfway' });
+    if (o.wantsRows()) o.onResult({ kind: 'row', values: ['2'] });
+    o.onResult({ kind: 'error', severity: 'ERROR', code: '22012', message: 'division by zero' });
+    o.onResult({ kind: 'ready' });
+    expect(types(writer!.log)).toEqual(['statement', 'columns', 'rows', 'notice', 'rows', 'error']);
+    expect(writer!.log[5]!.data).toEqual({ severity: 'ERROR', code: '22012', message: 'division by zero', rows: 2, ready: { ms: expect.any(Number) } });
+  });
+
+  it('fails closed when the recording cannot be created (required): statements refused, nothing decoded', () => {
+    const { pipeline } = setup({ writer: null });
+    expect(pipeline.observer).toBeUndefined();
+    expect(pipeline.decide(simple('select 1'))).toMatchObject({ effect: 'deny', reasons: [RECORDING_UNAVAILABLE] });
+  });
+
+  it('lets a best-effort session run unrecorded when the recording cannot be created', () => {
+    const { pipeline } = setup({ writer: null, mode: 'best-effort' });
+    expect(pipeline.observer).toBeUndefined();
+    expect(pipeline.decide(simple('select 1'))).toEqual(allow);
+  });
+
+  it('refuses further statements once a checkpoint fails (required), and reports the failure once', async () => {
+    const { writer, select, pipeline, failures, end } = setup();
+    select('select 1', 1);
+    writer!.failNextCheckpoint = true;
+    select('select 2', 1);
+    await new Promise((r) => setImmediate(r));
+    expect(failures.map((e) => e.message)).toEqual(['ENOSPC: no space left on device, write']);
+    expect(pipeline.decide(simple('select 3'))).toMatchObject({ effect: 'deny', reasons: [RECORDING_UNAVAILABLE] });
+    expect(pipeline.observer!.wantsRows()).toBe(false);
+    const result = await end();
+    expect(result.error).toMatch(/ENOSPC/);
+    expect(failures).toHaveLength(1);
+  });
+
+  it('continues unrecorded after a failure in best-effort mode', async () => {
+    const { writer, select, pipeline, failures } = setup({ mode: 'best-effort' });
+    writer!.failNextCheckpoint = true;
+    select('select 1', 1);
+    await new Promise((r) => setImmediate(r));
+    expect(failures).toHaveLength(1);
+    expect(pipeline.decide(simple('select 2'))).toEqual(allow);
+  });
+
+  it('feeds live subscribers every event as it is appended', () => {
+    const { recorder, select } = setup();
+    const seen: string[] = [];
+    const stop = recorder.subscribe((e) => seen.push(e.type));
+    select('select 1', 1);
+    stop();
+    select('select 2', 1);
+    expect(seen).toEqual(['statement', 'result']);
+  });
+});
