@@ -28,7 +28,8 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import { formatDuration, tryParseDuration } from '../core/duration.js';
+import { Bad, describeValue as describe, duration, isObj, leaf, text } from './leaf.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
 import type { ConfigPath, SchemaProblem } from './schema.js';
 import type { IdentitiesConfig, OidcIssuerConfig } from './types.js';
@@ -43,40 +44,6 @@ export const IDENTITY_DEFAULTS = {
 
 const MAX_SESSION_TTL_MS = 7 * 86_400_000;
 const MAX_REFRESH_TTL_MS = 90 * 86_400_000;
-
-// ---------------------------------------------------------------------------------------------
-// Leaf checks, in the house style of ./schema.ts ("expected X, got Y"). Its helpers are private
-// there, and importing values from it would make a module cycle (schema.ts imports this file).
-
-class Bad {
-  constructor(readonly message: string) {}
-}
-
-function describe(v: unknown): string {
-  if (v === undefined || v === null) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return 'a list';
-  return typeof v === 'object' ? 'a mapping' : typeof v;
-}
-
-function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined, opts: { secret?: boolean } = {}) {
-  return z.unknown().transform((v, ctx): T => {
-    if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
-      return z.NEVER;
-    }
-    const r = check(v);
-    if (r instanceof Bad || r === undefined) {
-      const got = opts.secret ? `a ${Array.isArray(v) ? 'list' : typeof v === 'object' ? 'mapping' : typeof v}` : describe(v);
-      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${got}` });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const text = (what: string) => leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const name = (what: string) =>
@@ -104,18 +71,6 @@ const claimName = () =>
   leaf('a claim name such as groups or preferred_username', (v) =>
     typeof v === 'string' && /^[^\s]{1,128}$/.test(v) ? v : undefined,
   );
-
-function duration(min: number, max: number) {
-  return leaf(DURATION_HINT, (v) => {
-    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}s)`);
-    if (typeof v !== 'string') return undefined;
-    const ms = tryParseDuration(v);
-    if (ms === undefined) return undefined;
-    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
-    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
-    return ms;
-  });
-}
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -204,7 +159,6 @@ export type IdentitiesFile = z.output<typeof identitiesSchema>;
 
 // ---------------------------------------------------------------------------------------------
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Checks across fields of `identities` (raw YAML), reported with the rest of the file's problems. */
 export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {

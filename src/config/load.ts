@@ -11,10 +11,10 @@ import {
   buildConfig,
   configSchema,
   crossCheck,
-  describeValue,
   type ConfigPath,
   type SchemaProblem,
 } from './schema.js';
+import { describeValue } from './leaf.js';
 import type { GatewayConfig } from './types.js';
 
 export interface ConfigProblem {

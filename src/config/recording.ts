@@ -29,7 +29,7 @@
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import { Bad, bool, describeValue as describe, duration as durationIn, isObj, leaf, text } from './leaf.js';
 import type { SchemaProblem } from './schema.js';
 
 export type RecordingMode = 'required' | 'best-effort';
@@ -92,53 +92,11 @@ export const AUDIT_DEFAULTS = {
 
 const MAX_RETENTION_MS = 100 * 366 * 86_400_000;
 
-// ---------------------------------------------------------------------------------------------
-// Leaf checks in the house style ("expected X, got Y"); schema.ts's helpers are private there and
-// importing values from it would make a module cycle.
-
-class Bad {
-  constructor(readonly message: string) {}
-}
-
-function describe(v: unknown): string {
-  if (v === undefined || v === null) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (Array.isArray(v)) return 'a list';
-  return typeof v === 'object' ? 'a mapping' : typeof v;
-}
-
-function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined) {
-  return z.unknown().transform((v, ctx): T => {
-    if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
-      return z.NEVER;
-    }
-    const r = check(v);
-    if (r instanceof Bad || r === undefined) {
-      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${describe(v)}` });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const bool = () => leaf('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
-const path = () => leaf('a file path', (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+const path = () => text('a file path');
+/** Retention-scale durations: a bare number is hinted in days. */
+const duration = (min: number, max: number) => durationIn(min, max, 'd');
 const mode = () =>
   leaf('"required" or "best-effort"', (v) => (v === 'required' || v === 'best-effort' ? (v as RecordingMode) : undefined));
-
-function duration(min: number, max: number) {
-  return leaf(DURATION_HINT, (v) => {
-    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}d)`);
-    if (typeof v !== 'string') return undefined;
-    const ms = tryParseDuration(v);
-    if (ms === undefined) return undefined;
-    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
-    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
-    return ms;
-  });
-}
 
 /** `0` (as a number or "0") or a duration up to `max`. */
 function zeroOrDuration(max: number) {
@@ -194,7 +152,6 @@ export const auditSchema = z.strictObject({
 export type RecordingFile = z.output<typeof recordingSchema>;
 export type AuditFile = z.output<typeof auditSchema>;
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** `recording.connections` must name configured connections (a typo would silently keep the default). */
 export function recordingCrossCheck(raw: unknown, connectionNames: ReadonlySet<string>): SchemaProblem[] {

@@ -12,7 +12,7 @@
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DURATION_HINT, formatDuration, tryParseDuration } from '../core/duration.js';
+import { Bad, bool, describeValue, duration, isObj, leaf, text } from './leaf.js';
 import type { BackendTlsMode, Protocol } from '../core/types.js';
 import { DEFAULT_ROLE_PREFIX } from '../credentials/ephemeral/role-sql.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
@@ -49,46 +49,7 @@ export const DEFAULTS = {
 export const MAX_TOKEN_TTL_MS = 24 * 3_600_000;
 
 // ---------------------------------------------------------------------------------------------
-// Value checks with messages in the house style: "expected X, got Y".
-
-/** Describe a value for an error message; never more than a short excerpt. */
-export function describeValue(v: unknown): string {
-  if (v === undefined || v === null) return 'nothing';
-  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 37)}...` : v);
-  if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  return typeof v;
-}
-
-class Bad {
-  constructor(readonly message: string) {}
-}
-
-/**
- * A leaf value: `check` returns the value, `undefined` for "not what we expected" (message built from
- * `what`), or a Bad with its own message. A missing value is reported as required.
- */
-function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined, opts: { secret?: boolean } = {}) {
-  return z.unknown().transform((v, ctx): T => {
-    if (v === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: expected ${what}` });
-      return z.NEVER;
-    }
-    const r = check(v);
-    if (r instanceof Bad || r === undefined) {
-      const got = opts.secret ? `a ${Array.isArray(v) ? 'list' : typeof v === 'object' ? 'mapping' : typeof v}` : describeValue(v);
-      ctx.addIssue({ code: 'custom', message: r instanceof Bad ? r.message : `expected ${what}, got ${got}` });
-      return z.NEVER;
-    }
-    return r;
-  });
-}
-
-const bool = () => leaf('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
-
-const text = (what = 'a non-empty string') =>
-  leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+// Value checks with messages in the house style: "expected X, got Y" (shared ones in ./leaf.ts).
 
 /** Listener ports may be 0: the system picks a free one (tests, side-by-side instances). */
 const listenPort = () =>
@@ -107,18 +68,6 @@ const port = () =>
   });
 
 const path = () => text('a file path');
-
-function duration(min: number, max: number) {
-  return leaf(DURATION_HINT, (v) => {
-    if (typeof v === 'number') return new Bad(`expected ${DURATION_HINT}, got ${v} (add a unit, e.g. ${v}s)`);
-    if (typeof v !== 'string') return undefined;
-    const ms = tryParseDuration(v);
-    if (ms === undefined) return undefined;
-    if (ms < min) return new Bad(`must be at least ${formatDuration(min)}, got ${JSON.stringify(v)}`);
-    if (ms > max) return new Bad(`must be at most ${formatDuration(max)}, got ${JSON.stringify(v)}`);
-    return ms;
-  });
-}
 
 function oneOf<const T extends string>(values: readonly T[]) {
   const what = `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
@@ -335,7 +284,6 @@ function unwrap(s: z.ZodType): z.ZodType {
 // Checks that span fields. They run on the raw parsed YAML, whether or not the field checks passed,
 // so one run reports every problem.
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 export function crossCheck(raw: unknown): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
