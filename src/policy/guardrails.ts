@@ -1,0 +1,108 @@
+/**
+ * Guardrails: deny rules over parsed statements (never over raw text). Pure: rules and a statement
+ * analysis in, a Decision with stable reason codes and the rule's name out. A statement that does
+ * not parse is refused whenever any guardrail applies: what cannot be analysed cannot be allowed.
+ */
+import type { Decision } from '../core/types.js';
+import type { AnalysisResult, StatementInfo, StatementKind } from '../sql/postgres.js';
+
+export interface GuardrailRule {
+  name: string;
+  /** Connection names or globs (`*`, `prod-*`). */
+  connections: string[];
+  /** Applies to sessions of these groups ('*' = everyone). */
+  groups: string[];
+  /** Sessions of these groups are exempt. */
+  except: string[];
+  deny: {
+    kinds: StatementKind[];
+    tables: string[];
+    functions: string[];
+    unboundedWrites: boolean;
+    multiStatement: boolean;
+    readOnly: boolean;
+  };
+  reason?: string;
+}
+
+export type GuardrailReason =
+  | 'unparsable_statement'
+  | 'multi_statement'
+  | 'read_only'
+  | 'kind_denied'
+  | 'table_denied'
+  | 'function_denied'
+  | 'unbounded_write';
+
+/** The rules that apply to one session. */
+export function rulesFor(rules: readonly GuardrailRule[], connection: string, groups: readonly string[]): GuardrailRule[] {
+  return rules.filter(
+    (r) =>
+      r.connections.some((c) => globMatch(c, connection)) &&
+      (r.groups.includes('*') || r.groups.some((g) => groups.includes(g))) &&
+      !r.except.some((g) => groups.includes(g)),
+  );
+}
+
+const ALLOW: Decision = Object.freeze({ effect: 'allow', reasons: [] }) as Decision;
+
+export function decideStatement(rules: readonly GuardrailRule[], analysis: AnalysisResult): Decision {
+  if (rules.length === 0) return ALLOW;
+  if (!analysis.ok) {
+    return refuse(rules[0]!, 'unparsable_statement', `the statement could not be parsed (${analysis.error}), so it cannot be checked`);
+  }
+  for (const rule of rules) {
+    if (rule.deny.multiStatement && analysis.statements.length > 1) {
+      return refuse(rule, 'multi_statement', `${analysis.statements.length} statements in one query string`);
+    }
+    for (const s of analysis.statements) {
+      const found = violation(rule, s);
+      if (found) return refuse(rule, found[0], found[1]);
+    }
+  }
+  return ALLOW;
+}
+
+function violation(rule: GuardrailRule, s: StatementInfo): [GuardrailReason, string] | undefined {
+  const d = rule.deny;
+  if (d.readOnly && !s.readOnly) return ['read_only', `${describe(s)} changes data or settings on a read-only connection`];
+  if (d.kinds.includes(s.kind)) return ['kind_denied', `${describe(s)} is not allowed`];
+  const table = [...s.tablesRead, ...s.tablesWritten].find((t) => d.tables.some((p) => nameMatch(p, t)));
+  if (table) return ['table_denied', `${describe(s)} touches ${table}`];
+  const fn = s.functions.find((f) => d.functions.some((p) => nameMatch(p, f)));
+  if (fn) return ['function_denied', `${describe(s)} calls ${fn}()`];
+  if (d.unboundedWrites && s.unboundedWrites.length > 0) {
+    return ['unbounded_write', `${s.kind.toUpperCase()} without WHERE on ${s.unboundedWrites.join(', ')}`];
+  }
+  return undefined;
+}
+
+function refuse(rule: GuardrailRule, reason: GuardrailReason, what: string): Decision {
+  return {
+    effect: 'deny',
+    reasons: [reason],
+    rule: rule.name,
+    message: `jitgate: statement refused by guardrail "${rule.name}": ${what} (${reason})${rule.reason ? ` — ${rule.reason}` : ''}`,
+  };
+}
+
+function describe(s: StatementInfo): string {
+  return s.kind === 'ddl' && s.ddl ? s.ddl.toUpperCase() : s.kind.toUpperCase();
+}
+
+/**
+ * A policy name matches a qualified name when it equals it or its unqualified tail, with globs:
+ * `payroll` matches `public.payroll`; `audit.*` matches `audit.log`; `pg_read_file` matches
+ * `pg_catalog.pg_read_file`.
+ */
+export function nameMatch(pattern: string, name: string): boolean {
+  const p = pattern.toLowerCase();
+  if (globMatch(p, name)) return true;
+  const tail = name.slice(name.lastIndexOf('.') + 1);
+  return !p.includes('.') && globMatch(p, tail);
+}
+
+export function globMatch(pattern: string, value: string): boolean {
+  const re = new RegExp('^' + pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  return re.test(value);
+}
