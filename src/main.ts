@@ -30,6 +30,7 @@ import { PostgresListener } from './protocols/postgres/listener.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
 import { SessionService } from './session/service.js';
+import { loadPostgresParser } from './sql/postgres.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { ensureCertificate } from './tls/certificate.js';
@@ -129,7 +130,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
     notifier.attach(accessService.events);
     const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
-    const sessions = new SessionService(store, metrics, log, now, { grants: accessService, clock });
+    // The statement parser (WebAssembly) loads once; guardrails refuse what it cannot analyse.
+    await loadPostgresParser();
+    const sessions = new SessionService(store, metrics, log, now, { grants: accessService, clock, guardrails: config.guardrails });
     let postgresAddress: string | undefined;
     if (config.listeners.postgres) {
       const listenerConfig = config.listeners.postgres;

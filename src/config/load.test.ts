@@ -37,6 +37,7 @@ describe('parseConfig defaults', () => {
       connections: [],
       identities: { oidc: [], admins: { groups: [] }, session: { ttlMs: 12 * 3_600_000, refreshTtlMs: 7 * 86_400_000 } },
       policies: [],
+      guardrails: [],
       notifications: { webhooks: [] },
       recording: {
         enabled: true,

@@ -18,6 +18,7 @@ import { DEFAULT_ROLE_PREFIX } from '../credentials/ephemeral/role-sql.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
 import { buildIdentities, identitiesCrossCheck, identitiesSchema } from './identities.js';
 import { auditSchema, buildAudit, buildRecording, recordingCrossCheck, recordingSchema } from './recording.js';
+import { buildGuardrail, guardrailSchema } from './guardrails.js';
 import type { PolicyRule } from '../policy/access.js';
 import type { ConnectionConfig, ConnectionCredentialsConfig, GatewayConfig, WebhookConfig } from './types.js';
 
@@ -249,6 +250,7 @@ export const configSchema = z.strictObject({
   recording: recordingSchema.optional(),
   audit: auditSchema.optional(),
   policies: z.array(policySchema).optional(),
+  guardrails: z.array(guardrailSchema).optional(),
   notifications: z.strictObject({ webhooks: z.array(webhookSchema).optional() }).optional(),
   log: z.strictObject({ level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const).optional() }).optional(),
   shutdown: z.strictObject({ drainTimeout: duration(0, 3_600_000).optional() }).optional(),
@@ -449,6 +451,7 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
     recording: buildRecording(file.recording, dataDir, ctx.baseDir),
     audit: buildAudit(file.audit, dataDir, ctx.baseDir),
     policies: (file.policies ?? []).map(buildPolicy),
+    guardrails: (file.guardrails ?? []).map(buildGuardrail),
     notifications: { webhooks: (file.notifications?.webhooks ?? []).map((w, i) => buildWebhook(w, i, abs)) },
     log: { level: file.log?.level ?? DEFAULTS.logLevel },
     shutdown: { drainTimeoutMs: file.shutdown?.drainTimeout ?? DEFAULTS.drainTimeoutMs },

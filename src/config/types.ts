@@ -5,6 +5,7 @@
 import type { BackendTlsMode, Protocol } from '../core/types.js';
 import type { PolicyRule } from '../policy/access.js';
 import type { AuditConfig, RecordingConfig } from './recording.js';
+import type { GuardrailRule } from '../policy/guardrails.js';
 
 /** `env:NAME`, `file:PATH` or `secret:NAME` (the gateway's encrypted secret store). */
 export type SecretRef = string;
@@ -131,6 +132,8 @@ export interface GatewayConfig {
   audit?: AuditConfig;
   /** Access policies (first match in file order decides a request; see policy/access.ts). */
   policies: PolicyRule[];
+  /** Deny rules over parsed statements (./guardrails.ts); absent = none. */
+  guardrails?: GuardrailRule[];
   /** Where request, approval, denial, revocation and break-glass events are sent. */
   notifications: { webhooks: WebhookConfig[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };

@@ -9,6 +9,8 @@ import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, Sess
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { Store } from '../store/store.js';
+import { decideStatement, rulesFor, type GuardrailRule } from '../policy/guardrails.js';
+import { analysePostgresCached } from '../sql/postgres.js';
 import { requireActiveGrant, watchGrant, type GrantWatch, type SessionGrants, type SessionTerminator } from './grant-watch.js';
 
 export interface OpenSessionInput {
@@ -21,6 +23,11 @@ export interface OpenSessionInput {
 }
 
 const ALLOW: Decision = Object.freeze({ effect: 'allow', reasons: [] }) as Decision;
+const FUNCTION_CALL_REFUSED: Decision = Object.freeze({
+  effect: 'deny',
+  reasons: ['function_call_protocol'],
+  message: 'jitgate: the function call protocol cannot be checked against guardrails and is refused on this connection',
+}) as Decision;
 
 export interface SessionServiceOptions {
   /**
@@ -30,6 +37,8 @@ export interface SessionServiceOptions {
   grants?: SessionGrants;
   /** Schedules grant expiry (default: the system clock). */
   clock?: Clock;
+  /** Deny rules over parsed statements; the ones matching a session's connection and groups apply. */
+  guardrails?: readonly GuardrailRule[];
 }
 
 export class SessionService {
@@ -84,14 +93,18 @@ export class SessionService {
       watch = watchGrant({ sessionId: id, grant, grants, clock: this.options.clock ?? systemClock, log: this.log, terminate: () => this.terminator });
     }
 
+    const rules = rulesFor(this.options.guardrails ?? [], input.connection, grant?.groups ?? []);
     let ended = false;
     return {
       id,
-      decide: (_statement: Statement) => {
+      decide: (statement: Statement) => {
         statements.inc();
         const over = watch?.endedMessage;
         if (over !== undefined) return { effect: 'deny', reasons: ['grant_ended'], message: over };
-        return ALLOW;
+        if (rules.length === 0) return ALLOW;
+        // The fast-path function call protocol names a function by OID only: nothing to check it by.
+        if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
+        return decideStatement(rules, analysePostgresCached(statement.text));
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;

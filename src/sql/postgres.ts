@@ -68,6 +68,24 @@ export function loadPostgresParser(): Promise<void> {
 
 type Node = Record<string, unknown>;
 
+const CACHE_ENTRIES = 2000;
+const CACHE_TEXT_CHARS = 8192;
+const cache = new Map<string, AnalysisResult>();
+
+/**
+ * analysePostgres with a bounded cache by exact text: applications repeat the same statements
+ * (pgbench, ORMs, prepared statements re-parsed), so the parser runs once per distinct text.
+ */
+export function analysePostgresCached(sql: string): AnalysisResult {
+  if (sql.length > CACHE_TEXT_CHARS) return analysePostgres(sql);
+  const hit = cache.get(sql);
+  if (hit) return hit;
+  const result = analysePostgres(sql);
+  if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value as string);
+  cache.set(sql, result);
+  return result;
+}
+
 export function analysePostgres(sql: string): AnalysisResult {
   let tree: { stmts?: Array<{ stmt?: Node; stmt_location?: number; stmt_len?: number }> };
   try {

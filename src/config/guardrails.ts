@@ -1,0 +1,82 @@
+/**
+ * The `guardrails:` section: deny rules over parsed statements (see policy/guardrails.ts).
+ *
+ *   guardrails:
+ *     - name: no-destructive            # required, shown to the user when a statement is refused
+ *       connections: ["prod-*"]         # names or globs (default: every connection)
+ *       groups: [engineering]           # whom it applies to (default "*": everyone)
+ *       except: [dba]                   # exempt groups
+ *       deny:
+ *         kinds: [ddl, truncate, grant, revoke]
+ *         tables: [payroll, "hr.*"]     # unqualified names also match schema-qualified ones
+ *         functions: [pg_read_file, lo_export, "dblink*"]
+ *         unboundedWrites: true         # UPDATE/DELETE without WHERE, CTEs included
+ *         multiStatement: true
+ *         readOnly: false
+ *       reason: "ask the DBA on call"   # optional, appended to the message
+ */
+import { z } from 'zod';
+import type { GuardrailRule } from '../policy/guardrails.js';
+import type { StatementKind } from '../sql/postgres.js';
+import { Bad, bool, describeValue, leaf, text } from './leaf.js';
+
+const KINDS: readonly StatementKind[] = [
+  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'ddl', 'grant', 'revoke', 'set', 'show', 'transaction', 'call', 'do',
+  'listen', 'notify', 'unlisten', 'explain', 'prepare', 'execute', 'deallocate', 'lock', 'truncate', 'maintenance', 'other',
+];
+
+const stringList = (what: string) =>
+  leaf(`a list of ${what}`, (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (typeof x !== 'string' || x.trim() === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
+    }
+    return [...new Set((list as string[]).map((x) => x.toLowerCase()))];
+  });
+
+const kindList = () =>
+  leaf('a list of statement kinds', (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (!KINDS.includes(x as StatementKind)) return new Bad(`item ${i}: expected one of ${KINDS.join(', ')}, got ${describeValue(x)}`);
+    }
+    return [...new Set(list as StatementKind[])];
+  });
+
+export const guardrailSchema = z.strictObject({
+  name: text('a rule name'),
+  connections: stringList('connection names or globs').optional(),
+  groups: stringList('group names').optional(),
+  except: stringList('group names').optional(),
+  deny: z.strictObject({
+    kinds: kindList().optional(),
+    tables: stringList('table names or globs').optional(),
+    functions: stringList('function names or globs').optional(),
+    unboundedWrites: bool().optional(),
+    multiStatement: bool().optional(),
+    readOnly: bool().optional(),
+  }),
+  reason: text('a reason').optional(),
+});
+
+export type GuardrailFile = z.output<typeof guardrailSchema>;
+
+export function buildGuardrail(g: GuardrailFile): GuardrailRule {
+  return {
+    name: g.name,
+    connections: g.connections ?? ['*'],
+    groups: g.groups ?? ['*'],
+    except: g.except ?? [],
+    deny: {
+      kinds: g.deny.kinds ?? [],
+      tables: g.deny.tables ?? [],
+      functions: g.deny.functions ?? [],
+      unboundedWrites: g.deny.unboundedWrites ?? false,
+      multiStatement: g.deny.multiStatement ?? false,
+      readOnly: g.deny.readOnly ?? false,
+    },
+    ...(g.reason ? { reason: g.reason } : {}),
+  };
+}
