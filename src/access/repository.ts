@@ -9,7 +9,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Grant } from '../core/types.js';
-import { migrateModule, type Migration } from '../store/sqlite.js';
+import { migrateModule, toTokenRow, type Migration } from '../store/sqlite.js';
 import type { TokenRow } from '../store/store.js';
 
 export type RequestState = 'pending' | 'granted' | 'denied' | 'withdrawn' | 'expired';
@@ -394,17 +394,3 @@ function toGrant(r: Row): GrantRecord {
   };
 }
 
-function toTokenRow(r: Row): TokenRow {
-  return {
-    id: r.id as string,
-    user: r.user as string,
-    connection: r.connection as string,
-    salt: r.salt as Buffer,
-    iterations: r.iterations as number,
-    storedKey: r.stored_key as Buffer,
-    serverKey: r.server_key as Buffer,
-    createdAt: r.created_at as number,
-    expiresAt: r.expires_at as number,
-    revokedAt: (r.revoked_at as number | null) ?? null,
-  };
-}

@@ -10,6 +10,10 @@
  * random strings in bcrypt's format (they hash nothing).
  */
 
+import { luhnValid } from '../masking/detectors.js';
+
+export { luhnValid };
+
 export const DEMO_SEED = 20240601;
 export const DEMO_CUSTOMER_COUNT = 200;
 
@@ -48,21 +52,6 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** Luhn (mod 10) check of a digit string. */
-export function luhnValid(digits: string): boolean {
-  if (!/^\d{12,19}$/.test(digits)) return false;
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let d = digits.charCodeAt(digits.length - 1 - i) - 48;
-    if (i % 2 === 1) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return sum % 10 === 0;
 }
 
 /** The digit that makes `body + digit` Luhn-valid. */

@@ -5,7 +5,7 @@
  * store and are only read here, to list sessions with their recordings.
  */
 import type Database from 'better-sqlite3';
-import { migrateModule, type Migration } from '../store/sqlite.js';
+import { migrateModule, toSessionRow, type Migration } from '../store/sqlite.js';
 
 export const RECORDING_MIGRATIONS: readonly Migration[] = [
   {
@@ -267,18 +267,7 @@ export class RecordingRepository {
       ORDER BY s.started_at DESC, s.rowid DESC
       LIMIT @limit`;
     return (this.db.prepare(sql).all(params) as Row[]).map((r) => ({
-      id: r.id as string,
-      user: r.user as string,
-      connection: r.connection as string,
-      protocol: r.protocol as string,
-      clientAddress: r.client_address as string,
-      applicationName: (r.application_name as string | null) ?? null,
-      startedAt: r.started_at as number,
-      endedAt: (r.ended_at as number | null) ?? null,
-      endReason: (r.end_reason as string | null) ?? null,
-      bytesFromClient: r.bytes_from_client as number,
-      bytesToClient: r.bytes_to_client as number,
-      statements: r.statements as number,
+      ...toSessionRow(r),
       recording:
         r.r_session_id === null || r.r_session_id === undefined
           ? null

@@ -99,7 +99,7 @@ export interface SqliteStoreOptions {
   maxSizeBytes?: number;
 }
 
-type Row = Record<string, unknown>;
+export type Row = Record<string, unknown>;
 
 export class SqliteStore implements Store {
   readonly path: string;
@@ -381,7 +381,8 @@ function migrate(db: Database.Database): void {
   }
 }
 
-function toSessionRow(r: Row): SessionRow {
+/** Maps a `sessions` row (also used by modules that join it). */
+export function toSessionRow(r: Row): SessionRow {
   return {
     id: r.id as string,
     user: r.user as string,
@@ -398,7 +399,8 @@ function toSessionRow(r: Row): SessionRow {
   };
 }
 
-function toTokenRow(r: Row): TokenRow {
+/** Maps a `tokens` row (also used by modules that join it). */
+export function toTokenRow(r: Row): TokenRow {
   return {
     id: r.id as string,
     user: r.user as string,
