@@ -288,7 +288,7 @@ connections:
       child.kill('SIGKILL');
       await exited;
       await c.end().catch(() => undefined);
-      expect((await rolesWithPrefix()).map((r) => r.rolname)).toEqual([me, lookalike]);
+      expect((await rolesWithPrefix()).map((r) => r.rolname)).toEqual([me, lookalike].sort());
 
       const config = await loadConfig(configPath);
       const next = await startGateway(config, { env, logger: createLogger({ level: 'silent' }) });
