@@ -17,6 +17,10 @@
  *   BENCH_MAX_FOREIGN=0.10     a run during which other processes used more than this share of all CPUs is
  *                              redone (after waiting for idleness) up to BENCH_RETRIES=2 times
  *   BENCH_JSON=FILE            also write every raw measurement as JSON
+ *   BENCH_MASKING=1            also run the masking case: SELECT of 100,000 rows with two masked columns,
+ *                              direct vs jitgate without masking vs jitgate with masking (recording off
+ *                              for both, so the difference is masking); `only` = skip pgbench, 0 = skip
+ *   BENCH_MASKING_QUERIES=5    SELECTs per target per repetition (one psql session, \timing)
  *
  * Runs as root or not: PostgreSQL and pgbouncer run as an unprivileged OS user (see ./pg-harness.mjs).
  * Needs pgbench and pgbouncer (Debian: apt-get install -y postgresql-client pgbouncer).
@@ -70,7 +74,66 @@ ${extraYaml}
 const JITGATE_VARIANTS = {
   jitgate: '',
   'jitgate-unrecorded': 'recording: { enabled: false }',
+  // The masking case: two of the four columns masked (email strategy and keep-last-4).
+  'jitgate-masked': `recording: { enabled: false }
+masking:
+  rules:
+    - name: bench-pii
+      columns:
+        bench_people.email: email
+        bench_people.ssn: { strategy: partial, keep: 4 }`,
 };
+
+const MASKING_ROWS = 100_000;
+const MASKING_SELECT = 'SELECT id, email, ssn, note FROM bench_people';
+
+/** Times `queries` runs of the masking SELECT in one psql session; the client time of each, in ms. */
+function timeSelects(target, queries) {
+  const args = ['-X', '-At', '-h', HOST, '-p', String(target.port), '-U', target.user, '-d', target.database, '-o', '/dev/null', '-c', '\\timing on'];
+  for (let i = 0; i < queries; i++) args.push('-c', MASKING_SELECT);
+  return new Promise((resolve) => {
+    const child = spawn(pgBin('psql'), args, { env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'disable', PGAPPNAME: 'bench-masking' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 300_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const times = [...out.matchAll(/^Time: ([\d.]+) ms/gm)].map((m) => Number(m[1]));
+      resolve(code === 0 && times.length === queries ? { times } : { error: `psql exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
+    });
+  });
+}
+
+/** The masking case: the same 100,000-row SELECT direct, through jitgate, and through jitgate with masking. */
+async function maskingCase({ available, reps, queries, idleBusy, idleWait }) {
+  const names = ['direct', 'jitgate-unrecorded', 'jitgate-masked'].filter((t) => available[t]);
+  const results = [];
+  for (let rep = 1; rep <= reps; rep++) {
+    await waitForIdle(idleBusy, idleWait);
+    const order = names.map((_, i) => names[(i + rep - 1) % names.length]);
+    for (const t of order) {
+      const r = await timeSelects(available[t], queries);
+      results.push({ rep, target: t, ...r });
+      log(`  masking rep ${rep}/${reps} ${pad(t, 18)} ${r.error ? `ERROR ${r.error}` : `median ${median(r.times).toFixed(1)} ms per SELECT`}`);
+    }
+  }
+  const perRep = (t) => results.filter((r) => r.target === t && r.times).map((r) => ({ rep: r.rep, ms: median(r.times) }));
+  const ratio = (t, base) => perRep(t).flatMap((r) => perRep(base).filter((b) => b.rep === r.rep).map((b) => r.ms / b.ms));
+  const lines = [`masking case: ${MASKING_SELECT} (${MASKING_ROWS.toLocaleString('en')} rows, email and ssn masked), ${queries} per target per repetition, psql \\timing`];
+  lines.push(['target', 'ms per SELECT median [min-max]', 'time /direct', 'time /jitgate unmasked'].map((h, i) => pad(h, [20, 32, 22, 22][i])).join(' '));
+  for (const t of names) {
+    lines.push(
+      [
+        pad(t, 20),
+        pad(summary(perRep(t).map((r) => r.ms), 1), 32),
+        pad(t === 'direct' ? '' : summary(ratio(t, 'direct'), 2), 22),
+        t === 'jitgate-masked' ? summary(ratio(t, 'jitgate-unrecorded'), 2) : '',
+      ].join(' ').trimEnd(),
+    );
+  }
+  return lines.join('\n');
+}
 
 /** In the child: start the gateway, mint a token for user "bench" on connection "bench", report both. */
 async function jitgateChild() {
@@ -453,6 +516,18 @@ async function main() {
       env: { ...process.env, PGPASSWORD: bench.password, PGSSLMODE: 'disable' },
     });
     if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+    const maskingMode = process.env.BENCH_MASKING ?? '1';
+    if (maskingMode !== '0') {
+      await pgServer.query(
+        `CREATE TABLE bench_people AS SELECT g AS id, 'person' || g || '@example.com' AS email, lpad(g::text, 9, '0') AS ssn, 'note number ' || g AS note FROM generate_series(1, ${MASKING_ROWS}) g;
+         ALTER TABLE bench_people OWNER TO ${bench.user}`,
+        undefined,
+        { database: 'bench' },
+      );
+      await pgServer.query('VACUUM ANALYZE bench_people', undefined, { database: 'bench' });
+      // The masking case needs these three, whatever BENCH_TARGETS says.
+      for (const t of ['direct', 'jitgate-unrecorded', 'jitgate-masked']) if (!targets.includes(t)) targets.push(t);
+    }
     await pgServer.query('CHECKPOINT', undefined, { database: 'postgres' });
 
     const available = {};
@@ -478,7 +553,15 @@ async function main() {
         log(`bench: SKIPPING ${name} (the gateway did not start or does not relay yet): ${err.message}`);
       }
     }
-    targets = targets.filter((t) => available[t]);
+    const maskingReport =
+      maskingMode !== '0' ? await maskingCase({ available, reps, queries: Number(process.env.BENCH_MASKING_QUERIES ?? 5), idleBusy, idleWait }) : undefined;
+    // The masked gateway is only for the masking case; pgbench tables are not masked anyway.
+    targets = targets.filter((t) => available[t] && t !== 'jitgate-masked');
+    if (maskingMode === 'only') {
+      console.log('');
+      console.log(maskingReport);
+      return;
+    }
     if (targets.length === 0) throw new Error('no target available');
 
     if (warmup > 0) {
@@ -543,6 +626,10 @@ async function main() {
     for (const name of Object.keys(JITGATE_VARIANTS)) if (!available[name] && envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate,jitgate-unrecorded').includes(name)) console.log(`${name}: SKIPPED (see the message above)`);
     console.log('');
     console.log(report({ results, modes, clientsList, targets }));
+    if (maskingReport) {
+      console.log('');
+      console.log(maskingReport);
+    }
     if (process.env.BENCH_JSON) {
       writeFileSync(process.env.BENCH_JSON, JSON.stringify({ duration, reps, pin, idle, results }, null, 2));
       console.log(`raw results: ${process.env.BENCH_JSON}`);

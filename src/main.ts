@@ -11,6 +11,9 @@ import { TokenAuthority } from './access/tokens.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
 import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
+import { publishReviewEvents, registerReviewRoutes, type ReviewRoutes } from './api/review-routes.js';
+import { registerConsoleApi, type ConsoleApi } from './api/console-api.js';
+import type { LiveHub } from './api/live-routes.js';
 import type { AuditLog } from './audit/log.js';
 import { startHttpServer, type HttpServerHandle } from './api/http.js';
 import { Router } from './api/router.js';
@@ -27,16 +30,25 @@ import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { PostgresListener } from './protocols/postgres/listener.js';
+import { MysqlListener } from './protocols/mysql/listener.js';
+import { RedisListener } from './protocols/redis/listener.js';
+import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
 import { SessionService } from './session/service.js';
+import { auditReviewEvents } from './review/audit.js';
+import { notifyReviewEvents } from './review/notify.js';
+import { ReviewRepository } from './review/repository.js';
+import { ReviewService } from './review/service.js';
+import { startMcp, type McpModule } from './mcp/wire.js';
 import { loadPostgresParser } from './sql/postgres.js';
+import { startMasking, type MaskingModule } from './masking/wire.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { ensureCertificate } from './tls/certificate.js';
 
 export interface Gateway {
-  addresses: { http: string; postgres?: string };
+  addresses: { http: string; postgres?: string; mysql?: string; redis?: string };
   store: Store;
   metrics: Metrics;
   router: Router;
@@ -45,12 +57,18 @@ export interface Gateway {
   /** Who callers are (OIDC, gateway sessions, API keys); also the HTTP API's authenticator. */
   identity: IdentityService;
   postgres?: PostgresListener;
+  mysql?: MysqlListener;
+  redis?: RedisListener;
   /** Backend credentials per connection (static or per-session roles) and their janitor. */
   credentials: SessionCredentials;
   /** Session recordings (replay, live tails, kill, retention, legal holds). */
   recording: RecordingService;
   /** The hash-chained audit log; other parts append security events here. */
   audit: AuditLog;
+  /** Statements held in live sessions for approval (reviews: rules). */
+  reviews: ReviewService;
+  /** Live updates for browsers (GET /api/events): modules publish here, e.g. statement reviews. */
+  live: LiveHub;
   /** Graceful shutdown: drains sessions (up to the configured timeout), then closes everything. */
   close(): Promise<void>;
 }
@@ -71,6 +89,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const clock: Clock =
     options.clock ?? (options.now ? { now, at: (at, fn) => systemClock.at(Date.now() + (at - now()), fn) } : systemClock);
   let postgres: PostgresListener | undefined;
+  let mysql: MysqlListener | undefined;
+  let redis: RedisListener | undefined;
   let credentials: SessionCredentials | undefined;
   let http: HttpServerHandle | undefined;
   let access: AccessService | undefined;
@@ -78,19 +98,35 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let accessRoutes: AccessRoutes | undefined;
   let recording: RecordingModule | undefined;
   let recordingRoutes: RecordingRoutes | undefined;
+  let consoleApi: ConsoleApi | undefined;
+  let reviews: ReviewService | undefined;
+  let reviewRoutes: ReviewRoutes | undefined;
+  let mcp: McpModule | undefined;
+  let masking: MaskingModule | undefined;
   let draining = false;
   // Listeners drain first, then HTTP stops, then the store they write to closes.
   const shutdown = async () => {
     draining = true;
     accessRoutes?.stop();
     recordingRoutes?.stop();
-    await postgres?.close(config.shutdown.drainTimeoutMs);
+    consoleApi?.stop();
+    reviewRoutes?.stop();
+    // Agents' data sessions are clients of the listener: they end before it drains.
+    await mcp?.close();
+    await Promise.all([
+      postgres?.close(config.shutdown.drainTimeoutMs),
+      mysql?.close(config.shutdown.drainTimeoutMs),
+      redis?.close(config.shutdown.drainTimeoutMs),
+    ]);
     // Ended sessions are still closing their recordings (final digest to the audit log).
     await recording?.stop();
     // Ended sessions are still dropping their roles; the store must outlive that.
     await credentials?.close();
+    await masking?.close();
     await http?.close();
     access?.close();
+    // Sessions are gone by now (each withdrew what it held); this only stops timers.
+    reviews?.close();
     notifier?.close();
     store.close();
   };
@@ -129,10 +165,29 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const recorder = (recording = startRecording({ config, db: store.database, clock, log, grants: accessService, accessEvents: accessService.events }));
     notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
     notifier.attach(accessService.events);
+    // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
+    const reviewService = (reviews = new ReviewService({ repo: new ReviewRepository(store.database), clock, log }));
+    auditReviewEvents(reviewService.events, recorder.audit, log);
+    notifyReviewEvents(reviewService.events, notifier);
+    reviewService.start();
     const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
     // The statement parser (WebAssembly) loads once; guardrails refuse what it cannot analyse.
     await loadPostgresParser();
-    const sessions = new SessionService(store, metrics, log, now, { grants: accessService, clock, guardrails: config.guardrails });
+    const maskingEnv = options.env ?? process.env;
+    masking = await startMasking({
+      config: config.masking,
+      targets,
+      dataDir: config.dataDir,
+      resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env: maskingEnv }), env: maskingEnv }),
+    });
+    const maskingModule = masking;
+    const sessions = new SessionService(store, metrics, log, now, {
+      grants: accessService,
+      clock,
+      guardrails: config.guardrails,
+      ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
+      reviews: { rules: config.reviews ?? [], service: reviewService },
+    });
     let postgresAddress: string | undefined;
     if (config.listeners.postgres) {
       const listenerConfig = config.listeners.postgres;
@@ -143,7 +198,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         tlsRequired: config.tls.required,
         authMethods: config.auth.postgres.methods,
         verifier,
-        resolveTarget: (name) => targets.get(name),
+        resolveTarget: (name) => (targets.get(name)?.protocol === 'postgres' ? targets.get(name) : undefined),
         openSession: (info) => recorder.service.open({ ...info, protocol: 'postgres' }, () => sessions.open({ ...info, protocol: 'postgres' })),
         acquireBackend: (r) =>
           sessionCredentials.createFor(r.connection, {
@@ -175,6 +230,100 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       recorder.service.setKiller((id, reason, message) => listener.kill(id, reason, message));
       log.info({ address: postgresAddress }, 'postgres listener up');
     }
+    let mysqlAddress: string | undefined;
+    if (config.listeners.mysql) {
+      const mysqlConfig = config.listeners.mysql;
+      const mysqlTarget = (name: string) => (targets.get(name)?.protocol === 'mysql' ? targets.get(name) : undefined);
+      mysql = new MysqlListener({
+        host: mysqlConfig.host,
+        port: mysqlConfig.port,
+        tls: { context: secureContext },
+        tlsRequired: config.tls.required,
+        verifier,
+        resolveTarget: mysqlTarget,
+        isConnection: (name) => config.connections.some((c) => c.name === name),
+        killTarget: mysqlTarget,
+        localFilesAllowed: (name) => config.connections.find((c) => c.name === name)?.localInfile === true,
+        sessionRoles: (name) => {
+          const creds = config.connections.find((c) => c.name === name)?.credentials;
+          return creds?.mode === 'ephemeral' ? creds.roles : [];
+        },
+        openSession: (info) => recorder.service.open({ ...info, protocol: 'mysql' }, () => sessions.open({ ...info, protocol: 'mysql' })),
+        acquireBackend: (r) =>
+          sessionCredentials.createFor(r.connection, {
+            sessionId: r.sessionId,
+            user: r.user,
+            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
+          }),
+        onAuthFailure: (info) => {
+          metrics.authFailuresTotal.inc({ protocol: 'mysql', reason: info.reason });
+          log.warn({ ...info }, 'client authentication failed');
+          try {
+            store.recordAuthFailure({ at: now(), ...info });
+            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'mysql', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
+          } catch (err) {
+            log.error({ err }, 'cannot record failed login');
+          }
+        },
+        onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds),
+        log,
+      });
+      mysqlAddress = await mysql.listen();
+      // Kills and ended grants reach whichever listener holds the session.
+      const pgListener = postgres;
+      const myListener = mysql;
+      const killAny = (id: string, reason: Parameters<MysqlListener['kill']>[1], message: string) =>
+        (pgListener?.kill(id, reason, message) ?? false) || myListener.kill(id, reason, message);
+      sessions.setTerminator(killAny);
+      recorder.service.setKiller(killAny);
+      log.info({ address: mysqlAddress }, 'mysql listener up');
+    }
+    let redisAddress: string | undefined;
+    if (config.listeners.redis) {
+      const redisConfig = config.listeners.redis;
+      const redisConnections = config.connections.filter((c) => c.type === 'redis').map((c) => c.name);
+      redis = new RedisListener({
+        host: redisConfig.host,
+        port: redisConfig.port,
+        tls: { context: secureContext },
+        tlsRequired: config.tls.required,
+        verifier,
+        connections: () => redisConnections,
+        resolveTarget: (name) => (targets.get(name)?.protocol === 'redis' ? targets.get(name) : undefined),
+        openSession: (info) => recorder.service.open({ ...info, protocol: 'redis' }, () => sessions.open({ ...info, protocol: 'redis' })),
+        acquireBackend: (r) =>
+          sessionCredentials.createFor(r.connection, {
+            sessionId: r.sessionId,
+            user: r.user,
+            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
+          }),
+        onAuthFailure: (info) => {
+          metrics.authFailuresTotal.inc({ protocol: 'redis', reason: info.reason });
+          log.warn({ ...info }, 'client authentication failed');
+          try {
+            store.recordAuthFailure({ at: now(), ...info });
+            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'redis', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
+          } catch (err) {
+            log.error({ err }, 'cannot record failed login');
+          }
+        },
+        onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds),
+        // Key and hash-field masking and detectors, for the groups the session's grant carries.
+        maskerFor: (s) => {
+          const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
+          return policy ? new RedisReplyMasker(policy) : null;
+        },
+        log,
+      });
+      redisAddress = await redis.listen();
+      // Kills and ended grants reach whichever listener holds the session.
+      const [pgL, myL, rdL] = [postgres, mysql, redis];
+      const killAnywhere = (id: string, reason: Parameters<RedisListener['kill']>[1], message: string) =>
+        (pgL?.kill(id, reason, message) ?? false) || (myL?.kill(id, reason, message) ?? false) || rdL.kill(id, reason, message);
+      sessions.setTerminator(killAnywhere);
+      recorder.service.setKiller(killAnywhere);
+      log.info({ address: redisAddress }, 'redis listener up');
+    }
 
     // API routes are added by the services that own them (identity, access, ...).
     const router = new Router();
@@ -188,6 +337,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env }), env }),
     });
     accessService.setAdminCheck((who) => identity.service.isAdmin(who));
+    reviewService.setAdminCheck((who) => identity.service.isAdmin(who));
+    reviewRoutes = registerReviewRoutes(router, reviewService);
     const pgListener = postgres;
     accessRoutes = registerAccessRoutes(router, {
       access: accessService,
@@ -203,9 +354,43 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       auditors: recorder.auditConfig.auditors,
       now,
     });
+    // Browser sign-in and CSRF, roles, audit and admin reads, live events, OpenAPI, the web console.
+    const api = (consoleApi = registerConsoleApi(router, {
+      config,
+      identity: identity.service,
+      access: accessService,
+      audit: recorder.audit,
+      signer: recorder.signer,
+      auditors: recorder.auditConfig.auditors,
+      secretNames: () => new SecretStore(store, { env }).list(),
+      postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
+      tlsRequired: config.tls.required,
+      log,
+      now,
+    }));
+
+    // AI agents: MCP at /mcp, their SQL through the PostgreSQL listener above like any client.
+    const gatewayCertificate = certificate.cert;
+    mcp = startMcp({
+      config,
+      router,
+      identity: identity.service,
+      access: accessService,
+      store,
+      postgres: () =>
+        pgListener && config.listeners.postgres
+          ? { host: loopbackFor(config.listeners.postgres.host), port: pgListener.port, certificate: gatewayCertificate }
+          : undefined,
+      redis: () =>
+        redis && config.listeners.redis
+          ? { host: loopbackFor(config.listeners.redis.host), port: redis.port, certificate: gatewayCertificate }
+          : undefined,
+      now,
+      log,
+    });
 
     http = await startHttpServer({
-      fallback: (req, res) => router.handle(req, res),
+      fallback: async (req, res) => (await router.handle(req, res)) || api.serveConsole(req, res),
       host: config.listeners.http.host,
       port: config.listeners.http.port,
       metrics,
@@ -215,23 +400,32 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         if (draining) reasons.push('draining');
         if (!store.ping()) reasons.push('store_unreachable');
         if (postgres && !postgres.listening) reasons.push('postgres_listener_down');
+        if (mysql && !mysql.listening) reasons.push('mysql_listener_down');
+        if (redis && !redis.listening) reasons.push('redis_listener_down');
         return { ok: reasons.length === 0, reasons };
       },
     });
     await identity.listening(http.address);
+    // Held clients are told where to approve: the console's page of the review.
+    reviewService.setConsoleBase(http.address);
+    publishReviewEvents(reviewService, api.live);
 
     let closing: Promise<void> | undefined;
     return {
-      addresses: { http: http.address, postgres: postgresAddress },
+      addresses: { http: http.address, postgres: postgresAddress, mysql: mysqlAddress, redis: redisAddress },
       store,
       metrics,
       router,
       access: accessService,
       identity: identity.service,
       postgres,
+      mysql,
+      redis,
       credentials: sessionCredentials,
       recording: recorder.service,
       audit: recorder.audit,
+      live: api.live,
+      reviews: reviewService,
       close: () => {
         closing ??= (async () => {
           log.info('gateway shutting down');
@@ -272,7 +466,7 @@ async function resolveTargets(config: GatewayConfig, store: Store, env: NodeJS.P
   const secretStore = new SecretStore(store, { env });
   const targets = new Map<string, BackendTarget>();
   for (const c of config.connections) {
-    if (c.type !== 'postgres') continue;
+    if (c.type !== 'postgres' && c.type !== 'mysql' && c.type !== 'redis') continue;
     targets.set(c.name, {
       connection: c.name,
       protocol: c.type,
@@ -296,4 +490,9 @@ async function readCa(connection: string, path: string): Promise<string> {
       cause: err,
     });
   }
+}
+
+/** Where the gateway reaches its own listener: a wildcard bind address is reached on loopback. */
+function loopbackFor(host: string): string {
+  return host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '::1' : host;
 }

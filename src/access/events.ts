@@ -17,20 +17,24 @@ export type AccessEvent =
 
 export type AccessEventType = AccessEvent['type'];
 
-export class AccessEvents {
-  private listeners: Array<(event: AccessEvent) => void> = [];
+/**
+ * Synchronous publish/subscribe for one kind of event (access here; statement reviews use it too).
+ * A listener that throws is reported to `onListenerError` and skipped.
+ */
+export class EventBus<E extends { type: string }> {
+  private listeners: Array<(event: E) => void> = [];
 
-  constructor(private readonly onListenerError: (err: unknown, event: AccessEvent) => void = () => undefined) {}
+  constructor(private readonly onListenerError: (err: unknown, event: E) => void = () => undefined) {}
 
   /** Subscribe; returns the unsubscribe function. */
-  on(listener: (event: AccessEvent) => void): () => void {
+  on(listener: (event: E) => void): () => void {
     this.listeners.push(listener);
     return () => {
       this.listeners = this.listeners.filter((l) => l !== listener);
     };
   }
 
-  emit(event: AccessEvent): void {
+  emit(event: E): void {
     for (const listener of [...this.listeners]) {
       try {
         listener(event);
@@ -40,3 +44,5 @@ export class AccessEvents {
     }
   }
 }
+
+export class AccessEvents extends EventBus<AccessEvent> {}

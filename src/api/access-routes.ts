@@ -20,7 +20,7 @@ import type { AccessRequest, GrantRecord, RequestState } from '../access/reposit
 import { tryParseDuration } from '../core/duration.js';
 import type { Identity } from '../core/types.js';
 import { sendJson } from './http.js';
-import { HttpError, type RouteContext, type Router } from './router.js';
+import { HttpError, type RouteContext, type RouteDoc, type Router } from './router.js';
 
 export interface AccessRoutesOptions {
   access: AccessService;
@@ -45,7 +45,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   const waiters = new Set<() => void>();
   const typeOf = new Map(options.connections.map((c) => [c.name, c.type]));
 
-  const route = (method: string, pattern: string, fn: (ctx: RouteContext, who: Identity) => unknown, status = 200) =>
+  const route = (method: string, pattern: string, fn: (ctx: RouteContext, who: Identity) => unknown, status = 200, doc?: RouteDoc) =>
     router.add(
       method,
       pattern,
@@ -60,7 +60,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
           throw err;
         }
       },
-      { status },
+      { status, ...(doc ? { doc } : {}) },
     );
 
   route('GET', '/api/whoami', (_ctx, who) => ({
@@ -70,7 +70,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
     via: who.via,
     admin: access.isAdmin(who),
     grants: access.listGrants(who).mine.map(grantJson),
-  }));
+  }), 200, { summary: 'Who I am, my groups, admin flag and active grants', roles: ['requester'] });
 
   route('GET', '/api/connections', (_ctx, who) => ({
     connections: access.connectionsFor(who).map((c) => ({
@@ -84,7 +84,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
             : { state: 'none' },
       ...(c.policy ? { policy: c.policy } : {}),
     })),
-  }));
+  }), 200, { summary: 'Connections I can see, with my access state (none, pending, granted until)', roles: ['requester'] });
 
   route(
     'POST',
@@ -99,8 +99,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
       });
       return { request: requestJson(outcome.request), grant: outcome.grant && grantJson(outcome.grant), reasons: outcome.reasons, message: outcome.message };
-    },
-    201,
+    }, 201, { summary: 'Request access to a connection', roles: ['requester'], body: { connection: 'string', duration: 'string - e.g. 30m, 1h', reason: 'string? - why (required by some policies)', breakGlass: 'boolean? - emergency access, if the policy allows it' } }
   );
 
   route('GET', '/api/requests', (ctx, who) => {
@@ -110,7 +109,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
     }
     const { mine, approvable } = access.listRequests(who, state ? { state: state as RequestState } : {});
     return { mine: mine.map(requestJson), approvable: approvable.map(requestJson) };
-  });
+  }, 200, { summary: 'My access requests and those I may approve', roles: ['requester', 'approver'], query: { state: 'string? - pending, granted, denied, withdrawn or expired' } });
 
   route('GET', '/api/requests/:id', async (ctx, who) => {
     let request = access.getRequest(who, ctx.params.id!);
@@ -137,7 +136,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
       request = access.getRequest(who, request.id);
     }
     return requestJson(request);
-  });
+  }, 200, { summary: 'One access request (its requester, approvers, admins)', roles: ['owner', 'approver', 'admin'], query: { wait: 'integer? - long-poll up to this many seconds while pending' } });
 
   route('POST', '/api/requests/:id/approve', (ctx, who) => {
     const body = object(ctx.body ?? {});
@@ -146,24 +145,24 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
       breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
     });
     return { request: requestJson(outcome.request), grant: outcome.grant && grantJson(outcome.grant), reasons: outcome.reasons, message: outcome.message };
-  });
+  }, 200, { summary: 'Approve an access request (not your own)', roles: ['approver'], body: { comment: 'string?', breakGlass: 'boolean?' } });
 
   route('POST', '/api/requests/:id/deny', (ctx, who) => {
     const body = object(ctx.body ?? {});
     const outcome = access.deny(who, ctx.params.id!, optionalString(body, 'reason') ?? '');
     return { request: requestJson(outcome.request), reasons: outcome.reasons, message: outcome.message };
-  });
+  }, 200, { summary: 'Deny an access request', roles: ['approver'], body: { reason: 'string?' } });
 
   route('GET', '/api/grants', (ctx, who) => {
     const all = ctx.query.get('all');
     const { mine, others } = access.listGrants(who, { includeEnded: all === '1' || all === 'true' });
     return { mine: mine.map(grantJson), others: others.map(grantJson) };
-  });
+  }, 200, { summary: 'Active grants: mine, and others I may revoke', roles: ['requester', 'approver', 'admin'], query: { all: 'string? - 1: include ended grants' } });
 
   route('POST', '/api/grants/:id/revoke', (ctx, who) => {
     const body = object(ctx.body ?? {});
     return grantJson(access.revoke(who, ctx.params.id!, optionalString(body, 'reason')));
-  });
+  }, 200, { summary: 'Revoke a grant (its holder, its approvers, admins)', roles: ['owner', 'approver', 'admin'], body: { reason: 'string?' } });
 
   route(
     'POST',
@@ -183,8 +182,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         grant: grantJson(minted.grant),
         ...(pg ? { postgres: { host: pg.host, port: pg.port, database: connection, sslmode: options.tlsRequired ? 'require' : 'prefer' } } : {}),
       };
-    },
-    201,
+    }, 201, { summary: 'A fresh access token under my active grant, and where to connect', roles: ['requester'], body: { connection: 'string' } }
   );
 
   return {

@@ -29,7 +29,7 @@ import type { ApiKeyRow } from '../identity/repository.js';
 import { bearerOf, type IdentityService } from '../identity/service.js';
 import { SessionError, type SessionPair } from '../identity/sessions.js';
 import type { Logger } from '../obs/log.js';
-import { HttpError, type RouteContext, type Router } from './router.js';
+import { HttpError, type RouteContext, type RouteDoc, type Router } from './router.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -99,7 +99,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
     method: string,
     pattern: string,
     fn: (ctx: RouteContext) => unknown,
-    options: { auth?: 'none' | 'required'; status?: number; admin?: boolean } = {},
+    options: { auth?: 'none' | 'required'; status?: number; admin?: boolean; doc?: RouteDoc } = {},
   ) =>
     router.add(
       method,
@@ -114,7 +114,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
           translate(err, log);
         }
       },
-      { auth: options.auth ?? 'required', status: options.status ?? 200 },
+      { auth: options.auth ?? 'required', status: options.status ?? 200, ...(options.doc ? { doc: options.doc } : {}) },
     );
 
   route(
@@ -139,7 +139,14 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       });
       return { ...r, expiresAt: iso(r.expiresAt) };
     },
-    { auth: 'none' },
+    {
+      auth: 'none',
+      doc: {
+        summary: 'Start a CLI sign-in (PKCE with a loopback redirect, or the device flow); rate limited',
+        roles: ['anyone'],
+        body: { flow: 'string? - pkce or device', redirectUri: 'string? - pkce: http://127.0.0.1:PORT/...', codeChallenge: 'string? - pkce: S256 challenge', codeChallengeMethod: 'string? - S256', issuer: 'string?' },
+      },
+    },
   );
 
   route(
@@ -170,7 +177,14 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
           throw new HttpError(400, 'unsupported_grant_type', 'grantType must be authorization_code, device_code or refresh_token');
       }
     },
-    { auth: 'none' },
+    {
+      auth: 'none',
+      doc: {
+        summary: 'Finish a CLI sign-in or refresh: a gateway session (jgs_) and refresh token (jgr_); rate limited',
+        roles: ['anyone'],
+        body: { grantType: 'string - authorization_code, device_code or refresh_token', loginId: 'string?', code: 'string?', codeVerifier: 'string?', refreshToken: 'string?', iss: 'string?' },
+      },
+    },
   );
 
   route(
@@ -183,7 +197,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       const ended = tokens.map((t) => identity.sessions.logout(t)).some(Boolean);
       return { loggedOut: ended };
     },
-    { auth: 'none' },
+    { auth: 'none', doc: { summary: 'End a CLI sign-in (bearer session token or refresh token)', roles: ['anyone'], body: { refreshToken: 'string?' } } },
   );
 
   route('GET', '/api/auth/me', async (ctx) => {
@@ -197,7 +211,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       admin: identity.isAdmin(who),
       ...(session ? { session: { expiresAt: iso(session.expiresAt), loginExpiresAt: iso(session.loginExpiresAt) } } : {}),
     };
-  });
+  }, { doc: { summary: 'The signed-in caller and, for a gateway session, its expiry', roles: ['requester'] } });
 
   route(
     'POST',
@@ -215,10 +229,10 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       log.info({ apiKey: created.row.id, name: created.row.name, groups: created.row.groups, by: ctx.identity!.user }, 'API key created');
       return { ...apiKeyJson(created.row), key: created.key };
     },
-    { admin: true, status: 201 },
+    { admin: true, status: 201, doc: { summary: 'Create an API key (shown once)', roles: ['admin'], body: { name: 'string', groups: 'string[]', ttl: 'string? - e.g. 90d' } } },
   );
 
-  route('GET', '/api/apikeys', () => ({ keys: identity.apiKeys.list().map(apiKeyJson) }), { admin: true });
+  route('GET', '/api/apikeys', () => ({ keys: identity.apiKeys.list().map(apiKeyJson) }), { admin: true, doc: { summary: 'API keys (never the keys themselves)', roles: ['admin'] } });
 
   route(
     'DELETE',
@@ -228,6 +242,6 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       log.info({ apiKey: row.id, name: row.name, by: ctx.identity!.user }, 'API key revoked');
       return apiKeyJson(row);
     },
-    { admin: true },
+    { admin: true, doc: { summary: 'Revoke an API key', roles: ['admin'] } },
   );
 }

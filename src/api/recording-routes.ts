@@ -93,12 +93,18 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     const statement = q.get('statement');
     if (statement) filter.statement = statement;
     return { sessions: repo.search(filter).map((s) => sessionJson(s, recording.isLive(s.id))) };
+  }, {
+    doc: {
+      summary: 'Sessions, newest first: my own, or everyone\'s for auditors and admins',
+      roles: ['owner', 'auditor', 'admin'],
+      query: { user: 'string?', connection: 'string?', since: 'string?', until: 'string?', status: 'string? - live or ended', statement: 'string? - text a statement contains', limit: 'integer?' },
+    },
   });
 
   router.add('GET', '/api/sessions/:id', (ctx) => {
     const s = readable(ctx);
     return { session: sessionJson(s, recording.isLive(s.id)) };
-  });
+  }, { doc: { summary: 'One session and its recording', roles: ['owner', 'auditor', 'admin'] } });
 
   router.add('GET', '/api/sessions/:id/events', async (ctx) => {
     const s = readable(ctx);
@@ -112,14 +118,14 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       verification: { ok: check.ok, problems: check.problems, open: check.open, truncatedFile: read.result.truncated },
       events,
     };
-  });
+  }, { doc: { summary: "A session's recorded events and the recording's verification", roles: ['owner', 'auditor', 'admin'], query: { after: 'integer? - events after this sequence number', limit: 'integer?' } } });
 
   router.add('GET', '/api/sessions/:id/events/stream', async (ctx) => {
     const s = readable(ctx);
     const lastId = ctx.query.get('after') ?? headerOf(ctx, 'last-event-id');
     await liveTail(ctx.res, s, lastId === undefined ? -1 : Number(lastId));
     return undefined;
-  });
+  }, { doc: { summary: "Follow a session: its recorded events, then live ones (server-sent events)", roles: ['owner', 'auditor', 'admin'], query: { after: 'integer?' }, produces: 'text/event-stream' } });
 
   router.add(
     'POST',
@@ -134,7 +140,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       if (outcome !== 'killed') throw new HttpError(409, 'not_live', `session ${s.id} is not live on this gateway`);
       return { killed: true, session: s.id };
     },
-    { status: 202 },
+    { status: 202, doc: { summary: 'End a live session now (admins, or its own user)', roles: ['owner', 'admin'], body: { reason: 'string' } } },
   );
 
   router.add('POST', '/api/sessions/:id/hold', (ctx) => {
@@ -142,7 +148,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     const s = readable(ctx);
     if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may place a legal hold');
     return holdCall(() => ({ recording: recordingJson(placeHold(repo, o.audit, { sessionId: s.id, by: who.user, reason: reasonOf(ctx.body, true)!, at: o.now() })) }));
-  });
+  }, { doc: { summary: "Put a session's recording on legal hold", roles: ['auditor', 'admin'], body: { reason: 'string' } } });
 
   router.add('POST', '/api/sessions/:id/unhold', (ctx) => {
     const who = ctx.identity!;
@@ -150,7 +156,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may release a legal hold');
     const reason = reasonOf(ctx.body, false);
     return holdCall(() => ({ recording: recordingJson(releaseHold(repo, o.audit, { sessionId: s.id, by: who.user, ...(reason ? { reason } : {}) })) }));
-  });
+  }, { doc: { summary: 'Release a legal hold', roles: ['auditor', 'admin'], body: { reason: 'string?' } } });
 
   /** What is recorded so far, then live events, as server-sent events. */
   async function liveTail(res: ServerResponse, s: SessionListing, after: number): Promise<void> {

@@ -12,6 +12,8 @@ export class HttpError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** Extra response headers (e.g. Retry-After on 429). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = 'HttpError';
@@ -37,12 +39,46 @@ export type Authenticator = (req: IncomingMessage) => Promise<Identity | null> |
 /** Handles a whole request itself (see Router.mount). */
 export type RawHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
-interface Route {
+/** Who may call a route, as documented in the OpenAPI document (the handler enforces it). */
+export type Role = 'anyone' | 'requester' | 'approver' | 'auditor' | 'admin' | 'owner';
+
+/**
+ * A route's description for /api/openapi.json, written where the route is registered. Body and
+ * query fields use a tiny type language: `string`, `integer`, `boolean`, `string[]`, `object`, with a
+ * trailing `?` for optional, then ` - description`.
+ */
+export interface RouteDoc {
+  summary: string;
+  /** Who may call it; several mean any of them (e.g. the session's owner or an auditor). */
+  roles?: Role[];
+  query?: Record<string, string>;
+  body?: Record<string, string>;
+  /** Response media type when not JSON (e.g. text/event-stream). */
+  produces?: string;
+  /** A redirect or page rather than a JSON answer. */
+  redirect?: boolean;
+}
+
+export interface RouteOptions {
+  auth?: 'required' | 'none';
+  status?: number;
+  doc?: RouteDoc;
+}
+
+export interface RouteInfo {
   method: string;
-  parts: string[];
-  handler: RouteHandler;
+  pattern: string;
   auth: 'required' | 'none';
   status: number;
+  doc?: RouteDoc;
+}
+
+/** Runs before authentication on every matched route; throws HttpError to refuse (rate limits). */
+export type RouteGuard = (req: IncomingMessage, route: RouteInfo) => void;
+
+interface Route extends RouteInfo {
+  parts: string[];
+  handler: RouteHandler;
 }
 
 const MAX_BODY_BYTES = 1024 * 1024;
@@ -51,6 +87,7 @@ export class Router {
   private readonly routes: Route[] = [];
   private authenticator: Authenticator = () => null;
   private readonly mounts: Array<{ prefix: string; handler: RawHandler }> = [];
+  private readonly guards: RouteGuard[] = [];
 
   /**
    * Hands every request under `prefix` (e.g. `/dev-idp`) to `handler` untouched: no authentication,
@@ -65,9 +102,31 @@ export class Router {
     this.authenticator = authenticator;
   }
 
+  /** The authenticator in place, so a layer (browser cookies) can wrap it. */
+  getAuthenticator(): Authenticator {
+    return this.authenticator;
+  }
+
+  addGuard(guard: RouteGuard): void {
+    this.guards.push(guard);
+  }
+
   /** `pattern` like `/api/requests/:id/approve`. */
-  add(method: string, pattern: string, handler: RouteHandler, options: { auth?: 'required' | 'none'; status?: number } = {}): void {
-    this.routes.push({ method, parts: pattern.split('/'), handler, auth: options.auth ?? 'required', status: options.status ?? 200 });
+  add(method: string, pattern: string, handler: RouteHandler, options: RouteOptions = {}): void {
+    this.routes.push({
+      method,
+      pattern,
+      parts: pattern.split('/'),
+      handler,
+      auth: options.auth ?? 'required',
+      status: options.status ?? 200,
+      ...(options.doc ? { doc: options.doc } : {}),
+    });
+  }
+
+  /** Every route, in registration order (for the OpenAPI document). */
+  list(): RouteInfo[] {
+    return this.routes.map(({ method, pattern, auth, status, doc }) => ({ method, pattern, auth, status, ...(doc ? { doc } : {}) }));
   }
 
   /** Handles the request if a route matches; false lets the caller answer 404. */
@@ -86,6 +145,7 @@ export class Router {
       pathMatched = true;
       if (route.method !== req.method) continue;
       try {
+        for (const guard of this.guards) guard(req, route);
         const identity = await this.authenticator(req);
         if (route.auth === 'required' && !identity) {
           throw new HttpError(401, 'unauthenticated', 'sign in first: `jitgate login`, or send a bearer token');
@@ -97,7 +157,7 @@ export class Router {
         if (res.headersSent) {
           res.destroy();
         } else if (err instanceof HttpError) {
-          sendJson(res, err.status, { error: err.code, message: err.message });
+          sendJson(res, err.status, { error: err.code, message: err.message }, err.headers);
         } else {
           throw err;
         }

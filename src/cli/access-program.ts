@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { connectCommand, type ConnectOptions } from './commands/connect.js';
 import { connectionsCommand, grantsCommand, revokeCommand, whoamiCommand } from './commands/grants.js';
+import { mcpCommand } from './commands/mcp.js';
 import { requestCommand, type RequestOptions } from './commands/request.js';
 import { approveCommand, denyCommand, requestsCommand } from './commands/requests.js';
 import type { CliIo } from './io.js';
@@ -15,6 +16,11 @@ export function registerAccessCommands(program: Command, io: CliIo): void {
     .description('who the gateway knows you as: identity, groups and current grants')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) => whoamiCommand(io, opts));
+
+  program
+    .command('mcp')
+    .description('serve the gateway\'s MCP tools to a local agent over stdio, as you (or the API key in $JITGATE_TOKEN)')
+    .action(() => mcpCommand(io));
 
   program
     .command('connections')
@@ -36,14 +42,14 @@ export function registerAccessCommands(program: Command, io: CliIo): void {
 
   program
     .command('requests')
-    .description('your access requests, and those you can approve')
-    .option('--state <state>', 'only pending, granted, denied, withdrawn or expired (approvable: pending by default)')
+    .description('your access requests, those you can approve, and statements held for approval')
+    .option('--state <state>', 'only pending, granted, approved, denied, withdrawn or expired (approvable: pending by default)')
     .option('--json', 'print JSON')
     .action((opts: { state?: string; json?: boolean }) => requestsCommand(io, opts));
 
   program
     .command('approve')
-    .description('approve an access request (id or a unique prefix of it)')
+    .description('approve an access request or a statement held for approval (id or a unique prefix of it)')
     .argument('<id>')
     .option('-m, --comment <text>', 'a comment for the record')
     .option('--break-glass', 'approve your own request in an emergency, where the policy allows it (--comment is the reason)')
@@ -51,10 +57,11 @@ export function registerAccessCommands(program: Command, io: CliIo): void {
 
   program
     .command('deny')
-    .description('deny an access request (or withdraw your own)')
+    .description('deny an access request or a held statement (or withdraw your own)')
     .argument('<id>')
-    .requiredOption('-r, --reason <text>', 'why (the requester sees it)')
-    .action((id: string, opts: { reason: string }) => denyCommand(io, id, opts));
+    .option('-r, --reason <text>', 'why (the requester sees it; required for access requests)')
+    .option('-m, --comment <text>', 'the same, for a held statement: shown to its author in the error')
+    .action((id: string, opts: { reason?: string; comment?: string }) => denyCommand(io, id, opts));
 
   program
     .command('grants')

@@ -2,7 +2,6 @@
  * The `jitgate` command line. Commands are thin: they find the config and store, call the same
  * services the gateway uses, and print. Expected failures become one line on stderr and exit code 1.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { CredentialError } from '../credentials/secret-store.js';
@@ -15,15 +14,7 @@ import { secretsList, secretsRemove, secretsSet } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
 import { tokenCommand } from './commands/token.js';
 import { CliError, processIo, type CliIo } from './io.js';
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
+import { packageVersion } from '../core/version.js';
 
 const STORE_HELP = 'config file (default: $JITGATE_CONFIG, else ./jitgate.yaml, else the embedded default)';
 const DATA_DIR_HELP = 'data directory of the embedded default, used when there is no config file (default .data)';

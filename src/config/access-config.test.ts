@@ -105,7 +105,7 @@ describe('notifications', () => {
         url: 'https://hooks.example.com/jitgate',
         secret: 'env:HOOK_SECRET',
         format: 'json',
-        events: ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry'],
+        events: ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision'],
         timeoutMs: 5000,
         maxAttempts: 6,
         initialBackoffMs: 1000,
@@ -131,7 +131,7 @@ describe('notifications', () => {
 `);
     expect(p[0]).toBe('jitgate.yaml:3:12: notifications.webhooks[0].url: expected an http:// or https:// URL, got "ftp://example.com"');
     expect(p[1]).toMatch(/^jitgate.yaml:4:15: notifications.webhooks\[0\].secret: a plain password is not allowed/);
-    expect(p[2]).toBe('jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, got "lunch"');
+    expect(p[2]).toBe('jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, review, review_decision, got "lunch"');
     expect(p.join('\n')).not.toContain('hunter2');
   });
 });

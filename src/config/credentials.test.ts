@@ -54,9 +54,8 @@ describe('connections[].credentials', () => {
     expect(problems(conn('    credentials: { roles: [r] }\n'))).toEqual([
       'jitgate.yaml:7:20: connections[0].credentials.roles: only used with mode: ephemeral',
     ]);
-    expect(problems(conn('    credentials: { mode: ephemeral, roles: [r] }\n', 'mysql'))[0]).toContain(
-      'connections[0].credentials.mode: ephemeral credentials are available for postgres connections only',
-    );
+    // MySQL connections have per-session users too (credentials/ephemeral/mysql-users.ts).
+    expect(problems(conn('    credentials: { mode: ephemeral, roles: [r] }\n', 'mysql'))).toEqual([]);
     expect(problems(conn('    credentials: { mode: temporary }\n'))[0]).toContain(
       'credentials.mode: expected one of "static", "ephemeral", got "temporary"',
     );

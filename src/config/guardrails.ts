@@ -13,6 +13,9 @@
  *         unboundedWrites: true         # UPDATE/DELETE without WHERE, CTEs included
  *         multiStatement: true
  *         readOnly: false
+ *         commands: [flushall, config, "client|kill"]   # Redis connections: commands/subcommands
+ *         categories: [dangerous, scripting]            # Redis ACL categories
+ *         keys: ["secret:*"]                            # Redis key globs (case-sensitive)
  *       reason: "ask the DBA on call"   # optional, appended to the message
  */
 import { z } from 'zod';
@@ -25,7 +28,7 @@ const KINDS: readonly StatementKind[] = [
   'listen', 'notify', 'unlisten', 'explain', 'prepare', 'execute', 'deallocate', 'lock', 'truncate', 'maintenance', 'other',
 ];
 
-const stringList = (what: string) =>
+export const stringList = (what: string) =>
   leaf(`a list of ${what}`, (v) => {
     const list = typeof v === 'string' ? [v] : v;
     if (!Array.isArray(list)) return undefined;
@@ -35,7 +38,18 @@ const stringList = (what: string) =>
     return [...new Set((list as string[]).map((x) => x.toLowerCase()))];
   });
 
-const kindList = () =>
+/** Redis keys are case-sensitive: unlike names above, key globs keep their case. */
+const keyList = () =>
+  leaf('a list of key globs', (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (typeof x !== 'string' || x === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
+    }
+    return [...new Set(list as string[])];
+  });
+
+export const kindList = () =>
   leaf('a list of statement kinds', (v) => {
     const list = typeof v === 'string' ? [v] : v;
     if (!Array.isArray(list)) return undefined;
@@ -57,6 +71,10 @@ export const guardrailSchema = z.strictObject({
     unboundedWrites: bool().optional(),
     multiStatement: bool().optional(),
     readOnly: bool().optional(),
+    // Redis connections (policy/redis-guardrails.ts): commands, ACL categories, key globs (case kept).
+    commands: stringList('Redis command names or globs').optional(),
+    categories: stringList('Redis ACL categories').optional(),
+    keys: keyList().optional(),
   }),
   reason: text('a reason').optional(),
 });
@@ -76,6 +94,9 @@ export function buildGuardrail(g: GuardrailFile): GuardrailRule {
       unboundedWrites: g.deny.unboundedWrites ?? false,
       multiStatement: g.deny.multiStatement ?? false,
       readOnly: g.deny.readOnly ?? false,
+      ...(g.deny.commands ? { commands: g.deny.commands } : {}),
+      ...(g.deny.categories ? { categories: g.deny.categories.map((c) => c.replace(/^@/, '')) } : {}),
+      ...(g.deny.keys ? { keys: g.deny.keys } : {}),
     },
     ...(g.reason ? { reason: g.reason } : {}),
   };

@@ -58,4 +58,18 @@ export function duration(min: number, max: number, exampleUnit = 's') {
   });
 }
 
+/** A list of names (a single string is a list of one), without duplicates. */
+export const nameList = (what: string, opts: { allowEmpty?: boolean } = {}) =>
+  leaf(`a list of ${what}`, (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list) || (list.length === 0 && !opts.allowEmpty)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (typeof x !== 'string' || x.trim() === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
+    }
+    return [...new Set(list as string[])];
+  });
+
+export const intBetween = (min: number, max: number) =>
+  leaf(`an integer from ${min} to ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
+
 export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -38,6 +38,8 @@ describe('parseConfig defaults', () => {
       identities: { oidc: [], admins: { groups: [] }, session: { ttlMs: 12 * 3_600_000, refreshTtlMs: 7 * 86_400_000 } },
       policies: [],
       guardrails: [],
+      reviews: [],
+      agents: { maxRows: 100, holdWaitMs: 5_000, limits: [] },
       notifications: { webhooks: [] },
       recording: {
         enabled: true,
@@ -156,13 +158,13 @@ describe('parseConfig errors', () => {
     ].join('\n');
     expect(problems(text)).toEqual([
       'jitgate.yaml:2:32: listeners.http.port: expected an integer between 0 and 65535, got 80800',
-      'jitgate.yaml:3:3: listeners.postgress: unknown key "postgress"; did you mean "postgres"? (allowed here: http, postgres)',
+      'jitgate.yaml:3:3: listeners.postgress: unknown key "postgress"; did you mean "postgres"? (allowed here: http, postgres, mysql, redis)',
       'jitgate.yaml:5:13: auth.tokenTtl: expected a duration such as 500ms, 30s, 15m, 1h or 1h30m, got 900 (add a unit, e.g. 900s)',
       'jitgate.yaml:11:15: connections[0].password: a plain password is not allowed in the config; use a secret reference instead: env:NAME, file:PATH, or secret:NAME after storing it with `jitgate secrets set NAME`',
       'jitgate.yaml:12:5: connections[1].database: required for a postgres connection: the database to open on the backend',
       'jitgate.yaml:12:11: connections[1].name: duplicate connection name "prod" (first defined at line 7)',
       'jitgate.yaml:15:18: connections[1].tls.mode: expected one of "disable", "prefer", "require", "verify-full", got "verify"',
-      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout, credentials)',
+      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout, credentials, localInfile)',
       'jitgate.yaml:18:10: log.level: expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent", got "loud"',
     ]);
   });

@@ -12,13 +12,16 @@
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { Bad, bool, describeValue, duration, isObj, leaf, text } from './leaf.js';
+import { Bad, bool, describeValue, duration, intBetween, isObj, leaf, nameList, text } from './leaf.js';
 import type { BackendTlsMode, Protocol } from '../core/types.js';
 import { DEFAULT_ROLE_PREFIX } from '../credentials/ephemeral/role-sql.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
 import { buildIdentities, identitiesCrossCheck, identitiesSchema } from './identities.js';
 import { auditSchema, buildAudit, buildRecording, recordingCrossCheck, recordingSchema } from './recording.js';
 import { buildGuardrail, guardrailSchema } from './guardrails.js';
+import { buildMasking, maskingSchema } from './masking.js';
+import { buildReview, reviewSchema } from './reviews.js';
+import { agentsSchema, buildAgents } from './agents.js';
 import type { PolicyRule } from '../policy/access.js';
 import type { ConnectionConfig, ConnectionCredentialsConfig, GatewayConfig, WebhookConfig } from './types.js';
 
@@ -36,6 +39,8 @@ export interface SchemaProblem {
 export const DEFAULTS = {
   httpListener: { host: '127.0.0.1', port: 8080 },
   postgresListener: { host: '127.0.0.1', port: 5433 },
+  mysqlListener: { host: '127.0.0.1', port: 3307 },
+  redisListener: { host: '127.0.0.1', port: 6380 },
   dataDir: '.data',
   storeFile: 'jitgate.db',
   authMethods: ['scram-sha-256'] as Array<'scram-sha-256' | 'cleartext'>,
@@ -139,10 +144,28 @@ const rolePrefix = () =>
     return v;
   });
 
+/**
+ * ACL rules for a Redis session's user (`+@read`, `~cache:*`, `&*`, `-flushall`). The gateway sets
+ * the user's password and state itself, so rules about those are refused.
+ */
+const redisAclRules = () =>
+  leaf('a non-empty list of Redis ACL rules such as "+@read", "~cache:*"', (v) => {
+    if (!Array.isArray(v) || v.length === 0) return undefined;
+    for (const [i, r] of v.entries()) {
+      if (typeof r !== 'string' || !/^\S+$/.test(r)) return new Bad(`item ${i}: expected one ACL rule without spaces, got ${describeValue(r)}`);
+      if (/^[<>#!]/.test(r) || ['on', 'off', 'nopass', 'resetpass', 'reset'].includes(r.toLowerCase())) {
+        return new Bad(`item ${i}: ${JSON.stringify(r)} is set by the gateway (password and state of the session's user); list permissions only`);
+      }
+    }
+    return [...new Set(v as string[])];
+  });
+
 const credentialsSchema = z.strictObject({
   mode: oneOf(['static', 'ephemeral'] as const).optional(),
   roles: roleNames().optional(),
   rolePrefix: rolePrefix().optional(),
+  /** Redis: the ACL rules of each session's own ACL user (credentials/ephemeral/redis-acl.ts). */
+  acl: redisAclRules().optional(),
 });
 
 const connectionSchema = z.strictObject({
@@ -162,22 +185,11 @@ const connectionSchema = z.strictObject({
     .optional(),
   connectTimeout: duration(100, 5 * 60_000).optional(),
   credentials: credentialsSchema.optional(),
+  /** MySQL: let sessions run LOAD DATA LOCAL INFILE (refused by default). */
+  localInfile: bool().optional(),
 });
 
 // Access policies and notifications (the access issue). Shapes are documented in jitgate.example.yaml.
-
-const nameList = (what: string, opts: { allowEmpty?: boolean } = {}) =>
-  leaf(`a list of ${what}`, (v) => {
-    const list = typeof v === 'string' ? [v] : v;
-    if (!Array.isArray(list) || (list.length === 0 && !opts.allowEmpty)) return undefined;
-    for (const [i, x] of list.entries()) {
-      if (typeof x !== 'string' || x.trim() === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
-    }
-    return [...new Set(list as string[])];
-  });
-
-const intBetween = (min: number, max: number) =>
-  leaf(`an integer from ${min} to ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
 
 const MAX_GRANT_MS = 30 * 86_400_000;
 
@@ -199,7 +211,7 @@ const policySchema = z.strictObject({
   access: accessRulesSchema.optional(),
 });
 
-export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry'] as const;
+export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision'] as const;
 
 const webhookSchema = z.strictObject({
   name: text('a webhook name').optional(),
@@ -235,6 +247,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       http: listener().optional(),
       postgres: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
+      mysql: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
+      redis: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
     })
     .optional(),
   tls: z.strictObject({ cert: path().optional(), key: path().optional(), required: bool().optional() }).optional(),
@@ -251,6 +265,9 @@ export const configSchema = z.strictObject({
   audit: auditSchema.optional(),
   policies: z.array(policySchema).optional(),
   guardrails: z.array(guardrailSchema).optional(),
+  masking: maskingSchema.optional(),
+  reviews: z.array(reviewSchema).optional(),
+  agents: agentsSchema.optional(),
   notifications: z.strictObject({ webhooks: z.array(webhookSchema).optional() }).optional(),
   log: z.strictObject({ level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const).optional() }).optional(),
   shutdown: z.strictObject({ drainTimeout: duration(0, 3_600_000).optional() }).optional(),
@@ -406,6 +423,12 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
   const development = file.development ?? false;
   const dataDir = ctx.dataDir !== undefined ? resolve(ctx.dataDir) : abs(file.dataDir ?? DEFAULTS.dataDir);
   const pg = file.listeners?.postgres;
+  const my = file.listeners?.mysql;
+  // The MySQL listener is on when configured, or when a MySQL connection exists (unless disabled).
+  const mysqlOn = my?.enabled ?? (my !== undefined || (file.connections ?? []).some((c) => c.type === 'mysql'));
+  const rd = file.listeners?.redis;
+  // Likewise the Redis listener (RESP2/3, TLS on the same port).
+  const redisOn = rd?.enabled ?? (rd !== undefined || (file.connections ?? []).some((c) => c.type === 'redis'));
   const http = file.listeners?.http;
   return {
     source: ctx.source,
@@ -416,6 +439,8 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
       ...(pg?.enabled === false
         ? {}
         : { postgres: { host: pg?.host ?? DEFAULTS.postgresListener.host, port: pg?.port ?? DEFAULTS.postgresListener.port } }),
+      ...(mysqlOn ? { mysql: { host: my?.host ?? DEFAULTS.mysqlListener.host, port: my?.port ?? DEFAULTS.mysqlListener.port } } : {}),
+      ...(redisOn ? { redis: { host: rd?.host ?? DEFAULTS.redisListener.host, port: rd?.port ?? DEFAULTS.redisListener.port } } : {}),
     },
     tls: {
       ...(file.tls?.cert !== undefined ? { cert: abs(file.tls.cert) } : {}),
@@ -445,6 +470,7 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
         },
         connectTimeoutMs: c.connectTimeout ?? DEFAULTS.connectTimeoutMs,
         ...(c.credentials ? { credentials: buildCredentials(c.credentials) } : {}),
+        ...(c.localInfile !== undefined ? { localInfile: c.localInfile } : {}),
       };
     }),
     identities: buildIdentities(file.identities, ctx.baseDir),
@@ -452,6 +478,9 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
     audit: buildAudit(file.audit, dataDir, ctx.baseDir),
     policies: (file.policies ?? []).map(buildPolicy),
     guardrails: (file.guardrails ?? []).map(buildGuardrail),
+    ...(file.masking ? { masking: buildMasking(file.masking) } : {}),
+    reviews: (file.reviews ?? []).map(buildReview),
+    agents: buildAgents(file.agents),
     notifications: { webhooks: (file.notifications?.webhooks ?? []).map((w, i) => buildWebhook(w, i, abs)) },
     log: { level: file.log?.level ?? DEFAULTS.logLevel },
     shutdown: { drainTimeoutMs: file.shutdown?.drainTimeout ?? DEFAULTS.drainTimeoutMs },
@@ -465,9 +494,16 @@ function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
     if (!isObj(c) || !isObj(c.credentials)) return;
     const at = ['connections', i, 'credentials'];
     const creds = c.credentials;
-    if (creds.mode === 'ephemeral') {
-      if ((c.type ?? 'postgres') !== 'postgres') {
-        problems.push({ path: [...at, 'mode'], message: 'ephemeral credentials are available for postgres connections only' });
+    if (creds.mode === 'ephemeral' && c.type === 'redis') {
+      // Redis: an ACL user per session, with the listed rules as its only permissions.
+      if (creds.acl === undefined || creds.acl === null) {
+        problems.push({ path: at, message: "mode: ephemeral on a redis connection needs `acl`: the ACL rules of each session's own user (e.g. [\"+@read\", \"~cache:*\"])" });
+      }
+      if (creds.roles !== undefined && creds.roles !== null) problems.push({ path: [...at, 'roles'], message: 'redis connections use `acl`, not roles', atKey: true });
+    } else if (creds.mode === 'ephemeral') {
+      if (creds.acl !== undefined && creds.acl !== null) problems.push({ path: [...at, 'acl'], message: 'only used on redis connections', atKey: true });
+      if ((c.type ?? 'postgres') !== 'postgres' && c.type !== 'mysql') {
+        problems.push({ path: [...at, 'mode'], message: 'ephemeral credentials are available for postgres and mysql connections only' });
       }
       if (creds.roles === undefined || creds.roles === null) {
         problems.push({
@@ -476,7 +512,7 @@ function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
         });
       }
     } else {
-      for (const key of ['roles', 'rolePrefix'] as const) {
+      for (const key of ['roles', 'rolePrefix', 'acl'] as const) {
         if (creds[key] !== undefined && creds[key] !== null) {
           problems.push({ path: [...at, key], message: 'only used with mode: ephemeral', atKey: true });
         }
@@ -488,7 +524,7 @@ function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
 
 function buildCredentials(c: NonNullable<ConfigFile['connections']>[number]['credentials'] & object): ConnectionCredentialsConfig {
   if (c.mode !== 'ephemeral') return { mode: 'static' };
-  return { mode: 'ephemeral', roles: c.roles ?? [], rolePrefix: c.rolePrefix ?? DEFAULT_ROLE_PREFIX };
+  return { mode: 'ephemeral', roles: c.roles ?? [], rolePrefix: c.rolePrefix ?? DEFAULT_ROLE_PREFIX, ...(c.acl ? { acl: c.acl } : {}) };
 }
 
 function absoluteFileRef(ref: string, abs: (p: string) => string): string {

@@ -6,6 +6,9 @@ import type { BackendTlsMode, Protocol } from '../core/types.js';
 import type { PolicyRule } from '../policy/access.js';
 import type { AuditConfig, RecordingConfig } from './recording.js';
 import type { GuardrailRule } from '../policy/guardrails.js';
+import type { MaskingConfig } from '../masking/policy.js';
+import type { AgentsConfig } from './agents.js';
+import type { ReviewRule } from '../review/rules.js';
 
 /** `env:NAME`, `file:PATH` or `secret:NAME` (the gateway's encrypted secret store). */
 export type SecretRef = string;
@@ -29,6 +32,8 @@ export interface ConnectionConfig {
   connectTimeoutMs: number;
   /** How sessions log in to the backend; absent means static (the stored user above). */
   credentials?: ConnectionCredentialsConfig;
+  /** MySQL: LOAD DATA LOCAL INFILE allowed (default: refused). */
+  localInfile?: boolean;
 }
 
 /**
@@ -38,7 +43,7 @@ export interface ConnectionConfig {
  */
 export type ConnectionCredentialsConfig =
   | { mode: 'static' }
-  | { mode: 'ephemeral'; roles: string[]; rolePrefix: string };
+  | { mode: 'ephemeral'; roles: string[]; rolePrefix: string; /** Redis: the session user's ACL rules. */ acl?: string[] };
 
 /** One OpenID Connect issuer whose users and service accounts the gateway accepts. */
 export interface OidcIssuerConfig {
@@ -108,6 +113,10 @@ export interface GatewayConfig {
   listeners: {
     http: ListenerConfig;
     postgres?: ListenerConfig;
+    /** MySQL/MariaDB clients (protocol 10); on when configured or when a mysql connection exists. */
+    mysql?: ListenerConfig;
+    /** Redis clients (RESP2/RESP3, TLS or plain on one port); on when configured or when a redis connection exists. */
+    redis?: ListenerConfig;
   };
   tls: {
     /** PEM file paths; when absent a self-signed pair is generated under dataDir on first start. */
@@ -134,13 +143,20 @@ export interface GatewayConfig {
   policies: PolicyRule[];
   /** Deny rules over parsed statements (./guardrails.ts); absent = none. */
   guardrails?: GuardrailRule[];
+  /** Result masking rules and content detectors (./masking.ts); absent = nothing is masked. */
+  masking?: MaskingConfig;
+  /** Statements held in the session until people approve them (./reviews.ts); absent = none. */
+  reviews?: ReviewRule[];
+  /** MCP endpoint defaults and agents' quotas (./agents.ts); absent in configs built in code = the defaults. */
+  agents?: AgentsConfig;
   /** Where request, approval, denial, revocation and break-glass events are sent. */
   notifications: { webhooks: WebhookConfig[] };
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   shutdown: { drainTimeoutMs: number };
 }
 
-export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry';
+/** `review`: a statement is held for approval; `review_decision`: a held statement was approved, denied, timed out or withdrawn. */
+export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry' | 'review' | 'review_decision';
 
 export interface WebhookConfig {
   name: string;

@@ -50,11 +50,13 @@ export interface BackendTarget {
 
 /** One statement as seen on the data path, before any decision. */
 export interface Statement {
-  /** 'simple' = Query message, 'parse' = extended-protocol Parse, 'function-call' = FunctionCall. */
+  /** 'simple' = Query message, 'parse' = extended-protocol Parse, 'function-call' = FunctionCall, 'command' = a Redis command. */
   source: 'simple' | 'parse' | 'function-call' | 'command';
   text: string;
   /** Prepared statement name for Parse ('' = unnamed). */
   name?: string;
+  /** source 'command' (Redis): the command's arguments, decoded as UTF-8; `text` is its display form. */
+  argv?: readonly string[];
 }
 
 export type Effect = 'allow' | 'deny' | 'review';
@@ -66,7 +68,27 @@ export interface Decision {
   /** Human-readable message for a deny (names the rule). */
   message?: string;
   rule?: string;
+  /**
+   * Protocol error code for a deny when it is not a policy refusal (PostgreSQL: SQLSTATE, e.g.
+   * 57014 for a held statement the client cancelled). Absent: insufficient privilege (42501).
+   */
+  code?: string;
 }
+
+/** What the client is told while a statement is held, and how it stops waiting (see PendingDecision). */
+export interface HoldInfo {
+  /** effect 'review', the rule and reasons; `message` names what is awaited (e.g. the review id). */
+  notice: Decision;
+  /** Why it is held, for people (what was found, the rule's reason). */
+  detail?: string;
+  /** What happens next: who must approve, how long it waits, where to approve it. */
+  hint?: string;
+  /** The client gave up on the statement (cancel request): the pending decision settles as a deny. */
+  withdraw(): void;
+}
+
+/** A held statement's decision; `hold` is present when the pipeline can say why and be withdrawn. */
+export type PendingDecision = Promise<Decision> & { hold?: HoldInfo };
 
 export type SessionEndReason =
   | 'client_quit'
@@ -94,7 +116,7 @@ export interface SessionCounters {
 export interface SessionPipeline {
   readonly id: string;
   /** Decide one statement. A Promise means the statement is held (e.g. for human approval). */
-  decide(statement: Statement): Decision | Promise<Decision>;
+  decide(statement: Statement): Decision | PendingDecision;
   /** The session has ended; counters are final. Called exactly once. */
   end(reason: SessionEndReason, counters: SessionCounters): void;
   /**
@@ -102,6 +124,51 @@ export interface SessionPipeline {
    * nothing is decoded at all, so passthrough stays cheap.
    */
   observer?: ResultObserver;
+  /**
+   * Masking of results for this session (the rules that apply to its identity and connection).
+   * Absent means no rule and no detector applies: results pass through untouched, at no cost.
+   */
+  masking?: SessionMasking;
+}
+
+export type MaskStrategyKind = 'redact' | 'partial' | 'hash' | 'null' | 'email' | 'phone' | 'card';
+
+/** How one output column is masked, and why (rule name and stable reason code, for the record). */
+export interface ColumnMask {
+  /** The masking rule's name ('lineage' when the column is masked because its origin is unprovable). */
+  rule: string;
+  /** masked_column (a masked source column), masked_expression (computed from one), masking_unprovable. */
+  reason: 'masked_column' | 'masked_expression' | 'masking_unprovable';
+  strategy: MaskStrategyKind;
+  /** partial: characters kept at the end. */
+  keepLast?: number;
+}
+
+/** What one statement's results need, from lineage (protocol-neutral). */
+export interface StatementMaskPlan {
+  /** Mask per output column in order, or 'unknown' when lineage cannot predict the columns. */
+  columns: Array<ColumnMask | undefined> | 'unknown' | null;
+  /** For columns lineage cannot place (unknown shape, no origin reported): masked if anything read is. */
+  fallback: ColumnMask | undefined;
+  /** The statement reads masked data somewhere (WHERE included): errors and notices may echo it. */
+  touchesMasked: boolean;
+  /** COPY ... TO STDOUT and its options. */
+  copy?: { format: 'text' | 'csv' | 'binary'; delimiter: string; quote: string; escape: string; header: boolean; null: string };
+}
+
+export interface SessionMasking {
+  /** Loads what masking needs (the backend's catalog); a rejection refuses the session (fail closed). */
+  prepare(): Promise<void>;
+  /** A refusal when the statement would copy masked data out or cannot be followed; else undefined. */
+  check(statement: Statement): Decision | undefined;
+  /** One plan per statement of a query string (undefined: unparsable, so every column is masked). */
+  plan(text: string): StatementMaskPlan[] | undefined;
+  /** The mask of a column the backend attributes to (table OID, attribute number), if any. */
+  originMask(tableOid: number, attnum: number): ColumnMask | undefined;
+  /** The masked text for one value (null = SQL NULL). */
+  maskValue(mask: ColumnMask, value: string): string | null;
+  /** Content detectors, when enabled: the text with findings replaced, or undefined if none found. */
+  scrub?(text: string): string | undefined;
 }
 
 /** A column of a result as the client sees it. */
@@ -111,8 +178,15 @@ export interface ResultColumn {
   type: number;
 }
 
+/** A result column the gateway masked: its index, the rule and the reason code. */
+export interface MaskedColumnNote {
+  column: number;
+  rule: string;
+  reason: string;
+}
+
 export type ResultEvent =
-  | { kind: 'columns'; columns: ResultColumn[] }
+  | { kind: 'columns'; columns: ResultColumn[]; masked?: MaskedColumnNote[] }
   /** Values as sent to the client (text format decoded as UTF-8; binary values base64 with a `b64:` prefix). */
   | { kind: 'row'; values: Array<string | null> }
   /** One CopyData message of COPY ... TO STDOUT (a row in text/CSV format), while rows are wanted. */

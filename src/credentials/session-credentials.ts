@@ -12,8 +12,10 @@ import type { Logger } from '../obs/log.js';
 import { StaticCredentials, type BackendCredentials, type SessionCredentialRequest } from './backend-credentials.js';
 import { Janitor } from './ephemeral/janitor.js';
 import { EphemeralCredentials } from './ephemeral/provider.js';
+import { RedisAclAdmin } from './ephemeral/redis-acl.js';
+import { MysqlUserAdmin } from './ephemeral/mysql-users.js';
 import { EphemeralRoleRepository } from './ephemeral/repository.js';
-import { DEFAULT_ROLE_PREFIX } from './ephemeral/role-sql.js';
+import { DEFAULT_ROLE_PREFIX, formatMark } from './ephemeral/role-sql.js';
 
 export interface SessionCredentialsOptions {
   connections: readonly ConnectionConfig[];
@@ -49,10 +51,14 @@ export class SessionCredentials {
       if (creds?.mode === 'ephemeral' || leftovers) {
         const provider = new EphemeralCredentials({
           admin: target,
+          // Redis: an ACL user per session whose rules are `acl` (passed where PostgreSQL has its roles).
           settings:
             creds?.mode === 'ephemeral'
-              ? { roles: creds.roles, rolePrefix: creds.rolePrefix }
+              ? { roles: c.type === 'redis' ? (creds.acl ?? []) : creds.roles, rolePrefix: creds.rolePrefix }
               : { roles: [], rolePrefix: DEFAULT_ROLE_PREFIX },
+          ...(c.type === 'redis' ? { roleAdmin: new RedisAclAdmin(target) } : {}),
+          // MySQL users carry no comment: the store's record of the user is its mark.
+          ...(c.type === 'mysql' ? { roleAdmin: new MysqlUserAdmin(target, (name) => this.storedMark(gatewayId, c.name, name)) } : {}),
           repository: this.repository,
           gatewayId,
           now: () => clock.now(),
@@ -69,6 +75,12 @@ export class SessionCredentials {
     }
     this.janitor = new Janitor(this.ephemeral, clock, log, options.janitorIntervalMs);
     this.firstSweep = this.ephemeral.length > 0 ? this.janitor.start() : Promise.resolve();
+  }
+
+  /** The mark of a per-session user this gateway recorded for `connection`, as a role comment would carry it. */
+  private storedMark(gateway: string, connection: string, name: string): string | null {
+    const row = this.repository.pending(connection).find((r) => r.name === name);
+    return row ? formatMark({ gateway, connection, session: row.sessionId, user: row.user }) : null;
   }
 
   /** The backend credential for one session on `connection`; throws a GatewayError to refuse it. */

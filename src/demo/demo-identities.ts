@@ -32,5 +32,6 @@ export function signInHint(httpAddress: string, identities: IdentitiesConfig, us
   return [
     `Sign in: jitgate login --url ${base}   (or --device). Demo users: ${who}; the password is the user name.`,
     `Demo agent: client credentials at ${base}${DEV_IDP_PATH}/token with client id ${dev.agent.clientId}, secret ${dev.agent.clientSecret}`,
+    `Web console: ${base}/   (sign in as a demo user: request access as alice, approve as bob, audit as carol)`,
   ];
 }

@@ -100,6 +100,8 @@ const SCOPES = ['openid', 'profile', 'email', 'groups', 'offline_access'];
 const CLAIMS = { openid: ['sub'], profile: ['name', 'preferred_username'], email: ['email', 'email_verified'], groups: ['groups'] };
 /** The gateway's client redirects to the CLI's loopback server; any port is accepted (native client). */
 export const DEV_IDP_REDIRECT_URIS = ['http://127.0.0.1/callback', 'http://[::1]/callback', 'http://localhost/callback'];
+/** The web console's sign-in returns to the gateway itself (api/browser-auth.ts), on any loopback port. */
+export const DEV_IDP_CONSOLE_REDIRECT_URIS = ['http://127.0.0.1/api/auth/browser/callback', 'http://[::1]/api/auth/browser/callback', 'http://localhost/api/auth/browser/callback'];
 
 export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const { default: Provider, errors } = await loadOidcProvider();
@@ -126,7 +128,7 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         client_secret: options.gatewayClient.clientSecret,
         client_name: 'jitgate',
         application_type: 'native',
-        redirect_uris: DEV_IDP_REDIRECT_URIS,
+        redirect_uris: [...DEV_IDP_REDIRECT_URIS, ...DEV_IDP_CONSOLE_REDIRECT_URIS],
         grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
         response_types: ['code'],
         token_endpoint_auth_method: 'client_secret_basic',

@@ -47,7 +47,18 @@ export class LoginError extends Error {
 }
 
 export type StartInput =
-  | { flow: 'pkce'; issuer?: string; redirectUri: string; codeChallenge: string }
+  | {
+      flow: 'pkce';
+      issuer?: string;
+      redirectUri: string;
+      codeChallenge: string;
+      /**
+       * The redirect is the gateway's own callback (the web console's sign-in), built by the gateway
+       * and registered at the IdP, so the loopback-only rule for the CLI's redirect does not apply.
+       * Never set from a request body.
+       */
+      gatewayRedirect?: boolean;
+    }
   | { flow: 'device'; issuer?: string };
 
 export type StartResult =
@@ -118,7 +129,7 @@ export class LoginFlows {
     const loginId = newId('lgn_') + randomBytes(12).toString('base64url');
     const nonce = randomBytes(24).toString('base64url');
     if (input.flow === 'pkce') {
-      const problem = loopbackRedirectProblem(input.redirectUri);
+      const problem = input.gatewayRedirect ? undefined : loopbackRedirectProblem(input.redirectUri);
       if (problem) throw new LoginError('invalid_request', problem);
       if (!/^[A-Za-z0-9_-]{43}$/.test(input.codeChallenge)) {
         throw new LoginError('invalid_request', 'code_challenge must be the base64url SHA-256 of the PKCE verifier (S256)');

@@ -98,6 +98,11 @@ export class IdentityService {
     return [...this.issuers.keys()];
   }
 
+  /** Issuer URLs whose tokens are accepted (for OAuth protected-resource metadata). */
+  get issuerUrls(): string[] {
+    return [...this.issuers.values()].map((h) => h.issuer.config.issuer);
+  }
+
   async authenticate(bearer: string): Promise<Identity | null> {
     const r = await this.authenticateDetailed(bearer);
     return r.ok ? r.identity : null;

@@ -103,7 +103,8 @@ export function ibanValid(text: string): boolean {
 function phoneLike(m: string): boolean {
   const digits = m.replace(/\D/g, '');
   if (digits.length < 7 || digits.length > 15) return false;
-  if (/^\d{4}-\d{2}-\d{2}$/.test(m)) return false;
+  // Dates and timestamps (2026-11-28, 2026-11-28 04:21) are not phone numbers.
+  if (/^\d{4}-\d{2}-\d{2}(?:[ T]\d{2})?$/.test(m)) return false;
   // Two groups only ("555 0134") is too weak on its own without a country or area code.
   return m.startsWith('+') || m.includes('(') || m.split(/[ .-]/).length >= 3;
 }

@@ -16,6 +16,8 @@ export type MaskStrategy =
 
 export const REDACTED = '[redacted]';
 
+const SURROGATE = /[\uD800-\uDFFF]/;
+
 export interface MaskContext {
   /** Key for the deterministic hash; per gateway, never shown. */
   hashKey: Buffer;
@@ -43,6 +45,11 @@ export function applyStrategy(strategy: MaskStrategy, value: string, ctx: MaskCo
 
 /** Keeps the last N characters, replacing the rest with '*' (short values are fully masked). */
 export function partial(value: string, keepLast: number): string {
+  // Without surrogate pairs a UTF-16 unit is a character: no need to split into code points.
+  if (!SURROGATE.test(value)) {
+    if (value.length <= keepLast * 2) return '*'.repeat(value.length);
+    return '*'.repeat(value.length - keepLast) + value.slice(value.length - keepLast);
+  }
   const chars = [...value];
   if (chars.length <= keepLast * 2) return '*'.repeat(chars.length);
   return '*'.repeat(chars.length - keepLast) + chars.slice(chars.length - keepLast).join('');
@@ -52,7 +59,9 @@ export function partial(value: string, keepLast: number): string {
 export function maskEmail(value: string): string {
   const at = value.lastIndexOf('@');
   if (at <= 0) return partial(value, 0);
-  const local = [...value.slice(0, at)];
+  const head = value.slice(0, at);
+  if (!SURROGATE.test(head)) return head[0] + '*'.repeat(Math.max(head.length - 1, 1)) + value.slice(at);
+  const local = [...head];
   return local[0] + '*'.repeat(Math.max(local.length - 1, 1)) + value.slice(at);
 }
 

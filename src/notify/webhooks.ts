@@ -78,7 +78,8 @@ export function verifySignature(
 interface Delivery {
   id: string;
   webhook: WebhookTarget;
-  event: AccessEvent;
+  /** The event's type (header x-jitgate-event, logs). */
+  type: string;
   body: string;
   attempt: number;
 }
@@ -104,23 +105,32 @@ export class WebhookNotifier {
   /** Queue the event for every webhook that wants it. Never throws, never waits. */
   notify(event: AccessEvent): void {
     const kind = kindOf(event);
-    if (!kind || this.closed) return;
+    if (!kind) return;
+    this.enqueue(kind, event.type, (format, id) => (format === 'slack' ? { text: slackText(event) } : payload(id, kind, event)));
+  }
+
+  /**
+   * Queue any event (other modules' too, e.g. statement reviews) for the webhooks that want its
+   * kind; `body` builds the JSON for a webhook's format and the delivery id. Never throws, never waits.
+   */
+  enqueue(kind: NotificationEventKind, type: string, body: (format: WebhookTarget['format'], id: string) => unknown): void {
+    if (this.closed) return;
     for (const webhook of this.options.webhooks) {
       if (!webhook.events.includes(kind)) continue;
       if (this.pending >= this.maxPending) {
-        this.options.log.error({ webhook: webhook.name, event: event.type }, 'webhook queue full: notification dropped');
+        this.options.log.error({ webhook: webhook.name, event: type }, 'webhook queue full: notification dropped');
         continue;
       }
       const id = randomUUID();
-      let body: string;
+      let text: string;
       try {
-        body = JSON.stringify(webhook.format === 'slack' ? { text: slackText(event) } : payload(id, kind, event));
+        text = JSON.stringify(body(webhook.format, id));
       } catch (err) {
         this.options.log.error({ err, webhook: webhook.name }, 'cannot build webhook payload');
         continue;
       }
       this.pending++;
-      void this.attempt({ id, webhook, event, body, attempt: 1 });
+      void this.attempt({ id, webhook, type, body: text, attempt: 1 });
     }
   }
 
@@ -145,7 +155,7 @@ export class WebhookNotifier {
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'jitgate-webhooks',
-      'x-jitgate-event': d.event.type,
+      'x-jitgate-event': d.type,
       'x-jitgate-delivery': d.id,
       'x-jitgate-attempt': String(d.attempt),
       [TIMESTAMP_HEADER]: timestamp,
@@ -170,7 +180,7 @@ export class WebhookNotifier {
       this.inFlight.delete(controller);
     }
 
-    const fields = { webhook: webhook.name, event: d.event.type, delivery: d.id, attempt: d.attempt };
+    const fields = { webhook: webhook.name, event: d.type, delivery: d.id, attempt: d.attempt };
     if (outcome.ok) {
       this.pending--;
       this.options.log.debug(fields, 'webhook delivered');

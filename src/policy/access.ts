@@ -48,6 +48,8 @@ export interface PolicyRule {
 export interface Who {
   user: string;
   groups: readonly string[];
+  /** 'service': a service account or AI agent (never an approver). Absent: a person. */
+  kind?: 'human' | 'service';
 }
 
 /** Stable reason codes. Never rename one: they are recorded and appear in notifications. */
@@ -67,6 +69,7 @@ export type AccessReason =
   | 'request_not_pending'
   | 'request_expired'
   | 'self_approval'
+  | 'agent_cannot_approve'
   | 'not_an_approver'
   | 'already_approved'
   | 'approval_recorded'
@@ -256,6 +259,8 @@ export function decideApproval(input: ApprovalInput): ApprovalDecision {
   });
   const stateCheck = pendingCheck(request, now);
   if (stateCheck) return refuse(...stateCheck);
+  // A human decides: a service account or AI agent approves nothing, whatever its groups.
+  if (approver.kind === 'service') return refuse(['agent_cannot_approve'], 'approvals are given by people; a service account or AI agent cannot approve');
   const comment = (input.comment ?? '').trim();
   if (approver.user === request.user) {
     if (!input.breakGlass) return refuse(['self_approval'], 'nobody approves their own request');

@@ -21,6 +21,12 @@ export interface GuardrailRule {
     unboundedWrites: boolean;
     multiStatement: boolean;
     readOnly: boolean;
+    /** Redis: commands or subcommands (`flushall`, `config`, `client|kill`), globs allowed (policy/redis-guardrails.ts). */
+    commands?: string[];
+    /** Redis: ACL categories (`dangerous`, `scripting`). */
+    categories?: string[];
+    /** Redis: key globs, matched against the keys a command touches (case-sensitive). */
+    keys?: string[];
   };
   reason?: string;
 }
@@ -34,8 +40,15 @@ export type GuardrailReason =
   | 'function_denied'
   | 'unbounded_write';
 
-/** The rules that apply to one session. */
-export function rulesFor(rules: readonly GuardrailRule[], connection: string, groups: readonly string[]): GuardrailRule[] {
+/** Who a rule applies to: connection names or globs, groups ('*' = everyone), exempt groups. */
+export interface RuleScope {
+  connections: string[];
+  groups: string[];
+  except: string[];
+}
+
+/** The rules (guardrails, review rules) that apply to one session. */
+export function rulesFor<R extends RuleScope>(rules: readonly R[], connection: string, groups: readonly string[]): R[] {
   return rules.filter(
     (r) =>
       r.connections.some((c) => globMatch(c, connection)) &&
@@ -56,16 +69,23 @@ export function decideStatement(rules: readonly GuardrailRule[], analysis: Analy
       return refuse(rule, 'multi_statement', `${analysis.statements.length} statements in one query string`);
     }
     for (const s of analysis.statements) {
-      const found = violation(rule, s);
-      if (found) return refuse(rule, found[0], found[1]);
+      const found = matchStatement(rule.deny, s);
+      if (found) return refuse(rule, found[0], found[0] === 'read_only' ? `${found[1]} on a read-only connection` : found[1]);
     }
   }
   return ALLOW;
 }
 
-function violation(rule: GuardrailRule, s: StatementInfo): [GuardrailReason, string] | undefined {
-  const d = rule.deny;
-  if (d.readOnly && !s.readOnly) return ['read_only', `${describe(s)} changes data or settings on a read-only connection`];
+/** What a rule looks for in one parsed statement (guardrails refuse it, review rules hold it). */
+export type StatementCriteria = GuardrailRule['deny'];
+
+/**
+ * The first criterion one statement meets, as a reason code and a phrase naming what was found
+ * (`readOnly` here means "matches any statement that is not read-only"). Shared by guardrails and
+ * statement reviews so both read a statement the same way.
+ */
+export function matchStatement(d: StatementCriteria, s: StatementInfo): [GuardrailReason, string] | undefined {
+  if (d.readOnly && !s.readOnly) return ['read_only', `${describe(s)} changes data or settings`];
   if (d.kinds.includes(s.kind)) return ['kind_denied', `${describe(s)} is not allowed`];
   const table = [...s.tablesRead, ...s.tablesWritten].find((t) => d.tables.some((p) => nameMatch(p, t)));
   if (table) return ['table_denied', `${describe(s)} touches ${table}`];
@@ -86,7 +106,7 @@ function refuse(rule: GuardrailRule, reason: GuardrailReason, what: string): Dec
   };
 }
 
-function describe(s: StatementInfo): string {
+export function describe(s: StatementInfo): string {
   return s.kind === 'ddl' && s.ddl ? s.ddl.toUpperCase() : s.kind.toUpperCase();
 }
 

@@ -78,6 +78,8 @@ export interface BindData {
 
 export interface ColumnsData {
   columns: Array<{ name: string; type: number }>;
+  /** Columns the gateway masked for this session: index, masking rule and reason code. */
+  masked?: Array<{ column: number; rule: string; reason: string }>;
 }
 
 export interface RowsData {

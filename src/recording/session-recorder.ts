@@ -13,8 +13,8 @@
  * unrecorded. Either way the failure is reported once through `onFailure`.
  */
 import type { RecordingLimits, RecordingMode } from '../config/recording.js';
-import type { BoundParameters, Decision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
-import type { BindData, DecisionData, RowsData, StatementData } from './events.js';
+import type { BoundParameters, Decision, PendingDecision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
+import type { BindData, ColumnsData, DecisionData, RowsData, StatementData } from './events.js';
 import type { RecordedEvent } from './file-recorder.js';
 import { redactStatement } from './redact.js';
 import type { RecordingWriter } from './sink.js';
@@ -80,6 +80,8 @@ export class SessionRecorder {
   private copyLines: string[] = [];
   /** Columns of the result in progress, not written yet (they go with its rows). */
   private columns: Array<{ name: string; type: number }> | null = null;
+  /** Which of them the gateway masked (rule, reason), recorded with them. */
+  private maskedColumns: ColumnsData['masked'];
   /** The event held back for a ReadyForQuery to be folded in. */
   private pending: { type: string; data: Record<string, unknown> } | null = null;
   private copyCut: Array<[number, number]> = [];
@@ -142,6 +144,7 @@ export class SessionRecorder {
         onEnd(this.end(reason, counters));
       },
       ...(observer ? { observer } : {}),
+      ...(inner.masking ? { masking: inner.masking } : {}),
     };
   }
 
@@ -173,11 +176,13 @@ export class SessionRecorder {
       return decision;
     }
     const heldAt = this.o.now();
-    this.append('statement', { ...data, held: true });
-    this.hooks.onDecision?.(n, data.text, { effect: 'review', reasons: [] }, 'held');
+    // Why it is held and under which review, when the pipeline says (statement reviews do).
+    const notice = (decision as PendingDecision).hold?.notice;
+    this.append('statement', { ...data, held: true, ...(notice ? { decision: decisionData(notice) } : {}) });
+    this.hooks.onDecision?.(n, data.text, notice ?? { effect: 'review', reasons: [] }, 'held');
     // The statement waits for a person: make it durable now, not at the next boundary.
     this.checkpoint();
-    return decision.then(
+    const recorded: PendingDecision = decision.then(
       (d) => {
         const waitedMs = this.o.now() - heldAt;
         this.append('decision', { n, decision: decisionData(d), waitedMs });
@@ -193,6 +198,10 @@ export class SessionRecorder {
         throw err;
       },
     );
+    // The protocol engine still needs the hold's notice and its withdraw (client cancel).
+    const hold = (decision as PendingDecision).hold;
+    if (hold) recorded.hold = hold;
+    return recorded;
   }
 
   private statementData(n: number, statement: Statement): StatementData {
@@ -272,6 +281,7 @@ export class SessionRecorder {
         this.flushPending();
         this.result = freshResult();
         this.columns = event.columns;
+        this.maskedColumns = event.masked;
         return;
       case 'complete': {
         const r = this.result;
@@ -282,7 +292,7 @@ export class SessionRecorder {
         }
         if (this.columns && this.copyLines.length === 0) {
           // The whole result is still in hand: one event.
-          const data: Record<string, unknown> = { columns: this.columns, rows: this.batch, ...done, count: r.seen };
+          const data: Record<string, unknown> = { columns: this.columns, ...(this.maskedColumns ? { masked: this.maskedColumns } : {}), rows: this.batch, ...done, count: r.seen };
           if (this.batchCut.length) data.cut = this.batchCut;
           this.columns = null;
           this.resetBatch();
@@ -393,7 +403,7 @@ export class SessionRecorder {
     if (this.columns) {
       const columns = this.columns;
       this.columns = null;
-      this.append('columns', { columns });
+      this.append('columns', this.maskedColumns ? { columns, masked: this.maskedColumns } : { columns });
     }
     if (this.copyLines.length > 0) {
       const data: Record<string, unknown> = { data: this.copyLines };

@@ -21,6 +21,8 @@ import type {
 } from './events.js';
 import type { RecordedEvent } from './file-recorder.js';
 import { alignedTable, rowsFooter, type TableColumn } from './psql-table.js';
+import { MYSQL_CONTINUATION, mysqlComplete, mysqlMessage, mysqlPrompt, mysqlTable } from './mysql-transcript.js';
+import { redisComplete, redisMessage, redisPrompt } from './redis-transcript.js';
 
 /** Command tags psql prints after a result table (DML with RETURNING). */
 const TAG_AFTER_TABLE = /^(INSERT|UPDATE|DELETE|MERGE)\b/;
@@ -39,6 +41,10 @@ export class Transcript {
   private copyOut = false;
   /** Statement texts by number, to label Binds of prepared statements. */
   private readonly statements = new Map<number, string>();
+  /** A MySQL session: printed as the mysql client prints (./mysql-transcript.ts). */
+  private mysql = false;
+  /** A Redis session: printed as redis-cli prints (./redis-transcript.ts). */
+  private redis = false;
 
   constructor(options: TranscriptOptions = {}) {
     this.time = options.time ?? ((ms) => new Date(ms).toISOString());
@@ -105,6 +111,10 @@ export class Transcript {
   private sessionStart(s: SessionStartData, at: number): string {
     this.start = at;
     this.prompt = `${s.connection}=> `;
+    this.mysql = s.protocol === 'mysql';
+    if (this.mysql) this.prompt = mysqlPrompt(s.connection);
+    this.redis = s.protocol === 'redis';
+    if (this.redis) this.prompt = redisPrompt(s.connection);
     const lines = [
       `-- session ${s.session}: ${s.user}${s.groups.length ? ` (${s.groups.join(', ')})` : ''} on ${s.connection}` +
         `${s.applicationName ? ` with ${s.applicationName}` : ''} from ${s.clientAddress}, ${this.time(at)}`,
@@ -128,10 +138,10 @@ export class Transcript {
   private statement(s: StatementData): string {
     this.statements.set(s.n, s.text);
     const lines = s.text.split('\n');
-    const cont = this.prompt.replace(/=> $/, '-> ');
+    const cont = this.mysql ? MYSQL_CONTINUATION : this.redis ? this.prompt : this.prompt.replace(/=> $/, '-> ');
     let out = this.flushTable() + lines.map((l, i) => (i === 0 ? this.prompt : cont) + l).join('\n') + '\n';
     if (s.textBytes !== undefined) out += `-- jitgate: statement cut to its first bytes (${s.textBytes} bytes in all)\n`;
-    if (s.held) out += `-- jitgate: statement ${s.n} held for approval\n`;
+    if (s.held) out += `-- jitgate: statement ${s.n} held for approval${heldBy(s.decision)}\n`;
     else if (s.decision && s.decision.effect !== 'allow') out += `-- jitgate: statement ${s.n} ${verdict(s.decision)}${reasonsOf(s.decision)}\n`;
     return out;
   }
@@ -144,6 +154,11 @@ export class Transcript {
   }
 
   private complete(c: CompleteData): string {
+    if (this.mysql || this.redis) {
+      const table = this.table;
+      this.table = null;
+      return this.redis ? redisComplete(c, table) : mysqlComplete(c, table);
+    }
     if (this.copyOut) {
       this.copyOut = false;
       return c.truncated ? `-- jitgate: ${c.rows - c.truncated.recorded} more lines not recorded (limit per ${c.truncated.cap})\n` : '';
@@ -161,6 +176,8 @@ export class Transcript {
   }
 
   private message(m: MessageData & { rows?: number; truncated?: CompleteData['truncated'] }): string {
+    if (this.mysql) return mysqlMessage(m);
+    if (this.redis) return redisMessage(m);
     return `${m.severity}:  ${m.message}\n`;
   }
 
@@ -169,7 +186,7 @@ export class Transcript {
     if (!this.table) return '';
     const { columns, rows } = this.table;
     this.table = null;
-    return alignedTable(columns, rows) + `-- jitgate: result incomplete (${rows.length} row${rows.length === 1 ? '' : 's'} recorded)\n`;
+    return (this.mysql ? mysqlTable(columns, rows) : alignedTable(columns, rows)) + `-- jitgate: result incomplete (${rows.length} row${rows.length === 1 ? '' : 's'} recorded)\n`;
   }
 }
 
@@ -184,6 +201,12 @@ function reasonsOf(d: DecisionData): string {
   if (typeof d.approvedBy === 'string' || Array.isArray(d.approvedBy)) parts.push(`by ${[d.approvedBy].flat().join(', ')}`);
   if (d.message && d.effect !== 'allow') parts.push(d.message);
   return parts.length ? ` (${parts.join('; ')})` : '';
+}
+
+/** ` (review 1a2b3c4d, rule prod-writes: write_statement)` for a statement review's hold. */
+function heldBy(d: DecisionData | undefined): string {
+  if (!d || typeof d.reviewId !== 'string') return '';
+  return ` (review ${d.reviewId.slice(0, 8)}${d.rule ? `, rule ${d.rule}` : ''}${d.reasons.length ? `: ${d.reasons.join(', ')}` : ''})`;
 }
 
 function seconds(ms: number): string {

@@ -5,12 +5,16 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
+import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
 import type { Store } from '../store/store.js';
 import { decideStatement, rulesFor, type GuardrailRule } from '../policy/guardrails.js';
+import { decideRedisCommand, matchRedisReview } from '../policy/redis-guardrails.js';
 import { analysePostgresCached } from '../sql/postgres.js';
+import { analyseMysqlCached } from '../sql/mysql.js';
+import type { ReviewService } from '../review/service.js';
+import { matchReview, type ReviewRule } from '../review/rules.js';
 import { requireActiveGrant, watchGrant, type GrantWatch, type SessionGrants, type SessionTerminator } from './grant-watch.js';
 
 export interface OpenSessionInput {
@@ -29,6 +33,12 @@ const FUNCTION_CALL_REFUSED: Decision = Object.freeze({
   message: 'jitgate: the function call protocol cannot be checked against guardrails and is refused on this connection',
 }) as Decision;
 
+const REVIEW_UNAVAILABLE: Decision = Object.freeze({
+  effect: 'deny',
+  reasons: ['review_unavailable'],
+  message: 'jitgate: this statement needs approval, but the review could not be recorded right now; it was not run',
+}) as Decision;
+
 export interface SessionServiceOptions {
   /**
    * Grant enforcement (the gateway always passes it): a session starts only on an active grant and
@@ -39,6 +49,10 @@ export interface SessionServiceOptions {
   clock?: Clock;
   /** Deny rules over parsed statements; the ones matching a session's connection and groups apply. */
   guardrails?: readonly GuardrailRule[];
+  /** Review rules (statements held for approval) and the service that holds them; guardrails win. */
+  reviews?: { rules: readonly ReviewRule[]; service: ReviewService };
+  /** Result masking for a session (undefined when no masking rule or detector applies to it). */
+  masking?: (session: { protocol: Protocol; connection: string; groups: readonly string[] }) => SessionMasking | undefined;
 }
 
 export class SessionService {
@@ -94,22 +108,46 @@ export class SessionService {
     }
 
     const rules = rulesFor(this.options.guardrails ?? [], input.connection, grant?.groups ?? []);
+    const reviews = this.options.reviews;
+    const reviewRules = reviews ? rulesFor(reviews.rules, input.connection, grant?.groups ?? []) : [];
+    const masking = this.options.masking?.({ protocol: input.protocol, connection: input.connection, groups: grant?.groups ?? [] });
     let ended = false;
     return {
       id,
+      ...(masking ? { masking } : {}),
       decide: (statement: Statement) => {
         statements.inc();
         const over = watch?.endedMessage;
         if (over !== undefined) return { effect: 'deny', reasons: ['grant_ended'], message: over };
-        if (rules.length === 0) return ALLOW;
+        // What would carry masked data out of masking's reach is refused before any review.
+        const unmaskable = masking?.check(statement);
+        if (unmaskable) return unmaskable;
+        if (rules.length === 0 && reviewRules.length === 0) return ALLOW;
         // The fast-path function call protocol names a function by OID only: nothing to check it by.
         if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
-        return decideStatement(rules, analysePostgresCached(statement.text));
+        // Redis commands are checked by name, category and key (the relay passes the arguments).
+        const redis = statement.source === 'command';
+        // Each SQL protocol's statements are read with its own dialect's grammar.
+        const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text) : analysePostgresCached(statement.text);
+        const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
+        // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
+        if (verdict.effect !== 'allow' || reviewRules.length === 0) return verdict;
+        const match = analysis ? matchReview(reviewRules, analysis) : matchRedisReview(reviewRules, statement.argv ?? []);
+        if (!match) return verdict;
+        try {
+          return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match });
+        } catch (err) {
+          // Fail closed: a statement that needs review but cannot be held for one does not run.
+          this.log.error({ err, session: id }, 'cannot hold statement for review');
+          return REVIEW_UNAVAILABLE;
+        }
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;
         ended = true;
         watch?.stop();
+        // Whatever the session had held for approval is withdrawn: nobody waits for it any more.
+        reviews?.service.endSession(id);
         this.metrics.sessionsActive.dec(labels);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'client_to_backend' }, counters.bytesFromClient);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'backend_to_client' }, counters.bytesToClient);

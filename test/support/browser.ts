@@ -47,6 +47,11 @@ export class ScriptedBrowser {
     return this.request(form.action, { method: 'POST', body: body.toString(), contentType: 'application/x-www-form-urlencoded' });
   }
 
+  /** The cookies kept for `host` (host:port), as name -> value. */
+  cookiesFor(host: string): Map<string, string> {
+    return new Map(this.cookies.get(host) ?? []);
+  }
+
   private async request(url: string, init: { method: string; body?: string; contentType?: string }): Promise<Page> {
     let current = url;
     let method = init.method;

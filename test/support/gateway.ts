@@ -41,6 +41,8 @@ export interface TestGatewayOptions {
   drainTimeout?: string;
   /** More connections, as YAML flow mappings (e.g. `{ name: x, host: ..., credentials: {...} }`). */
   extraConnections?: string[];
+  /** Adjusts the parsed config before the gateway starts (e.g. the development IdP, which no YAML can set). */
+  configure?: (config: GatewayConfig) => void;
 }
 
 export async function startTestGateway(pg: PgServer, options: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -65,6 +67,7 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
 `;
   options.beforeStart?.(dataDir);
   const config = parseConfig(yaml, 'test.yaml', dataDir);
+  options.configure?.(config);
   const env = {
     PG_SCRAM: u.scram.password,
     PG_MD5: u.md5.password,

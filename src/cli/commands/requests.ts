@@ -1,22 +1,30 @@
-/** `jitgate requests [--state S] [--json]`, `jitgate approve ID [--comment]`, `jitgate deny ID --reason`. */
+/**
+ * `jitgate requests [--state S] [--json]`, `jitgate approve ID [--comment]`, `jitgate deny ID --reason`:
+ * access requests, and statements held for approval (./reviews.ts) by the same verbs.
+ */
 import { apiClient } from '../api-client.js';
 import { table } from '../format.js';
 import { CliError, type CliIo } from '../io.js';
 import { approvalsOf, describeGrant, dur, short, time, type DecisionJson, type RequestJson } from './access-json.js';
+import { approveReview, denyReview, findReview, listReviews, printReviews, REVIEW_STATES, type ReviewJson } from './reviews.js';
 
 const STATES = ['pending', 'granted', 'denied', 'withdrawn', 'expired'];
 
 export async function requestsCommand(io: CliIo, opts: { state?: string; json?: boolean }): Promise<void> {
-  if (opts.state !== undefined && !STATES.includes(opts.state)) throw new CliError(`--state: expected one of ${STATES.join(', ')}`);
+  const known = [...new Set([...STATES, ...REVIEW_STATES])];
+  if (opts.state !== undefined && !known.includes(opts.state)) throw new CliError(`--state: expected one of ${known.join(', ')}`);
   const api = await apiClient(io);
-  const { mine, approvable } = await api.get<{ mine: RequestJson[]; approvable: RequestJson[] }>(
-    `/api/requests${opts.state ? `?state=${opts.state}` : ''}`,
-  );
+  const { mine, approvable } =
+    opts.state === undefined || STATES.includes(opts.state)
+      ? await api.get<{ mine: RequestJson[]; approvable: RequestJson[] }>(`/api/requests${opts.state ? `?state=${opts.state}` : ''}`)
+      : { mine: [], approvable: [] };
+  // Statements held in live sessions (pending unless another state is asked for).
+  const reviews: ReviewJson[] = opts.state === undefined || REVIEW_STATES.includes(opts.state) ? await listReviews(api, opts.state) : [];
   if (opts.json) {
-    io.out(JSON.stringify({ mine, approvable }, null, 2) + '\n');
+    io.out(JSON.stringify({ mine, approvable, reviews }, null, 2) + '\n');
     return;
   }
-  if (mine.length === 0 && approvable.length === 0) {
+  if (mine.length === 0 && approvable.length === 0 && reviews.length === 0) {
     io.err('no requests\n');
     return;
   }
@@ -39,10 +47,16 @@ export async function requestsCommand(io: CliIo, opts: { state?: string; json?: 
       ),
     );
   }
+  if (reviews.length) {
+    if (mine.length || approvable.length) io.out('\n');
+    printReviews(io, reviews, opts.state && opts.state !== 'pending' ? `Statement reviews (${opts.state})` : 'Statements held for approval');
+  }
 }
 
 export async function approveCommand(io: CliIo, id: string, opts: { comment?: string; breakGlass?: boolean }): Promise<void> {
   const api = await apiClient(io);
+  const review = await findReview(api, id);
+  if (review) return approveReview(io, api, review, opts.comment);
   const res = await api.post<DecisionJson>(`/api/requests/${encodeURIComponent(id)}/approve`, {
     comment: opts.comment ?? '',
     breakGlass: opts.breakGlass ?? false,
@@ -52,10 +66,14 @@ export async function approveCommand(io: CliIo, id: string, opts: { comment?: st
   else io.out(`approved request ${short(r.id)} of ${r.user} for ${r.connection} (${approvalsOf(r)} approvals; more needed)\n`);
 }
 
-export async function denyCommand(io: CliIo, id: string, opts: { reason: string }): Promise<void> {
-  if (!opts.reason.trim()) throw new CliError('--reason: say why (the requester sees it)');
+export async function denyCommand(io: CliIo, id: string, opts: { reason?: string; comment?: string }): Promise<void> {
   const api = await apiClient(io);
-  const res = await api.post<DecisionJson>(`/api/requests/${encodeURIComponent(id)}/deny`, { reason: opts.reason });
+  // A held statement: the comment (optional) is shown to its author in the error.
+  const review = await findReview(api, id);
+  if (review) return denyReview(io, api, review, opts.comment ?? opts.reason);
+  const reason = opts.reason ?? opts.comment ?? '';
+  if (!reason.trim()) throw new CliError('--reason: say why (the requester sees it)');
+  const res = await api.post<DecisionJson>(`/api/requests/${encodeURIComponent(id)}/deny`, { reason });
   const r = res.request;
   io.out(r.state === 'withdrawn' ? `withdrew request ${short(r.id)} for ${r.connection}\n` : `denied request ${short(r.id)} of ${r.user} for ${r.connection}\n`);
 }

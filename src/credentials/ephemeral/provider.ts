@@ -82,6 +82,7 @@ export class EphemeralCredentials implements BackendCredentials {
       await this.admin.create({
         name,
         passwordVerifier: scramPasswordVerifier(password),
+        password,
         validUntil,
         memberOf: settings.roles,
         comment: formatMark({ gateway: this.options.gatewayId, connection: this.connection, session: sessionId, user }),

@@ -65,6 +65,11 @@ export interface CreateRoleSpec {
   name: string;
   /** Already a verifier (see scramPasswordVerifier), never the password itself. */
   passwordVerifier: string;
+  /**
+   * The password itself, for backends that store a hash of their own (Redis ACL: SHA-256, sent as
+   * `#<hex>` so the password never travels). Never logged, never put into SQL.
+   */
+  password?: string;
   /** Epoch ms; the role cannot log in after it. */
   validUntil: number;
   memberOf: readonly string[];

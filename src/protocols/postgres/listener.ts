@@ -252,6 +252,7 @@ export class PostgresListener {
     try {
       lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
       backend = await connectBackend(lease.target, params);
+      if (pipeline.masking) await prepareMasking(pipeline, backend);
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
@@ -303,7 +304,8 @@ export class PostgresListener {
     const session = this.sessions.get(pid);
     // A wrong key is ignored silently, as PostgreSQL does.
     if (!session || session.secret !== secret) return;
-    session.relay.cancel().catch((err) => this.options.log.warn({ err }, 'cancel request to backend failed'));
+    // The client's Ctrl-C: withdraws a statement held for approval, else cancels the backend's.
+    session.relay.clientCancel().catch((err) => this.options.log.warn({ err }, 'cancel request to backend failed'));
   }
 }
 
@@ -314,6 +316,19 @@ interface Established {
   lease: BackendLease;
   pipeline: SessionPipeline;
   clientEarly: Buffer;
+}
+
+/**
+ * Masking needs the backend's catalog before the first statement. Without it the session does not
+ * start (fail closed): results that cannot be masked are not sent.
+ */
+async function prepareMasking(pipeline: SessionPipeline, backend: BackendSession): Promise<void> {
+  try {
+    await pipeline.masking!.prepare();
+  } catch (err) {
+    backend.socket.destroy();
+    throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', (err as Error).message);
+  }
 }
 
 function upgrade(socket: net.Socket, context: tls.SecureContext, timeoutMs: number): Promise<tls.TLSSocket> {

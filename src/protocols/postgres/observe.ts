@@ -2,7 +2,7 @@
  * Decodes what the client is sent into protocol-neutral ResultEvents for a session's observer
  * (recording). Only called when a session has an observer; row values only while it wants them.
  */
-import type { BoundParameters, ResultObserver } from '../../core/types.js';
+import type { BoundParameters, MaskedColumnNote, ResultObserver } from '../../core/types.js';
 import { MessageType, parseFields, readCString } from './codec.js';
 
 const RowDescription = 0x54; // T
@@ -10,7 +10,8 @@ const DataRow = 0x44; // D
 const CommandComplete = 0x43; // C
 const CopyData = 0x64; // d
 
-export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number): void {
+/** `masked`: columns of a RowDescription the gateway masks (recorded with the result's columns). */
+export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number, masked?: MaskedColumnNote[]): void {
   switch (type) {
     case RowDescription: {
       const count = buf.readInt16BE(start + 5);
@@ -22,7 +23,7 @@ export function observeBackendMessage(observer: ResultObserver, type: number, bu
         columns.push({ name: name.value, type: buf.readUInt32BE(name.next + 6) });
         pos = name.next + 18;
       }
-      observer.onResult({ kind: 'columns', columns });
+      observer.onResult(masked?.length ? { kind: 'columns', columns, masked } : { kind: 'columns', columns });
       return;
     }
     case DataRow: {

@@ -10,9 +10,10 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
-import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type { Decision, HoldInfo, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
+import { ResultMasker } from './result-masker.js';
 import { SQLSTATE } from './errors.js';
 
 /** Forwarding buffer: merges adjacent slices of one source buffer, writes once per chunk. */
@@ -80,13 +81,27 @@ export class PostgresRelay {
   private readonly backend: Socket;
   private readonly pipeline: SessionPipeline;
   private readonly observer: ResultObserver | undefined;
+  /** Masking of results; absent when no rule or detector applies (the plain passthrough path). */
+  private readonly masker: ResultMasker | undefined;
   private readonly clientFramer = new Framer();
   private readonly backendFramer = new Framer();
   private readonly toBackend = new Output();
   private readonly toClient = new Output();
   /** Frames waiting behind a held statement, in arrival order. */
   private queued: PendingFrame[] = [];
+  /** Their size: the client is read on while a statement is held (so a quit is noticed), up to a cap. */
+  private queuedBytes = 0;
   private holding = false;
+  /** What the pipeline said about the statement being held (absent for a bare Promise). */
+  private heldInfo: HoldInfo | undefined;
+  /** Refusal markers are numbered, never reused within a session. */
+  private refusalSeq = 0;
+  /**
+   * A Parse was refused: the backend, failing its substitute, discards every message up to the
+   * next Sync. The gateway drops them itself instead of deciding them, so that statements later in
+   * the same batch are not put to approvers only to be thrown away.
+   */
+  private discardUntilSync = false;
   private clientPaused = { backpressure: false, hold: false };
   private txStatus: number;
   /** A Query, Sync or FunctionCall was forwarded and its ReadyForQuery has not come back yet. */
@@ -106,6 +121,7 @@ export class PostgresRelay {
     this.backend = options.backend;
     this.pipeline = options.pipeline;
     this.observer = options.pipeline.observer;
+    this.masker = options.pipeline.masking ? new ResultMasker(options.pipeline.masking) : undefined;
     this.txStatus = options.readyStatus;
   }
 
@@ -150,7 +166,12 @@ export class PostgresRelay {
   /** Ends the session at the next statement boundary (graceful shutdown). */
   drain(): void {
     this.draining = true;
-    if (this.idle) this.terminate('gateway_shutdown', shutdownError());
+    if (this.idle || this.onlyHolding) this.terminate('gateway_shutdown', shutdownError());
+  }
+
+  /** Nothing runs on the backend; only a held statement waits (it need not be waited for to stop). */
+  private get onlyHolding(): boolean {
+    return this.holding && !this.awaitingReady;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -171,28 +192,47 @@ export class PostgresRelay {
 
   /** Framer callback, bound once: frames behind a held statement queue in arrival order. */
   private readonly onClientFrame = (type: number, buf: Buffer, start: number, end: number): void => {
-    if (this.holding) this.queued.push({ type, buf, start, end });
+    if (this.holding) this.queueBehindHold(type, buf, start, end);
     else if (!this.ended) this.handleClientFrame(type, buf, start, end);
   };
 
+  private queueBehindHold(type: number, buf: Buffer, start: number, end: number): void {
+    this.queued.push({ type, buf, start, end });
+    // A Terminate waiting behind a hold still means the client said goodbye when it then closes.
+    if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
+    this.queuedBytes += end - start;
+    if (this.queuedBytes > MAX_QUEUED_BYTES && !this.clientPaused.hold) {
+      this.clientPaused.hold = true;
+      this.updateClientFlow();
+    }
+  }
+
   private handleClientFrame(type: number, buf: Buffer, start: number, end: number): void {
+    if (this.discardUntilSync) {
+      if (type !== MessageType.Sync && type !== MessageType.Terminate) return;
+      this.discardUntilSync = false;
+    }
     const statement = statementOf(type, buf, start, end);
     if (!statement) {
       if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
       if (type === MessageType.Sync) this.awaitingReady = true;
       // Bound parameter values, only for an observer that asks for them (recording).
       else if (type === MessageType.Bind && this.observer?.onBind) observeBind(this.observer, buf, start, end);
+      // Masking follows prepared statements and portals; it may need a Describe sent first.
+      const before = this.masker?.onClientFrame(type, buf, start, end);
+      if (before) this.toBackend.inject(before);
       this.toBackend.forward(buf, start, end);
       return;
     }
     this.counters.statements++;
     const decision = this.pipeline.decide(statement);
-    if (decision instanceof Promise) this.hold(decision, { type, buf, start, end });
+    if (decision instanceof Promise) this.hold(decision as PendingDecision, { type, buf, start, end });
     else this.apply(decision, type, buf, start, end);
   }
 
   private apply(decision: Decision, type: number, buf: Buffer, start: number, end: number): void {
     if (type !== MessageType.Parse) this.awaitingReady = true;
+    this.masker?.onStatement(type, buf, start, end, decision.effect === 'allow');
     if (decision.effect === 'allow') {
       this.toBackend.forward(buf, start, end);
       return;
@@ -201,8 +241,9 @@ export class PostgresRelay {
     // behaves exactly as for any failed statement (aborts the transaction block, skips the rest of
     // an extended-protocol batch until Sync) and its error arrives in order with everything else;
     // we swap that error for ours on the way back.
-    const marker = `${this.refusalPrefix}${this.refusals.size}`;
+    const marker = `${this.refusalPrefix}${this.refusalSeq++}`;
     this.refusals.set(marker, decision);
+    if (type === MessageType.Parse) this.discardUntilSync = true;
     this.toBackend.inject(
       type === MessageType.Parse ? build.parse(parseName(buf, start, end), marker) : build.query(marker),
     );
@@ -220,19 +261,23 @@ export class PostgresRelay {
     this.refusals.delete(marker);
     return build.error({
       severity: 'ERROR',
-      code: SQLSTATE.denied,
+      // A held statement that was cancelled or timed out reads like PostgreSQL's own cancel (57014).
+      code: decision.code ?? SQLSTATE.denied,
       message: decision.message ?? 'statement refused by jitgate policy',
       detail: decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined,
     });
   }
 
-  private hold(pending: Promise<Decision>, f: PendingFrame): void {
-    // What came before the held statement goes now; what comes after waits behind it.
+  private hold(pending: PendingDecision, f: PendingFrame): void {
+    // What came before the held statement goes now; what comes after waits behind it. The client
+    // is still read (frames queue, up to a cap) so that a client that quits ends the session, and
+    // with it the review, at once.
     this.flushToBackend();
-    this.flushToClient();
     this.holding = true;
-    this.clientPaused.hold = true;
-    this.updateClientFlow();
+    this.heldInfo = pending.hold;
+    // Told at once, in the session: what the statement waits for and where to approve it.
+    if (pending.hold) this.sendToClient(holdNotice(pending.hold));
+    this.flushToClient();
     pending.then(
       (decision) => this.release(decision, f),
       (err) => this.release({ effect: 'deny', reasons: ['decision_failed'], message: errorMessage(err) }, f),
@@ -242,10 +287,12 @@ export class PostgresRelay {
   private release(decision: Decision, f: PendingFrame): void {
     if (this.ended) return;
     this.holding = false;
+    this.heldInfo = undefined;
     this.clientPaused.hold = false;
     this.apply(decision, f.type, f.buf, f.start, f.end);
     const queued = this.queued;
     this.queued = [];
+    this.queuedBytes = 0;
     for (let i = 0; i < queued.length && !this.ended; i++) {
       if (this.holding) {
         this.queued = queued.slice(i);
@@ -287,11 +334,13 @@ export class PostgresRelay {
       return;
     }
     this.flushToClient();
-    if (this.sawReady && this.draining && this.idle) this.terminate('gateway_shutdown', shutdownError());
+    if (this.sawReady && this.draining && (this.idle || this.onlyHolding)) this.terminate('gateway_shutdown', shutdownError());
   }
 
   /** Framer callback, bound once. */
   private readonly onBackendFrame = (type: number, buf: Buffer, start: number, end: number): void => {
+    // Masking sees every message (to follow results); undefined = forward the original bytes.
+    const masked = this.masker?.onBackend(type, buf, start, end);
     if (type === MessageType.ReadyForQuery) {
       this.txStatus = buf[start + 5]!;
       this.awaitingReady = false;
@@ -302,6 +351,13 @@ export class PostgresRelay {
       if (refusal) return this.sendToClient(refusal);
     } else if (type === MessageType.BackendKeyData) {
       return; // never expose the backend's cancel key
+    }
+    if (masked) {
+      for (const m of masked) {
+        if (this.observer) observeBackendMessage(this.observer, m[0]!, m, 0, m.length, this.masker!.columnNotes);
+        this.toClient.inject(m);
+      }
+      return;
     }
     if (this.observer) observeBackendMessage(this.observer, type, buf, start, end);
     this.toClient.forward(buf, start, end);
@@ -366,9 +422,38 @@ export class PostgresRelay {
     this.options.onEnd(reason);
   }
 
+  /** Cancels what runs on the backend (kill, revoke): a held statement ends with the session. */
   cancel(): Promise<void> {
     return this.options.cancelBackend();
   }
+
+  /**
+   * The client's own CancelRequest (Ctrl-C in psql): a statement held for approval is withdrawn
+   * and the client gets 57014 as for any cancelled statement; otherwise the backend is cancelled.
+   */
+  clientCancel(): Promise<void> {
+    const held = this.heldInfo;
+    if (this.holding && held) {
+      this.heldInfo = undefined;
+      held.withdraw();
+      return Promise.resolve();
+    }
+    return this.options.cancelBackend();
+  }
+}
+
+/** Frames the client may send behind a held statement before it is no longer read. */
+const MAX_QUEUED_BYTES = 1024 * 1024;
+
+/** The NoticeResponse a held client sees: the message names the review, rule and where to approve. */
+function holdNotice(hold: HoldInfo): Buffer {
+  return build.notice({
+    severity: 'NOTICE',
+    code: '00000',
+    message: hold.notice.message ?? 'jitgate: statement held for approval',
+    detail: hold.detail,
+    hint: hold.hint,
+  });
 }
 
 function shutdownError(): GatewayError {

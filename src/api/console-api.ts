@@ -1,0 +1,83 @@
+/**
+ * What the web console adds to the HTTP API, wired in one place for the composition root: browser
+ * sign-in with cookies and CSRF checks, rate limits on the sign-in endpoints, the role model,
+ * audit and admin reads, live events, the OpenAPI document, and the console's static files.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AccessService } from '../access/service.js';
+import type { AuditLog } from '../audit/log.js';
+import type { TrustedKey } from '../audit/signing.js';
+import type { GatewayConfig } from '../config/types.js';
+import { packageVersion } from '../core/version.js';
+import type { IdentityService } from '../identity/service.js';
+import type { Logger } from '../obs/log.js';
+import { registerAdminRoutes } from './admin-routes.js';
+import { registerAuditRoutes } from './audit-routes.js';
+import { registerBrowserAuth } from './browser-auth.js';
+import { consoleHandler } from './console-static.js';
+import { registerLiveRoutes, type LiveHub } from './live-routes.js';
+import { registerOpenApiRoute } from './openapi.js';
+import { RateLimiter, rateLimitGuard } from './rate-limit.js';
+import { roleModel, type RoleModel } from './roles.js';
+import type { Router } from './router.js';
+
+export interface ConsoleApiOptions {
+  config: GatewayConfig;
+  identity: IdentityService;
+  access: AccessService;
+  audit: AuditLog;
+  signer: TrustedKey;
+  auditors: readonly string[];
+  secretNames: () => Array<{ name: string; updatedAt: number }>;
+  log: Logger;
+  now: () => number;
+  /** Sign-in requests per client address: burst and per minute (default 60 and 60). */
+  loginRate?: { burst: number; perMinute: number };
+  /** Where native clients connect (the PostgreSQL listener), for the psql command the console shows. */
+  postgres: () => { host: string; port: number } | undefined;
+  tlsRequired: boolean;
+  /** Where the built console is (default dist/console). */
+  consoleDir?: string;
+}
+
+export interface ConsoleApi {
+  roles: RoleModel;
+  live: LiveHub;
+  serveConsole(req: IncomingMessage, res: ServerResponse): boolean;
+  stop(): void;
+}
+
+/** Endpoints anyone can call that start or complete a sign-in. */
+export const SIGN_IN_ROUTES = ['/api/auth/login/start', '/api/auth/token', '/api/auth/browser/login', '/api/auth/browser/callback', '/api/auth/browser/refresh'];
+
+export function registerConsoleApi(router: Router, o: ConsoleApiOptions): ConsoleApi {
+  const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });
+  // Real time, not the gateway's clock: a rate is about how fast requests arrive.
+  router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter(o.loginRate ?? { burst: 60, perMinute: 60 })));
+  registerBrowserAuth(router, { identity: o.identity, development: o.config.development, log: o.log, now: o.now });
+
+  router.add(
+    'GET',
+    '/api/me',
+    (ctx) => {
+      const who = ctx.identity!;
+      const pg = o.postgres();
+      return {
+        user: who.user,
+        groups: who.groups,
+        kind: who.kind,
+        via: who.via,
+        roles: roles.rolesOf(who),
+        listeners: { postgres: pg ? { host: pg.host, port: pg.port, sslmode: o.tlsRequired ? 'require' : 'prefer' } : null },
+      };
+    },
+    { doc: { summary: 'Who I am, my roles (requester, approver, auditor, admin) and where native clients connect', roles: ['requester'] } },
+  );
+
+  registerAuditRoutes(router, { audit: o.audit, trusted: [o.signer], roles, now: o.now });
+  registerAdminRoutes(router, { config: o.config, roles, secretNames: o.secretNames });
+  const live = registerLiveRoutes(router, { accessEvents: o.access.events, roles });
+  registerOpenApiRoute(router, { version: packageVersion() });
+  const serveConsole = consoleHandler(o.consoleDir);
+  return { roles, live: live.hub, serveConsole, stop: () => live.stop() };
+}

@@ -1,0 +1,118 @@
+/**
+ * Masking for one session: the rules that apply to its identity and connection, the catalog of its
+ * backend, and lineage over each statement turned into per-column masks (SessionMasking, the seam
+ * the protocol engines use). Statements that would carry masked data somewhere the user can read it
+ * unmasked, or whose data cannot be followed, are refused here with a reason code.
+ */
+import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan } from '../core/types.js';
+import { redactFindings, type DetectorName } from './detectors.js';
+import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
+import { maskForOrigin, sourceMask, UNPROVABLE, type MaskingRule } from './policy.js';
+import { applyStrategy, type MaskStrategy } from './strategies.js';
+
+/** OIDs below this are PostgreSQL's own objects (FirstNormalObjectId). */
+const FIRST_USER_OID = 16384;
+
+export interface SessionMaskingOptions {
+  rules: MaskingRule[];
+  detectors: DetectorName[];
+  hashKey: Buffer;
+  /** The backend's catalog (loaded in prepare()). */
+  loadCatalog: () => Promise<Catalog>;
+}
+
+export class MaskingSession implements SessionMasking {
+  private catalog: Catalog | undefined;
+  private readonly state: LineageSession = { cursors: new Map(), prepared: new Map() };
+  private last: { text: string; result: LineageResult } | undefined;
+  private readonly origins = new Map<string, ColumnMask | undefined>();
+  readonly scrub?: (text: string) => string | undefined;
+
+  constructor(private readonly o: SessionMaskingOptions) {
+    if (o.detectors.length > 0) {
+      const enabled = o.detectors;
+      this.scrub = (text) => {
+        const r = redactFindings(text, enabled);
+        return r.findings.length ? r.text : undefined;
+      };
+    }
+  }
+
+  async prepare(): Promise<void> {
+    this.catalog = await this.o.loadCatalog();
+  }
+
+  check(statement: Statement): Decision | undefined {
+    if (statement.source === 'function-call') {
+      return refusal('masking_unprovable', 'the function call protocol names functions by OID only, so masking cannot follow it');
+    }
+    if (statement.source === 'command') return undefined;
+    const result = this.analyse(statement.text);
+    if (!result.ok) return refusal('masking_unprovable', `the statement could not be parsed (${result.error}), so its results cannot be masked`);
+    for (const s of result.statements) {
+      const r = s.refusals[0];
+      if (r) return refusal(r.reason, r.message);
+      for (const f of s.flows) {
+        const m = sourceMask(this.o.rules, f.source);
+        if (m) {
+          const what = f.source.startsWith('?') ? `data masking cannot follow (${f.source.slice(1)})` : `masked column ${f.source} (rule "${m.rule}")`;
+          return refusal('masking_copy', `${f.into} would carry ${what} where it could be read unmasked`);
+        }
+      }
+    }
+    return undefined;
+  }
+
+  plan(text: string): StatementMaskPlan[] | undefined {
+    const result = this.analyse(text);
+    if (!result.ok) return undefined;
+    return result.statements.map((s) => {
+      const touches = s.reads.some((src) => sourceMask(this.o.rules, src) !== undefined);
+      const columns = s.outputs === null ? null : s.outputs === 'unknown' ? 'unknown' : s.outputs.map((o) => this.mask(o));
+      return {
+        columns,
+        fallback: this.mask(s.fallback),
+        touchesMasked: touches,
+        ...(s.copy ? { copy: s.copy } : {}),
+      };
+    });
+  }
+
+  originMask(tableOid: number, attnum: number): ColumnMask | undefined {
+    const key = `${tableOid}:${attnum}`;
+    if (this.origins.has(key)) return this.origins.get(key);
+    let mask: ColumnMask | undefined;
+    const rel = this.catalog?.relations.get(tableOid);
+    if (!rel) {
+      // A relation made after the catalog was read (or a system one): unknown means masked.
+      mask = tableOid < FIRST_USER_OID ? undefined : UNPROVABLE;
+    } else {
+      const i = rel.columns.findIndex((c) => c.attnum === attnum);
+      const origin: ColumnOrigin | undefined = i < 0 ? undefined : relationOrigins(rel, this.catalog!)[i];
+      mask = origin ? this.mask(origin) : UNPROVABLE;
+    }
+    this.origins.set(key, mask);
+    return mask;
+  }
+
+  maskValue(mask: ColumnMask, value: string): string | null {
+    const strategy: MaskStrategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
+    return applyStrategy(strategy, value, { hashKey: this.o.hashKey });
+  }
+
+  private mask(origin: ColumnOrigin): ColumnMask | undefined {
+    return origin.sources.length === 0 ? undefined : maskForOrigin(this.o.rules, origin);
+  }
+
+  private analyse(text: string): LineageResult {
+    if (this.last?.text === text) return this.last.result;
+    if (!this.catalog) return { ok: false, error: 'the catalog is not loaded' };
+    const result = lineageOf(text, this.catalog, this.state);
+    this.last = { text, result };
+    return result;
+  }
+}
+
+function refusal(reason: string, what: string): Decision {
+  return { effect: 'deny', reasons: [reason], rule: 'masking', message: `jitgate: statement refused by masking: ${what} (${reason})` };
+}

@@ -1,0 +1,77 @@
+/** Builds the MCP endpoint from the gateway's services (called by the composition root). */
+import type { AccessService } from '../access/service.js';
+import type { Router } from '../api/router.js';
+import { AGENT_DEFAULTS } from '../config/agents.js';
+import type { GatewayConfig } from '../config/types.js';
+import { packageVersion } from '../core/version.js';
+import type { IdentityService } from '../identity/service.js';
+import { maskingFor, sourceMask } from '../masking/policy.js';
+import type { Logger } from '../obs/log.js';
+import type { Store } from '../store/store.js';
+import { DataSessions, type PostgresEndpoint } from './data-sessions.js';
+import { RedisSessions } from './redis-sessions.js';
+import { mountMcpEndpoint } from './endpoint.js';
+import { AgentQuotas } from './quota.js';
+
+export interface McpModule {
+  /** Ends the agents' data sessions (before the listeners drain). */
+  close(): Promise<void>;
+}
+
+export interface StartMcpOptions {
+  config: GatewayConfig;
+  router: Router;
+  identity: IdentityService;
+  access: AccessService;
+  store: Store;
+  /** The gateway's own PostgreSQL and Redis listeners, once they are up. */
+  postgres: () => PostgresEndpoint | undefined;
+  redis: () => PostgresEndpoint | undefined;
+  now: () => number;
+  log: Logger;
+}
+
+const IDLE_MS = 5 * 60_000;
+
+export function startMcp(o: StartMcpOptions): McpModule {
+  const agents = o.config.agents ?? AGENT_DEFAULTS;
+  const sessions = new DataSessions({
+    endpoint: o.postgres,
+    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    idleMs: IDLE_MS,
+    log: o.log,
+  });
+  const redis = new RedisSessions({
+    endpoint: o.redis,
+    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    idleMs: IDLE_MS,
+    maxItems: agents.maxRows,
+    maxValueBytes: 64 * 1024,
+  });
+  const types = new Map(o.config.connections.map((c) => [c.name, c.type]));
+  mountMcpEndpoint(o.router, {
+    identity: o.identity,
+    log: o.log,
+    tools: {
+      access: o.access,
+      sessions,
+      redis,
+      connectionType: (name) => types.get(name),
+      quotas: new AgentQuotas(agents.limits, o.now),
+      store: o.store,
+      agents,
+      // What describe_connection marks as masked: the same rules the data path applies.
+      maskedColumns: (who, connection, columns) => {
+        const { rules } = maskingFor(o.config.masking, connection, who.groups);
+        const out = new Set<string>();
+        for (const c of columns) {
+          const name = `${c.schema}.${c.table}.${c.column}`;
+          if (sourceMask(rules, name)) out.add(name);
+        }
+        return out;
+      },
+      version: packageVersion(),
+    },
+  });
+  return { close: async () => void (await Promise.all([sessions.close(), redis.close()])) };
+}

@@ -1,0 +1,28 @@
+import type { GatewayErrorCode } from '../../core/errors.js';
+
+/**
+ * The error number and SQLSTATE a MySQL client sees for each gateway error code, chosen from the
+ * server's own so that clients (and people) recognise them: 1045 access denied, 1049 unknown
+ * database, 1142 command denied, 1053 server shutdown, 1927 connection killed, 1105 unknown error.
+ */
+export const MYSQL_ERROR: Record<GatewayErrorCode, { errno: number; sqlState: string }> = {
+  protocol_violation: { errno: 1156, sqlState: '08S01' },
+  unsupported_protocol: { errno: 1235, sqlState: '42000' },
+  auth_failed: { errno: 1045, sqlState: '28000' },
+  auth_method_rejected: { errno: 3159, sqlState: 'HY000' },
+  grant_inactive: { errno: 1045, sqlState: '28000' },
+  unknown_connection: { errno: 1049, sqlState: '42000' },
+  backend_unavailable: { errno: 1105, sqlState: 'HY000' },
+  credential_unavailable: { errno: 1045, sqlState: '28000' },
+  backend_lost: { errno: 1105, sqlState: 'HY000' },
+  denied: { errno: 1142, sqlState: '42000' },
+  shutting_down: { errno: 1053, sqlState: '08S01' },
+  store_unavailable: { errno: 1105, sqlState: 'HY000' },
+  killed: { errno: 1927, sqlState: '70100' },
+  internal: { errno: 1105, sqlState: 'HY000' },
+};
+
+/** A statement refused by the gateway (guardrail, review denial, grant ended). */
+export const REFUSED = { errno: 1142, sqlState: '42000' } as const;
+/** A command the gateway does not relay (replication, shutdown...): "access denied; you need privileges". */
+export const COMMAND_REFUSED = { errno: 1227, sqlState: '42000' } as const;

@@ -1,0 +1,366 @@
+/**
+ * The MySQL listener: greets clients (protocol 10), upgrades to TLS on an SSL request, authenticates
+ * the jitgate token (./server-auth.ts), connects the backend with the session's credential and
+ * hands both sockets to a MysqlRelay. user = the person's login, database = the connection's name.
+ * Every refusal is an ERR packet with the server's own error numbers, sent to that client only.
+ */
+import { randomInt } from 'node:crypto';
+import net from 'node:net';
+import tls from 'node:tls';
+import { GatewayError, toGatewayError } from '../../core/errors.js';
+import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
+import type { BackendRequest, SessionInfo } from '../postgres/listener.js';
+import { connectMysqlBackend, prepareSession, runOnBackend, type MysqlBackendSession } from './backend.js';
+import { MYSQL_ERROR } from './errors.js';
+import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';
+import { Cap, DEFAULT_CHARSET, errPayload, GATEWAY_CAPABILITIES, MysqlProtocolError, okPayload, packet, Status } from './packets.js';
+import { PacketStream } from './packet-stream.js';
+import { MysqlRelay, type KillRequest, type ResultMasking } from './relay.js';
+import { isResultMasking } from './masking.js';
+import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
+
+export const SERVER_VERSION = '8.0.36-jitgate';
+
+export interface MysqlListenerOptions {
+  host: string;
+  port: number;
+  /** TLS offered to clients; null: SSL requests are refused. */
+  tls: { context: tls.SecureContext } | null;
+  tlsRequired: boolean;
+  verifier: MysqlTokenVerifier;
+  /** The MySQL backend for a connection name, or undefined if none. */
+  resolveTarget(connection: string): BackendTarget | undefined;
+  /** Whether a name is a configured connection of any kind (COM_INIT_DB to another one is refused). */
+  isConnection(name: string): boolean;
+  /** The credential KILL QUERY runs with on the backend (the connection's stored one). */
+  killTarget(connection: string): BackendTarget | undefined;
+  /**
+   * Roles a per-session user activates at session start (ephemeral credentials): SET DEFAULT ROLE
+   * for another user needs write access to the mysql schema, which the gateway's user should not have.
+   */
+  sessionRoles?(connection: string): string[];
+  /** Whether LOAD DATA LOCAL may run on this connection. */
+  localFilesAllowed?(connection: string): boolean;
+  openSession(info: SessionInfo): SessionPipeline;
+  acquireBackend(request: BackendRequest): Promise<BackendLease>;
+  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
+  onBackendConnect(connection: string, seconds: number): void;
+  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+  handshakeTimeoutMs?: number;
+}
+
+interface LiveSession {
+  relay: MysqlRelay;
+  pipelineId: string;
+  user: string;
+  connection: string;
+  backendThreadId: number;
+}
+
+export class MysqlListener {
+  private readonly server: net.Server;
+  /** Live sessions by the connection id the client was given. */
+  private readonly sessions = new Map<number, LiveSession>();
+  private readonly handshakes = new Set<net.Socket>();
+  private readonly cache = new ScrambleCache();
+  private nextId = randomInt(1000, 100_000);
+  private closing = false;
+
+  constructor(private readonly options: MysqlListenerOptions) {
+    this.server = net.createServer((socket) => void this.accept(socket));
+    this.server.on('error', (err) => options.log.error({ err }, 'mysql listener error'));
+  }
+
+  async listen(): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = this.server.address() as net.AddressInfo;
+    return `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  get activeSessions(): number {
+    return this.sessions.size;
+  }
+
+  get listening(): boolean {
+    return this.server.listening && !this.closing;
+  }
+
+  /** Ends a live session by its pipeline id (admin kill, grant ended). */
+  kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
+    for (const [id, s] of this.sessions) {
+      if (s.pipelineId === sessionId) {
+        if (!s.relay.idle) this.killBackendQuery(s).catch((err) => this.options.log.warn({ err, session: sessionId }, 'KILL QUERY on kill failed'));
+        s.relay.terminate(reason, new GatewayError('killed', message));
+        this.sessions.delete(id);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.handshakes) socket.destroy();
+    for (const s of this.sessions.values()) s.relay.drain();
+    const deadline = Date.now() + timeoutMs;
+    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const s of [...this.sessions.values()]) {
+      s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
+    }
+    await stopped;
+  }
+
+  private connectionId(): number {
+    do {
+      this.nextId = this.nextId >= 0x7fffffff ? 1000 : this.nextId + 1;
+    } while (this.sessions.has(this.nextId));
+    return this.nextId;
+  }
+
+  private async accept(socket: net.Socket): Promise<void> {
+    socket.setNoDelay(true);
+    socket.on('error', () => undefined); // reported through the handshake or relay paths
+    const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
+    this.handshakes.add(socket);
+    const state = { current: socket as net.Socket, seq: 0 };
+    try {
+      if (this.closing) throw new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)');
+      await this.handshake(socket, clientAddress, state);
+    } catch (err) {
+      this.refuse(state.current, err, clientAddress, state.seq);
+    } finally {
+      this.handshakes.delete(socket);
+    }
+  }
+
+  private refuse(socket: net.Socket, err: unknown, clientAddress: string, seq: number): void {
+    const error = err instanceof MysqlProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
+    if (error.code === 'internal') this.options.log.error({ err, clientAddress }, 'unexpected error during mysql handshake');
+    const { errno, sqlState } = MYSQL_ERROR[error.code];
+    const message = error.detail ? `${error.message}: ${error.detail}` : error.message;
+    if (!socket.destroyed && socket.writable) socket.end(packet(errPayload(errno, sqlState, message), seq));
+    setTimeout(() => socket.destroy(), 1000).unref();
+  }
+
+  private async handshake(socket: net.Socket, clientAddress: string, state: { current: net.Socket; seq: number }): Promise<void> {
+    const timeoutMs = this.options.handshakeTimeoutMs ?? 30_000;
+    const connectionId = this.connectionId();
+    const nonce = newNonce();
+    const offered = (GATEWAY_CAPABILITIES | (this.options.tls ? Cap.SSL : 0)) >>> 0;
+    socket.write(
+      packet(
+        buildGreeting({ serverVersion: SERVER_VERSION, connectionId, nonce, capabilities: offered, charset: DEFAULT_CHARSET, status: Status.AUTOCOMMIT, plugin: CACHING_SHA2 }),
+        0,
+      ),
+    );
+    let stream = new PacketStream(socket, timeoutMs);
+    let first = await stream.read(1);
+    state.seq = 2;
+    let secure: tls.TLSSocket | null = null;
+    if (isSslRequest(first.payload)) {
+      if (!this.options.tls) throw new GatewayError('unsupported_protocol', 'TLS is not available on this listener');
+      // Clients may send their TLS ClientHello right behind the SSL request (nothing is answered in
+      // between): whatever arrived early goes back to the socket, where the TLS layer reads it first.
+      const early = stream.detach();
+      if (early.length > 0) socket.unshift(early);
+      secure = await upgrade(socket, this.options.tls.context, timeoutMs);
+      state.current = secure;
+      stream = new PacketStream(secure, timeoutMs);
+      first = await stream.read(2);
+      state.seq = 3;
+    }
+    const client = secure ?? socket;
+    const response = parseHandshakeResponse(first.payload);
+    const user = response.user;
+    if (this.options.tlsRequired && !secure) {
+      throw new GatewayError('auth_method_rejected', 'Connections using insecure transport are prohibited: jitgate requires TLS (mysql: --ssl, mysql2: ssl: {...})');
+    }
+    const connection = response.database ?? '';
+    if (!user) throw new GatewayError('auth_failed', "Access denied for user ''");
+    if (!connection) {
+      throw new GatewayError('unknown_connection', 'No database selected: jitgate needs database = the name of the connection to open (e.g. mysql -u alice orders)');
+    }
+    const auth = await authenticateMysqlClient({
+      stream,
+      send: (payload, seq) => void client.write(packet(payload, seq)),
+      response,
+      responseSeq: first.seq,
+      nonce,
+      connection,
+      verifier: this.options.verifier,
+      cache: this.cache,
+      encrypted: secure !== null,
+      allowRsa: !this.options.tlsRequired,
+    });
+    state.seq = auth.nextSeq;
+    if (!auth.ok) {
+      this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      if (auth.reason === 'method_unavailable') {
+        throw new GatewayError('auth_method_rejected', 'Authentication requires a secure connection: the first login with a token needs TLS (mysql: --ssl)');
+      }
+      throw new GatewayError('auth_failed', `Access denied for user '${user}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`);
+    }
+    const target = this.options.resolveTarget(connection);
+    if (!target) throw new GatewayError('unknown_connection', `Unknown database '${connection}': no MySQL connection of that name`);
+
+    const info: SessionInfo = {
+      user,
+      connection,
+      clientAddress,
+      applicationName: response.attributes.get('program_name') ?? null,
+      tokenId: auth.tokenId,
+      authMethod: auth.method,
+      encrypted: secure !== null,
+    };
+    const pipeline = this.options.openSession(info);
+    let backend: MysqlBackendSession;
+    let lease: BackendLease | undefined;
+    const began = process.hrtime.bigint();
+    const capabilities = (response.capabilities & offered) >>> 0;
+    const localFiles = this.options.localFilesAllowed?.(connection) ?? false;
+    let masking: ResultMasking | undefined;
+    try {
+      masking = resultMasking(pipeline.masking);
+      lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
+      const roles = this.options.sessionRoles?.(connection) ?? [];
+      // A per-session user has no privileges on the database until its role is active, so it
+      // logs in without one and opens it after SET ROLE.
+      backend = await connectMysqlBackend(roles.length > 0 ? { ...lease.target, database: '' } : lease.target, {
+        clientCapabilities: capabilities,
+        charset: response.charset,
+        localFiles: localFiles && (capabilities & Cap.LOCAL_FILES) !== 0,
+        attributes: new Map([['jitgate_user', user], ...(info.applicationName ? [['program_name', info.applicationName] as [string, string]] : [])]),
+      });
+      if (roles.length > 0) {
+        // MariaDB activates one role at a time; MySQL all of them.
+        const activate = /mariadb/i.test(backend.serverVersion) ? `SET ROLE ${quoteIdent(roles[0]!)}` : `SET ROLE ${roles.map(quoteIdent).join(', ')}`;
+        const session = backend;
+        try {
+          await prepareSession(session, activate, connection);
+          if (lease.target.database) await prepareSession(session, `USE ${quoteIdent(lease.target.database)}`, connection);
+        } catch (err) {
+          session.socket.destroy();
+          throw err;
+        }
+      }
+      this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
+    } catch (err) {
+      pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      lease?.release();
+      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail }, 'mysql backend connect failed');
+      throw err;
+    }
+    const clientEarly = stream.detach();
+    if (client.destroyed || this.closing) {
+      backend.socket.destroy();
+      pipeline.end(this.closing ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      lease.release();
+      return;
+    }
+    client.write(packet(okPayload({ status: backend.status || Status.AUTOCOMMIT }), auth.nextSeq));
+    this.startRelay(client, backend, lease, pipeline, connection, user, capabilities, localFiles, masking, clientEarly, connectionId);
+  }
+
+  private startRelay(
+    client: net.Socket,
+    backend: MysqlBackendSession,
+    lease: BackendLease,
+    pipeline: SessionPipeline,
+    connection: string,
+    user: string,
+    capabilities: number,
+    localFilesAllowed: boolean,
+    masking: ResultMasking | undefined,
+    clientEarly: Buffer,
+    connectionId: number,
+  ): void {
+    const relay: MysqlRelay = new MysqlRelay({
+      client,
+      backend: backend.socket,
+      pipeline,
+      capabilities,
+      connection,
+      backendDatabase: lease.target.database,
+      isOtherConnection: (name) => name !== connection && this.options.isConnection(name),
+      localFilesAllowed,
+      masking,
+      kill: (request) => this.clientKill(request, user),
+      onEnd: (reason) => {
+        if (this.sessions.get(connectionId)?.relay === relay) this.sessions.delete(connectionId);
+        pipeline.end(reason, relay.counters);
+        lease.release();
+      },
+      onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'mysql relay error'),
+    });
+    this.sessions.set(connectionId, { relay, pipelineId: pipeline.id, user, connection, backendThreadId: backend.threadId });
+    relay.start(clientEarly, backend.leftover);
+  }
+
+  /**
+   * KILL [QUERY|CONNECTION] n from a client: n is the connection id this gateway handed out, mapped
+   * to the backend's thread. As in MySQL without the CONNECTION ADMIN privilege, a user may kill
+   * only their own sessions.
+   */
+  private async clientKill(request: KillRequest, requester: string): Promise<string | undefined> {
+    const target = this.sessions.get(request.id);
+    if (!target) return `Unknown thread id: ${request.id}`;
+    if (target.user !== requester) return `You are not owner of thread ${request.id}`;
+    if (request.queryOnly) {
+      if (target.relay.withdrawHeld()) return undefined;
+      if (!target.relay.idle) await this.killBackendQuery(target);
+      return undefined;
+    }
+    if (!target.relay.idle) await this.killBackendQuery(target).catch(() => undefined);
+    target.relay.terminate('killed', new GatewayError('killed', 'Connection was killed'));
+    this.sessions.delete(request.id);
+    return undefined;
+  }
+
+  private async killBackendQuery(s: LiveSession): Promise<void> {
+    const admin = this.options.killTarget(s.connection);
+    if (!admin) throw new GatewayError('backend_unavailable', `connection "${s.connection}" has no credential to cancel with`);
+    await runOnBackend(admin, `KILL QUERY ${s.backendThreadId}`);
+  }
+}
+
+/** The session's masking as the relay applies it; one that cannot read MySQL results withholds every value (fail closed). */
+function resultMasking(m: SessionPipeline['masking']): ResultMasking | undefined {
+  if (m === undefined) return undefined;
+  if (isResultMasking(m)) return m;
+  return { resultPlan: () => ({ refuse: 'masking applies to this session but cannot read MySQL results' }) };
+}
+
+function quoteIdent(name: string): string {
+  return '`' + name.replace(/`/g, '``') + '`';
+}
+
+function upgrade(socket: net.Socket, context: tls.SecureContext, timeoutMs: number): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
+    const timer = setTimeout(() => {
+      secure.destroy();
+      reject(new MysqlProtocolError('TLS handshake timed out'));
+    }, timeoutMs);
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      resolve(secure);
+    });
+    secure.once('error', (err) => {
+      clearTimeout(timer);
+      reject(new MysqlProtocolError(`TLS handshake failed: ${err.message}`));
+    });
+  });
+}
+
+export type { HandshakeResponse };

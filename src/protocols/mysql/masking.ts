@@ -1,0 +1,147 @@
+/**
+ * Masking on MySQL sessions, with the gateway's masking rules, strategies and content detectors.
+ *
+ * MySQL tells the client where each result column comes from: the column definition carries the
+ * schema, the original table and the original column (`org_table`, `org_name`), also for aliases
+ * and for binary (prepared statement) results. A column whose origin matches a rule is masked
+ * with that rule's strategy. A column with no origin (an expression: CONCAT(email, ''), a
+ * subquery, a UNION across tables) is masked ("redact") when the statement refers to a column a
+ * rule could match, or when the statement cannot be parsed: what cannot be shown to be clean is not
+ * shown. Statements that would carry masked data past the masking (INSERT ... SELECT, CREATE TABLE
+ * ... SELECT, UPDATE ... SET from a masked column, SELECT ... INTO) are refused. Content detectors
+ * run over every other text value and over error messages.
+ *
+ * Known limit: a view's columns report the view as their origin, so rules must name views too.
+ */
+import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan } from '../../core/types.js';
+import { redactFindings, type DetectorName } from '../../masking/detectors.js';
+import { globMatch, sourceMask, type MaskingRule } from '../../masking/policy.js';
+import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
+import { analyseMysqlCached, plainSelect } from '../../sql/mysql.js';
+import type { ResultMasking, ResultMaskPlan } from './relay.js';
+import type { ColumnDefinition } from './results.js';
+
+export interface MysqlMaskingOptions {
+  rules: MaskingRule[];
+  detectors: DetectorName[];
+  hashKey: Buffer;
+}
+
+/** Errors that quote the data that caused them (duplicate entries, bad values). */
+const DATA_ERRORS = new Set([1062, 1265, 1292, 1366, 1406, 1411, 1525, 1586, 3140, 4025]);
+
+export class MysqlMasking implements SessionMasking, ResultMasking {
+  readonly scrub?: (text: string) => string | undefined;
+  private readonly columnNames: string[];
+
+  constructor(private readonly o: MysqlMaskingOptions) {
+    if (o.detectors.length > 0) {
+      const enabled = o.detectors;
+      this.scrub = (text) => {
+        const r = redactFindings(text, enabled);
+        return r.findings.length ? r.text : undefined;
+      };
+    }
+    // The column part of every pattern (`email` of `app.customers.email`): what an expression must not use.
+    this.columnNames = o.rules.flatMap((r) => r.columns.map((c) => c.pattern.split('.').pop()!));
+  }
+
+  prepare(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  check(statement: Statement): Decision | undefined {
+    if (this.o.rules.length === 0) return undefined;
+    const analysis = analyseMysqlCached(statement.text);
+    if (!analysis.ok) return refusal('masking_unprovable', `the statement could not be parsed (${analysis.error}), so its results cannot be masked`);
+    for (const s of analysis.statements) {
+      const copies = !s.readOnly || /\binto\s+@/i.test(s.text);
+      if (copies && (s.kind === 'insert' || s.kind === 'update' || s.kind === 'ddl' || s.kind === 'copy' || s.kind === 'select' || s.kind === 'other')) {
+        const used = this.maskedReference(s.columns);
+        if (used) return refusal('masking_copy', `${s.kind.toUpperCase()} would carry masked column ${used} where it could be read unmasked`);
+      }
+    }
+    return undefined;
+  }
+
+  plan(): StatementMaskPlan[] | undefined {
+    return undefined;
+  }
+
+  originMask(): ColumnMask | undefined {
+    return undefined;
+  }
+
+  maskValue(mask: ColumnMask, value: string): string | null {
+    const strategy: MaskStrategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
+    return applyStrategy(strategy, value, { hashKey: this.o.hashKey });
+  }
+
+  resultPlan(columns: ColumnDefinition[], statement: string | undefined): ResultMaskPlan {
+    const masks = new Map<number, (value: string) => string | null>();
+    // Origins are believed only for a plain SELECT over base tables: a derived table or CTE names
+    // itself as the origin of what it selected, so anything else is judged as an expression.
+    const plain = this.o.rules.length > 0 && statement !== undefined ? plainSelect(statement) : undefined;
+    const byColumn = plain?.outputs && plain.outputs.length === columns.length ? plain.outputs : undefined;
+    let expressionsMasked: boolean | undefined;
+    const expressionTouchesMasked = (i: number) => {
+      if (byColumn && plain) return this.maskedReference(byColumn[i]!) !== undefined;
+      if (expressionsMasked === undefined) {
+        if (this.o.rules.length === 0) expressionsMasked = false;
+        else if (statement === undefined) expressionsMasked = true;
+        else {
+          const analysis = analyseMysqlCached(statement);
+          expressionsMasked = !analysis.ok || analysis.statements.some((s) => this.maskedReference(s.columns) !== undefined);
+        }
+      }
+      return expressionsMasked;
+    };
+    columns.forEach((c, i) => {
+      const m = c.orgTable && c.orgName ? sourceMask(this.o.rules, `${c.schema}.${c.orgTable}.${c.orgName}`.toLowerCase()) : undefined;
+      if (m) {
+        const key = this.o.hashKey;
+        masks.set(i, (v) => applyStrategy(m.strategy, v, { hashKey: key }));
+        return;
+      }
+      const trusted = c.orgTable !== '' && c.orgName !== '' && (this.o.rules.length === 0 || (plain?.tables.includes(c.orgTable.toLowerCase()) ?? false));
+      if (!trusted && expressionTouchesMasked(i)) {
+        masks.set(i, () => '[redacted]');
+        return;
+      }
+      if (this.scrub) {
+        const scrub = this.scrub;
+        masks.set(i, (v) => scrub(v) ?? v);
+      }
+    });
+    return { masks };
+  }
+
+  /** An error message safe to show: data-quoting errors lose their quotes' content, detectors run. */
+  errorMessage(errno: number, message: string): string {
+    let out = message;
+    if (this.o.rules.length > 0 && DATA_ERRORS.has(errno)) out = out.replace(/'[^']*'/g, "'[redacted]'");
+    return this.scrub?.(out) ?? out;
+  }
+
+  /** A column reference (as parsed) that a rule's column pattern could match, `*` included. */
+  private maskedReference(columns: string[]): string | undefined {
+    for (const ref of columns) {
+      const name = ref.split('.').pop()!;
+      if (name === '*' || name === '(.*)') {
+        if (this.columnNames.length > 0) return ref;
+        continue;
+      }
+      if (this.columnNames.some((p) => globMatch(p, name))) return ref;
+    }
+    return undefined;
+  }
+}
+
+/** Whether a session's masking can plan MySQL results (a PostgreSQL one cannot: fail closed). */
+export function isResultMasking(m: unknown): m is ResultMasking & { errorMessage?(errno: number, message: string): string } {
+  return typeof m === 'object' && m !== null && typeof (m as { resultPlan?: unknown }).resultPlan === 'function';
+}
+
+function refusal(reason: string, what: string): Decision {
+  return { effect: 'deny', reasons: [reason], message: `jitgate: statement refused by masking: ${what} (${reason})` };
+}

@@ -1,0 +1,143 @@
+/**
+ * Re-encoding of masked values, table-driven: DataRow text and binary per type, COPY text and CSV
+ * field syntax, and error texts that quote values. A fake SessionMasking stands in for policy.
+ */
+import { describe, expect, it } from 'vitest';
+import type { ColumnMask, SessionMasking, StatementMaskPlan } from '../../core/types.js';
+import { escapeText, hideQuotedValues, quoteCsv, ResultMasker, splitCsv, splitText, unescapeText } from './result-masker.js';
+
+const EMAIL: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'redact' };
+
+function masking(plan: StatementMaskPlan): SessionMasking {
+  return {
+    prepare: async () => undefined,
+    check: () => undefined,
+    plan: () => [plan],
+    originMask: () => undefined,
+    maskValue: (m, v) => (m.strategy === 'null' ? null : `<${v.length}>`),
+  };
+}
+
+function msg(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head[0] = type.charCodeAt(0);
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
+}
+
+function rowDescription(cols: Array<[string, number, number]>): Buffer {
+  const parts = [Buffer.from([0, cols.length])];
+  for (const [name, type, format] of cols) {
+    const b = Buffer.alloc(18);
+    b.writeUInt32BE(type, 6);
+    b.writeInt16BE(format, 16);
+    parts.push(Buffer.from(name + '\0'), b);
+  }
+  return msg('T', Buffer.concat(parts));
+}
+
+function dataRow(values: Array<Buffer | null>): Buffer {
+  const parts: Buffer[] = [Buffer.from([0, values.length])];
+  for (const v of values) {
+    const len = Buffer.alloc(4);
+    len.writeInt32BE(v ? v.length : -1);
+    parts.push(len, ...(v ? [v] : []));
+  }
+  return msg('D', Buffer.concat(parts));
+}
+
+function values(row: Buffer): Array<string | null> {
+  const out: Array<string | null> = [];
+  let pos = 7;
+  for (let i = 0; i < row.readInt16BE(5); i++) {
+    const l = row.readInt32BE(pos);
+    out.push(l < 0 ? null : row.toString('utf8', pos + 4, pos + 4 + l));
+    pos += 4 + Math.max(l, 0);
+  }
+  return out;
+}
+
+function run(plan: StatementMaskPlan, cols: Array<[string, number, number]>, row: Array<Buffer | null>): Array<string | null> | 'unchanged' {
+  const m = new ResultMasker(masking(plan));
+  const q = msg('Q', Buffer.from('select\0'));
+  m.onStatement(0x51, q, 0, q.length, true);
+  const t = rowDescription(cols);
+  m.onBackend(0x54, t, 0, t.length);
+  const d = dataRow(row);
+  const out = m.onBackend(0x44, d, 0, d.length);
+  return out ? values(out[0]!) : 'unchanged';
+}
+
+describe('DataRow re-encoding', () => {
+  const int4 = Buffer.from([0, 0, 0, 7]);
+  const cases: Array<[string, StatementMaskPlan, Array<[string, number, number]>, Array<Buffer | null>, Array<string | null> | 'unchanged']> = [
+    ['clear rows are not rebuilt', { columns: [undefined], fallback: undefined, touchesMasked: false }, [['a', 25, 0]], [Buffer.from('x')], 'unchanged'],
+    ['text column, text format', { columns: [EMAIL, undefined], fallback: undefined, touchesMasked: true }, [['e', 25, 0], ['n', 25, 0]], [Buffer.from('abc'), Buffer.from('keep')], ['<3>', 'keep']],
+    ['varchar column, binary format (same bytes as text)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['e', 1043, 1]], [Buffer.from('abcd')], ['<4>']],
+    ['int4 cannot hold the mask: NULL (binary)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['i', 23, 1]], [int4], [null]],
+    ['jsonb cannot hold the mask: NULL (text)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['j', 3802, 0]], [Buffer.from('{"a":1}')], [null]],
+    ['SQL NULL stays NULL', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['e', 25, 0]], [null], 'unchanged'],
+    ['null strategy', { columns: [{ ...EMAIL, strategy: 'null' }], fallback: undefined, touchesMasked: true }, [['e', 25, 0]], [Buffer.from('x')], [null]],
+    ['unknown shape: columns without origin take the fallback', { columns: 'unknown', fallback: EMAIL, touchesMasked: true }, [['e', 25, 0], ['f', 25, 0]], [Buffer.from('ab'), Buffer.from('c')], ['<2>', '<1>']],
+    ['shape mismatch: fallback', { columns: [undefined], fallback: EMAIL, touchesMasked: true }, [['e', 25, 0], ['f', 25, 0]], [Buffer.from('ab'), Buffer.from('c')], ['<2>', '<1>']],
+  ];
+  it.each(cases)('%s', (_name, plan, cols, row, expected) => {
+    expect(run(plan, cols, row)).toEqual(expected);
+  });
+
+  it('a DataRow nobody described is masked entirely (fail closed)', () => {
+    const m = new ResultMasker(masking({ columns: null, fallback: undefined, touchesMasked: false }));
+    const d = dataRow([Buffer.from('secret')]);
+    // Without a row description the type is unknown: the value becomes NULL.
+    expect(values(m.onBackend(0x44, d, 0, d.length)![0]!)).toEqual([null]);
+  });
+});
+
+describe('COPY field syntax', () => {
+  it.each([
+    ['a\\tb\\\\c\\nd', 'a\tb\\c\nd'],
+    ['\\x41\\101', 'AA'],
+    ['plain', 'plain'],
+  ])('text unescape %s', (raw, value) => {
+    expect(unescapeText(raw)).toBe(value);
+  });
+
+  it('text escape round-trips through split', () => {
+    const v = 'x\ty\\z\n;';
+    const line = ['1', escapeText(v, '\t'), '\\N'].join('\t');
+    expect(splitText(line, '\t').map(unescapeText)).toEqual(['1', v, 'N']);
+    expect(splitText(line, '\t')[2]).toBe('\\N');
+  });
+
+  const o = { delimiter: ',', quote: '"', escape: '"', null: '' };
+  it.each([
+    ['1,"a,b",,""', [['1', false], ['a,b', true], ['', false], ['', true]]],
+    ['"he said ""hi""",x', [['he said "hi"', true], ['x', false]]],
+  ] as const)('csv split %s', (line, expected) => {
+    expect(splitCsv(line, o).map((f) => [f.value, f.quoted])).toEqual(expected);
+  });
+
+  it('csv split with another quote and escape', () => {
+    expect(splitCsv("'a\\'b';c", { delimiter: ';', quote: "'", escape: '\\' }).map((f) => f.value)).toEqual(["a'b", 'c']);
+  });
+
+  it.each([
+    ['plain', 'plain'],
+    ['a,b', '"a,b"'],
+    ['say "x"', '"say ""x"""'],
+    ['', '""'],
+  ])('csv quote %s', (v, out) => {
+    expect(quoteCsv(v, o)).toBe(out);
+  });
+});
+
+describe('error texts', () => {
+  it.each([
+    ['invalid input syntax for type integer: "alice@x.com"', 'invalid input syntax for type integer: "[masked]"'],
+    ['value "99999999999" is out of range for type integer', 'value "[masked]" is out of range for type integer'],
+    ['duplicate key value violates unique constraint "users_email_key"', 'duplicate key value violates unique constraint "users_email_key"'],
+    ['column "email" of relation "users" does not exist', 'column "email" of relation "users" does not exist'],
+  ])('%s', (m, out) => {
+    expect(hideQuotedValues(m)).toBe(out);
+  });
+});

@@ -1,0 +1,249 @@
+/**
+ * Masking of Redis replies: values of keys that match a rule's `keys` patterns, hash values whose
+ * field matches a rule's `fields` patterns, and content detectors over every string the client is
+ * sent (values, keys from SCAN/KEYS, pub/sub payloads, error messages).
+ *
+ * A reply is read by the shape of the command that produced it: MGET's items pair with its keys,
+ * HGETALL/HSCAN/HRANDFIELD WITHVALUES alternate fields and values (RESP2 flat, RESP3 maps or
+ * pairs), EXEC's items with the commands queued in the transaction, pub/sub messages by their
+ * channel. Where a value's field cannot be known (HVALS) while field rules exist, it is masked
+ * anyway: what cannot be shown clean is not shown.
+ */
+import { redactFindings, type DetectorName } from '../../masking/detectors.js';
+import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
+import type { Decision } from '../../core/types.js';
+import { describeCommand, keyUses, readsUndeclaredKeys } from '../../policy/redis-commands.js';
+import { redisGlob } from '../../policy/redis-guardrails.js';
+import type { ReplyMasker } from './relay.js';
+import type { RespValue } from './resp.js';
+
+export interface RedisMaskingPolicy {
+  /** Key globs (case-sensitive) and the strategy of their values, first match wins. */
+  keys: Array<{ pattern: string; strategy: MaskStrategy; rule: string }>;
+  /** Hash field globs and the strategy of their values. */
+  fields: Array<{ pattern: string; strategy: MaskStrategy; rule: string }>;
+  detectors: DetectorName[];
+  hashKey: Buffer;
+}
+
+/** Replies up to this size are held and masked; bigger ones are refused (fail closed). */
+export const DEFAULT_MASKED_REPLY_BYTES = 16 * 1024 * 1024;
+
+const HASH_PAIRS = new Set(['hgetall', 'hscan', 'hrandfield']);
+/** Replies computed from a value rather than copies of it: a strategy would leak (hash of one character). */
+const DERIVED = new Set(['getrange', 'substr', 'lcs']);
+/** Commands that read a value bit by bit: no mask can stand in for the answer. */
+const BIT_READS = new Set(['getbit', 'bitfield', 'bitfield_ro', 'bitpos', 'bitcount']);
+const REDACT: MaskStrategy = { kind: 'redact' };
+const HASH_BY_FIELD = new Set(['hget', 'hmget', 'hgetdel', 'hgetex']);
+
+export class RedisReplyMasker implements ReplyMasker {
+  readonly maxReplyBytes: number;
+
+  constructor(
+    private readonly policy: RedisMaskingPolicy,
+    maxReplyBytes = DEFAULT_MASKED_REPLY_BYTES,
+  ) {
+    this.maxReplyBytes = maxReplyBytes;
+  }
+
+  /**
+   * Commands refused while key rules apply: those that would put a masked key's values into a key
+   * no rule masks the same way (COPY, RENAME, LMOVE, SUNIONSTORE, SORT ... STORE: `masking_copy`,
+   * as INSERT ... SELECT is for SQL), and those whose reads cannot be known (scripts, functions,
+   * SORT BY/GET, commands Redis does not describe: `masking_unprovable`).
+   */
+  check(args: readonly Buffer[]): Decision | undefined {
+    if (this.policy.keys.length === 0) return undefined;
+    const argv = args.map((a) => a.toString('utf8'));
+    const info = describeCommand(argv);
+    const shown = (info.name || '?').toUpperCase();
+    if (!info.spec || readsUndeclaredKeys(info.name, argv)) {
+      return refusal('masking_unprovable', `${shown} can read values jitgate cannot follow, and masking applies to this session`);
+    }
+    const uses = keyUses(info.spec, argv);
+    for (const src of uses) {
+      if (!src.spec.access) continue;
+      const rule = this.keyRule(src.key);
+      if (!rule) continue;
+      if (BIT_READS.has(info.name)) return refusal('masking_unprovable', `${shown} would read the masked key ${JSON.stringify(src.key)} bit by bit`);
+      if (info.name === 'migrate') return refusal('masking_copy', `${shown} would move the masked key ${JSON.stringify(src.key)} elsewhere`);
+      const leak = uses.find((dst) => dst.spec.write && !dst.spec.access && this.keyRule(dst.key) !== rule);
+      if (leak) {
+        return refusal('masking_copy', `${shown} would copy masked values of ${JSON.stringify(src.key)} to ${JSON.stringify(leak.key)}, where they are not masked the same way`);
+      }
+    }
+    return undefined;
+  }
+
+  mask(args: readonly Buffer[] | null, value: RespValue, queued?: ReadonlyArray<readonly Buffer[]>): boolean {
+    const state = { changed: false };
+    if (args === null) this.push(value, state);
+    else this.reply(args, value, state, queued);
+    return state.changed;
+  }
+
+  private reply(args: readonly Buffer[], value: RespValue, state: Changed, queued?: ReadonlyArray<readonly Buffer[]>): void {
+    const argv = args.map((a) => a.toString('utf8'));
+    const info = describeCommand(argv);
+    const name = info.name.split('|')[0]!;
+    if (name === 'exec' && queued && isAgg(value) && value.items) {
+      value.items.forEach((item, i) => (queued[i] ? this.reply(queued[i]!, item, state) : this.scrubAll(item, state, undefined, new Set())));
+      return;
+    }
+    const keys = new Set(info.keys);
+    if (name === 'mget' && isAgg(value) && value.items) {
+      value.items.forEach((item, i) => this.scrubAll(item, state, this.keyStrategy(info.keys[i]), keys));
+      return;
+    }
+    const found = info.keys.map((k) => this.keyStrategy(k)).find((s) => s !== undefined);
+    const keyStrategy = found && DERIVED.has(name) ? REDACT : found;
+    if ((name === 'sscan' || name === 'zscan') && isAgg(value) && value.items && value.items.length === 2) {
+      // The cursor is the gateway's to pass, not a value.
+      this.scrubAll(value.items[0]!, state, undefined, keys);
+      this.scrubAll(value.items[1]!, state, keyStrategy, keys);
+      return;
+    }
+    if (HASH_BY_FIELD.has(name)) {
+      const at = argv.findIndex((a) => a.toLowerCase() === 'fields');
+      const fields = name === 'hget' ? [argv[2]] : name === 'hmget' ? argv.slice(2) : at > 0 ? argv.slice(at + 2) : [];
+      if (isAgg(value) && value.items) value.items.forEach((item, i) => this.scrubAll(item, state, keyStrategy ?? this.fieldStrategy(fields[i]), keys));
+      else this.scrubAll(value, state, keyStrategy ?? this.fieldStrategy(fields[0]), keys);
+      return;
+    }
+    if (name === 'hrandfield' && !argv.some((a) => a.toLowerCase() === 'withvalues')) {
+      // Field names only.
+      this.scrubAll(value, state, undefined, keys);
+      return;
+    }
+    if (HASH_PAIRS.has(name)) {
+      const list = name === 'hscan' && isAgg(value) && value.items ? value.items[1] : value;
+      if (name === 'hscan' && isAgg(value) && value.items?.[0]) this.scrubAll(value.items[0], state, undefined, keys);
+      if (list) this.hashPairs(list, state, keyStrategy, keys);
+      return;
+    }
+    const unknownField = name === 'hvals' && this.policy.fields.length > 0 ? this.policy.fields[0]!.strategy : undefined;
+    this.scrubAll(value, state, keyStrategy ?? unknownField, keys);
+  }
+
+  /** Field/value pairs: flat (RESP2), a map (RESP3), or a list of [field, value] pairs. */
+  private hashPairs(list: RespValue, state: Changed, keyStrategy: MaskStrategy | undefined, keys: Set<string>): void {
+    if (!isAgg(list) || !list.items) return this.scrubAll(list, state, keyStrategy, keys);
+    const items = list.items;
+    if (items.every((x) => isAgg(x))) {
+      for (const pair of items) this.hashPairs(pair, state, keyStrategy, keys);
+      return;
+    }
+    for (let i = 0; i < items.length; i += 2) {
+      const field = items[i]!;
+      this.scrubAll(field, state, undefined, keys);
+      const v = items[i + 1];
+      if (!v) {
+        // HRANDFIELD without WITHVALUES: fields only.
+        continue;
+      }
+      const f = field.type === 'bulk' ? field.data?.toString('utf8') : undefined;
+      this.scrubAll(v, state, keyStrategy ?? this.fieldStrategy(f), keys);
+    }
+  }
+
+  /** Pub/sub messages: the payload by its channel; anything else pushed, by detectors. */
+  private push(value: RespValue, state: Changed): void {
+    if (!isAgg(value) || !value.items) return;
+    const items = value.items;
+    const kind = items[0]?.type === 'bulk' ? items[0].data?.toString('latin1').toLowerCase() : undefined;
+    const at = kind === 'pmessage' ? 2 : kind === 'message' || kind === 'smessage' ? 1 : -1;
+    if (at < 0) return this.scrubAll(value, state, undefined, new Set());
+    const channel = items[at]?.type === 'bulk' ? (items[at] as { data: Buffer | null }).data?.toString('utf8') : undefined;
+    const payload = items[at + 1];
+    if (payload) this.scrubAll(payload, state, this.keyStrategy(channel), new Set());
+  }
+
+  private keyRule(key: string | undefined): RedisMaskingPolicy['keys'][number] | undefined {
+    if (key === undefined) return undefined;
+    return this.policy.keys.find((k) => redisGlob(k.pattern).test(key));
+  }
+
+  private keyStrategy(key: string | undefined): MaskStrategy | undefined {
+    return this.keyRule(key)?.strategy;
+  }
+
+  private fieldStrategy(field: string | undefined): MaskStrategy | undefined {
+    if (field === undefined) return undefined;
+    return this.policy.fields.find((f) => redisGlob(f.pattern).test(field))?.strategy;
+  }
+
+  /**
+   * Every string in `v`: masked with `strategy` when one applies (the command's own key names are
+   * left as they are: the client sent them), then scrubbed by the detectors.
+   */
+  private scrubAll(v: RespValue, state: Changed, strategy: MaskStrategy | undefined, keys: Set<string>): void {
+    switch (v.type) {
+      case 'bulk':
+      case 'verbatim': {
+        if (v.data === null) return;
+        const text = v.data.toString('utf8');
+        if (strategy && !keys.has(text)) {
+          const masked = applyStrategy(strategy, text, { hashKey: this.policy.hashKey });
+          state.changed = true;
+          if (masked === null) {
+            if (v.type === 'bulk') v.data = null;
+            else v.data = Buffer.alloc(0);
+            return;
+          }
+          v.data = Buffer.from(masked, 'utf8');
+          return;
+        }
+        const scrubbed = this.detect(text);
+        if (scrubbed !== undefined) {
+          v.data = Buffer.from(scrubbed, 'utf8');
+          state.changed = true;
+        }
+        return;
+      }
+      case 'simple':
+      case 'error': {
+        const scrubbed = this.detect(v.text);
+        if (scrubbed !== undefined) {
+          v.text = scrubbed;
+          state.changed = true;
+        }
+        return;
+      }
+      case 'bloberror': {
+        const scrubbed = this.detect(v.data.toString('utf8'));
+        if (scrubbed !== undefined) {
+          v.data = Buffer.from(scrubbed, 'utf8');
+          state.changed = true;
+        }
+        return;
+      }
+      case 'array':
+      case 'set':
+      case 'push':
+      case 'map':
+        for (const item of v.items ?? []) this.scrubAll(item, state, strategy, keys);
+        return;
+      default:
+        return;
+    }
+  }
+
+  private detect(text: string): string | undefined {
+    if (this.policy.detectors.length === 0 || text.length === 0) return undefined;
+    const r = redactFindings(text, this.policy.detectors);
+    return r.findings.length ? r.text : undefined;
+  }
+}
+
+interface Changed {
+  changed: boolean;
+}
+
+function refusal(reason: 'masking_copy' | 'masking_unprovable', what: string): Decision {
+  return { effect: 'deny', reasons: [reason], message: `jitgate: ${what} (${reason})` };
+}
+
+function isAgg(v: RespValue): v is Extract<RespValue, { type: 'array' | 'set' | 'push' | 'map' }> {
+  return v.type === 'array' || v.type === 'set' || v.type === 'push' || v.type === 'map';
+}
