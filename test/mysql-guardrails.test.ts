@@ -110,6 +110,17 @@ describe('holds', () => {
     const [after] = await c.query('SELECT COUNT(*) AS n FROM items');
     expect(after).toEqual([{ n: 4 }]);
     await c.query('DELETE FROM items WHERE id = 70');
+
+    // KILL QUERY from another connection of the same person withdraws a held statement.
+    const killer = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection: 'app-plain' }), database: 'app-plain' });
+    const third = c.query("INSERT INTO items (id, name) VALUES (72, 'withdrawn')").then(() => undefined, (e: { errno: number; message: string }) => e);
+    const id = await pendingReview();
+    await killer.query(`KILL QUERY ${c.threadId}`);
+    expect(await third).toMatchObject({ errno: 1317, message: 'Query execution was interrupted (canceling statement due to user request)' });
+    expect(gw.gateway.reviews.get(dave, id).state).toBe('withdrawn');
+    const [still] = await c.query('SELECT 1 AS one');
+    expect(still).toEqual([{ one: 1 }]);
+    await killer.end();
     await c.end();
   });
 });

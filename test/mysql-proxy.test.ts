@@ -238,6 +238,25 @@ describe('queries', () => {
     c.destroy();
   }, 30_000);
 
+  it('ends live sessions when their grant is revoked, and refuses new logins with the reason', async () => {
+    const { token, grantId } = gw.issue({ user: 'revokee' });
+    const c = await connect(token, { user: 'revokee' });
+    const running = c.query('SELECT SLEEP(30) AS s').then(
+      () => undefined,
+      (err: { errno: number; message: string }) => err,
+    );
+    for (let i = 0; i < 200; i++) {
+      if (my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim() === '1') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    gw.gateway.access.revoke({ user: 'revokee', groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
+    const err = await running;
+    expect(err?.message).toMatch(/revoked by revokee: done for today/);
+    const again = await mysqlCli(gw, { user: 'revokee', token, sql: 'SELECT 1', args: ['--ssl'] });
+    expect(again.stderr).toMatch(/ERROR 1045 \(28000\).*revoked by revokee: done for today/);
+    c.destroy();
+  }, 30_000);
+
   it('refuses LOAD DATA LOCAL unless the connection allows it', async () => {
     const file = join(gw.dataDir, 'rows.tsv');
     writeFileSync(file, '90\tlocal\t1.00\t\\N\n');

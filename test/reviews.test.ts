@@ -341,6 +341,42 @@ describe('order and approvals', () => {
     }
   });
 
+  it('a named prepared statement is reviewed at every execution: approving one run does not approve the next', async () => {
+    const c = await pgClient('alice');
+    try {
+      const insert = (note: string) =>
+        c.query({ name: 'add-note', text: 'insert into ledger (note) values ($1)', values: [note] }).then(
+          () => 'ok',
+          (e: pg.DatabaseError) => e,
+        );
+      // First execution: Parse + Bind + Execute, held once and approved once.
+      const first = insert('first run');
+      const r1 = await heldReview('alice');
+      expect(await env.api('carol', 'POST', `/api/reviews/${r1.id}/approve`, {})).toMatchObject({ status: 200 });
+      expect(await first).toBe('ok');
+
+      // Second execution of the same prepared statement (Bind + Execute, no Parse): a new review.
+      const second = insert('second run, other values');
+      const r2 = await heldReview('alice');
+      expect(r2.id).not.toBe(r1.id);
+      expect(r2.statement).toBe('insert into ledger (note) values ($1)');
+      expect(await ledgerNotes()).not.toContain('second run, other values');
+      expect(await env.api('carol', 'POST', `/api/reviews/${r2.id}/deny`, { comment: 'not this one' })).toMatchObject({ status: 200 });
+      const err = await second;
+      expect(err).toMatchObject({ code: '42501' });
+      expect(await ledgerNotes()).not.toContain('second run, other values');
+
+      // The session goes on, and a third run is decided again (approved this time).
+      const third = insert('third run');
+      const r3 = await heldReview('alice');
+      expect(await env.api('carol', 'POST', `/api/reviews/${r3.id}/approve`, {})).toMatchObject({ status: 200 });
+      expect(await third).toBe('ok');
+      expect(await ledgerNotes()).toContain('third run');
+    } finally {
+      await c.end();
+    }
+  });
+
   it('inside a transaction: the approved statement runs in the open transaction, which commits', async () => {
     const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
       input: "begin;\ninsert into ledger (note) values ('in a transaction');\nselect count(*) from ledger where note = 'in a transaction';\ncommit;\n",

@@ -50,8 +50,8 @@ export interface BackendTarget {
 
 /** One statement as seen on the data path, before any decision. */
 export interface Statement {
-  /** 'simple' = Query message, 'parse' = extended-protocol Parse, 'function-call' = FunctionCall, 'command' = a Redis command. */
-  source: 'simple' | 'parse' | 'function-call' | 'command';
+  /** 'simple' = Query, 'parse' = extended-protocol Parse, 'bind' = a reviewed prepared statement executed again, 'function-call' = FunctionCall, 'command' = a Redis command. */
+  source: 'simple' | 'parse' | 'function-call' | 'command' | 'bind';
   text: string;
   /** Prepared statement name for Parse ('' = unnamed). */
   name?: string;

@@ -169,6 +169,13 @@ describe('statements that would carry masked data out are refused', () => {
     expect(s.check({ source: 'simple', text: sql })).toBeUndefined();
   });
 
+  it('without a catalog nothing is allowed through: statements refused, plans absent (fail closed)', () => {
+    const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: () => Promise.reject(new Error('down')) });
+    expect(s.check({ source: 'simple', text: 'select 1' })?.reasons).toEqual(['masking_unprovable']);
+    expect(s.plan('select email from users')).toBeUndefined();
+    return expect(s.prepare()).rejects.toThrow('down');
+  });
+
   it('the function call protocol is refused', async () => {
     const s = await ready();
     expect(s.check({ source: 'function-call', text: 'function call oid 1' })?.reasons).toEqual(['masking_unprovable']);

@@ -129,7 +129,7 @@ const VALUE_FREE_FUNCTIONS = new Set(['count', 'pg_catalog.count']);
 /** System relations that hold copies of column values (planner statistics). */
 const VALUE_HOLDING_SYSTEM = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
 /** DDL that creates code which could later read masked tables out of the gateway's sight. */
-const CODE_DDL = new Set(['CreateForeignTableStmt', 'CreateForeignServerStmt', 'CreateUserMappingStmt', 'ImportForeignSchemaStmt', 'CreateFdwStmt', 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CreateEventTrigStmt', 'DefineStmt', 'CreateCastStmt', 'CreateExtensionStmt', 'CreatePLangStmt', 'CreateTransformStmt', 'CreateConversionStmt', 'AlterFunctionStmt', 'AlterExtensionStmt', 'AlterExtensionContentsStmt', 'CreatePolicyStmt', 'AlterPolicyStmt']);
+const CODE_DDL = new Set(['CreatePublicationStmt', 'AlterPublicationStmt', 'CreateSubscriptionStmt', 'CreateForeignTableStmt', 'CreateForeignServerStmt', 'CreateUserMappingStmt', 'ImportForeignSchemaStmt', 'CreateFdwStmt', 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CreateEventTrigStmt', 'DefineStmt', 'CreateCastStmt', 'CreateExtensionStmt', 'CreatePLangStmt', 'CreateTransformStmt', 'CreateConversionStmt', 'AlterFunctionStmt', 'AlterExtensionStmt', 'AlterExtensionContentsStmt', 'CreatePolicyStmt', 'AlterPolicyStmt']);
 
 /** Parses and analyses a query string (one plan per statement). */
 export function lineageOf(sql: string, catalog: Catalog, session: LineageSession): LineageResult {
@@ -280,11 +280,12 @@ class Analyser {
           const schema = String(body.subname ?? '');
           for (const r of this.catalog.relations.values()) if (r.schema === schema) moved.push(r);
         }
-        for (const r of moved) for (const c of r.columns) this.flows.push({ source: `${r.schema}.${r.name}.${c.name}`, into: `ALTER ${r.name}` });
+        // A child's columns carry its parents' sources: detaching it (NO INHERIT) is caught too.
+        for (const r of moved) for (const c of this.relationColumns(r)) for (const src of c.origin.sources) this.flows.push({ source: src, into: `ALTER ${r.name}` });
         break;
       }
       default:
-        if (CODE_DDL.has(type)) this.refuse('masking_unprovable', 'creating functions, triggers, rules, extensions or foreign tables is not allowed where data is masked');
+        if (CODE_DDL.has(type)) this.refuse('masking_unprovable', 'creating functions, triggers, rules, extensions, publications or foreign tables is not allowed where data is masked');
         break;
     }
     return {

@@ -5,6 +5,7 @@
  * appear (the relay hands the pipeline no password, token, SCRAM message or backend secret, and
  * statement texts are redacted of password literals, ./redact.ts).
  */
+import type { Statement } from '../core/types.js';
 
 export interface DecisionData {
   effect: 'allow' | 'deny' | 'review';
@@ -46,7 +47,7 @@ export interface SessionStartData {
 export interface StatementData {
   /** 1, 2, ... within the session. */
   n: number;
-  source: 'simple' | 'parse' | 'function-call' | 'command';
+  source: Statement['source'];
   /** Prepared statement name (extended protocol). */
   name?: string;
   text: string;

@@ -5,6 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import { migrateModule, type Migration } from '../store/sqlite.js';
+import type { Statement } from '../core/types.js';
 
 export type ReviewState = 'pending' | 'approved' | 'denied' | 'expired' | 'withdrawn';
 export const REVIEW_STATES: readonly ReviewState[] = ['pending', 'approved', 'denied', 'expired', 'withdrawn'];
@@ -24,7 +25,7 @@ export interface Review {
   connection: string;
   /** The statement as the client sent it (simple query string, or the text of a Parse). */
   statement: string;
-  source: 'simple' | 'parse' | 'function-call' | 'command';
+  source: Statement['source'];
   /** The review rule that held it, and a snapshot of its approval rules at the time. */
   rule: string;
   ruleReason: string | null;

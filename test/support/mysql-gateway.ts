@@ -23,6 +23,8 @@ export interface MysqlTestGateway {
   port: number;
   dataDir: string;
   token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): string;
+  /** As token(), with the id of the grant it was issued under. */
+  issue(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): { token: string; grantId: string };
   close(): Promise<void>;
 }
 
@@ -58,6 +60,14 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const logger = createLogger({ level: level as 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now });
   const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const issue = (o: { user?: string; connection?: string; ttlMs?: number; now?: number }) =>
+    issueAdminToken(gateway.store, accessRepo, {
+      user: o.user ?? 'alice',
+      connection: o.connection ?? 'app',
+      ttlMs: o.ttlMs ?? 3_600_000,
+      now: o.now ?? (options.now ?? Date.now)(),
+      issuedBy: 'local-admin:test',
+    });
   const address = gateway.addresses.mysql!;
   const i = address.lastIndexOf(':');
   return {
@@ -66,14 +76,11 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     host: address.slice(0, i),
     port: Number(address.slice(i + 1)),
     dataDir,
-    token: (o = {}) =>
-      issueAdminToken(gateway.store, accessRepo, {
-        user: o.user ?? 'alice',
-        connection: o.connection ?? 'app',
-        ttlMs: o.ttlMs ?? 3_600_000,
-        now: o.now ?? (options.now ?? Date.now)(),
-        issuedBy: 'local-admin:test',
-      }).token,
+    token: (o = {}) => issue(o).token,
+    issue: (o = {}) => {
+      const { token, grantId } = issue(o);
+      return { token, grantId };
+    },
     close: async () => {
       await gateway.close();
       rmSync(dataDir, { recursive: true, force: true });

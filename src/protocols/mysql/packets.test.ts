@@ -41,6 +41,19 @@ describe('MySQL packet framing', () => {
     expect(framePacket(Buffer.alloc(MAX_PACKET), 0).bytes.length).toBe(MAX_PACKET + 8);
   });
 
+  it('says when a chunk was exactly whole packets (the relay then forwards the chunk itself)', () => {
+    const framer = new PacketFramer();
+    const two = Buffer.concat([framePacket(Buffer.from('a'), 1).bytes, framePacket(Buffer.from('bc'), 2).bytes]);
+    framer.push(two, () => undefined);
+    expect(framer.aligned).toBe(true);
+    framer.push(two.subarray(0, 7), () => undefined);
+    expect(framer.aligned).toBe(false);
+    framer.push(two.subarray(7), () => undefined);
+    expect(framer.aligned).toBe(false);
+    framer.push(two, () => undefined);
+    expect(framer.aligned).toBe(true);
+  });
+
   it('refuses a continuation with a wrong sequence id', () => {
     const first = framePacket(Buffer.alloc(MAX_PACKET + 1), 0).bytes;
     first[MAX_PACKET + 4 + 3] = 9;

@@ -131,12 +131,18 @@ export class PacketFramer {
   private partRaws: Buffer[] = [];
   private partSeq = -1;
   private lastSeq = -1;
+  /**
+   * The last push() framed exactly the chunk it was given: nothing was pending before it and
+   * nothing is left after it, so the chunk is the concatenation of the packets it yielded.
+   */
+  aligned = false;
 
   /** `maxLogical`: the largest payload accepted (a bigger one is a protocol error, not a buffer). */
   constructor(private readonly maxLogical = 1 << 30) {}
 
   push(chunk: Buffer, onPacket: (p: Packet) => void): void {
     let buf = chunk;
+    this.aligned = this.pendingLength === 0 && this.partSeq < 0;
     if (this.pendingLength > 0) {
       this.pending.push(chunk);
       this.pendingLength += chunk.length;
@@ -182,7 +188,9 @@ export class PacketFramer {
       }
       onPacket({ seq, lastSeq: seq, payload, raws: [raw] });
     }
+    if (this.partSeq >= 0) this.aligned = false;
     if (pos < buf.length) {
+      this.aligned = false;
       const rest = buf.subarray(pos);
       this.pending = [rest];
       this.pendingLength = rest.length;

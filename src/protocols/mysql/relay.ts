@@ -112,6 +112,8 @@ export class MysqlRelay {
   private ended = false;
   private draining = false;
   private infileFromClient = false;
+  /** A packet of the backend chunk being handled was rewritten (masking): the chunk cannot go out as is. */
+  private rewritten = false;
   /** The backend socket's buffer is full: the client is held back until it drains. */
   private backendFull = false;
   private readonly observer: ResultObserver | undefined;
@@ -351,6 +353,8 @@ export class MysqlRelay {
 
   private refuse(seq: number, d: Decision, statement: string | undefined): void {
     const message = d.message ?? `jitgate: statement refused (${d.reasons.join(', ') || 'denied'})`;
+    // A held statement the client gave up on (KILL QUERY) ends as an interrupted query does.
+    if (d.code === '57014') return this.refuseWith(seq, 1317, '70100', `Query execution was interrupted (${message})`, statement);
     this.refuseWith(seq, REFUSED.errno, REFUSED.sqlState, message, statement);
   }
 
@@ -388,13 +392,17 @@ export class MysqlRelay {
   private fromBackend(chunk: Buffer): void {
     if (this.ended) return;
     const out: Buffer[] = [];
+    this.rewritten = false;
     try {
       this.backendFramer.push(chunk, (p) => this.response(p, out));
     } catch (err) {
       this.o.onError(err);
       return this.terminate('backend_lost', new GatewayError('backend_lost', 'jitgate: the backend sent a malformed packet; the session ends'));
     }
-    if (out.length > 0) this.write(out.length === 1 ? out[0]! : Buffer.concat(out));
+    // The usual case: every packet of the chunk passed as it came (sequence ids set in place), so
+    // the chunk itself goes out, with no copy.
+    if (!this.rewritten && this.backendFramer.aligned && out.length > 0) this.write(chunk);
+    else if (out.length > 0) this.write(out.length === 1 ? out[0]! : Buffer.concat(out));
     if (!this.inFlight) this.pump();
   }
 
@@ -487,6 +495,7 @@ export class MysqlRelay {
         throw new MysqlProtocolError('backend sent more than the response');
     }
     if (payload) {
+      this.rewritten = true;
       const framed = framePacket(payload, f.outSeq);
       out.push(framed.bytes);
       f.outSeq = framed.nextSeq;

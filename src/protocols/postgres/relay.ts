@@ -102,6 +102,12 @@ export class PostgresRelay {
    * the same batch are not put to approvers only to be thrown away.
    */
   private discardUntilSync = false;
+  /**
+   * Named prepared statements that needed a person's approval: the approval covers one execution,
+   * so each later Bind of the same statement is decided (and held) again. `credit` is the execution
+   * the approval of its Parse already covers.
+   */
+  private readonly reviewed = new Map<string, { statement: Statement; credit: boolean }>();
   private clientPaused = { backpressure: false, hold: false };
   private txStatus: number;
   /** A Query, Sync or FunctionCall was forwarded and its ReadyForQuery has not come back yet. */
@@ -212,7 +218,7 @@ export class PostgresRelay {
       if (type !== MessageType.Sync && type !== MessageType.Terminate) return;
       this.discardUntilSync = false;
     }
-    const statement = statementOf(type, buf, start, end);
+    const statement = statementOf(type, buf, start, end) ?? this.reexecution(type, buf, start, end);
     if (!statement) {
       if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
       if (type === MessageType.Sync) this.awaitingReady = true;
@@ -226,11 +232,38 @@ export class PostgresRelay {
     }
     this.counters.statements++;
     const decision = this.pipeline.decide(statement);
+    if (type === MessageType.Parse && statement.name) {
+      // A re-prepared name starts afresh; one that needed a person is reviewed at every execution.
+      this.reviewed.delete(statement.name);
+      if (decision instanceof Promise) this.reviewed.set(statement.name, { statement, credit: true });
+    }
     if (decision instanceof Promise) this.hold(decision as PendingDecision, { type, buf, start, end });
     else this.apply(decision, type, buf, start, end);
   }
 
+  /**
+   * A Bind that executes a reviewed named statement again (after the execution its approval
+   * covered) is a new statement to decide; Close forgets the statement. Everything else: undefined.
+   */
+  private reexecution(type: number, buf: Buffer, start: number, end: number): Statement | undefined {
+    if (this.reviewed.size === 0) return undefined;
+    if (type === MessageType.Close) {
+      if (buf[start + 5] === 0x53 /* S */) this.reviewed.delete(readCString(buf, start + 6, end).value);
+      return undefined;
+    }
+    if (type !== MessageType.Bind) return undefined;
+    const name = readCString(buf, readCString(buf, start + 5, end).next, end).value;
+    const entry = this.reviewed.get(name);
+    if (!entry) return undefined;
+    if (entry.credit) {
+      entry.credit = false;
+      return undefined;
+    }
+    return { ...entry.statement, source: 'bind' };
+  }
+
   private apply(decision: Decision, type: number, buf: Buffer, start: number, end: number): void {
+    if (type === MessageType.Bind) return this.applyToExecution(decision, buf, start, end);
     if (type !== MessageType.Parse) this.awaitingReady = true;
     this.masker?.onStatement(type, buf, start, end, decision.effect === 'allow');
     if (decision.effect === 'allow') {
@@ -247,6 +280,22 @@ export class PostgresRelay {
     this.toBackend.inject(
       type === MessageType.Parse ? build.parse(parseName(buf, start, end), marker) : build.query(marker),
     );
+  }
+
+  /** A re-execution of a reviewed statement (its Bind): forwarded, or refused like a refused Parse. */
+  private applyToExecution(decision: Decision, buf: Buffer, start: number, end: number): void {
+    if (decision.effect === 'allow') {
+      if (this.observer?.onBind) observeBind(this.observer, buf, start, end);
+      const before = this.masker?.onClientFrame(MessageType.Bind, buf, start, end);
+      if (before) this.toBackend.inject(before);
+      this.toBackend.forward(buf, start, end);
+      return;
+    }
+    // An unnamed Parse the backend rejects fails the batch up to Sync, in order, as for a Parse.
+    const marker = `${this.refusalPrefix}${this.refusalSeq++}`;
+    this.refusals.set(marker, decision);
+    this.discardUntilSync = true;
+    this.toBackend.inject(build.parse('', marker));
   }
 
   /** The ErrorResponse to send instead of the backend's error for a substituted statement. */

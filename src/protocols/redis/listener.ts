@@ -405,7 +405,6 @@ class ClientHandshake {
       client: this.socket,
       backend: backend.socket,
       pipeline,
-      protocol: hs.protocol,
       reader: this.reader,
       backendClientId: backend.clientId,
       reauth: backend.reauth,

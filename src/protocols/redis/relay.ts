@@ -32,7 +32,6 @@ export interface RedisRelayOptions {
   client: Socket;
   backend: Socket;
   pipeline: SessionPipeline;
-  protocol: 2 | 3;
   /** The reader that parsed the handshake (it may hold the start of the next command). */
   reader: CommandReader;
   /** The backend connection's client id: CLIENT LIST is scoped to it. */
@@ -65,6 +64,8 @@ type Pending =
 
 const SUBSCRIBE_FAMILY = new Set(['subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe']);
 const MESSAGE_KINDS = new Set(['message', 'pmessage', 'smessage']);
+/** Most items of one list in a reply held for masking (its decoded tree costs far more than its bytes). */
+const MAX_MASKED_ITEMS = 1_000_000;
 const EXECABORT = errorReply('EXECABORT Transaction discarded because of previous errors.');
 const OK = Buffer.from('+OK\r\n');
 
@@ -76,7 +77,6 @@ export class RedisRelay {
   private readonly observer: ResultObserver | undefined;
   private readonly reader: CommandReader;
   private readonly replies = new ReplyReader({ keepBytes: 4096, keepItems: 256 });
-  private protocol: 2 | 3;
   private readonly fifo: Pending[] = [];
   private readonly toClient = new Output();
   private readonly toBackend = new Output();
@@ -100,9 +100,8 @@ export class RedisRelay {
     this.pipeline = options.pipeline;
     this.observer = options.pipeline.observer;
     this.reader = options.reader;
-    this.protocol = options.protocol;
     // Values of masked sessions are decoded whole (the masker needs them); others keep a head only.
-    if (options.masker) this.replies.limits = { keepBytes: options.masker.maxReplyBytes, keepItems: Number.MAX_SAFE_INTEGER };
+    if (options.masker) this.replies.limits = { keepBytes: options.masker.maxReplyBytes, keepItems: MAX_MASKED_ITEMS };
   }
 
   /**
@@ -170,6 +169,8 @@ export class RedisRelay {
       this.protocolError(err.message);
     }
     this.flush();
+    // Commands the gateway answered itself may have emptied the queue while draining.
+    if (this.draining && this.idle) this.terminate('gateway_shutdown', 'jitgate: the gateway is shutting down');
   }
 
   /**
@@ -326,13 +327,11 @@ export class RedisRelay {
     } else if (this.inMulti && name !== 'watch') {
       this.multiQueue.push(args);
     }
-    if (name === 'hello' && args.length > 1) this.protocol = args[1]!.toString('latin1') === '3' ? 3 : 2;
     if (name === 'quit') this.clientSaidGoodbye = true;
     this.fifo.push(entry);
     this.toBackend.push(bytes);
     if (name === 'reset') {
       // RESET logs the connection out to the default user: log the gateway's credential back in.
-      this.protocol = 2;
       for (const r of this.options.reauth) {
         this.fifo.push({ kind: 'backend', args: [], expect: 1, internal: true });
         this.toBackend.push(r);
@@ -433,6 +432,11 @@ export class RedisRelay {
 
   private onReply(value: RespValue): void {
     const r = this.reply;
+    // A masked reply must be decoded whole; one with more items than that is refused like a big one.
+    if (r.mode === 'hold' && this.options.masker && isCut(value)) {
+      r.mode = 'over';
+      r.parts = [];
+    }
     const push = this.isPush(value);
     if (push) {
       this.trackSubscription(value);
@@ -466,7 +470,9 @@ export class RedisRelay {
       this.toClient.push(head.replace);
       this.observeReply({ type: 'error', text: head.replace.toString('utf8', 1).trim() }, 'reply');
     } else if (r.mode === 'over') {
-      const tooBig = errorReply(`ERR jitgate: the reply is larger than ${this.options.masker!.maxReplyBytes} bytes and cannot be masked; refused`);
+      const tooBig = errorReply(
+        `ERR jitgate: the reply is larger than ${this.options.masker!.maxReplyBytes} bytes (or ${MAX_MASKED_ITEMS} items in one list) and cannot be masked; refused`,
+      );
       this.toClient.push(tooBig);
       this.observeReply({ type: 'error', text: tooBig.toString('utf8', 1).trim() }, 'reply');
     } else {
@@ -512,11 +518,8 @@ export class RedisRelay {
     if (value.type !== 'push' && value.type !== 'array') return null;
     const kind = stringOf(value.items?.[0])?.toLowerCase();
     if (value.type === 'array') {
-      const head = this.fifo[0];
-      if (kind && MESSAGE_KINDS.has(kind) && this.subscribed) return { confirmation: null };
-      // A confirmation answers the subscribe-family command at the head of the queue.
-      if (kind && SUBSCRIBE_FAMILY.has(kind) && head?.kind === 'backend' && head.sub === kind) return null;
-      return null;
+      // A RESP2 confirmation is an ordinary reply to the subscribe-family command at the head.
+      return kind && MESSAGE_KINDS.has(kind) && this.subscribed ? { confirmation: null } : null;
     }
     return { confirmation: kind && SUBSCRIBE_FAMILY.has(kind) ? kind : null };
   }
@@ -653,6 +656,12 @@ class Output {
     this.parts = [];
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
+}
+
+function isCut(v: RespValue): boolean {
+  if (v.type === 'bulk' || v.type === 'verbatim') return v.cut !== undefined;
+  if (v.type === 'array' || v.type === 'set' || v.type === 'push' || v.type === 'map') return v.cut === true || (v.items ?? []).some(isCut);
+  return false;
 }
 
 function decodeSimple(reply: Buffer): RespValue {
