@@ -137,7 +137,7 @@ describe('the MCP endpoint', () => {
     const c = await agent(key);
     const tools = (await c.listTools()).tools;
     expect(tools.map((t) => t.name).sort()).toEqual(
-      ['access_request_status', 'describe_connection', 'list_connections', 'list_sessions', 'query', 'query_result', 'request_access'].sort(),
+      ['access_request_status', 'describe_connection', 'list_connections', 'list_sessions', 'query', 'query_result', 'redis_command', 'request_access'].sort(),
     );
     const query = tools.find((t) => t.name === 'query')!;
     expect(query.inputSchema.required).toEqual(expect.arrayContaining(['connection', 'sql']));

@@ -77,6 +77,34 @@ describe('masking MySQL results', () => {
     await c.end();
   });
 
+  it('views: a view over masked columns is masked under any column name, nested views too, and cannot be copied out', async () => {
+    my.root(`
+      CREATE OR REPLACE VIEW app.contacts AS SELECT id, email AS contact, card AS pan FROM app.customers;
+      CREATE OR REPLACE VIEW app.contacts2 AS SELECT id AS n, contact AS c FROM app.contacts;
+      CREATE OR REPLACE VIEW app.clean_names AS SELECT id, name FROM app.customers;
+      CREATE TABLE IF NOT EXISTS app.scratch (v TEXT);
+      GRANT ALL ON app.* TO '${my.users.native.user}'@'%';`);
+    const c = await connect();
+    try {
+      const [direct] = await c.query('SELECT contact, pan FROM contacts WHERE id = 1');
+      expect(JSON.stringify(direct)).not.toContain('jane.doe@example.com');
+      expect(JSON.stringify(direct)).not.toContain('4111 1111 1111 1111');
+      const [nested] = await c.query('SELECT c FROM contacts2 WHERE n = 1');
+      expect(JSON.stringify(nested)).not.toContain('jane.doe@example.com');
+      const [expr] = await c.query("SELECT CONCAT(contact, '') AS e FROM contacts WHERE id = 1");
+      expect(expr).toEqual([{ e: '[redacted]' }]);
+      const [bin] = await c.execute('SELECT contact FROM contacts WHERE id = ?', [1]);
+      expect(JSON.stringify(bin)).not.toContain('jane.doe@example.com');
+      // A view over clear columns stays clear.
+      const [clean] = await c.query('SELECT name FROM clean_names WHERE id = 1');
+      expect(clean).toEqual([{ name: 'Jane Doe' }]);
+      await expect(c.query('INSERT INTO scratch SELECT contact FROM contacts')).rejects.toThrow(/masking_copy|masked/);
+      expect(my.root('SELECT COUNT(*) FROM app.scratch').trim()).toBe('0');
+    } finally {
+      await c.end();
+    }
+  });
+
   it('refuses statements that would copy masked data out of reach, and masks data quoted in errors', async () => {
     const c = await connect();
     await expect(c.query('INSERT INTO items (id, name) SELECT id + 100, email FROM customers')).rejects.toMatchObject({

@@ -10,6 +10,7 @@ import type { BackendTarget, Protocol, SessionMasking } from '../core/types.js';
 import { CatalogSource } from './catalog.js';
 import { maskingFor, type MaskingConfig } from './policy.js';
 import { MaskingSession } from './session.js';
+import { withMysqlAdmin } from '../protocols/mysql/admin-client.js';
 import { MysqlMasking } from '../protocols/mysql/masking.js';
 import type { RedisMaskingPolicy } from '../protocols/redis/masking.js';
 
@@ -33,9 +34,15 @@ export async function startMasking(options: {
   return {
     forSession({ protocol, connection, groups }) {
       if (protocol === 'mysql') {
-        // MySQL results carry their source columns, so no catalog or lineage is needed there.
+        // MySQL results carry their source columns; only views need the catalog.
         const { rules, detectors } = maskingFor(config, connection, groups);
-        return rules.length === 0 && detectors.length === 0 ? undefined : new MysqlMasking({ rules, detectors, hashKey });
+        if (rules.length === 0 && detectors.length === 0) return undefined;
+        const target = options.targets.get(connection);
+        // Views name themselves as their columns' origin: masking reads them at session start.
+        const views = target
+          ? () => withMysqlAdmin(target, (c) => c.query('SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS'))
+          : () => Promise.reject(new Error(`no backend target for ${connection}`));
+        return new MysqlMasking({ rules, detectors, hashKey, views });
       }
       if (protocol !== 'postgres') return undefined;
       const { rules, detectors } = maskingFor(config, connection, groups);

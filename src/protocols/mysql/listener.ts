@@ -254,6 +254,14 @@ export class MysqlListener {
           throw err;
         }
       }
+      if (pipeline.masking) {
+        // Masking needs the backend's views before the first statement; without them no session (fail closed).
+        const session = backend;
+        await pipeline.masking.prepare().catch((err: Error) => {
+          session.socket.destroy();
+          throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', err.message);
+        });
+      }
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });

@@ -11,7 +11,10 @@
  * ... SELECT, UPDATE ... SET from a masked column, SELECT ... INTO) are refused. Content detectors
  * run over every other text value and over error messages.
  *
- * Known limit: a view's columns report the view as their origin, so rules must name views too.
+ * A view's columns report the view as their origin, not the masked table under it. So the views of
+ * the database are read when the session starts (prepare): a view whose definition uses a column a
+ * rule could match, reads another such view, or cannot be read or parsed, is a masked view. Its
+ * columns are redacted, expressions over it are redacted, and copying out of it is refused.
  */
 import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan } from '../../core/types.js';
 import { redactFindings, type DetectorName } from '../../masking/detectors.js';
@@ -25,7 +28,12 @@ export interface MysqlMaskingOptions {
   rules: MaskingRule[];
   detectors: DetectorName[];
   hashKey: Buffer;
+  /** The backend's views as [schema, name, definition (null when not visible)]; read at session start. */
+  views?: () => Promise<Array<Array<string | null>>>;
 }
+
+/** Nesting depth of views followed when deciding which views show masked data. */
+const MAX_VIEW_DEPTH = 16;
 
 /** Errors that quote the data that caused them (duplicate entries, bad values). */
 const DATA_ERRORS = new Set([1062, 1265, 1292, 1366, 1406, 1411, 1525, 1586, 3140, 4025]);
@@ -33,6 +41,9 @@ const DATA_ERRORS = new Set([1062, 1265, 1292, 1366, 1406, 1411, 1525, 1586, 314
 export class MysqlMasking implements SessionMasking, ResultMasking {
   readonly scrub?: (text: string) => string | undefined;
   private readonly columnNames: string[];
+  /** Views that show masked data, as `schema.name` and as bare names (lower case). */
+  private readonly maskedViews = new Set<string>();
+  private readonly maskedViewNames = new Set<string>();
 
   constructor(private readonly o: MysqlMaskingOptions) {
     if (o.detectors.length > 0) {
@@ -46,8 +57,27 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     this.columnNames = o.rules.flatMap((r) => r.columns.map((c) => c.pattern.split('.').pop()!));
   }
 
-  prepare(): Promise<void> {
-    return Promise.resolve();
+  async prepare(): Promise<void> {
+    if (this.o.rules.length === 0 || !this.o.views) return;
+    const views = (await this.o.views()).map(([schema, name, definition]) => ({
+      key: `${schema ?? ''}.${name ?? ''}`.toLowerCase(),
+      name: (name ?? '').toLowerCase(),
+      analysis: definition ? analyseMysqlCached(definition) : undefined,
+    }));
+    // Until nothing changes: a view over a masked view is masked too.
+    for (let depth = 0, changed = true; changed && depth < MAX_VIEW_DEPTH; depth++) {
+      changed = false;
+      for (const v of views) {
+        if (this.maskedViews.has(v.key)) continue;
+        const masked =
+          !v.analysis?.ok || v.analysis.statements.some((st) => this.maskedReference(st.columns) !== undefined || this.readsMaskedView(st.tablesRead));
+        if (masked) {
+          this.maskedViews.add(v.key);
+          this.maskedViewNames.add(v.name);
+          changed = true;
+        }
+      }
+    }
   }
 
   check(statement: Statement): Decision | undefined {
@@ -57,7 +87,7 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     for (const s of analysis.statements) {
       const copies = !s.readOnly || /\binto\s+@/i.test(s.text);
       if (copies && (s.kind === 'insert' || s.kind === 'update' || s.kind === 'ddl' || s.kind === 'copy' || s.kind === 'select' || s.kind === 'other')) {
-        const used = this.maskedReference(s.columns);
+        const used = this.maskedReference(s.columns) ?? this.readsMaskedView(s.tablesRead);
         if (used) return refusal('masking_copy', `${s.kind.toUpperCase()} would carry masked column ${used} where it could be read unmasked`);
       }
     }
@@ -85,13 +115,14 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     const byColumn = plain?.outputs && plain.outputs.length === columns.length ? plain.outputs : undefined;
     let expressionsMasked: boolean | undefined;
     const expressionTouchesMasked = (i: number) => {
-      if (byColumn && plain) return this.maskedReference(byColumn[i]!) !== undefined;
+      if (byColumn && plain) return this.maskedReference(byColumn[i]!) !== undefined || this.readsMaskedView(plain.tables) !== undefined;
       if (expressionsMasked === undefined) {
         if (this.o.rules.length === 0) expressionsMasked = false;
         else if (statement === undefined) expressionsMasked = true;
         else {
           const analysis = analyseMysqlCached(statement);
-          expressionsMasked = !analysis.ok || analysis.statements.some((s) => this.maskedReference(s.columns) !== undefined);
+          expressionsMasked =
+            !analysis.ok || analysis.statements.some((s) => this.maskedReference(s.columns) !== undefined || this.readsMaskedView(s.tablesRead) !== undefined);
         }
       }
       return expressionsMasked;
@@ -101,6 +132,10 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
       if (m) {
         const key = this.o.hashKey;
         masks.set(i, (v) => applyStrategy(m.strategy, v, { hashKey: key }));
+        return;
+      }
+      if (c.orgTable && this.maskedViews.has(`${c.schema}.${c.orgTable}`.toLowerCase())) {
+        masks.set(i, () => '[redacted]');
         return;
       }
       const trusted = c.orgTable !== '' && c.orgName !== '' && (this.o.rules.length === 0 || (plain?.tables.includes(c.orgTable.toLowerCase()) ?? false));
@@ -121,6 +156,12 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     let out = message;
     if (this.o.rules.length > 0 && DATA_ERRORS.has(errno)) out = out.replace(/'[^']*'/g, "'[redacted]'");
     return this.scrub?.(out) ?? out;
+  }
+
+  /** A table read that is a view showing masked data (by bare name: the schema may be implicit). */
+  private readsMaskedView(tables: string[]): string | undefined {
+    if (this.maskedViewNames.size === 0) return undefined;
+    return tables.find((t) => this.maskedViewNames.has(t.split('.').pop()!.replace(/`/g, '').toLowerCase()));
   }
 
   /** A column reference (as parsed) that a rule's column pattern could match, `*` included. */
