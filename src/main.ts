@@ -20,7 +20,7 @@ import { Router } from './api/router.js';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
-import type { BackendTarget } from './core/types.js';
+import type { BackendTarget, Protocol } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
@@ -188,6 +188,21 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
     });
+    /** A failed client login on any listener: counted, logged, stored and audited (each best effort). */
+    const authFailed = (protocol: Protocol, info: { user: string; connection: string; clientAddress: string; reason: string }) => {
+      metrics.authFailuresTotal.inc({ protocol, reason: info.reason });
+      log.warn({ ...info, protocol }, 'client authentication failed');
+      try {
+        store.recordAuthFailure({ at: now(), ...info });
+      } catch (err) {
+        log.error({ err }, 'cannot record failed login');
+      }
+      try {
+        recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol, connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
+      } catch (err) {
+        log.error({ err }, 'cannot audit failed login');
+      }
+    };
     let postgresAddress: string | undefined;
     if (config.listeners.postgres) {
       const listenerConfig = config.listeners.postgres;
@@ -206,20 +221,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
             user: r.user,
             validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
           }),
-        onAuthFailure: (info) => {
-          metrics.authFailuresTotal.inc({ protocol: 'postgres', reason: info.reason });
-          log.warn({ ...info }, 'client authentication failed');
-          try {
-            store.recordAuthFailure({ at: now(), ...info });
-          } catch (err) {
-            log.error({ err }, 'cannot record failed login');
-          }
-          try {
-            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'postgres', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
-          } catch (err) {
-            log.error({ err }, 'cannot audit failed login');
-          }
-        },
+        onAuthFailure: (info) => authFailed('postgres', info),
         onBackendConnect: (connection, seconds) =>
           metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds),
         log,
@@ -255,16 +257,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
             user: r.user,
             validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
           }),
-        onAuthFailure: (info) => {
-          metrics.authFailuresTotal.inc({ protocol: 'mysql', reason: info.reason });
-          log.warn({ ...info }, 'client authentication failed');
-          try {
-            store.recordAuthFailure({ at: now(), ...info });
-            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'mysql', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
-          } catch (err) {
-            log.error({ err }, 'cannot record failed login');
-          }
-        },
+        onAuthFailure: (info) => authFailed('mysql', info),
         onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds),
         log,
       });
@@ -297,16 +290,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
             user: r.user,
             validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
           }),
-        onAuthFailure: (info) => {
-          metrics.authFailuresTotal.inc({ protocol: 'redis', reason: info.reason });
-          log.warn({ ...info }, 'client authentication failed');
-          try {
-            store.recordAuthFailure({ at: now(), ...info });
-            recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol: 'redis', connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
-          } catch (err) {
-            log.error({ err }, 'cannot record failed login');
-          }
-        },
+        onAuthFailure: (info) => authFailed('redis', info),
         onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds),
         // Key and hash-field masking and detectors, for the groups the session's grant carries.
         maskerFor: (s) => {

@@ -28,19 +28,11 @@ import { tryParseSecretRef } from '../credentials/refs.js';
 import { ALL_DETECTORS, type DetectorName } from '../masking/detectors.js';
 import type { MaskingColumnRule, MaskingConfig, MaskingRule } from '../masking/policy.js';
 import type { MaskStrategy } from '../masking/strategies.js';
-import { Bad, describeValue, isObj, leaf, text } from './leaf.js';
+import { Bad, describeValue, isObj, leaf, nameList, text } from './leaf.js';
 
 const STRATEGIES = ['redact', 'partial', 'hash', 'null', 'email', 'phone', 'card'] as const;
 
-const names = (what: string) =>
-  leaf(`a list of ${what}`, (v) => {
-    const list = typeof v === 'string' ? [v] : v;
-    if (!Array.isArray(list)) return undefined;
-    for (const [i, x] of list.entries()) {
-      if (typeof x !== 'string' || x.trim() === '') return new Bad(`item ${i}: expected a non-empty string, got ${describeValue(x)}`);
-    }
-    return [...new Set(list as string[])];
-  });
+const names = (what: string) => nameList(what, { allowEmpty: true });
 
 function strategyOf(v: unknown, column: string): MaskStrategy | Bad {
   const spec = typeof v === 'string' ? { strategy: v } : v;

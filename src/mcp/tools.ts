@@ -88,6 +88,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ connection }) => {
+      const wrong = notSql(s, connection);
+      if (wrong) return wrong;
       const outcome = await runAsAgent(who, s, connection, SCHEMA_SQL, 10_000);
       if (outcome.status !== 'ok') return outcomeResult(outcome);
       const refs = outcome.rows.map((r) => ({ schema: String(r[0]), table: String(r[1]), column: String(r[3]) }));
@@ -122,7 +124,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: false },
     },
     async ({ connection, sql, max_rows }) => {
-      if (s.connectionType(connection) === 'redis') return failed(`"${connection}" is a Redis connection; use redis_command`, 'wrong_protocol');
+      const wrong = notSql(s, connection);
+      if (wrong) return wrong;
       const cap = Math.min(max_rows ?? Infinity, rowCap(who, s));
       return outcomeResult(await runAsAgent(who, s, connection, sql, cap));
     },
@@ -254,6 +257,14 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
   );
 
   return server;
+}
+
+/** SQL tools run on PostgreSQL connections; other protocols get a clear answer instead of a failed login. */
+function notSql(s: ToolServices, connection: string): ToolResult | undefined {
+  const type = s.connectionType(connection);
+  if (type === 'redis') return failed(`"${connection}" is a Redis connection; use redis_command`, 'wrong_protocol');
+  if (type === 'mysql') return failed(`"${connection}" is a MySQL connection; MCP tools do not reach MySQL yet: use the mysql client with a token`, 'unsupported_protocol');
+  return undefined;
 }
 
 function redisResult(o: RedisOutcome): ToolResult {
