@@ -365,6 +365,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         pgListener && config.listeners.postgres
           ? { host: loopbackFor(config.listeners.postgres.host), port: pgListener.port, certificate: gatewayCertificate }
           : undefined,
+      mysql: () =>
+        mysql && config.listeners.mysql
+          ? { host: loopbackFor(config.listeners.mysql.host), port: mysql.port, certificate: gatewayCertificate }
+          : undefined,
+      reviews: reviewService,
       redis: () =>
         redis && config.listeners.redis
           ? { host: loopbackFor(config.listeners.redis.host), port: redis.port, certificate: gatewayCertificate }

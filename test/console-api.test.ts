@@ -190,6 +190,8 @@ describe('role checks', () => {
     ['GET', '/api/admin/connections', ['dave'], ['alice', 'bob', 'carol']],
     ['GET', '/api/admin/policies', ['dave'], ['alice', 'bob', 'carol']],
     ['GET', '/api/admin/guardrails', ['dave'], ['alice', 'bob', 'carol']],
+    ['GET', '/api/admin/reviews', ['dave'], ['alice', 'bob', 'carol']],
+    ['GET', '/api/admin/masking', ['dave'], ['alice', 'bob', 'carol']],
     ['GET', '/api/admin/secrets', ['dave'], ['alice', 'bob', 'carol']],
     ['GET', '/api/admin/identities', ['dave'], ['alice', 'bob', 'carol']],
     ['GET', '/api/apikeys', ['dave'], ['alice', 'bob', 'carol']],
@@ -254,7 +256,7 @@ describe('audit and admin reads', () => {
     const secrets = await call('dave', 'GET', '/api/admin/secrets');
     expect(secrets.body.references).toContainEqual({ connection: 'app', password: { kind: 'env', name: 'PG_SCRAM' } });
     const identities = await call('dave', 'GET', '/api/admin/identities');
-    const everything = [connections, secrets, identities, await call('dave', 'GET', '/api/admin/policies'), await call('dave', 'GET', '/api/admin/guardrails')]
+    const everything = [connections, secrets, identities, await call('dave', 'GET', '/api/admin/policies'), await call('dave', 'GET', '/api/admin/guardrails'), await call('dave', 'GET', '/api/admin/reviews'), await call('dave', 'GET', '/api/admin/masking')]
       .map((r) => r.text)
       .join('\n');
     for (const u of Object.values(server.users)) expect(everything).not.toContain(u.password);

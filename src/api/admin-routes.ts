@@ -5,6 +5,8 @@
  *   GET /api/admin/connections   backends: address, database, backend user, TLS, credential mode, password reference
  *   GET /api/admin/policies      access policies in evaluation order
  *   GET /api/admin/guardrails    statement guardrails
+ *   GET /api/admin/reviews       review rules (statements held for approval)
+ *   GET /api/admin/masking       masking rules and detectors (the hash key by reference only)
  *   GET /api/admin/secrets       names in the gateway's secret store (and when each was set)
  *   GET /api/admin/identities    OIDC issuers, admin groups, session lifetimes (no client secrets)
  */
@@ -57,6 +59,14 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
   admin('Access policies, in the order they are evaluated', '/api/admin/policies', () => ({ policies: config.policies }));
 
   admin('Statement guardrails', '/api/admin/guardrails', () => ({ guardrails: config.guardrails ?? [] }));
+
+  admin('Review rules: statements held for approval', '/api/admin/reviews', () => ({ reviews: config.reviews ?? [] }));
+
+  admin('Masking rules and content detectors (the hash key by reference only)', '/api/admin/masking', () => ({
+    rules: config.masking?.rules ?? [],
+    detectors: config.masking?.detectors ?? [],
+    hashKey: secretRefJson(config.masking?.hashKey),
+  }));
 
   admin("Names of the gateway's stored secrets (never their values)", '/api/admin/secrets', () => ({
     secrets: o.secretNames().map((s) => ({ name: s.name, updatedAt: new Date(s.updatedAt).toISOString() })),

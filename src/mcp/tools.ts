@@ -12,12 +12,14 @@ import { formatDuration, tryParseDuration } from '../core/duration.js';
 import type { Identity } from '../core/types.js';
 import type { Store } from '../store/store.js';
 import type { DataSessions, QueryOutcome } from './data-sessions.js';
+import type { MysqlSessions } from './mysql-sessions.js';
 import type { RedisOutcome, RedisSessions } from './redis-sessions.js';
 import { AgentQuotas, QuotaExceeded } from './quota.js';
 
 export interface ToolServices {
   access: AccessService;
   sessions: DataSessions;
+  mysql: MysqlSessions;
   redis: RedisSessions;
   /** The protocol of a configured connection ('postgres', 'mysql', 'redis'). */
   connectionType: (name: string) => string | undefined;
@@ -37,11 +39,19 @@ export interface ColumnRef {
 
 type ToolResult = { content: Array<{ type: 'text'; text: string }>; structuredContent?: Record<string, unknown>; isError?: boolean };
 
-const SCHEMA_SQL = `SELECT c.table_schema, c.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable
+/** Tables and columns the caller can see, as (schema, table, type, column, data type, nullable). */
+const SCHEMA_SQL: Record<string, string> = {
+  postgres: `SELECT c.table_schema, c.table_name, t.table_type, c.column_name, c.data_type, c.is_nullable
   FROM information_schema.columns c
   JOIN information_schema.tables t ON t.table_schema = c.table_schema AND t.table_name = c.table_name
  WHERE c.table_schema NOT IN ('pg_catalog', 'information_schema') AND c.table_schema NOT LIKE 'pg_toast%'
- ORDER BY c.table_schema, c.table_name, c.ordinal_position`;
+ ORDER BY c.table_schema, c.table_name, c.ordinal_position`,
+  mysql: `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, t.TABLE_TYPE, c.COLUMN_NAME, c.DATA_TYPE, c.IS_NULLABLE
+  FROM information_schema.COLUMNS c
+  JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
+ WHERE c.TABLE_SCHEMA = DATABASE()
+ ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`,
+};
 
 /** An MCP server with the gateway's tools, acting as `who` (one per request: the transport is stateless). */
 export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
@@ -90,7 +100,7 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     async ({ connection }) => {
       const wrong = notSql(s, connection);
       if (wrong) return wrong;
-      const outcome = await runAsAgent(who, s, connection, SCHEMA_SQL, 10_000);
+      const outcome = await runAsAgent(who, s, connection, SCHEMA_SQL[s.connectionType(connection) ?? 'postgres'] ?? SCHEMA_SQL.postgres!, 10_000);
       if (outcome.status !== 'ok') return outcomeResult(outcome);
       const refs = outcome.rows.map((r) => ({ schema: String(r[0]), table: String(r[1]), column: String(r[3]) }));
       const masked = s.maskedColumns(who, connection, refs);
@@ -171,7 +181,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ review_id, wait_seconds }) => {
-      const outcome = await s.sessions.heldResult(who, review_id, (wait_seconds ?? 10) * 1000);
+      const waitMs = (wait_seconds ?? 10) * 1000;
+      const outcome = (await s.sessions.heldResult(who, review_id, waitMs)) ?? (await s.mysql.heldResult(who, review_id, waitMs));
       if (!outcome) return failed(`no held statement ${review_id} of yours is waiting on this gateway (it may have been withdrawn when its session ended)`, 'unknown_review');
       if (outcome.status === 'ok') s.quotas.countRows(who, outcome.rows.length);
       return outcomeResult(outcome);
@@ -259,11 +270,10 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
   return server;
 }
 
-/** SQL tools run on PostgreSQL connections; other protocols get a clear answer instead of a failed login. */
+/** SQL tools run on PostgreSQL and MySQL connections; Redis ones get a clear answer instead of a failed login. */
 function notSql(s: ToolServices, connection: string): ToolResult | undefined {
   const type = s.connectionType(connection);
   if (type === 'redis') return failed(`"${connection}" is a Redis connection; use redis_command`, 'wrong_protocol');
-  if (type === 'mysql') return failed(`"${connection}" is a MySQL connection; MCP tools do not reach MySQL yet: use the mysql client with a token`, 'unsupported_protocol');
   return undefined;
 }
 
@@ -282,7 +292,9 @@ async function runAsAgent(who: Identity, s: ToolServices, connection: string, sq
     throw err;
   }
   const left = s.quotas.rowsLeft(who);
-  const outcome = await s.sessions.query(who, connection, sql, { maxRows: Math.max(1, Math.min(cap, left)), holdWaitMs: s.agents.holdWaitMs });
+  const limits = { maxRows: Math.max(1, Math.min(cap, left)), holdWaitMs: s.agents.holdWaitMs };
+  const sessions = s.connectionType(connection) === 'mysql' ? s.mysql : s.sessions;
+  const outcome = await sessions.query(who, connection, sql, limits);
   if (outcome.status === 'ok') s.quotas.countRows(who, outcome.rows.length);
   return outcome;
 }

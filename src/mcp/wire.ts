@@ -7,8 +7,10 @@ import { packageVersion } from '../core/version.js';
 import type { IdentityService } from '../identity/service.js';
 import { maskingFor, sourceMask } from '../masking/policy.js';
 import type { Logger } from '../obs/log.js';
+import type { ReviewService } from '../review/service.js';
 import type { Store } from '../store/store.js';
 import { DataSessions, type PostgresEndpoint } from './data-sessions.js';
+import { MysqlSessions } from './mysql-sessions.js';
 import { RedisSessions } from './redis-sessions.js';
 import { mountMcpEndpoint } from './endpoint.js';
 import { AgentQuotas } from './quota.js';
@@ -27,6 +29,9 @@ export interface StartMcpOptions {
   /** The gateway's own PostgreSQL and Redis listeners, once they are up. */
   postgres: () => PostgresEndpoint | undefined;
   redis: () => PostgresEndpoint | undefined;
+  mysql: () => PostgresEndpoint | undefined;
+  /** Statement reviews, to name the review a held MySQL statement waits for. */
+  reviews: ReviewService;
   now: () => number;
   log: Logger;
 }
@@ -40,6 +45,12 @@ export function startMcp(o: StartMcpOptions): McpModule {
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     idleMs: IDLE_MS,
     log: o.log,
+  });
+  const mysql = new MysqlSessions({
+    endpoint: o.mysql,
+    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    pendingReview: (who, connection) => o.reviews.list(who, { state: 'pending', connection, user: who.user })[0]?.id,
+    idleMs: IDLE_MS,
   });
   const redis = new RedisSessions({
     endpoint: o.redis,
@@ -55,6 +66,7 @@ export function startMcp(o: StartMcpOptions): McpModule {
     tools: {
       access: o.access,
       sessions,
+      mysql,
       redis,
       connectionType: (name) => types.get(name),
       quotas: new AgentQuotas(agents.limits, o.now),
@@ -73,5 +85,5 @@ export function startMcp(o: StartMcpOptions): McpModule {
       version: packageVersion(),
     },
   });
-  return { close: async () => void (await Promise.all([sessions.close(), redis.close()])) };
+  return { close: async () => void (await Promise.all([sessions.close(), mysql.close(), redis.close()])) };
 }

@@ -100,7 +100,7 @@ function Page({ path, me }: { path: string; me: Me }) {
   const m = /^\/sessions\/([^/]+)$/.exec(path);
   if (m) return <SessionPage id={decodeURIComponent(m[1]!)} me={me} />;
   const review = /^\/reviews\/([^/]+)$/.exec(path);
-  if (review) return <ReviewPage id={decodeURIComponent(review[1]!)} />;
+  if (review) return <ReviewPage id={decodeURIComponent(review[1]!)} me={me} />;
   if (path === '/audit') return <AuditPage />;
   if (path === '/admin') return <AdminPage />;
   return (

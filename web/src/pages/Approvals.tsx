@@ -5,6 +5,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { api, ApiError, errorText, type AccessRequest, type Me, type Review } from '../api';
+import { ConfirmDialog } from '../dialog';
 import { duration, Empty, ErrorNote, Sql, when } from '../format';
 import { useLiveEvents } from '../live';
 import { Link } from '../router';
@@ -24,6 +25,7 @@ function reviewsOf(answer: unknown): Review[] {
 export function ApprovalsPage({ me }: { me: Me }) {
   const [requests, setRequests] = useState<AccessRequest[]>();
   const [reviews, setReviews] = useState<Review[]>();
+  const [mine, setMine] = useState<Review[]>([]);
   const [reviewsUnavailable, setReviewsUnavailable] = useState(false);
   const [error, setError] = useState<string>();
 
@@ -40,8 +42,13 @@ export function ApprovalsPage({ me }: { me: Me }) {
     try {
       const lists = await Promise.all(REVIEW_STATES.map((s) => api<unknown>(`/api/reviews?state=${s}`)));
       const byId = new Map<string, Review>();
-      for (const r of lists.flatMap(reviewsOf)) if (r.user !== me.user || r.state !== 'pending') byId.set(r.id, r);
+      const own = new Map<string, Review>();
+      for (const r of lists.flatMap(reviewsOf)) {
+        if (r.user !== me.user || r.state !== 'pending') byId.set(r.id, r);
+        else own.set(r.id, r);
+      }
       setReviews([...byId.values()]);
+      setMine([...own.values()].sort((a, b) => (b.createdAt ?? '').localeCompare(a.createdAt ?? '')));
       setReviewsUnavailable(false);
     } catch (err) {
       if (err instanceof ApiError && (err.status === 404 || err.status === 405)) setReviewsUnavailable(true);
@@ -74,13 +81,25 @@ export function ApprovalsPage({ me }: { me: Me }) {
       <h1>Approvals</h1>
       <ErrorNote error={error} />
       {reviewsUnavailable && <p className="muted">Statement reviews are not enabled on this gateway.</p>}
+      {mine.length > 0 && (
+        <>
+          <h2>Your statements waiting for approval ({mine.length})</h2>
+          <ul className="cards" aria-label="Your statements waiting for approval" data-testid="my-held-items">
+            {mine.map((r) => (
+              <li key={`mine-${r.id}`} className="card">
+                <ReviewItem r={r} me={me} onDone={() => void loadReviews()} />
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
       <h2>Waiting for a decision ({pending.length})</h2>
       {requests === undefined && !error && <p>Loading…</p>}
       {requests !== undefined && pending.length === 0 && <Empty>Nothing is waiting for you. New requests appear here as they arrive.</Empty>}
       <ul className="cards" aria-label="Waiting for a decision" data-testid="pending-items">
         {pending.map((i) => (
           <li key={`${i.kind}-${id(i)}`} className="card">
-            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} onDone={() => void loadReviews()} />}
+            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />}
           </li>
         ))}
       </ul>
@@ -89,7 +108,7 @@ export function ApprovalsPage({ me }: { me: Me }) {
       <ul className="cards" aria-label="Decided" data-testid="decided-items">
         {decided.map((i) => (
           <li key={`${i.kind}-${id(i)}`} className="card decided">
-            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} onDone={() => void loadReviews()} />}
+            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />}
           </li>
         ))}
       </ul>
@@ -173,7 +192,7 @@ function RequestItem({ r, onDone }: { r: AccessRequest; onDone: () => void }) {
   );
 }
 
-export function ReviewItem({ r, onDone }: { r: Review; onDone: () => void }) {
+export function ReviewItem({ r, me, onDone }: { r: Review; me: Me; onDone: () => void }) {
   const statement = r.statement ?? r.sql ?? r.text ?? '';
   const why = r.ruleReason ?? r.reason ?? r.reasons?.join(', ') ?? '';
   const session = r.sessionId ?? r.session;
@@ -197,7 +216,9 @@ export function ReviewItem({ r, onDone }: { r: Review; onDone: () => void }) {
       <Sql text={statement} />
       {why && <p>Why it was held: {why}</p>}
       {r.approvals && r.approvals.length > 0 && <p className="muted">Approved so far by {r.approvals.map((a) => a.approver).join(', ')}</p>}
-      {r.state === 'pending' && r.canApprove === false ? (
+      {r.state === 'pending' && r.user === me.user ? (
+        <Withdraw r={r} onDone={onDone} />
+      ) : r.state === 'pending' && r.canApprove === false ? (
         <p className="muted">Waiting for {r.approverGroups?.join(' or ') ?? 'an approver'}.</p>
       ) : r.state === 'pending' ? (
         <Decide
@@ -215,5 +236,48 @@ export function ReviewItem({ r, onDone }: { r: Review; onDone: () => void }) {
         </p>
       )}
     </article>
+  );
+}
+
+/** The author of a held statement may withdraw it (the review API's deny, by its author), after confirming. */
+function Withdraw({ r, onDone }: { r: Review; onDone: () => void }) {
+  const [asking, setAsking] = useState(false);
+  const [done, setDone] = useState<string>();
+  return (
+    <div className="stack">
+      <p className="muted" data-testid="waiting">
+        Waiting for {r.approvalsRequired && r.approvalsRequired > 1 ? `${r.approvalsRequired} approvals from ` : ''}
+        {r.approverGroups?.join(' or ') ?? 'an approver'}. Your session is held until then.
+      </p>
+      <div className="row">
+        <button type="button" onClick={() => setAsking(true)} aria-haspopup="dialog" aria-label={`Withdraw statement ${r.id}`}>
+          Withdraw
+        </button>
+      </div>
+      {done && (
+        <p className="notice" role="status">
+          {done}
+        </p>
+      )}
+      {asking && (
+        <ConfirmDialog
+          title="Withdraw this statement?"
+          confirmLabel="Withdraw statement"
+          cancelLabel="Keep waiting"
+          danger
+          reason={{ label: 'Note', required: false, hint: 'Recorded with the review and returned to your client with the error.' }}
+          onConfirm={async (note) => {
+            await api(`/api/reviews/${encodeURIComponent(r.id)}/deny`, { method: 'POST', body: note ? { comment: note } : {} });
+            setDone('Statement withdrawn: it did not run.');
+            onDone();
+          }}
+          onClose={() => setAsking(false)}
+        >
+          <p>
+            The statement will not run: your client on {r.connection ?? 'the connection'} gets an error at once, and the approvers no longer see it as waiting.
+          </p>
+        </ConfirmDialog>
+      )}
+    </div>
   );
 }

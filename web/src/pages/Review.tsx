@@ -1,12 +1,12 @@
 /** One held statement (the link a held psql client is shown): its details and the decision. */
 import { useCallback, useEffect, useState } from 'react';
-import { api, errorText, type Review } from '../api';
+import { api, errorText, type Me, type Review } from '../api';
 import { ErrorNote } from '../format';
 import { useLiveEvents } from '../live';
 import { Link } from '../router';
 import { ReviewItem } from './Approvals';
 
-export function ReviewPage({ id }: { id: string }) {
+export function ReviewPage({ id, me }: { id: string; me: Me }) {
   const [review, setReview] = useState<Review>();
   const [error, setError] = useState<string>();
   const load = useCallback(() => {
@@ -28,7 +28,7 @@ export function ReviewPage({ id }: { id: string }) {
       <ErrorNote error={error} />
       {review && (
         <div className="card">
-          <ReviewItem r={review} onDone={load} />
+          <ReviewItem r={review} me={me} onDone={load} />
         </div>
       )}
     </section>

@@ -5,6 +5,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { api, errorText, type Me, type RecordedEvent, type SessionSummary } from '../api';
+import { ConfirmDialog } from '../dialog';
 import { Empty, ErrorNote, Sql, when } from '../format';
 
 interface Verification {
@@ -62,15 +63,12 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
   }, [load]);
 
   const mayKill = session && session.status === 'live' && session.attached && (me.roles.includes('admin') || session.user === me.user);
-  const kill = async () => {
-    const reason = window.prompt('Why end this session? (recorded and audited)');
-    if (!reason) return;
-    try {
-      await api(`/api/sessions/${encodeURIComponent(id)}/kill`, { method: 'POST', body: { reason } });
-      void load();
-    } catch (err) {
-      setError(errorText(err));
-    }
+  const [asking, setAsking] = useState(false);
+  const [ended, setEnded] = useState<string>();
+  const kill = async (reason: string) => {
+    await api(`/api/sessions/${encodeURIComponent(id)}/kill`, { method: 'POST', body: { reason } });
+    setEnded(`Session ended: ${reason}`);
+    void load();
   };
 
   return (
@@ -96,9 +94,28 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
         </dl>
       )}
       {mayKill && (
-        <button type="button" className="danger" onClick={() => void kill()}>
+        <button type="button" className="danger" onClick={() => setAsking(true)} aria-haspopup="dialog">
           End session now
         </button>
+      )}
+      {ended && (
+        <p className="notice" role="status">
+          {ended}
+        </p>
+      )}
+      {asking && (
+        <ConfirmDialog
+          title="End this session?"
+          confirmLabel="End session"
+          danger
+          reason={{ label: 'Reason', required: true, hint: 'Recorded with the session and in the audit log.' }}
+          onConfirm={kill}
+          onClose={() => setAsking(false)}
+        >
+          <p>
+            {session?.user}&rsquo;s connection to {session?.connection} is closed at once. This cannot be undone.
+          </p>
+        </ConfirmDialog>
       )}
       <h2>Timeline</h2>
       {session && events.length === 0 && <Empty>Nothing recorded yet.</Empty>}
