@@ -6,13 +6,13 @@
  * so that a run of calls is one recorded session, and closed when idle.
  *
  * A statement held for review keeps its session busy; the call returns the review id after a short
- * bounded wait and the result is kept here until the agent asks for it (or it is dropped with the
- * session).
+ * bounded wait and the outcome waits in HeldStatements until the agent asks for it.
  */
 import pg from 'pg';
 import Cursor from 'pg-cursor';
 import type { Identity } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
+import { delay, type HeldStatements, type PooledConnection, SessionPool } from './session-pool.js';
 
 export interface PostgresEndpoint {
   host: string;
@@ -27,6 +27,8 @@ export interface DataSessionsOptions {
   mintToken: (who: Identity, connection: string) => string;
   /** Closes a session after this long without calls. */
   idleMs: number;
+  /** Where held statements wait for their agent (shared with the MySQL sessions). */
+  held: HeldStatements;
   log: Logger;
 }
 
@@ -47,53 +49,45 @@ export type QueryOutcome =
   | { status: 'refused' | 'error'; code: string; message: string; detail?: string }
   | { status: 'waiting_for_approval'; reviewId: string; message: string; detail?: string; hint?: string };
 
-interface Held {
+interface ReviewNotice {
   reviewId: string;
-  connection: string;
-  user: string;
-  outcome: Promise<QueryOutcome>;
-  settled?: QueryOutcome;
+  message: string;
+  detail?: string;
+  hint?: string;
 }
 
-interface Session {
-  client: pg.Client;
-  busy: boolean;
-  lastUsed: number;
-  idleTimer?: NodeJS.Timeout;
+class PgSession implements PooledConnection {
+  busy = false;
+  constructor(readonly client: pg.Client) {}
+  usable(): boolean {
+    return usable(this.client);
+  }
+  close(): void {
+    void this.client.end().catch(() => undefined);
+  }
 }
 
 const REVIEW_NOTICE = /held for approval: review ([0-9a-f-]{6,36})/i;
 
 export class DataSessions {
-  private readonly sessions = new Map<string, Promise<Session>>();
-  private readonly held = new Map<string, Held>();
-  private closed = false;
+  private readonly pool: SessionPool<PgSession>;
 
-  constructor(private readonly options: DataSessionsOptions) {}
+  constructor(private readonly options: DataSessionsOptions) {
+    this.pool = new SessionPool((who, connection) => this.open(who, connection), options.idleMs);
+  }
 
   /** Runs one statement as the agent; rows beyond `maxRows` are not read from the backend. */
   async query(who: Identity, connection: string, sql: string, limits: QueryLimits): Promise<QueryOutcome> {
-    const key = `${who.user}\u0000${connection}`;
-    let session: Session;
+    let session: PgSession;
     try {
-      session = await this.session(key, who, connection);
+      session = await this.pool.get(who, connection);
     } catch (err) {
       return failure(err);
     }
-    if (session.busy) {
-      const pending = [...this.held.values()].find((h) => h.user === who.user && h.connection === connection && !h.settled);
-      return {
-        status: 'error',
-        code: 'session_busy',
-        message: pending
-          ? `a statement on "${connection}" is waiting for approval (review ${pending.reviewId}); check it with query_result before running another`
-          : `another statement is still running on "${connection}"`,
-      };
-    }
+    if (session.busy) return busy(this.options.held.waitingOn(who, connection), connection);
     session.busy = true;
-    this.touch(key, session);
-    let reviewSeen: (notice: { reviewId: string; message: string; detail?: string; hint?: string }) => void = () => undefined;
-    const review = new Promise<{ reviewId: string; message: string; detail?: string; hint?: string }>((resolve) => (reviewSeen = resolve));
+    let reviewSeen: (notice: ReviewNotice) => void = () => undefined;
+    const review = new Promise<ReviewNotice>((resolve) => (reviewSeen = resolve));
     const onNotice = (n: { message?: string; detail?: string; hint?: string }) => {
       const m = REVIEW_NOTICE.exec(n.message ?? '');
       if (m) reviewSeen({ reviewId: m[1]!, message: n.message!, ...(n.detail ? { detail: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
@@ -101,65 +95,22 @@ export class DataSessions {
     session.client.on('notice', onNotice);
     const run = runCapped(session.client, sql, limits.maxRows).finally(() => {
       session.client.off('notice', onNotice);
-      session.busy = false;
-      this.touch(key, session);
+      this.pool.release(who, connection, session);
     });
     const first = await Promise.race([run.then((o) => ({ done: o })), review.then((r) => ({ review: r }))]);
     if ('done' in first) return first.done;
     // Held: wait a little (short reviews answer in the same call), then hand back the review id.
     const quick = await Promise.race([run, delay(limits.holdWaitMs).then(() => undefined)]);
     if (quick) return quick;
-    const held: Held = { reviewId: first.review.reviewId, connection, user: who.user, outcome: run };
-    void run.then((o) => (held.settled = o));
-    this.held.set(held.reviewId, held);
+    this.options.held.add(who, connection, first.review.reviewId, run);
     return { status: 'waiting_for_approval', ...first.review };
   }
 
-  /**
-   * The outcome of a held statement: its result once decided, or still waiting. Waits up to
-   * `waitMs` for a decision. Undefined when this gateway process holds no such statement of the agent.
-   */
-  async heldResult(who: Identity, reviewId: string, waitMs: number): Promise<QueryOutcome | undefined> {
-    const held = [...this.held.values()].find((h) => h.user === who.user && (h.reviewId === reviewId || h.reviewId.startsWith(reviewId) || reviewId.startsWith(h.reviewId)));
-    if (!held) return undefined;
-    const outcome = held.settled ?? (await Promise.race([held.outcome, delay(waitMs).then(() => undefined)]));
-    if (!outcome) return { status: 'waiting_for_approval', reviewId: held.reviewId, message: 'the statement is still waiting for approval' };
-    this.held.delete(held.reviewId);
-    return outcome;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    this.held.clear();
-    await Promise.all(
-      all.map(async (p) => {
-        const s = await p.catch(() => undefined);
-        if (!s) return;
-        clearTimeout(s.idleTimer);
-        await s.client.end().catch(() => undefined);
-      }),
-    );
-  }
-
-  private async session(key: string, who: Identity, connection: string): Promise<Session> {
-    if (this.closed) throw new Error('the gateway is shutting down');
-    let existing = this.sessions.get(key);
-    // The gateway may have ended it (grant expired or revoked, kill) before the client noticed.
-    if (existing && !usable((await existing.catch(() => undefined))?.client)) {
-      this.sessions.delete(key);
-      existing = undefined;
-    }
-    if (!existing) {
-      existing = this.open(key, who, connection);
-      this.sessions.set(key, existing);
-      existing.catch(() => this.sessions.delete(key));
-    }
-    return existing;
-  }
-
-  private async open(key: string, who: Identity, connection: string): Promise<Session> {
+  private async open(who: Identity, connection: string): Promise<PgSession> {
     const endpoint = this.options.endpoint();
     if (!endpoint) throw new Error('this gateway has no PostgreSQL listener');
     const token = this.options.mintToken(who, connection);
@@ -173,31 +124,22 @@ export class DataSessions {
       // Pinned to the gateway's own certificate; the name check is moot for a pinned self-connection.
       ssl: { ca: endpoint.certificate, checkServerIdentity: () => undefined },
     });
-    const session: Session = { client, busy: false, lastUsed: Date.now() };
-    const forget = () => {
-      clearTimeout(session.idleTimer);
-      if (this.sessions.get(key) === promise) this.sessions.delete(key);
-      for (const [id, h] of this.held) if (h.user === who.user && h.connection === connection && h.settled) this.held.delete(id);
-    };
-    client.on('error', (err) => {
-      this.options.log.info({ user: who.user, connection, why: err.message }, 'agent data session ended');
-      forget();
-    });
-    client.on('end', forget);
-    const promise = client.connect().then(() => session);
-    return promise;
+    // The gateway ends the session when the grant ends (or a kill): the pool then opens a new one.
+    client.on('error', (err) => this.options.log.info({ user: who.user, connection, why: err.message }, 'agent data session ended'));
+    await client.connect();
+    return new PgSession(client);
   }
+}
 
-  private touch(key: string, session: Session): void {
-    session.lastUsed = Date.now();
-    clearTimeout(session.idleTimer);
-    session.idleTimer = setTimeout(() => {
-      if (session.busy) return this.touch(key, session);
-      this.sessions.delete(key);
-      void session.client.end().catch(() => undefined);
-    }, this.options.idleMs);
-    session.idleTimer.unref();
-  }
+/** The answer while the agent's session on a connection is still busy. */
+export function busy(reviewId: string | undefined, connection: string): QueryOutcome {
+  return {
+    status: 'error',
+    code: 'session_busy',
+    message: reviewId
+      ? `a statement on "${connection}" is waiting for approval (review ${reviewId}); check it with query_result before running another`
+      : `another statement is still running on "${connection}"`,
+  };
 }
 
 /** Whether a client can still run statements (pg keeps these flags internal). */
@@ -238,8 +180,4 @@ function failure(err: unknown): QueryOutcome {
     message: e.message ?? String(err),
     ...(e.detail ? { detail: e.detail } : {}),
   };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

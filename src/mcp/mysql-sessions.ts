@@ -6,7 +6,8 @@
  */
 import mysql from 'mysql2';
 import type { Identity } from '../core/types.js';
-import type { PostgresEndpoint, QueryLimits, QueryOutcome } from './data-sessions.js';
+import { busy, type PostgresEndpoint, type QueryLimits, type QueryOutcome } from './data-sessions.js';
+import { delay, type HeldStatements, type PooledConnection, SessionPool } from './session-pool.js';
 
 export interface MysqlSessionsOptions {
   endpoint: () => PostgresEndpoint | undefined;
@@ -14,44 +15,42 @@ export interface MysqlSessionsOptions {
   /** The id of the agent's newest pending review on the connection, if a statement is held. */
   pendingReview: (who: Identity, connection: string) => string | undefined;
   idleMs: number;
+  /** Where held statements wait for their agent (shared with the PostgreSQL sessions). */
+  held: HeldStatements;
 }
 
-interface Session {
-  conn: mysql.Connection;
-  busy: boolean;
-  broken: boolean;
-  idleTimer?: NodeJS.Timeout;
-}
-
-interface Held {
-  reviewId: string;
-  user: string;
-  outcome: Promise<QueryOutcome>;
-  settled?: QueryOutcome;
+class MysqlSession implements PooledConnection {
+  busy = false;
+  private broken = false;
+  constructor(readonly conn: mysql.Connection) {
+    conn.on('error', () => (this.broken = true));
+    conn.on('end', () => (this.broken = true));
+  }
+  usable(): boolean {
+    return !this.broken;
+  }
+  close(): void {
+    this.conn.destroy();
+  }
 }
 
 export class MysqlSessions {
-  private readonly sessions = new Map<string, Promise<Session>>();
-  private readonly held = new Map<string, Held>();
-  private shutDown = false;
+  private readonly pool: SessionPool<MysqlSession>;
 
-  constructor(private readonly o: MysqlSessionsOptions) {}
+  constructor(private readonly o: MysqlSessionsOptions) {
+    this.pool = new SessionPool((who, connection) => this.open(who, connection), o.idleMs);
+  }
 
   async query(who: Identity, connection: string, sql: string, limits: QueryLimits): Promise<QueryOutcome> {
-    const key = `${who.user}\u0000${connection}`;
-    let session: Session;
+    let session: MysqlSession;
     try {
-      session = await this.session(key, who, connection);
+      session = await this.pool.get(who, connection);
     } catch (err) {
       return failure(err);
     }
-    if (session.busy) return { status: 'error', code: 'session_busy', message: `a statement on "${connection}" is still running or waiting for approval` };
+    if (session.busy) return busy(this.o.held.waitingOn(who, connection), connection);
     session.busy = true;
-    clearTimeout(session.idleTimer);
-    const run = runCapped(session.conn, sql, limits.maxRows).finally(() => {
-      session.busy = false;
-      this.touch(key, session);
-    });
+    const run = runCapped(session.conn, sql, limits.maxRows).finally(() => this.pool.release(who, connection, session));
     // Poll for a review while the statement waits; a statement that simply runs long is awaited.
     const deadline = Date.now() + limits.holdWaitMs;
     for (;;) {
@@ -60,52 +59,16 @@ export class MysqlSessions {
       if (Date.now() < deadline) continue;
       const reviewId = this.o.pendingReview(who, connection);
       if (!reviewId) return run;
-      const held: Held = { reviewId, user: who.user, outcome: run };
-      void run.then((o) => (held.settled = o));
-      this.held.set(reviewId, held);
+      this.o.held.add(who, connection, reviewId, run);
       return { status: 'waiting_for_approval', reviewId, message: `jitgate: statement held for approval: review ${reviewId.slice(0, 8)}` };
     }
   }
 
-  /** As DataSessions.heldResult, for statements held on MySQL connections. */
-  async heldResult(who: Identity, reviewId: string, waitMs: number): Promise<QueryOutcome | undefined> {
-    const held = [...this.held.values()].find((h) => h.user === who.user && (h.reviewId === reviewId || h.reviewId.startsWith(reviewId)));
-    if (!held) return undefined;
-    const outcome = held.settled ?? (await Promise.race([held.outcome, delay(waitMs).then(() => undefined)]));
-    if (!outcome) return { status: 'waiting_for_approval', reviewId: held.reviewId, message: 'the statement is still waiting for approval' };
-    this.held.delete(held.reviewId);
-    return outcome;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
-  async close(): Promise<void> {
-    this.shutDown = true;
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    this.held.clear();
-    for (const p of all) {
-      const s = await p.catch(() => undefined);
-      if (!s) continue;
-      clearTimeout(s.idleTimer);
-      s.conn.destroy();
-    }
-  }
-
-  private async session(key: string, who: Identity, connection: string): Promise<Session> {
-    if (this.shutDown) throw new Error('the gateway is shutting down');
-    let existing = this.sessions.get(key);
-    if (existing && (await existing.catch(() => undefined))?.broken !== false) {
-      this.sessions.delete(key);
-      existing = undefined;
-    }
-    if (!existing) {
-      existing = this.open(who, connection);
-      this.sessions.set(key, existing);
-      existing.catch(() => this.sessions.delete(key));
-    }
-    return existing;
-  }
-
-  private async open(who: Identity, connection: string): Promise<Session> {
+  private async open(who: Identity, connection: string): Promise<MysqlSession> {
     const endpoint = this.o.endpoint();
     if (!endpoint) throw new Error('this gateway has no MySQL listener');
     const conn = mysql.createConnection({
@@ -121,20 +84,9 @@ export class MysqlSessions {
       bigNumberStrings: true,
       dateStrings: true,
     });
-    const session: Session = { conn, busy: false, broken: false };
-    conn.on('error', () => (session.broken = true));
-    conn.on('end', () => (session.broken = true));
+    const session = new MysqlSession(conn);
     await new Promise<void>((resolve, reject) => conn.connect((err) => (err ? reject(err) : resolve())));
     return session;
-  }
-
-  private touch(key: string, session: Session): void {
-    clearTimeout(session.idleTimer);
-    session.idleTimer = setTimeout(() => {
-      this.sessions.delete(key);
-      session.conn.destroy();
-    }, this.o.idleMs);
-    session.idleTimer.unref();
   }
 }
 
@@ -171,8 +123,4 @@ function failure(err: unknown): QueryOutcome {
   // 1142 is how the gateway refuses on MySQL (guardrails, denied reviews, masking refusals).
   const refused = e.errno === 1142 || e.errno === 1227;
   return { status: refused ? 'refused' : 'error', code: e.errno !== undefined ? String(e.errno) : (e.code ?? 'connection_failed'), message: e.sqlMessage ?? e.message ?? String(err) };
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }

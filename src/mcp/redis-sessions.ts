@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import type { Identity } from '../core/types.js';
 import { encodeCommand, ReplyReader, type RespValue } from '../protocols/redis/resp.js';
 import type { PostgresEndpoint } from './data-sessions.js';
+import { type PooledConnection, SessionPool } from './session-pool.js';
 
 export type RedisEndpoint = PostgresEndpoint;
 
@@ -27,11 +28,10 @@ export interface RedisSessionsOptions {
 /** Commands that would turn the connection into a stream or a different protocol state. */
 const NOT_FOR_AGENTS = new Set(['subscribe', 'psubscribe', 'ssubscribe', 'monitor', 'hello', 'auth', 'reset', 'quit', 'multi', 'exec', 'discard', 'watch', 'unwatch', 'select']);
 
-class RedisConnection {
+class RedisConnection implements PooledConnection {
   private readonly reader: ReplyReader;
   private waiting: Array<{ resolve: (v: RespValue) => void; reject: (e: Error) => void }> = [];
   private closed: Error | undefined;
-  idleTimer?: NodeJS.Timeout;
   busy = false;
 
   private constructor(
@@ -63,7 +63,7 @@ class RedisConnection {
     return new RedisConnection(socket, limits);
   }
 
-  get usable(): boolean {
+  usable(): boolean {
     return this.closed === undefined;
   }
 
@@ -76,7 +76,6 @@ class RedisConnection {
   }
 
   close(): void {
-    clearTimeout(this.idleTimer);
     this.socket.end();
     this.fail(new Error('closed'));
   }
@@ -90,20 +89,20 @@ class RedisConnection {
 }
 
 export class RedisSessions {
-  private readonly sessions = new Map<string, Promise<RedisConnection>>();
-  private shutDown = false;
+  private readonly pool: SessionPool<RedisConnection>;
 
-  constructor(private readonly o: RedisSessionsOptions) {}
+  constructor(private readonly o: RedisSessionsOptions) {
+    this.pool = new SessionPool((who, connection) => this.open(who, connection), o.idleMs);
+  }
 
   async command(who: Identity, connection: string, args: string[]): Promise<RedisOutcome> {
     const name = (args[0] ?? '').toLowerCase();
     if (NOT_FOR_AGENTS.has(name)) {
       return { status: 'refused', code: 'unsupported_command', message: `${name.toUpperCase()} changes the connection's state; run single commands (each call is one command)` };
     }
-    const key = `${who.user}\u0000${connection}`;
     let conn: RedisConnection;
     try {
-      conn = await this.session(key, who, connection);
+      conn = await this.pool.get(who, connection);
     } catch (err) {
       return { status: 'error', code: 'connection_failed', message: (err as Error).message };
     }
@@ -120,34 +119,14 @@ export class RedisSessions {
       const state = { truncated: false };
       return { status: 'ok', reply: plain(reply, state), truncated: state.truncated };
     } catch (err) {
-      this.sessions.delete(key);
       return { status: 'error', code: 'connection_lost', message: (err as Error).message };
     } finally {
-      conn.busy = false;
-      this.touch(key, conn);
+      this.pool.release(who, connection, conn);
     }
   }
 
-  async close(): Promise<void> {
-    this.shutDown = true;
-    const all = [...this.sessions.values()];
-    this.sessions.clear();
-    for (const p of all) (await p.catch(() => undefined))?.close();
-  }
-
-  private async session(key: string, who: Identity, connection: string): Promise<RedisConnection> {
-    if (this.shutDown) throw new Error('the gateway is shutting down');
-    let existing = this.sessions.get(key);
-    if (existing && !(await existing.catch(() => undefined))?.usable) {
-      this.sessions.delete(key);
-      existing = undefined;
-    }
-    if (!existing) {
-      existing = this.open(who, connection);
-      this.sessions.set(key, existing);
-      existing.catch(() => this.sessions.delete(key));
-    }
-    return existing;
+  close(): Promise<void> {
+    return this.pool.close();
   }
 
   private async open(who: Identity, connection: string): Promise<RedisConnection> {
@@ -162,15 +141,6 @@ export class RedisSessions {
     }
     await conn.send(['CLIENT', 'SETNAME', 'jitgate-mcp']).catch(() => undefined);
     return conn;
-  }
-
-  private touch(key: string, conn: RedisConnection): void {
-    clearTimeout(conn.idleTimer);
-    conn.idleTimer = setTimeout(() => {
-      this.sessions.delete(key);
-      conn.close();
-    }, this.o.idleMs);
-    conn.idleTimer.unref();
   }
 }
 

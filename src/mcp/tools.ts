@@ -14,12 +14,15 @@ import type { Store } from '../store/store.js';
 import type { DataSessions, QueryOutcome } from './data-sessions.js';
 import type { MysqlSessions } from './mysql-sessions.js';
 import type { RedisOutcome, RedisSessions } from './redis-sessions.js';
+import type { HeldStatements } from './session-pool.js';
 import { AgentQuotas, QuotaExceeded } from './quota.js';
 
 export interface ToolServices {
   access: AccessService;
   sessions: DataSessions;
   mysql: MysqlSessions;
+  /** Statements held for review, until their agent collects the outcome. */
+  held: HeldStatements;
   redis: RedisSessions;
   /** The protocol of a configured connection ('postgres', 'mysql', 'redis'). */
   connectionType: (name: string) => string | undefined;
@@ -181,8 +184,7 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     async ({ review_id, wait_seconds }) => {
-      const waitMs = (wait_seconds ?? 10) * 1000;
-      const outcome = (await s.sessions.heldResult(who, review_id, waitMs)) ?? (await s.mysql.heldResult(who, review_id, waitMs));
+      const outcome = await s.held.result(who, review_id, (wait_seconds ?? 10) * 1000);
       if (!outcome) return failed(`no held statement ${review_id} of yours is waiting on this gateway (it may have been withdrawn when its session ended)`, 'unknown_review');
       if (outcome.status === 'ok') s.quotas.countRows(who, outcome.rows.length);
       return outcomeResult(outcome);

@@ -12,6 +12,7 @@ import type { Store } from '../store/store.js';
 import { DataSessions, type PostgresEndpoint } from './data-sessions.js';
 import { MysqlSessions } from './mysql-sessions.js';
 import { RedisSessions } from './redis-sessions.js';
+import { HeldStatements } from './session-pool.js';
 import { mountMcpEndpoint } from './endpoint.js';
 import { AgentQuotas } from './quota.js';
 
@@ -40,10 +41,12 @@ const IDLE_MS = 5 * 60_000;
 
 export function startMcp(o: StartMcpOptions): McpModule {
   const agents = o.config.agents ?? AGENT_DEFAULTS;
+  const held = new HeldStatements();
   const sessions = new DataSessions({
     endpoint: o.postgres,
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     idleMs: IDLE_MS,
+    held,
     log: o.log,
   });
   const mysql = new MysqlSessions({
@@ -51,6 +54,7 @@ export function startMcp(o: StartMcpOptions): McpModule {
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     pendingReview: (who, connection) => o.reviews.list(who, { state: 'pending', connection, user: who.user })[0]?.id,
     idleMs: IDLE_MS,
+    held,
   });
   const redis = new RedisSessions({
     endpoint: o.redis,
@@ -67,6 +71,7 @@ export function startMcp(o: StartMcpOptions): McpModule {
       access: o.access,
       sessions,
       mysql,
+      held,
       redis,
       connectionType: (name) => types.get(name),
       quotas: new AgentQuotas(agents.limits, o.now),
@@ -85,5 +90,10 @@ export function startMcp(o: StartMcpOptions): McpModule {
       version: packageVersion(),
     },
   });
-  return { close: async () => void (await Promise.all([sessions.close(), mysql.close(), redis.close()])) };
+  return {
+    close: async () => {
+      held.clear();
+      await Promise.all([sessions.close(), mysql.close(), redis.close()]);
+    },
+  };
 }
