@@ -40,6 +40,8 @@ import { auditReviewEvents } from './review/audit.js';
 import { notifyReviewEvents } from './review/notify.js';
 import { ReviewRepository } from './review/repository.js';
 import { ReviewService } from './review/service.js';
+import { AGENT_DEFAULTS } from './config/agents.js';
+import { AgentQuotas } from './mcp/quota.js';
 import { startMcp, type McpModule } from './mcp/wire.js';
 import { loadPostgresParser } from './sql/postgres.js';
 import { startMasking, type MaskingModule } from './masking/wire.js';
@@ -181,10 +183,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env: maskingEnv }), env: maskingEnv }),
     });
     const maskingModule = masking;
+    // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
+    const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
     const sessions = new SessionService(store, metrics, log, now, {
       grants: accessService,
       clock,
       guardrails: config.guardrails,
+      statementGate: (user, groups) => quotas.statementGate(user, groups),
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
     });
@@ -357,6 +362,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const gatewayCertificate = certificate.cert;
     mcp = startMcp({
       config,
+      quotas,
       router,
       identity: identity.service,
       access: accessService,
@@ -374,7 +380,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         redis && config.listeners.redis
           ? { host: loopbackFor(config.listeners.redis.host), port: redis.port, certificate: gatewayCertificate }
           : undefined,
-      now,
       log,
     });
 

@@ -15,6 +15,7 @@ import { runCli } from '../src/cli/program.js';
 import { ManualClock } from '../src/core/clock.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
+import { psql } from './support/psql.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const TSX = pathToFileURL(join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
@@ -221,7 +222,7 @@ describe('the MCP endpoint', () => {
     expect((await server.query('select name from customers where id = 1')).rows[0]!.name).toBe('Customer One');
   });
 
-  it('enforces the agent\'s quotas with a clear error: statements per minute and its row cap', async () => {
+  it('enforces the agent\'s quotas with a clear error: statements per minute (over MCP and over psql alike) and its row cap', async () => {
     const { key } = apiKey('busy-bot', ['limited']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'polling' });
@@ -232,10 +233,19 @@ describe('the MCP endpoint', () => {
     await call(c, 'query', { connection: 'app', sql: 'select 2' });
     const over = await call(c, 'query', { connection: 'app', sql: 'select 3' });
     expect(over.isError).toBe(true);
-    expect(over.data).toMatchObject({ status: 'refused', code: 'statement_rate' });
+    expect(over.data).toMatchObject({ status: 'refused', code: '42501', reasons: ['statement_rate'] });
     expect(over.text).toContain('3 statements per minute');
+
+    // The same agent with a token under its grant, straight from psql: the same budget, the same refusal.
+    const token = gw.gateway.access.mintToken({ user: 'busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' }, 'app').token;
+    const native = await psql(gw.dsn({ user: 'busy-bot' }), token, ['-At', '-c', 'select 42']);
+    expect(native.stdout).not.toContain('42');
+    expect(native.stderr).toContain('rate limit reached: 3 statements per minute');
+
     clock.advance(61_000);
     expect((await call(c, 'query', { connection: 'app', sql: 'select 4' })).data.status).toBe('ok');
+    const later = await psql(gw.dsn({ user: 'busy-bot' }), token, ['-At', '-c', 'select 42']);
+    expect(later.stdout).toBe('42\n');
   });
 
   it('stops at an expired grant and a revoked API key', async () => {

@@ -38,6 +38,9 @@ masking:
   await direct.set('note', 'paid with 4111 1111 1111 1111 yesterday');
   await direct.set('contact:bob@example.com', '1');
   await direct.rpush('token:list', 'a-secret', 'b-secret');
+  await direct.set('token:count', '42');
+  await direct.zadd('token:z', 1.5, 'alpha', 2.5, 'beta');
+  await direct.sadd('token:members', 'one', 'two');
 }, 60_000);
 
 afterAll(async () => {
@@ -75,7 +78,7 @@ describe('masking by key and field', () => {
     expect(cursor).toBe('0');
     expect(members).toEqual(['[redacted]', '[redacted]']);
     expect(await c.getrange('user:1:email', 0, 0)).toBe('[redacted]');
-    await expect(c.getbit('user:1:email', 3)).rejects.toThrow(/GETBIT would read the masked key "user:1:email" bit by bit \(masking_unprovable\)/);
+    await expect(c.getbit('user:1:email', 3)).rejects.toThrow(/GETBIT would read the masked key "user:1:email" bit by bit \(masking rule "cache-pii", masking_unprovable\)/);
   });
 
   it('hash values by field name: HGET, HMGET, HGETALL, HSCAN', async () => {
@@ -164,7 +167,7 @@ describe('fail closed', () => {
   it('refuses copying masked values where they would not be masked, and reads it cannot follow', async () => {
     const c = await client();
     await expect(c.copy('user:1:email', 'plain:copy')).rejects.toThrow(
-      'NOPERM jitgate: COPY would copy masked values of "user:1:email" to "plain:copy", where they are not masked the same way (masking_copy)',
+      'NOPERM jitgate: COPY would copy masked values of "user:1:email" to "plain:copy", where they are not masked the same way (masking rule "cache-pii", masking_copy)',
     );
     await expect(c.rename('user:1:email', 'plain:renamed')).rejects.toThrow(/masking_copy/);
     await expect(c.lmove('token:list', 'plain:list', 'LEFT', 'LEFT')).rejects.toThrow(/masking_copy/);
@@ -184,5 +187,91 @@ describe('fail closed', () => {
     await expect(c.get('huge')).rejects.toThrow(/ERR jitgate: the reply is larger than 16777216 bytes .* and cannot be masked; refused/);
     // The session goes on.
     expect(await c.get('user:1:name')).toBe('Jane');
+  });
+});
+
+/**
+ * Bypass attempts: commands whose answer (mostly an integer, which no strategy can stand in for)
+ * says something about a masked value. Each is refused before it reaches Redis, naming the rule.
+ */
+describe('facts about masked values are refused (bypass attempts)', () => {
+  const attempts: Array<[string, string[]]> = [
+    ['STRLEN', ['STRLEN', 'user:1:email']],
+    ['INCRBY k 0', ['INCRBY', 'token:count', '0']],
+    ['DECRBY k 0', ['DECRBY', 'token:count', '0']],
+    ['INCRBYFLOAT k 0', ['INCRBYFLOAT', 'token:count', '0']],
+    ['INCR', ['INCR', 'token:count']],
+    ['APPEND (returns the new length)', ['APPEND', 'token:api', '']],
+    ['SETRANGE (returns the length)', ['SETRANGE', 'token:api', '0', '']],
+    ['GETBIT', ['GETBIT', 'user:1:email', '3']],
+    ['BITCOUNT', ['BITCOUNT', 'user:1:email']],
+    ['BITPOS', ['BITPOS', 'user:1:email', '1']],
+    ['BITFIELD_RO', ['BITFIELD_RO', 'user:1:email', 'GET', 'u8', '0']],
+    ['OBJECT ENCODING', ['OBJECT', 'ENCODING', 'token:count']],
+    ['OBJECT REFCOUNT', ['OBJECT', 'REFCOUNT', 'token:count']],
+    ['DEBUG OBJECT', ['DEBUG', 'OBJECT', 'user:1:email']],
+    ['DEBUG DIGEST-VALUE', ['DEBUG', 'DIGEST-VALUE', 'user:1:email']],
+    ['MEMORY USAGE', ['MEMORY', 'USAGE', 'user:1:email']],
+    ['DUMP', ['DUMP', 'user:1:email']],
+    ['LCS ... LEN', ['LCS', 'user:1:email', 'user:1:name', 'LEN']],
+    ['LPOS', ['LPOS', 'token:list', 'a-secret']],
+    ['LREM (count of equal items)', ['LREM', 'token:list', '0', 'guess']],
+    ['LINSERT (finds its pivot)', ['LINSERT', 'token:list', 'BEFORE', 'a-secret', 'x']],
+    ['SISMEMBER', ['SISMEMBER', 'token:members', 'one']],
+    ['SMISMEMBER', ['SMISMEMBER', 'token:members', 'one', 'two']],
+    ['SADD (0 when already a member)', ['SADD', 'token:members', 'one']],
+    ['SREM', ['SREM', 'token:members', 'guess']],
+    ['SMOVE', ['SMOVE', 'token:members', 'token:other', 'one']],
+    ['SINTER with guesses', ['SINTER', 'token:members', 'plain:guesses']],
+    ['SINTERCARD', ['SINTERCARD', '2', 'token:members', 'plain:guesses']],
+    ['ZSCORE', ['ZSCORE', 'token:z', 'alpha']],
+    ['ZRANK', ['ZRANK', 'token:z', 'alpha']],
+    ['ZLEXCOUNT', ['ZLEXCOUNT', 'token:z', '[a', '[b']],
+    ['ZRANGEBYLEX', ['ZRANGEBYLEX', 'token:z', '[a', '[b']],
+    ['ZRANGE ... BYLEX', ['ZRANGE', 'token:z', '[a', '[b', 'BYLEX']],
+    ['ZCOUNT', ['ZCOUNT', 'token:z', '1', '2']],
+    ['ZADD NX (0 when already a member)', ['ZADD', 'token:z', 'NX', '9', 'alpha']],
+    ['ZINCRBY 0', ['ZINCRBY', 'token:z', '0', 'alpha']],
+    ['SORT (orders the values)', ['SORT', 'token:list', 'ALPHA']],
+    ['PFCOUNT', ['PFCOUNT', 'token:hll']],
+    ['GEOPOS', ['GEOPOS', 'token:geo', 'here']],
+    ['HSTRLEN of a masked field', ['HSTRLEN', 'person:1', 'ssn']],
+    ['HINCRBY of a masked field', ['HINCRBY', 'person:1', 'ssn', '0']],
+    ['HINCRBYFLOAT of a masked field', ['HINCRBYFLOAT', 'person:1', 'ssn', '0']],
+    ['DUMP of a hash with masked fields', ['DUMP', 'person:1']],
+    ['MEMORY USAGE of a hash with masked fields', ['MEMORY', 'USAGE', 'person:1']],
+    ['OBJECT ENCODING of a hash with masked fields', ['OBJECT', 'ENCODING', 'person:1']],
+  ];
+
+  it.each(attempts)('%s', async (_what, [name, ...rest]) => {
+    const c = await client();
+    await expect(c.call(name!, ...rest)).rejects.toThrow(/^NOPERM jitgate: .*\(masking rule "cache-pii", masking_(unprovable|copy)\)$/);
+  });
+
+  it('nothing of them reached Redis, and what says nothing about the values still works', async () => {
+    expect(await direct.lrange('token:list', 0, -1)).toEqual(['a-secret', 'b-secret']);
+    expect((await direct.smembers('token:members')).sort()).toEqual(['one', 'two']);
+    expect(await direct.get('token:count')).toBe('42');
+    expect(await direct.zscore('token:z', 'alpha')).toBe('1.5');
+    const c = await client();
+    expect(await c.strlen('user:1:name')).toBe(4);
+    expect(await c.hstrlen('person:1', 'name')).toBe(4);
+    expect(await c.exists('user:1:email')).toBe(1);
+    expect(await c.type('token:list')).toBe('list');
+    expect(await c.ttl('token:api')).toBe(-1);
+    expect(await c.llen('token:list')).toBe(2);
+    expect(await c.scard('token:members')).toBe(2);
+    expect(await c.hexists('person:1', 'ssn')).toBe(1);
+    expect(await c.zrange('token:z', 0, -1)).toEqual(['[redacted]', '[redacted]']);
+    expect(await c.set('token:new', 'v')).toBe('OK');
+    expect(await c.get('token:new')).toBe('[redacted]');
+  });
+
+  it('RESP3 scores of a masked sorted set are masked as RESP2 sends them', async () => {
+    const r = await redisCli(['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'], {
+      input: 'ZRANGE token:z 0 -1 WITHSCORES\n',
+    });
+    expect(r.stdout).not.toMatch(/1\.5|2\.5/);
+    expect(r.stdout).toContain('[redacted]');
   });
 });

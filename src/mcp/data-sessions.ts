@@ -46,7 +46,7 @@ export interface ResultColumnInfo {
 
 export type QueryOutcome =
   | { status: 'ok'; command: string; rowCount: number | null; columns: ResultColumnInfo[]; rows: unknown[][]; truncated: boolean }
-  | { status: 'refused' | 'error'; code: string; message: string; detail?: string }
+  | { status: 'refused' | 'error'; code: string; message: string; detail?: string; reasons?: string[] }
   | { status: 'waiting_for_approval'; reviewId: string; message: string; detail?: string; hint?: string };
 
 interface ReviewNotice {
@@ -173,11 +173,14 @@ function plainRow(row: unknown[]): unknown[] {
 function failure(err: unknown): QueryOutcome {
   const e = err as { code?: string; message?: string; detail?: string };
   const code = e.code ?? 'connection_failed';
-  // 42501 is how the gateway refuses (guardrails, reviews denied); other codes come from the database.
+  // 42501 is how the gateway refuses (guardrails, reviews denied, rate limits), with its reason
+  // codes in the detail; other codes come from the database.
+  const reasons = code === '42501' ? /^reason: (.+)$/.exec(e.detail ?? '')?.[1]?.split(', ') : undefined;
   return {
     status: code === '42501' ? 'refused' : 'error',
     code,
     message: e.message ?? String(err),
     ...(e.detail ? { detail: e.detail } : {}),
+    ...(reasons ? { reasons } : {}),
   };
 }

@@ -1,17 +1,18 @@
 /**
- * Per-agent quotas over sliding windows: statements per minute and rows per hour. The first limit
- * in config order whose groups match the agent applies. Memory per agent is bounded by the limits
- * themselves (at most `statementsPerMinute` timestamps, one entry per call for rows).
+ * Per-agent quotas over sliding windows: statements per minute (counted by the session pipeline, so
+ * they bind an agent on every path: MCP, psql, mysql, redis-cli) and rows per hour (counted on what
+ * MCP returns). The first limit in config order whose groups match applies. Memory per agent is
+ * bounded by the limits (at most `statementsPerMinute` timestamps; one entry per MCP call for rows).
  */
 import type { AgentLimit } from '../config/agents.js';
-import type { Identity } from '../core/types.js';
+import type { Decision, Identity } from '../core/types.js';
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
 
 export class QuotaExceeded extends Error {
   constructor(
-    readonly reason: 'statement_rate' | 'row_quota',
+    readonly reason: 'row_quota',
     message: string,
     readonly retryAfterMs: number,
   ) {
@@ -33,30 +34,37 @@ export class AgentQuotas {
     private readonly now: () => number,
   ) {}
 
-  limitFor(who: Identity): AgentLimit | undefined {
+  limitFor(who: { groups: readonly string[] }): AgentLimit | undefined {
     return this.limits.find((l) => l.groups.includes('*') || l.groups.some((g) => who.groups.includes(g)));
   }
 
-  /** Counts one statement, or throws when the agent is over its statement rate or row quota. */
-  admitStatement(who: Identity): void {
-    const limit = this.limitFor(who);
-    if (!limit) return;
+  /**
+   * The statement gate of one data session (undefined when no statement rate applies to its
+   * groups, so the pipeline pays nothing): counts each statement, or refuses it over the rate.
+   */
+  statementGate(user: string, groups: readonly string[]): (() => Decision | undefined) | undefined {
+    const perMinute = this.limitFor({ groups })?.statementsPerMinute;
+    if (perMinute === undefined) return undefined;
+    return () => {
+      const now = this.now();
+      const u = this.prune(user, now);
+      if (u.statements.length >= perMinute) {
+        const retry = Math.ceil((u.statements[0]! + MINUTE - now) / 1000);
+        return { effect: 'deny', reasons: ['statement_rate'], message: `jitgate: rate limit reached: ${perMinute} statements per minute; retry in ${retry} s` };
+      }
+      u.statements.push(now);
+      return undefined;
+    };
+  }
+
+  /** Throws when the agent has used its row quota for the hour. */
+  admitRows(who: Identity): void {
+    const limit = this.limitFor(who)?.rowsPerHour;
+    if (limit === undefined) return;
     const now = this.now();
     const u = this.prune(who.user, now);
-    if (limit.rowsPerHour !== undefined) {
-      const used = u.rows.reduce((n, r) => n + r.rows, 0);
-      if (used >= limit.rowsPerHour) {
-        throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit.rowsPerHour} rows in the last hour`, u.rows[0]!.at + HOUR - now);
-      }
-    }
-    if (limit.statementsPerMinute !== undefined && u.statements.length >= limit.statementsPerMinute) {
-      throw new QuotaExceeded(
-        'statement_rate',
-        `rate limit reached: ${limit.statementsPerMinute} statements per minute`,
-        u.statements[0]! + MINUTE - now,
-      );
-    }
-    u.statements.push(now);
+    const used = u.rows.reduce((n, r) => n + r.rows, 0);
+    if (used >= limit) throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit} rows in the last hour`, u.rows[0]!.at + HOUR - now);
   }
 
   /** Rows returned to the agent, counted against its hourly quota. */

@@ -160,12 +160,6 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     },
     async ({ connection, command }) => {
       if (s.connectionType(connection) !== 'redis') return failed(`"${connection}" is not a Redis connection; use query for SQL`, 'wrong_protocol');
-      try {
-        s.quotas.admitStatement(who);
-      } catch (err) {
-        if (err instanceof QuotaExceeded) return redisResult({ status: 'refused', code: err.reason, message: `jitgate: ${err.message}; retry in ${Math.ceil(err.retryAfterMs / 1000)} s` });
-        throw err;
-      }
       return redisResult(await s.redis.command(who, connection, command));
     },
   );
@@ -286,7 +280,7 @@ function redisResult(o: RedisOutcome): ToolResult {
 
 async function runAsAgent(who: Identity, s: ToolServices, connection: string, sql: string, cap: number): Promise<QueryOutcome> {
   try {
-    s.quotas.admitStatement(who);
+    s.quotas.admitRows(who);
   } catch (err) {
     if (err instanceof QuotaExceeded) {
       return { status: 'refused', code: err.reason, message: `jitgate: ${err.message}; retry in ${Math.ceil(err.retryAfterMs / 1000)} s` };

@@ -14,7 +14,7 @@ import { MysqlSessions } from './mysql-sessions.js';
 import { RedisSessions } from './redis-sessions.js';
 import { HeldStatements } from './session-pool.js';
 import { mountMcpEndpoint } from './endpoint.js';
-import { AgentQuotas } from './quota.js';
+import type { AgentQuotas } from './quota.js';
 
 export interface McpModule {
   /** Ends the agents' data sessions (before the listeners drain). */
@@ -23,6 +23,8 @@ export interface McpModule {
 
 export interface StartMcpOptions {
   config: GatewayConfig;
+  /** Shared with the session pipeline, which counts statements; MCP counts the rows it returns. */
+  quotas: AgentQuotas;
   router: Router;
   identity: IdentityService;
   access: AccessService;
@@ -33,7 +35,6 @@ export interface StartMcpOptions {
   mysql: () => PostgresEndpoint | undefined;
   /** Statement reviews, to name the review a held MySQL statement waits for. */
   reviews: ReviewService;
-  now: () => number;
   log: Logger;
 }
 
@@ -74,7 +75,7 @@ export function startMcp(o: StartMcpOptions): McpModule {
       held,
       redis,
       connectionType: (name) => types.get(name),
-      quotas: new AgentQuotas(agents.limits, o.now),
+      quotas: o.quotas,
       store: o.store,
       agents,
       // What describe_connection marks as masked: the same rules the data path applies.

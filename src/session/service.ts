@@ -53,6 +53,8 @@ export interface SessionServiceOptions {
   reviews?: { rules: readonly ReviewRule[]; service: ReviewService };
   /** Result masking for a session (undefined when no masking rule or detector applies to it). */
   masking?: (session: { protocol: Protocol; connection: string; groups: readonly string[] }) => SessionMasking | undefined;
+  /** A per-session statement rate gate (agents' quotas); undefined for sessions no rate applies to. */
+  statementGate?: (user: string, groups: readonly string[]) => (() => Decision | undefined) | undefined;
 }
 
 export class SessionService {
@@ -107,6 +109,7 @@ export class SessionService {
       watch = watchGrant({ sessionId: id, grant, grants, clock: this.options.clock ?? systemClock, log: this.log, terminate: () => this.terminator });
     }
 
+    const gate = this.options.statementGate?.(input.user, grant?.groups ?? []);
     const rules = rulesFor(this.options.guardrails ?? [], input.connection, grant?.groups ?? []);
     const reviews = this.options.reviews;
     const reviewRules = reviews ? rulesFor(reviews.rules, input.connection, grant?.groups ?? []) : [];
@@ -119,6 +122,8 @@ export class SessionService {
         statements.inc();
         const over = watch?.endedMessage;
         if (over !== undefined) return { effect: 'deny', reasons: ['grant_ended'], message: over };
+        const limited = gate?.();
+        if (limited) return limited;
         // What would carry masked data out of masking's reach is refused before any review.
         const unmaskable = masking?.check(statement);
         if (unmaskable) return unmaskable;

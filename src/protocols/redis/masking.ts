@@ -34,6 +34,36 @@ const HASH_PAIRS = new Set(['hgetall', 'hscan', 'hrandfield']);
 const DERIVED = new Set(['getrange', 'substr', 'lcs']);
 /** Commands that read a value bit by bit: no mask can stand in for the answer. */
 const BIT_READS = new Set(['getbit', 'bitfield', 'bitfield_ro', 'bitpos', 'bitcount']);
+/**
+ * What may touch a masked key: commands answering with the key's values (which the strategy
+ * replaces), with facts that do not depend on them (existence, type, TTL, number of items), or
+ * writing it without reading it. Anything else (STRLEN, APPEND, INCRBY, SISMEMBER, SADD, LPOS,
+ * ZSCORE, ZRANGEBYLEX, SINTER, SORT, OBJECT, MEMORY USAGE, DUMP, GEO*, PF*, ...) is refused on a
+ * masked key: its answer says something about the value that no mask stands in for.
+ */
+const MASKED_KEY_SAFE = new Set([
+  // values, masked
+  'get', 'getex', 'getdel', 'getset', 'mget', 'getrange', 'substr',
+  'lrange', 'lindex', 'lpop', 'rpop', 'blpop', 'brpop', 'lmpop', 'blmpop', 'lmove', 'blmove', 'rpoplpush', 'brpoplpush',
+  'hget', 'hmget', 'hgetall', 'hkeys', 'hvals', 'hscan', 'hrandfield',
+  'smembers', 'srandmember', 'spop', 'sscan',
+  'zrange', 'zrevrange', 'zrandmember', 'zscan', 'zpopmin', 'zpopmax', 'bzpopmin', 'bzpopmax', 'zmpop', 'bzmpop',
+  'xrange', 'xrevrange', 'xread', 'xreadgroup', 'xclaim', 'xautoclaim',
+  // facts that do not depend on the value
+  'exists', 'type', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'touch', 'watch',
+  'llen', 'hlen', 'hexists', 'scard', 'zcard', 'xlen', 'xpending', 'xinfo|groups', 'xinfo|consumers',
+  // writes that read nothing back
+  'set', 'setex', 'psetex', 'setnx', 'mset', 'msetnx', 'del', 'unlink',
+  'expire', 'pexpire', 'expireat', 'pexpireat', 'persist',
+  'lpush', 'rpush', 'lpushx', 'rpushx', 'lset', 'ltrim', 'hset', 'hmset', 'hsetnx', 'hdel',
+  'xadd', 'xdel', 'xtrim', 'xack', 'xsetid', 'xgroup|create', 'xgroup|createconsumer', 'xgroup|delconsumer', 'xgroup|destroy', 'xgroup|setid',
+  'rename', 'renamenx', 'copy', 'move', 'restore',
+  'ssubscribe', 'sunsubscribe', 'spublish',
+]);
+/** With field rules: commands describing a whole value, masked fields included. */
+const FIELD_BLIND = new Set(['dump', 'memory|usage']);
+/** With field rules: commands answering a fact about one field's value (argv[2] is the field). */
+const FIELD_FACTS = new Set(['hstrlen', 'hincrby', 'hincrbyfloat']);
 const REDACT: MaskStrategy = { kind: 'redact' };
 const HASH_BY_FIELD = new Set(['hget', 'hmget', 'hgetdel', 'hgetex']);
 
@@ -48,29 +78,55 @@ export class RedisReplyMasker implements ReplyMasker {
   }
 
   /**
-   * Commands refused while key rules apply: those that would put a masked key's values into a key
-   * no rule masks the same way (COPY, RENAME, LMOVE, SUNIONSTORE, SORT ... STORE: `masking_copy`,
-   * as INSERT ... SELECT is for SQL), and those whose reads cannot be known (scripts, functions,
-   * SORT BY/GET, commands Redis does not describe: `masking_unprovable`).
+   * Commands refused while masking applies (fail closed):
+   *  - those that would put a masked key's values into a key no rule masks the same way (COPY,
+   *    RENAME, LMOVE, SUNIONSTORE, SORT ... STORE: `masking_copy`, as INSERT ... SELECT is for SQL);
+   *  - those whose reads cannot be known (scripts, functions, SORT BY/GET, DEBUG, commands Redis does
+   *    not describe: `masking_unprovable`);
+   *  - any command on a masked key that is not known to answer with the key's (masked) values or with
+   *    facts that do not depend on them (existence, type, TTL, counts of items): STRLEN, INCRBY k 0,
+   *    BITCOUNT, LPOS, SISMEMBER, OBJECT ENCODING, MEMORY USAGE, ... each reveal something about the
+   *    value an integer reply cannot be masked for (`masking_unprovable`);
+   *  - with field rules, HSTRLEN/HINCRBY/HINCRBYFLOAT of a masked field, and DUMP, OBJECT and MEMORY
+   *    USAGE of any key (a hash's masked fields are inside whatever they describe).
+   * Every refusal names the masking rule it protects.
    */
   check(args: readonly Buffer[]): Decision | undefined {
-    if (this.policy.keys.length === 0) return undefined;
+    const { keys, fields } = this.policy;
+    if (keys.length === 0 && fields.length === 0) return undefined;
     const argv = args.map((a) => a.toString('utf8'));
     const info = describeCommand(argv);
-    const shown = (info.name || '?').toUpperCase();
-    if (!info.spec || readsUndeclaredKeys(info.name, argv)) {
-      return refusal('masking_unprovable', `${shown} can read values jitgate cannot follow, and masking applies to this session`);
+    const shown = (info.name || '?').replace('|', ' ').toUpperCase();
+    const container = info.name.split('|')[0]!;
+    if (!info.spec || readsUndeclaredKeys(info.name, argv) || container === 'debug') {
+      return refusal('masking_unprovable', `${shown} can read values jitgate cannot follow, and masking applies to this session`, [...new Set([...keys, ...fields].map((r) => r.rule))]);
     }
+    if (fields.length > 0) {
+      if (FIELD_BLIND.has(info.name) || container === 'object') {
+        return refusal('masking_unprovable', `${shown} would describe hash values jitgate masks field by field`, fields[0]!.rule);
+      }
+      if (FIELD_FACTS.has(info.name)) {
+        const field = argv[2];
+        const rule = this.fieldRule(field);
+        if (rule) return refusal('masking_unprovable', `${shown} would reveal facts about the masked field ${JSON.stringify(field)}`, rule.rule);
+      }
+    }
+    if (keys.length === 0) return undefined;
     const uses = keyUses(info.spec, argv);
     for (const src of uses) {
-      if (!src.spec.access) continue;
       const rule = this.keyRule(src.key);
       if (!rule) continue;
-      if (BIT_READS.has(info.name)) return refusal('masking_unprovable', `${shown} would read the masked key ${JSON.stringify(src.key)} bit by bit`);
-      if (info.name === 'migrate') return refusal('masking_copy', `${shown} would move the masked key ${JSON.stringify(src.key)} elsewhere`);
-      const leak = uses.find((dst) => dst.spec.write && !dst.spec.access && this.keyRule(dst.key) !== rule);
-      if (leak) {
-        return refusal('masking_copy', `${shown} would copy masked values of ${JSON.stringify(src.key)} to ${JSON.stringify(leak.key)}, where they are not masked the same way`);
+      const key = JSON.stringify(src.key);
+      if (BIT_READS.has(info.name)) return refusal('masking_unprovable', `${shown} would read the masked key ${key} bit by bit`, rule.rule);
+      if (info.name === 'migrate') return refusal('masking_copy', `${shown} would move the masked key ${key} elsewhere`, rule.rule);
+      if (src.spec.access) {
+        const leak = uses.find((dst) => dst.spec.write && !dst.spec.access && this.keyRule(dst.key) !== rule);
+        if (leak) {
+          return refusal('masking_copy', `${shown} would copy masked values of ${key} to ${JSON.stringify(leak.key)}, where they are not masked the same way`, rule.rule);
+        }
+      }
+      if (!MASKED_KEY_SAFE.has(info.name) || (info.name === 'zrange' && argv.some((a, i) => i > 3 && /^by(lex|score)$/i.test(a)))) {
+        return refusal('masking_unprovable', `${shown} of the masked key ${key} would reveal facts about its value that cannot be masked`, rule.rule);
       }
     }
     return undefined;
@@ -164,6 +220,11 @@ export class RedisReplyMasker implements ReplyMasker {
     return this.policy.keys.find((k) => redisGlob(k.pattern).test(key));
   }
 
+  private fieldRule(field: string | undefined): RedisMaskingPolicy['fields'][number] | undefined {
+    if (field === undefined) return undefined;
+    return this.policy.fields.find((f) => redisGlob(f.pattern).test(field));
+  }
+
   private keyStrategy(key: string | undefined): MaskStrategy | undefined {
     return this.keyRule(key)?.strategy;
   }
@@ -224,6 +285,18 @@ export class RedisReplyMasker implements ReplyMasker {
       case 'map':
         for (const item of v.items ?? []) this.scrubAll(item, state, strategy, keys);
         return;
+      case 'double':
+      case 'bignum': {
+        // A masked key's numbers (RESP3 sorted-set scores): masked as RESP2 sends them, as strings.
+        if (!strategy) return;
+        const masked = applyStrategy(strategy, v.text, { hashKey: this.policy.hashKey });
+        const asBulk = v as unknown as { type: string; text?: string; data: Buffer | null };
+        asBulk.type = 'bulk';
+        delete asBulk.text;
+        asBulk.data = masked === null ? null : Buffer.from(masked, 'utf8');
+        state.changed = true;
+        return;
+      }
       default:
         return;
     }
@@ -240,8 +313,11 @@ interface Changed {
   changed: boolean;
 }
 
-function refusal(reason: 'masking_copy' | 'masking_unprovable', what: string): Decision {
-  return { effect: 'deny', reasons: [reason], message: `jitgate: ${what} (${reason})` };
+/** A refusal naming the masking rule(s) it protects: `... (masking rule "pii", masking_copy)`. */
+function refusal(reason: 'masking_copy' | 'masking_unprovable', what: string, rule: string | string[]): Decision {
+  const rules = typeof rule === 'string' ? [rule] : rule;
+  const named = rules.map((r) => JSON.stringify(r)).join(', ');
+  return { effect: 'deny', reasons: [reason], rule: rules[0]!, message: `jitgate: ${what} (masking rule ${named}, ${reason})` };
 }
 
 function isAgg(v: RespValue): v is Extract<RespValue, { type: 'array' | 'set' | 'push' | 'map' }> {
