@@ -21,8 +21,8 @@
  *    and fall back to the plain file (live, or left by a crash).
  */
 import crypto, { createHash } from 'node:crypto';
-import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -261,9 +261,12 @@ export async function sealRecording(path: string): Promise<void> {
     } finally {
       await handle.close();
     }
-    renameSync(tmp, path);
+    await rename(tmp, path);
   }
-  unlinkSync(live);
+  // Off the event loop: removing a big file can take milliseconds, and every other session waits.
+  await unlink(live).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  });
 }
 
 export interface ReadResult {

@@ -171,7 +171,8 @@ export class SessionRecorder {
     if (this.active) this.hooks.onStatement?.(n, data.text);
     const decision = inner.decide(statement);
     if (!(decision instanceof Promise)) {
-      this.append('statement', { ...data, decision: decisionData(decision) });
+      data.decision = decisionData(decision);
+      this.append('statement', data as unknown as Record<string, unknown>);
       if (decision.effect !== 'allow') this.hooks.onDecision?.(n, data.text, decision, 'immediate');
       return decision;
     }

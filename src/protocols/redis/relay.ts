@@ -68,6 +68,9 @@ const MESSAGE_KINDS = new Set(['message', 'pmessage', 'smessage']);
 const MAX_MASKED_ITEMS = 1_000_000;
 const EXECABORT = errorReply('EXECABORT Transaction discarded because of previous errors.');
 const OK = Buffer.from('+OK\r\n');
+/** The one column a recorded reply or push has (shared: recorded as is, never changed). */
+const REPLY_COLUMNS = Object.freeze([Object.freeze({ name: 'reply', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
+const PUSH_COLUMNS = Object.freeze([Object.freeze({ name: 'push', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
 
 export class RedisRelay {
   readonly counters: SessionCounters = { bytesFromClient: 0, bytesToClient: 0, statements: 0 };
@@ -100,8 +103,10 @@ export class RedisRelay {
     this.pipeline = options.pipeline;
     this.observer = options.pipeline.observer;
     this.reader = options.reader;
-    // Values of masked sessions are decoded whole (the masker needs them); others keep a head only.
+    // Values of masked sessions are decoded whole (the masker needs them); recorded ones keep a head
+    // (what the recording shows); others only what pairing reads: the first items of a message.
     if (options.masker) this.replies.limits = { keepBytes: options.masker.maxReplyBytes, keepItems: MAX_MASKED_ITEMS };
+    else if (!this.observer) this.replies.limits = { keepBytes: 4096, keepItems: 3 };
   }
 
   /**
@@ -569,7 +574,7 @@ export class RedisRelay {
       o.onResult({ kind: 'error', severity: 'ERROR', code: space > 0 ? value.text.slice(0, space) : value.text, message: space > 0 ? value.text.slice(space + 1) : '' });
       return;
     }
-    o.onResult({ kind: 'columns', columns: [{ name: tag, type: 0 }] });
+    o.onResult({ kind: 'columns', columns: tag === 'reply' ? REPLY_COLUMNS : PUSH_COLUMNS });
     if (o.wantsRows()) o.onResult({ kind: 'row', values: [formatReply(value)] });
     o.onResult({ kind: 'complete', tag });
   }
@@ -639,22 +644,41 @@ class CommandStatement implements Statement {
  */
 class Output {
   private parts: Buffer[] = [];
+  /** The last run of adjacent bytes, not made into a Buffer until something else comes or take(). */
+  private run: Buffer | null = null;
+  private runEnd = 0;
 
   get length(): number {
-    return this.parts.length;
+    return this.parts.length + (this.run ? 1 : 0);
   }
 
   push(b: Buffer): void {
-    const last = this.parts[this.parts.length - 1];
-    if (last && last.buffer === b.buffer && last.byteOffset + last.length === b.byteOffset) {
-      this.parts[this.parts.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + b.length);
-    } else this.parts.push(b);
+    const run = this.run;
+    if (run && run.buffer === b.buffer && this.runEnd === b.byteOffset) {
+      this.runEnd += b.length;
+      return;
+    }
+    if (run) this.parts.push(this.close(run));
+    this.run = b;
+    this.runEnd = b.byteOffset + b.length;
   }
 
   take(): Buffer {
+    const run = this.run;
+    if (run) {
+      const last = this.close(run);
+      this.run = null;
+      if (this.parts.length === 0) return last;
+      this.parts.push(last);
+    }
     const parts = this.parts;
     this.parts = [];
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  private close(run: Buffer): Buffer {
+    const length = this.runEnd - run.byteOffset;
+    return length === run.length ? run : Buffer.from(run.buffer, run.byteOffset, length);
   }
 }
 
