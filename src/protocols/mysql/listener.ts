@@ -18,6 +18,7 @@ import { PacketStream } from './packet-stream.js';
 import { MysqlRelay, type KillRequest, type ResultMasking } from './relay.js';
 import { isResultMasking } from './masking.js';
 import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
+import { TcpServer } from '../tcp-server.js';
 
 export const SERVER_VERSION = '8.0.36-jitgate';
 
@@ -58,7 +59,7 @@ interface LiveSession {
 }
 
 export class MysqlListener {
-  private readonly server: net.Server;
+  private readonly server: TcpServer;
   /** Live sessions by the connection id the client was given. */
   private readonly sessions = new Map<number, LiveSession>();
   private readonly handshakes = new Set<net.Socket>();
@@ -67,24 +68,15 @@ export class MysqlListener {
   private closing = false;
 
   constructor(private readonly options: MysqlListenerOptions) {
-    this.server = net.createServer((socket) => void this.accept(socket));
-    this.server.on('error', (err) => options.log.error({ err }, 'mysql listener error'));
+    this.server = new TcpServer('mysql', (socket) => void this.accept(socket), options.log);
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as net.AddressInfo;
-    return `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  listen(): Promise<string> {
+    return this.server.listen(this.options.port, this.options.host);
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return this.server.port;
   }
 
   get activeSessions(): number {
@@ -110,7 +102,7 @@ export class MysqlListener {
 
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const stopped = this.server.stop();
     for (const socket of this.handshakes) socket.destroy();
     for (const s of this.sessions.values()) s.relay.drain();
     const deadline = Date.now() + timeoutMs;

@@ -15,6 +15,7 @@ import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import { PostgresRelay } from './relay.js';
 import { authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
+import { TcpServer } from '../tcp-server.js';
 
 export interface SessionInfo {
   user: string;
@@ -65,31 +66,22 @@ interface LiveSession {
 }
 
 export class PostgresListener {
-  private readonly server: net.Server;
+  private readonly server: TcpServer;
   /** Live sessions by the cancel key pid we handed the client. */
   private readonly sessions = new Map<number, LiveSession>();
   private readonly handshakes = new Set<net.Socket>();
   private closing = false;
 
   constructor(private readonly options: PostgresListenerOptions) {
-    this.server = net.createServer((socket) => void this.accept(socket));
-    this.server.on('error', (err) => options.log.error({ err }, 'postgres listener error'));
+    this.server = new TcpServer('postgres', (socket) => void this.accept(socket), options.log);
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const address = this.server.address() as net.AddressInfo;
-    return `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`;
+  listen(): Promise<string> {
+    return this.server.listen(this.options.port, this.options.host);
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return this.server.port;
   }
 
   get activeSessions(): number {
@@ -120,7 +112,7 @@ export class PostgresListener {
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const stopped = this.server.stop();
     for (const socket of this.handshakes) socket.destroy();
     for (const s of this.sessions.values()) s.relay.drain();
     const deadline = Date.now() + timeoutMs;

@@ -21,6 +21,7 @@ import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } f
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { RedisRelay, type ReplyMasker } from './relay.js';
 import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, type ParsedCommand } from './resp.js';
+import { TcpServer } from '../tcp-server.js';
 
 export interface RedisSessionInfo {
   user: string;
@@ -65,30 +66,21 @@ const PRE_AUTH_LIMITS = { maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, m
 const MAX_AUTH_FAILURES = 5;
 
 export class RedisListener {
-  private readonly server: net.Server;
+  private readonly server: TcpServer;
   private readonly sessions = new Map<string, RedisRelay>();
   private readonly handshakes = new Set<net.Socket>();
   private closing = false;
 
   constructor(private readonly options: RedisListenerOptions) {
-    this.server = net.createServer((socket) => this.accept(socket));
-    this.server.on('error', (err) => options.log.error({ err }, 'redis listener error'));
+    this.server = new TcpServer('redis', (socket) => this.accept(socket), options.log);
   }
 
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve();
-      });
-    });
-    const a = this.server.address() as net.AddressInfo;
-    return `${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  listen(): Promise<string> {
+    return this.server.listen(this.options.port, this.options.host);
   }
 
   get port(): number {
-    return (this.server.address() as net.AddressInfo).port;
+    return this.server.port;
   }
 
   get activeSessions(): number {
@@ -108,7 +100,7 @@ export class RedisListener {
 
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;
-    const stopped = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    const stopped = this.server.stop();
     for (const s of this.handshakes) s.destroy();
     for (const relay of this.sessions.values()) relay.drain();
     const deadline = Date.now() + timeoutMs;
