@@ -20,7 +20,7 @@ import { Router } from './api/router.js';
 import type { GatewayConfig } from './config/types.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
-import type { BackendTarget, Protocol } from './core/types.js';
+import type { BackendTarget, Protocol, SessionEndReason } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
@@ -35,7 +35,7 @@ import { RedisListener } from './protocols/redis/listener.js';
 import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
-import { SessionService } from './session/service.js';
+import { SessionService, type OpenSessionInput } from './session/service.js';
 import { auditReviewEvents } from './review/audit.js';
 import { notifyReviewEvents } from './review/notify.js';
 import { ReviewRepository } from './review/repository.js';
@@ -208,6 +208,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         log.error({ err }, 'cannot audit failed login');
       }
     };
+    // What every protocol listener is given: its own connections, sessions through the recorder
+    // and the session service, and the session's backend credential, valid until its access ends.
+    const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
+    const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) =>
+      recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol }));
+    const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
+      sessionCredentials.createFor(r.connection, {
+        sessionId: r.sessionId,
+        user: r.user,
+        validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
+      });
     let postgresAddress: string | undefined;
     if (config.listeners.postgres) {
       const listenerConfig = config.listeners.postgres;
@@ -218,29 +229,21 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         tlsRequired: config.tls.required,
         authMethods: config.auth.postgres.methods,
         verifier,
-        resolveTarget: (name) => (targets.get(name)?.protocol === 'postgres' ? targets.get(name) : undefined),
-        openSession: (info) => recorder.service.open({ ...info, protocol: 'postgres' }, () => sessions.open({ ...info, protocol: 'postgres' })),
-        acquireBackend: (r) =>
-          sessionCredentials.createFor(r.connection, {
-            sessionId: r.sessionId,
-            user: r.user,
-            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
-          }),
+        resolveTarget: targetFor('postgres'),
+        openSession: openSessionFor('postgres'),
+        acquireBackend,
         onAuthFailure: (info) => authFailed('postgres', info),
         onBackendConnect: (connection, seconds) =>
           metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds),
         log,
       });
       postgresAddress = await postgres.listen();
-      const listener = postgres;
-      sessions.setTerminator((id, reason, message) => listener.kill(id, reason, message));
-      recorder.service.setKiller((id, reason, message) => listener.kill(id, reason, message));
       log.info({ address: postgresAddress }, 'postgres listener up');
     }
     let mysqlAddress: string | undefined;
     if (config.listeners.mysql) {
       const mysqlConfig = config.listeners.mysql;
-      const mysqlTarget = (name: string) => (targets.get(name)?.protocol === 'mysql' ? targets.get(name) : undefined);
+      const mysqlTarget = targetFor('mysql');
       mysql = new MysqlListener({
         host: mysqlConfig.host,
         port: mysqlConfig.port,
@@ -255,25 +258,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           const creds = config.connections.find((c) => c.name === name)?.credentials;
           return creds?.mode === 'ephemeral' ? creds.roles : [];
         },
-        openSession: (info) => recorder.service.open({ ...info, protocol: 'mysql' }, () => sessions.open({ ...info, protocol: 'mysql' })),
-        acquireBackend: (r) =>
-          sessionCredentials.createFor(r.connection, {
-            sessionId: r.sessionId,
-            user: r.user,
-            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
-          }),
+        openSession: openSessionFor('mysql'),
+        acquireBackend,
         onAuthFailure: (info) => authFailed('mysql', info),
         onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds),
         log,
       });
       mysqlAddress = await mysql.listen();
-      // Kills and ended grants reach whichever listener holds the session.
-      const pgListener = postgres;
-      const myListener = mysql;
-      const killAny = (id: string, reason: Parameters<MysqlListener['kill']>[1], message: string) =>
-        (pgListener?.kill(id, reason, message) ?? false) || myListener.kill(id, reason, message);
-      sessions.setTerminator(killAny);
-      recorder.service.setKiller(killAny);
       log.info({ address: mysqlAddress }, 'mysql listener up');
     }
     let redisAddress: string | undefined;
@@ -287,14 +278,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         tlsRequired: config.tls.required,
         verifier,
         connections: () => redisConnections,
-        resolveTarget: (name) => (targets.get(name)?.protocol === 'redis' ? targets.get(name) : undefined),
-        openSession: (info) => recorder.service.open({ ...info, protocol: 'redis' }, () => sessions.open({ ...info, protocol: 'redis' })),
-        acquireBackend: (r) =>
-          sessionCredentials.createFor(r.connection, {
-            sessionId: r.sessionId,
-            user: r.user,
-            validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
-          }),
+        resolveTarget: targetFor('redis'),
+        openSession: openSessionFor('redis'),
+        acquireBackend,
         onAuthFailure: (info) => authFailed('redis', info),
         onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds),
         // Key and hash-field masking and detectors, for the groups the session's grant carries.
@@ -305,14 +291,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         log,
       });
       redisAddress = await redis.listen();
-      // Kills and ended grants reach whichever listener holds the session.
-      const [pgL, myL, rdL] = [postgres, mysql, redis];
-      const killAnywhere = (id: string, reason: Parameters<RedisListener['kill']>[1], message: string) =>
-        (pgL?.kill(id, reason, message) ?? false) || (myL?.kill(id, reason, message) ?? false) || rdL.kill(id, reason, message);
-      sessions.setTerminator(killAnywhere);
-      recorder.service.setKiller(killAnywhere);
       log.info({ address: redisAddress }, 'redis listener up');
     }
+    // Kills and ended grants reach whichever listener holds the session.
+    const listeners = [postgres, mysql, redis].filter((l) => l !== undefined);
+    const killAnywhere = (id: string, reason: SessionEndReason, message: string) => listeners.some((l) => l.kill(id, reason, message));
+    sessions.setTerminator(killAnywhere);
+    recorder.service.setKiller(killAnywhere);
 
     // API routes are added by the services that own them (identity, access, ...).
     const router = new Router();

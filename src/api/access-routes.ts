@@ -21,6 +21,7 @@ import { tryParseDuration } from '../core/duration.js';
 import type { Identity } from '../core/types.js';
 import { sendJson } from './http.js';
 import { HttpError, type RouteContext, type RouteDoc, type Router } from './router.js';
+import { LongPolls } from './long-poll.js';
 
 export interface AccessRoutesOptions {
   access: AccessService;
@@ -37,12 +38,11 @@ export interface AccessRoutes {
 }
 
 const STATES: readonly RequestState[] = ['pending', 'granted', 'denied', 'withdrawn', 'expired'];
-const MAX_WAIT_S = 25;
 const STATUS = { not_found: 404, forbidden: 403, conflict: 409, invalid: 400 } as const;
 
 export function registerAccessRoutes(router: Router, options: AccessRoutesOptions): AccessRoutes {
   const { access } = options;
-  const waiters = new Set<() => void>();
+  const polls = new LongPolls();
   const typeOf = new Map(options.connections.map((c) => [c.name, c.type]));
 
   const route = (method: string, pattern: string, fn: (ctx: RouteContext, who: Identity) => unknown, status = 200, doc?: RouteDoc) =>
@@ -113,26 +113,14 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
 
   route('GET', '/api/requests/:id', async (ctx, who) => {
     let request = access.getRequest(who, ctx.params.id!);
-    const wait = Math.min(MAX_WAIT_S, Math.max(0, Number(ctx.query.get('wait') ?? 0) || 0));
+    const wait = polls.waitOf(ctx);
     if (request.state === 'pending' && wait > 0) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          off();
-          waiters.delete(done);
-          ctx.res.off('close', done);
-          resolve();
-        };
-        // Wake on anything that happens to this request; the caller re-reads and decides.
-        const off = access.events.on((e) => {
-          const id = 'request' in e ? e.request?.id : undefined;
-          if (id === request.id) done();
-        });
-        const timer = setTimeout(done, wait * 1000);
-        waiters.add(done);
-        // The caller hung up: stop waiting for it.
-        ctx.res.on('close', done);
-      });
+      // Wake on anything that happens to this request; the caller re-reads and decides.
+      await polls.wait(ctx, wait, (changed) =>
+        access.events.on((e) => {
+          if ('request' in e && e.request?.id === request.id) changed();
+        }),
+      );
       request = access.getRequest(who, request.id);
     }
     return requestJson(request);
@@ -186,9 +174,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   );
 
   return {
-    stop: () => {
-      for (const w of [...waiters]) w();
-    },
+    stop: () => polls.stop(),
   };
 }
 

@@ -16,17 +16,17 @@ import { ReviewError, type ReviewService } from '../review/service.js';
 import { sendJson } from './http.js';
 import type { LiveHub } from './live-routes.js';
 import { HttpError, type RouteContext, type RouteDoc, type Router } from './router.js';
+import { LongPolls } from './long-poll.js';
 
 export interface ReviewRoutes {
   /** Answer every waiting long-poll now (shutdown). */
   stop(): void;
 }
 
-const MAX_WAIT_S = 25;
 const STATUS = { not_found: 404, forbidden: 403, conflict: 409, invalid: 400 } as const;
 
 export function registerReviewRoutes(router: Router, reviews: ReviewService): ReviewRoutes {
-  const waiters = new Set<() => void>();
+  const polls = new LongPolls();
 
   const route = (method: string, pattern: string, doc: RouteDoc, fn: (ctx: RouteContext, who: Identity) => unknown) =>
     router.add(
@@ -80,24 +80,14 @@ export function registerReviewRoutes(router: Router, reviews: ReviewService): Re
     { summary: 'one statement review (id or unique prefix); wait long-polls while it is pending', roles: ['requester', 'approver', 'admin'], query: { wait: 'integer? - seconds to wait for a change (max 25)' } },
     async (ctx, who) => {
       let review = reviews.get(who, ctx.params.id!);
-      const wait = Math.min(MAX_WAIT_S, Math.max(0, Number(ctx.query.get('wait') ?? 0) || 0));
+      const wait = polls.waitOf(ctx);
       if (review.state === 'pending' && wait > 0) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            off();
-            waiters.delete(done);
-            ctx.res.off('close', done);
-            resolve();
-          };
-          // Wake on anything that happens to this review; the caller re-reads it.
-          const off = reviews.events.on((e) => {
-            if (e.review.id === review.id) done();
-          });
-          const timer = setTimeout(done, wait * 1000);
-          waiters.add(done);
-          ctx.res.on('close', done);
-        });
+        // Wake on anything that happens to this review; the caller re-reads it.
+        await polls.wait(ctx, wait, (changed) =>
+          reviews.events.on((e) => {
+            if (e.review.id === review.id) changed();
+          }),
+        );
         review = reviews.get(who, review.id);
       }
       return reviewJson(review, reviews.canApprove(who, review));
@@ -125,9 +115,7 @@ export function registerReviewRoutes(router: Router, reviews: ReviewService): Re
   );
 
   return {
-    stop: () => {
-      for (const w of [...waiters]) w();
-    },
+    stop: () => polls.stop(),
   };
 }
 
