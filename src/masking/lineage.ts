@@ -11,8 +11,7 @@
  * treats as masked. Over-reporting can only mask more, never leak.
  */
 import { parseSync } from 'libpg-query';
-
-type Node = Record<string, unknown>;
+import { asArray, only, sval, type Node } from '../sql/pg-ast.js';
 
 /** Where one output column's values come from. */
 export interface ColumnOrigin {
@@ -869,18 +868,4 @@ function copyOptions(body: Node): CopyOptions {
 function relName(rv: Node): string {
   const r = ((rv.RangeVar as Node | undefined) ?? rv) as Node;
   return [r.schemaname, r.relname].filter((p) => typeof p === 'string' && p !== '').join('.');
-}
-
-function only(node: Node): [string, Node] {
-  const key = Object.keys(node)[0] ?? '';
-  return [key, (node[key] as Node) ?? {}];
-}
-
-function sval(n: unknown): string {
-  const s = (n as Node | undefined)?.String as Node | undefined;
-  return typeof s?.sval === 'string' ? s.sval : '';
-}
-
-function asArray(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
 }

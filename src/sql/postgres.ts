@@ -8,6 +8,7 @@
  * reported as one. Over-reporting can only make a rule match more, never less.
  */
 import { loadModule, parseSync } from 'libpg-query';
+import { asArray, only, sval, type Node } from './pg-ast.js';
 
 export type StatementKind =
   | 'select'
@@ -65,8 +66,6 @@ export function loadPostgresParser(): Promise<void> {
   ready ??= loadModule();
   return ready;
 }
-
-type Node = Record<string, unknown>;
 
 const CACHE_ENTRIES = 2000;
 const CACHE_TEXT_CHARS = 8192;
@@ -279,20 +278,6 @@ function walk(node: unknown, info: StatementInfo): void {
 function relationName(rv: Node): string {
   const r = (rv.RangeVar as Node | undefined) ?? rv;
   return [r.catalogname, r.schemaname, r.relname].filter((p) => typeof p === 'string' && p !== '').join('.').toLowerCase();
-}
-
-function only(node: Node): [string, Node] {
-  const key = Object.keys(node)[0] ?? '';
-  return [key, (node[key] as Node) ?? {}];
-}
-
-function sval(n: unknown): string {
-  const s = (n as Node | undefined)?.String as Node | undefined;
-  return typeof s?.sval === 'string' ? s.sval : '';
-}
-
-function asArray(v: unknown): unknown[] {
-  return Array.isArray(v) ? v : [];
 }
 
 function unique(list: string[]): string[] {
