@@ -307,6 +307,9 @@ connections:
           ttlMs: 60_000,
           now: Date.now(),
           issuedBy: 'local-admin:test',
+          groups: [],
+          groupsFrom: { kind: 'stated' },
+          audit: next.audit,
         });
         const c2 = new pg.Client({ host, port: next.postgres!.port, user: 'bob', database: 'crashy', password: t2 });
         c2.on('error', () => undefined);

@@ -3,10 +3,14 @@
  * (access_grant_tokens), and lives no longer than that grant.
  *
  * Admin-issued grants: `jitgate token --user U --connection C` on the gateway host has no request
- * and no approver; it still creates a grant (reason and issuer recorded), so every session rests on
- * one and the audit trail says who let it happen.
+ * and no approver; it still creates a grant (reason, issuer and the person's groups recorded), so every
+ * session rests on one and the audit trail (`access.grant.created`) says who let it happen. The groups
+ * are never assumed: the caller states where they came from (the person's last sign-in, or the admin),
+ * because masking and guardrails are scoped by them and "no groups" would switch those rules off.
  */
 import { randomUUID } from 'node:crypto';
+import { accessAuditEntry } from '../audit/access-audit.js';
+import type { AuditAppender } from '../audit/log.js';
 import { mintToken, type MintedToken } from './tokens.js';
 import type { Store } from '../store/store.js';
 import type { AccessRepository, GrantRecord } from './repository.js';
@@ -46,7 +50,18 @@ export interface AdminTokenInput {
   now: number;
   /** Who issued it, e.g. `local-admin:root`; recorded on the grant. */
   issuedBy: string;
+  /** The person's groups, and where they came from (recorded in the audit entry). */
+  groups: readonly string[];
+  groupsFrom: GroupsSource;
+  /** Where `access.grant.created` goes, in the same transaction as the grant. */
+  audit: AuditAppender;
 }
+
+/** Where an admin-issued grant's groups came from. */
+export type GroupsSource =
+  | { kind: 'sign-in'; at: number; issuer: string }
+  | { kind: 'directory'; issuer: string }
+  | { kind: 'stated' };
 
 /** An admin-issued grant lasting `ttlMs` and one token under it. */
 export function issueAdminToken(store: Store, repo: AccessRepository, input: AdminTokenInput): GrantToken & { grant: GrantRecord } {
@@ -54,7 +69,7 @@ export function issueAdminToken(store: Store, repo: AccessRepository, input: Adm
   const grant: GrantRecord = {
     id: randomUUID(),
     user: input.user,
-    groups: [],
+    groups: [...new Set(input.groups)].sort(),
     connection: input.connection,
     reason: ADMIN_GRANT_REASON,
     requestId: null,
@@ -74,6 +89,8 @@ export function issueAdminToken(store: Store, repo: AccessRepository, input: Adm
     const natural = input.now + Math.floor(input.ttlMs);
     const minted = mintToken(store, { user: input.user, connection: input.connection, ttlMs: input.ttlMs, now: input.now });
     repo.linkToken(minted.id, grant.id, natural);
+    const entry = accessAuditEntry({ type: 'grant.created', at: input.now, grant, request: null });
+    input.audit.append({ ...entry, data: { ...entry.data, groupsFrom: input.groupsFrom } });
     return { ...minted, grantId: grant.id, grant };
   });
 }

@@ -3,6 +3,7 @@
  * break-glass, pending expiry (timers and the sweep on start), revocation and tokens under grants.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AuditLog } from '../audit/log.js';
 import { ManualClock } from '../core/clock.js';
 import type { Identity } from '../core/types.js';
 import { createLogger } from '../obs/log.js';
@@ -272,9 +273,20 @@ describe('grants, revocation and tokens', () => {
 
   it('admin-issued tokens rest on a recorded grant', () => {
     const repo = new AccessRepository(store.database);
-    const t = issueAdminToken(store, repo, { user: 'alice', connection: 'prod', ttlMs: 10 * M, now: clock.now(), issuedBy: 'local-admin:root' });
+    const audit = new AuditLog(store.database, () => clock.now());
+    const t = issueAdminToken(store, repo, {
+      user: 'alice',
+      connection: 'prod',
+      ttlMs: 10 * M,
+      now: clock.now(),
+      issuedBy: 'local-admin:root',
+      groups: ['eng', 'contractors'],
+      groupsFrom: { kind: 'stated' },
+      audit,
+    });
     expect(repo.grantForToken(t.id)).toMatchObject({
       user: 'alice',
+      groups: ['contractors', 'eng'],
       connection: 'prod',
       reason: 'issued by an administrator on the gateway host',
       issuedBy: 'local-admin:root',
@@ -282,6 +294,10 @@ describe('grants, revocation and tokens', () => {
       expiresAt: clock.now() + 10 * M,
     });
     expect(service.listGrants(alice).mine.map((g) => g.id)).toEqual([t.grantId]);
+    // audited like any other grant, with the groups and where they came from
+    expect(audit.about(t.grantId)).toMatchObject([
+      { type: 'access.grant.created', actor: 'local-admin:root', data: { user: 'alice', groups: ['contractors', 'eng'], groupsFrom: { kind: 'stated' } } },
+    ]);
     // approvers of the connection see it (and may revoke it)
     expect(service.listGrants(carol).others.map((g) => g.id)).toEqual([t.grantId]);
   });

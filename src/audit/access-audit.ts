@@ -9,14 +9,15 @@ import type { AuditAppender } from './log.js';
 export function auditAccessEvents(events: AccessEvents, audit: AuditAppender, log: Logger): () => void {
   return events.on((e) => {
     try {
-      audit.append(toAuditEvent(e));
+      audit.append(accessAuditEntry(e));
     } catch (err) {
       log.error({ err, event: e.type }, 'cannot write an access event to the audit log');
     }
   });
 }
 
-function toAuditEvent(e: AccessEvent): { type: string; actor: string; subject: string; data: Record<string, unknown> } {
+/** The audit entry of an access event (also written by admin commands that create grants offline). */
+export function accessAuditEntry(e: AccessEvent): { type: string; actor: string; subject: string; data: Record<string, unknown> } {
   const type = `access.${e.type}`;
   switch (e.type) {
     case 'request.created':
@@ -42,9 +43,11 @@ function requestData(r: { user: string; connection: string; reason: string; dura
   return { user: r.user, connection: r.connection, reason: r.reason, durationMs: r.durationMs, state: r.state, policy: r.policy, breakGlass: r.breakGlass };
 }
 
-function grantData(g: { user: string; connection: string; reason: string; requestId: string | null; approvedBy: string[]; breakGlass: boolean; expiresAt: number; issuedBy: string | null; policy: string | null }) {
+function grantData(g: { user: string; groups: string[]; connection: string; reason: string; requestId: string | null; approvedBy: string[]; breakGlass: boolean; expiresAt: number; issuedBy: string | null; policy: string | null }) {
   return {
     user: g.user,
+    // The groups decide masking and guardrails for every session under the grant.
+    groups: g.groups,
     connection: g.connection,
     reason: g.reason,
     requestId: g.requestId,

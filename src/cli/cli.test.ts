@@ -96,7 +96,7 @@ describe('the jitgate binary', { timeout: 180_000 }, () => {
     expect(set).toMatchObject({ code: 0, stdout: 'secret prod-db stored\n' });
     expect(set.stderr).not.toContain('backend-pass');
 
-    const token = jitgate(['token', '--user', 'alice', '--connection', 'prod', '--ttl', '10m'], { cwd: dir });
+    const token = jitgate(['token', '--user', 'alice', '--connection', 'prod', '--ttl', '10m', '--groups', 'engineering'], { cwd: dir });
     expect(token.code).toBe(0);
     expect(token.stdout).toMatch(/^jg_[A-Za-z0-9_-]{43}\n$/);
     expect(token.stderr).toMatch(/for alice on prod expires .* in 10m\)/);
@@ -231,15 +231,21 @@ describe('runCli in-process', () => {
     const dir = dirWith({ 'jitgate.yaml': GOOD.replace('development: true', 'development: true\nauth: { tokenTtl: 1h }') });
     const t0 = 1_700_000_000_000;
     const c = capture(dir, { now: t0 });
-    expect(await runCli(['token', '-u', 'alice', '--connection', 'prod'], c.io)).toBe(0);
+    // alice never signed in to this gateway: her groups are unknown, so the admin must state them.
+    const unknown = capture(dir, { now: t0 });
+    expect(await runCli(['token', '-u', 'alice', '--connection', 'prod'], unknown.io)).toBe(1);
+    expect(unknown.err()).toMatch(/^jitgate: the gateway has no sign-in on record for "alice", so their groups .* are unknown: state them with --groups/);
+    expect(unknown.out()).toBe('');
+    expect(await runCli(['token', '-u', 'alice', '--connection', 'prod', '--groups', 'engineering'], c.io)).toBe(0);
     expect(c.err()).toContain(`(${new Date(t0 + 3_600_000).toISOString()}, in 1h)`);
+    expect(c.err()).toContain('groups: engineering (stated on the command line, recorded in the audit log)');
     for (const [ttl, message] of [
       ['soon', '--ttl: expected a duration such as 30s, 15m or 1h, got "soon"'],
       ['25h', '--ttl: must be at most 1d'],
       ['10ms', '--ttl: must be at least 1s'],
     ]) {
       const bad = capture(dir);
-      expect(await runCli(['token', '-u', 'alice', '--connection', 'prod', '--ttl', ttl!], bad.io)).toBe(1);
+      expect(await runCli(['token', '-u', 'alice', '--connection', 'prod', '--ttl', ttl!, '--groups', 'engineering'], bad.io)).toBe(1);
       expect(bad.err()).toBe(`jitgate: ${message}\n`);
       expect(bad.out()).toBe('');
     }
@@ -257,6 +263,8 @@ describe('runCli in-process', () => {
     const ok = capture(dir);
     expect(await runCli(['token', '-u', 'alice', '--connection', 'demo'], ok.io)).toBe(0);
     expect(ok.err()).toContain('psql "host=127.0.0.1 port=5433 user=alice dbname=demo sslmode=require"');
+    // The embedded default's development identity provider knows its users' groups.
+    expect(ok.err()).toContain("groups: engineering (from the development identity provider's users)");
     const store = openSqliteStore(join(dir, '.data', 'jitgate.db'));
     expect(new TokenAuthority(store).verifyCleartext('alice', 'demo', ok.out().trim(), Date.now())).toBeDefined();
     store.close();

@@ -81,9 +81,14 @@ export function buildProgram(io: CliIo): Command {
     .option('-u, --user <user>', 'admin on the gateway host: login name the token is for')
     .option('--connection <name>', 'connection the token opens (same as the argument)')
     .option('--ttl <duration>', 'with --user: lifetime, e.g. 15m or 1h (default: auth.tokenTtl from the config, 15m; at most 24h)')
+    .option(
+      '--groups <list>',
+      "with --user: the person's groups, comma-separated (recorded in the audit log); default: the groups of their last sign-in",
+    )
+    .option('--no-groups', 'with --user: state that the person is in no group (recorded in the audit log)')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((connection: string | undefined, opts: { user?: string; connection?: string; ttl?: string; config?: string; dataDir?: string }) =>
+    .action((connection: string | undefined, opts: { user?: string; connection?: string; ttl?: string; groups?: string | false; config?: string; dataDir?: string }) =>
       tokenCommand(io, { ...opts, connection: opts.connection ?? connection }),
     );
 

@@ -158,6 +158,7 @@ export class IdentityRepository {
          VALUES (@id, @issuer, @subject, @user, @groups, @createdAt, @expiresAt, @createdAt, @upstream)`,
       ),
       getFamily: db.prepare(`SELECT * FROM identity_families WHERE id = ?`),
+      lastFamilyOf: db.prepare(`SELECT * FROM identity_families WHERE user = ? ORDER BY refreshed_at DESC, created_at DESC LIMIT 1`),
       updateFamily: db.prepare(
         `UPDATE identity_families SET user = @user, groups = @groups, upstream = @upstream, refreshed_at = @refreshedAt WHERE id = @id`,
       ),
@@ -236,6 +237,12 @@ export class IdentityRepository {
 
   getFamily(id: string): FamilyRow | undefined {
     const r = this.s.getFamily.get(id) as Row | undefined;
+    return r && toFamily(r);
+  }
+
+  /** The user's most recent sign-in still on record (families are purged some time after they end). */
+  lastFamilyOf(user: string): FamilyRow | undefined {
+    const r = this.s.lastFamilyOf.get(user) as Row | undefined;
     return r && toFamily(r);
   }
 

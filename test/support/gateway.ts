@@ -22,8 +22,8 @@ export interface TestGateway {
   port: number;
   httpUrl: string;
   dataDir: string;
-  /** A fresh access token for user on connection (default: alice on "app"). */
-  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): string;
+  /** A fresh access token for user on connection (default: alice on "app"); groups as the admin states them (default: none). */
+  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }): string;
   /** libpq connection string through the gateway. */
   dsn(opts: { user?: string; connection?: string; sslmode?: string; extra?: string }): string;
   close(): Promise<void>;
@@ -95,6 +95,9 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
         ttlMs: o.ttlMs ?? 3_600_000,
         now: o.now ?? clockNow(),
         issuedBy: 'local-admin:test',
+        groups: o.groups ?? [],
+        groupsFrom: { kind: 'stated' },
+        audit: gateway.audit,
       }).token,
     dsn: (o) =>
       `host=${host} port=${port} user=${o.user ?? 'alice'} dbname=${o.connection ?? 'app'} sslmode=${o.sslmode ?? 'disable'} ${o.extra ?? ''}`,

@@ -60,13 +60,16 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const logger = createLogger({ level: level as 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now });
   const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
-  const issue = (o: { user?: string; connection?: string; ttlMs?: number; now?: number }) =>
+  const issue = (o: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }) =>
     issueAdminToken(gateway.store, accessRepo, {
       user: o.user ?? 'alice',
       connection: o.connection ?? 'app',
       ttlMs: o.ttlMs ?? 3_600_000,
       now: o.now ?? (options.now ?? Date.now)(),
       issuedBy: 'local-admin:test',
+      groups: o.groups ?? [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
     });
   const address = gateway.addresses.mysql!;
   const i = address.lastIndexOf(':');

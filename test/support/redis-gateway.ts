@@ -62,13 +62,16 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const address = gateway.addresses.redis!;
   const i = address.lastIndexOf(':');
   // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
-  const issue = (o: { user?: string; connection?: string; ttlMs?: number }) =>
+  const issue = (o: { user?: string; connection?: string; ttlMs?: number; groups?: string[] }) =>
     issueAdminToken(gateway.store, accessRepo, {
       user: o.user ?? 'alice',
       connection: o.connection ?? 'cache',
       ttlMs: o.ttlMs ?? 3_600_000,
       now: Date.now(),
       issuedBy: 'local-admin:test',
+      groups: o.groups ?? [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
     });
   return {
     gateway,

@@ -41,16 +41,19 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
   }
   // A newcomer gets one line to paste: mint a token for the first demo user on the demo connection,
   // under an admin-issued grant (the person starting the gateway is its administrator).
-  const user = DEMO_USERS[0]?.user;
+  const first = DEMO_USERS[0];
   const token =
-    user === undefined
+    first === undefined
       ? undefined
       : issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
-          user,
+          user: first.user,
           connection: DEMO_CONNECTION,
           ttlMs: demo.config.auth.tokenTtlMs,
           now: io.now(),
           issuedBy: 'local-admin:jitgate serve',
+          groups: first.groups,
+          groupsFrom: { kind: 'directory', issuer: 'development identity provider' },
+          audit: gateway.audit,
         }).token;
   demo.printConnectHint(gateway.addresses, token);
   demo.printSignInHint(gateway.addresses);

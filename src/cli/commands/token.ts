@@ -3,14 +3,23 @@
  *
  * `jitgate token --user U --connection C [--ttl 15m]`: an administrator on the gateway host mints an
  * access token straight into the state store. It still rests on a grant: an admin-issued one
- * (reason "issued by an administrator on the gateway host", issuer recorded) lasting the token's ttl.
+ * (reason "issued by an administrator on the gateway host", issuer recorded) lasting the token's ttl,
+ * written to the audit log as `access.grant.created` like any other grant.
+ *
+ * The grant carries the person's groups, because masking and guardrails are scoped by them: stated
+ * with --groups (or --no-groups), else those of the person's last sign-in on record, else (embedded
+ * default only) the development identity provider's directory. When none of these knows the groups
+ * the token is refused: "no groups" would quietly switch group-scoped rules off.
  *
  * Only the token goes to stdout (so it can be captured with `$(...)`); the expiry and a connect hint
  * go to stderr.
  */
 import { userInfo } from 'node:os';
-import { ADMIN_GRANT_REASON, issueAdminToken } from '../../access/grant-tokens.js';
+import { ADMIN_GRANT_REASON, issueAdminToken, type GroupsSource } from '../../access/grant-tokens.js';
 import { AccessRepository } from '../../access/repository.js';
+import { AuditLog } from '../../audit/log.js';
+import { isGroupName } from '../../config/identities.js';
+import { IdentityRepository } from '../../identity/repository.js';
 import { DEFAULTS, MAX_TOKEN_TTL_MS } from '../../config/schema.js';
 import { formatDuration, tryParseDuration } from '../../core/duration.js';
 import type { SqliteStore } from '../../store/sqlite.js';
@@ -25,6 +34,8 @@ export interface TokenOptions {
   user?: string;
   connection?: string;
   ttl?: string;
+  /** With --user: comma-separated groups; false: --no-groups (stated: none). */
+  groups?: string | false;
   config?: string;
   dataDir?: string;
 }
@@ -38,6 +49,7 @@ export async function tokenCommand(io: CliIo, opts: TokenOptions): Promise<void>
 /** The signed-in user's token, bounded by their grant (the gateway decides the lifetime). */
 async function userToken(io: CliIo, connection: string, opts: TokenOptions): Promise<void> {
   if (opts.ttl !== undefined) throw new CliError('--ttl is for administrators with --user; your token lives as long as the gateway allows, at most until your grant ends');
+  if (opts.groups !== undefined) throw new CliError('--groups is for administrators with --user; your grant carries the groups you signed in with');
   const api = await apiClient(io);
   const t = await api.post<TokenJson>('/api/tokens', { connection });
   io.out(`${t.token}\n`);
@@ -53,8 +65,11 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   checkName('--connection', opts.connection);
   const target = await adminTarget(io, opts);
 
+  const stated = statedGroups(opts.groups);
   let listener: { host: string; port: number } | undefined;
   let defaultTtl = DEFAULTS.tokenTtlMs;
+  /** The embedded default's development identity provider knows its users' groups. */
+  let directory: ReadonlyMap<string, readonly string[]> | undefined;
   if (target.config) {
     const names = target.config.connections.map((c) => c.name);
     if (!names.includes(opts.connection)) {
@@ -69,6 +84,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
     // Loaded lazily: only the embedded default needs it.
     const embedded = await import('../../demo/embedded.js');
     const known = embedded.EMBEDDED_CONNECTIONS;
+    directory = new Map(embedded.DEMO_USERS.map((u) => [u.user, u.groups]));
     if (!known.includes(opts.connection)) {
       throw new CliError(
         `unknown connection ${JSON.stringify(opts.connection)} in the embedded default (it has: ${known.join(', ')})`,
@@ -92,21 +108,28 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   }
 
   const now = io.now();
-  const minted = await withStore(target.storePath, (store) =>
-    issueAdminToken(store, new AccessRepository((store as SqliteStore).database), {
+  const { minted, groups, groupsFrom } = await withStore(target.storePath, (store) => {
+    const db = (store as SqliteStore).database;
+    const { groups, groupsFrom } = stated ?? knownGroups(new IdentityRepository(db), directory, opts.user);
+    const minted = issueAdminToken(store, new AccessRepository(db), {
       user: opts.user,
       connection: opts.connection,
       ttlMs,
       now,
       issuedBy: `local-admin:${osUser()}`,
-    }),
-  );
+      groups,
+      groupsFrom,
+      audit: new AuditLog(db, io.now),
+    });
+    return { minted, groups, groupsFrom };
+  });
   io.out(`${minted.token}\n`);
   io.err(
     `token ${minted.id} for ${opts.user} on ${opts.connection} expires ${formatTime(minted.expiresAt)} ` +
       `(${new Date(minted.expiresAt).toISOString()}, in ${formatDuration(ttlMs)})\n`,
   );
   io.err(`under admin-issued grant ${minted.grantId} (recorded: "${ADMIN_GRANT_REASON}")\n`);
+  io.err(`groups: ${groups.length ? groups.join(',') : '(none)'} (${describeSource(groupsFrom)})\n`);
   if (listener && listener.port !== 0) {
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
     io.err(
@@ -123,6 +146,39 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
 export function clientHost(listenHost: string, apiUrl: string): string {
   const wildcardOrLoopback = ['0.0.0.0', '::', '', 'localhost', '::1'].includes(listenHost) || listenHost.startsWith('127.');
   return wildcardOrLoopback ? new URL(apiUrl).hostname.replace(/^\[|\]$/g, '') : listenHost;
+}
+
+/** --groups a,b / --no-groups: what the admin states (undefined: nothing stated). */
+function statedGroups(flag: string | false | undefined): { groups: string[]; groupsFrom: GroupsSource } | undefined {
+  if (flag === undefined) return undefined;
+  if (flag === false) return { groups: [], groupsFrom: { kind: 'stated' } };
+  const groups = flag.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  if (groups.length === 0) throw new CliError('--groups: name at least one group (or state --no-groups for a person in no group)');
+  const bad = groups.find((g) => !isGroupName(g));
+  if (bad !== undefined) throw new CliError(`--groups: ${JSON.stringify(bad)} is not a group name`);
+  return { groups, groupsFrom: { kind: 'stated' } };
+}
+
+/** The groups the gateway knows for `user`: their last sign-in, else the embedded directory; else refuse. */
+function knownGroups(
+  identities: IdentityRepository,
+  directory: ReadonlyMap<string, readonly string[]> | undefined,
+  user: string,
+): { groups: string[]; groupsFrom: GroupsSource } {
+  const last = identities.lastFamilyOf(user);
+  if (last) return { groups: last.groups, groupsFrom: { kind: 'sign-in', at: last.refreshedAt, issuer: last.issuer } };
+  const listed = directory?.get(user);
+  if (listed) return { groups: [...listed], groupsFrom: { kind: 'directory', issuer: 'development identity provider' } };
+  throw new CliError(
+    `the gateway has no sign-in on record for ${JSON.stringify(user)}, so their groups (which scope masking and guardrails) are unknown: ` +
+      `state them with --groups GROUP[,GROUP...] (or --no-groups), or have them sign in once with \`jitgate login\``,
+  );
+}
+
+function describeSource(from: GroupsSource): string {
+  if (from.kind === 'stated') return 'stated on the command line, recorded in the audit log';
+  if (from.kind === 'directory') return `from the ${from.issuer}'s users`;
+  return `from their sign-in at ${formatTime(from.at)} via ${from.issuer}`;
 }
 
 function osUser(): string {
