@@ -2,8 +2,8 @@ import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
-import { describe, expect, it } from 'vitest';
-import { FileRecorder, readRecording, RecordingTail } from './file-recorder.js';
+import { describe, expect, it, vi } from 'vitest';
+import { FileRecorder, readRecording, REAL_FILE_OPS, RecordingTail, type RecorderFileOps } from './file-recorder.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'jitgate-rec-'));
 
@@ -109,5 +109,122 @@ describe('FileRecorder', () => {
     await rec.close();
     expect((await tail.poll()).map((e) => e.type)).toEqual(['two', 'three']);
     expect(tail.broken).toBe(false);
+  });
+});
+
+/**
+ * File operations whose fsyncs run only when the test releases them, in the order it chooses (the
+ * thread pool gives no order between an fsync and a close); an fsync that runs after its
+ * descriptor was closed fails with EBADF, as the kernel's does.
+ */
+function gatedFsync() {
+  const pending: Array<() => void> = [];
+  const closed = new Set<number>();
+  let afterClose = 0;
+  const ops: RecorderFileOps = {
+    ...REAL_FILE_OPS,
+    fsync: (fd) =>
+      new Promise<void>((resolve, reject) => {
+        pending.push(() => {
+          if (!closed.has(fd)) return resolve();
+          afterClose++;
+          reject(Object.assign(new Error('EBADF: bad file descriptor, fsync'), { code: 'EBADF' }));
+        });
+      }),
+    close: async (fd) => {
+      closed.add(fd);
+      await REAL_FILE_OPS.close(fd);
+    },
+  };
+  return { ops, pending, afterClose: () => afterClose };
+}
+
+/** A disk that takes `budget` more bytes, then answers ENOSPC (a short write first, like a real one). */
+function fillingDisk() {
+  const state = { budget: Infinity };
+  const enospc = () => Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const ops: RecorderFileOps = {
+    ...REAL_FILE_OPS,
+    writeText: (fd, text) => {
+      const bytes = Buffer.from(text);
+      return ops.write(fd, bytes, 0, bytes.length);
+    },
+    write: (fd, bytes, offset, length) => {
+      if (state.budget <= 0) throw enospc();
+      const n = Math.min(length, state.budget);
+      state.budget -= n;
+      return REAL_FILE_OPS.write(fd, bytes, offset, n);
+    },
+  };
+  return { ops, state };
+}
+
+describe('FileRecorder close and fsync', () => {
+  it('never fsyncs a closed descriptor: close waits for the fsync in flight and a later sync shares the final one', async () => {
+    const gate = gatedFsync();
+    const rec = new FileRecorder(join(dir(), 'race.jsonl.gz'), Date.now, { fsyncIntervalMs: 0, fileOps: gate.ops });
+    rec.append('statement', { n: 1 });
+    const first = rec.checkpoint();
+    await vi.waitFor(() => expect(gate.pending).toHaveLength(1));
+    // A second statement boundary while the first fsync runs: its fsync waits for the first one.
+    rec.append('statement', { n: 2 });
+    const second = rec.checkpoint();
+    // The session ends meanwhile.
+    rec.append('session_end', {});
+    const closed = rec.close();
+    // Run the fsyncs one at a time in the order they were asked for, until everything settles.
+    const done = Promise.allSettled([first, second, closed]);
+    let settled = false;
+    void done.then(() => (settled = true));
+    // Bounded: the final fsync, then compression (in the thread pool) to wait for.
+    for (let round = 0; round < 1000 && !settled; round++) {
+      gate.pending.shift()?.();
+      await new Promise((r) => setTimeout(r, gate.pending.length ? 0 : 5));
+    }
+    expect(settled).toBe(true);
+    await expect(first).resolves.toBeUndefined();
+    await expect(second).resolves.toBeUndefined();
+    const digest = await closed;
+    expect(gate.afterClose()).toBe(0);
+    expect(rec.failed).toBeNull();
+    expect(readRecording(rec.path)).toMatchObject({ intact: true, events: [{ data: { n: 1 } }, { data: { n: 2 } }, { type: 'session_end', h: digest }] });
+    // A checkpoint after close neither fsyncs nor fails.
+    await expect(rec.checkpoint()).resolves.toBeUndefined();
+    expect(gate.pending).toHaveLength(0);
+  });
+});
+
+describe('FileRecorder on a full disk', () => {
+  it('keeps the file at the last whole event and reports that prefix as what was written', async () => {
+    const disk = fillingDisk();
+    const rec = new FileRecorder(join(dir(), 'full.jsonl.gz'), Date.now, { fileOps: disk.ops });
+    rec.append('session_start', { user: 'alice' });
+    rec.append('statement', { text: 'select 1' });
+    await rec.checkpoint();
+    const before = rec.written;
+    expect(before.events).toBe(2);
+    // The disk fills in the middle of the next batch.
+    disk.state.budget = 40;
+    rec.append('statement', { text: 'select 2' });
+    rec.append('result', { rows: [['2']] });
+    await expect(rec.checkpoint()).rejects.toThrow(/ENOSPC/);
+    expect(rec.events).toBe(4);
+    expect(rec.written).toEqual(before);
+    await expect(rec.close()).rejects.toThrow(/ENOSPC/);
+    // No torn line: the file ends on the last event written whole, whose hash is the digest.
+    const read = readRecording(rec.livePath);
+    expect(read).toMatchObject({ intact: true, truncated: false });
+    expect(read.events.map((e) => e.type)).toEqual(['session_start', 'statement']);
+    expect(read.events.at(-1)!.h).toBe(before.digest);
+  });
+
+  it('reports nothing written when the first write fails', async () => {
+    const disk = fillingDisk();
+    disk.state.budget = 0;
+    const rec = new FileRecorder(join(dir(), 'none.jsonl.gz'), Date.now, { fileOps: disk.ops });
+    rec.append('session_start', { user: 'alice' });
+    await expect(rec.checkpoint()).rejects.toThrow(/ENOSPC/);
+    expect(rec.written).toEqual({ events: 0, digest: null });
+    expect(readRecording(rec.livePath).events).toEqual([]);
   });
 });

@@ -21,7 +21,7 @@
  *    and fall back to the plain file (live, or left by a crash).
  */
 import crypto, { createHash } from 'node:crypto';
-import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -69,12 +69,41 @@ export function livePathOf(path: string): string {
   return path.slice(0, -3);
 }
 
-const fsyncAsync = promisify(fsync);
-const closeAsync = promisify(closeFd);
+/**
+ * The file operations a recorder uses. The real ones by default; tests inject faults (a full disk,
+ * an fsync that completes late) to make races and partial writes deterministic.
+ */
+export interface RecorderFileOps {
+  /** Writes text (UTF-8) at the current position; returns how many bytes were written (may be fewer). */
+  writeText(fd: number, text: string): number;
+  /** Writes bytes at the current position; returns how many were written (may be fewer). */
+  write(fd: number, bytes: Buffer, offset: number, length: number): number;
+  fsync(fd: number): Promise<void>;
+  close(fd: number): Promise<void>;
+  /** Cuts the file back to `length` bytes (drops a torn line left by a failed write). */
+  truncate(fd: number, length: number): void;
+}
+
+export const REAL_FILE_OPS: RecorderFileOps = {
+  writeText: (fd, text) => writeSync(fd, text),
+  write: (fd, bytes, offset, length) => writeSync(fd, bytes, offset, length),
+  fsync: promisify(fsync),
+  close: promisify(closeFd),
+  truncate: (fd, length) => ftruncateSync(fd, length),
+};
 
 export interface FileRecorderOptions {
   /** Least time between two fsyncs of this recording; 0 = one at every checkpoint (default 0). */
   fsyncIntervalMs?: number;
+  /** File operations (tests inject faults); default the real ones. */
+  fileOps?: RecorderFileOps;
+}
+
+/** What the file holds for certain: the events written whole, and the chain hash of the last one. */
+export interface WrittenPrefix {
+  events: number;
+  /** null when no event was written. */
+  digest: string | null;
 }
 
 /**
@@ -85,19 +114,25 @@ export class FileRecorder {
   readonly livePath: string;
   private readonly fd: number;
   private readonly fsyncIntervalMs: number;
+  private readonly ops: RecorderFileOps;
   /** JSON lines appended since the last write. */
   private lines: string[] = [];
   private linesChars = 0;
   private seq = 0;
   /** Events written to the file (everything below this seq), and fsynced. */
-  private written = 0;
+  private writtenUpTo = 0;
   private synced = 0;
+  /** Bytes written whole (where a failed write's torn tail is cut back to), and the last written hash. */
+  private writtenBytes = 0;
+  private writtenDigest: string | null = null;
   private lastSyncAt = 0;
   private syncing: Promise<void> | null = null;
   /** The next fsync, shared by every checkpoint waiting for it. */
   private nextSync: Promise<void> | null = null;
   private last = GENESIS;
-  private closed = false;
+  /** The final write + fsync + close of the file descriptor, once close() began; no fsync starts after it. */
+  private finalSync: Promise<void> | null = null;
+  private closing: Promise<string> | null = null;
   private failure: Error | null = null;
 
   constructor(
@@ -108,6 +143,7 @@ export class FileRecorder {
   ) {
     this.livePath = livePathOf(path);
     this.fsyncIntervalMs = Math.max(0, options.fsyncIntervalMs ?? 0);
+    this.ops = options.fileOps ?? REAL_FILE_OPS;
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     // A recording is never overwritten, in either of its forms.
     if (existsSync(path)) throw Object.assign(new Error(`EEXIST: recording already exists, open '${path}'`), { code: 'EEXIST' });
@@ -122,6 +158,11 @@ export class FileRecorder {
     return this.seq;
   }
 
+  /** The prefix the file holds whole: after a write error, what the recording's digest must be. */
+  get written(): WrittenPrefix {
+    return { events: this.writtenUpTo, digest: this.writtenDigest };
+  }
+
   /** The write error that stopped this recording, if one did. */
   get failed(): Error | null {
     return this.failure;
@@ -129,7 +170,7 @@ export class FileRecorder {
 
   /** Adds an event (written at the next checkpoint). Throws once closed or failed. */
   append(type: string, data: Record<string, unknown>): RecordedEvent {
-    if (this.closed) throw new Error('recording is closed');
+    if (this.closing) throw new Error('recording is closed');
     if (this.failure) throw this.failure;
     const event = { seq: this.seq, at: this.now(), type, data, h: '' };
     // The body is exactly eventBody(event): the members in their fixed order, without `h`.
@@ -160,22 +201,35 @@ export class FileRecorder {
     return this.sync();
   }
 
-  /** Writes, fsyncs and closes the plain file, then compresses it; returns the final chain digest. */
-  async close(): Promise<string> {
-    if (this.closed) return this.last;
+  /**
+   * Writes, fsyncs and closes the plain file, then compresses it; returns the final chain digest.
+   * An fsync already running is waited for before the file descriptor closes, and none starts once
+   * closing began (a checkpoint waiting for one shares the final fsync instead): an fsync can never
+   * meet a closed (or reused) descriptor.
+   */
+  close(): Promise<string> {
+    if (!this.closing) {
+      this.finalSync = this.closeFile();
+      this.closing = this.finalSync.then(async () => {
+        await sealRecording(this.path);
+        return this.last;
+      });
+    }
+    return this.closing;
+  }
+
+  private async closeFile(): Promise<void> {
     try {
       this.write();
       await this.syncing?.catch(() => undefined);
-      await fsyncAsync(this.fd);
+      await this.ops.fsync(this.fd);
+      this.synced = this.writtenUpTo;
     } catch (err) {
       this.failure ??= asError(err);
     } finally {
-      this.closed = true;
-      await closeAsync(this.fd).catch(() => undefined);
+      await this.ops.close(this.fd).catch(() => undefined);
     }
     if (this.failure) throw this.failure;
-    await sealRecording(this.path);
-    return this.last;
   }
 
   private write(): void {
@@ -183,26 +237,42 @@ export class FileRecorder {
     if (this.lines.length === 0) return;
     const text = this.lines.length === 1 ? this.lines[0]! : this.lines.join('');
     const upTo = this.seq;
+    const digest = this.last;
     this.lines = [];
     this.linesChars = 0;
+    let offset = 0;
+    let length: number;
     try {
-      // Usually one call; a short write (rare, e.g. a signal) continues with the rest of the bytes.
-      const written = writeSync(this.fd, text);
-      const length = Buffer.byteLength(text);
-      if (written < length) {
+      // Usually one call; a short write (rare, e.g. a signal or a disk filling up) continues with the rest.
+      offset = this.ops.writeText(this.fd, text);
+      length = Buffer.byteLength(text);
+      if (offset < length) {
         const bytes = Buffer.from(text, 'utf8');
-        for (let offset = written; offset < length; ) offset += writeSync(this.fd, bytes, offset, length - offset);
+        while (offset < length) offset += this.ops.write(this.fd, bytes, offset, length - offset);
       }
     } catch (err) {
       this.failure = asError(err);
+      // A full disk takes part of the batch: cut the torn tail so the file ends on the last whole
+      // event, the one whose hash the recording's digest will be. If even that fails, readers
+      // still stop at the last whole line.
+      if (offset > 0) {
+        try {
+          this.ops.truncate(this.fd, this.writtenBytes);
+        } catch {
+          // the reader tolerates a torn last line
+        }
+      }
       throw this.failure;
     }
-    this.written = upTo;
+    this.writtenBytes += length;
+    this.writtenUpTo = upTo;
+    this.writtenDigest = digest;
   }
 
   private sync(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
-    if (this.synced >= this.written) return RESOLVED;
+    if (this.synced >= this.writtenUpTo) return RESOLVED;
+    if (this.finalSync) return this.finalSync;
     this.nextSync ??= this.runSync();
     return this.nextSync;
   }
@@ -215,10 +285,11 @@ export class FileRecorder {
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     // From here on, new checkpoints wait for the fsync after this one.
     this.nextSync = null;
-    if (this.closed) return; // close() fsyncs everything itself
+    // Closing began: its own fsync covers everything, and the descriptor must not be synced after it closes.
+    if (this.finalSync) return this.finalSync;
     if (this.failure) throw this.failure;
-    const target = this.written;
-    this.syncing = fsyncAsync(this.fd).then(
+    const target = this.writtenUpTo;
+    this.syncing = this.ops.fsync(this.fd).then(
       () => {
         this.synced = Math.max(this.synced, target);
         this.lastSyncAt = Date.now();

@@ -42,6 +42,13 @@ export const RECORDING_MIGRATIONS: readonly Migration[] = [
       CREATE VIRTUAL TABLE recording_statements USING fts5(session_id UNINDEXED, n UNINDEXED, text, tokenize = 'trigram');
     `,
   },
+  {
+    version: 2,
+    name: 'recordings cut by a write error',
+    // Set when a write error (a full disk) stopped the recording: the events written whole before
+    // it; `digest` is then that prefix's last hash, and a verifier checks the prefix.
+    sql: `ALTER TABLE recordings ADD COLUMN write_error_at INTEGER;`,
+  },
 ];
 
 export type RecordingState = 'recording' | 'complete' | 'failed' | 'unavailable' | 'deleted';
@@ -64,6 +71,8 @@ export interface RecordingRow {
   error: string | null;
   hold: { at: number; by: string; reason: string } | null;
   deletedAt: number | null;
+  /** A write error stopped the recording after this many events (null: it did not). */
+  writeErrorAt: number | null;
 }
 
 /** A session (from the store) with its recording, if it has one. */
@@ -111,7 +120,8 @@ export class RecordingRepository {
       ),
       finish: db.prepare(
         `UPDATE recordings SET ended_at = @endedAt, end_reason = @endReason, state = @state, events = @events, digest = @digest,
-           bytes = @bytes, rows_recorded = @rowsRecorded, truncated = @truncated, error = coalesce(@error, error)
+           bytes = @bytes, rows_recorded = @rowsRecorded, truncated = @truncated, error = coalesce(@error, error),
+           write_error_at = @writeErrorAt
          WHERE session_id = @sessionId`,
       ),
       fail: db.prepare(`UPDATE recordings SET state = 'failed', error = ? WHERE session_id = ? AND state = 'recording'`),
@@ -148,8 +158,10 @@ export class RecordingRepository {
     rowsRecorded: number;
     truncated: boolean;
     error?: string | null;
+    /** A write error stopped the recording after this many events. */
+    writeErrorAt?: number | null;
   }): void {
-    this.stmts.finish.run({ ...row, truncated: row.truncated ? 1 : 0, error: row.error ?? null });
+    this.stmts.finish.run({ ...row, truncated: row.truncated ? 1 : 0, error: row.error ?? null, writeErrorAt: row.writeErrorAt ?? null });
   }
 
   markFailed(sessionId: string, error: string): void {
@@ -261,7 +273,7 @@ export class RecordingRepository {
     params.limit = filter.limit === undefined ? -1 : Math.max(0, Math.floor(filter.limit));
     const sql = `SELECT s.*, r.session_id AS r_session_id, r.started_at AS r_started_at, r.ended_at AS r_ended_at,
         r.end_reason AS r_end_reason, r.mode, r.state, r.location, r.events, r.digest, r.bytes, r.rows_recorded, r.truncated,
-        r.error, r.hold_at, r.hold_by, r.hold_reason, r.deleted_at
+        r.error, r.hold_at, r.hold_by, r.hold_reason, r.deleted_at, r.write_error_at
       FROM sessions s LEFT JOIN recordings r ON r.session_id = s.id
       ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
       ORDER BY s.started_at DESC, s.rowid DESC
@@ -306,5 +318,6 @@ function toRecordingRow(r: Row): RecordingRow {
     error: (r.error as string | null) ?? null,
     hold: r.hold_at === null || r.hold_at === undefined ? null : { at: r.hold_at as number, by: r.hold_by as string, reason: r.hold_reason as string },
     deletedAt: (r.deleted_at as number | null) ?? null,
+    writeErrorAt: (r.write_error_at as number | null) ?? null,
   };
 }

@@ -223,7 +223,7 @@ export class RecordingService {
     try {
       result = await pending;
     } catch (err) {
-      result = { reason: 'client_error', digest: null, events: 0, rowsRecorded: 0, truncated: false, error: (err as Error).message };
+      result = { reason: 'client_error', digest: null, events: 0, rowsRecorded: 0, truncated: false, error: (err as Error).message, writeError: false };
     }
     this.live.delete(id);
     const endedAt = this.o.clock.now();
@@ -243,6 +243,7 @@ export class RecordingService {
         rowsRecorded: result.rowsRecorded,
         truncated: result.truncated,
         error: result.error,
+        writeErrorAt: result.writeError ? result.events : null,
       });
     } catch (err) {
       this.o.log.error({ err, session: id }, 'cannot update the recordings index at session end');
@@ -254,7 +255,15 @@ export class RecordingService {
       data: {
         connection: info.connection,
         reason,
-        recording: { state, digest: result.digest, events: result.events, rowsRecorded: result.rowsRecorded, truncated: result.truncated, error: result.error },
+        recording: {
+          state,
+          digest: result.digest,
+          events: result.events,
+          rowsRecorded: result.rowsRecorded,
+          truncated: result.truncated,
+          error: result.error,
+          ...(result.writeError ? { writeErrorAt: result.events } : {}),
+        },
       },
     });
   }

@@ -19,6 +19,10 @@ class MemoryWriter implements RecordingWriter {
   get events() {
     return this.log.length;
   }
+  get written() {
+    const last = this.log[this.durable - 1];
+    return { events: this.durable, digest: last ? last.h : null };
+  }
   append(type: string, data: Record<string, unknown>): RecordedEvent {
     if (this.failed) throw this.failed;
     const base = { seq: this.log.length, at: this.now(), type, data: structuredClone(data) };
@@ -199,6 +203,27 @@ describe('SessionRecorder', () => {
     const result = await end();
     expect(result.error).toMatch(/ENOSPC/);
     expect(failures).toHaveLength(1);
+  });
+
+  it('ends a recording cut by a write error with the digest of the last event written, not of events never written', async () => {
+    const { writer, select, end } = setup();
+    select('select 1', 1);
+    await new Promise((r) => setImmediate(r));
+    const written = writer!.log[writer!.durable - 1]!;
+    writer!.failNextCheckpoint = true;
+    select('select 2', 1);
+    const result = await end();
+    expect(writer!.log.length).toBeGreaterThan(writer!.durable);
+    expect(result).toMatchObject({ writeError: true, events: writer!.durable, digest: written.h });
+  });
+
+  it('ends a recording that could write nothing without a digest', async () => {
+    const writer = new MemoryWriter(() => 1);
+    writer.failNextCheckpoint = true;
+    const { recorder, end } = setup({ writer });
+    recorder.start({ user: 'alice' });
+    const result = await end();
+    expect(result).toMatchObject({ writeError: true, events: 0, digest: null });
   });
 
   it('continues unrecorded after a failure in best-effort mode', async () => {

@@ -55,6 +55,11 @@ export interface RecorderResult {
   truncated: boolean;
   /** Why the recording is incomplete, if it is. */
   error: string | null;
+  /**
+   * A write error stopped the recording: `digest` and `events` then describe the prefix written
+   * whole (what a verifier must find), not the events appended in memory after it.
+   */
+  writeError: boolean;
 }
 
 interface ResultState {
@@ -509,17 +514,21 @@ export class SessionRecorder {
         digest = await writer.close();
       } catch (err) {
         this.fail(err);
-        digest = writer.digest;
       }
     }
     this.listeners.clear();
+    // After a write error only what reached the file counts: the digest of the last event written
+    // whole, so the tamper check finds a prefix instead of a mismatch.
+    const writeError = writer !== null && this.failure !== null;
+    const written = writer?.written;
     return {
       reason,
-      digest: writer && writer.events > 0 ? digest : null,
-      events: writer?.events ?? 0,
+      digest: writeError ? (written?.digest ?? null) : writer && writer.events > 0 ? digest : null,
+      events: writeError ? (written?.events ?? 0) : (writer?.events ?? 0),
       rowsRecorded: this.sessionRows,
       truncated: this.anyTruncated,
       error: this.failure ? this.failure.message : writer ? null : 'the recording could not be created',
+      writeError,
     };
   }
 }

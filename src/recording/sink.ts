@@ -3,7 +3,7 @@
  * and deletes recordings by the location it handed out (stored in the recordings index). Local
  * gzip files (./local-sink.ts) are the default; object storage or a log service fit the same shape.
  */
-import type { ReadResult, RecordedEvent } from './file-recorder.js';
+import type { ReadResult, RecordedEvent, WrittenPrefix } from './file-recorder.js';
 
 export interface RecordingWriter {
   /** Adds an event (durable at the next checkpoint). Throws once closed or after a write failure. */
@@ -12,8 +12,11 @@ export interface RecordingWriter {
   checkpoint(): Promise<void>;
   /** Makes everything durable and closes; resolves to the final chain digest. */
   close(): Promise<string>;
+  /** Chain hash of the last event appended, and how many were appended. */
   readonly digest: string;
   readonly events: number;
+  /** What the storage holds whole (after a write error, the prefix a verifier must find). */
+  readonly written: WrittenPrefix;
   readonly failed: Error | null;
 }
 

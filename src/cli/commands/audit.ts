@@ -44,6 +44,7 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
     if (trusted.length === 0 && existsSync(auditConfig.signingKey)) trusted = [loadSigner(auditConfig.signingKey)];
     const report = verifyEntries(audit.entries(), { trusted });
     const recordingProblems: Array<{ session: string; problems: string[] }> = [];
+    const recordingNotes: Array<{ session: string; notes: string[] }> = [];
     let recordingsChecked = 0;
     if (opts.recordings) {
       for (const s of repo.search({})) {
@@ -51,20 +52,23 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
         if (!row?.location || row.deletedAt !== null) continue;
         recordingsChecked++;
         let problems: string[];
+        let notes: string[] = [];
         try {
-          problems = checkRecording(row, sink.read(row.location), audit.about(s.id)).problems;
+          ({ problems, notes } = checkRecording(row, sink.read(row.location), audit.about(s.id)));
         } catch (err) {
           problems = [`cannot read it: ${(err as Error).message}`];
         }
         if (problems.length) recordingProblems.push({ session: s.id, problems });
+        else if (notes.length) recordingNotes.push({ session: s.id, notes });
       }
     }
     if (opts.json) {
-      io.out(JSON.stringify({ ...report, ...(opts.recordings ? { recordingsChecked, recordingProblems } : {}) }, null, 2) + '\n');
+      io.out(JSON.stringify({ ...report, ...(opts.recordings ? { recordingsChecked, recordingProblems, recordingNotes } : {}) }, null, 2) + '\n');
     } else {
       printReport(io, report, false, 'audit log', true);
       if (opts.recordings) {
         if (recordingProblems.length === 0) io.out(`recordings verified: ${recordingsChecked}, each chain intact and ending at its recorded digest\n`);
+        for (const n of recordingNotes) io.out(`recording of session ${n.session} verifies as a prefix: ${n.notes.join('; ')}\n`);
         for (const p of recordingProblems) io.out(`recording of session ${p.session} does NOT verify:\n  - ${p.problems.join('\n  - ')}\n`);
       }
     }
