@@ -9,6 +9,8 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import { asArray, only, sval, type Node } from './pg-ast.js';
+import { inspectCall, inspectOperator, OPAQUE_STATEMENTS, settingsOf } from './pg-calls.js';
+import { mergeUnbounded, targetOf, unbounded } from './pg-write-bounds.js';
 
 export type StatementKind =
   | 'select'
@@ -55,7 +57,30 @@ export interface StatementInfo {
   unboundedWrites: string[];
   /** Nothing in the statement writes data or changes schema, privileges or settings. */
   readOnly: boolean;
+  /**
+   * Code the gateway cannot see into, each named (`DO block`, `function public.f()`, `operator
+   * public.+++`, `query_to_xml() over a query built at run time`, `CREATE TRIGGER (runs later)`).
+   * Absent or empty when everything the statement runs is visible (PostgreSQL dialect only).
+   */
+  opaque?: string[];
+  /**
+   * Settings the statement changes (SET, SET LOCAL, RESET, set_config(), ALTER ROLE|DATABASE|SYSTEM
+   * ... SET), lower-cased; `*` when it may change any (RESET ALL, DISCARD ALL, a name built at run
+   * time). `SET ROLE` is `role`, `SET SESSION AUTHORIZATION` is `session_authorization`.
+   */
+  settings?: string[];
+  /** COPY's ends: `stdin`, `stdout`, `file` (a server file) or `program`. */
+  copyTargets?: CopyTarget[];
+  /** The unbounded writes named for people: `DELETE without WHERE on t`, `MERGE ... on t`. */
+  unboundedNotes?: string[];
+  /**
+   * Backends the statement signals (pg_terminate_backend, pg_cancel_backend): a pid as written,
+   * `self` for pg_backend_pid(), `unknown` for anything computed.
+   */
+  backendSignals?: Array<number | 'self' | 'unknown'>;
 }
+
+export type CopyTarget = 'stdin' | 'stdout' | 'file' | 'program';
 
 export type AnalysisResult = { ok: true; statements: StatementInfo[] } | { ok: false; error: string };
 
@@ -115,6 +140,11 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
     functions: [],
     unboundedWrites: [],
     readOnly: true,
+    opaque: [],
+    settings: [],
+    copyTargets: [],
+    unboundedNotes: [],
+    backendSignals: [],
   };
   classify(info, type, body);
   const written = new Set<string>();
@@ -126,7 +156,10 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
   info.columns = unique(info.columns);
   info.functions = unique(info.functions);
   info.unboundedWrites = unique(info.unboundedWrites);
-  if (info.tablesWritten.length > 0 || !READ_ONLY_KINDS.has(info.kind)) info.readOnly = false;
+  info.unboundedNotes = unique(info.unboundedNotes!);
+  info.opaque = unique(info.opaque!);
+  info.settings = unique(info.settings!);
+  if (info.tablesWritten.length > 0 || info.settings.length > 0 || !READ_ONLY_KINDS.has(info.kind)) info.readOnly = false;
   return info;
 }
 
@@ -169,6 +202,15 @@ function classify(info: StatementInfo, type: string, body: Node): void {
     info.ddl = 'create table';
     return;
   }
+  if (type === 'DeclareCursorStmt' && body.query) {
+    // A cursor is what it runs: DECLARE ... FOR SELECT reads.
+    classify(info, ...only(body.query as Node));
+    return;
+  }
+  if (type === 'FetchStmt' || type === 'ClosePortalStmt') {
+    info.kind = 'select';
+    return;
+  }
   if (type === 'ExplainStmt') {
     // EXPLAIN ANALYZE runs the statement: it is what it explains.
     const analyze = asArray(body.options).some((o) => (o as Node).DefElem && ((o as Node).DefElem as Node).defname === 'analyze');
@@ -180,7 +222,11 @@ function classify(info: StatementInfo, type: string, body: Node): void {
   const kind = simple[type];
   if (kind) {
     info.kind = kind;
-    if (type === 'CopyStmt' && body.is_from) info.readOnly = false;
+    if (type === 'CopyStmt') {
+      if (body.is_from) info.readOnly = false;
+      const end: CopyTarget = body.is_program ? 'program' : body.filename ? 'file' : body.is_from ? 'stdin' : 'stdout';
+      info.copyTargets!.push(end);
+    }
     return;
   }
   const ddl = ddlOf(type, body);
@@ -233,7 +279,17 @@ function collectWriteTargets(node: unknown, written: Set<string>, info: Statemen
       if (DATA_WRITES.has(key) && v.relation) {
         const name = relationName(v.relation as Node);
         written.add(name);
-        if ((key === 'UpdateStmt' || key === 'DeleteStmt') && !v.whereClause) info.unboundedWrites.push(name);
+        const what = key.replace(/Stmt$/, '').toUpperCase();
+        if (key === 'UpdateStmt' || key === 'DeleteStmt') {
+          const others = asArray(key === 'UpdateStmt' ? v.fromClause : v.usingClause).length > 0;
+          if (unbounded(v.whereClause, targetOf(v.relation as Node, others))) {
+            info.unboundedWrites.push(name);
+            info.unboundedNotes!.push(v.whereClause ? `${what} whose WHERE bounds nothing on ${name}` : `${what} without WHERE on ${name}`);
+          }
+        } else if (key === 'MergeStmt' && mergeUnbounded(v)) {
+          info.unboundedWrites.push(name);
+          info.unboundedNotes!.push(`MERGE updating or deleting matched rows without a bound on ${name}`);
+        }
       } else if (key === 'CopyStmt' && v.relation && v.is_from) {
         written.add(relationName(v.relation as Node));
       } else if (key === 'TruncateStmt') {
@@ -270,9 +326,23 @@ function walk(node: unknown, info: StatementInfo): void {
     } else if ((key === 'FuncCall' || key === 'funccall') && value && typeof value === 'object') {
       // CallStmt keeps its FuncCall unwrapped under `funccall`.
       info.functions.push(asArray((value as Node).funcname).map(sval).join('.').toLowerCase());
+      inspectCall(value as Node, info, innerStatements);
+    } else if (key === 'A_Expr' && value && typeof value === 'object') {
+      inspectOperator(value as Node, info);
+    } else if (value && typeof value === 'object' && !Array.isArray(value)) {
+      const opaque = OPAQUE_STATEMENTS[key];
+      if (opaque) info.opaque!.push(opaque);
+      const settings = settingsOf(key, value as Node);
+      if (settings) info.settings!.push(...settings);
     }
     walk(value, info);
   }
+}
+
+/** SQL text found in a literal, analysed like a statement; undefined when it does not parse. */
+function innerStatements(sql: string): StatementInfo[] | undefined {
+  const r = analysePostgres(sql);
+  return r.ok ? r.statements : undefined;
 }
 
 function relationName(rv: Node): string {
