@@ -23,3 +23,17 @@ describe('guardrails config', () => {
     expect(message).toMatch(/guardrails\[0\]\.deny.*tablez/);
   });
 });
+
+describe('guardrails config: settings, COPY ends and allowed code', () => {
+  it('reads deny.settings, deny.copy and allow', () => {
+    const text = 'guardrails:\n  - name: finer\n    deny: { settings: [Role, session_authorization], copy: [PROGRAM, file] }\n    allow: { functions: ["app.*"], do: true }\n';
+    const [g] = parseConfig(text, 'jitgate.yaml', '/srv').guardrails;
+    expect(g?.deny.settings).toEqual(['role', 'session_authorization']);
+    expect(g?.deny.copy).toEqual(['program', 'file']);
+    expect(g?.allow).toEqual({ functions: ['app.*'], do: true, code: false });
+  });
+
+  it('refuses an unknown COPY end', () => {
+    expect(() => parseConfig('guardrails:\n  - name: x\n    deny: { copy: [pipe] }\n', 'jitgate.yaml', '/srv')).toThrow(/deny\.copy: item 0: expected one of program, file, stdin, stdout, got "pipe"/);
+  });
+});

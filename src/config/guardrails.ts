@@ -13,9 +13,15 @@
  *         unboundedWrites: true         # UPDATE/DELETE without WHERE, CTEs included
  *         multiStatement: true
  *         readOnly: false
+ *         settings: [role, session_authorization]   # settings SET/RESET/set_config/ALTER ... SET may not change
+ *         copy: [program, file]                     # COPY ends refused (stdin, stdout stay allowed unless listed)
  *         commands: [flushall, config, "client|kill"]   # Redis connections: commands/subcommands
  *         categories: [dangerous, scripting]            # Redis ACL categories
  *         keys: ["secret:*"]                            # Redis key globs (case-sensitive)
+ *       allow:                          # code jitgate cannot see, refused by default where a rule checks SQL
+ *         functions: ["app.*"]          # user functions, procedures (CALL) and operators that may run
+ *         do: false                     # DO blocks
+ *         code: false                   # everything opaque (the rule trusts code it cannot see)
  *       reason: "ask the DBA on call"   # optional, appended to the message
  */
 import { z } from 'zod';
@@ -49,6 +55,20 @@ const keyList = () =>
     return [...new Set(list as string[])];
   });
 
+const COPY_ENDS = ['program', 'file', 'stdin', 'stdout'] as const;
+
+const copyList = () =>
+  leaf('a list of COPY ends', (v) => {
+    const list = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(list)) return undefined;
+    for (const [i, x] of list.entries()) {
+      if (typeof x !== 'string' || !(COPY_ENDS as readonly string[]).includes(x.toLowerCase())) {
+        return new Bad(`item ${i}: expected one of ${COPY_ENDS.join(', ')}, got ${describeValue(x)}`);
+      }
+    }
+    return [...new Set((list as string[]).map((x) => x.toLowerCase()))];
+  });
+
 export const kindList = () =>
   leaf('a list of statement kinds', (v) => {
     const list = typeof v === 'string' ? [v] : v;
@@ -75,7 +95,17 @@ export const guardrailSchema = z.strictObject({
     commands: stringList('Redis command names or globs').optional(),
     categories: stringList('Redis ACL categories').optional(),
     keys: keyList().optional(),
+    // PostgreSQL: settings that may not be changed (SET ROLE is `role`), COPY ends refused.
+    settings: stringList('setting names or globs').optional(),
+    copy: copyList().optional(),
   }),
+  allow: z
+    .strictObject({
+      functions: stringList('function names or globs').optional(),
+      do: bool().optional(),
+      code: bool().optional(),
+    })
+    .optional(),
   reason: text('a reason').optional(),
 });
 
@@ -97,7 +127,12 @@ export function buildGuardrail(g: GuardrailFile): GuardrailRule {
       ...(g.deny.commands ? { commands: g.deny.commands } : {}),
       ...(g.deny.categories ? { categories: g.deny.categories.map((c) => c.replace(/^@/, '')) } : {}),
       ...(g.deny.keys ? { keys: g.deny.keys } : {}),
+      ...(g.deny.settings ? { settings: g.deny.settings } : {}),
+      ...(g.deny.copy ? { copy: g.deny.copy } : {}),
     },
+    ...(g.allow
+      ? { allow: { functions: g.allow.functions ?? [], do: g.allow.do ?? false, code: g.allow.code ?? false } }
+      : {}),
     ...(g.reason ? { reason: g.reason } : {}),
   };
 }

@@ -72,3 +72,70 @@ describe('rulesFor', () => {
     expect(nameMatch('PAYROLL', 'payroll')).toBe(true);
   });
 });
+
+describe('code the gateway cannot see (opaque code)', () => {
+  const noDdl = [rule('no-ddl', { kinds: ['ddl'] })];
+  it.each([
+    "do $$ begin execute 'drop table acc.orders'; end $$",
+    'call refresh_all()',
+    'select public.wipe()',
+    'select * from dblink($$x$$, $$select 1$$) as t(a int)',
+    "select query_to_xml('select ' || 'pg_read_file(1)', true, true, '')",
+    'create trigger tr before insert on t for each row execute function f()',
+  ])('refuses %s where any SQL rule applies', (sql) => {
+    const d = decideStatement(noDdl, analysePostgres(sql));
+    expect(d.effect).toBe('deny');
+    expect(d.reasons).toEqual(sql.startsWith('create') ? ['kind_denied'] : ['opaque_code']);
+  });
+
+  it('lets a rule allow functions by name, DO blocks, or all opaque code', () => {
+    const allowing = [rule('no-ddl', { kinds: ['ddl'] }, { allow: { functions: ['refresh_*', 'app.*'], do: true } })];
+    expect(decideStatement(allowing, analysePostgres('call refresh_all()')).effect).toBe('allow');
+    expect(decideStatement(allowing, analysePostgres('select app.total(1)')).effect).toBe('allow');
+    expect(decideStatement(allowing, analysePostgres('do $$ begin null; end $$')).effect).toBe('allow');
+    expect(decideStatement(allowing, analysePostgres('select other.f()')).reasons).toEqual(['opaque_code']);
+    const trusting = [rule('trusting', { kinds: ['truncate'] }, { allow: { code: true } })];
+    expect(decideStatement(trusting, analysePostgres('select other.f()')).effect).toBe('allow');
+  });
+
+  it('does not refuse opaque code for a rule that checks no SQL (Redis criteria only)', () => {
+    expect(decideStatement([rule('redis', { commands: ['flushall'] })], analysePostgres('select f()')).effect).toBe('allow');
+  });
+
+  it('refuses denied functions reached through SQL passed as text', () => {
+    const files = [rule('files', { functions: ['pg_read_file'] })];
+    for (const sql of [
+      "SELECT query_to_xml('select pg_read_file(''/etc/hostname'') as f', true, true, '')",
+      "select ts_stat('select to_tsvector(pg_read_file(''/etc/hostname''))')",
+      "select query_to_xml_and_xmlschema(E'select pg_read_file(\\'/etc/hostname\\')', true, true, '')",
+    ]) {
+      expect(decideStatement(files, analysePostgres(sql)).reasons, sql).toEqual(['function_denied']);
+    }
+  });
+});
+
+describe('settings and COPY ends', () => {
+  const rules = [rule('finer', { settings: ['role', 'session_authorization'], copy: ['program', 'file'] })];
+  it.each([
+    ['set role admin', 'deny', 'setting_denied'],
+    ['SET LOCAL ROLE admin', 'deny', 'setting_denied'],
+    ['reset role', 'deny', 'setting_denied'],
+    ['set session authorization bob', 'deny', 'setting_denied'],
+    ['reset all', 'deny', 'setting_denied'],
+    ["select set_config('role', 'admin', false)", 'deny', 'setting_denied'],
+    ['set search_path = app', 'allow', undefined],
+    ["copy t to program 'cat > /tmp/x'", 'deny', 'copy_denied'],
+    ["copy t from '/etc/passwd'", 'deny', 'copy_denied'],
+    ['copy t to stdout', 'allow', undefined],
+    ['copy t from stdin', 'allow', undefined],
+  ] as const)('%s → %s', (sql, effect, reason) => {
+    const d = decideStatement(rules, analysePostgres(sql));
+    expect(d.effect).toBe(effect);
+    expect(d.reasons[0]).toBe(reason);
+  });
+
+  it('names the real statement kind of an unbounded write reached through PREPARE', () => {
+    const d = decideStatement([rule('careful', { unboundedWrites: true })], analysePostgres('prepare p as delete from items'));
+    expect(d.message).toContain('DELETE without WHERE on items (unbounded_write)');
+  });
+});

@@ -27,6 +27,23 @@ export interface GuardrailRule {
     categories?: string[];
     /** Redis: key globs, matched against the keys a command touches (case-sensitive). */
     keys?: string[];
+    /** Settings (globs) that SET, RESET, set_config() or ALTER ... SET may not change: `role`, `search_path`. */
+    settings?: string[];
+    /** COPY ends refused: `program`, `file`, `stdin`, `stdout`. */
+    copy?: string[];
+  };
+  /**
+   * Code the gateway cannot see that this rule lets run anyway. By default a rule with any SQL
+   * criterion refuses DO blocks, procedures, functions and operators PostgreSQL does not ship, SQL
+   * passed as text it cannot read, and code created to run later (functions, triggers, rules).
+   */
+  allow?: {
+    /** Functions, procedures (CALL) and operators, by name or glob (`app.*`, `refresh_totals`). */
+    functions?: string[];
+    /** DO blocks. */
+    do?: boolean;
+    /** Everything opaque: the rule trusts code it cannot see. */
+    code?: boolean;
   };
   reason?: string;
 }
@@ -38,7 +55,10 @@ export type GuardrailReason =
   | 'kind_denied'
   | 'table_denied'
   | 'function_denied'
-  | 'unbounded_write';
+  | 'unbounded_write'
+  | 'setting_denied'
+  | 'copy_denied'
+  | 'opaque_code';
 
 /** Who a rule applies to: connection names or globs, groups ('*' = everyone), exempt groups. */
 export interface RuleScope {
@@ -73,7 +93,37 @@ export function decideStatement(rules: readonly GuardrailRule[], analysis: Analy
       if (found) return refuse(rule, found[0], found[0] === 'read_only' ? `${found[1]} on a read-only connection` : found[1]);
     }
   }
+  // What a rule names explicitly is the better reason; code nobody can see is refused after that.
+  for (const rule of rules) {
+    for (const s of analysis.statements) {
+      const found = matchOpaque(rule, s);
+      if (found) return refuse(rule, found[0], found[1]);
+    }
+  }
   return ALLOW;
+}
+
+/**
+ * Code the gateway cannot see runs unchecked, so a rule that checks anything refuses it (fail
+ * closed) unless the rule allows it by name. A rule with only Redis criteria checks no SQL.
+ */
+function matchOpaque(rule: GuardrailRule, s: StatementInfo): [GuardrailReason, string] | undefined {
+  if (!s.opaque?.length || rule.allow?.code || !checksSql(rule.deny)) return undefined;
+  const allowed = rule.allow?.functions ?? [];
+  const hidden = s.opaque.find((o) => {
+    if (o === 'DO block') return !rule.allow?.do;
+    const named = /^(?:function (.+)\(\)|operator (.+))$/.exec(o);
+    const name = named?.[1] ?? named?.[2];
+    return !(name !== undefined && allowed.some((p) => nameMatch(p, name)));
+  });
+  return hidden ? ['opaque_code', `${describe(s)} runs code jitgate cannot check: ${hidden}`] : undefined;
+}
+
+function checksSql(d: StatementCriteria): boolean {
+  return (
+    d.kinds.length > 0 || d.tables.length > 0 || d.functions.length > 0 || d.unboundedWrites || d.multiStatement || d.readOnly ||
+    (d.settings?.length ?? 0) > 0 || (d.copy?.length ?? 0) > 0
+  );
 }
 
 /** What a rule looks for in one parsed statement (guardrails refuse it, review rules hold it). */
@@ -91,8 +141,18 @@ export function matchStatement(d: StatementCriteria, s: StatementInfo): [Guardra
   if (table) return ['table_denied', `${describe(s)} touches ${table}`];
   const fn = s.functions.find((f) => d.functions.some((p) => nameMatch(p, f)));
   if (fn) return ['function_denied', `${describe(s)} calls ${fn}()`];
+  if (d.settings?.length && s.settings?.length) {
+    // `*` (RESET ALL, a name built at run time) may change any of them.
+    const setting = s.settings.find((x) => x === '*' || d.settings!.some((p) => globMatch(p, x)));
+    if (setting) return ['setting_denied', setting === '*' ? `${describe(s)} may change any setting` : `${describe(s)} changes ${setting}`];
+  }
+  if (d.copy?.length && s.copyTargets?.length) {
+    const end = s.copyTargets.find((t) => d.copy!.includes(t));
+    if (end) return ['copy_denied', `COPY ${end === 'program' ? 'to or from a program' : end === 'file' ? 'to or from a server file' : end.toUpperCase()} is not allowed`];
+  }
   if (d.unboundedWrites && s.unboundedWrites.length > 0) {
-    return ['unbounded_write', `${s.kind.toUpperCase()} without WHERE on ${s.unboundedWrites.join(', ')}`];
+    const notes = s.unboundedNotes?.length ? s.unboundedNotes : [`${s.kind.toUpperCase()} without WHERE on ${s.unboundedWrites.join(', ')}`];
+    return ['unbounded_write', notes.join('; ')];
   }
   return undefined;
 }
