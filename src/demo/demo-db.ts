@@ -312,7 +312,7 @@ class Front {
     socket.on('error', (err) => this.opts.logger.debug({ err }, 'demo database client socket error'));
     if (this.closing) return fatal(socket, '57P01', 'the demo database is shutting down');
     this.handshaking.add(socket);
-    let pending = Buffer.alloc(0);
+    let pending: Buffer = Buffer.alloc(0);
     const timer = setTimeout(() => done(() => fatal(socket, '08P01', 'no startup packet received in time')), this.opts.handshakeTimeoutMs);
     const done = (then: () => void) => {
       clearTimeout(timer);

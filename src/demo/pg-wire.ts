@@ -20,7 +20,7 @@ export class WireError extends Error {}
 
 /** Cuts a byte stream into typed frames; throws WireError on an impossible length. */
 export class FrameReader {
-  private buf = Buffer.alloc(0);
+  private buf: Buffer = Buffer.alloc(0);
 
   constructor(private readonly maxFrame = 256 * 1024 * 1024) {}
 
