@@ -321,3 +321,77 @@ describe('bypass attempts by defining a name again', () => {
     }
   });
 });
+
+/**
+ * Errors and notices of statements that read a masked column anywhere (WHERE, a function argument,
+ * a cast) but select nothing masked: the server quotes the value it choked on. Each case names the
+ * clear text (or the part of it) the error would quote.
+ */
+describe('bypass attempts through errors of values only read', () => {
+  // `secret` holds plain words ('top', 'hush') that no content detector recognises: what a
+  // detector happens to catch proves nothing here.
+  const CASES: Array<[string, string[]]> = [
+    ['select id from users where secret::regclass is not null', ['top', 'hush']],
+    ['select id from users where secret::regnamespace is not null', ['top', 'hush']],
+    ['select id from users where secret::regrole is not null', ['top', 'hush']],
+    ['select id from users where secret::regproc is not null', ['top', 'hush']],
+    ['select id from users where secret::regprocedure is not null', ['top', 'hush']],
+    ['select id from users where secret::regtype is not null', ['top', 'hush']],
+    ['select id from users where secret::regcollation is not null', ['top', 'hush']],
+    ['select id from users where secret::regconfig is not null', ['top', 'hush']],
+    ['select id from users where secret::regdictionary is not null', ['top', 'hush']],
+    ['select id from users where secret::regoper is null', ['top', 'hush']],
+    ['select id from users where email::regclass is not null', ['alice@example.com']],
+    ['select id from users where current_setting(secret) is not null', ['top', 'hush']],
+    ["select id from users where has_table_privilege(secret, 'select')", ['top', 'hush']],
+    ["select id from users where has_schema_privilege(secret, 'usage')", ['top', 'hush']],
+    ["select id from users where has_function_privilege(secret, 'execute')", ['top', 'hush']],
+    ["select id from users where has_column_privilege('users', secret, 'select')", ['top', 'hush']],
+    ['select id from users where pg_total_relation_size(secret::regclass) > 0', ['top', 'hush']],
+    ['select id from users where pg_relation_size(secret::regclass) > 0', ['top', 'hush']],
+    ['select id from users where nextval(secret) > 0', ['top', 'hush']],
+    ["select chr(substr(replace(card, ' ', ''), 1, 9)::int) is null from users", ['411111111']],
+    ["select id from users where get_byte('\\x00'::bytea, substr(replace(card, ' ', ''), 1, 9)::int) > 0", ['411111111']],
+    ["select id from users where set_byte('\\x00'::bytea, substr(replace(card, ' ', ''), 1, 9)::int, 1) is null", ['411111111']],
+    ["select id from users where make_date(substr(replace(card, ' ', ''), 1, 9)::int, 1, 1) is null", ['411111111']],
+    ["select id from users where replace(card, ' ', '')::int > 0", ['4111111111111111']],
+    ['select id from users where secret::int > 0', ['top', 'hush']],
+    ["select id from users where ('x' || ssn)::int > 0", ['123-45-6789']],
+    ["select id from users where to_date(secret, 'YYYY') is null", ['top', 'hush']],
+    ["select id from users where to_number(secret, 'FM9') is null", ['top', 'hush']],
+    ['select id from users where secret::jsonb is null', ['top', 'hush']],
+    ["select id from users where jsonb_path_query_first('{}', secret::jsonpath) is null", ['top', 'hush']],
+    ["select id from users where xmlparse(document secret || '<') is null", ['top', 'hush']],
+    ["select id from users where to_tsquery(secret || ' & & ') is null", ['top', 'hush']],
+    ['select id from users where secret::uuid is null', ['top', 'hush']],
+    ['select id from users where secret::interval is null', ['top', 'hush']],
+    ['select id from users where secret::boolean', ['top', 'hush']],
+    ["select id from users where 1 / (length(secret) - length(secret)) > 0 and secret::int > 0", ['top', 'hush']],
+    ["select id from users where secret::timestamptz is null", ['top', 'hush']],
+    ["select id from users where to_char(now(), secret)::int > 0", ['top', 'hush']],
+    ["begin; update users set bio = 'trigger-test' where id = 1; rollback", ['alice@example.com']],
+  ];
+  it.each(CASES)('%s', async (sql, clear) => {
+    const r = await attempt(sql);
+    expectNoSecret(r.seen);
+    for (const s of clear) expect(r.seen, `leaked ${s}`).not.toMatch(new RegExp(`\\b${s}\\b`));
+  });
+
+  it('the extended protocol (a bound parameter) hides the same', async () => {
+    const e = await c.query('select id from users where secret::regclass is not null and id = $1', [1]).catch((err: Error) => err);
+    expect(e).toBeInstanceOf(Error);
+    expect((e as { code?: string }).code).toBe('42P01');
+    expect(`${(e as Error).message} ${(e as { detail?: string }).detail ?? ''}`).not.toMatch(/\btop\b/);
+  });
+
+  it('keeps the SQLSTATE, and messages that quote only what the client wrote', async () => {
+    const hidden = await attempt('select id from users where secret::regclass is not null');
+    expect(hidden.error?.code).toBe('42P01');
+    expect(hidden.error?.message).toMatch(/jitgate: message hidden/);
+    const typo = await attempt('select id from users where emial is not null');
+    expect(typo.error?.code).toBe('42703');
+    expect(typo.error?.message).toBe('column "emial" does not exist');
+    const zero = await attempt('select 1 / 0 from users where email is not null');
+    expect(zero.error?.message).toBe('division by zero');
+  });
+});

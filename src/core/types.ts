@@ -99,6 +99,8 @@ export type SessionEndReason =
   | 'revoked'
   | 'killed'
   | 'gateway_shutdown'
+  /** The gateway process died without ending the session (kill -9, power loss); set by the next start. */
+  | 'gateway_crashed'
   | 'protocol_error';
 
 /** Counters kept per session and written to the store when it ends. */
@@ -119,6 +121,11 @@ export interface SessionPipeline {
   decide(statement: Statement): Decision | PendingDecision;
   /** The session has ended; counters are final. Called exactly once. */
   end(reason: SessionEndReason, counters: SessionCounters): void;
+  /**
+   * The relay's live counters, handed over once when it starts (the recording snapshots them now
+   * and then, so a crash does not lose them). Optional: the relay does not depend on it.
+   */
+  watchCounters?(counters: Readonly<SessionCounters>): void;
   /**
    * What the client is sent, decoded into protocol-neutral events (for recording). Absent means
    * nothing is decoded at all, so passthrough stays cheap.

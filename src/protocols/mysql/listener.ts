@@ -304,6 +304,7 @@ export class MysqlListener {
       onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'mysql relay error'),
     });
     this.sessions.set(connectionId, { relay, pipelineId: pipeline.id, user, connection, backendThreadId: backend.threadId });
+    pipeline.watchCounters?.(relay.counters);
     relay.start(clientEarly, backend.leftover);
   }
 

@@ -289,6 +289,7 @@ export class PostgresListener {
       onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'relay error'),
     });
     this.sessions.set(pid, { relay, secret, pipelineId: pipeline.id });
+    pipeline.watchCounters?.(relay.counters);
     relay.start(clientEarly, backend.leftover);
   }
 

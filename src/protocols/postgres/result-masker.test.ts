@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { ColumnMask, SessionMasking, StatementMaskPlan } from '../../core/types.js';
-import { escapeText, hideQuotedValues, quoteCsv, ResultMasker, splitCsv, splitText, unescapeText } from './result-masker.js';
+import { quotesOnlyStatement } from '../../masking/pg-messages.js';
+import { escapeText, quoteCsv, ResultMasker, splitCsv, splitText, unescapeText } from './result-masker.js';
 
 const EMAIL: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'redact' };
 
@@ -131,13 +132,19 @@ describe('COPY field syntax', () => {
   });
 });
 
-describe('error texts', () => {
+describe('error texts of statements that read masked data', () => {
   it.each([
-    ['invalid input syntax for type integer: "alice@x.com"', 'invalid input syntax for type integer: "[masked]"'],
-    ['value "99999999999" is out of range for type integer', 'value "[masked]" is out of range for type integer'],
-    ['duplicate key value violates unique constraint "users_email_key"', 'duplicate key value violates unique constraint "users_email_key"'],
-    ['column "email" of relation "users" does not exist', 'column "email" of relation "users" does not exist'],
-  ])('%s', (m, out) => {
-    expect(hideQuotedValues(m)).toBe(out);
+    // Quotes a value the statement only read: hidden.
+    ['relation "alice@x.com" does not exist', 'select 1 from users where email::regclass is null', false],
+    ['requested character too large for encoding: 411111111', 'select chr(substr(card, 1, 9)::int) from users', false],
+    ['operator does not exist: top', 'select 1 from users where secret::regoper is null', false],
+    ['invalid input syntax for type integer: "alice@x.com"', 'select email::int from users', false],
+    // Fixed texts, or variable parts the client wrote itself: kept.
+    ['division by zero', 'select 1 / 0 from users where email is null', true],
+    ['column "emial" does not exist', 'select emial from users', true],
+    ['relation "userz" does not exist', 'select email from userz', true],
+    ['syntax error at or near "form"', 'select email form users', true],
+  ] as const)('%s', (message, statement, kept) => {
+    expect(quotesOnlyStatement(message, statement)).toBe(kept);
   });
 });

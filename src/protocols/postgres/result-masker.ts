@@ -16,6 +16,7 @@
  * payloads are covered too. Anything unexpected is masked, never passed through.
  */
 import type { ColumnMask, MaskedColumnNote, SessionMasking, StatementMaskPlan } from '../../core/types.js';
+import { isFixedHint, quotesOnlyStatement } from '../../masking/pg-messages.js';
 import { build, readCString } from './codec.js';
 
 /** Masks every column when there is no plan at all (never expected; fail closed). */
@@ -63,6 +64,8 @@ interface ResultMask {
 
 interface PreparedState {
   plan: StatementMaskPlan | undefined;
+  /** The statement text (errors may keep what quotes only this). */
+  text?: string;
   fields?: Field[];
 }
 
@@ -74,10 +77,10 @@ interface PortalState {
 }
 
 type Entry =
-  | { kind: 'query'; plans: StatementMaskPlan[] | undefined; index: number }
+  | { kind: 'query'; plans: StatementMaskPlan[] | undefined; index: number; text: string; touchMark: number }
   | { kind: 'describe'; target: 'S' | 'P'; name: string; injected: boolean }
   | { kind: 'execute'; portal: string }
-  | { kind: 'sync' };
+  | { kind: 'sync'; touchMark: number };
 
 interface CopyState {
   format: 'text' | 'csv' | 'binary';
@@ -96,6 +99,14 @@ export class ResultMasker {
   private current: ResultMask | undefined;
   private copy: CopyState | undefined;
   private readonly noticed = new Set<string>();
+  /**
+   * Errors and notices can arrive for a statement that read masked data after its own plan is gone:
+   * at COMMIT (deferred constraints), from a Bind, or between statements. Every statement sent that
+   * reads masked data gets a number; the session stays tainted until a ReadyForQuery outside a
+   * transaction follows the last of them.
+   */
+  private touchSeq = 0;
+  private touchCleared = 0;
   /** Masked columns of the RowDescription just processed (for the record). */
   columnNotes: MaskedColumnNote[] | undefined;
 
@@ -108,19 +119,22 @@ export class ResultMasker {
   onStatement(type: number, buf: Buffer, start: number, end: number, allowed: boolean): void {
     if (type === F.Query) {
       const text = readCString(buf, start + 5, end).value;
-      this.entries.push({ kind: 'query', plans: allowed ? this.masking.plan(text) : [], index: 0 });
+      const plans = allowed ? this.masking.plan(text) : [];
+      if (!plans || plans.some((p) => p.touchesMasked)) this.touchSeq++;
+      this.entries.push({ kind: 'query', plans, index: 0, text, touchMark: this.touchSeq });
     } else if (type === F.Parse) {
       const name = readCString(buf, start + 5, end);
       const text = readCString(buf, name.next, end).value;
       const plans = allowed ? this.masking.plan(text) : [];
       const plan = plans && plans.length === 1 ? plans[0] : plans?.length === 0 ? EMPTY_PLAN : undefined;
+      if (!plan || plan.touchesMasked) this.touchSeq++;
       // A named statement that exists is not replaced by the backend (duplicate name), and one we
       // recorded may not exist (its Parse failed): either way, what runs is one of the two.
       const known = name.value !== '' ? this.statements.get(name.value) : undefined;
-      this.statements.set(name.value, known ? { plan: mergePlans(known.plan, plan), ...(known.fields ? { fields: known.fields } : {}) } : { plan });
+      this.statements.set(name.value, known ? { plan: mergePlans(known.plan, plan), text: `${known.text ?? ''}\n${text}`, ...(known.fields ? { fields: known.fields } : {}) } : { plan, text });
     } else {
       // FunctionCall (or its substitute Query when refused): answered up to a ReadyForQuery.
-      this.entries.push({ kind: 'query', plans: [], index: 0 });
+      this.entries.push({ kind: 'query', plans: [], index: 0, text: '', touchMark: this.touchSeq });
     }
   }
 
@@ -136,7 +150,9 @@ export class ResultMasker {
         const bound = this.statements.get(statement.value);
         const known = portal.value !== '' ? this.portals.get(portal.value) : undefined;
         // As for statements: a named portal is not replaced while it exists.
-        const merged = known ? { plan: mergePlans(known.statement?.plan, bound?.plan) } : bound;
+        const merged = known ? { plan: mergePlans(known.statement?.plan, bound?.plan), text: `${known.statement?.text ?? ''}\n${bound?.text ?? ''}` } : bound;
+        // Executing a statement that reads masked data taints what follows until the session is idle.
+        if (!merged?.plan || merged.plan.touchesMasked) this.touchSeq++;
         this.portals.set(portal.value, { statement: merged, formats: resultFormats(buf, statement.next) });
         return undefined;
       }
@@ -163,7 +179,7 @@ export class ResultMasker {
         return undefined;
       }
       case F.Sync:
-        this.entries.push({ kind: 'sync' });
+        this.entries.push({ kind: 'sync', touchMark: this.touchSeq });
         return undefined;
       default:
         return undefined;
@@ -207,13 +223,15 @@ export class ResultMasker {
       case T.Error:
       case T.Notice: {
         const plan = this.currentPlan();
+        const touches = (plan?.touchesMasked ?? false) || this.touchSeq > this.touchCleared;
+        const text = this.currentText();
         if (type === T.Error) this.failed();
-        return this.fieldsMessage(type, buf, start, end, plan?.touchesMasked ?? false);
+        return this.fieldsMessage(type, buf, start, end, touches, text);
       }
       case T.Notification:
         return this.notification(buf, start, end);
       case T.Ready:
-        this.ready();
+        this.ready(buf[start + 5] === 0x49 /* I: idle, no transaction */);
         return undefined;
       default:
         return undefined;
@@ -229,6 +247,14 @@ export class ResultMasker {
     const head = this.head();
     if (head?.kind === 'query') return head.plans?.[head.index];
     if (head?.kind === 'execute') return this.portals.get(head.portal)?.statement?.plan;
+    return undefined;
+  }
+
+  /** The text of the statement whose results are arriving (what an error may quote back). */
+  private currentText(): string | undefined {
+    const head = this.head();
+    if (head?.kind === 'query') return head.text;
+    if (head?.kind === 'execute') return this.portals.get(head.portal)?.statement?.text;
     return undefined;
   }
 
@@ -382,12 +408,16 @@ export class ResultMasker {
     while (this.entries.length && this.entries[0]!.kind !== 'sync' && this.entries[0]!.kind !== 'query') this.entries.shift();
   }
 
-  private ready(): void {
+  private ready(idle: boolean): void {
     this.current = undefined;
     this.copy = undefined;
     while (this.entries.length) {
       const e = this.entries.shift()!;
-      if (e.kind === 'sync' || e.kind === 'query') break;
+      if (e.kind === 'sync' || e.kind === 'query') {
+        // Outside a transaction, nothing sent up to this exchange can still raise anything.
+        if (idle) this.touchCleared = Math.max(this.touchCleared, e.touchMark);
+        break;
+      }
     }
   }
 
@@ -495,7 +525,12 @@ export class ResultMasker {
   // -------------------------------------------------------------------------------------------
   // errors, notices, notifications
 
-  private fieldsMessage(type: number, buf: Buffer, start: number, end: number, touches: boolean): Buffer[] | undefined {
+  /**
+   * An ErrorResponse or NoticeResponse. For a statement that reads masked data anywhere, every text
+   * field is replaced by a fixed text unless it provably quotes only the statement's own text
+   * (masking/pg-messages.ts); the SQLSTATE, severity, position and object-name fields stay.
+   */
+  private fieldsMessage(type: number, buf: Buffer, start: number, end: number, touches: boolean, statement: string | undefined): Buffer[] | undefined {
     const scrub = this.masking.scrub;
     if (!touches && !scrub) return undefined;
     const fields: Array<[string, string]> = [];
@@ -507,16 +542,20 @@ export class ResultMasker {
       pos = value.next;
     }
     const sqlstate = fields.find(([k]) => k === 'C')?.[1] ?? '';
+    // Text raised by code (RAISE, triggers) is itself data, whatever it looks like.
+    const raised = sqlstate === 'P0001' || sqlstate.startsWith('01') || sqlstate === '00000';
     let changed = false;
     const out: Array<[string, string]> = [];
     for (const [k, v] of fields) {
       let value = v;
       if (touches) {
         if (k === 'M') {
-          // A message raised by user code (RAISE) is itself data; others quote values in "...".
-          value = sqlstate === 'P0001' || type === T.Notice ? 'jitgate: message hidden, the statement reads masked data' : hideQuotedValues(v);
+          if (raised || !quotesOnlyStatement(v, statement)) value = 'jitgate: message hidden, the statement reads masked data';
         } else if (k === 'D') value = 'jitgate: detail hidden, the statement reads masked data';
-        else if (k === 'W' || k === 'q') {
+        else if (k === 'H') {
+          if (!isFixedHint(v)) value = 'jitgate: hint hidden, the statement reads masked data';
+        } else if (k === 'W' || k === 'q' || k === 'p') {
+          // Context and internal queries can quote values; the position refers to the internal query.
           changed = true;
           continue;
         }
@@ -649,16 +688,6 @@ function fieldsBuffer(type: number, fields: Array<[string, string]>): Buffer {
   const parts = fields.map(([k, v]) => Buffer.from(k + v + '\0', 'utf8'));
   parts.push(Buffer.from([0]));
   return message(type, Buffer.concat(parts));
-}
-
-/** Names PostgreSQL quotes in messages; other quoted spans may be values and are hidden. */
-const NAME_WORDS = /(relation|column|constraint|table|type|function|operator|schema|index|view|sequence|database|role|cursor|statement|portal|trigger|domain|attribute|extension|collation|publication|subscription|policy|channel|parameter|tablespace|server|user|procedure|aggregate|rule|event|language|prepared statement|savepoint|key|reference|of)\s*$/i;
-
-export function hideQuotedValues(message: string): string {
-  return message.replace(/"((?:[^"]|"")*)"/g, (whole, _inner, offset: number) => {
-    const before = message.slice(Math.max(0, offset - 40), offset);
-    return NAME_WORDS.test(before) ? whole : '"[masked]"';
-  });
 }
 
 // COPY text format: fields separated by the delimiter, special characters backslash-escaped.

@@ -413,6 +413,7 @@ class ClientHandshake {
       onError: (err) => o.log.warn({ err, session: pipeline.id }, 'redis relay error'),
     });
     this.listener.register(pipeline.id, relay, this.raw);
+    pipeline.watchCounters?.(relay.counters);
     relay.start(this.queue.splice(0), Buffer.alloc(0), this.parseError);
   }
 }

@@ -1,0 +1,97 @@
+/**
+ * Which PostgreSQL error and notice texts provably quote nothing but the statement's own text.
+ *
+ * A statement that reads a masked column anywhere (select list, WHERE, a function argument) can make
+ * the server quote a value in its error: `relation "<value>" does not exist` from a regclass cast,
+ * `requested character too large for encoding: <digits>` from chr(), a DETAIL naming a key. Pattern
+ * scrubbing cannot know every such message, so for those statements every text field is replaced,
+ * except a message that matches one of the templates below with each variable part found verbatim
+ * in the statement the client sent (what the client wrote, it already knows). Everything else is
+ * hidden; the SQLSTATE and severity always stay.
+ */
+
+/** Templates of common messages; `%s` is a variable part. No template may end in a bare `%s` run-on. */
+const TEMPLATES = [
+  'syntax error at or near "%s"',
+  'syntax error at end of input',
+  'column "%s" does not exist',
+  'column %s does not exist',
+  'column "%s" of relation "%s" does not exist',
+  'relation "%s" does not exist',
+  'schema "%s" does not exist',
+  'function %s does not exist',
+  'column reference "%s" is ambiguous',
+  'missing FROM-clause entry for table "%s"',
+  'permission denied for table %s',
+  'permission denied for view %s',
+  'permission denied for schema %s',
+  'permission denied for sequence %s',
+  'permission denied for function %s',
+  'division by zero',
+  'integer out of range',
+  'bigint out of range',
+  'smallint out of range',
+  'numeric field overflow',
+  'current transaction is aborted, commands ignored until end of transaction block',
+  'canceling statement due to user request',
+  'canceling statement due to statement timeout',
+  'canceling statement due to lock timeout',
+  'could not serialize access due to concurrent update',
+  'could not serialize access due to read/write dependencies among transactions',
+  'deadlock detected',
+  'there is no transaction in progress',
+  'there is already a transaction in progress',
+  'cursor "%s" does not exist',
+  'prepared statement "%s" does not exist',
+  'prepared statement "%s" already exists',
+  'portal "%s" does not exist',
+  'table "%s" does not exist, skipping',
+  'relation "%s" already exists',
+  'relation "%s" already exists, skipping',
+  'subquery in FROM must have an alias',
+  'more than one row returned by a subquery used as an expression',
+  'aggregate functions are not allowed in WHERE',
+  'set-returning functions are not allowed in WHERE',
+  'argument of WHERE must be type boolean, not type %s',
+  'each UNION query must have the same number of columns',
+  'INSERT has more expressions than target columns',
+  'INSERT has more target columns than expressions',
+  'duplicate key value violates unique constraint "%s"',
+  'null value in column "%s" of relation "%s" violates not-null constraint',
+  'new row for relation "%s" violates check constraint "%s"',
+  'insert or update on table "%s" violates foreign key constraint "%s"',
+  'update or delete on table "%s" violates foreign key constraint "%s" on table "%s"',
+];
+
+/** Hints that are fixed texts. */
+const FIXED_HINTS = new Set([
+  'No function matches the given name and argument types. You might need to add explicit type casts.',
+  'No operator matches the given name and argument types. You might need to add explicit type casts.',
+  'Could not choose a best candidate function. You might need to add explicit type casts.',
+  'Could not choose a best candidate operator. You might need to add explicit type casts.',
+]);
+
+const COMPILED = TEMPLATES.map((t) => new RegExp('^' + t.split('%s').map(escapeRegExp).join('(.+?)') + '$', 's'));
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Whether `message` matches a template whose every variable part appears in `statement` (case-
+ * insensitive). A message quoting a value the statement only read is never kept.
+ */
+export function quotesOnlyStatement(message: string, statement: string | undefined): boolean {
+  const haystack = statement?.toLowerCase() ?? '';
+  for (const re of COMPILED) {
+    const m = re.exec(message);
+    if (!m) continue;
+    if (m.slice(1).every((part) => part !== '' && haystack.includes(part.toLowerCase()))) return true;
+  }
+  return false;
+}
+
+/** A HINT that is one of PostgreSQL's fixed texts (quotes nothing). */
+export function isFixedHint(hint: string): boolean {
+  return FIXED_HINTS.has(hint);
+}
