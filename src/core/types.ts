@@ -57,6 +57,11 @@ export interface Statement {
   name?: string;
   /** source 'command' (Redis): the command's arguments, decoded as UTF-8; `text` is its display form. */
   argv?: readonly string[];
+  /**
+   * MySQL: how the backend reads the text (MariaDB or MySQL, its version, sql_mode quoting), so the
+   * analysis reads it the same way (executable comments, string escapes). Absent: every reading.
+   */
+  dialect?: { mariadb: boolean; version: number; noBackslashEscapes: boolean; ansiQuotes?: boolean };
 }
 
 export type Effect = 'allow' | 'deny' | 'review';

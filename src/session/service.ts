@@ -133,7 +133,7 @@ export class SessionService {
         // Redis commands are checked by name, category and key (the relay passes the arguments).
         const redis = statement.source === 'command';
         // Each SQL protocol's statements are read with its own dialect's grammar.
-        const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text) : analysePostgresCached(statement.text);
+        const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
         const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
         // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
         if (verdict.effect !== 'allow' || reviewRules.length === 0) return verdict;

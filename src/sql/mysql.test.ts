@@ -41,3 +41,83 @@ describe('MySQL statement analysis', () => {
     expect(plainSelect('SELECT a FROM t UNION SELECT b FROM u')).toBeUndefined();
   });
 });
+
+const MARIADB = { mariadb: true, version: 101106, noBackslashEscapes: false };
+
+describe('MySQL statements as the server reads them', () => {
+  it('expands executable comments as MariaDB runs them (version-gated by the backend version)', () => {
+    const kinds = (sql: string, d = MARIADB) => {
+      const r = analyseMysql(sql, d);
+      return r.ok ? r.statements.map((s) => s.text) : r.error;
+    };
+    expect(kinds('/*!DROP TABLE victim*/')).toEqual(['DROP TABLE victim']);
+    expect(kinds('/*M!DELETE FROM notes*/')).toEqual(['DELETE FROM notes']);
+    expect(kinds('SELECT 1 /*!40101 , 2 */')).toEqual(['SELECT 1   , 2']);
+    expect(kinds('SELECT 1 /*M!100101 , 2 */')).toEqual(['SELECT 1   , 2']);
+    // Future versions, and MySQL 5.7+ gates MariaDB ignores, are comments.
+    expect(kinds('SELECT 1 /*!999999 , 2 */')).toEqual(['SELECT 1']);
+    expect(kinds('SELECT 1 /*!80000 , 2 */')).toEqual(['SELECT 1']);
+    expect(kinds('SELECT 1 /*M!80000 , 2 */')).toEqual(['SELECT 1   , 2']);
+    // MySQL runs /*!80000 */ but knows no /*M!.
+    expect(kinds('SELECT 1 /*!80000 , 2 */', { mariadb: false, version: 80036, noBackslashEscapes: false })).toEqual(['SELECT 1   , 2']);
+    expect(kinds('SELECT 1 /*M! , 2 */', { mariadb: false, version: 80036, noBackslashEscapes: false })).toEqual(['SELECT 1']);
+    // Without a known server every reading counts.
+    const unknown = analyseMysql('SELECT 1 /*!100500 , 2 */');
+    expect(unknown.ok && unknown.statements.map((s) => s.text)).toEqual(expect.arrayContaining(['SELECT 1', 'SELECT 1   , 2']));
+    // A comment inside an executable one is not guessed at.
+    expect(analyseMysql('SELECT 1 /*! , 2 /* x */ */', MARIADB).ok).toBe(false);
+  });
+
+  it('reads comments, dashes and string escapes as the server does', () => {
+    const r = analyseMysql('SELECT 0--card FROM customers', MARIADB);
+    expect(r.ok && r.statements[0]!.columns).toEqual(['card']);
+    const s = analyseMysql("SELECT 'it\\'s', email FROM customers # note\n", MARIADB);
+    expect(s.ok && s.statements[0]!.columns).toEqual(['email']);
+    // NO_BACKSLASH_ESCAPES: the same text is an unterminated string.
+    expect(analyseMysql("SELECT 'it\\'s', email FROM customers", { ...MARIADB, noBackslashEscapes: true }).ok).toBe(false);
+    // A text that changes sql_mode is read both ways.
+    expect(analyseMysql("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\', email FROM t", MARIADB).ok).toBe(false);
+  });
+
+  it('analyses prepared texts as the statements they are, and refuses texts it cannot see', () => {
+    const r = analyseMysql("PREPARE s FROM 'SELECT CONCAT(password_hash, \\'\\') FROM customers'", MARIADB);
+    expect(r.ok && r.statements.map((x) => [x.kind, x.prepares, x.columns])).toEqual([
+      ['other', 's', []],
+      ['select', undefined, ['password_hash']],
+    ]);
+    expect(analyseMysql('PREPARE s FROM @q', MARIADB).ok).toBe(false);
+    expect(analyseMysql("EXECUTE IMMEDIATE CONCAT('DROP ', 'TABLE x')", MARIADB).ok).toBe(false);
+    const e = analyseMysql('EXECUTE s USING @a, 1', MARIADB);
+    expect(e.ok && e.statements[0]!.executes).toBe('s');
+    expect(analyseMysql('EXECUTE s USING (SELECT password_hash FROM customers)', MARIADB).ok).toBe(false);
+  });
+
+  it('knows statements the grammar lacks, routines, variables and what reveals credentials', () => {
+    const one = (sql: string) => {
+      const r = analyseMysql(sql, MARIADB);
+      if (!r.ok) throw new Error(r.error);
+      return r.statements[0]!;
+    };
+    expect(one('SHOW WARNINGS')).toMatchObject({ kind: 'show', showsWarnings: true });
+    expect(one("SHOW VARIABLES LIKE 'char%'")).toMatchObject({ kind: 'show', readOnly: true });
+    expect(one('SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci')).toMatchObject({ kind: 'set', settings: ['names'] });
+    expect(one('KILL QUERY 12')).toMatchObject({ kind: 'other' });
+    expect(one("SHOW FULL COLUMNS FROM `customers` FROM `app` LIKE '%'")).toMatchObject({ kind: 'show', tablesRead: ['app.customers'] });
+    expect(one('SELECT HEX(email_of(3))')).toMatchObject({ routines: ['email_of'] });
+    expect(one('SELECT app.hash_of(1)')).toMatchObject({ routines: ['app.hash_of'] });
+    expect(one('CALL get_hash(2)')).toMatchObject({ kind: 'call', routines: ['get_hash'] });
+    expect(one('SELECT @x := password_hash FROM customers')).toMatchObject({ assignsVariables: true });
+    expect(one('SET @y = (SELECT password_hash FROM customers)')).toMatchObject({ assignsVariables: true });
+    expect(one('SELECT email FROM customers INTO @e')).toMatchObject({ assignsVariables: true });
+    expect(one('SELECT UPPER(name) FROM customers')).toMatchObject({ assignsVariables: false, routines: [] });
+    for (const sql of ['SHOW PROCESSLIST', 'SHOW FULL PROCESSLIST', 'SHOW GRANTS', "SHOW GRANTS FOR 'gw'@'%'", "SHOW CREATE USER 'gw'", 'SHOW ENGINE INNODB STATUS', 'SELECT authentication_string FROM mysql.user', 'SELECT * FROM mysql.global_priv', 'SELECT info FROM information_schema.PROCESSLIST', 'SELECT * FROM performance_schema.events_statements_current', 'USE mysql']) {
+      expect(one(sql).sensitive, sql).toBeTruthy();
+    }
+  });
+
+  it('a star over CTEs of clear columns refers to no masked column; COUNT shows no value', () => {
+    const r = analyseMysql('WITH c AS (SELECT id, name FROM customers) SELECT * FROM c', MARIADB);
+    expect(r.ok && r.statements[0]!.columns).toEqual(['id', 'name']);
+    expect(plainSelect('SELECT COUNT(email), id FROM customers')).toEqual({ tables: ['customers'], outputs: [[], ['id']] });
+  });
+});
