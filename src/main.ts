@@ -133,7 +133,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     store.close();
   };
   try {
-    const orphans = store.closeOrphanSessions(now(), 'gateway_shutdown');
+    // Sessions an earlier process left open ended with it; recording recovery below restores their
+    // real end time and counters from their recordings.
+    const orphans = store.closeOrphanSessions(now(), 'gateway_crashed');
     if (orphans > 0) log.warn({ sessions: orphans }, 'closed sessions left open by an earlier gateway process');
 
     const targets = await resolveTargets(config, store, options.env ?? process.env);
@@ -164,7 +166,15 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       tokenTtlMs: config.auth.tokenTtlMs,
     }));
     accessService.start();
-    const recorder = (recording = startRecording({ config, db: store.database, clock, log, grants: accessService, accessEvents: accessService.events }));
+    const recorder = (recording = startRecording({
+      config,
+      db: store.database,
+      clock,
+      log,
+      grants: accessService,
+      sessions: { recoverCrashed: (id, endedAt, counters) => store.recoverCrashedSession(id, endedAt, counters) },
+      accessEvents: accessService.events,
+    }));
     notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
     notifier.attach(accessService.events);
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
