@@ -3,7 +3,8 @@
  *
  *  - the gateway is killed with SIGKILL while a statement is in flight: the recording keeps every
  *    statement before it (with its results), the next gateway closes the recording with the digest
- *    of its last intact event and audits that, and both chains verify;
+ *    of its last intact event and audits that, ends the session as `gateway_crashed` at its last
+ *    event with the counters its recording holds, and both chains verify;
  *  - retention on the gateway's clock deletes expired recordings (and audits each deletion) while
  *    a legal hold placed with `jitgate sessions hold` protects one.
  */
@@ -66,7 +67,21 @@ connections:
     const c = new pg.Client({ host: '127.0.0.1', port: Number(postgres.slice(postgres.lastIndexOf(':') + 1)), user: 'alice', database: 'app', password: token });
     c.on('error', () => undefined);
     await c.connect();
-    for (let i = 1; i <= 3; i++) expect((await c.query(`select ${i} as n, repeat('x', 10) as pad`)).rows[0].n).toBe(i);
+    // At least three statements, and until the recording holds a snapshot of the byte counters past
+    // the first round trip (it takes one a second at most): bounded in count.
+    const recorded = () => filesUnder(join(dir, 'data', 'recordings'))[0];
+    const snapshotted = () => {
+      const f = recorded();
+      return f !== undefined && readRecording(f).events.some((e) => ((e.data.ready as { bytes?: number[] } | undefined)?.bytes?.[1] ?? 0) > 0);
+    };
+    let n = 0;
+    while (n < 3 || !snapshotted()) {
+      if (n >= 200) throw new Error('no byte counter snapshot in the recording after 200 statements');
+      n++;
+      expect((await c.query(`select ${n} as n, repeat('x', 10) as pad`)).rows[0].n).toBe(n);
+      if (n >= 3) await new Promise((r) => setTimeout(r, 20));
+    }
+    const done = Array.from({ length: n }, (_, i) => i + 1);
     const inFlight = c.query('select pg_sleep(30)').catch((e: Error) => e);
     await new Promise((r) => setTimeout(r, 300));
 
@@ -84,21 +99,28 @@ connections:
     const left = readRecording(file!);
     expect(left.intact).toBe(true);
     const statements = left.events.filter((e) => e.type === 'statement').map((e) => e.data.text);
-    expect(statements.slice(0, 3)).toEqual([1, 2, 3].map((i) => `select ${i} as n, repeat('x', 10) as pad`));
-    expect(statements.length).toBeLessThanOrEqual(4); // at most the one in flight besides
+    expect(statements.slice(0, n)).toEqual(done.map((i) => `select ${i} as n, repeat('x', 10) as pad`));
+    expect(statements.length).toBeLessThanOrEqual(n + 1); // at most the one in flight besides
     // Every statement before the one in flight is there with its result and its boundary.
     const results = left.events.filter((e) => e.type === 'result');
     expect(results.map((e) => [e.data.tag, e.data.rows, e.data.ready !== undefined])).toEqual(
-      [1, 2, 3].map((i) => ['SELECT 1', [[String(i), 'xxxxxxxxxx']], true]),
+      done.map((i) => ['SELECT 1', [[String(i), 'xxxxxxxxxx']], true]),
     );
 
     const config = await loadConfig(configPath);
     const next = await startGateway(config, { env, logger: createLogger({ level: 'silent' }) });
     try {
       const [session] = next.recording.repo.search({});
-      expect(session!.recording).toMatchObject({ state: 'failed', endReason: 'gateway_shutdown', events: left.events.length, digest: left.events.at(-1)!.h });
+      const lastAt = left.events.at(-1)!.at;
+      expect(session!.recording).toMatchObject({ state: 'failed', endReason: 'gateway_crashed', endedAt: lastAt, events: left.events.length, digest: left.events.at(-1)!.h });
+      // The session itself: ended by the crash when its last event happened (not at the restart, not
+      // as a clean stop), with the statements its recording holds and the bytes of its last snapshot.
+      const [row] = next.store.listSessions();
+      expect(row).toMatchObject({ endReason: 'gateway_crashed', endedAt: lastAt, statements: statements.length });
+      expect(row!.bytesFromClient).toBeGreaterThan(0);
+      expect(row!.bytesToClient).toBeGreaterThan(0);
       const ended = next.audit.about(session!.id).find((e) => e.type === 'session.ended')!;
-      expect(ended.data).toMatchObject({ recovered: true, recording: { digest: left.events.at(-1)!.h, events: left.events.length } });
+      expect(ended.data).toMatchObject({ reason: 'gateway_crashed', recovered: true, statements: statements.length, recording: { digest: left.events.at(-1)!.h, events: left.events.length } });
 
       const replay = await cli(['replay', session!.id, '--config', configPath]);
       expect(replay.code).toBe(0);
@@ -106,7 +128,8 @@ connections:
       const verify = await cli(['audit', 'verify', '--recordings', '--config', configPath]);
       expect(verify.err).toBe('');
       expect(verify.code).toBe(0);
-      expect(verify.out).toMatch(/^audit log verified: 2 entries .*\nrecordings verified: 1, each chain intact/s);
+      // The admin-issued grant, the session start, its end as recovered.
+      expect(verify.out).toMatch(/^audit log verified: 3 entries .*\nrecordings verified: 1, each chain intact/s);
     } finally {
       await next.close();
     }

@@ -136,6 +136,11 @@ export interface MessageData {
 export interface ReadyData {
   /** Time since the first statement of this round trip, when there was one. */
   ms?: number;
+  /**
+   * The session's bytes so far [from the client, to the client], at most once a second: what crash
+   * recovery restores when the session could not end properly.
+   */
+  bytes?: [fromClient: number, toClient: number];
 }
 
 export interface KillData {

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import type { AuditAppender } from '../audit/log.js';
 import { policyFor, type RecordingConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
-import type { Decision, Grant, SessionPipeline } from '../core/types.js';
+import type { Decision, Grant, SessionCounters, SessionPipeline } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { SessionStartData } from './events.js';
 import type { ReadResult, RecordedEvent } from './file-recorder.js';
@@ -41,6 +41,8 @@ export interface RecordingServiceOptions {
   log: Logger;
   /** Finds the grant a session rests on (for the session start event). */
   grants?: { grantForToken(tokenId: string): SessionGrant | undefined };
+  /** Corrects the store's row of a session a crash ended, from what its recording holds. */
+  sessions?: { recoverCrashed(sessionId: string, endedAt: number, counters: SessionCounters): void };
 }
 
 /** Ends a live session (the protocol listener's kill). */
@@ -316,7 +318,10 @@ export class RecordingService {
 
   /**
    * Recordings left open by a crash (kill -9, power loss): their files hold every checkpointed
-   * event; close their index rows with the digest of the last intact event and audit the end.
+   * event; close their index rows with the digest of the last intact event and audit the end. The
+   * session ends when its last recorded event happened, as `gateway_crashed`, with the statements
+   * its recording holds and the bytes of its last counter snapshot (so it does not read as a clean
+   * stop at restart time with nothing done).
    */
   recoverOrphans(): number {
     let recovered = 0;
@@ -330,29 +335,35 @@ export class RecordingService {
       }
       const intact = read ? (read.intact ? read.events : read.events.slice(0, read.brokenAt)) : [];
       const last = intact.at(-1);
-      const rowsRecorded = intact.filter((e) => e.type === 'rows').reduce((n, e) => n + ((e.data.rows as unknown[]).length ?? 0), 0);
-      const endedAt = this.o.clock.now();
+      const found = countersFrom(intact);
+      const endedAt = last?.at ?? row.startedAt;
       const error = 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
       this.o.repo.finish({
         sessionId: row.sessionId,
         endedAt,
-        endReason: 'gateway_shutdown',
+        endReason: 'gateway_crashed',
         state: 'failed',
         events: intact.length,
         digest: last?.h ?? null,
         bytes: row.location ? (this.o.sink.size(row.location) ?? null) : null,
-        rowsRecorded,
-        truncated: intact.some((e) => e.type === 'complete' && e.data.truncated !== undefined),
+        rowsRecorded: found.rowsRecorded,
+        truncated: found.truncated,
         error,
       });
+      try {
+        this.o.sessions?.recoverCrashed(row.sessionId, endedAt, found.counters);
+      } catch (err) {
+        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the counters of a session a crash ended');
+      }
       this.auditSafely({
         type: 'session.ended',
         actor: row.user,
         subject: row.sessionId,
         data: {
           connection: row.connection,
-          reason: 'gateway_shutdown',
+          reason: 'gateway_crashed',
           recovered: true,
+          ...found.counters,
           recording: { state: 'failed', digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
         },
       });
@@ -448,4 +459,25 @@ export class RecordingService {
       return undefined;
     }
   }
+}
+
+/**
+ * What a crashed session's recording says about it: statements (one event each), the last byte
+ * counter snapshot (see COUNTERS_EVERY_MS in ./session-recorder.ts), rows recorded and truncation.
+ */
+export function countersFrom(events: readonly RecordedEvent[]): { counters: SessionCounters; rowsRecorded: number; truncated: boolean } {
+  let statements = 0;
+  let rowsRecorded = 0;
+  let truncated = false;
+  let bytes: [number, number] | undefined;
+  for (const e of events) {
+    const d = e.data;
+    if (e.type === 'statement') statements++;
+    else if (e.type === 'rows' || e.type === 'result') rowsRecorded += Array.isArray(d.rows) ? d.rows.length : 0;
+    else if (e.type === 'copy') rowsRecorded += Array.isArray(d.data) ? d.data.length : 0;
+    if (d.truncated !== undefined && (e.type === 'complete' || e.type === 'result' || e.type === 'error')) truncated = true;
+    const snapshot = e.type === 'ready' ? d.bytes : (d.ready as { bytes?: unknown } | undefined)?.bytes;
+    if (Array.isArray(snapshot) && typeof snapshot[0] === 'number' && typeof snapshot[1] === 'number') bytes = [snapshot[0], snapshot[1]];
+  }
+  return { counters: { statements, bytesFromClient: bytes?.[0] ?? 0, bytesToClient: bytes?.[1] ?? 0 }, rowsRecorded, truncated };
 }

@@ -14,12 +14,19 @@
  */
 import type { RecordingLimits, RecordingMode } from '../config/recording.js';
 import type { BoundParameters, Decision, PendingDecision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
-import type { BindData, ColumnsData, DecisionData, RowsData, StatementData } from './events.js';
+import type { BindData, ColumnsData, DecisionData, ReadyData, RowsData, StatementData } from './events.js';
 import type { RecordedEvent } from './file-recorder.js';
 import { redactStatement } from './redact.js';
 import type { RecordingWriter } from './sink.js';
 
 export const RECORDING_UNAVAILABLE = 'recording_unavailable';
+
+/**
+ * Least time between two snapshots of the session's byte counters in the recording (folded into a
+ * `ready` event): what a crash can make the recovered byte counts lag by, for one comparison per
+ * statement boundary.
+ */
+const COUNTERS_EVERY_MS = 1000;
 
 /** Rows per `rows` event, and the most characters one batch holds before it is written anyway. */
 const ROW_BATCH = 100;
@@ -95,6 +102,9 @@ export class SessionRecorder {
   /** When the first statement since the last ReadyForQuery arrived. */
   private roundTripStart: number | undefined;
   private readonly listeners = new Set<(event: RecordedEvent) => void>();
+  /** The relay's live counters (when it hands them over), and when they were last snapshotted. */
+  private liveCounters: Readonly<SessionCounters> | undefined;
+  private countersAt = -Infinity;
   private ended = false;
   private readonly hooks: RecorderHooks;
 
@@ -147,6 +157,10 @@ export class SessionRecorder {
       end: (reason, counters) => {
         inner.end(reason, counters);
         onEnd(this.end(reason, counters));
+      },
+      watchCounters: (counters) => {
+        this.liveCounters = counters;
+        inner.watchCounters?.(counters);
       },
       ...(observer ? { observer } : {}),
       ...(inner.masking ? { masking: inner.masking } : {}),
@@ -330,12 +344,19 @@ export class SessionRecorder {
         this.flushRows();
         const start = this.roundTripStart;
         this.roundTripStart = undefined;
-        const ready = start === undefined ? {} : { ms: this.o.now() - start };
+        const now = this.o.now();
+        const ready: ReadyData = start === undefined ? {} : { ms: now - start };
+        // Now and then the byte counters, so crash recovery finds them (statements it counts itself).
+        const counters = this.liveCounters;
+        if (counters && now - this.countersAt >= COUNTERS_EVERY_MS) {
+          this.countersAt = now;
+          ready.bytes = [counters.bytesFromClient, counters.bytesToClient];
+        }
         if (this.pending) {
           this.pending.data.ready = ready;
           this.flushPending();
         } else {
-          this.append('ready', ready);
+          this.append('ready', ready as Record<string, unknown>);
         }
         this.checkpoint();
         return;

@@ -33,6 +33,8 @@ export interface StartRecordingOptions {
   clock: Clock;
   log: Logger;
   grants?: RecordingServiceOptions['grants'];
+  /** Where the sessions a crash ended get their real end and counters back. */
+  sessions?: RecordingServiceOptions['sessions'];
   accessEvents?: AccessEvents;
 }
 
@@ -46,7 +48,16 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   const checkpoints = new CheckpointJob({ audit, signer, clock: o.clock, intervalMs: auditConfig.checkpointIntervalMs, log });
   const repo = new RecordingRepository(o.db);
   const sink = new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs });
-  const service = new RecordingService({ config: recordingConfig, sink, repo, audit, clock: o.clock, log, ...(o.grants ? { grants: o.grants } : {}) });
+  const service = new RecordingService({
+    config: recordingConfig,
+    sink,
+    repo,
+    audit,
+    clock: o.clock,
+    log,
+    ...(o.grants ? { grants: o.grants } : {}),
+    ...(o.sessions ? { sessions: o.sessions } : {}),
+  });
   service.recoverOrphans();
   const retention = new RetentionJob({ config: recordingConfig, repo, sink, audit, clock: o.clock, log });
   const unsubscribe = o.accessEvents ? auditAccessEvents(o.accessEvents, audit, log) : () => undefined;

@@ -146,6 +146,11 @@ export class SqliteStore implements Store {
          WHERE id = @id AND ended_at IS NULL`,
       ),
       closeOrphans: db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`),
+      recoverCrashed: db.prepare(
+        `UPDATE sessions SET ended_at = @endedAt, end_reason = 'gateway_crashed', bytes_from_client = @bytesFromClient,
+           bytes_to_client = @bytesToClient, statements = @statements
+         WHERE id = @id AND (ended_at IS NULL OR end_reason = 'gateway_crashed')`,
+      ),
       listSessions: db.prepare(
         `SELECT * FROM sessions
          WHERE (@user IS NULL OR user = @user)
@@ -212,6 +217,10 @@ export class SqliteStore implements Store {
 
   closeOrphanSessions(endedAt: number, reason: SessionEndReason): number {
     return this.stmts.closeOrphans.run(endedAt, reason).changes;
+  }
+
+  recoverCrashedSession(id: string, endedAt: number, counters: SessionCounters): void {
+    this.stmts.recoverCrashed.run({ id, endedAt, ...counters });
   }
 
   listSessions(filter: SessionFilter = {}): SessionRow[] {

@@ -63,6 +63,11 @@ export interface Store {
   endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
   /** Sessions that never ended (e.g. after a crash) are closed with this reason at startup. */
   closeOrphanSessions(endedAt: number, reason: SessionEndReason): number;
+  /**
+   * A session a crash ended (closed by closeOrphanSessions as `gateway_crashed`, or still open):
+   * its real end and counters, as recovered from its recording.
+   */
+  recoverCrashedSession(id: string, endedAt: number, counters: SessionCounters): void;
   listSessions(filter?: SessionFilter): SessionRow[];
 
   /** The SCRAM salt shared by all tokens of one user on one connection (created on first use). */
