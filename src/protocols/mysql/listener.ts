@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
+import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import type { BackendRequest, SessionInfo } from '../postgres/listener.js';
 import { connectMysqlBackend, prepareSession, runOnBackend, type MysqlBackendSession } from './backend.js';
@@ -201,10 +202,10 @@ export class MysqlListener {
       if (auth.reason === 'method_unavailable') {
         throw new GatewayError('auth_method_rejected', 'Authentication requires a secure connection: the first login with a token needs TLS (mysql: --ssl)');
       }
-      throw new GatewayError('auth_failed', `Access denied for user '${user}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`);
+      throw new GatewayError('auth_failed', `Access denied for user '${echo(user)}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`);
     }
     const target = this.options.resolveTarget(connection);
-    if (!target) throw new GatewayError('unknown_connection', `Unknown database '${connection}': no MySQL connection of that name`);
+    if (!target) throw new GatewayError('unknown_connection', `Unknown database '${echo(connection)}': no MySQL connection of that name`);
 
     const info: SessionInfo = {
       user,

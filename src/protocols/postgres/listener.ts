@@ -8,6 +8,7 @@ import { randomInt } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
+import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError } from './codec.js';
@@ -224,10 +225,10 @@ export class PostgresListener {
       if (auth.reason === 'method_unavailable') {
         throw new GatewayError('auth_method_rejected', 'no authentication method is available without TLS; use sslmode=require');
       }
-      throw new GatewayError('auth_failed', `password authentication failed for user "${user}"`);
+      throw new GatewayError('auth_failed', `password authentication failed for user "${echo(user)}"`);
     }
     const target = this.options.resolveTarget(connection);
-    if (!target) throw new GatewayError('unknown_connection', `connection "${connection}" does not exist`);
+    if (!target) throw new GatewayError('unknown_connection', `connection "${echo(connection)}" does not exist`);
 
     const pipeline = this.options.openSession({
       user,

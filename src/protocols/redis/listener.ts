@@ -17,6 +17,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
+import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { RedisRelay, type ReplyMasker } from './relay.js';
@@ -342,7 +343,7 @@ class ClientHandshake {
     }
     const target = o.resolveTarget(connection);
     if (!target) {
-      this.send(errorReply(`WRONGPASS jitgate: no Redis connection named "${connection}"`));
+      this.send(errorReply(`WRONGPASS jitgate: no Redis connection named "${echo(connection)}"`));
       return;
     }
     if (this.listener.shuttingDown) {
@@ -423,7 +424,7 @@ export function parseUserName(name: string, connections: readonly string[]): { u
   const at = name.lastIndexOf('@');
   if (at > 0 && connections.includes(name.slice(at + 1))) return { user: name.slice(0, at), connection: name.slice(at + 1) };
   if (connections.length === 1 && name !== '' && name !== 'default') return { user: name, connection: connections[0]! };
-  if (at > 0) return { error: `no Redis connection named "${name.slice(at + 1)}"` };
+  if (at > 0) return { error: `no Redis connection named "${echo(name.slice(at + 1))}"` };
   return { error: 'name the connection in the user name: AUTH <user>@<connection> <token>' };
 }
 
