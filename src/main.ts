@@ -349,6 +349,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       secretNames: () => new SecretStore(store, { env }).list(),
       postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
       tlsRequired: config.tls.required,
+      httpAddress: () => http?.address,
       log,
       now,
     }));
@@ -383,6 +384,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       host: config.listeners.http.host,
       port: config.listeners.http.port,
       metrics,
+      metricsAccess:
+        config.metrics.auth === 'none'
+          ? { auth: 'none' }
+          : { auth: 'token', token: config.metrics.token === undefined ? undefined : await resolveSecretRef(config.metrics.token, { secretStore: new SecretStore(store, { env }), env }) },
       logger: log,
       ready: () => {
         const reasons: string[] = [];
@@ -396,7 +401,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     await identity.listening(http.address);
     // Held clients are told where to approve: the console's page of the review.
-    reviewService.setConsoleBase(http.address);
+    reviewService.setConsoleBase(config.listeners.http.publicUrl ?? http.address);
     publishReviewEvents(reviewService, api.live);
 
     let closing: Promise<void> | undefined;

@@ -14,7 +14,13 @@
  * SameSite=Strict, only sent to /api/auth/browser), a CSRF token (readable by the page's script,
  * SameSite=Strict) and, during a sign-in, the login id (binds the IdP's answer to this browser).
  * All are Secure, with __Host-/__Secure- names, except in development mode on a plain-HTTP
- * loopback address, where browsers would not keep a Secure cookie.
+ * loopback address, where browsers would not keep a Secure cookie. Outside development mode only the
+ * prefixed names count: a plain `jitgate_session` could be planted by a sibling subdomain (cookie
+ * tossing), which the prefixes rule out.
+ *
+ * The IdP's redirect_uri is built from the gateway's public URL (`listeners.http.publicUrl`), or in
+ * development mode from the listener's own address; never from the request's Host header, which the
+ * client chooses. After signing in the browser goes back only to a path on this gateway (./return-to.ts).
  *
  * CSRF: every state-changing request authenticated by cookie must carry `X-CSRF-Token` equal to the
  * CSRF cookie (double submit; another site can neither read the cookie nor set the header) and, when
@@ -27,6 +33,7 @@ import { LoginError } from '../identity/logins.js';
 import { SessionError, type SessionPair } from '../identity/sessions.js';
 import { IdentityUnavailable } from '../identity/oidc.js';
 import type { Logger } from '../obs/log.js';
+import { safeReturnTo } from './return-to.js';
 import { HttpError, type Authenticator, type Router } from './router.js';
 
 export const CALLBACK_PATH = '/api/auth/browser/callback';
@@ -49,6 +56,8 @@ export interface BrowserAuthOptions {
   identity: IdentityService;
   /** Development mode: plain-HTTP loopback may use cookies without Secure. */
   development: boolean;
+  /** The gateway as browsers reach it (scheme://host[:port]); undefined: not configured. */
+  publicOrigin: () => string | undefined;
   log: Logger;
   now: () => number;
 }
@@ -75,6 +84,10 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
     `${BROWSER_PATH}/login`,
     async (ctx) => {
       const returnTo = safeReturnTo(ctx.query.get('returnTo'));
+      const origin = o.publicOrigin();
+      if (origin === undefined) {
+        return signInFailed(ctx.res, "browser sign-in needs the gateway's public URL: set listeners.http.publicUrl in the configuration");
+      }
       const issuer = ctx.query.get('issuer') ?? undefined;
       const now = o.now();
       for (const [id, p] of pending) if (p.expiresAt <= now) pending.delete(id);
@@ -86,7 +99,7 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
         start = await identity.logins.start({
           flow: 'pkce',
           ...(issuer ? { issuer } : {}),
-          redirectUri: `${originOf(ctx.req)}${CALLBACK_PATH}`,
+          redirectUri: `${origin}${CALLBACK_PATH}`,
           codeChallenge: challenge,
           gatewayRedirect: true,
         });
@@ -151,9 +164,9 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
     `${BROWSER_PATH}/refresh`,
     async (ctx) => {
       const cookies = parseCookies(ctx.req);
-      checkCsrf(ctx.req, cookies);
+      checkCsrf(ctx.req, cookies, o.development);
       const secure = secureCookies(ctx.req, o.development);
-      const token = cookies[SECURE.refresh] ?? cookies[PLAIN.refresh];
+      const token = cookieValue(cookies, 'refresh', o.development);
       if (!token) throw new HttpError(401, 'unauthenticated', 'no sign-in to refresh; sign in again');
       let pair: SessionPair;
       try {
@@ -177,9 +190,9 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
     `${BROWSER_PATH}/logout`,
     (ctx) => {
       const cookies = parseCookies(ctx.req);
-      checkCsrf(ctx.req, cookies);
+      checkCsrf(ctx.req, cookies, o.development);
       const secure = secureCookies(ctx.req, o.development);
-      const tokens = [cookies[SECURE.session], cookies[PLAIN.session], cookies[SECURE.refresh], cookies[PLAIN.refresh]].filter((t): t is string => !!t);
+      const tokens = [cookieValue(cookies, 'session', o.development), cookieValue(cookies, 'refresh', o.development)].filter((t): t is string => !!t);
       const ended = tokens.map((t) => identity.sessions.logout(t)).some(Boolean);
       ctx.res.setHeader('set-cookie', clearCookies(secure));
       return { loggedOut: ended };
@@ -187,26 +200,31 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
     { auth: 'none', doc: { summary: 'Sign the browser out: ends the gateway session and clears its cookies', roles: ['anyone'] } },
   );
 
-  router.setAuthenticator(cookieAuthenticator(router.getAuthenticator(), identity));
+  router.setAuthenticator(cookieAuthenticator(router.getAuthenticator(), identity, o.development));
 }
 
 /**
  * Wraps the bearer authenticator: without an Authorization header, the session cookie counts, and
  * a state-changing request made with it must pass the CSRF check (fail closed: 403 before anything).
  */
-export function cookieAuthenticator(inner: Authenticator, identity: IdentityService): Authenticator {
+export function cookieAuthenticator(inner: Authenticator, identity: IdentityService, development: boolean): Authenticator {
   return async (req) => {
     if (req.headers.authorization !== undefined) return inner(req);
     const cookies = parseCookies(req);
-    const session = cookies[SECURE.session] ?? cookies[PLAIN.session];
+    const session = cookieValue(cookies, 'session', development);
     if (!session) return null;
-    if (STATE_CHANGING.has(req.method ?? 'GET')) checkCsrf(req, cookies);
+    if (STATE_CHANGING.has(req.method ?? 'GET')) checkCsrf(req, cookies, development);
     if (!session.startsWith('jgs_')) return null;
     return identity.authenticate(session);
   };
 }
 
-function checkCsrf(req: IncomingMessage, cookies: Record<string, string>): void {
+/** A cookie of ours: the prefixed name, or in development mode also the plain one. */
+function cookieValue(cookies: Record<string, string>, which: 'session' | 'csrf' | 'refresh', development: boolean): string | undefined {
+  return cookies[SECURE[which]] ?? (development ? cookies[PLAIN[which]] : undefined);
+}
+
+function checkCsrf(req: IncomingMessage, cookies: Record<string, string>, development: boolean): void {
   const origin = req.headers.origin;
   if (origin !== undefined) {
     let host: string | undefined;
@@ -220,7 +238,7 @@ function checkCsrf(req: IncomingMessage, cookies: Record<string, string>): void 
     const site = req.headers['sec-fetch-site'];
     if (site !== undefined && site !== 'same-origin') throw new HttpError(403, 'csrf_origin', `cross-site request refused (Sec-Fetch-Site ${String(site)})`);
   }
-  const expected = cookies[SECURE.csrf] ?? cookies[PLAIN.csrf];
+  const expected = cookieValue(cookies, 'csrf', development);
   const given = req.headers['x-csrf-token'];
   if (!expected || typeof given !== 'string' || !sameText(expected, given)) {
     throw new HttpError(403, 'csrf_token', 'missing or wrong X-CSRF-Token header (send the jitgate_csrf cookie\'s value)');
@@ -262,23 +280,6 @@ function isLoopback(req: IncomingMessage): boolean {
 /** Secure cookies everywhere except plain-HTTP loopback in development mode. */
 function secureCookies(req: IncomingMessage, development: boolean): boolean {
   return !(development && isLoopback(req) && req.headers['x-forwarded-proto'] !== 'https');
-}
-
-/**
- * This gateway as the browser sees it. The HTTP listener speaks plain HTTP; away from loopback it is
- * meant to sit behind a TLS-terminating proxy, so https unless on loopback (or told otherwise).
- */
-function originOf(req: IncomingMessage): string {
-  const forwarded = req.headers['x-forwarded-proto'];
-  const proto = forwarded === 'https' || forwarded === 'http' ? forwarded : isLoopback(req) ? 'http' : 'https';
-  if (!req.headers.host) throw new HttpError(400, 'invalid_request', 'the request has no Host header');
-  return `${proto}://${req.headers.host}`;
-}
-
-function safeReturnTo(value: string | null): string {
-  // Only a path on this gateway: never another site (open redirect), never `//host`.
-  if (!value || !value.startsWith('/') || value.startsWith('//') || value.startsWith('/\\')) return '/';
-  return value;
 }
 
 function cookie(name: string, value: string, o: { secure: boolean; path: string; sameSite: 'Lax' | 'Strict'; maxAgeS: number; httpOnly?: boolean }): string {

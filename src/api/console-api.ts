@@ -36,6 +36,8 @@ export interface ConsoleApiOptions {
   /** Where native clients connect (the PostgreSQL listener), for the psql command the console shows. */
   postgres: () => { host: string; port: number } | undefined;
   tlsRequired: boolean;
+  /** The HTTP listener's own address once it is up (the public URL in development mode without one). */
+  httpAddress: () => string | undefined;
   /** Where the built console is (default dist/console). */
   consoleDir?: string;
 }
@@ -54,7 +56,14 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
   const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });
   // Real time, not the gateway's clock: a rate is about how fast requests arrive.
   router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter(o.loginRate ?? { burst: 60, perMinute: 60 })));
-  registerBrowserAuth(router, { identity: o.identity, development: o.config.development, log: o.log, now: o.now });
+  registerBrowserAuth(router, {
+    identity: o.identity,
+    development: o.config.development,
+    // Never the request's Host header: the configured public URL, or in development the listener itself.
+    publicOrigin: () => o.config.listeners.http.publicUrl ?? (o.config.development ? o.httpAddress() : undefined),
+    log: o.log,
+    now: o.now,
+  });
 
   router.add(
     'GET',

@@ -84,6 +84,14 @@ describe('startHttpServer', () => {
     expect(res.body).toContain('process_resident_memory_bytes');
   });
 
+  it('refuses /metrics when it wants a token and none is configured (fail closed)', async () => {
+    const { h } = await start(undefined, { metricsAccess: { auth: 'token', token: undefined } });
+    const res = await request(`${h.address}/metrics`);
+    expect(res.status).toBe(403);
+    expect(JSON.parse(res.body)).toMatchObject({ error: 'forbidden', message: expect.stringContaining('set metrics.token') });
+    expect(res.body).not.toContain('jitgate_sessions_total');
+  });
+
   it('answers unknown paths with 404 JSON and wrong methods with 405', async () => {
     const { h } = await start();
     const res = await request(`${h.address}/nope`);

@@ -4,9 +4,10 @@
  *
  *   GET /healthz  200 {"status":"ok"} while the process serves
  *   GET /readyz   200 {"status":"ready"} | 503 {"status":"not_ready","reasons":[...]}
- *   GET /metrics  Prometheus text exposition
+ *   GET /metrics  Prometheus text exposition; open, or only with `Authorization: Bearer <metrics.token>`
  *   anything else 404 {"error":"not_found",...} (405 for a wrong method on a known path)
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../obs/log.js';
@@ -22,6 +23,11 @@ export interface HttpServerOptions {
   host: string;
   port: number;
   metrics: Pick<Metrics, 'render' | 'contentType'>;
+  /**
+   * Who may read /metrics (default: anyone). `token` with no token configured refuses everyone, so
+   * a production gateway never exposes its metrics by accident.
+   */
+  metricsAccess?: { auth: 'none' } | { auth: 'token'; token: string | undefined };
   /** Called on every /readyz; may be async. A throw counts as not ready. */
   ready: () => Readiness | Promise<Readiness>;
   logger: Logger;
@@ -74,7 +80,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
       if (state.ok) sendJson(res, 200, { status: 'ready' });
       else sendJson(res, 503, { status: 'not_ready', reasons: state.reasons });
     },
-    '/metrics': async (_req, res) => {
+    '/metrics': async (req, res) => {
+      const refused = metricsRefusal(options.metricsAccess, req);
+      if (refused) {
+        sendJson(res, refused.status, { error: refused.error, message: refused.message }, refused.status === 401 ? { 'www-authenticate': 'Bearer realm="metrics"' } : {});
+        return;
+      }
       const text = await metrics.render();
       res.writeHead(200, {
         'content-type': metrics.contentType,
@@ -153,6 +164,24 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   return { address, host: bound.address, port: bound.port, server, close };
+}
+
+function metricsRefusal(
+  access: HttpServerOptions['metricsAccess'],
+  req: IncomingMessage,
+): { status: 401 | 403; error: string; message: string } | undefined {
+  if (!access || access.auth === 'none') return undefined;
+  if (access.token === undefined) {
+    return { status: 403, error: 'forbidden', message: 'metrics need a token: set metrics.token (or metrics.auth: none) in the configuration' };
+  }
+  const header = req.headers.authorization ?? '';
+  const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+  // Compare digests: equal length, constant time, whatever was sent.
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  if (given === '' || !timingSafeEqual(digest(given), digest(access.token))) {
+    return { status: 401, error: 'unauthenticated', message: 'metrics need Authorization: Bearer <metrics token>' };
+  }
+  return undefined;
 }
 
 function pathOf(url: string | undefined): string {

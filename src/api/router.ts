@@ -131,7 +131,13 @@ export class Router {
 
   /** Handles the request if a route matches; false lets the caller answer 404. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
-    const url = new URL(req.url ?? '/', 'http://gateway');
+    const url = requestUrl(req.url);
+    if (!url) {
+      // Answered here, once, for every route, mount and static file: a path that does not decode
+      // (`/api/sessions/%ff%fe`) or does not parse (`//`) is the client's mistake, not a 500.
+      sendJson(res, 400, { error: 'invalid_path', message: 'the request path is not a valid percent-encoded URL path' });
+      return true;
+    }
     const mount = this.mounts.find((m) => url.pathname === m.prefix || url.pathname.startsWith(`${m.prefix}/`));
     if (mount) {
       await mount.handler(req, res);
@@ -170,6 +176,18 @@ export class Router {
     }
     return false;
   }
+}
+
+/** The request's URL, or undefined when its path does not parse or its percent-encoding is malformed. */
+function requestUrl(raw: string | undefined): URL | undefined {
+  let url: URL;
+  try {
+    url = new URL(raw ?? '/', 'http://gateway');
+    decodeURIComponent(url.pathname);
+  } catch {
+    return undefined;
+  }
+  return url;
 }
 
 function match(pattern: string[], parts: string[]): Record<string, string> | undefined {

@@ -240,12 +240,32 @@ const webhookSchema = z.strictObject({
   initialBackoff: duration(10, 10 * 60_000).optional(),
 });
 
+/** An http(s) origin (a trailing `/` is fine; no path, query or credentials), kept as its origin. */
+const publicUrl = () =>
+  leaf('an http:// or https:// URL with no path, e.g. https://jitgate.example.com', (v) => {
+    if (typeof v !== 'string') return undefined;
+    try {
+      const u = new URL(v);
+      const bare = u.pathname === '/' && u.search === '' && u.hash === '' && u.username === '' && u.password === '';
+      return (u.protocol === 'http:' || u.protocol === 'https:') && bare ? u.origin : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+
 export const configSchema = z.strictObject({
   development: bool().optional(),
   dataDir: path().optional(),
   listeners: z
     .strictObject({
-      http: listener().optional(),
+      http: z
+        .strictObject({
+          host: host().optional(),
+          port: listenPort().optional(),
+          // The gateway as browsers and IdPs reach it: redirect URIs and links are built from it.
+          publicUrl: publicUrl().optional(),
+        })
+        .optional(),
       postgres: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
       mysql: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
       redis: z.strictObject({ enabled: bool().optional(), host: host().optional(), port: listenPort().optional() }).optional(),
@@ -269,6 +289,8 @@ export const configSchema = z.strictObject({
   reviews: z.array(reviewSchema).optional(),
   agents: agentsSchema.optional(),
   notifications: z.strictObject({ webhooks: z.array(webhookSchema).optional() }).optional(),
+  // /metrics: open (auth: none) or behind a bearer token; default: none in development, token otherwise.
+  metrics: z.strictObject({ auth: oneOf(['none', 'token'] as const).optional(), token: secretRef().optional() }).optional(),
   log: z.strictObject({ level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const).optional() }).optional(),
   shutdown: z.strictObject({ drainTimeout: duration(0, 3_600_000).optional() }).optional(),
 });
@@ -435,12 +457,20 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
     development,
     dataDir,
     listeners: {
-      http: { host: http?.host ?? DEFAULTS.httpListener.host, port: http?.port ?? DEFAULTS.httpListener.port },
+      http: {
+        host: http?.host ?? DEFAULTS.httpListener.host,
+        port: http?.port ?? DEFAULTS.httpListener.port,
+        ...(http?.publicUrl !== undefined ? { publicUrl: http.publicUrl } : {}),
+      },
       ...(pg?.enabled === false
         ? {}
         : { postgres: { host: pg?.host ?? DEFAULTS.postgresListener.host, port: pg?.port ?? DEFAULTS.postgresListener.port } }),
       ...(mysqlOn ? { mysql: { host: my?.host ?? DEFAULTS.mysqlListener.host, port: my?.port ?? DEFAULTS.mysqlListener.port } } : {}),
       ...(redisOn ? { redis: { host: rd?.host ?? DEFAULTS.redisListener.host, port: rd?.port ?? DEFAULTS.redisListener.port } } : {}),
+    },
+    metrics: {
+      auth: file.metrics?.auth ?? (development ? 'none' : 'token'),
+      ...(file.metrics?.token !== undefined ? { token: absoluteFileRef(file.metrics.token, abs) } : {}),
     },
     tls: {
       ...(file.tls?.cert !== undefined ? { cert: abs(file.tls.cert) } : {}),

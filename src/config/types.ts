@@ -111,13 +111,16 @@ export interface GatewayConfig {
   development: boolean;
   dataDir: string;
   listeners: {
-    http: ListenerConfig;
+    /** publicUrl: the gateway's origin as browsers and IdPs reach it (redirect URIs, links). */
+    http: ListenerConfig & { publicUrl?: string };
     postgres?: ListenerConfig;
     /** MySQL/MariaDB clients (protocol 10); on when configured or when a mysql connection exists. */
     mysql?: ListenerConfig;
     /** Redis clients (RESP2/RESP3, TLS or plain on one port); on when configured or when a redis connection exists. */
     redis?: ListenerConfig;
   };
+  /** Who may read /metrics: anyone, or a bearer of the token (refused when none is configured). */
+  metrics: { auth: 'none' | 'token'; token?: SecretRef };
   tls: {
     /** PEM file paths; when absent a self-signed pair is generated under dataDir on first start. */
     cert?: string;

@@ -171,8 +171,12 @@ export interface StatementMaskPlan {
 export interface SessionMasking {
   /** Loads what masking needs (the backend's catalog); a rejection refuses the session (fail closed). */
   prepare(): Promise<void>;
-  /** A refusal when the statement would copy masked data out or cannot be followed; else undefined. */
-  check(statement: Statement): Decision | undefined;
+  /**
+   * A refusal when the statement would copy masked data out or cannot be followed; else undefined.
+   * A promise when masking must first read something (PostgreSQL: validate its catalog); the
+   * statement waits for it.
+   */
+  check(statement: Statement): Decision | Promise<Decision | undefined> | undefined;
   /** One plan per statement of a query string (undefined: unparsable, so every column is masked). */
   plan(text: string): StatementMaskPlan[] | undefined;
   /** The mask of a column the backend attributes to (table OID, attribute number), if any. */

@@ -116,6 +116,7 @@ export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOpt
       postgres: { host: '127.0.0.1', port: pgPort },
     },
     tls: { required: false },
+    metrics: { auth: 'none' },
     auth: {
       postgres: { methods: ['scram-sha-256'] },
       tokenTtlMs: 8 * 3600_000,

@@ -1,13 +1,22 @@
 /**
  * The catalog masking resolves names and OIDs against: every user relation (tables, views,
- * materialized views, foreign and partitioned tables) with its columns and view definitions, and the
- * user-defined functions. Read through a gateway-held administrative connection per backend
- * connection (the stored credential, never the session's): one catalog query at session start,
- * shared by sessions starting at the same moment, so a session's own connection never carries
- * gateway queries that could fail inside the user's transaction or show up in its results.
+ * materialized views, foreign and partitioned tables, sequences, temporary tables of any session)
+ * with its columns and view definitions, the user-defined functions and operators, and which
+ * builtin functions are pure (no side effect). Read through a gateway-held administrative
+ * connection per backend connection (the stored credential, never the session's), so a session's
+ * own connection never carries gateway queries that could fail inside the user's transaction.
+ *
+ * Never stale: every load is answered by a catalog validated by a query that started after the
+ * load was asked for. Validation is a cheap fingerprint of the system catalogs masking reads (row
+ * counts and transaction ids, which every DDL changes); the full catalog is read again only when it
+ * differs. Loads asked for while a validation runs share the next one, so however many sessions
+ * ask, at most one fingerprint query is in flight per backend.
+ *
+ * The administrative connection is checked before use and opened again when it has died (a backend
+ * restart): a query that fails because the connection is gone is retried once on a fresh one.
  */
 import type { BackendTarget } from '../core/types.js';
-import { AdminConnection } from '../protocols/postgres/admin-client.js';
+import { AdminConnection, BackendQueryError, type StatementResult } from '../protocols/postgres/admin-client.js';
 import { buildCatalog, type Catalog, type CatalogRelation } from './lineage.js';
 
 const RELATIONS_SQL = `
@@ -18,7 +27,7 @@ SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind::te
 FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r','v','m','f','p')
+WHERE c.relkind IN ('r','v','m','f','p','S')
   AND n.nspname NOT IN ('pg_catalog','information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
 GROUP BY c.oid, n.nspname, c.relname, c.relkind`;
 
@@ -27,43 +36,100 @@ SELECT DISTINCT n.nspname AS schema, p.proname AS name
 FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname NOT IN ('pg_catalog','information_schema')`;
 
-/** Reads catalogs of one backend connection; loads requested within `maxAgeMs` share one result. */
+/** Builtins every overload of which is immutable or stable: the only ones masked data may reach. */
+const PURE_SQL = `
+SELECT p.proname AS name
+FROM pg_catalog.pg_proc p
+WHERE p.pronamespace IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)
+GROUP BY p.proname
+HAVING bool_and(p.provolatile IN ('i','s'))`;
+
+/**
+ * Operators outside pg_catalog are user code (their functions could do anything). Those spelled
+ * like a builtin (an extension's `=` for its type) are left out: refusing every `=` would refuse
+ * everything; extensions' functions called by name are refused as user functions.
+ */
+const OPERATORS_SQL = `
+SELECT DISTINCT o.oprname AS name FROM pg_catalog.pg_operator o
+WHERE o.oprnamespace <> 'pg_catalog'::regnamespace
+  AND o.oprname NOT IN (SELECT b.oprname FROM pg_catalog.pg_operator b WHERE b.oprnamespace = 'pg_catalog'::regnamespace)`;
+
+/**
+ * Changes with every DDL that masking cares about: a row added, removed or rewritten in any of these
+ * catalogs changes its count or the sum of its rows' xmin. (Statistics updates are in place and do
+ * not change xmin, so ANALYZE and VACUUM do not cause a re-read.)
+ */
+const FINGERPRINT_SQL = `SELECT concat_ws('/', ${['pg_class', 'pg_attribute', 'pg_rewrite', 'pg_namespace', 'pg_proc', 'pg_inherits', 'pg_operator']
+  .map((t) => `(SELECT count(*) || ':' || coalesce(sum(xmin::text::int8), 0) FROM pg_catalog.${t})`)
+  .join(', ')}) AS fingerprint`;
+
+/** Reads and validates the catalog of one backend connection. */
 export class CatalogSource {
   private conn: Promise<AdminConnection> | undefined;
-  private last: { at: number; catalog: Promise<Catalog> } | undefined;
+  private current: { fingerprint: string; catalog: Catalog } | undefined;
+  /** The validation running now (started before anyone waiting for `next` asked). */
+  private running: Promise<Catalog> | undefined;
+  /** The validation that starts when `running` ends, shared by everyone who asked meanwhile. */
+  private next: Promise<Catalog> | undefined;
 
-  constructor(
-    private readonly target: BackendTarget,
-    private readonly maxAgeMs = 1_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+  constructor(private readonly target: BackendTarget) {}
 
+  /** The catalog, validated by a read that started after this call. */
   load(): Promise<Catalog> {
-    const at = this.now();
-    if (this.last && at - this.last.at <= this.maxAgeMs) return this.last.catalog;
-    const catalog = this.read();
-    this.last = { at, catalog };
-    catalog.catch(() => {
-      if (this.last?.catalog === catalog) this.last = undefined;
-    });
+    if (!this.running) return this.start();
+    this.next ??= this.running.then(
+      () => this.start(),
+      () => this.start(),
+    );
+    return this.next;
+  }
+
+  private start(): Promise<Catalog> {
+    this.next = undefined;
+    const run = this.validate();
+    this.running = run;
+    const done = (): void => {
+      if (this.running === run) this.running = undefined;
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async validate(): Promise<Catalog> {
+    const [fp] = await this.query(FINGERPRINT_SQL);
+    const fingerprint = fp!.rows[0]?.fingerprint ?? '';
+    if (this.current?.fingerprint === fingerprint) return this.current.catalog;
+    const [rels, funcs, pure, ops] = await this.query(`${RELATIONS_SQL};${FUNCTIONS_SQL};${PURE_SQL};${OPERATORS_SQL}`);
+    const catalog = catalogFromRows(rels!.rows, funcs!.rows, pure!.rows, ops!.rows);
+    this.current = { fingerprint, catalog };
     return catalog;
   }
 
-  private async read(): Promise<Catalog> {
-    this.conn ??= AdminConnection.open(this.target, { applicationName: 'jitgate masking catalog', queryTimeoutMs: 15_000 });
-    let conn: AdminConnection;
-    try {
-      conn = await this.conn;
-      const [rels] = await conn.query(RELATIONS_SQL);
-      const [funcs] = await conn.query(FUNCTIONS_SQL);
-      return catalogFromRows(rels!.rows, funcs!.rows);
-    } catch (err) {
-      // A broken connection is opened afresh next time.
-      const stale = this.conn;
-      this.conn = undefined;
-      stale?.then((c) => c.close()).catch(() => undefined);
-      throw err;
+  /**
+   * Runs SQL on the administrative connection; when the connection turns out to be dead (the
+   * backend restarted or closed it), once more on a fresh one. Errors the backend reports for the
+   * query itself are not retried.
+   */
+  private async query(sql: string): Promise<StatementResult[]> {
+    for (let attempt = 0; ; attempt++) {
+      const conn = this.connection();
+      try {
+        return await (await conn).query(sql);
+      } catch (err) {
+        if (this.conn === conn) this.conn = undefined;
+        conn.then((c) => c.close()).catch(() => undefined);
+        if (err instanceof BackendQueryError && !isConnectionLost(err)) throw err;
+        if (attempt >= 1) throw err;
+      }
     }
+  }
+
+  private connection(): Promise<AdminConnection> {
+    const open = (): Promise<AdminConnection> => AdminConnection.open(this.target, { applicationName: 'jitgate masking catalog', queryTimeoutMs: 15_000 });
+    const conn = this.conn;
+    if (!conn) return (this.conn = open());
+    // A connection known dead (closed by the backend since its last use) is replaced before use.
+    return (this.conn = conn.then((c) => (c.alive ? c : (c.close().catch(() => undefined), open()))));
   }
 
   async close(): Promise<void> {
@@ -73,7 +139,14 @@ export class CatalogSource {
   }
 }
 
-export function catalogFromRows(rels: Array<Record<string, string | null>>, funcs: Array<Record<string, string | null>>): Catalog {
+/** Server-side errors that mean the session is gone (admin shutdown, crash), not a bad query. */
+function isConnectionLost(err: BackendQueryError): boolean {
+  return err.sqlstate.startsWith('57P') || err.sqlstate.startsWith('08');
+}
+
+type Row = Record<string, string | null>;
+
+export function catalogFromRows(rels: Row[], funcs: Row[], pure: Row[], operators: Row[] = []): Catalog {
   const relations: CatalogRelation[] = rels.map((r) => ({
     oid: Number(r.oid),
     schema: r.schema!,
@@ -90,5 +163,8 @@ export function catalogFromRows(rels: Array<Record<string, string | null>>, func
     ...(r.parents ? { parents: r.parents.split(',').map(Number) } : {}),
   }));
   const functions = funcs.flatMap((f) => [f.name!, `${f.schema}.${f.name}`]);
-  return buildCatalog(relations, functions);
+  return buildCatalog(relations, functions, {
+    pureFunctions: pure.map((p) => p.name!),
+    userOperators: operators.map((o) => o.name!),
+  });
 }

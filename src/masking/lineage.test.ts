@@ -7,6 +7,7 @@ import { loadPostgresParser } from '../sql/postgres.js';
 import { buildCatalog, lineageOf } from './lineage.js';
 import type { MaskingRule } from './policy.js';
 import { MaskingSession } from './session.js';
+import type { Decision } from '../core/types.js';
 
 const catalog = buildCatalog(
   [
@@ -20,6 +21,12 @@ const catalog = buildCatalog(
     },
   ],
   ['public.leak', 'leak'],
+  {
+    // What pg_proc calls immutable or stable (a sample); setval, set_config, pg_notify, advisory
+    // locks and the like are volatile, so absent.
+    pureFunctions: ['lower', 'upper', 'length', 'count', 'string_agg', 'row_to_json', 'to_jsonb', 'array_agg', 'unnest', 'substr', 'md5', 'concat', 'format', 'xmlelement', 'jsonb_to_recordset', 'jsonb_each', 'regexp_matches', 'string_to_table', 'generate_series'],
+    userOperators: ['~~~'],
+  },
 );
 
 const rules: MaskingRule[] = [
@@ -34,7 +41,7 @@ const rules: MaskingRule[] = [
 ];
 
 async function ready(): Promise<MaskingSession> {
-  const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: async () => catalog });
+  const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: async () => catalog, now: () => 0 });
   await s.prepare();
   return s;
 }
@@ -149,10 +156,28 @@ describe('statements that would carry masked data out are refused', () => {
     ['call p()', 'masking_unprovable'],
     ['selec broken', 'masking_unprovable'],
     ['insert into notes (body) select * from newtable', 'masking_copy'],
+    // Functions with side effects (anything not known pure) must not receive masked data.
+    ["select setval('s1', (select card::bigint from orders limit 1))", 'masking_copy'],
+    ['select pg_advisory_lock(card::bigint) from orders', 'masking_copy'],
+    ['select pg_replication_origin_create(email) from users', 'masking_copy'],
+    ["select pg_create_physical_replication_slot('s' || ssn) from users", 'masking_copy'],
+    ['select lo_create(length(email)::oid) from users', 'masking_copy'],
+    ['select pg_catalog.nextval(email) from users', 'masking_copy'],
+    ['select public.lower(email) from users', 'masking_copy'],
+    ['select pg_sleep(length(email)) from users', 'masking_copy'],
+    ['select * from users, pg_advisory_lock(card::bigint) l, orders', 'masking_copy'],
+    ['select email ~~~ name from users', 'masking_unprovable'],
+    // Table functions carry their inputs' masks into what is copied.
+    ["insert into notes (body) select x from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t", 'masking_copy'],
+    ["create table stolen as select t.* from users u, jsonb_each(to_jsonb(u)) t", 'masking_copy'],
+    ["insert into notes (body) select r[1] from users, regexp_matches(email, '(.*)') r", 'masking_copy'],
+    ['insert into notes (body) select x from users, lateral string_to_table(email, \'@\') x', 'masking_copy'],
+    ['insert into notes (body) select g::text from users, generate_series(1, length(email)) g', 'masking_copy'],
+    ["insert into notes (body) select x from users, rows from (unnest(array[email]), generate_series(1, 2)) as t(x, n)", 'masking_copy'],
   ];
   it.each(refused)('%s', async (sql, reason) => {
     const s = await ready();
-    expect(s.check({ source: 'simple', text: sql })?.reasons).toEqual([reason]);
+    expect((await s.check({ source: 'simple', text: sql }))?.reasons).toEqual([reason]);
   });
 
   const allowed = [
@@ -163,22 +188,26 @@ describe('statements that would carry masked data out are refused', () => {
     'create table t (a int)',
     'select email from users',
     "update users set name = 'n' where email = 'a@b.c'",
+    // Volatile functions are fine with data that is not masked.
+    "select setval('s1', (select max(id) from users))",
+    'select pg_advisory_lock(id) from users',
+    'select nextval(\'s1\'), random(), now()',
   ];
   it.each(allowed)('allows %s', async (sql) => {
     const s = await ready();
-    expect(s.check({ source: 'simple', text: sql })).toBeUndefined();
+    expect(await s.check({ source: 'simple', text: sql })).toBeUndefined();
   });
 
   it('without a catalog nothing is allowed through: statements refused, plans absent (fail closed)', () => {
     const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: () => Promise.reject(new Error('down')) });
-    expect(s.check({ source: 'simple', text: 'select 1' })?.reasons).toEqual(['masking_unprovable']);
+    expect((s.check({ source: 'simple', text: 'select 1' }) as Decision | undefined)?.reasons).toEqual(['masking_unprovable']);
     expect(s.plan('select email from users')).toBeUndefined();
     return expect(s.prepare()).rejects.toThrow('down');
   });
 
   it('the function call protocol is refused', async () => {
     const s = await ready();
-    expect(s.check({ source: 'function-call', text: 'function call oid 1' })?.reasons).toEqual(['masking_unprovable']);
+    expect((s.check({ source: 'function-call', text: 'function call oid 1' }) as Decision | undefined)?.reasons).toEqual(['masking_unprovable']);
   });
 
   it('lineage reports sources for each statement of a multi-statement string', () => {

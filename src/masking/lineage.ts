@@ -46,9 +46,20 @@ export interface Catalog {
   byName: Map<string, CatalogRelation[]>;
   /** User-defined function names, lower-cased, both `name` and `schema.name`. */
   userFunctions: Set<string>;
+  /**
+   * Builtin functions without side effects (every overload immutable or stable), lower-cased: the
+   * only functions data from masked columns may be handed to (an allow-list, read from pg_proc).
+   */
+  pureFunctions: Set<string>;
+  /** Operators defined outside pg_catalog: user code behind an operator symbol. */
+  userOperators: Set<string>;
 }
 
-export function buildCatalog(relations: CatalogRelation[], userFunctions: Iterable<string>): Catalog {
+export function buildCatalog(
+  relations: CatalogRelation[],
+  userFunctions: Iterable<string>,
+  builtins: { pureFunctions: Iterable<string>; userOperators?: Iterable<string> },
+): Catalog {
   const byOid = new Map<number, CatalogRelation>();
   const byName = new Map<string, CatalogRelation[]>();
   for (const r of relations) {
@@ -56,7 +67,13 @@ export function buildCatalog(relations: CatalogRelation[], userFunctions: Iterab
     const key = r.name.toLowerCase();
     byName.set(key, [...(byName.get(key) ?? []), r]);
   }
-  return { relations: byOid, byName, userFunctions: new Set([...userFunctions].map((f) => f.toLowerCase())) };
+  return {
+    relations: byOid,
+    byName,
+    userFunctions: new Set([...userFunctions].map((f) => f.toLowerCase())),
+    pureFunctions: new Set([...builtins.pureFunctions].map((f) => f.toLowerCase())),
+    userOperators: new Set(builtins.userOperators ?? []),
+  };
 }
 
 export interface CopyOptions {
@@ -93,6 +110,12 @@ export interface StatementLineage {
   flows: Flow[];
   refusals: Refusal[];
   copy?: CopyOptions & { toClient: boolean };
+  /**
+   * What this plan says depends on catalog facts that change under a running session: it expands
+   * a view's definition, or names a relation the catalog does not know (created since it was read).
+   * Such a statement is analysed again on a freshly validated catalog before it runs.
+   */
+  catalogSensitive: boolean;
   /** DECLARE CURSOR / SQL PREPARE: the name and the outputs a later FETCH / EXECUTE returns. */
   defines?: { kind: 'cursor' | 'prepared'; name: string; outputs: ColumnOrigin[] | 'unknown' };
 }
@@ -117,12 +140,11 @@ const SQL_TEXT_FUNCTIONS = new Set([
   'pg_logical_slot_get_changes', 'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes',
   'pg_logical_slot_peek_binary_changes', 'pg_read_file', 'pg_read_binary_file', 'lo_import',
 ]);
-/** Builtins that store their arguments where they can be read back later, unmasked. */
-const SIDE_EFFECT_FUNCTIONS = new Set([
-  'set_config', 'pg_notify', 'pg_logical_emit_message', 'lo_from_bytea', 'lo_put', 'lowrite', 'pg_file_write',
-  'pg_catalog.set_config', 'pg_catalog.pg_notify', 'pg_catalog.pg_logical_emit_message', 'pg_catalog.lo_from_bytea',
-  'pg_catalog.lo_put', 'pg_catalog.lowrite',
-]);
+/**
+ * Builtins pg_proc calls immutable or stable that still must not receive masked data: they hand
+ * their argument to something outside the statement (a server file, another session's view).
+ */
+const LEAKY_PURE_FUNCTIONS = new Set(['pg_stat_file', 'pg_ls_dir', 'pg_read_file', 'pg_read_binary_file', 'lo_get', 'loread']);
 /** Aggregates whose result says nothing about the values: `count(email)` is not masked. */
 const VALUE_FREE_FUNCTIONS = new Set(['count', 'pg_catalog.count']);
 /** System relations that hold copies of column values (planner statistics). */
@@ -183,6 +205,7 @@ class Analyser {
   private readonly flows: Flow[] = [];
   private readonly refusals: Refusal[] = [];
   private readonly all = new Set<string>();
+  private sensitive = false;
 
   constructor(
     private readonly catalog: Catalog,
@@ -293,6 +316,7 @@ class Analyser {
       reads: [...this.reads],
       flows: this.flows,
       refusals: this.refusals,
+      catalogSensitive: this.sensitive,
       ...(copy ? { copy } : {}),
       ...(defines ? { defines } : {}),
     };
@@ -305,6 +329,7 @@ class Analyser {
   }
 
   private absorb(inner: StatementLineage): void {
+    if (inner.catalogSensitive) this.sensitive = true;
     this.flows.push(...inner.flows);
     this.refusals.push(...inner.refusals);
     for (const s of inner.reads) this.note(s);
@@ -491,6 +516,14 @@ class Analyser {
     }
   }
 
+  /** A builtin without side effects (unqualified, or qualified with a system schema). */
+  private isPure(name: string): boolean {
+    const parts = name.split('.');
+    const bare = parts[parts.length - 1]!;
+    if (parts.length > 2 || (parts.length === 2 && parts[0] !== 'pg_catalog' && parts[0] !== 'information_schema')) return false;
+    return this.catalog.pureFunctions.has(bare) && !LEAKY_PURE_FUNCTIONS.has(bare);
+  }
+
   private fallbackOrigin(): ColumnOrigin {
     return { sources: ['?unknown columns'], derived: true };
   }
@@ -508,9 +541,11 @@ class Analyser {
       }
     }
     const rels = this.lookup(rv);
+    if (rels.some((r) => r.definition !== undefined)) this.sensitive = true;
     if (rels.length === 0) {
       const sys = schema === 'pg_catalog' || schema === 'information_schema' || (!schema && name.startsWith('pg_'));
       if (sys && !VALUE_HOLDING_SYSTEM.has(name.toLowerCase())) return { alias, columns: [], unknown: CLEAN };
+      this.sensitive = true;
       const what = sys ? `?statistics ${name}` : `?relation ${schema ? `${schema}.` : ''}${name}`;
       return { alias, columns: [], unknown: { sources: [what], derived: false } };
     }
@@ -536,9 +571,12 @@ class Analyser {
   /** Relations a RangeVar may name: exact when qualified, any user schema when not. */
   private lookup(rv: Node): CatalogRelation[] {
     const name = String(rv.relname ?? '').toLowerCase();
-    const schema = rv.schemaname as string | undefined;
+    const schema = (rv.schemaname as string | undefined)?.toLowerCase();
     const all = this.catalog.byName.get(name) ?? [];
-    return schema ? all.filter((r) => r.schema.toLowerCase() === schema.toLowerCase()) : all;
+    if (!schema) return all;
+    // `pg_temp` is the session's own temporary schema (pg_temp_N): any of them, over-approximating.
+    if (schema === 'pg_temp') return all.filter((r) => /^pg_temp_\d+$/.test(r.schema));
+    return all.filter((r) => r.schema.toLowerCase() === schema);
   }
 
   /** A relation's columns with their origins; a view's follow its definition. */
@@ -632,6 +670,12 @@ class Analyser {
   private expr(node: Node | undefined, scope: Scope): ColumnOrigin {
     if (!node || typeof node !== 'object') return CLEAN;
     if (Array.isArray(node)) return union(node.map((n) => this.expr(n as Node, scope)), true);
+    // A struct embedded without its node type (a window's OVER, XMLTABLE's fields, a type name):
+    // every field is part of the expression, not only the first.
+    const keys = Object.keys(node);
+    if (keys.length !== 1 || !/^[A-Z]/.test(keys[0]!)) {
+      return union(Object.values(node).filter((v) => v && typeof v === 'object').map((v) => this.expr(v as Node, scope)), true);
+    }
     const [type, body] = only(node);
     switch (type) {
       case 'ColumnRef':
@@ -659,7 +703,9 @@ class Analyser {
           this.note(`?function ${name}`);
           return { sources: [`?function ${name}`, ...args.sources], derived: true };
         }
-        if (SIDE_EFFECT_FUNCTIONS.has(name) || SIDE_EFFECT_FUNCTIONS.has(bare)) {
+        // A function with a side effect (anything not known pure) could store what it is given
+        // where it can be read back unmasked: setval, advisory locks, replication origins, ...
+        if (args.sources.length > 0 && !this.isPure(name)) {
           for (const s of args.sources) this.flows.push({ source: s, into: `${name}()` });
         }
         if (VALUE_FREE_FUNCTIONS.has(name) && !body.over) return CLEAN;
@@ -670,6 +716,13 @@ class Analyser {
         return CLEAN;
       case 'SelectStmt':
         return union(toList(this.select(body, scope)), true);
+      case 'A_Expr': {
+        const op = asArray(body.name).map(sval).pop() ?? '';
+        if (this.catalog.userOperators.has(op)) {
+          this.refuse('masking_unprovable', `operator ${op} is user-defined and could read masked data out of the gateway's sight`);
+        }
+        return union([this.expr(body.lexpr as Node, scope), this.expr(body.rexpr as Node, scope)], true);
+      }
       default: {
         // Operators, CASE, COALESCE, ROW(...), arrays, indirection: computed from whatever is inside.
         const parts: ColumnOrigin[] = [];

@@ -10,7 +10,11 @@
  * hidden; the SQLSTATE and severity always stay.
  */
 
-/** Templates of common messages; `%s` is a variable part. No template may end in a bare `%s` run-on. */
+/**
+ * Templates of common messages. `%s` is a variable part that must appear in the statement; `%n` is
+ * one PostgreSQL only ever fills with a catalog object's name (a constraint, the table a constraint
+ * belongs to), never with a value, so it is kept as it is.
+ */
 const TEMPLATES = [
   'syntax error at or near "%s"',
   'syntax error at end of input',
@@ -56,11 +60,12 @@ const TEMPLATES = [
   'each UNION query must have the same number of columns',
   'INSERT has more expressions than target columns',
   'INSERT has more target columns than expressions',
-  'duplicate key value violates unique constraint "%s"',
-  'null value in column "%s" of relation "%s" violates not-null constraint',
-  'new row for relation "%s" violates check constraint "%s"',
-  'insert or update on table "%s" violates foreign key constraint "%s"',
-  'update or delete on table "%s" violates foreign key constraint "%s" on table "%s"',
+  'duplicate key value violates unique constraint "%n"',
+  'null value in column "%n" of relation "%n" violates not-null constraint',
+  'new row for relation "%n" violates check constraint "%n"',
+  'insert or update on table "%n" violates foreign key constraint "%n"',
+  'update or delete on table "%n" violates foreign key constraint "%n" on table "%n"',
+  'conflicting key value violates exclusion constraint "%n"',
 ];
 
 /** Hints that are fixed texts. */
@@ -71,7 +76,8 @@ const FIXED_HINTS = new Set([
   'Could not choose a best candidate operator. You might need to add explicit type casts.',
 ]);
 
-const COMPILED = TEMPLATES.map((t) => new RegExp('^' + t.split('%s').map(escapeRegExp).join('(.+?)') + '$', 's'));
+/** Each template as a regular expression; `%s` parts are captured (they must be checked), `%n` not. */
+const COMPILED = TEMPLATES.map((t) => new RegExp('^' + t.split(/(%[sn])/).map((p) => (p === '%s' ? '(.+?)' : p === '%n' ? '(?:[^"]+)' : escapeRegExp(p))).join('') + '$', 's'));
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

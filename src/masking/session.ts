@@ -12,17 +12,24 @@ import { applyStrategy, type MaskStrategy } from './strategies.js';
 
 /** OIDs below this are PostgreSQL's own objects (FirstNormalObjectId). */
 const FIRST_USER_OID = 16384;
+/**
+ * A statement that reads user relations runs on a catalog validated at most this long ago; one
+ * that expands a view or names a relation the catalog lacks, on one validated after it arrived.
+ */
+const CATALOG_MAX_AGE_MS = 1_000;
 
 export interface SessionMaskingOptions {
   rules: MaskingRule[];
   detectors: DetectorName[];
   hashKey: Buffer;
-  /** The backend's catalog (loaded in prepare()). */
+  /** The backend's catalog, validated by a read that starts after the call (prepare() and before statements). */
   loadCatalog: () => Promise<Catalog>;
+  now?: () => number;
 }
 
 export class MaskingSession implements SessionMasking {
   private catalog: Catalog | undefined;
+  private catalogAt = 0;
   private readonly state: LineageSession = { cursors: new Map(), prepared: new Map() };
   private last: { text: string; result: LineageResult } | undefined;
   private readonly origins = new Map<string, ColumnMask | undefined>();
@@ -39,15 +46,41 @@ export class MaskingSession implements SessionMasking {
   }
 
   async prepare(): Promise<void> {
-    this.catalog = await this.o.loadCatalog();
+    await this.refresh();
   }
 
-  check(statement: Statement): Decision | undefined {
+  /**
+   * A refusal, or undefined to let the statement run. When the statement's plan depends on catalog
+   * facts that may have changed since they were read (a view's definition, a relation created
+   * since), the catalog is validated first and the statement analysed again: the answer is then a
+   * promise, and the statement waits for it.
+   */
+  check(statement: Statement): Decision | Promise<Decision | undefined> | undefined {
     if (statement.source === 'function-call') {
       return refusal('masking_unprovable', 'the function call protocol names functions by OID only, so masking cannot follow it');
     }
     if (statement.source === 'command') return undefined;
     const result = this.analyse(statement.text);
+    const now = (this.o.now ?? Date.now)();
+    const stale = result.ok && result.statements.some((s) => s.catalogSensitive || (now - this.catalogAt > CATALOG_MAX_AGE_MS && s.reads.length > 0));
+    if (!stale) return this.decide(result);
+    return this.refresh().then(
+      () => this.decide(this.analyse(statement.text)),
+      () => refusal('masking_unprovable', 'the catalog masking needs could not be read, so results cannot be masked'),
+    );
+  }
+
+  private async refresh(): Promise<void> {
+    const at = (this.o.now ?? Date.now)();
+    const catalog = await this.o.loadCatalog();
+    this.catalogAt = at;
+    if (catalog === this.catalog) return;
+    this.catalog = catalog;
+    this.last = undefined;
+    this.origins.clear();
+  }
+
+  private decide(result: LineageResult): Decision | undefined {
     if (!result.ok) return refusal('masking_unprovable', `the statement could not be parsed (${result.error}), so its results cannot be masked`);
     for (const s of result.statements) {
       const r = s.refusals[0];

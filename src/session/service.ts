@@ -114,6 +114,28 @@ export class SessionService {
     const reviews = this.options.reviews;
     const reviewRules = reviews ? rulesFor(reviews.rules, input.connection, grant?.groups ?? []) : [];
     const masking = this.options.masking?.({ protocol: input.protocol, connection: input.connection, groups: grant?.groups ?? [] });
+    /** Guardrails and reviews: what is decided once masking has let a statement through. */
+    const policy = (statement: Statement): ReturnType<SessionPipeline['decide']> => {
+      if (rules.length === 0 && reviewRules.length === 0) return ALLOW;
+      // The fast-path function call protocol names a function by OID only: nothing to check it by.
+      if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
+      // Redis commands are checked by name, category and key (the relay passes the arguments).
+      const redis = statement.source === 'command';
+      // Each SQL protocol's statements are read with its own dialect's grammar.
+      const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
+      const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
+      // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
+      if (verdict.effect !== 'allow' || reviewRules.length === 0) return verdict;
+      const match = analysis ? matchReview(reviewRules, analysis) : matchRedisReview(reviewRules, statement.argv ?? []);
+      if (!match) return verdict;
+      try {
+        return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match });
+      } catch (err) {
+        // Fail closed: a statement that needs review but cannot be held for one does not run.
+        this.log.error({ err, session: id }, 'cannot hold statement for review');
+        return REVIEW_UNAVAILABLE;
+      }
+    };
     let ended = false;
     return {
       id,
@@ -126,26 +148,11 @@ export class SessionService {
         if (limited) return limited;
         // What would carry masked data out of masking's reach is refused before any review.
         const unmaskable = masking?.check(statement);
-        if (unmaskable) return unmaskable;
-        if (rules.length === 0 && reviewRules.length === 0) return ALLOW;
-        // The fast-path function call protocol names a function by OID only: nothing to check it by.
-        if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
-        // Redis commands are checked by name, category and key (the relay passes the arguments).
-        const redis = statement.source === 'command';
-        // Each SQL protocol's statements are read with its own dialect's grammar.
-        const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
-        const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
-        // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
-        if (verdict.effect !== 'allow' || reviewRules.length === 0) return verdict;
-        const match = analysis ? matchReview(reviewRules, analysis) : matchRedisReview(reviewRules, statement.argv ?? []);
-        if (!match) return verdict;
-        try {
-          return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match });
-        } catch (err) {
-          // Fail closed: a statement that needs review but cannot be held for one does not run.
-          this.log.error({ err, session: id }, 'cannot hold statement for review');
-          return REVIEW_UNAVAILABLE;
-        }
+        if (unmaskable && !(unmaskable instanceof Promise)) return unmaskable;
+        // Masking may first validate its catalog (a view redefined, a table created since the
+        // session began): the statement then waits for that, and the rest is decided after.
+        if (unmaskable instanceof Promise) return unmaskable.then((d) => d ?? policy(statement));
+        return policy(statement);
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;

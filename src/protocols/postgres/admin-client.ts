@@ -76,6 +76,11 @@ export class AdminConnection {
     return new AdminConnection(session.socket, session.leftover, options.queryTimeoutMs ?? 15_000);
   }
 
+  /** False once the backend closed the connection or it failed: a pool opens a fresh one instead. */
+  get alive(): boolean {
+    return this.failure === null && !this.socket.destroyed;
+  }
+
   /**
    * Runs one simple Query (possibly several statements) and returns one result per statement.
    * Throws BackendQueryError when the backend reports an error (the whole query is then rolled back).

@@ -144,6 +144,9 @@ describe('error texts of statements that read masked data', () => {
     ['column "emial" does not exist', 'select emial from users', true],
     ['relation "userz" does not exist', 'select email from userz', true],
     ['syntax error at or near "form"', 'select email form users', true],
+    // Constraint names come from the catalog, never from a value.
+    ['duplicate key value violates unique constraint "users_email_key"', "insert into users (email) values ('x')", true],
+    ['duplicate key value violates unique constraint "a" x "b"', "insert into users (email) values ('x')", false],
   ] as const)('%s', (message, statement, kept) => {
     expect(quotesOnlyStatement(message, statement)).toBe(kept);
   });
