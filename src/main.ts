@@ -240,6 +240,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         authMethods: config.auth.postgres.methods,
         verifier,
         resolveTarget: targetFor('postgres'),
+        connectionNames: () => config.connections.map((c) => c.name),
         openSession: openSessionFor('postgres'),
         acquireBackend,
         onAuthFailure: (info) => authFailed('postgres', info),

@@ -39,7 +39,10 @@ export type ReviewMatchReason =
   | 'function_matched'
   | 'unbounded_write'
   | 'multi_statement'
-  | 'unparsable_statement';
+  | 'unparsable_statement'
+  | 'setting_matched'
+  | 'copy_matched'
+  | 'opaque_code';
 
 const REASON_OF: Record<GuardrailReason, ReviewMatchReason> = {
   read_only: 'write_statement',
@@ -49,6 +52,9 @@ const REASON_OF: Record<GuardrailReason, ReviewMatchReason> = {
   unbounded_write: 'unbounded_write',
   multi_statement: 'multi_statement',
   unparsable_statement: 'unparsable_statement',
+  setting_denied: 'setting_matched',
+  copy_denied: 'copy_matched',
+  opaque_code: 'opaque_code',
 };
 
 export interface ReviewMatch {

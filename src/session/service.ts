@@ -24,6 +24,12 @@ export interface OpenSessionInput {
   clientAddress: string;
   applicationName: string | null;
   tokenId: string;
+  /**
+   * Protections the protocol engine applies to every statement of the session, with or without
+   * rules (PostgreSQL: the gateway's credential, other people's sessions); a Decision refuses.
+   * Decided here so that such refusals are recorded and audited like any other.
+   */
+  protect?: (statement: Statement) => Decision | undefined;
 }
 
 const ALLOW: Decision = Object.freeze({ effect: 'allow', reasons: [] }) as Decision;
@@ -116,7 +122,9 @@ export class SessionService {
     const masking = this.options.masking?.({ protocol: input.protocol, connection: input.connection, groups: grant?.groups ?? [] });
     /** Guardrails and reviews: what is decided once masking has let a statement through. */
     const policy = (statement: Statement): ReturnType<SessionPipeline['decide']> => {
-      if (rules.length === 0 && reviewRules.length === 0) return ALLOW;
+      // Protections every session gets; a guardrail's refusal (naming its rule) is reported first.
+      const protectedFrom = input.protect?.(statement);
+      if (rules.length === 0 && reviewRules.length === 0) return protectedFrom ?? ALLOW;
       // The fast-path function call protocol names a function by OID only: nothing to check it by.
       if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
       // Redis commands are checked by name, category and key (the relay passes the arguments).
@@ -125,7 +133,9 @@ export class SessionService {
       const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
       const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
       // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
-      if (verdict.effect !== 'allow' || reviewRules.length === 0) return verdict;
+      if (verdict.effect !== 'allow') return verdict;
+      if (protectedFrom) return protectedFrom;
+      if (reviewRules.length === 0) return verdict;
       const match = analysis ? matchReview(reviewRules, analysis) : matchRedisReview(reviewRules, statement.argv ?? []);
       if (!match) return verdict;
       try {

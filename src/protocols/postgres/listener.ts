@@ -17,6 +17,9 @@ import { MessageStream } from './message-stream.js';
 import { PostgresRelay } from './relay.js';
 import { authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
 import { TcpServer } from '../tcp-server.js';
+import { protectFunctionCall, protectStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
+import type { Decision, PendingDecision, Statement } from '../../core/types.js';
+import { asSetStatement, sortStartupParams, StartupOptionsError, type StartupSettings } from './startup-params.js';
 
 export interface SessionInfo {
   user: string;
@@ -26,6 +29,8 @@ export interface SessionInfo {
   tokenId: string;
   authMethod: string;
   encrypted: boolean;
+  /** Protections every statement of the session passes (policy/pg-session-protection.ts). */
+  protect?: (statement: Statement) => Decision | undefined;
 }
 
 export interface PostgresListenerOptions {
@@ -38,6 +43,11 @@ export interface PostgresListenerOptions {
   verifier: TokenVerifier;
   /** The PostgreSQL backend for a connection name, or undefined if none. */
   resolveTarget(connection: string): BackendTarget | undefined;
+  /**
+   * Every configured connection name: a client naming none of them is told the database does not
+   * exist (3D000), but only once its token proved who it is, so names cannot be probed.
+   */
+  connectionNames?: () => string[];
   /** Creates the session pipeline; throwing a GatewayError refuses the session. */
   openSession(info: SessionInfo): SessionPipeline;
   /**
@@ -168,16 +178,21 @@ export class PostgresListener {
       const startup = parseStartupPacket(packet);
       if (startup.kind === 'ssl' || startup.kind === 'gssenc') {
         if (secure) throw new ProtocolError('SSL negotiation requested on an encrypted connection');
-        // Bytes after the request would be plaintext injected ahead of the handshake (CVE-2021-23214).
-        if (trailing > 0) throw new ProtocolError('received unencrypted data after SSL request');
+        // Bytes sent after the request, before the answer, are plaintext that may have been injected
+        // ahead of the handshake (CVE-2021-23214). As PostgreSQL 15 does, the request is answered,
+        // the TLS handshake (if any) runs on what follows, and the session then ends with 08P01: the
+        // early bytes are discarded, never read as TLS nor as a startup packet.
+        const injected = trailing > 0;
         if (startup.kind === 'gssenc' || !this.options.tls) {
           socket.write('N');
+          if (injected) throw unencryptedAfterRequest(startup.kind);
           continue;
         }
         stream.detach();
         socket.write('S');
         secure = await upgrade(socket, this.options.tls.context, timeoutMs);
         setCurrent(secure);
+        if (injected) throw unencryptedAfterRequest('ssl');
         stream = new MessageStream(secure, timeoutMs);
       } else if (startup.kind === 'cancel') {
         stream.detach();
@@ -216,7 +231,11 @@ export class PostgresListener {
     }
 
     stream.startTyped();
-    const auth = await authenticateClient(stream, send, user, connection, this.options.verifier, {
+    const target = this.options.resolveTarget(connection);
+    // A connection name nobody configured: the token is checked against the user's tokens on every
+    // connection, so only someone who holds a token learns that the name does not exist.
+    const verifier = target ? this.options.verifier : anyConnectionVerifier(this.options.verifier, this.options.connectionNames?.() ?? []);
+    const auth = await authenticateClient(stream, send, user, connection, verifier, {
       methods: this.options.authMethods,
       tls: secure ? { certificate: this.options.tls!.certificateDer } : null,
     });
@@ -227,9 +246,17 @@ export class PostgresListener {
       }
       throw new GatewayError('auth_failed', `password authentication failed for user "${echo(user)}"`);
     }
-    const target = this.options.resolveTarget(connection);
-    if (!target) throw new GatewayError('unknown_connection', `connection "${echo(connection)}" does not exist`);
+    if (!target) throw new GatewayError('unknown_connection', `database "${echo(connection)}" does not exist`);
+    // As PostgreSQL, options are read once the client has authenticated.
+    let settings: StartupSettings;
+    try {
+      settings = sortStartupParams(params);
+    } catch (err) {
+      if (err instanceof StartupOptionsError) throw new GatewayError('protocol_violation', err.message);
+      throw err;
+    }
 
+    const protection: SessionProtectionContext = { ownBackendPid: 0, sharedRole: true };
     const pipeline = this.options.openSession({
       user,
       connection,
@@ -238,13 +265,24 @@ export class PostgresListener {
       tokenId: auth.tokenId,
       authMethod: auth.method,
       encrypted: secure !== null,
+      protect: (statement) => protectionFor(statement, protection),
     });
+    let backendParams: Map<string, string>;
+    try {
+      backendParams = this.startupSettings(pipeline, settings);
+    } catch (err) {
+      pipeline.end('client_error', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      throw err;
+    }
     let backend: BackendSession;
     let lease: BackendLease | undefined;
     const began = process.hrtime.bigint();
     try {
       lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
-      backend = await connectBackend(lease.target, params);
+      backend = await connectBackend(lease.target, backendParams);
+      protection.ownBackendPid = backend.pid;
+      // A role made for this session alone: PostgreSQL itself keeps other sessions out of its view.
+      protection.sharedRole = lease.target.user === target.user;
       if (pipeline.masking) await prepareMasking(pipeline, backend);
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
@@ -260,10 +298,42 @@ export class PostgresListener {
       lease.release();
       return undefined;
     }
-    return { client, backend, target: lease.target, lease, pipeline, clientEarly };
+    return { client, backend, target: lease.target, lease, pipeline, clientEarly, notices: droppedNotice(settings.dropped) };
   }
 
-  private startRelay({ client, backend, target, lease, pipeline, clientEarly }: Established): void {
+  /**
+   * The startup parameters the backend gets: the allow-listed ones as sent, and each setting of
+   * `options` that the session's rules allow, decided (and recorded) as the SET it amounts to. A
+   * refused one refuses the connection, naming it; one that would need approval cannot wait at login.
+   */
+  private startupSettings(pipeline: SessionPipeline, settings: StartupSettings): Map<string, string> {
+    // As in PostgreSQL, settings from options come first and the packet's own parameters override them.
+    const out = new Map<string, string>();
+    for (const { name, value } of settings.requested) {
+      const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value) });
+      if (decision instanceof Promise) {
+        (decision as PendingDecision).then(undefined, () => undefined);
+        throw new GatewayError('denied', `jitgate: the setting ${name} in options needs approval, which cannot wait at login; SET it in the session instead`);
+      }
+      if (decision.effect !== 'allow') {
+        throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} in options is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
+      }
+      out.set(name, value);
+    }
+    for (const [name, value] of settings.passed) {
+      out.delete(name);
+      out.set(name, value);
+    }
+    if (settings.passed.size > 0 || settings.requested.length > 0 || settings.dropped.length > 0) {
+      this.options.log.info(
+        { session: pipeline.id, passed: [...out.keys()], dropped: settings.dropped },
+        'startup parameters',
+      );
+    }
+    return out;
+  }
+
+  private startRelay({ client, backend, target, lease, pipeline, clientEarly, notices }: Established): void {
     let pid = randomInt(1, 0x7fffffff);
     while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
     const secret = randomInt(0, 0x7fffffff);
@@ -272,6 +342,7 @@ export class PostgresListener {
       Buffer.concat([
         build.authOk(),
         ...backend.startupFrames,
+        ...notices,
         build.backendKeyData(pid, secret),
         build.readyForQuery(backend.readyStatus),
       ]),
@@ -310,6 +381,58 @@ interface Established {
   lease: BackendLease;
   pipeline: SessionPipeline;
   clientEarly: Buffer;
+  /** NoticeResponses the gateway itself sends at login (dropped startup parameters). */
+  notices: Buffer[];
+}
+
+function protectionFor(statement: Statement, ctx: SessionProtectionContext): Decision | undefined {
+  if (statement.source === 'function-call') {
+    const oid = /oid (\d+)$/.exec(statement.text);
+    return protectFunctionCall(oid ? Number(oid[1]) : -1, ctx);
+  }
+  if (statement.source === 'command') return undefined;
+  return protectStatement(statement.text, ctx);
+}
+
+function droppedNotice(dropped: string[]): Buffer[] {
+  if (dropped.length === 0) return [];
+  return [
+    build.notice({
+      severity: 'NOTICE',
+      code: '01000',
+      message: `jitgate: startup parameter${dropped.length > 1 ? 's' : ''} ${dropped.map((d) => `"${d}"`).join(', ')} not passed to the server`,
+      detail: 'Only application_name, client_encoding, DateStyle, TimeZone, extra_float_digits and IntervalStyle pass at login.',
+      hint: 'Set other settings with SET in the session, or with -c name=value in options, where the connection\'s rules allow them.',
+    }),
+  ];
+}
+
+function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
+  return new GatewayError(
+    'protocol_violation',
+    `received unencrypted data after ${kind === 'ssl' ? 'SSL' : 'GSSAPI encryption'} request`,
+    'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
+  );
+}
+
+/** A verifier that accepts a token of the user on any of the connections (all tokens share one salt). */
+function anyConnectionVerifier(inner: TokenVerifier, connections: string[]): TokenVerifier {
+  return {
+    scramCandidates(user, connection) {
+      const found = connections.map((c) => inner.scramCandidates(user, c)).filter((r) => r.candidates.length > 0);
+      if (found.length === 0) return inner.scramCandidates(user, connection);
+      const first = found[0]!;
+      const same = found.filter((r) => r.iterations === first.iterations && r.salt.equals(first.salt));
+      return { salt: first.salt, iterations: first.iterations, candidates: same.flatMap((r) => r.candidates) };
+    },
+    verifyCleartext(user, _connection, token) {
+      for (const c of connections) {
+        const id = inner.verifyCleartext(user, c, token);
+        if (id !== undefined) return id;
+      }
+      return undefined;
+    },
+  };
 }
 
 /**

@@ -1,0 +1,167 @@
+/**
+ * What every PostgreSQL session gets without any rule (issue 11, items 2-4): the gateway's backend
+ * credential never leaves, sessions of different people sharing one backend role cannot read or
+ * stop each other, and startup parameters cannot change the session unseen. Real psql and pg
+ * against a real PostgreSQL 15; one connection's backend role is a superuser, so that each refused
+ * read would really answer if it got through.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startPostgres, type PgServer } from './support/pg-server.js';
+import { psql } from './support/psql.js';
+import { connectBackend } from '../src/protocols/postgres/backend.js';
+import { build } from '../src/protocols/postgres/codec.js';
+import { errorOf, wrap } from './support/raw-client.js';
+
+let server: PgServer;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  await server.query(`alter role ${server.users.trust.user} superuser`);
+  await server.query(`create role orders_owner; grant orders_owner to ${server.users.scram.user}`);
+  gw = await startTestGateway(server);
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await server?.cleanup();
+});
+
+type PgError = Error & { code?: string; detail?: string };
+
+async function connect(user: string, connection = 'app', extra: pg.ClientConfig = {}): Promise<pg.Client> {
+  const c = new pg.Client({ host: gw.host, port: gw.port, user, database: connection, password: gw.token({ user, connection }), ...extra });
+  await c.connect();
+  return c;
+}
+
+async function failure(c: pg.Client, sql: string): Promise<PgError | undefined> {
+  return c.query(sql).then(
+    () => undefined,
+    (e: PgError) => e,
+  );
+}
+
+describe("the gateway's backend credential", () => {
+  it.each([
+    'select rolname, rolpassword from pg_authid',
+    'select passwd from pg_catalog.pg_shadow',
+    'select umoptions from pg_user_mapping',
+    'select * from pg_user_mappings',
+    'select * from information_schema.user_mapping_options',
+    'select * from pg_hba_file_rules',
+    "select query_to_xml('select rolpassword from pg_authid', true, true, '')",
+    'select * from "pg_authid"',
+    'select * from U&"pg_\\0061uthid"',
+    "select pg_read_file('/etc/hostname')",
+    "select pg_read_binary_file('pg_hba.conf')",
+    "copy (select 1) to program 'cat > /dev/null'",
+    "copy (select 1) to '/tmp/jitgate-copy-test'",
+  ])('%s is refused even on a superuser backend', async (sql) => {
+    const c = await connect('alice', 'app-trust');
+    try {
+      const err = await failure(c, sql);
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toMatch(/^jitgate: /);
+      expect(err?.detail).toMatch(/^reason: (credential_catalog|server_files)$/);
+      // the session goes on
+      expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe("other people's sessions on a shared backend role", () => {
+  it('alice can neither read bob\'s statement in pg_stat_activity nor end or cancel his backend', async () => {
+    const bob = await connect('bob');
+    const alice = await connect('alice');
+    try {
+      const bobPid = (await bob.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const alicePid = (await alice.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const running = bob.query("select 'bob-secret-text', pg_sleep(30)").catch((e: PgError) => e);
+      await expect
+        .poll(async () => (await server.query("select count(*)::int n from pg_stat_activity where query like '%bob-secret-text%' and state = 'active' and pid <> pg_backend_pid()")).rows[0]!.n, { timeout: 10_000 })
+        .toBe(1);
+      for (const sql of [
+        'select query from pg_stat_activity',
+        'select * from pg_catalog.pg_stat_activity where pid <> pg_backend_pid()',
+        'select pg_stat_get_backend_activity(s) from pg_stat_get_backend_idset() s',
+        'select * from pg_stat_get_activity(null)',
+        'select * from pg_locks',
+        `select pg_terminate_backend(${bobPid})`,
+        `select pg_cancel_backend(${bobPid})`,
+        'select pg_terminate_backend(pid) from pg_stat_activity',
+        `select query_to_xml('select pg_cancel_backend(${bobPid})', true, true, '')`,
+      ]) {
+        const err = await failure(alice, sql);
+        expect(err?.code, sql).toBe('42501');
+        expect(err?.detail, sql).toBe('reason: other_sessions');
+      }
+      // Alice may still signal her own backend.
+      expect((await alice.query(`select pg_terminate_backend(${alicePid}, 0) is not null as ok from (select 1) x where false`)).rowCount).toBe(0);
+      await server.query(`select pg_cancel_backend(${bobPid})`);
+      const outcome = await running;
+      expect((outcome as PgError).code).toBe('57014'); // cancelled by the test, not by alice
+    } finally {
+      await Promise.all([alice.end(), bob.end()]);
+    }
+  });
+});
+
+describe('startup parameters', () => {
+  it('does not pass role, search_path or session settings from the startup packet, and says so', async () => {
+    const session = await connectBackend(
+      { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
+      new Map(Object.entries({ role: 'orders_owner', search_path: 'evil', statement_timeout: '1', default_transaction_read_only: 'on', application_name: 'kept' })),
+    );
+    const notices = session.startupFrames.filter((f) => f[0] === 0x4e).map((f) => errorOf({ type: 'N', body: f.subarray(5) }));
+    expect(notices.map((n) => n.message)).toContain(
+      'jitgate: startup parameters "role", "search_path", "statement_timeout", "default_transaction_read_only" not passed to the server',
+    );
+    const s = wrap(session.socket, session.leftover);
+    s.socket.write(build.query("select current_user, current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only'), current_setting('application_name')"));
+    const reply = await s.until('Z');
+    const row = reply.find((m) => m.type === 'D')!;
+    expect(dataRow(row.body)).toEqual([server.users.scram.user, '"$user", public', '0', 'off', 'kept']);
+    s.socket.end(build.terminate());
+  });
+
+  it('passes settings from options (PGOPTIONS) as if SET, parsed as PostgreSQL parses them', async () => {
+    // The same options straight to PostgreSQL give the same three values.
+    const r = await psql(gw.dsn({ extra: `options='-c search_path="a\\\\ b",public --statement-timeout=5s -cwork_mem=8MB'` }), gw.token(), [
+      '-At',
+      '-c',
+      "select current_setting('search_path'), current_setting('statement_timeout'), current_setting('work_mem')",
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('"a b",public|5s|8MB');
+  });
+
+  it('refuses options it cannot read instead of dropping them', async () => {
+    const err = await new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token(), options: '-B 100' })
+      .connect()
+      .then(
+        () => undefined,
+        (e: PgError) => e,
+      );
+    expect(err?.code).toBe('08P01');
+    expect(err?.message).toContain('only -c name=value and --name=value are accepted in options');
+  });
+});
+
+/** The text values of a DataRow body. */
+function dataRow(body: Buffer): Array<string | null> {
+  const n = body.readInt16BE(0);
+  const out: Array<string | null> = [];
+  let at = 2;
+  for (let i = 0; i < n; i++) {
+    const len = body.readInt32BE(at);
+    at += 4;
+    out.push(len < 0 ? null : body.toString('utf8', at, at + len));
+    if (len > 0) at += len;
+  }
+  return out;
+}
