@@ -1,7 +1,10 @@
 /** Plain-text output helpers: aligned tables, times, sizes. */
 import { formatDuration } from '../core/duration.js';
+import { escapeControls } from '../core/printable.js';
 
-export function table(headers: string[], rows: string[][]): string {
+/** An aligned table; a cell is one line, so newlines and tabs in a value are shown as `\n`, `\t`. */
+export function table(headers: string[], cells: string[][]): string {
+  const rows = cells.map((r) => r.map(escapeControls));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells

@@ -13,7 +13,7 @@ import { loginCommand, logoutCommand } from './commands/login.js';
 import { secretsList, secretsRemove, secretsSet } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
 import { tokenCommand } from './commands/token.js';
-import { CliError, processIo, type CliIo } from './io.js';
+import { CliError, processIo, terminalSafe, type CliIo } from './io.js';
 import { packageVersion } from '../core/version.js';
 
 const STORE_HELP = 'config file (default: $JITGATE_CONFIG, else ./jitgate.yaml, else the embedded default)';
@@ -136,7 +136,8 @@ function registerIdentityCommands(program: Command, io: CliIo): void {
 }
 
 /** Run the CLI with `args` (without node and the script); resolves to the process exit code. */
-export async function runCli(args: string[], io: CliIo = processIo()): Promise<number> {
+export async function runCli(args: string[], raw: CliIo = processIo()): Promise<number> {
+  const io = terminalSafe(raw);
   const program = buildProgram(io);
   try {
     await program.parseAsync(args, { from: 'user' });
