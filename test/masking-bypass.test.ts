@@ -5,10 +5,12 @@
  * behind in the database where it could be read unmasked later. New attempts are appended; none is
  * ever removed.
  */
+import { spawn } from 'node:child_process';
 import type pg from 'pg';
+import Cursor from 'pg-cursor';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
-import { startPostgres, type PgServer } from './support/pg-server.js';
+import { pgBin, PG_USERS, startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
 import { client, cstr, int16, int32, MASKING_SETUP, MASKING_YAML, msg } from './support/masking.js';
 import { rawLogin } from './support/raw-client.js';
@@ -18,6 +20,21 @@ const SECRETS = ['alice@example.com', 'bob@example.com', '123-45-6789', '987-65-
 /** The same in the hex, base64 and escaped spellings an encoding function would produce. */
 const ENCODED = SECRETS.flatMap((s) => [Buffer.from(s).toString('hex'), Buffer.from(s).toString('base64'), s.replace('@', '\\100')]);
 
+/**
+ * More objects for the attempts below, and a backend role that is a superuser (as in the red-team
+ * pass that found most of these): whatever the backend would let it do, masking must stop.
+ */
+const BYPASS_SETUP = `
+create sequence leak_seq;
+create sequence shop_seq;
+create view v_stale as select id, bio as name from users;
+create table plain_items (id serial primary key, label text unique, price numeric(8,2), at timestamptz default '2026-01-02 03:04:05+00', tags text[], doc jsonb, raw bytea);
+insert into plain_items (label, price, tags, doc, raw) values ('apple', 1.25, '{red,fruit}', '{"k": [1, 2]}', '\\x0102'), ('pear', 2.50, '{}', null, null);
+grant all on all tables in schema public to public;
+grant all on all sequences in schema public to public;
+alter role ${PG_USERS.scram.user} superuser;
+`;
+
 let server: PgServer;
 let gw: TestGateway;
 let c: pg.Client;
@@ -25,6 +42,7 @@ let c: pg.Client;
 beforeAll(async () => {
   server = await startPostgres();
   await server.query(MASKING_SETUP);
+  await server.query(BYPASS_SETUP);
   await server.query('analyze users');
   gw = await startTestGateway(server, { extraYaml: MASKING_YAML });
   c = await client(gw);
@@ -393,5 +411,294 @@ describe('bypass attempts through errors of values only read', () => {
     expect(typo.error?.message).toBe('column "emial" does not exist');
     const zero = await attempt('select 1 / 0 from users where email is not null');
     expect(zero.error?.message).toBe('division by zero');
+  });
+});
+
+/**
+ * Functions with side effects store what they are given where it can be read back later, past
+ * masking: only functions the backend calls immutable or stable may receive masked data.
+ */
+describe('bypass attempts by writing masked values into server state', () => {
+  const WRITES = [
+    "select setval('leak_seq', (select replace(card, ' ', '')::bigint / 1000 from users where id = 1))",
+    "select setval('leak_seq', length(secret)) from users",
+    "select pg_advisory_lock(replace(card, ' ', '')::bigint / 1000) from users where id = 1",
+    'select pg_advisory_xact_lock(length(secret)) from users',
+    'select pg_try_advisory_lock(length(secret), 1) from users',
+    'select pg_replication_origin_create(secret) from users where id = 1',
+    "select pg_create_physical_replication_slot('s' || replace(ssn, '-', '')) from users where id = 1",
+    "select lo_create(replace(ssn, '-', '')::oid) from users where id = 1",
+    "select lo_from_bytea(0, convert_to(secret, 'UTF8')) from users",
+    "select pg_notify('leak', secret) from users",
+    "select set_config('leak.v', secret, false) from users",
+    "select pg_logical_emit_message(true, 'p', secret) from users",
+    'select pg_sleep(length(secret) / 1000.0) from users',
+    'select * from users, pg_advisory_lock(length(secret)) l',
+    "select nextval(secret || '') from users",
+    "select currval(secret || '') from users",
+    "select pg_catalog.setval('leak_seq', length(secret)) from users",
+  ];
+  it.each(WRITES)('%s', async (sql) => {
+    const r = await attempt(sql);
+    expect(r.error?.code).toBe('42501');
+    expect(r.error?.detail).toBe('reason: masking_copy');
+    expectNoSecret(r.seen);
+    const state = await server.query(`
+      select pg_sequence_last_value('leak_seq') as seq,
+        (select count(*) from pg_locks where locktype = 'advisory') as locks,
+        (select count(*) from pg_replication_origin) as origins,
+        (select count(*) from pg_replication_slots) as slots,
+        (select count(*) from pg_largeobject_metadata) as large_objects`);
+    expect(state.rows[0]).toEqual({ seq: null, locks: '0', origins: '0', slots: '0', large_objects: '0' });
+  });
+
+  it('volatile functions still work on data that is not masked', async () => {
+    const r = await attempt("select setval('shop_seq', (select max(id) from users)), pg_advisory_unlock_all(), nextval('shop_seq')");
+    expect(r.error).toBeUndefined();
+    expect(r.seen).toMatch(/"setval":"3","pg_advisory_unlock_all":"","nextval":"4"/);
+  });
+});
+
+/** Table functions produce columns from their inputs: a masked input masks what they produce. */
+describe('bypass attempts through table functions', () => {
+  const XMLTABLE = "xmltable('/x' passing xmlelement(name x, c.secret) columns x text path '.') t";
+  const MASKED_OUT = [
+    `select x from users c, ${XMLTABLE}`,
+    `select * from users c, ${XMLTABLE}`,
+    `select t.x from users c, ${XMLTABLE}`,
+    "select x from users c, xmltable('/r/c' passing xmlparse(document '<r><c>' || c.secret || '</c></r>') columns x text path '.') t",
+    'select t.* from users u, jsonb_each_text(to_jsonb(u)) t',
+    'select key, value from users u, jsonb_each(to_jsonb(u))',
+    "select r from users, regexp_matches(secret, '(.*)') r",
+    "select x from users, string_to_table(secret, 'u') x",
+    "select j.* from users u, jsonb_to_recordset(jsonb_build_array(jsonb_build_object('s', u.secret))) j(s text)",
+    "select s from users u, json_to_record(json_build_object('s', u.secret)) as j(s text)",
+    'select x from users u, lateral (select secret) l(x)',
+    'select * from rows from (unnest((select array_agg(secret) from users)), generate_series(1, 2)) t(a, b)',
+    "select w from users, unnest(regexp_split_to_array(secret, '')) w",
+    "select chr(g) from users, generate_series(ascii(secret), ascii(secret)) g",
+    "select * from users, lateral unnest(string_to_array(secret, 'u'), array[1, 2]) as t(a, b)",
+    "select (xpath('/x/text()', xmlelement(name x, secret)))[1]::text from users",
+    "select * from (select secret from users) s, lateral unnest(array[s.secret]) with ordinality as t(v, n)",
+  ];
+  it.each(MASKED_OUT)('%s', async (sql) => {
+    const r = await attempt(sql);
+    expect(r.error).toBeUndefined();
+    expectNoSecret(r.seen);
+    expect(r.seen).not.toMatch(/\btop\b/);
+  });
+
+  const COPIED: Array<[string, string]> = [
+    [`insert into notes select 1, x from users c, ${XMLTABLE}`, 'masking_copy'],
+    [`create temp table stolen as select x from users c, ${XMLTABLE}`, 'masking_copy'],
+    ["select x into stolen2 from users, string_to_table(secret, 'u') x", 'masking_copy'],
+    [`copy (select x from users c, ${XMLTABLE}) to '/tmp/jitgate-leak.txt'`, 'masking_copy'],
+    ['insert into notes select 1, value from users u, jsonb_each_text(to_jsonb(u))', 'masking_copy'],
+    ["update notes set body = r[1] from users, regexp_matches(secret, '(.*)') r", 'masking_copy'],
+    ['create temp view tv as select t.* from users u, jsonb_each_text(to_jsonb(u)) t', 'masking_copy'],
+  ];
+  it.each(COPIED)('%s', async (sql, reason) => {
+    const r = await attempt(sql);
+    expect(r.error?.code).toBe('42501');
+    expect(r.error?.detail).toBe(`reason: ${reason}`);
+    await expectNothingCopied();
+  });
+});
+
+/** The catalog a session masks with is validated before it matters: DDL elsewhere cannot slip past. */
+describe('bypass attempts through a stale catalog', () => {
+  it('a view redefined after the session started is masked by its new definition', async () => {
+    const s = await client(gw);
+    try {
+      expect((await s.query('select name from v_stale order by id')).rows[0]).toEqual({ name: 'likes tea' });
+      await server.query('create or replace view v_stale as select id, secret as name from users');
+      const r = await s.query('select * from v_stale order by id');
+      expect(r.rows.map((x) => x.name)).toEqual([null, null, null]);
+      expectNoSecret(JSON.stringify(r.rows));
+    } finally {
+      await s.end();
+      await server.query('create or replace view v_stale as select id, bio as name from users');
+    }
+  });
+
+  it('a session opened right after a view was redefined does not see the old definition', async () => {
+    const first = await client(gw);
+    await first.query('select * from v_stale');
+    await server.query('create or replace view v_stale as select id, secret as name from users');
+    const second = await client(gw);
+    try {
+      const r = await second.query('select * from v_stale order by id');
+      expect(r.rows.map((x) => x.name)).toEqual([null, null, null]);
+    } finally {
+      await first.end();
+      await second.end();
+      await server.query('create or replace view v_stale as select id, bio as name from users');
+    }
+  });
+
+  it('a table created after the session started is masked by the rules that match it', async () => {
+    const s = await client(gw);
+    try {
+      await s.query('select 1');
+      await server.query("create table late (id int, email text, note text); insert into late values (1, 'alice@example.com', 'n1'); grant all on late to public");
+      // Rules match `users.email`, not `late.email`: only the detectors apply to this table.
+      const r = await s.query('select id, note from late');
+      expect(r.rows).toEqual([{ id: 1, note: 'n1' }]);
+      expectNoSecret(JSON.stringify((await s.query('select email from late')).rows));
+    } finally {
+      await s.end();
+      await server.query('drop table if exists late');
+    }
+  });
+});
+
+/**
+ * Masking that real clients can live with: where no masked column is involved, a masked
+ * connection answers exactly as an unmasked one ('app-trust' reaches the same database through the
+ * gateway with no rules).
+ */
+describe('over-masking: clients see what they would see directly', () => {
+  async function both<T>(fn: (client: pg.Client) => Promise<T>): Promise<{ masked: T; direct: T }> {
+    const masked = await client(gw);
+    const direct = await client(gw, gw.token({ connection: 'app-trust' }), 'alice', 'app-trust');
+    try {
+      return { masked: await fn(masked), direct: await fn(direct) };
+    } finally {
+      await masked.end();
+      await direct.end();
+    }
+  }
+
+  it('temporary tables and tables made in the session are not masked, and their errors keep DETAIL', async () => {
+    const s = await client(gw);
+    try {
+      await s.query('create temp table tt (a int primary key, b text)');
+      await s.query("insert into tt values (1, 'x')");
+      const r = await s.query('select * from tt');
+      expect(r.rows).toEqual([{ a: 1, b: 'x' }]);
+      const e = (await s.query("insert into tt values (1, 'y')").catch((err: unknown) => err)) as { detail?: string };
+      expect(e.detail).toBe('Key (a)=(1) already exists.');
+      await s.query('create table made_here (id int, label text)');
+      await s.query("insert into made_here values (7, 'seven')");
+      expect((await s.query('select * from made_here')).rows).toEqual([{ id: 7, label: 'seven' }]);
+      expect((await s.query('select * from pg_temp.tt')).rows).toEqual([{ a: 1, b: 'x' }]);
+    } finally {
+      await s.query('drop table if exists made_here').catch(() => undefined);
+      await s.end();
+    }
+  });
+
+  it('sequences are not masked', async () => {
+    const { masked, direct } = await both(async (x) => (await x.query('select last_value, is_called from shop_seq')).rows);
+    expect(masked).toEqual(direct);
+  });
+
+  it('an empty or comment-only query is answered as PostgreSQL does', async () => {
+    const { masked, direct } = await both(async (x) => {
+      const a = await x.query('');
+      const b = await x.query('-- nothing to do');
+      const c2 = await x.query('/* nothing */ ;');
+      return [a.rows, a.command, b.rows, b.command, c2.rows];
+    });
+    expect(masked).toEqual(direct);
+  });
+
+  it('node-postgres: simple and extended queries, prepared statements, types and cursors behave as direct', async () => {
+    const { masked, direct } = await both(async (x) => {
+      const out: unknown[] = [];
+      out.push((await x.query('select * from plain_items order by id')).rows);
+      out.push((await x.query('select * from plain_items where price > $1 and label = any($2)', [1, ['apple', 'pear']])).rows);
+      out.push((await x.query({ name: 'items-by-id', text: 'select label, tags, doc from plain_items where id = $1', values: [1] })).rows);
+      out.push((await x.query({ name: 'items-by-id', text: 'select label, tags, doc from plain_items where id = $1', values: [2] })).rows);
+      out.push((await x.query({ text: 'select id, raw, at from plain_items order by id', rowMode: 'array' })).rows);
+      out.push((await x.query({ text: 'select count(*), sum(price) from plain_items', binary: true } as pg.QueryConfig)).rows);
+      out.push((await x.query("select now() > '2000-01-01'::timestamptz as later, 1::int8 as big, 'x'::text || $1 as t", ['y'])).rows);
+      await x.query('begin');
+      const cursor = x.query(new Cursor('select id, label from plain_items order by id'));
+      out.push(await cursor.read(1), await cursor.read(5));
+      await cursor.close();
+      await x.query('commit');
+      const e = await x.query('select nope from plain_items').catch((err: { code?: string; message?: string; position?: string }) => [err.code, err.message, err.position]);
+      out.push(e);
+      return out;
+    });
+    expect(masked).toEqual(direct);
+  });
+
+  it('psql meta-commands print what they print directly', async () => {
+    const commands = ['\\d users', '\\d+ plain_items', '\\dt', '\\dv', '\\ds', '\\df', '\\dn', '\\l', '\\dT', '\\di', '\\d v_stale', '\\sv v_stale', '\\dp plain_items'];
+    for (const cmd of commands) {
+      const viaMasked = await psql(gw.dsn({}), gw.token(), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
+      const viaDirect = await psql(gw.dsn({ connection: 'app-trust' }), gw.token({ connection: 'app-trust' }), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
+      expect(viaMasked.stderr, cmd).toBe(viaDirect.stderr);
+      expect(viaMasked.stdout, cmd).toBe(viaDirect.stdout);
+    }
+  });
+
+  it('pg_dump through a masked connection writes what it writes directly, except masked values', async () => {
+    await server.query("select setval('shop_seq', 42)");
+    const dump = async (connection: string): Promise<string> => {
+      const r = await runPgDump(gw.dsn({ connection }), gw.token({ connection }));
+      expect(r.code, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const masked = await dump('app');
+    const direct = await dump('app-trust');
+    expect(masked).toContain("SELECT pg_catalog.setval('public.shop_seq', 42, true);");
+    expectNoSecret(masked);
+    // Everything but the rows of tables with masked columns (or detector findings), and the random
+    // key of psql's \restrict guard, is the same.
+    const withoutData = (d: string) => d.replace(/^COPY public\.(users|users_archive|accounts_low|notes) .*?^\\\.$/gms, '').replace(/^\\(un)?restrict .*$/gm, '');
+    expect(withoutData(masked)).toBe(withoutData(direct));
+  });
+});
+
+/** pg_dump through the gateway (bounded in time). */
+function runPgDump(dsn: string, password: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(pgBin('pg_dump'), ['--no-owner', '--no-privileges', dsn], { env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('the catalog connection after a backend restart', () => {
+  let own: PgServer;
+  let g: TestGateway;
+  beforeAll(async () => {
+    own = await startPostgres();
+    await own.query(MASKING_SETUP);
+    g = await startTestGateway(own, { extraYaml: MASKING_YAML });
+  });
+  afterAll(async () => {
+    await g?.close();
+    await own?.cleanup();
+  });
+
+  it('the first login after a restart succeeds, masked as before', async () => {
+    for (let round = 0; round < 2; round++) {
+      const s = await client(g);
+      try {
+        const r = await s.query('select email from users order by id');
+        expect(r.rows[0]).toEqual({ email: 'a****@example.com' });
+      } finally {
+        await s.end();
+      }
+      await own.restart();
+    }
+    const after = await client(g);
+    try {
+      expect((await after.query('select email from users order by id')).rows[0]).toEqual({ email: 'a****@example.com' });
+    } finally {
+      await after.end();
+    }
   });
 });

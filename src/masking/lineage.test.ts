@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadPostgresParser } from '../sql/postgres.js';
-import { buildCatalog, lineageOf } from './lineage.js';
+import { buildCatalog, isBlank, lineageOf } from './lineage.js';
 import type { MaskingRule } from './policy.js';
 import { MaskingSession } from './session.js';
 import type { Decision } from '../core/types.js';
@@ -213,5 +213,26 @@ describe('statements that would carry masked data out are refused', () => {
   it('lineage reports sources for each statement of a multi-statement string', () => {
     const r = lineageOf('select 1; select email from users', catalog, { cursors: new Map(), prepared: new Map() });
     expect(r.ok && r.statements.length).toBe(2);
+  });
+});
+
+describe('blank query strings', () => {
+  it.each([
+    ['', true],
+    ['  ;\n', true],
+    ['-- only a comment', true],
+    ['/* a /* nested */ comment */ ;', true],
+    ['/* unterminated', false],
+    ["select '--'", false],
+    ['select 1 -- trailing', false],
+  ])('%j is blank: %s', (sql, blank) => {
+    expect(isBlank(sql)).toBe(blank);
+    if (blank) expect(lineageOf(sql, catalog, { cursors: new Map(), prepared: new Map() })).toEqual({ ok: true, statements: [] });
+  });
+
+  it('a window clause and XMLTABLE fields are read in full (errors there are scrubbed)', async () => {
+    const s = await ready();
+    expect(s.plan('select row_number() over (partition by id order by email::int) from users')![0]!.touchesMasked).toBe(true);
+    expect(s.plan("select 1 from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t")![0]!.touchesMasked).toBe(true);
   });
 });

@@ -154,6 +154,8 @@ const CODE_DDL = new Set(['CreatePublicationStmt', 'AlterPublicationStmt', 'Crea
 
 /** Parses and analyses a query string (one plan per statement). */
 export function lineageOf(sql: string, catalog: Catalog, session: LineageSession): LineageResult {
+  // Nothing but blanks and comments: PostgreSQL answers EmptyQueryResponse (pgjdbc's isValid()).
+  if (isBlank(sql)) return { ok: true, statements: [] };
   let tree: { stmts?: Array<{ stmt?: Node }> };
   try {
     tree = parseSync(sql) as typeof tree;
@@ -175,6 +177,34 @@ export function lineageOf(sql: string, catalog: Catalog, session: LineageSession
     out.push(plan);
   }
   return { ok: true, statements: out };
+}
+
+/** Whether a query string holds only whitespace, semicolons and (nested) comments. */
+export function isBlank(sql: string): boolean {
+  let i = 0;
+  while (i < sql.length) {
+    const ch = sql[i]!;
+    if (ch === ';' || /\s/.test(ch)) i++;
+    else if (sql.startsWith('--', i)) {
+      const nl = sql.indexOf('\n', i);
+      i = nl < 0 ? sql.length : nl + 1;
+    } else if (sql.startsWith('/*', i)) {
+      let depth = 1;
+      i += 2;
+      while (i < sql.length && depth > 0) {
+        if (sql.startsWith('/*', i)) {
+          depth++;
+          i += 2;
+        } else if (sql.startsWith('*/', i)) {
+          depth--;
+          i += 2;
+        } else i++;
+      }
+      // An unterminated comment is a syntax error for the server: not blank.
+      if (depth > 0) return false;
+    } else return false;
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
