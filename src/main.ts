@@ -102,6 +102,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let recordingRoutes: RecordingRoutes | undefined;
   let consoleApi: ConsoleApi | undefined;
   let reviews: ReviewService | undefined;
+  let sessionService: SessionService | undefined;
   let reviewRoutes: ReviewRoutes | undefined;
   let mcp: McpModule | undefined;
   let masking: MaskingModule | undefined;
@@ -122,6 +123,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     ]);
     // Ended sessions are still closing their recordings (final digest to the audit log).
     await recording?.stop();
+    // Session end rows the store could not take yet get a last try (the next start reconciles the rest).
+    sessionService?.close();
     // Ended sessions are still dropping their roles; the store must outlive that.
     await credentials?.close();
     await masking?.close();
@@ -172,7 +175,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clock,
       log,
       grants: accessService,
-      sessions: { recoverCrashed: (id, endedAt, counters) => store.recoverCrashedSession(id, endedAt, counters) },
+      sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
       accessEvents: accessService.events,
     }));
     notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
@@ -195,14 +198,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const maskingModule = masking;
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
     const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
-    const sessions = new SessionService(store, metrics, log, now, {
+    const sessions = (sessionService = new SessionService(store, metrics, log, now, {
       grants: accessService,
       clock,
       guardrails: config.guardrails,
       statementGate: (user, groups) => quotas.statementGate(user, groups),
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
-    });
+    }));
     /** A failed client login on any listener: counted, logged, stored and audited (each best effort). */
     const authFailed = (protocol: Protocol, info: { user: string; connection: string; clientAddress: string; reason: string }) => {
       metrics.authFailuresTotal.inc({ protocol, reason: info.reason });

@@ -7,12 +7,14 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { build, PROTOCOL_3_0 } from '../src/protocols/postgres/codec.js';
+import type { SqliteStore } from '../src/store/sqlite.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { errorOf, rawLogin, wrap } from './support/raw-client.js';
@@ -72,11 +74,38 @@ describe('malformed input', () => {
     bystander.socket.end(build.terminate());
   });
 
-  it('rejects plaintext smuggled after an SSLRequest (CVE-2021-23214 class)', async () => {
-    const s = wrap(await connectRaw());
-    s.socket.write(Buffer.concat([build.sslRequest(), build.startup({ user: 'alice', database: 'app' })]));
-    const [err] = await s.until('E');
-    expect(errorOf(err!).code).toBe('08P01');
+  it('answers an SSLRequest followed by smuggled plaintext as PostgreSQL 15 does, and never reads the plaintext (CVE-2021-23214 class)', async () => {
+    const socket = await connectRaw();
+    const answer = await new Promise<Buffer>((resolve) => {
+      socket.once('data', resolve);
+      socket.write(Buffer.concat([build.sslRequest(), build.startup({ user: 'alice', database: 'app' })]));
+    });
+    expect(answer.toString()).toBe('S');
+    const secure = tls.connect({ socket, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    const s = wrap(secure);
+    const messages = await s.until('E');
+    // The smuggled StartupMessage got no authentication request: only the error, over TLS.
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    expect(errorOf(messages[0]!)).toMatchObject({ severity: 'FATAL', code: '08P01', message: 'received unencrypted data after SSL request' });
+    await s.closed;
+    await stillServes();
+  });
+
+  it('answers N to an SSLRequest with smuggled bytes when TLS is declined (GSSENCRequest), then refuses', async () => {
+    const socket = await connectRaw();
+    const answer = await new Promise<Buffer>((resolve) => {
+      socket.once('data', resolve);
+      socket.write(Buffer.concat([Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30]), build.startup({ user: 'alice', database: 'app' })]));
+    });
+    expect(answer[0]).toBe(0x4e);
+    const s = wrap(socket, answer.subarray(1));
+    const messages = await s.until('E');
+    expect(messages.map((m) => m.type)).toEqual(['E']);
+    expect(errorOf(messages[0]!)).toMatchObject({ severity: 'FATAL', code: '08P01', message: 'received unencrypted data after GSSAPI encryption request' });
   });
 
   it('declines GSSENCRequest and continues with the startup on the same connection', async () => {
@@ -335,6 +364,36 @@ describe('sessions, metrics and the state store', () => {
       execFileSync('umount', [mnt]);
       rmSync(mnt, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a state store that cannot write for a while', () => {
+  it('ends a session whose end the store could not take, once it can again: no session stays active', async () => {
+    const db = (gw.gateway.store as SqliteStore).database;
+    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'dave', database: 'app', password: gw.token({ user: 'dave' }), application_name: 'store-down' });
+    await c.connect();
+    await c.query('select 1');
+    const [open] = gw.gateway.store.listSessions({ user: 'dave', active: true });
+    expect(open).toBeDefined();
+    // The store turns read-only (as a full or remounted disk does) while the session ends.
+    db.pragma('query_only = ON');
+    try {
+      await c.end();
+      await expect.poll(() => gw.gateway.recording.isLive(open!.id)).toBe(false);
+      await expect.poll(() => gw.gateway.recording.pendingStoreWrites).toBeGreaterThan(0);
+      expect(gw.gateway.store.listSessions({ user: 'dave' })[0]).toMatchObject({ id: open!.id, endedAt: null });
+      expect(gw.gateway.recording.repo.get(open!.id)?.state).toBe('recording');
+    } finally {
+      db.pragma('query_only = OFF');
+    }
+    // Retried: the session, its recording and its audit entry catch up.
+    await expect.poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, { timeout: 15_000 }).not.toBeNull();
+    const [ended] = gw.gateway.store.listSessions({ user: 'dave' });
+    expect(ended).toMatchObject({ endReason: 'client_quit', statements: 1 });
+    expect(ended!.endedAt).toBeLessThan(Date.now());
+    await expect.poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000 }).toBe('complete');
+    expect(gw.gateway.audit.about(open!.id).map((e) => e.type)).toEqual(['session.started', 'session.ended']);
+    await stillServes();
   });
 });
 

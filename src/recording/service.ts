@@ -9,13 +9,14 @@ import { createHash } from 'node:crypto';
 import type { AuditAppender } from '../audit/log.js';
 import { policyFor, type RecordingConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
-import type { Decision, Grant, SessionCounters, SessionPipeline } from '../core/types.js';
+import type { Decision, Grant, SessionCounters, SessionEndReason, SessionPipeline } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
-import type { SessionStartData } from './events.js';
+import type { SessionEndData, SessionStartData } from './events.js';
 import type { ReadResult, RecordedEvent } from './file-recorder.js';
 import type { RecordingRepository, RecordingRow } from './repository.js';
 import { SessionRecorder, type RecorderResult } from './session-recorder.js';
 import type { RecordingSink } from './sink.js';
+import { StoreRetryQueue } from '../store/retry-queue.js';
 
 /** What the protocol listener knows about a session when it opens. */
 export interface RecordedSessionInfo {
@@ -41,8 +42,8 @@ export interface RecordingServiceOptions {
   log: Logger;
   /** Finds the grant a session rests on (for the session start event). */
   grants?: { grantForToken(tokenId: string): SessionGrant | undefined };
-  /** Corrects the store's row of a session a crash ended, from what its recording holds. */
-  sessions?: { recoverCrashed(sessionId: string, endedAt: number, counters: SessionCounters): void };
+  /** Corrects the store's row of a session whose end it missed, from what its recording holds. */
+  sessions?: { reconcile(sessionId: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void };
 }
 
 /** Ends a live session (the protocol listener's kill). */
@@ -65,8 +66,17 @@ export class RecordingService {
   private indexBuffer: Array<{ sessionId: string; n: number; text: string }> = [];
   private indexTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Recordings index rows and audit entries the store could not take right away, retried in order. */
+  private readonly storeWrites: StoreRetryQueue;
 
-  constructor(private readonly o: RecordingServiceOptions) {}
+  constructor(private readonly o: RecordingServiceOptions) {
+    this.storeWrites = new StoreRetryQueue({ clock: o.clock, log: o.log, what: 'recording rows and audit entries' });
+  }
+
+  /** Store writes (index rows, audit entries) still waiting for the store. */
+  get pendingStoreWrites(): number {
+    return this.storeWrites.size;
+  }
 
   get config(): RecordingConfig {
     return this.o.config;
@@ -233,23 +243,21 @@ export class RecordingService {
     const state = row?.state === 'unavailable' ? 'unavailable' : result.error ? 'failed' : 'complete';
     const reason = result.reason;
     this.flushIndex();
-    try {
-      this.o.repo.finish({
-        sessionId: id,
-        endedAt,
-        endReason: reason,
-        state,
-        events: result.events,
-        digest: result.digest,
-        bytes: row?.location ? (this.o.sink.size(row.location) ?? null) : null,
-        rowsRecorded: result.rowsRecorded,
-        truncated: result.truncated,
-        error: result.error,
-        writeErrorAt: result.writeError ? result.events : null,
-      });
-    } catch (err) {
-      this.o.log.error({ err, session: id }, 'cannot update the recordings index at session end');
-    }
+    const finished = {
+      sessionId: id,
+      endedAt,
+      endReason: reason,
+      state,
+      events: result.events,
+      digest: result.digest,
+      bytes: row?.location ? (this.o.sink.size(row.location) ?? null) : null,
+      rowsRecorded: result.rowsRecorded,
+      truncated: result.truncated,
+      error: result.error,
+      writeErrorAt: result.writeError ? result.events : null,
+    } as const;
+    // Retried while the store cannot take it: a recording must not stay "recording" forever.
+    this.storeWrites.run(`recording row of session ${id}`, () => this.o.repo.finish(finished));
     this.auditSafely({
       type: 'session.ended',
       actor: info.user,
@@ -317,11 +325,15 @@ export class RecordingService {
   // start and stop
 
   /**
-   * Recordings left open by a crash (kill -9, power loss): their files hold every checkpointed
-   * event; close their index rows with the digest of the last intact event and audit the end. The
-   * session ends when its last recorded event happened, as `gateway_crashed`, with the statements
-   * its recording holds and the bytes of its last counter snapshot (so it does not read as a clean
-   * stop at restart time with nothing done).
+   * Recordings the index still shows as being written, though no session here writes them: left
+   * open by a crash (kill -9, power loss), or ended while the store could not take their end row
+   * and the process stopped before a retry got it in. Their files hold every checkpointed event.
+   *
+   * A recording that ends with its `session_end` event ended properly: its session gets that
+   * event's reason, time and counters. Otherwise the session ends as `gateway_crashed` when its
+   * last event happened, with the statements its recording holds and the bytes of its last counter
+   * snapshot (not as a clean stop at restart time with nothing done). Either way the index row
+   * gets the digest of the last intact event, and the end is audited.
    */
   recoverOrphans(): number {
     let recovered = 0;
@@ -331,18 +343,24 @@ export class RecordingService {
       try {
         read = row.location ? this.o.sink.read(row.location) : undefined;
       } catch (err) {
-        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open by a crash');
+        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open');
       }
       const intact = read ? (read.intact ? read.events : read.events.slice(0, read.brokenAt)) : [];
       const last = intact.at(-1);
       const found = countersFrom(intact);
       const endedAt = last?.at ?? row.startedAt;
-      const error = 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
+      const endEvent = last?.type === 'session_end' ? (last.data as unknown as SessionEndData) : undefined;
+      const reason = (endEvent?.reason as SessionEndReason | undefined) ?? 'gateway_crashed';
+      const counters: SessionCounters = endEvent
+        ? { statements: endEvent.statements, bytesFromClient: endEvent.bytesFromClient, bytesToClient: endEvent.bytesToClient }
+        : found.counters;
+      const state = endEvent && read?.intact ? 'complete' : 'failed';
+      const error = endEvent ? null : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
       this.o.repo.finish({
         sessionId: row.sessionId,
         endedAt,
-        endReason: 'gateway_crashed',
-        state: 'failed',
+        endReason: reason,
+        state,
         events: intact.length,
         digest: last?.h ?? null,
         bytes: row.location ? (this.o.sink.size(row.location) ?? null) : null,
@@ -351,9 +369,9 @@ export class RecordingService {
         error,
       });
       try {
-        this.o.sessions?.recoverCrashed(row.sessionId, endedAt, found.counters);
+        this.o.sessions?.reconcile(row.sessionId, endedAt, reason, counters);
       } catch (err) {
-        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the counters of a session a crash ended');
+        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the end of a session from its recording');
       }
       this.auditSafely({
         type: 'session.ended',
@@ -361,26 +379,27 @@ export class RecordingService {
         subject: row.sessionId,
         data: {
           connection: row.connection,
-          reason: 'gateway_crashed',
+          reason,
           recovered: true,
-          ...found.counters,
-          recording: { state: 'failed', digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
+          ...counters,
+          recording: { state, digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
         },
       });
       recovered++;
-      // Compress what the crash left in plain text (off the start path; readers take either form).
-      if (row.location) this.o.sink.seal(row.location).catch((err: unknown) => this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left by a crash'));
+      // Compress what was left in plain text (off the start path; readers take either form).
+      if (row.location) this.o.sink.seal(row.location).catch((err: unknown) => this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'));
     }
     if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
     return recovered;
   }
 
-  /** Waits for ending sessions to close their recordings, then writes the search index. */
+  /** Waits for ending sessions to close their recordings, then writes the search index and what is queued. */
   async close(): Promise<void> {
     this.closed = true;
     while (this.ending.size > 0) await Promise.allSettled([...this.ending]);
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.flushIndex();
+    this.storeWrites.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -444,12 +463,9 @@ export class RecordingService {
     });
   }
 
+  /** Appends to the audit log, or (the store unavailable) queues the entry and retries it in order. */
   private auditSafely(event: Parameters<AuditAppender['append']>[0]): void {
-    try {
-      this.o.audit.append(event);
-    } catch (err) {
-      this.o.log.error({ err, type: event.type }, 'cannot write to the audit log');
-    }
+    this.storeWrites.run(`audit ${event.type}`, () => void this.o.audit.append(event));
   }
 
   private safeGet(id: string): RecordingRow | undefined {

@@ -33,7 +33,7 @@ export interface StartRecordingOptions {
   clock: Clock;
   log: Logger;
   grants?: RecordingServiceOptions['grants'];
-  /** Where the sessions a crash ended get their real end and counters back. */
+  /** Where sessions whose end the store missed (a crash, a store write lost) get their real end back. */
   sessions?: RecordingServiceOptions['sessions'];
   accessEvents?: AccessEvents;
 }

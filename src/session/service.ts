@@ -8,6 +8,7 @@ import { GatewayError } from '../core/errors.js';
 import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
+import { StoreRetryQueue } from '../store/retry-queue.js';
 import type { Store } from '../store/store.js';
 import { decideStatement, rulesFor, type GuardrailRule } from '../policy/guardrails.js';
 import { decideRedisCommand, matchRedisReview } from '../policy/redis-guardrails.js';
@@ -65,6 +66,8 @@ export interface SessionServiceOptions {
 
 export class SessionService {
   private terminator: SessionTerminator | undefined;
+  /** Session end rows the store could not take right away (retried until it can). */
+  private readonly endWrites: StoreRetryQueue;
 
   constructor(
     private readonly store: Store,
@@ -72,7 +75,19 @@ export class SessionService {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
     private readonly options: SessionServiceOptions = {},
-  ) {}
+  ) {
+    this.endWrites = new StoreRetryQueue({ clock: options.clock ?? systemClock, log, what: 'session end rows' });
+  }
+
+  /** Session end rows still waiting for the store. */
+  get pendingEndWrites(): number {
+    return this.endWrites.size;
+  }
+
+  /** Writes what is still queued for the store, once more (at shutdown). */
+  close(): void {
+    this.endWrites.close();
+  }
 
   /** How to end a live session (the protocol listener's kill); set once the listener exists. */
   setTerminator(terminator: SessionTerminator): void {
@@ -173,11 +188,11 @@ export class SessionService {
         this.metrics.sessionsActive.dec(labels);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'client_to_backend' }, counters.bytesFromClient);
         this.metrics.bytesTotal.inc({ ...labels, direction: 'backend_to_client' }, counters.bytesToClient);
-        try {
-          this.store.endSession(id, this.now(), reason, counters);
-        } catch (err) {
-          this.log.error({ err, session: id }, 'cannot record session end');
-        }
+        // A store that cannot take the end row now (full, read-only) gets it later: a session must
+        // not stay "active" forever. The end time and counters are the ones of this moment.
+        const endedAt = this.now();
+        const final = { bytesFromClient: counters.bytesFromClient, bytesToClient: counters.bytesToClient, statements: counters.statements };
+        this.endWrites.run(`end of session ${id}`, () => this.store.endSession(id, endedAt, reason, final));
         this.log.info({ session: id, reason, ...counters }, 'session ended');
       },
     };

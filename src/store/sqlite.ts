@@ -146,8 +146,8 @@ export class SqliteStore implements Store {
          WHERE id = @id AND ended_at IS NULL`,
       ),
       closeOrphans: db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`),
-      recoverCrashed: db.prepare(
-        `UPDATE sessions SET ended_at = @endedAt, end_reason = 'gateway_crashed', bytes_from_client = @bytesFromClient,
+      reconcile: db.prepare(
+        `UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, bytes_from_client = @bytesFromClient,
            bytes_to_client = @bytesToClient, statements = @statements
          WHERE id = @id AND (ended_at IS NULL OR end_reason = 'gateway_crashed')`,
       ),
@@ -219,8 +219,8 @@ export class SqliteStore implements Store {
     return this.stmts.closeOrphans.run(endedAt, reason).changes;
   }
 
-  recoverCrashedSession(id: string, endedAt: number, counters: SessionCounters): void {
-    this.stmts.recoverCrashed.run({ id, endedAt, ...counters });
+  reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void {
+    this.stmts.reconcile.run({ id, endedAt, reason, ...counters });
   }
 
   listSessions(filter: SessionFilter = {}): SessionRow[] {

@@ -64,10 +64,10 @@ export interface Store {
   /** Sessions that never ended (e.g. after a crash) are closed with this reason at startup. */
   closeOrphanSessions(endedAt: number, reason: SessionEndReason): number;
   /**
-   * A session a crash ended (closed by closeOrphanSessions as `gateway_crashed`, or still open):
-   * its real end and counters, as recovered from its recording.
+   * The real end of a session the store missed (the gateway crashed, or its end row never got in),
+   * as recovered from its recording; applies while the row is open or closed as `gateway_crashed`.
    */
-  recoverCrashedSession(id: string, endedAt: number, counters: SessionCounters): void;
+  reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
   listSessions(filter?: SessionFilter): SessionRow[];
 
   /** The SCRAM salt shared by all tokens of one user on one connection (created on first use). */
