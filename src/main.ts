@@ -268,6 +268,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         isConnection: (name) => config.connections.some((c) => c.name === name),
         killTarget: mysqlTarget,
         localFilesAllowed: (name) => config.connections.find((c) => c.name === name)?.localInfile === true,
+        mysqlConnections: config.connections.filter((c) => c.type === 'mysql').map((c) => c.name),
         sessionRoles: (name) => {
           const creds = config.connections.find((c) => c.name === name)?.credentials;
           return creds?.mode === 'ephemeral' ? creds.roles : [];

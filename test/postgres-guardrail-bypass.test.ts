@@ -48,7 +48,10 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
+/** Five rows again; the table itself is made again if a case got through and dropped it. */
 async function resetOrders(): Promise<void> {
+  await server.query('create table if not exists acc.orders (id int primary key, note text)');
+  await server.query(`alter table acc.orders owner to ${server.users.scram.user}; grant all on acc.orders to public`);
   await server.query("delete from acc.orders; insert into acc.orders select g, 'n' || g from generate_series(1, 5) g");
 }
 
@@ -106,6 +109,7 @@ describe('SQL passed as text (item 6)', () => {
   });
 
   it('still runs SQL text that the rule allows', async () => {
+    await resetOrders();
     expect(await run("select query_to_xml('select id from acc.orders where id = 1', true, true, '')")).toBeUndefined();
   });
 });
