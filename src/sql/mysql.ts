@@ -56,6 +56,8 @@ export interface MysqlStatementInfo extends StatementInfo {
   routines: string[];
   /** PREPARE name FROM ...: the name (the prepared text's statements follow this one in the list). */
   prepares?: string;
+  /** PREPARE name FROM 'text': the text prepared. */
+  preparedText?: string;
   /** EXECUTE name: the prepared statement it runs. */
   executes?: string;
   /** SHOW WARNINGS / SHOW ERRORS: messages of earlier statements. */
@@ -213,7 +215,10 @@ function prepared(piece: string, name: string, source: string, dialect: Partial<
   const inner = analyseText(literal.value, dialect, depth + 1);
   if (!inner.ok) return { ok: false, error: `the prepared statement: ${inner.error}` };
   const info = emptyInfo('other', piece);
-  if (name) info.prepares = identifier(name);
+  if (name) {
+    info.prepares = identifier(name);
+    info.preparedText = literal.value;
+  }
   return { ok: true, statements: [info, ...inner.statements] };
 }
 

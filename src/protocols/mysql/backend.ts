@@ -222,6 +222,17 @@ function upgrade(socket: net.Socket, target: BackendTarget): Promise<tls.TLSSock
   });
 }
 
+/** The backend's version from its greeting, without logging in. */
+export async function readBackendVersion(target: BackendTarget): Promise<string> {
+  const socket = await openSocket(target);
+  try {
+    const stream = new PacketStream(socket, target.connectTimeoutMs, 'backend greeting');
+    return parseGreeting((await stream.read(0)).payload).serverVersion;
+  } finally {
+    socket.destroy();
+  }
+}
+
 /** Runs one statement on a fresh backend connection (KILL QUERY on behalf of a client); resolves on OK. */
 export async function runOnBackend(target: BackendTarget, sql: string): Promise<void> {
   const session = await connectMysqlBackend(target, { clientCapabilities: PASSTHROUGH_CAPABILITIES });

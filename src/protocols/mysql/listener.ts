@@ -11,7 +11,7 @@ import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import type { BackendRequest, SessionInfo } from '../postgres/listener.js';
-import { connectMysqlBackend, prepareSession, runOnBackend, type MysqlBackendSession } from './backend.js';
+import { connectMysqlBackend, prepareSession, readBackendVersion, runOnBackend, type MysqlBackendSession } from './backend.js';
 import { MYSQL_ERROR } from './errors.js';
 import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';
 import { Cap, DEFAULT_CHARSET, errPayload, GATEWAY_CAPABILITIES, MysqlProtocolError, okPayload, packet, Status } from './packets.js';
@@ -21,7 +21,16 @@ import { isResultMasking } from './masking.js';
 import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
 import { TcpServer } from '../tcp-server.js';
 
-export const SERVER_VERSION = '8.0.36-jitgate';
+/** Announced until a backend has told its version (the greeting of the first MySQL connection is read at listen()). */
+export const FALLBACK_SERVER_VERSION = '8.0.36-jitgate';
+
+/**
+ * The version clients are told: the backend's own (tools choose their dialect by it, MariaDB's
+ * `5.5.5-` prefix included), with jitgate as a suffix as MariaDB marks its builds (`-log`, `-debug`).
+ */
+export function announcedVersion(backendVersion: string): string {
+  return backendVersion.endsWith('-jitgate') ? backendVersion : `${backendVersion}-jitgate`;
+}
 
 export interface MysqlListenerOptions {
   host: string;
@@ -43,6 +52,8 @@ export interface MysqlListenerOptions {
   sessionRoles?(connection: string): string[];
   /** Whether LOAD DATA LOCAL may run on this connection. */
   localFilesAllowed?(connection: string): boolean;
+  /** The MySQL connections' names: the first one's backend version is what the greeting announces. */
+  mysqlConnections?: string[];
   openSession(info: SessionInfo): SessionPipeline;
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
@@ -67,13 +78,33 @@ export class MysqlListener {
   private readonly cache = new ScrambleCache();
   private nextId = randomInt(1000, 100_000);
   private closing = false;
+  private serverVersion = FALLBACK_SERVER_VERSION;
 
   constructor(private readonly options: MysqlListenerOptions) {
     this.server = new TcpServer('mysql', (socket) => void this.accept(socket), options.log);
   }
 
-  listen(): Promise<string> {
-    return this.server.listen(this.options.port, this.options.host);
+  async listen(): Promise<string> {
+    const address = await this.server.listen(this.options.port, this.options.host);
+    await this.probeVersion();
+    return address;
+  }
+
+  /** Reads the first MySQL backend's greeting (no login) for the version to announce; later logins keep it current. */
+  private async probeVersion(): Promise<void> {
+    const name = this.options.mysqlConnections?.[0];
+    const target = name ? this.options.resolveTarget(name) : undefined;
+    if (!target) return;
+    try {
+      this.serverVersion = announcedVersion(await readBackendVersion(target));
+    } catch (err) {
+      this.options.log.warn({ connection: name, err: (err as Error).message }, 'cannot read the MySQL backend version; announcing a default until a session connects');
+    }
+  }
+
+  /** The version the greeting announces now. */
+  get announcedVersion(): string {
+    return this.serverVersion;
   }
 
   get port(): number {
@@ -153,7 +184,7 @@ export class MysqlListener {
     const offered = (GATEWAY_CAPABILITIES | (this.options.tls ? Cap.SSL : 0)) >>> 0;
     socket.write(
       packet(
-        buildGreeting({ serverVersion: SERVER_VERSION, connectionId, nonce, capabilities: offered, charset: DEFAULT_CHARSET, status: Status.AUTOCOMMIT, plugin: CACHING_SHA2 }),
+        buildGreeting({ serverVersion: this.serverVersion, connectionId, nonce, capabilities: offered, charset: DEFAULT_CHARSET, status: Status.AUTOCOMMIT, plugin: CACHING_SHA2 }),
         0,
       ),
     );
@@ -184,6 +215,9 @@ export class MysqlListener {
     if (!connection) {
       throw new GatewayError('unknown_connection', 'No database selected: jitgate needs database = the name of the connection to open (e.g. mysql -u alice orders)');
     }
+    // An unknown database is 1049 as the README promises (a token for it could not be valid anyway).
+    const target = this.options.resolveTarget(connection);
+    if (!target) throw new GatewayError('unknown_connection', `Unknown database '${echo(connection)}': no MySQL connection of that name`);
     const auth = await authenticateMysqlClient({
       stream,
       send: (payload, seq) => void client.write(packet(payload, seq)),
@@ -204,8 +238,6 @@ export class MysqlListener {
       }
       throw new GatewayError('auth_failed', `Access denied for user '${echo(user)}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`);
     }
-    const target = this.options.resolveTarget(connection);
-    if (!target) throw new GatewayError('unknown_connection', `Unknown database '${echo(connection)}': no MySQL connection of that name`);
 
     const info: SessionInfo = {
       user,
@@ -255,6 +287,7 @@ export class MysqlListener {
           throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', err.message);
         });
       }
+      this.serverVersion = announcedVersion(backend.serverVersion);
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
@@ -295,6 +328,7 @@ export class MysqlListener {
       backendDatabase: lease.target.database,
       isOtherConnection: (name) => name !== connection && this.options.isConnection(name),
       localFilesAllowed,
+      serverVersion: backend.serverVersion,
       masking,
       kill: (request) => this.clientKill(request, user),
       onEnd: (reason) => {
@@ -315,7 +349,8 @@ export class MysqlListener {
    * only their own sessions.
    */
   private async clientKill(request: KillRequest, requester: string): Promise<string | undefined> {
-    const target = this.sessions.get(request.id);
+    // The id the greeting gave, or the backend's own (what CONNECTION_ID() answers) of one of the requester's sessions.
+    const target = this.sessions.get(request.id) ?? [...this.sessions.values()].find((s) => s.backendThreadId === request.id && s.user === requester);
     if (!target) return `Unknown thread id: ${request.id}`;
     if (target.user !== requester) return `You are not owner of thread ${request.id}`;
     if (request.queryOnly) {
@@ -325,7 +360,7 @@ export class MysqlListener {
     }
     if (!target.relay.idle) await this.killBackendQuery(target).catch(() => undefined);
     target.relay.terminate('killed', new GatewayError('killed', 'Connection was killed'));
-    this.sessions.delete(request.id);
+    for (const [id, s] of this.sessions) if (s === target) this.sessions.delete(id);
     return undefined;
   }
 

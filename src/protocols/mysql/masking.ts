@@ -20,7 +20,7 @@ import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan
 import { redactFindings, type DetectorName } from '../../masking/detectors.js';
 import { globMatch, sourceMask, type MaskingRule } from '../../masking/policy.js';
 import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
-import { analyseMysqlCached, plainSelect } from '../../sql/mysql.js';
+import { analyseMysqlCached, plainSelect, type MysqlAnalysis, type MysqlDialect } from '../../sql/mysql.js';
 import type { ResultMasking, ResultMaskPlan } from './relay.js';
 import type { ColumnDefinition } from './results.js';
 
@@ -44,6 +44,10 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
   /** Views that show masked data, as `schema.name` and as bare names (lower case). */
   private readonly maskedViews = new Set<string>();
   private readonly maskedViewNames = new Set<string>();
+  /** How the backend read the last statement checked (results and errors follow it). */
+  private dialect: Partial<MysqlDialect> | undefined;
+  /** SQL-level prepared statements of the session: every text ever prepared under a name (PREPARE ... FROM). */
+  private readonly preparedTexts = new Map<string, Set<string>>();
 
   constructor(private readonly o: MysqlMaskingOptions) {
     if (o.detectors.length > 0) {
@@ -82,16 +86,69 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
 
   check(statement: Statement): Decision | undefined {
     if (this.o.rules.length === 0) return undefined;
-    const analysis = analyseMysqlCached(statement.text);
+    this.dialect = statement.dialect;
+    const analysis = analyseMysqlCached(statement.text, statement.dialect);
     if (!analysis.ok) return refusal('masking_unprovable', `the statement could not be parsed (${analysis.error}), so its results cannot be masked`);
     for (const s of analysis.statements) {
-      const copies = !s.readOnly || /\binto\s+@/i.test(s.text);
+      // Every text ever prepared under a name counts for its EXECUTEs (a refused PREPARE only adds caution).
+      if (s.prepares !== undefined) {
+        const name = s.prepares.toLowerCase();
+        this.preparedTexts.set(name, (this.preparedTexts.get(name) ?? new Set<string>()).add(s.preparedText ?? s.text));
+      }
+      // A stored function or procedure can read masked columns in its body and return them in any form.
+      if (s.routines.length > 0) return refusal('masking_unprovable', `stored routine ${s.routines[0]}() could return masked data in any form`);
+      if (s.executes !== undefined && !this.preparedTexts.has(s.executes.toLowerCase())) {
+        return refusal('masking_unprovable', `prepared statement ${s.executes} was not prepared from a text the gateway saw`);
+      }
+      const used = () => this.maskedReference(s.columns) ?? this.readsMaskedView(s.tablesRead);
+      // A variable keeps the value for later statements, whose results show no origin.
+      if (s.assignsVariables) {
+        const u = used();
+        if (u) return refusal('masking_copy', `a variable would hold masked column ${u} where it could be read unmasked`);
+      }
+      const copies = !s.readOnly;
       if (copies && (s.kind === 'insert' || s.kind === 'update' || s.kind === 'ddl' || s.kind === 'copy' || s.kind === 'select' || s.kind === 'other')) {
-        const used = this.maskedReference(s.columns) ?? this.readsMaskedView(s.tablesRead);
-        if (used) return refusal('masking_copy', `${s.kind.toUpperCase()} would carry masked column ${used} where it could be read unmasked`);
+        const u = used();
+        if (u) return refusal('masking_copy', `${s.kind.toUpperCase()} would carry masked column ${u} where it could be read unmasked`);
       }
     }
     return undefined;
+  }
+
+  /** The statement's analysis with what its EXECUTEs run (every text prepared under the name). */
+  private analysed(statement: string): MysqlAnalysis {
+    const analysis = analyseMysqlCached(statement, this.dialect);
+    if (!analysis.ok) return analysis;
+    const statements = [...analysis.statements];
+    for (const s of analysis.statements) {
+      if (s.executes === undefined) continue;
+      const texts = this.preparedTexts.get(s.executes.toLowerCase());
+      if (!texts) return { ok: false, error: `unknown prepared statement ${s.executes}` };
+      for (const text of texts) {
+        const inner = analyseMysqlCached(text, this.dialect);
+        if (!inner.ok) return inner;
+        statements.push(...inner.statements);
+      }
+    }
+    return { ok: true, statements };
+  }
+
+  /** EXECUTE name of a name prepared from one text only: that text (its origins can be checked); else the statement. */
+  private executedText(statement: string): string {
+    const analysis = analyseMysqlCached(statement, this.dialect);
+    if (!analysis.ok || analysis.statements.length !== 1 || analysis.statements[0]!.executes === undefined) return statement;
+    const texts = this.preparedTexts.get(analysis.statements[0]!.executes.toLowerCase());
+    return texts?.size === 1 ? [...texts][0]! : statement;
+  }
+
+  /** Whether a statement (its text, as run) could show masked data other than through a masked column's origin. */
+  private touchesMasked(statement: string | undefined): boolean {
+    if (statement === undefined) return true;
+    const analysis = this.analysed(statement);
+    return (
+      !analysis.ok ||
+      analysis.statements.some((s) => s.routines.length > 0 || this.maskedReference(s.columns) !== undefined || this.readsMaskedView(s.tablesRead) !== undefined)
+    );
   }
 
   plan(): StatementMaskPlan[] | undefined {
@@ -111,23 +168,24 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     const masks = new Map<number, (value: string) => string | null>();
     // Origins are believed only for a plain SELECT over base tables: a derived table or CTE names
     // itself as the origin of what it selected, so anything else is judged as an expression.
-    const plain = this.o.rules.length > 0 && statement !== undefined ? plainSelect(statement) : undefined;
+    const effective = statement === undefined ? undefined : this.executedText(statement);
+    const plain = this.o.rules.length > 0 && effective !== undefined ? plainSelect(effective, this.dialect) : undefined;
     const byColumn = plain?.outputs && plain.outputs.length === columns.length ? plain.outputs : undefined;
     let expressionsMasked: boolean | undefined;
     const expressionTouchesMasked = (i: number) => {
       if (byColumn && plain) return this.maskedReference(byColumn[i]!) !== undefined || this.readsMaskedView(plain.tables) !== undefined;
       if (expressionsMasked === undefined) {
-        if (this.o.rules.length === 0) expressionsMasked = false;
-        else if (statement === undefined) expressionsMasked = true;
-        else {
-          const analysis = analyseMysqlCached(statement);
-          expressionsMasked =
-            !analysis.ok || analysis.statements.some((s) => this.maskedReference(s.columns) !== undefined || this.readsMaskedView(s.tablesRead) !== undefined);
-        }
+        expressionsMasked = this.o.rules.length > 0 && this.touchesMasked(statement);
       }
       return expressionsMasked;
     };
+    // SHOW WARNINGS / ERRORS: messages of earlier statements, which may quote values (scrubbed as errors are).
+    const warnings = this.o.rules.length > 0 && statement !== undefined && this.showsWarnings(statement);
     columns.forEach((c, i) => {
+      if (warnings && c.name.toLowerCase() === 'message') {
+        masks.set(i, (v) => this.scrubQuoted(v));
+        return;
+      }
       const m = c.orgTable && c.orgName ? sourceMask(this.o.rules, `${c.schema}.${c.orgTable}.${c.orgName}`.toLowerCase()) : undefined;
       if (m) {
         const key = this.o.hashKey;
@@ -151,11 +209,27 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     return { masks };
   }
 
-  /** An error message safe to show: data-quoting errors lose their quotes' content, detectors run. */
-  errorMessage(errno: number, message: string): string {
+  /**
+   * An error or warning message safe to show. Where a statement reads a masked column anywhere (not
+   * only in its results: WHERE, function arguments), or cannot be followed, what the message quotes
+   * is withheld: servers quote values in errors (XPATH syntax error: '<value>', Truncated incorrect
+   * INTEGER value: '<value>'). Errors that quote the data that caused them always lose it.
+   */
+  errorMessage(errno: number, message: string, statement?: string): string {
     let out = message;
-    if (this.o.rules.length > 0 && DATA_ERRORS.has(errno)) out = out.replace(/'[^']*'/g, "'[redacted]'");
+    if (this.o.rules.length > 0 && (DATA_ERRORS.has(errno) || this.touchesMasked(statement))) out = this.scrubQuoted(out);
     return this.scrub?.(out) ?? out;
+  }
+
+  /** Quoted parts and long digit runs of a message withheld. */
+  private scrubQuoted(message: string): string {
+    const out = message.replace(/'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*"/g, "'[redacted]'").replace(/\d{6,}/g, '[redacted]');
+    return this.scrub?.(out) ?? out;
+  }
+
+  private showsWarnings(statement: string): boolean {
+    const analysis = analyseMysqlCached(statement, this.dialect);
+    return analysis.ok && analysis.statements.some((s) => s.showsWarnings === true);
   }
 
   /** A table read that is a view showing masked data (by bare name: the schema may be implicit). */

@@ -27,6 +27,8 @@ import {
   type Packet,
 } from './packets.js';
 import { decodeExecuteParameters, type PreparedStatement } from './prepared.js';
+import { analyseMysqlCached } from '../../sql/mysql.js';
+import { dialectOf } from '../../sql/mysql-lexer.js';
 import { binaryDisplay, parseBinaryRow, parseColumnDefinition, parseTextRow, rewriteRow, textDisplay, type ColumnDefinition } from './results.js';
 
 /** Masking of one result: a function per masked column (by index), or a reason to refuse it. */
@@ -34,8 +36,8 @@ export type ResultMaskPlan = { masks: Map<number, (value: string) => string | nu
 
 export interface ResultMasking {
   resultPlan(columns: ColumnDefinition[], statement: string | undefined): ResultMaskPlan;
-  /** An error message as the client may see it (data quoted in it masked). */
-  errorMessage?(errno: number, message: string): string;
+  /** An error or warning message as the client may see it (values it could quote withheld), for the statement that raised it. */
+  errorMessage?(errno: number, message: string, statement: string | undefined): string;
 }
 
 export interface KillRequest {
@@ -56,6 +58,8 @@ export interface MysqlRelayOptions {
   /** Whether a name is another configured connection (COM_INIT_DB to it is refused). */
   isOtherConnection(name: string): boolean;
   localFilesAllowed: boolean;
+  /** The backend's version string (its greeting): how it reads statements (executable comments). */
+  serverVersion: string;
   masking?: ResultMasking;
   /** KILL [QUERY] n from this client; resolves to an error message, or undefined when done. */
   kill(request: KillRequest): Promise<string | undefined>;
@@ -100,6 +104,16 @@ interface InFlight {
 const MAX_QUEUED = 1024;
 const KILL_RE = /^\s*KILL\s+(?:(QUERY|CONNECTION)\s+)?(\d+)\s*;?\s*$/i;
 const LOCAL_INFILE_RE = /\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s+)?LOCAL\b/i;
+/**
+ * Words without which no statement can reach the gateway's credential or other sessions'
+ * statements (./../../sql/mysql.ts names the statements): only texts with one are analysed for it,
+ * so plain passthrough stays cheap.
+ */
+const SENSITIVE_WORDS_RE = /processlist|grants|user|global_priv|engine|binlog|relaylog|general_log|slow_log|events_statements|threads|session|mysql|sys/i;
+/** What an unanalysable text must not name (the analysis could not tell what it reads). */
+const SENSITIVE_FALLBACK_RE = /processlist|global_priv|mysql\W+user|show\W+grants|create\W+user|general_log|slow_log|events_statements|binlog\W+events|engine\W+\w+\W+status/i;
+/** SERVER_STATUS_NO_BACKSLASH_ESCAPES: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
+const STATUS_NO_BACKSLASH_ESCAPES = 0x0200;
 
 export class MysqlRelay {
   readonly counters: SessionCounters = { bytesFromClient: 0, bytesToClient: 0, statements: 0 };
@@ -123,9 +137,30 @@ export class MysqlRelay {
   /** The statement being held for a decision, when the pipeline can withdraw it. */
   private held: PendingDecision['hold'] | undefined;
 
+  private readonly server: { mariadb: boolean; version: number };
+
   constructor(private readonly o: MysqlRelayOptions) {
     this.observer = o.pipeline.observer;
     this.deprecateEof = (o.capabilities & Cap.DEPRECATE_EOF) !== 0;
+    this.server = dialectOf(o.serverVersion);
+  }
+
+  /** How the backend reads the next statement: its version, and sql_mode as its last status told. */
+  private dialect(): NonNullable<Statement['dialect']> {
+    return { ...this.server, noBackslashEscapes: (this.status & STATUS_NO_BACKSLASH_ESCAPES) !== 0 };
+  }
+
+  /** Why a statement text may not run for any session (the gateway's credential, other sessions' statements), if so. */
+  private sensitive(text: string): string | undefined {
+    if (!SENSITIVE_WORDS_RE.test(text)) return undefined;
+    const analysis = analyseMysqlCached(text, this.dialect());
+    if (!analysis.ok) return SENSITIVE_FALLBACK_RE.test(text) ? 'statements that name system tables and cannot be analysed' : undefined;
+    return analysis.statements.find((s) => s.sensitive)?.sensitive;
+  }
+
+  private refuseSensitive(seq: number, why: string, text: string): void {
+    this.counters.statements++;
+    this.refuseWith(seq, REFUSED.errno, REFUSED.sqlState, `jitgate: this statement would show ${why}, which sessions through the gateway may not see (gateway_protected)`, text);
   }
 
   /** Nothing in flight: no command running and none waiting. */
@@ -224,11 +259,14 @@ export class MysqlRelay {
         const text = payload.toString('utf8', 1);
         const kill = KILL_RE.exec(text);
         if (kill) return this.runKill({ id: Number(kill[2]), queryOnly: (kill[1] ?? '').toUpperCase() === 'QUERY' }, replySeq, text);
+        const dialect = this.dialect();
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
-          this.o.pipeline.decide({ source: 'simple', text });
+          this.o.pipeline.decide({ source: 'simple', text, dialect });
           return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
         }
-        return this.decided(p, { source: 'simple', text }, { kind: 'resultset', binary: false });
+        const why = this.sensitive(text);
+        if (why) return this.refuseSensitive(replySeq, why, text);
+        return this.decided(p, { source: 'simple', text, dialect }, { kind: 'resultset', binary: false });
       }
       case Command.PROCESS_KILL: {
         if (payload.length < 5) throw new MysqlProtocolError('Malformed communication packet');
@@ -243,7 +281,10 @@ export class MysqlRelay {
         if (this.o.isOtherConnection(name)) {
           return this.refuseWith(replySeq, 1044, '42000', `jitgate: this session is on connection "${this.o.connection}"; to use connection "${name}", connect again with database "${name}"`, `USE ${name}`);
         }
-        return this.decided(p, { source: 'simple', text: `USE \`${name.replace(/`/g, '``')}\`` }, { kind: 'generic' });
+        const use = `USE \`${name.replace(/`/g, '``')}\``;
+        const why = this.sensitive(use);
+        if (why) return this.refuseSensitive(replySeq, why, use);
+        return this.decided(p, { source: 'simple', text: use, dialect: this.dialect() }, { kind: 'generic' });
       }
       case Command.FIELD_LIST: {
         const table = payload.subarray(1, payload.indexOf(0, 1) < 0 ? payload.length : payload.indexOf(0, 1)).toString('utf8');
@@ -252,11 +293,14 @@ export class MysqlRelay {
       }
       case Command.STMT_PREPARE: {
         const text = payload.toString('utf8', 1);
+        const dialect = this.dialect();
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
-          this.o.pipeline.decide({ source: 'parse', text, name: '' });
+          this.o.pipeline.decide({ source: 'parse', text, name: '', dialect });
           return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
         }
-        return this.decided(p, { source: 'parse', text, name: '' }, { kind: 'prepare', text });
+        const why = this.sensitive(text);
+        if (why) return this.refuseSensitive(replySeq, why, text);
+        return this.decided(p, { source: 'parse', text, name: '', dialect }, { kind: 'prepare', text });
       }
       case Command.STMT_EXECUTE: {
         if (payload.length < 10) throw new MysqlProtocolError('Malformed communication packet');
@@ -366,7 +410,7 @@ export class MysqlRelay {
 
   private runKill(request: KillRequest, seq: number, text: string): void {
     this.counters.statements++;
-    const decision = this.o.pipeline.decide({ source: 'simple', text });
+    const decision = this.o.pipeline.decide({ source: 'simple', text, dialect: this.dialect() });
     if (!(decision instanceof Promise) && decision.effect !== 'allow') return this.refuse(seq, decision, text);
     this.busy = true;
     this.o.kill(request).then(
@@ -524,7 +568,7 @@ export class MysqlRelay {
   private errorPacket(p: Packet, f: InFlight): Buffer | null {
     const e = parseErr(p.payload);
     f.phase = 'done';
-    const shown = this.o.masking?.errorMessage?.(e.errno, e.message) ?? e.message;
+    const shown = this.o.masking?.errorMessage?.(e.errno, e.message, f.statement) ?? e.message;
     this.observer?.onResult({ kind: 'error', severity: `ERROR ${e.errno}`, code: e.sqlState, message: shown });
     return shown === e.message ? null : errPayload(e.errno, e.sqlState, shown);
   }
@@ -599,7 +643,7 @@ export class MysqlRelay {
       for (const [i, fn] of f.mask) {
         const v = shown[i];
         if (v === null || v === undefined) continue;
-        const masked = fn(v);
+        const masked = typeSafe(f.columns[i]!, fn(v));
         if (masked === v) continue;
         replacements.set(i, masked);
         shown[i] = binary && masked !== null && !isLenencColumn(f.columns[i]!) ? null : masked;
@@ -645,6 +689,20 @@ export class MysqlRelay {
     }, 1000).unref();
     this.o.onEnd(reason);
   }
+}
+
+const NUMERIC_TYPES = new Set<number>([0, 1, 2, 3, 4, 5, 8, 9, 13, 16, 246]);
+const TEMPORAL_TYPES = new Set<number>([7, 10, 11, 12]);
+
+/**
+ * A masked value the client can decode as the column type it was told: a number column gets a
+ * number or NULL, never '[redacted]' (drivers decode numeric columns as numbers).
+ */
+function typeSafe(c: ColumnDefinition, masked: string | null): string | null {
+  if (masked === null) return null;
+  if (NUMERIC_TYPES.has(c.type)) return /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(masked) && c.type !== 16 ? masked : null;
+  if (TEMPORAL_TYPES.has(c.type)) return null;
+  return masked;
 }
 
 function isLenencColumn(c: ColumnDefinition): boolean {
