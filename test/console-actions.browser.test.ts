@@ -192,6 +192,24 @@ it('the author withdraws a held statement from the console after confirming; Esc
   expect(nativeDialogs).toEqual([]);
 });
 
+it('control characters in a held statement show as visible escapes, not as text direction or line tricks', { timeout: 120_000 }, async () => {
+  // A CR and a right-to-left override inside a comment: the approver must see them, not be misled by them.
+  const psql = psqlSession('console-escapes', 'select name from customers where id = 1 /* \r\u202eevil */;\n');
+  const page = await signIn('bob');
+  await page.getByRole('link', { name: 'Approvals' }).click();
+  const card = page.locator('article', { hasText: 'where id = 1 /*' }).first();
+  await expect.poll(() => card.textContent(), { timeout: 30_000 }).toContain('\\r\\u202eevil');
+  const text = (await card.locator('pre.sql').textContent()) ?? '';
+  expect(text).toContain('/* \\r\\u202eevil */');
+  expect(text).not.toMatch(/[\r\u202e]/);
+  expect(await card.locator('pre.sql .ctl').count()).toBe(2);
+  await shot(page, '13-control-characters');
+  await card.getByRole('button', { name: /^Deny/ }).first().click();
+  await expect.poll(() => psql.err(), { timeout: 20_000 }).toMatch(/denied/);
+  psql.end();
+  await psql.exited;
+});
+
 it('an admin ends a live session through a dialog that requires a reason', { timeout: 120_000 }, async () => {
   // A psql session that stays open (stdin not closed) after one statement that is not held.
   const psql = psqlSession('console-kill', 'select 40 + 2;\n');

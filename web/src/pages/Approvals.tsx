@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, ApiError, errorText, type AccessRequest, type Me, type Review } from '../api';
 import { ConfirmDialog } from '../dialog';
-import { duration, Empty, ErrorNote, Sql, when } from '../format';
+import { duration, Empty, ErrorNote, Sql, Visible, when } from '../format';
 import { useLiveEvents } from '../live';
 import { Link } from '../router';
 
@@ -167,7 +167,7 @@ function RequestItem({ r, onDone }: { r: AccessRequest; onDone: () => void }) {
         <strong>{r.user}</strong> <span className="muted">({r.groups.join(', ')})</span> asked {when(r.createdAt)}
       </p>
       <p>
-        Why: <q>{r.reason || 'no reason given'}</q>
+        Why: <q>{r.reason ? <Visible text={r.reason} oneLine /> : 'no reason given'}</q>
       </p>
       <p className="muted">
         Policy {r.policy ?? '—'}; needs {r.approvalsRequired} approval(s) from {r.approverGroups.join(' or ')}
@@ -184,8 +184,22 @@ function RequestItem({ r, onDone }: { r: AccessRequest; onDone: () => void }) {
       ) : (
         <p className="decision" data-testid="decision">
           <span className={`badge ${r.state}`}>{r.state}</span> {r.decidedBy ? `by ${r.decidedBy}` : ''} {r.decidedAt ? when(r.decidedAt) : ''}
-          {r.decisionReason ? ` — ${r.decisionReason}` : ''}
-          {r.approvals.filter((a) => a.comment && a.comment !== r.decisionReason).map((a) => ` — ${a.approver}: “${a.comment}”`)}
+          {r.decisionReason ? (
+            <>
+              {' — '}
+              <Visible text={r.decisionReason} oneLine />
+            </>
+          ) : (
+            ''
+          )}
+          {r.approvals
+            .filter((a) => a.comment && a.comment !== r.decisionReason)
+            .map((a, i) => (
+              <span key={i}>
+                {` — ${a.approver}: “`}
+                <Visible text={a.comment ?? ''} oneLine />”
+              </span>
+            ))}
         </p>
       )}
     </article>
@@ -214,7 +228,11 @@ export function ReviewItem({ r, me, onDone }: { r: Review; me: Me; onDone: () =>
         :
       </p>
       <Sql text={statement} />
-      {why && <p>Why it was held: {why}</p>}
+      {why && (
+        <p>
+          Why it was held: <Visible text={why} oneLine />
+        </p>
+      )}
       {r.approvals && r.approvals.length > 0 && <p className="muted">Approved so far by {r.approvals.map((a) => a.approver).join(', ')}</p>}
       {r.state === 'pending' && r.user === me.user ? (
         <Withdraw r={r} onDone={onDone} />
@@ -231,7 +249,14 @@ export function ReviewItem({ r, me, onDone }: { r: Review; me: Me; onDone: () =>
       ) : (
         <p className="decision" data-testid="decision">
           <span className={`badge ${r.state}`}>{r.state}</span> {decidedBy ? `by ${decidedBy}` : ''} {r.decidedAt ? when(r.decidedAt) : ''}
-          {comment ? ` — “${comment}”` : ''}
+          {comment ? (
+            <>
+              {' — “'}
+              <Visible text={comment} oneLine />”
+            </>
+          ) : (
+            ''
+          )}
           {r.approvals?.filter((a) => a.comment && a.comment !== comment).map((a) => ` — ${a.approver}: “${a.comment}”`)}
         </p>
       )}

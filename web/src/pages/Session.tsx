@@ -6,7 +6,7 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, errorText, type Me, type RecordedEvent, type SessionSummary } from '../api';
 import { ConfirmDialog } from '../dialog';
-import { Empty, ErrorNote, Sql, when } from '../format';
+import { Empty, ErrorNote, Sql, Visible, when } from '../format';
 
 interface Verification {
   ok: boolean;
@@ -155,14 +155,18 @@ function TimelineEvent({ e }: { e: RecordedEvent }) {
         <li className={`ev statement ${decision?.effect === 'deny' ? 'denied' : ''}`}>
           {at} Statement {String(d.n)} {d.held === true && <span className="badge pending">held for approval</span>}
           <Sql text={String(d.text ?? '')} />
-          {decision && decision.effect !== 'allow' && <p className="decision">Decision: {decisionText(decision)}</p>}
+          {decision && decision.effect !== 'allow' && (
+            <p className="decision">
+              Decision: <Visible text={decisionText(decision)} oneLine />
+            </p>
+          )}
         </li>
       );
     }
     case 'decision':
       return (
         <li className="ev decision">
-          {at} Held statement {String(d.n)} decided: {decisionText(d.decision as Record<string, unknown>)} (waited {Math.round(Number(d.waitedMs ?? 0) / 1000)} s)
+          {at} Held statement {String(d.n)} decided: <Visible text={decisionText(d.decision as Record<string, unknown>)} oneLine /> (waited {Math.round(Number(d.waitedMs ?? 0) / 1000)} s)
         </li>
       );
     case 'result':
@@ -193,19 +197,19 @@ function TimelineEvent({ e }: { e: RecordedEvent }) {
     case 'error':
       return (
         <li className="ev error" role="note">
-          {at} Error {String(d.code)}: {String(d.message)}
+          {at} Error {String(d.code)}: <Visible text={String(d.message)} />
         </li>
       );
     case 'notice':
       return (
         <li className="ev notice">
-          {at} Notice: {String(d.message)}
+          {at} Notice: <Visible text={String(d.message)} />
         </li>
       );
     case 'kill':
       return (
         <li className="ev error">
-          {at} Ended by {String(d.by)}: {String(d.reason)}
+          {at} Ended by {String(d.by)}: <Visible text={String(d.reason)} oneLine />
         </li>
       );
     case 'session_end':
@@ -246,7 +250,7 @@ function ResultTable({ columns, rows }: { columns: Array<{ name: string }>; rows
           {rows.map((r, i) => (
             <tr key={i}>
               {r.map((v, j) => (
-                <td key={j}>{v === null ? <span className="muted">NULL</span> : v}</td>
+                <td key={j}>{v === null ? <span className="muted">NULL</span> : <Visible text={String(v)} oneLine />}</td>
               ))}
             </tr>
           ))}
