@@ -220,10 +220,11 @@ export class RedisRelay {
     const name = c.args[0]!.toString('latin1').toLowerCase();
     const sub = c.args.length > 1 ? c.args[1]!.toString('latin1').toLowerCase() : '';
     const own = this.ownAnswer(name, sub, c.args);
-    if (!own) this.forward(c.raw ?? encodeCommand(c.args), c.args, name);
+    // RESP arrays go on as the very bytes parsed; inline commands as the RESP of their parsed arguments.
+    if (!own) this.forward(c.raw ?? [encodeCommand(c.args)], c.args, name);
     else if (own.refusal) this.refuse(own.refusal);
     else if (own.reply) this.sendLocal(own.reply);
-    else if (own.forward) this.forward(own.forward, c.args, name);
+    else if (own.forward) this.forward([own.forward], c.args, name);
   }
 
   /**
@@ -305,7 +306,7 @@ export class RedisRelay {
     return { forward: encodeCommand(rest) };
   }
 
-  private forward(bytes: Buffer, args: Buffer[], name: string): void {
+  private forward(bytes: readonly Buffer[], args: Buffer[], name: string): void {
     const entry: Pending = { kind: 'backend', args, expect: 1 };
     if (SUBSCRIBE_FAMILY.has(name)) {
       entry.sub = name;
@@ -324,7 +325,7 @@ export class RedisRelay {
       if (name === 'exec' && dirty) {
         // A refused command voids the transaction, as a command Redis rejects while queueing does.
         entry.replace = EXECABORT;
-        bytes = encodeCommand(['DISCARD']);
+        bytes = [encodeCommand(['DISCARD'])];
       }
     } else if (name === 'reset') {
       this.inMulti = false;
@@ -334,7 +335,7 @@ export class RedisRelay {
     }
     if (name === 'quit') this.clientSaidGoodbye = true;
     this.fifo.push(entry);
-    this.toBackend.push(bytes);
+    for (const b of bytes) this.toBackend.push(b);
     if (name === 'reset') {
       // RESET logs the connection out to the default user: log the gateway's credential back in.
       for (const r of this.options.reauth) {

@@ -1,4 +1,6 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { chunkings, everyTwoWaySplit } from '../../../test/support/chunkings.js';
 import { formatCommand, formatReply } from './display.js';
 import { CommandReader, encodeCommand, encodeValue, ReplyReader, RespError, splitInline, type ParsedCommand, type RespValue } from './resp.js';
 
@@ -40,9 +42,19 @@ describe('CommandReader', () => {
     expect(readCommands(bytes).map((c) => c.args.map(String))).toEqual(whole);
   });
 
-  it('hands on a command received in one piece as its own bytes', () => {
+  it('hands on a command received in one piece as its own bytes, one slice', () => {
     const [first] = readCommands([wire]);
-    expect(first!.raw?.equals(encodeCommand(['SET', 'k', 'v\r\nwith crlf']))).toBe(true);
+    expect(first!.raw).toHaveLength(1);
+    expect(first!.raw![0]!.equals(encodeCommand(['SET', 'k', 'v\r\nwith crlf']))).toBe(true);
+  });
+
+  it('hands on a command split after a complete line as all of its bytes (not a stale slice of the next chunk)', () => {
+    // The chunk ends right after `*3\r\n`: the next one must not be cut at the old offset.
+    const set = encodeCommand(['SET', 'carrier', 'x\r\nFLUSHALL\r\n']);
+    for (const at of [4, 13, 27]) {
+      const [c] = readCommands([set.subarray(0, at), set.subarray(at)]);
+      expect(Buffer.concat(c!.raw!).toString('latin1')).toBe(set.toString('latin1'));
+    }
   });
 
   it('splits inline commands like Redis, quotes and escapes included', () => {
@@ -50,6 +62,14 @@ describe('CommandReader', () => {
     expect(() => splitInline(`SET k 'it''s'`)).toThrow(/unbalanced quotes/);
     expect(splitInline(`SET k 'it\\'s'`)).toEqual(['SET', 'k', "it's"]);
     expect(() => splitInline('SET k "open')).toThrow(/unbalanced quotes/);
+    // As Redis 7 splits them (checked against redis-server in test/redis-inline.test.ts):
+    expect(splitInline('RPUSH l a"b c" ""')).toEqual(['RPUSH', 'l', 'ab c', '']);
+    expect(splitInline('RPUSH l a\vb \xa0z\x85')).toEqual(['RPUSH', 'l', 'a\vb', '\xa0z\x85']);
+    expect(() => splitInline('RPUSH l "x"y')).toThrow(/unbalanced quotes/);
+  });
+
+  it('refuses an inline command with a NUL byte (Redis would never run it, nor anything after it)', () => {
+    expect(() => readCommands([Buffer.from('PING\0\r\nPING\r\n', 'latin1')])).toThrow(/NUL byte in inline request/);
   });
 
   it.each([
@@ -59,8 +79,52 @@ describe('CommandReader', () => {
     ['*1\r\n$3\r\nGETXX', 'Protocol error: bulk string not terminated by CRLF'],
     ['*01\r\n$4\r\nPING\r\n', 'Protocol error: invalid multibulk length'],
     ['*1\r\n$04\r\nPING\r\n', 'Protocol error: invalid bulk length'],
+    ['*-5\r\n', 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$-1\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n$99999999999999999999\r\n', 'Protocol error: invalid bulk length'],
+    ['*99999999999\r\n', 'Protocol error: invalid multibulk length'],
+    ['*1\r\n$+4\r\nPING\r\n', 'Protocol error: invalid bulk length'],
+    ['*1\r\n*1\r\n$4\r\nPING\r\n', "Protocol error: expected '$', got '*'"],
+    ['*1\r\n$4\r\nPINGxx', 'Protocol error: bulk string not terminated by CRLF'],
   ])('refuses %j', (input, message) => {
     expect(() => readCommands([Buffer.from(input)])).toThrow(new RespError(message));
+  });
+
+  it('skips empty multibulks as Redis does', () => {
+    expect(readCommands([Buffer.from('*0\r\n*-1\r\nPING\r\n')]).map((c) => c.args.map(String))).toEqual([['PING']]);
+  });
+
+  it('property: whatever the chunking, the same commands, and each RESP array\'s bytes exactly as sent', () => {
+    fc.assert(
+      fc.property(
+        commandStream().chain((stream) => fc.tuple(fc.constant(stream), chunkings(stream.bytes))),
+        ([stream, chunks]) => {
+          const got = readCommands(chunks);
+          expect(got.map((c) => c.args.map((a) => a.toString('latin1')))).toEqual(stream.commands.map((c) => c.args));
+          got.forEach((c, i) => {
+            const sent = stream.commands[i]!;
+            if (sent.inline) expect(c.raw).toBeNull();
+            else expect(Buffer.concat(c.raw!).toString('latin1')).toBe(sent.bytes.toString('latin1'));
+          });
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('the same at every two-way split of a pipeline with a smuggling payload in a value', () => {
+    const stream = streamOf([
+      resp(['SET', 'carrier', 'x\r\nFLUSHALL\r\n*1\r\n$8\r\nFLUSHALL\r\nCONFIG SET requirepass x\r\n']),
+      inline('GET "carrier"'),
+      resp(['RPUSH', 'l', '', '$3', '*2']),
+      resp(['SET', 'big', 'v'.repeat(3000)]),
+      inline('PING'),
+    ]);
+    for (const { offset, chunks } of everyTwoWaySplit(stream.bytes)) {
+      const got = readCommands(chunks);
+      const shown = got.map((c) => (c.raw ? Buffer.concat(c.raw) : encodeCommand(c.args)).toString('latin1')).join('');
+      expect(shown, `split at ${offset}`).toBe(stream.commands.map((c) => (c.inline ? encodeCommand(c.args) : c.bytes).toString('latin1')).join(''));
+    }
   });
 
   it('bounds what it holds: bulk and inline size limits', () => {
@@ -73,6 +137,41 @@ describe('CommandReader', () => {
     expect(() => r3.push(Buffer.from('*5\r\n'), () => undefined)).toThrow(/invalid multibulk length/);
   });
 });
+
+interface SentCommand {
+  args: string[];
+  bytes: Buffer;
+  inline: boolean;
+}
+
+function resp(args: string[]): SentCommand {
+  return { args, bytes: encodeCommand(args.map((a) => Buffer.from(a, 'latin1'))), inline: false };
+}
+
+/** An inline command of plain words (and one quoted argument when written so). */
+function inline(line: string, ending = '\r\n'): SentCommand {
+  return { args: splitInline(line), bytes: Buffer.from(line + ending, 'latin1'), inline: true };
+}
+
+function streamOf(commands: SentCommand[]): { commands: SentCommand[]; bytes: Buffer } {
+  return { commands, bytes: Buffer.concat(commands.map((c) => c.bytes)) };
+}
+
+/** Pipelines of RESP arrays and inline commands, with values that look like protocol and big ones. */
+function commandStream(): fc.Arbitrary<{ commands: SentCommand[]; bytes: Buffer }> {
+  const tricky = fc.constantFrom('', '\r\n', 'FLUSHALL\r\n', '*1\r\n$8\r\nFLUSHALL\r\n', '$3\r\nSET\r\n', 'GET secret:pin\n', '\0\xff', '*', '$');
+  const value = fc.oneof(
+    { weight: 4, arbitrary: fc.string({ maxLength: 40 }) },
+    { weight: 2, arbitrary: tricky },
+    { weight: 2, arbitrary: fc.tuple(fc.string({ maxLength: 8 }), tricky, fc.string({ maxLength: 8 })).map((p) => p.join('')) },
+    // Bigger than a socket's chunk: arrives in pieces.
+    { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => 'b'.repeat(n)) },
+  );
+  const word = fc.stringMatching(/^[A-Za-z0-9:_-]{1,12}$/);
+  const respCommand = fc.tuple(fc.constantFrom('SET', 'GET', 'RPUSH', 'HSET', 'XADD'), fc.array(value, { maxLength: 5 })).map(([name, rest]) => resp([name, ...rest]));
+  const inlineCommand = fc.tuple(fc.array(word, { minLength: 1, maxLength: 4 }), fc.constantFrom('\r\n', '\n')).map(([words, end]) => inline(words.join(' '), end));
+  return fc.array(fc.oneof({ weight: 3, arbitrary: respCommand }, { weight: 1, arbitrary: inlineCommand }), { minLength: 1, maxLength: 12 }).map(streamOf);
+}
 
 describe('ReplyReader', () => {
   const replies = [

@@ -34,16 +34,26 @@ export const DEFAULT_COMMAND_LIMITS: CommandLimits = { maxBulkBytes: 64 * 1024 *
 
 export interface ParsedCommand {
   args: Buffer[];
-  /** The command exactly as received, when it arrived in one piece as a RESP array (forwarded as is). */
-  raw: Buffer | null;
+  /**
+   * A RESP array's bytes exactly as received, in order (one slice when it arrived in one chunk, more
+   * when it was split): what the relay forwards, so the backend runs the very bytes that were
+   * parsed and decided. null for an inline command, which is forwarded as the RESP encoding of its
+   * parsed arguments (so the backend cannot split it differently from the gateway).
+   */
+  raw: readonly Buffer[] | null;
   /** Sent as an inline command (plain text line). */
   inline: boolean;
 }
 
 /**
  * Reads client commands: RESP arrays of bulk strings, or inline commands (`PING\r\n`, as telnet
- * sends them). Parsing is strict where Redis is strict, so what the gateway decides on is what the
- * backend executes.
+ * sends them). Parsing is strict where Redis is strict (and stricter where Redis is lax: a bulk
+ * string or header line must end in CRLF), so what the gateway decides on is what the backend
+ * executes.
+ *
+ * A command's bytes are collected as it is parsed, whatever the chunking: `frame` holds its pieces
+ * from earlier chunks, `runStart` where its bytes begin in the current buffer. A bulk string that
+ * spans chunks is collected once (into its argument) and that very buffer is part of the frame.
  */
 export class CommandReader {
   private carry: Buffer = EMPTY;
@@ -53,15 +63,12 @@ export class CommandReader {
   private bulkLen = -1;
   private bulkParts: Buffer[] = [];
   private bulkGot = 0;
-  /** Where the command in progress began in the current buffer, or -1 if it began in an earlier one. */
-  private cmdStart = -1;
+  /** Bytes of the command in progress that came before `runStart` (earlier chunks, collected bulks). */
+  private frame: Buffer[] = [];
+  /** Where the command in progress continues in the current buffer; -1 while a bulk is collected in parts. */
+  private runStart = -1;
 
   constructor(public limits: CommandLimits = DEFAULT_COMMAND_LIMITS) {}
-
-  /** Bytes held for a command not complete yet (a client that never finishes one). */
-  get buffered(): number {
-    return this.carry.length + this.bulkGot + this.bytes;
-  }
 
   push(chunk: Buffer, onCommand: (command: ParsedCommand) => void): void {
     let buf = chunk;
@@ -69,6 +76,8 @@ export class CommandReader {
       buf = Buffer.concat([this.carry, chunk]);
       this.carry = EMPTY;
     }
+    // A command begun in an earlier buffer goes on at this one's start (the carried bytes included).
+    if (this.argsLeft >= 0 && this.bulkParts.length === 0) this.runStart = 0;
     let pos = 0;
     const n = buf.length;
     while (pos < n) {
@@ -77,13 +86,17 @@ export class CommandReader {
           const eol = lineEnd(buf, pos, 'too big mbulk count string');
           if (eol < 0) return this.keep(buf, pos);
           const count = parseInteger(buf, pos + 1, eol);
-          if (count === null || count > this.limits.maxArgs) throw new RespError('Protocol error: invalid multibulk length');
-          this.cmdStart = pos;
+          // Redis skips `*0` and `*-1` (and any count below 1); other negative counts are refused
+          // here: no client sends them, and nothing about them needs to reach the backend.
+          if (count === null || count < -1 || count > this.limits.maxArgs) throw new RespError('Protocol error: invalid multibulk length');
+          const start = pos;
           pos = eol + 2;
-          if (count <= 0) continue; // Redis ignores empty multibulks
+          if (count <= 0) continue;
           this.argsLeft = count;
           this.args = [];
           this.bytes = 0;
+          this.frame = [];
+          this.runStart = start;
           continue;
         }
         const nl = buf.indexOf(LF, pos);
@@ -92,6 +105,10 @@ export class CommandReader {
           return this.keep(buf, pos);
         }
         if (nl - pos > MAX_INLINE_BYTES) throw new RespError('Protocol error: too big inline request');
+        // Redis looks for the line's end with strchr, which stops at a NUL: it would never run
+        // this line (nor anything after it). Refused rather than guessed at.
+        const nul = buf.indexOf(0, pos);
+        if (nul >= 0 && nul < nl) throw new RespError('Protocol error: NUL byte in inline request (jitgate)');
         // latin1 both ways keeps every byte as it was sent.
         const line = buf.toString('latin1', pos, nl > pos && buf[nl - 1] === CR ? nl - 1 : nl);
         pos = nl + 1;
@@ -125,21 +142,37 @@ export class CommandReader {
         const whole = Buffer.concat(this.bulkParts);
         this.finishArg(whole.subarray(0, this.bulkLen), whole, this.bulkLen);
         pos += need;
+        // The payload and its CRLF, as received, now in one buffer: the frame goes on after it.
+        this.frame.push(whole);
+        this.runStart = pos;
       } else {
+        if (this.bulkParts.length === 0) this.closeRun(buf, pos);
         this.bulkParts.push(buf.subarray(pos));
         this.bulkGot += avail;
-        this.cmdStart = -1;
+        this.runStart = -1;
         return;
       }
       if (this.argsLeft === 0) {
-        const raw = this.cmdStart >= 0 ? buf.subarray(this.cmdStart, pos) : null;
+        this.closeRun(buf, pos);
+        const raw = this.frame;
         const args = this.args;
         this.argsLeft = -1;
         this.args = [];
         this.bytes = 0;
+        this.frame = [];
+        this.runStart = -1;
         onCommand({ args, raw, inline: false });
       }
     }
+    // The buffer ended inside a command (after a complete header line or argument): what was
+    // read of it so far belongs to its frame.
+    if (this.argsLeft >= 0) this.closeRun(buf, pos);
+  }
+
+  /** Adds the command's bytes from `runStart` up to `end` of the current buffer to its frame. */
+  private closeRun(buf: Buffer, end: number): void {
+    if (this.runStart >= 0 && end > this.runStart) this.frame.push(buf.subarray(this.runStart, end));
+    this.runStart = -1;
   }
 
   private finishArg(arg: Buffer, buf: Buffer, crlf: number): void {
@@ -152,10 +185,9 @@ export class CommandReader {
     this.bulkGot = 0;
   }
 
+  /** An incomplete header or inline line at `pos`: carried to the next buffer (bounded by MAX_INLINE_BYTES). */
   private keep(buf: Buffer, pos: number): void {
-    // Only header lines are carried over (bounded by MAX_INLINE_BYTES). A command cut here is
-    // re-encoded from its arguments instead of forwarded as received.
-    if (this.argsLeft >= 0) this.cmdStart = -1;
+    if (this.argsLeft >= 0) this.closeRun(buf, pos);
     this.carry = Buffer.from(buf.subarray(pos));
   }
 }
@@ -190,51 +222,77 @@ function parseInteger(buf: Buffer, start: number, end: number): number | null {
   return neg ? -v : v;
 }
 
-/** Splits an inline command like Redis (sdssplitargs): spaces separate, "..." and '...' quote. */
+/** C's isspace in the C locale (Redis skips these between arguments). */
+function isCSpace(c: string | undefined): boolean {
+  return c === ' ' || c === '\t' || c === '\n' || c === '\v' || c === '\f' || c === '\r';
+}
+
+/** Ends an unquoted argument (sdssplitargs: only these, not \v or \f). */
+function endsWord(c: string): boolean {
+  return c === ' ' || c === '\n' || c === '\r' || c === '\t' || c === '\0';
+}
+
+function isHex(c: string | undefined): boolean {
+  return c !== undefined && /^[0-9a-fA-F]$/.test(c);
+}
+
+/**
+ * Splits an inline command exactly as Redis does (sdssplitargs): C-locale spaces separate
+ * arguments, a quote opens quoting anywhere in an argument (`a"b c"` is one argument, `ab c`),
+ * "..." knows \xHH and \n \r \t \b \a escapes, '...' only \', and a closing quote must be followed
+ * by a space or the end. `line` holds bytes as latin1 characters.
+ */
 export function splitInline(line: string): string[] {
   const out: string[] = [];
   let i = 0;
-  while (i < line.length) {
-    while (i < line.length && /\s/.test(line[i]!)) i++;
-    if (i >= line.length) break;
+  const n = line.length;
+  for (;;) {
+    while (i < n && isCSpace(line[i])) i++;
+    if (i >= n) return out;
     let cur = '';
-    if (line[i] === '"' || line[i] === "'") {
-      const q = line[i]!;
-      i++;
-      let closed = false;
-      while (i < line.length) {
-        const c = line[i]!;
-        if (q === '"' && c === '\\' && i + 1 < line.length) {
+    let quote: '"' | "'" | null = null;
+    for (;;) {
+      const c = line[i];
+      if (quote === '"') {
+        if (c === undefined) throw new RespError('Protocol error: unbalanced quotes in request');
+        if (c === '\\' && line[i + 1] === 'x' && isHex(line[i + 2]) && isHex(line[i + 3])) {
+          cur += String.fromCharCode(parseInt(line.slice(i + 2, i + 4), 16));
+          i += 4;
+        } else if (c === '\\' && i + 1 < n) {
           const e = line[i + 1]!;
-          if (e === 'x' && /^[0-9a-fA-F]{2}$/.test(line.slice(i + 2, i + 4))) {
-            cur += String.fromCharCode(parseInt(line.slice(i + 2, i + 4), 16));
-            i += 4;
-            continue;
-          }
           cur += ({ n: '\n', r: '\r', t: '\t', b: '\b', a: '\x07' } as Record<string, string>)[e] ?? e;
           i += 2;
-          continue;
-        }
-        if (q === "'" && c === '\\' && line[i + 1] === "'") {
-          cur += "'";
-          i += 2;
-          continue;
-        }
-        if (c === q) {
-          closed = true;
+        } else if (c === '"') {
+          if (i + 1 < n && !isCSpace(line[i + 1])) throw new RespError('Protocol error: unbalanced quotes in request');
           i++;
           break;
+        } else {
+          cur += c;
+          i++;
         }
-        cur += c;
+      } else if (quote === "'") {
+        if (c === undefined) throw new RespError('Protocol error: unbalanced quotes in request');
+        if (c === '\\' && line[i + 1] === "'") {
+          cur += "'";
+          i += 2;
+        } else if (c === "'") {
+          if (i + 1 < n && !isCSpace(line[i + 1])) throw new RespError('Protocol error: unbalanced quotes in request');
+          i++;
+          break;
+        } else {
+          cur += c;
+          i++;
+        }
+      } else {
+        if (c === undefined) break;
         i++;
+        if (endsWord(c)) break;
+        if (c === '"' || c === "'") quote = c;
+        else cur += c;
       }
-      if (!closed || (i < line.length && !/\s/.test(line[i]!))) throw new RespError('Protocol error: unbalanced quotes in request');
-    } else {
-      while (i < line.length && !/\s/.test(line[i]!)) cur += line[i++];
     }
     out.push(cur);
   }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
