@@ -158,7 +158,8 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
     (ctx, who) => {
       const connection = requiredString(object(ctx.body), 'connection');
       const minted = access.mintToken(who, connection);
-      const pg = options.postgres();
+      // The psql hint names the PostgreSQL listener: only for a PostgreSQL connection.
+      const pg = (typeOf.get(connection) ?? 'postgres') === 'postgres' ? options.postgres() : undefined;
       return {
         token: minted.token,
         tokenId: minted.id,

@@ -255,6 +255,26 @@ describe('runCli in-process', () => {
     expect(missing.err()).toMatch(/^jitgate: not signed in/);
   });
 
+  it("token: the hint names the connection's own listener and client, at its configured port", async () => {
+    const yaml = `development: true
+dataDir: state
+listeners:
+  postgres: { port: 6543 }
+  mysql: { port: 4407 }
+connections:
+  - { name: prod, host: db.example.com, database: app, user: gw, password: secret:prod-db }
+  - { name: shop, type: mysql, host: db.example.com, database: shop, user: gw, password: secret:shop-db }
+`;
+    const dir = dirWith({ 'jitgate.yaml': yaml });
+    const pgHint = capture(dir);
+    expect(await runCli(['token', '-u', 'alice', '--connection', 'prod', '--groups', 'engineering'], pgHint.io)).toBe(0);
+    expect(pgHint.err()).toContain('psql "host=127.0.0.1 port=6543 user=alice dbname=prod sslmode=require"');
+    const myHint = capture(dir);
+    expect(await runCli(['token', '-u', 'alice', '--connection', 'shop', '--groups', 'engineering'], myHint.io)).toBe(0);
+    expect(myHint.err()).toContain('mysql -h 127.0.0.1 -P 4407 -u alice -p --ssl shop');
+    expect(myHint.err()).not.toContain('psql');
+  });
+
   it('token without a config file: the embedded default, its connections and its .data store', async () => {
     const dir = mkdtempSync(join(work, 'embedded-'));
     const bad = capture(dir);

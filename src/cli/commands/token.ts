@@ -67,6 +67,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
 
   const stated = statedGroups(opts.groups);
   let listener: { host: string; port: number } | undefined;
+  let protocol: 'postgres' | 'mysql' | 'redis' = 'postgres';
   let defaultTtl = DEFAULTS.tokenTtlMs;
   /** The embedded default's development identity provider knows its users' groups. */
   let directory: ReadonlyMap<string, readonly string[]> | undefined;
@@ -78,7 +79,9 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
           (names.length ? ` (configured: ${names.join(', ')})` : ' (it configures no connections)'),
       );
     }
-    listener = target.config.listeners.postgres;
+    protocol = target.config.connections.find((c) => c.name === opts.connection)?.type ?? 'postgres';
+    // The hint names the listener of the connection's own protocol, as configured.
+    listener = target.config.listeners[protocol];
     defaultTtl = target.config.auth.tokenTtlMs;
   } else {
     // Loaded lazily: only the embedded default needs it.
@@ -132,10 +135,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   io.err(`groups: ${groups.length ? groups.join(',') : '(none)'} (${describeSource(groupsFrom)})\n`);
   if (listener && listener.port !== 0) {
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
-    io.err(
-      `use it as the password: psql "host=${host} port=${listener.port} user=${opts.user} ` +
-        `dbname=${opts.connection} sslmode=require"\n`,
-    );
+    io.err(`use it as the password: ${clientCommand(protocol, host, listener.port, opts.user, opts.connection)}\n`);
   }
 }
 
@@ -194,4 +194,11 @@ function checkName(flag: string, value: string): void {
   if (value === '' || value.length > 256 || /[\u0000-\u001f\u007f]/.test(value)) {
     throw new CliError(`${flag}: expected a non-empty name without control characters`);
   }
+}
+
+/** How to connect with the token as the password, with the protocol's own client. */
+function clientCommand(protocol: 'postgres' | 'mysql' | 'redis', host: string, port: number, user: string, connection: string): string {
+  if (protocol === 'mysql') return `mysql -h ${host} -P ${port} -u ${user} -p --ssl ${connection}`;
+  if (protocol === 'redis') return `redis-cli --tls -h ${host} -p ${port} --user ${user}@${connection} --askpass`;
+  return `psql "host=${host} port=${port} user=${user} dbname=${connection} sslmode=require"`;
 }
