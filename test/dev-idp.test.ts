@@ -1,8 +1,10 @@
 /**
- * The embedded default's development identity provider, mounted on the gateway's own HTTP port under
+ * The development identity provider, switched on by a configuration (`identities: { dev: true }`,
+ * development mode only) as the embedded default does, mounted on the gateway's own HTTP port under
  * /dev-idp: the demo users sign in with `jitgate login` (password = user name) and get their demo
  * groups; the demo agent gets a service identity through client credentials; the printed hint is
- * right. (The demo database is not needed for this, so the config is the embedded one without it.)
+ * right. A configuration without development mode is refused. An audience that is not a URI
+ * (`audience: jitgate`, as in jitgate.example.yaml) works with the provider too.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +13,7 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runCli } from '../src/cli/program.js';
 import { parseConfig } from '../src/config/load.js';
-import { demoIdentities, signInHint } from '../src/demo/demo-identities.js';
+import { signInHint } from '../src/demo/demo-identities.js';
 import { DEMO_USERS } from '../src/demo/embedded.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
@@ -20,11 +22,11 @@ import { ScriptedBrowser } from './support/browser.js';
 const work = mkdtempSync(join(tmpdir(), 'jitgate-dev-idp-'));
 let gateway: Gateway;
 const config = parseConfig(
-  `development: true\ndataDir: ${work}\nlisteners: { http: { host: 127.0.0.1, port: 0 }, postgres: { enabled: false } }\n`,
+  `development: true\ndataDir: ${work}\nlisteners: { http: { host: 127.0.0.1, port: 0 }, postgres: { enabled: false } }\n` +
+    `identities: { dev: true, admins: { groups: [admins] } }\n`,
   'dev.yaml',
   work,
 );
-config.identities = demoIdentities(DEMO_USERS);
 
 beforeAll(async () => {
   gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
@@ -38,7 +40,7 @@ it('signs the demo users in with jitgate login, and the demo agent with client c
   const url = gateway.addresses.http;
   const hint = signInHint(url, config.identities, DEMO_USERS);
   expect(hint[0]).toBe(
-    `Sign in: jitgate login --url ${url}   (or --device). Demo users: alice (engineer), bob (approver), carol (auditor), dave (admin); the password is the user name.`,
+    `Sign in: jitgate login --url ${url}   (or --device). Demo users: alice (engineer), bob (approver), carol (auditor), dave (admin), erin (on-call engineer); the password is the user name.`,
   );
 
   let out = '';
@@ -79,4 +81,34 @@ it('signs the demo users in with jitgate login, and the demo agent with client c
   const { access_token: token } = (await res.json()) as { access_token: string };
   const me = await fetch(`${url}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } });
   expect(await me.json()).toEqual({ user: 'demo-agent', groups: ['agents'], kind: 'service', via: 'client-credentials', admin: false });
+});
+
+it('refuses the development identity provider outside development mode', () => {
+  expect(() => parseConfig('identities: { dev: true }\n', 'prod.yaml', work)).toThrow(
+    'prod.yaml:1:20: identities.dev: the development identity provider (demo users whose password is their name) runs only in development mode',
+  );
+  expect(parseConfig('identities: { dev: false }\n', 'prod.yaml', work).identities.devIdp).toBeUndefined();
+});
+
+it('issues tokens for an audience that is not a URI (audience: jitgate)', { timeout: 30_000 }, async () => {
+  const { createDevIdp } = await import('../src/identity/dev-idp.js');
+  const { createServer } = await import('node:http');
+  const { decodeJwt } = await import('jose');
+  const server = createServer((req, res) => void idp.handle(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  const agent = { clientId: 'agent', clientSecret: 'agent-secret' };
+  const idp = await createDevIdp({ issuer: `${base}/idp`, users: [], gatewayClient: { clientId: 'jitgate', clientSecret: 's' }, agentClients: [agent], audience: 'jitgate' });
+  try {
+    const res = await fetch(`${base}/idp/token`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from('agent:agent-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'grant_type=client_credentials',
+    });
+    const body = (await res.json()) as { access_token?: string; error_description?: string };
+    expect(body.error_description).toBeUndefined();
+    expect(decodeJwt(body.access_token!).aud).toBe('jitgate');
+  } finally {
+    server.close();
+  }
 });

@@ -21,18 +21,22 @@
  *       jwksRefreshCooldown: 30s                    # least time between key downloads on an unknown kid
  *   admins: { groups: [platform-admins] }           # may create API keys and revoke anything
  *   session: { ttl: 12h, refreshTtl: 7d }           # gateway session, and how long one login lasts
+ *   dev: true                                       # development mode only: see below
  * ```
  *
- * There is deliberately no key for the development identity provider: only the embedded default
- * (built in code, never from a file) runs it.
+ * `dev: true` mounts the development identity provider (demo users alice, bob, carol, dave and erin,
+ * password = user name, and a demo agent; see demo/demo-users.ts) at /dev-idp, as the embedded
+ * default does, so approvals and held statements can be tried against one's own database without an
+ * OIDC setup. Users with known passwords: `config check` refuses it unless `development: true`.
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatDuration, tryParseDuration } from '../core/duration.js';
-import { Bad, describeValue as describe, duration, isObj, leaf, text } from './leaf.js';
+import { Bad, bool, describeValue as describe, duration, isObj, leaf, text } from './leaf.js';
 import { tryParseSecretRef } from '../credentials/refs.js';
 import type { ConfigPath, SchemaProblem } from './schema.js';
 import type { IdentitiesConfig, OidcIssuerConfig } from './types.js';
+import { devIdpConfig } from '../demo/demo-users.js';
 
 export const IDENTITY_DEFAULTS = {
   groupsClaim: 'groups',
@@ -153,7 +157,12 @@ export const identitiesSchema = z.strictObject({
       refreshTtl: duration(60_000, MAX_REFRESH_TTL_MS).optional(),
     })
     .optional(),
+  /** The development identity provider with the demo users (development mode only, see crossCheck in ./schema.ts). */
+  dev: bool().optional(),
 });
+
+/** The issuer name of the development identity provider (identity/wire.ts DEV_IDP_ISSUER_NAME). */
+const DEV_ISSUER_NAME = 'dev';
 
 export type IdentitiesFile = z.output<typeof identitiesSchema>;
 
@@ -178,6 +187,13 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
           message: `duplicate issuer ${key} ${JSON.stringify(o[key])}`,
           related: [...base, 'oidc', first, key],
         });
+      }
+    });
+  }
+  if (raw.dev === true) {
+    issuers.forEach((o, i) => {
+      if (isObj(o) && o.name === DEV_ISSUER_NAME) {
+        problems.push({ path: [...base, 'oidc', i, 'name'], message: `the name "${DEV_ISSUER_NAME}" is taken by the development identity provider (identities.dev)` });
       }
     });
   }
@@ -241,6 +257,7 @@ export function buildIdentities(file: IdentitiesFile | undefined, baseDir: strin
       ttlMs: file?.session?.ttl ?? IDENTITY_DEFAULTS.sessionTtlMs,
       refreshTtlMs: file?.session?.refreshTtl ?? IDENTITY_DEFAULTS.refreshTtlMs,
     },
+    ...(file?.dev ? { devIdp: devIdpConfig() } : {}),
   };
 }
 

@@ -360,6 +360,12 @@ export function crossCheck(raw: unknown): SchemaProblem[] {
   });
 
   const development = raw.development === true;
+  if (isObj(raw.identities) && raw.identities.dev === true && !development) {
+    problems.push({
+      path: ['identities', 'dev'],
+      message: 'the development identity provider (demo users whose password is their name) runs only in development mode: set development: true, or remove this line',
+    });
+  }
   const tls = isObj(raw.tls) ? raw.tls : {};
   if (tls.required === false && !development) {
     problems.push({

@@ -71,7 +71,7 @@ export interface OidcIssuerConfig {
   jwksCooldownMs: number;
 }
 
-/** A user of the built-in development identity provider (embedded default only). */
+/** A user of the built-in development identity provider (embedded default, or `identities.dev`). */
 export interface DevIdpUser {
   user: string;
   password: string;
@@ -81,8 +81,9 @@ export interface DevIdpUser {
 }
 
 /**
- * The built-in development identity provider. Only the embedded default sets this; no config file
- * can (the schema has no key for it), so a real deployment never runs a password-in-memory IdP.
+ * The built-in development identity provider: the embedded default, or `identities: { dev: true }`,
+ * which `config check` refuses unless `development: true`, so a real deployment never runs a
+ * password-in-memory IdP.
  */
 export interface DevIdpConfig {
   users: DevIdpUser[];

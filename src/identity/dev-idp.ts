@@ -108,7 +108,11 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const mountPath = new URL(options.issuer).pathname.replace(/\/$/, '');
   // Looked up on every use (not indexed once), so a test IdP can change or remove a user while running.
   const users = { get: (name: string) => options.users.find((u) => u.user === name) };
-  const audiences = new Set([options.audience, ...(options.extraAudiences ?? [])]);
+  // OAuth resource indicators must be absolute URIs (RFC 8707), while an audience is any string (the
+  // example configuration says `audience: jitgate`): each audience gets a resource URI, and tokens
+  // for that resource carry the audience itself.
+  const audienceOf = new Map([options.audience, ...(options.extraAudiences ?? [])].map((a) => [resourceFor(a), a]));
+  const defaultResource = resourceFor(options.audience);
   const keys = options.signingKeys ?? [await generateSigningKey()];
   const ttl = options.ttl ?? {};
 
@@ -187,13 +191,14 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async () => options.audience,
+        defaultResource: async () => defaultResource,
         useGrantedResource: async () => true,
         getResourceServerInfo: async (_ctx, resource) => {
-          if (!audiences.has(resource)) throw new errors.InvalidTarget();
+          const audience = audienceOf.get(resource);
+          if (audience === undefined) throw new errors.InvalidTarget();
           return {
             scope: 'jitgate',
-            audience: resource,
+            audience,
             accessTokenFormat: 'jwt',
             accessTokenTTL: ttl.accessTokenSeconds ?? 3600,
             jwt: { sign: { alg: 'RS256' } },
@@ -278,6 +283,11 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   };
 
   return { issuer: options.issuer, mountPath, handle, provider };
+}
+
+/** The resource indicator for an audience: itself when it is an absolute URI, else a URN naming it. */
+export function resourceFor(audience: string): string {
+  return URL.canParse(audience) ? audience : `urn:jitgate:audience:${encodeURIComponent(audience)}`;
 }
 
 function samePassword(given: string, expected: string): boolean {
