@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_POLICIES, DEMO_USERS, EMBEDDED_CONNECTIONS, connectHint, embeddedPorts, startEmbeddedDefault } from './embedded.js';
+import { DEMO_USERS, EMBEDDED_CONNECTIONS, QUICKSTART_USER, connectHint, embeddedPorts, startEmbeddedDefault } from './embedded.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -17,10 +17,9 @@ async function tmp(): Promise<string> {
 }
 
 describe('startEmbeddedDefault', () => {
-  it('starts the demo database and returns a development config pointing at it', async () => {
+  it('starts the demo database and returns a development config, read from YAML, with every control on', async () => {
     const dataDir = await tmp();
-    const printed: string[] = [];
-    const embedded = await startEmbeddedDefault(dataDir, { env: {}, write: (t) => printed.push(t) });
+    const embedded = await startEmbeddedDefault(dataDir, { env: {} });
     try {
       const { config } = embedded;
       expect(config).toMatchObject({
@@ -32,29 +31,56 @@ describe('startEmbeddedDefault', () => {
         auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 8 * 3600_000 },
         store: { type: 'sqlite', path: path.join(dataDir, 'jitgate.db') },
         identities: { oidc: [], admins: { groups: ['admins'] }, devIdp: { agent: { clientId: 'demo-agent', groups: ['agents'] } } },
-        policies: DEMO_POLICIES,
         notifications: { webhooks: [] },
         log: { level: 'info' },
         shutdown: { drainTimeoutMs: 10_000 },
       });
+      expect(config.identities.devIdp?.users.map((u) => u.user)).toEqual(DEMO_USERS.map((u) => u.user));
+      // carol's part: the auditor role.
+      expect(config.audit?.auditors).toEqual(['auditors']);
+      expect(DEMO_USERS.find((u) => u.user === 'carol')?.groups).toContain('auditors');
+      // Access: admins and the quick-start user at once, engineers ask.
+      expect(config.policies.map((p) => [p.name, p.groups, p.access?.approval])).toEqual([
+        ['demo-admins', ['admins'], 'auto'],
+        ['demo-oncall', ['oncall'], 'auto'],
+        ['demo-engineers', ['engineering', 'security'], 'required'],
+      ]);
+      expect(DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups).toContain('oncall');
+      expect(DEMO_USERS.find((u) => u.user === 'alice')?.groups).not.toContain('oncall');
+      // The controls, as a YAML user would have written them (the console shows these).
+      expect(config.masking?.rules).toEqual([
+        {
+          name: 'customer-pii',
+          connections: ['demo'],
+          groups: ['*'],
+          except: ['admins'],
+          columns: [
+            { pattern: 'customers.email', strategy: { kind: 'email' } },
+            { pattern: 'customers.phone', strategy: { kind: 'phone' } },
+            { pattern: 'customers.card_number', strategy: { kind: 'redact' } },
+            { pattern: 'customers.password_hash', strategy: { kind: 'hash' } },
+          ],
+        },
+      ]);
+      expect(config.guardrails).toMatchObject([{ name: 'no-destructive', deny: { kinds: ['ddl', 'truncate'], unboundedWrites: true } }]);
+      expect(config.reviews).toMatchObject([
+        { name: 'reviewed-writes', except: ['admins'], match: { kinds: ['insert', 'update', 'delete', 'merge'] }, approval: { approvers: ['approvers', 'admins'] } },
+      ]);
+      expect(embedded.yaml).toContain('dev: true');
+
       expect(config.tls.cert).toBeUndefined();
       expect(config.connections).toHaveLength(1);
       const demo = config.connections[0];
       expect(demo).toMatchObject({ name: 'demo', type: 'postgres', host: '127.0.0.1', database: 'postgres', user: 'postgres', tls: { mode: 'disable' } });
       expect(demo?.password).toBeUndefined();
       expect(EMBEDDED_CONNECTIONS).toEqual(['demo']);
+      expect(embedded.dataDirFlag).toBe(` --data-dir ${dataDir}`);
 
       // The connection really reaches the demo database, as the gateway's backend side will.
       const c = new pg.Client({ host: demo?.host, port: demo?.port, user: demo?.user, database: demo?.database });
       await c.connect();
       expect((await c.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(200);
       await c.end();
-
-      embedded.printConnectHint({ http: 'http://127.0.0.1:8080', postgres: '127.0.0.1:5433' }, 'jgt_abc123');
-      const lines = printed.join('').trimEnd().split('\n');
-      expect(lines).toHaveLength(2);
-      expect(lines[0]).toBe('PGPASSWORD=jgt_abc123 psql "postgresql://alice@127.0.0.1:5433/demo?sslmode=require"');
-      expect(lines[1]).toContain(`mint more with: jitgate token --user alice --connection demo --data-dir ${dataDir}`);
     } finally {
       await embedded.close();
     }
@@ -87,14 +113,14 @@ describe('embeddedPorts', () => {
 describe('connectHint', () => {
   it('prints one pasteable psql line and one line on minting tokens', () => {
     expect(connectHint({ http: 'http://127.0.0.1:8080', postgres: '127.0.0.1:5433' })).toEqual([
-      'psql "postgresql://alice@127.0.0.1:5433/demo?sslmode=require"',
-      '(the password is a jitgate access token; mint one with: jitgate token --user alice --connection demo)',
+      'psql "postgresql://erin@127.0.0.1:5433/demo?sslmode=require"',
+      '(the password is a jitgate access token; mint one with: jitgate token --user erin --connection demo)',
     ]);
   });
 
   it('quotes tokens for the shell and handles IPv6 and wildcard listen addresses', () => {
     expect(connectHint({ http: 'x', postgres: '[::1]:5433' }, { token: "it's" })[0]).toBe(
-      `PGPASSWORD='it'\\''s' psql "postgresql://alice@[::1]:5433/demo?sslmode=require"`,
+      `PGPASSWORD='it'\\''s' psql "postgresql://erin@[::1]:5433/demo?sslmode=require"`,
     );
     expect(connectHint({ http: 'x', postgres: '0.0.0.0:6000' })[0]).toContain('@127.0.0.1:6000/');
     expect(connectHint({ http: 'x', postgres: 'postgresql://[::]:6000' })[0]).toContain('@[::1]:6000/');
@@ -106,13 +132,17 @@ describe('connectHint', () => {
 });
 
 describe('DEMO_USERS', () => {
-  it('has an engineer, an approver, an auditor and an admin, each with groups', () => {
+  it('has an engineer, an approver, an auditor, an admin and the on-call engineer of the quick start, each with groups and a part', () => {
     expect(DEMO_USERS.map((u) => [u.user, u.role])).toEqual([
       ['alice', 'engineer'],
       ['bob', 'approver'],
       ['carol', 'auditor'],
       ['dave', 'admin'],
+      ['erin', 'on-call engineer'],
     ]);
-    for (const u of DEMO_USERS) expect(u.groups.length).toBeGreaterThan(0);
+    for (const u of DEMO_USERS) {
+      expect(u.groups.length).toBeGreaterThan(0);
+      expect(u.part).not.toBe('');
+    }
   });
 });

@@ -8,11 +8,13 @@
  * the demo database's own port with JITGATE_DEMO_DB_PORT (default: any free port).
  */
 import path from 'node:path';
+import { parseConfig } from '../config/load.js';
 import type { GatewayConfig } from '../config/types.js';
 import type { Logger } from '../obs/log.js';
-import type { PolicyRule } from '../policy/access.js';
 import { startDemoDatabase } from './demo-db.js';
-import { demoIdentities, signInHint } from './demo-identities.js';
+import { DEMO_USERS, type DemoRole, type DemoUser } from './demo-users.js';
+
+export { DEMO_USERS, type DemoRole, type DemoUser };
 
 export const EMBEDDED_SOURCE = '<embedded default>';
 /** The one connection of the embedded default. */
@@ -24,81 +26,102 @@ export const EMBEDDED_HTTP_PORT = 8080;
 export const EMBEDDED_PG_PORT = 5433;
 const DEFAULT_DATA_DIR = '.data';
 
-export type DemoRole = 'engineer' | 'approver' | 'auditor' | 'admin';
-
-export interface DemoUser {
-  /** Login name (the psql user name). */
-  user: string;
-  displayName: string;
-  email: string;
-  role: DemoRole;
-  /** Group claims the development identity provider will issue. */
-  groups: string[];
-}
-
-/** The demo identities; the identity and approval issues give them logins and policies. */
-export const DEMO_USERS: readonly DemoUser[] = Object.freeze([
-  { user: 'alice', displayName: 'Alice Anders', email: 'alice@example.com', role: 'engineer', groups: ['engineering'] },
-  { user: 'bob', displayName: 'Bob Brandt', email: 'bob@example.com', role: 'approver', groups: ['engineering', 'approvers'] },
-  { user: 'carol', displayName: 'Carol Chen', email: 'carol@example.com', role: 'auditor', groups: ['security', 'auditors'] },
-  { user: 'dave', displayName: 'Dave Dunn', email: 'dave@example.com', role: 'admin', groups: ['platform', 'admins'] },
-]);
+/** The user of the psql line printed at startup: the demo policy `demo-oncall` grants her access at once. */
+export const QUICKSTART_USER = 'erin';
 
 /**
- * Access policies of the embedded default: admins get access at once; engineers and auditors ask
- * and an approver (or an admin) decides, with break-glass allowed for emergencies.
+ * The embedded default, written as a jitgate.yaml would say it and read by the same parser, so the
+ * console's configuration page and `jitgate config check` see exactly what a user would have written.
+ * Every control is on, over the demo data that was seeded for it:
+ *  - policies: admins get access at once, so does the on-call engineer erin (the printed psql line);
+ *    engineers and auditors ask and an approver or an admin decides (break-glass allowed);
+ *  - masking of the customers' emails, phone numbers, card numbers and password hashes for everyone
+ *    but admins;
+ *  - a guardrail refusing schema changes, TRUNCATE and UPDATE/DELETE without WHERE;
+ *  - a review rule holding everyone's writes but the admins' until an approver (bob, dave) approves;
+ *  - auditors (carol) read every session and the audit log.
  */
-export const DEMO_POLICIES: PolicyRule[] = [
-  {
-    name: 'demo-admins',
-    connections: [DEMO_CONNECTION],
-    groups: ['admins'],
-    users: [],
-    access: { approval: 'auto', approvers: [], approvals: 1, maxDurationMs: 8 * 3600_000, breakGlass: false, pendingExpiryMs: 3600_000, requireReason: false },
-  },
-  {
-    name: 'demo-engineers',
-    connections: [DEMO_CONNECTION],
-    groups: ['engineering', 'security'],
-    users: [],
-    access: {
-      approval: 'required',
-      approvers: ['approvers', 'admins'],
-      approvals: 1,
-      maxDurationMs: 8 * 3600_000,
-      breakGlass: true,
-      pendingExpiryMs: 3600_000,
-      requireReason: true,
-    },
-  },
-];
+export function embeddedConfigYaml(o: { http: number; postgres: number; demo: { host: string; port: number; database: string; user: string } }): string {
+  return `# The embedded default (\`jitgate serve\` with no configuration file).
+development: true
+listeners:
+  http: { host: 127.0.0.1, port: ${o.http} }
+  postgres: { host: 127.0.0.1, port: ${o.postgres} }
+tls: { required: false }
+auth:
+  postgres: { methods: [scram-sha-256] }
+  tokenTtl: 8h
+identities:
+  dev: true                      # the development identity provider: ${DEMO_USERS.map((u) => u.user).join(', ')} (password = user name)
+  admins: { groups: [admins] }
+audit:
+  auditors: [auditors]
+connections:
+  - name: ${DEMO_CONNECTION}
+    host: ${o.demo.host}
+    port: ${o.demo.port}
+    database: ${o.demo.database}
+    user: ${o.demo.user}         # trust authentication: the demo database has no password to hold
+    tls: { mode: disable }
+policies:
+  - name: demo-admins
+    connections: [${DEMO_CONNECTION}]
+    groups: [admins]
+    access: { approval: auto, maxDuration: 8h, requireReason: false }
+  - name: demo-oncall
+    connections: [${DEMO_CONNECTION}]
+    groups: [oncall]
+    access: { approval: auto, maxDuration: 8h, requireReason: false }
+  - name: demo-engineers
+    connections: [${DEMO_CONNECTION}]
+    groups: [engineering, security]
+    access: { approval: required, approvers: [approvers, admins], maxDuration: 8h, breakGlass: true, requireReason: true }
+masking:
+  rules:
+    - name: customer-pii
+      connections: [${DEMO_CONNECTION}]
+      except: [admins]
+      columns:
+        customers.email: email
+        customers.phone: phone
+        customers.card_number: redact
+        customers.password_hash: hash
+guardrails:
+  - name: no-destructive
+    connections: [${DEMO_CONNECTION}]
+    deny: { kinds: [ddl, truncate], unboundedWrites: true }
+    reason: the demo data stays as it was seeded
+reviews:
+  - name: reviewed-writes
+    connections: [${DEMO_CONNECTION}]
+    except: [admins]
+    match: { kinds: [insert, update, delete, merge] }
+    approval: { approvers: [approvers, admins], timeout: 10m }
+    reason: writes to the demo data are reviewed
+`;
+}
 
 export interface EmbeddedOptions {
   /** Environment for the port overrides (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** Where printConnectHint writes (default process.stdout). */
-  write?: (text: string) => void;
   logger?: Logger;
-  /** The demo database's queue timeout (see startDemoDatabase). */
+  /** The demo database's wait limit for a request behind another session's transaction. */
   demoQueueTimeoutMs?: number;
 }
 
 export interface EmbeddedDefault {
   config: GatewayConfig;
+  /** The configuration as YAML (what the console and `config check` see). */
+  yaml: string;
+  /** `--data-dir DIR` when the data directory is not the default one (for printed commands). */
+  dataDirFlag: string;
   /** Stops the demo database (the gateway itself is closed by its owner first). */
   close(): Promise<void>;
-  /**
-   * Print how to connect: one psql line to paste (with `PGPASSWORD=<token>` in front when a token is
-   * given) and one line on minting more tokens.
-   */
-  printConnectHint(addresses: { http: string; postgres?: string }, token?: string): void;
-  /** Print how to sign in through the development identity provider (`jitgate login`). */
-  printSignInHint(addresses: { http: string }): void;
 }
 
 export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOptions = {}): Promise<EmbeddedDefault> {
   // Validate the overrides before starting anything.
-  const { http: httpPort, postgres: pgPort, demo: demoPort } = embeddedPorts(options.env ?? process.env);
+  const { http, postgres, demo: demoPort } = embeddedPorts(options.env ?? process.env);
   const dir = path.resolve(dataDir);
 
   const demo = await startDemoDatabase(dir, {
@@ -106,51 +129,15 @@ export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOpt
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.demoQueueTimeoutMs !== undefined ? { queueTimeoutMs: options.demoQueueTimeoutMs } : {}),
   });
-
-  const config: GatewayConfig = {
-    source: EMBEDDED_SOURCE,
-    development: true,
-    dataDir: dir,
-    listeners: {
-      http: { host: '127.0.0.1', port: httpPort },
-      postgres: { host: '127.0.0.1', port: pgPort },
-    },
-    tls: { required: false },
-    metrics: { auth: 'none' },
-    auth: {
-      postgres: { methods: ['scram-sha-256'] },
-      tokenTtlMs: 8 * 3600_000,
-    },
-    store: { type: 'sqlite', path: path.join(dir, 'jitgate.db') },
-    connections: [
-      {
-        name: DEMO_CONNECTION,
-        type: 'postgres',
-        host: demo.host,
-        port: demo.port,
-        database: demo.database,
-        user: demo.user,
-        // Trust authentication: the demo database has no password to hold.
-        tls: { mode: 'disable' },
-        // Longer than the demo database's queue timeout, so a waiting client sees its clear 53300 error.
-        connectTimeoutMs: 15_000,
-      },
-    ],
-    identities: demoIdentities(DEMO_USERS),
-    policies: DEMO_POLICIES,
-    notifications: { webhooks: [] },
-    log: { level: 'info' },
-    shutdown: { drainTimeoutMs: 10_000 },
-  };
-
-  const write = options.write ?? ((text: string) => void process.stdout.write(text));
-  const dataDirFlag = dir === path.resolve(DEFAULT_DATA_DIR) ? '' : ` --data-dir ${shellQuote(dir)}`;
-  return {
-    config,
-    close: () => demo.close(),
-    printConnectHint: (addresses, token) => write(connectHint(addresses, { token, dataDirFlag }).join('\n') + '\n'),
-    printSignInHint: (addresses) => write(signInHint(addresses.http, config.identities, DEMO_USERS).map((l) => l + '\n').join('')),
-  };
+  try {
+    const yaml = embeddedConfigYaml({ http, postgres, demo });
+    const config = parseConfig(yaml, EMBEDDED_SOURCE, dir, { dataDir: dir });
+    const dataDirFlag = dir === path.resolve(DEFAULT_DATA_DIR) ? '' : ` --data-dir ${shellQuote(dir)}`;
+    return { config, yaml, dataDirFlag, close: () => demo.close() };
+  } catch (err) {
+    await demo.close();
+    throw err;
+  }
 }
 
 /** The hint lines (exported for tests and for other front ends, e.g. the web UI). */
@@ -158,7 +145,7 @@ export function connectHint(
   addresses: { http: string; postgres?: string },
   opts: { token?: string; user?: string; connection?: string; dataDirFlag?: string } = {},
 ): string[] {
-  const user = opts.user ?? DEMO_USERS[0]?.user ?? 'alice';
+  const user = opts.user ?? QUICKSTART_USER;
   const connection = opts.connection ?? DEMO_CONNECTION;
   const mint = `jitgate token --user ${user} --connection ${connection}${opts.dataDirFlag ?? ''}`;
   if (!addresses.postgres) {

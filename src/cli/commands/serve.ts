@@ -3,9 +3,7 @@
  * The config is found as for the admin commands (--config, JITGATE_CONFIG, ./jitgate.yaml); with none,
  * the embedded default starts (demo database, state under --data-dir, default `.data`).
  */
-import { issueAdminToken } from '../../access/grant-tokens.js';
-import { AccessRepository } from '../../access/repository.js';
-import type { SqliteStore } from '../../store/sqlite.js';
+import path from 'node:path';
 import { findConfig, loadConfigFrom } from '../context.js';
 import { CliError, type CliIo } from '../io.js';
 
@@ -26,40 +24,72 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
     const gateway = await explainStartFailure(() => startGateway(config, { env: io.env }));
     const { http, postgres } = gateway.addresses;
     io.err(`jitgate is serving: http ${http}${postgres ? `, postgres ${postgres}` : ''} (Ctrl-C to stop)\n`);
+    if (config.identities.devIdp) {
+      // identities.dev (development mode only): say how to sign in as the demo users.
+      const { signInHint } = await import('../../demo/demo-identities.js');
+      const { DEMO_USERS } = await import('../../demo/demo-users.js');
+      io.err(signInHint(http, config.identities, DEMO_USERS).map((l) => `${l}\n`).join(''));
+    }
     await untilSignal(io);
     await gateway.close();
     return;
   }
-  const { DEMO_CONNECTION, DEMO_USERS, startEmbeddedDefault } = await import('../../demo/embedded.js');
-  const demo = await startEmbeddedDefault(source.dataDir, { env: io.env, write: (t) => io.out(t) });
+  const { startEmbeddedDefault } = await import('../../demo/embedded.js');
+  const { embeddedLogs } = await import('../../demo/startup-logs.js');
+  // In a terminal the banner below is what people read: logs go to a file (warnings also to stderr).
+  const logs = embeddedLogs({ dataDir: path.resolve(source.dataDir), level: 'info', terminal: process.stdout.isTTY === true, stderr: (t) => io.err(t) });
+  const demo = await startEmbeddedDefault(source.dataDir, { env: io.env, logger: logs.logger });
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
-    gateway = await explainStartFailure(() => startGateway(demo.config, { env: io.env }));
+    gateway = await explainStartFailure(() => startGateway(demo.config, { env: io.env, logger: logs.logger }));
   } catch (err) {
     await demo.close();
+    await logs.close();
     throw err;
   }
-  // A newcomer gets one line to paste: mint a token for the first demo user on the demo connection,
-  // under an admin-issued grant (the person starting the gateway is its administrator).
-  const first = DEMO_USERS[0];
-  const token =
-    first === undefined
-      ? undefined
-      : issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
-          user: first.user,
-          connection: DEMO_CONNECTION,
-          ttlMs: demo.config.auth.tokenTtlMs,
-          now: io.now(),
-          issuedBy: 'local-admin:jitgate serve',
-          groups: first.groups,
-          groupsFrom: { kind: 'directory', issuer: 'development identity provider' },
-          audit: gateway.audit,
-        }).token;
-  demo.printConnectHint(gateway.addresses, token);
-  demo.printSignInHint(gateway.addresses);
+  const { QUICKSTART_USER, DEMO_CONNECTION, DEMO_USERS } = await import('../../demo/embedded.js');
+  const { startupBanner } = await import('../../demo/banner.js');
+  const quick = quickStartAccess(gateway.access, QUICKSTART_USER, DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups ?? [], DEMO_CONNECTION, io.now());
+  const agent = demo.config.identities.devIdp?.agent;
+  const banner = startupBanner({
+    http: gateway.addresses.http,
+    ...(gateway.addresses.postgres ? { postgres: gateway.addresses.postgres } : {}),
+    user: QUICKSTART_USER,
+    ...(quick ? { token: quick.token, grant: { policy: quick.grant.policy, expiresAt: quick.grant.expiresAt } } : {}),
+    dataDirFlag: demo.dataDirFlag,
+    ...(logs.file ? { logFile: logs.file } : {}),
+    ...(agent ? { agent } : {}),
+  });
+  io.out(banner.join('\n') + '\n');
   await untilSignal(io);
   await gateway.close();
   await demo.close();
+  await logs.close();
+}
+
+/**
+ * The quick-start user's access for the printed psql line: her policy grants it at once, so this is
+ * an ordinary request, decided and recorded like any other (reused while it has over an hour left).
+ */
+function quickStartAccess(
+  access: Awaited<ReturnType<typeof import('../../main.js').startGateway>>['access'],
+  user: string,
+  groups: string[],
+  connection: string,
+  now: number,
+): { token: string; grant: { policy: string | null; expiresAt: number } } | undefined {
+  const who = { user, groups: [...groups], kind: 'human' as const, via: 'local-admin' };
+  try {
+    const current = access.activeGrant(user, connection);
+    if (!current || current.expiresAt - now < 3_600_000) {
+      access.requestAccess(who, { connection, durationMs: 8 * 3_600_000, reason: 'quick start: the psql line printed by jitgate serve' });
+    }
+    const minted = access.mintToken(who, connection);
+    return { token: minted.token, grant: minted.grant };
+  } catch {
+    // No policy grants it at once (the configuration changed): the banner prints the line without a token.
+    return undefined;
+  }
 }
 
 /** Resolve on the first SIGINT/SIGTERM (graceful drain); a second one exits at once. */
