@@ -130,7 +130,7 @@ describe('request, approve, deny, revoke', () => {
     const t = await cli('mallory', ['token', 'app-trust']);
     expect(t.code).toBe(0);
     expect(t.out).toMatch(/^jg_[A-Za-z0-9_-]{43}\n$/);
-    expect(t.err).toMatch(/use it as the password: psql "host=127\.0\.0\.1 port=\d+ user=mallory dbname=app-trust sslmode=prefer"/);
+    expect(t.err).toMatch(/use it as the password: psql "host=127\.0\.0\.1 port=\d+ user=mallory dbname=app-trust sslmode=require"/);
     expect(t.err).not.toContain(t.out.trim());
     const q = await psql(env.gw.dsn({ user: 'mallory', connection: 'app-trust' }), t.out.trim(), ['-At', '-c', 'select 1']);
     expect(q.stdout.trim()).toBe('1');
@@ -182,7 +182,7 @@ describe('connect', () => {
     expect(await c.exited, c.err()).toBe(0);
     expect(c.out()).toBe(`${server.users.scram.user}|app\n`);
     const seen = readFileSync(log, 'utf8');
-    expect(seen).toMatch(new RegExp(`^ARGS: host=127\\.0\\.0\\.1 port=${env.gw.port} user=bob dbname=app sslmode=prefer -XAt -c select current_user, current_database\\(\\)\\nPGPASSWORD: jg_\\.\\.\\.\\n$`));
+    expect(seen).toMatch(new RegExp(`^ARGS: host=127\\.0\\.0\\.1 port=${env.gw.port} user=bob dbname=app sslmode=require -XAt -c select current_user, current_database\\(\\)\\nPGPASSWORD: jg_\\.\\.\\.\\n$`));
     expect(seen).not.toMatch(/jg_[A-Za-z0-9_-]{20}/);
 
     // psql's exit status is jitgate's.

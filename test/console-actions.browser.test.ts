@@ -86,7 +86,7 @@ audit:
   const asked = await call('alice', '/api/requests', { connection: 'app', duration: '2h', reason: 'INC-7: customer records' });
   await call('bob', `/api/requests/${(asked.request as { id: string }).id}/approve`, { comment: 'ok' });
   dbToken = ((await call('alice', '/api/tokens', { connection: 'app' })) as { token: string }).token;
-  conninfo = `host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=prefer`;
+  conninfo = `host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=require`;
 
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 });

@@ -29,6 +29,7 @@ export interface AccessRoutesOptions {
   connections: ReadonlyArray<{ name: string; type: string }>;
   /** Where native clients connect (the PostgreSQL listener's bound address), if it runs. */
   postgres: () => { host: string; port: number } | undefined;
+  /** Unused for the psql command: the listener always offers TLS, so it says sslmode=require. */
   tlsRequired: boolean;
 }
 
@@ -169,7 +170,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         user: who.user,
         connection,
         grant: grantJson(minted.grant),
-        ...(pg ? { postgres: { host: pg.host, port: pg.port, database: connection, sslmode: options.tlsRequired ? 'require' : 'prefer' } } : {}),
+        ...(pg ? { postgres: { host: pg.host, port: pg.port, database: connection, sslmode: 'require' } } : {}),
       };
     }, 201, { summary: 'A fresh access token under my active grant, and where to connect', roles: ['requester'], body: { connection: 'string' } }
   );

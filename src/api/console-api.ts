@@ -35,6 +35,7 @@ export interface ConsoleApiOptions {
   loginRate?: { burst: number; perMinute: number };
   /** Where native clients connect (the PostgreSQL listener), for the psql command the console shows. */
   postgres: () => { host: string; port: number } | undefined;
+  /** Unused for the psql command: the listener always offers TLS, so it says sslmode=require. */
   tlsRequired: boolean;
   /** The HTTP listener's own address once it is up (the public URL in development mode without one). */
   httpAddress: () => string | undefined;
@@ -77,7 +78,7 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
         kind: who.kind,
         via: who.via,
         roles: roles.rolesOf(who),
-        listeners: { postgres: pg ? { host: pg.host, port: pg.port, sslmode: o.tlsRequired ? 'require' : 'prefer' } : null },
+        listeners: { postgres: pg ? { host: pg.host, port: pg.port, sslmode: 'require' } : null },
       };
     },
     { doc: { summary: 'Who I am, my roles (requester, approver, auditor, admin) and where native clients connect', roles: ['requester'] } },
