@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { analysePostgres, loadPostgresParser } from '../sql/postgres.js';
 import { decideStatement, nameMatch, rulesFor, type GuardrailRule } from './guardrails.js';
+import { protectFunctionCall, protectStatement } from './pg-session-protection.js';
 
 beforeAll(() => loadPostgresParser());
 
@@ -137,5 +138,32 @@ describe('settings and COPY ends', () => {
   it('names the real statement kind of an unbounded write reached through PREPARE', () => {
     const d = decideStatement([rule('careful', { unboundedWrites: true })], analysePostgres('prepare p as delete from items'));
     expect(d.message).toContain('DELETE without WHERE on items (unbounded_write)');
+  });
+});
+
+describe('what every PostgreSQL session gets (session protections)', () => {
+  const shared = { ownBackendPid: 4242, sharedRole: true };
+  it.each([
+    ['select rolpassword from pg_authid', 'credential_catalog'],
+    ["select query_to_xml($1, true, true, '')", 'unreadable_sql_text'],
+    ["select query_to_xml('select * from pg_shadow', true, true, '')", 'credential_catalog'],
+    ['select query from pg_stat_activity', 'other_sessions'],
+    ['select pg_terminate_backend(77)', 'other_sessions'],
+    ['select pg_cancel_backend($1)', 'other_sessions'],
+  ])('%s → %s', (sql, reason) => {
+    expect(protectStatement(sql, shared)?.reasons).toEqual([reason]);
+  });
+
+  it('lets a session signal its own backend, and a session with its own role read activity', () => {
+    expect(protectStatement('select pg_cancel_backend(4242)', shared)).toBeUndefined();
+    expect(protectStatement('select pg_cancel_backend(pg_backend_pid())', shared)).toBeUndefined();
+    expect(protectStatement('select query from pg_stat_activity', { ownBackendPid: 1, sharedRole: false })).toBeUndefined();
+    expect(protectStatement('select rolpassword from pg_authid', { ownBackendPid: 1, sharedRole: false })?.reasons).toEqual(['credential_catalog']);
+  });
+
+  it('leaves ordinary statements alone without parsing them', () => {
+    expect(protectStatement('select * from items where id = 1', shared)).toBeUndefined();
+    expect(protectFunctionCall(954, shared)).toBeUndefined(); // loread
+    expect(protectFunctionCall(2096, shared)?.reasons).toEqual(['function_call_protocol']); // pg_terminate_backend
   });
 });

@@ -12,11 +12,13 @@
  *   only reach the session's own backend. A session with its own role (ephemeral credentials)
  *   is shielded by PostgreSQL itself and may read its own activity.
  *
- * The checks read parsed statements, SQL passed as literal text included. Code the gateway cannot
+ * The checks read parsed statements, SQL passed as literal text included (SQL text built at run time
+ * for query_to_xml and friends is refused). Code the gateway cannot
  * see (a DO block, a function's body) is not covered here: guardrails refuse it, and the README
  * says what the backend role must not be allowed so PostgreSQL refuses the rest.
  */
 import type { Decision } from '../core/types.js';
+import { READS_EVERY_TABLE, TABLE_AT_RUN_TIME, UNREADABLE_TEXT } from '../sql/pg-calls.js';
 import { analysePostgresCached, type StatementInfo } from '../sql/postgres.js';
 import { nameMatch } from './guardrails.js';
 
@@ -70,6 +72,10 @@ export function protectFunctionCall(oid: number, ctx: SessionProtectionContext):
 type Found = [string, string];
 
 function credentialReach(s: StatementInfo): Found | undefined {
+  // SQL or a table name handed to query_to_xml, ts_stat, table_to_xml ... at run time ($1, a
+  // concatenation) would be read by nobody; these built-ins are rare enough to refuse.
+  const unreadable = s.opaque?.find((o) => o.endsWith(UNREADABLE_TEXT) || o.endsWith(TABLE_AT_RUN_TIME) || o.endsWith(READS_EVERY_TABLE));
+  if (unreadable) return ['unreadable_sql_text', `${unreadable}: jitgate reads the SQL text such functions run only when it is a literal`];
   const table = s.tablesRead.find((t) => CREDENTIAL_RELATIONS.some((p) => nameMatch(p, t)));
   if (table) return ['credential_catalog', `${table} holds credentials and is not readable through jitgate`];
   const fn = s.functions.find((f) => CREDENTIAL_FUNCTIONS.some((p) => nameMatch(p, f)));

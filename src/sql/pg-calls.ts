@@ -25,6 +25,11 @@ export const OPAQUE_STATEMENTS: Readonly<Record<string, string>> = {
   LoadStmt: 'LOAD of a shared library',
 };
 
+/** How opaque entries for SQL or tables named at run time end (policy reads them by these). */
+export const UNREADABLE_TEXT = 'over a query jitgate cannot read';
+export const TABLE_AT_RUN_TIME = 'of a table named at run time';
+export const READS_EVERY_TABLE = '(reads every table it can)';
+
 /** Built-ins that execute the SQL text in one of their arguments (index), per argument count. */
 const SQL_TEXT_ARGUMENT: Readonly<Record<string, (argc: number) => number | undefined>> = {
   query_to_xml: () => 0,
@@ -63,14 +68,14 @@ export function inspectCall(fc: Node, info: StatementInfo, analyse: InnerAnalyse
   if (textAt !== undefined) {
     const text = literalText(args[textAt]);
     const inner = text === undefined ? undefined : analyse(text);
-    if (!inner) info.opaque!.push(`${name}() over a query jitgate cannot read`);
+    if (!inner) info.opaque!.push(`${name}() ${UNREADABLE_TEXT}`);
     else for (const s of inner) mergeInto(info, s);
   } else if (TABLE_ARGUMENT.has(name)) {
     const table = literalText(args[0]);
-    if (table === undefined) info.opaque!.push(`${name}() of a table named at run time`);
+    if (table === undefined) info.opaque!.push(`${name}() ${TABLE_AT_RUN_TIME}`);
     else info.tablesRead.push(unquoteName(table));
   } else if (READS_EVERYTHING.has(name)) {
-    info.opaque!.push(`${name}() (reads every table it can)`);
+    info.opaque!.push(`${name}() ${READS_EVERY_TABLE}`);
   } else if (SIGNALS.has(name)) {
     info.backendSignals!.push(pidOf(args[0]));
   } else if (name === 'set_config') {
