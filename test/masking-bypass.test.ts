@@ -388,6 +388,12 @@ describe('bypass attempts through errors of values only read', () => {
     ["select id from users where secret::timestamptz is null", ['top', 'hush']],
     ["select id from users where to_char(now(), secret)::int > 0", ['top', 'hush']],
     ["begin; update users set bio = 'trigger-test' where id = 1; rollback", ['alice@example.com']],
+    // Statements that read a table whole: CREATE INDEX evaluates its expressions on every row.
+    ['create unique index leak_idx on users ((secret::int))', ['top', 'hush']],
+    ['create index leak_idx2 on users (id) where secret::int > 0', ['top', 'hush']],
+    ['select row_number() over (order by secret::int) from users', ['top', 'hush']],
+    ['select 1 from users group by secret::int', ['top', 'hush']],
+    ['select count(*) filter (where secret::int > 0) from users', ['top', 'hush']],
   ];
   it.each(CASES)('%s', async (sql, clear) => {
     const r = await attempt(sql);
@@ -456,6 +462,27 @@ describe('bypass attempts by writing masked values into server state', () => {
     const r = await attempt("select setval('shop_seq', (select max(id) from users)), pg_advisory_unlock_all(), nextval('shop_seq')");
     expect(r.error).toBeUndefined();
     expect(r.seen).toMatch(/"setval":"3","pg_advisory_unlock_all":"","nextval":"4"/);
+  });
+});
+
+describe('bypass attempts through parameters of SQL EXECUTE', () => {
+  it.each([
+    ['prepare px(text) as select $1', 'execute px((select secret from users where id = 2))'],
+    ["prepare py(text) as insert into notes values (9, $1)", 'execute py((select secret from users where id = 2))'],
+    ["prepare pz(bigint) as select setval('leak_seq', $1)", 'execute pz((select length(secret) from users where id = 2))'],
+  ])('%s; %s', async (prepare, execute) => {
+    const name = /prepare (\w+)/.exec(prepare)![1]!;
+    try {
+      expect((await attempt(prepare)).error).toBeUndefined();
+      const r = await attempt(execute);
+      expect(r.error?.code).toBe('42501');
+      expect(r.error?.detail).toBe('reason: masking_copy');
+      expectNoSecret(r.seen);
+      await expectNothingCopied();
+      expect((await server.query("select pg_sequence_last_value('leak_seq') as v")).rows[0]).toEqual({ v: null });
+    } finally {
+      await attempt(`deallocate ${name}`);
+    }
   });
 });
 

@@ -174,6 +174,8 @@ describe('statements that would carry masked data out are refused', () => {
     ['insert into notes (body) select x from users, lateral string_to_table(email, \'@\') x', 'masking_copy'],
     ['insert into notes (body) select g::text from users, generate_series(1, length(email)) g', 'masking_copy'],
     ["insert into notes (body) select x from users, rows from (unnest(array[email]), generate_series(1, 2)) as t(x, n)", 'masking_copy'],
+    // A parameter of EXECUTE can land anywhere the prepared statement puts it.
+    ['execute p((select email from users limit 1))', 'masking_copy'],
   ];
   it.each(refused)('%s', async (sql, reason) => {
     const s = await ready();
@@ -232,6 +234,9 @@ describe('blank query strings', () => {
 
   it('a window clause and XMLTABLE fields are read in full (errors there are scrubbed)', async () => {
     const s = await ready();
+    expect(s.plan('create unique index on users ((email::int))')![0]!.touchesMasked).toBe(true);
+    expect(s.plan('cluster users using users_pkey')![0]!.touchesMasked).toBe(true);
+    expect(s.plan('create index on notes (body)')![0]!.touchesMasked).toBe(false);
     expect(s.plan('select row_number() over (partition by id order by email::int) from users')![0]!.touchesMasked).toBe(true);
     expect(s.plan("select 1 from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t")![0]!.touchesMasked).toBe(true);
   });

@@ -313,7 +313,9 @@ class Analyser {
         outputs = known ?? 'unknown';
         if (!known || known === 'unknown') this.note(`?prepared ${String(body.name ?? '')}`);
         else for (const o of known) o.sources.forEach((s) => this.note(s));
-        this.exprs(body.params, root);
+        // A parameter can go anywhere the prepared statement puts it: into a table, a function with
+        // a side effect, or straight back out as a clear column (`prepare p as select $1`).
+        for (const p of asArray(body.params)) this.flowExpr(p as Node, root, `EXECUTE ${String(body.name ?? '')}`);
         break;
       }
       case 'DoStmt':
@@ -338,6 +340,9 @@ class Analyser {
       }
       default:
         if (CODE_DDL.has(type)) this.refuse('masking_unprovable', 'creating functions, triggers, rules, extensions, publications or foreign tables is not allowed where data is masked');
+        // Other statements (CREATE INDEX, CLUSTER, VACUUM, REINDEX, ...) read the relations they
+        // name whole: their errors can quote any value (`Key (secret)=(...) is duplicated`).
+        this.noteRelations(body, 0);
         break;
     }
     return {
@@ -350,6 +355,22 @@ class Analyser {
       ...(copy ? { copy } : {}),
       ...(defines ? { defines } : {}),
     };
+  }
+
+  /** Every column of every relation named anywhere in a statement counts as read. */
+  private noteRelations(node: unknown, depth: number): void {
+    if (!node || typeof node !== 'object' || depth > 64) return;
+    if (Array.isArray(node)) {
+      for (const n of node) this.noteRelations(n, depth + 1);
+      return;
+    }
+    // A RangeVar, wrapped or embedded as a field (`relation: { relname, ... }`).
+    const rv = ((node as Node).RangeVar ?? (typeof (node as Node).relname === 'string' ? node : undefined)) as Node | undefined;
+    if (rv) {
+      for (const r of this.lookup(rv)) for (const c of this.relationColumns(r)) c.origin.sources.forEach((src) => this.note(src));
+      return;
+    }
+    for (const v of Object.values(node)) this.noteRelations(v, depth + 1);
   }
 
   /** EXPLAIN's statement: only its flows and refusals matter. */
