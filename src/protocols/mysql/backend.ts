@@ -22,6 +22,7 @@ import {
   xorWithNonce,
 } from './handshake.js';
 import { Cap, DEFAULT_CHARSET, MysqlProtocolError, packet, parseErr, readNulString } from './packets.js';
+import { passedLoginError } from './errors.js';
 import { PacketStream } from './packet-stream.js';
 
 export interface MysqlBackendSession {
@@ -96,7 +97,13 @@ function openSocket(target: BackendTarget): Promise<net.Socket> {
 async function login(plain: net.Socket, target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
   let socket: net.Socket = plain;
   let stream = new PacketStream(socket, target.connectTimeoutMs, 'backend login');
-  const greeting = parseGreeting((await stream.read(0)).payload);
+  const first = (await stream.read(0)).payload;
+  // A full server answers the connection with an ERR instead of a greeting (1040 Too many connections).
+  if (first[0] === 0xff) {
+    const e = parseErr(first);
+    throw passedLoginError(e.errno, e.sqlState, e.message) ?? new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the connection`, `${e.errno}: ${e.message}`);
+  }
+  const greeting = parseGreeting(first);
   const wanted =
     (options.clientCapabilities & PASSTHROUGH_CAPABILITIES) |
     Cap.PROTOCOL_41 |
@@ -155,7 +162,8 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     }
     if (p[0] === 0xff) {
       const e = parseErr(p);
-      throw new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the gateway's login`, `${e.errno} (${e.sqlState}): ${e.message}`);
+      throw passedLoginError(e.errno, e.sqlState, e.message) ??
+        new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the gateway's login`, `${e.errno} (${e.sqlState}): ${e.message}`);
     }
     if (p[0] === 0xfe) {
       // Auth switch: another plugin with a fresh nonce.

@@ -1,4 +1,4 @@
-import type { GatewayErrorCode } from '../../core/errors.js';
+import { GatewayError, type GatewayErrorCode } from '../../core/errors.js';
 
 /**
  * The error number and SQLSTATE a MySQL client sees for each gateway error code, chosen from the
@@ -26,3 +26,26 @@ export const MYSQL_ERROR: Record<GatewayErrorCode, { errno: number; sqlState: st
 export const REFUSED = { errno: 1142, sqlState: '42000' } as const;
 /** A command the gateway does not relay (replication, shutdown...): "access denied; you need privileges". */
 export const COMMAND_REFUSED = { errno: 1227, sqlState: '42000' } as const;
+
+/**
+ * Server errors a backend gave the gateway's login that the client should see as the server's
+ * own: the backend is full (1040 Too many connections, 1203/1226 per-user limits), not a fault of
+ * jitgate or of masking.
+ */
+const PASSED_LOGIN_ERRORS = new Set([1040, 1203, 1226]);
+
+export class BackendLoginRefused extends GatewayError {
+  constructor(
+    readonly errno: number,
+    readonly sqlState: string,
+    message: string,
+  ) {
+    super('backend_unavailable', message);
+    this.name = 'BackendLoginRefused';
+  }
+}
+
+/** The backend's own login error when a client should see it as is, else undefined. */
+export function passedLoginError(errno: number, sqlState: string, message: string): BackendLoginRefused | undefined {
+  return PASSED_LOGIN_ERRORS.has(errno) ? new BackendLoginRefused(errno, sqlState, message) : undefined;
+}

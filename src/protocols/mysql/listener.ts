@@ -12,7 +12,7 @@ import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import type { BackendRequest, SessionInfo } from '../postgres/listener.js';
 import { connectMysqlBackend, prepareSession, readBackendVersion, runOnBackend, type MysqlBackendSession } from './backend.js';
-import { MYSQL_ERROR } from './errors.js';
+import { BackendLoginRefused, MYSQL_ERROR } from './errors.js';
 import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';
 import { Cap, DEFAULT_CHARSET, errPayload, GATEWAY_CAPABILITIES, MysqlProtocolError, okPayload, packet, Status } from './packets.js';
 import { PacketStream } from './packet-stream.js';
@@ -171,7 +171,7 @@ export class MysqlListener {
   private refuse(socket: net.Socket, err: unknown, clientAddress: string, seq: number): void {
     const error = err instanceof MysqlProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
     if (error.code === 'internal') this.options.log.error({ err, clientAddress }, 'unexpected error during mysql handshake');
-    const { errno, sqlState } = MYSQL_ERROR[error.code];
+    const { errno, sqlState } = error instanceof BackendLoginRefused ? error : MYSQL_ERROR[error.code];
     const message = error.detail ? `${error.message}: ${error.detail}` : error.message;
     if (!socket.destroyed && socket.writable) socket.end(packet(errPayload(errno, sqlState, message), seq));
     setTimeout(() => socket.destroy(), 1000).unref();
@@ -284,6 +284,7 @@ export class MysqlListener {
         const session = backend;
         await pipeline.masking.prepare().catch((err: Error) => {
           session.socket.destroy();
+          if (err instanceof BackendLoginRefused) throw err;
           throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', err.message);
         });
       }

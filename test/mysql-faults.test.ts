@@ -1,0 +1,114 @@
+/**
+ * What clients and tools notice about the MySQL listener besides statements: the version the
+ * greeting announces (the backend's own, so tools pick MariaDB's dialect), CONNECTION_ID() and KILL
+ * naming the same session, masked sessions sharing one catalog read at login, and a full backend
+ * answering with its own 1040 Too many connections.
+ */
+import net from 'node:net';
+import mysql from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMariadb, type MariadbServer } from './support/mysql-server.js';
+import { mysqlCli, startMysqlTestGateway, type MysqlTestGateway } from './support/mysql-gateway.js';
+
+let my: MariadbServer;
+let gw: MysqlTestGateway;
+
+beforeAll(async () => {
+  my = await startMariadb();
+  gw = await startMysqlTestGateway(my, {
+    extraYaml: `
+masking:
+  rules:
+    - name: pii
+      connections: [app-plain]
+      columns:
+        customers.email: email
+`,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await gw?.close();
+  await my?.cleanup();
+});
+
+function connect(connection = 'app'): Promise<mysql.Connection> {
+  return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection }), database: connection, ssl: { rejectUnauthorized: false } });
+}
+
+/** The server version of a greeting (protocol 10: version string after the first byte). */
+function greetingVersion(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.once('data', (d) => {
+      s.destroy();
+      resolve(d.toString('latin1', 5, d.indexOf(0, 5)));
+    });
+    s.once('error', reject);
+  });
+}
+
+function globalStatus(name: string): number {
+  return Number(my.root(`SHOW GLOBAL STATUS LIKE '${name}'`).trim().split('\t')[1]);
+}
+
+describe('the MySQL listener as tools see it', () => {
+  it("announces the backend's own version with a jitgate suffix", async () => {
+    const backend = await greetingVersion(my.port);
+    expect(backend).toMatch(/MariaDB/);
+    expect(await greetingVersion(gw.port)).toBe(`${backend}-jitgate`);
+    const cli = await mysqlCli(gw, { token: gw.token(), sql: 'status', args: ['--ssl'] });
+    expect(cli.stdout).toMatch(/Server:\s+MariaDB/);
+  });
+
+  it('KILL accepts the id CONNECTION_ID() returns, for the own sessions only', async () => {
+    const victim = await connect();
+    const killer = await connect();
+    try {
+      const [[{ id }]] = (await victim.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
+      const running = victim.query('SELECT SLEEP(30) AS s').then(
+        () => 'finished',
+        (err: Error) => err.message,
+      );
+      await expect.poll(() => my.root(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${id} AND INFO LIKE 'SELECT SLEEP%'`).trim(), { timeout: 10_000 }).toBe('1');
+      await killer.query(`KILL QUERY ${id}`);
+      expect(await running).toMatch(/interrupted/);
+      await killer.query(`KILL CONNECTION ${id}`);
+      await expect(victim.query('SELECT 1')).rejects.toThrow();
+    } finally {
+      victim.destroy();
+      await killer.end();
+    }
+  });
+
+  it('masked sessions logging in together share one catalog read', async () => {
+    const before = globalStatus('Connections');
+    const sessions = await Promise.all(Array.from({ length: 8 }, () => connect('app-plain')));
+    const opened = globalStatus('Connections') - before;
+    await Promise.all(sessions.map((s) => s.end()));
+    // One backend connection per session, and the views read once or twice (not once per session).
+    expect(opened).toBeLessThanOrEqual(8 + 2);
+  });
+
+  it("a full backend answers with MySQL's own 1040, not an error that blames masking", async () => {
+    // MariaDB's smallest limit is 10 (root on the socket keeps its extra connection).
+    my.root('SET GLOBAL max_connections = 10');
+    const held: mysql.Connection[] = [];
+    try {
+      let refusal: { errno?: number; message: string } | undefined;
+      for (let i = 0; i < 14 && !refusal; i++) {
+        try {
+          held.push(await connect(i % 2 === 0 ? 'app' : 'app-plain'));
+        } catch (err) {
+          refusal = err as { errno?: number; message: string };
+        }
+      }
+      expect(refusal?.errno).toBe(1040);
+      expect(refusal?.message).toMatch(/Too many connections/);
+      expect(refusal?.message).not.toMatch(/masking|catalog/);
+    } finally {
+      my.root('SET GLOBAL max_connections = 151');
+      await Promise.all(held.map((c) => c.end()));
+    }
+  });
+});
