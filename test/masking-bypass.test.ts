@@ -728,4 +728,17 @@ describe('the catalog connection after a backend restart', () => {
       await after.end();
     }
   });
+
+  it('a catalog connection the backend closed is replaced at the next login', async () => {
+    const first = await client(g);
+    await first.end();
+    const killed = await own.query("select count(pg_terminate_backend(pid)) as n from pg_stat_activity where application_name = 'jitgate masking catalog'");
+    expect(killed.rows[0]).toEqual({ n: '1' });
+    const s = await client(g);
+    try {
+      expect((await s.query('select email from users order by id')).rows[0]).toEqual({ email: 'a****@example.com' });
+    } finally {
+      await s.end();
+    }
+  });
 });
