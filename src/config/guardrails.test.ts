@@ -27,7 +27,7 @@ describe('guardrails config', () => {
 describe('guardrails config: settings, COPY ends and allowed code', () => {
   it('reads deny.settings, deny.copy and allow', () => {
     const text = 'guardrails:\n  - name: finer\n    deny: { settings: [Role, session_authorization], copy: [PROGRAM, file] }\n    allow: { functions: ["app.*"], do: true }\n';
-    const [g] = parseConfig(text, 'jitgate.yaml', '/srv').guardrails;
+    const [g] = parseConfig(text, 'jitgate.yaml', '/srv').guardrails!;
     expect(g?.deny.settings).toEqual(['role', 'session_authorization']);
     expect(g?.deny.copy).toEqual(['program', 'file']);
     expect(g?.allow).toEqual({ functions: ['app.*'], do: true, code: false });
