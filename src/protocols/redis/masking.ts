@@ -14,6 +14,7 @@ import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
 import type { Decision } from '../../core/types.js';
 import { describeCommand, keyUses, readsUndeclaredKeys } from '../../policy/redis-commands.js';
 import { redisGlob } from '../../policy/redis-guardrails.js';
+import { identifiersIn } from './identifiers.js';
 import type { ReplyMasker } from './relay.js';
 import type { RespValue } from './resp.js';
 
@@ -69,6 +70,8 @@ const HASH_BY_FIELD = new Set(['hget', 'hmget', 'hgetdel', 'hgetex']);
 
 export class RedisReplyMasker implements ReplyMasker {
   readonly maxReplyBytes: number;
+  /** Nodes of the reply being masked that are protocol identifiers (stream IDs, cursors): left as they are. */
+  private identifiers: ReadonlySet<RespValue> = new Set();
 
   constructor(
     private readonly policy: RedisMaskingPolicy,
@@ -134,6 +137,7 @@ export class RedisReplyMasker implements ReplyMasker {
 
   mask(args: readonly Buffer[] | null, value: RespValue, queued?: ReadonlyArray<readonly Buffer[]>): boolean {
     const state = { changed: false };
+    this.identifiers = new Set();
     if (args === null) this.push(value, state);
     else this.reply(args, value, state, queued);
     return state.changed;
@@ -143,6 +147,7 @@ export class RedisReplyMasker implements ReplyMasker {
     const argv = args.map((a) => a.toString('utf8'));
     const info = describeCommand(argv);
     const name = info.name.split('|')[0]!;
+    this.identifiers = identifiersIn(info.name, value);
     if (name === 'exec' && queued && isAgg(value) && value.items) {
       value.items.forEach((item, i) => (queued[i] ? this.reply(queued[i]!, item, state) : this.scrubAll(item, state, undefined, new Set())));
       return;
@@ -155,7 +160,7 @@ export class RedisReplyMasker implements ReplyMasker {
     const found = info.keys.map((k) => this.keyStrategy(k)).find((s) => s !== undefined);
     const keyStrategy = found && DERIVED.has(name) ? REDACT : found;
     if ((name === 'sscan' || name === 'zscan') && isAgg(value) && value.items && value.items.length === 2) {
-      // The cursor is the gateway's to pass, not a value.
+      // The cursor is an identifier (left as it is), not a value.
       this.scrubAll(value.items[0]!, state, undefined, keys);
       this.scrubAll(value.items[1]!, state, keyStrategy, keys);
       return;
@@ -239,6 +244,7 @@ export class RedisReplyMasker implements ReplyMasker {
    * left as they are: the client sent them), then scrubbed by the detectors.
    */
   private scrubAll(v: RespValue, state: Changed, strategy: MaskStrategy | undefined, keys: Set<string>): void {
+    if (this.identifiers.has(v)) return;
     switch (v.type) {
       case 'bulk':
       case 'verbatim': {
