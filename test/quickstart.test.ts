@@ -3,11 +3,11 @@
  * configuration starts the embedded default and prints one psql line; that line works as printed;
  * reading `customers` shows masked values and the masked-columns notice; DROP TABLE is refused naming
  * the guardrail; an UPDATE is held with the NOTICE, bob signs in with `jitgate login` and approves it
- * with `jitgate approve`, and the UPDATE completes; more tokens come from `jitgate token`, the sessions
+ * with `jitgate approve`, and the UPDATE completes; carol, the auditor, verifies the audit chain; more tokens come from `jitgate token`, the sessions
  * show up in `jitgate sessions`, and Ctrl-C drains and exits cleanly.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -48,6 +48,26 @@ function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; onStd
   );
 }
 
+/** `jitgate login` as the banner says, with the browser part scripted (password = user name). */
+async function signIn(http: string, user: string, e: NodeJS.ProcessEnv): Promise<void> {
+  let browsed: Promise<string> | undefined;
+  const login = await run(process.execPath, ['--import', TSX, MAIN, 'login', '--url', http], {
+    env: e,
+    onStderr: (all) => {
+      const m = /http\S+\/dev-idp\/auth\?\S+/.exec(all);
+      if (m && !browsed) {
+        browsed = (async () => {
+          const browser = new ScriptedBrowser();
+          const page = await browser.open(m[0]);
+          return (await browser.submit(page, { username: user, password: user })).html;
+        })();
+      }
+    },
+  });
+  expect(login.status, login.stderr).toBe(0);
+  expect(await browsed).toContain('Signed in');
+}
+
 it('tells the demo story from the printed one-liner: masking, a refused DROP, a held UPDATE that bob approves', async () => {
   const gateway = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--data-dir', dataDir], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -85,28 +105,21 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     await expect.poll(() => reviewId, { timeout: 30_000, interval: 100 }).toMatch(/^[0-9a-f]{8}$/);
 
     // bob signs in as the banner says (the browser part scripted), and approves with the CLI.
-    let browsed: Promise<string> | undefined;
-    const login = await run(process.execPath, ['--import', TSX, MAIN, 'login', '--url', http], {
-      env: bobEnv,
-      onStderr: (all) => {
-        const m = /http\S+\/dev-idp\/auth\?\S+/.exec(all);
-        if (m && !browsed) {
-          browsed = (async () => {
-            const browser = new ScriptedBrowser();
-            const page = await browser.open(m[0]);
-            return (await browser.submit(page, { username: 'bob', password: 'bob' })).html;
-          })();
-        }
-      },
-    });
-    expect(login.status, login.stderr).toBe(0);
-    expect(await browsed).toContain('Signed in');
+    await signIn(http, 'bob', bobEnv);
     const approved = cli(['approve', reviewId!, '--comment', 'fine'], bobEnv);
     expect(approved.status, approved.stderr + approved.stdout).toBe(0);
     const done = await updateDone;
     expect(done.stderr).toMatch(/NOTICE: .*reviewed-writes/);
     expect(done.stderr).toMatch(new RegExp(`${http}/reviews/${reviewId}[0-9a-f-]{28}`));
     expect(done.stdout).toContain('UPDATE 1');
+
+    // carol's part: the auditor role, so the console's "Verifying the chain…" completes.
+    const carolEnv = { ...bobEnv, XDG_CONFIG_HOME: join(dataDir, 'carol-config') };
+    await signIn(http, 'carol', carolEnv);
+    const carol = JSON.parse(readFileSync(join(carolEnv.XDG_CONFIG_HOME, 'jitgate', 'credentials.json'), 'utf8')) as { accessToken: string };
+    const verified = await fetch(`${http}/api/audit/verify`, { headers: { authorization: `Bearer ${carol.accessToken}` } });
+    expect(verified.status).toBe(200);
+    expect(await verified.json()).toMatchObject({ ok: true });
 
     const minted = cli(['token', '--data-dir', dataDir, '--user', 'bob', '--connection', 'demo', '--ttl', '5m']);
     expect(minted.status, minted.stderr).toBe(0);
