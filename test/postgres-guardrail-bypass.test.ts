@@ -173,4 +173,13 @@ describe('settings and COPY ends by name (item 8)', () => {
     const out = r.stdout.trim().split('\n');
     expect(out).toEqual(['SET', 'acc, public', server.users.scram.user, '42']);
   });
+
+  it('refuses a denied setting passed in options (PGOPTIONS) at login, and passes an allowed one', async () => {
+    const refused = await psql(gw.dsn({ extra: "options='-c role=orders_owner'" }), gw.token(), ['-At', '-c', 'select current_user']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain('guardrail "red-team": SET changes role (setting_denied)');
+    const allowed = await psql(gw.dsn({ extra: "options='-c search_path=acc'" }), gw.token(), ['-At', '-c', "select current_setting('search_path')"]);
+    expect(allowed.stderr).toBe('');
+    expect(allowed.stdout.trim()).toBe('acc');
+  });
 });

@@ -94,6 +94,21 @@ describe('psql through the gateway', () => {
     expect(r.stderr).toContain('password authentication failed');
   });
 
+  it('tells a holder of a valid token that a database does not exist (3D000), and nobody else', async () => {
+    const token = gw.token();
+    for (const transport of ['plain', 'tls'] as const) {
+      const c = client(token, { database: 'nope', ...(transport === 'tls' ? { ssl: { rejectUnauthorized: false } } : {}) });
+      const err = await c.connect().then(
+        () => undefined,
+        (e: Error & { code?: string }) => e,
+      );
+      expect(err?.code, transport).toBe('3D000');
+      expect(err?.message).toBe('database "nope" does not exist');
+    }
+    const r = await psql(gw.dsn({ connection: 'nope' }), 'jg_not-a-real-token', ['-c', 'select 1']);
+    expect(r.stderr).toContain('password authentication failed for user "alice"');
+  });
+
   it('runs COPY FROM STDIN and COPY TO STDOUT', async () => {
     const token = gw.token();
     const rows = Array.from({ length: 20000 }, (_, i) => `${i}\tname ${i}\tpayload ${'x'.repeat(i % 50)}`).join('\n') + '\n';
