@@ -32,6 +32,10 @@ describe('review rules: statement in, held-by out', () => {
     ['prod-eu', "update items set name = 'x' where id = 1", ['prod-writes', ['write_statement'], 'UPDATE changes data or settings']],
     ['prod-eu', 'with d as (delete from items where id = 2 returning *) select * from d', ['prod-writes', ['write_statement'], 'SELECT changes data or settings']],
     ['prod-eu', "copy items from stdin", ['prod-writes', ['write_statement'], 'COPY changes data or settings']],
+    // A cursor over a SELECT reads: declaring, fetching and closing it is not a write.
+    ['prod-eu', 'declare c cursor with hold for select * from items', undefined],
+    ['prod-eu', 'fetch 10 from c', undefined],
+    ['prod-eu', 'close c', undefined],
     ['dev', "update items set name = 'x' where id = 1", undefined],
     ['dev', 'create table t (a int)', ['any-ddl', ['kind_matched'], 'CREATE TABLE']],
     ['dev', 'alter table items add column c int', ['any-ddl', ['kind_matched'], 'ALTER TABLE']],
