@@ -1,7 +1,7 @@
 /**
  * The embedded default: what `jitgate serve` runs when there is no configuration file. It starts the
- * demo database (./demo-db.ts) and returns a development GatewayConfig around it, plus the one-line
- * hint that tells a newcomer how to connect with psql.
+ * demo database (./demo-db.ts) and returns a development GatewayConfig around it, written as YAML
+ * (embeddedConfigYaml); ./banner.ts says how to use it, with the psql line from connectHint.
  *
  * Ports: HTTP 127.0.0.1:8080 and PostgreSQL 127.0.0.1:5433 (5432 is usually taken by a real server on
  * a developer's machine). Override with JITGATE_HTTP_PORT / JITGATE_PG_PORT (0 = any free port), and
