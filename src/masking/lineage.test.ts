@@ -207,6 +207,26 @@ describe('statements that would carry masked data out are refused', () => {
     return expect(s.prepare()).rejects.toThrow('down');
   });
 
+  it('validates the catalog before statements whose plan may be stale', async () => {
+    let loads = 0;
+    let now = 0;
+    const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: async () => (loads++, catalog), now: () => now });
+    await s.prepare();
+    expect(loads).toBe(1);
+    // Plain tables on a fresh catalog: decided at once.
+    expect(s.check({ source: 'simple', text: 'select email from users' })).toBeUndefined();
+    // A view's definition, or a relation the catalog does not know, may have changed since.
+    await s.check({ source: 'simple', text: 'select * from contacts' });
+    await s.check({ source: 'simple', text: 'select * from newtable' });
+    expect(loads).toBe(3);
+    // A result from a relation the catalog does not know, or a catalog over a second old.
+    s.originMask(99999, 1);
+    expect(s.check({ source: 'simple', text: 'select email from users' })).toBeInstanceOf(Promise);
+    now = 5_000;
+    expect(s.check({ source: 'simple', text: 'select id from users' })).toBeInstanceOf(Promise);
+    expect(s.check({ source: 'simple', text: 'select 1' })).toBeUndefined();
+  });
+
   it('the function call protocol is refused', async () => {
     const s = await ready();
     expect((s.check({ source: 'function-call', text: 'function call oid 1' }) as Decision | undefined)?.reasons).toEqual(['masking_unprovable']);

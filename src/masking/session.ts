@@ -117,8 +117,10 @@ export class MaskingSession implements SessionMasking {
     let mask: ColumnMask | undefined;
     const rel = this.catalog?.relations.get(tableOid);
     if (!rel) {
-      // A relation made after the catalog was read (or a system one): unknown means masked.
+      // A relation made after the catalog was read (or a system one): unknown means masked, and
+      // the next statement runs on a validated catalog.
       mask = tableOid < FIRST_USER_OID ? undefined : UNPROVABLE;
+      if (mask) this.catalogAt = Number.NEGATIVE_INFINITY;
     } else {
       const i = rel.columns.findIndex((c) => c.attnum === attnum);
       const origin: ColumnOrigin | undefined = i < 0 ? undefined : relationOrigins(rel, this.catalog!)[i];
