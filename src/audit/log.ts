@@ -74,6 +74,7 @@ export class AuditLog implements AuditAppender {
       fromAt: db.prepare(`SELECT * FROM audit_log WHERE at >= ? ORDER BY seq`),
       bySubject: db.prepare(`SELECT * FROM audit_log WHERE subject = ? ORDER BY seq`),
       lastCheckpoint: db.prepare(`SELECT * FROM audit_log WHERE type = '${CHECKPOINT_TYPE}' ORDER BY seq DESC LIMIT 1`),
+      bySeq: db.prepare(`SELECT * FROM audit_log WHERE seq = ?`),
     };
     const tx = db.transaction((event: AuditEventInput, at: number): AuditEntry => {
       const head = this.stmts.head.get() as { seq: number; hash: string } | undefined;
@@ -94,9 +95,26 @@ export class AuditLog implements AuditAppender {
     this.appendTx = (event, at) => (db.inTransaction ? tx(event, at) : tx.immediate(event, at));
   }
 
+  /** Told of every entry appended through this instance (the checkpoint job counts them). */
+  private readonly appended = new Set<(entry: AuditEntry) => void>();
+
   /** Appends one entry (synchronously, durable when it returns); throws when the store cannot write. */
   append(event: AuditEventInput): AuditEntry {
-    return this.appendTx(event, this.now());
+    const entry = this.appendTx(event, this.now());
+    for (const fn of this.appended) fn(entry);
+    return entry;
+  }
+
+  /** Calls `fn` after every append through this instance; returns the unsubscribe function. */
+  onAppend(fn: (entry: AuditEntry) => void): () => void {
+    this.appended.add(fn);
+    return () => this.appended.delete(fn);
+  }
+
+  /** One entry by its seq. */
+  entryAt(seq: number): AuditEntry | undefined {
+    const r = this.stmts.bySeq.get(seq) as Row | undefined;
+    return r && toEntry(r);
   }
 
   /** Entries from `seq` (default: all), or from time `at`, in order; streams (no full load). */

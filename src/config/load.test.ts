@@ -50,7 +50,7 @@ describe('parseConfig defaults', () => {
         retentionCheckMs: 3_600_000,
         fsyncIntervalMs: 50,
       },
-      audit: { auditors: [], signingKey: '/srv/jitgate/.data/audit-signing.key', checkpointIntervalMs: 600_000 },
+      audit: { auditors: [], signingKey: '/srv/jitgate/.data/audit-signing.key', checkpointIntervalMs: 60_000, checkpointEveryEntries: 100, anchorFile: null },
       log: { level: 'info' },
       shutdown: { drainTimeoutMs: 10_000 },
     });

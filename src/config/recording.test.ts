@@ -31,6 +31,8 @@ audit:
   auditors: [auditors, security]
   signingKey: /etc/jitgate/audit.key
   checkpointInterval: 5m
+  checkpointEvery: 20
+  anchor: { file: /var/lib/jitgate-anchor/head.json }
 `,
       'jitgate.yaml',
       BASE,
@@ -40,7 +42,13 @@ audit:
     expect(policyFor(r, 'prod')).toEqual({ mode: 'required', retentionMs: 30 * 86_400_000 });
     expect(policyFor(r, 'scratch')).toEqual({ mode: 'best-effort', retentionMs: 7 * 86_400_000 });
     expect(r.limits).toEqual({ rowsPerStatement: 50, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 });
-    expect(c.audit).toEqual({ auditors: ['auditors', 'security'], signingKey: '/etc/jitgate/audit.key', checkpointIntervalMs: 300_000 });
+    expect(c.audit).toEqual({
+      auditors: ['auditors', 'security'],
+      signingKey: '/etc/jitgate/audit.key',
+      checkpointIntervalMs: 300_000,
+      checkpointEveryEntries: 20,
+      anchorFile: '/var/lib/jitgate-anchor/head.json',
+    });
   });
 
   it('takes fsyncInterval as a duration or 0 (fsync at every statement boundary)', () => {

@@ -20,7 +20,10 @@
  * audit:
  *   auditors: [auditors]               # groups that may read every session's recording
  *   signingKey: audit-signing.key      # Ed25519 private key (PEM); generated on first start
- *   checkpointInterval: 10m            # how often the chain's head is signed
+ *   checkpointInterval: 1m             # how often the chain's head is signed (if anything is new)
+ *   checkpointEvery: 100               # ...and after this many entries
+ *   anchor:                            # the signed head, kept outside the data directory
+ *     file: /var/lib/jitgate-anchor/audit-head.json
  * ```
  *
  * `mode: required` means a session whose recording cannot be written has its statements refused
@@ -74,6 +77,13 @@ export interface AuditConfig {
   /** Absolute path of the Ed25519 private key (PEM) that signs audit checkpoints. */
   signingKey: string;
   checkpointIntervalMs: number;
+  /** Sign after this many entries as well (0: only on the interval). */
+  checkpointEveryEntries: number;
+  /**
+   * Absolute path of the file the last signed checkpoint is written to (atomically), meant to be
+   * outside the data directory; `jitgate audit verify` fails when the log no longer reaches it.
+   */
+  anchorFile: string | null;
 }
 
 export const RECORDING_DEFAULTS = {
@@ -87,7 +97,8 @@ export const RECORDING_DEFAULTS = {
 
 export const AUDIT_DEFAULTS = {
   signingKeyName: 'audit-signing.key',
-  checkpointIntervalMs: 10 * 60_000,
+  checkpointIntervalMs: 60_000,
+  checkpointEveryEntries: 100,
 };
 
 const MAX_RETENTION_MS = 100 * 366 * 86_400_000;
@@ -147,6 +158,8 @@ export const auditSchema = z.strictObject({
   auditors: groupList().optional(),
   signingKey: path().optional(),
   checkpointInterval: duration(1_000, 7 * 86_400_000).optional(),
+  checkpointEvery: intBetween(0, 1_000_000).optional(),
+  anchor: z.strictObject({ file: path() }).optional(),
 });
 
 export type RecordingFile = z.output<typeof recordingSchema>;
@@ -195,6 +208,8 @@ export function buildAudit(file: AuditFile | undefined, dataDir: string, baseDir
     auditors: file?.auditors ?? [],
     signingKey: file?.signingKey !== undefined ? abs(file.signingKey) : join(dataDir, AUDIT_DEFAULTS.signingKeyName),
     checkpointIntervalMs: file?.checkpointInterval ?? AUDIT_DEFAULTS.checkpointIntervalMs,
+    checkpointEveryEntries: file?.checkpointEvery ?? AUDIT_DEFAULTS.checkpointEveryEntries,
+    anchorFile: file?.anchor?.file !== undefined ? abs(file.anchor.file) : null,
   };
 }
 

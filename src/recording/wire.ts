@@ -45,7 +45,15 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   const audit = new AuditLog(o.db, () => o.clock.now());
   const { signer, generated } = loadOrCreateSigner(auditConfig.signingKey);
   if (generated) log.info({ key: auditConfig.signingKey, keyId: signer.keyId }, 'generated the audit signing key');
-  const checkpoints = new CheckpointJob({ audit, signer, clock: o.clock, intervalMs: auditConfig.checkpointIntervalMs, log });
+  const checkpoints = new CheckpointJob({
+    audit,
+    signer,
+    clock: o.clock,
+    intervalMs: auditConfig.checkpointIntervalMs,
+    everyEntries: auditConfig.checkpointEveryEntries,
+    anchorFile: auditConfig.anchorFile,
+    log,
+  });
   const repo = new RecordingRepository(o.db);
   const sink = new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs });
   const service = new RecordingService({

@@ -14,6 +14,7 @@
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { checkAnchor, readAnchor } from '../../audit/anchor.js';
 import { verifyEntries, type AuditEntry, type VerifyReport } from '../../audit/chain.js';
 import { loadSigner, trustedKeyFrom, type TrustedKey } from '../../audit/signing.js';
 import { parseTimeFilter, TIME_HINT } from '../../recording/time-filter.js';
@@ -43,6 +44,20 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
   await withRecordings(io, opts, ({ audit, auditConfig, repo, sink }) => {
     if (trusted.length === 0 && existsSync(auditConfig.signingKey)) trusted = [loadSigner(auditConfig.signingKey)];
     const report = verifyEntries(audit.entries(), { trusted });
+    // A log cut short (checkpoints and all) still chains: the anchor kept outside the data directory says how far it reached.
+    let anchorProblem: string | undefined;
+    if (report.ok && auditConfig.anchorFile) {
+      try {
+        const anchor = readAnchor(auditConfig.anchorFile);
+        anchorProblem = anchor
+          ? checkAnchor(anchor, (seq) => audit.entryAt(seq), report.lastSeq, trusted)
+          : report.checkpoints > 0
+            ? `the anchor ${auditConfig.anchorFile} is missing, though the log holds signed checkpoints`
+            : undefined;
+      } catch (err) {
+        anchorProblem = `cannot read the anchor: ${(err as Error).message}`;
+      }
+    }
     const recordingProblems: Array<{ session: string; problems: string[] }> = [];
     const recordingNotes: Array<{ session: string; notes: string[] }> = [];
     let recordingsChecked = 0;
@@ -63,16 +78,29 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
       }
     }
     if (opts.json) {
-      io.out(JSON.stringify({ ...report, ...(opts.recordings ? { recordingsChecked, recordingProblems, recordingNotes } : {}) }, null, 2) + '\n');
+      io.out(
+        JSON.stringify(
+          {
+            ...report,
+            ...(auditConfig.anchorFile ? { anchor: { file: auditConfig.anchorFile, ok: anchorProblem === undefined, ...(anchorProblem ? { problem: anchorProblem } : {}) } } : {}),
+            ...(opts.recordings ? { recordingsChecked, recordingProblems, recordingNotes } : {}),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
     } else {
       printReport(io, report, false, 'audit log', true);
+      if (anchorProblem) io.out(`audit log does NOT verify against its anchor (${auditConfig.anchorFile}): ${anchorProblem}\n`);
       if (opts.recordings) {
         if (recordingProblems.length === 0) io.out(`recordings verified: ${recordingsChecked}, each chain intact and ending at its recorded digest\n`);
         for (const n of recordingNotes) io.out(`recording of session ${n.session} verifies as a prefix: ${n.notes.join('; ')}\n`);
         for (const p of recordingProblems) io.out(`recording of session ${p.session} does NOT verify:\n  - ${p.problems.join('\n  - ')}\n`);
       }
     }
-    if (!report.ok || recordingProblems.length) throw new CliError(!report.ok ? `the audit log does not verify at entry ${report.broken!.seq}` : `${recordingProblems.length} recording(s) do not verify`);
+    if (!report.ok) throw new CliError(`the audit log does not verify at entry ${report.broken!.seq}`);
+    if (anchorProblem) throw new CliError('the audit log does not reach the checkpoint anchored outside the data directory');
+    if (recordingProblems.length) throw new CliError(`${recordingProblems.length} recording(s) do not verify`);
   });
 }
 
@@ -87,9 +115,13 @@ function printReport(io: CliIo, r: VerifyReport, json: boolean, what: string, de
             (r.lastSignedSeq !== null
               ? `, signed up to #${r.lastSignedSeq}${r.keyTrusted ? ' by the trusted key' : ' (by the key the log names: pass --public-key to pin it)'}`
               : '') +
-            (r.lastSignedSeq !== null && r.lastSeq! > r.lastSignedSeq + 1 ? `; #${r.lastSignedSeq + 2}..#${r.lastSeq} are protected by the chain only until the next checkpoint` : '') +
             '\n',
     );
+    // Entries after the last checkpoint: the chain holds them together, but nothing signed or anchored vouches for them yet.
+    const firstUnsigned = r.lastSignedSeq === null ? r.firstSeq! : r.lastSignedSeq + 2;
+    if (r.entries > 0 && r.lastSeq! >= firstUnsigned) {
+      io.out(`warning: #${firstUnsigned}..#${r.lastSeq} are not signed yet: whoever can write the data directory could remove them without a trace until the next checkpoint\n`);
+    }
   } else {
     io.out(`${what} does NOT verify: entry #${r.broken!.seq}: ${r.broken!.why}\n`);
   }

@@ -1,0 +1,123 @@
+/**
+ * The audit log's tail against its anchor outside the data directory: someone with write access
+ * to the data directory deletes the last entries, signed checkpoints included. The chain that is
+ * left still verifies on its own; `jitgate audit verify` fails because the anchor holds a later
+ * checkpoint. Entries after the last checkpoint verify with a warning that nothing vouches for
+ * them yet. Real SQLite store, the real CLI, the gateway's recording module (no backend needed).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { readAnchor } from '../src/audit/anchor.js';
+import { loadConfig } from '../src/config/load.js';
+import { systemClock } from '../src/core/clock.js';
+import { createLogger } from '../src/obs/log.js';
+import { startRecording } from '../src/recording/wire.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
+import { cli } from './support/recording.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A configuration whose audit head is anchored in a directory apart from the data directory. */
+async function setup() {
+  const dir = mkdtempSync(join(tmpdir(), 'jitgate-anchor-'));
+  dirs.push(dir);
+  const anchorFile = join(dir, 'elsewhere', 'audit-head.json');
+  const configPath = join(dir, 'jitgate.yaml');
+  writeFileSync(
+    configPath,
+    `development: true
+dataDir: ${dir}/data
+listeners:
+  http: { host: 127.0.0.1, port: 0 }
+log: { level: silent }
+audit:
+  checkpointEvery: 5
+  anchor: { file: ${anchorFile} }
+`,
+  );
+  const config = await loadConfig(configPath);
+  const store = openSqliteStore(config.store.path);
+  const recording = startRecording({ config, db: store.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+  const append = (n: number) => {
+    for (let i = 0; i < n; i++) recording.audit.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
+  };
+  return { config, configPath, anchorFile, store, recording, append };
+}
+
+/** Lets the checkpoint the job schedules right after an append run. */
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('the audit anchor', () => {
+  it('signs every N entries and anchors each checkpoint outside the data directory', async () => {
+    const { anchorFile, store, recording, append } = await setup();
+    append(5);
+    await settle();
+    const first = recording.audit.lastCheckpoint()!;
+    expect(first).toMatchObject({ seq: 6, data: { upTo: 5 } });
+    expect(readAnchor(anchorFile)).toMatchObject({ seq: 6, hash: first.hash, upTo: 5 });
+    append(5);
+    await settle();
+    expect(readAnchor(anchorFile)).toMatchObject({ seq: 12, upTo: 11 });
+    await recording.stop();
+    store.close();
+  });
+
+  it('fails verification when the tail is cut, checkpoints included, and keeps the anchor as evidence', async () => {
+    const { configPath, config, anchorFile, store, recording, append } = await setup();
+    for (const n of [5, 5, 2]) {
+      append(n);
+      await settle();
+    }
+    // Checkpoints at #6 and #12; the one at shutdown (#15) signs #13 and #14.
+    await recording.stop();
+    store.close();
+    const anchored = readAnchor(anchorFile)!;
+    expect(anchored.seq).toBe(15);
+
+    const clean = await cli(['audit', 'verify', '--config', configPath]);
+    expect(clean.err).toBe('');
+    expect(clean.code).toBe(0);
+    expect(clean.out).toMatch(/^audit log verified: 15 entries \(#1\.\.#15\), 3 signed checkpoints, signed up to #14 by the trusted key\n$/);
+
+    // Someone with the data directory removes the last entries, both checkpoints among them.
+    const db = new Database(config.store.path);
+    db.exec('DROP TRIGGER audit_log_no_delete');
+    db.prepare('DELETE FROM audit_log WHERE seq > 4').run();
+    db.close();
+    const cut = await cli(['audit', 'verify', '--config', configPath]);
+    expect(cut.code).toBe(1);
+    expect(cut.out).toContain('audit log verified: 4 entries (#1..#4), 0 signed checkpoints\n');
+    expect(cut.out).toContain(
+      `audit log does NOT verify against its anchor (${anchorFile}): the log ends at #4, but the anchor kept outside the data directory holds checkpoint #15`,
+    );
+    expect(cut.err).toMatch(/does not reach the checkpoint anchored outside the data directory/);
+    // The next gateway keeps the anchor as evidence instead of moving it back.
+    const again = openSqliteStore(config.store.path);
+    const restarted = startRecording({ config, db: again.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+    await restarted.stop();
+    again.close();
+    expect(readAnchor(anchorFile)).toEqual(anchored);
+  });
+
+  it('verifies entries after the last checkpoint with a warning', async () => {
+    const { configPath, store, recording, append } = await setup();
+    append(5);
+    await settle();
+    append(2);
+    // Entries 7 and 8 are not signed yet when the process is gone (no stop, no final checkpoint).
+    store.close();
+    void recording;
+    const r = await cli(['audit', 'verify', '--config', configPath]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(
+      'audit log verified: 8 entries (#1..#8), 1 signed checkpoint, signed up to #5 by the trusted key\n' +
+        'warning: #7..#8 are not signed yet: whoever can write the data directory could remove them without a trace until the next checkpoint\n',
+    );
+  });
+});
