@@ -291,7 +291,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     const token = await idp.clientCredentials(AGENT);
     expect(await me(token)).toMatchObject({
       status: 200,
-      body: { user: 'reporting-bot', groups: ['reporting'], kind: 'service', via: 'client-credentials', admin: false },
+      body: { user: 'svc:reporting-bot', groups: ['reporting'], kind: 'service', via: 'client-credentials', admin: false },
     });
     const rogue = await idp.clientCredentials(ROGUE);
     expect((await me(rogue)).status).toBe(401);
@@ -345,7 +345,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     const kid = await idp.rotateKeys();
     const after = await idp.clientCredentials(AGENT);
     expect(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid).toBe(kid);
-    expect((await me(after)).body).toMatchObject({ user: 'reporting-bot' });
+    expect((await me(after)).body).toMatchObject({ user: 'svc:reporting-bot' });
     // The old key is no longer published, so tokens signed with it stop working.
     expect(await gateway.identity.authenticateDetailed(before)).toEqual({ ok: false, reason: 'the token is signed with a key the issuer does not publish' });
   });
@@ -407,7 +407,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(ciKey.key).toMatch(/^jgk_[A-Za-z0-9_-]{43}$/);
     ciKey.id = /API key (key_\S+) "ci-bot"/.exec(create.err())![1];
     expect(create.err()).not.toContain(ciKey.key);
-    expect(await me(ciKey.key)).toMatchObject({ status: 200, body: { user: 'ci-bot', groups: ['deploy', 'reporting'], kind: 'service', via: 'apikey', admin: false } });
+    expect(await me(ciKey.key)).toMatchObject({ status: 200, body: { user: 'apikey:ci-bot', groups: ['deploy', 'reporting'], kind: 'service', via: 'apikey', admin: false } });
 
     const denied = cliUser('alice');
     expect(await runCli(['apikey', 'create', '--name', 'mine'], denied.io)).toBe(1);
@@ -417,7 +417,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
 
     const list = cliUser('dave');
     expect(await runCli(['apikey', 'list'], list.io)).toBe(0);
-    expect(list.out()).toMatch(new RegExp(`${ciKey.id}\\s+ci-bot\\s+deploy,reporting\\s+dave\\s+.*\\s+active\\s+\\S+ \\S+\\n`));
+    expect(list.out()).toMatch(new RegExp(`${ciKey.id}\\s+apikey:ci-bot\\s+deploy,reporting\\s+dave\\s+.*\\s+active\\s+\\S+ \\S+\\n`));
     const json = cliUser('dave');
     expect(await runCli(['apikey', 'list', '--json'], json.io)).toBe(0);
     expect(JSON.stringify(JSON.parse(json.out()))).not.toContain('jgk_');
@@ -428,7 +428,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect((await me(ciKey.key!)).status).toBe(401);
     const list = cliUser('dave');
     expect(await runCli(['apikey', 'list'], list.io), list.err()).toBe(0);
-    expect(list.out()).toMatch(/ci-bot .* expired/);
+    expect(list.out()).toMatch(/apikey:ci-bot .* expired/);
 
     const create = cliUser('dave');
     expect(await runCli(['apikey', 'create', '--name', 'ci-bot'], create.io), create.err()).toBe(0); // the name is free again
@@ -440,6 +440,55 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(revoke.out()).toBe(`API key ${id} "ci-bot" revoked\n`);
     expect((await me(key)).status).toBe(401);
     syncClock();
+  });
+
+  it('API keys have their own namespace: a key named alice acts as apikey:alice, never as the person', async () => {
+    syncClock();
+    const create = cliUser('dave');
+    expect(await runCli(['apikey', 'create', '--name', 'alice', '--ttl', '1h'], create.io), create.err()).toBe(0);
+    expect(create.err()).toContain('acting as apikey:alice');
+    const key = create.out().trim();
+    expect((await me(key)).body).toMatchObject({ user: 'apikey:alice', kind: 'service', via: 'apikey' });
+    // alice's own sign-in is still alice, and the key sees none of what is hers.
+    expect((await me(savedSignIn(alice).accessToken)).body).toMatchObject({ user: 'alice', kind: 'human' });
+    const grants = await fetch(`${url}/api/grants`, { headers: { authorization: `Bearer ${key}` } });
+    expect(((await grants.json()) as { mine: unknown[] }).mine).toEqual([]);
+    const created = [...gateway.audit.entries()].filter((e) => e.type === 'apikey.created' && e.data.name === 'alice');
+    expect(created).toMatchObject([{ actor: 'dave', data: { identity: 'apikey:alice' } }]);
+  });
+
+  it('a key cannot make a key that outlives or outranks it; revoking it revokes what it made; all audited', async () => {
+    syncClock();
+    const create = cliUser('dave');
+    expect(await runCli(['apikey', 'create', '--name', 'ops-admin', '--groups', 'admins', '--ttl', '1h'], create.io), create.err()).toBe(0);
+    const admin = create.out().trim();
+    const adminId = /API key (key_\S+)/.exec(create.err())![1]!;
+    expect((await me(admin)).body).toMatchObject({ user: 'apikey:ops-admin', admin: true });
+
+    const outlives = await post('/api/apikeys', { name: 'forever-admin', groups: ['admins'], ttl: '90d' }, admin);
+    expect(outlives.status).toBe(403);
+    expect(outlives.body.message).toMatch(/^a key cannot create a key that outlives it/);
+    const outranks = await post('/api/apikeys', { name: 'bigger', groups: ['admins', 'platform'], ttl: '30m' }, admin);
+    expect(outranks.status).toBe(403);
+    expect(outranks.body.message).toBe('a key cannot create a key with groups it does not have itself: platform');
+
+    const child = await post('/api/apikeys', { name: 'child-admin', groups: ['admins'], ttl: '30m' }, admin);
+    expect(child.status).toBe(201);
+    expect(child.body).toMatchObject({ identity: 'apikey:child-admin', createdBy: 'apikey:ops-admin', createdByKey: adminId });
+    const grandchild = await post('/api/apikeys', { name: 'grandchild', groups: [], ttl: '10m' }, String(child.body.key));
+    expect(grandchild.status).toBe(201);
+    expect((await me(String(grandchild.body.key))).status).toBe(200);
+
+    const revoke = cliUser('dave');
+    expect(await runCli(['apikey', 'revoke', adminId], revoke.io), revoke.err()).toBe(0);
+    expect(revoke.out()).toBe(`API key ${adminId} "ops-admin" revoked, with the 2 key(s) it created: ${String(child.body.id)}, ${String(grandchild.body.id)}\n`);
+    for (const k of [admin, String(child.body.key), String(grandchild.body.key)]) expect((await me(k)).status).toBe(401);
+
+    const audit = [...gateway.audit.entries()];
+    const about = (id: string) => audit.filter((e) => e.subject === id).map((e) => `${e.type} by ${e.actor}`);
+    expect(about(adminId)).toEqual(['apikey.created by dave', 'apikey.revoked by dave']);
+    expect(about(String(child.body.id))).toEqual(['apikey.created by apikey:ops-admin', 'apikey.revoked by dave']);
+    expect(about(String(grandchild.body.id))).toEqual(['apikey.created by apikey:child-admin', 'apikey.revoked by dave']);
   });
 
   it('a stolen refresh token used by someone else ends the CLI sign-in too; logout ends it at the gateway', async () => {

@@ -102,7 +102,7 @@ describe('redis_command over MCP', () => {
   });
 
   it('records the agent\'s Redis session under its name', async () => {
-    const sessions = gw.gateway.store.listSessions({ user: 'cache-bot' });
+    const sessions = gw.gateway.store.listSessions({ user: 'apikey:cache-bot' });
     expect(sessions.length).toBeGreaterThan(0);
     expect(sessions[0]).toMatchObject({ connection: 'cache', protocol: 'redis' });
   });

@@ -237,14 +237,14 @@ describe('the MCP endpoint', () => {
     expect(over.text).toContain('3 statements per minute');
 
     // The same agent with a token under its grant, straight from psql: the same budget, the same refusal.
-    const token = gw.gateway.access.mintToken({ user: 'busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' }, 'app').token;
-    const native = await psql(gw.dsn({ user: 'busy-bot' }), token, ['-At', '-c', 'select 42']);
+    const token = gw.gateway.access.mintToken({ user: 'apikey:busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' }, 'app').token;
+    const native = await psql(gw.dsn({ user: 'apikey:busy-bot' }), token, ['-At', '-c', 'select 42']);
     expect(native.stdout).not.toContain('42');
     expect(native.stderr).toContain('rate limit reached: 3 statements per minute');
 
     clock.advance(61_000);
     expect((await call(c, 'query', { connection: 'app', sql: 'select 4' })).data.status).toBe('ok');
-    const later = await psql(gw.dsn({ user: 'busy-bot' }), token, ['-At', '-c', 'select 42']);
+    const later = await psql(gw.dsn({ user: 'apikey:busy-bot' }), token, ['-At', '-c', 'select 42']);
     expect(later.stdout).toBe('42\n');
   });
 
@@ -270,7 +270,7 @@ describe('the MCP endpoint', () => {
     const listed = await call(c, 'list_sessions', {});
     const sessions = listed.data.sessions as Array<{ id: string; connection: string; statements: number }>;
     expect(sessions[0]).toMatchObject({ connection: 'app' });
-    const row = gw.gateway.store.listSessions({ user: 'audit-bot' })[0]!;
+    const row = gw.gateway.store.listSessions({ user: 'apikey:audit-bot' })[0]!;
     expect(row.applicationName).toBe('jitgate-mcp');
     const auditor = humanToken('dave', ['auditors']);
     const res = await fetch(`${gw.httpUrl}/api/sessions/${row.id}/events`, { headers: { authorization: `Bearer ${auditor}` } });

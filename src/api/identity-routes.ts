@@ -22,6 +22,7 @@
 import { tryParseDuration } from '../core/duration.js';
 import type { Identity } from '../core/types.js';
 import { ApiKeyError, DEFAULT_API_KEY_TTL_MS } from '../identity/api-keys.js';
+import { apiKeySubject } from '../identity/namespace.js';
 import { LoginError } from '../identity/logins.js';
 import { OAuthError } from '../identity/oauth-client.js';
 import { IdentityUnavailable } from '../identity/oidc.js';
@@ -56,7 +57,10 @@ function translate(err: unknown, log: Logger): never {
   if (err instanceof HttpError) throw err;
   if (err instanceof LoginError) throw new HttpError(err.status, err.code, err.message);
   if (err instanceof SessionError) throw new HttpError(400, err.code, err.message);
-  if (err instanceof ApiKeyError) throw new HttpError(err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : 400, err.code, err.message);
+  if (err instanceof ApiKeyError) {
+    const status = err.code === 'not_found' ? 404 : err.code === 'conflict' ? 409 : err.code === 'forbidden' ? 403 : 400;
+    throw new HttpError(status, err.code, err.message);
+  }
   if (err instanceof OAuthError) throw new HttpError(400, err.code, err.message);
   if (err instanceof IdentityUnavailable) {
     log.warn({ err }, 'identity provider unavailable');
@@ -84,8 +88,11 @@ export function apiKeyJson(k: ApiKeyRow) {
   return {
     id: k.id,
     name: k.name,
+    /** Who the key acts as: API keys have their own namespace. */
+    identity: apiKeySubject(k.name),
     groups: k.groups,
     createdBy: k.createdBy,
+    createdByKey: k.createdByKey,
     createdAt: iso(k.createdAt),
     expiresAt: iso(k.expiresAt),
     revokedAt: k.revokedAt === null ? null : iso(k.revokedAt),
@@ -225,7 +232,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       const ttlText = str(body, 'ttl');
       const ttlMs = ttlText === undefined ? DEFAULT_API_KEY_TTL_MS : tryParseDuration(ttlText);
       if (ttlMs === undefined) throw new HttpError(400, 'invalid_request', `ttl: expected a duration such as 30d or 12h, got ${JSON.stringify(ttlText)}`);
-      const created = identity.apiKeys.create({ name: str(body, 'name', true), groups: groups as string[], ttlMs, createdBy: ctx.identity!.user });
+      const created = identity.apiKeys.create({ name: str(body, 'name', true), groups: groups as string[], ttlMs, createdBy: ctx.identity! });
       log.info({ apiKey: created.row.id, name: created.row.name, groups: created.row.groups, by: ctx.identity!.user }, 'API key created');
       return { ...apiKeyJson(created.row), key: created.key };
     },
@@ -239,8 +246,8 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
     '/api/apikeys/:id',
     (ctx) => {
       const row = identity.apiKeys.revoke(ctx.params.id!, ctx.identity!.user);
-      log.info({ apiKey: row.id, name: row.name, by: ctx.identity!.user }, 'API key revoked');
-      return apiKeyJson(row);
+      log.info({ apiKey: row.id, name: row.name, by: ctx.identity!.user, alsoRevoked: row.alsoRevoked }, 'API key revoked');
+      return { ...apiKeyJson(row), alsoRevoked: row.alsoRevoked };
     },
     { admin: true, doc: { summary: 'Revoke an API key', roles: ['admin'] } },
   );

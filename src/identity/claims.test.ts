@@ -39,9 +39,9 @@ describe('claims', () => {
   it('a configured client is its service account, with its groups and any groups the token carries', () => {
     expect(identityFromAccessToken({ sub: 'reporting-agent', client_id: 'reporting-agent', groups: ['eng-team'] }, rules)).toEqual({
       ok: true,
-      identity: { user: 'reporting-bot', groups: ['engineering', 'reporting'], kind: 'service', subject: 'reporting-agent' },
+      identity: { user: 'svc:reporting-bot', groups: ['engineering', 'reporting'], kind: 'service', subject: 'reporting-agent' },
     });
-    expect(identityFromAccessToken({ azp: 'reporting-agent', sub: 'uuid-1' }, rules)).toMatchObject({ ok: true, identity: { user: 'reporting-bot', kind: 'service' } });
+    expect(identityFromAccessToken({ azp: 'reporting-agent', sub: 'uuid-1' }, rules)).toMatchObject({ ok: true, identity: { user: 'svc:reporting-bot', kind: 'service' } });
   });
 
   it('a token for a client that is not configured is refused, however it spells it', () => {
@@ -62,5 +62,14 @@ describe('claims', () => {
       identity: { user: 'alice', groups: ['engineering'], kind: 'human', subject: 'u1' },
     });
     expect(identityFromUserClaims({ groups: [] }, { ...rules, userClaim: 'upn' })).toEqual({ ok: false, reason: 'the token has no upn claim to name the user' });
+  });
+
+  it('a person cannot be named into the API keys’ or service accounts’ namespace', () => {
+    for (const name of ['apikey:ci-deploy', 'svc:reporting-bot', 'APIKEY:x', 'Svc:x']) {
+      expect(identityFromUserClaims({ sub: 'u2', preferred_username: name }, rules)).toEqual({
+        ok: false,
+        reason: `the user name ${JSON.stringify(name)} starts with a prefix reserved for API keys and service accounts`,
+      });
+    }
   });
 });

@@ -7,11 +7,14 @@
  *    `realm_access.roles` when no claim has that literal name), each value replaced by its
  *    `groupMap` entry when it has one and kept unchanged otherwise;
  *  - service accounts: a token whose client (client_id, else azp) is listed under `serviceAccounts`
- *    is that service account, with the listed groups plus any groups the token carries. A token that
+ *    is that service account, named `svc:<name>` (./namespace.ts), with the listed groups plus any
+ *    groups the token carries. A person whose name falls in the keys' or service accounts' namespace
+ *    (`apikey:...`, `svc:...`) is refused. A token that
  *    was issued to a client rather than a person (client credentials) is refused when its client is
  *    not listed: it would otherwise pass as a "user" named after its sub.
  */
 import type { OidcIssuerConfig } from '../config/types.js';
+import { isReservedForMachines, serviceSubject } from './namespace.js';
 
 export type Claims = Record<string, unknown>;
 
@@ -96,7 +99,7 @@ export function identityFromAccessToken(claims: Claims, rules: IssuerRules): Cla
   const account = client !== undefined && Object.hasOwn(rules.serviceAccounts, client) ? rules.serviceAccounts[client] : undefined;
   if (account) {
     const groups = [...new Set([...account.groups, ...tokenGroups])].sort();
-    return { ok: true, identity: { user: account.name, groups, kind: 'service', subject: subject || client! } };
+    return { ok: true, identity: { user: serviceSubject(account.name), groups, kind: 'service', subject: subject || client! } };
   }
   if (looksLikeClientToken(claims)) {
     return { ok: false, reason: `client ${JSON.stringify(client ?? subject)} is not a configured service account` };
@@ -109,6 +112,9 @@ export function identityFromUserClaims(claims: Claims, rules: IssuerRules): Clai
   const user = userFromClaims(claims, rules.userClaim);
   if (user === undefined) {
     return { ok: false, reason: `the token has no ${rules.userClaim ?? 'preferred_username, email or sub'} claim to name the user` };
+  }
+  if (isReservedForMachines(user)) {
+    return { ok: false, reason: `the user name ${JSON.stringify(user)} starts with a prefix reserved for API keys and service accounts` };
   }
   const subject = nonEmpty(claims.sub) ? claims.sub : user;
   return { ok: true, identity: { user, groups: mapGroups(groupValues(claims, rules.groupsClaim), rules.groupMap), kind: 'human', subject } };

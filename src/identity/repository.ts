@@ -10,7 +10,7 @@
  *   identity_sessions        session tokens (jgs_) by hash
  *   identity_refresh_tokens  refresh tokens (jgr_) by hash; a used one stays until the family
  *                            expires, so presenting it again is recognised as reuse
- *   identity_api_keys        API keys (jgk_) by hash
+ *   identity_api_keys        API keys (jgk_) by hash; created_by_key: the key that made it, if a key did
  */
 import type Database from 'better-sqlite3';
 import { migrateModule, type Migration } from '../store/sqlite.js';
@@ -82,6 +82,14 @@ export const IDENTITY_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'API keys made by keys',
+    sql: `
+      ALTER TABLE identity_api_keys ADD COLUMN created_by_key TEXT;
+      CREATE INDEX identity_api_keys_creator ON identity_api_keys (created_by_key) WHERE created_by_key IS NOT NULL;
+    `,
+  },
 ];
 
 export interface LoginRow {
@@ -131,6 +139,8 @@ export interface ApiKeyRow {
   name: string;
   groups: string[];
   createdBy: string;
+  /** The API key that created this one (null: a person did); it dies with that key. */
+  createdByKey: string | null;
   createdAt: number;
   expiresAt: number;
   revokedAt: number | null;
@@ -180,8 +190,8 @@ export class IdentityRepository {
       useRefresh: db.prepare(`UPDATE identity_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`),
       unuseRefresh: db.prepare(`UPDATE identity_refresh_tokens SET used_at = NULL WHERE token_hash = ? AND used_at = ?`),
       insertKey: db.prepare(
-        `INSERT INTO identity_api_keys (id, token_hash, name, groups, created_by, created_at, expires_at)
-         VALUES (@id, @tokenHash, @name, @groups, @createdBy, @createdAt, @expiresAt)`,
+        `INSERT INTO identity_api_keys (id, token_hash, name, groups, created_by, created_by_key, created_at, expires_at)
+         VALUES (@id, @tokenHash, @name, @groups, @createdBy, @createdByKey, @createdAt, @expiresAt)`,
       ),
       keyByHash: db.prepare(`SELECT * FROM identity_api_keys WHERE token_hash = ?`),
       keyById: db.prepare(`SELECT * FROM identity_api_keys WHERE id = ?`),
@@ -189,6 +199,7 @@ export class IdentityRepository {
       activeKeyByName: db.prepare(
         `SELECT id FROM identity_api_keys WHERE name = ? AND revoked_at IS NULL AND expires_at > ?`,
       ).pluck(),
+      keysCreatedBy: db.prepare(`SELECT * FROM identity_api_keys WHERE created_by_key = ?`),
       revokeKey: db.prepare(`UPDATE identity_api_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`),
       touchKey: db.prepare(`UPDATE identity_api_keys SET last_used_at = ? WHERE id = ?`),
       purgeLogins: db.prepare(`DELETE FROM identity_logins WHERE expires_at < ?`),
@@ -328,6 +339,11 @@ export class IdentityRepository {
     return this.s.activeKeyByName.get(name, now) as string | undefined;
   }
 
+  /** Keys the key `id` created (one level). */
+  apiKeysCreatedBy(id: string): ApiKeyRow[] {
+    return (this.s.keysCreatedBy.all(id) as Row[]).map(toApiKey);
+  }
+
   revokeApiKey(id: string, at: number, by: string): boolean {
     return this.s.revokeKey.run(at, by, id).changes === 1;
   }
@@ -373,6 +389,7 @@ function toApiKey(r: Row): ApiKeyRow {
     name: r.name as string,
     groups: JSON.parse(r.groups as string) as string[],
     createdBy: r.created_by as string,
+    createdByKey: (r.created_by_key as string | null) ?? null,
     createdAt: r.created_at as number,
     expiresAt: r.expires_at as number,
     revokedAt: r.revoked_at as number | null,

@@ -19,6 +19,7 @@ import type { IdentitiesConfig, OidcIssuerConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Identity } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
+import { AuditLog } from '../audit/log.js';
 import { ApiKeys } from './api-keys.js';
 import { LoginFlows, type IssuerHandle } from './logins.js';
 import { OAuthClient, OAuthError } from './oauth-client.js';
@@ -65,7 +66,8 @@ export class IdentityService {
         isRefusal: (err) => err instanceof OAuthError || err instanceof TokenRejected,
       },
     });
-    this.apiKeys = new ApiKeys(repo, o.clock);
+    // Its own appender on the gateway's database: appends are transactions, safe beside the others.
+    this.apiKeys = new ApiKeys(repo, o.clock, new AuditLog(o.db, () => o.clock.now()));
   }
 
   /** Builds the service; resolves every issuer's client secret now, so a missing one stops the start. */

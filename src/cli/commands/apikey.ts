@@ -11,6 +11,8 @@ import { CliError, type CliIo } from '../io.js';
 interface ApiKeyJson {
   id: string;
   name: string;
+  /** Who it acts as (`apikey:<name>`): keys have their own namespace, apart from people. */
+  identity: string;
   groups: string[];
   createdBy: string;
   createdAt: string;
@@ -18,6 +20,7 @@ interface ApiKeyJson {
   revokedAt: string | null;
   lastUsedAt: string | null;
   key?: string;
+  alsoRevoked?: string[];
 }
 
 export async function apikeyCreate(io: CliIo, opts: { name: string; groups?: string; ttl?: string }): Promise<void> {
@@ -30,7 +33,7 @@ export async function apikeyCreate(io: CliIo, opts: { name: string; groups?: str
   if (!created.key) throw new CliError('the gateway did not return the key');
   io.out(`${created.key}\n`);
   io.err(
-    `API key ${created.id} "${created.name}" (${created.groups.length ? created.groups.join(', ') : 'no groups'}) ` +
+    `API key ${created.id} "${created.name}", acting as ${created.identity} (${created.groups.length ? created.groups.join(', ') : 'no groups'}) ` +
       `expires ${formatTime(Date.parse(created.expiresAt))}. It is shown only this once: store it now.\n` +
       `Use it as a bearer token: JITGATE_URL=${api.url} JITGATE_TOKEN=<key> jitgate ...\n`,
   );
@@ -51,10 +54,10 @@ export async function apikeyList(io: CliIo, opts: { json?: boolean }): Promise<v
   const status = (k: ApiKeyJson) => (k.revokedAt ? 'revoked' : Date.parse(k.expiresAt) <= now ? 'expired' : 'active');
   io.out(
     table(
-      ['ID', 'NAME', 'GROUPS', 'CREATED BY', 'CREATED', 'EXPIRES', 'STATUS', 'LAST USED'],
+      ['ID', 'IDENTITY', 'GROUPS', 'CREATED BY', 'CREATED', 'EXPIRES', 'STATUS', 'LAST USED'],
       keys.map((k) => [
         k.id,
-        k.name,
+        k.identity,
         k.groups.join(',') || '-',
         k.createdBy,
         formatTime(Date.parse(k.createdAt)),
@@ -69,5 +72,6 @@ export async function apikeyList(io: CliIo, opts: { json?: boolean }): Promise<v
 export async function apikeyRevoke(io: CliIo, id: string): Promise<void> {
   const api = await apiClient(io);
   const row = await api.delete<ApiKeyJson>(`/api/apikeys/${encodeURIComponent(id)}`);
-  io.out(`API key ${row.id} "${row.name}" revoked\n`);
+  const also = row.alsoRevoked ?? [];
+  io.out(`API key ${row.id} "${row.name}" revoked${also.length ? `, with the ${also.length} key(s) it created: ${also.join(', ')}` : ''}\n`);
 }
