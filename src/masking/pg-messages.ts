@@ -66,6 +66,15 @@ const TEMPLATES = [
   'insert or update on table "%n" violates foreign key constraint "%n"',
   'update or delete on table "%n" violates foreign key constraint "%n" on table "%n"',
   'conflicting key value violates exclusion constraint "%n"',
+  'value too long for type character varying(%n)',
+  'value too long for type character(%n)',
+  'invalid input syntax for type %n: "%s"',
+  'value out of range: overflow',
+  'value out of range: underflow',
+  'cannot insert a non-DEFAULT value into column "%n"',
+  'column "%n" is of type %n but expression is of type %n',
+  'cannot cast type %n to %n',
+  'could not determine data type of parameter $%n',
 ];
 
 /** Hints that are fixed texts. */
@@ -84,17 +93,25 @@ function escapeRegExp(s: string): string {
 }
 
 /**
- * Whether `message` matches a template whose every variable part appears in `statement` (case-
- * insensitive). A message quoting a value the statement only read is never kept.
+ * Whether `message` matches a template whose every variable part appears in `statement` as a whole
+ * token (case-insensitive). A message quoting a value the statement only read is never kept.
  */
 export function quotesOnlyStatement(message: string, statement: string | undefined): boolean {
-  const haystack = statement?.toLowerCase() ?? '';
+  if (!statement) return false;
   for (const re of COMPILED) {
     const m = re.exec(message);
     if (!m) continue;
-    if (m.slice(1).every((part) => part !== '' && haystack.includes(part.toLowerCase()))) return true;
+    if (m.slice(1).every((part) => part !== '' && containsToken(statement, part))) return true;
   }
   return false;
+}
+
+/**
+ * `part` occurs in `text` as a whole token (not inside a longer word): a one-letter value such as
+ * "F" must not pass because the statement says FROM.
+ */
+function containsToken(text: string, part: string): boolean {
+  return new RegExp(`(?:^|[^\\p{L}\\p{N}_$])${escapeRegExp(part)}(?:$|[^\\p{L}\\p{N}_$])`, 'iu').test(text);
 }
 
 /** A HINT that is one of PostgreSQL's fixed texts (quotes nothing). */

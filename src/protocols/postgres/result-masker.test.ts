@@ -147,6 +147,12 @@ describe('error texts of statements that read masked data', () => {
     // Constraint names come from the catalog, never from a value.
     ['duplicate key value violates unique constraint "users_email_key"', "insert into users (email) values ('x')", true],
     ['duplicate key value violates unique constraint "a" x "b"', "insert into users (email) values ('x')", false],
+    ['invalid input syntax for type integer: "abc"', "select 'abc'::int from users where email is null", true],
+    ['invalid input syntax for type integer: "hush"', "select secret::int from users", false],
+    ['value too long for type character varying(11)', "update users set ssn = 'far too long for it'", true],
+    // A short value inside a longer word of the statement is not "what the client wrote".
+    ['invalid input syntax for type integer: "f"', 'select gender::int from people', false],
+    ['invalid input syntax for type integer: "f"', "select gender::int from people where gender <> 'f'", true],
   ] as const)('%s', (message, statement, kept) => {
     expect(quotesOnlyStatement(message, statement)).toBe(kept);
   });
