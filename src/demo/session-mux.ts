@@ -165,6 +165,8 @@ export class SessionMux {
   private nextId = 1;
   private restarting: Promise<void> | undefined;
   private closing = false;
+  /** The backend's ParameterStatus messages, kept across restarts for sessions starting meanwhile. */
+  private parameters: Buffer[] = [];
 
   constructor(
     backend: BackendLink,
@@ -190,7 +192,7 @@ export class SessionMux {
     const id = this.nextId++;
     const s: MuxSession = { id, prefix: `jg${id}_`, socket, reader: new FrameReader(), pending: [], statements: new Set(), closed: false, skipUntilSync: false };
     this.sessions.add(s);
-    const params = this.backend?.parameters ?? [];
+    const params = this.parameters;
     socket.write(Buffer.concat([...greeting, AUTHENTICATION_OK, ...params, backendKeyData(id, (Math.random() * 0x7fffffff) | 0), readyForQuery('I')]));
     socket.on('data', (chunk: Buffer) => this.receive(s, chunk));
     socket.on('close', () => this.detach(s));
@@ -354,6 +356,7 @@ export class SessionMux {
 
   private use(backend: BackendLink): void {
     this.backend = backend;
+    this.parameters = backend.parameters;
     backend.onFrame = (f) => this.fromBackend(backend, f);
     backend.onClose = () => {
       if (this.backend === backend && !this.closing) void this.restart('the demo database connection was lost');
