@@ -647,6 +647,11 @@ describe('over-masking: clients see what they would see directly', () => {
       await x.query('commit');
       const e = await x.query('select nope from plain_items').catch((err: { code?: string; message?: string; position?: string }) => [err.code, err.message, err.position]);
       out.push(e);
+      // Extended protocol through a view (the catalog is validated first), an empty named statement
+      // (what pgjdbc's isValid() sends), COPY without a stream.
+      out.push((await x.query('select * from v_stale where id = $1', [1])).rows);
+      out.push((await x.query({ name: 'empty', text: '-- ping', values: [] })).rows);
+      out.push(await x.query('copy plain_items (id, label) to stdout').then((r) => r.command, (err: Error) => err.message));
       return out;
     });
     expect(masked).toEqual(direct);
