@@ -180,6 +180,17 @@ describe('startDemoDatabase', () => {
     }
   });
 
+  it("names a session's statements as the session named them in errors", async () => {
+    const body = Buffer.from('user\0alice\0database\0demo\0\0');
+    const startup = Buffer.concat([int32(8 + body.length), int32(196608), body]);
+    const bindBody = Buffer.from('\0nope\0\0\0\0\0\0\0', 'latin1'); // portal "", statement "nope", no formats/params/results
+    const bind = Buffer.concat([Buffer.from('B'), int32(4 + bindBody.length), bindBody]);
+    const sync = Buffer.concat([Buffer.from('S'), int32(4)]);
+    const { data } = await raw(Buffer.concat([startup, bind, sync]), (d) => d.toString('latin1').includes('does not exist') && d.subarray(-6).equals(Buffer.from('Z\0\0\0\x05I')));
+    expect(data.toString('latin1')).toContain('prepared statement "nope" does not exist');
+    expect(data.toString('latin1')).not.toMatch(/jg\d+_/);
+  });
+
   it('cleans up after a session that leaves: open transaction rolled back, its prepared statements closed', async () => {
     const a = client();
     a.on('error', () => undefined); // its socket is cut below on purpose
