@@ -66,16 +66,24 @@ const FINGERPRINT_SQL = `SELECT concat_ws('/', ${['pg_class', 'pg_attribute', 'p
 /** Reads and validates the catalog of one backend connection. */
 export class CatalogSource {
   private conn: Promise<AdminConnection> | undefined;
-  private current: { fingerprint: string; catalog: Catalog } | undefined;
+  private current: { fingerprint: string; catalog: Catalog; validatedAt: number } | undefined;
   /** The validation running now (started before anyone waiting for `next` asked). */
   private running: Promise<Catalog> | undefined;
   /** The validation that starts when `running` ends, shared by everyone who asked meanwhile. */
   private next: Promise<Catalog> | undefined;
 
-  constructor(private readonly target: BackendTarget) {}
+  constructor(
+    private readonly target: BackendTarget,
+    private readonly now: () => number = Date.now,
+  ) {}
 
-  /** The catalog, validated by a read that started after this call. */
-  load(): Promise<Catalog> {
+  /**
+   * The catalog, validated by a read that started after this call; with `maxAgeMs`, the last one
+   * if its validation started at most that long ago (sessions share it instead of each asking).
+   */
+  load(maxAgeMs?: number): Promise<Catalog> {
+    const current = this.current;
+    if (maxAgeMs !== undefined && current && this.now() - current.validatedAt <= maxAgeMs) return Promise.resolve(current.catalog);
     if (!this.running) return this.start();
     this.next ??= this.running.then(
       () => this.start(),
@@ -96,12 +104,16 @@ export class CatalogSource {
   }
 
   private async validate(): Promise<Catalog> {
+    const validatedAt = this.now();
     const [fp] = await this.query(FINGERPRINT_SQL);
     const fingerprint = fp!.rows[0]?.fingerprint ?? '';
-    if (this.current?.fingerprint === fingerprint) return this.current.catalog;
+    if (this.current?.fingerprint === fingerprint) {
+      this.current.validatedAt = validatedAt;
+      return this.current.catalog;
+    }
     const [rels, funcs, pure, ops] = await this.query(`${RELATIONS_SQL};${FUNCTIONS_SQL};${PURE_SQL};${OPERATORS_SQL}`);
     const catalog = catalogFromRows(rels!.rows, funcs!.rows, pure!.rows, ops!.rows);
-    this.current = { fingerprint, catalog };
+    this.current = { fingerprint, catalog, validatedAt };
     return catalog;
   }
 

@@ -22,8 +22,11 @@ export interface SessionMaskingOptions {
   rules: MaskingRule[];
   detectors: DetectorName[];
   hashKey: Buffer;
-  /** The backend's catalog, validated by a read that starts after the call (prepare() and before statements). */
-  loadCatalog: () => Promise<Catalog>;
+  /**
+   * The backend's catalog, validated by a read that starts after the call, or with `maxAgeMs` one
+   * validated (by any session) at most that long ago.
+   */
+  loadCatalog: (maxAgeMs?: number) => Promise<Catalog>;
   now?: () => number;
 }
 
@@ -64,15 +67,16 @@ export class MaskingSession implements SessionMasking {
     const now = (this.o.now ?? Date.now)();
     const stale = result.ok && result.statements.some((s) => s.catalogSensitive || (now - this.catalogAt > CATALOG_MAX_AGE_MS && s.reads.length > 0));
     if (!stale) return this.decide(result);
-    return this.refresh().then(
+    const sensitive = result.ok && result.statements.some((s) => s.catalogSensitive);
+    return this.refresh(sensitive ? undefined : CATALOG_MAX_AGE_MS).then(
       () => this.decide(this.analyse(statement.text)),
       () => refusal('masking_unprovable', 'the catalog masking needs could not be read, so results cannot be masked'),
     );
   }
 
-  private async refresh(): Promise<void> {
+  private async refresh(maxAgeMs?: number): Promise<void> {
     const at = (this.o.now ?? Date.now)();
-    const catalog = await this.o.loadCatalog();
+    const catalog = await this.o.loadCatalog(maxAgeMs);
     this.catalogAt = at;
     if (catalog === this.catalog) return;
     this.catalog = catalog;

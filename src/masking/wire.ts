@@ -66,7 +66,7 @@ export async function startMasking(options: {
         rules,
         detectors,
         hashKey,
-        loadCatalog: () => (catalogSource ? catalogSource.load() : Promise.reject(new Error(`no backend for connection ${connection}`))),
+        loadCatalog: (maxAgeMs) => (catalogSource ? catalogSource.load(maxAgeMs) : Promise.reject(new Error(`no backend for connection ${connection}`))),
       });
     },
     redisPolicy(connection, groups) {
