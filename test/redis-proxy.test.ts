@@ -278,6 +278,47 @@ describe('bad input', () => {
     expect(await c.ping()).toBe('PONG');
   });
 
+  /** Sends `input` and resolves once the gateway closes the connection (bounded). */
+  function untilClosed(input: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const s = connect({ host: gw.host, port: gw.port });
+      let out = '';
+      const timer = setTimeout(() => {
+        s.destroy();
+        reject(new Error(`the gateway did not close the connection; got ${JSON.stringify(out)}`));
+      }, 5000);
+      s.on('data', (d) => (out += d.toString('latin1')));
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve(out);
+      });
+      s.write(Buffer.from(input, 'latin1'));
+    });
+  }
+
+  it.each([
+    ['a negative bulk length', '*1\r\n$-5\r\n', 'invalid bulk length'],
+    ['a null bulk string from a client', '*1\r\n$-1\r\n', 'invalid bulk length'],
+    ['a negative multibulk count', '*-5\r\n', 'invalid multibulk length'],
+    ['a huge multibulk count', '*99999999999\r\n', 'invalid multibulk length'],
+    ['a huge bulk length', '*1\r\n$99999999999999999999\r\n', 'invalid bulk length'],
+    ['a non-digit count', '*2x\r\n', 'invalid multibulk length'],
+    ['a non-digit bulk length', '*1\r\n$ 4\r\nPING\r\n', 'invalid bulk length'],
+    ['a nested array', '*1\r\n*1\r\n$4\r\nPING\r\n', "expected '$', got '*'"],
+    ['a bulk string not ended by CRLF', '*1\r\n$4\r\nPINGxx*1\r\n$8\r\nFLUSHALL\r\n', 'bulk string not terminated by CRLF'],
+    ['a NUL byte in an inline command', 'PING\0\r\n', 'NUL byte in inline request'],
+    ['unbalanced quotes', 'SET k "v\r\n', 'unbalanced quotes in request'],
+  ])('%s: the commands before it are answered, then -ERR Protocol error, then the connection closes', async (_what, bad, message) => {
+    const c = await ready(client());
+    await c.set('robust', 'kept');
+    const out = await untilClosed(`AUTH alice@cache ${gw.token()}\r\nPING\r\n${bad}PING\r\n`);
+    expect(out).toBe(`+OK\r\n+PONG\r\n-ERR Protocol error: ${message}${message.startsWith('NUL') ? ' (jitgate)' : ''}\r\n`);
+    // Nothing after the bad input ran, and the gateway goes on serving others.
+    expect(await c.get('robust')).toBe('kept');
+    expect(await c.ping()).toBe('PONG');
+  });
+
   it('a client that never finishes logging in is dropped after the handshake timeout; others go on meanwhile', async () => {
     const { RedisListener } = await import('../src/protocols/redis/listener.js');
     const unused = () => {

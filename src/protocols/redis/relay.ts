@@ -135,7 +135,8 @@ export class RedisRelay {
     for (const c of early) this.onCommand(c);
     if (earlyError !== undefined) this.protocolError(earlyError);
     else if (clientLeftover.length) this.onClientData(clientLeftover);
-    else this.flush();
+    // The commands read with the handshake go out now (their replies come before any error).
+    this.flush();
     client.resume();
     backend.resume();
   }
