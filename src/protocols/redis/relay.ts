@@ -15,6 +15,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import { credentialRefusal, replyRedactor, type ReplyRedactor } from './backend-secrets.js';
 import { formatCommand, formatReply } from './display.js';
 import { CommandReader, errorReply, encodeCommand, encodeValue, ReplyReader, RespError, stringOf, type ParsedCommand, type RespValue } from './resp.js';
 
@@ -60,6 +61,8 @@ type Pending =
       internal?: boolean;
       /** For EXEC: the commands queued since MULTI, to mask each result by its command. */
       queued?: Buffer[][];
+      /** Hides the backend's credentials in the reply (CONFIG GET, or EXEC of one). */
+      redact?: ReplyRedactor;
     };
 
 const SUBSCRIBE_FAMILY = new Set(['subscribe', 'psubscribe', 'ssubscribe', 'unsubscribe', 'punsubscribe', 'sunsubscribe']);
@@ -69,6 +72,8 @@ const MAX_MASKED_ITEMS = 1_000_000;
 const EXECABORT = errorReply('EXECABORT Transaction discarded because of previous errors.');
 const OK = Buffer.from('+OK\r\n');
 /** The one column a recorded reply or push has (shared: recorded as is, never changed). */
+/** Decoding limits for a reply that is redacted (CONFIG GET: a few hundred small items). */
+const WHOLE_SMALL_REPLY = { keepBytes: 1024 * 1024, keepItems: 64 * 1024 };
 const REPLY_COLUMNS = Object.freeze([Object.freeze({ name: 'reply', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
 const PUSH_COLUMNS = Object.freeze([Object.freeze({ name: 'push', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
 
@@ -107,7 +112,11 @@ export class RedisRelay {
     // (what the recording shows); others only what pairing reads: the first items of a message.
     if (options.masker) this.replies.limits = { keepBytes: options.masker.maxReplyBytes, keepItems: MAX_MASKED_ITEMS };
     else if (!this.observer) this.replies.limits = { keepBytes: 4096, keepItems: 3 };
+    this.limits = this.replies.limits;
   }
+
+  /** The reply reader's limits for ordinary replies of this session. */
+  private readonly limits: RedisRelay['replies']['limits'];
 
   /**
    * Starts relaying. `early` are commands read with the handshake; `earlyError` a protocol error
@@ -236,6 +245,8 @@ export class RedisRelay {
     const refuse = (why: string, reason: string): { refusal: Decision } => ({
       refusal: { effect: 'deny', reasons: [reason], message: `jitgate: ${why}` },
     });
+    const secret = credentialRefusal(name, sub, args);
+    if (secret) return refuse(secret.why, secret.reason);
     switch (name) {
       case 'monitor':
         return refuse('MONITOR would show other sessions\' commands and is not available through the gateway', 'monitor_refused');
@@ -309,6 +320,8 @@ export class RedisRelay {
 
   private forward(bytes: readonly Buffer[], args: Buffer[], name: string): void {
     const entry: Pending = { kind: 'backend', args, expect: 1 };
+    const redact = replyRedactor(name, args, this.multiQueue);
+    if (redact) entry.redact = redact;
     if (SUBSCRIBE_FAMILY.has(name)) {
       entry.sub = name;
       entry.expect = args.length > 1 ? args.length - 1 : name.endsWith('unsubscribe') ? -1 : 1;
@@ -412,8 +425,11 @@ export class RedisRelay {
   private readonly replyHandler = {
     begin: () => {
       const head = this.fifo[0];
-      // Held whole: everything when masking, and replies the gateway swaps or swallows.
-      const hold = this.options.masker !== null || (head?.kind === 'backend' && (head.replace !== undefined || head.internal === true));
+      // Held whole: everything when masking, and replies the gateway swaps, swallows or redacts.
+      const own = head?.kind === 'backend' && (head.replace !== undefined || head.internal === true || head.redact !== undefined);
+      const hold = this.options.masker !== null || own;
+      // A redacted reply is decoded whole (it is small); others only as far as the session needs.
+      this.replies.limits = head?.kind === 'backend' && head.redact && !this.options.masker ? WHOLE_SMALL_REPLY : this.limits;
       const r = this.reply;
       r.mode = hold ? 'hold' : 'stream';
       r.size = 0;
@@ -482,9 +498,15 @@ export class RedisRelay {
       );
       this.toClient.push(tooBig);
       this.observeReply({ type: 'error', text: tooBig.toString('utf8', 1).trim() }, 'reply');
+    } else if (head.redact && isCut(value)) {
+      // Too big to be sure no credential is in it: not passed on (fail closed).
+      const tooBig = errorReply('ERR jitgate: the reply is too large to check for the backend\'s credentials; refused');
+      this.toClient.push(tooBig);
+      this.observeReply({ type: 'error', text: tooBig.toString('utf8', 1).trim() }, 'reply');
     } else {
       if (r.mode === 'hold') {
-        const bytes = this.masked(head.args, value, r.parts, head.queued);
+        const redacted = head.redact?.(value) ?? false;
+        const bytes = this.masked(head.args, value, r.parts, head.queued, redacted);
         if (bytes) this.toClient.push(bytes);
       }
       this.observeReply(value, 'reply');
@@ -510,10 +532,11 @@ export class RedisRelay {
     }
   }
 
-  /** Masked bytes of a held reply (the original ones when nothing changed). */
-  private masked(args: Buffer[] | null, value: RespValue, parts: Buffer[], queued?: Buffer[][]): Buffer {
+  /** Masked bytes of a held reply (the original ones when nothing changed, here or before: `changed`). */
+  private masked(args: Buffer[] | null, value: RespValue, parts: Buffer[], queued?: Buffer[][], changed = false): Buffer {
     const masker = this.options.masker;
-    if (masker && masker.mask(args, value, queued)) return encodeValue(value);
+    const masked = masker ? masker.mask(args, value, queued) : false;
+    if (masked || changed) return encodeValue(value);
     return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
   }
 
