@@ -127,6 +127,13 @@ export interface SessionPipeline {
   /** The session has ended; counters are final. Called exactly once. */
   end(reason: SessionEndReason, counters: SessionCounters): void;
   /**
+   * Makes every statement decided so far survive a crash of the gateway process (as a statement
+   * boundary does). A protocol engine that forwards several statements before their boundary
+   * (Redis pipelines) calls it before forwarding them, so a crash loses at most the one in flight.
+   * Absent: nothing is recorded.
+   */
+  checkpoint?(): void;
+  /**
    * The relay's live counters, handed over once when it starts (the recording snapshots them now
    * and then, so a crash does not lose them). Optional: the relay does not depend on it.
    */

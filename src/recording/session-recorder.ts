@@ -154,6 +154,7 @@ export class SessionRecorder {
     return {
       id: inner.id,
       decide: (statement) => this.decide(statement, inner),
+      checkpoint: () => this.checkpoint(),
       end: (reason, counters) => {
         inner.end(reason, counters);
         onEnd(this.end(reason, counters));

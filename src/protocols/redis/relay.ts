@@ -98,6 +98,8 @@ export class RedisRelay {
   private readonly subscriptions = { subscribe: new Set<string>(), psubscribe: new Set<string>(), ssubscribe: new Set<string>() };
   /** Reply in progress: streamed, held for masking or for a decision at its end. */
   private reply: { mode: 'stream' | 'hold' | 'over'; parts: Buffer[]; size: number } = { mode: 'stream', parts: [], size: 0 };
+  /** Commands forwarded since the recording's last checkpoint (a boundary, or one made before forwarding). */
+  private unsaved = 0;
   private draining = false;
   private ended = false;
   private clientSaidGoodbye = false;
@@ -349,6 +351,7 @@ export class RedisRelay {
     }
     if (name === 'quit') this.clientSaidGoodbye = true;
     this.fifo.push(entry);
+    this.unsaved++;
     for (const b of bytes) this.toBackend.push(b);
     if (name === 'reset') {
       // RESET logs the connection out to the default user: log the gateway's credential back in.
@@ -469,7 +472,7 @@ export class RedisRelay {
       if (bytes) this.toClient.push(bytes);
       this.observeReply(value, 'push');
       if (push.confirmation) this.consume(push.confirmation);
-      else if (this.fifo.length === 0) this.observer?.onResult({ kind: 'ready' });
+      else if (this.fifo.length === 0) this.ready();
       return;
     }
     const head = this.fifo[0];
@@ -584,7 +587,7 @@ export class RedisRelay {
         else this.observeReply(decodeSimple(local.reply), 'reply');
       }
     }
-    if (shifted && this.fifo.length === 0 && this.observer) this.observer.onResult({ kind: 'ready' });
+    if (shifted && this.fifo.length === 0) this.ready();
     if (this.fifo.length === 0 && this.closingWith !== null && !this.ended) {
       this.flush();
       this.finish('protocol_error');
@@ -604,8 +607,22 @@ export class RedisRelay {
     o.onResult({ kind: 'complete', tag });
   }
 
+  /** No command in flight: a statement boundary (the recording checkpoints there). */
+  private ready(): void {
+    if (!this.observer) return;
+    this.observer.onResult({ kind: 'ready' });
+    this.unsaved = 0;
+  }
+
   private flush(): void {
     if (this.toBackend.length) {
+      // Pipelined commands are made durable in the recording before they reach the backend, so a
+      // crash loses at most the one in flight, as between statement boundaries (one write per
+      // batch of commands read together, not one per command).
+      if (this.unsaved > 1) {
+        this.pipeline.checkpoint?.();
+        this.unsaved = 0;
+      }
       const data = this.toBackend.take();
       if (!this.backend.write(data)) {
         this.paused.backpressure = true;
