@@ -507,6 +507,14 @@ describe('bypass attempts through table functions', () => {
     "select * from users, lateral unnest(string_to_array(secret, 'u'), array[1, 2]) as t(a, b)",
     "select (xpath('/x/text()', xmlelement(name x, secret)))[1]::text from users",
     "select * from (select secret from users) s, lateral unnest(array[s.secret]) with ordinality as t(v, n)",
+    "select x from xmltable('/x' passing (select xmlelement(name x, secret) from users limit 1) columns x text path '.')",
+    'select x from users u, lateral (values (u.secret)) v(x)',
+    'select p.secret from users u join lateral jsonb_populate_record(null::users, to_jsonb(u)) p on true',
+    'select * from unnest((select array_agg(secret) from users)) with ordinality',
+    'select * from rows from (jsonb_to_record((select to_jsonb(u) from users u limit 1)) as (secret text))',
+    'select (jsonb_each_text(to_jsonb(u))).value from users u',
+    'with t as materialized (select secret from users) select v from t, lateral unnest(array[t.secret]) v',
+    "select x from users, lateral regexp_split_to_table(secret, '') with ordinality as r(x, n)",
   ];
   it.each(MASKED_OUT)('%s', async (sql) => {
     const r = await attempt(sql);
