@@ -6,6 +6,7 @@
 import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { luhnValid } from '../src/masking/detectors.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 import { redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
 
@@ -273,5 +274,36 @@ describe('facts about masked values are refused (bypass attempts)', () => {
     });
     expect(r.stdout).not.toMatch(/1\.5|2\.5/);
     expect(r.stdout).toContain('[redacted]');
+  });
+});
+
+describe('stream IDs are identifiers, not values (detectors on)', () => {
+  /** Stream IDs whose digits pass the Luhn check: the card detector would take each for a card. */
+  const luhnIds = (count: number): string[] => {
+    const out: string[] = [];
+    for (let ms = 1_700_000_000_000; out.length < count && ms < 1_700_000_010_000; ms++) if (luhnValid(`${ms}0`)) out.push(`${ms}-0`);
+    return out;
+  };
+
+  it('XADD, XRANGE, XREADGROUP, XPENDING, XCLAIM, XACK and XDEL work with IDs that pass Luhn; values are still scrubbed', async () => {
+    const c = await client();
+    const [a, b, d] = luhnIds(3) as [string, string, string];
+    expect(await c.xadd('orders:stream', a, 'note', 'paid with 4111 1111 1111 1111')).toBe(a);
+    expect(await c.xadd('orders:stream', b, 'note', 'plain')).toBe(b);
+    expect(await c.xadd('orders:stream', d, 'note', 'third')).toBe(d);
+    const range = (await c.xrange('orders:stream', '-', '+')) as Array<[string, string[]]>;
+    expect(range.map(([id]) => id)).toEqual([a, b, d]);
+    expect(range[0]![1]).toEqual(['note', 'paid with [card]']);
+    expect(await c.xgroup('CREATE', 'orders:stream', 'workers', '0')).toBe('OK');
+    const read = (await c.xreadgroup('GROUP', 'workers', 'w1', 'COUNT', 10, 'STREAMS', 'orders:stream', '>')) as Array<[string, Array<[string, string[]]>]>;
+    const ids = read[0]![1].map(([id]) => id);
+    expect(ids).toEqual([a, b, d]);
+    const pending = (await c.xpending('orders:stream', 'workers')) as [number, string, string, unknown];
+    expect(pending.slice(0, 3)).toEqual([3, a, d]);
+    expect(((await c.xclaim('orders:stream', 'workers', 'w2', 0, b, 'JUSTID')) as string[])).toEqual([b]);
+    expect(await c.xack('orders:stream', 'workers', ...ids)).toBe(3);
+    expect(await c.xdel('orders:stream', a)).toBe(1);
+    const info = (await c.xinfo('STREAM', 'orders:stream')) as unknown[];
+    expect(info[info.indexOf('last-generated-id') + 1]).toBe(d);
   });
 });
