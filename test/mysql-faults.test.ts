@@ -4,6 +4,7 @@
  * naming the same session, masked sessions sharing one catalog read at login, and a full backend
  * answering with its own 1040 Too many connections.
  */
+import { execFile } from 'node:child_process';
 import net from 'node:net';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -79,6 +80,27 @@ describe('the MySQL listener as tools see it', () => {
       victim.destroy();
       await killer.end();
     }
+  });
+
+  it('a login without a database opens the user\'s only MySQL connection (mysqlslap), and stays refused with several', async () => {
+    const token = gw.token({ user: 'solo', connection: 'app' });
+    const cli = await mysqlCli(gw, { user: 'solo', token, database: '', sql: 'SELECT DATABASE() AS db', args: ['--ssl'] });
+    expect(cli.stderr).toBe('');
+    expect(cli.stdout).toContain('app');
+    const slap = await new Promise<{ code: number; out: string }>((resolve) => {
+      execFile(
+        'mysqlslap',
+        ['--no-defaults', `--host=${gw.host}`, `--port=${gw.port}`, '--user=solo', '--ssl', '--concurrency=2', '--iterations=1', '--query=SELECT 1', '--create-schema=app'],
+        { env: { ...process.env, MYSQL_PWD: token }, timeout: 60_000 },
+        (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }),
+      );
+    });
+    expect(slap.out).toContain('Benchmark');
+    expect(slap.code).toBe(0);
+    const other = gw.token({ user: 'duo', connection: 'app' });
+    gw.token({ user: 'duo', connection: 'app-plain' });
+    const two = await mysqlCli(gw, { user: 'duo', token: other, database: '', sql: 'SELECT 1', args: ['--ssl'] });
+    expect(two.stderr).toContain('No database selected');
   });
 
   it('masked sessions logging in together share one catalog read', async () => {

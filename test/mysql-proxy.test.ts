@@ -84,6 +84,8 @@ describe('authentication', () => {
     expect(none.stderr).toContain('ERROR 1045 (28000)');
     const unknown = await mysqlCli(gw, { token: gw.token({ connection: 'nope' }), database: 'nope', sql: 'SELECT 1', args: ['--ssl'] });
     expect(unknown.stderr).toContain("ERROR 1049 (42000): Unknown database 'nope'");
+    // Without a database a login opens the user's only MySQL connection (test/mysql-faults.test.ts); alice has two.
+    gw.token({ connection: 'app-plain' });
     const noDb = await mysqlCli(gw, { token: gw.token(), database: '', sql: 'SELECT 1', args: ['--ssl'] });
     expect(noDb.stderr).toContain('No database selected: jitgate needs database = the name of the connection');
   });

@@ -56,7 +56,8 @@ export interface MysqlListenerOptions {
   mysqlConnections?: string[];
   openSession(info: SessionInfo): SessionPipeline;
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
-  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
+  /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
+  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
@@ -100,6 +101,15 @@ export class MysqlListener {
     } catch (err) {
       this.options.log.warn({ connection: name, err: (err as Error).message }, 'cannot read the MySQL backend version; announcing a default until a session connects');
     }
+  }
+
+  /**
+   * A login without a database (mysqlslap, some GUI tools) opens the user's MySQL connection when
+   * they may log in to exactly one; with none or several it stays "No database selected".
+   */
+  private onlyConnectionOf(user: string): string {
+    const usable = (this.options.mysqlConnections ?? []).filter((name) => this.options.verifier.scramCandidates(user, name).candidates.length > 0);
+    return usable.length === 1 ? usable[0]! : '';
   }
 
   /** The version the greeting announces now. */
@@ -210,8 +220,8 @@ export class MysqlListener {
     if (this.options.tlsRequired && !secure) {
       throw new GatewayError('auth_method_rejected', 'Connections using insecure transport are prohibited: jitgate requires TLS (mysql: --ssl, mysql2: ssl: {...})');
     }
-    const connection = response.database ?? '';
     if (!user) throw new GatewayError('auth_failed', "Access denied for user ''");
+    const connection = response.database || this.onlyConnectionOf(user);
     if (!connection) {
       throw new GatewayError('unknown_connection', 'No database selected: jitgate needs database = the name of the connection to open (e.g. mysql -u alice orders)');
     }
@@ -232,7 +242,8 @@ export class MysqlListener {
     });
     state.seq = auth.nextSeq;
     if (!auth.ok) {
-      this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      const throttled = await this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      if (throttled !== undefined) throw new GatewayError('too_many_logins', throttled);
       if (auth.reason === 'method_unavailable') {
         throw new GatewayError('auth_method_rejected', 'Authentication requires a secure connection: the first login with a token needs TLS (mysql: --ssl)');
       }
