@@ -54,6 +54,10 @@ describe("the gateway's backend credential", () => {
     'select * from pg_hba_file_rules',
     "select query_to_xml('select rolpassword from pg_authid', true, true, '')",
     'select * from "pg_authid"',
+    "select query_to_xml('select rolpassword from pg_' || 'authid', true, true, '')",
+    "select * from ts_stat(concat('select rolpassword::tsvector from pg_', 'authid'))",
+    "select table_to_xml(concat('pg_', 'authid')::regclass, true, true, '')",
+    "select database_to_xml(true, true, '')",
     'select * from U&"pg_\\0061uthid"',
     "select pg_read_file('/etc/hostname')",
     "select pg_read_binary_file('pg_hba.conf')",
@@ -65,7 +69,7 @@ describe("the gateway's backend credential", () => {
       const err = await failure(c, sql);
       expect(err?.code).toBe('42501');
       expect(err?.message).toMatch(/^jitgate: /);
-      expect(err?.detail).toMatch(/^reason: (credential_catalog|server_files)$/);
+      expect(err?.detail).toMatch(/^reason: (credential_catalog|server_files|unreadable_sql_text)$/);
       // the session goes on
       expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
     } finally {
@@ -95,10 +99,14 @@ describe("other people's sessions on a shared backend role", () => {
         `select pg_cancel_backend(${bobPid})`,
         'select pg_terminate_backend(pid) from pg_stat_activity',
         `select query_to_xml('select pg_cancel_backend(${bobPid})', true, true, '')`,
+        "do $$ begin raise notice '%', (select string_agg(query, ',') from pg_stat_activity); end $$",
+        `do $$ begin perform pg_terminate_backend(${bobPid}); end $$`,
+        "do $$ declare q text; begin execute 'select string_agg(query, '','') from pg_' || 'stat_activity' into q; raise notice '%', q; end $$",
+        'create function spy() returns setof text language sql as $q$ select query from pg_stat_activity $q$',
       ]) {
         const err = await failure(alice, sql);
         expect(err?.code, sql).toBe('42501');
-        expect(err?.detail, sql).toBe('reason: other_sessions');
+        expect(err?.detail, sql).toMatch(/^reason: (other_sessions|unreadable_code)$/);
       }
       // Alice may still signal her own backend.
       expect((await alice.query(`select pg_terminate_backend(${alicePid}, 0) is not null as ok from (select 1) x where false`)).rowCount).toBe(0);

@@ -77,7 +77,7 @@ describe('rulesFor', () => {
 describe('code the gateway cannot see (opaque code)', () => {
   const noDdl = [rule('no-ddl', { kinds: ['ddl'] })];
   it.each([
-    "do $$ begin execute 'drop table acc.orders'; end $$",
+    "do $$ begin execute format('drop table %I', 'orders'); end $$",
     'call refresh_all()',
     'select public.wipe()',
     'select * from dblink($$x$$, $$select 1$$) as t(a int)',
@@ -87,6 +87,12 @@ describe('code the gateway cannot see (opaque code)', () => {
     const d = decideStatement(noDdl, analysePostgres(sql));
     expect(d.effect).toBe('deny');
     expect(d.reasons).toEqual(sql.startsWith('create') ? ['kind_denied'] : ['opaque_code']);
+  });
+
+  it('reads a DO block instead of refusing it: what it runs is checked like any statement', () => {
+    expect(decideStatement(noDdl, analysePostgres("do $$ begin execute 'drop table acc.orders'; end $$")).reasons).toEqual(['kind_denied']);
+    expect(decideStatement(noDdl, analysePostgres("do $$ begin execute 'drop ' || 'table acc.orders'; end $$")).reasons).toEqual(['opaque_code']);
+    expect(decideStatement(noDdl, analysePostgres('do $$ begin perform 1; insert into t values (1); end $$')).effect).toBe('allow');
   });
 
   it('lets a rule allow functions by name, DO blocks, or all opaque code', () => {
@@ -150,6 +156,10 @@ describe('what every PostgreSQL session gets (session protections)', () => {
     ['select query from pg_stat_activity', 'other_sessions'],
     ['select pg_terminate_backend(77)', 'other_sessions'],
     ['select pg_cancel_backend($1)', 'other_sessions'],
+    ['do $$ begin raise notice \'%\', (select string_agg(query, \',\') from pg_stat_activity); end $$', 'other_sessions'],
+    ["do $$ declare q text; begin execute 'select string_agg(query, '','') from pg_' || 'stat_activity' into q; raise notice '%', q; end $$", 'unreadable_code'],
+    ['create function spy() returns setof text language sql as $$ select query from pg_stat_activity $$', 'other_sessions'],
+    ['do language plperl $$ 1 $$', 'unreadable_code'],
   ])('%s → %s', (sql, reason) => {
     expect(protectStatement(sql, shared)?.reasons).toEqual([reason]);
   });

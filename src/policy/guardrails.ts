@@ -111,7 +111,7 @@ function matchOpaque(rule: GuardrailRule, s: StatementInfo): [GuardrailReason, s
   if (!s.opaque?.length || rule.allow?.code || !checksSql(rule.deny)) return undefined;
   const allowed = rule.allow?.functions ?? [];
   const hidden = s.opaque.find((o) => {
-    if (o === 'DO block') return !rule.allow?.do;
+    if (o.startsWith('DO block')) return !rule.allow?.do;
     const named = /^(?:function (.+)\(\)|operator (.+))$/.exec(o);
     const name = named?.[1] ?? named?.[2];
     return !(name !== undefined && allowed.some((p) => nameMatch(p, name)));
@@ -137,6 +137,9 @@ export type StatementCriteria = GuardrailRule['deny'];
 export function matchStatement(d: StatementCriteria, s: StatementInfo): [GuardrailReason, string] | undefined {
   if (d.readOnly && !s.readOnly) return ['read_only', `${describe(s)} changes data or settings`];
   if (d.kinds.includes(s.kind)) return ['kind_denied', `${describe(s)} is not allowed`];
+  // What runs inside (a CTE's DELETE, PREPARE's statement, a DO block's DDL) counts as well.
+  const inner = s.innerKinds?.find((k) => d.kinds.includes(k));
+  if (inner) return ['kind_denied', `${describe(s)} runs ${inner.toUpperCase()}, which is not allowed`];
   const table = [...s.tablesRead, ...s.tablesWritten].find((t) => d.tables.some((p) => nameMatch(p, t)));
   if (table) return ['table_denied', `${describe(s)} touches ${table}`];
   const fn = s.functions.find((f) => d.functions.some((p) => nameMatch(p, f)));

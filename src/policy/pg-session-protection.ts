@@ -12,13 +12,15 @@
  *   only reach the session's own backend. A session with its own role (ephemeral credentials)
  *   is shielded by PostgreSQL itself and may read its own activity.
  *
- * The checks read parsed statements, SQL passed as literal text included (SQL text built at run time
- * for query_to_xml and friends is refused). Code the gateway cannot
- * see (a DO block, a function's body) is not covered here: guardrails refuse it, and the README
- * says what the backend role must not be allowed so PostgreSQL refuses the rest.
+ * The checks read parsed statements, SQL passed as literal text and the code of DO blocks and
+ * function bodies included; SQL text built at run time (query_to_xml($1), EXECUTE of a concatenation
+ * in a DO block) is refused where the role is shared. Calls of functions created earlier are not
+ * followed into their bodies: guardrails refuse them, and the README says what the backend role
+ * must not be allowed so PostgreSQL refuses the rest.
  */
 import type { Decision } from '../core/types.js';
 import { READS_EVERY_TABLE, TABLE_AT_RUN_TIME, UNREADABLE_TEXT } from '../sql/pg-calls.js';
+import { unreadBody } from '../sql/pg-plpgsql.js';
 import { analysePostgresCached, type StatementInfo } from '../sql/postgres.js';
 import { nameMatch } from './guardrails.js';
 
@@ -45,7 +47,7 @@ const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg
  * function names start with pg_; U& spells identifiers with escapes; the rest run SQL text or read
  * server files), so ordinary statements are not parsed for this.
  */
-const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping/i;
+const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure/i;
 
 /** Large-object functions libpq calls through the function-call protocol (by their fixed OIDs). */
 const LARGE_OBJECT_FUNCTION_OIDS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
@@ -87,6 +89,10 @@ function credentialReach(s: StatementInfo): Found | undefined {
 }
 
 function otherSessionsReach(s: StatementInfo, ownPid: number): Found | undefined {
+  // A DO block or function body that builds SQL at run time (or that jitgate cannot read) could
+  // reach what is refused here by a name no parse sees; on a shared role it is refused too.
+  const unseen = s.opaque?.find(unreadBody);
+  if (unseen) return ['unreadable_code', `${unseen}, which jitgate cannot check on a connection whose backend role is shared`];
   const table = s.tablesRead.find((t) => ACTIVITY_RELATIONS.some((p) => nameMatch(p, t)));
   const fn = s.functions.find((f) => ACTIVITY_FUNCTIONS.some((p) => nameMatch(p, f)));
   if (table || fn) {

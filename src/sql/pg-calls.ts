@@ -14,7 +14,6 @@ import type { StatementInfo } from './postgres.js';
 
 /** Statements whose code the gateway cannot see, now or when it later runs. */
 export const OPAQUE_STATEMENTS: Readonly<Record<string, string>> = {
-  DoStmt: 'DO block',
   CreateFunctionStmt: 'CREATE FUNCTION or PROCEDURE (code that runs later)',
   AlterFunctionStmt: 'ALTER FUNCTION (code that runs later)',
   CreateTrigStmt: 'CREATE TRIGGER (code that runs later)',
@@ -155,7 +154,9 @@ function unquoteName(text: string): string {
     .join('.');
 }
 
-function mergeInto(info: StatementInfo, inner: StatementInfo): void {
+/** What a statement run inside another (SQL text, a DO block's body) adds to it. */
+export function mergeInto(info: StatementInfo, inner: StatementInfo): void {
+  info.innerKinds!.push(inner.kind, ...(inner.innerKinds ?? []));
   info.tablesRead.push(...inner.tablesRead);
   info.tablesWritten.push(...inner.tablesWritten);
   info.columns.push(...inner.columns);

@@ -154,7 +154,9 @@ describe('analysePostgres: bounds of writes', () => {
 
 describe('analysePostgres: code the gateway cannot see', () => {
   it.each([
-    ["do $$ begin execute 'drop table acc.orders'; end $$", 'DO block'],
+    ["do $$ declare t text := 'acc.orders'; begin execute 'drop table ' || t; end $$", 'DO block that runs SQL text built at run time'],
+    ['do language plperl $$ 1 $$', 'DO block in language plperl'],
+    ["do $$ begin perform f(; end $$", 'DO block whose code jitgate cannot read'],
     ['call p(1)', 'function p()'],
     ['select public.f(1)', 'function public.f()'],
     ['select dblink_exec($$x$$, $$drop table t$$)', 'function dblink_exec()'],
@@ -183,6 +185,38 @@ describe('analysePostgres: code the gateway cannot see', () => {
     expect(one("select ts_stat('select to_tsvector(pg_read_file(''/etc/hostname''))')").functions).toContain('pg_read_file');
     expect(one("select ts_rewrite('a'::tsquery, 'select q, r from hr.rules')").tablesRead).toContain('hr.rules');
     expect(one("select table_to_xml('Payroll'::regclass, true, true, '')").tablesRead).toContain('payroll');
+  });
+});
+
+describe('analysePostgres: code bodies (DO, CREATE FUNCTION)', () => {
+  it('reads what a DO block runs: statements, expressions, EXECUTE of a literal', () => {
+    const s = one(`do $$
+      declare n int := (select count(*) from hr.salaries);
+      begin
+        execute 'drop table acc.orders';
+        perform pg_read_file('/etc/hostname');
+        if exists (select 1 from pg_stat_activity) then raise notice '%', n; end if;
+        delete from t where true;
+      end $$`);
+    expect(s.kind).toBe('do');
+    expect(s.innerKinds).toEqual(expect.arrayContaining(['ddl', 'delete']));
+    expect(s.tablesRead).toEqual(expect.arrayContaining(['hr.salaries', 'pg_stat_activity']));
+    expect(s.tablesWritten).toEqual(expect.arrayContaining(['acc.orders', 't']));
+    expect(s.functions).toContain('pg_read_file');
+    expect(s.unboundedWrites).toEqual(['t']);
+    expect(s.opaque).toEqual([]);
+  });
+
+  it('reads SQL and PL/pgSQL function bodies', () => {
+    const sql = one('create function f() returns setof text language sql as $$ select query from pg_stat_activity $$');
+    expect(sql.tablesRead).toContain('pg_stat_activity');
+    const pl = one("create function g() returns void language plpgsql as $$ begin execute 'select 1 from pg_' || 'authid'; end $$");
+    expect(pl.opaque).toEqual(expect.arrayContaining(['function that runs SQL text built at run time']));
+  });
+
+  it('sees the kinds run inside: CTEs and PREPARE', () => {
+    expect(one('with d as (delete from t where id = 1 returning 1) select * from d').innerKinds).toEqual(['delete']);
+    expect(one('prepare p as delete from t where id = 1').innerKinds).toEqual(['delete']);
   });
 });
 

@@ -9,7 +9,8 @@
  */
 import { loadModule, parseSync } from 'libpg-query';
 import { asArray, only, sval, type Node } from './pg-ast.js';
-import { inspectCall, inspectOperator, OPAQUE_STATEMENTS, settingsOf } from './pg-calls.js';
+import { inspectCall, inspectOperator, mergeInto, OPAQUE_STATEMENTS, settingsOf } from './pg-calls.js';
+import { doBody, functionBody } from './pg-plpgsql.js';
 import { mergeUnbounded, targetOf, unbounded } from './pg-write-bounds.js';
 
 export type StatementKind =
@@ -69,6 +70,11 @@ export interface StatementInfo {
    * time). `SET ROLE` is `role`, `SET SESSION AUTHORIZATION` is `session_authorization`.
    */
   settings?: string[];
+  /**
+   * Kinds of the statements run inside this one: data-modifying CTEs, PREPARE's statement, COPY's
+   * query, a DO block's or function body's statements, SQL passed as text.
+   */
+  innerKinds?: StatementKind[];
   /** COPY's ends: `stdin`, `stdout`, `file` (a server file) or `program`. */
   copyTargets?: CopyTarget[];
   /** The unbounded writes named for people: `DELETE without WHERE on t`, `MERGE ... on t`. */
@@ -141,6 +147,7 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
     unboundedWrites: [],
     readOnly: true,
     opaque: [],
+    innerKinds: [],
     settings: [],
     copyTargets: [],
     unboundedNotes: [],
@@ -150,7 +157,8 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
   const written = new Set<string>();
   collectWriteTargets(stmt, written, info);
   walk(stmt, info);
-  info.tablesWritten = [...written];
+  // Writes found inside code bodies and SQL text were merged during the walk.
+  info.tablesWritten = unique([...written, ...info.tablesWritten]);
   // Write targets also appear as read: over-reporting can only make a rule match more.
   info.tablesRead = unique(info.tablesRead);
   info.columns = unique(info.columns);
@@ -159,6 +167,7 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
   info.unboundedNotes = unique(info.unboundedNotes!);
   info.opaque = unique(info.opaque!);
   info.settings = unique(info.settings!);
+  info.innerKinds = [...new Set(info.innerKinds!)].filter((k) => k !== info.kind);
   if (info.tablesWritten.length > 0 || info.settings.length > 0 || !READ_ONLY_KINDS.has(info.kind)) info.readOnly = false;
   return info;
 }
@@ -279,6 +288,7 @@ function collectWriteTargets(node: unknown, written: Set<string>, info: Statemen
       if (DATA_WRITES.has(key) && v.relation) {
         const name = relationName(v.relation as Node);
         written.add(name);
+        info.innerKinds!.push(key.replace(/Stmt$/, '').toLowerCase() as StatementKind);
         const what = key.replace(/Stmt$/, '').toUpperCase();
         if (key === 'UpdateStmt' || key === 'DeleteStmt') {
           const others = asArray(key === 'UpdateStmt' ? v.fromClause : v.usingClause).length > 0;
@@ -332,6 +342,17 @@ function walk(node: unknown, info: StatementInfo): void {
     } else if (value && typeof value === 'object' && !Array.isArray(value)) {
       const opaque = OPAQUE_STATEMENTS[key];
       if (opaque) info.opaque!.push(opaque);
+      // Code bodies: what they run is analysed as part of this statement.
+      const body = key === 'DoStmt' ? doBody(value as Node, innerStatements) : key === 'CreateFunctionStmt' ? functionBody(value as Node, info.text, innerStatements) : undefined;
+      if (body) {
+        for (const inner of body.statements) mergeInto(info, inner);
+        info.opaque!.push(...body.opaque);
+      }
+      if (key === 'PrepareStmt' && (value as Node).query) {
+        const inner = { ...info, kind: 'other' as StatementKind };
+        classify(inner, ...only((value as Node).query as Node));
+        info.innerKinds!.push(inner.kind);
+      }
       const settings = settingsOf(key, value as Node);
       if (settings) info.settings!.push(...settings);
     }
