@@ -28,6 +28,7 @@ import type { IdentityService } from './identity/service.js';
 import { startIdentity } from './identity/wire.js';
 import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
+import { BackendHealth } from './obs/backend-health.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
 import { PostgresListener } from './protocols/postgres/listener.js';
 import { MysqlListener } from './protocols/mysql/listener.js';
@@ -157,6 +158,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const certificateDer = new X509Certificate(certificate.cert).raw;
 
     const metrics = createMetrics();
+    // Each backend's health from the logins that reach it or not: /readyz details and metrics.
+    const backendHealth = new BackendHealth({
+      backends: [...targets.values()].map((t) => ({ connection: t.connection, protocol: t.protocol, host: t.host, port: t.port })),
+      metrics,
+      now,
+    });
     const tokens = new TokenAuthority(store);
     const accessRepo = new AccessRepository(store.database);
     const accessService = (access = new AccessService({
@@ -225,7 +232,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
     const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) =>
-      recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol }));
+      backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection);
     const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
       sessionCredentials.createFor(r.connection, {
         sessionId: r.sessionId,
@@ -247,8 +254,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         openSession: openSessionFor('postgres'),
         acquireBackend,
         onAuthFailure: (info) => authFailed('postgres', info),
-        onBackendConnect: (connection, seconds) =>
-          metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds),
+        onBackendConnect: (connection, seconds) => {
+          backendHealth.connected(connection);
+          metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds);
+        },
         log,
       });
       postgresAddress = await postgres.listen();
@@ -276,7 +285,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         openSession: openSessionFor('mysql'),
         acquireBackend,
         onAuthFailure: (info) => authFailed('mysql', info),
-        onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds),
+        onBackendConnect: (connection, seconds) => {
+          backendHealth.connected(connection);
+          metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds);
+        },
         log,
       });
       mysqlAddress = await mysql.listen();
@@ -297,7 +309,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         openSession: openSessionFor('redis'),
         acquireBackend,
         onAuthFailure: (info) => authFailed('redis', info),
-        onBackendConnect: (connection, seconds) => metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds),
+        onBackendConnect: (connection, seconds) => {
+          backendHealth.connected(connection);
+          metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds);
+        },
         // Key and hash-field masking and detectors, for the groups the session's grant carries.
         maskerFor: (s) => {
           const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
@@ -401,7 +416,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         if (postgres && !postgres.listening) reasons.push('postgres_listener_down');
         if (mysql && !mysql.listening) reasons.push('mysql_listener_down');
         if (redis && !redis.listening) reasons.push('redis_listener_down');
-        return { ok: reasons.length === 0, reasons };
+        // A backend that is down is reported, not a reason to be unready: the other connections serve.
+        return { ok: reasons.length === 0, reasons, details: { backends: backendHealth.snapshot() } };
       },
     });
     await identity.listening(http.address);

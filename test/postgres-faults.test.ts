@@ -397,6 +397,48 @@ describe('a state store that cannot write for a while', () => {
   });
 });
 
+describe('backend health', () => {
+  it('reports a backend that is down in /readyz details and metrics, without making the gateway unready', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const deadPort = (closed.address() as net.AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const health = await startTestGateway(server, {
+      extraConnections: [`{ name: dead, host: 127.0.0.1, port: ${deadPort}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, tls: { mode: disable } }`],
+    });
+    try {
+      const up = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'app', password: health.token() });
+      await up.connect();
+      await up.end();
+      for (let i = 0; i < 2; i++) {
+        const c = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'dead', password: health.token({ connection: 'dead' }) });
+        await expect(c.connect()).rejects.toMatchObject({ code: '08006' });
+      }
+      type Ready = { status: string; details: { backends: Record<string, { up: boolean | null; failingLogins: number; lastError: string | null; lastFailureAt: number | null }> } };
+      const ready = async () => {
+        const res = await fetch(`${health.httpUrl}/readyz`);
+        return { status: res.status, body: (await res.json()) as Ready };
+      };
+      // The reason comes from a TCP probe of the backend's address, just after the failed login.
+      await expect.poll(async () => (await ready()).body.details.backends.dead?.lastError).toMatch(new RegExp(`127\\.0\\.0\\.1:${deadPort} failed: ECONNREFUSED`));
+      const { status, body } = await ready();
+      expect(status).toBe(200);
+      expect(body.status).toBe('ready');
+      expect(body.details.backends.dead).toMatchObject({ up: false, failingLogins: 2 });
+      expect(body.details.backends.dead!.lastFailureAt).toBeGreaterThan(0);
+      expect(body.details.backends.app).toMatchObject({ up: true, failingLogins: 0 });
+      expect(body.details.backends['app-md5']).toMatchObject({ up: null });
+      const metrics = await health.gateway.metrics.render();
+      expect(metrics).toContain('jitgate_backend_up{connection="dead"} 0');
+      expect(metrics).toContain('jitgate_backend_up{connection="app"} 1');
+      expect(metrics).toContain('jitgate_backend_connect_failures_total{connection="dead"} 2');
+      expect(metrics).toContain('jitgate_backend_connect_failures_total{connection="app"} 0');
+    } finally {
+      await health.close();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('lets the statement in flight finish, then ends sessions with 57P01', async () => {
     const g = await startTestGateway(server, { drainTimeout: '10s' });

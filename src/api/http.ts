@@ -3,7 +3,7 @@
  * may put a framework behind `fallback`).
  *
  *   GET /healthz  200 {"status":"ok"} while the process serves
- *   GET /readyz   200 {"status":"ready"} | 503 {"status":"not_ready","reasons":[...]}
+ *   GET /readyz   200 {"status":"ready","details":{...}} | 503 {"status":"not_ready","reasons":[...],"details":{...}}
  *   GET /metrics  Prometheus text exposition; open, or only with `Authorization: Bearer <metrics.token>`
  *   anything else 404 {"error":"not_found",...} (405 for a wrong method on a known path)
  */
@@ -17,6 +17,8 @@ export interface Readiness {
   ok: boolean;
   /** Why not ready, as stable short codes or sentences (e.g. 'store_unreachable', 'draining'). */
   reasons: string[];
+  /** What else is worth knowing whether ready or not (e.g. each backend's health); sent as `details`. */
+  details?: Record<string, unknown>;
 }
 
 export interface HttpServerOptions {
@@ -77,8 +79,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
         state = { ok: false, reasons: ['readiness_check_failed'] };
       }
       if (closing && !state.reasons.includes('draining')) state = { ok: false, reasons: [...state.reasons, 'draining'] };
-      if (state.ok) sendJson(res, 200, { status: 'ready' });
-      else sendJson(res, 503, { status: 'not_ready', reasons: state.reasons });
+      const details = state.details ? { details: state.details } : {};
+      if (state.ok) sendJson(res, 200, { status: 'ready', ...details });
+      else sendJson(res, 503, { status: 'not_ready', reasons: state.reasons, ...details });
     },
     '/metrics': async (req, res) => {
       const refused = metricsRefusal(options.metricsAccess, req);

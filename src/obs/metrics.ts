@@ -23,6 +23,10 @@ export interface Metrics {
   readonly authFailuresTotal: Counter<'protocol' | 'reason'>;
   /** Time to open and authenticate a backend connection. */
   readonly backendConnectSeconds: Histogram<'protocol' | 'connection'>;
+  /** 1 when the last login to a connection's backend reached it, 0 when it failed (unset before any). */
+  readonly backendUp: Gauge<'connection'>;
+  /** Logins that could not reach a connection's backend (refused, unreachable, setup failed). */
+  readonly backendConnectFailuresTotal: Counter<'connection'>;
   /** Content-Type of `render()` output. */
   readonly contentType: string;
   /** Prometheus text exposition of every metric in this registry. */
@@ -82,6 +86,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  const backendUp = new Gauge({
+    name: 'jitgate_backend_up',
+    help: "1 when the last session's login reached the connection's backend, 0 when it failed.",
+    labelNames: ['connection'] as const,
+    registers,
+  });
+  const backendConnectFailuresTotal = new Counter({
+    name: 'jitgate_backend_connect_failures_total',
+    help: "Sessions that could not reach the connection's backend (refused, unreachable, login or setup failed).",
+    labelNames: ['connection'] as const,
+    registers,
+  });
+
   return {
     registry,
     sessionsTotal,
@@ -90,6 +107,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     bytesTotal,
     authFailuresTotal,
     backendConnectSeconds,
+    backendUp,
+    backendConnectFailuresTotal,
     contentType: registry.contentType,
     render: () => registry.metrics(),
   };
