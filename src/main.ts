@@ -25,6 +25,8 @@ import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
 import type { IdentityService } from './identity/service.js';
+import { failedLogins, type FailedLoginInfo, type FailedLogins } from './identity/failed-logins.js';
+import type { LoginThrottleOptions } from './identity/login-throttle.js';
 import { startIdentity } from './identity/wire.js';
 import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
@@ -82,6 +84,8 @@ export interface StartOptions {
   now?: () => number;
   /** Drives timers such as the ephemeral-role janitor (default: the system clock, reading `now`). */
   clock?: Clock;
+  /** Failed-login throttling (thresholds, backoff); tests shorten the backoff. */
+  loginThrottle?: Partial<LoginThrottleOptions>;
 }
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
@@ -107,6 +111,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let reviewRoutes: ReviewRoutes | undefined;
   let mcp: McpModule | undefined;
   let masking: MaskingModule | undefined;
+  let loginFailures: FailedLogins | undefined;
   let draining = false;
   // Listeners drain first, then HTTP stops, then the store they write to closes.
   const shutdown = async () => {
@@ -129,6 +134,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // Ended sessions are still dropping their roles; the store must outlive that.
     await credentials?.close();
     await masking?.close();
+    // Throttled failed logins not yet summarised go to the audit log before the store closes.
+    loginFailures?.close();
     await http?.close();
     access?.close();
     // Sessions are gone by now (each withdrew what it held); this only stops timers.
@@ -213,26 +220,24 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
     }));
-    /** A failed client login on any listener: counted, logged, stored and audited (each best effort). */
-    const authFailed = (protocol: Protocol, info: { user: string; connection: string; clientAddress: string; reason: string }) => {
-      metrics.authFailuresTotal.inc({ protocol, reason: info.reason });
-      log.warn({ ...info, protocol }, 'client authentication failed');
-      try {
-        store.recordAuthFailure({ at: now(), ...info });
-      } catch (err) {
-        log.error({ err }, 'cannot record failed login');
-      }
-      try {
-        recorder.audit.append({ type: 'login.failed', actor: info.user, data: { protocol, connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
-      } catch (err) {
-        log.error({ err }, 'cannot audit failed login');
-      }
-    };
+    /** A failed client login on any listener: counted, stored, throttled, audited or summarised (identity/failed-logins.ts). */
+    const failures = (loginFailures = failedLogins({
+      clock,
+      log,
+      audit: recorder.audit,
+      count: (protocol, reason) => metrics.authFailuresTotal.inc({ protocol, reason }),
+      store: (row) => store.recordAuthFailure(row),
+      ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
+    }));
+    const authFailed = (protocol: Protocol, info: FailedLoginInfo) => failures.failed(protocol, info);
     // What every protocol listener is given: its own connections, sessions through the recorder
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
-    const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) =>
-      backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection);
+    const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) => {
+      // Signed in: its address and user name start afresh in the failed-login throttle.
+      failures.succeeded(info.clientAddress, info.user);
+      return backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection);
+    };
     const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
       sessionCredentials.createFor(r.connection, {
         sessionId: r.sessionId,

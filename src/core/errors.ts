@@ -8,6 +8,7 @@ export type GatewayErrorCode =
   | 'unsupported_protocol' // protocol version or feature we do not speak
   | 'auth_failed' // wrong, expired or unknown token
   | 'auth_method_rejected' // e.g. cleartext without TLS, TLS required
+  | 'too_many_logins' // failed logins from this address or for this user name are being throttled
   | 'grant_inactive' // the token is valid but the access grant behind it expired, was revoked or is missing
   | 'unknown_connection' // database name names no configured connection
   | 'backend_unavailable' // could not connect or authenticate to the backend

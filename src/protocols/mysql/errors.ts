@@ -10,6 +10,8 @@ export const MYSQL_ERROR: Record<GatewayErrorCode, { errno: number; sqlState: st
   unsupported_protocol: { errno: 1235, sqlState: '42000' },
   auth_failed: { errno: 1045, sqlState: '28000' },
   auth_method_rejected: { errno: 3159, sqlState: 'HY000' },
+  // ER_HOST_IS_BLOCKED: the server's own answer to a host with too many connection errors.
+  too_many_logins: { errno: 1129, sqlState: 'HY000' },
   grant_inactive: { errno: 1045, sqlState: '28000' },
   unknown_connection: { errno: 1049, sqlState: '42000' },
   backend_unavailable: { errno: 1105, sqlState: 'HY000' },

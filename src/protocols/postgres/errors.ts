@@ -6,6 +6,7 @@ export const SQLSTATE: Record<GatewayErrorCode, string> = {
   unsupported_protocol: '0A000',
   auth_failed: '28P01',
   auth_method_rejected: '28000',
+  too_many_logins: '28000',
   grant_inactive: '28000',
   unknown_connection: '3D000',
   backend_unavailable: '08006',
