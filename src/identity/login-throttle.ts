@@ -58,8 +58,6 @@ export interface FailureVerdict {
   throttled: boolean;
   /** Wait this long before answering. */
   delayMs: number;
-  /** How long until the source or user may try without being throttled. */
-  retryAfterMs: number;
   /** Write this failure to the audit log on its own (false: it is in a later summary). */
   auditEach: boolean;
 }
@@ -115,10 +113,10 @@ export class LoginThrottle {
     const source = this.bump(this.sources, f.clientAddress, now);
     const user = this.bump(this.users, f.user, now);
     const over = Math.max(source.failures - this.o.sourceThreshold, user.failures - this.o.userThreshold);
-    if (over <= 0) return { throttled: false, delayMs: 0, retryAfterMs: 0, auditEach: true };
+    if (over <= 0) return { throttled: false, delayMs: 0, auditEach: true };
     const delayMs = Math.min(this.o.maxDelayMs, this.o.baseDelayMs * 2 ** Math.min(over - 1, 30));
     this.count(f, now);
-    return { throttled: true, delayMs, retryAfterMs: Math.max(delayMs, 1000), auditEach: false };
+    return { throttled: true, delayMs, auditEach: false };
   }
 
   /** A login that succeeded: its source and user start afresh. */

@@ -55,7 +55,8 @@ export interface PostgresListenerOptions {
    * when the session ends. Throwing a GatewayError refuses the session.
    */
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
-  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
+  /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
+  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
@@ -240,7 +241,8 @@ export class PostgresListener {
       tls: secure ? { certificate: this.options.tls!.certificateDer } : null,
     });
     if (!auth.ok) {
-      this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      const throttled = await this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
+      if (throttled !== undefined) throw new GatewayError('too_many_logins', throttled);
       if (auth.reason === 'method_unavailable') {
         throw new GatewayError('auth_method_rejected', 'no authentication method is available without TLS; use sslmode=require');
       }

@@ -56,7 +56,8 @@ export interface RedisListenerOptions {
   acquireBackend(request: RedisBackendRequest): Promise<BackendLease>;
   /** Masking of replies for this session, or null; throwing refuses the session (fail closed). */
   maskerFor?(session: { connection: string; user: string; tokenId: string }): ReplyMasker | null;
-  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void;
+  /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
+  onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
@@ -336,9 +337,10 @@ class ClientHandshake {
     const { user, connection } = who;
     const tokenId = o.verifier.verifyCleartext(user, connection, token);
     if (!tokenId) {
-      o.onAuthFailure({ user, connection, clientAddress: this.clientAddress, reason: 'bad_token' });
-      if (++this.failures >= MAX_AUTH_FAILURES) this.fail('WRONGPASS invalid username-password pair or user is disabled.');
-      else this.send(errorReply('WRONGPASS invalid username-password pair or user is disabled.'));
+      const throttled = await o.onAuthFailure({ user, connection, clientAddress: this.clientAddress, reason: 'bad_token' });
+      const answer = throttled !== undefined ? `ERR ${throttled}` : 'WRONGPASS invalid username-password pair or user is disabled.';
+      if (++this.failures >= MAX_AUTH_FAILURES) this.fail(answer);
+      else this.send(errorReply(answer));
       return;
     }
     const target = o.resolveTarget(connection);
