@@ -21,7 +21,13 @@ beforeAll(async () => {
   server = await startPostgres();
   await server.query(`alter role ${server.users.trust.user} superuser`);
   await server.query(`create role orders_owner; grant orders_owner to ${server.users.scram.user}`);
-  gw = await startTestGateway(server);
+  await server.query(`alter role ${server.users.scram.user} createrole; create role app_reader nologin`);
+  gw = await startTestGateway(server, {
+    extraConnections: [
+      `{ name: app-eph, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, ` +
+        'tls: { mode: disable }, credentials: { mode: ephemeral, roles: [app_reader] } }',
+    ],
+  });
 });
 
 afterAll(async () => {
@@ -113,6 +119,26 @@ describe("other people's sessions on a shared backend role", () => {
       await server.query(`select pg_cancel_backend(${bobPid})`);
       const outcome = await running;
       expect((outcome as PgError).code).toBe('57014'); // cancelled by the test, not by alice
+    } finally {
+      await Promise.all([alice.end(), bob.end()]);
+    }
+  });
+});
+
+describe('sessions with a backend role of their own (ephemeral credentials)', () => {
+  it('may read pg_stat_activity: PostgreSQL itself hides the other sessions\' statements', async () => {
+    const bob = await connect('bob', 'app-eph');
+    const alice = await connect('alice', 'app-eph');
+    try {
+      const running = bob.query("select 'bob-ephemeral-secret', pg_sleep(30)").catch((e: PgError) => e);
+      await expect
+        .poll(async () => (await server.query("select count(*)::int n from pg_stat_activity where query like '%bob-ephemeral-secret%' and state = 'active' and pid <> pg_backend_pid()")).rows[0]!.n, { timeout: 10_000 })
+        .toBe(1);
+      const seen = await alice.query('select query from pg_stat_activity');
+      expect(seen.rows.map((r) => r.query as string | null).some((q) => q?.includes('bob-ephemeral-secret'))).toBe(false);
+      expect(seen.rows.some((r) => (r.query as string | null)?.includes('select query from pg_stat_activity'))).toBe(true);
+      await server.query("select pg_cancel_backend(pid) from pg_stat_activity where query like '%bob-ephemeral-secret%' and pid <> pg_backend_pid()");
+      expect(((await running) as PgError).code).toBe('57014');
     } finally {
       await Promise.all([alice.end(), bob.end()]);
     }
