@@ -92,6 +92,12 @@ describe('executable comments run as the server runs them', () => {
         'SELECT 1; /*!DROP TABLE victim*/',
         '/*!DELETE FROM notes*/',
         "SELECT 1 /*!, LOAD_FILE('/etc/hostname') */",
+        // SQL the grammar cannot see into: compound blocks, SET STATEMENT, prepared and immediate texts.
+        'BEGIN NOT ATOMIC DROP TABLE victim; END',
+        'SET STATEMENT max_statement_time = 10 FOR DROP TABLE victim',
+        "EXECUTE IMMEDIATE 'DROP TABLE victim'",
+        "PREPARE d FROM '/*!DROP TABLE victim*/'",
+        "SET @d = 'DROP TABLE victim'; PREPARE d FROM @d",
       ]) {
         expect(await outcome(c, sql), sql).toMatch(/^ERROR 1142: jitgate/);
       }
@@ -121,6 +127,22 @@ describe('executable comments run as the server runs them', () => {
       const cli = await mysqlCli(gw, { token: gw.token({ connection: 'masked' }), database: 'masked', sql: "SELECT name /*!, CONCAT(password_hash,'') */ FROM accounts" });
       expectNoSecret(cli.stdout + cli.stderr, 'cli');
       expect(cli.stdout).toContain('ann');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('string quoting follows the session sql_mode (NO_BACKSLASH_ESCAPES, ANSI_QUOTES)', async () => {
+    const c = await connect();
+    try {
+      await c.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+      // With escapes, the grammar would read one long string here; the server reads a column.
+      const sql = "SELECT 'a\\', CONCAT(password_hash, ''), '\\' AS x FROM accounts";
+      expectNoSecret(await outcome(c, sql), sql);
+      await c.query("SET sql_mode = 'ANSI_QUOTES'");
+      const ansi = 'SELECT CONCAT("password_hash", \'\') AS h FROM accounts';
+      expectNoSecret(await outcome(c, ansi), ansi);
+      expectNoSecret(await outcome(c, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\', CONCAT(email, ''), '\\' FROM accounts"), 'multi');
     } finally {
       await c.end();
     }
@@ -160,6 +182,7 @@ describe('masked values do not travel through routines, variables, prepared text
         'SET @y = (SELECT password_hash FROM accounts WHERE id = 1)',
         'SELECT email FROM accounts WHERE id = 1 INTO @z',
         "SELECT name FROM accounts WHERE (@w := CONCAT(password_hash, '')) IS NOT NULL",
+        'DO @w := (SELECT password_hash FROM accounts WHERE id = 1)',
       ]) {
         expect(await outcome(c, sql), sql).toMatch(/^ERROR 1142: .*masking_(copy|unprovable)/);
       }
