@@ -125,6 +125,50 @@ describe("other people's sessions on a shared backend role", () => {
   });
 });
 
+describe('the function-call protocol on a shared role', () => {
+  /** A FunctionCall message with text arguments. */
+  function functionCall(oid: number, args: string[]): Buffer {
+    const parts: Buffer[] = [int(oid, 4), int(0, 2), int(args.length, 2)];
+    for (const a of args) parts.push(int(Buffer.byteLength(a), 4), Buffer.from(a));
+    parts.push(int(0, 2));
+    const body = Buffer.concat(parts);
+    return Buffer.concat([Buffer.from('F'), int(body.length + 4, 4), body]);
+  }
+
+  function int(n: number, size: 2 | 4): Buffer {
+    const b = Buffer.alloc(size);
+    if (size === 2) b.writeInt16BE(n);
+    else b.writeInt32BE(n);
+    return b;
+  }
+
+  it("cannot call pg_terminate_backend on another session's backend by OID", async () => {
+    const bob = await connect('bob');
+    try {
+      const bobPid = (await bob.query('select pg_backend_pid() as pid')).rows[0].pid as number;
+      const session = await connectBackend(
+        { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
+        new Map(),
+      );
+      const s = wrap(session.socket, session.leftover);
+      s.socket.write(functionCall(2096 /* pg_terminate_backend(int4, int8) */, [String(bobPid), '0']));
+      const reply = await s.until('Z');
+      const err = reply.find((m) => m.type === 'E');
+      expect(err && errorOf(err).code).toBe('42501');
+      s.socket.end(build.terminate());
+      expect((await bob.query('select 1 as one')).rows[0].one).toBe(1);
+    } finally {
+      await bob.end();
+    }
+  });
+
+  it("still serves libpq's large-object calls (psql \\lo_import)", async () => {
+    const r = await psql(gw.dsn({}), gw.token(), ['-At', '-c', '\\lo_import /etc/hostname']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^lo_import \d+/);
+  });
+});
+
 describe('sessions with a backend role of their own (ephemeral credentials)', () => {
   it('may read pg_stat_activity: PostgreSQL itself hides the other sessions\' statements', async () => {
     const bob = await connect('bob', 'app-eph');
