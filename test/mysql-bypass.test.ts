@@ -136,8 +136,8 @@ describe('executable comments run as the server runs them', () => {
     const c = await connect();
     try {
       await c.query("SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
-      // With escapes, the grammar would read one long string here; the server reads a column.
-      const sql = "SELECT 'a\\', CONCAT(password_hash, ''), '\\' AS x FROM accounts";
+      // Read with backslash escapes, this is one string and a # comment; the server reads a column.
+      const sql = "SELECT 'x\\' , CONCAT(password_hash, 0) AS h, '#' AS z FROM accounts";
       expectNoSecret(await outcome(c, sql), sql);
       await c.query("SET sql_mode = 'ANSI_QUOTES'");
       const ansi = 'SELECT CONCAT("password_hash", \'\') AS h FROM accounts';
