@@ -282,7 +282,8 @@ describe('startDemoDatabase', () => {
 });
 
 describe('startDemoDatabase persistence', () => {
-  it('persists data, does not reseed, and refuses a second opener of the same directory', async () => {
+  // Creates and seeds a database, then opens it twice more: slow on a loaded machine.
+  it('persists data, does not reseed, and refuses a second opener of the same directory', { timeout: 180_000 }, async () => {
     const dir = path.join(root, 'persist');
     const first = await startDemoDatabase(dir);
     try {
