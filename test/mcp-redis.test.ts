@@ -96,6 +96,15 @@ describe('redis_command over MCP', () => {
     expect(flush.text).toContain('agents-no-flush');
     expect(await redisCli(['EXISTS', 'user:1'])).toBe(1);
 
+    // The gateway's backend credential never reaches an agent.
+    const config = await call('redis_command', { connection: 'cache', command: ['CONFIG', 'GET', '*pass*'] });
+    expect(config.isError).toBe(false);
+    expect(JSON.stringify(config.data.reply)).toContain('(hidden by jitgate)');
+    expect(JSON.stringify(config.data.reply)).not.toContain(String(await redisCli(['CONFIG', 'GET', 'requirepass']).then((r) => (r as string[])[1])));
+    const acl = await call('redis_command', { connection: 'cache', command: ['ACL', 'GETUSER', 'gateway'] });
+    expect(acl.isError).toBe(true);
+    expect(acl.data).toMatchObject({ status: 'refused', code: 'NOPERM' });
+
     const sql = await call('query', { connection: 'cache', sql: 'select 1' });
     expect(sql.isError).toBe(true);
     expect(sql.text).toContain('redis_command');
