@@ -298,6 +298,28 @@ guardrails:
     }
   });
 
+  it('a command begun in the same write as AUTH and finished after the session started arrives whole', async () => {
+    const value = 'y\r\nFLUSHALL\r\n';
+    const set = encodeCommand(['SET', 'carrier', value]);
+    await direct.set('survivor', 'still here');
+    for (const at of lineEnds(set).filter((e) => e < set.length)) {
+      await direct.del('carrier');
+      const s = connect(gw.port, gw.host);
+      let out = '';
+      s.on('data', (d: Buffer) => (out += d.toString('latin1')));
+      s.on('error', () => undefined);
+      await new Promise<void>((r) => s.once('connect', () => r()));
+      s.write(Buffer.concat([Buffer.from(`AUTH alice@cache ${gw.token()}\r\n`), set.subarray(0, at)]));
+      await vi.waitFor(() => expect(out).toBe('+OK\r\n'), { timeout: 10_000 });
+      await barrier();
+      s.write(set.subarray(at));
+      await vi.waitFor(() => expect(out).toBe('+OK\r\n+OK\r\n'), { timeout: 10_000 });
+      s.destroy();
+      expect(await direct.get('carrier'), `split after byte ${at}`).toBe(value);
+      expect(await direct.get('survivor')).toBe('still here');
+    }
+  });
+
   it('a client pausing after every line of a FLUSHALL gets the guardrail refusal, and the data survives', async () => {
     await direct.set('survivor', 'still here');
     const flush = encodeCommand(['FLUSHALL']);
