@@ -617,6 +617,9 @@ describe('over-masking: clients see what they would see directly', () => {
       await s.query("insert into made_here values (7, 'seven')");
       expect((await s.query('select * from made_here')).rows).toEqual([{ id: 7, label: 'seven' }]);
       expect((await s.query('select * from pg_temp.tt')).rows).toEqual([{ a: 1, b: 'x' }]);
+      // Created and read in one query string: expressions over it are known to be clean.
+      const one = await s.query("create temp table t2 (a int, b text); insert into t2 values (2, 'y'); select a + 1 as n, upper(b) as u from t2");
+      expect((one as unknown as pg.QueryResult[])[2]!.rows).toEqual([{ n: 3, u: 'Y' }]);
     } finally {
       await s.query('drop table if exists made_here').catch(() => undefined);
       await s.end();

@@ -232,6 +232,14 @@ describe('statements that would carry masked data out are refused', () => {
     expect((s.check({ source: 'function-call', text: 'function call oid 1' }) as Decision | undefined)?.reasons).toEqual(['masking_unprovable']);
   });
 
+  it('a table created earlier in the same string is known to the statements after it', async () => {
+    const s = await ready();
+    const plans = s.plan('create temp table t (a int, card text); insert into t values (1, null); select * from t; select t.a, u.email from t, users u')!;
+    expect(plans[2]!.columns).toEqual([undefined, expect.objectContaining({ strategy: 'card', rule: 'pii' })]);
+    expect(plans[3]!.columns).toEqual([undefined, expect.objectContaining({ strategy: 'email' })]);
+    expect(s.plan('select * from t')![0]!.columns).toBe('unknown');
+  });
+
   it('lineage reports sources for each statement of a multi-statement string', () => {
     const r = lineageOf('select 1; select email from users', catalog, { cursors: new Map(), prepared: new Map() });
     expect(r.ok && r.statements.length).toBe(2);

@@ -163,9 +163,13 @@ export function lineageOf(sql: string, catalog: Catalog, session: LineageSession
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
   }
   const out: StatementLineage[] = [];
+  // Tables created earlier in the same string are known to the statements after them.
+  let known = catalog;
   for (const raw of tree.stmts ?? []) {
     if (!raw.stmt) continue;
-    const plan = new Analyser(catalog, session).statement(raw.stmt);
+    const plan = new Analyser(known, session).statement(raw.stmt);
+    const made = createdTable(raw.stmt);
+    if (made) known = withRelation(known, made);
     // Later statements of the same string see the cursors and prepared statements defined before.
     // A name defined again is merged, not replaced: the backend refuses a duplicate and keeps the
     // first, or the first failed; either way what runs later is one of the two.
@@ -177,6 +181,34 @@ export function lineageOf(sql: string, catalog: Catalog, session: LineageSession
     out.push(plan);
   }
   return { ok: true, statements: out };
+}
+
+let createdOid = 0;
+
+/**
+ * The table a plain CREATE TABLE (column definitions only) makes, as a catalog relation with an
+ * OID no backend uses (negative); undefined for anything whose columns are not all spelled out.
+ */
+function createdTable(stmt: Node): CatalogRelation | undefined {
+  const [type, body] = only(stmt);
+  if (type !== 'CreateStmt' || body.inhRelations || body.ofTypename || body.partbound) return undefined;
+  const rv = (body.relation ?? {}) as Node;
+  const columns = asArray(body.tableElts)
+    .map((e) => ((e as Node).ColumnDef as Node | undefined)?.colname)
+    .filter((n): n is string => typeof n === 'string')
+    .map((name, i) => ({ attnum: i + 1, name }));
+  const schema = rv.relpersistence === 't' ? 'pg_temp' : String(rv.schemaname ?? 'public');
+  return { oid: --createdOid, schema, name: String(rv.relname ?? ''), kind: 'r', columns };
+}
+
+/** A catalog that also knows `r` (same-named relations stay: a name may mean either). */
+function withRelation(catalog: Catalog, r: CatalogRelation): Catalog {
+  const byName = new Map(catalog.byName);
+  const key = r.name.toLowerCase();
+  byName.set(key, [r, ...(byName.get(key) ?? [])]);
+  const relations = new Map(catalog.relations);
+  relations.set(r.oid, r);
+  return { ...catalog, relations, byName };
 }
 
 /** Whether a query string holds only whitespace, semicolons and (nested) comments. */
