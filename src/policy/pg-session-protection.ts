@@ -18,7 +18,7 @@
  * followed into their bodies: guardrails refuse them, and the README says what the backend role
  * must not be allowed so PostgreSQL refuses the rest.
  */
-import type { Decision } from '../core/types.js';
+import type { Decision, Statement } from '../core/types.js';
 import { READS_EVERY_TABLE, TABLE_AT_RUN_TIME, UNREADABLE_TEXT } from '../sql/pg-calls.js';
 import { unreadBody } from '../sql/pg-plpgsql.js';
 import { analysePostgresCached, type StatementInfo } from '../sql/postgres.js';
@@ -51,6 +51,15 @@ const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|m
 
 /** Large-object functions libpq calls through the function-call protocol (by their fixed OIDs). */
 const LARGE_OBJECT_FUNCTION_OIDS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
+
+/** The refusal for one statement of a PostgreSQL session (any source), or undefined when it may run. */
+export function protectPostgresStatement(statement: Statement, ctx: SessionProtectionContext): Decision | undefined {
+  if (statement.source === 'function-call') {
+    const oid = /oid (\d+)$/.exec(statement.text);
+    return protectFunctionCall(oid ? Number(oid[1]) : -1, ctx);
+  }
+  return statement.source === 'command' ? undefined : protectStatement(statement.text, ctx);
+}
 
 /** The refusal for a statement, or undefined when it may run. */
 export function protectStatement(text: string, ctx: SessionProtectionContext): Decision | undefined {

@@ -9,16 +9,15 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
+import type { BackendLease, BackendTarget, Decision, PendingDecision, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import { PostgresRelay } from './relay.js';
-import { authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
+import { anyConnectionVerifier, authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
 import { TcpServer } from '../tcp-server.js';
-import { protectFunctionCall, protectStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
-import type { Decision, PendingDecision, Statement } from '../../core/types.js';
+import { protectPostgresStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
 import { asSetStatement, sortStartupParams, StartupOptionsError, type StartupSettings } from './startup-params.js';
 
 export interface SessionInfo {
@@ -267,7 +266,7 @@ export class PostgresListener {
       tokenId: auth.tokenId,
       authMethod: auth.method,
       encrypted: secure !== null,
-      protect: (statement) => protectionFor(statement, protection),
+      protect: (statement) => protectPostgresStatement(statement, protection),
     });
     let backendParams: Map<string, string>;
     try {
@@ -387,15 +386,6 @@ interface Established {
   notices: Buffer[];
 }
 
-function protectionFor(statement: Statement, ctx: SessionProtectionContext): Decision | undefined {
-  if (statement.source === 'function-call') {
-    const oid = /oid (\d+)$/.exec(statement.text);
-    return protectFunctionCall(oid ? Number(oid[1]) : -1, ctx);
-  }
-  if (statement.source === 'command') return undefined;
-  return protectStatement(statement.text, ctx);
-}
-
 function droppedNotice(dropped: string[]): Buffer[] {
   if (dropped.length === 0) return [];
   return [
@@ -415,26 +405,6 @@ function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
     `received unencrypted data after ${kind === 'ssl' ? 'SSL' : 'GSSAPI encryption'} request`,
     'This could be either a client-software bug or evidence of an attempted man-in-the-middle attack.',
   );
-}
-
-/** A verifier that accepts a token of the user on any of the connections (all tokens share one salt). */
-function anyConnectionVerifier(inner: TokenVerifier, connections: string[]): TokenVerifier {
-  return {
-    scramCandidates(user, connection) {
-      const found = connections.map((c) => inner.scramCandidates(user, c)).filter((r) => r.candidates.length > 0);
-      if (found.length === 0) return inner.scramCandidates(user, connection);
-      const first = found[0]!;
-      const same = found.filter((r) => r.iterations === first.iterations && r.salt.equals(first.salt));
-      return { salt: first.salt, iterations: first.iterations, candidates: same.flatMap((r) => r.candidates) };
-    },
-    verifyCleartext(user, _connection, token) {
-      for (const c of connections) {
-        const id = inner.verifyCleartext(user, c, token);
-        if (id !== undefined) return id;
-      }
-      return undefined;
-    },
-  };
 }
 
 /**

@@ -20,6 +20,29 @@ export interface TokenVerifier {
   verifyCleartext(user: string, connection: string, token: string): string | undefined;
 }
 
+/**
+ * A verifier that accepts a token of the user on any of these connections (all tokens share the
+ * store's salt), for telling a token holder that the database they named does not exist.
+ */
+export function anyConnectionVerifier(inner: TokenVerifier, connections: readonly string[]): TokenVerifier {
+  return {
+    scramCandidates(user, connection) {
+      const found = connections.map((c) => inner.scramCandidates(user, c)).filter((r) => r.candidates.length > 0);
+      if (found.length === 0) return inner.scramCandidates(user, connection);
+      const first = found[0]!;
+      const same = found.filter((r) => r.iterations === first.iterations && r.salt.equals(first.salt));
+      return { salt: first.salt, iterations: first.iterations, candidates: same.flatMap((r) => r.candidates) };
+    },
+    verifyCleartext(user, _connection, token) {
+      for (const c of connections) {
+        const id = inner.verifyCleartext(user, c, token);
+        if (id !== undefined) return id;
+      }
+      return undefined;
+    },
+  };
+}
+
 export interface ClientAuthOptions {
   methods: ClientAuthMethod[];
   /** The client connection is TLS; `certificate` is our certificate in DER, for channel binding. */
