@@ -145,4 +145,17 @@ describe('client-supplied names in login errors', () => {
     expect(r.stderr).toContain(`password authentication failed for user "${'a'.repeat(64)}…(5000 characters)"`);
     expect(r.stderr).not.toContain('a'.repeat(65));
   });
+
+  it('an API error quoting a 5,000-character name is capped', async () => {
+    const session = dev.gateway.identity.sessions.issue({ issuer: 'dev', subject: 'alice', user: 'alice', groups: ['engineering'] }).accessToken;
+    const res = await fetch(`${dev.httpUrl}/api/requests`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ connection: 'c'.repeat(5000), duration: '1h', reason: 'x' }),
+    });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    const body = (await res.json()) as { message: string };
+    expect(body.message.length).toBeLessThan(600);
+    expect(body.message).not.toContain('c'.repeat(501));
+  });
 });

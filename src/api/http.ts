@@ -52,8 +52,11 @@ export interface HttpServerHandle {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
+/** An error message can quote what the client sent (a name, an id): never more than this of it. */
+const MAX_ERROR_MESSAGE_CHARS = 500;
+
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+  const text = JSON.stringify(status >= 400 ? cappedError(body) : body);
   res.writeHead(status, {
     'content-type': JSON_TYPE,
     'content-length': Buffer.byteLength(text),
@@ -167,6 +170,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
   };
 
   return { address, host: bound.address, port: bound.port, server, close };
+}
+
+function cappedError(body: unknown): unknown {
+  if (typeof body !== 'object' || body === null || !('message' in body) || typeof body.message !== 'string') return body;
+  const m = body.message;
+  return m.length <= MAX_ERROR_MESSAGE_CHARS ? body : { ...body, message: `${m.slice(0, MAX_ERROR_MESSAGE_CHARS)}…(${m.length} characters)` };
 }
 
 function metricsRefusal(
