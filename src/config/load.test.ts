@@ -32,6 +32,8 @@ describe('parseConfig defaults', () => {
       dataDir: '/srv/jitgate/.data',
       listeners: { http: { host: '127.0.0.1', port: 8080 }, postgres: { host: '127.0.0.1', port: 5433 } },
       tls: { required: true },
+      // Outside development mode /metrics wants a token (refused until one is configured).
+      metrics: { auth: 'token' },
       auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 900_000 },
       store: { type: 'sqlite', path: '/srv/jitgate/.data/jitgate.db' },
       connections: [],
