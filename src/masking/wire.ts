@@ -11,12 +11,8 @@ import { CatalogSource } from './catalog.js';
 import { maskingFor, type MaskingConfig } from './policy.js';
 import { MaskingSession } from './session.js';
 import { withMysqlAdmin } from '../protocols/mysql/admin-client.js';
-import { MysqlMasking } from '../protocols/mysql/masking.js';
-import { SharedSnapshot } from '../protocols/mysql/shared-snapshot.js';
+import { MysqlMasking, VIEWS_QUERY } from '../protocols/mysql/masking.js';
 import type { RedisMaskingPolicy } from '../protocols/redis/masking.js';
-
-/** How long one read of a MySQL backend's views serves sessions starting after it (a burst of logins). */
-const MYSQL_VIEWS_MAX_AGE_MS = 1000;
 
 export interface MaskingModule {
   forSession(session: { protocol: Protocol; connection: string; groups: readonly string[] }): SessionMasking | undefined;
@@ -35,7 +31,6 @@ export async function startMasking(options: {
   if (!config || (config.rules.length === 0 && config.detectors.length === 0)) return undefined;
   const hashKey = config.hashKey ? sha256(await options.resolveSecret(config.hashKey)) : localHashKey(options.dataDir);
   const sources = new Map<string, CatalogSource>();
-  const mysqlViews = new Map<string, () => Promise<Array<Array<string | null>>>>();
   return {
     forSession({ protocol, connection, groups }) {
       if (protocol === 'mysql') {
@@ -43,17 +38,12 @@ export async function startMasking(options: {
         const { rules, detectors } = maskingFor(config, connection, groups);
         if (rules.length === 0 && detectors.length === 0) return undefined;
         const target = options.targets.get(connection);
-        // Views name themselves as their columns' origin: masking reads them at session start,
-        // one read shared by the sessions of a connection that start within a second of it.
-        let views = mysqlViews.get(connection);
-        if (!views && target) {
-          const snapshot = new SharedSnapshot(
-            () => withMysqlAdmin(target, (c) => c.query('SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS')),
-            MYSQL_VIEWS_MAX_AGE_MS,
-          );
-          mysqlViews.set(connection, (views = () => snapshot.get()));
-        }
-        return new MysqlMasking({ rules, detectors, hashKey, views: views ?? (() => Promise.reject(new Error(`no backend target for ${connection}`))) });
+        // Views name themselves as their columns' origin: masking reads them at session start (the
+        // MySQL listener over the session's own backend connection; this is for other callers).
+        const views = target
+          ? () => withMysqlAdmin(target, (c) => c.query(VIEWS_QUERY))
+          : () => Promise.reject(new Error(`no backend target for ${connection}`));
+        return new MysqlMasking({ rules, detectors, hashKey, views });
       }
       if (protocol !== 'postgres') return undefined;
       const { rules, detectors } = maskingFor(config, connection, groups);

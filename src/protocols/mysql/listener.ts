@@ -17,7 +17,8 @@ import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResp
 import { Cap, DEFAULT_CHARSET, errPayload, GATEWAY_CAPABILITIES, MysqlProtocolError, okPayload, packet, Status } from './packets.js';
 import { PacketStream } from './packet-stream.js';
 import { MysqlRelay, type KillRequest, type ResultMasking } from './relay.js';
-import { isResultMasking } from './masking.js';
+import { isResultMasking, MysqlMasking, VIEWS_QUERY } from './masking.js';
+import { querySession } from './admin-client.js';
 import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
 import { TcpServer } from '../tcp-server.js';
 
@@ -293,6 +294,7 @@ export class MysqlListener {
       if (pipeline.masking) {
         // Masking needs the backend's views before the first statement; without them no session (fail closed).
         const session = backend;
+        if (pipeline.masking instanceof MysqlMasking) pipeline.masking.readViewsWith(() => querySession(session, VIEWS_QUERY));
         await pipeline.masking.prepare().catch((err: Error) => {
           session.socket.destroy();
           if (err instanceof BackendLoginRefused) throw err;

@@ -28,9 +28,12 @@ export interface MysqlMaskingOptions {
   rules: MaskingRule[];
   detectors: DetectorName[];
   hashKey: Buffer;
-  /** The backend's views as [schema, name, definition (null when not visible)]; read at session start. */
+  /** The backend's views as [schema, name, definition (null when not visible)], over a connection of its own (when the listener does not read them over the session's). */
   views?: () => Promise<Array<Array<string | null>>>;
 }
+
+/** The backend's views as masking reads them at session start. */
+export const VIEWS_QUERY = 'SELECT TABLE_SCHEMA, TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS';
 
 /** Nesting depth of views followed when deciding which views show masked data. */
 const MAX_VIEW_DEPTH = 16;
@@ -61,9 +64,20 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     this.columnNames = o.rules.flatMap((r) => r.columns.map((c) => c.pattern.split('.').pop()!));
   }
 
+  /**
+   * Reads the views over the session's own backend connection instead (the listener sets this
+   * before prepare): no second connection at login, and what the session's user sees, fresh.
+   */
+  readViewsWith(read: () => Promise<Array<Array<string | null>>>): void {
+    this.viewSource = read;
+  }
+
+  private viewSource: (() => Promise<Array<Array<string | null>>>) | undefined;
+
   async prepare(): Promise<void> {
-    if (this.o.rules.length === 0 || !this.o.views) return;
-    const views = (await this.o.views()).map(([schema, name, definition]) => ({
+    const read = this.viewSource ?? this.o.views;
+    if (this.o.rules.length === 0 || !read) return;
+    const views = (await read()).map(([schema, name, definition]) => ({
       key: `${schema ?? ''}.${name ?? ''}`.toLowerCase(),
       name: (name ?? '').toLowerCase(),
       analysis: definition ? analyseMysqlCached(definition) : undefined,
