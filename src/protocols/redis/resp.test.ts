@@ -205,6 +205,18 @@ describe('ReplyReader', () => {
     }
   });
 
+  it('property: the same replies, byte for byte, at random chunkings into many pieces', () => {
+    const big = `$70000\r\n${'z'.repeat(70_000)}\r\n`;
+    const all = [...replies, big, ...replies];
+    const stream = Buffer.from(all.join(''));
+    fc.assert(
+      fc.property(chunkings(stream, 200), (chunks) => {
+        expect(readReplies(chunks).raw.map(String)).toEqual(all);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   it('decodes and re-encodes values (attributes are dropped from the tree only)', () => {
     const { values } = readReplies([wire]);
     for (const [i, v] of values.entries()) {
