@@ -109,7 +109,7 @@ const LOCAL_INFILE_RE = /\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s
  * statements (./../../sql/mysql.ts names the statements): only texts with one are analysed for it,
  * so plain passthrough stays cheap.
  */
-const SENSITIVE_WORDS_RE = /processlist|grants|user|global_priv|engine|binlog|relaylog|general_log|slow_log|events_statements|threads|session|mysql|sys/i;
+const SENSITIVE_WORDS_RE = /processlist|grants|\buser\b|global_priv|\bengine\b|binlog|relaylog|general_log|slow_log|events_statements|\bthreads\b|\bsession\b|\bmysql\b|\bsys\b|performance_schema|x\$/i;
 /** What an unanalysable text must not name (the analysis could not tell what it reads). */
 const SENSITIVE_FALLBACK_RE = /processlist|global_priv|mysql\W+user|show\W+grants|create\W+user|general_log|slow_log|events_statements|binlog\W+events|engine\W+\w+\W+status/i;
 /** SERVER_STATUS_NO_BACKSLASH_ESCAPES: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
