@@ -80,7 +80,7 @@ it('signs the demo users in with jitgate login, and the demo agent with client c
   });
   const { access_token: token } = (await res.json()) as { access_token: string };
   const me = await fetch(`${url}/api/auth/me`, { headers: { authorization: `Bearer ${token}` } });
-  expect(await me.json()).toEqual({ user: 'demo-agent', groups: ['agents'], kind: 'service', via: 'client-credentials', admin: false });
+  expect(await me.json()).toEqual({ user: 'svc:demo-agent', groups: ['agents'], kind: 'service', via: 'client-credentials', admin: false });
 });
 
 it('refuses the development identity provider outside development mode', () => {
