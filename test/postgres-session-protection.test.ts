@@ -243,3 +243,58 @@ function dataRow(body: Buffer): Array<string | null> {
   }
   return out;
 }
+
+describe('string literals are read as the server reads them', () => {
+  // With standard_conforming_strings off, 'a\'' ends after a\' and what follows is code; the parser
+  // (which reads it on) would see one harmless string and let pg_authid be read.
+  const smuggled = "select 'a\\'' || (select rolpassword from pg_authid limit 1) || ''";
+
+  it.each([
+    'set standard_conforming_strings = off',
+    "select set_config('standard_conforming_strings', 'off', false)",
+    'alter role current_user set standard_conforming_strings = off',
+    "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$",
+  ])('refuses %s', async (sql) => {
+    const c = await connect('alice', 'app-trust');
+    try {
+      const err = await failure(c, sql);
+      expect(err?.code).toBe('42501');
+      expect(err?.detail).toBe('reason: parser_setting');
+      expect((await c.query('show standard_conforming_strings')).rows[0].standard_conforming_strings).toBe('on');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('refuses it in options at login', async () => {
+    const r = await psql(gw.dsn({ connection: 'app-trust', extra: "options='-c standard_conforming_strings=off'" }), gw.token({ connection: 'app-trust' }), ['-At', '-c', smuggled]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('standard_conforming_strings may not be changed through jitgate');
+    expect(r.stdout).not.toMatch(/SCRAM|md5/);
+  });
+
+  it('refuses a session whose backend starts with it off', async () => {
+    await server.query(`alter role ${server.users.trust.user} set standard_conforming_strings = off`);
+    try {
+      const r = await psql(gw.dsn({ connection: 'app-trust' }), gw.token({ connection: 'app-trust' }), ['-At', '-c', smuggled]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain('standard_conforming_strings off');
+      expect(r.stdout).not.toMatch(/SCRAM|md5/);
+    } finally {
+      await server.query(`alter role ${server.users.trust.user} reset standard_conforming_strings`);
+    }
+  });
+
+  it('ends a session whose backend turns it off mid-session by a way no parse sees', async () => {
+    await server.query("create or replace function public.literal_switch() returns text language sql as $$ select set_config('standard_conforming_strings', 'off', false) $$");
+    const c = await connect('alice', 'app-trust');
+    c.on('error', () => undefined);
+    try {
+      const err = await failure(c, 'select public.literal_switch()');
+      expect(err?.message).toContain('standard_conforming_strings was turned off');
+      expect(await failure(c, smuggled)).toBeDefined();
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+  });
+});

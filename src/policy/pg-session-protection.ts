@@ -12,6 +12,10 @@
  *   only reach the session's own backend. A session with its own role (ephemeral credentials)
  *   is shielded by PostgreSQL itself and may read its own activity.
  *
+ * - Statements are parsed as the server parses them only while standard_conforming_strings is on
+ *   (with it off, a backslash ends a string literal differently): changing it is refused, and the
+ *   protocol engine ends a session whose backend reports it off.
+ *
  * The checks read parsed statements, SQL passed as literal text and the code of DO blocks and
  * function bodies included; SQL text built at run time (query_to_xml($1), EXECUTE of a concatenation
  * in a DO block) is refused where the role is shared. Calls of functions created earlier are not
@@ -47,7 +51,7 @@ const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg
  * function names start with pg_; U& spells identifiers with escapes; the rest run SQL text or read
  * server files), so ordinary statements are not parsed for this.
  */
-const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure/i;
+const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure|standard_conforming/i;
 
 /** Large-object functions libpq calls through the function-call protocol (by their fixed OIDs). */
 const LARGE_OBJECT_FUNCTION_OIDS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
@@ -82,7 +86,13 @@ export function protectFunctionCall(oid: number, ctx: SessionProtectionContext):
 
 type Found = [string, string];
 
+/** The setting that decides how string literals are read; the parser assumes it on. */
+export const LITERAL_SETTING = 'standard_conforming_strings';
+
 function credentialReach(s: StatementInfo): Found | undefined {
+  if (s.settings?.includes(LITERAL_SETTING)) {
+    return ['parser_setting', `${LITERAL_SETTING} may not be changed through jitgate: statements are read with it on, as PostgreSQL's default`];
+  }
   // SQL or a table name handed to query_to_xml, ts_stat, table_to_xml ... at run time ($1, a
   // concatenation) would be read by nobody; these built-ins are rare enough to refuse.
   const unreadable = s.opaque?.find((o) => o.endsWith(UNREADABLE_TEXT) || o.endsWith(TABLE_AT_RUN_TIME) || o.endsWith(READS_EVERY_TABLE));

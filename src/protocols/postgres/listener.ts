@@ -14,7 +14,7 @@ import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
-import { PostgresRelay } from './relay.js';
+import { literalsReadOtherwise, PostgresRelay } from './relay.js';
 import { anyConnectionVerifier, authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
 import { TcpServer } from '../tcp-server.js';
 import { protectPostgresStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
@@ -281,6 +281,10 @@ export class PostgresListener {
     try {
       lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
       backend = await connectBackend(lease.target, backendParams);
+      if (backend.startupFrames.some((f) => f[0] === 0x53 && literalsReadOtherwise(f, 0, f.length))) {
+        backend.socket.destroy();
+        throw new GatewayError('denied', 'jitgate: the backend starts sessions with standard_conforming_strings off; statements could not be checked as it reads them');
+      }
       protection.ownBackendPid = backend.pid;
       // A role made for this session alone: PostgreSQL itself keeps other sessions out of its view.
       protection.sharedRole = lease.target.user === target.user;

@@ -388,6 +388,7 @@ export class PostgresRelay {
 
   /** Framer callback, bound once. */
   private readonly onBackendFrame = (type: number, buf: Buffer, start: number, end: number): void => {
+    if (this.ended) return;
     // Masking sees every message (to follow results); undefined = forward the original bytes.
     const masked = this.masker?.onBackend(type, buf, start, end);
     if (type === MessageType.ReadyForQuery) {
@@ -400,6 +401,11 @@ export class PostgresRelay {
       if (refusal) return this.sendToClient(refusal);
     } else if (type === MessageType.BackendKeyData) {
       return; // never expose the backend's cancel key
+    } else if (type === MessageType.ParameterStatus && literalsReadOtherwise(buf, start, end)) {
+      // Statements are analysed with string literals read as standard_conforming_strings = on;
+      // with it off they would mean something else than what was checked. Fail closed.
+      this.terminate('protocol_error', new GatewayError('denied', 'jitgate: standard_conforming_strings was turned off; statements can no longer be checked as the server reads them, so the session ends'));
+      return;
     }
     if (masked) {
       for (const m of masked) {
@@ -526,6 +532,12 @@ function statementOf(type: number, buf: Buffer, start: number, end: number): Sta
 
 function parseName(buf: Buffer, start: number, end: number): string {
   return readCString(buf, start + 5, end).value;
+}
+
+/** A ParameterStatus saying standard_conforming_strings is off. */
+export function literalsReadOtherwise(buf: Buffer, start: number, end: number): boolean {
+  const name = readCString(buf, start + 5, end);
+  return name.value === 'standard_conforming_strings' && readCString(buf, name.next, end).value !== 'on';
 }
 
 function isFatal(buf: Buffer, start: number, end: number): boolean {
