@@ -2,7 +2,9 @@
  * The per-session Redis relay between an authenticated client and its backend connection.
  *
  * Every client command is parsed (strictly, ./resp.ts), decided by the session pipeline and then
- * forwarded as received or answered by the gateway. Replies are paired with commands through one
+ * forwarded as the very bytes that were parsed (an inline command as the RESP of its parsed
+ * arguments) or answered by the gateway; nothing reaches the backend that was not decided.
+ * Commands pipelined before a boundary are made durable in the recording before they are sent. Replies are paired with commands through one
  * FIFO of pending entries, so answers the gateway composes itself (refusals, AUTH, scoped CLIENT
  * commands) reach the client in exactly the order Redis would have sent them, pipelined or not.
  * Pub/sub confirmations (one per channel) and out-of-band pushes (messages, invalidations) are told
@@ -71,9 +73,9 @@ const MESSAGE_KINDS = new Set(['message', 'pmessage', 'smessage']);
 const MAX_MASKED_ITEMS = 1_000_000;
 const EXECABORT = errorReply('EXECABORT Transaction discarded because of previous errors.');
 const OK = Buffer.from('+OK\r\n');
-/** The one column a recorded reply or push has (shared: recorded as is, never changed). */
 /** Decoding limits for a reply that is redacted (CONFIG GET: a few hundred small items). */
 const WHOLE_SMALL_REPLY = { keepBytes: 1024 * 1024, keepItems: 64 * 1024 };
+/** The one column a recorded reply or push has (shared: recorded as is, never changed). */
 const REPLY_COLUMNS = Object.freeze([Object.freeze({ name: 'reply', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
 const PUSH_COLUMNS = Object.freeze([Object.freeze({ name: 'push', type: 0 })]) as unknown as Array<{ name: string; type: number }>;
 
@@ -609,9 +611,8 @@ export class RedisRelay {
 
   /** No command in flight: a statement boundary (the recording checkpoints there). */
   private ready(): void {
-    if (!this.observer) return;
-    this.observer.onResult({ kind: 'ready' });
     this.unsaved = 0;
+    this.observer?.onResult({ kind: 'ready' });
   }
 
   private flush(): void {
