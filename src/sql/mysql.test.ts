@@ -79,12 +79,22 @@ describe('MySQL statements as the server reads them', () => {
     expect(analyseMysql("SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'a\\', email FROM t", MARIADB).ok).toBe(false);
   });
 
+  it('follows quoting: double quotes are strings unless ANSI_QUOTES, which a session may not turn on', () => {
+    const d = { ...MARIADB, ansiQuotes: false };
+    const r = analyseMysql('SELECT "password_hash" FROM t', d);
+    expect(r.ok && r.statements.map((x) => x.columns)).toEqual([[]]);
+    expect(analyseMysql("SET sql_mode = 'ANSI_QUOTES'", d).ok).toBe(false);
+    expect(analyseMysql("SET SESSION sql_mode = 'ANSI'", d).ok).toBe(false);
+    expect(analyseMysql('SET @@sql_mode = @saved', d).ok).toBe(false);
+    expect(analyseMysql("SET sql_mode = 'STRICT_TRANS_TABLES'", d).ok).toBe(true);
+  });
+
   it('analyses prepared texts as the statements they are, and refuses texts it cannot see', () => {
     const r = analyseMysql("PREPARE s FROM 'SELECT CONCAT(password_hash, \\'\\') FROM customers'", MARIADB);
-    expect(r.ok && r.statements.map((x) => [x.kind, x.prepares, x.columns])).toEqual([
-      ['other', 's', []],
-      ['select', undefined, ['password_hash']],
-    ]);
+    // One statement, reported as the one it prepares (a DROP prepared is DDL; no second statement).
+    expect(r.ok && r.statements.map((x) => [x.kind, x.prepares, x.columns])).toEqual([['select', 's', ['password_hash']]]);
+    const ddl = analyseMysql("PREPARE d FROM 'DROP TABLE x'", MARIADB);
+    expect(ddl.ok && ddl.statements.map((x) => x.kind)).toEqual(['ddl']);
     expect(analyseMysql('PREPARE s FROM @q', MARIADB).ok).toBe(false);
     expect(analyseMysql("EXECUTE IMMEDIATE CONCAT('DROP ', 'TABLE x')", MARIADB).ok).toBe(false);
     const e = analyseMysql('EXECUTE s USING @a, 1', MARIADB);

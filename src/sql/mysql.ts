@@ -125,6 +125,8 @@ function analysePiece(piece: string, dialect: Partial<MysqlDialect> | undefined,
       continue;
     }
     const list = (Array.isArray(ast) ? ast : [ast]).filter((s): s is Node => isNode(s));
+    const unfollowable = list.map(quotingChange).find(Boolean);
+    if (unfollowable) return { ok: false, error: unfollowable };
     return { ok: true, statements: list.map((s) => analyseStatement(s, piece)) };
   }
   return { ok: false, error: firstError };
@@ -214,12 +216,11 @@ function prepared(piece: string, name: string, source: string, dialect: Partial<
   if (depth >= MAX_NESTING) return { ok: false, error: 'prepared statements nested too deep' };
   const inner = analyseText(literal.value, dialect, depth + 1);
   if (!inner.ok) return { ok: false, error: `the prepared statement: ${inner.error}` };
-  const info = emptyInfo('other', piece);
-  if (name) {
-    info.prepares = identifier(name);
-    info.preparedText = literal.value;
-  }
-  return { ok: true, statements: [info, ...inner.statements] };
+  // The PREPARE is reported as the statement it prepares (one statement; one per reading).
+  return {
+    ok: true,
+    statements: inner.statements.map((st) => ({ ...st, text: piece, ...(name ? { prepares: identifier(name), preparedText: literal.value } : {}) })),
+  };
 }
 
 function identifier(raw: string): string {
@@ -389,6 +390,20 @@ function walk(node: unknown, info: MysqlStatementInfo, ctes: Set<string>): void 
     if (key === 'tableList' || key === 'columnList') continue;
     if (value !== null && typeof value === 'object') walk(value, info, ctes);
   }
+}
+
+/**
+ * A SET that would turn on ANSI_QUOTES (or sets sql_mode to something computed): the session would
+ * then read double-quoted text as names, which the analysis of later statements does not follow.
+ */
+function quotingChange(ast: Node): string | undefined {
+  if (String(ast.type ?? '').toLowerCase() !== 'set') return undefined;
+  for (const e of asArray(ast.expr)) {
+    if (!isNode(e) || !isNode(e.left) || !variableName(e.left).endsWith('sql_mode')) continue;
+    const value = isNode(e.right) && typeof e.right.value === 'string' && /string/.test(String(e.right.type)) ? e.right.value : undefined;
+    if (value === undefined || /ansi/i.test(value)) return 'sql_mode with ANSI_QUOTES (or a computed sql_mode) changes how statements are read';
+  }
+  return undefined;
 }
 
 function variableName(v: Node): string {

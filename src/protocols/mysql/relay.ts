@@ -147,7 +147,8 @@ export class MysqlRelay {
 
   /** How the backend reads the next statement: its version, and sql_mode as its last status told. */
   private dialect(): NonNullable<Statement['dialect']> {
-    return { ...this.server, noBackslashEscapes: (this.status & STATUS_NO_BACKSLASH_ESCAPES) !== 0 };
+    // ANSI_QUOTES: off unless the backend's global sql_mode has it (README); turning it on is refused where rules apply.
+    return { ...this.server, noBackslashEscapes: (this.status & STATUS_NO_BACKSLASH_ESCAPES) !== 0, ansiQuotes: false };
   }
 
   /** Why a statement text may not run for any session (the gateway's credential, other sessions' statements), if so. */
