@@ -254,6 +254,11 @@ describe('string literals are read as the server reads them', () => {
     "select set_config('standard_conforming_strings', 'off', false)",
     'alter role current_user set standard_conforming_strings = off',
     "do $$ begin perform set_config('standard_conforming_strings', 'off', false); end $$",
+    // In these encodings a character's second byte can be a backslash the UTF-8 reading never sees.
+    "set client_encoding to 'SJIS'",
+    "set names 'big5'",
+    "select set_config('client_encoding', 'GBK', false)",
+    "select set_config('client_encoding', $$gb$$ || '18030', false)",
   ])('refuses %s', async (sql) => {
     const c = await connect('alice', 'app-trust');
     try {
@@ -261,6 +266,7 @@ describe('string literals are read as the server reads them', () => {
       expect(err?.code).toBe('42501');
       expect(err?.detail).toBe('reason: parser_setting');
       expect((await c.query('show standard_conforming_strings')).rows[0].standard_conforming_strings).toBe('on');
+      expect((await c.query('show client_encoding')).rows[0].client_encoding).toBe('UTF8');
     } finally {
       await c.end();
     }
@@ -271,6 +277,20 @@ describe('string literals are read as the server reads them', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('standard_conforming_strings may not be changed through jitgate');
     expect(r.stdout).not.toMatch(/SCRAM|md5/);
+  });
+
+  it('lets single-byte and UTF-8 client encodings be set, and refuses a login asking for SJIS', async () => {
+    const c = await connect('alice');
+    try {
+      await c.query("set client_encoding to 'LATIN1'");
+      expect((await c.query('show client_encoding')).rows[0].client_encoding).toBe('LATIN1');
+      await c.query("set client_encoding to 'UTF8'");
+    } finally {
+      await c.end();
+    }
+    const r = await psql(gw.dsn({ extra: 'client_encoding=SJIS' }), gw.token(), ['-At', '-c', 'select 1']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('client encoding jitgate cannot read');
   });
 
   it('refuses a session whose backend starts with it off', async () => {

@@ -25,6 +25,7 @@
 import type { Decision, Statement } from '../core/types.js';
 import { READS_EVERY_TABLE, TABLE_AT_RUN_TIME, UNREADABLE_TEXT } from '../sql/pg-calls.js';
 import { unreadBody } from '../sql/pg-plpgsql.js';
+import { unsafeClientEncoding } from '../protocols/postgres/client-encoding.js';
 import { analysePostgresCached, type StatementInfo } from '../sql/postgres.js';
 import { nameMatch } from './guardrails.js';
 
@@ -51,7 +52,7 @@ const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg
  * function names start with pg_; U& spells identifiers with escapes; the rest run SQL text or read
  * server files), so ordinary statements are not parsed for this.
  */
-const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure|standard_conforming/i;
+const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure|standard_conforming|encoding|names/i;
 
 /** Large-object functions libpq calls through the function-call protocol (by their fixed OIDs). */
 const LARGE_OBJECT_FUNCTION_OIDS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
@@ -92,6 +93,12 @@ export const LITERAL_SETTING = 'standard_conforming_strings';
 function credentialReach(s: StatementInfo): Found | undefined {
   if (s.settings?.includes(LITERAL_SETTING)) {
     return ['parser_setting', `${LITERAL_SETTING} may not be changed through jitgate: statements are read with it on, as PostgreSQL's default`];
+  }
+  if (s.settings?.includes('client_encoding')) {
+    const value = s.settingValues?.client_encoding;
+    if (value === null || value === undefined || unsafeClientEncoding(value)) {
+      return ['parser_setting', `client_encoding ${value ?? '(computed)'} is not supported through jitgate: statements are read as text in a safe encoding (UTF8 and single-byte ones)`];
+    }
   }
   // SQL or a table name handed to query_to_xml, ts_stat, table_to_xml ... at run time ($1, a
   // concatenation) would be read by nobody; these built-ins are rare enough to refuse.

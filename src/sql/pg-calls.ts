@@ -80,6 +80,7 @@ export function inspectCall(fc: Node, info: StatementInfo, analyse: InnerAnalyse
   } else if (name === 'set_config') {
     const setting = literalText(args[0]);
     info.settings!.push(setting === undefined ? '*' : setting.toLowerCase());
+    if (setting !== undefined) info.settingValues![setting.toLowerCase()] = literalText(args[1]) ?? null;
   }
 }
 
@@ -94,14 +95,14 @@ export function inspectOperator(expr: Node, info: StatementInfo): void {
 }
 
 /** Settings a statement node changes (undefined: it changes none). */
-export function settingsOf(type: string, body: Node): string[] | undefined {
+export function settingsOf(type: string, body: Node, values: Record<string, string | null>): string[] | undefined {
   switch (type) {
     case 'VariableSetStmt':
-      return variableSet(body);
+      return variableSet(body, values);
     case 'AlterRoleSetStmt':
     case 'AlterDatabaseSetStmt':
     case 'AlterSystemStmt':
-      return body.setstmt ? variableSet(body.setstmt as Node) : undefined;
+      return body.setstmt ? variableSet(body.setstmt as Node, values) : undefined;
     case 'DiscardStmt':
       // DISCARD ALL includes RESET ALL and SET SESSION AUTHORIZATION DEFAULT.
       return body.target === 'DISCARD_ALL' ? ['*'] : undefined;
@@ -110,9 +111,12 @@ export function settingsOf(type: string, body: Node): string[] | undefined {
   }
 }
 
-function variableSet(set: Node): string[] {
+function variableSet(set: Node, values: Record<string, string | null>): string[] {
   if (set.kind === 'VAR_RESET_ALL') return ['*'];
   const name = typeof set.name === 'string' ? set.name.toLowerCase() : '*';
+  const args = asArray(set.args);
+  const reset = set.kind === 'VAR_SET_DEFAULT' || set.kind === 'VAR_RESET';
+  values[name] = reset ? 'default' : set.kind === 'VAR_SET_VALUE' && args.length === 1 ? (literalText(args[0]) ?? constantText(args[0]) ?? null) : null;
   // SET TRANSACTION / SET SESSION CHARACTERISTICS set the transaction_* settings.
   if (name === 'transaction' || name === 'session characteristics' || name === 'transaction snapshot') {
     return ['transaction_isolation', 'transaction_read_only', 'transaction_deferrable', 'default_transaction_isolation', 'default_transaction_read_only', 'default_transaction_deferrable'];
@@ -126,6 +130,14 @@ export function literalText(n: unknown): string | undefined {
   const [type, body] = only(n as Node);
   if (type === 'TypeCast') return literalText(body.arg);
   if (type === 'A_Const' && body.sval) return ((body.sval as Node).sval as string | undefined) ?? '';
+  return undefined;
+}
+
+/** A bare identifier or number used as a SET value (`SET client_encoding TO sjis`). */
+function constantText(n: unknown): string | undefined {
+  const c = (n as Node | undefined)?.A_Const as Node | undefined;
+  const ival = c?.ival as Node | undefined;
+  if (ival) return String(ival.ival ?? 0);
   return undefined;
 }
 
@@ -165,6 +177,7 @@ export function mergeInto(info: StatementInfo, inner: StatementInfo): void {
   info.unboundedNotes!.push(...(inner.unboundedNotes ?? []));
   info.opaque!.push(...(inner.opaque ?? []));
   info.settings!.push(...(inner.settings ?? []));
+  Object.assign(info.settingValues!, inner.settingValues ?? {});
   info.backendSignals!.push(...(inner.backendSignals ?? []));
   info.copyTargets!.push(...(inner.copyTargets ?? []));
   if (!inner.readOnly) info.readOnly = false;

@@ -70,6 +70,8 @@ export interface StatementInfo {
    * time). `SET ROLE` is `role`, `SET SESSION AUTHORIZATION` is `session_authorization`.
    */
   settings?: string[];
+  /** The value each changed setting gets when it is written as a literal (`null` otherwise). */
+  settingValues?: Record<string, string | null>;
   /**
    * Kinds of the statements run inside this one: data-modifying CTEs, PREPARE's statement, COPY's
    * query, a DO block's or function body's statements, SQL passed as text.
@@ -149,6 +151,7 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
     opaque: [],
     innerKinds: [],
     settings: [],
+    settingValues: {},
     copyTargets: [],
     unboundedNotes: [],
     backendSignals: [],
@@ -353,7 +356,7 @@ function walk(node: unknown, info: StatementInfo): void {
         classify(inner, ...only((value as Node).query as Node));
         info.innerKinds!.push(inner.kind);
       }
-      const settings = settingsOf(key, value as Node);
+      const settings = settingsOf(key, value as Node, info.settingValues!);
       if (settings) info.settings!.push(...settings);
     }
     walk(value, info);

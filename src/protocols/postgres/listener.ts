@@ -283,7 +283,7 @@ export class PostgresListener {
       backend = await connectBackend(lease.target, backendParams);
       if (backend.startupFrames.some((f) => f[0] === 0x53 && literalsReadOtherwise(f, 0, f.length))) {
         backend.socket.destroy();
-        throw new GatewayError('denied', 'jitgate: the backend starts sessions with standard_conforming_strings off; statements could not be checked as it reads them');
+        throw new GatewayError('denied', 'jitgate: this session would start with standard_conforming_strings off or a client encoding jitgate cannot read; statements could not be checked as the server reads them');
       }
       protection.ownBackendPid = backend.pid;
       // A role made for this session alone: PostgreSQL itself keeps other sessions out of its view.

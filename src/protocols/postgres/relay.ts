@@ -13,6 +13,7 @@ import { GatewayError } from '../../core/errors.js';
 import type { Decision, HoldInfo, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
+import { unsafeClientEncoding } from './client-encoding.js';
 import { ResultMasker } from './result-masker.js';
 import { SQLSTATE } from './errors.js';
 
@@ -404,7 +405,7 @@ export class PostgresRelay {
     } else if (type === MessageType.ParameterStatus && literalsReadOtherwise(buf, start, end)) {
       // Statements are analysed with string literals read as standard_conforming_strings = on;
       // with it off they would mean something else than what was checked. Fail closed.
-      this.terminate('protocol_error', new GatewayError('denied', 'jitgate: standard_conforming_strings was turned off; statements can no longer be checked as the server reads them, so the session ends'));
+      this.terminate('protocol_error', new GatewayError('denied', 'jitgate: standard_conforming_strings was turned off or the client encoding changed to one jitgate cannot read; statements can no longer be checked as the server reads them, so the session ends'));
       return;
     }
     if (masked) {
@@ -534,10 +535,15 @@ function parseName(buf: Buffer, start: number, end: number): string {
   return readCString(buf, start + 5, end).value;
 }
 
-/** A ParameterStatus saying standard_conforming_strings is off. */
+/**
+ * A ParameterStatus saying statement text is no longer read as the gateway reads it:
+ * standard_conforming_strings off, or a client encoding whose characters can hide ASCII bytes.
+ */
 export function literalsReadOtherwise(buf: Buffer, start: number, end: number): boolean {
   const name = readCString(buf, start + 5, end);
-  return name.value === 'standard_conforming_strings' && readCString(buf, name.next, end).value !== 'on';
+  if (name.value === 'standard_conforming_strings') return readCString(buf, name.next, end).value !== 'on';
+  if (name.value === 'client_encoding') return unsafeClientEncoding(readCString(buf, name.next, end).value);
+  return false;
 }
 
 function isFatal(buf: Buffer, start: number, end: number): boolean {
