@@ -317,10 +317,37 @@ function asError(err: unknown): Error {
 }
 
 /**
+ * Compressions running at once. Each holds stream buffers and a zlib context; a thousand sessions
+ * ending together would otherwise start a thousand at the same moment, and the allocations and
+ * garbage collection alone stall the event loop for a second. A few at a time keep the thread pool
+ * busy all the same.
+ */
+const SEALS_AT_ONCE = 8;
+let sealsRunning = 0;
+const sealsWaiting: Array<() => void> = [];
+
+async function oneSealAtATime<T>(work: () => Promise<T>): Promise<T> {
+  if (sealsRunning >= SEALS_AT_ONCE) await new Promise<void>((resolve) => sealsWaiting.push(resolve));
+  else sealsRunning++;
+  try {
+    return await work();
+  } finally {
+    // Hand the slot straight to the next waiter (the count stays), or free it.
+    const next = sealsWaiting.shift();
+    if (next) next();
+    else sealsRunning--;
+  }
+}
+
+/**
  * Compresses a finished recording's plain file into its final `.gz` form (temporary name, fsync,
  * atomic rename, then the plain file goes). Idempotent: nothing to do when only the `.gz` exists.
  */
-export async function sealRecording(path: string): Promise<void> {
+export function sealRecording(path: string): Promise<void> {
+  return oneSealAtATime(() => seal(path));
+}
+
+async function seal(path: string): Promise<void> {
   const live = livePathOf(path);
   if (!existsSync(live)) return;
   if (!existsSync(path)) {

@@ -70,7 +70,13 @@ export class RecordingService {
   private readonly storeWrites: StoreRetryQueue;
 
   constructor(private readonly o: RecordingServiceOptions) {
-    this.storeWrites = new StoreRetryQueue({ clock: o.clock, log: o.log, what: 'recording rows and audit entries' });
+    this.storeWrites = new StoreRetryQueue({
+      clock: o.clock,
+      log: o.log,
+      what: 'recording rows and audit entries',
+      // Many sessions ending together: one commit per chunk, not one per row and entry.
+      transaction: (writes) => o.repo.transaction(writes),
+    });
   }
 
   /** Store writes (index rows, audit entries) still waiting for the store. */
@@ -238,6 +244,7 @@ export class RecordingService {
       result = { reason: 'client_error', digest: null, events: 0, rowsRecorded: 0, truncated: false, error: (err as Error).message, writeError: false };
     }
     this.live.delete(id);
+    this.indexed.delete(id);
     const endedAt = this.o.clock.now();
     const row = this.safeGet(id);
     const state = row?.state === 'unavailable' ? 'unavailable' : result.error ? 'failed' : 'complete';
@@ -258,7 +265,7 @@ export class RecordingService {
     } as const;
     // Retried while the store cannot take it: a recording must not stay "recording" forever.
     this.storeWrites.run(`recording row of session ${id}`, () => this.o.repo.finish(finished));
-    this.auditSafely({
+    this.auditEnd({
       type: 'session.ended',
       actor: info.user,
       subject: id,
@@ -439,7 +446,7 @@ export class RecordingService {
   private flushIndex(): void {
     const rows = this.indexBuffer;
     this.indexBuffer = [];
-    for (const id of [...this.indexed.keys()]) if (!this.live.has(id)) this.indexed.delete(id);
+    if (rows.length === 0) return;
     try {
       this.o.repo.indexStatements(rows);
     } catch (err) {
@@ -463,8 +470,13 @@ export class RecordingService {
     });
   }
 
-  /** Appends to the audit log, or (the store unavailable) queues the entry and retries it in order. */
+  /** Appends to the audit log now, or (the store unavailable) queues the entry and retries it in order. */
   private auditSafely(event: Parameters<AuditAppender['append']>[0]): void {
+    this.storeWrites.runNow(`audit ${event.type}`, () => void this.o.audit.append(event));
+  }
+
+  /** The end of a session: its index row and audit entry, batched with other sessions' ends. */
+  private auditEnd(event: Parameters<AuditAppender['append']>[0]): void {
     this.storeWrites.run(`audit ${event.type}`, () => void this.o.audit.append(event));
   }
 

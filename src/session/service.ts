@@ -76,7 +76,8 @@ export class SessionService {
     private readonly now: () => number = Date.now,
     private readonly options: SessionServiceOptions = {},
   ) {
-    this.endWrites = new StoreRetryQueue({ clock: options.clock ?? systemClock, log, what: 'session end rows' });
+    // Batched (one commit per chunk of ended sessions) and retried while the store cannot write.
+    this.endWrites = new StoreRetryQueue({ clock: options.clock ?? systemClock, log, what: 'session end rows', transaction: (writes) => store.batch(writes) });
   }
 
   /** Session end rows still waiting for the store. */

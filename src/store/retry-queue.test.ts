@@ -4,9 +4,46 @@ import { createLogger } from '../obs/log.js';
 import { StoreRetryQueue } from './retry-queue.js';
 
 const log = createLogger({ level: 'silent' });
+const tick = () => new Promise((r) => setImmediate(r));
 
 describe('StoreRetryQueue', () => {
-  it('retries a failed write with backoff until the store takes it, keeping later writes in order behind it', () => {
+  it('writes after the current tick, in chunks of one transaction each, yielding to the event loop between chunks', async () => {
+    const clock = new ManualClock(0);
+    const transactions: number[] = [];
+    let inTransaction = 0;
+    const q = new StoreRetryQueue({
+      clock,
+      log,
+      what: 'test',
+      chunk: 100,
+      transaction: (writes) => {
+        inTransaction = 0;
+        writes();
+        transactions.push(inTransaction);
+      },
+    });
+    const written: number[] = [];
+    // 250 sessions end in the same tick.
+    for (let i = 0; i < 250; i++) {
+      q.run(`end ${i}`, () => {
+        inTransaction++;
+        written.push(i);
+      });
+    }
+    expect(written).toEqual([]);
+    // Other work gets a turn between chunks: each turn of the loop writes at most one chunk.
+    const seen: number[] = [];
+    for (let turn = 0; turn < 10 && q.size > 0; turn++) {
+      await tick();
+      seen.push(written.length);
+    }
+    expect(transactions).toEqual([100, 100, 50]);
+    expect(seen).toEqual([100, 200, 250]);
+    expect(written).toEqual(Array.from({ length: 250 }, (_, i) => i));
+    expect(q.chunksWritten).toBe(3);
+  });
+
+  it('retries a chunk the store refused, with backoff, keeping later writes in order behind it', async () => {
     const clock = new ManualClock(0);
     const q = new StoreRetryQueue({ clock, log, what: 'test', firstDelayMs: 100, maxDelayMs: 400 });
     let storeUp = false;
@@ -15,12 +52,14 @@ describe('StoreRetryQueue', () => {
       if (!storeUp) throw new Error('SQLITE_FULL: database or disk is full');
       written.push(what);
     };
-    expect(q.run('a', write('a'))).toBe(false);
-    // The store is back, but b must not overtake a.
+    q.run('a', write('a'));
+    await tick();
+    expect(q.size).toBe(1);
+    // The store is back, but b must not overtake a (nor be tried before a's retry is due).
     storeUp = true;
-    expect(q.run('b', write('b'))).toBe(false);
+    q.run('b', write('b'));
+    await tick();
     expect(written).toEqual([]);
-    expect(q.size).toBe(2);
     storeUp = false;
     clock.advance(100);
     expect(q.size).toBe(2);
@@ -30,21 +69,17 @@ describe('StoreRetryQueue', () => {
     clock.advance(1);
     expect(written).toEqual(['a', 'b']);
     expect(q.size).toBe(0);
-    // Nothing queued: writes go straight through again.
-    expect(q.run('c', write('c'))).toBe(true);
+    // Nothing queued: the next write goes out after the current tick again.
+    q.run('c', write('c'));
+    await tick();
     expect(written).toEqual(['a', 'b', 'c']);
   });
 
   it('keeps a bounded number of writes, dropping the oldest', () => {
-    const clock = new ManualClock(0);
-    const q = new StoreRetryQueue({ clock, log, what: 'test', maxQueued: 2 });
-    const fail = () => {
-      throw new Error('down');
-    };
-    q.run('1', fail);
-    q.run('2', fail);
-    q.run('3', fail);
+    const q = new StoreRetryQueue({ clock: new ManualClock(0), log, what: 'test', maxQueued: 2 });
+    for (const label of ['1', '2', '3']) q.run(label, () => undefined);
     expect(q.size).toBe(2);
     q.close();
+    expect(q.size).toBe(0);
   });
 });

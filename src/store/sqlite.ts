@@ -223,6 +223,11 @@ export class SqliteStore implements Store {
     this.stmts.reconcile.run({ id, endedAt, reason, ...counters });
   }
 
+  batch(writes: () => void): void {
+    // IMMEDIATE: the write lock first, as every write here takes it anyway.
+    this.db.transaction(writes).immediate();
+  }
+
   listSessions(filter: SessionFilter = {}): SessionRow[] {
     const rows = this.stmts.listSessions.all({
       user: filter.user ?? null,
