@@ -10,6 +10,7 @@ import type { TrustedKey } from '../audit/signing.js';
 import type { GatewayConfig } from '../config/types.js';
 import { packageVersion } from '../core/version.js';
 import type { IdentityService } from '../identity/service.js';
+import { reachableBase } from '../identity/wire.js';
 import type { Logger } from '../obs/log.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -61,7 +62,12 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
     identity: o.identity,
     development: o.config.development,
     // Never the request's Host header: the configured public URL, or in development the listener itself.
-    publicOrigin: () => o.config.listeners.http.publicUrl ?? (o.config.development ? o.httpAddress() : undefined),
+    publicOrigin: () => {
+      if (o.config.listeners.http.publicUrl) return o.config.listeners.http.publicUrl;
+      const own = o.config.development ? o.httpAddress() : undefined;
+      // A wildcard bind (0.0.0.0, ::) is not an address a browser can come back to: its loopback is.
+      return own === undefined ? undefined : reachableBase(own);
+    },
     log: o.log,
     now: o.now,
   });
