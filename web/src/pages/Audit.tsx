@@ -1,7 +1,7 @@
 /** The audit log for auditors and admins: filters, the chain's verification status, export. */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, errorText, type AuditEntry, type AuditReport } from '../api';
-import { Empty, ErrorNote, when } from '../format';
+import { Empty, ErrorNote, Visible, when } from '../format';
 
 export function AuditPage() {
   const [filters, setFilters] = useState({ type: '', actor: '', subject: '', since: '' });
@@ -95,9 +95,13 @@ export function AuditPage() {
                   <td>{e.seq}</td>
                   <td>{when(e.at)}</td>
                   <td>{e.type}</td>
-                  <td>{e.actor}</td>
+                  <td>
+                    <Visible text={e.actor} oneLine />
+                  </td>
                   <td className="mono">{e.subject ?? ''}</td>
-                  <td className="mono details">{JSON.stringify(e.data)}</td>
+                  <td className="mono details">
+                    <Visible text={JSON.stringify(e.data)} oneLine />
+                  </td>
                 </tr>
               ))}
             </tbody>

@@ -1,7 +1,7 @@
 /** Sessions, live and past, with filters; auditors and admins see everyone's. */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, errorText, type Me, type SessionSummary } from '../api';
-import { Empty, ErrorNote, when } from '../format';
+import { Empty, ErrorNote, Visible, when } from '../format';
 import { Link } from '../router';
 
 const REFRESH_MS = 5000;
@@ -83,14 +83,18 @@ export function SessionsPage({ me }: { me: Me }) {
                   <td>
                     <Link to={`/sessions/${encodeURIComponent(s.id)}`}>{s.id.slice(0, 16)}</Link>
                   </td>
-                  <td>{s.user}</td>
+                  <td>
+                    <Visible text={s.user} oneLine />
+                  </td>
                   <td>{s.connection}</td>
                   <td>{when(s.startedAt)}</td>
                   <td>
                     <span className={`badge ${s.status}`}>{s.status}</span> {s.endReason ?? ''}
                   </td>
                   <td>{s.statements}</td>
-                  <td>{s.applicationName ?? s.clientAddress}</td>
+                  <td>
+                    <Visible text={s.applicationName ?? s.clientAddress} oneLine />
+                  </td>
                 </tr>
               ))}
             </tbody>
