@@ -5,17 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type { Decision, Grant, Protocol, SessionCounters, SessionEndReason, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
+import type { Decision, Grant, PendingDecision, Protocol, SessionCounters, SessionEndReason, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
 import { StoreRetryQueue } from '../store/retry-queue.js';
 import type { Store } from '../store/store.js';
-import { decideStatement, rulesFor, type GuardrailRule } from '../policy/guardrails.js';
-import { decideRedisCommand, matchRedisReview } from '../policy/redis-guardrails.js';
-import { analysePostgresCached } from '../sql/postgres.js';
-import { analyseMysqlCached } from '../sql/mysql.js';
+import { rulesFor, type GuardrailRule } from '../policy/guardrails.js';
 import type { ReviewService } from '../review/service.js';
-import { matchReview, type ReviewRule } from '../review/rules.js';
+import type { ReviewRule } from '../review/rules.js';
+import { decideInOrder, type DecisionSteps, type Verdict } from './decision.js';
 import { requireActiveGrant, watchGrant, type GrantWatch, type SessionGrants, type SessionTerminator } from './grant-watch.js';
 
 export interface OpenSessionInput {
@@ -32,13 +30,6 @@ export interface OpenSessionInput {
    */
   protect?: (statement: Statement) => Decision | undefined;
 }
-
-const ALLOW: Decision = Object.freeze({ effect: 'allow', reasons: [] }) as Decision;
-const FUNCTION_CALL_REFUSED: Decision = Object.freeze({
-  effect: 'deny',
-  reasons: ['function_call_protocol'],
-  message: 'jitgate: the function call protocol cannot be checked against guardrails and is refused on this connection',
-}) as Decision;
 
 const REVIEW_UNAVAILABLE: Decision = Object.freeze({
   effect: 'deny',
@@ -136,26 +127,17 @@ export class SessionService {
     const reviews = this.options.reviews;
     const reviewRules = reviews ? rulesFor(reviews.rules, input.connection, grant?.groups ?? []) : [];
     const masking = this.options.masking?.({ protocol: input.protocol, connection: input.connection, groups: grant?.groups ?? [] });
-    /** Guardrails and reviews: what is decided once masking has let a statement through. */
-    const policy = (statement: Statement): ReturnType<SessionPipeline['decide']> => {
-      // Protections every session gets; a guardrail's refusal (naming its rule) is reported first.
-      const protectedFrom = input.protect?.(statement);
-      if (rules.length === 0 && reviewRules.length === 0) return protectedFrom ?? ALLOW;
-      // The fast-path function call protocol names a function by OID only: nothing to check it by.
-      if (statement.source === 'function-call') return FUNCTION_CALL_REFUSED;
-      // Redis commands are checked by name, category and key (the relay passes the arguments).
-      const redis = statement.source === 'command';
-      // Each SQL protocol's statements are read with its own dialect's grammar.
-      const analysis = redis ? undefined : input.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
-      const verdict = analysis ? decideStatement(rules, analysis) : decideRedisCommand(rules, statement.argv ?? []);
-      // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
-      if (verdict.effect !== 'allow') return verdict;
-      if (protectedFrom) return protectedFrom;
-      if (reviewRules.length === 0) return verdict;
-      const match = analysis ? matchReview(reviewRules, analysis) : matchRedisReview(reviewRules, statement.argv ?? []);
-      if (!match) return verdict;
+    const steps: DecisionSteps = {
+      grantEnded: () => watch?.endedMessage,
+      ...(gate ? { gate } : {}),
+      ...(masking ? { masking } : {}),
+      rules: { protocol: input.protocol, guardrails: rules, reviews: reviewRules, ...(input.protect ? { protect: input.protect } : {}) },
+    };
+    /** A review rule's match becomes a hold: stored, announced, waited on. */
+    const act = (statement: Statement, verdict: Verdict): Decision | PendingDecision => {
+      if (verdict.kind === 'decision') return verdict.decision;
       try {
-        return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match });
+        return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match: verdict.match });
       } catch (err) {
         // Fail closed: a statement that needs review but cannot be held for one does not run.
         this.log.error({ err, session: id }, 'cannot hold statement for review');
@@ -168,17 +150,9 @@ export class SessionService {
       ...(masking ? { masking } : {}),
       decide: (statement: Statement) => {
         statements.inc();
-        const over = watch?.endedMessage;
-        if (over !== undefined) return { effect: 'deny', reasons: ['grant_ended'], message: over };
-        const limited = gate?.();
-        if (limited) return limited;
-        // What would carry masked data out of masking's reach is refused before any review.
-        const unmaskable = masking?.check(statement);
-        if (unmaskable && !(unmaskable instanceof Promise)) return unmaskable;
-        // Masking may first validate its catalog (a view redefined, a table created since the
-        // session began): the statement then waits for that, and the rest is decided after.
-        if (unmaskable instanceof Promise) return unmaskable.then((d) => d ?? policy(statement));
-        return policy(statement);
+        const verdict = decideInOrder(steps, statement);
+        // Masking may first validate its catalog: the statement then waits for that.
+        return verdict instanceof Promise ? verdict.then((v) => act(statement, v)) : act(statement, verdict);
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;
