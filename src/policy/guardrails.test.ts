@@ -154,6 +154,7 @@ describe('what every PostgreSQL session gets (session protections)', () => {
     ["select query_to_xml($1, true, true, '')", 'unreadable_sql_text'],
     ["select query_to_xml('select * from pg_shadow', true, true, '')", 'credential_catalog'],
     ['select query from pg_stat_activity', 'other_sessions'],
+    ['select query from pg_stat_statements', 'other_sessions'],
     ['select pg_terminate_backend(77)', 'other_sessions'],
     ['select pg_cancel_backend($1)', 'other_sessions'],
     ['do $$ begin raise notice \'%\', (select string_agg(query, \',\') from pg_stat_activity); end $$', 'other_sessions'],

@@ -43,9 +43,9 @@ const CREDENTIAL_RELATIONS = [
 const CREDENTIAL_FUNCTIONS = [
   'pg_read_file', 'pg_read_binary_file', 'lo_import', 'pg_hba_file_rules', 'pg_ident_file_mappings', 'pg_show_all_file_settings',
 ];
-/** Other backends' statement texts, users and locks (pg_stat_ssl and the progress views show no statement). */
-const ACTIVITY_RELATIONS = ['pg_stat_activity', 'pg_locks'];
-const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg_lock_status'];
+/** Other backends' statement texts (pg_stat_statements too), locks and prepared transactions (pg_stat_ssl and the progress views show no statement). */
+const ACTIVITY_RELATIONS = ['pg_stat_activity', 'pg_locks', 'pg_stat_statements', 'pg_stat_statements_info', 'pg_prepared_xacts'];
+const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg_lock_status', 'pg_stat_statements'];
 
 /**
  * Only statements whose text mentions one of these can reach what is protected (catalog and
