@@ -150,6 +150,18 @@ describe('executable comments run as the server runs them', () => {
     }
   });
 
+  it('client character sets whose characters can hide a quote byte are not relayed', async () => {
+    // In GBK, 0xbf 0x5c is one character: the server would read the quote after it as a quote.
+    await expect(connect('masked', { charset: 'GBK_CHINESE_CI' })).rejects.toThrow(/utf8mb4/);
+    const c = await connect();
+    try {
+      expect(await outcome(c, 'SET NAMES gbk')).toMatch(/^ERROR 1142: .*masking_unprovable/);
+      expect(await outcome(c, "SET character_set_client = 'sjis'")).toMatch(/^ERROR 1142/);
+    } finally {
+      await c.end();
+    }
+  });
+
   it('INTO OUTFILE inside an executable comment is refused, no file written', async () => {
     const c = await connect();
     const file = join(tmpdir(), `jitgate-outfile-${process.pid}-${Date.now()}`);

@@ -87,6 +87,11 @@ describe('MySQL statements as the server reads them', () => {
     expect(analyseMysql("SET SESSION sql_mode = 'ANSI'", d).ok).toBe(false);
     expect(analyseMysql('SET @@sql_mode = @saved', d).ok).toBe(false);
     expect(analyseMysql("SET sql_mode = 'STRICT_TRANS_TABLES'", d).ok).toBe(true);
+    // Character sets whose characters can end in a quote or backslash byte are not followed.
+    for (const sql of ['SET NAMES gbk', 'SET CHARACTER SET sjis', "SET character_set_client = 'big5'", 'SET NAMES cp932 COLLATE cp932_bin']) {
+      expect(analyseMysql(sql, d).ok, sql).toBe(false);
+    }
+    expect(analyseMysql('SET NAMES latin1', d).ok).toBe(true);
   });
 
   it('analyses prepared texts as the statements they are, and refuses texts it cannot see', () => {

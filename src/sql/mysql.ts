@@ -148,6 +148,13 @@ const USING_RE = new RegExp(`^(?:@${IDENT}|${STRING}|-?\\d+(?:\\.\\d+)?|NULL)(?:
 /** SHOW: words, names, one LIKE pattern; anything else (WHERE, expressions) goes to the grammar. */
 const SHOW_RE = new RegExp(`^SHOW\\s+((?:(?:${IDENT}|COUNT\\(\\*\\)|\\.)\\s*)+?)(?:\\s+LIKE\\s+${STRING})?$`, 'i');
 
+/**
+ * Client character sets whose multi-byte characters may end in a quote or backslash byte (0x27,
+ * 0x5c): the server reads such a byte as part of a character, the analysis would read a quote.
+ */
+export const HIDING_CHARSETS = ['big5', 'cp932', 'gbk', 'sjis', 'gb18030'];
+const HIDING_CHARSETS_RE = new RegExp(`\\b(?:${HIDING_CHARSETS.join('|')})`, 'i');
+
 /** SHOW forms that reveal other sessions' statements or the gateway's credential, with why. */
 const SENSITIVE_SHOW: Array<[RegExp, string]> = [
   [/^(?:FULL\s+)?PROCESSLIST\b/i, "other sessions' statements"],
@@ -178,6 +185,9 @@ function recognise(piece: string, dialect: Partial<MysqlDialect> | undefined, de
     return { ok: true, statements: [info] };
   }
   if ((head === 'DEALLOCATE' || head === 'DROP') && DEALLOCATE_RE.test(piece)) return { ok: true, statements: [emptyInfo('other', piece)] };
+  if (head === 'SET' && /\b(?:NAMES|CHARACTER\s+SET|CHARSET|character_set_client)\b/i.test(piece) && HIDING_CHARSETS_RE.test(piece)) {
+    return { ok: false, error: 'a client character set whose characters can contain quote and backslash bytes (use utf8mb4)' };
+  }
   if (head === 'SET' && SET_NAMES_RE.test(piece)) {
     const info = emptyInfo('set', piece);
     info.readOnly = false;

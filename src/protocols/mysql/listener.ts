@@ -33,6 +33,9 @@ export function announcedVersion(backendVersion: string): string {
   return backendVersion.endsWith('-jitgate') ? backendVersion : `${backendVersion}-jitgate`;
 }
 
+/** Handshake collation ids of big5, sjis, gbk, cp932 and gb18030 (see HIDING_CHARSETS in sql/mysql.ts). */
+const HIDING_COLLATIONS = new Set([1, 84, 13, 88, 28, 87, 95, 96, 248, 249, 250]);
+
 export interface MysqlListenerOptions {
   host: string;
   port: number;
@@ -217,6 +220,9 @@ export class MysqlListener {
     }
     const client = secure ?? socket;
     const response = parseHandshakeResponse(first.payload);
+    if (HIDING_COLLATIONS.has(response.charset)) {
+      throw new GatewayError('unsupported_protocol', 'jitgate does not relay the big5, cp932, gbk, sjis and gb18030 client character sets (a quote can hide in their characters); connect with utf8mb4');
+    }
     const user = response.user;
     if (this.options.tlsRequired && !secure) {
       throw new GatewayError('auth_method_rejected', 'Connections using insecure transport are prohibited: jitgate requires TLS (mysql: --ssl, mysql2: ssl: {...})');
