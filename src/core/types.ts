@@ -192,6 +192,39 @@ export interface SessionMasking {
   maskValue(mask: ColumnMask, value: string): string | null;
   /** Content detectors, when enabled: the text with findings replaced, or undefined if none found. */
   scrub?(text: string): string | undefined;
+  /**
+   * For people reviewing policies (`jitgate policy test`): each statement's output columns with the
+   * lineage behind their masks. Absent where the protocol decides masks from result metadata only.
+   */
+  explain?(text: string): StatementMaskExplanation[] | undefined;
+}
+
+/** A source column a masking rule matched: the step of lineage that masks an output column. */
+export interface MaskedSource {
+  /** `schema.table.column`, or `?what` for data lineage cannot follow. */
+  source: string;
+  rule: string;
+}
+
+/** One output column, explained: where its values come from and which mask that gives it. */
+export interface ColumnExplanation {
+  index: number;
+  name?: string;
+  /** Source columns its values come from (plain copy unless `derived`). */
+  sources: string[];
+  derived: boolean;
+  mask?: ColumnMask;
+  /** The sources that made it masked, with the rule each matched. */
+  maskedBy: MaskedSource[];
+}
+
+export interface StatementMaskExplanation {
+  /** Output columns, or 'unknown' when lineage cannot predict them, or null when no rows come back. */
+  columns: ColumnExplanation[] | 'unknown' | null;
+  /** The mask of columns lineage cannot place (decided by the origin the server reports). */
+  fallback?: ColumnMask;
+  /** Masked sources the statement reads anywhere (WHERE included): its errors and notices are scrubbed. */
+  reads: MaskedSource[];
 }
 
 /** A column of a result as the client sees it. */

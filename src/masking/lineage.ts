@@ -103,6 +103,8 @@ export interface StatementLineage {
    * shape cannot be predicted (then each column is judged by RowDescription and `fallback`).
    */
   outputs: ColumnOrigin[] | null | 'unknown';
+  /** Output column names as the statement gives them, where lineage knows them (for people: policy test). */
+  names?: string[];
   /** Union of everything the statement reads: used for columns lineage cannot place. */
   fallback: ColumnOrigin;
   /** Every source column the statement reads anywhere (WHERE included): errors may echo them. */
@@ -281,12 +283,16 @@ class Analyser {
     let outputs: StatementLineage['outputs'] = null;
     let copy: StatementLineage['copy'];
     let defines: StatementLineage['defines'];
+    let names: string[] | undefined;
     switch (type) {
       case 'SelectStmt': {
         const shape = this.select(body, root);
         if (body.intoClause) {
           this.flowAll(shape, `SELECT INTO ${relName(((body.intoClause as Node).rel as Node) ?? {})}`);
-        } else outputs = toOrigins(shape);
+        } else {
+          outputs = toOrigins(shape);
+          names = namesOf(shape);
+        }
         break;
       }
       case 'InsertStmt':
@@ -295,6 +301,7 @@ class Analyser {
       case 'MergeStmt': {
         const shape = this.write(type, body, root);
         outputs = shape === null ? null : toOrigins(shape);
+        names = shape === null ? undefined : namesOf(shape);
         break;
       }
       case 'CopyStmt': {
@@ -305,6 +312,7 @@ class Analyser {
         const r = this.copy(body, root);
         if (r.toClient && !body.is_from) {
           outputs = toOrigins(r.shape);
+          names = namesOf(r.shape);
           copy = { ...copyOptions(body), toClient: true };
         } else if (!body.is_from) this.flowAll(r.shape, body.is_program ? 'COPY TO PROGRAM' : 'COPY TO a file');
         break;
@@ -384,6 +392,7 @@ class Analyser {
       flows: this.flows,
       refusals: this.refusals,
       catalogSensitive: this.sensitive,
+      ...(names ? { names } : {}),
       ...(copy ? { copy } : {}),
       ...(defines ? { defines } : {}),
     };
@@ -937,6 +946,10 @@ function mergeOutputs(a: ColumnOrigin[] | 'unknown', b: ColumnOrigin[] | 'unknow
 
 function toOrigins(shape: Shape): ColumnOrigin[] | 'unknown' {
   return shape === 'unknown' ? 'unknown' : shape.map((o) => o.origin);
+}
+
+function namesOf(shape: Shape): string[] | undefined {
+  return shape === 'unknown' ? undefined : shape.map((o) => o.name);
 }
 
 function toList(shape: Shape): ColumnOrigin[] {

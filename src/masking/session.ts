@@ -4,7 +4,7 @@
  * the protocol engines use). Statements that would carry masked data somewhere the user can read it
  * unmasked, or whose data cannot be followed, are refused here with a reason code.
  */
-import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan } from '../core/types.js';
+import type { ColumnMask, Decision, MaskedSource, SessionMasking, Statement, StatementMaskExplanation, StatementMaskPlan } from '../core/types.js';
 import { redactFindings, type DetectorName } from './detectors.js';
 import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
 import { maskForOrigin, sourceMask, UNPROVABLE, type MaskingRule } from './policy.js';
@@ -112,6 +112,29 @@ export class MaskingSession implements SessionMasking {
         touchesMasked: touches,
         ...(s.copy ? { copy: s.copy } : {}),
       };
+    });
+  }
+
+  /** plan(), with the lineage behind each mask (the sources and rules), for the policy tool. */
+  explain(text: string): StatementMaskExplanation[] | undefined {
+    const result = this.analyse(text);
+    if (!result.ok) return undefined;
+    const maskedBy = (sources: readonly string[]): MaskedSource[] =>
+      sources.flatMap((source) => {
+        const m = sourceMask(this.o.rules, source);
+        return m ? [{ source, rule: m.rule }] : [];
+      });
+    return result.statements.map((s) => {
+      const fallback = this.mask(s.fallback);
+      const columns =
+        s.outputs === null || s.outputs === 'unknown'
+          ? s.outputs
+          : s.outputs.map((o, index) => {
+              const mask = this.mask(o);
+              const name = s.names?.[index];
+              return { index, ...(name !== undefined ? { name } : {}), sources: [...o.sources], derived: o.derived, ...(mask ? { mask } : {}), maskedBy: maskedBy(o.sources) };
+            });
+      return { columns, ...(fallback ? { fallback } : {}), reads: maskedBy(s.reads) };
     });
   }
 
