@@ -1,0 +1,53 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildRecording } from '../config/recording.js';
+import { systemClock } from '../core/clock.js';
+import { createLogger } from '../obs/log.js';
+import { createMetrics } from '../obs/metrics.js';
+import { SessionService } from '../session/service.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import { startRecording } from './wire.js';
+
+const log = createLogger({ level: 'silent' });
+
+describe('reconciling at start what the store missed', () => {
+  it('gives a session that ended while the store could not write its real end from the recording', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jitgate-reconcile-'));
+    const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
+    const store = openSqliteStore(join(dir, 'jitgate.db'));
+    const first = startRecording({ config, db: store.database, clock: systemClock, log });
+    const sessions = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
+    const info = { protocol: 'postgres' as const, user: 'alice', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'psql', tokenId: 't1' };
+    const pipeline = first.service.open(info, () => sessions.open(info));
+    pipeline.decide({ source: 'simple', text: 'select 1' });
+    pipeline.observer!.onResult({ kind: 'ready' });
+    // The store turns read-only as the session ends, and the process dies before any retry.
+    store.database.pragma('query_only = ON');
+    pipeline.end('client_quit', { bytesFromClient: 120, bytesToClient: 340, statements: 1 });
+    await expect.poll(() => first.service.isLive(pipeline.id)).toBe(false);
+    await expect.poll(() => first.service.pendingStoreWrites).toBeGreaterThan(0);
+    expect(store.listSessions()[0]).toMatchObject({ endedAt: null });
+    store.database.pragma('query_only = OFF');
+
+    // The next process on the same store and recordings (as main.ts wires it).
+    const orphans = store.closeOrphanSessions(Date.now(), 'gateway_crashed');
+    expect(orphans).toBe(1);
+    const next = startRecording({
+      config,
+      db: store.database,
+      clock: systemClock,
+      log,
+      sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
+    });
+    const events = next.service.sink.read(next.service.repo.get(pipeline.id)!.location!).events;
+    const end = events.at(-1)!;
+    expect(end.type).toBe('session_end');
+    expect(store.listSessions()[0]).toMatchObject({ endReason: 'client_quit', endedAt: end.at, bytesFromClient: 120, bytesToClient: 340, statements: 1 });
+    expect(next.service.repo.get(pipeline.id)).toMatchObject({ state: 'complete', endReason: 'client_quit', digest: end.h, events: events.length });
+    expect(next.audit.about(pipeline.id).at(-1)).toMatchObject({ type: 'session.ended', data: { reason: 'client_quit', recovered: true } });
+    await next.stop();
+    store.close();
+  });
+});
