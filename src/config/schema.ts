@@ -119,8 +119,6 @@ const authMethods = () =>
 // ---------------------------------------------------------------------------------------------
 // The file's shape. All keys optional here; defaults are applied by buildConfig.
 
-const listener = () => z.strictObject({ host: host().optional(), port: listenPort().optional() });
-
 // Per-connection backend credentials (credentials/): `static` uses the stored user for every session;
 // `ephemeral` creates a role per session that is a member of `roles` and is dropped when it ends.
 
