@@ -1,6 +1,6 @@
 /**
  * The `reviews:` section: statements held in the session until people approve them (see
- * review/rules.ts for matching, review/service.ts for the workflow).
+ * policy/review-rules.ts for matching, review/service.ts for the workflow).
  *
  *   reviews:
  *     - name: prod-writes               # required, shown to the user and the approvers
@@ -21,7 +21,7 @@
  *       reason: "production writes are reviewed"   # optional, shown with the hold
  */
 import { z } from 'zod';
-import type { ReviewRule } from '../review/rules.js';
+import type { ReviewRule } from '../policy/review-rules.js';
 import { kindList, stringList } from './guardrails.js';
 import { bool, duration, leaf, text } from './leaf.js';
 

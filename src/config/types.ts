@@ -8,7 +8,7 @@ import type { AuditConfig, RecordingConfig } from './recording.js';
 import type { GuardrailRule } from '../policy/guardrails.js';
 import type { MaskingConfig } from '../masking/policy.js';
 import type { AgentsConfig } from './agents.js';
-import type { ReviewRule } from '../review/rules.js';
+import type { ReviewRule } from '../policy/review-rules.js';
 
 /** `env:NAME`, `file:PATH` or `secret:NAME` (the gateway's encrypted secret store). */
 export type SecretRef = string;

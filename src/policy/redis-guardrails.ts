@@ -8,7 +8,7 @@
  * cannot be analysed cannot be allowed.
  */
 import type { Decision } from '../core/types.js';
-import type { ReviewMatch, ReviewRule } from '../review/rules.js';
+import type { ReviewMatch, ReviewRule } from './review-rules.js';
 import type { GuardrailRule } from './guardrails.js';
 import { describeCommand, readsUndeclaredKeys, type RedisCommandInfo } from './redis-commands.js';
 
@@ -91,7 +91,7 @@ function escape(c: string): string {
 }
 
 /**
- * Statement reviews for Redis commands (review/rules.ts): `writes: true` holds every command Redis
+ * Statement reviews for Redis commands (policy/review-rules.ts): `writes: true` holds every command Redis
  * flags as a write; a command Redis does not describe is held too (it cannot be shown harmless).
  * The SQL criteria (kinds, tables, functions) do not apply to Redis.
  */

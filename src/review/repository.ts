@@ -29,7 +29,7 @@ export interface Review {
   /** The review rule that held it, and a snapshot of its approval rules at the time. */
   rule: string;
   ruleReason: string | null;
-  /** Why it was held: stable codes (review/rules.ts) and what was found, for people. */
+  /** Why it was held: stable codes (policy/review-rules.ts) and what was found, for people. */
   reasons: string[];
   what: string;
   approverGroups: string[];

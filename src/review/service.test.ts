@@ -6,7 +6,7 @@ import { createLogger } from '../obs/log.js';
 import { analysePostgres, loadPostgresParser } from '../sql/postgres.js';
 import type { ReviewEvent } from './events.js';
 import { ReviewRepository } from './repository.js';
-import { matchReview, type ReviewRule } from './rules.js';
+import { matchReview, type ReviewRule } from '../policy/review-rules.js';
 import { ReviewError, ReviewService } from './service.js';
 
 const person = (user: string, ...groups: string[]): Identity => ({ user, groups, kind: 'human', via: 'test' });

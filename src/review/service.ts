@@ -18,7 +18,7 @@ import { decideApproval, inAnyGroup } from '../policy/access.js';
 import { redactStatement } from '../recording/redact.js';
 import { ReviewEvents } from './events.js';
 import { AmbiguousReviewIdError, type Review, type ReviewFilter, type ReviewRepository, type ReviewState } from './repository.js';
-import type { ReviewMatch } from './rules.js';
+import type { ReviewMatch } from '../policy/review-rules.js';
 
 export type ReviewErrorKind = 'not_found' | 'forbidden' | 'conflict' | 'invalid';
 

@@ -7,7 +7,7 @@ import type { Decision, Statement } from '../core/types.js';
 import { buildCatalog } from '../masking/lineage.js';
 import { MaskingSession } from '../masking/session.js';
 import { rulesFor, type GuardrailRule } from '../policy/guardrails.js';
-import type { ReviewRule } from '../review/rules.js';
+import type { ReviewRule } from '../policy/review-rules.js';
 import { loadPostgresParser } from '../sql/postgres.js';
 import { decideInOrder, type DecisionSteps, type Verdict } from './decision.js';
 

@@ -13,7 +13,7 @@
 import type { Decision, Protocol, SessionMasking, Statement } from '../core/types.js';
 import { decideStatement, type GuardrailRule } from '../policy/guardrails.js';
 import { decideRedisCommand, matchRedisReview } from '../policy/redis-guardrails.js';
-import { matchReview, type ReviewMatch, type ReviewRule } from '../review/rules.js';
+import { matchReview, type ReviewMatch, type ReviewRule } from '../policy/review-rules.js';
 import { analyseMysqlCached } from '../sql/mysql.js';
 import { analysePostgresCached } from '../sql/postgres.js';
 

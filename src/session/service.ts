@@ -12,7 +12,7 @@ import { StoreRetryQueue } from '../store/retry-queue.js';
 import type { Store } from '../store/store.js';
 import { rulesFor, type GuardrailRule } from '../policy/guardrails.js';
 import type { ReviewService } from '../review/service.js';
-import type { ReviewRule } from '../review/rules.js';
+import type { ReviewRule } from '../policy/review-rules.js';
 import { decideInOrder, type DecisionSteps, type Verdict } from './decision.js';
 import { requireActiveGrant, watchGrant, type GrantWatch, type SessionGrants, type SessionTerminator } from './grant-watch.js';
 

@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
-import { decideStatement, rulesFor } from '../policy/guardrails.js';
+import { decideStatement, rulesFor } from './guardrails.js';
 import { analysePostgres, loadPostgresParser } from '../sql/postgres.js';
-import { matchReview, type ReviewRule } from './rules.js';
+import { matchReview, type ReviewRule } from './review-rules.js';
 
 beforeAll(() => loadPostgresParser());
 

@@ -4,7 +4,7 @@
  * was found) out. Statements are read exactly as guardrails read them (policy/guardrails.ts
  * matchStatement); guardrails are checked first and a guardrail refusal always wins.
  */
-import { describe, matchStatement, type GuardrailReason, type RuleScope, type StatementCriteria } from '../policy/guardrails.js';
+import { describe, matchStatement, type GuardrailReason, type RuleScope, type StatementCriteria } from './guardrails.js';
 import type { AnalysisResult, StatementKind } from '../sql/postgres.js';
 
 export interface ReviewRule extends RuleScope {
