@@ -27,7 +27,7 @@ import { SessionCredentials } from './credentials/session-credentials.js';
 import type { IdentityService } from './identity/service.js';
 import { failedLogins, type FailedLoginInfo, type FailedLogins } from './identity/failed-logins.js';
 import type { LoginThrottleOptions } from './identity/login-throttle.js';
-import { startIdentity } from './identity/wire.js';
+import { startIdentity } from './api/identity-wire.js';
 import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
 import { BackendHealth } from './obs/backend-health.js';

@@ -10,7 +10,7 @@ import type { TrustedKey } from '../audit/signing.js';
 import type { GatewayConfig } from '../config/types.js';
 import { packageVersion } from '../core/version.js';
 import type { IdentityService } from '../identity/service.js';
-import { reachableBase } from '../identity/wire.js';
+import { reachableBase } from './identity-wire.js';
 import type { Logger } from '../obs/log.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';

@@ -161,7 +161,7 @@ export const identitiesSchema = z.strictObject({
   dev: bool().optional(),
 });
 
-/** The issuer name of the development identity provider (identity/wire.ts DEV_IDP_ISSUER_NAME). */
+/** The issuer name of the development identity provider (api/identity-wire.ts DEV_IDP_ISSUER_NAME). */
 const DEV_ISSUER_NAME = 'dev';
 
 export type IdentitiesFile = z.output<typeof identitiesSchema>;

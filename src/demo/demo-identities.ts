@@ -9,7 +9,7 @@ import { DEMO_AGENT, devIdpConfig, type DemoUser } from './demo-users.js';
 
 export { DEMO_AGENT };
 
-/** Where the gateway mounts the development IdP (identity/wire.ts DEV_IDP_PATH; not imported, to keep this module light). */
+/** Where the gateway mounts the development IdP (api/identity-wire.ts DEV_IDP_PATH; not imported, to keep this module light). */
 const DEV_IDP_PATH = '/dev-idp';
 
 /** The demo identities with `admins` as administrators (tests that build a config in code use this). */

@@ -14,7 +14,6 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type Database from 'better-sqlite3';
-import { HttpError, type Authenticator } from '../api/router.js';
 import type { IdentitiesConfig, OidcIssuerConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Identity } from '../core/types.js';
@@ -23,7 +22,7 @@ import { AuditLog } from '../audit/log.js';
 import { ApiKeys } from './api-keys.js';
 import { LoginFlows, type IssuerHandle } from './logins.js';
 import { OAuthClient, OAuthError } from './oauth-client.js';
-import { IdentityUnavailable, looksLikeJwt, OidcIssuer, TokenRejected, unverifiedIssuer } from './oidc.js';
+import { looksLikeJwt, OidcIssuer, TokenRejected, unverifiedIssuer } from './oidc.js';
 import { API_KEY_PREFIX, SESSION_PREFIX } from './opaque-tokens.js';
 import { IdentityRepository } from './repository.js';
 import { SessionManager, type SessionInfo } from './sessions.js';
@@ -140,24 +139,6 @@ export class IdentityService {
     if (identity.via === 'local-admin') return true;
     return identity.groups.some((g) => this.adminGroups.has(g));
   }
-
-  /** For router.setAuthenticator: the request's `Authorization: Bearer` credential, or null. */
-  readonly authenticator: Authenticator = async (req: IncomingMessage) => {
-    const bearer = bearerOf(req);
-    if (bearer === undefined) return null;
-    try {
-      const r = await this.authenticateDetailed(bearer);
-      if (r.ok) return r.identity;
-      this.o.log.debug({ reason: r.reason, path: req.url?.split('?')[0] }, 'bearer credential refused');
-      return null;
-    } catch (err) {
-      if (err instanceof IdentityUnavailable) {
-        this.o.log.warn({ err }, 'cannot verify a bearer token: identity provider unavailable');
-        throw new HttpError(503, 'identity_unavailable', 'the identity provider cannot be reached to verify this token; try again shortly');
-      }
-      throw err;
-    }
-  };
 }
 
 /** The credential of an `Authorization: Bearer <x>` header, if there is one. */

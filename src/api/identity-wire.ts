@@ -1,5 +1,5 @@
 /**
- * How the composition root (main.ts) plugs identity into the gateway: builds IdentityService,
+ * How the composition root (main.ts) plugs identity into the HTTP API: builds IdentityService,
  * registers its HTTP routes, makes it the Router's authenticator, and, in the embedded default
  * only, mounts the development identity provider on the gateway's HTTP port under /dev-idp.
  *
@@ -10,13 +10,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { registerIdentityRoutes } from '../api/identity-routes.js';
-import type { Router } from '../api/router.js';
+import type { IncomingMessage } from 'node:http';
 import type { IdentitiesConfig, OidcIssuerConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
+import { createDevIdp, generateSigningKey, loadOidcProvider } from '../identity/dev-idp.js';
+import { IdentityUnavailable } from '../identity/oidc.js';
+import { bearerOf, IdentityService } from '../identity/service.js';
 import type { Logger } from '../obs/log.js';
-import { createDevIdp, generateSigningKey, loadOidcProvider } from './dev-idp.js';
-import { IdentityService } from './service.js';
+import { registerIdentityRoutes } from './identity-routes.js';
+import { HttpError, type Authenticator, type Router } from './router.js';
 
 export const DEV_IDP_PATH = '/dev-idp';
 export const DEV_IDP_ISSUER_NAME = 'dev';
@@ -42,7 +44,7 @@ export interface IdentityModule {
 export async function startIdentity(o: IdentityStartOptions): Promise<IdentityModule> {
   const service = await IdentityService.create({ config: o.config, db: o.db, clock: o.clock, log: o.log, resolveSecret: o.resolveSecret });
   registerIdentityRoutes(o.router, service, o.log);
-  o.router.setAuthenticator(service.authenticator);
+  o.router.setAuthenticator(bearerAuthenticator(service, o.log));
 
   const dev = o.config.devIdp;
   if (!dev) return { service, listening: async () => undefined };
@@ -82,6 +84,29 @@ export async function startIdentity(o: IdentityStartOptions): Promise<IdentityMo
     },
   };
   return module;
+}
+
+/**
+ * The Router's authenticator: the request's `Authorization: Bearer` credential, or null. An
+ * identity provider that cannot be reached is a 503 (fail closed), not an anonymous request.
+ */
+export function bearerAuthenticator(service: IdentityService, log: Logger): Authenticator {
+  return async (req: IncomingMessage) => {
+    const bearer = bearerOf(req);
+    if (bearer === undefined) return null;
+    try {
+      const r = await service.authenticateDetailed(bearer);
+      if (r.ok) return r.identity;
+      log.debug({ reason: r.reason, path: req.url?.split('?')[0] }, 'bearer credential refused');
+      return null;
+    } catch (err) {
+      if (err instanceof IdentityUnavailable) {
+        log.warn({ err }, 'cannot verify a bearer token: identity provider unavailable');
+        throw new HttpError(503, 'identity_unavailable', 'the identity provider cannot be reached to verify this token; try again shortly');
+      }
+      throw err;
+    }
+  };
 }
 
 /** A wildcard listen address is reached through loopback; browsers and the CLI need a real host. */
