@@ -10,6 +10,7 @@ import { AccessService } from './access/service.js';
 import { TokenAuthority } from './access/tokens.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
+import { registerPolicyRoutes } from './api/policy-routes.js';
 import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
 import { publishReviewEvents, registerReviewRoutes, type ReviewRoutes } from './api/review-routes.js';
 import { registerConsoleApi, type ConsoleApi } from './api/console-api.js';
@@ -24,6 +25,7 @@ import type { BackendTarget, Protocol, SessionEndReason } from './core/types.js'
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
+import { IdentityRepository } from './identity/repository.js';
 import type { IdentityService } from './identity/service.js';
 import { failedLogins, type FailedLoginInfo, type FailedLogins } from './identity/failed-logins.js';
 import type { LoginThrottleOptions } from './identity/login-throttle.js';
@@ -38,6 +40,7 @@ import { RedisListener } from './protocols/redis/listener.js';
 import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
+import { PolicyTester } from './session/explain.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
 import { auditReviewEvents } from './review/audit.js';
 import { notifyReviewEvents } from './review/notify.js';
@@ -378,6 +381,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       now,
     }));
+
+    // Policy review: `jitgate policy test` (the data path's own decision code) and the masking report.
+    const identities = new IdentityRepository(store.database);
+    registerPolicyRoutes(router, {
+      tester: new PolicyTester({
+        config,
+        ...(maskingModule ? { masking: maskingModule } : {}),
+        lastSignIn: (user) => {
+          const last = identities.lastFamilyOf(user);
+          return last && { groups: last.groups, at: last.refreshedAt, issuer: last.issuer };
+        },
+        log,
+      }),
+      recording: recorder.service,
+      roles: api.roles,
+      now,
+    });
 
     // AI agents: MCP at /mcp, their SQL through the PostgreSQL listener above like any client.
     const gatewayCertificate = certificate.cert;

@@ -10,6 +10,8 @@ import { registerRecordingCommands } from './recording-program.js';
 import { apikeyCreate, apikeyList, apikeyRevoke } from './commands/apikey.js';
 import { configCheck } from './commands/config-check.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
+import { maskingReportCommand, type MaskingReportOptions } from './commands/masking-report.js';
+import { policyTestCommand, type PolicyTestOptions } from './commands/policy.js';
 import { secretsList, secretsRemove, secretsSet } from './commands/secrets.js';
 import { serveCommand } from './commands/serve.js';
 import { tokenCommand } from './commands/token.js';
@@ -94,6 +96,7 @@ export function buildProgram(io: CliIo): Command {
 
   registerIdentityCommands(program, io);
   registerAccessCommands(program, io);
+  registerPolicyCommands(program, io);
   // sessions (search, legal holds), replay, kill, audit verify/export
   registerRecordingCommands(program, io);
   return program;
@@ -133,6 +136,30 @@ function registerIdentityCommands(program: Command, io: CliIo): void {
     .description('revoke an API key at once')
     .argument('<id>', 'key id, as shown by apikey list')
     .action((id: string) => apikeyRevoke(io, id));
+}
+
+/** policy test, masking report: reviewing policies through the running gateway's API. */
+function registerPolicyCommands(program: Command, io: CliIo): void {
+  const policy = program.command('policy').description('review policies (admins, approvers, auditors)');
+  policy
+    .command('test')
+    .description('what the gateway would do with a statement (allowed, refused, held; masked columns and why), without running it')
+    .argument('<statement>', 'SQL, or a Redis command line (split as redis-cli splits it)')
+    .requiredOption('--connection <name>', 'connection the statement would run on')
+    .requiredOption('-u, --user <user>', 'whose statement it is')
+    .option('--groups <list>', "the user's groups, comma-separated (default: those of their last sign-in)")
+    .option('--json', 'print JSON')
+    .action((statement: string, opts: PolicyTestOptions) => policyTestCommand(io, statement, opts));
+
+  const masking = program.command('masking').description('masking review');
+  masking
+    .command('report')
+    .description('what masking did (per rule and column, refused statements, detector-only columns), from the recordings (admins, auditors)')
+    .option('--since <time>', 'from this time: ISO time, epoch ms, or a duration ago (default 7d)')
+    .option('--connection <name>', 'only this connection')
+    .option('--limit <n>', 'read at most this many sessions, newest first (default 1000)')
+    .option('--json', 'print JSON')
+    .action((opts: MaskingReportOptions) => maskingReportCommand(io, opts));
 }
 
 /** Run the CLI with `args` (without node and the script); resolves to the process exit code. */

@@ -220,7 +220,8 @@ export class RedisReplyMasker implements ReplyMasker {
     if (payload) this.scrubAll(payload, state, this.keyStrategy(channel), new Set());
   }
 
-  private keyRule(key: string | undefined): RedisMaskingPolicy['keys'][number] | undefined {
+  /** The key rule masking `key`, if any (also what `jitgate policy test` reports). */
+  keyRule(key: string | undefined): RedisMaskingPolicy['keys'][number] | undefined {
     if (key === undefined) return undefined;
     return this.policy.keys.find((k) => redisGlob(k.pattern).test(key));
   }
