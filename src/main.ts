@@ -50,7 +50,7 @@ import { AGENT_DEFAULTS } from './config/agents.js';
 import { AgentQuotas } from './mcp/quota.js';
 import { startMcp, type McpModule } from './mcp/wire.js';
 import { loadPostgresParser } from './sql/postgres.js';
-import { startMasking, type MaskingModule } from './masking/wire.js';
+import { startMasking, type MaskingModule } from './session/masking-wire.js';
 import { openSqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { ensureCertificate } from './tls/certificate.js';

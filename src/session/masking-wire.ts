@@ -1,5 +1,6 @@
 /**
- * Builds masking for the gateway: the hash key, one catalog source per PostgreSQL connection, and
+ * Builds masking for the gateway (in session/, which may see every protocol, so that masking/ itself
+ * never imports one): the hash key, one catalog source per PostgreSQL connection, and
  * the per-session factory the SessionService calls. Sessions no rule or detector applies to get no
  * masking at all, so their data path stays plain passthrough.
  */
@@ -7,9 +8,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendTarget, Protocol, SessionMasking } from '../core/types.js';
-import { CatalogSource } from './catalog.js';
-import { maskingFor, type MaskingConfig } from './policy.js';
-import { MaskingSession } from './session.js';
+import { CatalogSource } from '../masking/catalog.js';
+import { maskingFor, type MaskingConfig } from '../masking/policy.js';
+import { MaskingSession } from '../masking/session.js';
 import { withMysqlAdmin } from '../protocols/mysql/admin-client.js';
 import { MysqlMasking, VIEWS_QUERY } from '../protocols/mysql/masking.js';
 import type { RedisMaskingPolicy } from '../protocols/redis/masking.js';
