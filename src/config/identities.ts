@@ -33,7 +33,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatDuration, tryParseDuration } from '../core/duration.js';
 import { Bad, bool, describeValue as describe, duration, isObj, leaf, text } from './leaf.js';
-import { tryParseSecretRef } from '../credentials/refs.js';
+import { tryParseSecretRef } from '../core/secret-ref.js';
 import type { ConfigPath, SchemaProblem } from './schema.js';
 import type { IdentitiesConfig, OidcIssuerConfig } from './types.js';
 import { devIdpConfig } from '../demo/demo-users.js';

@@ -24,7 +24,7 @@
  *         except: [dba]
  */
 import { z } from 'zod';
-import { tryParseSecretRef } from '../credentials/refs.js';
+import { tryParseSecretRef } from '../core/secret-ref.js';
 import { ALL_DETECTORS, type DetectorName } from '../masking/detectors.js';
 import type { MaskingColumnRule, MaskingConfig, MaskingRule } from '../masking/policy.js';
 import type { MaskStrategy } from '../masking/strategies.js';

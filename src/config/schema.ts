@@ -14,8 +14,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Bad, bool, describeValue, duration, intBetween, isObj, leaf, nameList, text } from './leaf.js';
 import type { BackendTlsMode, Protocol } from '../core/types.js';
-import { DEFAULT_ROLE_PREFIX } from '../credentials/ephemeral/role-sql.js';
-import { tryParseSecretRef } from '../credentials/refs.js';
+import { tryParseSecretRef } from '../core/secret-ref.js';
 import { buildIdentities, identitiesCrossCheck, identitiesSchema } from './identities.js';
 import { auditSchema, buildAudit, buildRecording, recordingCrossCheck, recordingSchema } from './recording.js';
 import { buildGuardrail, guardrailSchema } from './guardrails.js';
@@ -24,6 +23,9 @@ import { buildReview, reviewSchema } from './reviews.js';
 import { agentsSchema, buildAgents } from './agents.js';
 import type { PolicyRule } from '../policy/access.js';
 import type { ConnectionConfig, ConnectionCredentialsConfig, GatewayConfig, WebhookConfig } from './types.js';
+
+/** Role names of ephemeral credentials start with this unless `credentials.rolePrefix` says otherwise. */
+export const DEFAULT_ROLE_PREFIX = 'jitgate_';
 
 export type ConfigPath = (string | number)[];
 

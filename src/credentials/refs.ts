@@ -8,40 +8,10 @@
  * Errors name the reference, never the value.
  */
 import { readFile } from 'node:fs/promises';
-import { CredentialError, secretNameProblem, type SecretStore } from './secret-store.js';
+import { tryParseSecretRef, type ParsedSecretRef } from '../core/secret-ref.js';
+import { CredentialError, type SecretStore } from './secret-store.js';
 
-export { CredentialError };
-
-export type ParsedSecretRef =
-  | { kind: 'env'; name: string }
-  | { kind: 'file'; path: string }
-  | { kind: 'secret'; name: string };
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export const SECRET_REF_HINT = 'a secret reference: env:NAME, file:PATH or secret:NAME';
-
-/** Parse a reference, or return a message saying why it is not one (never echoing the text). */
-export function tryParseSecretRef(ref: string): { ok: true; ref: ParsedSecretRef } | { ok: false; problem: string } {
-  const colon = ref.indexOf(':');
-  const scheme = colon > 0 ? ref.slice(0, colon) : '';
-  const rest = colon > 0 ? ref.slice(colon + 1) : '';
-  switch (scheme) {
-    case 'env':
-      if (!ENV_NAME.test(rest)) return { ok: false, problem: 'env: must be followed by an environment variable name' };
-      return { ok: true, ref: { kind: 'env', name: rest } };
-    case 'file':
-      if (rest === '' || rest.includes('\0')) return { ok: false, problem: 'file: must be followed by a file path' };
-      return { ok: true, ref: { kind: 'file', path: rest } };
-    case 'secret': {
-      const problem = secretNameProblem(rest);
-      if (problem) return { ok: false, problem: `secret: must be followed by a secret name (${problem})` };
-      return { ok: true, ref: { kind: 'secret', name: rest } };
-    }
-    default:
-      return { ok: false, problem: `expected ${SECRET_REF_HINT}` };
-  }
-}
+export { CredentialError, tryParseSecretRef, type ParsedSecretRef };
 
 export function parseSecretRef(ref: string): ParsedSecretRef {
   const r = tryParseSecretRef(ref);

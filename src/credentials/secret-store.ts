@@ -21,6 +21,7 @@
  * Nothing here ever puts a secret value or the master key into an error message or a log line.
  */
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { secretNameProblem } from '../core/secret-ref.js';
 import type { Store } from '../store/store.js';
 
 export const MASTER_KEY_ENV = 'JITGATE_MASTER_KEY';
@@ -32,7 +33,6 @@ export const MAX_SECRET_BYTES = 64 * 1024;
 
 const KEYCHECK_NAME = 'jitgate:keycheck';
 const KEYCHECK_PLAINTEXT = Buffer.from('jitgate key check v1', 'utf8');
-const SECRET_NAME = /^[A-Za-z0-9][A-Za-z0-9_.\-/]{0,127}$/;
 
 /** An expected failure around secrets: missing key, unknown name, wrong key, tampering. */
 export class CredentialError extends Error {
@@ -40,12 +40,6 @@ export class CredentialError extends Error {
     super(message);
     this.name = 'CredentialError';
   }
-}
-
-/** Why a secret name is not acceptable, or undefined when it is. */
-export function secretNameProblem(name: string): string | undefined {
-  if (SECRET_NAME.test(name)) return undefined;
-  return 'secret names are 1-128 characters: letters, digits and _ . - /, starting with a letter or digit';
 }
 
 const KEY_GEN_HINT = 'generate one with: openssl rand -base64 32';

@@ -15,7 +15,8 @@ import { EphemeralCredentials } from './ephemeral/provider.js';
 import { RedisAclAdmin } from './ephemeral/redis-acl.js';
 import { MysqlUserAdmin } from './ephemeral/mysql-users.js';
 import { EphemeralRoleRepository } from './ephemeral/repository.js';
-import { DEFAULT_ROLE_PREFIX, formatMark } from './ephemeral/role-sql.js';
+import { DEFAULT_ROLE_PREFIX } from '../config/schema.js';
+import { formatMark } from './ephemeral/role-sql.js';
 
 export interface SessionCredentialsOptions {
   connections: readonly ConnectionConfig[];

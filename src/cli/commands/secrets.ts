@@ -3,7 +3,8 @@
  * standard input (hidden and asked twice on a terminal, or piped), never from the command line, and
  * never printed.
  */
-import { CredentialError, SecretStore, secretNameProblem } from '../../credentials/secret-store.js';
+import { secretNameProblem } from '../../core/secret-ref.js';
+import { CredentialError, SecretStore } from '../../credentials/secret-store.js';
 import { adminTarget, withStore } from '../context.js';
 import { formatTime, table } from '../format.js';
 import { CliError, type CliIo } from '../io.js';

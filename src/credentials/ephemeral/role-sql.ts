@@ -6,9 +6,6 @@
 import { deriveVerifier, newSalt, SCRAM_ITERATIONS } from '../../crypto/scram.js';
 import { quoteIdent, quoteLiteral } from './quote.js';
 
-/** Role names start with this unless `credentials.rolePrefix` says otherwise. */
-export const DEFAULT_ROLE_PREFIX = 'jitgate_';
-
 /** How many hex digits of the session id go into the role name (48 bits: collisions are not a concern). */
 export const SESSION_ID_DIGITS = 12;
 
