@@ -6,7 +6,8 @@
  *     (Escape cancels, focus stays in the dialog); psql gets the error with the note;
  *   - an admin ends a live session through an in-page dialog that requires a reason (never
  *     window.prompt); psql is disconnected and the timeline says who and why;
- *   - an admin reads the configuration as tables, with secrets by reference only.
+ *   - an admin reads the configuration as tables, with secrets by reference only, and checks
+ *     statements with the policy check form (refused, held, masked columns).
  * Screenshots go to test-artifacts/console/ (gitignored).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -281,6 +282,23 @@ it('an admin reads the configuration as tables, secrets by reference only', { ti
   await page.getByRole('navigation', { name: 'Configuration sections' }).getByRole('link', { name: 'Review rules' }).focus();
   await page.keyboard.press('Enter');
   await expect.poll(() => page.evaluate(() => location.hash)).toBe('#config-reviews');
+
+  // The policy check form: what would happen to a statement, without running it.
+  const check = page.getByRole('form', { name: 'Policy check' });
+  await check.getByLabel('Connection').selectOption('app');
+  await check.getByLabel('User').fill('alice');
+  await check.getByLabel('Groups').fill('engineering');
+  await check.getByLabel('Statement').fill('DROP TABLE customers');
+  await check.getByRole('button', { name: 'Check' }).click();
+  const answer = page.getByTestId('policy-answer');
+  await expect.poll(() => answer.textContent(), { timeout: 20_000 }).toMatch(/Refused by guardrail “no-ddl” \(kind_denied\)/);
+  expect(await answer.textContent()).toContain('schema changes go through migrations');
+  await check.getByLabel('Statement').fill('select name, email from customers');
+  await check.getByRole('button', { name: 'Check' }).click();
+  await expect.poll(() => answer.textContent(), { timeout: 20_000 }).toMatch(/Held for review by rule “customer-reads”.*1 approval from approvers/s);
+  await expect.poll(() => page.getByRole('table', { name: 'Result columns' }).textContent()).toMatch(/name\s*clear.*email\s*rule pii \(masked_column, email\)\s*public\.customers\.email/s);
+  await shot(page, '17-policy-check');
+  expect((await server.query('select count(*)::int as n from customers')).rows[0]).toEqual({ n: 1 });
 
   // No raw JSON dump, and no secret value anywhere on the page.
   expect(await page.locator('pre.json').count()).toBe(0);

@@ -6,6 +6,7 @@
 import { useEffect, useState, type ReactNode } from 'react';
 import { api, errorText } from '../api';
 import { duration, Empty, ErrorNote, when } from '../format';
+import { MaskingReportView, PolicyCheck } from './PolicyCheck';
 
 type Ref = { kind: string; name: string } | null | undefined;
 type Scope = { connections?: string[]; groups?: string[]; users?: string[]; except?: string[] };
@@ -115,6 +116,12 @@ export function AdminPage() {
               <a href={`#config-${key}`}>{title}</a>
             </li>
           ))}
+          <li>
+            <a href="#config-policy-check">Policy check</a>
+          </li>
+          <li>
+            <a href="#config-masking-report">Masking report</a>
+          </li>
         </ul>
       </nav>
       <ErrorNote error={error} />
@@ -124,6 +131,14 @@ export function AdminPage() {
           {data[key] === undefined ? <p>Loading…</p> : <Section k={key} data={data as Config} />}
         </section>
       ))}
+      <section id="config-policy-check" className="config" aria-labelledby="config-policy-check-title" data-testid="config-policy-check">
+        <h2 id="config-policy-check-title">Policy check</h2>
+        {data.connections === undefined ? <p>Loading…</p> : <PolicyCheck connections={data.connections.connections.map((c) => c.name)} />}
+      </section>
+      <section id="config-masking-report" className="config" aria-labelledby="config-masking-report-title" data-testid="config-masking-report">
+        <h2 id="config-masking-report-title">Masking report</h2>
+        <MaskingReportView />
+      </section>
     </section>
   );
 }
