@@ -25,7 +25,7 @@
 import type { Decision, Statement } from '../core/types.js';
 import { READS_EVERY_TABLE, TABLE_AT_RUN_TIME, UNREADABLE_TEXT } from '../sql/pg-calls.js';
 import { unreadBody } from '../sql/pg-plpgsql.js';
-import { unsafeClientEncoding } from '../protocols/postgres/client-encoding.js';
+import { unsafeClientEncoding } from '../sql/pg-client-encoding.js';
 import { analysePostgresCached, type StatementInfo } from '../sql/postgres.js';
 import { nameMatch } from './guardrails.js';
 

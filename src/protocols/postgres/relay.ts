@@ -13,7 +13,7 @@ import { GatewayError } from '../../core/errors.js';
 import type { Decision, HoldInfo, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
-import { unsafeClientEncoding } from './client-encoding.js';
+import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import { ResultMasker } from './result-masker.js';
 import { SQLSTATE } from './errors.js';
 
