@@ -8,6 +8,7 @@ import tls from 'node:tls';
 import { AccessRepository } from './access/repository.js';
 import { AccessService } from './access/service.js';
 import { TokenAuthority } from './access/tokens.js';
+import { SessionTokens } from './access/session-tokens.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
 import { registerPolicyRoutes } from './api/policy-routes.js';
@@ -184,6 +185,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clock,
       log,
       tokenTtlMs: config.auth.tokenTtlMs,
+      tokenUse: (name) => config.connections.find((c) => c.name === name)?.tokenUse ?? config.auth.tokenUse,
     }));
     accessService.start();
     const recorder = (recording = startRecording({
@@ -233,13 +235,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
     }));
     const authFailed = (protocol: Protocol, info: FailedLoginInfo) => failures.failed(protocol, info);
+    const sessionTokens = new SessionTokens({ repo: accessRepo, revokeToken: (id, at) => store.revokeToken(id, at), audit: recorder.audit, clock, log });
     // What every protocol listener is given: its own connections, sessions through the recorder
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
     const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) => {
       // Signed in: its address and user name start afresh in the failed-login throttle.
       failures.succeeded(info.clientAddress, info.user);
-      return backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection);
+      // A single-session token is claimed here and revoked when its session ends (access/session-tokens.ts).
+      return sessionTokens.open({ ...info, protocol }, () =>
+        backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection),
+      );
     };
     const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
       sessionCredentials.createFor(r.connection, {

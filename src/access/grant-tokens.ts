@@ -13,6 +13,7 @@ import { accessAuditEntry } from '../audit/access-audit.js';
 import type { AuditAppender } from '../audit/log.js';
 import { mintToken, type MintedToken } from './tokens.js';
 import type { Store } from '../store/store.js';
+import type { TokenUse } from '../config/types.js';
 import type { AccessRepository, GrantRecord } from './repository.js';
 
 export const ADMIN_GRANT_REASON = 'issued by an administrator on the gateway host';
@@ -26,20 +27,22 @@ export class GrantNotActiveError extends Error {
 
 export interface GrantToken extends MintedToken {
   grantId: string;
+  /** `session`: opens one data session and is revoked when it ends; `grant`: logins until it expires. */
+  use: TokenUse;
 }
 
 /**
  * Mint a token for the grant's user and connection, living min(ttl, time left on the grant). The token
  * row and its link to the grant are written in one transaction: there is never a token without a grant.
  */
-export function mintGrantToken(store: Store, repo: AccessRepository, grant: GrantRecord, ttlMs: number, now: number): GrantToken {
+export function mintGrantToken(store: Store, repo: AccessRepository, grant: GrantRecord, ttlMs: number, now: number, use: TokenUse = 'grant'): GrantToken {
   if (grant.revokedAt !== null || grant.expiresAt <= now) throw new GrantNotActiveError(grant);
   const natural = now + Math.floor(ttlMs);
   const expiresAt = Math.min(natural, grant.expiresAt);
   return repo.transaction(() => {
     const minted = mintToken(store, { user: grant.user, connection: grant.connection, ttlMs: expiresAt - now, now });
-    repo.linkToken(minted.id, grant.id, natural);
-    return { ...minted, grantId: grant.id };
+    repo.linkToken(minted.id, grant.id, natural, use);
+    return { ...minted, grantId: grant.id, use };
   });
 }
 
@@ -55,6 +58,8 @@ export interface AdminTokenInput {
   groupsFrom: GroupsSource;
   /** Where `access.grant.created` goes, in the same transaction as the grant. */
   audit: AuditAppender;
+  /** Sessions the token may open (default `grant`). */
+  tokenUse?: TokenUse;
 }
 
 /** Where an admin-issued grant's groups came from. */
@@ -88,9 +93,10 @@ export function issueAdminToken(store: Store, repo: AccessRepository, input: Adm
     // A grant issued already in the past (tests do this) yields an already expired token.
     const natural = input.now + Math.floor(input.ttlMs);
     const minted = mintToken(store, { user: input.user, connection: input.connection, ttlMs: input.ttlMs, now: input.now });
-    repo.linkToken(minted.id, grant.id, natural);
+    const use = input.tokenUse ?? 'grant';
+    repo.linkToken(minted.id, grant.id, natural, use);
     const entry = accessAuditEntry({ type: 'grant.created', at: input.now, grant, request: null });
     input.audit.append({ ...entry, data: { ...entry.data, groupsFrom: input.groupsFrom } });
-    return { ...minted, grantId: grant.id, grant };
+    return { ...minted, grantId: grant.id, grant, use };
   });
 }

@@ -11,6 +11,7 @@ import type Database from 'better-sqlite3';
 import type { Grant } from '../core/types.js';
 import { migrateModule, toTokenRow, type Migration } from '../store/sqlite.js';
 import type { TokenRow } from '../store/store.js';
+import type { TokenUse } from '../config/types.js';
 
 export type RequestState = 'pending' | 'granted' | 'denied' | 'withdrawn' | 'expired';
 
@@ -125,6 +126,17 @@ export const ACCESS_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX access_grant_tokens_grant ON access_grant_tokens (grant_id);
     `,
   },
+  {
+    version: 2,
+    name: 'single-session tokens',
+    // token_use: 'session' (opens one data session, revoked when it ends) or 'grant' (logins until
+    // its lifetime ends). claimed_at/session_id: set once, atomically, by the session the token opened.
+    sql: `
+      ALTER TABLE access_grant_tokens ADD COLUMN token_use TEXT NOT NULL DEFAULT 'grant';
+      ALTER TABLE access_grant_tokens ADD COLUMN claimed_at INTEGER;
+      ALTER TABLE access_grant_tokens ADD COLUMN session_id TEXT;
+    `,
+  },
 ];
 
 type Row = Record<string, unknown>;
@@ -188,7 +200,22 @@ export class AccessRepository {
         `UPDATE access_grants SET revoked_at = @at, revoked_by = @by, revoke_reason = @reason
          WHERE id = @id AND revoked_at IS NULL`,
       ),
-      linkToken: db.prepare(`INSERT INTO access_grant_tokens (token_id, grant_id, natural_expires_at) VALUES (?, ?, ?)`),
+      linkToken: db.prepare(`INSERT INTO access_grant_tokens (token_id, grant_id, natural_expires_at, token_use) VALUES (?, ?, ?, ?)`),
+      tokenUse: db.prepare(`SELECT token_use FROM access_grant_tokens WHERE token_id = ?`).pluck(),
+      claimToken: db.prepare(
+        `UPDATE access_grant_tokens SET claimed_at = @at, session_id = @sessionId
+         WHERE token_id = @tokenId AND token_use = 'session' AND claimed_at IS NULL`,
+      ),
+      claimOf: db.prepare(`SELECT claimed_at AS claimedAt, session_id AS sessionId FROM access_grant_tokens WHERE token_id = ?`),
+      setClaimSession: db.prepare(`UPDATE access_grant_tokens SET session_id = ? WHERE token_id = ? AND claimed_at IS NOT NULL`),
+      unclaimToken: db.prepare(`UPDATE access_grant_tokens SET claimed_at = NULL, session_id = NULL WHERE token_id = ? AND session_id IS NULL`),
+      spentSessionTokens: db.prepare(
+        `SELECT t.* FROM tokens t
+           JOIN access_grant_tokens m ON m.token_id = t.id
+         WHERE t.user = @user AND t.connection = @connection AND m.token_use = 'session'
+           AND m.claimed_at IS NOT NULL AND t.revoked_at IS NOT NULL AND t.expires_at > @now
+         ORDER BY t.created_at, t.rowid`,
+      ),
       grantForToken: db.prepare(
         `SELECT g.* FROM access_grant_tokens m JOIN access_grants g ON g.id = m.grant_id WHERE m.token_id = ?`,
       ),
@@ -315,8 +342,46 @@ export class AccessRepository {
 
   // -- tokens under grants ----------------------------------------------------------------------
 
-  linkToken(tokenId: string, grantId: string, naturalExpiresAt: number): void {
-    this.stmts.linkToken.run(tokenId, grantId, naturalExpiresAt);
+  linkToken(tokenId: string, grantId: string, naturalExpiresAt: number, use: TokenUse = 'grant'): void {
+    this.stmts.linkToken.run(tokenId, grantId, naturalExpiresAt, use);
+  }
+
+  /** How many sessions the token may open (undefined: not a token under a grant). */
+  tokenUse(tokenId: string): TokenUse | undefined {
+    const use = this.stmts.tokenUse.get(tokenId) as string | undefined;
+    return use === 'session' || use === 'grant' ? use : undefined;
+  }
+
+  /**
+   * Mark a single-session token as used, once: one UPDATE guarded by `claimed_at IS NULL`, so of two
+   * logins racing with one token (in this process or another on the same file) exactly one gets true.
+   */
+  claimToken(tokenId: string, at: number): boolean {
+    return this.stmts.claimToken.run({ tokenId, at, sessionId: null }).changes === 1;
+  }
+
+  /** The session a claimed token opened (recorded once the session exists). */
+  setClaimSession(tokenId: string, sessionId: string): void {
+    this.stmts.setClaimSession.run(sessionId, tokenId);
+  }
+
+  /** Give back a claim whose session never started (so the token can still be used once). */
+  unclaimToken(tokenId: string): void {
+    this.stmts.unclaimToken.run(tokenId);
+  }
+
+  claimOf(tokenId: string): { claimedAt: number; sessionId: string | null } | undefined {
+    const row = this.stmts.claimOf.get(tokenId) as { claimedAt: number | null; sessionId: string | null } | undefined;
+    return row && row.claimedAt !== null ? { claimedAt: row.claimedAt, sessionId: row.sessionId } : undefined;
+  }
+
+  /**
+   * Single-session tokens revoked because their session ended, whose lifetime has not run out: they
+   * still authenticate, so a second login with one is recorded as `token.reused` and refused at
+   * session start (28P01), not only as an unknown password.
+   */
+  spentSessionTokens(user: string, connection: string, now: number): TokenRow[] {
+    return (this.stmts.spentSessionTokens.all({ user, connection, now }) as Row[]).map(toTokenRow);
   }
 
   grantForToken(tokenId: string): GrantRecord | undefined {

@@ -22,6 +22,7 @@ import {
   type PolicyRule,
 } from '../policy/access.js';
 import type { Store } from '../store/store.js';
+import type { TokenUse } from '../config/types.js';
 import { AccessEvents, type AccessEvent } from './events.js';
 import { mintGrantToken, type GrantToken } from './grant-tokens.js';
 import { AmbiguousIdError, type AccessRepository, type AccessRequest, type GrantRecord, type RequestState } from './repository.js';
@@ -50,6 +51,8 @@ export interface AccessServiceOptions {
   log: Logger;
   /** Default lifetime of a token minted under a grant. */
   tokenTtlMs: number;
+  /** How many sessions a token minted for `connection` may open (default: `grant`, until it expires). */
+  tokenUse?: (connection: string) => TokenUse;
   /** Administrators may revoke any grant and see every request (supplied by the identity module). */
   isAdmin?: (identity: Identity) => boolean;
 }
@@ -360,8 +363,9 @@ export class AccessService {
       throw new AccessError('forbidden', `you have no active access grant for "${connection}": run \`jitgate request ${connection}\``, ['no_active_grant']);
     }
     const now = this.clock.now();
-    const minted = mintGrantToken(this.options.store, this.repo, grant, this.options.tokenTtlMs, now);
-    this.log.info({ user: who.user, connection, grant: grant.id, tokenId: minted.id, expiresAt: minted.expiresAt }, 'access token minted under grant');
+    const use = this.options.tokenUse?.(connection) ?? 'grant';
+    const minted = mintGrantToken(this.options.store, this.repo, grant, this.options.tokenTtlMs, now, use);
+    this.log.info({ user: who.user, connection, grant: grant.id, tokenId: minted.id, expiresAt: minted.expiresAt, use }, 'access token minted under grant');
     return { ...minted, grant, issuedAt: now };
   }
 

@@ -7,6 +7,10 @@
  * the refusal in the session service, which answers 28000 with the grant's reason ("expired at ...",
  * "revoked by ..."). The session service refuses every session whose grant is not active, so these
  * extra candidates never open a session. A token whose own lifetime ended stays 28P01.
+ *
+ * Likewise a single-session token revoked because its session ended still authenticates until its
+ * lifetime ends, so that a second login with it reaches the session start, which refuses it (28P01)
+ * and records `token.reused` (./session-tokens.ts).
  */
 import { deriveVerifier, safeEqual, type ScramVerifier } from '../crypto/scram.js';
 import type { TokenRow } from '../store/store.js';
@@ -25,7 +29,7 @@ export class GrantAwareVerifier {
   scramCandidates(user: string, connection: string): { salt: Buffer; iterations: number; candidates: Candidate[] } {
     const now = this.now();
     const base = this.authority.scramCandidates(user, connection, now);
-    const ended = this.repo.endedGrantTokens(user, connection, now);
+    const ended = this.extraTokens(user, connection, now);
     if (ended.length === 0) return base;
     // All tokens of a user on a connection share the store's salt; with no active token the base
     // answer carries a fake salt, so take the real one from the ended tokens instead.
@@ -39,11 +43,15 @@ export class GrantAwareVerifier {
     const found = this.authority.verifyCleartext(user, connection, token, now);
     if (found !== undefined) return found;
     let match: string | undefined;
-    for (const t of this.repo.endedGrantTokens(user, connection, now)) {
+    for (const t of this.extraTokens(user, connection, now)) {
       const presented = deriveVerifier(token, t.salt, t.iterations);
       if (safeEqual(presented.storedKey, t.storedKey) && match === undefined) match = t.id;
     }
     return match;
+  }
+
+  private extraTokens(user: string, connection: string, now: number): TokenRow[] {
+    return [...this.repo.endedGrantTokens(user, connection, now), ...this.repo.spentSessionTokens(user, connection, now)];
   }
 }
 

@@ -34,7 +34,7 @@ describe('parseConfig defaults', () => {
       tls: { required: true },
       // Outside development mode /metrics wants a token (refused until one is configured).
       metrics: { auth: 'token' },
-      auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 900_000 },
+      auth: { postgres: { methods: ['scram-sha-256'] }, tokenTtlMs: 900_000, tokenUse: 'grant' },
       store: { type: 'sqlite', path: '/srv/jitgate/.data/jitgate.db' },
       connections: [],
       identities: { oidc: [], admins: { groups: [] }, session: { ttlMs: 12 * 3_600_000, refreshTtlMs: 7 * 86_400_000 } },
@@ -108,6 +108,21 @@ listeners: { postgres: { enabled: false } }
     expect(c.store.path).toBe('/elsewhere/jitgate.db');
   });
 
+  it('reads auth.tokenUse and a connection\'s own tokenUse; refuses other values', () => {
+    const c = parseConfig(
+      `auth: { tokenUse: session }
+connections:
+  - { name: a, host: h, database: d, user: u }
+  - { name: b, host: h, database: d, user: u, tokenUse: grant }
+`,
+      'x.yaml',
+      BASE,
+    );
+    expect(c.auth.tokenUse).toBe('session');
+    expect(c.connections.map((x) => x.tokenUse)).toEqual([undefined, 'grant']);
+    expect(() => parseConfig('auth: { tokenUse: once }\n', 'x.yaml', BASE)).toThrow(/tokenUse/);
+  });
+
   it('accepts every secret reference form', () => {
     for (const ref of ['env:PG_PASSWORD', 'file:/run/secrets/pg', 'secret:prod-db']) {
       const c = parseConfig(`${GOOD_CONNECTION}    password: "${ref}"\n`, 'x.yaml', BASE);
@@ -166,7 +181,7 @@ describe('parseConfig errors', () => {
       'jitgate.yaml:12:5: connections[1].database: required for a postgres connection: the database to open on the backend',
       'jitgate.yaml:12:11: connections[1].name: duplicate connection name "prod" (first defined at line 7)',
       'jitgate.yaml:15:18: connections[1].tls.mode: expected one of "disable", "prefer", "require", "verify-full", got "verify"',
-      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout, credentials, localInfile)',
+      'jitgate.yaml:16:5: connections[1].extra: unknown key "extra" (allowed here: name, type, host, port, database, user, password, tls, connectTimeout, credentials, localInfile, tokenUse)',
       'jitgate.yaml:18:10: log.level: expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent", got "loud"',
     ]);
   });

@@ -47,6 +47,8 @@ export const DEFAULTS = {
   storeFile: 'jitgate.db',
   authMethods: ['scram-sha-256'] as Array<'scram-sha-256' | 'cleartext'>,
   tokenTtlMs: 15 * 60_000,
+  // Tools reconnect with the same password (pools, DBeaver, psql's \c): see README "Token use".
+  tokenUse: 'grant' as 'session' | 'grant',
   backendTlsMode: 'prefer' as BackendTlsMode,
   connectTimeoutMs: 5_000,
   drainTimeoutMs: 10_000,
@@ -187,6 +189,8 @@ const connectionSchema = z.strictObject({
   credentials: credentialsSchema.optional(),
   /** MySQL: let sessions run LOAD DATA LOCAL INFILE (refused by default). */
   localInfile: bool().optional(),
+  /** How many sessions one access token opens here (overrides auth.tokenUse). */
+  tokenUse: oneOf(['session', 'grant'] as const).optional(),
 });
 
 // Access policies and notifications (the access issue). Shapes are documented in jitgate.example.yaml.
@@ -276,6 +280,8 @@ export const configSchema = z.strictObject({
     .strictObject({
       postgres: z.strictObject({ methods: authMethods().optional() }).optional(),
       tokenTtl: duration(1_000, MAX_TOKEN_TTL_MS).optional(),
+      // session: a token opens one data session and dies with it; grant: new logins until its TTL.
+      tokenUse: oneOf(['session', 'grant'] as const).optional(),
     })
     .optional(),
   store: z.strictObject({ type: oneOf(['sqlite'] as const).optional(), path: path().optional() }).optional(),
@@ -486,6 +492,7 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
     auth: {
       postgres: { methods: file.auth?.postgres?.methods ?? [...DEFAULTS.authMethods] },
       tokenTtlMs: file.auth?.tokenTtl ?? DEFAULTS.tokenTtlMs,
+      tokenUse: file.auth?.tokenUse ?? DEFAULTS.tokenUse,
     },
     store: { type: 'sqlite', path: file.store?.path !== undefined ? abs(file.store.path) : join(dataDir, DEFAULTS.storeFile) },
     connections: (file.connections ?? []).map((c): ConnectionConfig => {
@@ -507,6 +514,7 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
         connectTimeoutMs: c.connectTimeout ?? DEFAULTS.connectTimeoutMs,
         ...(c.credentials ? { credentials: buildCredentials(c.credentials) } : {}),
         ...(c.localInfile !== undefined ? { localInfile: c.localInfile } : {}),
+        ...(c.tokenUse !== undefined ? { tokenUse: c.tokenUse } : {}),
       };
     }),
     identities: buildIdentities(file.identities, ctx.baseDir),

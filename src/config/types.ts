@@ -34,7 +34,12 @@ export interface ConnectionConfig {
   credentials?: ConnectionCredentialsConfig;
   /** MySQL: LOAD DATA LOCAL INFILE allowed (default: refused). */
   localInfile?: boolean;
+  /** Sessions per access token on this connection (default: auth.tokenUse). */
+  tokenUse?: TokenUse;
 }
+
+/** `session`: a token opens one data session and is revoked when it ends; `grant`: logins until its TTL. */
+export type TokenUse = 'session' | 'grant';
 
 /**
  * `static`: every session uses the stored credential. `ephemeral`: the stored user (which needs
@@ -134,6 +139,8 @@ export interface GatewayConfig {
     postgres: { methods: Array<'scram-sha-256' | 'cleartext'> };
     /** Default lifetime of minted access tokens. */
     tokenTtlMs: number;
+    /** Default sessions per access token (a connection may override it). */
+    tokenUse: TokenUse;
   };
   store: { type: 'sqlite'; path: string };
   connections: ConnectionConfig[];

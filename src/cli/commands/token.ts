@@ -69,6 +69,8 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   let listener: { host: string; port: number } | undefined;
   let protocol: 'postgres' | 'mysql' | 'redis' = 'postgres';
   let defaultTtl = DEFAULTS.tokenTtlMs;
+  // Sessions the token may open: as the gateway's config says (a token the tunnel would mint alike).
+  let tokenUse = DEFAULTS.tokenUse;
   /** The embedded default's development identity provider knows its users' groups. */
   let directory: ReadonlyMap<string, readonly string[]> | undefined;
   if (target.config) {
@@ -83,6 +85,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
     // The hint names the listener of the connection's own protocol, as configured.
     listener = target.config.listeners[protocol];
     defaultTtl = target.config.auth.tokenTtlMs;
+    tokenUse = target.config.connections.find((c) => c.name === opts.connection)?.tokenUse ?? target.config.auth.tokenUse;
   } else {
     // Loaded lazily: only the embedded default needs it.
     const embedded = await import('../../demo/embedded.js');
@@ -123,6 +126,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
       groups,
       groupsFrom,
       audit: new AuditLog(db, io.now),
+      tokenUse,
     });
     return { minted, groups, groupsFrom };
   });
