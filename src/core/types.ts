@@ -286,3 +286,26 @@ export interface BackendLease {
   /** The session is over: give the credential back (e.g. drop the role). Idempotent; never throws. */
   release(): void;
 }
+
+/** What a SQL listener (PostgreSQL, MySQL) tells the session service about a new session. */
+export interface SessionInfo {
+  user: string;
+  connection: string;
+  clientAddress: string;
+  applicationName: string | null;
+  tokenId: string;
+  authMethod: string;
+  encrypted: boolean;
+  /** Protections every statement of the session passes (policy/pg-session-protection.ts). */
+  protect?: (statement: Statement) => Decision | undefined;
+}
+
+/** What a SQL listener asks for when a session needs its backend connection. */
+export interface BackendRequest {
+  sessionId: string;
+  user: string;
+  connection: string;
+  tokenId: string;
+  /** The connection's configured target (stored credential). */
+  target: BackendTarget;
+}

@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
-import type { BackendRequest, SessionInfo } from '../postgres/listener.js';
+import type { BackendRequest, SessionInfo } from '../../core/types.js';
 import { connectMysqlBackend, prepareSession, readBackendVersion, runOnBackend, type MysqlBackendSession } from './backend.js';
 import { BackendLoginRefused, MYSQL_ERROR } from './errors.js';
 import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';

@@ -9,7 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type { BackendLease, BackendTarget, Decision, PendingDecision, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type { BackendLease, BackendRequest, BackendTarget, PendingDecision, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
@@ -19,18 +19,6 @@ import { anyConnectionVerifier, authenticateClient, type ClientAuthMethod, type 
 import { TcpServer } from '../tcp-server.js';
 import { protectPostgresStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
 import { asSetStatement, sortStartupParams, StartupOptionsError, type StartupSettings } from './startup-params.js';
-
-export interface SessionInfo {
-  user: string;
-  connection: string;
-  clientAddress: string;
-  applicationName: string | null;
-  tokenId: string;
-  authMethod: string;
-  encrypted: boolean;
-  /** Protections every statement of the session passes (policy/pg-session-protection.ts). */
-  protect?: (statement: Statement) => Decision | undefined;
-}
 
 export interface PostgresListenerOptions {
   host: string;
@@ -59,15 +47,6 @@ export interface PostgresListenerOptions {
   onBackendConnect(connection: string, seconds: number): void;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
-}
-
-export interface BackendRequest {
-  sessionId: string;
-  user: string;
-  connection: string;
-  tokenId: string;
-  /** The connection's configured target (stored credential). */
-  target: BackendTarget;
 }
 
 interface LiveSession {
