@@ -9,7 +9,7 @@
  * because masking and guardrails are scoped by them and "no groups" would switch those rules off.
  */
 import { randomUUID } from 'node:crypto';
-import { accessAuditEntry } from '../audit/access-audit.js';
+import { accessAuditEntry } from './audit.js';
 import type { AuditAppender } from '../audit/log.js';
 import { mintToken, type MintedToken } from './tokens.js';
 import type { Store } from '../store/store.js';

@@ -5,7 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { AccessEvents } from '../access/events.js';
-import { auditAccessEvents } from '../audit/access-audit.js';
+import { auditAccessEvents } from '../access/audit.js';
 import { CheckpointJob } from '../audit/checkpoints.js';
 import { AuditLog } from '../audit/log.js';
 import { loadOrCreateSigner, type AuditSigner } from '../audit/signing.js';

@@ -2,9 +2,9 @@
  * The access workflow's events (requests, approvals, denials, grants, revocations, break-glass) as
  * audit entries: `access.<event type>`, actor = who acted, subject = the request or grant id.
  */
-import type { AccessEvent, AccessEvents } from '../access/events.js';
+import type { AccessEvent, AccessEvents } from './events.js';
 import type { Logger } from '../obs/log.js';
-import type { AuditAppender } from './log.js';
+import type { AuditAppender } from '../audit/log.js';
 
 export function auditAccessEvents(events: AccessEvents, audit: AuditAppender, log: Logger): () => void {
   return events.on((e) => {
