@@ -6,6 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../config/load.js';
 import { maskingFor } from '../masking/policy.js';
+import { MaskingSession } from '../masking/session.js';
 import { createLogger } from '../obs/log.js';
 import { MysqlMasking } from '../protocols/mysql/masking.js';
 import { loadPostgresParser } from '../sql/postgres.js';
@@ -19,6 +20,7 @@ development: true
 connections:
   - { name: shop, type: mysql, host: 127.0.0.1, port: 1, database: shop, user: app, tls: { mode: disable } }
   - { name: cache, type: redis, host: 127.0.0.1, port: 1, user: default, tls: { mode: disable } }
+  - { name: pgdown, type: postgres, host: 127.0.0.1, port: 1, database: app, user: app, tls: { mode: disable } }
 guardrails:
   - name: no-ddl
     connections: [shop]
@@ -49,6 +51,11 @@ const tester = new PolicyTester({
   config,
   masking: {
     forSession: ({ protocol, connection, groups }) => {
+      // A PostgreSQL backend whose catalog cannot be read.
+      if (protocol === 'postgres') {
+        const { rules, detectors } = maskingFor(config.masking, connection, groups);
+        return new MaskingSession({ rules, detectors, hashKey, loadCatalog: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) });
+      }
       if (protocol !== 'mysql') return undefined;
       const { rules, detectors } = maskingFor(config.masking, connection, groups);
       // A backend without views (what masking reads from MySQL at session start).
@@ -82,7 +89,16 @@ describe('policy test on MySQL', () => {
     const r = await tester.test({ connection: 'shop', user: 'erin', statement: 'DROP TABLE customers' });
     expect(r).toMatchObject({ groups: ['dba'], groupsFrom: { kind: 'sign-in', issuer: 'corp' }, outcome: 'allowed' });
     await expect(tester.test({ connection: 'shop', user: 'zed', statement: 'select 1' })).rejects.toThrow(/no sign-in on record for "zed".*--groups/);
-    await expect(tester.test({ connection: 'nope', user: 'zed', statement: 'select 1' })).rejects.toThrow(/unknown connection "nope" \(configured: shop, cache\)/);
+    await expect(tester.test({ connection: 'nope', user: 'zed', statement: 'select 1' })).rejects.toThrow(/unknown connection "nope" \(configured: shop, cache, pgdown\)/);
+  });
+});
+
+describe('policy test on PostgreSQL', () => {
+  it('says sessions would be refused when masking cannot read the catalog, without the internal error', async () => {
+    const r = await tester.test({ connection: 'pgdown', user: 'alice', groups: ['eng'], statement: 'select 1' });
+    expect(r).toMatchObject({ outcome: 'refused', refused: { by: 'masking', reasons: ['masking_unprovable'] } });
+    expect(r.refused!.message).toMatch(/masking cannot read the backend's catalog/);
+    expect(JSON.stringify(r)).not.toContain('ECONNREFUSED');
   });
 });
 
