@@ -9,6 +9,7 @@ import { AccessRepository } from './access/repository.js';
 import { AccessService } from './access/service.js';
 import { TokenAuthority } from './access/tokens.js';
 import { SessionTokens } from './access/session-tokens.js';
+import { SqliteDeliveryOutbox } from './notify/outbox.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
 import { registerPolicyRoutes } from './api/policy-routes.js';
@@ -197,8 +198,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
       accessEvents: accessService.events,
     }));
-    notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log });
+    // Deliveries not yet done are kept in the store and sent again after a restart.
+    notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log, outbox: new SqliteDeliveryOutbox(store.database) });
     notifier.attach(accessService.events);
+    notifier.resume();
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
     const reviewService = (reviews = new ReviewService({ repo: new ReviewRepository(store.database), clock, log }));
     auditReviewEvents(reviewService.events, recorder.audit, log);

@@ -10,6 +10,8 @@
  *   other 4xx are final. Backoff waits run on the injected Clock.
  * - Never blocks: `notify` only queues; delivery runs in the background, bounded in count, so a slow
  *   or dead receiver costs neither the API call nor the data path. What cannot be delivered is logged.
+ * - With an outbox (./outbox.ts, the state store), deliveries not yet done outlive the process: what
+ *   waited on backoff or was cut off at shutdown is sent at the next start (`resume`).
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { AccessEvent, AccessEvents } from '../access/events.js';
@@ -18,6 +20,7 @@ import type { NotificationEventKind, WebhookConfig } from '../config/types.js';
 import type { Clock } from '../core/clock.js';
 import { formatDuration } from '../core/duration.js';
 import type { Logger } from '../obs/log.js';
+import type { DeliveryOutbox } from './outbox.js';
 
 /** A webhook with its secret resolved (never logged). */
 export type WebhookTarget = Omit<WebhookConfig, 'secret'> & { secret?: string };
@@ -29,6 +32,8 @@ export interface NotifierOptions {
   /** At most this many deliveries queued or retrying at once; more are dropped and logged. */
   maxPending?: number;
   fetch?: typeof fetch;
+  /** Keeps deliveries not yet done across restarts (default: memory only, lost at shutdown). */
+  outbox?: DeliveryOutbox;
 }
 
 export const SIGNATURE_HEADER = 'x-jitgate-signature';
@@ -130,8 +135,40 @@ export class WebhookNotifier {
         continue;
       }
       this.pending++;
+      const now = this.options.clock.now();
+      this.stored(() => this.options.outbox?.save({ id, webhook: webhook.name, type, body: text, attempt: 1, nextAt: now, createdAt: now }));
       void this.attempt({ id, webhook, type, body: text, attempt: 1 });
     }
+  }
+
+  /**
+   * Send what an earlier process left in the outbox, each at its planned time (or now). Deliveries
+   * for a webhook no longer configured are dropped and logged. Call once, at start.
+   */
+  resume(): number {
+    const outbox = this.options.outbox;
+    if (!outbox || this.closed) return 0;
+    let stored: ReturnType<DeliveryOutbox['pending']>;
+    try {
+      stored = outbox.pending();
+    } catch (err) {
+      this.options.log.error({ err }, 'cannot read webhook deliveries left by the last run');
+      return 0;
+    }
+    let resumed = 0;
+    for (const d of stored) {
+      const webhook = this.options.webhooks.find((w) => w.name === d.webhook);
+      if (!webhook) {
+        this.options.log.warn({ webhook: d.webhook, event: d.type, delivery: d.id }, 'webhook no longer configured: stored delivery dropped');
+        this.stored(() => outbox.remove(d.id));
+        continue;
+      }
+      this.pending++;
+      resumed++;
+      this.schedule({ id: d.id, webhook, type: d.type, body: d.body, attempt: d.attempt }, Math.max(d.nextAt, this.options.clock.now()));
+    }
+    if (resumed > 0) this.options.log.info({ deliveries: resumed }, 'webhook deliveries left by the last run: sending again');
+    return resumed;
   }
 
   /** Deliveries queued, in flight or waiting to retry. */
@@ -139,11 +176,14 @@ export class WebhookNotifier {
     return this.pending;
   }
 
-  /** Stop: pending retries are dropped (and logged), requests in flight aborted. */
+  /** Stop: pending retries are kept in the outbox (or, without one, dropped and logged), requests in flight aborted. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.retries.size > 0) this.options.log.warn({ deliveries: this.retries.size }, 'gateway stopping: webhook retries dropped');
+    if (this.retries.size > 0) {
+      if (this.options.outbox) this.options.log.info({ deliveries: this.retries.size }, 'gateway stopping: webhook retries kept for the next start');
+      else this.options.log.warn({ deliveries: this.retries.size }, 'gateway stopping: webhook retries dropped');
+    }
     for (const cancel of this.retries.values()) cancel();
     this.retries.clear();
     for (const c of this.inFlight) c.abort();
@@ -174,7 +214,7 @@ export class WebhookNotifier {
         : { ok: false, retry: res.status >= 500 || res.status === 408 || res.status === 429, why: `HTTP ${res.status}` };
     } catch (err) {
       const why = controller.signal.aborted ? (this.closed ? 'gateway stopping' : 'timed out') : String((err as Error).cause ?? (err as Error).message);
-      outcome = { ok: false, retry: !this.closed, why };
+      outcome = { ok: false, retry: true, why };
     } finally {
       clearTimeout(timer);
       this.inFlight.delete(controller);
@@ -183,25 +223,48 @@ export class WebhookNotifier {
     const fields = { webhook: webhook.name, event: d.type, delivery: d.id, attempt: d.attempt };
     if (outcome.ok) {
       this.pending--;
+      this.stored(() => this.options.outbox?.remove(d.id));
       this.options.log.debug(fields, 'webhook delivered');
+      return;
+    }
+    if (this.closed && outcome.retry && this.options.outbox) {
+      // Cut off by shutdown: it stays in the outbox and is sent at the next start.
+      this.pending--;
       return;
     }
     if (!outcome.retry || d.attempt >= webhook.maxAttempts || this.closed) {
       this.pending--;
+      this.stored(() => this.options.outbox?.remove(d.id));
       this.options.log.error({ ...fields, why: outcome.why }, 'webhook delivery failed for good');
       return;
     }
     const backoff = Math.min(MAX_BACKOFF_MS, webhook.initialBackoffMs * 2 ** (d.attempt - 1));
     const wait = backoff + Math.floor(Math.random() * backoff * 0.1); // jitter: receivers recovering are not hit in lockstep
     this.options.log.warn({ ...fields, why: outcome.why, retryInMs: wait }, 'webhook delivery failed; will retry');
+    const next = { ...d, attempt: d.attempt + 1 };
+    const at = this.options.clock.now() + wait;
+    this.stored(() => this.options.outbox?.reschedule(d.id, next.attempt, at));
+    this.schedule(next, at);
+  }
+
+  private schedule(d: Delivery, at: number): void {
     const key = `${d.id}:${d.attempt}`;
     this.retries.set(
       key,
-      this.options.clock.at(this.options.clock.now() + wait, () => {
+      this.options.clock.at(at, () => {
         this.retries.delete(key);
-        void this.attempt({ ...d, attempt: d.attempt + 1 });
+        void this.attempt(d);
       }),
     );
+  }
+
+  /** Outbox writes never stop a delivery: a store that cannot take one only costs its restart safety. */
+  private stored(write: () => void): void {
+    try {
+      write();
+    } catch (err) {
+      this.options.log.error({ err }, 'cannot record a webhook delivery in the state store');
+    }
   }
 }
 

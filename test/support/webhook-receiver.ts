@@ -19,7 +19,8 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startWebhookReceiver(): Promise<WebhookReceiver> {
+/** `port`: listen on that port (e.g. to bring a receiver back where a gateway expects it); default any. */
+export async function startWebhookReceiver(options: { port?: number } = {}): Promise<WebhookReceiver> {
   const deliveries: Delivery[] = [];
   const server = http.createServer((req, res) => {
     let body = '';
@@ -36,7 +37,7 @@ export async function startWebhookReceiver(): Promise<WebhookReceiver> {
       res.writeHead(receiver.respond(delivery)).end();
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => server.listen(options.port ?? 0, '127.0.0.1', () => r()));
   const receiver: WebhookReceiver = {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jitgate`,
     deliveries,
