@@ -121,6 +121,9 @@ describe('jitgate policy test', () => {
     const unknown = await cli(['policy', 'test', '--connection', 'app', '--user', 'nobody', 'select 1'], as('dave'));
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/no sign-in on record for "nobody".*state them with --groups/);
+    const none = await cli(['policy', 'test', '--connection', 'app', '--user', 'nobody', '--no-groups', '--json', 'DROP TABLE users'], as('dave'));
+    expect(none.code, none.err).toBe(0);
+    expect(JSON.parse(none.out)).toMatchObject({ groups: [], groupsFrom: { kind: 'stated' }, outcome: 'refused', refused: { rule: 'no-ddl' } });
   });
 
   it('is for admins, approvers and auditors; unknown connections are named', async () => {

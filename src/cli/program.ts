@@ -148,6 +148,7 @@ function registerPolicyCommands(program: Command, io: CliIo): void {
     .requiredOption('--connection <name>', 'connection the statement would run on')
     .requiredOption('-u, --user <user>', 'whose statement it is')
     .option('--groups <list>', "the user's groups, comma-separated (default: those of their last sign-in)")
+    .option('--no-groups', 'the user is in no group')
     .option('--json', 'print JSON')
     .action((statement: string, opts: PolicyTestOptions) => policyTestCommand(io, statement, opts));
 

@@ -14,7 +14,8 @@ import { CliError, type CliIo } from '../io.js';
 export interface PolicyTestOptions {
   connection?: string;
   user?: string;
-  groups?: string;
+  /** Comma-separated groups; false: --no-groups (stated: none). */
+  groups?: string | false;
   json?: boolean;
 }
 
@@ -22,8 +23,8 @@ export async function policyTestCommand(io: CliIo, statement: string | undefined
   if (!opts.connection) throw new CliError('--connection: which connection the statement would run on');
   if (!opts.user) throw new CliError('--user: whose statement it is (their groups scope the rules)');
   if (!statement?.trim()) throw new CliError('give the statement to test, e.g. jitgate policy test --connection C --user U "DELETE FROM t"');
-  const groups = opts.groups === undefined ? undefined : opts.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
-  if (groups !== undefined && groups.length === 0) throw new CliError('--groups: name at least one group');
+  const groups = opts.groups === undefined ? undefined : opts.groups === false ? [] : opts.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  if (opts.groups && groups?.length === 0) throw new CliError('--groups: name at least one group (or --no-groups for a person in no group)');
   const api = await apiClient(io);
   const result = await api.post<PolicyTestResult>('/api/policy/test', { connection: opts.connection, user: opts.user, statement, ...(groups ? { groups } : {}) });
   io.out(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatPolicyTest(result));
