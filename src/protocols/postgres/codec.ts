@@ -22,6 +22,13 @@ export class ProtocolError extends Error {
   }
 }
 
+/**
+ * A fault PostgreSQL only logs (COMMERROR) and answers by closing the connection: bytes that are not
+ * a startup packet, a failed TLS handshake. Answering with an ErrorResponse instead would hand a client
+ * that has not yet read its SSLRequest's answer a message it reads as a failed negotiation.
+ */
+export class UnansweredProtocolError extends ProtocolError {}
+
 /** Called for each complete typed message: buf[start, end) holds it, header included. */
 export type FrameHandler = (type: number, buf: Buffer, start: number, end: number) => void;
 
@@ -102,7 +109,7 @@ export type StartupPacket =
 export function startupPacketLength(buf: Buffer): number {
   if (buf.length < 4) return -1;
   const length = buf.readInt32BE(0);
-  if (length < 8 || length > MAX_STARTUP_LENGTH) throw new ProtocolError('invalid length of startup packet');
+  if (length < 8 || length > MAX_STARTUP_LENGTH) throw new UnansweredProtocolError('invalid length of startup packet');
   return length;
 }
 
@@ -111,7 +118,7 @@ export function parseStartupPacket(packet: Buffer): StartupPacket {
   if (code === SSL_REQUEST_CODE && packet.length === 8) return { kind: 'ssl' };
   if (code === GSSENC_REQUEST_CODE && packet.length === 8) return { kind: 'gssenc' };
   if (code === CANCEL_REQUEST_CODE) {
-    if (packet.length !== 16) throw new ProtocolError('invalid length of cancel request');
+    if (packet.length !== 16) throw new UnansweredProtocolError('invalid length of cancel request');
     return { kind: 'cancel', pid: packet.readInt32BE(8), secret: packet.readInt32BE(12) };
   }
   const major = code >>> 16;

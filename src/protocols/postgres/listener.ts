@@ -11,7 +11,7 @@ import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendRequest, BackendTarget, PendingDecision, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
-import { build, parseStartupPacket, ProtocolError } from './codec.js';
+import { build, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import { literalsReadOtherwise, PostgresRelay } from './relay.js';
@@ -134,6 +134,10 @@ export class PostgresListener {
   }
 
   private refuse(socket: net.Socket, err: unknown, clientAddress: string): void {
+    if (err instanceof UnansweredProtocolError) {
+      socket.destroy();
+      return;
+    }
     const error =
       err instanceof ProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
     if (error.code === 'internal') this.options.log.error({ err, clientAddress }, 'unexpected error during handshake');
@@ -408,7 +412,7 @@ function upgrade(socket: net.Socket, context: tls.SecureContext, timeoutMs: numb
     const secure = new tls.TLSSocket(socket, { isServer: true, secureContext: context });
     const timer = setTimeout(() => {
       secure.destroy();
-      reject(new ProtocolError('TLS handshake timed out'));
+      reject(new UnansweredProtocolError('TLS handshake timed out'));
     }, timeoutMs);
     secure.once('secure', () => {
       clearTimeout(timer);
@@ -416,7 +420,7 @@ function upgrade(socket: net.Socket, context: tls.SecureContext, timeoutMs: numb
     });
     secure.once('error', (err) => {
       clearTimeout(timer);
-      reject(new ProtocolError(`TLS handshake failed: ${err.message}`));
+      reject(new UnansweredProtocolError(`TLS handshake failed: ${err.message}`));
     });
   });
 }
