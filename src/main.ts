@@ -10,6 +10,8 @@ import { AccessService } from './access/service.js';
 import { TokenAuthority } from './access/tokens.js';
 import { SessionTokens } from './access/session-tokens.js';
 import { SqliteDeliveryOutbox } from './notify/outbox.js';
+import { ApprovalMetrics, watchAccessDecisions } from './access/approval-metrics.js';
+import { watchReviewDecisions } from './review/metrics.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
 import { registerPolicyRoutes } from './api/policy-routes.js';
@@ -203,9 +205,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     notifier.attach(accessService.events);
     notifier.resume();
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
-    const reviewService = (reviews = new ReviewService({ repo: new ReviewRepository(store.database), clock, log }));
+    const reviewRepo = new ReviewRepository(store.database);
+    const reviewService = (reviews = new ReviewService({ repo: reviewRepo, clock, log }));
     auditReviewEvents(reviewService.events, recorder.audit, log);
     notifyReviewEvents(reviewService.events, notifier);
+    // Whether approvals are a bottleneck: waiting items (read at scrape time), time to decision, expiries.
+    const approvalMetrics = new ApprovalMetrics({
+      registry: metrics.registry,
+      pendingRequests: () => accessRepo.pendingByConnection(),
+      heldStatements: () => reviewRepo.pendingByConnection(),
+    });
+    watchAccessDecisions(accessService.events, approvalMetrics);
+    watchReviewDecisions(reviewService.events, approvalMetrics);
     reviewService.start();
     const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
     // The statement parser (WebAssembly) loads once; guardrails refuse what it cannot analyse.

@@ -171,6 +171,9 @@ export class AccessRepository {
          ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
       ),
       pendingRequests: db.prepare(`SELECT * FROM access_requests WHERE state = 'pending' ORDER BY expires_at`),
+      pendingByConnection: db.prepare(
+        `SELECT connection, count(*) AS count FROM access_requests WHERE state = 'pending' GROUP BY connection ORDER BY connection`,
+      ),
       decideRequest: db.prepare(
         `UPDATE access_requests SET state = @state, decided_at = @decidedAt, decided_by = @decidedBy,
            decision_reason = @decisionReason, grant_id = @grantId, reasons = @reasons
@@ -341,6 +344,11 @@ export class AccessRepository {
   }
 
   // -- tokens under grants ----------------------------------------------------------------------
+
+  /** Pending requests per connection (the metrics' gauge). */
+  pendingByConnection(): Array<{ connection: string; count: number }> {
+    return this.stmts.pendingByConnection.all() as Array<{ connection: string; count: number }>;
+  }
 
   linkToken(tokenId: string, grantId: string, naturalExpiresAt: number, use: TokenUse = 'grant'): void {
     this.stmts.linkToken.run(tokenId, grantId, naturalExpiresAt, use);

@@ -124,6 +124,9 @@ export class ReviewRepository {
            @what, @approverGroups, @approvalsRequired, @timeoutMs, 'pending', @createdAt, @expiresAt)`,
       ),
       get: db.prepare(`SELECT * FROM statement_reviews WHERE id = ?`),
+      pendingByConnection: db.prepare(
+        `SELECT connection, count(*) AS count FROM statement_reviews WHERE state = 'pending' GROUP BY connection ORDER BY connection`,
+      ),
       idsByPrefix: db.prepare(`SELECT id FROM statement_reviews WHERE id LIKE ? ORDER BY id LIMIT 2`).pluck(),
       list: db.prepare(
         `SELECT * FROM statement_reviews
@@ -154,6 +157,11 @@ export class ReviewRepository {
       reasons: JSON.stringify(r.reasons),
       approverGroups: JSON.stringify(r.approverGroups),
     });
+  }
+
+  /** Statements held now, per connection (the metrics' gauge). */
+  pendingByConnection(): Array<{ connection: string; count: number }> {
+    return this.stmts.pendingByConnection.all() as Array<{ connection: string; count: number }>;
   }
 
   get(id: string): Review | undefined {
