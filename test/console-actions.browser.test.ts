@@ -298,6 +298,11 @@ it('an admin reads the configuration as tables, secrets by reference only', { ti
   await expect.poll(() => answer.textContent(), { timeout: 20_000 }).toMatch(/Held for review by rule “customer-reads”.*1 approval from approvers/s);
   await expect.poll(() => page.getByRole('table', { name: 'Result columns' }).textContent()).toMatch(/name\s*clear.*email\s*rule pii \(masked_column, email\)\s*public\.customers\.email/s);
   await shot(page, '17-policy-check');
+  // The masking report for the last day, from the recordings.
+  const report = page.getByRole('form', { name: 'Masking report' });
+  await report.getByLabel('Since').fill('1d');
+  await report.getByRole('button', { name: 'Show report' }).click();
+  await expect.poll(() => page.getByTestId('masking-report').textContent(), { timeout: 20_000 }).toMatch(/\d+ session recordings? read.*Masked columns.*Statements refused by masking.*Columns only detectors masked/s);
   expect((await server.query('select count(*)::int as n from customers')).rows[0]).toEqual({ n: 1 });
 
   // No raw JSON dump, and no secret value anywhere on the page.
