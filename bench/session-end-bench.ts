@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { startAudit } from '../src/audit/wire.js';
 import { buildRecording } from '../src/config/recording.js';
 import { systemClock } from '../src/core/clock.js';
 import type { SessionPipeline } from '../src/core/types.js';
@@ -24,7 +25,8 @@ const dir = mkdtempSync(join(tmpdir(), 'jitgate-end-bench-'));
 const log = createLogger({ level: 'silent' });
 const store = openSqliteStore(join(dir, 'jitgate.db'));
 const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
-const recording = startRecording({ config, db: store.database, clock: systemClock, log });
+const audit = startAudit({ config, db: store.database, clock: systemClock, log });
+const recording = startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
 const service = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
 
 const pipelines: SessionPipeline[] = [];
@@ -77,5 +79,6 @@ if (inspector && profileTo) {
 }
 console.log(JSON.stringify({ sessions, endCallsMs: Math.round(endedSync), longestStallMs: Math.round(longest), allStoredMs: Math.round(total) }));
 await recording.stop();
+audit.stop();
 store.close();
 rmSync(dir, { recursive: true, force: true });

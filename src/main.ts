@@ -44,6 +44,8 @@ import { RedisListener } from './protocols/redis/listener.js';
 import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
+import { startAudit, type AuditModule } from './audit/wire.js';
+import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
 import { auditReviewEvents } from './review/audit.js';
@@ -111,6 +113,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let notifier: WebhookNotifier | undefined;
   let accessRoutes: AccessRoutes | undefined;
   let recording: RecordingModule | undefined;
+  let audit: AuditModule | undefined;
   let recordingRoutes: RecordingRoutes | undefined;
   let consoleApi: ConsoleApi | undefined;
   let reviews: ReviewService | undefined;
@@ -148,6 +151,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // Sessions are gone by now (each withdrew what it held); this only stops timers.
     reviews?.close();
     notifier?.close();
+    // Everything that appends has stopped: sign the audit log's head last.
+    audit?.stop();
     store.close();
   };
   try {
@@ -191,14 +196,17 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       tokenUse: (name) => config.connections.find((c) => c.name === name)?.tokenUse ?? config.auth.tokenUse,
     }));
     accessService.start();
+    // The audit log: recordings, reviews, access, logins and tokens all append to it.
+    const auditModule = (audit = startAudit({ config, db: store.database, clock, log }));
+    auditAccessEvents(accessService.events, auditModule.log, log);
     const recorder = (recording = startRecording({
       config,
       db: store.database,
+      audit: auditModule.log,
       clock,
       log,
       grants: accessService,
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
-      accessEvents: accessService.events,
     }));
     // Deliveries not yet done are kept in the store and sent again after a restart.
     notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log, outbox: new SqliteDeliveryOutbox(store.database) });
@@ -207,7 +215,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
     const reviewRepo = new ReviewRepository(store.database);
     const reviewService = (reviews = new ReviewService({ repo: reviewRepo, clock, log }));
-    auditReviewEvents(reviewService.events, recorder.audit, log);
+    auditReviewEvents(reviewService.events, auditModule.log, log);
     notifyReviewEvents(reviewService.events, notifier);
     // Whether approvals are a bottleneck: waiting items (read at scrape time), time to decision, expiries.
     const approvalMetrics = new ApprovalMetrics({
@@ -243,13 +251,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const failures = (loginFailures = failedLogins({
       clock,
       log,
-      audit: recorder.audit,
+      audit: auditModule.log,
       count: (protocol, reason) => metrics.authFailuresTotal.inc({ protocol, reason }),
       store: (row) => store.recordAuthFailure(row),
       ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
     }));
     const authFailed = (protocol: Protocol, info: FailedLoginInfo) => failures.failed(protocol, info);
-    const sessionTokens = new SessionTokens({ repo: accessRepo, revokeToken: (id, at) => store.revokeToken(id, at), audit: recorder.audit, clock, log });
+    const sessionTokens = new SessionTokens({ repo: accessRepo, revokeToken: (id, at) => store.revokeToken(id, at), audit: auditModule.log, clock, log });
     // What every protocol listener is given: its own connections, sessions through the recorder
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
@@ -380,10 +388,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     recordingRoutes = registerRecordingRoutes(router, {
       recording: recorder.service,
-      audit: recorder.audit,
+      audit: auditModule.log,
       // Through the access service, which holds the identity module's admin check.
       isAdmin: (who) => accessService.isAdmin(who),
-      auditors: recorder.auditConfig.auditors,
+      auditors: auditModule.config.auditors,
       now,
     });
     // Browser sign-in and CSRF, roles, audit and admin reads, live events, OpenAPI, the web console.
@@ -391,9 +399,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       config,
       identity: identity.service,
       access: accessService,
-      audit: recorder.audit,
-      signer: recorder.signer,
-      auditors: recorder.auditConfig.auditors,
+      audit: auditModule.log,
+      signer: auditModule.signer,
+      auditors: auditModule.config.auditors,
       secretNames: () => new SecretStore(store, { env }).list(),
       postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
       tlsRequired: config.tls.required,
@@ -483,7 +491,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       redis,
       credentials: sessionCredentials,
       recording: recorder.service,
-      audit: recorder.audit,
+      audit: auditModule.log,
       live: api.live,
       reviews: reviewService,
       close: () => {

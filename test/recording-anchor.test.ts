@@ -3,7 +3,7 @@
  * to the data directory deletes the last entries, signed checkpoints included. The chain that is
  * left still verifies on its own; `jitgate audit verify` fails because the anchor holds a later
  * checkpoint. Entries after the last checkpoint verify with a warning that nothing vouches for
- * them yet. Real SQLite store, the real CLI, the gateway's recording module (no backend needed).
+ * them yet. Real SQLite store, the real CLI, the gateway's audit module (no backend needed).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { readAnchor } from '../src/audit/anchor.js';
 import { loadConfig } from '../src/config/load.js';
 import { systemClock } from '../src/core/clock.js';
 import { createLogger } from '../src/obs/log.js';
-import { startRecording } from '../src/recording/wire.js';
+import { startAudit } from '../src/audit/wire.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { cli } from './support/recording.js';
 
@@ -43,11 +43,11 @@ audit:
   );
   const config = await loadConfig(configPath);
   const store = openSqliteStore(config.store.path);
-  const recording = startRecording({ config, db: store.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+  const audit = startAudit({ config, db: store.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
   const append = (n: number) => {
-    for (let i = 0; i < n; i++) recording.audit.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
+    for (let i = 0; i < n; i++) audit.log.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
   };
-  return { config, configPath, anchorFile, store, recording, append };
+  return { config, configPath, anchorFile, store, audit, append };
 }
 
 /** Lets the checkpoint the job schedules right after an append run. */
@@ -55,27 +55,27 @@ const settle = () => new Promise((r) => setImmediate(r));
 
 describe('the audit anchor', () => {
   it('signs every N entries and anchors each checkpoint outside the data directory', async () => {
-    const { anchorFile, store, recording, append } = await setup();
+    const { anchorFile, store, audit, append } = await setup();
     append(5);
     await settle();
-    const first = recording.audit.lastCheckpoint()!;
+    const first = audit.log.lastCheckpoint()!;
     expect(first).toMatchObject({ seq: 6, data: { upTo: 5 } });
     expect(readAnchor(anchorFile)).toMatchObject({ seq: 6, hash: first.hash, upTo: 5 });
     append(5);
     await settle();
     expect(readAnchor(anchorFile)).toMatchObject({ seq: 12, upTo: 11 });
-    await recording.stop();
+    audit.stop();
     store.close();
   });
 
   it('fails verification when the tail is cut, checkpoints included, and keeps the anchor as evidence', async () => {
-    const { configPath, config, anchorFile, store, recording, append } = await setup();
+    const { configPath, config, anchorFile, store, audit, append } = await setup();
     for (const n of [5, 5, 2]) {
       append(n);
       await settle();
     }
     // Checkpoints at #6 and #12; the one at shutdown (#15) signs #13 and #14.
-    await recording.stop();
+    audit.stop();
     store.close();
     const anchored = readAnchor(anchorFile)!;
     expect(anchored.seq).toBe(15);
@@ -99,20 +99,20 @@ describe('the audit anchor', () => {
     expect(cut.err).toMatch(/does not reach the checkpoint anchored outside the data directory/);
     // The next gateway keeps the anchor as evidence instead of moving it back.
     const again = openSqliteStore(config.store.path);
-    const restarted = startRecording({ config, db: again.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
-    await restarted.stop();
+    const restarted = startAudit({ config, db: again.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+    restarted.stop();
     again.close();
     expect(readAnchor(anchorFile)).toEqual(anchored);
   });
 
   it('verifies entries after the last checkpoint with a warning', async () => {
-    const { configPath, store, recording, append } = await setup();
+    const { configPath, store, audit, append } = await setup();
     append(5);
     await settle();
     append(2);
     // Entries 7 and 8 are not signed yet when the process is gone (no stop, no final checkpoint).
     store.close();
-    void recording;
+    void audit;
     const r = await cli(['audit', 'verify', '--config', configPath]);
     expect(r.code).toBe(0);
     expect(r.out).toBe(

@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startAudit } from '../audit/wire.js';
 import { buildRecording } from '../config/recording.js';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../obs/log.js';
@@ -17,7 +18,7 @@ describe('reconciling at start what the store missed', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jitgate-reconcile-'));
     const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
     const store = openSqliteStore(join(dir, 'jitgate.db'));
-    const first = startRecording({ config, db: store.database, clock: systemClock, log });
+    const first = startRecording({ config, db: store.database, audit: startAudit({ config, db: store.database, clock: systemClock, log }).log, clock: systemClock, log });
     const sessions = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
     const info = { protocol: 'postgres' as const, user: 'alice', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'psql', tokenId: 't1' };
     const pipeline = first.service.open(info, () => sessions.open(info));
@@ -34,9 +35,11 @@ describe('reconciling at start what the store missed', () => {
     // The next process on the same store and recordings (as main.ts wires it).
     const orphans = store.closeOrphanSessions(Date.now(), 'gateway_crashed');
     expect(orphans).toBe(1);
+    const audit = startAudit({ config, db: store.database, clock: systemClock, log });
     const next = startRecording({
       config,
       db: store.database,
+      audit: audit.log,
       clock: systemClock,
       log,
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
@@ -46,8 +49,9 @@ describe('reconciling at start what the store missed', () => {
     expect(end.type).toBe('session_end');
     expect(store.listSessions()[0]).toMatchObject({ endReason: 'client_quit', endedAt: end.at, bytesFromClient: 120, bytesToClient: 340, statements: 1 });
     expect(next.service.repo.get(pipeline.id)).toMatchObject({ state: 'complete', endReason: 'client_quit', digest: end.h, events: events.length });
-    expect(next.audit.about(pipeline.id).at(-1)).toMatchObject({ type: 'session.ended', data: { reason: 'client_quit', recovered: true } });
+    expect(audit.log.about(pipeline.id).at(-1)).toMatchObject({ type: 'session.ended', data: { reason: 'client_quit', recovered: true } });
     await next.stop();
+    audit.stop();
     store.close();
   });
 });
