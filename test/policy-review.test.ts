@@ -121,6 +121,12 @@ describe('jitgate policy test', () => {
     const unknown = await cli(['policy', 'test', '--connection', 'app', '--user', 'nobody', 'select 1'], as('dave'));
     expect(unknown.code).toBe(1);
     expect(unknown.err).toMatch(/no sign-in on record for "nobody".*state them with --groups/);
+    // A sign-in on record: its groups are used, and the answer says where they came from.
+    env.gw.gateway.identity.sessions.issue({ issuer: 'corp', subject: 'erin-1', user: 'erin', groups: ['dba', 'oncall'] });
+    const signedIn = await cli(['policy', 'test', '--connection', 'app', '--user', 'erin', 'DROP TABLE users'], as('dave'));
+    expect(signedIn.code, signedIn.err).toBe(0);
+    expect(signedIn.out).toMatch(/groups dba,oncall \(from their sign-in at .* via corp\)/);
+    expect(signedIn.out).toContain('ALLOWED');
     const none = await cli(['policy', 'test', '--connection', 'app', '--user', 'nobody', '--no-groups', '--json', 'DROP TABLE users'], as('dave'));
     expect(none.code, none.err).toBe(0);
     expect(JSON.parse(none.out)).toMatchObject({ groups: [], groupsFrom: { kind: 'stated' }, outcome: 'refused', refused: { rule: 'no-ddl' } });
