@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
+import { BackendRefusal, connectBackend } from '../src/protocols/postgres/backend.js';
 
 let server: PgServer;
 let gw: TestGateway;
@@ -182,6 +183,21 @@ describe('settings and COPY ends by name (item 8)', () => {
     expect(r.stderr).toContain('guardrail "red-team": COPY to or from a server file is not allowed (copy_denied)');
     const out = r.stdout.trim().split('\n');
     expect(out).toEqual(['SET', 'acc, public', server.users.scram.user, '42']);
+  });
+
+  it('refuses a denied setting passed as a startup parameter of its own, as it refuses SET', async () => {
+    const refusal = await connectBackend(
+      { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
+      new Map(Object.entries({ statement_timeout: '5s', role: 'orders_owner' })),
+    ).then(
+      (session) => {
+        session.socket.destroy();
+        return undefined;
+      },
+      (e: BackendRefusal) => e,
+    );
+    // The gateway's FATAL as the client got it.
+    expect(refusal?.fields.get('M')).toContain('guardrail "red-team": SET changes role (setting_denied)');
   });
 
   it('refuses a denied setting passed in options (PGOPTIONS) at login, and passes an allowed one', async () => {

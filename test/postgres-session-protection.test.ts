@@ -190,20 +190,21 @@ describe('sessions with a backend role of their own (ephemeral credentials)', ()
 });
 
 describe('startup parameters', () => {
-  it('does not pass role, search_path or session settings from the startup packet, and says so', async () => {
+  it('decides role, search_path and other settings from the startup packet as SETs, and passes them as PostgreSQL would apply them', async () => {
+    // No rule on "app" denies them, so they take effect exactly as they do directly (where drivers
+    // such as node-postgres send statement_timeout this way); test/postgres-guardrail-bypass.test.ts
+    // shows a guardrail refusing one at login.
     const session = await connectBackend(
       { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
-      new Map(Object.entries({ role: 'orders_owner', search_path: 'evil', statement_timeout: '1', default_transaction_read_only: 'on', application_name: 'kept' })),
+      new Map(Object.entries({ role: 'orders_owner', search_path: 'evil', statement_timeout: '1min', default_transaction_read_only: 'on', application_name: 'kept' })),
     );
-    const notices = session.startupFrames.filter((f) => f[0] === 0x4e).map((f) => errorOf({ type: 'N', body: f.subarray(5) }));
-    expect(notices.map((n) => n.message)).toContain(
-      'jitgate: startup parameters "role", "search_path", "statement_timeout", "default_transaction_read_only" not passed to the server',
-    );
+    const notices = session.startupFrames.filter((f) => f[0] === 0x4e);
+    expect(notices).toEqual([]);
     const s = wrap(session.socket, session.leftover);
     s.socket.write(build.query("select current_user, current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only'), current_setting('application_name')"));
     const reply = await s.until('Z');
     const row = reply.find((m) => m.type === 'D')!;
-    expect(dataRow(row.body)).toEqual([server.users.scram.user, '"$user", public', '0', 'off', 'kept']);
+    expect(dataRow(row.body)).toEqual(['orders_owner', 'evil', '1min', 'on', 'kept']);
     s.socket.end(build.terminate());
   });
 

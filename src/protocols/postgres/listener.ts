@@ -251,6 +251,16 @@ export class PostgresListener {
       encrypted: secure !== null,
       protect: (statement) => protectPostgresStatement(statement, protection),
     });
+    // Masking reads the catalog first (through the gateway's own connection), so that the startup
+    // settings below are decided as every later statement is.
+    if (pipeline.masking) {
+      try {
+        await prepareMasking(pipeline);
+      } catch (err) {
+        pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+        throw err;
+      }
+    }
     let backendParams: Map<string, string>;
     try {
       backendParams = this.startupSettings(pipeline, settings);
@@ -271,7 +281,6 @@ export class PostgresListener {
       protection.ownBackendPid = backend.pid;
       // A role made for this session alone: PostgreSQL itself keeps other sessions out of its view.
       protection.sharedRole = lease.target.user === target.user;
-      if (pipeline.masking) await prepareMasking(pipeline, backend);
       this.options.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
@@ -286,12 +295,13 @@ export class PostgresListener {
       lease.release();
       return undefined;
     }
-    return { client, backend, target: lease.target, lease, pipeline, clientEarly, notices: droppedNotice(settings.dropped) };
+    return { client, backend, target: lease.target, lease, pipeline, clientEarly };
   }
 
   /**
-   * The startup parameters the backend gets: the allow-listed ones as sent, and each setting of
-   * `options` that the session's rules allow, decided (and recorded) as the SET it amounts to. A
+   * The startup parameters the backend gets: the allow-listed ones as sent, and every other setting
+   * (of `options` or the packet's own) that the session's rules allow, decided (and recorded) as the
+   * SET it amounts to. A
    * refused one refuses the connection, naming it; one that would need approval cannot wait at login.
    */
   private startupSettings(pipeline: SessionPipeline, settings: StartupSettings): Map<string, string> {
@@ -301,10 +311,10 @@ export class PostgresListener {
       const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value) });
       if (decision instanceof Promise) {
         (decision as PendingDecision).then(undefined, () => undefined);
-        throw new GatewayError('denied', `jitgate: the setting ${name} in options needs approval, which cannot wait at login; SET it in the session instead`);
+        throw new GatewayError('denied', `jitgate: the setting ${name} at login needs approval, which cannot wait at login; SET it in the session instead`);
       }
       if (decision.effect !== 'allow') {
-        throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} in options is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
+        throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} at login is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
       }
       out.set(name, value);
     }
@@ -312,16 +322,16 @@ export class PostgresListener {
       out.delete(name);
       out.set(name, value);
     }
-    if (settings.passed.size > 0 || settings.requested.length > 0 || settings.dropped.length > 0) {
+    if (out.size > 0) {
       this.options.log.info(
-        { session: pipeline.id, passed: [...out.keys()], dropped: settings.dropped },
+        { session: pipeline.id, passed: [...out.keys()] },
         'startup parameters',
       );
     }
     return out;
   }
 
-  private startRelay({ client, backend, target, lease, pipeline, clientEarly, notices }: Established): void {
+  private startRelay({ client, backend, target, lease, pipeline, clientEarly }: Established): void {
     let pid = randomInt(1, 0x7fffffff);
     while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
     const secret = randomInt(0, 0x7fffffff);
@@ -330,7 +340,6 @@ export class PostgresListener {
       Buffer.concat([
         build.authOk(),
         ...backend.startupFrames,
-        ...notices,
         build.backendKeyData(pid, secret),
         build.readyForQuery(backend.readyStatus),
       ]),
@@ -369,21 +378,6 @@ interface Established {
   lease: BackendLease;
   pipeline: SessionPipeline;
   clientEarly: Buffer;
-  /** NoticeResponses the gateway itself sends at login (dropped startup parameters). */
-  notices: Buffer[];
-}
-
-function droppedNotice(dropped: string[]): Buffer[] {
-  if (dropped.length === 0) return [];
-  return [
-    build.notice({
-      severity: 'NOTICE',
-      code: '01000',
-      message: `jitgate: startup parameter${dropped.length > 1 ? 's' : ''} ${dropped.map((d) => `"${d}"`).join(', ')} not passed to the server`,
-      detail: 'Only application_name, client_encoding, DateStyle, TimeZone, extra_float_digits and IntervalStyle pass at login.',
-      hint: 'Set other settings with SET in the session, or with -c name=value in options, where the connection\'s rules allow them.',
-    }),
-  ];
 }
 
 function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
@@ -398,11 +392,10 @@ function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
  * Masking needs the backend's catalog before the first statement. Without it the session does not
  * start (fail closed): results that cannot be masked are not sent.
  */
-async function prepareMasking(pipeline: SessionPipeline, backend: BackendSession): Promise<void> {
+async function prepareMasking(pipeline: SessionPipeline): Promise<void> {
   try {
     await pipeline.masking!.prepare();
   } catch (err) {
-    backend.socket.destroy();
     throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', (err as Error).message);
   }
 }

@@ -25,7 +25,7 @@ describe('options, read as PostgreSQL reads them', () => {
 });
 
 describe('startup parameters', () => {
-  it('passes only the allow-listed ones, names the dropped ones, and leaves identity to the gateway', () => {
+  it('passes display settings as they are, asks for every other setting to be decided, and leaves identity to the gateway', () => {
     const sorted = sortStartupParams(
       new Map([
         ['user', 'alice'],
@@ -39,7 +39,11 @@ describe('startup parameters', () => {
       ]),
     );
     expect([...sorted.passed.keys()]).toEqual(['application_name', 'DateStyle']);
-    expect(sorted.dropped).toEqual(['role', 'search_path']);
-    expect(sorted.requested).toEqual([{ name: 'search_path', value: 'acc' }]);
+    // options first, then the packet's own parameters, which PostgreSQL applies after them.
+    expect(sorted.requested).toEqual([
+      { name: 'search_path', value: 'acc' },
+      { name: 'role', value: 'owner' },
+      { name: 'search_path', value: 'evil' },
+    ]);
   });
 });

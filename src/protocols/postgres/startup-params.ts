@@ -1,24 +1,28 @@
 /**
- * Which startup parameters a client may pass to the backend. A startup parameter is applied by the
- * backend before any statement, so none of the gateway's checks would see it: `role=owner` switches
- * role, `search_path` or `session_authorization` change what later statements mean. Only settings
- * that shape how values are shown pass as they are (ALLOWED); the `options` parameter (PGOPTIONS) is
- * split and read exactly as PostgreSQL does, and each `-c name=value` / `--name=value` in it is a
- * setting the session decides like a SET statement; anything else is dropped, with a notice.
+ * Which startup parameters a client may pass to the backend, and how. A startup parameter is applied
+ * by the backend before any statement, so none of the gateway's checks would see it: `role=owner`
+ * switches role, `search_path` or `session_authorization` change what later statements mean. Settings
+ * that only shape how values are shown pass as they are (SHOWN_AS); every other parameter, like each
+ * `-c name=value` / `--name=value` of the `options` parameter (PGOPTIONS, split and read exactly as
+ * PostgreSQL does), is a setting the session decides and records like a SET statement before it is
+ * passed. Drivers send ordinary settings this way (node-postgres: statement_timeout, lock_timeout,
+ * idle_in_transaction_session_timeout), so dropping them would silently change what the client asked
+ * for; a setting the connection's rules refuse refuses the login, naming it.
  */
 
 /** Formatting and identification only: none changes privileges, search paths or limits. */
-const ALLOWED = new Set(['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle']);
+const SHOWN_AS = new Set(['application_name', 'client_encoding', 'datestyle', 'timezone', 'extra_float_digits', 'intervalstyle']);
 
-/** Identity and routing, the gateway's own (never passed, not reported as dropped). */
+/** Identity and routing, the gateway's own (never passed). */
 const GATEWAY_OWN = new Set(['user', 'database', 'replication', 'options']);
 
 export interface StartupSettings {
   /** Parameters passed to the backend as they are (allow-listed). */
   passed: Map<string, string>;
-  /** Names dropped, for the notice. */
-  dropped: string[];
-  /** Settings from `options`, to be decided like `SET name = value` before they are passed. */
+  /**
+   * Settings to be decided like `SET name = value` before they are passed: those of `options` first,
+   * then the packet's own (which PostgreSQL applies after options, so they win).
+   */
   requested: Array<{ name: string; value: string }>;
 }
 
@@ -27,15 +31,14 @@ export class StartupOptionsError extends Error {}
 /** Sorts a StartupMessage's parameters; throws StartupOptionsError for an `options` PostgreSQL rejects. */
 export function sortStartupParams(params: ReadonlyMap<string, string>): StartupSettings {
   const passed = new Map<string, string>();
-  const dropped: string[] = [];
-  for (const [name, value] of params) {
-    if (GATEWAY_OWN.has(name) || name.startsWith('_pq_.')) continue;
-    if (ALLOWED.has(name.toLowerCase())) passed.set(name, value);
-    else dropped.push(name);
-  }
   const options = params.get('options');
   const requested = options === undefined ? [] : settingsOfOptions(options);
-  return { passed, dropped, requested };
+  for (const [name, value] of params) {
+    if (GATEWAY_OWN.has(name) || name.startsWith('_pq_.')) continue;
+    if (SHOWN_AS.has(name.toLowerCase())) passed.set(name, value);
+    else requested.push({ name, value });
+  }
+  return { passed, requested };
 }
 
 /** The settings in an `options` string, read as PostgreSQL's pg_split_opts and getopt read it. */

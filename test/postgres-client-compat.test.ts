@@ -1,0 +1,123 @@
+/**
+ * Ordinary client behaviour that must work through the gateway as it works directly, rules or not
+ * (issue 12, "Masking that real clients can live with"): settings a driver sends in the startup
+ * packet, and a client that gives up before its connection is up. Found by running node-postgres's
+ * own integration suite through the gateway; these are our own tests of the same behaviour, with the
+ * real `pg` driver against a real PostgreSQL 15, each compared with what the server does directly.
+ */
+import net from 'node:net';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startPostgres, type PgServer } from './support/pg-server.js';
+
+let server: PgServer;
+let gw: TestGateway;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  const backend = (name: string) =>
+    `{ name: ${name}, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, tls: { mode: disable } }`;
+  gw = await startTestGateway(server, {
+    extraConnections: [backend('app-masked'), backend('app-guarded')],
+    extraYaml: `
+masking:
+  rules:
+    - { name: pii, connections: [app-masked], columns: { "crm.customers.email": email } }
+guardrails:
+  - name: fixed-timeouts
+    connections: [app-guarded]
+    deny: { kinds: [truncate], unboundedWrites: true, settings: [lock_timeout] }
+`,
+  });
+});
+
+afterAll(async () => {
+  await gw?.close();
+  await server?.cleanup();
+});
+
+type PgError = Error & { code?: string };
+
+/** node-postgres sends these three as startup parameters of their own (not in `options`). */
+const timeouts = { statement_timeout: 3000, lock_timeout: 2000, idle_in_transaction_session_timeout: 4000 };
+
+async function shownTimeouts(config: pg.ClientConfig): Promise<string[]> {
+  const c = new pg.Client({ ...config, ...timeouts });
+  await c.connect();
+  try {
+    const r = await c.query("select current_setting('statement_timeout') s, current_setting('lock_timeout') l, current_setting('idle_in_transaction_session_timeout') i");
+    return [r.rows[0].s, r.rows[0].l, r.rows[0].i];
+  } finally {
+    await c.end();
+  }
+}
+
+describe('settings a driver sends at login', () => {
+  it.each(['app', 'app-masked'])('take effect on %s as they do directly', async (connection) => {
+    const direct = await shownTimeouts({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    expect(direct).toEqual(['3s', '2s', '4s']);
+    const through = await shownTimeouts({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) });
+    expect(through).toEqual(direct);
+  });
+
+  it('refuse the login, naming the setting, where a guardrail denies changing it', async () => {
+    const err = await new pg.Client({ host: gw.host, port: gw.port, database: 'app-guarded', user: 'alice', password: gw.token({ connection: 'app-guarded' }), ...timeouts })
+      .connect()
+      .then(
+        () => undefined,
+        (e: PgError) => e,
+      );
+    expect(err?.message).toContain('changes lock_timeout (setting_denied)');
+    // Without the denied one, the same login works and keeps the others.
+    const { lock_timeout: _denied, ...allowed } = timeouts;
+    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app-guarded', user: 'alice', password: gw.token({ connection: 'app-guarded' }), ...allowed });
+    await c.connect();
+    try {
+      expect((await c.query('show statement_timeout')).rows[0].statement_timeout).toBe('3s');
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('a client that ends before its connection is up', () => {
+  /** pg's end() right after connect(): its Terminate goes out before the SSLRequest. */
+  async function connectThenEnd(config: pg.ClientConfig): Promise<string[]> {
+    const errors: string[] = [];
+    const c = new pg.Client({ ...config, ssl: { rejectUnauthorized: false } });
+    c.on('error', (e: Error) => errors.push(`error event: ${e.message}`));
+    c.connect((e: Error | undefined) => {
+      if (e) errors.push(`connect: ${e.message}`);
+    });
+    // end() resolves once the socket has closed, so whatever the server answered has been read.
+    await c.end();
+    return errors;
+  }
+
+  it.each(['app', 'app-masked', 'app-guarded'])('sees %s close as PostgreSQL closes it, without an error', async (connection) => {
+    const direct = await connectThenEnd({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    expect(direct).toEqual([]);
+    expect(await connectThenEnd({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+  });
+
+  /** What a server answers to bytes that cannot be a startup packet, until it closes the connection. */
+  function answerTo(port: number, bytes: Buffer): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const s = net.connect(port, '127.0.0.1', () => s.end(bytes));
+      s.setTimeout(10_000, () => s.destroy(new Error('no close within 10s')));
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('error', reject);
+      s.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+  }
+
+  it.each([
+    ['a Terminate message', Buffer.from([0x58, 0, 0, 0, 4])],
+    ['an HTTP request', Buffer.from('GET / HTTP/1.1\r\n\r\n')],
+  ])('gets no answer to %s in place of a startup packet, as PostgreSQL gives none', async (_what, bytes) => {
+    expect((await answerTo(server.port, bytes)).length).toBe(0);
+    expect((await answerTo(gw.port, bytes)).toString('latin1')).toBe('');
+  });
+});
