@@ -81,6 +81,27 @@ describe('settings a driver sends at login', () => {
   });
 });
 
+describe('an empty query', () => {
+  /** What pg reports for an empty query string, by the simple and the extended protocol. */
+  async function emptyQueries(config: pg.ClientConfig): Promise<unknown[]> {
+    const c = new pg.Client(config);
+    await c.connect();
+    try {
+      const simple = await c.query('');
+      const extended = await c.query({ text: '', values: [] });
+      const named = await c.query({ name: 'nothing', text: '', values: [] });
+      return [simple, extended, named].map((r) => ({ command: r.command, rowCount: r.rowCount, rows: r.rows }));
+    } finally {
+      await c.end();
+    }
+  }
+
+  it.each(['app', 'app-masked', 'app-guarded'])('is answered on %s as PostgreSQL answers it', async (connection) => {
+    const direct = await emptyQueries({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    expect(await emptyQueries({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+  });
+});
+
 describe('a client that ends before its connection is up', () => {
   /** pg's end() right after connect(): its Terminate goes out before the SSLRequest. */
   async function connectThenEnd(config: pg.ClientConfig): Promise<string[]> {

@@ -119,6 +119,9 @@ export function analysePostgresCached(sql: string): AnalysisResult {
 }
 
 export function analysePostgres(sql: string): AnalysisResult {
+  // The parser refuses an empty string, which PostgreSQL answers with EmptyQueryResponse (drivers
+  // and pools send it to check a connection): no statement, as for one holding only blanks.
+  if (sql === '') return { ok: true, statements: [] };
   let tree: { stmts?: Array<{ stmt?: Node; stmt_location?: number; stmt_len?: number }> };
   try {
     tree = parseSync(sql) as typeof tree;
