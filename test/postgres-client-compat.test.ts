@@ -102,6 +102,27 @@ describe('an empty query', () => {
   });
 });
 
+describe('several statements in one extended-protocol query', () => {
+  async function refusal(config: pg.ClientConfig): Promise<Pick<PgError, 'code' | 'message'> | undefined> {
+    const c = new pg.Client(config);
+    await c.connect();
+    try {
+      return await c.query({ text: 'select 1; select 2', queryMode: 'extended' }).then(
+        () => undefined,
+        (e: PgError) => ({ code: e.code, message: e.message }),
+      );
+    } finally {
+      await c.end();
+    }
+  }
+
+  it.each(['app', 'app-masked', 'app-guarded'])('are refused on %s with the server\'s own message', async (connection) => {
+    const direct = await refusal({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    expect(direct).toEqual({ code: '42601', message: 'cannot insert multiple commands into a prepared statement' });
+    expect(await refusal({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+  });
+});
+
 describe('a client that ends before its connection is up', () => {
   /** pg's end() right after connect(): its Terminate goes out before the SSLRequest. */
   async function connectThenEnd(config: pg.ClientConfig): Promise<string[]> {

@@ -75,6 +75,8 @@ const TEMPLATES = [
   'column "%n" is of type %n but expression is of type %n',
   'cannot cast type %n to %n',
   'could not determine data type of parameter $%n',
+  // A Parse of several statements: refused before anything runs (masking cannot plan it either).
+  'cannot insert multiple commands into a prepared statement',
 ];
 
 /** Hints that are fixed texts. */
@@ -97,11 +99,13 @@ function escapeRegExp(s: string): string {
  * token (case-insensitive). A message quoting a value the statement only read is never kept.
  */
 export function quotesOnlyStatement(message: string, statement: string | undefined): boolean {
-  if (!statement) return false;
   for (const re of COMPILED) {
     const m = re.exec(message);
     if (!m) continue;
-    if (m.slice(1).every((part) => part !== '' && containsToken(statement, part))) return true;
+    const parts = m.slice(1);
+    // A fixed text quotes nothing, whichever statement (if any is known) it answers.
+    if (parts.length === 0) return true;
+    if (statement && parts.every((part) => part !== '' && containsToken(statement, part))) return true;
   }
   return false;
 }
