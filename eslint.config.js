@@ -14,5 +14,15 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // A promise nobody awaits loses its rejection (an unhandled rejection ends the process): every one
+  // is awaited, caught, or marked `void` with a comment saying why it may run on its own.
+  {
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
   ...boundaries,
 );

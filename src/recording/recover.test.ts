@@ -22,7 +22,8 @@ describe('reconciling at start what the store missed', () => {
     const sessions = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
     const info = { protocol: 'postgres' as const, user: 'alice', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'psql', tokenId: 't1' };
     const pipeline = first.service.open(info, () => sessions.open(info));
-    pipeline.decide({ source: 'simple', text: 'select 1' });
+    // The inner pipeline (no guardrails, no reviews) decides at once.
+    expect(pipeline.decide({ source: 'simple', text: 'select 1' })).toMatchObject({ effect: 'allow' });
     pipeline.observer!.onResult({ kind: 'ready' });
     // The store turns read-only as the session ends, and the process dies before any retry.
     store.database.pragma('query_only = ON');

@@ -45,6 +45,13 @@ class MemoryWriter implements RecordingWriter {
 }
 
 const allow: Decision = { effect: 'allow', reasons: [] };
+
+/** A statement decided as the relay would, where the test's pipeline answers at once (nothing held). */
+function decideNow(pipeline: SessionPipeline, statement: Statement): Decision {
+  const decision = pipeline.decide(statement);
+  if (decision instanceof Promise) throw new Error('expected a decision at once, got a held statement');
+  return decision;
+}
 const simple = (text: string): Statement => ({ source: 'simple', text });
 
 function setup(opts: { limits?: Partial<typeof RECORDING_DEFAULTS.limits>; mode?: 'required' | 'best-effort'; writer?: MemoryWriter | null; decide?: SessionPipeline['decide'] } = {}) {
@@ -67,12 +74,11 @@ function setup(opts: { limits?: Partial<typeof RECORDING_DEFAULTS.limits>; mode?
   const o = pipeline.observer!;
   /** What the relay does for a SELECT returning `rows` rows of one text column. */
   const select = (text: string, rows: number, value = (i: number) => `v${i}`) => {
-    const d = pipeline.decide(simple(text));
+    decideNow(pipeline, simple(text));
     o.onResult({ kind: 'columns', columns: [{ name: 'c', type: 25 }] });
     for (let i = 0; i < rows; i++) if (o.wantsRows()) o.onResult({ kind: 'row', values: [value(i)] });
     o.onResult({ kind: 'complete', tag: `SELECT ${rows}` });
     o.onResult({ kind: 'ready' });
-    return d;
   };
   const end = async () => {
     pipeline.end('client_quit', { bytesFromClient: 1, bytesToClient: 2, statements: 3 });
@@ -125,7 +131,7 @@ describe('SessionRecorder', () => {
     const rows = writer!.log.find((e) => e.type === 'result')!.data;
     expect(rows.rows).toEqual([['short'], ['é'.repeat(8)]]);
     expect(rows.cut).toEqual([[1, 0, 40]]);
-    pipeline.decide(simple('select ' + 'x'.repeat(400)));
+    decideNow(pipeline, simple('select ' + 'x'.repeat(400)));
     const st = writer!.log.filter((e) => e.type === 'statement').at(-1)!.data;
     expect((st.text as string).length).toBe(300);
     expect(st.textBytes).toBe(407);
@@ -134,14 +140,14 @@ describe('SessionRecorder', () => {
 
   it('redacts password literals from recorded statements', () => {
     const { writer, pipeline } = setup();
-    pipeline.decide(simple("alter role bob password 'hunter2-secret'"));
+    decideNow(pipeline, simple("alter role bob password 'hunter2-secret'"));
     expect(writer!.log[0]!.data).toMatchObject({ text: "alter role bob password '[redacted]'", redacted: true });
     expect(JSON.stringify(writer!.log)).not.toContain('hunter2');
   });
 
   it('labels bound parameters with the statement that prepared them', () => {
     const { writer, pipeline } = setup({ limits: { valueBytes: 16 } });
-    pipeline.decide({ source: 'parse', name: 'get_user', text: 'select * from users where id = $1 and name = $2' });
+    decideNow(pipeline, { source: 'parse', name: 'get_user', text: 'select * from users where id = $1 and name = $2' });
     pipeline.observer!.onBind!({ portal: '', statement: 'get_user', values: ['42', null], cut: [], sizes: [2, -1] });
     pipeline.observer!.onBind!({ portal: 'p', statement: 'other', values: ['x'.repeat(40)], cut: [], sizes: [40] });
     const binds = writer!.log.filter((e) => e.type === 'bind').map((e) => e.data);
@@ -168,7 +174,7 @@ describe('SessionRecorder', () => {
   it('keeps the order of notices and errors between rows, and marks a result an error cut short', () => {
     const { writer, pipeline } = setup();
     const o = pipeline.observer!;
-    pipeline.decide(simple('select f()'));
+    decideNow(pipeline, simple('select f()'));
     o.onResult({ kind: 'columns', columns: [{ name: 'f', type: 23 }] });
     if (o.wantsRows()) o.onResult({ kind: 'row', values: ['1'] });
     o.onResult({ kind: 'notice', severity: 'NOTICE', code: '00000', message: 'halfway' });

@@ -262,7 +262,8 @@ export class MysqlRelay {
         if (kill) return this.runKill({ id: Number(kill[2]), queryOnly: (kill[1] ?? '').toUpperCase() === 'QUERY' }, replySeq, text);
         const dialect = this.dialect();
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
-          this.o.pipeline.decide({ source: 'simple', text, dialect });
+          // Only so the statement is recorded and audited: it is refused below whatever the decision.
+          void this.o.pipeline.decide({ source: 'simple', text, dialect });
           return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
         }
         const why = this.sensitive(text);
@@ -296,7 +297,8 @@ export class MysqlRelay {
         const text = payload.toString('utf8', 1);
         const dialect = this.dialect();
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
-          this.o.pipeline.decide({ source: 'parse', text, name: '', dialect });
+          // Only so the statement is recorded and audited: it is refused below whatever the decision.
+          void this.o.pipeline.decide({ source: 'parse', text, name: '', dialect });
           return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
         }
         const why = this.sensitive(text);
