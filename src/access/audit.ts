@@ -30,6 +30,8 @@ export function accessAuditEntry(e: AccessEvent): { type: string; actor: string;
       return { type, actor: e.request.user, subject: e.request.id, data: { ...requestData(e.request), reason: e.reason } };
     case 'request.expired':
       return { type, actor: 'gateway', subject: e.request.id, data: requestData(e.request) };
+    case 'request.escalated':
+      return { type, actor: 'gateway', subject: e.request.id, data: { ...requestData(e.request), to: e.to, waitedMs: e.waitedMs, approverGroups: e.request.approverGroups } };
     case 'grant.created':
       return { type, actor: e.grant.issuedBy ?? (e.grant.approvedBy.at(-1) ?? 'policy'), subject: e.grant.id, data: grantData(e.grant) };
     case 'grant.revoked':

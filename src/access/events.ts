@@ -11,6 +11,8 @@ export type AccessEvent =
   | { type: 'request.denied'; at: number; request: AccessRequest; by: string; reason: string }
   | { type: 'request.withdrawn'; at: number; request: AccessRequest; reason: string }
   | { type: 'request.expired'; at: number; request: AccessRequest }
+  /** Waited past the policy's `escalate.after`: `to` may now approve too, and people are reminded. */
+  | { type: 'request.escalated'; at: number; request: AccessRequest; to: string[]; waitedMs: number }
   | { type: 'grant.created'; at: number; grant: GrantRecord; request: AccessRequest | null }
   | { type: 'grant.revoked'; at: number; grant: GrantRecord; by: string; reason: string | null }
   | { type: 'break_glass.used'; at: number; request: AccessRequest; grant: GrantRecord };

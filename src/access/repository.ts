@@ -48,6 +48,8 @@ export interface AccessRequest {
   decisionReason: string | null;
   grantId: string | null;
   approvals: Approval[];
+  /** When a request still pending is escalated, to whom, and whether it has been (null: no escalate rule). */
+  escalation: { at: number; to: string[]; escalatedAt: number | null } | null;
 }
 
 /** A Grant with what the audit trail needs besides. */
@@ -137,6 +139,16 @@ export const ACCESS_MIGRATIONS: readonly Migration[] = [
       ALTER TABLE access_grant_tokens ADD COLUMN session_id TEXT;
     `,
   },
+  {
+    version: 3,
+    name: 'escalation of waiting requests',
+    // escalate_at/escalate_to: the policy's escalate rule, snapshot at request time; escalated_at: done.
+    sql: `
+      ALTER TABLE access_requests ADD COLUMN escalate_at INTEGER;
+      ALTER TABLE access_requests ADD COLUMN escalate_to TEXT;
+      ALTER TABLE access_requests ADD COLUMN escalated_at INTEGER;
+    `,
+  },
 ];
 
 type Row = Record<string, unknown>;
@@ -180,6 +192,11 @@ export class AccessRepository {
          WHERE id = @id AND state = 'pending'`,
       ),
       setReasons: db.prepare(`UPDATE access_requests SET reasons = ? WHERE id = ?`),
+      setEscalation: db.prepare(`UPDATE access_requests SET escalate_at = ?, escalate_to = ? WHERE id = ?`),
+      markEscalated: db.prepare(
+        `UPDATE access_requests SET escalated_at = @at, approver_groups = @approverGroups
+         WHERE id = @id AND state = 'pending' AND escalate_at IS NOT NULL AND escalated_at IS NULL`,
+      ),
       insertApproval: db.prepare(
         `INSERT INTO access_approvals (request_id, approver, comment, at, break_glass)
          VALUES (@requestId, @approver, @comment, @at, @breakGlass)`,
@@ -240,7 +257,7 @@ export class AccessRepository {
 
   // -- requests ---------------------------------------------------------------------------------
 
-  insertRequest(r: Omit<AccessRequest, 'approvals' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'grantId'>): void {
+  insertRequest(r: Omit<AccessRequest, 'approvals' | 'decidedAt' | 'decidedBy' | 'decisionReason' | 'grantId' | 'escalation'>): void {
     this.stmts.insertRequest.run({
       id: r.id,
       user: r.user,
@@ -345,6 +362,16 @@ export class AccessRepository {
 
   // -- tokens under grants ----------------------------------------------------------------------
 
+  /** The policy's escalate rule for a pending request: at `at`, `to` may approve too. */
+  setEscalation(id: string, at: number, to: readonly string[]): void {
+    this.stmts.setEscalation.run(at, JSON.stringify([...to]), id);
+  }
+
+  /** Escalate once: widen the approver groups; false when no longer pending or already escalated. */
+  markEscalated(id: string, at: number, approverGroups: readonly string[]): boolean {
+    return this.stmts.markEscalated.run({ id, at, approverGroups: JSON.stringify([...approverGroups]) }).changes === 1;
+  }
+
   /** Pending requests per connection (the metrics' gauge). */
   pendingByConnection(): Array<{ connection: string; count: number }> {
     return this.stmts.pendingByConnection.all() as Array<{ connection: string; count: number }>;
@@ -443,6 +470,10 @@ export class AccessRepository {
       decisionReason: (r.decision_reason as string | null) ?? null,
       grantId: (r.grant_id as string | null) ?? null,
       approvals,
+      escalation:
+        r.escalate_at === null || r.escalate_at === undefined
+          ? null
+          : { at: r.escalate_at as number, to: JSON.parse(r.escalate_to as string) as string[], escalatedAt: (r.escalated_at as number | null) ?? null },
     };
   }
 }

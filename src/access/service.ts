@@ -91,6 +91,8 @@ export class AccessService {
   private isAdminFn: (identity: Identity) => boolean;
   /** Expiry timers of pending requests, by request id. */
   private readonly expiryTimers = new Map<string, () => void>();
+  /** Escalation timers of pending requests whose policy names `escalate`, by request id. */
+  private readonly escalationTimers = new Map<string, () => void>();
   /** Revocation subscribers by grant id (live sessions). */
   private readonly revocationListeners = new Map<string, Set<(grant: GrantRecord) => void>>();
   private closed = false;
@@ -116,6 +118,7 @@ export class AccessService {
         if (this.expire(r.id)) expired++;
       } else {
         this.armExpiry(r);
+        this.armEscalation(r);
       }
     }
     if (expired > 0) this.log.info({ requests: expired }, 'expired access requests left pending while the gateway was down');
@@ -123,8 +126,9 @@ export class AccessService {
 
   close(): void {
     this.closed = true;
-    for (const cancel of this.expiryTimers.values()) cancel();
+    for (const cancel of [...this.expiryTimers.values(), ...this.escalationTimers.values()]) cancel();
     this.expiryTimers.clear();
+    this.escalationTimers.clear();
     this.revocationListeners.clear();
   }
 
@@ -185,9 +189,14 @@ export class AccessService {
       if (duplicate) {
         throw new AccessError('conflict', `you already have a pending request ${short(duplicate.id)} for "${input.connection}"`, ['request_pending']);
       }
-      this.repo.insertRequest({ ...base, state: 'pending' });
-      const request = this.repo.getRequest(base.id)!;
+      const escalate = rules.escalate;
+      const request = this.repo.transaction(() => {
+        this.repo.insertRequest({ ...base, state: 'pending' });
+        if (escalate) this.repo.setEscalation(base.id, now + escalate.afterMs, escalate.to);
+        return this.repo.getRequest(base.id)!;
+      });
       this.armExpiry(request);
+      this.armEscalation(request);
       this.log.info({ request: request.id, user: who.user, connection: input.connection, policy: decision.policy }, 'access requested');
       this.events.emit({ type: 'request.created', at: now, request });
       return { request, grant: null, reasons: decision.reasons, message: decision.message };
@@ -517,6 +526,47 @@ export class AccessService {
   private cancelExpiry(requestId: string): void {
     this.expiryTimers.get(requestId)?.();
     this.expiryTimers.delete(requestId);
+    // A decided or expired request is not escalated either.
+    this.escalationTimers.get(requestId)?.();
+    this.escalationTimers.delete(requestId);
+  }
+
+  private armEscalation(request: AccessRequest): void {
+    const e = request.escalation;
+    if (this.closed || !e || e.escalatedAt !== null) return;
+    this.escalationTimers.get(request.id)?.();
+    this.escalationTimers.set(
+      request.id,
+      this.clock.at(e.at, () => {
+        this.escalationTimers.delete(request.id);
+        try {
+          this.escalate(request.id);
+        } catch (err) {
+          this.log.error({ err, request: request.id }, 'cannot escalate access request');
+        }
+      }),
+    );
+  }
+
+  /**
+   * A request still pending at its escalation time: its `escalate.to` groups join the approvers (so
+   * they may approve), and `request.escalated` reminds everyone (webhooks, audit). Once per request.
+   */
+  private escalate(requestId: string): boolean {
+    const now = this.clock.now();
+    const result = this.repo.transaction(() => {
+      const r = this.repo.getRequest(requestId);
+      const e = r?.escalation;
+      if (!r || !e || r.state !== 'pending' || e.escalatedAt !== null || e.at > now || r.expiresAt <= now) return undefined;
+      const groups = [...new Set([...r.approverGroups, ...e.to])];
+      if (!this.repo.markEscalated(r.id, now, groups)) return undefined;
+      return { request: this.repo.getRequest(r.id)!, to: e.to };
+    });
+    if (!result) return false;
+    const { request, to } = result;
+    this.log.warn({ request: request.id, user: request.user, connection: request.connection, to, waitedMs: now - request.createdAt }, 'access request escalated: still waiting for approval');
+    this.events.emit({ type: 'request.escalated', at: now, request, to, waitedMs: now - request.createdAt });
+    return true;
   }
 
   /** Close a pending request whose time is up; true when it was still pending. */

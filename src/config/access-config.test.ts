@@ -77,8 +77,23 @@ describe('policies', () => {
       'jitgate.yaml:9:11: policies[1].name: duplicate policy name "a" (first defined at line 5)',
       'jitgate.yaml:11:25: policies[1].access.approval: expected one of "auto", "required", got "sometimes"',
       'jitgate.yaml:11:36: policies[1].access.aproval: unknown key "aproval"; did you mean "approval"? ' +
-        '(allowed here: approval, approvers, approvals, maxDuration, breakGlass, pendingExpiry, requireReason)',
+        '(allowed here: approval, approvers, approvals, maxDuration, breakGlass, pendingExpiry, requireReason, escalate)',
     ]);
+  });
+});
+
+describe('escalation', () => {
+  it('reads access.escalate as milliseconds and groups', () => {
+    const c = parseConfig(
+      `connections:
+  - { name: a, host: h, database: d, user: u }
+policies:
+  - { name: p, connections: [a], groups: [eng], access: { approvers: [leads], escalate: { after: 10m, to: [security, dba] } } }
+`,
+      'x.yaml',
+      BASE,
+    );
+    expect(c.policies[0]!.access!.escalate).toEqual({ afterMs: 600_000, to: ['security', 'dba'] });
   });
 });
 
@@ -105,7 +120,7 @@ describe('notifications', () => {
         url: 'https://hooks.example.com/jitgate',
         secret: 'env:HOOK_SECRET',
         format: 'json',
-        events: ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision'],
+        events: ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision', 'escalation'],
         timeoutMs: 5000,
         maxAttempts: 6,
         initialBackoffMs: 1000,
@@ -131,7 +146,7 @@ describe('notifications', () => {
 `);
     expect(p[0]).toBe('jitgate.yaml:3:12: notifications.webhooks[0].url: expected an http:// or https:// URL, got "ftp://example.com"');
     expect(p[1]).toMatch(/^jitgate.yaml:4:15: notifications.webhooks\[0\].secret: a plain password is not allowed/);
-    expect(p[2]).toBe('jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, review, review_decision, got "lunch"');
+    expect(p[2]).toBe('jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, review, review_decision, escalation, got "lunch"');
     expect(p.join('\n')).not.toContain('hunter2');
   });
 });

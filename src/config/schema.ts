@@ -205,6 +205,8 @@ const accessRulesSchema = z.strictObject({
   breakGlass: bool().optional(),
   pendingExpiry: duration(60_000, MAX_GRANT_MS).optional(),
   requireReason: bool().optional(),
+  // A request still waiting after `after` is escalated: webhooks get a reminder, `to` may approve too.
+  escalate: z.strictObject({ after: duration(60_000, MAX_GRANT_MS), to: nameList('group names') }).optional(),
 });
 
 const policySchema = z.strictObject({
@@ -215,7 +217,7 @@ const policySchema = z.strictObject({
   access: accessRulesSchema.optional(),
 });
 
-export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision'] as const;
+export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision', 'escalation'] as const;
 
 const webhookSchema = z.strictObject({
   name: text('a webhook name').optional(),
@@ -602,6 +604,7 @@ function buildPolicy(p: NonNullable<ConfigFile['policies']>[number], i: number):
             maxDurationMs: a.maxDuration ?? ACCESS_DEFAULTS.maxDurationMs,
             breakGlass: a.breakGlass ?? ACCESS_DEFAULTS.breakGlass,
             pendingExpiryMs: a.pendingExpiry ?? ACCESS_DEFAULTS.pendingExpiryMs,
+            ...(a.escalate ? { escalate: { afterMs: a.escalate.after, to: a.escalate.to } } : {}),
             requireReason: a.requireReason ?? ACCESS_DEFAULTS.requireReason,
           },
         }

@@ -167,7 +167,7 @@ export interface GatewayConfig {
 }
 
 /** `review`: a statement is held for approval; `review_decision`: a held statement was approved, denied, timed out or withdrawn. */
-export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry' | 'review' | 'review_decision';
+export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry' | 'review' | 'review_decision' | 'escalation';
 
 export interface WebhookConfig {
   name: string;

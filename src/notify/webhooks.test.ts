@@ -98,6 +98,7 @@ const request: AccessRequest = {
   decisionReason: null,
   grantId: 'g-1',
   approvals: [],
+  escalation: null,
 };
 const grant: GrantRecord = {
   id: '9a8b7c6d-0000-4000-8000-000000000002',

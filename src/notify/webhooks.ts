@@ -56,6 +56,8 @@ export function kindOf(event: AccessEvent): NotificationEventKind | undefined {
       return 'break_glass';
     case 'request.expired':
       return 'expiry';
+    case 'request.escalated':
+      return 'escalation';
     case 'grant.created':
       return undefined; // told by the request or approval that made it
   }
@@ -283,6 +285,8 @@ function payload(id: string, kind: NotificationEventKind, event: AccessEvent) {
       return { ...base, actor: event.by, reason: event.reason, request: requestPayload(event.request) };
     case 'request.withdrawn':
       return { ...base, actor: event.request.user, reason: event.reason, request: requestPayload(event.request) };
+    case 'request.escalated':
+      return { ...base, to: event.to, waitedMs: event.waitedMs, request: requestPayload(event.request) };
     case 'grant.revoked':
       return { ...base, actor: event.by, reason: event.reason, grant: grantPayload(event.grant) };
     case 'break_glass.used':
@@ -350,6 +354,10 @@ export function summary(event: AccessEvent): string {
       return `${event.request.user} withdrew their request for ${event.request.connection}: ${event.reason}`;
     case 'request.expired':
       return `${event.request.user}'s request for ${event.request.connection} expired without a decision`;
+    case 'request.escalated': {
+      const r = event.request;
+      return `REMINDER: ${r.user}'s request for ${r.connection} has waited ${formatDuration(event.waitedMs)} for approval; ${event.to.join(' or ')} may now approve it too (request ${short(r.id)})`;
+    }
     case 'grant.revoked':
       return `${event.by} revoked ${event.grant.user}'s access to ${event.grant.connection} (grant ${short(event.grant.id)})${event.reason ? `: ${event.reason}` : ''}`;
     case 'break_glass.used':
@@ -365,6 +373,7 @@ const SLACK_ICON: Record<AccessEvent['type'], string> = {
   'request.denied': ':no_entry:',
   'request.withdrawn': ':leftwards_arrow_with_hook:',
   'request.expired': ':hourglass:',
+  'request.escalated': ':alarm_clock:',
   'grant.revoked': ':octagonal_sign:',
   'break_glass.used': ':rotating_light:',
   'grant.created': ':white_check_mark:',

@@ -31,6 +31,8 @@ export interface AccessRules {
   pendingExpiryMs: number;
   /** Whether a request must say why. Break-glass always must. */
   requireReason: boolean;
+  /** A request still pending after `afterMs` is escalated: a reminder, and the `to` groups may approve too. */
+  escalate?: { afterMs: number; to: string[] };
 }
 
 export interface PolicyRule {

@@ -1,0 +1,85 @@
+/**
+ * Escalation of access requests that wait too long (policy `access.escalate: { after, to }`), on a
+ * ManualClock: at `after` a reminder goes to the webhooks (event kind `escalation`), the `to` groups
+ * may approve from then on, and the audit log records it. A request decided in time is not escalated.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ManualClock } from '../src/core/clock.js';
+import { startAccessGateway, type AccessGateway } from './support/access.js';
+import { startPostgres, type PgServer } from './support/pg-server.js';
+import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.js';
+
+let server: PgServer;
+let receiver: WebhookReceiver;
+let env: AccessGateway;
+const clock = new ManualClock(Date.now());
+const M = 60_000;
+
+beforeAll(async () => {
+  server = await startPostgres();
+  receiver = await startWebhookReceiver();
+  env = await startAccessGateway(server, {
+    clock,
+    // Continues the helper's policy list, then names its own webhook.
+    extraYaml: `  - name: tls-escalating
+    connections: [app-tls]
+    groups: [engineering]
+    access: { approvers: [approvers], pendingExpiry: 2h, escalate: { after: 10m, to: [dba] } }
+notifications:
+  webhooks:
+    - { name: receiver, url: ${receiver.url}, secret: "file:webhook-secret", events: [request, escalation], maxAttempts: 3, initialBackoff: 1s }
+`,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await env?.gw.close();
+  await receiver?.close();
+  await server?.cleanup();
+});
+
+type Asked = { request: { id: string } };
+const escalations = (id: string) =>
+  receiver.deliveries.filter((d) => d.json.type === 'request.escalated' && (d.json.request as { id: string }).id === id);
+
+it('a request still waiting after 10m is escalated: reminder, then the dba group may approve', async () => {
+  const asked = await env.api<Asked>('alice', 'POST', '/api/requests', { connection: 'app-tls', duration: '1h', reason: 'INC-11' });
+  expect(asked.status).toBe(201);
+  const id = asked.body.request.id;
+  // Before the escalation, frank (dba) is not an approver of it: he cannot even see it.
+  expect((await env.api('frank', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(404);
+
+  clock.advance(9 * M);
+  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
+  expect(escalations(id)).toHaveLength(0);
+
+  clock.advance(1 * M);
+  await expect.poll(() => escalations(id).length).toBe(1);
+  const reminder = escalations(id)[0]!;
+  expect(reminder.headers['x-jitgate-event']).toBe('request.escalated');
+  expect(reminder.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 10 * M, request: { id, approverGroups: ['approvers', 'dba'] } });
+  expect(String(reminder.json.summary)).toContain('has waited 10m for approval; dba may now approve it too');
+  const audited = env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated');
+  expect(audited).toHaveLength(1);
+  expect(audited[0]!.data).toMatchObject({ to: ['dba'], waitedMs: 10 * M });
+
+  const approved = await env.api<{ grant: { approvedBy: string[] } }>('frank', 'POST', `/api/requests/${id}/approve`, { comment: 'escalated to dba' });
+  expect(approved.status).toBe(200);
+  expect(approved.body.grant.approvedBy).toEqual(['frank']);
+
+  // Once only.
+  clock.advance(30 * M);
+  expect(escalations(id)).toHaveLength(1);
+});
+
+it('a request decided before its escalation time is not escalated', async () => {
+  const mine = await env.api<Asked>('bob', 'POST', '/api/requests', { connection: 'app-tls', duration: '1h', reason: 'INC-12' });
+  expect(mine.status).toBe(201);
+  const id = mine.body.request.id;
+  clock.advance(5 * M);
+  expect((await env.api('carol', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(200);
+  clock.advance(20 * M);
+  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
+  expect(escalations(id)).toHaveLength(0);
+  expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
+});
