@@ -3,6 +3,7 @@
  * ManualClock: at `after` a reminder goes to the webhooks (event kind `escalation`), the `to` groups
  * may approve from then on, and the audit log records it. A request decided in time is not escalated.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ManualClock } from '../src/core/clock.js';
 import { startAccessGateway, type AccessGateway } from './support/access.js';
@@ -17,6 +18,7 @@ const M = 60_000;
 
 beforeAll(async () => {
   server = await startPostgres();
+  await server.query('create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public');
   receiver = await startWebhookReceiver();
   env = await startAccessGateway(server, {
     clock,
@@ -28,6 +30,11 @@ beforeAll(async () => {
 notifications:
   webhooks:
     - { name: receiver, url: ${receiver.url}, secret: "file:webhook-secret", events: [request, escalation], maxAttempts: 3, initialBackoff: 1s }
+reviews:
+  - name: app-writes
+    connections: [app]
+    match: { writes: true }
+    approval: { approvers: [approvers], timeout: 10m, escalate: { after: 3m, to: [dba] } }
 `,
   });
 }, 60_000);
@@ -82,4 +89,27 @@ it('a request decided before its escalation time is not escalated', async () => 
   await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
   expect(escalations(id)).toHaveLength(0);
   expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
+});
+
+it('a statement held past its rule\'s escalate.after: reminder, then the dba group approves and it runs', async () => {
+  const client = new pg.Client({ host: env.gw.host, port: env.gw.port, user: 'alice', database: 'app', password: env.gw.token({ user: 'alice' }) });
+  await client.connect();
+  const write = client.query("insert into ledger (note) values ('escalated') returning note");
+  let id = '';
+  await expect
+    .poll(async () => {
+      const { body } = await env.api<{ reviews: Array<{ id: string }> }>('carol', 'GET', '/api/reviews?state=pending&user=alice');
+      id = body.reviews[0]?.id ?? '';
+      return id;
+    })
+    .not.toBe('');
+  expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, {})).status).toBe(404);
+  clock.advance(3 * 60_000);
+  const reminders = () => receiver.deliveries.filter((d) => d.json.type === 'review.escalated' && (d.json.review as { id: string }).id === id);
+  await expect.poll(() => reminders().length).toBe(1);
+  expect(reminders()[0]!.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 3 * 60_000, review: { approverGroups: ['approvers', 'dba'] } });
+  expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'review.escalated')).toHaveLength(1);
+  expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, { comment: 'escalated' })).status).toBe(200);
+  expect((await write).rows).toEqual([{ note: 'escalated' }]);
+  await client.end();
 });

@@ -64,6 +64,7 @@ export const reviewSchema = z.strictObject({
     approvers: approverGroups(),
     approvals: approvals().optional(),
     timeout: duration(1_000, 7 * 86_400_000).optional(),
+    escalate: z.strictObject({ after: duration(1_000, 7 * 86_400_000), to: approverGroups() }).optional(),
   }),
   reason: text('a reason').optional(),
 });
@@ -88,6 +89,7 @@ export function buildReview(r: ReviewFile): ReviewRule {
       approvers: r.approval.approvers,
       approvals: r.approval.approvals ?? REVIEW_DEFAULTS.approvals,
       timeoutMs: r.approval.timeout ?? REVIEW_DEFAULTS.timeoutMs,
+      ...(r.approval.escalate ? { escalate: { afterMs: r.approval.escalate.after, to: r.approval.escalate.to } } : {}),
     },
     ...(r.reason ? { reason: r.reason } : {}),
   };

@@ -26,6 +26,8 @@ export interface ReviewRule extends RuleScope {
     approvals: number;
     /** Undecided after this long: the statement is refused (review_timeout). */
     timeoutMs: number;
+    /** Still undecided after `afterMs`: a reminder goes out and the `to` groups may approve too. */
+    escalate?: { afterMs: number; to: string[] };
   };
   /** Shown to the user and the approvers, e.g. "writes on production are reviewed". */
   reason?: string;

@@ -26,6 +26,7 @@ function actorOf(e: ReviewEvent): string {
     case 'review.denied':
       return e.by;
     case 'review.expired':
+    case 'review.escalated':
       return 'gateway';
     case 'review.withdrawn':
       return e.by ?? 'gateway';
@@ -40,6 +41,8 @@ function extra(e: ReviewEvent): Record<string, unknown> {
       return { comment: e.comment };
     case 'review.withdrawn':
       return { reason: e.reason };
+    case 'review.escalated':
+      return { to: e.to, waitedMs: e.waitedMs, approverGroups: e.review.approverGroups };
     default:
       return {};
   }

@@ -12,6 +12,8 @@ export type ReviewEvent =
   | { type: 'review.approved'; at: number; review: Review; approver: string; comment: string | null; final: boolean }
   | { type: 'review.denied'; at: number; review: Review; by: string; comment: string | null }
   | { type: 'review.expired'; at: number; review: Review }
+  /** Still waiting at the rule's `escalate.after`: `to` joined the approvers; a reminder goes out. */
+  | { type: 'review.escalated'; at: number; review: Review; to: string[]; waitedMs: number }
   /** The author cancelled or withdrew it, or the session ended (`by` null: the gateway closed it). */
   | { type: 'review.withdrawn'; at: number; review: Review; by: string | null; reason: string };
 

@@ -25,6 +25,7 @@ function reviewOutcome(e: ReviewEvent): ApprovalOutcome | undefined {
     case 'review.expired':
       return 'expired';
     case 'review.created':
+    case 'review.escalated':
       return undefined;
   }
 }

@@ -11,7 +11,7 @@ import type { Review } from './repository.js';
 
 export function notifyReviewEvents(events: ReviewEvents, notifier: WebhookNotifier): () => void {
   return events.on((e) => {
-    const kind: NotificationEventKind = e.type === 'review.created' ? 'review' : 'review_decision';
+    const kind: NotificationEventKind = e.type === 'review.created' ? 'review' : e.type === 'review.escalated' ? 'escalation' : 'review_decision';
     notifier.enqueue(kind, e.type, (format, id) =>
       format === 'slack' ? { text: `${ICON[e.type]} jitgate: ${escapeSlack(reviewSummary(e))}` } : reviewPayload(id, kind, e),
     );
@@ -30,6 +30,8 @@ function reviewPayload(id: string, kind: NotificationEventKind, e: ReviewEvent) 
       return { ...base, actor: e.by, comment: e.comment };
     case 'review.withdrawn':
       return { ...base, actor: e.by, reason: e.reason };
+    case 'review.escalated':
+      return { ...base, to: e.to, waitedMs: e.waitedMs };
   }
 }
 
@@ -66,6 +68,8 @@ export function reviewSummary(e: ReviewEvent): string {
       return `${e.by} denied ${r.user}'s statement on ${r.connection}${e.comment ? `: ${e.comment}` : ''} (review ${id})`;
     case 'review.expired':
       return `${r.user}'s statement on ${r.connection} timed out without a decision (review ${id})`;
+    case 'review.escalated':
+      return `REMINDER: ${r.user}'s statement on ${r.connection} has waited ${formatDuration(e.waitedMs)} for approval; ${e.to.join(' or ')} may now approve it too: ${statement} (review ${id})`;
     case 'review.withdrawn':
       return `${r.user}'s statement on ${r.connection} was withdrawn: ${e.reason} (review ${id})`;
   }
@@ -76,6 +80,7 @@ const ICON: Record<ReviewEvent['type'], string> = {
   'review.approved': ':white_check_mark:',
   'review.denied': ':no_entry:',
   'review.expired': ':hourglass:',
+  'review.escalated': ':alarm_clock:',
   'review.withdrawn': ':leftwards_arrow_with_hook:',
 };
 

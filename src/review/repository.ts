@@ -127,6 +127,7 @@ export class ReviewRepository {
       pendingByConnection: db.prepare(
         `SELECT connection, count(*) AS count FROM statement_reviews WHERE state = 'pending' GROUP BY connection ORDER BY connection`,
       ),
+      setApprovers: db.prepare(`UPDATE statement_reviews SET approver_groups = ? WHERE id = ? AND state = 'pending'`),
       idsByPrefix: db.prepare(`SELECT id FROM statement_reviews WHERE id LIKE ? ORDER BY id LIMIT 2`).pluck(),
       list: db.prepare(
         `SELECT * FROM statement_reviews
@@ -157,6 +158,11 @@ export class ReviewRepository {
       reasons: JSON.stringify(r.reasons),
       approverGroups: JSON.stringify(r.approverGroups),
     });
+  }
+
+  /** Widen who may approve a pending review (escalation); false when it is no longer pending. */
+  setApprovers(id: string, groups: readonly string[]): boolean {
+    return this.stmts.setApprovers.run(JSON.stringify([...groups]), id).changes === 1;
   }
 
   /** Statements held now, per connection (the metrics' gauge). */

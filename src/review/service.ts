@@ -162,7 +162,13 @@ export class ReviewService {
     const stored = this.repo.get(review.id)!;
     let resolve!: (d: Decision) => void;
     const decision = new Promise<Decision>((r) => (resolve = r)) as PendingDecision;
-    const cancelTimer = this.clock.at(review.expiresAt, () => this.timeout(review.id));
+    const cancelTimeout = this.clock.at(review.expiresAt, () => this.timeout(review.id));
+    const escalate = rule.approval.escalate;
+    const cancelEscalation = escalate && escalate.afterMs < rule.approval.timeoutMs ? this.clock.at(now + escalate.afterMs, () => this.escalate(review.id, escalate.to)) : undefined;
+    const cancelTimer = () => {
+      cancelTimeout();
+      cancelEscalation?.();
+    };
     this.waiting.set(review.id, { sessionId: input.sessionId, resolve, cancelTimer });
     const hold: HoldInfo = {
       notice: {
@@ -309,6 +315,22 @@ export class ReviewService {
       // Fail closed: the statement is refused even if the record could not be closed.
       this.log.error({ err, review: id }, 'cannot close a timed-out review');
       this.release(id, { effect: 'deny', reasons: ['review_timeout'], code: '57014', message: 'jitgate: canceling statement: the review timed out' });
+    }
+  }
+
+  /** Still pending at the rule's escalation time: `to` joins the approvers, and everyone is reminded. */
+  private escalate(id: string, to: readonly string[]): void {
+    try {
+      const review = this.repo.get(id);
+      if (!review || review.state !== 'pending' || !this.waiting.has(id)) return;
+      const groups = [...new Set([...review.approverGroups, ...to])];
+      if (!this.repo.setApprovers(id, groups)) return;
+      const now = this.clock.now();
+      const widened = this.repo.get(id)!;
+      this.log.warn({ review: id, session: review.sessionId, to, waitedMs: now - review.createdAt }, 'held statement escalated: still waiting for approval');
+      this.events.emit({ type: 'review.escalated', at: now, review: widened, to: [...to], waitedMs: now - review.createdAt });
+    } catch (err) {
+      this.log.error({ err, review: id }, 'cannot escalate a held statement');
     }
   }
 
