@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
+import { settledSession } from './support/recording.js';
 
 let server: PgServer;
 let gw: TestGateway;
@@ -61,6 +62,16 @@ describe('settings a driver sends at login', () => {
     expect(through).toEqual(direct);
   });
 
+  it('are recorded as the SETs they amount to', async () => {
+    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), application_name: 'compat-recorded', ...timeouts });
+    await c.connect();
+    await c.end();
+    const session = await settledSession(gw, { applicationName: 'compat-recorded' });
+    const read = await gw.gateway.recording.read(session.id);
+    const statements = read!.result.events.filter((e) => e.type === 'statement').map((e) => (e.data as { text?: string }).text);
+    expect(statements).toEqual(["SET statement_timeout = '3000'", "SET lock_timeout = '2000'", "SET idle_in_transaction_session_timeout = '4000'"]);
+  });
+
   it('refuse the login, naming the setting, where a guardrail denies changing it', async () => {
     const err = await new pg.Client({ host: gw.host, port: gw.port, database: 'app-guarded', user: 'alice', password: gw.token({ connection: 'app-guarded' }), ...timeouts })
       .connect()
@@ -107,7 +118,7 @@ describe('several statements in one extended-protocol query', () => {
     const c = new pg.Client(config);
     await c.connect();
     try {
-      return await c.query({ text: 'select 1; select 2', queryMode: 'extended' }).then(
+      return await c.query({ name: 'two-statements', text: 'select 1; select 2' }).then(
         () => undefined,
         (e: PgError) => ({ code: e.code, message: e.message }),
       );

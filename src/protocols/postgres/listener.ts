@@ -301,8 +301,8 @@ export class PostgresListener {
   /**
    * The startup parameters the backend gets: the allow-listed ones as sent, and every other setting
    * (of `options` or the packet's own) that the session's rules allow, decided (and recorded) as the
-   * SET it amounts to. A
-   * refused one refuses the connection, naming it; one that would need approval cannot wait at login.
+   * SET it amounts to. A refused one refuses the connection, naming it; one that would need approval
+   * cannot wait at login.
    */
   private startupSettings(pipeline: SessionPipeline, settings: StartupSettings): Map<string, string> {
     // As in PostgreSQL, settings from options come first and the packet's own parameters override them.
@@ -311,7 +311,7 @@ export class PostgresListener {
       const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value) });
       if (decision instanceof Promise) {
         (decision as PendingDecision).then(undefined, () => undefined);
-        throw new GatewayError('denied', `jitgate: the setting ${name} at login needs approval, which cannot wait at login; SET it in the session instead`);
+        throw new GatewayError('denied', `jitgate: the setting ${name} at login needs approval, which cannot wait; SET it in the session instead`);
       }
       if (decision.effect !== 'allow') {
         throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} at login is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
