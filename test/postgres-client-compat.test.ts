@@ -20,7 +20,7 @@ beforeAll(async () => {
   const backend = (name: string) =>
     `{ name: ${name}, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, tls: { mode: disable } }`;
   gw = await startTestGateway(server, {
-    extraConnections: [backend('app-masked'), backend('app-guarded')],
+    extraConnections: [backend('app-masked'), backend('app-guarded'), backend('app-reviewed')],
     extraYaml: `
 masking:
   rules:
@@ -29,6 +29,11 @@ guardrails:
   - name: fixed-timeouts
     connections: [app-guarded]
     deny: { kinds: [truncate], unboundedWrites: true, settings: [lock_timeout] }
+reviews:
+  - name: reviewed-changes
+    connections: [app-reviewed]
+    match: { writes: true }
+    approval: { approvers: [approvers], timeout: 10m }
 `,
   });
 });
@@ -86,6 +91,28 @@ describe('settings a driver sends at login', () => {
     await c.connect();
     try {
       expect((await c.query('show statement_timeout')).rows[0].statement_timeout).toBe('3s');
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('settings at login under a review rule', () => {
+  it('refuse the login naming the rule, and open no review nobody could wait for', async () => {
+    const err = await new pg.Client({ host: gw.host, port: gw.port, database: 'app-reviewed', user: 'alice', password: gw.token({ connection: 'app-reviewed' }), ...timeouts })
+      .connect()
+      .then(
+        () => undefined,
+        (e: PgError) => e,
+      );
+    expect(err?.message).toContain('needs approval (review rule "reviewed-changes"), which a login cannot wait for');
+    const alice = { user: 'alice', groups: [], kind: 'human' as const, via: 'test' };
+    expect(gw.gateway.reviews.list(alice, { connection: 'app-reviewed' })).toEqual([]);
+    // Without startup settings the same login works; a SET in the session is held as usual.
+    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app-reviewed', user: 'alice', password: gw.token({ connection: 'app-reviewed' }) });
+    await c.connect();
+    try {
+      expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
     } finally {
       await c.end();
     }

@@ -62,6 +62,11 @@ export interface Statement {
    * analysis reads it the same way (executable comments, string escapes). Absent: every reading.
    */
   dialect?: { mariadb: boolean; version: number; noBackslashEscapes: boolean; ansiQuotes?: boolean };
+  /**
+   * Decided during login (a startup setting applied as SET): nobody can wait for an approval there,
+   * so a statement a review rule would hold is refused instead, and no review is opened.
+   */
+  atLogin?: true;
 }
 
 export type Effect = 'allow' | 'deny' | 'review';

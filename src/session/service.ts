@@ -37,6 +37,15 @@ const REVIEW_UNAVAILABLE: Decision = Object.freeze({
   message: 'jitgate: this statement needs approval, but the review could not be recorded right now; it was not run',
 }) as Decision;
 
+/** A startup setting a review rule would hold: a login cannot wait for approvers. */
+function refusedAtLogin(rule: string): Decision {
+  return {
+    effect: 'deny',
+    reasons: ['review_at_login'],
+    message: `jitgate: this setting needs approval (review rule "${rule}"), which a login cannot wait for; SET it in the session instead`,
+  };
+}
+
 export interface SessionServiceOptions {
   /**
    * Grant enforcement (the gateway always passes it): a session starts only on an active grant and
@@ -136,6 +145,7 @@ export class SessionService {
     /** A review rule's match becomes a hold: stored, announced, waited on. */
     const act = (statement: Statement, verdict: Verdict): Decision | PendingDecision => {
       if (verdict.kind === 'decision') return verdict.decision;
+      if (statement.atLogin) return refusedAtLogin(verdict.match.rule.name);
       try {
         return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match: verdict.match });
       } catch (err) {

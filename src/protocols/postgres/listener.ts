@@ -308,10 +308,11 @@ export class PostgresListener {
     // As in PostgreSQL, settings from options come first and the packet's own parameters override them.
     const out = new Map<string, string>();
     for (const { name, value } of settings.requested) {
-      const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value) });
+      // atLogin: a review rule refuses rather than holds (nobody can wait for approvers in a login).
+      const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value), atLogin: true });
       if (decision instanceof Promise) {
         (decision as PendingDecision).then(undefined, () => undefined);
-        throw new GatewayError('denied', `jitgate: the setting ${name} at login needs approval, which cannot wait; SET it in the session instead`);
+        throw new GatewayError('denied', `jitgate: the setting ${name} at login cannot be decided yet; SET it in the session instead`);
       }
       if (decision.effect !== 'allow') {
         throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} at login is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
