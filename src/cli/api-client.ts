@@ -20,7 +20,11 @@ export async function gatewayBearer(io: CliIo): Promise<{ url: string; bearer: s
   const credentials = await loadCliCredentials(io);
   const url = (io.env.JITGATE_URL || credentials?.url || 'http://127.0.0.1:8080').replace(/\/$/, '');
   const bearer = io.env.JITGATE_TOKEN || credentials?.accessToken;
-  if (!bearer) throw new CliError('not signed in: run `jitgate login` (or set JITGATE_TOKEN to an API key)');
+  if (!bearer) {
+    const profile = io.env.JITGATE_PROFILE;
+    const named = profile && profile !== 'default' ? ` (profile ${profile})` : '';
+    throw new CliError(`not signed in${named}: run \`jitgate login${named ? ` --profile ${profile}` : ''}\` (or set JITGATE_TOKEN to an API key)`);
+  }
   return { url, bearer };
 }
 

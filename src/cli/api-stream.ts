@@ -2,14 +2,11 @@
  * Server-sent events from the gateway's API as the signed-in user (same URL and bearer as
  * ./api-client.ts): yields each event's parsed `data` until the stream's `end` event.
  */
-import { loadCliCredentials } from './credentials.js';
+import { gatewayBearer } from './api-client.js';
 import { CliError, type CliIo } from './io.js';
 
 export async function* streamEvents(io: CliIo, path: string): AsyncGenerator<unknown> {
-  const credentials = await loadCliCredentials(io);
-  const url = (io.env.JITGATE_URL || credentials?.url || 'http://127.0.0.1:8080').replace(/\/$/, '');
-  const bearer = io.env.JITGATE_TOKEN || credentials?.accessToken;
-  if (!bearer) throw new CliError('not signed in: run `jitgate login` (or set JITGATE_TOKEN to an API key)');
+  const { url, bearer } = await gatewayBearer(io);
   let res: Response;
   try {
     res = await fetch(url + path, { headers: { authorization: `Bearer ${bearer}`, accept: 'text/event-stream' } });

@@ -11,6 +11,7 @@ import { Readable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { credentialsPath, loadCliCredentials, readSignIn, saveSignIn, type SavedSignIn } from './credentials.js';
 import type { CliIo } from './io.js';
+import { runCli } from './program.js';
 
 const work = mkdtempSync(join(tmpdir(), 'jitgate-credentials-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -76,6 +77,31 @@ describe('CLI credentials', () => {
     expect(credentialsPath({ XDG_CONFIG_HOME: '/x/cfg', HOME: '/home/a' })).toBe('/x/cfg/jitgate/credentials.json');
     expect(credentialsPath({ XDG_CONFIG_HOME: 'relative', HOME: '/home/a' })).toBe('/home/a/.config/jitgate/credentials.json');
     expect(credentialsPath({ HOME: '/home/a' })).toBe('/home/a/.config/jitgate/credentials.json');
+  });
+
+  it('keeps one sign-in per profile beside the default one, and refuses names that are no file name', () => {
+    const env = { XDG_CONFIG_HOME: '/x/cfg', HOME: '/home/a' };
+    expect(credentialsPath({ ...env, JITGATE_PROFILE: 'bob' })).toBe('/x/cfg/jitgate/credentials.bob.json');
+    expect(credentialsPath({ ...env, JITGATE_PROFILE: 'default' })).toBe('/x/cfg/jitgate/credentials.json');
+    for (const bad of ['../x', '.hidden', '-x', 'a/b', 'x'.repeat(65)]) {
+      expect(() => credentialsPath({ ...env, JITGATE_PROFILE: bad })).toThrow(/profile names are/);
+    }
+  });
+
+  it('--profile picks the sign-in every command uses', async () => {
+    const base = io();
+    // Port 1 on loopback refuses at once: reaching for bob's gateway proves bob's sign-in was used.
+    await saveSignIn({ ...base, env: { ...base.env, JITGATE_PROFILE: 'bob' } }, signIn('http://127.0.0.1:1'));
+    const out: string[] = [];
+    const cli = (args: string[]) => runCli(args, { ...base, env: { ...base.env }, out: (t) => void out.push(t), err: (t) => void out.push(t) });
+    expect(await cli(['whoami'])).toBe(1);
+    expect(out.join('')).toContain('not signed in: run `jitgate login`');
+    out.length = 0;
+    expect(await cli(['whoami', '--profile', 'ghost'])).toBe(1);
+    expect(out.join('')).toContain('not signed in (profile ghost): run `jitgate login --profile ghost`');
+    out.length = 0;
+    expect(await cli(['--profile', 'bob', 'whoami'])).toBe(1);
+    expect(out.join('')).toContain('cannot reach the gateway at http://127.0.0.1:1');
   });
 
   it('is written 0600 in a 0700 directory, and tightened when found wider', async () => {

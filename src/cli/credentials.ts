@@ -1,7 +1,8 @@
 /**
  * The CLI's saved sign-in, written by `jitgate login` and read by every command that calls the API.
  *
- * Where: $XDG_CONFIG_HOME/jitgate/credentials.json, else ~/.config/jitgate/credentials.json. The
+ * Where: $XDG_CONFIG_HOME/jitgate/credentials.json, else ~/.config/jitgate/credentials.json (one
+ * file per profile, see credentialsPath). The
  * directory is 0700 and the file 0600 (written to a temporary file with that mode, then renamed, so
  * no reader ever sees half a file or a moment of wider permissions); a file found with looser
  * permissions is tightened and the user told.
@@ -42,10 +43,23 @@ export const REFRESH_MARGIN_MS = 60_000;
 const LOCK_WAIT_MS = 10_000;
 const LOCK_STALE_MS = 30_000;
 
+/** A profile name becomes part of a file name: letters, digits, `_`, `.`, `-`, not leading `.`/`-`. */
+const PROFILE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+
+/**
+ * One saved sign-in per profile (`--profile NAME` or $JITGATE_PROFILE), so one person can act as
+ * two users from one account, e.g. approve as bob while signed in as alice. No profile, or
+ * `default`, is credentials.json; profile NAME is credentials.NAME.json beside it.
+ */
 export function credentialsPath(env: NodeJS.ProcessEnv): string {
   const xdg = env.XDG_CONFIG_HOME;
   const base = xdg && xdg.startsWith('/') ? xdg : join(env.HOME || homedir(), '.config');
-  return join(base, 'jitgate', 'credentials.json');
+  const profile = env.JITGATE_PROFILE;
+  if (profile === undefined || profile === '' || profile === 'default') return join(base, 'jitgate', 'credentials.json');
+  if (!PROFILE_NAME.test(profile)) {
+    throw new CliError(`profile names are 1 to 64 letters, digits, "_", "." or "-" (not starting with "." or "-"), got ${JSON.stringify(profile.slice(0, 64))}`);
+  }
+  return join(base, 'jitgate', `credentials.${profile}.json`);
 }
 
 export async function readSignIn(io: CliIo): Promise<SavedSignIn | undefined> {

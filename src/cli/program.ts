@@ -28,7 +28,13 @@ export function buildProgram(io: CliIo): Command {
     .version(packageVersion())
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
-    .showHelpAfterError('(run jitgate help for usage)');
+    .showHelpAfterError('(run jitgate help for usage)')
+    .option('--profile <name>', 'which saved sign-in to use (default: $JITGATE_PROFILE, else "default"), e.g. to approve as bob while signed in as alice')
+    // Every command finds the sign-in through io.env, so the flag speaks through the same variable.
+    .hook('preAction', () => {
+      const profile = program.opts<{ profile?: string }>().profile;
+      if (profile !== undefined) io.env.JITGATE_PROFILE = profile;
+    });
 
   program
     .command('serve')
