@@ -161,10 +161,17 @@ it('request, live approval, psql with the shown command, a held query approved i
   await alice.page.getByRole('link', { name: 'Sessions' }).click();
   const row = alice.page.locator('tr', { hasText: 'console-e2e' });
   await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
-  await row.getByRole('link').click();
+  // Listed as short as the CLI prints it; the page itself names the whole id, to paste into the CLI.
+  const link = row.getByRole('link');
+  const fullId = (await link.getAttribute('title'))!;
+  expect(fullId).toMatch(/^[0-9a-f-]{36}$/);
+  expect(await link.textContent()).toBe(fullId.slice(0, 8));
+  await link.click();
+  await expect.poll(() => alice.page.getByRole('heading', { level: 1 }).textContent()).toBe(`Session ${fullId}`);
   const timeline = alice.page.getByTestId('timeline');
   await expect.poll(() => timeline.textContent(), { timeout: 20_000 }).toContain('Session ended');
   const replay = (await timeline.textContent())!;
+  expect(replay).toContain('(1 row)');
   expect(replay).toContain('select name, email from customers where id = 1');
   expect(replay).toMatch(/held for approval/);
   expect(replay).toMatch(/decided: allow.*bob/s);

@@ -73,7 +73,8 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
 
   return (
     <section>
-      <h1>Session {session ? session.id.slice(0, 16) : id}</h1>
+      {/* The whole id: it is what `jitgate replay` and `jitgate kill` are given when pasted. */}
+      <h1>Session {session ? session.id : id}</h1>
       <ErrorNote error={error} />
       {session && (
         <dl className="facts">
@@ -172,7 +173,7 @@ function TimelineEvent({ e }: { e: RecordedEvent }) {
     case 'result':
       return (
         <li className="ev result">
-          {at} {String(d.tag)} ({String(d.count)} rows)
+          {at} {String(d.tag)} ({String(d.count)} {Number(d.count) === 1 ? 'row' : 'rows'})
           <ResultTable columns={(d.columns as Array<{ name: string }>) ?? []} rows={(d.rows as Array<Array<string | null>>) ?? []} />
         </li>
       );

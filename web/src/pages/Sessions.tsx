@@ -81,7 +81,10 @@ export function SessionsPage({ me }: { me: Me }) {
               {sessions.map((s) => (
                 <tr key={s.id}>
                   <td>
-                    <Link to={`/sessions/${encodeURIComponent(s.id)}`}>{s.id.slice(0, 16)}</Link>
+                    <Link to={`/sessions/${encodeURIComponent(s.id)}`} title={s.id}>
+                      {/* As short as the CLI prints it (8 characters); the whole id is the link's title. */}
+                      {s.id.slice(0, 8)}
+                    </Link>
                   </td>
                   <td>
                     <Visible text={s.user} oneLine />
