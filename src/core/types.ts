@@ -292,7 +292,7 @@ export interface BackendLease {
   release(): void;
 }
 
-/** What a SQL listener (PostgreSQL, MySQL) tells the session service about a new session. */
+/** What a protocol listener tells the session service about a new session. */
 export interface SessionInfo {
   user: string;
   connection: string;
@@ -305,7 +305,7 @@ export interface SessionInfo {
   protect?: (statement: Statement) => Decision | undefined;
 }
 
-/** What a SQL listener asks for when a session needs its backend connection. */
+/** What a protocol listener asks for when a session needs its backend connection. */
 export interface BackendRequest {
   sessionId: string;
   user: string;

@@ -18,29 +18,11 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
+import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { RedisRelay, type ReplyMasker } from './relay.js';
 import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, type ParsedCommand } from './resp.js';
 import { TcpServer } from '../tcp-server.js';
-
-export interface RedisSessionInfo {
-  user: string;
-  connection: string;
-  clientAddress: string;
-  applicationName: string | null;
-  tokenId: string;
-  authMethod: string;
-  encrypted: boolean;
-}
-
-export interface RedisBackendRequest {
-  sessionId: string;
-  user: string;
-  connection: string;
-  tokenId: string;
-  target: BackendTarget;
-}
 
 export interface RedisListenerOptions {
   host: string;
@@ -52,8 +34,8 @@ export interface RedisListenerOptions {
   /** Names of the configured Redis connections. */
   connections(): string[];
   resolveTarget(connection: string): BackendTarget | undefined;
-  openSession(info: RedisSessionInfo): SessionPipeline;
-  acquireBackend(request: RedisBackendRequest): Promise<BackendLease>;
+  openSession(info: SessionInfo): SessionPipeline;
+  acquireBackend(request: BackendRequest): Promise<BackendLease>;
   /** Masking of replies for this session, or null; throwing refuses the session (fail closed). */
   maskerFor?(session: { connection: string; user: string; tokenId: string }): ReplyMasker | null;
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
