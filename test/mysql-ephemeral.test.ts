@@ -7,6 +7,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariadb, type MariadbServer } from './support/mysql-server.js';
 import { startMysqlTestGateway, type MysqlTestGateway } from './support/mysql-gateway.js';
+import { waitUntil } from './support/wait.js';
 
 let my: MariadbServer;
 let gw: MysqlTestGateway;
@@ -27,14 +28,6 @@ afterAll(async () => {
 
 const jitgateUsers = () => my.root("SELECT User FROM mysql.user WHERE User LIKE 'jitgate\\_%' ORDER BY User").split('\n').filter(Boolean);
 
-async function until(fn: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (fn()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe('ephemeral MySQL users', () => {
   it('gives each session a user of its own with the configured role, dropped at session end', async () => {
     const c = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection: 'eph' }), database: 'eph', ssl: { rejectUnauthorized: false } });
@@ -48,7 +41,7 @@ describe('ephemeral MySQL users', () => {
     const limits = my.root(`SELECT max_user_connections FROM mysql.user WHERE User = '${who.u.split('@')[0]}'`).trim();
     expect(limits).toBe('1');
     await c.end();
-    await until(() => jitgateUsers().length === 0, 'the session user to be dropped');
+    await waitUntil('the session user to be dropped', () => jitgateUsers().length === 0, { intervalMs: 25, seen: jitgateUsers });
   });
 
   it('the janitor drops users the store recorded for sessions that are gone, and leaves look-alikes alone', async () => {

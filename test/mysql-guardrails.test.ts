@@ -9,6 +9,7 @@ import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariadb, type MariadbServer } from './support/mysql-server.js';
 import { mysqlCli, startMysqlTestGateway, type MysqlTestGateway } from './support/mysql-gateway.js';
+import { waitUntil } from './support/wait.js';
 
 let my: MariadbServer;
 let gw: MysqlTestGateway;
@@ -86,12 +87,8 @@ describe('holds', () => {
   const dave = { user: 'dave', groups: ['dba'], kind: 'human' as const, via: 'test' };
 
   async function pendingReview(): Promise<string> {
-    for (let i = 0; i < 400; i++) {
-      const found = gw.gateway.reviews.list(dave, { state: 'pending' })[0];
-      if (found) return found.id;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error(`no pending review: ${JSON.stringify(gw.gateway.reviews.list(dave, {}))}`);
+    const found = await waitUntil('a pending review', () => gw.gateway.reviews.list(dave, { state: 'pending' })[0], { seen: () => gw.gateway.reviews.list(dave, {}) });
+    return found.id;
   }
 
   it('keeps the client waiting until a reviewer decides: approval runs it, denial is an ERR naming the rule', { timeout: 20_000 }, async () => {

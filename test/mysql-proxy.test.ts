@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMariadb, type MariadbServer } from './support/mysql-server.js';
 import { mysqlCli, startMysqlTestGateway, type MysqlTestGateway } from './support/mysql-gateway.js';
 import { settledSession } from './support/recording.js';
+import { waitUntil } from './support/wait.js';
 import type { TestGateway } from './support/gateway.js';
 
 let my: MariadbServer;
@@ -27,6 +28,12 @@ afterAll(async () => {
   await gw?.close();
   await my?.cleanup();
 });
+
+/** Waits until the backend's processlist shows `n` sessions running the test's SLEEP(30). */
+async function sleepRunning(n: 0 | 1): Promise<void> {
+  const count = () => my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim();
+  await waitUntil(n === 1 ? 'SLEEP(30) to run on the backend' : 'SLEEP(30) to stop on the backend', () => count() === String(n), { intervalMs: 25, seen: count });
+}
 
 function connect(token: string, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
   return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: token, database: 'app', ssl: { rejectUnauthorized: false }, ...extra });
@@ -76,8 +83,8 @@ describe('authentication', () => {
     gw.token();
     const wrong = await mysqlCli(gw, { token: 'jg_not-a-token', sql: 'SELECT 1', args: ['--ssl'] });
     expect(wrong.stderr).toContain("ERROR 1045 (28000): Access denied for user 'alice' (using password: YES)");
-    const expired = gw.token({ ttlMs: 1 });
-    await new Promise((r) => setTimeout(r, 20));
+    // Issued a minute ago for a millisecond: expired, with no wait.
+    const expired = gw.token({ ttlMs: 1, now: Date.now() - 60_000 });
     const late = await mysqlCli(gw, { token: expired, sql: 'SELECT 1', args: ['--ssl'] });
     expect(late.stderr).toContain('ERROR 1045 (28000)');
     const none = await mysqlCli(gw, { token: '', sql: 'SELECT 1', args: ['--ssl'] });
@@ -197,10 +204,7 @@ describe('queries', () => {
       (err: Error) => ({ err }),
     );
     // The statement is running on the backend once the processlist shows it.
-    for (let i = 0; i < 200; i++) {
-      if (my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim() === '1') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await sleepRunning(1);
     await killer.query(`KILL QUERY ${sleeper.threadId}`);
     const outcome = await running;
     // MariaDB ends an interrupted SLEEP early with 1 (or the query with 1317).
@@ -224,19 +228,12 @@ describe('queries', () => {
       () => undefined,
       (err: { errno: number; message: string }) => err,
     );
-    for (let i = 0; i < 200; i++) {
-      if (my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim() === '1') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await sleepRunning(1);
     const live = gw.gateway.store.listSessions({ active: true }).find((s) => s.user === 'victim')!;
     expect(gw.gateway.recording.kill(live.id, 'dave', 'incident 7')).toBe('killed');
     const err = await running;
     expect(err).toMatchObject({ errno: 1927, message: 'terminating connection: session ended by dave: incident 7' });
-    for (let i = 0; i < 200; i++) {
-      if (my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim() === '0') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim()).toBe('0');
+    await sleepRunning(0);
     c.destroy();
   }, 30_000);
 
@@ -247,10 +244,7 @@ describe('queries', () => {
       () => undefined,
       (err: { errno: number; message: string }) => err,
     );
-    for (let i = 0; i < 200; i++) {
-      if (my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim() === '1') break;
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    await sleepRunning(1);
     gw.gateway.access.revoke({ user: 'revokee', groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
     const err = await running;
     expect(err?.message).toMatch(/revoked by revokee: done for today/);
@@ -285,7 +279,7 @@ describe('queries', () => {
       stream.on('data', (d: Buffer) => got.push(d));
       const frame = (payload: Buffer, seq: number) => Buffer.concat([Buffer.from([payload.length & 0xff, (payload.length >> 8) & 0xff, payload.length >> 16, seq]), payload]);
       const waitFor = async (n: number) => {
-        for (let i = 0; i < 200 && Buffer.concat(got).length < n; i++) await new Promise((r) => setTimeout(r, 25));
+        await waitUntil(`${n} bytes from the gateway`, () => Buffer.concat(got).length >= n, { seen: () => Buffer.concat(got).toString('hex') });
         return Buffer.concat(got.splice(0));
       };
       stream.write(frame(Buffer.from(`\x03LOAD DATA LOCAL INFILE 'x' INTO TABLE items`), 0));

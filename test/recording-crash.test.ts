@@ -24,6 +24,7 @@ import { startTestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
 import { cli, filesUnder, settledSession, until } from './support/recording.js';
+import { waitUntil } from './support/wait.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -75,15 +76,16 @@ connections:
       return f !== undefined && readRecording(f).events.some((e) => ((e.data.ready as { bytes?: number[] } | undefined)?.bytes?.[1] ?? 0) > 0);
     };
     let n = 0;
-    while (n < 3 || !snapshotted()) {
-      if (n >= 200) throw new Error('no byte counter snapshot in the recording after 200 statements');
+    const statement = async () => {
       n++;
       expect((await c.query(`select ${n} as n, repeat('x', 10) as pad`)).rows[0].n).toBe(n);
-      if (n >= 3) await new Promise((r) => setTimeout(r, 20));
-    }
+    };
+    while (n < 3) await statement();
+    // The snapshot is taken at a statement boundary: each check that finds none runs one more.
+    await waitUntil('a byte counter snapshot in the recording', async () => snapshotted() || (await statement(), false), { intervalMs: 20 });
     const done = Array.from({ length: n }, (_, i) => i + 1);
     const inFlight = c.query('select pg_sleep(30)').catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil('the backend to run pg_sleep(30)', async () => (await server.query("select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")).rowCount === 1);
 
     // No shutdown, no session end, no close: the process is simply gone.
     const exited = new Promise((r) => child!.once('exit', r));

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { luhnValid } from '../src/masking/detectors.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 import { redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
+import { waitUntil } from './support/wait.js';
 
 let redis: RedisServer;
 let gw: RedisTestGateway;
@@ -130,7 +131,7 @@ describe('content detectors', () => {
     await sub.subscribe('token:events', 'chat');
     await pub.publish('token:events', 'tok-999');
     await pub.publish('chat', 'mail me at bob@example.com');
-    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil('both published messages to arrive', () => got.length >= 2, { seen: () => got });
     expect(got).toEqual(['token:events=[redacted]', 'chat=mail me at [email]']);
   });
 });
@@ -154,10 +155,9 @@ describe('RESP3 pushes', () => {
         resolve(out);
       }, 5000);
     });
-    for (let i = 0; i < 50; i++) {
-      if ((await pub.publish('token:push', 'tok-secret')) > 0) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    // Published once the raw session is subscribed, else the message reaches nobody.
+    await waitUntil('the RESP3 session to subscribe to token:push', async () => ((await pub.pubsub('NUMSUB', 'token:push')) as [string, number])[1] === 1);
+    expect(await pub.publish('token:push', 'tok-secret')).toBe(1);
     const out = await got;
     expect(out).toContain('>3\r\n$7\r\nmessage\r\n$10\r\ntoken:push\r\n$10\r\n[redacted]\r\n');
     expect(out).not.toContain('tok-secret');

@@ -8,7 +8,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cli } from './support/recording.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
-import { redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
+import { blockedClients, redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
+import { waitUntil } from './support/wait.js';
 
 let redis: RedisServer;
 let gw: RedisTestGateway;
@@ -173,7 +174,7 @@ describe('session lifecycle', () => {
     const c = await client('cache', token);
     const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
     const blocked = c.blpop('never-filled', 30).catch((e: Error) => e);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil('BLPOP to block on the backend', async () => (await blockedClients(redis)) === 1);
     gw.gateway.access.revoke({ user: 'alice', groups: [], kind: 'human', via: 'session' }, grantId, 'done for today');
     const err = await blocked;
     expect(String(err)).toMatch(/revoked by alice: done for today/);

@@ -6,7 +6,8 @@ import { connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedis, type RedisServer } from './support/redis-server.js';
-import { redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
+import { blockedClients, redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
+import { waitUntil } from './support/wait.js';
 
 let redis: RedisServer;
 let gw: RedisTestGateway;
@@ -145,7 +146,7 @@ describe('relay', () => {
     await sub.psubscribe('n*');
     await pub.publish('news', 'hello');
     await pub.publish('sport', 'goal');
-    for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 20));
+    await waitUntil('three published messages to arrive', () => got.length >= 3, { seen: () => got });
     expect(got.sort()).toEqual(['n*>news:hello', 'news:hello', 'sport:goal']);
     await sub.unsubscribe('news', 'sport');
     await sub.punsubscribe('n*');
@@ -160,7 +161,8 @@ describe('relay', () => {
       waitFor: (s) => s.includes('r3-message'),
       timeoutMs: 5000,
     });
-    await new Promise((r) => setTimeout(r, 300));
+    // Published only once the raw session is subscribed (else the message goes nowhere).
+    await waitUntil('the RESP3 session to subscribe to r3', async () => ((await publisher.pubsub('NUMSUB', 'r3')) as [string, number])[1] === 1);
     await publisher.publish('r3', 'r3-message');
     const text = await out;
     expect(text).toContain('>3\r\n$9\r\nsubscribe\r\n$2\r\nr3\r\n:1\r\n');
@@ -172,7 +174,7 @@ describe('relay', () => {
     const waiter = await ready(client());
     const pusher = await ready(client());
     const popped = waiter.blpop('queue', 5);
-    await new Promise((r) => setTimeout(r, 200));
+    await waitUntil('BLPOP to block on the backend', async () => blockedClients(redis).then((n) => n === 1));
     await pusher.rpush('queue', 'job-1');
     expect(await popped).toEqual(['queue', 'job-1']);
   });
@@ -253,7 +255,7 @@ describe('shutdown', () => {
     const ended = (c: Redis) => new Promise<void>((resolve) => c.once('end', () => resolve()));
     const both = Promise.all([ended(idle), ended(busy)]);
     const popped = busy.blpop('drain-queue', 1);
-    await new Promise((r) => setTimeout(r, 100));
+    await waitUntil('BLPOP to block on the backend', async () => blockedClients(redis).then((n) => n === 1));
     const closing = own.close();
     // The blocked command is answered (its 1 s timeout), not cut off.
     expect(await popped).toBeNull();

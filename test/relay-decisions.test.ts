@@ -11,6 +11,7 @@ import { build } from '../src/protocols/postgres/codec.js';
 import { PostgresRelay } from '../src/protocols/postgres/relay.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { errorOf, wrap, type RawSession } from './support/raw-client.js';
+import { waitUntil } from './support/wait.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -116,14 +117,16 @@ describe('refused statements', () => {
 
 describe('held statements', () => {
   it('holds a statement until decided, keeps later messages behind it, then relays in order', async () => {
-    let release!: (d: Decision) => void;
+    let release: ((d: Decision) => void) | undefined;
     const s = await session((st) => (st.text.includes('held') ? new Promise<Decision>((r) => (release = r)) : allow));
     s.socket.write(Buffer.concat([build.query("select 'held' as x"), build.query("select 'after' as x")]));
-    await new Promise((r) => setTimeout(r, 300));
+    // Both arrived in one chunk: once the first is held, the relay has dealt with the second too.
+    const decide = await waitUntil('the first statement to be held', () => release);
     expect(s.messages).toEqual([]);
     const active = await server.query("select count(*)::int n from pg_stat_activity where query like 'select ''after''%'");
     expect(active.rows[0]!.n).toBe(0); // the later statement did not reach the backend early
-    release(allow);
+    expect(s.messages).toEqual([]);
+    decide(allow);
     const first = await s.until('Z');
     const second = await s.until('Z');
     expect(first.find((m) => m.type === 'D')!.body.toString('utf8', 6)).toBe('held');
@@ -132,11 +135,11 @@ describe('held statements', () => {
   });
 
   it('a held statement that is then refused gets 42501 and the rest of the session continues', async () => {
-    let release!: (d: Decision) => void;
+    let release: ((d: Decision) => void) | undefined;
     const s = await session((st) => (st.text.includes('delete') ? new Promise<Decision>((r) => (release = r)) : allow));
     s.socket.write(Buffer.concat([build.query('delete from ledger'), build.query('select 2')]));
-    await new Promise((r) => setTimeout(r, 100));
-    release(deny('review_denied'));
+    const decide = await waitUntil('the delete to be held', () => release);
+    decide(deny('review_denied'));
     const refused = await s.until('Z');
     expect(errorOf(refused[0]!).code).toBe('42501');
     const next = await s.until('Z');

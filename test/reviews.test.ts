@@ -17,6 +17,7 @@ import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
 import { errorOf, rawLogin } from './support/raw-client.js';
 import { settledSession, until } from './support/recording.js';
+import { waitUntil } from './support/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './support/webhook-receiver.js';
 
 let server: PgServer;
@@ -81,13 +82,14 @@ const short = (id: string) => id.slice(0, 8);
 
 /** The pending review of `user` on `connection` as an approver sees it, once the statement is held. */
 async function heldReview(user: Person, connection = 'app'): Promise<ReviewJson> {
-  for (let i = 0; i < 400; i++) {
+  return waitUntil(`a pending review of ${user} on ${connection}`, async () => {
     const { body } = await env.api<{ reviews: ReviewJson[] }>('carol', 'GET', `/api/reviews?state=pending&user=${user}&connection=${connection}`);
-    if (body.reviews.length > 0) return body.reviews[0]!;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no pending review of ${user} on ${connection}`);
+    return body.reviews[0];
+  });
 }
+
+/** The review once it is no longer pending. */
+const decided = (r: ReviewJson): ReviewJson | undefined => (r.state === 'pending' ? undefined : r);
 
 async function review(id: string): Promise<ReviewJson> {
   return (await env.api<ReviewJson>('carol', 'GET', `/api/reviews/${id}`)).body;
@@ -255,8 +257,11 @@ describe('denied, timed out, cancelled, ended', () => {
     process.kill(pid, 'SIGKILL');
     await run;
     // The gateway notices the closed socket on its own; bounded wait for the review to close.
-    for (let i = 0; i < 200 && (await review(r.id)).state === 'pending'; i++) await new Promise((res) => setTimeout(res, 25));
-    expect(await review(r.id)).toMatchObject({ state: 'withdrawn', decidedBy: null, outcome: ['session_ended'] });
+    expect(await waitUntil('the review to be withdrawn', async () => decided(await review(r.id)))).toMatchObject({
+      state: 'withdrawn',
+      decidedBy: null,
+      outcome: ['session_ended'],
+    });
     expect(await ledgerNotes()).not.toContain('orphaned');
   });
 
@@ -271,8 +276,10 @@ describe('denied, timed out, cancelled, ended', () => {
     }
     const err = (await q) ?? (await ended);
     expect(err?.message).toContain('revoked');
-    for (let i = 0; i < 200 && (await review(r.id)).state === 'pending'; i++) await new Promise((res) => setTimeout(res, 25));
-    expect(await review(r.id)).toMatchObject({ state: 'withdrawn', outcome: ['session_ended'] });
+    expect(await waitUntil('the review to be withdrawn', async () => decided(await review(r.id)))).toMatchObject({
+      state: 'withdrawn',
+      outcome: ['session_ended'],
+    });
     expect(await ledgerNotes()).not.toContain('revoked');
     await c.end().catch(() => undefined);
   });

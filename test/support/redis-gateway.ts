@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { issueAdminToken } from '../../src/access/grant-tokens.js';
 import { AccessRepository } from '../../src/access/repository.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -113,4 +114,18 @@ export function redisCli(args: string[], options: { input?: string; timeoutMs?: 
     });
     child.stdin.end(options.input ?? '');
   });
+}
+
+/**
+ * Clients the Redis server has blocked in a command (BLPOP ...), asked of the server itself (as its
+ * `default` user): what a test waits for before it pushes the data a blocked command waits for.
+ */
+export async function blockedClients(redis: RedisServer): Promise<number> {
+  const admin = new Redis({ host: '127.0.0.1', port: redis.port, password: redis.users.default.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  try {
+    await admin.connect();
+    return Number(/blocked_clients:(\d+)/.exec(await admin.info('clients'))?.[1]);
+  } finally {
+    admin.disconnect();
+  }
 }
