@@ -137,7 +137,7 @@ async function relayOnce(chunks: Buffer[], expectedBytes: number): Promise<{ for
     pipeline,
     reader: new CommandReader(),
     backendClientId: '1',
-    reauth: [],
+    reauth: () => [],
     verifyAgain: () => false,
     masker: null,
     onEnd: () => undefined,

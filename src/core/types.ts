@@ -43,7 +43,14 @@ export interface BackendTarget {
   port: number;
   database: string;
   user: string;
+  /** The gateway's backend password. A rotation replaces it in place, so every holder sees the new one. */
   password?: string;
+  /**
+   * While the gateway rotates its password: the other one of the pair (the new one before the
+   * backend has it, or the old one just after). A login the backend refuses is tried once more with
+   * it (./backend-password.ts), so no session fails across the change.
+   */
+  otherPassword?: string;
   tls: { mode: BackendTlsMode; ca?: string; servername?: string };
   connectTimeoutMs: number;
 }

@@ -7,6 +7,7 @@
 import { constants, publicEncrypt } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { withPasswordRetry } from '../../core/backend-password.js';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import {
@@ -64,7 +65,12 @@ export const PASSTHROUGH_CAPABILITIES =
   Cap.SESSION_TRACK |
   Cap.DEPRECATE_EOF;
 
-export async function connectMysqlBackend(target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
+export function connectMysqlBackend(target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
+  // ER_ACCESS_DENIED_ERROR may be a rotation of the gateway's password under this login.
+  return withPasswordRetry(target, (t) => connectOnce(t, options), (err) => err instanceof LoginRefused && err.errno === 1045);
+}
+
+async function connectOnce(target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
   const socket = await openSocket(target);
   try {
     return await login(socket, target, options);
@@ -72,6 +78,17 @@ export async function connectMysqlBackend(target: BackendTarget, options: MysqlB
     socket.destroy();
     if (err instanceof GatewayError) throw err;
     throw new GatewayError('backend_unavailable', `cannot log in to the backend of connection "${target.connection}"`, (err as Error).message);
+  }
+}
+
+/** The backend refused the gateway's own login (kept apart from refusals passed to the client as is). */
+class LoginRefused extends GatewayError {
+  constructor(
+    readonly errno: number,
+    message: string,
+    detail: string,
+  ) {
+    super('backend_unavailable', message, detail);
   }
 }
 
@@ -163,7 +180,7 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     if (p[0] === 0xff) {
       const e = parseErr(p);
       throw passedLoginError(e.errno, e.sqlState, e.message) ??
-        new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the gateway's login`, `${e.errno} (${e.sqlState}): ${e.message}`);
+        new LoginRefused(e.errno, `connection "${target.connection}": the backend refused the gateway's login`, `${e.errno} (${e.sqlState}): ${e.message}`);
     }
     if (p[0] === 0xfe) {
       // Auth switch: another plugin with a fresh nonce.

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
+import { withPasswordRetry } from '../../core/backend-password.js';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { clientProof, newNonce, safeEqual } from '../../crypto/scram.js';
@@ -38,7 +39,12 @@ export function forwardableParams(client: Map<string, string>): Record<string, s
   return out;
 }
 
-export async function connectBackend(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
+export function connectBackend(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
+  // A refusal of the credential (SQLSTATE class 28) may be a rotation of it under this login.
+  return withPasswordRetry(target, (t) => connectOnce(t, clientParams), (err) => err instanceof BackendRefusal && (err.fields.get('C') ?? '').startsWith('28'));
+}
+
+async function connectOnce(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
   const { socket, encrypted } = await openSocket(target).catch((err: unknown) => {
     throw asBackendUnavailable(err, target);
   });

@@ -7,6 +7,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { withPasswordRetry } from '../../core/backend-password.js';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { encodeCommand, ReplyReader, type RespValue } from './resp.js';
@@ -18,7 +19,7 @@ export interface RedisBackendSession {
   /** The backend's id for this connection (CLIENT ID). */
   clientId: string;
   /** Commands that put a connection back into the gateway's credential and database after RESET. */
-  reauth: Buffer[];
+  reauth: () => Buffer[];
 }
 
 export interface RedisHandshake {
@@ -29,10 +30,17 @@ export interface RedisHandshake {
   clientName?: string;
 }
 
-export async function connectRedisBackend(target: BackendTarget, handshake: RedisHandshake): Promise<RedisBackendSession> {
+export function connectRedisBackend(target: BackendTarget, handshake: RedisHandshake): Promise<RedisBackendSession> {
+  // WRONGPASS may be a rotation of the gateway's password under this login.
+  return withPasswordRetry(target, (t) => connectOnce(t, target, handshake), (err) => err instanceof GatewayError && /^WRONGPASS/.test(err.detail ?? ''));
+}
+
+/** `login` carries the password this attempt uses; `live` is the target a rotation updates, read again at RESET. */
+async function connectOnce(login: BackendTarget, live: BackendTarget, handshake: RedisHandshake): Promise<RedisBackendSession> {
+  const target = login;
   const socket = await open(target);
   try {
-    return await setUp(socket, target, handshake);
+    return await setUp(socket, target, live, handshake);
   } catch (err) {
     socket.destroy();
     throw err;
@@ -67,8 +75,9 @@ function open(target: BackendTarget): Promise<net.Socket> {
   });
 }
 
-async function setUp(socket: net.Socket, target: BackendTarget, h: RedisHandshake): Promise<RedisBackendSession> {
-  const auth = target.password !== undefined ? ['AUTH', target.user, target.password] : [];
+async function setUp(socket: net.Socket, target: BackendTarget, live: BackendTarget, h: RedisHandshake): Promise<RedisBackendSession> {
+  const authWith = (password: string | undefined) => (password !== undefined ? ['AUTH', target.user, password] : []);
+  const auth = authWith(target.password);
   const hello = h.hello || h.protocol === 3;
   const commands: Array<Array<string>> = [];
   if (hello) commands.push(['HELLO', String(h.protocol), ...auth, ...(h.clientName !== undefined ? ['SETNAME', h.clientName] : [])]);
@@ -89,7 +98,11 @@ async function setUp(socket: net.Socket, target: BackendTarget, h: RedisHandshak
     socket,
     greeting: hello ? replies[0]!.raw : Buffer.from('+OK\r\n'),
     clientId: id.type === 'integer' ? id.text : '',
-    reauth: [auth.length ? encodeCommand(auth) : encodeCommand(['PING']), ...select.map((c) => encodeCommand(c))],
+    // Read at RESET time: a session that outlives a rotation logs back in with the current password.
+    reauth: () => {
+      const again = authWith(live.password);
+      return [again.length ? encodeCommand(again) : encodeCommand(['PING']), ...select.map((c) => encodeCommand(c))];
+    },
   };
 }
 

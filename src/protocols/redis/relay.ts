@@ -40,7 +40,7 @@ export interface RedisRelayOptions {
   /** The backend connection's client id: CLIENT LIST is scoped to it. */
   backendClientId: string;
   /** Re-establishes the gateway's credential and database after RESET. */
-  reauth: Buffer[];
+  reauth: () => Buffer[];
   /** Checks a token presented again (AUTH / HELLO AUTH mid-session) for the session's own identity. */
   verifyAgain(user: string, token: string): boolean;
   masker: ReplyMasker | null;
@@ -357,7 +357,7 @@ export class RedisRelay {
     for (const b of bytes) this.toBackend.push(b);
     if (name === 'reset') {
       // RESET logs the connection out to the default user: log the gateway's credential back in.
-      for (const r of this.options.reauth) {
+      for (const r of this.options.reauth()) {
         this.fifo.push({ kind: 'backend', args: [], expect: 1, internal: true });
         this.toBackend.push(r);
       }
