@@ -18,6 +18,7 @@ import { registerPolicyRoutes } from './api/policy-routes.js';
 import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
 import { publishReviewEvents, registerReviewRoutes, type ReviewRoutes } from './api/review-routes.js';
 import { registerConsoleApi, type ConsoleApi } from './api/console-api.js';
+import { registerStatsRoutes } from './api/stats-routes.js';
 import type { LiveHub } from './api/live-routes.js';
 import type { AuditLog } from './audit/log.js';
 import { startHttpServer, type HttpServerHandle } from './api/http.js';
@@ -409,6 +410,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       now,
     }));
+
+    // The console's Overview: activity per connection, refusals and holds by rule, time to approval.
+    registerStatsRoutes(router, { access: accessRepo, reviews: reviewRepo, recordings: recorder.service.repo, audit: auditModule.log, roles: api.roles, now });
 
     // Policy review: `jitgate policy test` (the data path's own decision code) and the masking report.
     const identities = new IdentityRepository(store.database);

@@ -183,6 +183,12 @@ export class AccessRepository {
          ORDER BY created_at DESC, rowid DESC LIMIT @limit`,
       ),
       pendingRequests: db.prepare(`SELECT * FROM access_requests WHERE state = 'pending' ORDER BY expires_at`),
+      approvalWaits: db.prepare(
+        `SELECT policy, decided_at - created_at AS waitedMs FROM access_requests
+         WHERE state = 'granted' AND created_at >= @since AND approvals_required > 0 AND decided_at IS NOT NULL
+           AND (@user IS NULL OR user = @user)
+         ORDER BY created_at DESC LIMIT @limit`,
+      ),
       pendingByConnection: db.prepare(
         `SELECT connection, count(*) AS count FROM access_requests WHERE state = 'pending' GROUP BY connection ORDER BY connection`,
       ),
@@ -299,6 +305,15 @@ export class AccessRepository {
 
   pendingRequests(): AccessRequest[] {
     return (this.stmts.pendingRequests.all() as Row[]).map((r) => this.toRequest(r));
+  }
+
+  /**
+   * How long people took to grant the requests asked since `since` that needed approvers (not
+   * granted at once by policy), newest first, at most `limit`; `user` narrows to one requester.
+   * Reads the (state, created_at) index.
+   */
+  approvalWaits(since: number, o: { user?: string; limit?: number } = {}): Array<{ policy: string; waitedMs: number }> {
+    return this.stmts.approvalWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{ policy: string; waitedMs: number }>;
   }
 
   /** Close a pending request; false when it was no longer pending. */

@@ -15,6 +15,7 @@ import type { Logger } from '../obs/log.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerBrowserAuth } from './browser-auth.js';
+import { registerCatalogRoutes } from './catalog-routes.js';
 import { consoleHandler } from './console-static.js';
 import { registerLiveRoutes, type LiveHub } from './live-routes.js';
 import { registerOpenApiRoute } from './openapi.js';
@@ -92,6 +93,7 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
 
   registerAuditRoutes(router, { audit: o.audit, trusted: [o.signer], roles, now: o.now });
   registerAdminRoutes(router, { config: o.config, roles, secretNames: o.secretNames });
+  registerCatalogRoutes(router, { config: o.config, access: o.access });
   const live = registerLiveRoutes(router, { accessEvents: o.access.events, roles });
   registerOpenApiRoute(router, { version: packageVersion() });
   const serveConsole = consoleHandler(o.consoleDir);

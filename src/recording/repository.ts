@@ -190,6 +190,19 @@ export class RecordingRepository {
     return (this.stmts.live.all() as Row[]).map(toRecordingRow);
   }
 
+  /**
+   * Sessions started since `since` and the statements they ran, per connection (statements of a
+   * session still open count when it ends); `user` narrows to one user. Reads the started_at index.
+   */
+  activityByConnection(since: number, user?: string): Array<{ connection: string; sessions: number; statements: number }> {
+    return this.db
+      .prepare(
+        `SELECT connection, count(*) AS sessions, coalesce(sum(statements), 0) AS statements FROM sessions
+         WHERE started_at >= ? AND (? IS NULL OR user = ?) GROUP BY connection ORDER BY connection LIMIT 200`,
+      )
+      .all(since, user ?? null, user ?? null) as Array<{ connection: string; sessions: number; statements: number }>;
+  }
+
   indexStatements(rows: Array<{ sessionId: string; n: number; text: string }>): void {
     if (rows.length === 0) return;
     this.db.transaction(() => {

@@ -127,6 +127,18 @@ export class ReviewRepository {
       pendingByConnection: db.prepare(
         `SELECT connection, count(*) AS count FROM statement_reviews WHERE state = 'pending' GROUP BY connection ORDER BY connection`,
       ),
+      // Every state named, so the (state, created_at) index serves the time range.
+      heldByRule: db.prepare(
+        `SELECT rule, count(*) AS count FROM statement_reviews
+         WHERE state IN ('pending', 'approved', 'denied', 'expired', 'withdrawn') AND created_at >= @since
+           AND (@user IS NULL OR user = @user)
+         GROUP BY rule ORDER BY count DESC, rule LIMIT 50`,
+      ),
+      decisionWaits: db.prepare(
+        `SELECT rule, decided_at - created_at AS waitedMs FROM statement_reviews
+         WHERE state = 'approved' AND created_at >= @since AND decided_at IS NOT NULL AND (@user IS NULL OR user = @user)
+         ORDER BY created_at DESC LIMIT @limit`,
+      ),
       setApprovers: db.prepare(`UPDATE statement_reviews SET approver_groups = ? WHERE id = ? AND state = 'pending'`),
       idsByPrefix: db.prepare(`SELECT id FROM statement_reviews WHERE id LIKE ? ORDER BY id LIMIT 2`).pluck(),
       list: db.prepare(
@@ -168,6 +180,16 @@ export class ReviewRepository {
   /** Statements held now, per connection (the metrics' gauge). */
   pendingByConnection(): Array<{ connection: string; count: number }> {
     return this.stmts.pendingByConnection.all() as Array<{ connection: string; count: number }>;
+  }
+
+  /** Statements held since `since`, per review rule (at most 50 rules); `user` narrows to one author. */
+  heldByRule(since: number, user?: string): Array<{ rule: string; count: number }> {
+    return this.stmts.heldByRule.all({ since, user: user ?? null }) as Array<{ rule: string; count: number }>;
+  }
+
+  /** How long approvers took to release the statements held since `since`, newest first, at most `limit`. */
+  decisionWaits(since: number, o: { user?: string; limit?: number } = {}): Array<{ rule: string; waitedMs: number }> {
+    return this.stmts.decisionWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{ rule: string; waitedMs: number }>;
   }
 
   get(id: string): Review | undefined {
