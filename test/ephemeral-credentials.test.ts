@@ -26,6 +26,7 @@ import type { SqliteStore } from '../src/store/sqlite.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
+import { waitUntil } from './support/wait.js';
 
 let server: PgServer;
 let gw: TestGateway;
@@ -75,13 +76,10 @@ async function rolesWithPrefix(prefix = 'jitgate_'): Promise<RoleInfo[]> {
 }
 
 /** Waits for an effect that happens after a session ends (the drop runs once the client is gone). */
-async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (done(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+async function eventually<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
+  let last: T | undefined;
+  const found = await waitUntil(what, async () => ((last = await probe()), done(last) && { value: last }), { intervalMs: 50, seen: () => last });
+  return found.value;
 }
 
 function client(connection: string, token = gw.token({ connection })): pg.Client {
@@ -97,7 +95,7 @@ describe('a session on an ephemeral connection', () => {
     expect(r.code).toBe(0);
     const role = r.stdout.trim();
     expect(role).toMatch(/^jitgate_[0-9a-f]{12}$/);
-    const left = await eventually(rolesWithPrefix, (rs) => rs.length === 0);
+    const left = await eventually('the session roles to be dropped', rolesWithPrefix, (rs) => rs.length === 0);
     expect(left.map((x) => x.rolname)).not.toContain(role);
     const row = gw.gateway.credentials.repository.list().find((x) => x.name === role);
     expect(row).toMatchObject({ connection: 'app-eph', user: 'alice', lastError: null });
@@ -147,7 +145,7 @@ describe('a session on an ephemeral connection', () => {
     } finally {
       await c.end();
     }
-    expect(await eventually(rolesWithPrefix, (rs) => rs.length === 0)).toEqual([]);
+    expect(await eventually('the session roles to be dropped', rolesWithPrefix, (rs) => rs.length === 0)).toEqual([]);
   });
 
   it('drops the role even when the session created objects (they pass to the gateway user)', async () => {
@@ -156,7 +154,7 @@ describe('a session on an ephemeral connection', () => {
     const me = (await c.query('select current_user as u')).rows[0].u as string;
     await c.query('create table scratch_by_session (x int)');
     await c.end();
-    expect(await eventually(rolesWithPrefix, (rs) => rs.length === 0)).toEqual([]);
+    expect(await eventually('the session roles to be dropped', rolesWithPrefix, (rs) => rs.length === 0)).toEqual([]);
     const { rows } = await server.query(`select tableowner from pg_tables where tablename = 'scratch_by_session'`);
     expect(rows[0]?.tableowner).toBe(server.users.scram.user);
     expect(gw.gateway.credentials.repository.list().find((x) => x.name === me)?.lastError).toBeNull();
@@ -167,7 +165,7 @@ describe('a session on an ephemeral connection', () => {
     await c.connect();
     const me = (await c.query('select current_user as u')).rows[0].u as string;
     await c.end();
-    await eventually(rolesWithPrefix, (rs) => rs.length === 0);
+    await eventually('the session roles to be dropped', rolesWithPrefix, (rs) => rs.length === 0);
     const { rows } = await server.query(`select count(*)::int as n from pg_stat_activity where usename = $1`, [me]);
     expect(rows[0]?.n).toBe(0);
   });
@@ -205,6 +203,7 @@ describe('when the role cannot be created', () => {
     try {
       await c.end();
       const row = await eventually(
+        'the failed drop to be recorded',
         async () => gw.gateway.credentials.repository.get('app-eph', me),
         (r) => r?.lastError !== null,
       );

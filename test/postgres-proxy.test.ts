@@ -8,6 +8,7 @@ import { build, Framer, parseFields } from '../src/protocols/postgres/codec.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
+import { waitUntil } from './support/wait.js';
 
 let server: PgServer;
 let gw: TestGateway;
@@ -130,11 +131,10 @@ describe('psql through the gateway', () => {
     const started = Date.now();
     const running = psql(gw.dsn({}), token, ['-c', 'select pg_sleep(20)'], { onSpawn: (p) => (pid = p) });
     // Wait until the statement runs on the backend, then press Ctrl-C.
-    for (let i = 0; i < 100; i++) {
+    await waitUntil('pg_sleep(20) to run on the backend', async () => {
       const r = await server.query("select count(*)::int n from pg_stat_activity where query like 'select pg_sleep(20)%' and state = 'active'");
-      if (r.rows[0]!.n > 0) break;
-      await new Promise((res) => setTimeout(res, 100));
-    }
+      return r.rows[0]!.n > 0;
+    });
     process.kill(pid, 'SIGINT');
     const r = await running;
     expect(r.stderr).toContain('canceling statement due to user request');
@@ -227,7 +227,7 @@ describe('raw protocol', () => {
     return {
       socket,
       read: async () => {
-        for (let i = 0; i < 200 && !queue.some((m) => m.type === 'Z'); i++) await new Promise((r) => setTimeout(r, 25));
+        await waitUntil('ReadyForQuery', () => queue.some((m) => m.type === 'Z'), { seen: () => queue.map((m) => m.type).join('') });
         const upto = queue.findIndex((m) => m.type === 'Z');
         return queue.splice(0, upto + 1);
       },

@@ -224,6 +224,7 @@ describe('what a session records', () => {
       // Checkpointed before the wait: the file already holds the held statement.
       const durable = gw.gateway.recording.sink.read(live.recording!.location!);
       expect(durable.events.at(-1)).toMatchObject({ type: 'statement', data: { held: true, text: "select 'payroll' as what;" } });
+      // Kept: the recorded wait (waitedMs) is what this checks, so the statement must wait a while.
       await new Promise((r) => setTimeout(r, 150));
       approve!({ effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } as Decision);
       const r = await running;

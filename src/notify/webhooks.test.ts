@@ -153,6 +153,7 @@ describe('webhooks', () => {
     await vi.waitFor(() => expect(receiver.hits).toHaveLength(1));
     expect(n.backlog).toBe(1);
     // Nothing happens until the clock moves: backoff is 1s, then 2s, then 4s (+ up to 10% jitter).
+    // Kept: that nothing happens needs a moment of real time in which it could have.
     await new Promise((r) => setTimeout(r, 100));
     expect(receiver.hits).toHaveLength(1);
     for (const [attempt, wait] of [
@@ -187,6 +188,7 @@ describe('webhooks', () => {
     await vi.waitFor(() => expect(receiver.hits).toHaveLength(3));
     await vi.waitFor(() => expect(n.backlog).toBe(0));
     clock.advance(60_000);
+    // Kept: that no retry follows needs a moment of real time in which one could have.
     await new Promise((r) => setTimeout(r, 100));
     expect(receiver.hits).toHaveLength(3);
   });

@@ -176,12 +176,14 @@ describe('FileRecorder close and fsync', () => {
     const done = Promise.allSettled([first, second, closed]);
     let settled = false;
     void done.then(() => (settled = true));
-    // Bounded: the final fsync, then compression (in the thread pool) to wait for.
-    for (let round = 0; round < 1000 && !settled; round++) {
-      gate.pending.shift()?.();
-      await new Promise((r) => setTimeout(r, gate.pending.length ? 0 : 5));
-    }
-    expect(settled).toBe(true);
+    // Each check lets the oldest fsync asked for through; then compression (in the thread pool).
+    await vi.waitFor(
+      () => {
+        gate.pending.shift()?.();
+        expect(settled, 'the checkpoints and the close to settle, fsyncs released one at a time').toBe(true);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
     await expect(first).resolves.toBeUndefined();
     await expect(second).resolves.toBeUndefined();
     const digest = await closed;

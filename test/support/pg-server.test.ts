@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type PgServer, type PgUserKey } from './pg-server.js';
+import { waitUntil } from './wait.js';
 
 type AuthSeen = 'sasl' | 'md5' | 'cleartext' | 'none';
 
@@ -127,25 +128,13 @@ describe('test/support/pg-server: a private PostgreSQL', () => {
     const running = client.query('SELECT pg_sleep(30)');
     running.catch(() => {});
     // Wait until the query is visibly running.
-    for (let i = 0; i < 100; i++) {
-      const { rows } = await server.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND state = 'active'");
-      if (rows.length) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await waitUntil('the victim query to run', async () => (await server.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND state = 'active'")).rows.length > 0);
     const pids = await server.kill9Backend({ applicationName: 'victim' });
     expect(pids).toHaveLength(1);
     await expect(running).rejects.toThrow();
     await client.end().catch(() => {});
     // The postmaster recovers by itself; new sessions work again.
-    let ok = false;
-    for (let i = 0; i < 100 && !ok; i++) {
-      ok = await connectAndQuery(server.clientConfig('scram')).then(
-        () => true,
-        () => false,
-      );
-      if (!ok) await new Promise((r) => setTimeout(r, 100));
-    }
-    expect(ok).toBe(true);
+    await waitUntil('the postmaster to accept sessions again', async () => (await connectAndQuery(server.clientConfig('scram')), true), { timeoutMs: 20_000, intervalMs: 100 });
   });
 });
 

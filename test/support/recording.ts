@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { runCli } from '../../src/cli/program.js';
 import type { RecordingRow, SessionListing } from '../../src/recording/repository.js';
 import type { TestGateway } from './gateway.js';
+import { waitUntil } from './wait.js';
 
 export interface CliRun {
   code: number;
@@ -36,27 +37,20 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 
 /** The newest session (optionally of one application name), once its recording is closed. */
 export async function settledSession(gw: TestGateway, filter: { user?: string; applicationName?: string } = {}, timeoutMs = 10_000): Promise<SessionListing & { recording: RecordingRow }> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const found = gw.gateway.recording.repo
+  let found: SessionListing | undefined;
+  const settled = () => {
+    found = gw.gateway.recording.repo
       .search({ ...(filter.user ? { user: filter.user } : {}), limit: 50 })
       .find((s) => filter.applicationName === undefined || s.applicationName === filter.applicationName);
-    if (found?.endedAt !== null && found?.recording && found.recording.state !== 'recording' && found.recording.endedAt !== null) {
-      return found as SessionListing & { recording: RecordingRow };
-    }
-    if (Date.now() > deadline) throw new Error(`no settled session for ${JSON.stringify(filter)}: ${JSON.stringify(found)}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+    const done = found?.endedAt !== null && found?.recording && found.recording.state !== 'recording' && found.recording.endedAt !== null;
+    return done ? (found as SessionListing & { recording: RecordingRow }) : undefined;
+  };
+  return waitUntil(`a settled session for ${JSON.stringify(filter)}`, settled, { timeoutMs, intervalMs: 25, seen: () => found });
 }
 
-export async function until<T>(fn: () => T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** waitUntil with the arguments in this module's older order (condition, bound, what). */
+export function until<T>(fn: () => T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  return waitUntil(what, fn, { timeoutMs, intervalMs: 25 });
 }
 
 /** Every file under `dir`, recursively. */

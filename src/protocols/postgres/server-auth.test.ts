@@ -4,7 +4,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureCertificate } from '../../tls/certificate.js';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { clientProof, deriveVerifier, newSalt } from '../../crypto/scram.js';
 import { build, Framer } from './codec.js';
 import { MessageStream } from './message-stream.js';
@@ -43,10 +43,11 @@ async function pair(tls: { certificate: Buffer } | null = null, methods: Array<'
   const inbox: Array<{ type: string; body: Buffer }> = [];
   client.on('data', (c: Buffer) => framer.push(c, (t, b, s, e) => inbox.push({ type: String.fromCharCode(t), body: Buffer.from(b.subarray(s + 5, e)) })));
   const next = async () => {
-    for (let i = 0; i < 200 && inbox.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await vi.waitFor(() => expect(inbox.length, 'a message from the server').toBeGreaterThan(0), { timeout: 5000, interval: 5 });
     return inbox.shift()!;
   };
-  await new Promise((r) => setTimeout(r, 20));
+  // The server's side of the connection has started authenticating.
+  await vi.waitFor(() => expect(result, 'authenticateClient to start').toBeDefined(), { timeout: 5000, interval: 5 });
   return { client, next, result: () => result };
 }
 
