@@ -15,6 +15,7 @@ import { watchReviewDecisions } from './review/metrics.js';
 import { GrantAwareVerifier } from './access/verifier.js';
 import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
 import { registerPolicyRoutes } from './api/policy-routes.js';
+import { registerTlsRoutes } from './api/tls-routes.js';
 import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
 import { publishReviewEvents, registerReviewRoutes, type ReviewRoutes } from './api/review-routes.js';
 import { registerConsoleApi, type ConsoleApi } from './api/console-api.js';
@@ -430,6 +431,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       roles: api.roles,
       now,
     });
+
+    // The listeners' certificate, for clients that verify it (`jitgate ca`).
+    registerTlsRoutes(router, { certificate: certificate.cert, generated: certificate.generated });
 
     // AI agents: MCP at /mcp, their SQL through the PostgreSQL listener above like any client.
     const gatewayCertificate = certificate.cert;

@@ -8,7 +8,8 @@
  * Screenshots of the main pages go to test-artifacts/console/ (gitignored).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -120,17 +121,22 @@ it('request, live approval, psql with the shown command, a held query approved i
   // alice's page turns to granted by itself; the psql command is shown; the token only goes to the clipboard.
   await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('Granted until');
   const command = (await card.getByTestId('psql-command').textContent())!;
-  expect(command).toBe(`psql "host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=require"`);
+  expect(command).toBe(`psql "host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=verify-full sslrootcert=jitgate-ca.pem"`);
   await card.getByRole('button', { name: 'Copy a fresh token' }).click();
   await expect.poll(() => card.getByRole('status').textContent()).toContain('in your clipboard');
   const token = await alice.page.evaluate(() => navigator.clipboard.readText());
   expect(token.length).toBeGreaterThan(20);
+  // The certificate the page links to, saved where psql runs: the command below verifies the gateway with it.
+  const caHref = await card.getByTestId('ca-hint').getByRole('link', { name: 'jitgate-ca.pem' }).getAttribute('href');
+  const workDir = mkdtempSync(join(tmpdir(), 'jitgate-console-psql-'));
+  writeFileSync(join(workDir, 'jitgate-ca.pem'), await (await fetch(new URL(caHref!, gw.httpUrl))).text());
   expect(await alice.page.content()).not.toContain(token);
   await shot(alice.page, '02-my-access');
 
   // psql with exactly that command; the query touches customers, so it is held for review.
   const conninfo = /^psql "(.*)"$/.exec(command)![1]!;
   const psql = spawn('psql', [conninfo, '-X', '-At', '-c', 'select name, email from customers where id = 1'], {
+    cwd: workDir,
     env: { ...process.env, PGPASSWORD: token, PGAPPNAME: 'console-e2e' },
   });
   let out = '';

@@ -78,7 +78,10 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     await expect.poll(() => out, { timeout: 90_000, interval: 100 }).toMatch(/Ctrl-C stops the gateway/);
     // The banner: the line to paste stands alone, and every demo user is named with their part.
     const line = out.split('\n').find((l) => l.includes('psql "postgresql:'));
-    expect(line, out).toMatch(/^PGPASSWORD=jg_\S+ psql "postgresql:\/\/erin@127\.0\.0\.1:\d+\/demo\?sslmode=require"$/);
+    // psql verifies the gateway against the certificate it generated, not just any TLS server.
+    const caFile = join(resolve(dataDir), 'tls', 'gateway.crt');
+    expect(line, out).toMatch(/^PGPASSWORD=jg_\S+ psql "postgresql:\/\/erin@127\.0\.0\.1:\d+\/demo\?sslmode=verify-full&sslrootcert=(\S+)"$/);
+    expect(decodeURIComponent(/sslrootcert=([^"]+)"/.exec(line!)![1]!)).toBe(caFile);
     expect(out).toMatch(/Connect with psql as erin \(on-call engineer, access granted at once by policy demo-oncall/);
     for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) expect(out).toMatch(new RegExp(`^    ${u} `, 'm'));
     expect(out).not.toMatch(/"level":/); // machine logs stay out of the banner
@@ -121,10 +124,23 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     expect(verified.status).toBe(200);
     expect(await verified.json()).toMatchObject({ ok: true });
 
+    // `jitgate ca` hands any client the same certificate; `jitgate token` then offers verify-full.
+    const ca = cli(['ca', '--url', http]);
+    expect(ca.status, ca.stderr).toBe(0);
+    expect(ca.stdout.trim()).toBe(readFileSync(caFile, 'utf8').trim());
+    expect(ca.stderr).toMatch(/SHA-256 fingerprint ([0-9A-F]{2}:){31}[0-9A-F]{2}/);
+    const saved = cli(['ca', '--save'], bobEnv);
+    expect(saved.status, saved.stderr).toBe(0);
+    expect(readFileSync(saved.stdout.trim(), 'utf8')).toBe(readFileSync(caFile, 'utf8'));
+
     const minted = cli(['token', '--data-dir', dataDir, '--user', 'bob', '--connection', 'demo', '--ttl', '5m']);
     expect(minted.status, minted.stderr).toBe(0);
     const token = minted.stdout.trim();
     expect(token).toMatch(/^jg_/);
+    // bob now holds a grant (admin-issued): his own token's hint verifies with the saved certificate.
+    const bobToken = cli(['token', 'demo'], bobEnv);
+    expect(bobToken.status, bobToken.stderr).toBe(0);
+    expect(bobToken.stderr).toContain(`sslmode=verify-full sslrootcert=${saved.stdout.trim()}"`);
     const url = line!.match(/"(postgresql:[^"]+)"/)![1]!.replace('erin@', 'bob@');
     const second = spawnSync('psql', [url, '-XAt', '-c', 'select current_database()'], { env: { ...process.env, PGPASSWORD: token }, encoding: 'utf8', timeout: 60_000 });
     expect(second.stderr).toBe('');

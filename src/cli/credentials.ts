@@ -17,7 +17,7 @@
  */
 import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { errorMessage, normalizeUrl, postJson } from './gateway-http.js';
 import { CliError, type CliIo } from './io.js';
 
@@ -60,6 +60,15 @@ export function credentialsPath(env: NodeJS.ProcessEnv): string {
     throw new CliError(`profile names are 1 to 64 letters, digits, "_", "." or "-" (not starting with "." or "-"), got ${JSON.stringify(profile.slice(0, 64))}`);
   }
   return join(base, 'jitgate', `credentials.${profile}.json`);
+}
+
+/**
+ * Where `jitgate ca --save` keeps the gateway's certificate: beside the profile's sign-in, since a
+ * profile may point at another gateway (ca.pem, or ca.NAME.pem for profile NAME).
+ */
+export function caPath(env: NodeJS.ProcessEnv): string {
+  const credentials = credentialsPath(env);
+  return join(dirname(credentials), basename(credentials).replace(/^credentials/, 'ca').replace(/\.json$/, '.pem'));
 }
 
 export async function readSignIn(io: CliIo): Promise<SavedSignIn | undefined> {

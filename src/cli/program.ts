@@ -8,6 +8,7 @@ import { CredentialError } from '../credentials/secret-store.js';
 import { registerAccessCommands } from './access-program.js';
 import { registerRecordingCommands } from './recording-program.js';
 import { apikeyCreate, apikeyList, apikeyRevoke } from './commands/apikey.js';
+import { caCommand } from './commands/ca.js';
 import { configCheck } from './commands/config-check.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
 import { maskingReportCommand, type MaskingReportOptions } from './commands/masking-report.js';
@@ -118,6 +119,13 @@ function registerIdentityCommands(program: Command, io: CliIo): void {
     .option('--issuer <name>', 'which configured OIDC issuer (default: the first)')
     .option('--no-browser', 'do not try to open a browser; just print the URL')
     .action((opts: { url?: string; device?: boolean; issuer?: string; browser?: boolean }) => loginCommand(io, opts));
+
+  program
+    .command('ca')
+    .description("print the gateway's TLS certificate, to verify its listeners (psql sslmode=verify-full sslrootcert=FILE)")
+    .option('--save', "keep it beside the CLI's sign-in and print where (jitgate token then offers verify-full)")
+    .option('--url <url>', 'gateway URL (default: $JITGATE_URL, else the last sign-in, else http://127.0.0.1:8080)')
+    .action((opts: { save?: boolean; url?: string }) => caCommand(io, opts));
 
   program
     .command('logout')

@@ -16,6 +16,8 @@ export interface BannerInput {
   /** The quick-start user's grant: the policy that granted it and when it ends. */
   grant?: { policy: string | null; expiresAt: number };
   dataDirFlag: string;
+  /** The certificate the listeners present (self-signed, generated): psql verifies the gateway with it. */
+  caFile?: string;
   /** Where the logs go (a file, in a terminal). */
   logFile?: string;
   agent?: { clientId: string; clientSecret: string };
@@ -29,6 +31,7 @@ export function startupBanner(b: BannerInput): string[] {
     ...(b.token !== undefined ? { token: b.token } : {}),
     user: b.user,
     dataDirFlag: b.dataDirFlag,
+    ...(b.caFile ? { caFile: b.caFile } : {}),
   });
   const me = users.find((u) => u.user === b.user);
   const granted = b.grant

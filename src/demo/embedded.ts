@@ -143,7 +143,7 @@ export async function startEmbeddedDefault(dataDir: string, options: EmbeddedOpt
 /** The hint lines (exported for tests and for other front ends, e.g. the web UI). */
 export function connectHint(
   addresses: { http: string; postgres?: string },
-  opts: { token?: string; user?: string; connection?: string; dataDirFlag?: string } = {},
+  opts: { token?: string; user?: string; connection?: string; dataDirFlag?: string; caFile?: string } = {},
 ): string[] {
   const user = opts.user ?? QUICKSTART_USER;
   const connection = opts.connection ?? DEMO_CONNECTION;
@@ -152,7 +152,9 @@ export function connectHint(
     return [`jitgate is serving ${addresses.http} (the PostgreSQL listener is disabled)`, `Mint access tokens with: ${mint}`];
   }
   const { host, port } = splitHostPort(addresses.postgres);
-  const url = `postgresql://${encodeURIComponent(user)}@${urlHost(host)}:${port}/${encodeURIComponent(connection)}?sslmode=require`;
+  // With the gateway's certificate at hand, psql checks it is talking to this gateway, not just to TLS.
+  const tls = opts.caFile ? `sslmode=verify-full&sslrootcert=${encodeURIComponent(opts.caFile).replace(/%2F/g, '/')}` : 'sslmode=require';
+  const url = `postgresql://${encodeURIComponent(user)}@${urlHost(host)}:${port}/${encodeURIComponent(connection)}?${tls}`;
   const psql = `psql "${url}"`;
   // The first line is the bare command, so a triple-click copies exactly what the shell needs.
   if (opts.token !== undefined) {

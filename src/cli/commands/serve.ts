@@ -49,6 +49,7 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
   }
   const { QUICKSTART_USER, DEMO_CONNECTION, DEMO_USERS } = await import('../../demo/embedded.js');
   const { startupBanner } = await import('../../demo/banner.js');
+  const { GENERATED_CERT_FILE } = await import('../../tls/certificate.js');
   const quick = quickStartAccess(gateway.access, QUICKSTART_USER, DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups ?? [], DEMO_CONNECTION, io.now());
   const agent = demo.config.identities.devIdp?.agent;
   const banner = startupBanner({
@@ -57,6 +58,7 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
     user: QUICKSTART_USER,
     ...(quick ? { token: quick.token, grant: { policy: quick.grant.policy, expiresAt: quick.grant.expiresAt } } : {}),
     dataDirFlag: demo.dataDirFlag,
+    caFile: path.join(path.resolve(demo.config.dataDir), 'tls', GENERATED_CERT_FILE),
     ...(logs.file ? { logFile: logs.file } : {}),
     ...(agent ? { agent } : {}),
   });

@@ -14,7 +14,9 @@
  * Only the token goes to stdout (so it can be captured with `$(...)`); the expiry and a connect hint
  * go to stderr.
  */
+import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { ADMIN_GRANT_REASON, issueAdminToken, type GroupsSource } from '../../access/grant-tokens.js';
 import { AccessRepository } from '../../access/repository.js';
 import { AuditLog } from '../../audit/log.js';
@@ -23,8 +25,10 @@ import { IdentityRepository } from '../../identity/repository.js';
 import { DEFAULTS, MAX_TOKEN_TTL_MS } from '../../config/schema.js';
 import { formatDuration, tryParseDuration } from '../../core/duration.js';
 import type { SqliteStore } from '../../store/sqlite.js';
+import { GENERATED_CERT_FILE } from '../../tls/certificate.js';
 import { apiClient } from '../api-client.js';
-import { adminTarget, withStore } from '../context.js';
+import { adminTarget, withStore, type AdminTarget } from '../context.js';
+import { caPath } from '../credentials.js';
 import { formatTime } from '../format.js';
 import { CliError, type CliIo } from '../io.js';
 import { short, time, type TokenJson } from './access-json.js';
@@ -56,7 +60,10 @@ async function userToken(io: CliIo, connection: string, opts: TokenOptions): Pro
   io.err(`token for ${t.user} on ${connection} expires ${time(t.expiresAt)} (grant ${short(t.grant.id)} ends ${time(t.grant.expiresAt)})\n`);
   if (t.postgres) {
     const host = clientHost(t.postgres.host, api.url);
-    io.err(`use it as the password: psql "host=${host} port=${t.postgres.port} user=${t.user} dbname=${connection} sslmode=${t.postgres.sslmode}"\n`);
+    const saved = caPath(io.env);
+    const ca = existsSync(saved) ? saved : undefined;
+    io.err(`use it as the password: ${clientCommand('postgres', host, t.postgres.port, t.user, connection, ca)}\n`);
+    if (!ca) io.err(`(to verify the gateway's certificate too: jitgate ca --save, then ask for a token again)\n`);
   }
 }
 
@@ -139,7 +146,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   io.err(`groups: ${groups.length ? groups.join(',') : '(none)'} (${describeSource(groupsFrom)})\n`);
   if (listener && listener.port !== 0) {
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
-    io.err(`use it as the password: ${clientCommand(protocol, host, listener.port, opts.user, opts.connection)}\n`);
+    io.err(`use it as the password: ${clientCommand(protocol, host, listener.port, opts.user, opts.connection, generatedCertificate(target))}\n`);
   }
 }
 
@@ -200,9 +207,32 @@ function checkName(flag: string, value: string): void {
   }
 }
 
-/** How to connect with the token as the password, with the protocol's own client. */
-function clientCommand(protocol: 'postgres' | 'mysql' | 'redis', host: string, port: number, user: string, connection: string): string {
-  if (protocol === 'mysql') return `mysql -h ${host} -P ${port} -u ${user} -p --ssl ${connection}`;
-  if (protocol === 'redis') return `redis-cli --tls -h ${host} -p ${port} --user ${user}@${connection} --askpass`;
-  return `psql "host=${host} port=${port} user=${user} dbname=${connection} sslmode=require"`;
+/**
+ * How to connect with the token as the password, with the protocol's own client: verifying the
+ * gateway's certificate against `ca` when we have it, else only requiring TLS.
+ */
+function clientCommand(protocol: 'postgres' | 'mysql' | 'redis', host: string, port: number, user: string, connection: string, ca?: string): string {
+  if (protocol === 'mysql') return `mysql -h ${host} -P ${port} -u ${user} -p ${ca ? `--ssl-ca=${shellQuote(ca)} --ssl-verify-server-cert` : '--ssl'} ${connection}`;
+  if (protocol === 'redis') return `redis-cli --tls ${ca ? `--cacert ${shellQuote(ca)} ` : ''}-h ${host} -p ${port} --user ${user}@${connection} --askpass`;
+  const tls = ca ? `sslmode=verify-full sslrootcert=${libpqQuote(ca)}` : 'sslmode=require';
+  return `psql "host=${host} port=${port} user=${user} dbname=${connection} ${tls}"`;
+}
+
+/**
+ * On the gateway host: the self-signed certificate the gateway generated in its data directory (a
+ * configured one is left to the operator's own trust store, since its file may hold no root).
+ */
+function generatedCertificate(target: AdminTarget): string | undefined {
+  if (target.config?.tls.cert !== undefined) return undefined;
+  const file = join(target.config?.dataDir ?? (target.source.kind === 'embedded' ? target.source.dataDir : '.'), 'tls', GENERATED_CERT_FILE);
+  return existsSync(file) ? file : undefined;
+}
+
+/** A libpq keyword value: quoted when it holds a space or a quote. */
+function libpqQuote(value: string): string {
+  return /[\s'\\]/.test(value) ? `'${value.replace(/['\\]/g, (c) => `\\${c}`)}'` : value;
+}
+
+function shellQuote(value: string): string {
+  return /^[\w./:@%+=-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }

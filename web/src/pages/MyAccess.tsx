@@ -109,9 +109,12 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
   const [copied, setCopied] = useState<string>();
   const [fallback, setFallback] = useState<string>();
   const [error, setError] = useState<string>();
+  const verifiable = useGeneratedCertificate();
   if (!pg) return <p className="muted">This gateway has no PostgreSQL listener.</p>;
   const host = pg.host === '0.0.0.0' || pg.host === '::' ? location.hostname : pg.host;
-  const command = `psql "host=${host} port=${pg.port} dbname=${connection} user=${me.user} sslmode=${pg.sslmode}"`;
+  // A certificate the gateway generated is its own trust anchor: psql can verify the gateway with it.
+  const tls = verifiable ? 'sslmode=verify-full sslrootcert=jitgate-ca.pem' : `sslmode=${pg.sslmode}`;
+  const command = `psql "host=${host} port=${pg.port} dbname=${connection} user=${me.user} ${tls}"`;
   const copyToken = async () => {
     setError(undefined);
     setFallback(undefined);
@@ -133,6 +136,12 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
   return (
     <div className="stack">
       <p>Connect with psql; the password is a short-lived token:</p>
+      {verifiable && (
+        <p data-testid="ca-hint">
+          First save the gateway&apos;s certificate next to where you run psql: <a href="/api/tls/ca.pem" download="jitgate-ca.pem">jitgate-ca.pem</a> (or{' '}
+          <code>jitgate ca &gt; jitgate-ca.pem</code>), so psql checks it is talking to this gateway.
+        </p>
+      )}
       <pre className="command" data-testid="psql-command">
         {command}
       </pre>
@@ -153,4 +162,16 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
       <ErrorNote error={error} />
     </div>
   );
+}
+
+/** Whether the listeners present a certificate the gateway generated (one psql can be pointed at). */
+function useGeneratedCertificate(): boolean {
+  const [generated, setGenerated] = useState(false);
+  useEffect(() => {
+    api<{ generated: boolean }>('/api/tls/ca')
+      .then((r) => setGenerated(r.generated))
+      // Unknown: fall back to the listener's own sslmode.
+      .catch(() => setGenerated(false));
+  }, []);
+  return generated;
 }
