@@ -113,16 +113,19 @@ describe('executable comments run as the server runs them', () => {
   it('masking sees masked columns inside executable comments (text and binary protocol, mariadb CLI)', async () => {
     const c = await connect();
     try {
-      for (const sql of [
-        "SELECT name /*!, CONCAT(password_hash,''), HEX(email) */ FROM accounts",
-        "SELECT name /*M!, CONCAT(password_hash,'') */ FROM accounts",
-        "SELECT name /*!40101 , CONCAT(password_hash,'') */ FROM accounts",
-        "SELECT name /*M!100100 , CONCAT(password_hash,'') */ FROM accounts",
-        'SELECT 0--pin AS p FROM accounts',
-        "SELECT CONCAT('', name) AS n /*!, REVERSE(REVERSE(password_hash)) AS r*/ FROM accounts",
-      ]) {
-        expectNoSecret(await outcome(c, sql), sql);
-        expectNoSecret(await outcome(c, sql, true), sql);
+      const hash = "CONCAT(password_hash,'')";
+      // Answered with the rows, masked (a refusal would leak nothing either, and is not what runs).
+      for (const [sql, rows] of [
+        ["SELECT name /*!, CONCAT(password_hash,''), HEX(email) */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]', 'HEX(email)': '[redacted]' }, { name: 'bob', [hash]: '[redacted]', 'HEX(email)': '[redacted]' }]],
+        ["SELECT name /*M!, CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
+        ["SELECT name /*!40101 , CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
+        ["SELECT name /*M!100100 , CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
+        // 0 - (-pin) is the pin: a numeric expression over a masked column, masked to NULL.
+        ['SELECT 0--pin AS p FROM accounts', [{ p: null }, { p: null }]],
+        ["SELECT CONCAT('', name) AS n /*!, REVERSE(REVERSE(password_hash)) AS r*/ FROM accounts", [{ n: 'ann', r: '[redacted]' }, { n: 'bob', r: '[redacted]' }]],
+      ] as const) {
+        expect(await outcome(c, sql), sql).toBe(JSON.stringify(rows));
+        expect(await outcome(c, sql, true), `${sql} (binary)`).toBe(JSON.stringify(rows));
       }
       const cli = await mysqlCli(gw, { token: gw.token({ connection: 'masked' }), database: 'masked', sql: "SELECT name /*!, CONCAT(password_hash,'') */ FROM accounts" });
       expectNoSecret(cli.stdout + cli.stderr, 'cli');
@@ -200,9 +203,11 @@ describe('masked values do not travel through routines, variables, prepared text
       ]) {
         expect(await outcome(c, sql), sql).toMatch(/^ERROR 1142: .*masking_(copy|unprovable)/);
       }
-      expectNoSecret(await outcome(c, 'SELECT @x, @y, @z, @w'), 'read back');
+      // Read back: answered, and none of them holds anything.
+      expect(await outcome(c, 'SELECT @x, @y, @z, @w')).toBe(JSON.stringify([{ '@x': null, '@y': null, '@z': null, '@w': null }]));
       // Sent as one multi-statement string, too.
       const both = await outcome(c, 'SELECT @v := password_hash FROM accounts WHERE id = 1; SELECT @v');
+      expect(both).toMatch(/^ERROR 1142: .*masking_copy/);
       expectNoSecret(both, 'multi');
     } finally {
       await c.end();
@@ -242,7 +247,7 @@ describe('masked values do not travel through routines, variables, prepared text
       // A name prepared again: every text prepared under it counts.
       await c.query("PREPARE s FROM 'SELECT 1 AS one'");
       expect(await outcome(c, "SET @q = 'SELECT password_hash FROM accounts'; PREPARE t FROM @q")).toMatch(/^ERROR 1142: .*masking_unprovable/);
-      expect(await outcome(c, "EXECUTE IMMEDIATE 'SELECT CONCAT(email, \\'\\') AS e FROM accounts'")).not.toContain(EMAIL);
+      expect(await outcome(c, "EXECUTE IMMEDIATE 'SELECT CONCAT(email, \\'\\') AS e FROM accounts'")).toBe(JSON.stringify([{ e: '[redacted]' }, { e: '[redacted]' }]));
       expect(await outcome(c, "PREPARE u FROM 'INSERT INTO notes SELECT id, password_hash FROM accounts'")).toMatch(/^ERROR 1142: .*masking_copy/);
       expect(my.root('SELECT COUNT(*) FROM app.notes').trim()).toBe('1');
     } finally {

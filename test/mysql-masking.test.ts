@@ -64,7 +64,7 @@ describe('masking MySQL results', () => {
     const [rows] = await c.query("SELECT CONCAT(email, '') AS e, UPPER(name) AS n FROM customers WHERE id = 1");
     expect(rows).toEqual([{ e: '[redacted]', n: 'JANE DOE' }]);
     const [union] = await c.query('SELECT email FROM customers WHERE id = 1 UNION SELECT name FROM items WHERE id = 1');
-    expect(JSON.stringify(union)).not.toContain('jane.doe@example.com');
+    expect(union).toEqual([{ email: '[redacted]' }, { email: '[redacted]' }]);
     // Derived tables and CTEs name themselves as their columns' origin: judged as expressions.
     for (const sql of [
       'SELECT x FROM (SELECT email AS x FROM customers) t WHERE x LIKE "jane%"',
