@@ -5,7 +5,10 @@ import { closeLive, useLiveStatus } from './live';
 import { AdminPage } from './pages/Admin';
 import { ApprovalsPage } from './pages/Approvals';
 import { AuditPage } from './pages/Audit';
+import { ConnectionsPage } from './pages/Connections';
+import { GrantsPage } from './pages/Grants';
 import { MyAccessPage } from './pages/MyAccess';
+import { OverviewPage } from './pages/Overview';
 import { ReviewPage } from './pages/Review';
 import { SessionPage } from './pages/Session';
 import { SessionsPage } from './pages/Sessions';
@@ -49,8 +52,13 @@ export function App() {
     }
   };
   const has = (r: Me['roles'][number]) => me.roles.includes(r);
+  // Approvers, auditors and admins land on the Overview; everyone else on My access.
+  const overseer = landsOnOverview(me);
   const nav: Array<[string, string, boolean]> = [
-    ['/', 'My access', true],
+    ['/', 'Overview', overseer],
+    [overseer ? '/access' : '/', 'My access', true],
+    ['/connections', 'Connections', true],
+    ['/grants', 'Grants', has('approver') || has('admin')],
     ['/approvals', 'Approvals', true],
     ['/sessions', 'Sessions', true],
     ['/audit', 'Audit', has('auditor') || has('admin')],
@@ -93,8 +101,17 @@ function LiveDot() {
   return <span className={`dot ${up ? 'up' : 'down'}`} title={up ? 'live updates connected' : 'live updates not connected'} aria-label={up ? 'live' : 'offline'} />;
 }
 
+/** Whether the landing page is the Overview (people who decide, audit or administer) rather than My access. */
+function landsOnOverview(me: Me): boolean {
+  return me.roles.some((r) => r === 'approver' || r === 'auditor' || r === 'admin');
+}
+
 function Page({ path, me }: { path: string; me: Me }) {
-  if (path === '/') return <MyAccessPage me={me} />;
+  if (path === '/') return landsOnOverview(me) ? <OverviewPage me={me} /> : <MyAccessPage me={me} />;
+  if (path === '/overview') return <OverviewPage me={me} />;
+  if (path === '/access') return <MyAccessPage me={me} />;
+  if (path === '/connections') return <ConnectionsPage me={me} />;
+  if (path === '/grants') return <GrantsPage me={me} />;
   if (path === '/approvals') return <ApprovalsPage me={me} />;
   if (path === '/sessions') return <SessionsPage me={me} />;
   const m = /^\/sessions\/([^/]+)$/.exec(path);

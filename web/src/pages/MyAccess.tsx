@@ -7,6 +7,7 @@ import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, errorText, type ConnectionAccess, type Me } from '../api';
 import { Empty, ErrorNote, when } from '../format';
 import { useLiveEvents } from '../live';
+import { MyGrants } from './Grants';
 
 const DURATIONS = ['15m', '30m', '1h', '2h', '4h', '8h'];
 
@@ -37,6 +38,7 @@ export function MyAccessPage({ me }: { me: Me }) {
           </li>
         ))}
       </ul>
+      <MyGrants />
     </section>
   );
 }
