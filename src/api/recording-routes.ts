@@ -17,7 +17,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { AuditLog } from '../audit/log.js';
-import type { Identity } from '../core/types.js';
+import type { Identity, SessionCounters } from '../core/types.js';
 import type { RecordedEvent } from '../recording/file-recorder.js';
 import { HoldError, placeHold, releaseHold } from '../recording/holds.js';
 import type { RecordingRow, SessionListing, SessionSearch } from '../recording/repository.js';
@@ -92,7 +92,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     }
     const statement = q.get('statement');
     if (statement) filter.statement = statement;
-    return { sessions: repo.search(filter).map((s) => sessionJson(s, recording.isLive(s.id))) };
+    return { sessions: repo.search(filter).map((s) => sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id))) };
   }, {
     doc: {
       summary: 'Sessions, newest first: my own, or everyone\'s for auditors and admins',
@@ -103,7 +103,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
 
   router.add('GET', '/api/sessions/:id', (ctx) => {
     const s = readable(ctx);
-    return { session: sessionJson(s, recording.isLive(s.id)) };
+    return { session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)) };
   }, { doc: { summary: 'One session and its recording', roles: ['owner', 'auditor', 'admin'] } });
 
   router.add('GET', '/api/sessions/:id/events', async (ctx) => {
@@ -114,7 +114,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     const check = checkRecording(read.row, read.result, o.audit.about(s.id));
     const events = read.result.events.filter((e) => e.seq > after).slice(0, limitOf(ctx.query.get('limit'), 100_000));
     return {
-      session: sessionJson(s, recording.isLive(s.id)),
+      session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)),
       verification: { ok: check.ok, problems: check.problems, open: check.open, truncatedFile: read.result.truncated },
       events,
     };
@@ -269,7 +269,8 @@ export function recordingJson(r: RecordingRow) {
   };
 }
 
-export function sessionJson(s: SessionListing, live: boolean) {
+/** `counters`: a live session's running counters (the stored row has them only from its end). */
+export function sessionJson(s: SessionListing, live: boolean, counters?: Readonly<SessionCounters>) {
   return {
     id: s.id,
     user: s.user,
@@ -283,9 +284,9 @@ export function sessionJson(s: SessionListing, live: boolean) {
     status: s.endedAt === null ? 'live' : 'ended',
     // Live on this gateway process (a session from a crashed process is not killable).
     attached: live,
-    bytesFromClient: s.bytesFromClient,
-    bytesToClient: s.bytesToClient,
-    statements: s.statements,
+    bytesFromClient: counters?.bytesFromClient ?? s.bytesFromClient,
+    bytesToClient: counters?.bytesToClient ?? s.bytesToClient,
+    statements: counters?.statements ?? s.statements,
     recording: s.recording ? recordingJson(s.recording) : null,
   };
 }

@@ -52,6 +52,8 @@ export type SessionKiller = (sessionId: string, reason: 'killed', message: strin
 interface LiveSession {
   info: RecordedSessionInfo;
   recorder: SessionRecorder | null;
+  /** The relay's running counters (statements, bytes), once it hands them over. */
+  counters?: Readonly<SessionCounters>;
 }
 
 /** Most statements indexed for search per session (distinct texts), and the longest text indexed. */
@@ -161,7 +163,7 @@ export class RecordingService {
     if (!this.o.config.enabled) {
       auditStart({ state: 'disabled' });
       this.live.set(id, { info, recorder: null });
-      return this.unrecorded(inner, info);
+      return this.withLiveCounters(this.unrecorded(inner, info));
     }
 
     const policy = policyFor(this.o.config, info.connection);
@@ -220,7 +222,22 @@ export class RecordingService {
     });
     recorder.start({ ...startData, recording: { mode: policy.mode, limits: { ...this.o.config.limits } } });
     this.live.set(id, { info, recorder });
-    return recorder.wrap(inner, (result) => this.track(this.finish(id, info, result)));
+    return this.withLiveCounters(recorder.wrap(inner, (result) => this.track(this.finish(id, info, result))));
+  }
+
+  /**
+   * Keeps the relay's counters beside the live session: the store's row only gets them when the
+   * session ends, and a live session should not read "0 statements" meanwhile.
+   */
+  private withLiveCounters(pipeline: SessionPipeline): SessionPipeline {
+    return {
+      ...pipeline,
+      watchCounters: (counters) => {
+        const session = this.live.get(pipeline.id);
+        if (session) session.counters = counters;
+        pipeline.watchCounters?.(counters);
+      },
+    };
   }
 
   /** Recording switched off: the session is still tracked (kill) and its start and end audited. */
@@ -295,6 +312,11 @@ export class RecordingService {
 
   isLive(sessionId: string): boolean {
     return this.live.has(sessionId);
+  }
+
+  /** A live session's running counters (statements so far, bytes); undefined when not live here. */
+  liveCounters(sessionId: string): Readonly<SessionCounters> | undefined {
+    return this.live.get(sessionId)?.counters;
   }
 
   /** Follow a live session's events from now on; undefined when it is not live (here) or not recorded. */
