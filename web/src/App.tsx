@@ -1,7 +1,7 @@
 /** The console's frame: who is signed in, navigation by role, and the page for the current path. */
 import { useCallback, useEffect, useState } from 'react';
 import { api, errorText, setSignedOutHandler, type Me } from './api';
-import { closeLive, useLiveStatus } from './live';
+import { closeLive, useLiveConnection, useLiveStatus } from './live';
 import { AdminPage } from './pages/Admin';
 import { ApprovalsPage } from './pages/Approvals';
 import { AuditPage } from './pages/Audit';
@@ -97,6 +97,7 @@ export function App() {
 }
 
 function LiveDot() {
+  useLiveConnection();
   const up = useLiveStatus();
   return <span className={`dot ${up ? 'up' : 'down'}`} title={up ? 'live updates connected' : 'live updates not connected'} aria-label={up ? 'live' : 'offline'} />;
 }

@@ -18,6 +18,7 @@ const TYPES = [
   'request.denied',
   'request.withdrawn',
   'request.expired',
+  'request.escalated',
   'grant.created',
   'grant.revoked',
   'break_glass.used',
@@ -26,6 +27,7 @@ const TYPES = [
   'review.denied',
   'review.expired',
   'review.withdrawn',
+  'review.escalated',
   'review.decided',
 ];
 
@@ -83,6 +85,16 @@ export function useLiveEvents(prefixes: string[], fn: Listener): void {
       listeners.delete(l);
     };
   }, [key]);
+}
+
+/**
+ * Keeps the stream open while the console is signed in, whatever the page: the header's indicator
+ * then says whether live updates arrive, not whether this page happens to listen for them.
+ */
+export function useLiveConnection(): void {
+  useEffect(() => {
+    ensureSource();
+  }, []);
 }
 
 export function useLiveStatus(): boolean {
