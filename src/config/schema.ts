@@ -168,6 +168,8 @@ const credentialsSchema = z.strictObject({
   rolePrefix: rolePrefix().optional(),
   /** Redis: the ACL rules of each session's own ACL user (credentials/ephemeral/redis-acl.ts). */
   acl: redisAclRules().optional(),
+  /** The gateway changes its own backend password this often (credentials/rotation/). */
+  rotate: z.strictObject({ every: duration(60_000, 366 * 86_400_000) }).optional(),
 });
 
 const connectionSchema = z.strictObject({
@@ -515,6 +517,7 @@ export function buildConfig(file: ConfigFile, ctx: BuildContext): GatewayConfig 
         },
         connectTimeoutMs: c.connectTimeout ?? DEFAULTS.connectTimeoutMs,
         ...(c.credentials ? { credentials: buildCredentials(c.credentials) } : {}),
+        ...(c.credentials?.rotate ? { rotation: { everyMs: c.credentials.rotate.every } } : {}),
         ...(c.localInfile !== undefined ? { localInfile: c.localInfile } : {}),
         ...(c.tokenUse !== undefined ? { tokenUse: c.tokenUse } : {}),
       };
@@ -540,6 +543,14 @@ function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
     if (!isObj(c) || !isObj(c.credentials)) return;
     const at = ['connections', i, 'credentials'];
     const creds = c.credentials;
+    if (isObj(creds.rotate) && !(typeof c.password === 'string' && c.password.startsWith('secret:'))) {
+      // env: and file: are written by someone else; the gateway can keep only a secret it holds itself.
+      problems.push({
+        path: [...at, 'rotate'],
+        message: 'rotation needs `password: secret:NAME`: the gateway can store a new password only in its own secret store, not in an environment variable or a file',
+        atKey: true,
+      });
+    }
     if (creds.mode === 'ephemeral' && c.type === 'redis') {
       // Redis: an ACL user per session, with the listed rules as its only permissions.
       if (creds.acl === undefined || creds.acl === null) {

@@ -32,6 +32,8 @@ export interface ConnectionConfig {
   connectTimeoutMs: number;
   /** How sessions log in to the backend; absent means static (the stored user above). */
   credentials?: ConnectionCredentialsConfig;
+  /** `credentials.rotate`: the gateway changes its own backend password this often. */
+  rotation?: { everyMs: number };
   /** MySQL: LOAD DATA LOCAL INFILE allowed (default: refused). */
   localInfile?: boolean;
   /** Sessions per access token on this connection (default: auth.tokenUse). */

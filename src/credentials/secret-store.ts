@@ -32,6 +32,13 @@ export const MIN_PASSPHRASE_LENGTH = 16;
 export const MAX_SECRET_BYTES = 64 * 1024;
 
 const KEYCHECK_NAME = 'jitgate:keycheck';
+/**
+ * A rotation's next value of a secret is staged under this prefix before the backend is told, so a
+ * crash in between never loses the password the backend may already have. No user secret name can
+ * contain `:`.
+ */
+const STAGED_PREFIX = 'jitgate:next/';
+const isInternal = (name: string) => name.startsWith('jitgate:');
 const KEYCHECK_PLAINTEXT = Buffer.from('jitgate key check v1', 'utf8');
 
 /** An expected failure around secrets: missing key, unknown name, wrong key, tampering. */
@@ -104,6 +111,32 @@ export class SecretStore {
   set(name: string, value: string): void {
     const problem = secretNameProblem(name);
     if (problem) throw new CredentialError(`invalid secret name ${JSON.stringify(name)}: ${problem}`);
+    this.put(name, value);
+  }
+
+  /** Keeps the next value of `name` beside the current one (a rotation in progress). */
+  stage(name: string, value: string): void {
+    this.put(STAGED_PREFIX + name, value);
+  }
+
+  /** The staged next value of `name`, if a rotation left one. */
+  staged(name: string): string | undefined {
+    return this.open(STAGED_PREFIX + name);
+  }
+
+  /** The staged value becomes the secret's value. A crash in between leaves a copy staged, which is harmless. */
+  promote(name: string): void {
+    const next = this.staged(name);
+    if (next === undefined) throw new CredentialError(`secret ${name}: nothing staged to promote`);
+    this.put(name, next);
+    this.store.deleteSecret(STAGED_PREFIX + name);
+  }
+
+  discardStaged(name: string): void {
+    this.store.deleteSecret(STAGED_PREFIX + name);
+  }
+
+  private put(name: string, value: string): void {
     const plaintext = Buffer.from(value, 'utf8');
     if (plaintext.length === 0) throw new CredentialError(`secret ${name}: the value is empty`);
     if (plaintext.length > MAX_SECRET_BYTES) {
@@ -116,8 +149,12 @@ export class SecretStore {
 
   /** The decrypted value, or undefined when no secret has that name. Throws on a wrong key or tampering. */
   get(name: string): string | undefined {
+    return isInternal(name) ? undefined : this.open(name);
+  }
+
+  private open(name: string): string | undefined {
     const row = this.store.getSecret(name);
-    if (!row || name === KEYCHECK_NAME) return undefined;
+    if (!row) return undefined;
     const key = this.masterKey();
     const plaintext = open(key, name, row);
     if (plaintext) return plaintext.toString('utf8');
@@ -151,17 +188,17 @@ export class SecretStore {
   }
 
   has(name: string): boolean {
-    return name !== KEYCHECK_NAME && this.store.getSecret(name) !== undefined;
+    return !isInternal(name) && this.store.getSecret(name) !== undefined;
   }
 
   /** Names and update times only; needs no master key. */
   list(): { name: string; updatedAt: number }[] {
-    return this.store.listSecrets().filter((s) => s.name !== KEYCHECK_NAME);
+    return this.store.listSecrets().filter((s) => !isInternal(s.name));
   }
 
   /** Remove a secret; false when there was none. Needs no master key. */
   delete(name: string): boolean {
-    if (name === KEYCHECK_NAME) return false;
+    if (isInternal(name)) return false;
     return this.store.deleteSecret(name);
   }
 

@@ -73,15 +73,19 @@ export class RedisAclAdmin implements RoleAdmin {
     });
   }
 
-  /** One short admin connection per operation, closed afterwards. */
-  private async with<T>(fn: (run: (args: string[]) => Promise<RespValue>) => Promise<T>): Promise<T> {
-    const session = await connectRedisBackend(this.target, { protocol: 2, hello: false });
-    const conn = new AdminConnection(session.socket, this.target.connectTimeoutMs);
-    try {
-      return await fn((args) => conn.run(args));
-    } finally {
-      session.socket.destroy();
-    }
+  private with<T>(fn: (run: (args: string[]) => Promise<RespValue>) => Promise<T>): Promise<T> {
+    return withRedisAdmin(this.target, fn);
+  }
+}
+
+/** One short admin connection as the gateway's stored credential, closed afterwards. */
+export async function withRedisAdmin<T>(target: BackendTarget, fn: (run: (args: string[]) => Promise<RespValue>) => Promise<T>): Promise<T> {
+  const session = await connectRedisBackend(target, { protocol: 2, hello: false });
+  const conn = new AdminConnection(session.socket, target.connectTimeoutMs);
+  try {
+    return await fn((args) => conn.run(args));
+  } finally {
+    session.socket.destroy();
   }
 }
 
