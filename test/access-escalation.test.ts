@@ -46,6 +46,24 @@ afterAll(async () => {
 });
 
 type Asked = { request: { id: string } };
+
+/** A signed-in console's live event stream (GET /api/events), as text received so far. */
+async function liveStream(who: 'frank') {
+  const controller = new AbortController();
+  const res = await fetch(`${env.gw.httpUrl}/api/events`, { headers: { authorization: `Bearer ${env.bearer(who)}` }, signal: controller.signal });
+  expect(res.status).toBe(200);
+  let text = '';
+  const decoder = new TextDecoder();
+  void (async () => {
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk, { stream: true });
+    } catch {
+      // Aborted by close().
+    }
+  })();
+  await expect.poll(() => text).toContain('event: hello');
+  return { text: () => text, close: () => controller.abort() };
+}
 const escalations = (id: string) =>
   receiver.deliveries.filter((d) => d.json.type === 'request.escalated' && (d.json.request as { id: string }).id === id);
 
@@ -59,9 +77,15 @@ it('a request still waiting after 10m is escalated: reminder, then the dba group
   clock.advance(9 * M);
   await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
   expect(escalations(id)).toHaveLength(0);
+  // frank's console is open: its live stream tells it the moment the request becomes his to decide.
+  const frankStream = await liveStream('frank');
 
   clock.advance(1 * M);
   await expect.poll(() => escalations(id).length).toBe(1);
+  await expect.poll(() => frankStream.text(), { timeout: 10_000 }).toContain('event: request.escalated');
+  frankStream.close();
+  const pendingForFrank = await env.api<{ approvable: Array<{ id: string; escalatedAt: string | null }> }>('frank', 'GET', '/api/requests?state=pending');
+  expect(pendingForFrank.body.approvable.find((r) => r.id === id)?.escalatedAt).toBe(new Date(clock.now()).toISOString());
   const reminder = escalations(id)[0]!;
   expect(reminder.headers['x-jitgate-event']).toBe('request.escalated');
   expect(reminder.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 10 * M, request: { id, approverGroups: ['approvers', 'dba'] } });

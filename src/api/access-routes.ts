@@ -203,6 +203,8 @@ export function requestJson(r: AccessRequest) {
     decidedBy: r.decidedBy,
     decisionReason: r.decisionReason,
     grantId: r.grantId,
+    // Whether the request waited past its policy's `escalate.after` (then `to` joined the approvers).
+    escalatedAt: r.escalation?.escalatedAt == null ? null : iso(r.escalation.escalatedAt),
   };
 }
 

@@ -113,6 +113,8 @@ export interface AccessRequest {
   decidedAt: string | null;
   decidedBy: string | null;
   decisionReason: string | null;
+  /** Set once it waited past its policy's `escalate.after`: more groups may approve since. */
+  escalatedAt?: string | null;
 }
 
 /** A statement review (held statement); read defensively, fields beyond these are shown as given. */

@@ -161,7 +161,12 @@ function RequestItem({ r, onDone }: { r: AccessRequest; onDone: () => void }) {
   return (
     <article aria-label={`Access request ${r.id}`} data-testid={`request-${r.id}`}>
       <h3>
-        Access to {r.connection} for {duration(r.durationMs)} {r.breakGlass && <span className="badge danger">break-glass</span>}
+        Access to {r.connection} for {duration(r.durationMs)} {r.breakGlass && <span className="badge danger">break-glass</span>}{' '}
+        {r.escalatedAt && r.state === 'pending' && (
+          <span className="badge" title={`escalated ${when(r.escalatedAt)}`}>
+            escalated
+          </span>
+        )}
       </h3>
       <p>
         <strong>{r.user}</strong> <span className="muted">({r.groups.join(', ')})</span> asked {when(r.createdAt)}
