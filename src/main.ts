@@ -31,6 +31,8 @@ import type { BackendTarget, Protocol, SessionEndReason } from './core/types.js'
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
+import { CredentialRotation } from './credentials/rotation/service.js';
+import { registerCredentialRoutes } from './api/credential-routes.js';
 import { IdentityRepository } from './identity/repository.js';
 import type { IdentityService } from './identity/service.js';
 import { failedLogins, type FailedLoginInfo, type FailedLogins } from './identity/failed-logins.js';
@@ -77,6 +79,8 @@ export interface Gateway {
   redis?: RedisListener;
   /** Backend credentials per connection (static or per-session roles) and their janitor. */
   credentials: SessionCredentials;
+  /** Rotation of the gateway's own backend passwords (`jitgate credentials rotate` and the schedule). */
+  rotation: CredentialRotation;
   /** Session recordings (replay, live tails, kill, retention, legal holds). */
   recording: RecordingService;
   /** The hash-chained audit log; other parts append security events here. */
@@ -110,6 +114,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   let mysql: MysqlListener | undefined;
   let redis: RedisListener | undefined;
   let credentials: SessionCredentials | undefined;
+  let rotation: CredentialRotation | undefined;
   let http: HttpServerHandle | undefined;
   let access: AccessService | undefined;
   let notifier: WebhookNotifier | undefined;
@@ -132,6 +137,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     recordingRoutes?.stop();
     consoleApi?.stop();
     reviewRoutes?.stop();
+    // No rotation starts from here on; one in progress finishes (its backend logins are short).
+    await rotation?.stop();
     // Agents' data sessions are clients of the listener: they end before it drains.
     await mcp?.close();
     await Promise.all([
@@ -201,6 +208,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // The audit log: recordings, reviews, access, logins and tokens all append to it.
     const auditModule = (audit = startAudit({ config, db: store.database, clock, log }));
     auditAccessEvents(accessService.events, auditModule.log, log);
+    // The gateway's own backend passwords: rotated on schedule or on request, in place in `targets`.
+    const credentialRotation = (rotation = new CredentialRotation({
+      connections: config.connections,
+      targets,
+      secrets: new SecretStore(store, { env: options.env ?? process.env }),
+      database: store.database,
+      clock,
+      log,
+      audit: auditModule.log,
+      registry: metrics.registry,
+    }));
+    credentialRotation.start();
     const recorder = (recording = startRecording({
       config,
       db: store.database,
@@ -415,6 +434,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // The console's Overview: activity per connection, refusals and holds by rule, time to approval.
     registerStatsRoutes(router, { access: accessRepo, reviews: reviewRepo, recordings: recorder.service.repo, audit: auditModule.log, roles: api.roles, now });
 
+    registerCredentialRoutes(router, { rotation: credentialRotation, roles: api.roles });
+
     // Policy review: `jitgate policy test` (the data path's own decision code) and the masking report.
     const identities = new IdentityRepository(store.database);
     registerPolicyRoutes(router, {
@@ -498,6 +519,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       mysql,
       redis,
       credentials: sessionCredentials,
+      rotation: credentialRotation,
       recording: recorder.service,
       audit: auditModule.log,
       live: api.live,

@@ -10,6 +10,7 @@ import { registerRecordingCommands } from './recording-program.js';
 import { apikeyCreate, apikeyList, apikeyRevoke } from './commands/apikey.js';
 import { caCommand } from './commands/ca.js';
 import { configCheck } from './commands/config-check.js';
+import { credentialsRotate, credentialsStatus } from './commands/credentials.js';
 import { loginCommand, logoutCommand } from './commands/login.js';
 import { maskingReportCommand, type MaskingReportOptions } from './commands/masking-report.js';
 import { policyTestCommand, type PolicyTestOptions } from './commands/policy.js';
@@ -79,6 +80,18 @@ export function buildProgram(io: CliIo): Command {
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
     .action((name: string, opts: { config?: string; dataDir?: string }) => secretsRemove(io, name, opts));
+
+  const credentials = program.command('credentials').description("the gateway's own backend passwords (admins, through the running gateway)");
+  credentials
+    .command('rotate')
+    .description('change the gateway\'s backend password on a connection now: a new random one only the gateway knows')
+    .argument('<connection>', 'connection whose backend password to rotate')
+    .action((connection: string) => credentialsRotate(io, connection));
+  credentials
+    .command('status')
+    .description('per connection: how the gateway logs in, when its password was rotated and is next due, privileges beyond what sessions need')
+    .option('--json', 'print JSON')
+    .action((opts: { json?: boolean }) => credentialsStatus(io, opts));
 
   program
     .command('token')
