@@ -142,9 +142,11 @@ export function ConnectionsPage({ me }: { me: Me }) {
               </h2>
               <AccessBadge e={e} now={now} />
             </div>
-            {SECTIONS.map(([key, title, none]) => (
-              <RuleSection key={key} title={title} rules={e.rules[key]} none={none} />
-            ))}
+            <div className="rule-grid">
+              {SECTIONS.map(([key, title, none]) => (
+                <RuleSection key={key} title={title} rules={e.rules[key]} none={none} />
+              ))}
+            </div>
           </li>
         ))}
       </ul>

@@ -17,7 +17,8 @@ export interface Grant {
   connection: string;
   reason: string;
   requestId: string | null;
-  approvedBy: string;
+  /** Who approved it (empty for grants issued on the gateway host or granted at once by policy). */
+  approvedBy: string[];
   breakGlass: boolean;
   policy: string | null;
   issuedBy: string | null;
@@ -62,7 +63,7 @@ export function GrantsPage({ me }: { me: Me }) {
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase();
     const all = [...(grants?.others ?? [])].sort((a, b) => a.expiresAt.localeCompare(b.expiresAt));
-    return q ? all.filter((g) => [g.user, g.connection, g.reason, g.approvedBy, g.policy ?? ''].some((f) => f.toLowerCase().includes(q))) : all;
+    return q ? all.filter((g) => [g.user, g.connection, g.reason, ...g.approvedBy, g.issuedBy ?? '', g.policy ?? ''].some((f) => f.toLowerCase().includes(q))) : all;
   }, [grants, query]);
 
   return (
@@ -151,7 +152,7 @@ function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onR
                 <span className="muted small">({when(g.expiresAt)})</span>
               </td>
               <td data-label="Granted">
-                {g.breakGlass && <span className="badge danger">break-glass</span>} {g.issuedBy ? `issued by ${g.issuedBy}` : `approved by ${g.approvedBy}`}
+                {g.breakGlass && <span className="badge danger">break-glass</span>} {grantedHow(g)}
                 {g.policy && <span className="muted small"> under {g.policy}</span>}
               </td>
               <td data-label="Reason">{g.reason ? <Visible text={g.reason} oneLine /> : <span className="muted">—</span>}</td>
@@ -186,4 +187,10 @@ function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onR
       )}
     </>
   );
+}
+
+function grantedHow(g: Grant): string {
+  if (g.issuedBy) return `issued by ${g.issuedBy}`;
+  if (g.breakGlass && g.approvedBy.length === 0) return 'self-approved in an emergency';
+  return g.approvedBy.length > 0 ? `approved by ${g.approvedBy.join(', ')}` : 'granted at once by policy';
 }
