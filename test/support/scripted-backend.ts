@@ -130,7 +130,7 @@ export async function startScriptedPostgres(script: QueryScript): Promise<Script
           const text = body.toString('utf8', 0, body.length - 1);
           queries.push(text);
           // One answer at a time, in order, as a server would.
-          busy = busy.then(() => script(text, socket)).catch(() => socket.destroy());
+          busy = busy.then(() => script(text, socket)).catch(() => void socket.destroy());
         }
       }
     });
@@ -202,7 +202,7 @@ export const my = {
  * The packets of a text result set, numbered from sequence id 1. `end`: the terminator (EOF or OK
  * as agreed), another packet in its place (an ERR), or 'none' (the result stops after the rows).
  */
-export function myResult(deprecateEof: boolean, names: string[], rows: Array<Array<string | null>>, end: Buffer | 'none' = 'terminator'): Buffer[] {
+export function myResult(deprecateEof: boolean, names: string[], rows: Array<Array<string | null>>, end: Buffer | 'none' | 'terminator' = 'terminator'): Buffer[] {
   const payloads = [lenenc(names.length), ...names.map((n) => my.column(n)), ...(deprecateEof ? [] : [my.eof()]), ...rows.map((r) => my.row(...r))];
   if (end !== 'none') payloads.push(end === 'terminator' ? (deprecateEof ? my.okEof() : my.eof()) : end);
   return payloads.map((p, i) => myPacket(p, i + 1));
@@ -259,7 +259,7 @@ export async function startScriptedMysql(script: (query: string, socket: net.Soc
           const text = payload.toString('utf8', 1);
           queries.push(text);
           const ctx = context;
-          busy = busy.then(() => script(text, socket, ctx)).catch(() => socket.destroy());
+          busy = busy.then(() => script(text, socket, ctx)).catch(() => void socket.destroy());
           continue;
         }
         socket.write(myPacket(my.err(1047, '08S01', 'Unknown command'), 1));
