@@ -61,3 +61,23 @@ describe('connections[].credentials', () => {
     );
   });
 });
+
+describe('connections[].credentials.rotate', () => {
+  it('reads the interval, with static or ephemeral credentials', () => {
+    const c = parseConfig(conn('    password: secret:prod-db\n    credentials: { rotate: { every: 24h } }\n'), 'x.yaml', '/srv');
+    expect(c.connections[0]?.rotation).toEqual({ everyMs: 86_400_000 });
+    expect(c.connections[0]?.credentials).toEqual({ mode: 'static' });
+    const e = parseConfig(conn('    password: secret:prod-db\n    credentials: { mode: ephemeral, roles: [r], rotate: { every: 7d } }\n'), 'x.yaml', '/srv');
+    expect(e.connections[0]?.rotation).toEqual({ everyMs: 7 * 86_400_000 });
+    expect(parseConfig(conn('    password: secret:prod-db\n'), 'x.yaml', '/srv').connections[0]?.rotation).toBeUndefined();
+  });
+
+  it('needs a password in the secret store, which the gateway can write', () => {
+    expect(problems(conn('    password: env:PROD_DB\n    credentials: { rotate: { every: 24h } }\n'))).toEqual([
+      'jitgate.yaml:8:20: connections[0].credentials.rotate: rotation needs `password: secret:NAME`: the gateway can store a new password only in its own secret store, not in an environment variable or a file',
+    ]);
+    expect(problems(conn('    credentials: { rotate: { every: 24h } }\n'))[0]).toContain('rotation needs `password: secret:NAME`');
+    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { every: 10s } }\n'))[0]).toContain('connections[0].credentials.rotate.every');
+    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { each: 1d } }\n'))[0]).toContain('connections[0].credentials.rotate');
+  });
+});

@@ -136,3 +136,25 @@ describe('SecretStore', () => {
     expect(secrets.delete('team/prod.db_1')).toBe(true);
   });
 });
+
+describe('a rotation staged beside the current value', () => {
+  it('keeps both until promoted or discarded, and never lists or hands out the staged one by name', () => {
+    const secrets = new SecretStore(memory(), { masterKey: KEY });
+    secrets.set('db', 'old-password');
+    secrets.stage('db', 'new-password');
+    expect(secrets.get('db')).toBe('old-password');
+    expect(secrets.staged('db')).toBe('new-password');
+    expect(secrets.list().map((s) => s.name)).toEqual(['db']);
+    expect(secrets.get('jitgate:next/db')).toBeUndefined();
+    expect(secrets.has('jitgate:next/db')).toBe(false);
+    expect(secrets.delete('jitgate:next/db')).toBe(false);
+    secrets.promote('db');
+    expect(secrets.get('db')).toBe('new-password');
+    expect(secrets.staged('db')).toBeUndefined();
+    secrets.stage('db', 'abandoned');
+    secrets.discardStaged('db');
+    expect(secrets.staged('db')).toBeUndefined();
+    expect(secrets.get('db')).toBe('new-password');
+    expect(() => secrets.promote('db')).toThrow(CredentialError);
+  });
+});
