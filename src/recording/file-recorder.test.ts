@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import zlib from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
-import { FileRecorder, readRecording, REAL_FILE_OPS, RecordingTail, type RecorderFileOps } from './file-recorder.js';
+import { chainHash, FileRecorder, GENESIS, readRecording, REAL_FILE_OPS, RecordingTail, type RecorderFileOps } from './file-recorder.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'jitgate-rec-'));
 
@@ -45,20 +45,62 @@ describe('FileRecorder', () => {
     expect(cut).toMatchObject({ intact: true, truncated: true });
   });
 
-  it('detects an edited, removed or reordered event', async () => {
+  it('detects an edited, removed or reordered event, at the block it was written in', async () => {
     const path = join(dir(), 's3.jsonl.gz');
     const rec = new FileRecorder(path);
+    // Two blocks (statement boundaries): [statement] and [result, notice, session_end].
     rec.append('statement', { text: 'select secret_count' });
+    await rec.checkpoint();
     rec.append('result', { rows: 3 });
+    rec.append('notice', { message: 'hello' });
     rec.append('session_end', {});
     await rec.close();
-    const lines = zlib.gunzipSync(readFileSync(path)).toString().split('\n');
-    const edited = lines.map((l) => l.replace('"rows":3', '"rows":0'));
-    writeFileSync(path, zlib.gzipSync(edited.join('\n')));
+    const text = zlib.gunzipSync(readFileSync(path)).toString();
+    const lines = text.split('\n');
+    expect(lines.filter((l) => l.startsWith('{"h":"'))).toHaveLength(2);
+    const write = (ls: string[]) => writeFileSync(path, zlib.gzipSync(ls.join('\n')));
+    expect(readRecording(path)).toMatchObject({ intact: true, truncated: false });
+
+    write(lines.map((l) => l.replace('"rows":3', '"rows":0')));
     expect(readRecording(path)).toMatchObject({ intact: false, brokenAt: 1 });
-    const removed = [lines[0], lines[2], ''];
-    writeFileSync(path, zlib.gzipSync(removed.join('\n')));
+    write(lines.map((l) => l.replace('secret_count', 'secret_COUNT')));
+    expect(readRecording(path)).toMatchObject({ intact: false, brokenAt: 0 });
+    // An event removed from a block, two swapped within one, a whole block removed: all break.
+    write(lines.filter((_, i) => i !== 3));
     expect(readRecording(path).intact).toBe(false);
+    write([lines[0]!, lines[1]!, lines[2]!, lines[4]!, lines[3]!, ...lines.slice(5)]);
+    expect(readRecording(path).intact).toBe(false);
+    write(lines.slice(2));
+    expect(readRecording(path).intact).toBe(false);
+    // Renumbered so the sequence looks whole, the hashes still do not match.
+    write(lines.slice(2).map((l) => l.replace(/^\[(\d+),/, (_, n: string) => `[${Number(n) - 1},`)));
+    expect(readRecording(path)).toMatchObject({ intact: false, brokenAt: 0 });
+    // Cutting the last block off keeps the chain intact (the digest at session end catches that).
+    write([...lines.slice(0, 2), '']);
+    expect(readRecording(path)).toMatchObject({ intact: true, events: [{ type: 'statement' }] });
+    // A block without its seal (a torn write) is left out as a cut tail, not trusted.
+    write(lines.slice(0, -2).concat(''));
+    expect(readRecording(path)).toMatchObject({ intact: true, truncated: true, events: [{ type: 'statement' }] });
+  });
+
+  it('reads and verifies recordings written in the old format (one hash per event)', () => {
+    const path = join(dir(), 'old.jsonl.gz');
+    let h = GENESIS;
+    const lines = [
+      { seq: 0, at: 1000, type: 'session_start', data: { user: 'alice' } },
+      { seq: 1, at: 1001, type: 'statement', data: { n: 1, text: 'select 1' } },
+      { seq: 2, at: 1002, type: 'session_end', data: { reason: 'client_quit' } },
+    ].map((e) => {
+      h = chainHash(h, e);
+      return JSON.stringify({ ...e, h });
+    });
+    writeFileSync(path, zlib.gzipSync(lines.join('\n') + '\n'));
+    const r = readRecording(path);
+    expect(r).toMatchObject({ intact: true, truncated: false });
+    expect(r.events.map((e) => [e.seq, e.type])).toEqual([[0, 'session_start'], [1, 'statement'], [2, 'session_end']]);
+    expect(r.events.at(-1)!.h).toBe(h);
+    writeFileSync(path, zlib.gzipSync(lines.map((l) => l.replace('select 1', 'select 2')).join('\n') + '\n'));
+    expect(readRecording(path)).toMatchObject({ intact: false, brokenAt: 1 });
   });
 
   it('never overwrites an existing recording', () => {
@@ -108,6 +150,46 @@ describe('FileRecorder', () => {
     rec.append('three', {});
     await rec.close();
     expect((await tail.poll()).map((e) => e.type)).toEqual(['two', 'three']);
+    expect(tail.broken).toBe(false);
+  });
+
+  it('follows only whole blocks: a block whose seal is not written yet waits for the next poll', async () => {
+    const path = join(dir(), 's8.jsonl.gz');
+    const rec = new FileRecorder(path);
+    const tail = new RecordingTail(path);
+    rec.append('one', {});
+    await rec.checkpoint();
+    expect((await tail.poll()).map((e) => e.type)).toEqual(['one']);
+    rec.append('two', {});
+    rec.append('three', {});
+    await rec.checkpoint();
+    // What a reader may see mid-write: the block's lines without the seal that follows them.
+    const full = readFileSync(rec.livePath, 'utf8');
+    const sealAt = full.lastIndexOf('{"h":"');
+    const partial = join(dir(), 'p.jsonl.gz');
+    writeFileSync(partial.slice(0, -3), full.slice(0, sealAt));
+    const partialTail = new RecordingTail(partial);
+    expect((await partialTail.poll()).map((e) => e.type)).toEqual(['one']);
+    writeFileSync(partial.slice(0, -3), full);
+    expect((await partialTail.poll()).map((e) => e.type)).toEqual(['two', 'three']);
+    expect(partialTail.broken).toBe(false);
+    expect((await tail.poll()).map((e) => e.type)).toEqual(['two', 'three']);
+    await rec.close();
+  });
+
+  it('follows an old-format recording left by an earlier version', async () => {
+    const path = join(dir(), 'old-live.jsonl.gz');
+    let h = GENESIS;
+    const line = (seq: number, type: string) => {
+      const e = { seq, at: 1000 + seq, type, data: {} };
+      h = chainHash(h, e);
+      return JSON.stringify({ ...e, h }) + '\n';
+    };
+    writeFileSync(path.slice(0, -3), line(0, 'session_start') + line(1, 'statement'));
+    const tail = new RecordingTail(path);
+    expect((await tail.poll()).map((e) => e.type)).toEqual(['session_start', 'statement']);
+    writeFileSync(path.slice(0, -3), line(2, 'ready'), { flag: 'a' });
+    expect((await tail.poll()).map((e) => e.type)).toEqual(['ready']);
     expect(tail.broken).toBe(false);
   });
 });

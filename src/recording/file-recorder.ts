@@ -1,18 +1,35 @@
 /**
  * Session recordings as append-only, hash-chained files of JSON lines, one event per line.
  *
- * Each line is `{"seq":N,"at":MS,"type":"...","data":{...},"h":"<64 hex>"}`, and `h` is the SHA-256
- * of the previous event's `h` (64 zeros for the first) followed by the line's own bytes without the
- * `,"h":"..."` member, i.e. exactly the text before it plus the closing brace. Hashing the bytes as
- * written (rather than a re-serialization) keeps the writer cheap and lets any tool verify a
- * recording byte for byte. Removing, reordering or editing an event breaks the chain; the final
- * digest goes to the audit log when the session ends, which also catches a recording cut short.
+ * Format 2 (written since issue 15): events are chained per block, not per event. A block is what
+ * one write puts in the file (everything appended since the previous checkpoint) and ends with a
+ * seal line carrying the block's chain hash:
+ *
+ *     [0,1733300000000,"session_start",{...}]
+ *     [1,1733300000003,"statement",{...}]
+ *     {"h":"<64 hex>"}
+ *
+ * An event line is the JSON array `[seq, at, type, data]`; the seal's `h` is the SHA-256 of the
+ * previous seal's `h` (64 zeros for the first block) followed by the block's bytes exactly as
+ * written: its event lines, each with its newline, without the seal line itself. Editing,
+ * removing or reordering any event breaks its block's hash; removing or reordering a block breaks
+ * the chain; the final digest (the last seal's `h`) goes to the audit log when the session ends,
+ * which also catches a recording cut short. Hashing per block costs one SHA-256 per statement
+ * boundary instead of one per event, and an event is one JSON.stringify of its data and no more.
+ * Events read back carry the `h` of the block they were sealed in, so the last event of a
+ * recording carries its final digest, as in format 1. Events after the last seal (a write torn by
+ * a full disk whose cut-back failed) are not verifiable and are dropped as a cut tail.
+ *
+ * Format 1 (recordings written before): every line is `{"seq":N,"at":MS,"type":"...","data":{...},
+ * "h":"<64 hex>"}` and `h` is the SHA-256 of the previous event's `h` followed by the line's bytes
+ * without the `,"h":"..."` member. It is still read and verified (`readRecording`, `RecordingTail`):
+ * the first line of a file says which format it is in.
  *
  * Life of a file, and why:
  *  - While the session lives, lines go to `<name>.jsonl` in plain text. At every checkpoint
- *    (statement boundary) they are written with one synchronous write into the page cache (a few
- *    microseconds): a crash of the gateway process, even kill -9, loses nothing written, so at most
- *    the statement in flight. Compressing per checkpoint would cost ~20x more per statement.
+ *    (statement boundary) the block is written with one synchronous write into the page cache (a
+ *    few microseconds): a crash of the gateway process, even kill -9, loses nothing written, so at
+ *    most the statement in flight. Compressing per checkpoint would cost ~20x more per statement.
  *  - fsync (durability against a machine crash) runs off the event loop and is group-committed: one
  *    at a time, and at most one per `fsyncIntervalMs` per recording (0: at every checkpoint). An
  *    interactive session gets one per statement; a busy one pays for a few per second, not thousands.
@@ -35,17 +52,25 @@ export interface RecordedEvent {
   at: number;
   type: string;
   data: Record<string, unknown>;
-  /** Chain hash (hex) of this event. */
+  /**
+   * Chain hash (hex): in format 2 that of the block the event was sealed in (so a recording's last
+   * event carries its final digest), in format 1 the event's own. Empty in an event handed to live
+   * subscribers before it is written.
+   */
   h: string;
 }
 
 export const GENESIS = '0'.repeat(64);
 
-/** The text an event's hash covers: its JSON without `h`, members in the order written. */
+/** The recording formats this module reads (see the header); it writes the last one. */
+export type RecordingFormat = 1 | 2;
+
+/** Format 1: the text an event's hash covers, its JSON without `h`, members in the order written. */
 export function eventBody(event: Omit<RecordedEvent, 'h'>): string {
   return JSON.stringify({ seq: event.seq, at: event.at, type: event.type, data: event.data });
 }
 
+/** Format 1: an event's chain hash. */
 export function chainHash(previous: string, event: Omit<RecordedEvent, 'h'>): string {
   return hashBody(previous, eventBody(event));
 }
@@ -60,8 +85,17 @@ const sha256hex: (text: string) => string =
     ? (text) => crypto.hash('sha256', text, 'hex')
     : (text) => createHash('sha256').update(text).digest('hex');
 
-/** `,"h":"` + 64 hex digits + `}`: how every line ends. */
+/** Format 1: `,"h":"` + 64 hex digits + `}`, how every line ends. */
 const H_SUFFIX_LENGTH = 6 + 64 + 2;
+
+/** Format 2: a block's seal line is `{"h":"` + 64 hex digits + `"}`. */
+const SEAL_PREFIX = '{"h":"';
+const SEAL_LENGTH = SEAL_PREFIX.length + 64 + 2;
+
+/** Format 2: the chain hash of a block (its event lines as written) after the previous block's. */
+export function blockHash(previous: string, block: string): string {
+  return hashBody(previous, block);
+}
 
 /** Where the plain file of a recording lives while it is written (`x.jsonl.gz` -> `x.jsonl`). */
 export function livePathOf(path: string): string {
@@ -107,15 +141,16 @@ export interface WrittenPrefix {
 }
 
 /**
- * Writes one recording. `append` is synchronous and cheap (one hash, one JSON line into a buffer);
- * `checkpoint` writes the buffer to the file at once and resolves when it is fsynced.
+ * Writes one recording (format 2). `append` is synchronous and cheap (one JSON line into a
+ * buffer); `checkpoint` hashes the buffered block, writes it with its seal in one write, and
+ * resolves when it is fsynced.
  */
 export class FileRecorder {
   readonly livePath: string;
   private readonly fd: number;
   private readonly fsyncIntervalMs: number;
   private readonly ops: RecorderFileOps;
-  /** JSON lines appended since the last write. */
+  /** Event lines appended since the last write: the block the next write seals. */
   private lines: string[] = [];
   private linesChars = 0;
   private seq = 0;
@@ -150,6 +185,7 @@ export class FileRecorder {
     this.fd = openSync(this.livePath, 'wx', 0o600);
   }
 
+  /** Chain hash of the last block written (the final digest once closed). */
   get digest(): string {
     return this.last;
   }
@@ -172,19 +208,14 @@ export class FileRecorder {
   append(type: string, data: Record<string, unknown>): RecordedEvent {
     if (this.closing) throw new Error('recording is closed');
     if (this.failure) throw this.failure;
-    const event = { seq: this.seq, at: this.now(), type, data, h: '' };
-    // The body is exactly eventBody(event): the members in their fixed order, without `h`.
-    const body = `{"seq":${event.seq},"at":${event.at},"type":${JSON.stringify(type)},"data":${JSON.stringify(data)}}`;
-    const h = hashBody(this.last, body);
-    event.h = h;
-    const line = `${body.slice(0, -1)},"h":"${h}"}\n`;
-    this.seq++;
-    this.last = h;
+    const seq = this.seq++;
+    const at = this.now();
+    const line = `[${seq},${at},${quotedType(type)},${JSON.stringify(data)}]\n`;
     this.lines.push(line);
     this.linesChars += line.length;
     // Bounded memory between statement boundaries (a long COPY, a chatty NOTICE loop).
     if (this.linesChars > MAX_BUFFERED_CHARS) this.write();
-    return event;
+    return { seq, at, type, data, h: '' };
   }
 
   /**
@@ -235,9 +266,10 @@ export class FileRecorder {
   private write(): void {
     if (this.failure) throw this.failure;
     if (this.lines.length === 0) return;
-    const text = this.lines.length === 1 ? this.lines[0]! : this.lines.join('');
+    const block = this.lines.length === 1 ? this.lines[0]! : this.lines.join('');
     const upTo = this.seq;
-    const digest = this.last;
+    const digest = blockHash(this.last, block);
+    const text = `${block}${SEAL_PREFIX}${digest}"}\n`;
     this.lines = [];
     this.linesChars = 0;
     let offset = 0;
@@ -267,6 +299,7 @@ export class FileRecorder {
     this.writtenBytes += length;
     this.writtenUpTo = upTo;
     this.writtenDigest = digest;
+    this.last = digest;
   }
 
   private sync(): Promise<void> {
@@ -308,6 +341,17 @@ export class FileRecorder {
 }
 
 const RESOLVED = Promise.resolve();
+
+/** Event types are a handful of fixed names: quote each once. */
+const quotedTypes = new Map<string, string>();
+function quotedType(type: string): string {
+  let q = quotedTypes.get(type);
+  if (q === undefined) {
+    q = JSON.stringify(type);
+    if (quotedTypes.size < 64) quotedTypes.set(type, q);
+  }
+  return q;
+}
 
 /** Past this many buffered characters the buffer is written without waiting for a boundary. */
 const MAX_BUFFERED_CHARS = 256 * 1024;
@@ -411,8 +455,28 @@ function stripCut(r: ReadResult & { cut: boolean }): ReadResult {
   return { events: r.events, intact: r.intact, truncated: r.truncated, ...(r.brokenAt !== undefined ? { brokenAt: r.brokenAt } : {}) };
 }
 
-/** Parses and verifies JSON lines; a last line without its newline is an event cut in half. */
-export function verifyLines(text: string, previous = GENESIS, firstSeq = 0): ReadResult & { cut: boolean } {
+/** Which format a recording's text is in (from its first line); undefined while it is empty. */
+export function formatOf(text: string): RecordingFormat | undefined {
+  if (text.length === 0) return undefined;
+  return text.charCodeAt(0) === 0x5b /* [ */ ? 2 : 1;
+}
+
+export type VerifiedText = ReadResult & {
+  cut: boolean;
+  /** Characters of `text` that hold whole, verified-or-not units (lines in format 1, sealed blocks in format 2). */
+  consumed: number;
+};
+
+/**
+ * Parses and verifies a recording's text (either format; `format` when the text does not start at
+ * the beginning of the file). A last line without its newline is an event cut in half; in format 2
+ * events after the last seal are a block cut short. Either way the rest is returned as `truncated`.
+ */
+export function verifyLines(text: string, previous = GENESIS, firstSeq = 0, format = formatOf(text)): VerifiedText {
+  return format === 2 ? verifyBlocks(text, previous, firstSeq) : verifyEventLines(text, previous, firstSeq);
+}
+
+function verifyEventLines(text: string, previous: string, firstSeq: number): VerifiedText {
   const lines = text.split('\n');
   const cut = lines[lines.length - 1] !== '';
   const events: RecordedEvent[] = [];
@@ -433,7 +497,63 @@ export function verifyLines(text: string, previous = GENESIS, firstSeq = 0): Rea
     previous = event.h;
     events.push(event);
   }
-  return { events, intact: brokenAt === undefined, brokenAt, truncated: cut, cut };
+  const consumed = text.lastIndexOf('\n') + 1;
+  return { events, intact: brokenAt === undefined, brokenAt, truncated: cut, cut, consumed };
+}
+
+/** Format 2: event lines in blocks, each closed by its seal. A broken block is reported at its first event. */
+function verifyBlocks(text: string, previous: string, firstSeq: number): VerifiedText {
+  const events: RecordedEvent[] = [];
+  let brokenAt: number | undefined;
+  let block: RecordedEvent[] = [];
+  let blockOk = true;
+  let blockStart = 0;
+  let consumed = 0;
+  let pos = 0;
+  let stopped = false;
+  while (pos < text.length) {
+    const nl = text.indexOf('\n', pos);
+    if (nl < 0) break;
+    if (text.startsWith(SEAL_PREFIX, pos)) {
+      const h = text.slice(pos + SEAL_PREFIX.length, nl - 2);
+      const sealOk = nl - pos === SEAL_LENGTH && text.startsWith('"}', nl - 2) && /^[0-9a-f]{64}$/.test(h);
+      if (brokenAt === undefined && !(blockOk && sealOk && block.length > 0 && blockHash(previous, text.slice(blockStart, pos)) === h)) brokenAt = events.length;
+      for (const e of block) {
+        e.h = h;
+        events.push(e);
+      }
+      previous = h;
+      block = [];
+      blockOk = true;
+      blockStart = consumed = pos = nl + 1;
+      continue;
+    }
+    const event = parseEventLine(text.slice(pos, nl));
+    if (!event) {
+      brokenAt ??= events.length;
+      stopped = true;
+      break;
+    }
+    if (event.seq !== firstSeq + events.length + block.length) blockOk = false;
+    block.push(event);
+    pos = nl + 1;
+  }
+  // Unsealed events (a block cut short) cannot be verified: they are left out, like a torn line.
+  const cut = !stopped && consumed < text.length;
+  return { events, intact: brokenAt === undefined, brokenAt, truncated: cut, cut, consumed };
+}
+
+function parseEventLine(line: string): RecordedEvent | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(parsed) || parsed.length !== 4) return undefined;
+  const [seq, at, type, data] = parsed as [unknown, unknown, unknown, unknown];
+  if (typeof seq !== 'number' || typeof at !== 'number' || typeof type !== 'string' || typeof data !== 'object' || data === null) return undefined;
+  return { seq, at, type, data: data as Record<string, unknown>, h: '' };
 }
 
 /**
@@ -474,6 +594,8 @@ export class RecordingTail {
   private previous = GENESIS;
   private nextSeq = 0;
   private sealedRead = false;
+  /** Known from the first bytes read. */
+  private format: RecordingFormat | undefined;
   broken = false;
 
   constructor(private readonly path: string) {}
@@ -483,13 +605,17 @@ export class RecordingTail {
     const fresh = await this.readPlain();
     if (fresh === undefined) return this.readSealed();
     if (!fresh) return [];
-    return this.accept(verifyLines(fresh, this.previous, this.nextSeq));
+    this.format ??= formatOf(fresh);
+    const r = verifyLines(fresh, this.previous, this.nextSeq, this.format);
+    // Only whole blocks move the position on: the rest is read again when its seal is there.
+    this.offset += r.consumed === fresh.length ? Buffer.byteLength(fresh) : Buffer.byteLength(fresh.slice(0, r.consumed));
+    return this.accept(r);
   }
 
   /** Nothing is held open between polls; here for the follower interface. */
   close(): void {}
 
-  /** New bytes of the plain file, or undefined when it is gone (sealed, or never existed). */
+  /** New whole lines of the plain file (the position is moved on by the caller), or undefined when it is gone (sealed, or never existed). */
   private async readPlain(): Promise<string | undefined> {
     let handle;
     try {
@@ -505,7 +631,6 @@ export class RecordingTail {
       const { bytesRead } = await handle.read(buf, 0, buf.length, this.offset);
       // Only whole lines: an event still being written (or cut by a crash) waits for the next poll.
       const end = buf.lastIndexOf(0x0a, bytesRead - 1) + 1;
-      this.offset += end;
       return buf.toString('utf8', 0, end);
     } finally {
       await handle.close();
