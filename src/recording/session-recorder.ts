@@ -237,14 +237,11 @@ export class SessionRecorder {
       }
     }
     const r = redactStatement(text);
-    return {
-      n,
-      source: statement.source,
-      ...(statement.name ? { name: statement.name } : {}),
-      text: r.text,
-      ...(textBytes !== undefined ? { textBytes } : {}),
-      ...(r.redacted ? { redacted: true } : {}),
-    };
+    // Members set one by one, in the order they are recorded (no spread of a fresh object per statement).
+    const data: StatementData = statement.name ? { n, source: statement.source, name: statement.name, text: r.text } : { n, source: statement.source, text: r.text };
+    if (textBytes !== undefined) data.textBytes = textBytes;
+    if (r.redacted) data.redacted = true;
+    return data;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -313,7 +310,12 @@ export class SessionRecorder {
         }
         if (this.columns && this.copyLines.length === 0) {
           // The whole result is still in hand: one event.
-          const data: Record<string, unknown> = { columns: this.columns, ...(this.maskedColumns ? { masked: this.maskedColumns } : {}), rows: this.batch, ...done, count: r.seen };
+          // Members in the order recorded: columns, masked, rows, tag, truncated, count, cut.
+          const data: Record<string, unknown> = this.maskedColumns
+            ? { columns: this.columns, masked: this.maskedColumns, rows: this.batch, tag: event.tag }
+            : { columns: this.columns, rows: this.batch, tag: event.tag };
+          if (done.truncated) data.truncated = done.truncated;
+          data.count = r.seen;
           if (this.batchCut.length) data.cut = this.batchCut;
           this.columns = null;
           this.resetBatch();
@@ -451,19 +453,22 @@ export class SessionRecorder {
   private onBind(bind: BoundParameters): void {
     if (!this.active) return;
     const limit = this.o.limits.valueBytes;
-    const cut: Array<[number, number]> = [];
-    const params = bind.values.map((v, i) => {
+    let cut: Array<[number, number]> | undefined;
+    // Copied only when a value is cut (another observer may see the same values).
+    let params = bind.values;
+    for (let i = 0; i < params.length; i++) {
+      const v = params[i];
+      if (v === null || v === undefined) continue;
       const size = bind.sizes[i] ?? -1;
-      if (v === null) return null;
-      if (bind.cut.includes(i) || size > limit) {
-        cut.push([i, size]);
-        return v.startsWith('b64:') ? v.slice(0, limit) : cutUtf8(v, limit);
+      if (size > limit || (bind.cut.length > 0 && bind.cut.includes(i))) {
+        (cut ??= []).push([i, size]);
+        if (params === bind.values) params = params.slice();
+        params[i] = v.startsWith('b64:') ? v.slice(0, limit) : cutUtf8(v, limit);
       }
-      return v;
-    });
+    }
     const n = this.prepared.get(bind.statement);
-    const data: BindData = { ...(n !== undefined ? { n } : {}), statement: bind.statement, portal: bind.portal, params };
-    if (cut.length) data.cut = cut;
+    const data: BindData = n !== undefined ? { n, statement: bind.statement, portal: bind.portal, params } : { statement: bind.statement, portal: bind.portal, params };
+    if (cut) data.cut = cut;
     this.append('bind', data as unknown as Record<string, unknown>);
   }
 
