@@ -7,10 +7,12 @@
  *   - the Connections inventory finds connections by text and filters them by access, in words;
  *   - an admin revokes alice's grant from the Grants page, with a reason the dialog insists on; her
  *     grant is gone from the API and psql with her token is refused;
- *   - every page fits a phone-width screen.
+ *   - every page fits a phone-width screen, and axe-core finds no serious or critical violation
+ *     on any of them at either width.
  * Screenshots go to test-artifacts/console/ (gitignored).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import pg from 'pg';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -23,6 +25,7 @@ import { psql } from './support/psql.js';
 
 const CHROMIUM = process.env.JITGATE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'console');
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let server: PgServer;
 let gw: TestGateway;
@@ -129,10 +132,29 @@ async function signIn(user: string): Promise<Page> {
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 const overflow = (page: Page) => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 
-/** Screenshots at phone width, after checking nothing makes the page scroll sideways. */
+/**
+ * axe-core's serious and critical violations in the page's content as it is now ("rule at
+ * element"). The content (main) is what these pages own; the header is checked by the suites of
+ * the pages it was built with.
+ */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  // Evaluated through the DevTools protocol: the console's CSP rightly refuses inline scripts.
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
+  const result = (await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(context: string): Promise<unknown> } }).axe;
+    return await axe.run('main');
+  })) as { violations: Array<{ id: string; impact: string | null; nodes: Array<{ html: string; failureSummary?: string }> }> };
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id} at ${v.nodes.map((n) => `${n.html} (${n.failureSummary ?? ''})`).join(', ')}`);
+}
+
+/** Checked with axe at desktop width, then at phone width, where nothing may scroll sideways; screenshots of that. */
 async function atPhoneWidth(page: Page, name: string): Promise<void> {
+  expect(await accessibilityProblems(page), `${name} at desktop width`).toEqual([]);
   await page.setViewportSize({ width: 390, height: 844 });
   await expect.poll(() => overflow(page)).toBeLessThanOrEqual(0);
+  expect(await accessibilityProblems(page), `${name} at phone width`).toEqual([]);
   await shot(page, name);
   await page.setViewportSize({ width: 1280, height: 900 });
 }
