@@ -105,7 +105,8 @@ export function OverviewPage({ me }: { me: Me }) {
     loadStats();
   });
 
-  const everyone = stats?.scope === 'everyone';
+  // Sessions are everyone's for auditors and admins; anyone else sees their own (GET /api/sessions).
+  const allSessions = me.roles.includes('auditor') || me.roles.includes('admin');
   return (
     <section className="overview">
       <h1>Overview</h1>
@@ -130,9 +131,9 @@ export function OverviewPage({ me }: { me: Me }) {
       </section>
 
       <section aria-labelledby="live-sessions">
-        <h2 id="live-sessions">Live sessions</h2>
+        <h2 id="live-sessions">{allSessions ? 'Live sessions' : 'Your live sessions'}</h2>
         {live === undefined && !error && <p>Loading…</p>}
-        {live?.length === 0 && <Empty>{everyone || me.roles.includes('admin') ? 'No session is open right now.' : 'You have no open session.'}</Empty>}
+        {live?.length === 0 && <Empty>{allSessions ? 'No session is open right now.' : 'You have no open session.'}</Empty>}
         {live && live.length > 0 && (
           <ul className="tiles" data-testid="live-sessions">
             {live.map((s) => (
