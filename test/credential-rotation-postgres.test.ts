@@ -253,4 +253,33 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
       await gw.close();
     }
   }, 60_000);
+
+  it('a scheduled rotation the backend refuses is audited and tried again ten minutes later, the old password still in use', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 6, 1));
+    const gw = await startRotationGateway({
+      listeners: ['postgres'],
+      secrets: { 'stuck-pg': STUCK.password },
+      connections: [
+        `{ name: stuck, host: 127.0.0.1, port: ${server.port}, database: app, user: ${STUCK.user}, password: secret:stuck-pg, tls: { mode: disable }, credentials: { rotate: { every: 1d } } }`,
+      ],
+      clock,
+    });
+    const failures = () => gw.audited('credentials.rotate.failed', 'stuck');
+    try {
+      clock.advance(0);
+      await vi.waitFor(() => expect(failures()).toHaveLength(1), { timeout: 20_000, interval: 20 });
+      expect(failures()[0]).toMatchObject({ actor: 'gateway', data: { scheduled: true, stillValid: 'old' } });
+      const status = await gw.cli('dave', ['credentials', 'status']);
+      expect(status.out).toMatch(/ {2}last failure {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: .*cannot execute ALTER ROLE in a read-only transaction/);
+      clock.advance(9 * 60_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(failures()).toHaveLength(1);
+      clock.advance(60_000);
+      await vi.waitFor(() => expect(failures()).toHaveLength(2), { timeout: 20_000, interval: 20 });
+      expect(await directLogin(STUCK.user, STUCK.password)).toBe('ok');
+      expect(gw.audited('credentials.rotated', 'stuck')).toEqual([]);
+    } finally {
+      await gw.close();
+    }
+  }, 60_000);
 });
