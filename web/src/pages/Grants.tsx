@@ -158,7 +158,7 @@ function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onR
               <td data-label="Reason">{g.reason ? <Visible text={g.reason} oneLine /> : <span className="muted">—</span>}</td>
               {canRevoke && (
                 <td data-label="">
-                  <button type="button" className="danger" onClick={() => setRevoking(g)} aria-label={own ? `End my grant on ${g.connection}` : `Revoke ${g.user}'s grant on ${g.connection}`}>
+                  <button type="button" className="danger" onClick={() => setRevoking(g)} aria-label={own ? `End now: my grant on ${g.connection}` : `Revoke ${g.user}'s grant on ${g.connection}`}>
                     {own ? 'End now' : 'Revoke'}
                   </button>
                 </td>
