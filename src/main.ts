@@ -432,7 +432,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     }));
 
     // The console's Overview: activity per connection, refusals and holds by rule, time to approval.
-    registerStatsRoutes(router, { access: accessRepo, reviews: reviewRepo, recordings: recorder.service.repo, audit: auditModule.log, roles: api.roles, now });
+    registerStatsRoutes(router, { access: accessRepo, reviews: reviewRepo, recording: recorder.service, audit: auditModule.log, roles: api.roles, now });
 
     registerCredentialRoutes(router, { rotation: credentialRotation, roles: api.roles });
 

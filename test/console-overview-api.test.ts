@@ -135,6 +135,12 @@ describe('overview statistics', () => {
     await client.connect();
     try {
       expect((await client.query('select email from customers')).rows).toHaveLength(1);
+      // An open session counts with the statements it has run so far.
+      const open = await until(
+        () => call<Stats>('bob', 'GET', '/api/stats'),
+        (r) => (r.body.connections[0]?.statements ?? 0) >= 1,
+      );
+      expect(open.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 1 }]);
       await expect(client.query('truncate customers')).rejects.toThrow(/no-truncate|emptying a table/);
       const update = client.query(`update customers set name = 'Ada L.' where id = 1`);
       const held = await until(

@@ -7,12 +7,13 @@
  *     waits for a decision now.
  *
  * Approvers, auditors and admins see everyone's activity; anyone else sees their own (scope
- * "mine"). Every figure is one bounded, indexed query over the owning module's tables.
+ * "mine"). Every figure is one bounded, indexed query over the owning module's tables (open
+ * sessions' statements are their running counts).
  */
 import type { AccessRepository } from '../access/repository.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Identity } from '../core/types.js';
-import type { RecordingRepository } from '../recording/repository.js';
+import type { RecordingService } from '../recording/service.js';
 import type { ReviewRepository } from '../review/repository.js';
 import type { RoleModel } from './roles.js';
 import { HttpError, type Router } from './router.js';
@@ -20,7 +21,8 @@ import { HttpError, type Router } from './router.js';
 export interface StatsRoutesOptions {
   access: AccessRepository;
   reviews: ReviewRepository;
-  recordings: RecordingRepository;
+  /** Ended sessions from its index; open ones' running statement counts from the service. */
+  recording: RecordingService;
   audit: AuditLog;
   roles: RoleModel;
   now: () => number;
@@ -55,7 +57,7 @@ export function registerStatsRoutes(router: Router, o: StatsRoutesOptions): void
         since: new Date(since).toISOString(),
         until: new Date(now).toISOString(),
         scope: everyone ? 'everyone' : 'mine',
-        connections: o.recordings.activityByConnection(since, user),
+        connections: activity(o.recording, since, user),
         refusals: o.audit
           .countBy({ type: 'statement.denied', since, paths: ['$.rule', '$.reasons[0]'], ...(user ? { actor: user } : {}) })
           .map((r) => ({ rule: r.key ?? 'unnamed', count: r.count })),
@@ -75,6 +77,18 @@ export function registerStatsRoutes(router: Router, o: StatsRoutesOptions): void
       },
     },
   );
+}
+
+/** Sessions started since `since` per connection, with the statements of open ones counted so far. */
+function activity(recording: RecordingService, since: number, user: string | undefined) {
+  const rows = recording.repo.activityByConnection(since, user);
+  const byName = new Map(rows.map((r) => [r.connection, r]));
+  for (const s of recording.repo.search({ status: 'live', since, ...(user ? { user } : {}), limit: 1000 })) {
+    const running = recording.liveCounters(s.id)?.statements ?? 0;
+    const row = byName.get(s.connection);
+    if (row && s.startedAt >= since && running > s.statements) row.statements += running - s.statements;
+  }
+  return rows;
 }
 
 function seesEveryone(roles: RoleModel, who: Identity): boolean {

@@ -191,8 +191,9 @@ export class RecordingRepository {
   }
 
   /**
-   * Sessions started since `since` and the statements they ran, per connection (statements of a
-   * session still open count when it ends); `user` narrows to one user. Reads the started_at index.
+   * Sessions started since `since` and the statements they ran, per connection (a session still
+   * open has 0 here until it ends: its running count is the recording service's); `user` narrows to
+   * one user. Reads the started_at index.
    */
   activityByConnection(since: number, user?: string): Array<{ connection: string; sessions: number; statements: number }> {
     return this.db

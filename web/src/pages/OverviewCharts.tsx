@@ -16,7 +16,7 @@ export default function OverviewCharts({ stats }: { stats: Stats }) {
       <Bars
         testId="chart-connections"
         title="Sessions and statements per connection"
-        description={`Sessions started ${when}; statements of open sessions count when they end.`}
+        description={`Sessions started ${when}, open or ended, and the statements they ran.`}
         rows={stats.connections.map((c) => ({ connection: c.connection, sessions: c.sessions, statements: c.statements }))}
         category="connection"
         categoryLabel="Connection"
