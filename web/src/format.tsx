@@ -33,6 +33,11 @@ function escapeOf(c: string): string {
   return code < 0x80 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
 }
 
+/** Untrusted text as a plain string with its control characters (and newlines, tabs) as escapes: for places that take text only (an <option>). */
+export function escapedLine(text: string): string {
+  return text.replace(new RegExp(`${CONTROL.source}|[\n\t]`, 'g'), (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : escapeOf(c)));
+}
+
 /**
  * Untrusted text with its control characters rendered as visible escapes (marked, with the code point
  * in the title); `oneLine` also shows newlines and tabs as \n and \t (table cells, one-line fields).

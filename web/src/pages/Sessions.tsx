@@ -65,7 +65,7 @@ export function SessionsPage({ me }: { me: Me }) {
       {sessions?.length === 0 && <Empty>No sessions match.</Empty>}
       {sessions && sessions.length > 0 && (
         <div className="scroll">
-          <table>
+          <table className="stack">
             <thead>
               <tr>
                 <th scope="col">Session</th>
@@ -80,22 +80,22 @@ export function SessionsPage({ me }: { me: Me }) {
             <tbody>
               {sessions.map((s) => (
                 <tr key={s.id}>
-                  <td>
+                  <td data-label="Session">
                     <Link to={`/sessions/${encodeURIComponent(s.id)}`} title={s.id}>
                       {/* As short as the CLI prints it (8 characters); the whole id is the link's title. */}
                       {s.id.slice(0, 8)}
                     </Link>
                   </td>
-                  <td>
+                  <td data-label="User">
                     <Visible text={s.user} oneLine />
                   </td>
-                  <td>{s.connection}</td>
-                  <td>{when(s.startedAt)}</td>
-                  <td>
+                  <td data-label="Connection">{s.connection}</td>
+                  <td data-label="Started">{when(s.startedAt)}</td>
+                  <td data-label="Status">
                     <span className={`badge ${s.status}`}>{s.status}</span> {s.endReason ?? ''}
                   </td>
-                  <td>{s.statements}</td>
-                  <td>
+                  <td data-label="Statements">{s.statements}</td>
+                  <td data-label="Client">
                     <Visible text={s.applicationName ?? s.clientAddress} oneLine />
                   </td>
                 </tr>
