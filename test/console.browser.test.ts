@@ -120,6 +120,7 @@ it('request, live approval, psql with the shown command, a held query approved i
 
   // alice's page turns to granted by itself; the psql command is shown; the token only goes to the clipboard.
   await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('Granted until');
+  await expect.poll(() => card.getByTestId('psql-command').textContent()).toMatch(/^psql /);
   const command = (await card.getByTestId('psql-command').textContent())!;
   expect(command).toBe(`psql "host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=verify-full sslrootcert=jitgate-ca.pem"`);
   await card.getByRole('button', { name: 'Copy a fresh token' }).click();

@@ -144,11 +144,11 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
           <code>jitgate ca &gt; jitgate-ca.pem</code>), so psql checks it is talking to this gateway.
         </p>
       )}
-      <pre className="command" data-testid="psql-command">
-        {command}
+      <pre className="command" data-testid="psql-command" aria-busy={verifiable === undefined}>
+        {verifiable === undefined ? '…' : command}
       </pre>
       <div className="row">
-        <button type="button" onClick={() => void navigator.clipboard?.writeText(command)}>
+        <button type="button" disabled={verifiable === undefined} onClick={() => void navigator.clipboard?.writeText(command)}>
           Copy command
         </button>
         <button type="button" className="primary" onClick={() => void copyToken()}>
@@ -166,9 +166,12 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
   );
 }
 
-/** Whether the listeners present a certificate the gateway generated (one psql can be pointed at). */
-function useGeneratedCertificate(): boolean {
-  const [generated, setGenerated] = useState(false);
+/**
+ * Whether the listeners present a certificate the gateway generated (one psql can be pointed at);
+ * undefined until known, so the command shown is never one that changes under the reader's cursor.
+ */
+function useGeneratedCertificate(): boolean | undefined {
+  const [generated, setGenerated] = useState<boolean>();
   useEffect(() => {
     api<{ generated: boolean }>('/api/tls/ca')
       .then((r) => setGenerated(r.generated))
