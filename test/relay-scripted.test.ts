@@ -8,12 +8,13 @@ import mysql from 'mysql2/promise';
 import pgClient from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, rawLogin } from './support/raw-client.js';
-import { my, myPacket, myResult, pg, startGatewayWith, startScriptedMysql, startScriptedPostgres, writeInPieces, type ScriptedBackend, type ScriptedGateway } from './support/scripted-backend.js';
+import { startGatewayWith, type GatewayWith } from './support/gateway-with.js';
+import { my, myPacket, myResult, pg, startScriptedMysql, startScriptedPostgres, writeInPieces, type ScriptedBackend } from './support/scripted-backend.js';
 import { within } from './support/wait.js';
 
 let pgBackend: ScriptedBackend;
 let myBackend: ScriptedBackend;
-let gw: ScriptedGateway;
+let gw: GatewayWith;
 
 const ROWS = [
   ['1', 'one'],

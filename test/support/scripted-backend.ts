@@ -8,15 +8,6 @@
  * gateway against the protocol as written down, not against itself.
  */
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
-import { parseConfig } from '../../src/config/load.js';
-import { startGateway, type Gateway } from '../../src/main.js';
-import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 
 /** What the test does with one query: write the answer (in pieces, or not at all) on `socket`. */
 export type QueryScript = (query: string, socket: net.Socket) => void | Promise<void>;
@@ -267,62 +258,4 @@ export async function startScriptedMysql(script: (query: string, socket: net.Soc
     });
   });
   return { port, queries, close: closer(server, sockets) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// a gateway in front of them
-
-export interface ScriptedGateway {
-  gateway: Gateway;
-  /** host and port of a listener ('postgres' | 'mysql' | 'redis'). */
-  address(listener: 'postgres' | 'mysql' | 'redis'): { host: string; port: number };
-  /** A fresh token for `user` on `connection` (an admin-issued grant). */
-  token(connection: string, user?: string): string;
-  close(): Promise<void>;
-}
-
-/**
- * A gateway configured from YAML (`listeners` and `connections` given by the test, the rest as the
- * other test gateways have it), with tokens issued as `jitgate token --user` does.
- */
-export async function startGatewayWith(o: { listeners: string; connections: string[]; extraYaml?: string; env?: Record<string, string> }): Promise<ScriptedGateway> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-scripted-'));
-  const level = process.env.JITGATE_TEST_LOG ?? 'silent';
-  const yaml = `
-development: true
-dataDir: ${dataDir}
-listeners:
-  http: { host: 127.0.0.1, port: 0 }
-${o.listeners}
-log: { level: ${level} }
-shutdown: { drainTimeout: 2s }
-connections:
-${o.connections.map((c) => `  - ${c}\n`).join('')}${o.extraYaml ?? ''}
-`;
-  const config = parseConfig(yaml, 'test.yaml', dataDir);
-  const gateway = await startGateway(config, { env: o.env ?? {}, logger: createLogger({ level: level as 'silent' }) });
-  const repo = new AccessRepository((gateway.store as SqliteStore).database);
-  return {
-    gateway,
-    address: (listener) => {
-      const a = gateway.addresses[listener]!;
-      const i = a.lastIndexOf(':');
-      return { host: a.slice(0, i), port: Number(a.slice(i + 1)) };
-    },
-    token: (connection, user = 'alice') =>
-      issueAdminToken(gateway.store, repo, {
-        user,
-        connection,
-        ttlMs: 3_600_000,
-        now: Date.now(),
-        issuedBy: 'local-admin:test',
-        groups: [],
-        groupsFrom: { kind: 'stated' },
-        audit: gateway.audit,
-      }).token,
-    close: async () => {
-      await gateway.close();
-      rmSync(dataDir, { recursive: true, force: true });
-    },
-  };
 }
