@@ -19,6 +19,16 @@
  *         reporting-agent: { name: reporting-bot, groups: [analytics] }
  *       scopes: [openid, profile, email]            # requested at login (add groups, offline_access, ...)
  *       jwksRefreshCooldown: 30s                    # least time between key downloads on an unknown kid
+ *   saml:
+ *     - name: corp-saml                             # required; shares one namespace with the oidc names
+ *       metadata: https://idp.example.com/saml/metadata  # required: the IdP's metadata, a URL or a file
+ *       groupsAttribute: memberOf                   # default groups
+ *       userAttribute: email                        # default: the assertion's NameID
+ *       groupMap: { "cn=eng,ou=groups": [engineering] }
+ *       requireSigned: assertion                    # assertion (default), response or both
+ *       clockSkew: 60s                              # tolerated for NotBefore/NotOnOrAfter (max 5m)
+ *       signInTtl: 12h                              # then back through the IdP (max session.refreshTtl)
+ *       entityId: https://jitgate.example.com/saml  # default <publicUrl>/api/auth/saml/NAME/metadata
  *   admins: { groups: [platform-admins] }           # may create API keys and revoke anything
  *   session: { ttl: 12h, refreshTtl: 7d }           # gateway session, and how long one login lasts
  *   dev: true                                       # development mode only: see below
@@ -35,11 +45,14 @@ import { formatDuration, tryParseDuration } from '../core/duration.js';
 import { Bad, bool, describeValue as describe, duration, isObj, leaf, text } from './leaf.js';
 import { tryParseSecretRef } from '../core/secret-ref.js';
 import type { ConfigPath, SchemaProblem } from './schema.js';
-import type { IdentitiesConfig, OidcIssuerConfig } from './types.js';
+import type { IdentitiesConfig, OidcIssuerConfig, SamlProviderConfig } from './types.js';
 import { devIdpConfig } from '../demo/demo-users.js';
 
 export const IDENTITY_DEFAULTS = {
   groupsClaim: 'groups',
+  samlGroupsAttribute: 'groups',
+  samlClockSkewMs: 60_000,
+  samlSignInTtlMs: 12 * 3_600_000,
   scopes: ['openid', 'profile', 'email'],
   jwksCooldownMs: 30_000,
   sessionTtlMs: 12 * 3_600_000,
@@ -148,8 +161,37 @@ const issuerSchema = z.strictObject({
   jwksRefreshCooldown: duration(0, 3_600_000).optional(),
 });
 
+/** Where the IdP's metadata is: a URL (https, or http on loopback) or a file path. */
+const samlMetadata = () =>
+  leaf('the IdP metadata: an https:// URL or a file path', (v) => {
+    if (typeof v !== 'string' || v.trim() === '') return undefined;
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
+      const problem = issuerUrlProblem(v);
+      return problem ? new Bad(problem.replace('the issuer', 'a metadata URL')) : { url: v };
+    }
+    return { file: v };
+  });
+
+const entityId = () =>
+  leaf('an entity ID (a URI such as https://jitgate.example.com/saml)', (v) =>
+    typeof v === 'string' && /^[a-z][a-z0-9+.-]*:\S+$/i.test(v) && v.length <= 1024 ? v : undefined,
+  );
+
+const samlSchema = z.strictObject({
+  name: name('a provider name'),
+  metadata: samlMetadata(),
+  entityId: entityId().optional(),
+  userAttribute: claimName().optional(),
+  groupsAttribute: claimName().optional(),
+  groupMap: groupMap().optional(),
+  requireSigned: leaf('assertion, response or both', (v) => (v === 'assertion' || v === 'response' || v === 'both' ? v : undefined)).optional(),
+  clockSkew: duration(0, 5 * 60_000).optional(),
+  signInTtl: duration(60_000, MAX_REFRESH_TTL_MS).optional(),
+});
+
 export const identitiesSchema = z.strictObject({
   oidc: z.array(issuerSchema).optional(),
+  saml: z.array(samlSchema).optional(),
   admins: z.strictObject({ groups: groupList({ allowEmpty: true }).optional() }).optional(),
   session: z
     .strictObject({
@@ -190,12 +232,31 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
       }
     });
   }
+  // `jitgate login --issuer NAME` and the console pick an OIDC issuer or a SAML provider by name.
+  const samlProviders = Array.isArray(raw.saml) ? raw.saml : [];
+  const oidcNames = new Map<string, number>();
+  issuers.forEach((o, i) => {
+    if (isObj(o) && typeof o.name === 'string' && !oidcNames.has(o.name)) oidcNames.set(o.name, i);
+  });
+  const samlNames = new Map<string, number>();
+  samlProviders.forEach((o, i) => {
+    if (!isObj(o) || typeof o.name !== 'string') return;
+    const path: ConfigPath = [...base, 'saml', i, 'name'];
+    const first = samlNames.get(o.name);
+    const oidc = oidcNames.get(o.name);
+    if (first !== undefined) problems.push({ path, message: `duplicate SAML provider name ${JSON.stringify(o.name)}`, related: [...base, 'saml', first, 'name'] });
+    else if (oidc !== undefined) problems.push({ path, message: `the name ${JSON.stringify(o.name)} is already an OIDC issuer's: sign-in picks providers by name`, related: [...base, 'oidc', oidc, 'name'] });
+    else samlNames.set(o.name, i);
+  });
   if (raw.dev === true) {
-    issuers.forEach((o, i) => {
-      if (isObj(o) && o.name === DEV_ISSUER_NAME) {
-        problems.push({ path: [...base, 'oidc', i, 'name'], message: `the name "${DEV_ISSUER_NAME}" is taken by the development identity provider (identities.dev)` });
-      }
-    });
+    const taken = (kind: 'oidc' | 'saml', list: unknown[]) =>
+      list.forEach((o, i) => {
+        if (isObj(o) && o.name === DEV_ISSUER_NAME) {
+          problems.push({ path: [...base, kind, i, 'name'], message: `the name "${DEV_ISSUER_NAME}" is taken by the development identity provider (identities.dev)` });
+        }
+      });
+    taken('oidc', issuers);
+    taken('saml', samlProviders);
   }
   const accounts = new Map<string, ConfigPath>();
   issuers.forEach((o, i) => {
@@ -220,6 +281,16 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
   const ttl = typeof session.ttl === 'string' ? tryParseDuration(session.ttl) : undefined;
   const refreshTtl = typeof session.refreshTtl === 'string' ? tryParseDuration(session.refreshTtl) : undefined;
   const effectiveTtl = ttl ?? IDENTITY_DEFAULTS.sessionTtlMs;
+  const effectiveRefreshTtl = refreshTtl ?? IDENTITY_DEFAULTS.refreshTtlMs;
+  samlProviders.forEach((o, i) => {
+    const signInTtl = isObj(o) && typeof o.signInTtl === 'string' ? tryParseDuration(o.signInTtl) : undefined;
+    if (signInTtl !== undefined && signInTtl > effectiveRefreshTtl) {
+      problems.push({
+        path: [...base, 'saml', i, 'signInTtl'],
+        message: `must be at most session.refreshTtl (${formatDuration(effectiveRefreshTtl)}): no sign-in lasts longer than that`,
+      });
+    }
+  });
   if (refreshTtl !== undefined && refreshTtl < effectiveTtl) {
     problems.push({
       path: [...base, 'session', 'refreshTtl'],
@@ -252,12 +323,27 @@ export function buildIdentities(file: IdentitiesFile | undefined, baseDir: strin
         jwksCooldownMs: o.jwksRefreshCooldown ?? IDENTITY_DEFAULTS.jwksCooldownMs,
       }),
     ),
+    ...(file?.saml?.length ? { saml: file.saml.map((o) => buildSaml(o, abs)) } : {}),
     admins: { groups: file?.admins?.groups ?? [] },
     session: {
       ttlMs: file?.session?.ttl ?? IDENTITY_DEFAULTS.sessionTtlMs,
       refreshTtlMs: file?.session?.refreshTtl ?? IDENTITY_DEFAULTS.refreshTtlMs,
     },
     ...(file?.dev ? { devIdp: devIdpConfig() } : {}),
+  };
+}
+
+function buildSaml(o: NonNullable<IdentitiesFile['saml']>[number], abs: (p: string) => string): SamlProviderConfig {
+  return {
+    name: o.name,
+    metadata: 'url' in o.metadata ? o.metadata : { file: abs(o.metadata.file) },
+    ...(o.entityId !== undefined ? { entityId: o.entityId } : {}),
+    ...(o.userAttribute !== undefined ? { userAttribute: o.userAttribute } : {}),
+    groupsAttribute: o.groupsAttribute ?? IDENTITY_DEFAULTS.samlGroupsAttribute,
+    groupMap: o.groupMap ?? {},
+    requireSigned: o.requireSigned ?? 'assertion',
+    clockSkewMs: o.clockSkew ?? IDENTITY_DEFAULTS.samlClockSkewMs,
+    signInTtlMs: o.signInTtl ?? IDENTITY_DEFAULTS.samlSignInTtlMs,
   };
 }
 

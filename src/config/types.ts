@@ -98,8 +98,32 @@ export interface DevIdpConfig {
   agent: { clientId: string; clientSecret: string; name: string; groups: string[] };
 }
 
+/** One SAML 2.0 identity provider (`identities.saml`): SP-initiated Web Browser SSO. */
+export interface SamlProviderConfig {
+  /** Short name: `jitgate login --issuer NAME`, the console's sign-in button, /api/auth/saml/NAME/... */
+  name: string;
+  /** The IdP's metadata: an https:// (or loopback http://) URL, or an absolute file path. */
+  metadata: { url: string } | { file: string };
+  /** The gateway's entity ID at this IdP; absent: `<publicUrl>/api/auth/saml/NAME/metadata`. */
+  entityId?: string;
+  /** Attribute naming the user; absent: the assertion's NameID. */
+  userAttribute?: string;
+  /** Attribute holding the user's groups. */
+  groupsAttribute: string;
+  /** Attribute value -> jitgate groups. Values not listed pass through unchanged (as for OIDC). */
+  groupMap: Record<string, string[]>;
+  /** Which signature the gateway requires: on the assertion, on the whole response, or both. */
+  requireSigned: 'assertion' | 'response' | 'both';
+  /** Tolerated clock difference with the IdP for NotBefore / NotOnOrAfter. */
+  clockSkewMs: number;
+  /** How long a SAML sign-in lasts before the user goes back through the IdP (SAML has no refresh token). */
+  signInTtlMs: number;
+}
+
 export interface IdentitiesConfig {
   oidc: OidcIssuerConfig[];
+  /** SAML 2.0 identity providers (absent: none); their names share one namespace with the OIDC issuers. */
+  saml?: SamlProviderConfig[];
   /** Members of these groups administer the gateway (API keys, revoking anything). */
   admins: { groups: string[] };
   /** Gateway sessions issued after an OIDC login. */
