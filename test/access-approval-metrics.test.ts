@@ -80,7 +80,7 @@ it('statements held for review by connection, and their time to decision by rule
     () => 'ran',
     (err: Error) => err.message,
   );
-  await expect.poll(() => metric('jitgate_statements_held', { connection: 'app' })).toBe(1);
+  await expect.poll(() => metric('jitgate_statements_held', { connection: 'app' }), { message: 'the held statement to show in jitgate_statements_held' }).toBe(1);
   const { body } = await env.api<{ reviews: Array<{ id: string }> }>('carol', 'GET', '/api/reviews?state=pending&user=alice');
   clock.advance(2 * M);
   const denied = await env.api('carol', 'POST', `/api/reviews/${body.reviews[0]!.id}/deny`, { comment: 'not now' });

@@ -61,7 +61,7 @@ async function liveStream(who: 'frank') {
       // Aborted by close().
     }
   })();
-  await expect.poll(() => text).toContain('event: hello');
+  await expect.poll(() => text, { message: 'the event stream to say hello' }).toContain('event: hello');
   return { text: () => text, close: () => controller.abort() };
 }
 const escalations = (id: string) =>
@@ -75,14 +75,14 @@ it('a request still waiting after 10m is escalated: reminder, then the dba group
   expect((await env.api('frank', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(404);
 
   clock.advance(9 * M);
-  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
+  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), { message: 'the request.created webhook' }).toBe(true);
   expect(escalations(id)).toHaveLength(0);
   // frank's console is open: its live stream tells it the moment the request becomes his to decide.
   const frankStream = await liveStream('frank');
 
   clock.advance(1 * M);
-  await expect.poll(() => escalations(id).length).toBe(1);
-  await expect.poll(() => frankStream.text(), { timeout: 10_000 }).toContain('event: request.escalated');
+  await expect.poll(() => escalations(id).length, { message: 'the request to be escalated' }).toBe(1);
+  await expect.poll(() => frankStream.text(), { timeout: 10_000, message: 'frank to see request.escalated on his event stream' }).toContain('event: request.escalated');
   frankStream.close();
   const pendingForFrank = await env.api<{ approvable: Array<{ id: string; escalatedAt: string | null }> }>('frank', 'GET', '/api/requests?state=pending');
   expect(pendingForFrank.body.approvable.find((r) => r.id === id)?.escalatedAt).toBe(new Date(clock.now()).toISOString());
@@ -110,7 +110,7 @@ it('a request decided before its escalation time is not escalated', async () => 
   clock.advance(5 * M);
   expect((await env.api('carol', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(200);
   clock.advance(20 * M);
-  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id)).toBe(true);
+  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), { message: 'the request.created webhook' }).toBe(true);
   expect(escalations(id)).toHaveLength(0);
   expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
 });
@@ -130,7 +130,7 @@ it('a statement held past its rule\'s escalate.after: reminder, then the dba gro
   expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, {})).status).toBe(404);
   clock.advance(3 * 60_000);
   const reminders = () => receiver.deliveries.filter((d) => d.json.type === 'review.escalated' && (d.json.review as { id: string }).id === id);
-  await expect.poll(() => reminders().length).toBe(1);
+  await expect.poll(() => reminders().length, { message: 'one reminder' }).toBe(1);
   expect(reminders()[0]!.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 3 * 60_000, review: { approverGroups: ['approvers', 'dba'] } });
   expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'review.escalated')).toHaveLength(1);
   expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, { comment: 'escalated' })).status).toBe(200);

@@ -75,7 +75,7 @@ describe('PostgreSQL', () => {
     const first = await psql(gw.dsn({}), token, ['-At', '-c', 'SELECT 41 + 1']);
     expect(first.stderr).toBe('');
     expect(first.stdout.trim()).toBe('42');
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
 
     const second = await psql(gw.dsn({}), token, ['-At', '-c', 'SELECT 1']);
     expect(second.code).toBe(2);
@@ -106,7 +106,7 @@ describe('PostgreSQL', () => {
     expect((await winner.query('SELECT 7 AS n')).rows).toEqual([{ n: 7 }]);
     expect(isRevoked(gw.gateway, id)).toBe(false);
     await winner.end();
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
     for (const c of clients) await c.end().catch(() => undefined);
   });
 
@@ -140,7 +140,7 @@ describe('MariaDB', () => {
     const first = await mysqlCli(gw, { token, sql: 'SELECT 40 + 2', args: ['--ssl', '--skip-ssl-verify-server-cert'] });
     expect(first.stderr).toBe('');
     expect(first.stdout).toContain('42');
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
     const second = await mysqlCli(gw, { token, sql: 'SELECT 1', args: ['--ssl', '--skip-ssl-verify-server-cert'] });
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain('ERROR 1045');
@@ -154,7 +154,7 @@ describe('MariaDB', () => {
     await expect(mysql.createConnection(options)).rejects.toMatchObject({ errno: 1045 });
     expect(reusedEntries(gw.gateway, id)).toBe(1);
     await first.end();
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
   });
 });
 
@@ -178,7 +178,7 @@ describe('Redis', () => {
     const { token, id } = configuredToken(gw.gateway, gw.config, 'cache');
     const first = await cli(token, 'PING');
     expect(first.stdout.trim()).toBe('PONG');
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
     const second = await cli(token, 'PING');
     expect(second.stdout + second.stderr).toContain('WRONGPASS');
     expect(reusedEntries(gw.gateway, id)).toBe(1);
@@ -194,6 +194,6 @@ describe('Redis', () => {
     expect(await first.get('missing')).toBeNull();
     expect(reusedEntries(gw.gateway, id)).toBe(1);
     first.disconnect();
-    await expect.poll(() => isRevoked(gw.gateway, id)).toBe(true);
+    await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
   });
 });

@@ -71,7 +71,7 @@ describe('the MySQL listener as tools see it', () => {
         () => 'finished',
         (err: Error) => err.message,
       );
-      await expect.poll(() => my.root(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${id} AND INFO LIKE 'SELECT SLEEP%'`).trim(), { timeout: 10_000 }).toBe('1');
+      await expect.poll(() => my.root(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${id} AND INFO LIKE 'SELECT SLEEP%'`).trim(), { timeout: 10_000, message: 'SLEEP to run on the backend' }).toBe('1');
       await killer.query(`KILL QUERY ${id}`);
       expect(await running).toMatch(/interrupted/);
       await killer.query(`KILL CONNECTION ${id}`);
@@ -138,7 +138,7 @@ describe('the MySQL listener as tools see it', () => {
         } catch {
           return false;
         }
-      }, { timeout: 10_000 }).toBe(true);
+      }, { timeout: 10_000, message: 'the backend connections to close (max_connections settable again)' }).toBe(true);
     }
   });
 });

@@ -153,7 +153,7 @@ async function relay(connection: string, cuts: number[]): Promise<Buffer> {
     await new Promise<void>((resolve) => session.socket.write(STREAM.subarray(from, cut), () => setImmediate(resolve)));
     from = cut;
   }
-  await expect.poll(() => Buffer.concat(chunks).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(STREAM.length);
+  await expect.poll(() => Buffer.concat(chunks).length, { timeout: 10_000, message: 'the whole stream to reach the client' }).toBeGreaterThanOrEqual(STREAM.length);
   session.socket.destroy();
   return Buffer.concat(chunks).subarray(0, STREAM.length);
 }

@@ -49,7 +49,7 @@ describe('ephemeral ACL users', () => {
     expect(await c.call('RESET')).toBe('RESET');
     expect(await c.call('ACL', 'WHOAMI')).toBe(me);
     c.disconnect();
-    await vi.waitFor(async () => expect(await sessionUsers()).toEqual([]), { timeout: 10_000 });
+    await vi.waitFor(async () => expect(await sessionUsers(), 'the session users to be dropped').toEqual([]), { timeout: 10_000 });
   });
 
   it('the janitor removes a crashed session\'s user and leaves a look-alike alone', async () => {

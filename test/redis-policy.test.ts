@@ -119,7 +119,7 @@ describe('statement reviews', () => {
     const dba = { user: 'dora', groups: ['dba'], kind: 'human' as const, via: 'session' };
     await vi.waitFor(() => {
       review = gw.gateway.reviews.list(dba).find((r) => r.state === 'pending');
-      expect(review).toBeDefined();
+      expect(review, 'a pending review of the held SET').toBeDefined();
     });
     gw.gateway.reviews.approve(dba, review!.id);
     expect(await held).toBe('OK');
@@ -138,7 +138,7 @@ describe('recording', () => {
     await vi.waitFor(
       () => {
         session = gw.gateway.recording.repo.search({ user: 'rita', limit: 5 }).find((s) => s.endedAt !== null && s.recording?.state !== 'recording');
-        expect(session).toBeDefined();
+        expect(session, "rita's recording to be closed").toBeDefined();
       },
       { timeout: 10_000 },
     );

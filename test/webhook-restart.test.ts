@@ -47,7 +47,7 @@ it('a delivery waiting on backoff at shutdown is sent once by the next gateway',
   expect(asked.status).toBe(201);
   const requestId = asked.body.request.id;
   // The first attempt fails (connection refused) and the delivery waits on backoff in the store.
-  await expect.poll(() => ((gateway!.gw.gateway.store as SqliteStore).database.prepare('SELECT attempt FROM webhook_deliveries').pluck().get() as number | undefined) ?? 0).toBe(2);
+  await expect.poll(() => ((gateway!.gw.gateway.store as SqliteStore).database.prepare('SELECT attempt FROM webhook_deliveries').pluck().get() as number | undefined) ?? 0, { message: 'the second delivery attempt to be stored' }).toBe(2);
   await gateway.gw.close();
   gateway = undefined;
 
@@ -56,16 +56,16 @@ it('a delivery waiting on backoff at shutdown is sent once by the next gateway',
   gateway = await startAccessGateway(server, { clock: later, webhookUrl: url, extraYaml: storeYaml });
   // Its backoff (1s, doubling, with jitter) runs out on the new gateway's clock.
   later.advance(5_000);
-  await expect.poll(() => receiver!.deliveries.length).toBe(1);
+  await expect.poll(() => receiver!.deliveries.length, { message: 'the receiver to get the delivery' }).toBe(1);
   const delivered = receiver.deliveries[0]!;
   expect(delivered.json.type).toBe('request.created');
   expect((delivered.json.request as { id: string }).id).toBe(requestId);
   expect(delivered.headers['x-jitgate-attempt']).toBe('2');
-  await expect.poll(() => outboxSize(gateway!)).toBe(0);
+  await expect.poll(() => outboxSize(gateway!), { message: 'the outbox to empty' }).toBe(0);
 
   // Nothing of it is sent again later (the request's own expiry, 30m on, is a new event): delivered once.
   later.advance(3_600_000);
-  await expect.poll(() => receiver!.deliveries.some((d) => d.json.type === 'request.expired')).toBe(true);
+  await expect.poll(() => receiver!.deliveries.some((d) => d.json.type === 'request.expired'), { message: 'the request.expired webhook' }).toBe(true);
   expect(receiver.deliveries.filter((d) => d.json.type === 'request.created')).toHaveLength(1);
   expect(receiver.deliveries.filter((d) => d.headers['x-jitgate-delivery'] === delivered.headers['x-jitgate-delivery'])).toHaveLength(1);
 });

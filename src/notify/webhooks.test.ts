@@ -122,7 +122,7 @@ const breakGlass: AccessEvent = { type: 'break_glass.used', at: Date.UTC(2026, 0
 describe('webhooks', () => {
   it('delivers signed JSON the receiver can verify', async () => {
     start([hook()]).notify(breakGlass);
-    await vi.waitFor(() => expect(receiver.hits).toHaveLength(1));
+    await vi.waitFor(() => expect(receiver.hits, 'the receiver to be called').toHaveLength(1));
     const { headers, body } = receiver.hits[0]!;
     expect(headers['content-type']).toBe('application/json');
     expect(headers['x-jitgate-event']).toBe('break_glass.used');
@@ -150,7 +150,7 @@ describe('webhooks', () => {
     receiver.script = [503, 500, 'hang']; // the third attempt times out
     const n = start([hook({ timeoutMs: 300 })]);
     n.notify(breakGlass);
-    await vi.waitFor(() => expect(receiver.hits).toHaveLength(1));
+    await vi.waitFor(() => expect(receiver.hits, 'the first attempt').toHaveLength(1));
     expect(n.backlog).toBe(1);
     // Nothing happens until the clock moves: backoff is 1s, then 2s, then 4s (+ up to 10% jitter).
     // Kept: that nothing happens needs a moment of real time in which it could have.
@@ -163,10 +163,10 @@ describe('webhooks', () => {
     ] as const) {
       await vi.waitFor(() => {
         clock.advance(wait); // harmless to repeat: each retry is armed once
-        expect(receiver.hits).toHaveLength(attempt);
+        expect(receiver.hits, `attempt ${attempt} once the clock moved past its backoff`).toHaveLength(attempt);
       });
     }
-    await vi.waitFor(() => expect(n.backlog).toBe(0));
+    await vi.waitFor(() => expect(n.backlog, 'the outbox to empty').toBe(0));
     expect(receiver.hits.map((h) => h.headers['x-jitgate-attempt'])).toEqual(['1', '2', '3', '4']);
     // One delivery id across the attempts, each attempt signed afresh.
     expect(new Set(receiver.hits.map((h) => h.headers['x-jitgate-delivery'])).size).toBe(1);
@@ -181,12 +181,12 @@ describe('webhooks', () => {
     n.notify(breakGlass);
     await vi.waitFor(() => {
       clock.advance(1100);
-      expect(receiver.hits).toHaveLength(2);
+      expect(receiver.hits, 'the second and last attempt').toHaveLength(2);
     });
-    await vi.waitFor(() => expect(n.backlog).toBe(0));
+    await vi.waitFor(() => expect(n.backlog, 'the outbox to empty').toBe(0));
     n.notify(breakGlass); // gets the 400
-    await vi.waitFor(() => expect(receiver.hits).toHaveLength(3));
-    await vi.waitFor(() => expect(n.backlog).toBe(0));
+    await vi.waitFor(() => expect(receiver.hits, 'the 4xx attempt').toHaveLength(3));
+    await vi.waitFor(() => expect(n.backlog, 'the outbox to empty').toBe(0));
     clock.advance(60_000);
     // Kept: that no retry follows needs a moment of real time in which one could have.
     await new Promise((r) => setTimeout(r, 100));
@@ -199,16 +199,16 @@ describe('webhooks', () => {
     const began = performance.now();
     for (let i = 0; i < 3; i++) n.notify(breakGlass);
     expect(performance.now() - began).toBeLessThan(50);
-    await vi.waitFor(() => expect(receiver.hits).toHaveLength(3));
+    await vi.waitFor(() => expect(receiver.hits, 'three attempts').toHaveLength(3));
     n.close(); // aborts what is in flight; nothing retries afterwards
-    await vi.waitFor(() => expect(n.backlog).toBe(0));
+    await vi.waitFor(() => expect(n.backlog, 'the outbox to empty').toBe(0));
   });
 
   it('slack format: {"text": ...} with mrkdwn escaping; event filters apply', async () => {
     const n = start([hook({ format: 'slack', secret: undefined, events: ['break_glass'] })]);
     n.notify({ type: 'request.created', at: 0, request: { ...request, state: 'pending', breakGlass: false } }); // filtered out
     n.notify(breakGlass);
-    await vi.waitFor(() => expect(receiver.hits).toHaveLength(1));
+    await vi.waitFor(() => expect(receiver.hits, 'the receiver to be called').toHaveLength(1));
     expect(receiver.hits[0]!.headers['x-jitgate-signature']).toBeUndefined();
     expect(JSON.parse(receiver.hits[0]!.body)).toEqual({
       text: ':rotating_light: jitgate: BREAK-GLASS: alice took access to prod for 1h without approval: INC-7 &lt;urgent&gt; &amp; stuff',

@@ -247,7 +247,7 @@ describe('FileRecorder close and fsync', () => {
     const rec = new FileRecorder(join(dir(), 'race.jsonl.gz'), Date.now, { fsyncIntervalMs: 0, fileOps: gate.ops });
     rec.append('statement', { n: 1 });
     const first = rec.checkpoint();
-    await vi.waitFor(() => expect(gate.pending).toHaveLength(1));
+    await vi.waitFor(() => expect(gate.pending, 'an fsync to be asked for').toHaveLength(1));
     // A second statement boundary while the first fsync runs: its fsync waits for the first one.
     rec.append('statement', { n: 2 });
     const second = rec.checkpoint();

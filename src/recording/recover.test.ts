@@ -28,8 +28,8 @@ describe('reconciling at start what the store missed', () => {
     // The store turns read-only as the session ends, and the process dies before any retry.
     store.database.pragma('query_only = ON');
     pipeline.end('client_quit', { bytesFromClient: 120, bytesToClient: 340, statements: 1 });
-    await expect.poll(() => first.service.isLive(pipeline.id)).toBe(false);
-    await expect.poll(() => first.service.pendingStoreWrites).toBeGreaterThan(0);
+    await expect.poll(() => first.service.isLive(pipeline.id), { message: 'the ended session to stop being live' }).toBe(false);
+    await expect.poll(() => first.service.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' }).toBeGreaterThan(0);
     expect(store.listSessions()[0]).toMatchObject({ endedAt: null });
     store.database.pragma('query_only = OFF');
 
