@@ -154,11 +154,13 @@ describe('overview statistics', () => {
       await client.end();
     }
 
-    // The session's end is written in a batch: wait for it to count.
-    const day = await until(
-      () => call<Stats>('bob', 'GET', '/api/stats?window=24h'),
-      (r) => (r.body.connections[0]?.statements ?? 0) >= 3,
+    // The session's end is written in a batch: wait for it to be stored as ended.
+    const ended = await until(
+      () => call<{ sessions: unknown[] }>('carol', 'GET', '/api/sessions?status=ended'),
+      (r) => r.body.sessions.length > 0,
     );
+    expect(ended.body.sessions).toHaveLength(1);
+    const day = await call<Stats>('bob', 'GET', '/api/stats?window=24h');
     expect(day.status).toBe(200);
     expect(day.body.window).toBe('24h');
     expect(day.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 3 }]);
