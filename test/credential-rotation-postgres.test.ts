@@ -8,10 +8,15 @@
  * manual clock across a restart.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
 import { ManualClock } from '../src/core/clock.js';
 import { SecretStore } from '../src/credentials/secret-store.js';
+import { openSqliteStore } from '../src/store/sqlite.js';
 import { MASTER_KEY, startRotationGateway, type RotationGateway } from './support/rotation.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 
@@ -201,6 +206,48 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(blocks[2]).toContain(`  warning       ${server.superuser} is a superuser: it can read server files and every role's password verifier`);
     expect(blocks[2]).toContain(`  warning       ${server.superuser} has CREATEROLE, which sessions sharing it do not need`);
   });
+});
+
+describe('a rotation a crash interrupted', () => {
+  it('is settled at start: the staged password wins when the backend has it, and is dropped when it does not', async () => {
+    const took = { user: 'crash_took', old: 'crash-old-1', staged: 'crash-new-1' };
+    const lost = { user: 'crash_lost', old: 'crash-old-2', staged: 'crash-new-2' };
+    // As if the gateway died right after ALTER ROLE (took) or right before it (lost).
+    await server.query(`CREATE ROLE ${took.user} LOGIN PASSWORD '${took.staged}'`);
+    await server.query(`CREATE ROLE ${lost.user} LOGIN PASSWORD '${lost.old}'`);
+    await server.query(`GRANT CONNECT ON DATABASE app TO ${took.user}, ${lost.user}`);
+    const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-rotation-crash-'));
+    const conns = [took, lost].map(
+      (r) => `{ name: ${r.user}, host: 127.0.0.1, port: ${server.port}, database: app, user: ${r.user}, password: secret:${r.user}, tls: { mode: disable } }`,
+    );
+    const config = parseConfig(`dataDir: ${dataDir}\nconnections:\n${conns.map((c) => `  - ${c}\n`).join('')}`, 'x.yaml', dataDir);
+    const store = openSqliteStore(config.store.path);
+    const secrets = new SecretStore(store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
+    for (const r of [took, lost]) {
+      secrets.set(r.user, r.old);
+      secrets.stage(r.user, r.staged);
+    }
+    store.close();
+    const gw = await startRotationGateway({ listeners: ['postgres'], connections: conns, dataDir });
+    try {
+      await vi.waitFor(() => expect(gw.audited('credentials.rotated', took.user)).toHaveLength(1), { timeout: 20_000, interval: 20 });
+      expect(gw.audited('credentials.rotated', took.user)[0]).toMatchObject({ actor: 'gateway', data: { recovered: true } });
+      const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
+      await vi.waitFor(() => expect(stored.staged(lost.user)).toBeUndefined(), { timeout: 20_000, interval: 20 });
+      expect(stored.get(took.user)).toBe(took.staged);
+      expect(stored.staged(took.user)).toBeUndefined();
+      expect(stored.get(lost.user)).toBe(lost.old);
+      const { host, port } = gw.listener('postgres');
+      for (const r of [took, lost]) {
+        const c = new pg.Client({ host, port, database: r.user, user: 'alice', password: gw.token(r.user) });
+        await c.connect();
+        expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: r.user }]);
+        await c.end();
+      }
+    } finally {
+      await gw.close();
+    }
+  }, 60_000);
 });
 
 describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {

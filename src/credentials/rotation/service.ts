@@ -11,8 +11,10 @@
  *   3. the staged password becomes the stored one and the one every new backend login uses;
  *   4. Redis only: the old password, valid beside the new one until now, is removed.
  * Sessions already connected keep their backend connections. A failure before 3 leaves the old
- * password in place (and the backend's, when it refused); it is audited (`credentials.rotate.failed`),
- * counted and logged. Success is audited as `credentials.rotated`. No secret is in either.
+ * password in place when the backend still takes it; when the backend cannot be reached to tell,
+ * both stay staged and offered until the next rotation or start settles it. Failures are audited
+ * (`credentials.rotate.failed`), counted and logged. Success is audited as `credentials.rotated`
+ * (Redis: with `oldPasswordRemoved: false` if step 4 failed). No secret is in either.
  *
  * Only a `secret:NAME` password can be rotated: `env:` and `file:` are written by someone else.
  * Several gateway instances on one store: a store lease keeps two from rotating one connection at
@@ -175,10 +177,13 @@ export class CredentialRotation {
     const passwords = this.passwordsFor(c.type);
     const old = target.password!;
     let next: string | undefined;
+    /** What the backend accepts if this fails: the old password, or (backend unreachable) not known. */
+    let stillValid: 'old' | 'unknown' = 'old';
     try {
       if (this.o.secrets.staged(name) !== undefined) {
         await this.settle(c, name, target);
         if (this.o.secrets.staged(name) !== undefined) {
+          stillValid = 'unknown';
           throw new RotationError('failed', 'an earlier rotation is not settled yet: the backend accepted neither password; try again when it is reachable');
         }
       }
@@ -190,13 +195,27 @@ export class CredentialRotation {
         await passwords.change(target, next);
       } catch (err) {
         // A connection lost after the statement was sent: whether the backend took it decides.
-        if (!(await passwords.logsIn(target, next))) throw err;
+        if (!(await passwords.logsIn(target, next))) {
+          if (await passwords.logsIn(target, current)) {
+            // The backend kept the old password: so does the gateway.
+            this.o.secrets.discardStaged(name);
+            target.otherPassword = undefined;
+          } else {
+            // Neither logs in now (backend unreachable): keep both, logins try both, and the next
+            // rotation or start settles it.
+            stillValid = 'unknown';
+          }
+          throw err;
+        }
       }
       this.o.secrets.promote(name);
       target.password = next;
       target.otherPassword = current;
+      let retireFailure: string | undefined;
       try {
         await passwords.retire(target, current);
+      } catch (err) {
+        retireFailure = `the old password could not be removed from the backend and is still valid there: ${scrub(reasonOf(err), [current, next])}`;
       } finally {
         target.otherPassword = undefined;
       }
@@ -208,16 +227,16 @@ export class CredentialRotation {
         type: 'credentials.rotated',
         actor: by,
         subject: connection,
-        data: { connection, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, scheduled },
+        data: { connection, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, scheduled, ...(retireFailure ? { oldPasswordRemoved: false, reason: retireFailure } : {}) },
       });
-      this.o.log.info({ connection, backendUser: c.user, by, scheduled }, "rotated the gateway's backend password");
+      if (retireFailure) {
+        this.repo.recordFailure(connection, at, retireFailure);
+        this.o.log.warn({ connection, backendUser: c.user, reason: retireFailure }, "rotated the gateway's backend password, but the old one is still valid");
+      } else {
+        this.o.log.info({ connection, backendUser: c.user, by, scheduled }, "rotated the gateway's backend password");
+      }
       return { connection, rotatedAt: at, nextRotationAt: c.rotation ? at + c.rotation.everyMs : null };
     } catch (err) {
-      if (next !== undefined && target.password !== next) {
-        // The backend kept the old password: so does the gateway.
-        this.o.secrets.discardStaged(name);
-        target.otherPassword = undefined;
-      }
       const reason = scrub(reasonOf(err), [old, next]);
       const at = this.o.clock.now();
       this.repo.recordFailure(connection, at, reason);
@@ -226,7 +245,7 @@ export class CredentialRotation {
         type: 'credentials.rotate.failed',
         actor: by,
         subject: connection,
-        data: { connection, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, scheduled, reason, stillValid: target.password === old ? 'old' : 'new' },
+        data: { connection, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, scheduled, reason, stillValid },
       });
       this.o.log.error({ connection, backendUser: c.user, by, scheduled, reason }, "could not rotate the gateway's backend password");
       throw err instanceof RotationError ? err : new RotationError('failed', `connection "${connection}": ${reason}`);
