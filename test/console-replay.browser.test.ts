@@ -287,3 +287,118 @@ it('a live session counts its statements as they run; the replay plays, pauses, 
   await carol.keyboard.press('ArrowLeft');
   await expect.poll(() => current(carol).textContent()).toContain('select 40 + 2');
 });
+
+it('the audit log reads as sentences with links, filters by actor, action, target and time, and exports what is shown', { timeout: 120_000 }, async () => {
+  expect(sessionId).not.toBe(''); // the session of the test above
+  const carol = await signIn('carol');
+  await carol.getByRole('link', { name: 'Audit' }).click();
+  await expect.poll(() => carol.getByTestId('chain-status').textContent(), { timeout: 20_000 }).toContain('Chain intact');
+  const entries = carol.getByTestId('audit-entries');
+  await expect.poll(() => entries.textContent(), { timeout: 20_000 }).toContain('alice requested access to app for 2h: “INC-9: fix a customer email”');
+  const text = (await entries.textContent())!;
+  expect(text).toContain('bob approved alice’s request for app: “ok”');
+  expect(text).toMatch(/bob granted alice access to app until .*\(policy app-engineers\)/);
+  expect(text).toMatch(/alice’s statement 3 on app was refused by no-ddl: “drop table customers;?”/);
+  expect(text).toContain('bob approved alice’s held statement on app: “typo fix”');
+  expect(await entries.locator('pre.json').count()).toBe(0);
+
+  // Times in the viewer's zone: "… ago", the exact local time on hover.
+  const time = entries.locator('li time').first();
+  expect(await time.textContent()).toMatch(/^\d+ (s|min|h) ago$/);
+  const [title, local] = await time.evaluate((el) => [el.getAttribute('title'), new Date(el.getAttribute('datetime')!).toLocaleString()]);
+  expect(title).toBe(local);
+  // The live indicator is on here too, though this page listens to no live events itself.
+  await expect.poll(() => carol.locator('.who .dot').getAttribute('aria-label'), { timeout: 20_000 }).toBe('live');
+  await shot(carol, '32-audit');
+
+  // The refused statement links to its session's replay; the approval to the review and the session.
+  const refused = entries.locator('li[data-type="statement.denied"]').first();
+  expect(await refused.getByRole('link', { name: `session ${sessionId.slice(0, 8)}` }).getAttribute('href')).toBe(`/sessions/${sessionId}`);
+  const approval = entries.locator('li[data-type="review.approved"]').first();
+  expect(await approval.getByRole('link', { name: /^review / }).getAttribute('href')).toMatch(/^\/reviews\/[0-9a-f-]{36}$/);
+  await approval.getByRole('link', { name: `session ${sessionId.slice(0, 8)}` }).click();
+  await expect.poll(() => carol.getByRole('heading', { level: 1 }).textContent(), { timeout: 20_000 }).toBe(`Session ${sessionId}`);
+  await carol.goBack();
+
+  // A request's link shows its whole story: asked, approved, granted.
+  const asked = entries.locator('li[data-type="access.request.created"]').first();
+  await asked.getByRole('link', { name: /^request / }).click();
+  await expect.poll(() => carol.evaluate(() => location.search), { timeout: 20_000 }).toMatch(/^\?target=[0-9a-f-]+$/);
+  await expect.poll(async () => (await entries.locator('li').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')))).sort()).toEqual(['access.grant.created', 'access.request.approved', 'access.request.created']);
+  expect(await carol.getByLabel('Target').inputValue()).toMatch(/^[0-9a-f-]+$/);
+
+  // Filters: action kind, actor, target, time range.
+  const form = carol.getByRole('form', { name: 'Filter the audit log' });
+  const types = () => entries.locator('li').evaluateAll((els) => els.map((e) => e.getAttribute('data-type')!));
+  await carol.getByRole('button', { name: 'Clear filters' }).click();
+  await form.getByLabel('Action').selectOption({ label: 'Statements (refused, held)' });
+  await form.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect.poll(async () => (await types()).every((t) => t.startsWith('statement.'))).toBe(true);
+  expect(await types()).toEqual(expect.arrayContaining(['statement.denied', 'statement.held', 'statement.decided']));
+
+  await form.getByLabel('Action').selectOption({ label: 'Any action' });
+  await form.getByLabel('Actor').fill('bob');
+  await form.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect.poll(async () => (await entries.locator('li .audit-text').allTextContents()).every((t) => t.startsWith('bob '))).toBe(true);
+  const bobs = await entries.locator('li').count();
+  expect(bobs).toBeGreaterThanOrEqual(3); // approved the request, granted, approved the statement
+
+  // Export exactly these, as CSV and as JSON.
+  const csvHref = (await carol.getByTestId('export-csv').getAttribute('href'))!;
+  expect(csvHref).toContain('actor=bob');
+  const csv = await (await carol.context().request.get(base + csvHref)).text();
+  const lines = csv.trim().split('\r\n');
+  expect(lines[0]).toBe('seq,at,type,actor,subject,data,hash');
+  expect(lines.length - 1).toBe(bobs);
+  for (const line of lines.slice(1)) expect(line.split(',')[3]).toBe('bob');
+  const json = (await (await carol.context().request.get(base + (await carol.getByTestId('export-json').getAttribute('href'))!)).json()) as Array<{ actor: string; type: string }>;
+  expect(json).toHaveLength(bobs);
+  expect(json.every((e) => e.actor === 'bob')).toBe(true);
+  expect(json.map((e) => e.type)).toContain('review.approved');
+
+  // Target: the session (by the start of its id) with its statements.
+  await form.getByLabel('Actor').fill('');
+  await form.getByLabel('Target').fill(sessionId.slice(0, 8));
+  await form.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect.poll(async () => (await types()).includes('session.started')).toBe(true);
+  expect(await types()).toEqual(expect.arrayContaining(['session.started', 'session.ended', 'statement.denied']));
+  expect((await types()).some((t) => t.startsWith('access.'))).toBe(false);
+
+  // Time range: nothing in the future; everything in the last hour.
+  await form.getByLabel('Target').fill('');
+  await form.getByLabel('Time').selectOption({ label: 'Between…' });
+  const inAnHour = await carol.evaluate(() => {
+    const d = new Date(Date.now() + 3_600_000);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  });
+  await form.getByLabel('From').fill(inAnHour);
+  await form.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect.poll(() => carol.getByText('No entries match.').count(), { timeout: 20_000 }).toBe(1);
+  await form.getByLabel('Time').selectOption({ label: 'Last hour' });
+  await form.getByRole('button', { name: 'Filter', exact: true }).click();
+  await expect.poll(() => entries.locator('li').count(), { timeout: 20_000 }).toBeGreaterThan(5);
+});
+
+it('at phone width no page scrolls sideways (wide tables scroll in their own box or become lists) and the live indicator is on', { timeout: 180_000 }, async () => {
+  const pages = ['/', '/access', '/connections', '/grants', '/approvals', '/sessions', `/sessions/${sessionId}`, '/audit', '/admin'];
+  for (const user of ['dave', 'alice']) {
+    const page = await signIn(user, { width: 390, height: 844 });
+    for (const path of pages) {
+      await page.goto(base + path);
+      await expect.poll(() => page.getByTestId('signed-in-user').textContent(), { timeout: 20_000 }).toBe(user);
+      await expect
+        .poll(() => page.evaluate(() => /Loading|Verifying the chain/.test(document.querySelector('main')!.textContent ?? '')), { timeout: 20_000, message: `${user} ${path} is still loading` })
+        .toBe(false);
+      const overflow = await page.evaluate(() => document.scrollingElement!.scrollWidth - window.innerWidth);
+      expect(overflow, `${user} ${path} scrolls sideways by ${overflow}px`).toBeLessThanOrEqual(0);
+      // A table wider than the screen sits in a box that scrolls, with a cue that it does.
+      const loose = await page.evaluate(() =>
+        [...document.querySelectorAll('main table')].filter((t) => t.getBoundingClientRect().width > window.innerWidth && !t.closest('.scroll')).length,
+      );
+      expect(loose, `${user} ${path}`).toBe(0);
+      await expect.poll(() => page.locator('.who .dot').getAttribute('aria-label'), { timeout: 20_000 }).toBe('live');
+      await shot(page, `40-phone-${user}${path.replace(/\//g, '-').replace(/-[0-9a-f-]{36}$/, '-id')}`);
+    }
+  }
+});

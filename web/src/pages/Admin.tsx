@@ -105,6 +105,15 @@ export function AdminPage() {
         .catch((err: unknown) => setError(errorText(err)));
     }
   }, []);
+  // Refused (not an admin) or unreachable: say so instead of loading forever.
+  if (error && Object.keys(data).length === 0) {
+    return (
+      <section>
+        <h1>Configuration</h1>
+        <ErrorNote error={error} />
+      </section>
+    );
+  }
   return (
     <section>
       <h1>Configuration</h1>
