@@ -128,7 +128,7 @@ async function relayRun(reads: Buffer[], expectedLength: number): Promise<Run> {
   // Each cut is one read of the client socket, as the kernel could deliver it.
   for (const r of reads) relaySide.emit('data', r);
   const forwardedLength = () => log.reduce((n, b) => n + b.length, 0) - loginBytes;
-  await expect.poll(forwardedLength, { timeout: 30_000, interval: 5 }).toBe(expectedLength);
+  await expect.poll(forwardedLength, { timeout: 30_000, interval: 5, message: 'everything sent to be forwarded' }).toBe(expectedLength);
   const forwarded = Buffer.concat(log).subarray(loginBytes);
   client.destroy();
   relaySide.destroy();

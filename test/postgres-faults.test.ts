@@ -379,19 +379,19 @@ describe('a state store that cannot write for a while', () => {
     db.pragma('query_only = ON');
     try {
       await c.end();
-      await expect.poll(() => gw.gateway.recording.isLive(open!.id)).toBe(false);
-      await expect.poll(() => gw.gateway.recording.pendingStoreWrites).toBeGreaterThan(0);
+      await expect.poll(() => gw.gateway.recording.isLive(open!.id), { message: 'the ended session to stop being live' }).toBe(false);
+      await expect.poll(() => gw.gateway.recording.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' }).toBeGreaterThan(0);
       expect(gw.gateway.store.listSessions({ user: 'dave' })[0]).toMatchObject({ id: open!.id, endedAt: null });
       expect(gw.gateway.recording.repo.get(open!.id)?.state).toBe('recording');
     } finally {
       db.pragma('query_only = OFF');
     }
     // Retried: the session, its recording and its audit entry catch up.
-    await expect.poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, { timeout: 15_000 }).not.toBeNull();
+    await expect.poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, { timeout: 15_000, message: 'the session end row once the store takes writes again' }).not.toBeNull();
     const [ended] = gw.gateway.store.listSessions({ user: 'dave' });
     expect(ended).toMatchObject({ endReason: 'client_quit', statements: 1 });
     expect(ended!.endedAt).toBeLessThan(Date.now());
-    await expect.poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000 }).toBe('complete');
+    await expect.poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000, message: 'the recording to be complete' }).toBe('complete');
     expect(gw.gateway.audit.about(open!.id).map((e) => e.type)).toEqual(['session.started', 'session.ended']);
     await stillServes();
   });
@@ -420,7 +420,7 @@ describe('backend health', () => {
         return { status: res.status, body: (await res.json()) as Ready };
       };
       // The reason comes from a TCP probe of the backend's address, just after the failed login.
-      await expect.poll(async () => (await ready()).body.details.backends.dead?.lastError).toMatch(new RegExp(`127\\.0\\.0\\.1:${deadPort} failed: ECONNREFUSED`));
+      await expect.poll(async () => (await ready()).body.details.backends.dead?.lastError, { message: 'readiness to report the dead backend' }).toMatch(new RegExp(`127\\.0\\.0\\.1:${deadPort} failed: ECONNREFUSED`));
       const { status, body } = await ready();
       expect(status).toBe(200);
       expect(body.status).toBe('ready');

@@ -75,7 +75,7 @@ connections:
           await new Promise((r) => setImmediate(r));
         }
       })();
-      await expect.poll(async () => Number(await direct.get('crash:counter')), { timeout: 30_000, interval: 10 }).toBeGreaterThan(3000);
+      await expect.poll(async () => Number(await direct.get('crash:counter')), { timeout: 30_000, interval: 10, message: 'the counter to pass 3000 increments' }).toBeGreaterThan(3000);
       const exited = new Promise((r) => child!.once('exit', r));
       child.kill('SIGKILL');
       await exited;

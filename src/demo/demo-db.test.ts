@@ -204,7 +204,7 @@ describe('startDemoDatabase', () => {
     await withClient(async (b) => {
       const { rows } = await b.query(`SELECT count(*)::int AS n FROM orders WHERE total = 1 AND status = 'pending'`);
       expect(rows[0].n).toBe(0);
-      await expect.poll(async () => (await b.query(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE '%stmt1'`)).rows[0].n).toBe(0);
+      await expect.poll(async () => (await b.query(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE '%stmt1'`)).rows[0].n, { message: 'the prepared statement to be deallocated' }).toBe(0);
     });
   });
 
