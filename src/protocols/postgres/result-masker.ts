@@ -105,6 +105,8 @@ export class ResultMasker {
    * reads masked data gets a number; the session stays tainted until a ReadyForQuery outside a
    * transaction follows the last of them.
    */
+  /** Scratch for row(): [start, end) of each changed cell, reused from row to row. */
+  private cells: number[] | undefined;
   private touchSeq = 0;
   private touchCleared = 0;
   /** Masked columns of the RowDescription just processed (for the record). */
@@ -337,12 +339,16 @@ export class ResultMasker {
     }
     const scrub = this.masking.scrub;
     if (result && !result.any && !scrub) return undefined;
-    // First pass: what changes (most columns do not). Second: one buffer, unchanged bytes copied.
+    // First pass: what changes (most columns do not), and where each changed cell lies. Second:
+    // one buffer, each run of unchanged bytes between changed cells copied in one piece.
     const count = buf.readInt16BE(start + 5);
-    let replaced: Array<Buffer | string | null | undefined> | undefined;
+    let replaced: Array<Buffer | string | null> | undefined;
     let size = end - start;
     let pos = start + 7;
+    const cells = (this.cells ??= []);
+    let changed = 0;
     for (let i = 0; i < count; i++) {
+      const cell = pos;
       const length = buf.readInt32BE(pos);
       const from = pos + 4;
       pos = from + (length > 0 ? length : 0);
@@ -352,22 +358,24 @@ export class ResultMasker {
       if (mask) out = this.maskCell(mask, result?.types[i] ?? 0, buf, from, pos);
       else if (scrub) out = scrubCell(scrub, result?.types[i] ?? 0, result?.formats[i] ?? 0, buf.subarray(from, pos));
       if (out === undefined) continue;
-      (replaced ??= new Array<Buffer | string | null | undefined>(count))[i] = out;
-      size += (out === null ? 0 : typeof out === 'string' ? Buffer.byteLength(out) : out.length) - length;
+      (replaced ??= []).push(out);
+      cells[changed++] = cell;
+      cells[changed++] = pos;
+      size += (out === null ? 0 : typeof out === 'string' ? byteLengthOf(out) : out.length) - length;
     }
     if (!replaced) return undefined;
     const row = Buffer.allocUnsafe(size);
-    buf.copy(row, 0, start, start + 7);
+    row[0] = buf[start]!;
     row.writeInt32BE(size - 1, 1);
-    let at = 7;
-    pos = start + 7;
-    for (let i = 0; i < count; i++) {
-      const length = buf.readInt32BE(pos);
-      const next = pos + 4 + (length > 0 ? length : 0);
-      const out = replaced[i];
-      if (out === undefined) {
-        at += buf.copy(row, at, pos, next);
-      } else if (out === null) {
+    let at = 5;
+    let copied = start + 5;
+    for (let k = 0; k < replaced.length; k++) {
+      const cell = cells[k * 2]!;
+      // Everything unchanged since the last changed cell (the column count first), in one copy.
+      if (cell > copied) at += buf.copy(row, at, copied, cell);
+      copied = cells[k * 2 + 1]!;
+      const out = replaced[k]!;
+      if (out === null) {
         at = row.writeInt32BE(-1, at);
       } else if (typeof out === 'string') {
         const n = row.write(out, at + 4, 'utf8');
@@ -377,8 +385,8 @@ export class ResultMasker {
         row.writeInt32BE(out.length, at);
         at += 4 + out.copy(row, at + 4);
       }
-      pos = next;
     }
+    if (copied < end) buf.copy(row, at, copied, end);
     return [row];
   }
 
@@ -661,6 +669,16 @@ function scrubCell(scrub: (t: string) => string | undefined, type: number, forma
   if (s === undefined) return undefined;
   // A finding in a type that cannot hold the replacement text (inet, say) becomes NULL.
   return TEXT_LIKE.has(type) || DOCUMENT_LIKE.has(type) ? s : null;
+}
+
+/** UTF-8 length; ASCII strings (the usual masked value) without a call into C++. */
+function byteLengthOf(text: string): number {
+  if (text.length < 64) {
+    let i = 0;
+    while (i < text.length && text.charCodeAt(i) < 0x80) i++;
+    if (i === text.length) return i;
+  }
+  return Buffer.byteLength(text, 'utf8');
 }
 
 function message(type: number, body: Buffer): Buffer {
