@@ -8,7 +8,7 @@ import type { ColumnMask, Decision, MaskedSource, SessionMasking, Statement, Sta
 import { redactFindings, type DetectorName } from './detectors.js';
 import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
 import { maskForOrigin, sourceMask, UNPROVABLE, type MaskingRule } from './policy.js';
-import { applyStrategy, type MaskStrategy } from './strategies.js';
+import { applyStrategy, type MaskContext, type MaskStrategy } from './strategies.js';
 
 /** OIDs below this are PostgreSQL's own objects (FirstNormalObjectId). */
 const FIRST_USER_OID = 16384;
@@ -158,9 +158,21 @@ export class MaskingSession implements SessionMasking {
   }
 
   maskValue(mask: ColumnMask, value: string): string | null {
-    const strategy: MaskStrategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
-    return applyStrategy(strategy, value, { hashKey: this.o.hashKey });
+    // Called for every masked cell: the strategy of each mask is built once, not per value.
+    let strategy = this.strategies.get(mask);
+    if (!strategy) {
+      strategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
+      this.strategies.set(mask, strategy);
+    }
+    return applyStrategy(strategy, value, this.maskContext);
   }
+
+  private readonly strategies = new WeakMap<ColumnMask, MaskStrategy>();
+  private get maskContext(): MaskContext {
+    return (this.context ??= { hashKey: this.o.hashKey });
+  }
+
+  private context: MaskContext | undefined;
 
   private mask(origin: ColumnOrigin): ColumnMask | undefined {
     return origin.sources.length === 0 ? undefined : maskForOrigin(this.o.rules, origin);
