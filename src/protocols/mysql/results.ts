@@ -4,7 +4,7 @@
  * and the values shown as the mysql client prints them. Only called when a session observes or
  * masks; plain passthrough never decodes a row.
  */
-import { lenencBytes, MysqlProtocolError, readLenenc, readLenencBytes } from './packets.js';
+import { MysqlProtocolError, readLenenc, readLenencBytes } from './packets.js';
 
 export const FieldType = {
   DECIMAL: 0,
@@ -223,30 +223,66 @@ export function rewriteRow(
   replacements: Map<number, string | null>,
   binary: ColumnDefinition[] | null,
 ): Buffer {
-  const parts: Buffer[] = [];
-  let bitmap: Buffer | null = null;
-  let cursor = 0;
-  if (binary) {
-    const bitmapLength = (binary.length + 7 + 2) >> 3;
-    bitmap = Buffer.from(p.subarray(1, 1 + bitmapLength));
-    parts.push(Buffer.from([0x00]), bitmap);
-    cursor = 1 + bitmapLength;
-  }
+  // First the size (each replacement encoded once), then one buffer written in place: unchanged
+  // runs of the row copied in one piece each, no intermediate buffers per value.
+  const head = binary ? 1 + ((binary.length + 7 + 2) >> 3) : 0;
+  const encoded: Array<{ index: number; text: string | null; bytes: number }> = [];
+  let size = p.length;
   for (let i = 0; i < values.length; i++) {
     if (!replacements.has(i)) continue;
     const v = values[i]!;
-    const replacement = replacements.get(i)!;
-    parts.push(p.subarray(cursor, v.start));
-    cursor = v.end;
-    if (binary) {
-      if (replacement === null || !isLenencType(binary[i]!.type)) {
-        const bit = i + 2;
-        bitmap![bit >> 3] = bitmap![bit >> 3]! | (1 << (bit & 7));
-      } else parts.push(lenencBytes(replacement));
-    } else {
-      parts.push(replacement === null ? Buffer.from([0xfb]) : lenencBytes(replacement));
-    }
+    let text = replacements.get(i) ?? null;
+    // Binary rows: a column whose type cannot carry text becomes NULL (a bit in the bitmap, no bytes).
+    if (binary && text !== null && !isLenencType(binary[i]!.type)) text = null;
+    const bytes = text === null ? 0 : Buffer.byteLength(text, 'utf8');
+    encoded.push({ index: i, text, bytes });
+    size += (text === null ? (binary ? 0 : 1) : lenencIntLength(bytes) + bytes) - (v.end - v.start);
   }
-  parts.push(p.subarray(cursor));
-  return Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  let cursor = 0;
+  if (binary) {
+    out[0] = 0x00;
+    p.copy(out, 1, 1, head);
+    at = cursor = head;
+  }
+  for (const e of encoded) {
+    const v = values[e.index]!;
+    if (v.start > cursor) at += p.copy(out, at, cursor, v.start);
+    cursor = v.end;
+    if (e.text === null) {
+      if (binary) {
+        const bit = e.index + 2;
+        out[1 + (bit >> 3)] = out[1 + (bit >> 3)]! | (1 << (bit & 7));
+      } else out[at++] = 0xfb;
+      continue;
+    }
+    at = writeLenencInt(out, at, e.bytes);
+    at += out.write(e.text, at, 'utf8');
+  }
+  if (cursor < p.length) p.copy(out, at, cursor);
+  return out;
+}
+
+function lenencIntLength(n: number): number {
+  return n < 0xfb ? 1 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 9;
+}
+
+function writeLenencInt(out: Buffer, at: number, n: number): number {
+  if (n < 0xfb) {
+    out[at] = n;
+    return at + 1;
+  }
+  if (n < 0x10000) {
+    out[at] = 0xfc;
+    return out.writeUInt16LE(n, at + 1);
+  }
+  if (n < 0x1000000) {
+    out[at] = 0xfd;
+    return out.writeUIntLE(n, at + 1, 3);
+  }
+  out[at] = 0xfe;
+  out.writeUInt32LE(n >>> 0, at + 1);
+  out.writeUInt32LE(Math.floor(n / 0x100000000), at + 5);
+  return at + 9;
 }
