@@ -75,7 +75,7 @@ describe('the CLI shows control characters from clients as visible escapes', { t
     await vi.waitFor(
       async () => {
         listed = await cli('bob', ['requests']);
-        expect(listed.out).toContain('Statements held for approval');
+        expect(listed.out, 'the held statement in jitgate requests').toContain('Statements held for approval');
       },
       { timeout: 10_000 },
     );
@@ -102,7 +102,7 @@ describe('the CLI shows control characters from clients as visible escapes', { t
     const { body } = await env.api<{ sessions: Array<{ id: string }> }>('alice', 'GET', '/api/sessions?user=alice&connection=app');
     const id = body.sessions[0]!.id;
     await vi.waitFor(
-      async () => expect((await env.api<{ session: { status: string } }>('alice', 'GET', `/api/sessions/${id}`)).body.session.status).toBe('ended'),
+      async () => expect((await env.api<{ session: { status: string } }>('alice', 'GET', `/api/sessions/${id}`)).body.session.status, 'the session to end').toBe('ended'),
       { timeout: 10_000 },
     );
 

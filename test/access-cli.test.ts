@@ -70,7 +70,7 @@ async function cli(who: Person, args: string[]) {
 describe('request, approve, deny, revoke', () => {
   it('request waits for the decision, printing each approval', async () => {
     const waiting = run('alice', ['request', 'app-md5', '--for', '30m', '--reason', 'schema check']);
-    await vi.waitFor(() => expect(waiting.err()).toMatch(/waiting up to/), { timeout: 5000 });
+    await vi.waitFor(() => expect(waiting.err(), 'the CLI to say it waits').toMatch(/waiting up to/), { timeout: 5000 });
     const id = /request ([0-9a-f]{8}) for app-md5 \(30m\) is pending: needs 2 approvals from approvers/.exec(waiting.err())?.[1];
     expect(id, waiting.err()).toBeDefined();
 
@@ -80,7 +80,7 @@ describe('request, approve, deny, revoke', () => {
 
     const first = await cli('carol', ['approve', id!, '--comment', 'looks fine']);
     expect(first).toMatchObject({ code: 0, out: `approved request ${id} of alice for app-md5 (1/2 approvals; more needed)\n` });
-    await vi.waitFor(() => expect(waiting.err()).toContain('approved by carol ("looks fine") (1 of 2)'), { timeout: 5000 });
+    await vi.waitFor(() => expect(waiting.err(), 'the CLI to report the first approval').toContain('approved by carol ("looks fine") (1 of 2)'), { timeout: 5000 });
 
     const self = await cli('alice', ['approve', id!]);
     expect(self).toMatchObject({ code: 1, err: 'jitgate: nobody approves their own request\n' });
@@ -99,7 +99,7 @@ describe('request, approve, deny, revoke', () => {
 
   it('a denial ends the wait with exit 1 and the reason', async () => {
     const waiting = run('alice', ['request', 'app', '--for', '1h', '--reason', 'curious']);
-    await vi.waitFor(() => expect(waiting.err()).toMatch(/waiting up to 30m/), { timeout: 5000 });
+    await vi.waitFor(() => expect(waiting.err(), 'the CLI to say it waits 30m').toMatch(/waiting up to 30m/), { timeout: 5000 });
     const id = /request ([0-9a-f]{8})/.exec(waiting.err())![1]!;
     expect(await cli('carol', ['deny', id])).toMatchObject({ code: 1 }); // --reason is required
     expect(await cli('carol', ['deny', id, '--reason', 'use the replica'])).toMatchObject({ code: 0, out: `denied request ${id} of alice for app\n` });
@@ -195,7 +195,7 @@ describe('connect', () => {
     expect((await cli('alice', ['request', 'app-trust', '--for', '1h'])).code).toBe(0);
     const t = child('alice', ['connect', 'app-trust', '--tunnel', '--port', '0']);
     try {
-      await vi.waitFor(() => expect(t.out()).toMatch(/listening on 127\.0\.0\.1:\d+\n/), { timeout: 30_000, interval: 100 });
+      await vi.waitFor(() => expect(t.out(), 'the tunnel to listen').toMatch(/listening on 127\.0\.0\.1:\d+\n/), { timeout: 30_000, interval: 100 });
       const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(t.out())![1]);
       const viaTunnel = () => new pg.Client({ host: '127.0.0.1', port, user: 'whatever', database: 'whatever', application_name: 'gui-tool' });
 

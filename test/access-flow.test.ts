@@ -202,7 +202,7 @@ describe('requests and approvals', () => {
     const breakGlass = () => receiver.deliveries.slice(before).filter((d) => d.json.type === 'break_glass.used');
     await vi.waitFor(() => {
       clock.advance(2500);
-      expect(breakGlass().filter((d) => d.headers['x-jitgate-attempt'] === '3')).toHaveLength(1);
+      expect(breakGlass().filter((d) => d.headers['x-jitgate-attempt'] === '3'), 'the third attempt of the break-glass webhook').toHaveLength(1);
     });
     const attempts = breakGlass();
     expect(attempts.map((d) => d.headers['x-jitgate-attempt'])).toEqual(['1', '2', '3']);
@@ -223,7 +223,7 @@ describe('requests and approvals', () => {
     clock.advance(M);
     expect((await api<Json>('alice', 'GET', `/api/requests/${id}`)).body).toMatchObject({ state: 'expired', reasons: ['approval_required', 'request_expired'] });
     expect(await api('carol', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 409, body: { error: 'request_not_pending' } });
-    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'request.expired' && (d.json.request as Json).id === id)).toBe(true));
+    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'request.expired' && (d.json.request as Json).id === id), 'the request.expired webhook').toBe(true));
   });
 });
 
@@ -236,12 +236,12 @@ describe('live sessions end with their grant', () => {
     const pgError = firstError(idle);
     const session = livePsql('alice', 'app', token, 'expiry-psql');
     session.send(`select 'ready';`);
-    await vi.waitFor(() => expect(session.out()).toContain('ready'));
+    await vi.waitFor(() => expect(session.out(), 'psql to be ready').toContain('ready'));
     session.send('select pg_sleep(60);'); // busy on the backend when the grant ends
-    await vi.waitFor(async () => expect(await backendsNamed('expiry-psql')).toBe(1));
+    await vi.waitFor(async () => expect(await backendsNamed('expiry-psql'), "psql's backend connection").toBe(1));
     await vi.waitFor(async () => {
       const r = await server.query(`select count(*)::int as n from pg_stat_activity where application_name = 'expiry-psql' and state = 'active'`);
-      expect(r.rows[0]!.n).toBe(1);
+      expect(r.rows[0]!.n, 'pg_sleep to run on the backend').toBe(1);
     });
 
     const began = performance.now();
@@ -256,8 +256,8 @@ describe('live sessions end with their grant', () => {
     expect(err.code).toBe('57P01');
     // The backend connections are gone too (the running statement was cancelled).
     await vi.waitFor(async () => {
-      expect(await backendsNamed('expiry-psql')).toBe(0);
-      expect(await backendsNamed('expiry-pg')).toBe(0);
+      expect(await backendsNamed('expiry-psql'), "psql's backend connection to close").toBe(0);
+      expect(await backendsNamed('expiry-pg'), "pg's backend connection to close").toBe(0);
     });
 
     // The same token, whose own lifetime (15m) has not run out, now gets 28000 with the reason.
@@ -279,11 +279,11 @@ describe('live sessions end with their grant', () => {
     const pgError = firstError(idle);
     const session = livePsql('alice', 'app', token, 'revoke-psql');
     session.send(`select 'ready';`);
-    await vi.waitFor(() => expect(session.out()).toContain('ready'));
+    await vi.waitFor(() => expect(session.out(), 'psql to be ready').toContain('ready'));
     session.send('select pg_sleep(60);');
     await vi.waitFor(async () => {
       const r = await server.query(`select count(*)::int as n from pg_stat_activity where application_name = 'revoke-psql' and state = 'active'`);
-      expect(r.rows[0]!.n).toBe(1);
+      expect(r.rows[0]!.n, 'pg_sleep to run on the backend').toBe(1);
     });
 
     // alice can revoke her own grant, but here an approver of the connection does.
@@ -298,12 +298,12 @@ describe('live sessions end with their grant', () => {
     expect(session.err()).toContain(`FATAL:  ${expected}`);
     expect(err.message).toBe(expected);
     await vi.waitFor(async () => {
-      expect(await backendsNamed('revoke-psql')).toBe(0);
-      expect(await backendsNamed('revoke-pg')).toBe(0);
+      expect(await backendsNamed('revoke-psql'), "psql's backend connection to close").toBe(0);
+      expect(await backendsNamed('revoke-pg'), "pg's backend connection to close").toBe(0);
     });
     await expect(pgClient('alice', 'app', token).connect()).rejects.toMatchObject({ code: '28000', message: expected });
     expect(await api('alice', 'POST', '/api/tokens', { connection: 'app' })).toMatchObject({ status: 403 });
-    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'grant.revoked' && (d.json.grant as Json).id === grantId)).toBe(true));
+    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'grant.revoked' && (d.json.grant as Json).id === grantId), 'the grant.revoked webhook').toBe(true));
     const sessions = env.gw.gateway.store.listSessions({ user: 'alice' }).filter((s) => s.endReason === 'revoked');
     expect(sessions).toHaveLength(2);
   });

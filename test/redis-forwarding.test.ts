@@ -145,7 +145,7 @@ async function relayOnce(chunks: Buffer[], expectedBytes: number): Promise<{ for
   relay.start([], Buffer.alloc(0));
   // The relay reads what the test says the socket delivered, chunk by chunk.
   for (const chunk of chunks) accepted.emit('data', chunk);
-  await vi.waitFor(() => expect(recording.bytes(backendIndex).length).toBeGreaterThanOrEqual(expectedBytes), { timeout: 10_000, interval: 5 });
+  await vi.waitFor(() => expect(recording.bytes(backendIndex).length, 'the backend to receive every byte sent').toBeGreaterThanOrEqual(expectedBytes), { timeout: 10_000, interval: 5 });
   relay.terminate('client_quit', 'done');
   client.destroy();
   return { forwarded: recording.bytes(backendIndex), decided };
@@ -257,7 +257,7 @@ guardrails:
     s.on('error', () => undefined);
     await new Promise<void>((r) => s.once('connect', () => r()));
     s.write(`AUTH alice@cache ${gw.token()}\r\n`);
-    await vi.waitFor(() => expect(out).toBe('+OK\r\n'), { timeout: 10_000 });
+    await vi.waitFor(() => expect(out, 'the AUTH reply').toBe('+OK\r\n'), { timeout: 10_000 });
     out = '';
     for (const piece of pieces) {
       s.write(piece);
@@ -266,7 +266,7 @@ guardrails:
       await barrier();
     }
     const count = (text: string) => (text.match(/\r\n/g) ?? []).length;
-    await vi.waitFor(() => expect(count(out)).toBeGreaterThanOrEqual(replies), { timeout: 10_000 });
+    await vi.waitFor(() => expect(count(out), 'every reply of the pipeline').toBeGreaterThanOrEqual(replies), { timeout: 10_000 });
     s.destroy();
     return out;
   }
@@ -310,10 +310,10 @@ guardrails:
       s.on('error', () => undefined);
       await new Promise<void>((r) => s.once('connect', () => r()));
       s.write(Buffer.concat([Buffer.from(`AUTH alice@cache ${gw.token()}\r\n`), set.subarray(0, at)]));
-      await vi.waitFor(() => expect(out).toBe('+OK\r\n'), { timeout: 10_000 });
+      await vi.waitFor(() => expect(out, 'the AUTH reply').toBe('+OK\r\n'), { timeout: 10_000 });
       await barrier();
       s.write(set.subarray(at));
-      await vi.waitFor(() => expect(out).toBe('+OK\r\n+OK\r\n'), { timeout: 10_000 });
+      await vi.waitFor(() => expect(out, 'the reply to the SET split across two writes').toBe('+OK\r\n+OK\r\n'), { timeout: 10_000 });
       s.destroy();
       expect(await direct.get('carrier'), `split after byte ${at}`).toBe(value);
       expect(await direct.get('survivor')).toBe('still here');
