@@ -29,7 +29,7 @@ export interface Timeline {
   duration: number;
   marks: Mark[];
   statements: StatementStop[];
-  /** Sequence numbers of the statements held for people (approval), not just for the gateway. */
+  /** Numbers (n) of the statements held for people (approval), not just for the gateway. */
   held: Set<number>;
   /** Offsets of the events that show something, in order (what stepping moves between). */
   stops: number[];
@@ -72,7 +72,7 @@ export function timelineOf(events: readonly RecordedEvent[]): Timeline {
       const decision = d.decision as { effect?: string; rule?: string } | undefined;
       if (decision?.effect === 'deny') mark('refusal', `Statement ${n} refused${decision.rule ? ` by ${decision.rule}` : ''}`);
       if (heldForPeople(d, decisions.get(n))) {
-        held.add(e.seq);
+        held.add(n);
         mark('hold', `Statement ${n} held for approval`);
       }
       lastWasRefusal = decision?.effect === 'deny';

@@ -176,7 +176,7 @@ function Section({ k, data }: { k: keyof Config; data: Config }) {
 function Table({ label, head, rows, empty }: { label: string; head: string[]; rows: ReactNode[][]; empty: string }) {
   if (rows.length === 0) return <Empty>{empty}</Empty>;
   return (
-    <div className="scroll">
+    <div className="scroll" tabIndex={0} role="group" aria-label={label}>
       <table aria-label={label}>
         <thead>
           <tr>

@@ -93,7 +93,7 @@ export function ReplayControls({ timeline, state, actions }: { timeline: Timelin
               <button
                 key={`${m.kind}-${m.seq}`}
                 type="button"
-                className={`mark ${m.kind}`}
+                className={`mark mark-${m.kind}`}
                 style={{ left: `${pct(m.offset)}%` }}
                 data-kind={m.kind}
                 title={`${m.label} at ${clock(m.offset)}`}
@@ -118,8 +118,8 @@ export function ReplayControls({ timeline, state, actions }: { timeline: Timelin
         </div>
         <p className="legend small">
           {(Object.keys(MARK_KINDS) as MarkKind[]).map((k) => (
-            <span key={k} className={`legend-item ${k}`}>
-              <span className={`mark-symbol ${k}`} aria-hidden="true">
+            <span key={k} className="legend-item">
+              <span className={`mark-symbol mark-${k}`} aria-hidden="true">
                 {MARK_KINDS[k].symbol}
               </span>{' '}
               {counts.get(k) ?? 0} {(counts.get(k) ?? 0) === 1 ? MARK_KINDS[k].one : MARK_KINDS[k].many}

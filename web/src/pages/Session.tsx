@@ -225,7 +225,7 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
               current={cursor !== 'end' && e.seq === lastShown?.seq}
               itemRef={e.seq === lastShown?.seq ? currentRef : undefined}
               openMoment={openMoment}
-              heldForPeople={timeline.held.has(e.seq)}
+              heldForPeople={timeline.held.has(Number(e.data.n))}
             />
           ))}
         </ol>
@@ -269,7 +269,7 @@ interface TimelineEventProps {
   current: boolean;
   itemRef: Ref<HTMLLIElement> | undefined;
   openMoment: (ms: number) => (e: MouseEvent<HTMLAnchorElement>) => void;
-  /** A statement held for approval (not just waiting for the gateway). */
+  /** A statement (or the decision of one) held for approval, not just waiting for the gateway. */
   heldForPeople: boolean;
 }
 
@@ -319,6 +319,15 @@ function eventBody(e: RecordedEvent, d: Record<string, unknown>, at: ReactNode, 
       ];
     }
     case 'decision':
+      // Waited only for the gateway (masking re-read its catalog): not a decision anyone made.
+      if (!heldForPeople && (d.decision as { effect?: string } | undefined)?.effect === 'allow') {
+        return [
+          'ev decision',
+          <>
+            {at} Statement {String(d.n)} went ahead once the gateway had checked it
+          </>,
+        ];
+      }
       return [
         'ev decision',
         <>
@@ -411,7 +420,7 @@ function MaskedNote({ d }: { d: Record<string, unknown> }) {
 function ResultTable({ columns, rows }: { columns: Array<{ name: string }>; rows: Array<Array<string | null>> }) {
   if (rows.length === 0 && columns.length === 0) return null;
   return (
-    <div className="scroll">
+    <div className="scroll" tabIndex={0} role="group" aria-label="Result rows">
       <table className="result">
         {columns.length > 0 && (
           <thead>

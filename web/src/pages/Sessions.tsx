@@ -64,7 +64,7 @@ export function SessionsPage({ me }: { me: Me }) {
       {sessions === undefined && !error && <p>Loading…</p>}
       {sessions?.length === 0 && <Empty>No sessions match.</Empty>}
       {sessions && sessions.length > 0 && (
-        <div className="scroll">
+        <div className="scroll" tabIndex={0} role="group" aria-label="Sessions">
           <table className="stack">
             <thead>
               <tr>
