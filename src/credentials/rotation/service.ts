@@ -137,9 +137,14 @@ export class CredentialRotation {
       const name = this.secretName(c);
       const target = this.o.targets.get(c.name);
       if (name !== undefined && target && this.o.secrets.staged(name) !== undefined) {
-        // Until settled, logins try both passwords.
+        // Until settled, logins try both passwords; a rotation due now waits (busy) until it is.
         target.otherPassword = this.o.secrets.staged(name);
-        void this.track(this.settle(c, name, target).catch((err: unknown) => this.o.log.error({ connection: c.name, err: reasonOf(err) }, 'could not settle an interrupted credential rotation')));
+        this.inProgress.add(c.name);
+        void this.track(
+          this.settle(c, name, target)
+            .catch((err: unknown) => this.o.log.error({ connection: c.name, err: reasonOf(err) }, 'could not settle an interrupted credential rotation'))
+            .finally(() => this.inProgress.delete(c.name)),
+        );
       }
       if (c.rotation) this.schedule(c);
     }
@@ -169,6 +174,7 @@ export class CredentialRotation {
     const why = this.notRotatable(c);
     if (why !== undefined) throw new RotationError('not_rotatable', `connection "${connection}": ${why}`);
     const name = this.secretName(c)!;
+    if (this.stopped) throw new RotationError('busy', 'the gateway is shutting down');
     const now = this.o.clock.now();
     if (this.inProgress.has(connection) || !this.repo.tryLease(connection, this.owner, now, now + LEASE_MS)) {
       throw new RotationError('busy', `connection "${connection}": a rotation is already running (this or another gateway instance)`);
