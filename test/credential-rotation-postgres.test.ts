@@ -24,6 +24,8 @@ const DAY = 86_400_000;
 let server: PgServer;
 const SCHED = { user: 'sched_user', password: 'sched-secret-7' };
 const STUCK = { user: 'stuck_user', password: 'stuck-secret-8' };
+/** Creates a role per session (ephemeral credentials), so it has CREATEROLE. */
+const EPH = { user: 'eph_admin', password: 'eph-secret-9' };
 
 beforeAll(async () => {
   server = await startPostgres({ conf: { log_statement: 'all' } });
@@ -31,7 +33,9 @@ beforeAll(async () => {
   // A role whose transactions are read-only cannot run ALTER ROLE: its rotation is refused.
   await server.query(`CREATE ROLE ${STUCK.user} LOGIN PASSWORD '${STUCK.password}'`);
   await server.query(`ALTER ROLE ${STUCK.user} SET default_transaction_read_only = on`);
-  await server.query(`GRANT CONNECT ON DATABASE app TO ${SCHED.user}, ${STUCK.user}`);
+  await server.query(`CREATE ROLE ${EPH.user} LOGIN CREATEROLE PASSWORD '${EPH.password}'`);
+  await server.query('CREATE ROLE eph_reader NOLOGIN');
+  await server.query(`GRANT CONNECT ON DATABASE app TO ${SCHED.user}, ${STUCK.user}, ${EPH.user}, eph_reader`);
   const { user, password } = server.users.scram;
   const init = await run('pgbench', ['-i', '-q', '-s', '1', '-h', server.host, '-p', String(server.port), '-U', user, 'app'], { PGPASSWORD: password });
   expect(init.code, init.err).toBe(0);
@@ -80,12 +84,13 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
   beforeAll(async () => {
     gw = await startRotationGateway({
       listeners: ['postgres'],
-      secrets: { 'app-pg': scram().password, 'stuck-pg': STUCK.password },
+      secrets: { 'app-pg': scram().password, 'stuck-pg': STUCK.password, 'eph-pg': EPH.password },
       env: { SUPER_PG: server.password },
       connections: [
         `{ name: app, host: 127.0.0.1, port: ${server.port}, database: app, user: ${scram().user}, password: secret:app-pg, tls: { mode: disable } }`,
         `{ name: stuck, host: 127.0.0.1, port: ${server.port}, database: app, user: ${STUCK.user}, password: secret:stuck-pg, tls: { mode: disable } }`,
         `{ name: super, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.superuser}, password: env:SUPER_PG, tls: { mode: disable } }`,
+        `{ name: eph, host: 127.0.0.1, port: ${server.port}, database: app, user: ${EPH.user}, password: secret:eph-pg, tls: { mode: disable }, credentials: { mode: ephemeral, roles: [eph_reader] } }`,
       ],
     });
   }, 60_000);
@@ -205,6 +210,21 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(blocks[2]).toContain('  rotation      not possible: the password comes from an environment variable');
     expect(blocks[2]).toContain(`  warning       ${server.superuser} is a superuser: it can read server files and every role's password verifier`);
     expect(blocks[2]).toContain(`  warning       ${server.superuser} has CREATEROLE, which sessions sharing it do not need`);
+    // CREATEROLE is what per-session roles need: no warning for it there.
+    expect(blocks[3]).toContain(`  logs in       as ${EPH.user}, which creates a role per session (granted eph_reader) and drops it when the session ends`);
+    expect(blocks[3]).toContain('  privileges    nothing beyond what its sessions need was found');
+  });
+
+  it('rotates the password of the user that creates per-session roles, which it then creates with the new one', async () => {
+    const r = await gw.cli('dave', ['credentials', 'rotate', 'eph']);
+    expect(r.code, r.err).toBe(0);
+    expect(await directLogin(EPH.user, EPH.password)).toBe('28P01');
+    const { host, port } = gw.listener('postgres');
+    const c = new pg.Client({ host, port, database: 'eph', user: 'alice', password: gw.token('eph') });
+    await c.connect();
+    const [{ u }] = (await c.query<{ u: string }>('SELECT current_user AS u')).rows as [{ u: string }];
+    expect(u).toMatch(/^jitgate_/);
+    await c.end();
   });
 });
 
