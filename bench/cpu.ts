@@ -50,7 +50,8 @@ export async function measure(c: CpuCase, reps: number): Promise<CpuResult> {
 export function report(results: CpuResult[], unit = 'µs CPU/op'): void {
   const width = Math.max(...results.map((r) => r.name.length));
   for (const r of results) {
-    console.log(`${r.name.padEnd(width)}  ${r.median.toFixed(2).padStart(8)} ${unit}  [${r.min.toFixed(2)}-${r.max.toFixed(2)}]`);
+    const range = Number.isNaN(r.min) ? '' : `  [${r.min.toFixed(2)}-${r.max.toFixed(2)}]`;
+    console.log(`${r.name.padEnd(width)}  ${r.median.toFixed(2).padStart(8)} ${unit}${range}`);
   }
 }
 

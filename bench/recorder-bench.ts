@@ -8,20 +8,50 @@
  *   node --import tsx bench/recorder-bench.ts        (BENCH_CPU_REPS=7, BENCH_CPU_OPS=20000)
  *
  * Figures are CPU time per statement (or per Redis command), medians of repetitions; see ./cpu.ts.
+ * BENCH_COMPARE_WITH=<another checkout's root> runs that checkout's recording too, interleaved
+ * repetition by repetition in the same process (the fair before/after on a busy machine);
+ * BENCH_CPU_ONLY=<text> keeps the cases whose name contains it.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAudit } from '../src/audit/wire.js';
-import { buildRecording } from '../src/config/recording.js';
+import * as auditWire from '../src/audit/wire.js';
+import * as recordingConfigModule from '../src/config/recording.js';
 import { systemClock } from '../src/core/clock.js';
 import type { ResultObserver, SessionPipeline } from '../src/core/types.js';
 import { createLogger } from '../src/obs/log.js';
-import { createMetrics } from '../src/obs/metrics.js';
-import { startRecording, type RecordingModule } from '../src/recording/wire.js';
-import { SessionService } from '../src/session/service.js';
-import { openSqliteStore } from '../src/store/sqlite.js';
+import * as metricsModule from '../src/obs/metrics.js';
+import * as recordingWire from '../src/recording/wire.js';
+import type { RecordingModule } from '../src/recording/wire.js';
+import * as sessionServiceModule from '../src/session/service.js';
+import * as sqliteModule from '../src/store/sqlite.js';
 import { measure, report, repsFromEnv, type CpuCase, type CpuResult } from './cpu.js';
+
+/** The modules a gateway is built from: this tree's, or another checkout's for comparison. */
+interface Tree {
+  label: string;
+  audit: typeof auditWire;
+  config: typeof recordingConfigModule;
+  metrics: typeof metricsModule;
+  recording: typeof recordingWire;
+  sessions: typeof sessionServiceModule;
+  sqlite: typeof sqliteModule;
+}
+const trees: Tree[] = [{ label: '', audit: auditWire, config: recordingConfigModule, metrics: metricsModule, recording: recordingWire, sessions: sessionServiceModule, sqlite: sqliteModule }];
+const other = process.env.BENCH_COMPARE_WITH;
+if (other) {
+  trees[0]!.label = ' (this tree)';
+  const load = <T>(path: string) => import(`${other}/src/${path}`) as Promise<T>;
+  trees.push({
+    label: ` (${other})`,
+    audit: await load<typeof auditWire>('audit/wire.ts'),
+    config: await load<typeof recordingConfigModule>('config/recording.ts'),
+    metrics: await load<typeof metricsModule>('obs/metrics.ts'),
+    recording: await load<typeof recordingWire>('recording/wire.ts'),
+    sessions: await load<typeof sessionServiceModule>('session/service.ts'),
+    sqlite: await load<typeof sqliteModule>('store/sqlite.ts'),
+  });
+}
 
 const reps = repsFromEnv(7);
 const ops = Number(process.env.BENCH_CPU_OPS ?? 20_000);
@@ -33,14 +63,14 @@ interface Gateway {
   stop(): Promise<void>;
 }
 
-function gateway(recorded: boolean): Gateway {
+function gateway(recorded: boolean, t: Tree): Gateway {
   const dir = mkdtempSync(join(tmpdir(), 'jitgate-rec-bench-'));
-  const store = openSqliteStore(join(dir, 'jitgate.db'));
-  const recordingConfig = buildRecording(recorded ? undefined : { enabled: false }, dir, dir);
+  const store = t.sqlite.openSqliteStore(join(dir, 'jitgate.db'));
+  const recordingConfig = t.config.buildRecording(recorded ? undefined : { enabled: false }, dir, dir);
   const config = { dataDir: dir, recording: recordingConfig };
-  const audit = startAudit({ config, db: store.database, clock: systemClock, log });
-  const recording = startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
-  const sessions = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
+  const audit = t.audit.startAudit({ config, db: store.database, clock: systemClock, log });
+  const recording = t.recording.startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
+  const sessions = new t.sessions.SessionService(store, t.metrics.createMetrics({ defaultMetrics: false }), log);
   let n = 0;
   return {
     recording,
@@ -134,22 +164,46 @@ function cpuCase(name: string, gw: Gateway, protocol: 'postgres' | 'redis', body
   };
 }
 
-const results: CpuResult[] = [];
 const only = process.env.BENCH_CPU_ONLY;
 const all: Array<[string, 'postgres' | 'redis', Body]> = [
   ...Object.entries(bodies).map(([k, v]) => [k, v.protocol, v.body] as [string, 'postgres' | 'redis', Body]),
   ['redis -P 16', 'redis', redisPipelined],
 ];
+// BENCH_CPU_RECORDED=only: skip the baseline (for profiling).
+const modes = process.env.BENCH_CPU_RECORDED === 'only' ? [true] : [false, true];
+const gateways = new Map<string, Gateway>();
+const cases: CpuCase[] = [];
 for (const [name, protocol, body] of all) {
   if (only && !name.includes(only)) continue;
-  // BENCH_CPU_RECORDED=only: skip the baseline (for profiling).
-  for (const recorded of process.env.BENCH_CPU_RECORDED === 'only' ? [true] : [false, true]) {
-    const gw = gateway(recorded);
-    results.push(await measure(cpuCase(`${name} ${recorded ? 'recorded' : 'unrecorded'}`, gw, protocol, body), reps));
-    await gw.stop();
+  for (const recorded of modes) {
+    for (const t of trees) {
+      const key = `${recorded}${t.label}`;
+      if (!gateways.has(key)) gateways.set(key, gateway(recorded, t));
+      cases.push(cpuCase(`${name} ${recorded ? 'recorded' : 'unrecorded'}${t.label}`, gateways.get(key)!, protocol, body));
+    }
   }
-  const [off, on] = results.slice(-2);
-  if (off && on && off.name.endsWith('unrecorded')) results.push({ name: `${name} recording cost`, median: on!.median - off!.median, min: NaN, max: NaN });
 }
+// Interleaved: one repetition of each case in turn, so load changes hit every case alike.
+const perCase = new Map<string, number[]>();
+for (let r = 0; r < reps; r++) {
+  for (const c of cases) {
+    const one = await measure(c, 1);
+    perCase.set(c.name, [...(perCase.get(c.name) ?? []), one.median]);
+  }
+}
+const results: CpuResult[] = [];
+const medianOf = (name: string) => results.find((r) => r.name === name)?.median;
+for (const c of cases) {
+  const v = perCase.get(c.name)!.sort((a, b) => a - b);
+  results.push({ name: c.name, median: v[Math.floor(v.length / 2)]!, min: v[0]!, max: v.at(-1)! });
+}
+for (const [name] of all) {
+  for (const t of trees) {
+    const on = medianOf(`${name} recorded${t.label}`);
+    const off = medianOf(`${name} unrecorded${t.label}`);
+    if (on !== undefined && off !== undefined) results.push({ name: `${name} recording cost${t.label}`, median: on - off, min: NaN, max: NaN });
+  }
+}
+for (const g of gateways.values()) await g.stop();
 console.log(`recorder microbenchmark: ${ops} statements per repetition, ${reps} repetitions, CPU time (user+system) per statement`);
 report(results, 'µs CPU/statement');
