@@ -34,6 +34,7 @@ import { SessionError, type SessionPair } from '../identity/sessions.js';
 import { IdentityUnavailable } from '../identity/oidc.js';
 import type { Logger } from '../obs/log.js';
 import { safeReturnTo } from './return-to.js';
+import { SAML_PATH } from './saml-routes.js';
 import { HttpError, type Authenticator, type Router } from './router.js';
 
 export const CALLBACK_PATH = '/api/auth/browser/callback';
@@ -210,6 +211,8 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
 export function cookieAuthenticator(inner: Authenticator, identity: IdentityService, development: boolean): Authenticator {
   return async (req) => {
     if (req.headers.authorization !== undefined) return inner(req);
+    // The SAML endpoints take no identity, and the IdP's POST to the ACS is cross-site by design.
+    if (req.url?.startsWith(`${SAML_PATH}/`)) return null;
     const cookies = parseCookies(req);
     const session = cookieValue(cookies, 'session', development);
     if (!session) return null;

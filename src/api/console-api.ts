@@ -15,6 +15,7 @@ import type { Logger } from '../obs/log.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
 import { registerBrowserAuth } from './browser-auth.js';
+import { registerSamlRoutes, SAML_ACS_ROUTE } from './saml-routes.js';
 import { registerCatalogRoutes } from './catalog-routes.js';
 import { consoleHandler } from './console-static.js';
 import { registerLiveRoutes, type LiveHub } from './live-routes.js';
@@ -53,25 +54,21 @@ export interface ConsoleApi {
 }
 
 /** Endpoints anyone can call that start or complete a sign-in. */
-export const SIGN_IN_ROUTES = ['/api/auth/login/start', '/api/auth/token', '/api/auth/browser/login', '/api/auth/browser/callback', '/api/auth/browser/refresh'];
+export const SIGN_IN_ROUTES = ['/api/auth/login/start', '/api/auth/token', '/api/auth/browser/login', '/api/auth/browser/callback', '/api/auth/browser/refresh', SAML_ACS_ROUTE];
 
 export function registerConsoleApi(router: Router, o: ConsoleApiOptions): ConsoleApi {
   const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });
   // Real time, not the gateway's clock: a rate is about how fast requests arrive.
   router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter(o.loginRate ?? { burst: 60, perMinute: 60 })));
-  registerBrowserAuth(router, {
-    identity: o.identity,
-    development: o.config.development,
-    // Never the request's Host header: the configured public URL, or in development the listener itself.
-    publicOrigin: () => {
-      if (o.config.listeners.http.publicUrl) return o.config.listeners.http.publicUrl;
-      const own = o.config.development ? o.httpAddress() : undefined;
-      // A wildcard bind (0.0.0.0, ::) is not an address a browser can come back to: its loopback is.
-      return own === undefined ? undefined : reachableBase(own);
-    },
-    log: o.log,
-    now: o.now,
-  });
+  // Never the request's Host header: the configured public URL, or in development the listener itself.
+  const publicOrigin = () => {
+    if (o.config.listeners.http.publicUrl) return o.config.listeners.http.publicUrl;
+    const own = o.config.development ? o.httpAddress() : undefined;
+    // A wildcard bind (0.0.0.0, ::) is not an address a browser can come back to: its loopback is.
+    return own === undefined ? undefined : reachableBase(own);
+  };
+  registerBrowserAuth(router, { identity: o.identity, development: o.config.development, publicOrigin, log: o.log, now: o.now });
+  registerSamlRoutes(router, { identity: o.identity, publicOrigin, log: o.log });
 
   router.add(
     'GET',

@@ -24,6 +24,8 @@ import { OAuthError, type OAuthClient, type TokenSet } from './oauth-client.js';
 import { TokenRejected, type OidcIssuer } from './oidc.js';
 import { newId } from './opaque-tokens.js';
 import type { FamilyRow, IdentityRepository } from './repository.js';
+import { SamlRefused } from './saml.js';
+import type { SamlLogins } from './saml-logins.js';
 import type { LoginIdentity } from './sessions.js';
 
 const PKCE_LOGIN_TTL_MS = 10 * 60_000;
@@ -104,20 +106,33 @@ export class LoginFlows {
       clock: Clock;
       log: Logger;
       issuers: () => ReadonlyMap<string, IssuerHandle>;
+      /** SAML providers: the same PKCE login, with the gateway's ACS standing in for a token endpoint. */
+      saml?: SamlLogins;
     },
   ) {}
 
+  /** The SAML provider a login goes to: named, or the first when no OIDC issuer is configured. */
+  private samlFor(name: string | undefined): string | undefined {
+    const saml = this.o.saml;
+    if (!saml) return undefined;
+    if (name !== undefined) return saml.has(name) ? name : undefined;
+    return this.o.issuers().size === 0 ? saml.names[0] : undefined;
+  }
+
   private handle(name: string | undefined): IssuerHandle {
     const issuers = this.o.issuers();
-    if (issuers.size === 0) {
-      throw new LoginError('login_unavailable', 'this gateway has no OIDC issuer configured (identities.oidc); sign in with an API key instead', 404);
+    const all = [...issuers.keys(), ...(this.o.saml?.names ?? [])];
+    if (all.length === 0) {
+      throw new LoginError('login_unavailable', 'this gateway has no identity provider configured (identities.oidc, identities.saml); sign in with an API key instead', 404);
     }
     const h = name === undefined ? issuers.values().next().value : issuers.get(name);
-    if (!h) throw new LoginError('invalid_request', `no issuer named ${JSON.stringify(name)} (configured: ${[...issuers.keys()].join(', ')})`);
+    if (!h) throw new LoginError('invalid_request', `no issuer named ${JSON.stringify(name)} (configured: ${all.join(', ')})`);
     return h;
   }
 
   async start(input: StartInput): Promise<StartResult> {
+    const saml = this.samlFor(input.issuer);
+    if (saml !== undefined) return this.startSaml(saml, input);
     const h = this.handle(input.issuer);
     const now = this.o.clock.now();
     // Anyone may start a sign-in, so bound what that costs: forget expired ones, cap pending ones.
@@ -166,16 +181,55 @@ export class LoginFlows {
     };
   }
 
-  private pendingLogin(loginId: string, flow: 'pkce' | 'device') {
+  private async startSaml(provider: string, input: StartInput): Promise<StartResult> {
+    if (input.flow !== 'pkce') {
+      throw new LoginError('unsupported_grant_type', `${provider} is a SAML provider: SAML sign-in needs a browser, so run jitgate login without --device`);
+    }
+    const now = this.o.clock.now();
+    this.o.repo.purgeLogins(now - 3_600_000);
+    if (this.o.repo.pendingLogins(now) >= MAX_PENDING_LOGINS) {
+      throw new LoginError('temporarily_unavailable', 'too many sign-ins are in progress; try again in a few minutes', 503);
+    }
+    const problem = input.gatewayRedirect ? undefined : loopbackRedirectProblem(input.redirectUri);
+    if (problem) throw new LoginError('invalid_request', problem);
+    if (!/^[A-Za-z0-9_-]{43}$/.test(input.codeChallenge)) {
+      throw new LoginError('invalid_request', 'code_challenge must be the base64url SHA-256 of the PKCE verifier (S256)');
+    }
+    const loginId = newId('lgn_') + randomBytes(12).toString('base64url');
+    const authorizationUrl = await this.o.saml!.start({ provider, loginId, redirectUri: input.redirectUri, codeChallenge: input.codeChallenge }).catch((err: unknown) => {
+      throw err instanceof SamlRefused ? new LoginError('login_unavailable', err.reason, 503) : err;
+    });
+    const expiresAt = now + PKCE_LOGIN_TTL_MS;
+    this.o.repo.insertLogin({ id: loginId, issuer: provider, flow: 'pkce', redirectUri: input.redirectUri, nonce: '-', deviceCode: null, intervalMs: null, createdAt: now, expiresAt });
+    return { flow: 'pkce', loginId, issuer: provider, authorizationUrl, expiresAt };
+  }
+
+  private pendingRow(loginId: string, flow: 'pkce' | 'device') {
     const login = typeof loginId === 'string' ? this.o.repo.getLogin(loginId) : undefined;
     if (!login || login.flow !== flow) throw new LoginError('invalid_grant', 'unknown login: start again with `jitgate login`');
     if (login.usedAt !== null) throw new LoginError('invalid_grant', 'this login has already been completed');
     if (login.expiresAt <= this.o.clock.now()) throw new LoginError('expired_token', 'this login has expired: start again with `jitgate login`');
+    return login;
+  }
+
+  private pendingLogin(loginId: string, flow: 'pkce' | 'device') {
+    const login = this.pendingRow(loginId, flow);
     return { login, h: this.handle(login.issuer) };
+  }
+
+  /** A SAML login's last step: the gateway's one-time code (./saml-logins.ts) and the PKCE verifier. */
+  private completeSaml(loginId: string, code: string, codeVerifier: string): LoginResult {
+    const login = this.pendingRow(loginId, 'pkce');
+    if (!this.o.repo.useLogin(login.id, this.o.clock.now())) throw new LoginError('invalid_grant', 'this login has already been completed');
+    const r = this.o.saml!.redeem({ provider: login.issuer, loginId, code, codeVerifier });
+    if ('refused' in r) throw new LoginError('invalid_grant', r.refused);
+    return { login: r.login };
   }
 
   /** `iss`: the issuer named in the authorization response (RFC 9207), checked when the IdP sends one. */
   async completeCode(input: { loginId: string; code: string; codeVerifier: string; iss?: string }): Promise<LoginResult> {
+    const row = typeof input.loginId === 'string' ? this.o.repo.getLogin(input.loginId) : undefined;
+    if (row && this.o.saml?.has(row.issuer)) return this.completeSaml(input.loginId, input.code, input.codeVerifier ?? '');
     const { login, h } = this.pendingLogin(input.loginId, 'pkce');
     if (input.iss !== undefined && input.iss !== h.issuer.config.issuer) {
       // A mix-up: the code came from another issuer than the one this login was sent to.

@@ -25,6 +25,7 @@ import { OAuthClient, OAuthError } from './oauth-client.js';
 import { looksLikeJwt, OidcIssuer, TokenRejected, unverifiedIssuer } from './oidc.js';
 import { API_KEY_PREFIX, SESSION_PREFIX } from './opaque-tokens.js';
 import { IdentityRepository } from './repository.js';
+import { SamlLogins } from './saml-logins.js';
 import { SessionManager, type SessionInfo } from './sessions.js';
 
 export interface IdentityServiceOptions {
@@ -46,13 +47,16 @@ export class IdentityService {
   readonly sessions: SessionManager;
   readonly apiKeys: ApiKeys;
   readonly logins: LoginFlows;
+  readonly saml: SamlLogins;
   private readonly issuers = new Map<string, IssuerHandle>();
   private readonly adminGroups: ReadonlySet<string>;
 
   private constructor(private readonly o: IdentityServiceOptions) {
     const repo = new IdentityRepository(o.db);
     this.adminGroups = new Set(o.config.admins.groups);
-    this.logins = new LoginFlows({ repo, clock: o.clock, log: o.log, issuers: () => this.issuers });
+    const audit = new AuditLog(o.db, () => o.clock.now());
+    this.saml = new SamlLogins({ db: o.db, clock: o.clock, log: o.log, audit, ...(o.fetch ? { fetch: o.fetch } : {}) }, o.config.saml ?? []);
+    this.logins = new LoginFlows({ repo, clock: o.clock, log: o.log, issuers: () => this.issuers, saml: this.saml });
     this.sessions = new SessionManager({
       repo,
       clock: o.clock,
@@ -64,9 +68,10 @@ export class IdentityService {
         // invalid_grant & co. are the IdP saying no; IdentityUnavailable is the IdP not answering.
         isRefusal: (err) => err instanceof OAuthError || err instanceof TokenRejected,
       },
+      latest: (family) => this.saml.latest(family),
     });
     // Its own appender on the gateway's database: appends are transactions, safe beside the others.
-    this.apiKeys = new ApiKeys(repo, o.clock, new AuditLog(o.db, () => o.clock.now()));
+    this.apiKeys = new ApiKeys(repo, o.clock, audit);
   }
 
   /** Builds the service; resolves every issuer's client secret now, so a missing one stops the start. */
@@ -83,7 +88,7 @@ export class IdentityService {
       }
       service.addIssuer(issuer, secret);
     }
-    if (service.adminGroups.size === 0 && o.config.oidc.length > 0) o.log.warn('no administrator groups are configured (identities.admins.groups): nobody can create API keys');
+    if (service.adminGroups.size === 0 && o.config.oidc.length + (o.config.saml?.length ?? 0) > 0) o.log.warn('no administrator groups are configured (identities.admins.groups): nobody can create API keys');
     return service;
   }
 
@@ -95,8 +100,9 @@ export class IdentityService {
     this.issuers.set(config.name, { issuer, client });
   }
 
+  /** Names one can sign in with: OIDC issuers, then SAML providers. */
   get issuerNames(): string[] {
-    return [...this.issuers.keys()];
+    return [...this.issuers.keys(), ...this.saml.names];
   }
 
   /** Issuer URLs whose tokens are accepted (for OAuth protected-resource metadata). */

@@ -12,8 +12,9 @@
  *
  * When the IdP gave the gateway a refresh token, each exchange also refreshes at the IdP (see
  * ./seal.ts for how it is stored), and takes the user's current groups from the answer; an IdP
- * that refuses ends the family. Without one, the groups stay as they were at login until the family
- * ends.
+ * that refuses ends the family. A SAML sign-in has no refresh token: each exchange takes the groups
+ * of the newest assertion for that person (`latest`), and the family ends after the provider's
+ * signInTtl. Without either, the groups stay as they were at login until the family ends.
  */
 import type { Clock } from '../core/clock.js';
 import type { Identity } from '../core/types.js';
@@ -39,6 +40,8 @@ export interface LoginIdentity {
   subject: string;
   user: string;
   groups: string[];
+  /** The sign-in ends then at the latest, before `refreshTtl` (a SAML provider's signInTtl). */
+  expiresAt?: number;
 }
 
 export interface SessionInfo {
@@ -71,6 +74,11 @@ export interface SessionManagerOptions {
   log: Logger;
   /** Decides whether an IdP refusal ends the family (true) or is a passing failure (false: rethrown as is). */
   reconfirm?: { run: Reconfirm; isRefusal: (err: unknown) => boolean };
+  /**
+   * For sign-ins without an IdP refresh token that the IdP still speaks about (SAML): the newest
+   * identity it asserted for the family's subject, taken at each refresh.
+   */
+  latest?: (family: FamilyRow) => { user: string; groups: string[] } | undefined;
 }
 
 export class SessionManager {
@@ -82,7 +90,7 @@ export class SessionManager {
     const now = clock.now();
     const familyId = newId('login_');
     const refreshToken = newOpaqueToken(REFRESH_PREFIX);
-    const expiresAt = now + this.o.refreshTtlMs;
+    const expiresAt = Math.min(now + this.o.refreshTtlMs, login.expiresAt ?? Infinity);
     return repo.transaction(() => {
       repo.purge(now - PURGE_AFTER_MS);
       repo.insertFamily({
@@ -134,7 +142,7 @@ export class SessionManager {
       throw new SessionError('invalid_grant', 'this refresh token was already used, so the sign-in has been ended for safety: run `jitgate login`');
     }
 
-    let who = { user: family.user, groups: family.groups };
+    let who = this.o.latest?.(family) ?? { user: family.user, groups: family.groups };
     let upstream: string | undefined;
     const sealed = family.upstream === null ? undefined : openUpstream(family.upstream, refreshToken, family.id);
     if (sealed !== undefined && this.o.reconfirm) {
