@@ -444,6 +444,9 @@ export class MysqlRelay {
       this.backendFramer.push(chunk, (p) => this.response(p, out));
     } catch (err) {
       this.o.onError(err);
+      // The packets accepted before the bad one go out first, so the ERR's sequence id (which
+      // counts them) follows what the client has actually received.
+      if (out.length > 0) this.write(out.length === 1 ? out[0]! : Buffer.concat(out));
       return this.terminate('backend_lost', new GatewayError('backend_lost', 'jitgate: the backend sent a malformed packet; the session ends'));
     }
     // The usual case: every packet of the chunk passed as it came (sequence ids set in place), so
