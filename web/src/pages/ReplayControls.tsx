@@ -82,9 +82,10 @@ export function ReplayControls({ timeline, state, actions }: { timeline: Timelin
       <div className="scrubber">
         <label htmlFor="replay-position" className="position">
           Position{' '}
-          <output htmlFor="replay-position" data-testid="replay-position">
+          {/* Not an <output>: that is a live region, and playback would announce every tick. */}
+          <span className="clock" data-testid="replay-position">
             {clock(position)}
-          </output>{' '}
+          </span>{' '}
           <span className="muted">of {clock(timeline.duration)}</span>
         </label>
         <div className="track">
