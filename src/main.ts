@@ -42,9 +42,10 @@ import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
 import { BackendHealth } from './obs/backend-health.js';
 import { createMetrics, type Metrics } from './obs/metrics.js';
-import { PostgresListener } from './protocols/postgres/listener.js';
-import { MysqlListener } from './protocols/mysql/listener.js';
-import { RedisListener } from './protocols/redis/listener.js';
+import { ProtocolRegistry, type ProtocolListener } from './core/protocol-engine.js';
+import { postgresEngine } from './protocols/postgres/engine.js';
+import { mysqlEngine } from './protocols/mysql/engine.js';
+import { redisEngine } from './protocols/redis/engine.js';
 import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording, type RecordingModule } from './recording/wire.js';
@@ -66,7 +67,8 @@ import type { Store } from './store/store.js';
 import { ensureCertificate } from './tls/certificate.js';
 
 export interface Gateway {
-  addresses: { http: string; postgres?: string; mysql?: string; redis?: string };
+  /** Bound `host:port` of the HTTP server and of each protocol listener that runs. */
+  addresses: { http: string } & Partial<Record<Protocol, string>>;
   store: Store;
   metrics: Metrics;
   router: Router;
@@ -74,9 +76,8 @@ export interface Gateway {
   access: AccessService;
   /** Who callers are (OIDC, gateway sessions, API keys); also the HTTP API's authenticator. */
   identity: IdentityService;
-  postgres?: PostgresListener;
-  mysql?: MysqlListener;
-  redis?: RedisListener;
+  /** The protocol listeners that run (those with a `listeners.<protocol>` setting). */
+  listeners: ReadonlyMap<Protocol, ProtocolListener>;
   /** Backend credentials per connection (static or per-session roles) and their janitor. */
   credentials: SessionCredentials;
   /** Rotation of the gateway's own backend passwords (`jitgate credentials rotate` and the schedule). */
@@ -110,9 +111,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   // With only `now` injected, timers still run in real time, offset to that clock's notion of now.
   const clock: Clock =
     options.clock ?? (options.now ? { now, at: (at, fn) => systemClock.at(Date.now() + (at - now()), fn) } : systemClock);
-  let postgres: PostgresListener | undefined;
-  let mysql: MysqlListener | undefined;
-  let redis: RedisListener | undefined;
+  let protocols: ProtocolRegistry | undefined;
   let credentials: SessionCredentials | undefined;
   let rotation: CredentialRotation | undefined;
   let http: HttpServerHandle | undefined;
@@ -141,11 +140,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     await rotation?.stop();
     // Agents' data sessions are clients of the listener: they end before it drains.
     await mcp?.close();
-    await Promise.all([
-      postgres?.close(config.shutdown.drainTimeoutMs),
-      mysql?.close(config.shutdown.drainTimeoutMs),
-      redis?.close(config.shutdown.drainTimeoutMs),
-    ]);
+    await protocols?.close(config.shutdown.drainTimeoutMs);
     // Ended sessions are still closing their recordings (final digest to the audit log).
     await recording?.stop();
     // Session end rows the store could not take yet get a last try (the next start reconciles the rest).
@@ -296,93 +291,41 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         user: r.user,
         validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
       });
-    let postgresAddress: string | undefined;
-    if (config.listeners.postgres) {
-      const listenerConfig = config.listeners.postgres;
-      postgres = new PostgresListener({
-        host: listenerConfig.host,
-        port: listenerConfig.port,
-        tls: { context: secureContext, certificateDer },
-        tlsRequired: config.tls.required,
-        authMethods: config.auth.postgres.methods,
-        verifier,
-        resolveTarget: targetFor('postgres'),
-        connectionNames: () => config.connections.map((c) => c.name),
-        openSession: openSessionFor('postgres'),
-        acquireBackend,
-        onAuthFailure: (info) => authFailed('postgres', info),
-        onBackendConnect: (connection, seconds) => {
-          backendHealth.connected(connection);
-          metrics.backendConnectSeconds.observe({ protocol: 'postgres', connection }, seconds);
-        },
-        log,
-      });
-      postgresAddress = await postgres.listen();
-      log.info({ address: postgresAddress }, 'postgres listener up');
-    }
-    let mysqlAddress: string | undefined;
-    if (config.listeners.mysql) {
-      const mysqlConfig = config.listeners.mysql;
-      const mysqlTarget = targetFor('mysql');
-      mysql = new MysqlListener({
-        host: mysqlConfig.host,
-        port: mysqlConfig.port,
-        tls: { context: secureContext },
-        tlsRequired: config.tls.required,
-        verifier,
-        resolveTarget: mysqlTarget,
-        isConnection: (name) => config.connections.some((c) => c.name === name),
-        killTarget: mysqlTarget,
-        localFilesAllowed: (name) => config.connections.find((c) => c.name === name)?.localInfile === true,
-        mysqlConnections: config.connections.filter((c) => c.type === 'mysql').map((c) => c.name),
-        sessionRoles: (name) => {
-          const creds = config.connections.find((c) => c.name === name)?.credentials;
-          return creds?.mode === 'ephemeral' ? creds.roles : [];
-        },
-        openSession: openSessionFor('mysql'),
-        acquireBackend,
-        onAuthFailure: (info) => authFailed('mysql', info),
-        onBackendConnect: (connection, seconds) => {
-          backendHealth.connected(connection);
-          metrics.backendConnectSeconds.observe({ protocol: 'mysql', connection }, seconds);
-        },
-        log,
-      });
-      mysqlAddress = await mysql.listen();
-      log.info({ address: mysqlAddress }, 'mysql listener up');
-    }
-    let redisAddress: string | undefined;
-    if (config.listeners.redis) {
-      const redisConfig = config.listeners.redis;
-      const redisConnections = config.connections.filter((c) => c.type === 'redis').map((c) => c.name);
-      redis = new RedisListener({
-        host: redisConfig.host,
-        port: redisConfig.port,
-        tls: { context: secureContext },
-        tlsRequired: config.tls.required,
-        verifier,
-        connections: () => redisConnections,
-        resolveTarget: targetFor('redis'),
-        openSession: openSessionFor('redis'),
-        acquireBackend,
-        onAuthFailure: (info) => authFailed('redis', info),
-        onBackendConnect: (connection, seconds) => {
-          backendHealth.connected(connection);
-          metrics.backendConnectSeconds.observe({ protocol: 'redis', connection }, seconds);
-        },
+    // One registration per protocol: the engine and what only that protocol needs.
+    const registry = (protocols = new ProtocolRegistry([
+      postgresEngine({ authMethods: config.auth.postgres.methods }),
+      mysqlEngine(),
+      redisEngine({
         // Key and hash-field masking and detectors, for the groups the session's grant carries.
         maskerFor: (s) => {
           const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
           return policy ? new RedisReplyMasker(policy) : null;
         },
+      }),
+    ]));
+    await registry.start(
+      config.listeners,
+      (protocol, at) => ({
+        host: at.host,
+        port: at.port,
+        tls: { context: secureContext, certificateDer },
+        tlsRequired: config.tls.required,
+        verifier,
+        connections: config.connections,
+        resolveTarget: targetFor(protocol),
+        openSession: openSessionFor(protocol),
+        acquireBackend,
+        onAuthFailure: (info) => authFailed(protocol, info),
+        onBackendConnect: (connection, seconds) => {
+          backendHealth.connected(connection);
+          metrics.backendConnectSeconds.observe({ protocol, connection }, seconds);
+        },
         log,
-      });
-      redisAddress = await redis.listen();
-      log.info({ address: redisAddress }, 'redis listener up');
-    }
+      }),
+      (protocol, address) => log.info({ address }, `${protocol} listener up`),
+    );
     // Kills and ended grants reach whichever listener holds the session.
-    const listeners = [postgres, mysql, redis].filter((l) => l !== undefined);
-    const killAnywhere = (id: string, reason: SessionEndReason, message: string) => listeners.some((l) => l.kill(id, reason, message));
+    const killAnywhere = (id: string, reason: SessionEndReason, message: string) => registry.kill(id, reason, message);
     sessions.setTerminator(killAnywhere);
     recorder.service.setKiller(killAnywhere);
 
@@ -400,12 +343,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     accessService.setAdminCheck((who) => identity.service.isAdmin(who));
     reviewService.setAdminCheck((who) => identity.service.isAdmin(who));
     reviewRoutes = registerReviewRoutes(router, reviewService);
-    const pgListener = postgres;
     accessRoutes = registerAccessRoutes(router, {
       access: accessService,
       connections: config.connections,
-      postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
-      tlsRequired: config.tls.required,
+      connectInstructions: (protocol, session) => registry.connectInstructions(protocol, session),
     });
     recordingRoutes = registerRecordingRoutes(router, {
       recording: recorder.service,
@@ -424,7 +365,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       signer: auditModule.signer,
       auditors: auditModule.config.auditors,
       secretNames: () => new SecretStore(store, { env }).list(),
-      postgres: () => (pgListener && config.listeners.postgres ? { host: config.listeners.postgres.host, port: pgListener.port } : undefined),
+      postgres: () => registry.address('postgres'),
       tlsRequired: config.tls.required,
       httpAddress: () => http?.address,
       log,
@@ -465,19 +406,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       identity: identity.service,
       access: accessService,
       store,
-      postgres: () =>
-        pgListener && config.listeners.postgres
-          ? { host: loopbackFor(config.listeners.postgres.host), port: pgListener.port, certificate: gatewayCertificate }
-          : undefined,
-      mysql: () =>
-        mysql && config.listeners.mysql
-          ? { host: loopbackFor(config.listeners.mysql.host), port: mysql.port, certificate: gatewayCertificate }
-          : undefined,
       reviews: reviewService,
-      redis: () =>
-        redis && config.listeners.redis
-          ? { host: loopbackFor(config.listeners.redis.host), port: redis.port, certificate: gatewayCertificate }
-          : undefined,
+      endpoint: (protocol) => {
+        const at = registry.address(protocol);
+        return at && { host: loopbackFor(at.host), port: at.port, certificate: gatewayCertificate };
+      },
       log,
     });
 
@@ -495,9 +428,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         const reasons: string[] = [];
         if (draining) reasons.push('draining');
         if (!store.ping()) reasons.push('store_unreachable');
-        if (postgres && !postgres.listening) reasons.push('postgres_listener_down');
-        if (mysql && !mysql.listening) reasons.push('mysql_listener_down');
-        if (redis && !redis.listening) reasons.push('redis_listener_down');
+        reasons.push(...registry.notReady());
         // A backend that is down is reported, not a reason to be unready: the other connections serve.
         return { ok: reasons.length === 0, reasons, details: { backends: backendHealth.snapshot() } };
       },
@@ -509,15 +440,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
     let closing: Promise<void> | undefined;
     return {
-      addresses: { http: http.address, postgres: postgresAddress, mysql: mysqlAddress, redis: redisAddress },
+      addresses: { http: http.address, ...registry.addresses() },
       store,
       metrics,
       router,
       access: accessService,
       identity: identity.service,
-      postgres,
-      mysql,
-      redis,
+      listeners: registry.listeners(),
       credentials: sessionCredentials,
       rotation: credentialRotation,
       recording: recorder.service,

@@ -310,7 +310,7 @@ connections:
           groupsFrom: { kind: 'stated' },
           audit: next.audit,
         });
-        const c2 = new pg.Client({ host, port: next.postgres!.port, user: 'bob', database: 'crashy', password: t2 });
+        const c2 = new pg.Client({ host, port: next.listeners.get('postgres')!.port, user: 'bob', database: 'crashy', password: t2 });
         c2.on('error', () => undefined);
         await c2.connect();
         expect((await rolesWithPrefix()).map((r) => r.rolname)).toHaveLength(2);

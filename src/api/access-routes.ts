@@ -18,7 +18,7 @@ import type { ServerResponse } from 'node:http';
 import { AccessError, type AccessService } from '../access/service.js';
 import type { AccessRequest, GrantRecord, RequestState } from '../access/repository.js';
 import { tryParseDuration } from '../core/duration.js';
-import type { Identity } from '../core/types.js';
+import type { Identity, Protocol } from '../core/types.js';
 import { sendJson } from './http.js';
 import { HttpError, type RouteContext, type RouteDoc, type Router } from './router.js';
 import { LongPolls } from './long-poll.js';
@@ -26,11 +26,12 @@ import { LongPolls } from './long-poll.js';
 export interface AccessRoutesOptions {
   access: AccessService;
   /** Configured connections with their protocol, for listings. */
-  connections: ReadonlyArray<{ name: string; type: string }>;
-  /** Where native clients connect (the PostgreSQL listener's bound address), if it runs. */
-  postgres: () => { host: string; port: number } | undefined;
-  /** Unused for the psql command: the listener always offers TLS, so it says sslmode=require. */
-  tlsRequired: boolean;
+  connections: ReadonlyArray<{ name: string; type: Protocol }>;
+  /**
+   * Where a person connects to a connection of this protocol: the protocol engine's block, keyed by
+   * the protocol (`{ postgres: {...} }`), or empty when that protocol's listener is off.
+   */
+  connectInstructions(protocol: Protocol, session: { connection: string; user: string }): Record<string, unknown>;
 }
 
 export interface AccessRoutes {
@@ -159,8 +160,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
     (ctx, who) => {
       const connection = requiredString(object(ctx.body), 'connection');
       const minted = access.mintToken(who, connection);
-      // The psql hint names the PostgreSQL listener: only for a PostgreSQL connection.
-      const pg = (typeOf.get(connection) ?? 'postgres') === 'postgres' ? options.postgres() : undefined;
+      // Each connection is reached through the listener of its own protocol.
+      const protocol = typeOf.get(connection);
+      const connect = protocol ? options.connectInstructions(protocol, { connection, user: who.user }) : {};
       return {
         token: minted.token,
         tokenId: minted.id,
@@ -170,7 +172,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         user: who.user,
         connection,
         grant: grantJson(minted.grant),
-        ...(pg ? { postgres: { host: pg.host, port: pg.port, database: connection, sslmode: 'require' } } : {}),
+        ...connect,
       };
     }, 201, { summary: 'A fresh access token under my active grant, and where to connect', roles: ['requester'], body: { connection: 'string' } }
   );

@@ -3,6 +3,7 @@ import type { AccessService } from '../access/service.js';
 import type { Router } from '../api/router.js';
 import { AGENT_DEFAULTS } from '../config/agents.js';
 import type { GatewayConfig } from '../config/types.js';
+import type { Protocol } from '../core/types.js';
 import { packageVersion } from '../core/version.js';
 import type { IdentityService } from '../identity/service.js';
 import { maskingFor, sourceMask } from '../masking/policy.js';
@@ -29,10 +30,8 @@ export interface StartMcpOptions {
   identity: IdentityService;
   access: AccessService;
   store: Store;
-  /** The gateway's own PostgreSQL and Redis listeners, once they are up. */
-  postgres: () => PostgresEndpoint | undefined;
-  redis: () => PostgresEndpoint | undefined;
-  mysql: () => PostgresEndpoint | undefined;
+  /** Where agents' data sessions reach the gateway's own listener of a protocol, once it is up. */
+  endpoint: (protocol: Protocol) => PostgresEndpoint | undefined;
   /** Statement reviews, to name the review a held MySQL statement waits for. */
   reviews: ReviewService;
   log: Logger;
@@ -44,21 +43,21 @@ export function startMcp(o: StartMcpOptions): McpModule {
   const agents = o.config.agents ?? AGENT_DEFAULTS;
   const held = new HeldStatements();
   const sessions = new DataSessions({
-    endpoint: o.postgres,
+    endpoint: () => o.endpoint('postgres'),
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     idleMs: IDLE_MS,
     held,
     log: o.log,
   });
   const mysql = new MysqlSessions({
-    endpoint: o.mysql,
+    endpoint: () => o.endpoint('mysql'),
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     pendingReview: (who, connection) => o.reviews.list(who, { state: 'pending', connection, user: who.user })[0]?.id,
     idleMs: IDLE_MS,
     held,
   });
   const redis = new RedisSessions({
-    endpoint: o.redis,
+    endpoint: () => o.endpoint('redis'),
     mintToken: (who, connection) => o.access.mintToken(who, connection).token,
     idleMs: IDLE_MS,
     maxItems: agents.maxRows,
