@@ -9,7 +9,11 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../src/core/clock.js';
+import { CredentialRotation } from '../src/credentials/rotation/service.js';
 import { SecretStore } from '../src/credentials/secret-store.js';
+import { createLogger } from '../src/obs/log.js';
+import type { SqliteStore } from '../src/store/sqlite.js';
 import { MASTER_KEY, startRotationGateway, type RotationGateway } from './support/rotation.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
 
@@ -117,6 +121,30 @@ describe('jitgate credentials rotate on Redis', () => {
       { actor: 'dave', data: { connection: 'cache', protocol: 'redis', backendUser: redis.users.gateway.user, secret: 'secret:cache-redis', scheduled: false } },
     ]);
   }, 180_000);
+
+  it('runs one rotation per connection at a time, in one instance and across instances on one store', async () => {
+    const first = gw.gateway.rotation.rotate('cache', 'dave');
+    await expect(gw.gateway.rotation.rotate('cache', 'dave')).rejects.toMatchObject({ kind: 'busy' });
+    // A second gateway instance on the same state store finds the store lease taken.
+    const other = new CredentialRotation({
+      connections: gw.config.connections,
+      targets: new Map([['cache', { connection: 'cache', protocol: 'redis', host: redis.host, port: redis.port, database: '0', user: redis.users.gateway.user, password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5_000 }]]),
+      secrets: new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }),
+      database: (gw.gateway.store as SqliteStore).database,
+      clock: systemClock,
+      log: createLogger({ level: 'silent' }),
+      audit: gw.gateway.audit,
+    });
+    await expect(other.rotate('cache', 'erin')).rejects.toMatchObject({ kind: 'busy', message: 'connection "cache": a rotation is already running (this or another gateway instance)' });
+    await first;
+    await other.stop();
+    expect(gw.audited('credentials.rotated', 'cache')).toHaveLength(2);
+    // Sessions log in with the password of the second rotation.
+    const { host, port } = gw.listener('redis');
+    const c = new Redis({ host, port, username: 'alice@cache', password: gw.token('cache'), maxRetriesPerRequest: 0, retryStrategy: () => null });
+    expect(await c.get('early')).toBe('1');
+    c.disconnect();
+  });
 
   it('credentials status warns about +@all and ~*', async () => {
     const r = await gw.cli('dave', ['credentials', 'status']);
