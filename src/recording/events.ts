@@ -4,6 +4,10 @@
  * read them. Everything here is what the client saw or what the gateway decided; credentials never
  * appear (the relay hands the pipeline no password, token, SCRAM message or backend secret, and
  * statement texts are redacted of password literals, ./redact.ts).
+ *
+ * How events are laid out on disk and chained (format 2: `[seq, at, type, data]` lines in blocks
+ * sealed with one chain hash per write; format 1, still read: one hash per event) is described in
+ * ./file-recorder.ts.
  */
 import type { Statement } from '../core/types.js';
 
