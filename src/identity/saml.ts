@@ -177,7 +177,8 @@ function refusal(err: unknown): SamlRefused {
     [/not yet valid/i, 'the assertion is not valid yet (are the clocks of the gateway and the identity provider apart?)'],
     [/audience|AudienceRestriction/i, 'the assertion is meant for another service provider'],
     [/Unexpected issuer|issuer/i, 'the response comes from another identity provider'],
-    [/subject confirmation/i, 'the assertion has no valid bearer confirmation'],
+    // node-saml keeps only confirmations within their NotBefore/NotOnOrAfter: none left means out of time.
+    [/No valid subject confirmation/i, 'the assertion has expired or is not valid yet'],
     [/SAML provider returned/i, 'the identity provider did not sign you in'],
   ];
   const hit = rules.find(([re]) => re.test(detail));
