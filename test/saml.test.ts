@@ -6,7 +6,7 @@
  * browser's redirect and an audit entry: unsigned, signed with another key, XML signature
  * wrapping, comment injection in the NameID, another SP's audience or recipient, expired, replayed
  * (the same response, and the same assertion ID re-signed for a new request), wrong InResponseTo.
- * The browser itself (console and `jitgate login`) is in saml.browser.test.ts.
+ * The browser itself (console and `jitgate login`) is in console-saml.browser.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
