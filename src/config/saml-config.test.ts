@@ -16,7 +16,9 @@ function problems(text: string): string[] {
 describe('identities.saml in jitgate.yaml', () => {
   it('reads providers from a URL or a file, with defaults', () => {
     const c = parseConfig(
-      `identities:
+      `listeners:
+  http: { publicUrl: "https://jitgate.example.com" }
+identities:
   saml:
     - name: corp-saml
       metadata: https://idp.example.com/saml/metadata
@@ -77,5 +79,11 @@ describe('identities.saml in jitgate.yaml', () => {
     expect(p).toContain('identities.saml[4].signInTtl: must be at most session.refreshTtl (7d)');
     expect(p).toContain('identities.saml[5].metadata: required: expected the IdP metadata');
     expect(p).toContain('identities.saml[6].name: duplicate SAML provider name "long"');
+  });
+
+  it('outside development mode, needs the public URL its SP metadata and ACS derive from', () => {
+    const saml = `identities:\n  saml:\n    - { name: corp, metadata: md.xml }\n`;
+    expect(problems(saml).join('\n')).toContain("identities.saml: SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl");
+    expect(parseConfig(`listeners:\n  http: { publicUrl: "https://jitgate.example.com" }\n${saml}`, 'jitgate.yaml', BASE).identities.saml).toHaveLength(1);
   });
 });

@@ -407,6 +407,12 @@ export function crossCheck(raw: unknown): SchemaProblem[] {
   problems.push(...crossCheckCredentials(connections));
   problems.push(...crossCheckAccess(raw, connections));
   problems.push(...identitiesCrossCheck(raw.identities));
+  const listeners = isObj(raw.listeners) ? raw.listeners : {};
+  const http = isObj(listeners.http) ? listeners.http : {};
+  if (isObj(raw.identities) && Array.isArray(raw.identities.saml) && raw.identities.saml.length > 0 && raw.development !== true && http.publicUrl === undefined) {
+    // The SP entity ID and ACS URL the IdP knows the gateway by derive from it; never from a request's Host.
+    problems.push({ path: ['identities', 'saml'], message: "SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl" });
+  }
   problems.push(...recordingCrossCheck(raw.recording, new Set(connections.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))));
   return problems;
 }
