@@ -424,8 +424,9 @@ export class MysqlRelay {
         this.observer?.onResult({ kind: 'complete', tag: 'OK 0' });
         this.observer?.onResult({ kind: 'ready' });
       },
-      (err: unknown) => {
-        if (!this.ended) this.refuseWith(seq, 1094, 'HY000', `jitgate: KILL failed: ${(err as Error).message}`, text);
+      // The gateway's own backend connection failed: the client learns that, not its internals.
+      () => {
+        if (!this.ended) this.refuseWith(seq, 1094, 'HY000', 'jitgate: KILL failed: the gateway could not reach the backend', text);
       },
     ).finally(() => {
       this.busy = false;
@@ -622,8 +623,9 @@ export class MysqlRelay {
     let plan: ResultMaskPlan;
     try {
       plan = this.o.masking.resultPlan(f.columns, f.statement);
-    } catch (err) {
-      plan = { refuse: `masking could not be planned (${(err as Error).message})` };
+    } catch {
+      // Fail closed without echoing the planner's internals.
+      plan = { refuse: 'masking could not be planned' };
     }
     if ('refuse' in plan) {
       // Fail closed: every value of this result is withheld.
