@@ -20,7 +20,7 @@ import { MysqlRelay, type KillRequest, type ResultMasking } from './relay.js';
 import { isResultMasking, MysqlMasking, VIEWS_QUERY } from './masking.js';
 import { querySession } from './admin-client.js';
 import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
-import { TcpServer } from '../tcp-server.js';
+import { TcpListener } from '../tcp-server.js';
 
 /** Announced until a backend has told its version (the greeting of the first MySQL connection is read at listen()). */
 export const FALLBACK_SERVER_VERSION = '8.0.36-jitgate';
@@ -75,22 +75,18 @@ interface LiveSession {
   backendThreadId: number;
 }
 
-export class MysqlListener {
-  private readonly server: TcpServer;
-  /** Live sessions by the connection id the client was given. */
-  private readonly sessions = new Map<number, LiveSession>();
-  private readonly handshakes = new Set<net.Socket>();
+/** Live sessions are kept by the connection id the client was given. */
+export class MysqlListener extends TcpListener<number, LiveSession> {
   private readonly cache = new ScrambleCache();
   private nextId = randomInt(1000, 100_000);
-  private closing = false;
   private serverVersion = FALLBACK_SERVER_VERSION;
 
   constructor(private readonly options: MysqlListenerOptions) {
-    this.server = new TcpServer('mysql', (socket) => void this.accept(socket), options.log);
+    super('mysql', options, options.log);
   }
 
-  async listen(): Promise<string> {
-    const address = await this.server.listen(this.options.port, this.options.host);
+  override async listen(): Promise<string> {
+    const address = await super.listen();
     await this.probeVersion();
     return address;
   }
@@ -121,18 +117,6 @@ export class MysqlListener {
     return this.serverVersion;
   }
 
-  get port(): number {
-    return this.server.port;
-  }
-
-  get activeSessions(): number {
-    return this.sessions.size;
-  }
-
-  get listening(): boolean {
-    return this.server.listening && !this.closing;
-  }
-
   /** Ends a live session by its pipeline id (admin kill, grant ended). */
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
     for (const [id, s] of this.sessions) {
@@ -146,17 +130,9 @@ export class MysqlListener {
     return false;
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    this.closing = true;
-    const stopped = this.server.stop();
-    for (const socket of this.handshakes) socket.destroy();
-    for (const s of this.sessions.values()) s.relay.drain();
-    const deadline = Date.now() + timeoutMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const s of [...this.sessions.values()]) {
-      s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
-    }
-    await stopped;
+  /** What is left after the drain period ends with the server's own shutdown error (1053). */
+  protected endOnShutdown(s: LiveSession): void {
+    s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
   }
 
   private connectionId(): number {
@@ -166,14 +142,18 @@ export class MysqlListener {
     return this.nextId;
   }
 
-  private async accept(socket: net.Socket): Promise<void> {
+  protected accept(socket: net.Socket): void {
+    void this.handleClient(socket);
+  }
+
+  private async handleClient(socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
     socket.on('error', () => undefined); // reported through the handshake or relay paths
     const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
     this.handshakes.add(socket);
     const state = { current: socket as net.Socket, seq: 0 };
     try {
-      if (this.closing) throw new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)');
+      if (this.shuttingDown) throw new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)');
       await this.handshake(socket, clientAddress, state);
     } catch (err) {
       this.refuse(state.current, err, clientAddress, state.seq);
@@ -304,7 +284,9 @@ export class MysqlListener {
         await pipeline.masking.prepare().catch((err: Error) => {
           session.socket.destroy();
           if (err instanceof BackendLoginRefused) throw err;
-          throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', err.message);
+          // The cause is the gateway's own (its views query): logged, not sent.
+          this.options.log.warn({ connection, err: err.message }, 'cannot read the views masking needs');
+          throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later');
         });
       }
       this.serverVersion = announcedVersion(backend.serverVersion);
@@ -316,9 +298,9 @@ export class MysqlListener {
       throw err;
     }
     const clientEarly = stream.detach();
-    if (client.destroyed || this.closing) {
+    if (client.destroyed || this.shuttingDown) {
       backend.socket.destroy();
-      pipeline.end(this.closing ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      pipeline.end(this.shuttingDown ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease.release();
       return;
     }

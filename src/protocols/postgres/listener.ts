@@ -16,7 +16,7 @@ import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import { literalsReadOtherwise, PostgresRelay } from './relay.js';
 import { anyConnectionVerifier, authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
-import { TcpServer } from '../tcp-server.js';
+import { TcpListener } from '../tcp-server.js';
 import { protectPostgresStatement, type SessionProtectionContext } from '../../policy/pg-session-protection.js';
 import { asSetStatement, sortStartupParams, StartupOptionsError, type StartupSettings } from './startup-params.js';
 
@@ -55,31 +55,10 @@ interface LiveSession {
   pipelineId: string;
 }
 
-export class PostgresListener {
-  private readonly server: TcpServer;
-  /** Live sessions by the cancel key pid we handed the client. */
-  private readonly sessions = new Map<number, LiveSession>();
-  private readonly handshakes = new Set<net.Socket>();
-  private closing = false;
-
+/** Live sessions are kept by the cancel key pid handed to the client. */
+export class PostgresListener extends TcpListener<number, LiveSession> {
   constructor(private readonly options: PostgresListenerOptions) {
-    this.server = new TcpServer('postgres', (socket) => void this.accept(socket), options.log);
-  }
-
-  listen(): Promise<string> {
-    return this.server.listen(this.options.port, this.options.host);
-  }
-
-  get port(): number {
-    return this.server.port;
-  }
-
-  get activeSessions(): number {
-    return this.sessions.size;
-  }
-
-  get listening(): boolean {
-    return this.server.listening && !this.closing;
+    super('postgres', options, options.log);
   }
 
   /** Ends a live session by its pipeline id (admin kill). */
@@ -96,34 +75,23 @@ export class PostgresListener {
     return false;
   }
 
-  /**
-   * Graceful shutdown: stop accepting, let each session finish its statement in flight, then end
-   * it with 57P01; after `timeoutMs` end whatever is left.
-   */
-  async close(timeoutMs: number): Promise<void> {
-    this.closing = true;
-    const stopped = this.server.stop();
-    for (const socket of this.handshakes) socket.destroy();
-    for (const s of this.sessions.values()) s.relay.drain();
-    const deadline = Date.now() + timeoutMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const s of [...this.sessions.values()]) {
-      s.relay.terminate(
-        'gateway_shutdown',
-        new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down'),
-      );
-    }
-    await stopped;
+  /** What is left after the drain period ends with 57P01, as PostgreSQL's own shutdown does. */
+  protected endOnShutdown(s: LiveSession): void {
+    s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down'));
   }
 
-  private async accept(socket: net.Socket): Promise<void> {
+  protected accept(socket: net.Socket): void {
+    void this.handleClient(socket);
+  }
+
+  private async handleClient(socket: net.Socket): Promise<void> {
     socket.setNoDelay(true);
     socket.on('error', () => undefined); // reported through the handshake or relay paths
     const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
     this.handshakes.add(socket);
     let current: net.Socket = socket;
     try {
-      if (this.closing) throw new GatewayError('shutting_down', 'the jitgate gateway is shutting down');
+      if (this.shuttingDown) throw new GatewayError('shutting_down', 'the jitgate gateway is shutting down');
       const established = await this.handshake(socket, clientAddress, (s) => (current = s));
       if (established) this.startRelay(established);
     } catch (err) {
@@ -255,7 +223,7 @@ export class PostgresListener {
     // settings below are decided as every later statement is.
     if (pipeline.masking) {
       try {
-        await prepareMasking(pipeline);
+        await prepareMasking(pipeline, connection, this.options.log);
       } catch (err) {
         pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
         throw err;
@@ -289,9 +257,9 @@ export class PostgresListener {
       throw err;
     }
     const clientEarly = stream.detach();
-    if (client.destroyed || this.closing) {
+    if (client.destroyed || this.shuttingDown) {
       backend.socket.destroy();
-      pipeline.end(this.closing ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      pipeline.end(this.shuttingDown ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease.release();
       return undefined;
     }
@@ -393,11 +361,13 @@ function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
  * Masking needs the backend's catalog before the first statement. Without it the session does not
  * start (fail closed): results that cannot be masked are not sent.
  */
-async function prepareMasking(pipeline: SessionPipeline): Promise<void> {
+async function prepareMasking(pipeline: SessionPipeline, connection: string, log: PostgresListenerOptions['log']): Promise<void> {
   try {
     await pipeline.masking!.prepare();
   } catch (err) {
-    throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later', (err as Error).message);
+    // The cause is the gateway's own (its catalog query, its backend login): logged, not sent.
+    log.warn({ connection, err: (err as Error).message }, 'cannot read the catalog masking needs');
+    throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later');
   }
 }
 

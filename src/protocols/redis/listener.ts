@@ -22,7 +22,7 @@ import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, Ses
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { RedisRelay, type ReplyMasker } from './relay.js';
 import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, type ParsedCommand } from './resp.js';
-import { TcpServer } from '../tcp-server.js';
+import { TcpListener } from '../tcp-server.js';
 
 export interface RedisListenerOptions {
   host: string;
@@ -49,54 +49,27 @@ export interface RedisListenerOptions {
 const PRE_AUTH_LIMITS = { maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, maxArgs: 16 };
 const MAX_AUTH_FAILURES = 5;
 
-export class RedisListener {
-  private readonly server: TcpServer;
-  private readonly sessions = new Map<string, RedisRelay>();
-  private readonly handshakes = new Set<net.Socket>();
-  private closing = false;
-
+/** Live sessions are kept by their session id. */
+export class RedisListener extends TcpListener<string, { relay: RedisRelay }> {
   constructor(private readonly options: RedisListenerOptions) {
-    this.server = new TcpServer('redis', (socket) => this.accept(socket), options.log);
-  }
-
-  listen(): Promise<string> {
-    return this.server.listen(this.options.port, this.options.host);
-  }
-
-  get port(): number {
-    return this.server.port;
-  }
-
-  get activeSessions(): number {
-    return this.sessions.size;
-  }
-
-  get listening(): boolean {
-    return this.server.listening && !this.closing;
+    super('redis', options, options.log);
   }
 
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
-    const relay = this.sessions.get(sessionId);
-    if (!relay) return false;
-    relay.terminate(reason, message);
+    const session = this.sessions.get(sessionId);
+    if (!session) return false;
+    session.relay.terminate(reason, message);
     return true;
   }
 
-  async close(timeoutMs: number): Promise<void> {
-    this.closing = true;
-    const stopped = this.server.stop();
-    for (const s of this.handshakes) s.destroy();
-    for (const relay of this.sessions.values()) relay.drain();
-    const deadline = Date.now() + timeoutMs;
-    while (this.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
-    for (const relay of [...this.sessions.values()]) relay.terminate('gateway_shutdown', 'jitgate: the gateway is shutting down');
-    await stopped;
+  protected endOnShutdown(s: { relay: RedisRelay }): void {
+    s.relay.terminate('gateway_shutdown', 'jitgate: the gateway is shutting down');
   }
 
-  private accept(raw: net.Socket): void {
+  protected accept(raw: net.Socket): void {
     raw.setNoDelay(true);
     raw.on('error', () => undefined);
-    if (this.closing) {
+    if (this.shuttingDown) {
       raw.destroy();
       return;
     }
@@ -128,15 +101,10 @@ export class RedisListener {
     return this.options;
   }
 
-  /** @internal */
-  get shuttingDown(): boolean {
-    return this.closing;
-  }
-
   /** @internal a session's relay started. */
   register(id: string, relay: RedisRelay, socket: net.Socket): void {
     this.handshakes.delete(socket);
-    this.sessions.set(id, relay);
+    this.sessions.set(id, { relay });
   }
 
   /** @internal */
