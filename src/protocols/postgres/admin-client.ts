@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { connectBackend } from './backend.js';
-import { build, Framer, parseFields, ProtocolError, readCString } from './codec.js';
+import { build, Framer, MessageType, parseFields, ProtocolError, readCString } from './codec.js';
 
 export interface StatementResult {
   /** The CommandComplete tag, e.g. "CREATE ROLE" or "SELECT 2" ('' for an empty query). */
@@ -47,7 +47,7 @@ interface Message {
   body: Buffer;
 }
 
-const T = { RowDescription: 0x54, DataRow: 0x44, CommandComplete: 0x43, EmptyQuery: 0x49, Error: 0x45, Ready: 0x5a };
+const T = { RowDescription: MessageType.RowDescription, DataRow: MessageType.DataRow, CommandComplete: MessageType.CommandComplete, EmptyQuery: MessageType.EmptyQueryResponse, Error: MessageType.ErrorResponse, Ready: MessageType.ReadyForQuery };
 const COPY_IN = 0x47; // G
 const COPY_BOTH = 0x57; // W
 

@@ -278,6 +278,10 @@ export function parseSaslInitialResponse(body: Buffer): { mechanism: string; dat
   return { mechanism: mech.value, data: body.toString('utf8', dataStart, dataStart + length) };
 }
 
+/** A message's type byte and Int32 length: its body starts this many bytes after the type byte. */
+export const HEADER_LENGTH = 5;
+
+/** The one table of PostgreSQL message type bytes the gateway reads or writes. */
 export const MessageType = {
   // frontend
   Query: 0x51, // Q
@@ -302,4 +306,8 @@ export const MessageType = {
   ErrorResponse: 0x45, // E
   NoticeResponse: 0x4e, // N
   NegotiateProtocolVersion: 0x76, // v
+  RowDescription: 0x54, // T
+  DataRow: 0x44, // D
+  CommandComplete: 0x43, // C
+  EmptyQueryResponse: 0x49, // I
 } as const;

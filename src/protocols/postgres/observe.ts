@@ -3,18 +3,15 @@
  * (recording). Only called when a session has an observer; row values only while it wants them.
  */
 import type { BoundParameters, MaskedColumnNote, ResultObserver } from '../../core/types.js';
-import { MessageType, parseFields, readCString } from './codec.js';
+import { HEADER_LENGTH, MessageType, parseFields, readCString } from './codec.js';
 
-const RowDescription = 0x54; // T
-const DataRow = 0x44; // D
-const CommandComplete = 0x43; // C
-const CopyData = 0x64; // d
+const { RowDescription, DataRow, CommandComplete, CopyData } = MessageType;
 
 /** `masked`: columns of a RowDescription the gateway masks (recorded with the result's columns). */
 export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number, masked?: MaskedColumnNote[]): void {
   switch (type) {
     case RowDescription: {
-      const count = buf.readInt16BE(start + 5);
+      const count = buf.readInt16BE(start + HEADER_LENGTH);
       const columns = [];
       let pos = start + 7;
       for (let i = 0; i < count; i++) {
@@ -28,7 +25,7 @@ export function observeBackendMessage(observer: ResultObserver, type: number, bu
     }
     case DataRow: {
       if (!observer.wantsRows()) return;
-      const count = buf.readInt16BE(start + 5);
+      const count = buf.readInt16BE(start + HEADER_LENGTH);
       const values: Array<string | null> = [];
       let pos = start + 7;
       for (let i = 0; i < count; i++) {
@@ -47,11 +44,11 @@ export function observeBackendMessage(observer: ResultObserver, type: number, bu
     case CopyData: {
       // Backend CopyData only flows in COPY ... TO STDOUT: rows the client is sent, one per message.
       if (!observer.wantsRows()) return;
-      observer.onResult({ kind: 'copy', data: displayValue(buf.subarray(start + 5, end)) });
+      observer.onResult({ kind: 'copy', data: displayValue(buf.subarray(start + HEADER_LENGTH, end)) });
       return;
     }
     case CommandComplete:
-      observer.onResult({ kind: 'complete', tag: readCString(buf, start + 5, end).value });
+      observer.onResult({ kind: 'complete', tag: readCString(buf, start + HEADER_LENGTH, end).value });
       return;
     case MessageType.ErrorResponse:
     case MessageType.NoticeResponse: {
@@ -91,7 +88,7 @@ export function observeBind(observer: ResultObserver, buf: Buffer, start: number
 }
 
 function decodeBind(buf: Buffer, start: number, end: number): BoundParameters {
-  const portal = readCString(buf, start + 5, end);
+  const portal = readCString(buf, start + HEADER_LENGTH, end);
   const statement = readCString(buf, portal.next, end);
   let pos = statement.next;
   const formatCount = buf.readInt16BE(pos);
