@@ -249,6 +249,28 @@ describe('audit and admin reads', () => {
     expect(lines[0]!.seq).toBe(1);
     expect(lines.every((l) => /^[0-9a-f]{64}$/.test(l.hash))).toBe(true);
     expect((await call('carol', 'GET', '/api/audit?since=yesterday-ish')).status).toBe(400);
+
+    // Filtered exports: CSV that a spreadsheet reads back to the same entries, and a JSON array.
+    const requests = (await call('carol', 'GET', '/api/audit?type=access.request&limit=1000')).body.entries as Array<{ seq: number; actor: string; data: unknown }>;
+    expect(requests.length).toBeGreaterThan(0);
+    const csv = await call('carol', 'GET', '/api/audit/export?format=csv&type=access.request');
+    expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
+    expect(csv.headers.get('content-disposition')).toMatch(/filename="jitgate-audit-.*\.csv"/);
+    const [header, ...rows] = parseCsv(csv.text);
+    expect(header).toEqual(['seq', 'at', 'type', 'actor', 'subject', 'data', 'hash']);
+    expect(rows.map((r) => Number(r[0]))).toEqual(requests.map((e) => e.seq).reverse()); // oldest first
+    for (const r of rows) {
+      const e = requests.find((x) => x.seq === Number(r[0]))!;
+      expect(r[2]).toMatch(/^access\.request\./);
+      expect(r[3]).toBe(e.actor);
+      expect(JSON.parse(r[5]!)).toEqual(e.data); // commas and quotes in reasons survive the quoting
+    }
+    const json = await call('carol', 'GET', '/api/audit/export?format=json&type=access.request&actor=alice');
+    const array = JSON.parse(json.text) as Array<{ actor: string; type: string; at: string }>;
+    expect(array.length).toBeGreaterThan(0);
+    expect(array.every((e) => e.actor === 'alice' && e.type.startsWith('access.request.') && !Number.isNaN(Date.parse(e.at)))).toBe(true);
+    expect(JSON.parse((await call('carol', 'GET', '/api/audit/export?format=json&actor=nobody-at-all')).text)).toEqual([]);
+    expect((await call('carol', 'GET', '/api/audit/export?format=xml')).status).toBe(400);
   });
 
   it('shows configuration with secrets by reference only, never a value', async () => {
@@ -362,3 +384,33 @@ describe('sign-in rate limit', () => {
     expect((await call('alice', 'GET', '/api/me')).status).toBe(200);
   });
 });
+
+/** RFC 4180 CSV (quoted cells may hold commas, quotes and line breaks) as rows of cells. */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let cell = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        cell += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else cell += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(cell);
+      cell = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = '';
+      i++;
+    } else cell += c;
+  }
+  if (cell !== '' || row.length > 0) rows.push([...row, cell]);
+  return rows;
+}

@@ -9,7 +9,8 @@
  *     keyboard plays, pauses and steps;
  *   - the audit log reads as sentences with links to the session and the review, filters by
  *     actor, kind, target and time, and exports the filtered rows as CSV and JSON;
- *   - the header's live indicator is on on every page; at phone width no page scrolls sideways.
+ *   - the header's live indicator is on on every page; at phone width no page scrolls sideways;
+ *     axe-core finds no serious or critical violation on the replay and the audit log.
  * Screenshots go to test-artifacts/console/ (gitignored).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -19,6 +20,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { demoIdentities } from '../src/demo/demo-identities.js';
 import { DEMO_USERS } from '../src/demo/embedded.js';
+import { seriousAccessibilityProblems } from './support/axe.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 
@@ -196,6 +198,7 @@ it('a live session counts its statements as they run; the replay plays, pauses, 
   expect(await marks.locator('[data-kind=error]').getAttribute('aria-label')).toMatch(/^Error 22012: division by zero/);
   expect(await carol.locator('.legend').textContent()).toMatch(/1 refusal.*1 hold.*1 masked result.*1 error/s);
   await shot(carol, '30-replay-marks');
+  expect(await seriousAccessibilityProblems(carol), 'session replay').toEqual([]);
 
   // The start: only the session's start is shown, and how much follows.
   await carol.getByRole('button', { name: /Previous event/ }).focus();
@@ -310,6 +313,7 @@ it('the audit log reads as sentences with links, filters by actor, action, targe
   // The live indicator is on here too, though this page listens to no live events itself.
   await expect.poll(() => carol.locator('.who .dot').getAttribute('aria-label'), { timeout: 20_000 }).toBe('live');
   await shot(carol, '32-audit');
+  expect(await seriousAccessibilityProblems(carol), 'audit log').toEqual([]);
 
   // The refused statement links to its session's replay; the approval to the review and the session.
   const refused = entries.locator('li[data-type="statement.denied"]').first();
@@ -398,6 +402,7 @@ it('at phone width no page scrolls sideways (wide tables scroll in their own box
       );
       expect(loose, `${user} ${path}`).toBe(0);
       await expect.poll(() => page.locator('.who .dot').getAttribute('aria-label'), { timeout: 20_000 }).toBe('live');
+      if (path.startsWith('/sessions/') || path === '/audit') expect(await seriousAccessibilityProblems(page), `${user} ${path} at phone width`).toEqual([]);
       await shot(page, `40-phone-${user}${path.replace(/\//g, '-').replace(/-[0-9a-f-]{36}$/, '-id')}`);
     }
   }

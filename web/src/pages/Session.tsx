@@ -283,7 +283,7 @@ function TimelineEvent({ e, offset, current, itemRef, openMoment, heldForPeople 
   const [className, body] = eventBody(e, d, at, offset, openMoment, heldForPeople);
   if (!className) return null;
   return (
-    <li className={`${className}${current ? ' current' : ''}`} role={e.type === 'error' ? 'note' : undefined} ref={itemRef} aria-current={current ? 'step' : undefined} data-seq={e.seq}>
+    <li className={`${className}${current ? ' current' : ''}`} ref={itemRef} aria-current={current ? 'step' : undefined} data-seq={e.seq}>
       {body}
     </li>
   );
