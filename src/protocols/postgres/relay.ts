@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import type { Decision, HoldInfo, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
-import { build, Framer, MessageType, ProtocolError, readCString } from './codec.js';
+import { build, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import { ResultMasker } from './result-masker.js';
@@ -249,11 +249,11 @@ export class PostgresRelay {
   private reexecution(type: number, buf: Buffer, start: number, end: number): Statement | undefined {
     if (this.reviewed.size === 0) return undefined;
     if (type === MessageType.Close) {
-      if (buf[start + 5] === 0x53 /* S */) this.reviewed.delete(readCString(buf, start + 6, end).value);
+      if (buf[start + HEADER_LENGTH] === 0x53 /* S */) this.reviewed.delete(readCString(buf, start + 6, end).value);
       return undefined;
     }
     if (type !== MessageType.Bind) return undefined;
-    const name = readCString(buf, readCString(buf, start + 5, end).next, end).value;
+    const name = readCString(buf, readCString(buf, start + HEADER_LENGTH, end).next, end).value;
     const entry = this.reviewed.get(name);
     if (!entry) return undefined;
     if (entry.credit) {
@@ -393,7 +393,7 @@ export class PostgresRelay {
     // Masking sees every message (to follow results); undefined = forward the original bytes.
     const masked = this.masker?.onBackend(type, buf, start, end);
     if (type === MessageType.ReadyForQuery) {
-      this.txStatus = buf[start + 5]!;
+      this.txStatus = buf[start + HEADER_LENGTH]!;
       this.awaitingReady = false;
       this.sawReady = true;
     } else if (type === MessageType.ErrorResponse) {
@@ -519,20 +519,20 @@ function shutdownError(): GatewayError {
 function statementOf(type: number, buf: Buffer, start: number, end: number): Statement | undefined {
   switch (type) {
     case MessageType.Query:
-      return { source: 'simple', text: readCString(buf, start + 5, end).value };
+      return { source: 'simple', text: readCString(buf, start + HEADER_LENGTH, end).value };
     case MessageType.Parse: {
-      const name = readCString(buf, start + 5, end);
+      const name = readCString(buf, start + HEADER_LENGTH, end);
       return { source: 'parse', name: name.value, text: readCString(buf, name.next, end).value };
     }
     case MessageType.FunctionCall:
-      return { source: 'function-call', text: `function call oid ${buf.readUInt32BE(start + 5)}` };
+      return { source: 'function-call', text: `function call oid ${buf.readUInt32BE(start + HEADER_LENGTH)}` };
     default:
       return undefined;
   }
 }
 
 function parseName(buf: Buffer, start: number, end: number): string {
-  return readCString(buf, start + 5, end).value;
+  return readCString(buf, start + HEADER_LENGTH, end).value;
 }
 
 /**
@@ -540,7 +540,7 @@ function parseName(buf: Buffer, start: number, end: number): string {
  * standard_conforming_strings off, or a client encoding whose characters can hide ASCII bytes.
  */
 export function literalsReadOtherwise(buf: Buffer, start: number, end: number): boolean {
-  const name = readCString(buf, start + 5, end);
+  const name = readCString(buf, start + HEADER_LENGTH, end);
   if (name.value === 'standard_conforming_strings') return readCString(buf, name.next, end).value !== 'on';
   if (name.value === 'client_encoding') return unsafeClientEncoding(readCString(buf, name.next, end).value);
   return false;
@@ -548,7 +548,7 @@ export function literalsReadOtherwise(buf: Buffer, start: number, end: number): 
 
 function isFatal(buf: Buffer, start: number, end: number): boolean {
   // Severity is normally the first field: 'S' FATAL\0 or 'S' PANIC\0.
-  if (buf[start + 5] !== 0x53) return false;
+  if (buf[start + HEADER_LENGTH] !== 0x53) return false;
   const severity = buf.toString('latin1', start + 6, Math.min(end, start + 11));
   return severity === 'FATAL' || severity === 'PANIC';
 }
