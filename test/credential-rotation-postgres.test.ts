@@ -24,6 +24,7 @@ const DAY = 86_400_000;
 let server: PgServer;
 const SCHED = { user: 'sched_user', password: 'sched-secret-7' };
 const STUCK = { user: 'stuck_user', password: 'stuck-secret-8' };
+const SHARED = { user: 'shared_user', password: 'shared-secret-5' };
 /** Creates a role per session (ephemeral credentials), so it has CREATEROLE. */
 const EPH = { user: 'eph_admin', password: 'eph-secret-9' };
 
@@ -34,8 +35,9 @@ beforeAll(async () => {
   await server.query(`CREATE ROLE ${STUCK.user} LOGIN PASSWORD '${STUCK.password}'`);
   await server.query(`ALTER ROLE ${STUCK.user} SET default_transaction_read_only = on`);
   await server.query(`CREATE ROLE ${EPH.user} LOGIN CREATEROLE PASSWORD '${EPH.password}'`);
+  await server.query(`CREATE ROLE ${SHARED.user} LOGIN PASSWORD '${SHARED.password}'`);
   await server.query('CREATE ROLE eph_reader NOLOGIN');
-  await server.query(`GRANT CONNECT ON DATABASE app TO ${SCHED.user}, ${STUCK.user}, ${EPH.user}, eph_reader`);
+  await server.query(`GRANT CONNECT ON DATABASE app TO ${SCHED.user}, ${SHARED.user}, ${STUCK.user}, ${EPH.user}, eph_reader`);
   const { user, password } = server.users.scram;
   const init = await run('pgbench', ['-i', '-q', '-s', '1', '-h', server.host, '-p', String(server.port), '-U', user, 'app'], { PGPASSWORD: password });
   expect(init.code, init.err).toBe(0);
@@ -266,6 +268,54 @@ describe('a rotation a crash interrupted', () => {
       }
     } finally {
       await gw.close();
+    }
+  }, 60_000);
+});
+
+describe('two gateway instances on one state store', () => {
+  /** `current_user` of a new session through `gw`: the backend login that instance makes now. */
+  async function loginThrough(gw: RotationGateway): Promise<string> {
+    const { host, port } = gw.listener('postgres');
+    const c = new pg.Client({ host, port, database: 'shared', user: 'alice', password: gw.token('shared') });
+    await c.connect();
+    try {
+      return (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
+    } finally {
+      await c.end();
+    }
+  }
+
+  it('one rotates on schedule, the other neither rotates again nor loses its backend logins', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 7, 1));
+    const conn = `{ name: shared, host: 127.0.0.1, port: ${server.port}, database: app, user: ${SHARED.user}, password: secret:shared-pg, tls: { mode: disable }, credentials: { rotate: { every: 1d } } }`;
+    const a = await startRotationGateway({ listeners: ['postgres'], secrets: { 'shared-pg': SHARED.password }, connections: [conn], clock });
+    const b = await startRotationGateway({ listeners: ['postgres'], connections: [conn], clock, dataDir: a.dataDir });
+    const rotations = () => a.audited('credentials.rotated', 'shared').length;
+    try {
+      // Both read the password before either rotates.
+      expect(await loginThrough(a)).toBe(SHARED.user);
+      expect(await loginThrough(b)).toBe(SHARED.user);
+      clock.advance(0);
+      await vi.waitFor(() => expect(rotations()).toBe(1), { timeout: 20_000, interval: 20 });
+      // The one that found the rotation busy looks again a minute later and finds it done.
+      clock.advance(2 * 60_000);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(rotations()).toBe(1);
+      expect(await directLogin(SHARED.user, SHARED.password)).toBe('28P01');
+
+      // Whichever rotated, the other still held the old password: its next login picks up the new one.
+      expect(await loginThrough(a)).toBe(SHARED.user);
+      expect(await loginThrough(b)).toBe(SHARED.user);
+
+      // A rotation asked of one instance, and the other's sessions keep opening.
+      const rotated = await b.cli('dave', ['credentials', 'rotate', 'shared']);
+      expect(rotated.err).toBe('');
+      expect(rotations()).toBe(2);
+      expect(await loginThrough(a)).toBe(SHARED.user);
+      expect(await loginThrough(b)).toBe(SHARED.user);
+    } finally {
+      await b.close(true);
+      await a.close();
     }
   }, 60_000);
 });

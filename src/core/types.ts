@@ -51,6 +51,12 @@ export interface BackendTarget {
    * it (./backend-password.ts), so no session fails across the change.
    */
   otherPassword?: string;
+  /**
+   * Reads the password again from the store it lives in, where another gateway instance sharing
+   * that store may have rotated it; resolves true when this target's passwords changed. A login
+   * the backend refused with every password the target offered asks once.
+   */
+  reload?: () => Promise<boolean>;
   tls: { mode: BackendTlsMode; ca?: string; servername?: string };
   connectTimeoutMs: number;
 }

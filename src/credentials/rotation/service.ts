@@ -18,7 +18,8 @@
  *
  * Only a `secret:NAME` password can be rotated: `env:` and `file:` are written by someone else.
  * Several gateway instances on one store: a store lease keeps two from rotating one connection at
- * once; the others keep the password they read at start until they restart (not yet picked up live).
+ * once, and the others pick the new password up from the store the first time the backend refuses
+ * the one they hold (core/backend-password.ts asks `target.reload`).
  */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -111,6 +112,11 @@ export class CredentialRotation {
   constructor(private readonly o: CredentialRotationOptions) {
     this.repo = new RotationRepository(o.database);
     this.passwordsFor = o.backendPasswords ?? backendPasswords;
+    for (const c of o.connections) {
+      const name = this.secretName(c);
+      const target = o.targets.get(c.name);
+      if (name !== undefined && target) target.reload = () => Promise.resolve(this.reload(c.name, name, target));
+    }
     if (o.registry) {
       this.rotations = new Counter({
         name: 'jitgate_credential_rotations_total',
@@ -261,6 +267,31 @@ export class CredentialRotation {
     }
   }
 
+  /**
+   * Another gateway instance sharing the store rotated (or is rotating) this password: take what the
+   * store holds now. Called by a backend login the backend refused; true when anything changed.
+   */
+  private reload(connection: string, name: string, target: BackendTarget): boolean {
+    // This instance's own rotation keeps the target and the store in step.
+    if (this.inProgress.has(connection)) return false;
+    let current: string | undefined;
+    let staged: string | undefined;
+    try {
+      current = this.o.secrets.get(name);
+      staged = this.o.secrets.staged(name);
+    } catch (err) {
+      this.o.log.error({ connection, err: reasonOf(err) }, 'could not read the backend password again from the secret store');
+      return false;
+    }
+    if (current === undefined) return false;
+    const other = staged !== undefined && staged !== current ? staged : undefined;
+    if (current === target.password && other === target.otherPassword) return false;
+    target.password = current;
+    target.otherPassword = other;
+    this.o.log.info({ connection }, 'picked up a backend password another gateway instance rotated');
+    return true;
+  }
+
   /** A rotation a crash interrupted: the staged password wins if the backend takes it. */
   private async settle(c: ConnectionConfig, name: string, target: BackendTarget): Promise<void> {
     const staged = this.o.secrets.staged(name);
@@ -294,6 +325,8 @@ export class CredentialRotation {
       c.name,
       this.o.clock.at(due, () => {
         this.timers.delete(c.name);
+        // Another instance sharing the store may have rotated since this timer was set.
+        if ((this.nextDue(c) ?? Infinity) > this.o.clock.now()) return this.schedule(c);
         void this.rotate(c.name, 'gateway', { scheduled: true }).then(
           () => this.schedule(c),
           (err: unknown) => this.schedule(c, err instanceof RotationError && err.kind === 'busy' ? this.o.clock.now() + BUSY_RETRY_MS : 0),
