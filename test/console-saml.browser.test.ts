@@ -28,7 +28,13 @@ let url: string;
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium or set JITGATE_CHROMIUM`);
-  idp = await startSamlIdp({ users: [{ user: 'alice', groups: ['eng-team'] }], signResponse: true });
+  idp = await startSamlIdp({
+    users: [
+      { user: 'alice', groups: ['eng-team'] },
+      { user: 'dave', groups: ['idp-admins'] },
+    ],
+    signResponse: true,
+  });
   const yaml = `
 development: true
 dataDir: ${join(work, 'gateway')}
@@ -40,8 +46,9 @@ identities:
   saml:
     - name: corp
       metadata: ${idp.metadataUrl}
-      groupMap: { eng-team: [engineering] }
+      groupMap: { eng-team: [engineering], idp-admins: [admins] }
       requireSigned: both
+  admins: { groups: [admins] }
 `;
   gateway = await startGateway(parseConfig(yaml, 'saml-browser.yaml', work), {
     env: {},
@@ -76,6 +83,24 @@ it('signs in to the web console through the SAML IdP', { timeout: 60_000 }, asyn
   expect(new URL(page.url()).origin).toBe(url);
   const me = (await page.evaluate(async () => (await fetch('/api/auth/me', { credentials: 'same-origin' })).json())) as { user: string; groups: string[] };
   expect(me).toMatchObject({ user: 'alice', groups: ['engineering'] });
+  await context.close();
+});
+
+it("an administrator signed in through SAML finds the provider on the Configuration page", { timeout: 60_000 }, async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${url}/`);
+  await page.getByRole('link', { name: 'Sign in' }).click();
+  await signInAtIdp(page, 'dave');
+  await expect.poll(() => page.getByTestId('signed-in-user').textContent(), { timeout: 20_000 }).toBe('dave');
+  await page.getByRole('navigation').getByRole('link', { name: 'Configuration', exact: true }).click();
+  const table = page.getByRole('table', { name: 'SAML identity providers' });
+  await expect.poll(() => table.count(), { timeout: 20_000, message: 'the SAML providers table' }).toBe(1);
+  const row = table.getByRole('row', { name: /corp/ });
+  expect(await row.textContent()).toContain(idp.metadataUrl);
+  expect(await row.textContent()).toContain('idp-admins → admins');
+  expect(await row.textContent()).toContain('response and assertion');
+  expect(await row.getByRole('link').getAttribute('href')).toBe('/api/auth/saml/corp/metadata');
   await context.close();
 });
 

@@ -172,6 +172,27 @@ describe('SAML sign-in', () => {
     expect(entry.data).toMatchObject({ provider: 'corp', groups: ['admins', 'engineering'] });
   });
 
+  it("lists the provider on the administrators' identity page, with where its metadata comes from", async () => {
+    const pair = await signIn('dave');
+    const res = await fetch(`${url}/api/admin/identities`, { headers: { authorization: `Bearer ${String(pair.accessToken)}` } });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { samlProviders: unknown[]; issuers: unknown[] };
+    expect(body.issuers).toEqual([]);
+    expect(body.samlProviders).toEqual([
+      {
+        name: 'corp',
+        metadata: idp.metadataUrl,
+        entityId: null,
+        userAttribute: null,
+        groupsAttribute: 'groups',
+        groupMap: { 'eng-team': ['engineering'], 'idp-admins': ['admins'] },
+        requireSigned: 'assertion',
+        clockSkewMs: 60_000,
+        signInTtlMs: 8 * 3_600_000,
+      },
+    ]);
+  });
+
   it('a SAML login has no device flow: the CLI is told to use the browser', async () => {
     const r = await post('/api/auth/login/start', { flow: 'device', issuer: 'corp' });
     expect(r.status).toBe(400);

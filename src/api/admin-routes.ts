@@ -8,7 +8,7 @@
  *   GET /api/admin/reviews       review rules (statements held for approval)
  *   GET /api/admin/masking       masking rules and detectors (the hash key by reference only)
  *   GET /api/admin/secrets       names in the gateway's secret store (and when each was set)
- *   GET /api/admin/identities    OIDC issuers, admin groups, session lifetimes (no client secrets)
+ *   GET /api/admin/identities    OIDC issuers, SAML providers, admin groups, session lifetimes (no client secrets)
  */
 import type { GatewayConfig, SecretRef } from '../config/types.js';
 import { requireRole, type RoleModel } from './roles.js';
@@ -73,7 +73,7 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
     references: config.connections.filter((c) => c.password !== undefined).map((c) => ({ connection: c.name, password: secretRefJson(c.password) })),
   }));
 
-  admin('Identity providers, administrator groups and session lifetimes', '/api/admin/identities', () => ({
+  admin('Identity providers (OIDC and SAML), administrator groups and session lifetimes', '/api/admin/identities', () => ({
     issuers: config.identities.oidc.map((i) => ({
       name: i.name,
       issuer: i.issuer,
@@ -83,6 +83,17 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
       groupsClaim: i.groupsClaim,
       scopes: i.scopes,
       serviceAccounts: Object.keys(i.serviceAccounts),
+    })),
+    samlProviders: (config.identities.saml ?? []).map((p) => ({
+      name: p.name,
+      metadata: 'url' in p.metadata ? p.metadata.url : p.metadata.file,
+      entityId: p.entityId ?? null,
+      userAttribute: p.userAttribute ?? null,
+      groupsAttribute: p.groupsAttribute,
+      groupMap: p.groupMap,
+      requireSigned: p.requireSigned,
+      clockSkewMs: p.clockSkewMs,
+      signInTtlMs: p.signInTtlMs,
     })),
     developmentIdp: config.identities.devIdp ? { users: config.identities.devIdp.users.map((u) => ({ user: u.user, groups: u.groups })) } : null,
     admins: config.identities.admins,

@@ -71,6 +71,17 @@ interface Secrets {
 }
 interface Identities {
   issuers: Array<{ name: string; issuer: string; clientId: string; clientSecret: Ref; audience: string; groupsClaim: string; scopes: string[]; serviceAccounts: string[] }>;
+  samlProviders: Array<{
+    name: string;
+    metadata: string;
+    entityId: string | null;
+    userAttribute: string | null;
+    groupsAttribute: string;
+    groupMap: Record<string, string[]>;
+    requireSigned: 'assertion' | 'response' | 'both';
+    clockSkewMs: number;
+    signInTtlMs: number;
+  }>;
   developmentIdp: { users: Array<{ user: string; groups: string[] }> } | null;
   admins: { groups: string[] };
   session: { ttlMs?: number; refreshTtlMs?: number };
@@ -435,6 +446,22 @@ function IdentityTables({ i }: { i: Identities }) {
           x.groupsClaim,
           <Tags list={x.scopes} />,
           <Tags list={x.serviceAccounts} />,
+        ])}
+      />
+      <Table
+        label="SAML identity providers"
+        empty="No SAML identity providers configured."
+        head={['Name', 'IdP metadata', 'SP metadata', 'User', 'Groups attribute', 'Group map', 'Signature required on', 'Clock skew', 'Sign-in lasts']}
+        rows={i.samlProviders.map((x) => [
+          x.name,
+          <span className="mono">{x.metadata}</span>,
+          <a href={`/api/auth/saml/${encodeURIComponent(x.name)}/metadata`}>{x.entityId ?? 'metadata'}</a>,
+          x.userAttribute ?? 'NameID',
+          x.groupsAttribute,
+          <Tags list={Object.entries(x.groupMap).map(([from, to]) => `${from} → ${to.join(', ')}`)} none="as sent" />,
+          x.requireSigned === 'both' ? 'response and assertion' : x.requireSigned,
+          duration(x.clockSkewMs),
+          duration(x.signInTtlMs),
         ])}
       />
       {i.developmentIdp && (
