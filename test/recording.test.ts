@@ -16,7 +16,7 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSigner } from '../src/audit/signing.js';
-import type { Decision, Identity, SessionPipeline } from '../src/core/types.js';
+import type { Decision, Identity, PendingDecision, SessionPipeline } from '../src/core/types.js';
 import type { RecordedEvent } from '../src/recording/file-recorder.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
@@ -213,7 +213,12 @@ describe('what a session records', () => {
         const inner = openInner();
         const holding: SessionPipeline = {
           ...inner,
-          decide: (st) => (st.text.includes('payroll') ? new Promise<Decision>((r) => (approve = r)) : inner.decide(st)),
+          decide: (st) => {
+            if (!st.text.includes('payroll')) return inner.decide(st);
+            const held = new Promise<Decision>((r) => (approve = r)) as PendingDecision;
+            held.hold = { notice: { effect: 'review', reasons: ['review:payroll'], rule: 'payroll' } as Decision, withdraw: () => undefined };
+            return held;
+          },
         };
         return holding;
       });
@@ -237,7 +242,7 @@ describe('what a session records', () => {
     expect(decision.data).toMatchObject({ n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } });
     expect(decision.data.waitedMs as number).toBeGreaterThanOrEqual(100);
     const replay = await cli(['replay', s.id, '--data-dir', gw.dataDir]);
-    expect(replay.out).toMatch(/-- jitgate: statement 1 held for approval\n-- jitgate: statement 1 approved after \S+ \(approved; by bob\)\n {2}what {3}\n-{9}\n payroll\n\(1 row\)\n\n/);
+    expect(replay.out).toMatch(/-- jitgate: statement 1 held for approval\nNOTICE: {2}jitgate: statement held for approval\n-- jitgate: statement 1 approved after \S+ \(approved; by bob\)\n {2}what {3}\n-{9}\n payroll\n\(1 row\)\n\n/);
     expect(gw.gateway.audit.about(s.id).map((e) => e.type)).toEqual(['session.started', 'statement.held', 'statement.decided', 'session.ended']);
   });
 

@@ -110,7 +110,7 @@ export interface HoldInfo {
   withdraw(): void;
 }
 
-/** A held statement's decision; `hold` is present when the pipeline can say why and be withdrawn. */
+/** A decision that comes later; `hold` is present when it waits for a person (why, and how to withdraw). */
 export type PendingDecision = Promise<Decision> & { hold?: HoldInfo };
 
 export type SessionEndReason =
@@ -140,7 +140,10 @@ export interface SessionCounters {
  */
 export interface SessionPipeline {
   readonly id: string;
-  /** Decide one statement. A Promise means the statement is held (e.g. for human approval). */
+  /**
+   * Decide one statement. A Promise means the statement waits: for a person when it carries `hold`
+   * (a review), for the gateway itself otherwise (masking reading its catalog first).
+   */
   decide(statement: Statement): Decision | PendingDecision;
   /** The session has ended; counters are final. Called exactly once. */
   end(reason: SessionEndReason, counters: SessionCounters): void;

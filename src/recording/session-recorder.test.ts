@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RECORDING_DEFAULTS } from '../config/recording.js';
-import type { Decision, SessionPipeline, Statement } from '../core/types.js';
+import type { Decision, PendingDecision, SessionPipeline, Statement } from '../core/types.js';
 import { chainHash, GENESIS, type RecordedEvent } from './file-recorder.js';
 import { cutUtf8, RECORDING_UNAVAILABLE, SessionRecorder, type RecorderResult } from './session-recorder.js';
 import type { RecordingWriter } from './sink.js';
@@ -160,15 +160,37 @@ describe('SessionRecorder', () => {
   it('records a held statement, then its decision and how long it waited', async () => {
     let approve!: (d: Decision) => void;
     const { writer, pipeline, decisions } = setup({
-      decide: (s) => (s.text.includes('drop') ? new Promise<Decision>((r) => (approve = r)) : allow),
+      decide: (s) => {
+        if (!s.text.includes('drop')) return allow;
+        const held = new Promise<Decision>((r) => (approve = r)) as PendingDecision;
+        held.hold = { notice: { effect: 'review', reasons: ['review:drops'], rule: 'drops' } as Decision, withdraw: () => undefined };
+        return held;
+      },
     });
     const pending = pipeline.decide(simple('drop table t'));
     expect(pending).toBeInstanceOf(Promise);
+    expect((pending as PendingDecision).hold?.notice).toMatchObject({ rule: 'drops' });
     expect(writer!.log.at(-1)).toMatchObject({ type: 'statement', data: { n: 1, held: true } });
     approve({ effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } as Decision);
     await expect(pending).resolves.toMatchObject({ effect: 'allow' });
     expect(writer!.log.at(-1)).toMatchObject({ type: 'decision', data: { n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } } });
     expect(decisions).toEqual(['1:held:review', '1:decided:allow']);
+  });
+
+  it('records a statement the gateway decides a moment later (no person involved) as decided, not held', async () => {
+    let settle!: (d: Decision) => void;
+    const { writer, pipeline, decisions } = setup({ decide: () => new Promise<Decision>((r) => (settle = r)) });
+    const later = pipeline.decide(simple('select * from v'));
+    expect(later).toBeInstanceOf(Promise);
+    expect((later as PendingDecision).hold).toBeUndefined();
+    settle({ effect: 'deny', reasons: ['masking:unmaskable'], message: 'no' });
+    await expect(later).resolves.toMatchObject({ effect: 'deny' });
+    const statements = writer!.log.filter((e) => e.type === 'statement');
+    expect(statements).toHaveLength(1);
+    expect(statements[0]!.data).toMatchObject({ n: 1, text: 'select * from v', decision: { effect: 'deny', reasons: ['masking:unmaskable'] } });
+    expect(statements[0]!.data).not.toHaveProperty('held');
+    expect(writer!.log.some((e) => e.type === 'decision')).toBe(false);
+    expect(decisions).toEqual(['1:immediate:deny']);
   });
 
   it('keeps the order of notices and errors between rows, and marks a result an error cut short', () => {

@@ -196,11 +196,29 @@ export class SessionRecorder {
       if (decision.effect !== 'allow') this.hooks.onDecision?.(n, data.text, decision, 'immediate');
       return decision;
     }
+    const hold = (decision as PendingDecision).hold;
+    // Decided a moment later by the gateway itself (masking validating its catalog first), not held
+    // for a person: recorded like an immediate decision once it is known (the relay waits for it,
+    // so nothing of this session happens in between).
+    if (!hold) {
+      return decision.then(
+        (d) => {
+          data.decision = decisionData(d);
+          this.append('statement', data as unknown as Record<string, unknown>);
+          if (d.effect !== 'allow') this.hooks.onDecision?.(n, data.text, d, 'immediate');
+          return d;
+        },
+        (err: unknown) => {
+          data.decision = decisionData({ effect: 'deny', reasons: ['decision_failed'] });
+          this.append('statement', data as unknown as Record<string, unknown>);
+          throw err;
+        },
+      );
+    }
     const heldAt = this.o.now();
-    // Why it is held and under which review, when the pipeline says (statement reviews do).
-    const notice = (decision as PendingDecision).hold?.notice;
-    this.append('statement', { ...data, held: true, ...(notice ? { decision: decisionData(notice) } : {}) });
-    this.hooks.onDecision?.(n, data.text, notice ?? { effect: 'review', reasons: [] }, 'held');
+    // Why it is held and under which review.
+    this.append('statement', { ...data, held: true, decision: decisionData(hold.notice) });
+    this.hooks.onDecision?.(n, data.text, hold.notice, 'held');
     // The statement waits for a person: make it durable now, not at the next boundary.
     this.checkpoint();
     const recorded: PendingDecision = decision.then(
@@ -220,8 +238,7 @@ export class SessionRecorder {
       },
     );
     // The protocol engine still needs the hold's notice and its withdraw (client cancel).
-    const hold = (decision as PendingDecision).hold;
-    if (hold) recorded.hold = hold;
+    recorded.hold = hold;
     return recorded;
   }
 

@@ -97,9 +97,10 @@ export function timelineOf(events: readonly RecordedEvent[]): Timeline {
 }
 
 /**
- * Whether a statement recorded as held waited for people: a review rule's hold carries its notice,
- * or (masking re-read its catalog first, so the notice came too late to record) its decision names
- * a review or who decided. Otherwise it only waited for the gateway itself.
+ * Whether a statement recorded as held waited for people: a review rule's hold carries its notice.
+ * Recordings made before December 2026 also marked statements that only waited for the gateway
+ * (masking re-reading its catalog) as held, without a notice: for those, the decision names a
+ * review or who decided when people were involved.
  */
 function heldForPeople(d: Record<string, unknown>, decided: Record<string, unknown> | undefined): boolean {
   if (d.held !== true) return false;
