@@ -42,7 +42,7 @@ describe('import boundaries', () => {
     ['src/core/x.ts', "import { systemClock } from './clock.js';"],
     ['src/protocols/postgres/codec.ts', "import { GatewayError } from '../../core/errors.js';"],
     ['src/protocols/postgres/relay.ts', "import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';"],
-    ['src/protocols/mysql/listener.ts', "import { TcpServer } from '../tcp-server.js';"],
+    ['src/protocols/mysql/listener.ts', "import { TcpListener } from '../tcp-server.js';"],
     ['src/masking/catalog.ts', "import { AdminConnection } from '../protocols/postgres/admin-client.js';"],
     ['src/mcp/x.ts', "import type { Router } from '../api/router.js';"],
     ['src/session/x.ts', "import { MysqlMasking } from '../protocols/mysql/masking.js';"],
