@@ -15,6 +15,7 @@
  */
 import type { ColumnMask, SessionMasking, StatementMaskPlan } from '../src/core/types.js';
 import { MaskingSession } from '../src/masking/session.js';
+import { Output } from '../src/protocols/postgres/output.js';
 import { ResultMasker } from '../src/protocols/postgres/result-masker.js';
 import { measure, report, repsFromEnv, type CpuCase, type CpuResult } from './cpu.js';
 
@@ -93,41 +94,6 @@ function backendChunks(): Buffer[] {
   const chunks: Buffer[] = [];
   for (let at = 0; at < all.length; at += CHUNK) chunks.push(all.subarray(at, Math.min(all.length, at + CHUNK)));
   return chunks;
-}
-
-/** Mirrors the PostgreSQL relay's forwarding buffer (src/protocols/postgres/relay.ts, Output). */
-class Output {
-  private parts: Buffer[] = [];
-  private runBuf: Buffer | null = null;
-  private runStart = 0;
-  private runEnd = 0;
-  forward(buf: Buffer, start: number, end: number): void {
-    if (this.runBuf === buf && this.runEnd === start) {
-      this.runEnd = end;
-      return;
-    }
-    this.closeRun();
-    this.runBuf = buf;
-    this.runStart = start;
-    this.runEnd = end;
-  }
-  inject(message: Buffer): void {
-    this.closeRun();
-    this.parts.push(message);
-  }
-  take(): Buffer | null {
-    this.closeRun();
-    const parts = this.parts;
-    if (parts.length === 0) return null;
-    this.parts = [];
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  }
-  private closeRun(): void {
-    if (this.runBuf) {
-      this.parts.push(this.runBuf.subarray(this.runStart, this.runEnd));
-      this.runBuf = null;
-    }
-  }
 }
 
 /** Frames messages across chunks like the relay's framer (a message split over chunks is joined once). */

@@ -15,47 +15,8 @@ import { build, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString }
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import { ResultMasker } from './result-masker.js';
+import { Output } from './output.js';
 import { SQLSTATE } from './errors.js';
-
-/** Forwarding buffer: merges adjacent slices of one source buffer, writes once per chunk. */
-class Output {
-  private parts: Buffer[] = [];
-  private runBuf: Buffer | null = null;
-  private runStart = 0;
-  private runEnd = 0;
-
-  forward(buf: Buffer, start: number, end: number): void {
-    if (this.runBuf === buf && this.runEnd === start) {
-      this.runEnd = end;
-      return;
-    }
-    this.closeRun();
-    this.runBuf = buf;
-    this.runStart = start;
-    this.runEnd = end;
-  }
-
-  inject(message: Buffer): void {
-    this.closeRun();
-    this.parts.push(message);
-  }
-
-  /** Everything collected since the last take, as one buffer (or null). */
-  take(): Buffer | null {
-    this.closeRun();
-    const parts = this.parts;
-    if (parts.length === 0) return null;
-    this.parts = [];
-    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-  }
-
-  private closeRun(): void {
-    if (this.runBuf) {
-      this.parts.push(this.runBuf.subarray(this.runStart, this.runEnd));
-      this.runBuf = null;
-    }
-  }
-}
 
 interface PendingFrame {
   type: number;
