@@ -11,16 +11,16 @@
  * Screenshots go to test-artifacts/console/ (gitignored).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { demoIdentities } from '../src/demo/demo-identities.js';
 import { DEMO_USERS } from '../src/demo/embedded.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 
-const CHROMIUM = process.env.JITGATE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'console');
 
 let server: PgServer;
@@ -35,7 +35,6 @@ const children: ChildProcessWithoutNullStreams[] = [];
 const nativeDialogs: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (.ci/run does) or set JITGATE_CHROMIUM`);
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await startPostgres();
   await server.query(`create table customers (id int primary key, name text, email text);
@@ -89,7 +88,7 @@ audit:
   dbToken = ((await call('alice', '/api/tokens', { connection: 'app' })) as { token: string }).token;
   conninfo = `host=127.0.0.1 port=${gw.port} dbname=app user=alice sslmode=require`;
 
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -14,9 +14,10 @@
  * Screenshots go to test-artifacts/console/ (gitignored).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { demoIdentities } from '../src/demo/demo-identities.js';
 import { DEMO_USERS } from '../src/demo/embedded.js';
@@ -24,7 +25,6 @@ import { seriousAccessibilityProblems } from './support/axe.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 
-const CHROMIUM = process.env.JITGATE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'console');
 const CLEAR_EMAIL = 'ada@example.com';
 
@@ -53,7 +53,6 @@ async function call<T>(user: string, method: string, path: string, body?: unknow
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (.ci/run does) or set JITGATE_CHROMIUM`);
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await startPostgres();
   await server.query(`create table customers (id int primary key, name text, email text);
@@ -92,7 +91,7 @@ audit:
   const asked = await call<{ request: { id: string } }>('alice', 'POST', '/api/requests', { connection: 'app', duration: '2h', reason: 'INC-9: fix a customer email' });
   await call('bob', 'POST', `/api/requests/${asked.request.id}/approve`, { comment: 'ok' });
   dbToken = (await call<{ token: string }>('alice', 'POST', '/api/tokens', { connection: 'app' })).token;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {

@@ -6,11 +6,12 @@
  * flow in the browser and ends on its loopback page with the sign-in saved. A forged-response
  * refusal shows its reason on the console's sign-in page.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { loginCommand } from '../src/cli/commands/login.js';
 import type { CliIo } from '../src/cli/io.js';
@@ -19,7 +20,6 @@ import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
 import { startSamlIdp, type SamlTestIdp } from './support/saml-idp.js';
 
-const CHROMIUM = process.env.JITGATE_CHROMIUM ?? '/usr/bin/chromium';
 const work = mkdtempSync(join(tmpdir(), 'jitgate-saml-browser-'));
 let idp: SamlTestIdp;
 let gateway: Gateway;
@@ -27,7 +27,6 @@ let browser: Browser;
 let url: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium or set JITGATE_CHROMIUM`);
   idp = await startSamlIdp({
     users: [
       { user: 'alice', groups: ['eng-team'] },
@@ -55,7 +54,7 @@ identities:
     logger: createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' }),
   });
   url = gateway.addresses.http;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -8,17 +8,17 @@
  * Screenshots of the main pages go to test-artifacts/console/ (gitignored).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './support/chromium.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { demoIdentities } from '../src/demo/demo-identities.js';
 import { DEMO_USERS } from '../src/demo/embedded.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 
-const CHROMIUM = process.env.JITGATE_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(import.meta.dirname, '..', 'test-artifacts', 'console');
 const CLEAR_EMAIL = 'ada.lovelace@example.com';
 
@@ -28,7 +28,6 @@ let browser: Browser;
 let base = '';
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (.ci/run does) or set JITGATE_CHROMIUM`);
   mkdirSync(ARTIFACTS, { recursive: true });
   server = await startPostgres();
   await server.query(`create table customers (id int primary key, name text, email text);
@@ -59,7 +58,7 @@ audit:
     },
   });
   base = gw.httpUrl;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  browser = await launchChromium();
 });
 
 afterAll(async () => {
