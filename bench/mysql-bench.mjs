@@ -49,7 +49,7 @@ connections:
   process.env.BENCH_MY_PASSWORD = password;
   const gateway = await startGateway(parseConfig(yaml, 'bench.yaml', dir));
   const repo = new AccessRepository(gateway.store.database);
-  const { token } = issueAdminToken(gateway.store, repo, { user: 'bench', connection: 'app', ttlMs: 6 * 3_600_000, now: Date.now(), issuedBy: 'bench' });
+  const { token } = issueAdminToken(gateway.store, repo, { user: 'bench', connection: 'app', ttlMs: 6 * 3_600_000, now: Date.now(), issuedBy: 'bench', groups: [], groupsFrom: { kind: 'stated' }, audit: gateway.audit });
   process.stdout.write(JSON.stringify({ address: gateway.addresses.mysql, token }) + '\n');
   process.on('SIGTERM', () => void gateway.close().then(() => process.exit(0)));
 }

@@ -150,6 +150,10 @@ async function jitgateChild() {
     ttlMs: config.auth.tokenTtlMs,
     now: Date.now(),
     issuedBy: 'local-admin:bench',
+    // The bench user belongs to no group (no masking exemption, no group-scoped rule).
+    groups: [],
+    groupsFrom: { kind: 'stated' },
+    audit: gateway.audit,
   });
   const address = gateway.addresses.postgres;
   process.send({ ready: true, port: Number(address.slice(address.lastIndexOf(':') + 1)), token });

@@ -56,6 +56,10 @@ ${recording ? '' : 'recording: { enabled: false }'}
     ttlMs: 6 * 3_600_000,
     now: Date.now(),
     issuedBy: 'local-admin:bench',
+    // The bench user belongs to no group (no masking exemption, no group-scoped rule).
+    groups: [],
+    groupsFrom: { kind: 'stated' },
+    audit: gateway.audit,
   });
   const port = Number(gateway.addresses.redis.split(':').pop());
   return {
