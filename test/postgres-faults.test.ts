@@ -208,6 +208,10 @@ describe('backend faults', () => {
       );
       expect(err?.code).toBe('08006');
       expect(err?.message).toContain('could not connect to backend for connection "app"');
+      // The gateway's words for why; the socket's own message (the backend's address) stays in its log.
+      const detail = (err as { detail?: string }).detail ?? '';
+      expect(detail).toBe("could not reach the backend: ECONNREFUSED from the backend's address");
+      expect(`${err?.message} ${detail}`).not.toContain(String(server.port));
     } finally {
       await server.start();
     }

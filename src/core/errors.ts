@@ -24,12 +24,18 @@ export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   /** Extra detail safe to show to the client (never a secret). */
   readonly detail?: string;
+  /**
+   * What went wrong underneath, for the gateway's log only (a socket or TLS library's message can
+   * name hosts, addresses and certificates the client has no business seeing).
+   */
+  readonly logDetail?: string;
 
-  constructor(code: GatewayErrorCode, message: string, detail?: string) {
+  constructor(code: GatewayErrorCode, message: string, detail?: string, options: { logDetail?: string } = {}) {
     super(message);
     this.name = 'GatewayError';
     this.code = code;
     this.detail = detail;
+    if (options.logDetail !== undefined) this.logDetail = options.logDetail;
   }
 }
 

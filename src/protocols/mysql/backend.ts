@@ -77,7 +77,7 @@ async function connectOnce(target: BackendTarget, options: MysqlBackendOptions):
   } catch (err) {
     socket.destroy();
     if (err instanceof GatewayError) throw err;
-    throw new GatewayError('backend_unavailable', `cannot log in to the backend of connection "${target.connection}"`, (err as Error).message);
+    throw new GatewayError('backend_unavailable', `cannot log in to the backend of connection "${target.connection}"`, undefined, { logDetail: (err as Error).message });
   }
 }
 
@@ -106,7 +106,7 @@ function openSocket(target: BackendTarget): Promise<net.Socket> {
     });
     socket.once('error', (err) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": cannot reach the backend`, err.message));
+      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": cannot reach the backend`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
     });
   });
 }
@@ -242,7 +242,7 @@ function upgrade(socket: net.Socket, target: BackendTarget): Promise<tls.TLSSock
     });
     secure.once('error', (err) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": TLS with the backend failed`, err.message));
+      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": TLS with the backend failed`, "the backend's certificate or TLS settings do not match the connection's tls settings", { logDetail: err.message }));
     });
   });
 }

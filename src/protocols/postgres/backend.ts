@@ -127,7 +127,7 @@ async function openSocket(target: BackendTarget): Promise<{ socket: net.Socket; 
       });
       secure.once('error', (err) => {
         clearTimeout(timer);
-        reject(new GatewayError('backend_unavailable', `TLS to backend failed: ${err.message}`));
+        reject(new GatewayError('backend_unavailable', 'TLS with the backend failed', TLS_FAILED, { logDetail: err.message }));
       });
     });
     return { socket: secure, encrypted: true };
@@ -152,7 +152,7 @@ function tcpConnect(target: BackendTarget): Promise<net.Socket> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', `could not reach backend: ${err.code ?? err.message}`));
+      reject(new GatewayError('backend_unavailable', 'could not reach the backend', err.code ? `${err.code} from the backend's address` : undefined, { logDetail: err.message }));
     });
   });
 }
@@ -298,11 +298,19 @@ function backendError(raw: Buffer, target: BackendTarget): GatewayError {
   return new BackendRefusal(`could not connect to backend for connection "${target.connection}"`, reason, fields);
 }
 
+/**
+ * The client learns which connection failed and the gateway's own words for why; what a socket or
+ * TLS library said goes to the log only.
+ */
 function asBackendUnavailable(err: unknown, target: BackendTarget): GatewayError {
+  const message = `could not connect to backend for connection "${target.connection}"`;
   if (err instanceof GatewayError) {
-    if (err.detail) return err;
-    return new GatewayError('backend_unavailable', `could not connect to backend for connection "${target.connection}"`, err.message);
+    // The backend's own answer (a refusal passed on as it was), already in the client's words.
+    if (err.detail && err.logDetail === undefined) return err;
+    const detail = err.detail ? `${err.message}: ${err.detail}` : err.message;
+    return new GatewayError('backend_unavailable', message, detail, err.logDetail !== undefined ? { logDetail: err.logDetail } : {});
   }
-  const message = err instanceof Error ? err.message : String(err);
-  return new GatewayError('backend_unavailable', `could not connect to backend for connection "${target.connection}"`, message);
+  return new GatewayError('backend_unavailable', message, undefined, { logDetail: err instanceof Error ? err.message : String(err) });
 }
+
+const TLS_FAILED = "the backend's certificate or TLS settings do not match the connection's tls settings (the gateway's log says more)";

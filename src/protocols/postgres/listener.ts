@@ -253,7 +253,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease?.release();
-      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail }, 'backend connect failed');
+      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail }, 'backend connect failed');
       throw err;
     }
     const clientEarly = stream.detach();

@@ -53,7 +53,7 @@ function open(target: BackendTarget): Promise<net.Socket> {
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(new GatewayError('backend_unavailable', `jitgate could not connect to the Redis backend of "${target.connection}"`, err.message));
+      reject(new GatewayError('backend_unavailable', `jitgate could not connect to the Redis backend of "${target.connection}"`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
     };
     const socket: net.Socket = useTls
       ? tls.connect({
@@ -136,12 +136,12 @@ function exchange(socket: net.Socket, commands: string[][], target: BackendTarge
           },
         });
       } catch (err) {
-        done(new GatewayError('backend_unavailable', `invalid reply from the Redis backend of "${target.connection}"`, (err as Error).message));
+        done(new GatewayError('backend_unavailable', `invalid reply from the Redis backend of "${target.connection}"`, undefined, { logDetail: (err as Error).message }));
         return;
       }
       if (replies.length >= commands.length) done();
     };
-    const onError = (err: Error) => done(new GatewayError('backend_unavailable', `lost the Redis backend of "${target.connection}"`, err.message));
+    const onError = (err: Error) => done(new GatewayError('backend_unavailable', `lost the Redis backend of "${target.connection}"`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
     const onClose = () => done(new GatewayError('backend_unavailable', `the Redis backend of "${target.connection}" closed the connection`));
     const timer = setTimeout(
       () => done(new GatewayError('backend_unavailable', `the Redis backend of "${target.connection}" did not answer within ${target.connectTimeoutMs} ms`)),

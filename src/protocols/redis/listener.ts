@@ -329,7 +329,7 @@ class ClientHandshake {
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease?.release();
-      o.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail }, 'redis backend connect failed');
+      o.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail }, 'redis backend connect failed');
       this.send(refusal(err));
       return;
     }
