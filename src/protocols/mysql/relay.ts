@@ -11,6 +11,7 @@ import type net from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import type { BoundParameters, Decision, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { COMMAND_REFUSED, MYSQL_ERROR, REFUSED } from './errors.js';
+import { HoldQueue } from '../hold-queue.js';
 import {
   Cap,
   Command,
@@ -101,7 +102,6 @@ interface InFlight {
   prepared?: PreparedStatement & { id: number };
 }
 
-const MAX_QUEUED = 1024;
 const KILL_RE = /^\s*KILL\s+(?:(QUERY|CONNECTION)\s+)?(\d+)\s*;?\s*$/i;
 const LOCAL_INFILE_RE = /\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s+)?LOCAL\b/i;
 /**
@@ -119,7 +119,11 @@ export class MysqlRelay {
   readonly counters: SessionCounters = { bytesFromClient: 0, bytesToClient: 0, statements: 0 };
   private readonly clientFramer = new PacketFramer();
   private readonly backendFramer = new PacketFramer();
-  private readonly queue: Packet[] = [];
+  /**
+   * Commands waiting their turn: MySQL answers one at a time, so a command waits while another is
+   * in flight or held, bounded like every protocol's queue (protocols/hold-queue.ts).
+   */
+  private readonly queue = new HoldQueue<Packet>(() => this.updateClientFlow());
   private inFlight: InFlight | null = null;
   /** A decision being awaited (held statement) or a kill being run: nothing else starts meanwhile. */
   private busy = false;
@@ -176,7 +180,7 @@ export class MysqlRelay {
     client.on('drain', () => backend.resume());
     backend.on('drain', () => {
       this.backendFull = false;
-      if (!this.busy && this.queue.length < MAX_QUEUED) client.resume();
+      this.updateClientFlow();
     });
     client.on('close', () => this.finish('client_quit'));
     backend.on('close', () => this.backendGone());
@@ -215,12 +219,11 @@ export class MysqlRelay {
     try {
       this.clientFramer.push(chunk, (p) => {
         if (this.infileFromClient) return this.infileData(p);
-        this.queue.push(p);
+        this.queue.push(p, p.payload.length);
       });
     } catch (err) {
       return this.protocolError(err);
     }
-    if (this.queue.length >= MAX_QUEUED) this.o.client.pause();
     this.pump();
   }
 
@@ -232,19 +235,26 @@ export class MysqlRelay {
   }
 
   private pump(): void {
-    while (!this.ended && !this.inFlight && !this.busy && !this.infileFromClient) {
-      const p = this.queue.shift();
-      if (!p) {
-        if (this.draining) this.drain();
-        break;
-      }
-      try {
-        this.command(p);
-      } catch (err) {
-        return this.protocolError(err);
-      }
+    this.queue.drain(this.runCommand, this.canStartCommand);
+    if (this.draining && this.queue.length === 0 && this.canStartCommand()) this.drain();
+    this.updateClientFlow();
+  }
+
+  private readonly canStartCommand = (): boolean => !this.ended && !this.inFlight && !this.busy && !this.infileFromClient;
+
+  private readonly runCommand = (p: Packet): void => {
+    try {
+      this.command(p);
+    } catch (err) {
+      this.protocolError(err);
     }
-    if (!this.ended && !this.busy && !this.backendFull && this.queue.length < MAX_QUEUED && this.o.client.isPaused()) this.o.client.resume();
+  };
+
+  /** The client is read unless a command is held, the backend is behind, or the queue is at its bounds. */
+  private updateClientFlow(): void {
+    if (this.ended) return;
+    if (this.busy || this.backendFull || this.queue.isFull) this.o.client.pause();
+    else if (this.o.client.isPaused()) this.o.client.resume();
   }
 
   private command(p: Packet): void {
@@ -360,7 +370,7 @@ export class MysqlRelay {
     // Held (e.g. waiting for a reviewer): MySQL has no notices, so the client simply waits.
     this.busy = true;
     this.held = (decision as PendingDecision).hold;
-    this.o.client.pause();
+    this.updateClientFlow();
     decision.then(
       (d) => settle(d),
       () => settle({ effect: 'deny', reasons: ['decision_failed'], message: 'jitgate: the statement could not be decided, so it was not run' }),
@@ -394,7 +404,7 @@ export class MysqlRelay {
   private toBackend(b: Buffer): void {
     if (!this.o.backend.write(b)) {
       this.backendFull = true;
-      this.o.client.pause();
+      this.updateClientFlow();
     }
   }
 
@@ -689,6 +699,7 @@ export class MysqlRelay {
   private finish(reason: SessionEndReason): void {
     if (this.ended) return;
     this.ended = true;
+    this.queue.clear();
     this.o.client.end();
     this.o.backend.end();
     setTimeout(() => {

@@ -16,6 +16,7 @@ import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import { ResultMasker } from './result-masker.js';
 import { Output } from './output.js';
+import { HoldQueue } from '../hold-queue.js';
 import { SQLSTATE } from './errors.js';
 
 interface PendingFrame {
@@ -49,10 +50,11 @@ export class PostgresRelay {
   private readonly backendFramer = new Framer();
   private readonly toBackend = new Output();
   private readonly toClient = new Output();
-  /** Frames waiting behind a held statement, in arrival order. */
-  private queued: PendingFrame[] = [];
-  /** Their size: the client is read on while a statement is held (so a quit is noticed), up to a cap. */
-  private queuedBytes = 0;
+  /** Frames waiting behind a held statement, in arrival order (the client is read on, up to its bounds). */
+  private readonly queued = new HoldQueue<PendingFrame>((full) => {
+    this.clientPaused.hold = full;
+    this.updateClientFlow();
+  });
   private holding = false;
   /** What the pipeline said about the statement being held (absent for a bare Promise). */
   private heldInfo: HoldInfo | undefined;
@@ -165,14 +167,9 @@ export class PostgresRelay {
   };
 
   private queueBehindHold(type: number, buf: Buffer, start: number, end: number): void {
-    this.queued.push({ type, buf, start, end });
     // A Terminate waiting behind a hold still means the client said goodbye when it then closes.
     if (type === MessageType.Terminate) this.clientSaidGoodbye = true;
-    this.queuedBytes += end - start;
-    if (this.queuedBytes > MAX_QUEUED_BYTES && !this.clientPaused.hold) {
-      this.clientPaused.hold = true;
-      this.updateClientFlow();
-    }
+    this.queued.push({ type, buf, start, end }, end - start);
   }
 
   private handleClientFrame(type: number, buf: Buffer, start: number, end: number): void {
@@ -299,23 +296,15 @@ export class PostgresRelay {
     if (this.ended) return;
     this.holding = false;
     this.heldInfo = undefined;
-    this.clientPaused.hold = false;
     this.apply(decision, f.type, f.buf, f.start, f.end);
-    const queued = this.queued;
-    this.queued = [];
-    this.queuedBytes = 0;
-    for (let i = 0; i < queued.length && !this.ended; i++) {
-      if (this.holding) {
-        this.queued = queued.slice(i);
-        break;
-      }
-      const q = queued[i]!;
-      this.handleClientFrame(q.type, q.buf, q.start, q.end);
-    }
+    // Replayed in order until one of them is held again; the rest keeps waiting behind that one.
+    this.queued.drain(this.replayFrame, () => !this.ended && !this.holding);
     this.flushToBackend();
     this.flushToClient();
     this.updateClientFlow();
   }
+
+  private readonly replayFrame = (q: PendingFrame): void => this.handleClientFrame(q.type, q.buf, q.start, q.end);
 
   private flushToBackend(): void {
     const data = this.toBackend.take();
@@ -435,7 +424,7 @@ export class PostgresRelay {
     client.end();
     // A client that stops reading must not keep the socket (and its buffers) forever.
     setTimeout(() => client.destroy(), 5000).unref();
-    this.queued = [];
+    this.queued.clear();
     this.options.onEnd(reason);
   }
 
@@ -458,9 +447,6 @@ export class PostgresRelay {
     return this.options.cancelBackend();
   }
 }
-
-/** Frames the client may send behind a held statement before it is no longer read. */
-const MAX_QUEUED_BYTES = 1024 * 1024;
 
 /** The NoticeResponse a held client sees: the message names the review, rule and where to approve. */
 function holdNotice(hold: HoldInfo): Buffer {

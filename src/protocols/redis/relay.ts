@@ -19,6 +19,7 @@ import type { Socket } from 'node:net';
 import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
 import { credentialRefusal, replyRedactor, type ReplyRedactor } from './backend-secrets.js';
 import { formatCommand, formatReply } from './display.js';
+import { HoldQueue } from '../hold-queue.js';
 import { CommandReader, errorReply, encodeCommand, encodeValue, ReplyReader, RespError, stringOf, type ParsedCommand, type RespValue } from './resp.js';
 
 /** Rewrites a reply for one command (masking); null = no masking for this session. */
@@ -91,7 +92,11 @@ export class RedisRelay {
   private readonly toClient = new Output();
   private readonly toBackend = new Output();
   /** Commands waiting behind a held one. */
-  private queued: ParsedCommand[] = [];
+  /**
+   * Commands that arrived behind a held one (from the chunk already read: the client is not read
+   * while a command is held), bounded like every protocol's queue (protocols/hold-queue.ts).
+   */
+  private readonly queued = new HoldQueue<ParsedCommand>(() => undefined);
   private holding = false;
   private paused = { backpressure: false, hold: false };
   private inMulti = false;
@@ -208,9 +213,11 @@ export class RedisRelay {
 
   private readonly onCommand = (c: ParsedCommand): void => {
     if (this.ended || this.closingWith !== null) return;
-    if (this.holding) this.queued.push(c);
+    if (this.holding) this.queued.push(c, commandBytes(c));
     else this.handle(c);
   };
+
+  private readonly replay = (c: ParsedCommand): void => this.handle(c);
 
   private handle(c: ParsedCommand): void {
     this.counters.statements++;
@@ -392,15 +399,8 @@ export class RedisRelay {
     this.holding = false;
     this.paused.hold = false;
     this.apply(decision, c);
-    const queued = this.queued;
-    this.queued = [];
-    for (let i = 0; i < queued.length && !this.ended; i++) {
-      if (this.holding) {
-        this.queued.push(...queued.slice(i));
-        break;
-      }
-      this.handle(queued[i]!);
-    }
+    // Replayed in order until one of them is held again; the rest keeps waiting behind that one.
+    this.queued.drain(this.replay, () => !this.ended && !this.holding);
     this.flush();
     this.updateClientFlow();
   }
@@ -657,7 +657,7 @@ export class RedisRelay {
     this.client.end();
     // A client that stops reading must not keep the socket (and its buffers) forever.
     setTimeout(() => this.client.destroy(), 5000).unref();
-    this.queued = [];
+    this.queued.clear();
     this.fifo.length = 0;
     this.options.onEnd(reason);
   }
@@ -734,4 +734,11 @@ function isCut(v: RespValue): boolean {
 function decodeSimple(reply: Buffer): RespValue {
   const text = reply.toString('utf8', 1, reply.length - 2);
   return reply[0] === 0x2d ? { type: 'error', text } : { type: 'simple', text };
+}
+
+/** What a queued command weighs: its bytes as received (an inline one, its arguments). */
+function commandBytes(c: ParsedCommand): number {
+  let n = 0;
+  for (const b of c.raw ?? c.args) n += b.length;
+  return n;
 }
