@@ -92,11 +92,18 @@ export interface Decision {
   message?: string;
   rule?: string;
   /**
-   * Protocol error code for a deny when it is not a policy refusal (PostgreSQL: SQLSTATE, e.g.
-   * 57014 for a held statement the client cancelled). Absent: insufficient privilege (42501).
+   * What kind of deny this is when it is not a policy refusal; each protocol answers it in its own
+   * words. Absent: refused by policy (PostgreSQL 42501, MySQL 1142, Redis NOPERM).
    */
-  code?: string;
+  code?: DecisionCode;
 }
+
+/**
+ * `cancelled`: a held statement that will not run because its wait ended without approval (the
+ * client cancelled it, the review timed out, the session's grant ended): PostgreSQL 57014, MySQL
+ * 1317 (70100), as for a query the server itself cancelled.
+ */
+export type DecisionCode = 'cancelled';
 
 /** What the client is told while a statement is held, and how it stops waiting (see PendingDecision). */
 export interface HoldInfo {

@@ -72,7 +72,7 @@ describe('ReviewService', () => {
     clock.advance(59_999);
     clock.advance(1);
     const d = await pending;
-    expect(d).toMatchObject({ effect: 'deny', reasons: ['review_timeout'], code: '57014' });
+    expect(d).toMatchObject({ effect: 'deny', reasons: ['review_timeout'], code: 'cancelled' });
     expect(svc.get(carol, id)).toMatchObject({ state: 'expired', outcome: ['review_timeout'] });
     expect(() => svc.approve(carol, id)).toThrow(ReviewError);
   });
@@ -82,7 +82,7 @@ describe('ReviewService', () => {
     const pending = hold(svc);
     expect(pending.hold?.notice).toMatchObject({ effect: 'review', rule: 'writes', reasons: ['write_statement'] });
     pending.hold!.withdraw();
-    expect(await pending).toMatchObject({ effect: 'deny', code: '57014', message: 'canceling statement due to user request' });
+    expect(await pending).toMatchObject({ effect: 'deny', code: 'cancelled', message: 'canceling statement due to user request' });
     expect(svc.get(carol, idOf(events))).toMatchObject({ state: 'withdrawn', decidedBy: 'alice', outcome: ['cancelled_by_client'] });
   });
 

@@ -306,7 +306,7 @@ export class ReviewService {
       this.release(id, {
         effect: 'deny',
         reasons: ['review_timeout'],
-        code: '57014',
+        code: 'cancelled',
         rule: review.rule,
         reviewId: id,
         message: `jitgate: canceling statement: review ${short(id)} (rule "${review.rule}") was not approved within ${formatDuration(review.timeoutMs)} (review_timeout)`,
@@ -314,7 +314,7 @@ export class ReviewService {
     } catch (err) {
       // Fail closed: the statement is refused even if the record could not be closed.
       this.log.error({ err, review: id }, 'cannot close a timed-out review');
-      this.release(id, { effect: 'deny', reasons: ['review_timeout'], code: '57014', message: 'jitgate: canceling statement: the review timed out' });
+      this.release(id, { effect: 'deny', reasons: ['review_timeout'], code: 'cancelled', message: 'jitgate: canceling statement: the review timed out' });
     }
   }
 
@@ -350,7 +350,7 @@ export class ReviewService {
     this.release(id, {
       effect: 'deny',
       reasons: [...outcome],
-      code: '57014',
+      code: 'cancelled',
       reviewId: id,
       message: outcome.includes('cancelled_by_client') ? CANCELLED : `jitgate: statement withdrawn (review ${short(id)}): ${why}`,
     } as Decision);

@@ -411,7 +411,7 @@ export class MysqlRelay {
   private refuse(seq: number, d: Decision, statement: string | undefined): void {
     const message = d.message ?? `jitgate: statement refused (${d.reasons.join(', ') || 'denied'})`;
     // A held statement the client gave up on (KILL QUERY) ends as an interrupted query does.
-    if (d.code === '57014') return this.refuseWith(seq, 1317, '70100', `Query execution was interrupted (${message})`, statement);
+    if (d.code === 'cancelled') return this.refuseWith(seq, 1317, '70100', `Query execution was interrupted (${message})`, statement);
     this.refuseWith(seq, REFUSED.errno, REFUSED.sqlState, message, statement);
   }
 

@@ -18,3 +18,6 @@ export const SQLSTATE: Record<GatewayErrorCode, string> = {
   killed: '57P01',
   internal: 'XX000',
 };
+
+/** query_canceled: what PostgreSQL itself answers a cancelled statement, and what a withdrawn hold answers. */
+export const QUERY_CANCELED = '57014';

@@ -17,7 +17,7 @@ import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import { ResultMasker } from './result-masker.js';
 import { Output } from './output.js';
 import { HoldQueue } from '../hold-queue.js';
-import { SQLSTATE } from './errors.js';
+import { QUERY_CANCELED, SQLSTATE } from './errors.js';
 
 interface PendingFrame {
   type: number;
@@ -269,8 +269,8 @@ export class PostgresRelay {
     this.refusals.delete(marker);
     return build.error({
       severity: 'ERROR',
-      // A held statement that was cancelled or timed out reads like PostgreSQL's own cancel (57014).
-      code: decision.code ?? SQLSTATE.denied,
+      // A held statement that was cancelled or timed out reads like PostgreSQL's own cancel.
+      code: decision.code === 'cancelled' ? QUERY_CANCELED : SQLSTATE.denied,
       message: decision.message ?? 'statement refused by jitgate policy',
       detail: decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined,
     });
