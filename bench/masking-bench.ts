@@ -43,7 +43,12 @@ const SSN: ColumnMask = { rule: 'people-ssn', reason: 'masked_column', strategy:
 
 /** The real masking strategies (MaskingSession.maskValue); the plan is given, as lineage would give it. */
 function sessionMasking(columns: Array<ColumnMask | undefined>, mods: MaskerModules): SessionMasking {
-  const real = new mods.MaskingSession({ rules: [], detectors: [], hashKey: Buffer.alloc(32), loadCatalog: () => Promise.reject(new Error('not used')) });
+  const real = new mods.MaskingSession({
+    rules: [],
+    detectors: [],
+    hashKey: Buffer.alloc(32),
+    loadCatalog: () => Promise.reject(new Error('not used')),
+  });
   const plan: StatementMaskPlan = { columns, fallback: undefined, touchesMasked: columns.some(Boolean) };
   return {
     prepare: async () => undefined,
@@ -85,9 +90,23 @@ function dataRow(values: string[]): Buffer {
 
 /** The backend's bytes for the whole result, cut into socket-sized chunks at arbitrary places. */
 function backendChunks(): Buffer[] {
-  const parts = [rowDescription([['id', 23], ['email', 25], ['ssn', 25], ['note', 25]])];
+  const parts = [
+    rowDescription([
+      ['id', 23],
+      ['email', 25],
+      ['ssn', 25],
+      ['note', 25],
+    ]),
+  ];
   for (let i = 0; i < rows; i++) {
-    parts.push(dataRow([String(i + 1), `person${i}@example.com`, `${String(100 + (i % 900))}-${String(10 + (i % 90))}-${String(1000 + (i % 9000))}`, `note ${i % 97}`]));
+    parts.push(
+      dataRow([
+        String(i + 1),
+        `person${i}@example.com`,
+        `${String(100 + (i % 900))}-${String(10 + (i % 90))}-${String(1000 + (i % 9000))}`,
+        `note ${i % 97}`,
+      ]),
+    );
   }
   parts.push(message('C', Buffer.from(`SELECT ${rows}\0`)), message('Z', Buffer.from('I')));
   const all = Buffer.concat(parts);
@@ -169,5 +188,7 @@ const results: CpuResult[] = cases.map((c) => {
   const v = perCase.get(c.name)!.sort((a, b) => a - b);
   return { name: c.name, median: v[Math.floor(v.length / 2)]!, min: v[0]!, max: v.at(-1)! };
 });
-console.log(`masking microbenchmark: ${rows} DataRows of 4 columns per repetition in 64 KiB chunks, ${reps} repetitions, CPU time (user+system) per row`);
+console.log(
+  `masking microbenchmark: ${rows} DataRows of 4 columns per repetition in 64 KiB chunks, ${reps} repetitions, CPU time (user+system) per row`,
+);
 report(results, 'µs CPU/row');

@@ -49,14 +49,27 @@ connections:
   process.env.BENCH_MY_PASSWORD = password;
   const gateway = await startGateway(parseConfig(yaml, 'bench.yaml', dir));
   const repo = new AccessRepository(gateway.store.database);
-  const { token } = issueAdminToken(gateway.store, repo, { user: 'bench', connection: 'app', ttlMs: 6 * 3_600_000, now: Date.now(), issuedBy: 'bench', groups: [], groupsFrom: { kind: 'stated' }, audit: gateway.audit });
+  const { token } = issueAdminToken(gateway.store, repo, {
+    user: 'bench',
+    connection: 'app',
+    ttlMs: 6 * 3_600_000,
+    now: Date.now(),
+    issuedBy: 'bench',
+    groups: [],
+    groupsFrom: { kind: 'stated' },
+    audit: gateway.audit,
+  });
   process.stdout.write(JSON.stringify({ address: gateway.addresses.mysql, token }) + '\n');
   process.on('SIGTERM', () => void gateway.close().then(() => process.exit(0)));
 }
 
 function startGatewayChild(my, dir) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--gateway-child', JSON.stringify({ port: my.port, ...my.users.native, dir })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [fileURLToPath(import.meta.url), '--gateway-child', JSON.stringify({ port: my.port, ...my.users.native, dir })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -120,7 +133,9 @@ async function main() {
         }
       }
     }
-    console.log(`\nmysql2 load loop: one-row SELECT, ${seconds} s per run, ${reps} repetitions interleaved (MariaDB, no TLS; jitgate with recording)`);
+    console.log(
+      `\nmysql2 load loop: one-row SELECT, ${seconds} s per run, ${reps} repetitions interleaved (MariaDB, no TLS; jitgate with recording)`,
+    );
     console.log(['mode', 'c', 'target', 'QPS median [min-max]', '/direct'].map((h, i) => h.padEnd([10, 4, 10, 26, 10][i])).join(''));
     for (const mode of ['query', 'prepared']) {
       for (const clients of clientCounts) {
@@ -129,7 +144,11 @@ async function main() {
           const xs = results.get(`${mode}\t${clients}\t${name}`);
           const m = median(xs);
           const range = `${Math.round(m)} [${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}]`;
-          console.log([mode, String(clients), name, range, name === 'direct' ? '-' : (m / direct).toFixed(2)].map((v, i) => v.padEnd([10, 4, 10, 26, 10][i])).join(''));
+          console.log(
+            [mode, String(clients), name, range, name === 'direct' ? '-' : (m / direct).toFixed(2)]
+              .map((v, i) => v.padEnd([10, 4, 10, 26, 10][i]))
+              .join(''),
+          );
         }
       }
     }

@@ -23,7 +23,10 @@ function spawnWatchdog(pidFile, dir) {
     'if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null; sleep 2; kill -KILL "$pid" 2>/dev/null; fi',
     'rm -rf "$3"',
   ].join('\n');
-  const child = spawn('sh', ['-c', script, 'jitgate-mariadb-watchdog', String(process.pid), pidFile, dir], { detached: true, stdio: 'ignore' });
+  const child = spawn('sh', ['-c', script, 'jitgate-mariadb-watchdog', String(process.pid), pidFile, dir], {
+    detached: true,
+    stdio: 'ignore',
+  });
   child.unref();
 }
 
@@ -47,20 +50,59 @@ export async function startMariadb(opts = {}) {
   const certPath = join(dir, 'server.crt');
   const keyPath = join(dir, 'server.key');
   const small = ['--innodb-log-file-size=4M', '--innodb-buffer-pool-size=32M'];
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   chmodSync(keyPath, 0o644);
-  execFileSync('mariadb-install-db', ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--user=root', ...small], { stdio: 'ignore', timeout: 60_000 });
+  execFileSync(
+    'mariadb-install-db',
+    ['--no-defaults', `--datadir=${dataDir}`, '--auth-root-authentication-method=socket', '--skip-test-db', '--user=root', ...small],
+    { stdio: 'ignore', timeout: 60_000 },
+  );
   const port = await freePort();
-  const child = spawn(existsSync('/usr/sbin/mariadbd') ? '/usr/sbin/mariadbd' : 'mariadbd', [
-    '--no-defaults', `--datadir=${dataDir}`, `--socket=${socket}`, `--pid-file=${pidFile}`, `--port=${port}`, `--bind-address=${HOST}`,
-    '--user=root', '--skip-log-bin', '--skip-name-resolve', `--ssl-cert=${certPath}`, `--ssl-key=${keyPath}`,
-    '--max-allowed-packet=256M', '--local-infile=1', '--innodb-flush-log-at-trx-commit=0', '--performance-schema=OFF', ...small,
-    ...(opts.args ?? []),
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    existsSync('/usr/sbin/mariadbd') ? '/usr/sbin/mariadbd' : 'mariadbd',
+    [
+      '--no-defaults',
+      `--datadir=${dataDir}`,
+      `--socket=${socket}`,
+      `--pid-file=${pidFile}`,
+      `--port=${port}`,
+      `--bind-address=${HOST}`,
+      '--user=root',
+      '--skip-log-bin',
+      '--skip-name-resolve',
+      `--ssl-cert=${certPath}`,
+      `--ssl-key=${keyPath}`,
+      '--max-allowed-packet=256M',
+      '--local-infile=1',
+      '--innodb-flush-log-at-trx-commit=0',
+      '--performance-schema=OFF',
+      ...small,
+      ...(opts.args ?? []),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let log = '';
   child.stderr.on('data', (d) => (log = (log + d.toString()).slice(-8000)));
   spawnWatchdog(pidFile, dir);
@@ -77,7 +119,11 @@ export async function startMariadb(opts = {}) {
     native: { user: 'jg_native', password: randomBytes(9).toString('hex') },
     admin: { user: 'jg_admin', password: randomBytes(9).toString('hex') },
   };
-  const root = (sql) => execFileSync('mariadb', ['--no-defaults', `--socket=${socket}`, '-uroot', '--batch', '--skip-column-names', '-e', sql], { encoding: 'utf8', timeout: 30_000 });
+  const root = (sql) =>
+    execFileSync('mariadb', ['--no-defaults', `--socket=${socket}`, '-uroot', '--batch', '--skip-column-names', '-e', sql], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
   root(`
     CREATE DATABASE app;
     CREATE TABLE app.items (id INT PRIMARY KEY, name VARCHAR(100), price DECIMAL(10,2), created DATETIME);

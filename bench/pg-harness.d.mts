@@ -66,7 +66,10 @@ export interface PgServer {
   readonly startupMs: number;
 
   /** Connection settings for `pg` over TCP to database "app" as a harness user (or the superuser). */
-  clientConfig(who?: PgUserKey | 'superuser', overrides?: ClientConfig): ClientConfig & { host: string; port: number; user: string; password: string; database: string };
+  clientConfig(
+    who?: PgUserKey | 'superuser',
+    overrides?: ClientConfig,
+  ): ClientConfig & { host: string; port: number; user: string; password: string; database: string };
   /** Run SQL as the superuser (over the unix socket), on database "app" unless told otherwise. */
   query<R extends QueryResultRow = QueryResultRow>(sql: string, params?: unknown[], opts?: { database?: string }): Promise<QueryResult<R>>;
   /** The server log so far. */

@@ -12,7 +12,23 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants as fsConstants, chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants as fsConstants,
+  chownSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,7 +58,9 @@ export function pgBinDir() {
   if (process.env.JITGATE_PG_BIN) candidates.push(process.env.JITGATE_PG_BIN);
   candidates.push('/usr/lib/postgresql/15/bin');
   if (existsSync('/usr/lib/postgresql')) {
-    const versions = readdirSync('/usr/lib/postgresql').filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync('/usr/lib/postgresql')
+      .filter((v) => /^\d+$/.test(v))
+      .sort((a, b) => Number(b) - Number(a));
     for (const v of versions) candidates.push(`/usr/lib/postgresql/${v}/bin`);
   }
   for (const dir of candidates) {
@@ -217,7 +235,18 @@ function initdb(dataDir, workDir) {
   try {
     runChecked(
       pgBin('initdb'),
-      ['-D', dataDir, '-U', SUPERUSER, `--pwfile=${pwfile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--locale=C', '--no-sync', '--no-instructions'],
+      [
+        '-D',
+        dataDir,
+        '-U',
+        SUPERUSER,
+        `--pwfile=${pwfile}`,
+        '--auth=scram-sha-256',
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+        '--no-instructions',
+      ],
       { asServer: true, cwd: workDir, env: { ...process.env, TZ: 'UTC' } },
     );
   } finally {
@@ -276,9 +305,23 @@ export async function startPostgres(opts = {}) {
   try {
     // TLS: a self-signed certificate for localhost/127.0.0.1; the certificate is its own CA.
     runChecked('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
     ]);
     chmodSync(keyPath, 0o600);
     chmodSync(certPath, 0o644);
@@ -307,16 +350,31 @@ export async function startPostgres(opts = {}) {
       dynamic_shared_memory_type: 'mmap',
       ...(opts.conf ?? {}),
     };
-    const confText = Object.entries(conf).map(([k, v]) => `${k} = ${quoteConf(v)}`).join('\n');
+    const confText = Object.entries(conf)
+      .map(([k, v]) => `${k} = ${quoteConf(v)}`)
+      .join('\n');
     // `port` goes on the command line (it may change if the first choice is taken meanwhile).
-    writeFileSync(join(dataDir, 'postgresql.conf'), `${readFileSync(join(dataDir, 'postgresql.conf'), 'utf8')}\n# jitgate harness\n${confText}\n`);
+    writeFileSync(
+      join(dataDir, 'postgresql.conf'),
+      `${readFileSync(join(dataDir, 'postgresql.conf'), 'utf8')}\n# jitgate harness\n${confText}\n`,
+    );
     writeFileSync(join(dataDir, 'pg_hba.conf'), opts.hba ?? hbaConf());
   } catch (err) {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 
-  const server = new PgServerImpl({ dir, dataDir, socketDir, logPath, certPath, keyPath, password, startTimeoutMs, cpuAffinity: opts.cpuAffinity });
+  const server = new PgServerImpl({
+    dir,
+    dataDir,
+    socketDir,
+    logPath,
+    certPath,
+    keyPath,
+    password,
+    startTimeoutMs,
+    cpuAffinity: opts.cpuAffinity,
+  });
   server._watchdog = spawnWatchdog(dir, dataDir);
   try {
     await server.start();
@@ -410,9 +468,10 @@ class PgServerImpl {
     const logFd = openSync(this.logPath, 'a');
     const logStart = this.logText().length;
     const args = ['-D', this.dataDir, '-p', String(this.port)];
-    const [cmd, argv] = this._cpuAffinity !== undefined
-      ? ['taskset', ['-c', String(this._cpuAffinity), pgBin('postgres'), ...args]]
-      : [pgBin('postgres'), args];
+    const [cmd, argv] =
+      this._cpuAffinity !== undefined
+        ? ['taskset', ['-c', String(this._cpuAffinity), pgBin('postgres'), ...args]]
+        : [pgBin('postgres'), args];
     let child;
     try {
       child = spawn(cmd, argv, asServerUser({ cwd: this.dir, stdio: ['ignore', logFd, logFd], env: { ...process.env, TZ: 'UTC' } }));

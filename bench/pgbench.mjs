@@ -26,7 +26,18 @@
  * Needs pgbench and pgbouncer (Debian: apt-get install -y postgresql-client pgbouncer).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -89,10 +100,27 @@ const MASKING_SELECT = 'SELECT id, email, ssn, note FROM bench_people';
 
 /** Times `queries` runs of the masking SELECT in one psql session; the client time of each, in ms. */
 function timeSelects(target, queries) {
-  const args = ['-X', '-At', '-h', HOST, '-p', String(target.port), '-U', target.user, '-d', target.database, '-o', '/dev/null', '-c', '\\timing on'];
+  const args = [
+    '-X',
+    '-At',
+    '-h',
+    HOST,
+    '-p',
+    String(target.port),
+    '-U',
+    target.user,
+    '-d',
+    target.database,
+    '-o',
+    '/dev/null',
+    '-c',
+    '\\timing on',
+  ];
   for (let i = 0; i < queries; i++) args.push('-c', MASKING_SELECT);
   return new Promise((resolve) => {
-    const child = spawn(pgBin('psql'), args, { env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'disable', PGAPPNAME: 'bench-masking' } });
+    const child = spawn(pgBin('psql'), args, {
+      env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'disable', PGAPPNAME: 'bench-masking' },
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
@@ -100,7 +128,11 @@ function timeSelects(target, queries) {
     child.on('exit', (code) => {
       clearTimeout(timer);
       const times = [...out.matchAll(/^Time: ([\d.]+) ms/gm)].map((m) => Number(m[1]));
-      resolve(code === 0 && times.length === queries ? { times } : { error: `psql exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` });
+      resolve(
+        code === 0 && times.length === queries
+          ? { times }
+          : { error: `psql exit ${code}: ${out.trim().split('\n').slice(-3).join(' | ')}` },
+      );
     });
   });
 }
@@ -115,21 +147,42 @@ async function maskingCase({ available, reps, queries, idleBusy, idleWait }) {
     for (const t of order) {
       const r = await timeSelects(available[t], queries);
       results.push({ rep, target: t, ...r });
-      log(`  masking rep ${rep}/${reps} ${pad(t, 18)} ${r.error ? `ERROR ${r.error}` : `median ${median(r.times).toFixed(1)} ms per SELECT`}`);
+      log(
+        `  masking rep ${rep}/${reps} ${pad(t, 18)} ${r.error ? `ERROR ${r.error}` : `median ${median(r.times).toFixed(1)} ms per SELECT`}`,
+      );
     }
   }
   const perRep = (t) => results.filter((r) => r.target === t && r.times).map((r) => ({ rep: r.rep, ms: median(r.times) }));
-  const ratio = (t, base) => perRep(t).flatMap((r) => perRep(base).filter((b) => b.rep === r.rep).map((b) => r.ms / b.ms));
-  const lines = [`masking case: ${MASKING_SELECT} (${MASKING_ROWS.toLocaleString('en')} rows, email and ssn masked), ${queries} per target per repetition, psql \\timing`];
-  lines.push(['target', 'ms per SELECT median [min-max]', 'time /direct', 'time /jitgate unmasked'].map((h, i) => pad(h, [20, 32, 22, 22][i])).join(' '));
+  const ratio = (t, base) =>
+    perRep(t).flatMap((r) =>
+      perRep(base)
+        .filter((b) => b.rep === r.rep)
+        .map((b) => r.ms / b.ms),
+    );
+  const lines = [
+    `masking case: ${MASKING_SELECT} (${MASKING_ROWS.toLocaleString('en')} rows, email and ssn masked), ${queries} per target per repetition, psql \\timing`,
+  ];
+  lines.push(
+    ['target', 'ms per SELECT median [min-max]', 'time /direct', 'time /jitgate unmasked']
+      .map((h, i) => pad(h, [20, 32, 22, 22][i]))
+      .join(' '),
+  );
   for (const t of names) {
     lines.push(
       [
         pad(t, 20),
-        pad(summary(perRep(t).map((r) => r.ms), 1), 32),
+        pad(
+          summary(
+            perRep(t).map((r) => r.ms),
+            1,
+          ),
+          32,
+        ),
         pad(t === 'direct' ? '' : summary(ratio(t, 'direct'), 2), 22),
         t === 'jitgate-masked' ? summary(ratio(t, 'jitgate-unrecorded'), 2) : '',
-      ].join(' ').trimEnd(),
+      ]
+        .join(' ')
+        .trimEnd(),
     );
   }
   return lines.join('\n');
@@ -170,11 +223,18 @@ async function startJitgate({ name = 'jitgate', pgServer, bench, baseDir, pinCpu
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
   const self = fileURLToPath(import.meta.url);
-  const [cmd, args] = pinCpu === undefined ? [process.execPath, [self, '--jitgate-child']] : ['taskset', ['-c', String(pinCpu), process.execPath, self, '--jitgate-child']];
+  const [cmd, args] =
+    pinCpu === undefined
+      ? [process.execPath, [self, '--jitgate-child']]
+      : ['taskset', ['-c', String(pinCpu), process.execPath, self, '--jitgate-child']];
   const child = spawn(cmd, args, {
     cwd: ROOT,
     stdio: ['ignore', logFd, logFd, 'ipc'],
-    env: { ...process.env, BENCH_JITGATE_CONFIG: jitgateConfig({ dir, pgServer, bench, extraYaml: JITGATE_VARIANTS[name] }), BENCH_PG_PASSWORD: bench.password },
+    env: {
+      ...process.env,
+      BENCH_JITGATE_CONFIG: jitgateConfig({ dir, pgServer, bench, extraYaml: JITGATE_VARIANTS[name] }),
+      BENCH_PG_PASSWORD: bench.password,
+    },
   });
   closeSync(logFd);
   track(child);
@@ -271,7 +331,14 @@ async function waitForQuery(target, timeoutMs, child) {
   let last;
   while (Date.now() < deadline) {
     if (child && child.exitCode !== null) throw new Error(`${target.name} exited (${child.exitCode})`);
-    const client = new pg.Client({ host: HOST, port: target.port, user: target.user, password: target.password, database: target.database, connectionTimeoutMillis: 2_000 });
+    const client = new pg.Client({
+      host: HOST,
+      port: target.port,
+      user: target.user,
+      password: target.password,
+      database: target.database,
+      connectionTimeoutMillis: 2_000,
+    });
     client.on('error', () => {});
     try {
       await client.connect();
@@ -324,7 +391,9 @@ async function waitForIdle(threshold, maxWaitS) {
   let announced = false;
   while (busy >= threshold && Date.now() < deadline) {
     if (!announced) {
-      log(`  waiting for the machine to be idle (busy ${(busy * 100).toFixed(0)}% >= ${(threshold * 100).toFixed(0)}%, up to ${maxWaitS} s)`);
+      log(
+        `  waiting for the machine to be idle (busy ${(busy * 100).toFixed(0)}% >= ${(threshold * 100).toFixed(0)}%, up to ${maxWaitS} s)`,
+      );
       announced = true;
     }
     busy = await busyFraction();
@@ -338,12 +407,34 @@ function log(msg) {
 }
 
 function envList(name, def) {
-  return (process.env[name] ?? def).split(',').map((s) => s.trim()).filter(Boolean);
+  return (process.env[name] ?? def)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function runPgbench(target, { mode, clients, threads, duration, pgbenchCpu }) {
-  const args = ['-h', HOST, '-p', String(target.port), '-U', target.user, '-n', '-S', '-M', mode, '-c', String(clients), '-j', String(threads), '-T', String(duration), target.database];
-  const [cmd, argv] = pgbenchCpu === undefined ? [pgBin('pgbench'), args] : ['taskset', ['-c', String(pgbenchCpu), pgBin('pgbench'), ...args]];
+  const args = [
+    '-h',
+    HOST,
+    '-p',
+    String(target.port),
+    '-U',
+    target.user,
+    '-n',
+    '-S',
+    '-M',
+    mode,
+    '-c',
+    String(clients),
+    '-j',
+    String(threads),
+    '-T',
+    String(duration),
+    target.database,
+  ];
+  const [cmd, argv] =
+    pgbenchCpu === undefined ? [pgBin('pgbench'), args] : ['taskset', ['-c', String(pgbenchCpu), pgBin('pgbench'), ...args]];
   return new Promise((resolve) => {
     const child = spawn(cmd, argv, { env: { ...process.env, PGPASSWORD: target.password, PGSSLMODE: 'disable', PGAPPNAME: 'pgbench' } });
     let out = '';
@@ -449,7 +540,9 @@ function report({ results, modes, clientsList, targets }) {
   lines.push('-'.repeat(widths.reduce((a, b) => a + b + 1, 0)));
   for (const mode of modes) {
     for (const clients of clientsList) {
-      const byTarget = Object.fromEntries(targets.map((t) => [t, results.filter((r) => r.mode === mode && r.clients === clients && r.target === t)]));
+      const byTarget = Object.fromEntries(
+        targets.map((t) => [t, results.filter((r) => r.mode === mode && r.clients === clients && r.target === t)]),
+      );
       const ratio = (t, base) => {
         // Per-repetition ratios: both numbers come from the same (interleaved) repetition.
         const out = [];
@@ -468,12 +561,34 @@ function report({ results, modes, clientsList, targets }) {
             pad(mode, widths[0]),
             pad(clients, widths[1]),
             pad(t, widths[2]),
-            pad(summary(ok.map((r) => r.tps), 0) + (errors ? ` (${errors} failed)` : ''), widths[3]),
-            pad(summary(ok.map((r) => r.latencyMs), 3), widths[4]),
-            pad(t === 'direct' ? '-' : summary(ok.map((r) => r.cpuUsPerQuery), 1), widths[5]),
+            pad(
+              summary(
+                ok.map((r) => r.tps),
+                0,
+              ) + (errors ? ` (${errors} failed)` : ''),
+              widths[3],
+            ),
+            pad(
+              summary(
+                ok.map((r) => r.latencyMs),
+                3,
+              ),
+              widths[4],
+            ),
+            pad(
+              t === 'direct'
+                ? '-'
+                : summary(
+                    ok.map((r) => r.cpuUsPerQuery),
+                    1,
+                  ),
+              widths[5],
+            ),
             pad(t === 'direct' ? '' : summary(ratio(t, 'direct'), 2), widths[6]),
             pad(t.startsWith('jitgate') && targets.includes('pgbouncer') ? summary(ratio(t, 'pgbouncer'), 2) : '', widths[7]),
-          ].join(' ').trimEnd(),
+          ]
+            .join(' ')
+            .trimEnd(),
         );
       }
       lines.push('');
@@ -501,7 +616,8 @@ async function main() {
   const maxForeign = Number(process.env.BENCH_MAX_FOREIGN ?? 0.1);
   const maxRetries = Number(process.env.BENCH_RETRIES ?? 2);
   if (reps < 3) log(`bench: note: ${reps} repetition(s); medians and ranges mean little below 3`);
-  if (!existsSync(pgBin('pgbench')) && !which('pgbench')) throw new Error('pgbench not found (Debian: apt-get install -y postgresql-client)');
+  if (!existsSync(pgBin('pgbench')) && !which('pgbench'))
+    throw new Error('pgbench not found (Debian: apt-get install -y postgresql-client)');
 
   const baseDir = mkdtempSync(join(harnessTmpDir(), 'jitgate-bench-'));
   process.on('exit', () => rmSync(baseDir, { recursive: true, force: true }));
@@ -558,7 +674,9 @@ async function main() {
       }
     }
     const maskingReport =
-      maskingMode !== '0' ? await maskingCase({ available, reps, queries: Number(process.env.BENCH_MASKING_QUERIES ?? 5), idleBusy, idleWait }) : undefined;
+      maskingMode !== '0'
+        ? await maskingCase({ available, reps, queries: Number(process.env.BENCH_MASKING_QUERIES ?? 5), idleBusy, idleWait })
+        : undefined;
     // The masked gateway is only for the masking case; pgbench tables are not masked anyway.
     targets = targets.filter((t) => available[t] && t !== 'jitgate-masked');
     if (maskingMode === 'only') {
@@ -570,7 +688,8 @@ async function main() {
 
     if (warmup > 0) {
       log(`bench: warm-up ${warmup} s per target`);
-      for (const t of targets) await runPgbench(available[t], { mode: 'prepared', clients: 8, threads: threadsFor(8), duration: warmup, pgbenchCpu });
+      for (const t of targets)
+        await runPgbench(available[t], { mode: 'prepared', clients: 8, threads: threadsFor(8), duration: warmup, pgbenchCpu });
     }
 
     const results = [];
@@ -589,7 +708,9 @@ async function main() {
             let r = await run();
             // A run disturbed by other work on this shared machine is redone (bounded) once it is calm.
             for (let retry = 1; retry <= maxRetries && r.foreign > maxForeign; retry++) {
-              log(`  rep ${rep}/${reps} ${pad(mode, 8)} c=${pad(clients, 2)} ${pad(t, 9)} disturbed (${(r.foreign * 100).toFixed(0)}% foreign CPU), redoing`);
+              log(
+                `  rep ${rep}/${reps} ${pad(mode, 8)} c=${pad(clients, 2)} ${pad(t, 9)} disturbed (${(r.foreign * 100).toFixed(0)}% foreign CPU), redoing`,
+              );
               retried++;
               await waitForIdle(idleBusy, Math.min(idleWait, 60));
               r = await run();
@@ -613,21 +734,23 @@ async function main() {
     const bouncerVersion = which('pgbouncer') ? spawnSync('pgbouncer', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0] : 'n/a';
     const model = (readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.*)$/m) ?? [])[1] ?? 'unknown CPU';
     console.log('');
-    console.log(`pgbench -S, scale 1, ${duration} s per run, ${reps} repetitions (interleaved, rotated), ${((Date.now() - t0) / 1000).toFixed(0)} s total`);
-    console.log(`${ncpu} x ${model}; PostgreSQL ${pgVersion}; ${bouncerVersion}; Node ${process.version}`);
     console.log(
-      pin
-        ? 'pinned: PostgreSQL + proxy on CPU 0, pgbench on CPU 1 (-j 1)'
-        : 'not pinned',
+      `pgbench -S, scale 1, ${duration} s per run, ${reps} repetitions (interleaved, rotated), ${((Date.now() - t0) / 1000).toFixed(0)} s total`,
     );
-    console.log(`machine busy before each repetition: ${idle.map((b) => `${(b * 100).toFixed(0)}%`).join(', ')} (threshold ${(idleBusy * 100).toFixed(0)}%)`);
+    console.log(`${ncpu} x ${model}; PostgreSQL ${pgVersion}; ${bouncerVersion}; Node ${process.version}`);
+    console.log(pin ? 'pinned: PostgreSQL + proxy on CPU 0, pgbench on CPU 1 (-j 1)' : 'not pinned');
+    console.log(
+      `machine busy before each repetition: ${idle.map((b) => `${(b * 100).toFixed(0)}%`).join(', ')} (threshold ${(idleBusy * 100).toFixed(0)}%)`,
+    );
     const foreign = results.map((r) => r.foreign);
     console.log(
       `foreign CPU during runs: median ${(median(foreign) * 100).toFixed(1)}%, max ${(Math.max(...foreign) * 100).toFixed(1)}%; ` +
         `${retried} run(s) redone, ${disturbed} still above ${(maxForeign * 100).toFixed(0)}%`,
     );
     console.log('all paths: TCP on 127.0.0.1, no TLS; proxy CPU = utime+stime of the proxy process / transactions (1 query each)');
-    for (const name of Object.keys(JITGATE_VARIANTS)) if (!available[name] && envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate,jitgate-unrecorded').includes(name)) console.log(`${name}: SKIPPED (see the message above)`);
+    for (const name of Object.keys(JITGATE_VARIANTS))
+      if (!available[name] && envList('BENCH_TARGETS', 'direct,pgbouncer,jitgate,jitgate-unrecorded').includes(name))
+        console.log(`${name}: SKIPPED (see the message above)`);
     console.log('');
     console.log(report({ results, modes, clientsList, targets }));
     if (maskingReport) {

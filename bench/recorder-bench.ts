@@ -37,7 +37,17 @@ interface Tree {
   sessions: typeof sessionServiceModule;
   sqlite: typeof sqliteModule;
 }
-const trees: Tree[] = [{ label: '', audit: auditWire, config: recordingConfigModule, metrics: metricsModule, recording: recordingWire, sessions: sessionServiceModule, sqlite: sqliteModule }];
+const trees: Tree[] = [
+  {
+    label: '',
+    audit: auditWire,
+    config: recordingConfigModule,
+    metrics: metricsModule,
+    recording: recordingWire,
+    sessions: sessionServiceModule,
+    sqlite: sqliteModule,
+  },
+];
 const other = process.env.BENCH_COMPARE_WITH;
 if (other) {
   trees[0]!.label = ' (this tree)';
@@ -201,7 +211,8 @@ for (const [name] of all) {
   for (const t of trees) {
     const on = medianOf(`${name} recorded${t.label}`);
     const off = medianOf(`${name} unrecorded${t.label}`);
-    if (on !== undefined && off !== undefined) results.push({ name: `${name} recording cost${t.label}`, median: on - off, min: NaN, max: NaN });
+    if (on !== undefined && off !== undefined)
+      results.push({ name: `${name} recording cost${t.label}`, median: on - off, min: NaN, max: NaN });
   }
 }
 for (const g of gateways.values()) await g.stop();

@@ -74,7 +74,25 @@ ${recording ? '' : 'recording: { enabled: false }'}
 /** requests per second of each test in one redis-benchmark run. */
 function benchmark({ port, user, password }, pipeline) {
   return new Promise((resolve, reject) => {
-    const args = ['-h', '127.0.0.1', '-p', String(port), '--user', user, '-a', password, '-t', 'set,get', '-n', String(REQUESTS), '-c', String(CLIENTS), '-P', String(pipeline), '--csv'];
+    const args = [
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '--user',
+      user,
+      '-a',
+      password,
+      '-t',
+      'set,get',
+      '-n',
+      String(REQUESTS),
+      '-c',
+      String(CLIENTS),
+      '-P',
+      String(pipeline),
+      '--csv',
+    ];
     const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -129,7 +147,9 @@ async function main() {
     const d = median(by.direct);
     const j = median(by.jitgate);
     const u = median(by['jitgate-unrecorded']);
-    console.log(`${test.padEnd(10)} ${d.toFixed(0).padStart(8)} ${j.toFixed(0).padStart(12)} ${(j / d).toFixed(2).padStart(7)} ${u.toFixed(0).padStart(20)} ${(u / d).toFixed(2).padStart(7)}`);
+    console.log(
+      `${test.padEnd(10)} ${d.toFixed(0).padStart(8)} ${j.toFixed(0).padStart(12)} ${(j / d).toFixed(2).padStart(7)} ${u.toFixed(0).padStart(20)} ${(u / d).toFixed(2).padStart(7)}`,
+    );
   }
 }
 

@@ -21,14 +21,26 @@ export async function startRedis(options = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'jitgate-redis-'));
   const port = await freePort();
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--save', '',
-    '--appendonly', 'no',
-    '--dir', dir,
-    '--requirepass', REDIS_USERS.default.password,
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--dir',
+    dir,
+    '--requirepass',
+    REDIS_USERS.default.password,
     // One config directive: its words are separate arguments.
-    '--user', REDIS_USERS.gateway.user, 'on', `>${REDIS_USERS.gateway.password}`, '~*', '&*', '+@all',
+    '--user',
+    REDIS_USERS.gateway.user,
+    'on',
+    `>${REDIS_USERS.gateway.password}`,
+    '~*',
+    '&*',
+    '+@all',
     ...(options.extraArgs ?? []),
   ];
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });

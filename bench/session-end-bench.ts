@@ -31,12 +31,25 @@ const service = new SessionService(store, createMetrics({ defaultMetrics: false 
 
 const pipelines: SessionPipeline[] = [];
 for (let i = 0; i < sessions; i++) {
-  const info = { protocol: 'postgres' as const, user: `user${i % 50}`, connection: 'app', clientAddress: '127.0.0.1', applicationName: 'bench', tokenId: `t${i}` };
+  const info = {
+    protocol: 'postgres' as const,
+    user: `user${i % 50}`,
+    connection: 'app',
+    clientAddress: '127.0.0.1',
+    applicationName: 'bench',
+    tokenId: `t${i}`,
+  };
   const p = recording.service.open(info, () => service.open(info));
   const o = p.observer!;
   for (let s = 0; s < 5; s++) {
     p.decide({ source: 'simple', text: `select * from orders where id = ${s}` });
-    o.onResult({ kind: 'columns', columns: [{ name: 'id', type: 23 }, { name: 'note', type: 25 }] });
+    o.onResult({
+      kind: 'columns',
+      columns: [
+        { name: 'id', type: 23 },
+        { name: 'note', type: 25 },
+      ],
+    });
     for (let r = 0; r < 20; r++) if (o.wantsRows()) o.onResult({ kind: 'row', values: [String(r), 'x'.repeat(40)] });
     o.onResult({ kind: 'complete', tag: 'SELECT 20' });
     o.onResult({ kind: 'ready' });
@@ -75,9 +88,13 @@ const total = performance.now() - started;
 clearInterval(probe);
 if (inspector && profileTo) {
   const { writeFileSync } = await import('node:fs');
-  await new Promise<void>((r) => inspector.post('Profiler.stop', (_err, res) => (writeFileSync(profileTo, JSON.stringify(res.profile)), r())));
+  await new Promise<void>((r) =>
+    inspector.post('Profiler.stop', (_err, res) => (writeFileSync(profileTo, JSON.stringify(res.profile)), r())),
+  );
 }
-console.log(JSON.stringify({ sessions, endCallsMs: Math.round(endedSync), longestStallMs: Math.round(longest), allStoredMs: Math.round(total) }));
+console.log(
+  JSON.stringify({ sessions, endCallsMs: Math.round(endedSync), longestStallMs: Math.round(longest), allStoredMs: Math.round(total) }),
+);
 await recording.stop();
 audit.stop();
 store.close();

@@ -23,7 +23,11 @@ describe('import boundaries', () => {
     ['src/core/x.ts', "import type { Store } from '../store/store.js';", 'core/ imports nothing of the project'],
     ['src/policy/x.ts', "import { HttpError } from '../api/router.js';", 'only main.ts and session/ see everything'],
     ['src/masking/x.ts', "import { RedisReplyMasker } from '../protocols/redis/masking.js';", 'domain modules never import a protocol'],
-    ['src/recording/x.ts', "import { PostgresListener } from '../protocols/postgres/listener.js';", 'domain modules never import a protocol'],
+    [
+      'src/recording/x.ts',
+      "import { PostgresListener } from '../protocols/postgres/listener.js';",
+      'domain modules never import a protocol',
+    ],
     ['src/audit/x.ts', "import type { AccessEvent } from '../access/events.js';", 'audit/ knows none of the modules'],
     ['src/protocols/postgres/codec.ts', "import { matchStatement } from '../../policy/guardrails.js';", 'import only core/ and crypto/'],
     ['src/protocols/mysql/relay.ts', "import type { SessionInfo } from '../postgres/listener.js';", 'never imports another protocol'],

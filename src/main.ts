@@ -225,7 +225,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
     }));
     // Deliveries not yet done are kept in the store and sent again after a restart.
-    notifier = new WebhookNotifier({ webhooks: await resolveWebhooks(config, store, options.env ?? process.env), clock, log, outbox: new SqliteDeliveryOutbox(store.database) });
+    notifier = new WebhookNotifier({
+      webhooks: await resolveWebhooks(config, store, options.env ?? process.env),
+      clock,
+      log,
+      outbox: new SqliteDeliveryOutbox(store.database),
+    });
     notifier.attach(accessService.events);
     notifier.resume();
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
@@ -273,7 +278,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
     }));
     const authFailed = (protocol: Protocol, info: FailedLoginInfo) => failures.failed(protocol, info);
-    const sessionTokens = new SessionTokens({ repo: accessRepo, revokeToken: (id, at) => store.revokeToken(id, at), audit: auditModule.log, clock, log });
+    const sessionTokens = new SessionTokens({
+      repo: accessRepo,
+      revokeToken: (id, at) => store.revokeToken(id, at),
+      audit: auditModule.log,
+      clock,
+      log,
+    });
     // What every protocol listener is given: its own connections, sessions through the recorder
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
@@ -282,7 +293,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       failures.succeeded(info.clientAddress, info.user);
       // A single-session token is claimed here and revoked when its session ends (access/session-tokens.ts).
       return sessionTokens.open({ ...info, protocol }, () =>
-        backendHealth.observe(recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })), info.connection),
+        backendHealth.observe(
+          recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })),
+          info.connection,
+        ),
       );
     };
     const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
@@ -373,7 +387,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     }));
 
     // The console's Overview: activity per connection, refusals and holds by rule, time to approval.
-    registerStatsRoutes(router, { access: accessRepo, reviews: reviewRepo, recording: recorder.service, audit: auditModule.log, roles: api.roles, now });
+    registerStatsRoutes(router, {
+      access: accessRepo,
+      reviews: reviewRepo,
+      recording: recorder.service,
+      audit: auditModule.log,
+      roles: api.roles,
+      now,
+    });
 
     registerCredentialRoutes(router, { rotation: credentialRotation, roles: api.roles });
 
@@ -422,7 +443,13 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       metricsAccess:
         config.metrics.auth === 'none'
           ? { auth: 'none' }
-          : { auth: 'token', token: config.metrics.token === undefined ? undefined : await resolveSecretRef(config.metrics.token, { secretStore: new SecretStore(store, { env }), env }) },
+          : {
+              auth: 'token',
+              token:
+                config.metrics.token === undefined
+                  ? undefined
+                  : await resolveSecretRef(config.metrics.token, { secretStore: new SecretStore(store, { env }), env }),
+            },
       logger: log,
       ready: () => {
         const reasons: string[] = [];

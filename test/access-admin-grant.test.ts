@@ -41,10 +41,7 @@ let url: string;
 let pgPort: number;
 
 beforeAll(async () => {
-  [pgServer, idp] = await Promise.all([
-    startPostgres(),
-    startTestIdp({ users: USERS, gatewayClient: GATEWAY_CLIENT, audience: AUDIENCE }),
-  ]);
+  [pgServer, idp] = await Promise.all([startPostgres(), startTestIdp({ users: USERS, gatewayClient: GATEWAY_CLIENT, audience: AUDIENCE })]);
   writeFileSync(join(work, 'oidc-secret'), GATEWAY_CLIENT.clientSecret, { mode: 0o600 });
   writeFileSync(join(work, 'pg-secret'), pgServer.users.scram.password, { mode: 0o600 });
   writeFileSync(
@@ -98,7 +95,11 @@ async function signIn(user: string, password: string): Promise<void> {
     const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
     return { status: res.status, body: (await res.json()) as Record<string, string> };
   };
-  const start = await post('/api/auth/login/start', { flow: 'pkce', redirectUri, codeChallenge: createHash('sha256').update(verifier).digest('base64url') });
+  const start = await post('/api/auth/login/start', {
+    flow: 'pkce',
+    redirectUri,
+    codeChallenge: createHash('sha256').update(verifier).digest('base64url'),
+  });
   expect(start.status).toBe(200);
   const browser = new ScriptedBrowser({ stopAt: (u) => u.startsWith(redirectUri) });
   const back = new URL((await browser.submit(await browser.open(start.body.authorizationUrl!), { username: user, password })).url);
@@ -129,7 +130,11 @@ async function adminCli(args: string[]): Promise<{ code: number; out: string; er
 }
 
 function payloadAs(user: string, token: string) {
-  return psql(`host=127.0.0.1 port=${pgPort} user=${user} dbname=app sslmode=disable`, token, ['-At', '-c', 'select payload from items where id = 1']);
+  return psql(`host=127.0.0.1 port=${pgPort} user=${user} dbname=app sslmode=disable`, token, [
+    '-At',
+    '-c',
+    'select payload from items where id = 1',
+  ]);
 }
 
 function grantAudit(grantUser: string) {
@@ -161,7 +166,10 @@ describe('admin-issued grants carry the person’s groups', { timeout: 60_000 },
     expect(seen.stdout.trim()).not.toBe('');
 
     expect(grantAudit('frank')).toMatchObject([
-      { actor: expect.stringMatching(/^local-admin:/), data: { groups: ['contractors'], groupsFrom: { kind: 'sign-in', issuer: 'corp' }, connection: 'app' } },
+      {
+        actor: expect.stringMatching(/^local-admin:/),
+        data: { groups: ['contractors'], groupsFrom: { kind: 'sign-in', issuer: 'corp' }, connection: 'app' },
+      },
     ]);
   });
 

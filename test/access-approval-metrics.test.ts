@@ -17,7 +17,9 @@ const M = 60_000;
 
 beforeAll(async () => {
   server = await startPostgres();
-  await server.query('create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public');
+  await server.query(
+    'create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public',
+  );
   env = await startAccessGateway(server, {
     clock,
     extraYaml: `
@@ -69,18 +71,30 @@ it('pending requests by connection, time to decision by policy and outcome, expi
   expect(await metric('jitgate_access_requests_pending', { connection: 'app-md5' })).toBe(1);
   clock.advance(48 * 60 * M);
   expect(await metric('jitgate_approvals_expired_total', { kind: 'access', connection: 'app-md5', policy: 'md5-two-of-three' })).toBe(1);
-  expect(await metric('jitgate_approval_decision_seconds_count', { kind: 'access', policy: 'md5-two-of-three', outcome: 'expired' })).toBe(1);
+  expect(await metric('jitgate_approval_decision_seconds_count', { kind: 'access', policy: 'md5-two-of-three', outcome: 'expired' })).toBe(
+    1,
+  );
   expect(await metric('jitgate_access_requests_pending', { connection: 'app-md5' })).toBeUndefined();
 });
 
 it('statements held for review by connection, and their time to decision by rule', async () => {
-  const client = new pg.Client({ host: env.gw.host, port: env.gw.port, user: 'alice', database: 'app', password: env.gw.token({ user: 'alice' }) });
+  const client = new pg.Client({
+    host: env.gw.host,
+    port: env.gw.port,
+    user: 'alice',
+    database: 'app',
+    password: env.gw.token({ user: 'alice' }),
+  });
   await client.connect();
   const write = client.query("insert into ledger (note) values ('held')").then(
     () => 'ran',
     (err: Error) => err.message,
   );
-  await expect.poll(() => metric('jitgate_statements_held', { connection: 'app' }), { message: 'the held statement to show in jitgate_statements_held' }).toBe(1);
+  await expect
+    .poll(() => metric('jitgate_statements_held', { connection: 'app' }), {
+      message: 'the held statement to show in jitgate_statements_held',
+    })
+    .toBe(1);
   const { body } = await env.api<{ reviews: Array<{ id: string }> }>('carol', 'GET', '/api/reviews?state=pending&user=alice');
   clock.advance(2 * M);
   const denied = await env.api('carol', 'POST', `/api/reviews/${body.reviews[0]!.id}/deny`, { comment: 'not now' });

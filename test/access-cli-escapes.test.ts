@@ -64,7 +64,13 @@ describe('the CLI shows control characters from clients as visible escapes', { t
   it('jitgate requests: a held statement and a request reason with CR and ESC', async () => {
     // On a terminal, the CR and the erase-line sequence would leave only "select 1" visible.
     const sneaky = "update items set payload = 'gone' where id = 1 /*\r\x1b[2K*/ -- \x1b[1Gselect 1";
-    const client = new pg.Client({ host: env.gw.host, port: env.gw.port, user: 'alice', database: 'app-trust', password: env.gw.token({ user: 'alice', connection: 'app-trust', groups: ['engineering'] }) });
+    const client = new pg.Client({
+      host: env.gw.host,
+      port: env.gw.port,
+      user: 'alice',
+      database: 'app-trust',
+      password: env.gw.token({ user: 'alice', connection: 'app-trust', groups: ['engineering'] }),
+    });
     client.on('error', () => undefined);
     await client.connect();
     const held = client.query(sneaky).catch((err: Error) => err);
@@ -97,12 +103,20 @@ describe('the CLI shows control characters from clients as visible escapes', { t
 
   it('jitgate replay: a result value with ESC', async () => {
     const token = env.gw.token({ user: 'alice', connection: 'app', groups: ['engineering'] });
-    const r = await psql(env.gw.dsn({ user: 'alice', connection: 'app' }), token, ['-At', '-c', "select E'card \\x1b[8m4111 1111 1111 1111\\x1b[0m ok' as v"]);
+    const r = await psql(env.gw.dsn({ user: 'alice', connection: 'app' }), token, [
+      '-At',
+      '-c',
+      "select E'card \\x1b[8m4111 1111 1111 1111\\x1b[0m ok' as v",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     const { body } = await env.api<{ sessions: Array<{ id: string }> }>('alice', 'GET', '/api/sessions?user=alice&connection=app');
     const id = body.sessions[0]!.id;
     await vi.waitFor(
-      async () => expect((await env.api<{ session: { status: string } }>('alice', 'GET', `/api/sessions/${id}`)).body.session.status, 'the session to end').toBe('ended'),
+      async () =>
+        expect(
+          (await env.api<{ session: { status: string } }>('alice', 'GET', `/api/sessions/${id}`)).body.session.status,
+          'the session to end',
+        ).toBe('ended'),
       { timeout: 10_000 },
     );
 

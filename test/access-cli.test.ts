@@ -76,11 +76,18 @@ describe('request, approve, deny, revoke', () => {
 
     const listed = await cli('carol', ['requests']);
     expect(listed.code).toBe(0);
-    expect(listed.out).toMatch(new RegExp(`Requests you can approve\\nID\\s+USER\\s+CONNECTION\\s+STATE\\s+FOR\\s+APPROVALS\\s+EXPIRES\\s+REASON\\n${id}\\s+alice\\s+app-md5\\s+pending\\s+30m\\s+0/2\\s+.*schema check`));
+    expect(listed.out).toMatch(
+      new RegExp(
+        `Requests you can approve\\nID\\s+USER\\s+CONNECTION\\s+STATE\\s+FOR\\s+APPROVALS\\s+EXPIRES\\s+REASON\\n${id}\\s+alice\\s+app-md5\\s+pending\\s+30m\\s+0/2\\s+.*schema check`,
+      ),
+    );
 
     const first = await cli('carol', ['approve', id!, '--comment', 'looks fine']);
     expect(first).toMatchObject({ code: 0, out: `approved request ${id} of alice for app-md5 (1/2 approvals; more needed)\n` });
-    await vi.waitFor(() => expect(waiting.err(), 'the CLI to report the first approval').toContain('approved by carol ("looks fine") (1 of 2)'), { timeout: 5000 });
+    await vi.waitFor(
+      () => expect(waiting.err(), 'the CLI to report the first approval').toContain('approved by carol ("looks fine") (1 of 2)'),
+      { timeout: 5000 },
+    );
 
     const self = await cli('alice', ['approve', id!]);
     expect(self).toMatchObject({ code: 1, err: 'jitgate: nobody approves their own request\n' });
@@ -89,7 +96,9 @@ describe('request, approve, deny, revoke', () => {
 
     const second = await cli('dan', ['approve', id!]);
     expect(second.code).toBe(0);
-    expect(second.out).toMatch(new RegExp(`^approved request ${id}: alice has grant [0-9a-f]{8} on app-md5 until .* approved by carol, dan\\n$`));
+    expect(second.out).toMatch(
+      new RegExp(`^approved request ${id}: alice has grant [0-9a-f]{8} on app-md5 until .* approved by carol, dan\\n$`),
+    );
 
     expect(await waiting.done).toBe(0);
     expect(waiting.err()).toContain('approved by dan (2 of 2)');
@@ -102,7 +111,10 @@ describe('request, approve, deny, revoke', () => {
     await vi.waitFor(() => expect(waiting.err(), 'the CLI to say it waits 30m').toMatch(/waiting up to 30m/), { timeout: 5000 });
     const id = /request ([0-9a-f]{8})/.exec(waiting.err())![1]!;
     expect(await cli('carol', ['deny', id])).toMatchObject({ code: 1 }); // --reason is required
-    expect(await cli('carol', ['deny', id, '--reason', 'use the replica'])).toMatchObject({ code: 0, out: `denied request ${id} of alice for app\n` });
+    expect(await cli('carol', ['deny', id, '--reason', 'use the replica'])).toMatchObject({
+      code: 0,
+      out: `denied request ${id} of alice for app\n`,
+    });
     expect(await waiting.done).toBe(1);
     expect(waiting.err()).toMatch(new RegExp(`jitgate: request ${id} was denied by carol: use the replica\\n$`));
   });
@@ -111,9 +123,15 @@ describe('request, approve, deny, revoke', () => {
     const r = await cli('alice', ['request', 'app', '--for', '15m', '--reason', 'later', '--no-wait']);
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^[0-9a-f-]{36}\n$/);
-    expect(await cli('alice', ['deny', r.out.trim(), '--reason', 'not needed'])).toMatchObject({ code: 0, out: `withdrew request ${r.out.slice(0, 8)} for app\n` });
+    expect(await cli('alice', ['deny', r.out.trim(), '--reason', 'not needed'])).toMatchObject({
+      code: 0,
+      out: `withdrew request ${r.out.slice(0, 8)} for app\n`,
+    });
 
-    expect(await cli('alice', ['request', 'app', '--break-glass'])).toMatchObject({ code: 1, err: 'jitgate: --break-glass needs --reason "...": say why, it is sent to the approvers\n' });
+    expect(await cli('alice', ['request', 'app', '--break-glass'])).toMatchObject({
+      code: 1,
+      err: 'jitgate: --break-glass needs --reason "...": say why, it is sent to the approvers\n',
+    });
     const bg = await cli('alice', ['request', 'app', '--for', '20m', '--break-glass', '--reason', 'pager: orders down']);
     expect(bg.code).toBe(0);
     expect(bg.err).toContain('BREAK-GLASS: access granted without approval; the approvers are notified');
@@ -134,13 +152,22 @@ describe('request, approve, deny, revoke', () => {
     expect(t.err).not.toContain(t.out.trim());
     const q = await psql(env.gw.dsn({ user: 'mallory', connection: 'app-trust' }), t.out.trim(), ['-At', '-c', 'select 1']);
     expect(q.stdout.trim()).toBe('1');
-    expect(await cli('mallory', ['token', 'app'])).toMatchObject({ code: 1, err: 'jitgate: you have no active access grant for "app": run `jitgate request app`\n' });
+    expect(await cli('mallory', ['token', 'app'])).toMatchObject({
+      code: 1,
+      err: 'jitgate: you have no active access grant for "app": run `jitgate request app`\n',
+    });
 
     const who = await cli('mallory', ['whoami']);
-    expect(who.out).toMatch(new RegExp(`^mallory \\(human, signed in via test\\) at ${env.gw.httpUrl}\\ngroups: marketing\\ngrant [0-9a-f]{8} on app-trust until .*granted by policy trust-for-everyone\\n$`));
+    expect(who.out).toMatch(
+      new RegExp(
+        `^mallory \\(human, signed in via test\\) at ${env.gw.httpUrl}\\ngroups: marketing\\ngrant [0-9a-f]{8} on app-trust until .*granted by policy trust-for-everyone\\n$`,
+      ),
+    );
 
     const conns = await cli('mallory', ['connections']);
-    expect(conns.out).toMatch(/^NAME\s+TYPE\s+ACCESS\s+HOW TO GET IT\napp-trust\s+postgres\s+granted until .*\s+granted at once, up to 8h\n$/);
+    expect(conns.out).toMatch(
+      /^NAME\s+TYPE\s+ACCESS\s+HOW TO GET IT\napp-trust\s+postgres\s+granted until .*\s+granted at once, up to 8h\n$/,
+    );
     const aliceConns = await cli('alice', ['connections', '--json']);
     expect(JSON.parse(aliceConns.out).map((c: { name: string }) => c.name)).toEqual(['app', 'app-md5', 'app-trust']);
 
@@ -182,7 +209,11 @@ describe('connect', () => {
     expect(await c.exited, c.err()).toBe(0);
     expect(c.out()).toBe(`${server.users.scram.user}|app\n`);
     const seen = readFileSync(log, 'utf8');
-    expect(seen).toMatch(new RegExp(`^ARGS: host=127\\.0\\.0\\.1 port=${env.gw.port} user=bob dbname=app sslmode=require -XAt -c select current_user, current_database\\(\\)\\nPGPASSWORD: jg_\\.\\.\\.\\n$`));
+    expect(seen).toMatch(
+      new RegExp(
+        `^ARGS: host=127\\.0\\.0\\.1 port=${env.gw.port} user=bob dbname=app sslmode=require -XAt -c select current_user, current_database\\(\\)\\nPGPASSWORD: jg_\\.\\.\\.\\n$`,
+      ),
+    );
     expect(seen).not.toMatch(/jg_[A-Za-z0-9_-]{20}/);
 
     // psql's exit status is jitgate's.
@@ -195,9 +226,13 @@ describe('connect', () => {
     expect((await cli('alice', ['request', 'app-trust', '--for', '1h'])).code).toBe(0);
     const t = child('alice', ['connect', 'app-trust', '--tunnel', '--port', '0']);
     try {
-      await vi.waitFor(() => expect(t.out(), 'the tunnel to listen').toMatch(/listening on 127\.0\.0\.1:\d+\n/), { timeout: 30_000, interval: 100 });
+      await vi.waitFor(() => expect(t.out(), 'the tunnel to listen').toMatch(/listening on 127\.0\.0\.1:\d+\n/), {
+        timeout: 30_000,
+        interval: 100,
+      });
       const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(t.out())![1]);
-      const viaTunnel = () => new pg.Client({ host: '127.0.0.1', port, user: 'whatever', database: 'whatever', application_name: 'gui-tool' });
+      const viaTunnel = () =>
+        new pg.Client({ host: '127.0.0.1', port, user: 'whatever', database: 'whatever', application_name: 'gui-tool' });
 
       const a = viaTunnel();
       await a.connect();
@@ -211,7 +246,9 @@ describe('connect', () => {
       // Revoking alice's grant ends the tunnelled session, and new ones are refused with the reason.
       const errors: Error[] = [];
       a.on('error', (e) => errors.push(e));
-      const grant = (await env.api<{ mine: Array<{ id: string; connection: string }> }>('alice', 'GET', '/api/grants')).body.mine.find((g) => g.connection === 'app-trust')!;
+      const grant = (await env.api<{ mine: Array<{ id: string; connection: string }> }>('alice', 'GET', '/api/grants')).body.mine.find(
+        (g) => g.connection === 'app-trust',
+      )!;
       expect((await env.api('dave', 'POST', `/api/grants/${grant.id}/revoke`, { reason: 'tunnel test' })).status).toBe(200);
       const expected = `jitgate: access grant ${grant.id.slice(0, 8)} was revoked by dave: tunnel test`;
       await vi.waitFor(() => expect(errors[0]?.message).toBe(expected), { timeout: 2000 });

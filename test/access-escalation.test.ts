@@ -18,7 +18,9 @@ const M = 60_000;
 
 beforeAll(async () => {
   server = await startPostgres();
-  await server.query('create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public');
+  await server.query(
+    'create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public',
+  );
   receiver = await startWebhookReceiver();
   env = await startAccessGateway(server, {
     clock,
@@ -50,7 +52,10 @@ type Asked = { request: { id: string } };
 /** A signed-in console's live event stream (GET /api/events), as text received so far. */
 async function liveStream(who: 'frank') {
   const controller = new AbortController();
-  const res = await fetch(`${env.gw.httpUrl}/api/events`, { headers: { authorization: `Bearer ${env.bearer(who)}` }, signal: controller.signal });
+  const res = await fetch(`${env.gw.httpUrl}/api/events`, {
+    headers: { authorization: `Bearer ${env.bearer(who)}` },
+    signal: controller.signal,
+  });
   expect(res.status).toBe(200);
   let text = '';
   const decoder = new TextDecoder();
@@ -75,26 +80,43 @@ it('a request still waiting after 10m is escalated: reminder, then the dba group
   expect((await env.api('frank', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(404);
 
   clock.advance(9 * M);
-  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), { message: 'the request.created webhook' }).toBe(true);
+  await expect
+    .poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), {
+      message: 'the request.created webhook',
+    })
+    .toBe(true);
   expect(escalations(id)).toHaveLength(0);
   // frank's console is open: its live stream tells it the moment the request becomes his to decide.
   const frankStream = await liveStream('frank');
 
   clock.advance(1 * M);
   await expect.poll(() => escalations(id).length, { message: 'the request to be escalated' }).toBe(1);
-  await expect.poll(() => frankStream.text(), { timeout: 10_000, message: 'frank to see request.escalated on his event stream' }).toContain('event: request.escalated');
+  await expect
+    .poll(() => frankStream.text(), { timeout: 10_000, message: 'frank to see request.escalated on his event stream' })
+    .toContain('event: request.escalated');
   frankStream.close();
-  const pendingForFrank = await env.api<{ approvable: Array<{ id: string; escalatedAt: string | null }> }>('frank', 'GET', '/api/requests?state=pending');
+  const pendingForFrank = await env.api<{ approvable: Array<{ id: string; escalatedAt: string | null }> }>(
+    'frank',
+    'GET',
+    '/api/requests?state=pending',
+  );
   expect(pendingForFrank.body.approvable.find((r) => r.id === id)?.escalatedAt).toBe(new Date(clock.now()).toISOString());
   const reminder = escalations(id)[0]!;
   expect(reminder.headers['x-jitgate-event']).toBe('request.escalated');
-  expect(reminder.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 10 * M, request: { id, approverGroups: ['approvers', 'dba'] } });
+  expect(reminder.json).toMatchObject({
+    kind: 'escalation',
+    to: ['dba'],
+    waitedMs: 10 * M,
+    request: { id, approverGroups: ['approvers', 'dba'] },
+  });
   expect(String(reminder.json.summary)).toContain('has waited 10m for approval; dba may now approve it too');
   const audited = env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated');
   expect(audited).toHaveLength(1);
   expect(audited[0]!.data).toMatchObject({ to: ['dba'], waitedMs: 10 * M });
 
-  const approved = await env.api<{ grant: { approvedBy: string[] } }>('frank', 'POST', `/api/requests/${id}/approve`, { comment: 'escalated to dba' });
+  const approved = await env.api<{ grant: { approvedBy: string[] } }>('frank', 'POST', `/api/requests/${id}/approve`, {
+    comment: 'escalated to dba',
+  });
   expect(approved.status).toBe(200);
   expect(approved.body.grant.approvedBy).toEqual(['frank']);
 
@@ -110,13 +132,23 @@ it('a request decided before its escalation time is not escalated', async () => 
   clock.advance(5 * M);
   expect((await env.api('carol', 'POST', `/api/requests/${id}/approve`, {})).status).toBe(200);
   clock.advance(20 * M);
-  await expect.poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), { message: 'the request.created webhook' }).toBe(true);
+  await expect
+    .poll(() => receiver.deliveries.some((d) => d.json.type === 'request.created' && (d.json.request as { id: string }).id === id), {
+      message: 'the request.created webhook',
+    })
+    .toBe(true);
   expect(escalations(id)).toHaveLength(0);
   expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
 });
 
-it('a statement held past its rule\'s escalate.after: reminder, then the dba group approves and it runs', async () => {
-  const client = new pg.Client({ host: env.gw.host, port: env.gw.port, user: 'alice', database: 'app', password: env.gw.token({ user: 'alice' }) });
+it("a statement held past its rule's escalate.after: reminder, then the dba group approves and it runs", async () => {
+  const client = new pg.Client({
+    host: env.gw.host,
+    port: env.gw.port,
+    user: 'alice',
+    database: 'app',
+    password: env.gw.token({ user: 'alice' }),
+  });
   await client.connect();
   const write = client.query("insert into ledger (note) values ('escalated') returning note");
   let id = '';
@@ -129,9 +161,15 @@ it('a statement held past its rule\'s escalate.after: reminder, then the dba gro
     .not.toBe('');
   expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, {})).status).toBe(404);
   clock.advance(3 * 60_000);
-  const reminders = () => receiver.deliveries.filter((d) => d.json.type === 'review.escalated' && (d.json.review as { id: string }).id === id);
+  const reminders = () =>
+    receiver.deliveries.filter((d) => d.json.type === 'review.escalated' && (d.json.review as { id: string }).id === id);
   await expect.poll(() => reminders().length, { message: 'one reminder' }).toBe(1);
-  expect(reminders()[0]!.json).toMatchObject({ kind: 'escalation', to: ['dba'], waitedMs: 3 * 60_000, review: { approverGroups: ['approvers', 'dba'] } });
+  expect(reminders()[0]!.json).toMatchObject({
+    kind: 'escalation',
+    to: ['dba'],
+    waitedMs: 3 * 60_000,
+    review: { approverGroups: ['approvers', 'dba'] },
+  });
   expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'review.escalated')).toHaveLength(1);
   expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, { comment: 'escalated' })).status).toBe(200);
   expect((await write).rows).toEqual([{ note: 'escalated' }]);

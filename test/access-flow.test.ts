@@ -115,7 +115,11 @@ describe('requests and approvals', () => {
   it('request -> approve -> token -> psql', async () => {
     const asked = await api('alice', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'INC-1: look at orders' });
     expect(asked.status).toBe(201);
-    expect(asked.body).toMatchObject({ request: { state: 'pending', approverGroups: ['approvers', 'dba'] }, grant: null, reasons: ['approval_required'] });
+    expect(asked.body).toMatchObject({
+      request: { state: 'pending', approverGroups: ['approvers', 'dba'] },
+      grant: null,
+      reasons: ['approval_required'],
+    });
 
     // No grant yet: no token.
     const early = await api('alice', 'POST', '/api/tokens', { connection: 'app' });
@@ -126,7 +130,12 @@ describe('requests and approvals', () => {
 
     const approved = await api('frank', 'POST', `/api/requests/${asked.body.request.id.slice(0, 8)}/approve`, { comment: 'go ahead' });
     expect(approved.status).toBe(200);
-    expect(approved.body.grant).toMatchObject({ user: 'alice', connection: 'app', approvedBy: ['frank'], expiresAt: new Date(clock.now() + 3_600_000).toISOString() });
+    expect(approved.body.grant).toMatchObject({
+      user: 'alice',
+      connection: 'app',
+      approvedBy: ['frank'],
+      expiresAt: new Date(clock.now() + 3_600_000).toISOString(),
+    });
 
     const t = await tokenFor('alice', 'app');
     expect(t.grant.id).toBe(approved.body.grant!.id);
@@ -164,12 +173,18 @@ describe('requests and approvals', () => {
   it('self-approval and approvers outside the groups are refused', async () => {
     const asked = await api('bob', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'mine' });
     const id = asked.body.request.id;
-    expect(await api('bob', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 403, body: { error: 'self_approval', message: 'nobody approves their own request' } });
+    expect(await api('bob', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({
+      status: 403,
+      body: { error: 'self_approval', message: 'nobody approves their own request' },
+    });
     // An engineer who is no approver cannot even see it; an admin outside the groups sees it, may not approve.
     expect(await api('alice', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 404 });
     expect(await api('dave', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 403, body: { error: 'not_an_approver' } });
     expect(await api('mallory', 'POST', `/api/requests/${id}/deny`, { reason: 'no' })).toMatchObject({ status: 404 });
-    expect((await api('carol', 'POST', `/api/requests/${id}/deny`, { reason: 'use staging' })).body.request).toMatchObject({ state: 'denied', decidedBy: 'carol' });
+    expect((await api('carol', 'POST', `/api/requests/${id}/deny`, { reason: 'use staging' })).body.request).toMatchObject({
+      state: 'denied',
+      decidedBy: 'carol',
+    });
   });
 
   it('2-of-3: the second distinct approver completes the grant', async () => {
@@ -177,10 +192,16 @@ describe('requests and approvals', () => {
     const id = asked.body.request.id;
     const first = await api('carol', 'POST', `/api/requests/${id}/approve`, {});
     expect(first.body).toMatchObject({ grant: null, reasons: ['approval_recorded'], message: 'approval recorded (1 of 2)' });
-    expect(await api('carol', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 409, body: { error: 'already_approved' } });
+    expect(await api('carol', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({
+      status: 409,
+      body: { error: 'already_approved' },
+    });
     const second = await api('dan', 'POST', `/api/requests/${id}/approve`, {});
     expect(second.body.grant).toMatchObject({ approvedBy: ['carol', 'dan'] });
-    expect(await api('erin', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 409, body: { error: 'request_not_pending' } });
+    expect(await api('erin', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({
+      status: 409,
+      body: { error: 'request_not_pending' },
+    });
     const { token } = await tokenFor('alice', 'app-md5');
     const r = await psql(env.gw.dsn({ user: 'alice', connection: 'app-md5' }), token, ['-At', '-c', 'select 1']);
     expect(r.stdout.trim()).toBe('1');
@@ -194,7 +215,12 @@ describe('requests and approvals', () => {
     const before = receiver.deliveries.length;
     // The receiver fails the first two attempts of the break-glass notice.
     receiver.respond = (d) => (d.json.type === 'break_glass.used' && Number(d.headers['x-jitgate-attempt']) < 3 ? 503 : 200);
-    const out = await api('alice', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'orders table locked', breakGlass: true });
+    const out = await api('alice', 'POST', '/api/requests', {
+      connection: 'app',
+      duration: '1h',
+      reason: 'orders table locked',
+      breakGlass: true,
+    });
     expect(out.status).toBe(201);
     expect(out.body.grant).toMatchObject({ breakGlass: true, approvedBy: ['alice'] });
 
@@ -202,17 +228,30 @@ describe('requests and approvals', () => {
     const breakGlass = () => receiver.deliveries.slice(before).filter((d) => d.json.type === 'break_glass.used');
     await vi.waitFor(() => {
       clock.advance(2500);
-      expect(breakGlass().filter((d) => d.headers['x-jitgate-attempt'] === '3'), 'the third attempt of the break-glass webhook').toHaveLength(1);
+      expect(
+        breakGlass().filter((d) => d.headers['x-jitgate-attempt'] === '3'),
+        'the third attempt of the break-glass webhook',
+      ).toHaveLength(1);
     });
     const attempts = breakGlass();
     expect(attempts.map((d) => d.headers['x-jitgate-attempt'])).toEqual(['1', '2', '3']);
     const last = attempts.at(-1)!;
     expect(
-      verifySignature(WEBHOOK_SECRET, { signature: last.headers['x-jitgate-signature'] as string, timestamp: last.headers['x-jitgate-timestamp'] as string }, last.body, {
-        nowMs: clock.now(),
-      }),
+      verifySignature(
+        WEBHOOK_SECRET,
+        { signature: last.headers['x-jitgate-signature'] as string, timestamp: last.headers['x-jitgate-timestamp'] as string },
+        last.body,
+        {
+          nowMs: clock.now(),
+        },
+      ),
     ).toBe(true);
-    expect(last.json).toMatchObject({ kind: 'break_glass', actor: 'alice', reason: 'orders table locked', grant: { id: out.body.grant!.id, breakGlass: true } });
+    expect(last.json).toMatchObject({
+      kind: 'break_glass',
+      actor: 'alice',
+      reason: 'orders table locked',
+      grant: { id: out.body.grant!.id, breakGlass: true },
+    });
   });
 
   it('a pending request expires after the policy time (and the webhook hears of it)', async () => {
@@ -221,9 +260,20 @@ describe('requests and approvals', () => {
     clock.advance(59 * M);
     expect((await api<Json>('alice', 'GET', `/api/requests/${id}`)).body.state).toBe('pending');
     clock.advance(M);
-    expect((await api<Json>('alice', 'GET', `/api/requests/${id}`)).body).toMatchObject({ state: 'expired', reasons: ['approval_required', 'request_expired'] });
-    expect(await api('carol', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({ status: 409, body: { error: 'request_not_pending' } });
-    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'request.expired' && (d.json.request as Json).id === id), 'the request.expired webhook').toBe(true));
+    expect((await api<Json>('alice', 'GET', `/api/requests/${id}`)).body).toMatchObject({
+      state: 'expired',
+      reasons: ['approval_required', 'request_expired'],
+    });
+    expect(await api('carol', 'POST', `/api/requests/${id}/approve`, {})).toMatchObject({
+      status: 409,
+      body: { error: 'request_not_pending' },
+    });
+    await vi.waitFor(() =>
+      expect(
+        receiver.deliveries.some((d) => d.json.type === 'request.expired' && (d.json.request as Json).id === id),
+        'the request.expired webhook',
+      ).toBe(true),
+    );
   });
 });
 
@@ -240,7 +290,9 @@ describe('live sessions end with their grant', () => {
     session.send('select pg_sleep(60);'); // busy on the backend when the grant ends
     await vi.waitFor(async () => expect(await backendsNamed('expiry-psql'), "psql's backend connection").toBe(1));
     await vi.waitFor(async () => {
-      const r = await server.query(`select count(*)::int as n from pg_stat_activity where application_name = 'expiry-psql' and state = 'active'`);
+      const r = await server.query(
+        `select count(*)::int as n from pg_stat_activity where application_name = 'expiry-psql' and state = 'active'`,
+      );
       expect(r.rows[0]!.n, 'pg_sleep to run on the backend').toBe(1);
     });
 
@@ -282,7 +334,9 @@ describe('live sessions end with their grant', () => {
     await vi.waitFor(() => expect(session.out(), 'psql to be ready').toContain('ready'));
     session.send('select pg_sleep(60);');
     await vi.waitFor(async () => {
-      const r = await server.query(`select count(*)::int as n from pg_stat_activity where application_name = 'revoke-psql' and state = 'active'`);
+      const r = await server.query(
+        `select count(*)::int as n from pg_stat_activity where application_name = 'revoke-psql' and state = 'active'`,
+      );
       expect(r.rows[0]!.n, 'pg_sleep to run on the backend').toBe(1);
     });
 
@@ -303,7 +357,12 @@ describe('live sessions end with their grant', () => {
     });
     await expect(pgClient('alice', 'app', token).connect()).rejects.toMatchObject({ code: '28000', message: expected });
     expect(await api('alice', 'POST', '/api/tokens', { connection: 'app' })).toMatchObject({ status: 403 });
-    await vi.waitFor(() => expect(receiver.deliveries.some((d) => d.json.type === 'grant.revoked' && (d.json.grant as Json).id === grantId), 'the grant.revoked webhook').toBe(true));
+    await vi.waitFor(() =>
+      expect(
+        receiver.deliveries.some((d) => d.json.type === 'grant.revoked' && (d.json.grant as Json).id === grantId),
+        'the grant.revoked webhook',
+      ).toBe(true),
+    );
     const sessions = env.gw.gateway.store.listSessions({ user: 'alice' }).filter((s) => s.endReason === 'revoked');
     expect(sessions).toHaveLength(2);
   });

@@ -45,7 +45,9 @@ function reusedEntries(gateway: Gateway, tokenId: string): number {
 }
 
 function isRevoked(gateway: Gateway, tokenId: string): boolean {
-  const row = (gateway.store as SqliteStore).database.prepare('SELECT revoked_at FROM tokens WHERE id = ?').get(tokenId) as { revoked_at: number | null };
+  const row = (gateway.store as SqliteStore).database.prepare('SELECT revoked_at FROM tokens WHERE id = ?').get(tokenId) as {
+    revoked_at: number | null;
+  };
   return row.revoked_at !== null;
 }
 
@@ -68,7 +70,8 @@ describe('PostgreSQL', () => {
     await server?.cleanup();
   });
 
-  const client = (token: string, connection = 'app') => new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: token });
+  const client = (token: string, connection = 'app') =>
+    new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: token });
 
   it('psql: the first session runs, its end revokes the token, a second psql gets 28P01', async () => {
     const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
@@ -172,7 +175,8 @@ describe('Redis', () => {
     await redis?.stop();
   });
 
-  const cli = (token: string, ...command: string[]) => redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning', ...command]);
+  const cli = (token: string, ...command: string[]) =>
+    redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning', ...command]);
 
   it('redis-cli: one session, then WRONGPASS for the same token, and the token is revoked', async () => {
     const { token, id } = configuredToken(gw.gateway, gw.config, 'cache');
@@ -186,7 +190,15 @@ describe('Redis', () => {
 
   it('ioredis: AUTH again inside the session still works; a second connection (redis-cli) is refused', async () => {
     const { token, id } = configuredToken(gw.gateway, gw.config, 'cache');
-    const first = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: token, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const first = new Redis({
+      host: gw.host,
+      port: gw.port,
+      username: 'alice@cache',
+      password: token,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     await first.connect();
     expect(await first.call('AUTH', 'alice@cache', token)).toBe('OK');
     const second = await cli(token, 'PING');

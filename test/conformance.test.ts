@@ -100,15 +100,29 @@ function startConformanceGateway(): Promise<GatewayWith> {
     listeners: '  postgres: { host: 127.0.0.1, port: 0 }\n  mysql: { host: 127.0.0.1, port: 0 }\n  redis: { host: 127.0.0.1, port: 0 }',
     connections: connections(),
     extraYaml: EXTRA,
-    env: { PG_SCRAM: pgServer.users.scram.password, MY_NATIVE: myServer.users.native.password, REDIS_GW: redisServer.users.gateway.password },
+    env: {
+      PG_SCRAM: pgServer.users.scram.password,
+      MY_NATIVE: myServer.users.native.password,
+      REDIS_GW: redisServer.users.gateway.password,
+    },
   });
 }
 
 beforeAll(async () => {
   [pgServer, myServer, redisServer] = await Promise.all([startPostgres(), startMariadb(), startRedis()]);
-  direct = new Redis({ host: '127.0.0.1', port: redisServer.port, username: redisServer.users.gateway.user, password: redisServer.users.gateway.password });
+  direct = new Redis({
+    host: '127.0.0.1',
+    port: redisServer.port,
+    username: redisServer.users.gateway.user,
+    password: redisServer.users.gateway.password,
+  });
   await direct.set('user:1:email', 'jane.doe@example.com');
-  myAdmin = await mysql.createConnection({ host: '127.0.0.1', port: myServer.port, user: myServer.users.admin.user, password: myServer.users.admin.password });
+  myAdmin = await mysql.createConnection({
+    host: '127.0.0.1',
+    port: myServer.port,
+    user: myServer.users.admin.user,
+    password: myServer.users.admin.password,
+  });
   gw = await startConformanceGateway();
 }, 60_000);
 
@@ -175,7 +189,13 @@ function postgresEngine(g: () => GatewayWith): Engine {
     held: (marker) => `update items set payload = '${marker}' where id = 1`,
     marker: async () => (await pgServer.query<{ payload: string | null }>('select payload from items where id = 1')).rows[0]!.payload,
     heldCodes: { denied: '42501', cancelled: '57014' },
-    masked: ['select id, name, payload from items where id in (2, 5) order by id', [{ id: 2, name: 'beta', payload: '[redacted]' }, { id: 5, name: 'epsilon', payload: '[redacted]' }]],
+    masked: [
+      'select id, name, payload from items where id in (2, 5) order by id',
+      [
+        { id: 2, name: 'beta', payload: '[redacted]' },
+        { id: 5, name: 'epsilon', payload: '[redacted]' },
+      ],
+    ],
     slow: 'select pg_sleep(30)',
     running: () => activity('select pg_sleep(30)'),
     brief: ['select pg_sleep(0.5), 7 as answer', [{ pg_sleep: '', answer: 7 }]],
@@ -234,7 +254,13 @@ function mysqlEngine(g: () => GatewayWith): Engine {
     held: (marker) => `UPDATE items SET name = '${marker}' WHERE id = 1`,
     marker: async () => myServer.root('SELECT name FROM app.items WHERE id = 1').trim(),
     heldCodes: { denied: '1142 (42000)', cancelled: '1317 (70100)' },
-    masked: ['SELECT id, email FROM customers ORDER BY id', [{ id: 1, email: 'j*******@example.com' }, { id: 2, email: 'j***@example.org' }]],
+    masked: [
+      'SELECT id, email FROM customers ORDER BY id',
+      [
+        { id: 1, email: 'j*******@example.com' },
+        { id: 2, email: 'j***@example.org' },
+      ],
+    ],
     slow: 'SELECT SLEEP(30)',
     running: () => processlist('SELECT SLEEP(30)'),
     brief: ['SELECT SLEEP(0.5) AS s, 7 AS answer', [{ s: 0, answer: 7 }]],
@@ -250,7 +276,16 @@ function redisEngine(g: () => GatewayWith): Engine {
   };
   const connect = async (token: string, user: string) => {
     const { host, port } = g().address('redis');
-    const c = new Redis({ host, port, username: `${user}@cache`, password: token, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    const c = new Redis({
+      host,
+      port,
+      username: `${user}@cache`,
+      password: token,
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
     // ioredis reports the server's answer to AUTH as an 'error' event; connect() only says it closed.
     const replies: Error[] = [];
     c.on('error', (err: Error) => err.name === 'ReplyError' && replies.push(err));
@@ -346,7 +381,10 @@ describe.each(ENGINES)('$name', (e) => {
     expect(gw.gateway.recording.kill((await liveSession(user('killed'))).id, 'dave', 'incident 7')).toBe('killed');
     const answer = await within('the statement in flight to be answered', running);
     expect(answer).toEqual({ error: { code: e.codes.killed, message: expect.stringContaining('session ended by dave: incident 7') } });
-    await waitUntil('the session to end as killed', () => gw.gateway.store.listSessions({ user: user('killed') })[0]?.endReason === 'killed');
+    await waitUntil(
+      'the session to end as killed',
+      () => gw.gateway.store.listSessions({ user: user('killed') })[0]?.endReason === 'killed',
+    );
     c.close();
   });
 
@@ -379,7 +417,10 @@ describe.each(ENGINES)('$name', (e) => {
       if (code !== null) expect(got).toMatchObject({ error: { code } });
       if (outcome === 'denied') expect(got).toMatchObject({ error: { message: expect.stringContaining('not now') } });
       expect(await e.marker()).not.toBe(marker);
-      await waitUntil(`the review to be ${outcome === 'denied' ? 'denied' : 'withdrawn'}`, () => gw.gateway.reviews.get(dba, review.id).state === (outcome === 'denied' ? 'denied' : 'withdrawn'));
+      await waitUntil(
+        `the review to be ${outcome === 'denied' ? 'denied' : 'withdrawn'}`,
+        () => gw.gateway.reviews.get(dba, review.id).state === (outcome === 'denied' ? 'denied' : 'withdrawn'),
+      );
     }
     c.close();
   });
@@ -397,9 +438,13 @@ describe.each(ENGINES)('$name', (e) => {
     await c.run(e.masked[0]);
     c.close();
     const session = await waitUntil('the recording to be closed', () =>
-      gw.gateway.recording.repo.search({ user: who, limit: 5 }).find((s) => s.endedAt !== null && s.recording && s.recording.state !== 'recording'),
+      gw.gateway.recording.repo
+        .search({ user: who, limit: 5 })
+        .find((s) => s.endedAt !== null && s.recording && s.recording.state !== 'recording'),
     );
-    const recorded = (await gw.gateway.recording.read(session.id))!.result.events.filter((ev) => ev.type === 'statement').map((ev) => ev.data.text);
+    const recorded = (await gw.gateway.recording.read(session.id))!.result.events
+      .filter((ev) => ev.type === 'statement')
+      .map((ev) => ev.data.text);
     // Last, after whatever the client library sends on its own at connect (ioredis: CLIENT SETINFO, INFO).
     expect(recorded.slice(-2)).toEqual([e.ok[0], e.masked[0]]);
   });

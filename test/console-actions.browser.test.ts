@@ -78,7 +78,11 @@ audit:
     return gw.gateway.identity.sessions.issue({ issuer: 'dev', subject: u.user, user: u.user, groups: [...u.groups] }).accessToken;
   };
   const call = async (user: string, path: string, body: unknown) => {
-    const res = await fetch(base + path, { method: 'POST', headers: { authorization: `Bearer ${bearer(user)}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(base + path, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${bearer(user)}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     const json = (await res.json()) as Record<string, unknown>;
     if (!res.ok) throw new Error(`${path}: HTTP ${res.status} ${JSON.stringify(json)}`);
     return json;
@@ -118,7 +122,9 @@ async function signIn(user: string): Promise<Page> {
 
 /** alice's psql through the gateway: the statements on stdin, which stays open until `end`. */
 function psqlSession(appName: string, input: string) {
-  const child = spawn('psql', [conninfo, '-X', '-At', '-v', 'ON_ERROR_STOP=1'], { env: { ...process.env, PGPASSWORD: dbToken, PGAPPNAME: appName } });
+  const child = spawn('psql', [conninfo, '-X', '-At', '-v', 'ON_ERROR_STOP=1'], {
+    env: { ...process.env, PGPASSWORD: dbToken, PGAPPNAME: appName },
+  });
   children.push(child);
   let out = '';
   let err = '';
@@ -130,7 +136,8 @@ function psqlSession(appName: string, input: string) {
 }
 
 const shot = (page: Page, name: string) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-const focused = (page: Page) => page.evaluate(() => (document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent ?? '').trim());
+const focused = (page: Page) =>
+  page.evaluate(() => (document.activeElement?.getAttribute('aria-label') ?? document.activeElement?.textContent ?? '').trim());
 const focusTag = (page: Page) => page.evaluate(() => document.activeElement?.tagName.toLowerCase());
 
 it('the author withdraws a held statement from the console after confirming; Escape cancels', { timeout: 120_000 }, async () => {
@@ -186,29 +193,35 @@ it('the author withdraws a held statement from the console after confirming; Esc
   expect(await psql.exited).toBe(3); // ON_ERROR_STOP: the statement failed
   expect(psql.out()).not.toContain('Ada');
   await expect.poll(() => dialog.count()).toBe(0);
-  await expect.poll(() => page.getByTestId('decided-items').textContent(), { timeout: 20_000 }).toMatch(/withdrawn.*by alice.*wrong customer, sorry/s);
+  await expect
+    .poll(() => page.getByTestId('decided-items').textContent(), { timeout: 20_000 })
+    .toMatch(/withdrawn.*by alice.*wrong customer, sorry/s);
   expect(await page.getByTestId('my-held-items').count()).toBe(0);
   await shot(page, '12-withdrawn');
   expect(nativeDialogs).toEqual([]);
 });
 
-it('control characters in a held statement show as visible escapes, not as text direction or line tricks', { timeout: 120_000 }, async () => {
-  // A CR and a right-to-left override inside a comment: the approver must see them, not be misled by them.
-  const psql = psqlSession('console-escapes', 'select name from customers where id = 1 /* \r\u202eevil */;\n');
-  const page = await signIn('bob');
-  await page.getByRole('link', { name: 'Approvals' }).click();
-  const card = page.locator('article', { hasText: 'where id = 1 /*' }).first();
-  await expect.poll(() => card.textContent(), { timeout: 30_000 }).toContain('\\r\\u202eevil');
-  const text = (await card.locator('pre.sql').textContent()) ?? '';
-  expect(text).toContain('/* \\r\\u202eevil */');
-  expect(text).not.toMatch(/[\r\u202e]/);
-  expect(await card.locator('pre.sql .ctl').count()).toBe(2);
-  await shot(page, '13-control-characters');
-  await card.getByRole('button', { name: /^Deny/ }).first().click();
-  await expect.poll(() => psql.err(), { timeout: 20_000 }).toMatch(/denied/);
-  psql.end();
-  await psql.exited;
-});
+it(
+  'control characters in a held statement show as visible escapes, not as text direction or line tricks',
+  { timeout: 120_000 },
+  async () => {
+    // A CR and a right-to-left override inside a comment: the approver must see them, not be misled by them.
+    const psql = psqlSession('console-escapes', 'select name from customers where id = 1 /* \r\u202eevil */;\n');
+    const page = await signIn('bob');
+    await page.getByRole('link', { name: 'Approvals' }).click();
+    const card = page.locator('article', { hasText: 'where id = 1 /*' }).first();
+    await expect.poll(() => card.textContent(), { timeout: 30_000 }).toContain('\\r\\u202eevil');
+    const text = (await card.locator('pre.sql').textContent()) ?? '';
+    expect(text).toContain('/* \\r\\u202eevil */');
+    expect(text).not.toMatch(/[\r\u202e]/);
+    expect(await card.locator('pre.sql .ctl').count()).toBe(2);
+    await shot(page, '13-control-characters');
+    await card.getByRole('button', { name: /^Deny/ }).first().click();
+    await expect.poll(() => psql.err(), { timeout: 20_000 }).toMatch(/denied/);
+    psql.end();
+    await psql.exited;
+  },
+);
 
 it('an admin ends a live session through a dialog that requires a reason', { timeout: 120_000 }, async () => {
   // A psql session that stays open (stdin not closed) after one statement that is not held.
@@ -271,9 +284,15 @@ it('an admin reads the configuration as tables, secrets by reference only', { ti
   const app = table('Connections').locator('tr', { hasText: 'app' }).first();
   expect(await app.textContent()).toContain('env:PG_SCRAM');
   await expect.poll(() => table('Access policies').textContent()).toMatch(/app-engineers.*1 approval from.*approvers.*admins.*4h/s);
-  await expect.poll(() => table('Guardrails').textContent()).toMatch(/no-ddl.*statement kinds: ddl, truncate.*schema changes go through migrations/s);
-  await expect.poll(() => table('Review rules').textContent()).toMatch(/customer-reads.*tables: customers.*1 approval from.*approvers.*within 5m.*customer data is reviewed/s);
-  await expect.poll(() => table('Masking rules').textContent()).toMatch(/pii.*except.*auditors.*column customers\.email → email.*column \*\.ssn → partial \(keep last 4\)/s);
+  await expect
+    .poll(() => table('Guardrails').textContent())
+    .toMatch(/no-ddl.*statement kinds: ddl, truncate.*schema changes go through migrations/s);
+  await expect
+    .poll(() => table('Review rules').textContent())
+    .toMatch(/customer-reads.*tables: customers.*1 approval from.*approvers.*within 5m.*customer data is reviewed/s);
+  await expect
+    .poll(() => table('Masking rules').textContent())
+    .toMatch(/pii.*except.*auditors.*column customers\.email → email.*column \*\.ssn → partial \(keep last 4\)/s);
   await expect.poll(() => table('Password references').textContent()).toMatch(/app.*env:PG_SCRAM/s);
   await expect.poll(() => table('Development users').textContent()).toMatch(/dave.*admins/s);
 
@@ -294,14 +313,20 @@ it('an admin reads the configuration as tables, secrets by reference only', { ti
   expect(await answer.textContent()).toContain('schema changes go through migrations');
   await check.getByLabel('Statement').fill('select name, email from customers');
   await check.getByRole('button', { name: 'Check' }).click();
-  await expect.poll(() => answer.textContent(), { timeout: 20_000 }).toMatch(/Held for review by rule “customer-reads”.*1 approval from approvers/s);
-  await expect.poll(() => page.getByRole('table', { name: 'Result columns' }).textContent()).toMatch(/name\s*clear.*email\s*rule pii \(masked_column, email\)\s*public\.customers\.email/s);
+  await expect
+    .poll(() => answer.textContent(), { timeout: 20_000 })
+    .toMatch(/Held for review by rule “customer-reads”.*1 approval from approvers/s);
+  await expect
+    .poll(() => page.getByRole('table', { name: 'Result columns' }).textContent())
+    .toMatch(/name\s*clear.*email\s*rule pii \(masked_column, email\)\s*public\.customers\.email/s);
   await shot(page, '17-policy-check');
   // The masking report for the last day, from the recordings.
   const report = page.getByRole('form', { name: 'Masking report' });
   await report.getByLabel('Since').fill('1d');
   await report.getByRole('button', { name: 'Show report' }).click();
-  await expect.poll(() => page.getByTestId('masking-report').textContent(), { timeout: 20_000 }).toMatch(/\d+ session recordings? read.*Masked columns.*Statements refused by masking.*Columns only detectors masked/s);
+  await expect
+    .poll(() => page.getByTestId('masking-report').textContent(), { timeout: 20_000 })
+    .toMatch(/\d+ session recordings? read.*Masked columns.*Statements refused by masking.*Columns only detectors masked/s);
   expect((await server.query('select count(*)::int as n from customers')).rows[0]).toEqual({ n: 1 });
 
   // No raw JSON dump, and no secret value anywhere on the page.

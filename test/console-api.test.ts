@@ -35,7 +35,12 @@ audit:
   base = gw.httpUrl;
   // Gateway sessions as `jitgate login` would get them (sign-in itself is tested below and in the browser test).
   for (const u of DEMO_USERS) {
-    bearer[u.user as User] = gw.gateway.identity.sessions.issue({ issuer: 'dev', subject: u.user, user: u.user, groups: [...u.groups] }).accessToken;
+    bearer[u.user as User] = gw.gateway.identity.sessions.issue({
+      issuer: 'dev',
+      subject: u.user,
+      user: u.user,
+      groups: [...u.groups],
+    }).accessToken;
   }
 });
 
@@ -120,7 +125,10 @@ describe('browser sign-in', () => {
     expect(decodeURIComponent(forged.headers.get('location')!)).toContain('not started in this browser');
     expect(forged.headers.getSetCookie().some((c) => c.startsWith('jitgate_session=jgs_'))).toBe(false);
     // The right browser completes it, but only ever back onto this gateway.
-    const ok = await fetch(stopped.url, { redirect: 'manual', headers: { cookie: `jitgate_login=${browser.cookiesFor(new URL(base).host).get('jitgate_login')}` } });
+    const ok = await fetch(stopped.url, {
+      redirect: 'manual',
+      headers: { cookie: `jitgate_login=${browser.cookiesFor(new URL(base).host).get('jitgate_login')}` },
+    });
     expect(ok.headers.get('location')).toBe('/');
   });
 
@@ -129,12 +137,25 @@ describe('browser sign-in', () => {
     const jar = (names: string[]) => names.map((n) => `${n}=${cookies.get(n)}`).join('; ');
     const csrf = cookies.get('jitgate_csrf')!;
     const origin = { origin: base };
-    expect((await call(null, 'POST', '/api/auth/browser/refresh', undefined, { cookie: jar(['jitgate_refresh', 'jitgate_csrf']), ...origin })).status).toBe(403);
-    const refreshed = await fetch(`${base}/api/auth/browser/refresh`, { method: 'POST', headers: { cookie: jar(['jitgate_refresh', 'jitgate_csrf']), 'x-csrf-token': csrf, ...origin } });
+    expect(
+      (await call(null, 'POST', '/api/auth/browser/refresh', undefined, { cookie: jar(['jitgate_refresh', 'jitgate_csrf']), ...origin }))
+        .status,
+    ).toBe(403);
+    const refreshed = await fetch(`${base}/api/auth/browser/refresh`, {
+      method: 'POST',
+      headers: { cookie: jar(['jitgate_refresh', 'jitgate_csrf']), 'x-csrf-token': csrf, ...origin },
+    });
     expect(refreshed.status).toBe(200);
-    const fresh = refreshed.headers.getSetCookie().find((c) => c.startsWith('jitgate_session=jgs_'))!.split(';')[0]!;
+    const fresh = refreshed.headers
+      .getSetCookie()
+      .find((c) => c.startsWith('jitgate_session=jgs_'))!
+      .split(';')[0]!;
     expect((await call(null, 'GET', '/api/me', undefined, { cookie: fresh })).status).toBe(200);
-    const out = await call(null, 'POST', '/api/auth/browser/logout', undefined, { cookie: `${fresh}; jitgate_csrf=${csrf}`, 'x-csrf-token': csrf, ...origin });
+    const out = await call(null, 'POST', '/api/auth/browser/logout', undefined, {
+      cookie: `${fresh}; jitgate_csrf=${csrf}`,
+      'x-csrf-token': csrf,
+      ...origin,
+    });
     expect(out.status).toBe(200);
     expect(out.headers.getSetCookie().some((c) => /^jitgate_session=;.*Max-Age=0/.test(c))).toBe(true);
     expect((await call(null, 'GET', '/api/me', undefined, { cookie: fresh })).status).toBe(401);
@@ -153,7 +174,9 @@ describe('CSRF', () => {
   it('refuses every state-changing route called with the cookie but without the token', async () => {
     // The SAML ACS is a cross-site POST from the IdP by design and takes no identity from cookies: what
     // guards it is a signed response answering a request this gateway sent (test/saml.test.ts).
-    const routes = gw.gateway.router.list().filter((r) => r.method !== 'GET' && r.pattern.startsWith('/api/') && r.pattern !== '/api/auth/saml/:name/acs');
+    const routes = gw.gateway.router
+      .list()
+      .filter((r) => r.method !== 'GET' && r.pattern.startsWith('/api/') && r.pattern !== '/api/auth/saml/:name/acs');
     expect(routes.length).toBeGreaterThan(10);
     for (const r of routes) {
       const path = r.pattern.replace(/:(\w+)/g, 'x');
@@ -164,9 +187,15 @@ describe('CSRF', () => {
 
   it('refuses a wrong token and a foreign Origin, accepts the right token from this origin, and lets bearers through', async () => {
     const body = { connection: 'app', duration: '1h', reason: 'csrf test' };
-    expect((await call(null, 'POST', '/api/requests', body, { cookie, origin: base, 'x-csrf-token': 'guess' })).body.error).toBe('csrf_token');
-    expect((await call(null, 'POST', '/api/requests', body, { cookie, origin: 'https://evil.example', 'x-csrf-token': csrf })).body.error).toBe('csrf_origin');
-    expect((await call(null, 'POST', '/api/requests', body, { cookie, 'sec-fetch-site': 'cross-site', 'x-csrf-token': csrf })).body.error).toBe('csrf_origin');
+    expect((await call(null, 'POST', '/api/requests', body, { cookie, origin: base, 'x-csrf-token': 'guess' })).body.error).toBe(
+      'csrf_token',
+    );
+    expect(
+      (await call(null, 'POST', '/api/requests', body, { cookie, origin: 'https://evil.example', 'x-csrf-token': csrf })).body.error,
+    ).toBe('csrf_origin');
+    expect(
+      (await call(null, 'POST', '/api/requests', body, { cookie, 'sec-fetch-site': 'cross-site', 'x-csrf-token': csrf })).body.error,
+    ).toBe('csrf_origin');
     const made = await call(null, 'POST', '/api/requests', body, { cookie, origin: base, 'x-csrf-token': csrf });
     expect(made.status, JSON.stringify(made.body)).toBe(201);
     // Reads need no token; bearer callers (CLI) never needed one.
@@ -223,7 +252,7 @@ describe('role checks', () => {
     expect((await call('carol', 'POST', `/api/grants/${grantId}/revoke`, { reason: 'done' })).status).toBe(200);
   });
 
-  it('/api/me names each demo user\'s roles', async () => {
+  it("/api/me names each demo user's roles", async () => {
     const roles = async (u: User) => (await call(u, 'GET', '/api/me')).body.roles;
     expect(await roles('alice')).toEqual(['requester']);
     expect(await roles('bob')).toEqual(['requester', 'approver']);
@@ -245,13 +274,20 @@ describe('audit and admin reads', () => {
     expect(verify.body.entries).toBeGreaterThan(0);
     const exported = await call('dave', 'GET', '/api/audit/export');
     expect(exported.headers.get('content-disposition')).toMatch(/attachment; filename="jitgate-audit-.*\.jsonl"/);
-    const lines = exported.text.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; hash: string });
+    const lines = exported.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; hash: string });
     expect(lines[0]!.seq).toBe(1);
     expect(lines.every((l) => /^[0-9a-f]{64}$/.test(l.hash))).toBe(true);
     expect((await call('carol', 'GET', '/api/audit?since=yesterday-ish')).status).toBe(400);
 
     // Filtered exports: CSV that a spreadsheet reads back to the same entries, and a JSON array.
-    const requests = (await call('carol', 'GET', '/api/audit?type=access.request&limit=1000')).body.entries as Array<{ seq: number; actor: string; data: unknown }>;
+    const requests = (await call('carol', 'GET', '/api/audit?type=access.request&limit=1000')).body.entries as Array<{
+      seq: number;
+      actor: string;
+      data: unknown;
+    }>;
     expect(requests.length).toBeGreaterThan(0);
     const csv = await call('carol', 'GET', '/api/audit/export?format=csv&type=access.request');
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');
@@ -280,7 +316,15 @@ describe('audit and admin reads', () => {
     const secrets = await call('dave', 'GET', '/api/admin/secrets');
     expect(secrets.body.references).toContainEqual({ connection: 'app', password: { kind: 'env', name: 'PG_SCRAM' } });
     const identities = await call('dave', 'GET', '/api/admin/identities');
-    const everything = [connections, secrets, identities, await call('dave', 'GET', '/api/admin/policies'), await call('dave', 'GET', '/api/admin/guardrails'), await call('dave', 'GET', '/api/admin/reviews'), await call('dave', 'GET', '/api/admin/masking')]
+    const everything = [
+      connections,
+      secrets,
+      identities,
+      await call('dave', 'GET', '/api/admin/policies'),
+      await call('dave', 'GET', '/api/admin/guardrails'),
+      await call('dave', 'GET', '/api/admin/reviews'),
+      await call('dave', 'GET', '/api/admin/masking'),
+    ]
       .map((r) => r.text)
       .join('\n');
     for (const u of Object.values(server.users)) expect(everything).not.toContain(u.password);
@@ -315,7 +359,9 @@ describe('live events', () => {
     await alice.until(/event: hello/);
     const asked = await call('alice', 'POST', '/api/requests', { connection: 'app', duration: '15m', reason: 'live test' });
     const id = (asked.body.request as { id: string }).id;
-    expect(await bob.until(new RegExp(`event: request.created\\ndata: .*"${id}"`))).toMatch(new RegExp(`event: request.created\\ndata: .*"${id}"`));
+    expect(await bob.until(new RegExp(`event: request.created\\ndata: .*"${id}"`))).toMatch(
+      new RegExp(`event: request.created\\ndata: .*"${id}"`),
+    );
     await call('bob', 'POST', `/api/requests/${id}/approve`, { comment: 'go' });
     expect(await alice.until(/event: grant.created/)).toMatch(new RegExp(`event: request.approved\\ndata: .*"${id}"`));
     // carol is neither the requester nor an approver of it: her stream says nothing about it.
@@ -373,7 +419,11 @@ describe('sign-in rate limit', () => {
   it('answers 429 with Retry-After once an address has made too many sign-in attempts', async () => {
     let limited: Awaited<ReturnType<typeof call>> | undefined;
     for (let i = 0; i < 100 && !limited; i++) {
-      const r = await call(null, 'POST', '/api/auth/login/start', { flow: 'pkce', redirectUri: 'http://evil.example/', codeChallenge: 'x' });
+      const r = await call(null, 'POST', '/api/auth/login/start', {
+        flow: 'pkce',
+        redirectUri: 'http://evil.example/',
+        codeChallenge: 'x',
+      });
       if (r.status === 429) limited = r;
       else expect(r.status).toBe(400);
     }

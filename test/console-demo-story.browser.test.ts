@@ -41,18 +41,26 @@ const violations: string[] = [];
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   mkdirSync(workDir, { recursive: true });
-  gateway = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--data-dir', dataDir], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  gateway = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--data-dir', dataDir], {
+    cwd: dataDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   gateway.stdout!.on('data', (d) => (out += d));
   // The gateway's own log, kept beside the screenshots for whoever reads a failure.
   const log = createWriteStream(join(ARTIFACTS, 'gateway.log'));
   gateway.stderr!.pipe(log);
   exited = new Promise((r) => gateway.on('exit', (code) => r(code)));
-  base = await waitUntil('the startup banner', () => /Ctrl-C stops the gateway/.test(out) && /Web console {2}(http:\/\/\S+?)\/ /.exec(out)![1], {
-    timeoutMs: 90_000,
-    intervalMs: 100,
-    seen: () => out,
-  });
+  base = await waitUntil(
+    'the startup banner',
+    () => /Ctrl-C stops the gateway/.test(out) && /Web console {2}(http:\/\/\S+?)\/ /.exec(out)![1],
+    {
+      timeoutMs: 90_000,
+      intervalMs: 100,
+      seen: () => out,
+    },
+  );
   browser = await launchChromium();
 }, 120_000);
 
@@ -124,110 +132,118 @@ function psql(command: string, token: string, statements: string[]) {
   return { done, stderr: () => stderr };
 }
 
-it('alice asks, bob approves, psql shows masking, a refused DROP and a held UPDATE; carol replays and verifies; dave revokes', { timeout: 300_000 }, async () => {
-  // A newcomer's first page.
-  const anonymous = await browser.newContext({ viewport: DESKTOP });
-  const signInPage = await anonymous.newPage();
-  await signInPage.goto(`${base}/`);
-  await expect.poll(() => signInPage.getByRole('link', { name: 'Sign in' }).count()).toBe(1);
-  await record(signInPage, '00-sign-in');
-  await anonymous.close();
+it(
+  'alice asks, bob approves, psql shows masking, a refused DROP and a held UPDATE; carol replays and verifies; dave revokes',
+  { timeout: 300_000 },
+  async () => {
+    // A newcomer's first page.
+    const anonymous = await browser.newContext({ viewport: DESKTOP });
+    const signInPage = await anonymous.newPage();
+    await signInPage.goto(`${base}/`);
+    await expect.poll(() => signInPage.getByRole('link', { name: 'Sign in' }).count()).toBe(1);
+    await record(signInPage, '00-sign-in');
+    await anonymous.close();
 
-  // alice has no access until she asks.
-  const alice = await signIn('alice');
-  const card = alice.getByTestId('connection-demo');
-  await expect.poll(() => card.getByTestId('access-state').textContent()).toContain('No access');
-  await record(alice, '01-alice-my-access');
-  await card.getByLabel('Duration').selectOption('1h');
-  await card.getByLabel('Reason').fill('INC-7: a customer asks about an order');
-  await card.getByRole('button', { name: 'Request access' }).click();
-  await expect.poll(() => card.getByTestId('access-state').textContent()).toContain('Pending approval');
-  await open(alice, 'Connections', /Connections/);
-  await record(alice, '02-alice-connections');
-  await open(alice, 'My access', /My access/);
+    // alice has no access until she asks.
+    const alice = await signIn('alice');
+    const card = alice.getByTestId('connection-demo');
+    await expect.poll(() => card.getByTestId('access-state').textContent()).toContain('No access');
+    await record(alice, '01-alice-my-access');
+    await card.getByLabel('Duration').selectOption('1h');
+    await card.getByLabel('Reason').fill('INC-7: a customer asks about an order');
+    await card.getByRole('button', { name: 'Request access' }).click();
+    await expect.poll(() => card.getByTestId('access-state').textContent()).toContain('Pending approval');
+    await open(alice, 'Connections', /Connections/);
+    await record(alice, '02-alice-connections');
+    await open(alice, 'My access', /My access/);
 
-  // bob lands on the overview: alice's request is what needs him now.
-  const bob = await signIn('bob');
-  await expect.poll(() => bob.locator('main h1').first().textContent()).toMatch(/Overview/);
-  await expect.poll(() => bob.locator('main').textContent(), { message: "alice's request on bob's overview" }).toContain('INC-7');
-  // The activity charts load on their own; the picture (and axe) should see them.
-  await expect.poll(() => bob.locator('main .charts').count(), { timeout: 20_000, message: 'the overview charts' }).toBe(1);
-  await record(bob, '03-bob-overview');
-  await open(bob, 'Approvals', /Approvals/);
-  const request = bob.locator('article', { hasText: 'INC-7' });
-  await expect.poll(() => request.count()).toBe(1);
-  await record(bob, '04-bob-approvals-request');
-  await request.getByRole('textbox').fill('ok for INC-7');
-  await request.getByRole('button', { name: /^Approve/ }).click();
+    // bob lands on the overview: alice's request is what needs him now.
+    const bob = await signIn('bob');
+    await expect.poll(() => bob.locator('main h1').first().textContent()).toMatch(/Overview/);
+    await expect.poll(() => bob.locator('main').textContent(), { message: "alice's request on bob's overview" }).toContain('INC-7');
+    // The activity charts load on their own; the picture (and axe) should see them.
+    await expect.poll(() => bob.locator('main .charts').count(), { timeout: 20_000, message: 'the overview charts' }).toBe(1);
+    await record(bob, '03-bob-overview');
+    await open(bob, 'Approvals', /Approvals/);
+    const request = bob.locator('article', { hasText: 'INC-7' });
+    await expect.poll(() => request.count()).toBe(1);
+    await record(bob, '04-bob-approvals-request');
+    await request.getByRole('textbox').fill('ok for INC-7');
+    await request.getByRole('button', { name: /^Approve/ }).click();
 
-  // alice's page turns to granted by itself; she saves the certificate and takes a fresh token.
-  await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('Granted until');
-  await expect.poll(() => card.getByTestId('psql-command').textContent()).toMatch(/^psql /);
-  const command = (await card.getByTestId('psql-command').textContent())!;
-  expect(command).toMatch(/^psql "host=\S+ port=\d+ dbname=demo user=alice sslmode=verify-full sslrootcert=jitgate-ca.pem"$/);
-  const caHref = await card.getByTestId('ca-hint').getByRole('link', { name: 'jitgate-ca.pem' }).getAttribute('href');
-  writeFileSync(join(workDir, 'jitgate-ca.pem'), await (await fetch(new URL(caHref!, base))).text());
-  await card.getByRole('button', { name: 'Copy a fresh token' }).click();
-  await expect.poll(() => card.getByRole('status').textContent()).toContain('in your clipboard');
-  const token = await alice.evaluate(() => navigator.clipboard.readText());
-  await record(alice, '05-alice-granted');
+    // alice's page turns to granted by itself; she saves the certificate and takes a fresh token.
+    await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('Granted until');
+    await expect.poll(() => card.getByTestId('psql-command').textContent()).toMatch(/^psql /);
+    const command = (await card.getByTestId('psql-command').textContent())!;
+    expect(command).toMatch(/^psql "host=\S+ port=\d+ dbname=demo user=alice sslmode=verify-full sslrootcert=jitgate-ca.pem"$/);
+    const caHref = await card.getByTestId('ca-hint').getByRole('link', { name: 'jitgate-ca.pem' }).getAttribute('href');
+    writeFileSync(join(workDir, 'jitgate-ca.pem'), await (await fetch(new URL(caHref!, base))).text());
+    await card.getByRole('button', { name: 'Copy a fresh token' }).click();
+    await expect.poll(() => card.getByRole('status').textContent()).toContain('in your clipboard');
+    const token = await alice.evaluate(() => navigator.clipboard.readText());
+    await record(alice, '05-alice-granted');
 
-  // The README's "then try, in that psql", in one session: masked customers (with the notice naming
-  // the masked columns), DROP TABLE refused by its guardrail, and an UPDATE held for an approver.
-  const session = psql(command, token, [
-    'SELECT email, card_number, password_hash FROM customers ORDER BY id LIMIT 2;',
-    'DROP TABLE orders;',
-    "UPDATE orders SET status = 'paid' WHERE id = 1;",
-  ]);
-  await expect.poll(() => session.stderr(), { timeout: 60_000, message: 'the NOTICE that the UPDATE is held' }).toMatch(/reviewed-writes/);
-  const held = bob.locator('article', { hasText: 'Held statement' });
-  await expect.poll(() => held.count(), { timeout: 30_000, message: "the held UPDATE on bob's Approvals page" }).toBe(1);
-  expect(await held.textContent()).toContain("UPDATE orders SET status = 'paid' WHERE id = 1");
-  await record(bob, '06-bob-approvals-held');
-  await held.getByRole('textbox').fill('one order, fine');
-  await held.getByRole('button', { name: /^Approve/ }).click();
-  const done = await session.done;
-  expect(done.status, done.stderr).toBe(0);
-  expect(done.stderr).toMatch(/jitgate: masked columns: email \(rule customer-pii/);
-  expect(done.stdout).toMatch(/\*+@/);
-  expect(done.stdout).toContain('[redacted]');
-  expect(done.stdout).not.toMatch(/\$2[ab]\$/);
-  expect(done.stdout).toContain('(2 rows)');
-  expect(done.stderr).toMatch(/ERROR: .*no-destructive/);
-  expect(done.stdout).toContain('UPDATE 1');
+    // The README's "then try, in that psql", in one session: masked customers (with the notice naming
+    // the masked columns), DROP TABLE refused by its guardrail, and an UPDATE held for an approver.
+    const session = psql(command, token, [
+      'SELECT email, card_number, password_hash FROM customers ORDER BY id LIMIT 2;',
+      'DROP TABLE orders;',
+      "UPDATE orders SET status = 'paid' WHERE id = 1;",
+    ]);
+    await expect
+      .poll(() => session.stderr(), { timeout: 60_000, message: 'the NOTICE that the UPDATE is held' })
+      .toMatch(/reviewed-writes/);
+    const held = bob.locator('article', { hasText: 'Held statement' });
+    await expect.poll(() => held.count(), { timeout: 30_000, message: "the held UPDATE on bob's Approvals page" }).toBe(1);
+    expect(await held.textContent()).toContain("UPDATE orders SET status = 'paid' WHERE id = 1");
+    await record(bob, '06-bob-approvals-held');
+    await held.getByRole('textbox').fill('one order, fine');
+    await held.getByRole('button', { name: /^Approve/ }).click();
+    const done = await session.done;
+    expect(done.status, done.stderr).toBe(0);
+    expect(done.stderr).toMatch(/jitgate: masked columns: email \(rule customer-pii/);
+    expect(done.stdout).toMatch(/\*+@/);
+    expect(done.stdout).toContain('[redacted]');
+    expect(done.stdout).not.toMatch(/\$2[ab]\$/);
+    expect(done.stdout).toContain('(2 rows)');
+    expect(done.stderr).toMatch(/ERROR: .*no-destructive/);
+    expect(done.stdout).toContain('UPDATE 1');
 
-  // carol, the auditor: alice's session, its replay, and the audit chain.
-  const carol = await signIn('carol');
-  await expect.poll(() => carol.locator('main .charts').count(), { timeout: 20_000, message: "carol's overview charts" }).toBe(1);
-  await record(carol, '07-carol-overview');
-  await open(carol, 'Sessions', /Sessions/);
-  await expect.poll(() => carol.locator('main').textContent(), { timeout: 20_000 }).toContain('alice');
-  await record(carol, '08-carol-sessions');
-  await carol.locator('tr', { hasText: 'alice' }).first().locator('a').first().click();
-  await expect.poll(() => carol.locator('main h1').first().textContent()).toMatch(/^Session [0-9a-f-]{36}$/);
-  await expect.poll(() => carol.getByTestId('timeline').textContent(), { timeout: 20_000 }).toContain('DROP TABLE orders');
-  await record(carol, '09-carol-session-replay');
-  await open(carol, 'Audit', /Audit/);
-  await expect.poll(() => carol.getByTestId('chain-status').textContent(), { timeout: 30_000, message: 'the audit chain verified' }).toMatch(/Chain intact: \d+ entries/);
-  await record(carol, '10-carol-audit');
+    // carol, the auditor: alice's session, its replay, and the audit chain.
+    const carol = await signIn('carol');
+    await expect.poll(() => carol.locator('main .charts').count(), { timeout: 20_000, message: "carol's overview charts" }).toBe(1);
+    await record(carol, '07-carol-overview');
+    await open(carol, 'Sessions', /Sessions/);
+    await expect.poll(() => carol.locator('main').textContent(), { timeout: 20_000 }).toContain('alice');
+    await record(carol, '08-carol-sessions');
+    await carol.locator('tr', { hasText: 'alice' }).first().locator('a').first().click();
+    await expect.poll(() => carol.locator('main h1').first().textContent()).toMatch(/^Session [0-9a-f-]{36}$/);
+    await expect.poll(() => carol.getByTestId('timeline').textContent(), { timeout: 20_000 }).toContain('DROP TABLE orders');
+    await record(carol, '09-carol-session-replay');
+    await open(carol, 'Audit', /Audit/);
+    await expect
+      .poll(() => carol.getByTestId('chain-status').textContent(), { timeout: 30_000, message: 'the audit chain verified' })
+      .toMatch(/Chain intact: \d+ entries/);
+    await record(carol, '10-carol-audit');
 
-  // dave, the admin, revokes alice's grant from the Grants page; her token stops working.
-  const dave = await signIn('dave');
-  await open(dave, 'Grants', /Grants/);
-  const row = dave.locator('tr', { hasText: 'alice' });
-  await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
-  await record(dave, '11-dave-grants');
-  await row.getByRole('button', { name: "Revoke alice's grant on demo" }).click();
-  const dialog = dave.getByRole('dialog');
-  await dialog.getByRole('textbox').fill('INC-7 closed');
-  await dialog.getByRole('button', { name: 'Revoke grant' }).click();
-  await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
-  const after = await psql(command, token, ['SELECT 1;']).done;
-  expect(after.status).not.toBe(0);
-  expect(after.stderr).toMatch(/FATAL/);
-  await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('No access');
-  await open(dave, 'Configuration', /Configuration/);
-  await record(dave, '12-dave-configuration');
+    // dave, the admin, revokes alice's grant from the Grants page; her token stops working.
+    const dave = await signIn('dave');
+    await open(dave, 'Grants', /Grants/);
+    const row = dave.locator('tr', { hasText: 'alice' });
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
+    await record(dave, '11-dave-grants');
+    await row.getByRole('button', { name: "Revoke alice's grant on demo" }).click();
+    const dialog = dave.getByRole('dialog');
+    await dialog.getByRole('textbox').fill('INC-7 closed');
+    await dialog.getByRole('button', { name: 'Revoke grant' }).click();
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
+    const after = await psql(command, token, ['SELECT 1;']).done;
+    expect(after.status).not.toBe(0);
+    expect(after.stderr).toMatch(/FATAL/);
+    await expect.poll(() => card.getByTestId('access-state').textContent(), { timeout: 20_000 }).toContain('No access');
+    await open(dave, 'Configuration', /Configuration/);
+    await record(dave, '12-dave-configuration');
 
-  expect(violations, violations.join('\n')).toEqual([]);
-});
+    expect(violations, violations.join('\n')).toEqual([]);
+  },
+);

@@ -55,7 +55,12 @@ audit:
     },
   });
   for (const u of DEMO_USERS) {
-    bearer[u.user as User] = gw.gateway.identity.sessions.issue({ issuer: 'dev', subject: u.user, user: u.user, groups: [...u.groups] }).accessToken;
+    bearer[u.user as User] = gw.gateway.identity.sessions.issue({
+      issuer: 'dev',
+      subject: u.user,
+      user: u.user,
+      groups: [...u.groups],
+    }).accessToken;
   }
 });
 
@@ -64,7 +69,12 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-async function call<T = Record<string, unknown>>(who: User, method: string, path: string, body?: unknown): Promise<{ status: number; body: T; text: string }> {
+async function call<T = Record<string, unknown>>(
+  who: User,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T; text: string }> {
   const res = await fetch(gw.httpUrl + path, {
     method,
     headers: { authorization: `Bearer ${bearer[who]}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -117,76 +127,98 @@ interface Catalog {
 }
 
 describe('overview statistics', () => {
-  it("count a day's session, its refusal, its hold and both approvals; approvers see everyone's, others their own", { timeout: 60_000 }, async () => {
-    const asked = await call<{ request: { id: string } }>('alice', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'INC-9' });
-    expect(asked.status).toBe(201);
+  it(
+    "count a day's session, its refusal, its hold and both approvals; approvers see everyone's, others their own",
+    { timeout: 60_000 },
+    async () => {
+      const asked = await call<{ request: { id: string } }>('alice', 'POST', '/api/requests', {
+        connection: 'app',
+        duration: '1h',
+        reason: 'INC-9',
+      });
+      expect(asked.status).toBe(201);
 
-    // While it waits, an approver sees it among what waits now; alice sees only her own activity.
-    const waitingNow = await call<Stats>('bob', 'GET', '/api/stats');
-    expect(waitingNow.body.scope).toBe('everyone');
-    expect(waitingNow.body.waiting?.requests).toEqual([{ connection: 'app', count: 1 }]);
-    const hers = await call<Stats>('alice', 'GET', '/api/stats');
-    expect(hers.body).toMatchObject({ scope: 'mine', waiting: null, connections: [] });
+      // While it waits, an approver sees it among what waits now; alice sees only her own activity.
+      const waitingNow = await call<Stats>('bob', 'GET', '/api/stats');
+      expect(waitingNow.body.scope).toBe('everyone');
+      expect(waitingNow.body.waiting?.requests).toEqual([{ connection: 'app', count: 1 }]);
+      const hers = await call<Stats>('alice', 'GET', '/api/stats');
+      expect(hers.body).toMatchObject({ scope: 'mine', waiting: null, connections: [] });
 
-    expect((await call('bob', 'POST', `/api/requests/${asked.body.request.id}/approve`, { comment: 'ok' })).status).toBe(200);
-    const { token } = (await call<{ token: string }>('alice', 'POST', '/api/tokens', { connection: 'app' })).body;
+      expect((await call('bob', 'POST', `/api/requests/${asked.body.request.id}/approve`, { comment: 'ok' })).status).toBe(200);
+      const { token } = (await call<{ token: string }>('alice', 'POST', '/api/tokens', { connection: 'app' })).body;
 
-    const client = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: token });
-    await client.connect();
-    try {
-      expect((await client.query('select email from customers')).rows).toHaveLength(1);
-      // An open session counts with the statements it has run so far.
-      const open = await until(
-        () => call<Stats>('bob', 'GET', '/api/stats'),
-        (r) => (r.body.connections[0]?.statements ?? 0) >= 1,
+      const client = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: token });
+      await client.connect();
+      try {
+        expect((await client.query('select email from customers')).rows).toHaveLength(1);
+        // An open session counts with the statements it has run so far.
+        const open = await until(
+          () => call<Stats>('bob', 'GET', '/api/stats'),
+          (r) => (r.body.connections[0]?.statements ?? 0) >= 1,
+        );
+        expect(open.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 1 }]);
+        await expect(client.query('truncate customers')).rejects.toThrow(/no-truncate|emptying a table/);
+        const update = client.query(`update customers set name = 'Ada L.' where id = 1`);
+        const held = await until(
+          () => call<{ reviews: Array<{ id: string }> }>('bob', 'GET', '/api/reviews?state=pending'),
+          (r) => r.body.reviews.length > 0,
+        );
+        expect(held.body.reviews).toHaveLength(1);
+        expect((await call('bob', 'POST', `/api/reviews/${held.body.reviews[0]!.id}/approve`, {})).status).toBe(200);
+        expect((await update).rowCount).toBe(1);
+      } finally {
+        await client.end();
+      }
+
+      // The session's end is written in a batch: wait for it to be stored as ended.
+      const ended = await until(
+        () => call<{ sessions: unknown[] }>('carol', 'GET', '/api/sessions?status=ended'),
+        (r) => r.body.sessions.length > 0,
       );
-      expect(open.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 1 }]);
-      await expect(client.query('truncate customers')).rejects.toThrow(/no-truncate|emptying a table/);
-      const update = client.query(`update customers set name = 'Ada L.' where id = 1`);
-      const held = await until(
-        () => call<{ reviews: Array<{ id: string }> }>('bob', 'GET', '/api/reviews?state=pending'),
-        (r) => r.body.reviews.length > 0,
-      );
-      expect(held.body.reviews).toHaveLength(1);
-      expect((await call('bob', 'POST', `/api/reviews/${held.body.reviews[0]!.id}/approve`, {})).status).toBe(200);
-      expect((await update).rowCount).toBe(1);
-    } finally {
-      await client.end();
-    }
+      expect(ended.body.sessions).toHaveLength(1);
+      const day = await call<Stats>('bob', 'GET', '/api/stats?window=24h');
+      expect(day.status).toBe(200);
+      expect(day.body.window).toBe('24h');
+      expect(day.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 3 }]);
+      expect(day.body.refusals).toEqual([{ rule: 'no-truncate', count: 1 }]);
+      expect(day.body.holds).toEqual([{ rule: 'customer-updates', count: 1 }]);
+      expect(day.body.approvals.requests.count).toBe(1);
+      expect(day.body.approvals.statements.count).toBe(1);
+      expect(day.body.approvals.requests.buckets.map((b) => b.label)).toEqual([
+        'under 1 min',
+        '1–5 min',
+        '5–15 min',
+        '15–60 min',
+        'over 1 h',
+      ]);
+      expect(day.body.approvals.requests.buckets[0]!.count).toBe(1);
+      expect(day.body.approvals.requests.medianMs).toBeGreaterThanOrEqual(0);
+      expect(day.body.waiting).toEqual({ requests: [], statements: [] });
 
-    // The session's end is written in a batch: wait for it to be stored as ended.
-    const ended = await until(
-      () => call<{ sessions: unknown[] }>('carol', 'GET', '/api/sessions?status=ended'),
-      (r) => r.body.sessions.length > 0,
-    );
-    expect(ended.body.sessions).toHaveLength(1);
-    const day = await call<Stats>('bob', 'GET', '/api/stats?window=24h');
-    expect(day.status).toBe(200);
-    expect(day.body.window).toBe('24h');
-    expect(day.body.connections).toEqual([{ connection: 'app', sessions: 1, statements: 3 }]);
-    expect(day.body.refusals).toEqual([{ rule: 'no-truncate', count: 1 }]);
-    expect(day.body.holds).toEqual([{ rule: 'customer-updates', count: 1 }]);
-    expect(day.body.approvals.requests.count).toBe(1);
-    expect(day.body.approvals.statements.count).toBe(1);
-    expect(day.body.approvals.requests.buckets.map((b) => b.label)).toEqual(['under 1 min', '1–5 min', '5–15 min', '15–60 min', 'over 1 h']);
-    expect(day.body.approvals.requests.buckets[0]!.count).toBe(1);
-    expect(day.body.approvals.requests.medianMs).toBeGreaterThanOrEqual(0);
-    expect(day.body.waiting).toEqual({ requests: [], statements: [] });
+      const week = await call<Stats>('carol', 'GET', '/api/stats?window=7d');
+      expect(week.body).toMatchObject({
+        window: '7d',
+        scope: 'everyone',
+        connections: [{ connection: 'app', sessions: 1, statements: 3 }],
+      });
 
-    const week = await call<Stats>('carol', 'GET', '/api/stats?window=7d');
-    expect(week.body).toMatchObject({ window: '7d', scope: 'everyone', connections: [{ connection: 'app', sessions: 1, statements: 3 }] });
+      // alice sees her own numbers; erin, who did nothing, sees none of alice's.
+      const alice = await call<Stats>('alice', 'GET', '/api/stats');
+      expect(alice.body).toMatchObject({
+        scope: 'mine',
+        refusals: [{ rule: 'no-truncate', count: 1 }],
+        holds: [{ rule: 'customer-updates', count: 1 }],
+      });
+      const erin = await call<Stats>('erin', 'GET', '/api/stats');
+      expect(erin.body).toMatchObject({ scope: 'mine', connections: [], refusals: [], holds: [] });
+      expect(erin.body.approvals.requests.count).toBe(0);
 
-    // alice sees her own numbers; erin, who did nothing, sees none of alice's.
-    const alice = await call<Stats>('alice', 'GET', '/api/stats');
-    expect(alice.body).toMatchObject({ scope: 'mine', refusals: [{ rule: 'no-truncate', count: 1 }], holds: [{ rule: 'customer-updates', count: 1 }] });
-    const erin = await call<Stats>('erin', 'GET', '/api/stats');
-    expect(erin.body).toMatchObject({ scope: 'mine', connections: [], refusals: [], holds: [] });
-    expect(erin.body.approvals.requests.count).toBe(0);
-
-    const bad = await call('bob', 'GET', '/api/stats?window=1y');
-    expect(bad.status).toBe(400);
-    expect(bad.text).toContain('24h, 7d');
-  });
+      const bad = await call('bob', 'GET', '/api/stats?window=1y');
+      expect(bad.status).toBe(400);
+      expect(bad.text).toContain('24h, 7d');
+    },
+  );
 });
 
 describe('connection inventory', () => {
@@ -200,17 +232,36 @@ describe('connection inventory', () => {
       {
         name: 'app-engineers',
         who: 'group engineering',
-        what: ['access needs 1 approval from approvers; a request waits 1 hour at most', 'grants last up to 4 hours', 'a request must say why'],
+        what: [
+          'access needs 1 approval from approvers; a request waits 1 hour at most',
+          'grants last up to 4 hours',
+          'a request must say why',
+        ],
         reason: null,
         appliesToYou: true,
       },
     ]);
     expect(app.rules.guardrails).toEqual([
-      { name: 'no-truncate', who: 'everyone', what: ['refuses TRUNCATE statements'], reason: 'emptying a table needs a migration', appliesToYou: true },
+      {
+        name: 'no-truncate',
+        who: 'everyone',
+        what: ['refuses TRUNCATE statements'],
+        reason: 'emptying a table needs a migration',
+        appliesToYou: true,
+      },
     ]);
-    expect(app.rules.reviews[0]).toMatchObject({ name: 'customer-updates', what: ['holds UPDATE statements', 'until 1 approval from approvers (refused if undecided after 5 minutes)'] });
+    expect(app.rules.reviews[0]).toMatchObject({
+      name: 'customer-updates',
+      what: ['holds UPDATE statements', 'until 1 approval from approvers (refused if undecided after 5 minutes)'],
+    });
     expect(app.rules.masking).toEqual([
-      { name: 'pii', who: 'everyone except admins', what: ['column customers.email: shown as a masked email address'], reason: null, appliesToYou: true },
+      {
+        name: 'pii',
+        who: 'everyone except admins',
+        what: ['column customers.email: shown as a masked email address'],
+        reason: null,
+        appliesToYou: true,
+      },
     ]);
 
     // An admin sees every connection; the masking rule does not apply to admins.

@@ -71,7 +71,13 @@ audit:
   base = gw.httpUrl;
 
   // erin's session earlier today: a read, a refused TRUNCATE, an UPDATE held until bob approves it.
-  const client = new pg.Client({ host: gw.host, port: gw.port, user: 'erin', database: 'app', password: gw.token({ user: 'erin', groups: ['engineering'] }) });
+  const client = new pg.Client({
+    host: gw.host,
+    port: gw.port,
+    user: 'erin',
+    database: 'app',
+    password: gw.token({ user: 'erin', groups: ['engineering'] }),
+  });
   await client.connect();
   try {
     await client.query('select name from customers');
@@ -160,55 +166,67 @@ async function atPhoneWidth(page: Page, name: string): Promise<void> {
 
 let aliceRequest = '';
 
-it('an approver lands on the Overview: a request arrives live with its age, the charts are labelled and read as tables', { timeout: 120_000 }, async () => {
-  const page = await signIn('bob');
-  await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
-  expect(await page.getByRole('link', { name: 'Overview' }).getAttribute('aria-current')).toBe('page');
-  const needs = page.getByRole('region', { name: 'Needs you now' });
-  await expect.poll(() => needs.textContent(), { timeout: 20_000 }).toContain('Nothing is waiting for you');
+it(
+  'an approver lands on the Overview: a request arrives live with its age, the charts are labelled and read as tables',
+  { timeout: 120_000 },
+  async () => {
+    const page = await signIn('bob');
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
+    expect(await page.getByRole('link', { name: 'Overview' }).getAttribute('aria-current')).toBe('page');
+    const needs = page.getByRole('region', { name: 'Needs you now' });
+    await expect.poll(() => needs.textContent(), { timeout: 20_000 }).toContain('Nothing is waiting for you');
 
-  // alice asks; bob's page shows it without a reload, with how long it has waited.
-  const asked = (await call('alice', 'POST', '/api/requests', { connection: 'app', duration: '2h', reason: 'INC-77: refund check' })) as { request: { id: string } };
-  aliceRequest = asked.request.id;
-  const item = page.getByTestId(`waiting-request-${aliceRequest}`);
-  await expect.poll(() => item.count(), { timeout: 20_000 }).toBe(1);
-  expect(await item.textContent()).toMatch(/alice asks for app for 2h.*INC-77: refund check.*waiting \d+ s/s);
+    // alice asks; bob's page shows it without a reload, with how long it has waited.
+    const asked = (await call('alice', 'POST', '/api/requests', { connection: 'app', duration: '2h', reason: 'INC-77: refund check' })) as {
+      request: { id: string };
+    };
+    aliceRequest = asked.request.id;
+    const item = page.getByTestId(`waiting-request-${aliceRequest}`);
+    await expect.poll(() => item.count(), { timeout: 20_000 }).toBe(1);
+    expect(await item.textContent()).toMatch(/alice asks for app for 2h.*INC-77: refund check.*waiting \d+ s/s);
 
-  // erin's session: counted per connection, its refusal and hold under their rules' names.
-  const connections = page.getByTestId('chart-connections');
-  await expect.poll(() => connections.locator('svg text').allTextContents(), { timeout: 20_000 }).toEqual(expect.arrayContaining(['app', '1', '3']));
-  expect(await connections.locator('.chart-plot').getAttribute('aria-label')).toBe('Sessions and statements per connection: app 1 sessions, 3 statements');
-  const refusals = page.getByTestId('chart-refusals');
-  expect(await refusals.locator('svg text').allTextContents()).toEqual(expect.arrayContaining(['no-truncate', '1']));
-  const holds = page.getByTestId('chart-holds');
-  expect(await holds.locator('svg text').allTextContents()).toEqual(expect.arrayContaining(['customer-updates', '1']));
-  // Series are told apart by pattern and named in a legend, not by colour alone.
-  const fills = await connections.locator('.recharts-bar-rectangle path, .recharts-bar-rectangle rect').evaluateAll((els) => els.map((e) => e.getAttribute('fill') ?? ''));
-  expect(new Set(fills.map((f) => f.replace(/^url\(#[^-]*-/, '').replace(/\)$/, '')))).toEqual(new Set(['sessions', 'statements']));
-  expect(await connections.locator('.recharts-legend-wrapper').textContent()).toMatch(/Sessions.*Statements/);
-  const approvals = page.getByTestId('chart-approval-time');
-  expect(await approvals.textContent()).toMatch(/Held statements: 1 approval, median \d+ s/);
+    // erin's session: counted per connection, its refusal and hold under their rules' names.
+    const connections = page.getByTestId('chart-connections');
+    await expect
+      .poll(() => connections.locator('svg text').allTextContents(), { timeout: 20_000 })
+      .toEqual(expect.arrayContaining(['app', '1', '3']));
+    expect(await connections.locator('.chart-plot').getAttribute('aria-label')).toBe(
+      'Sessions and statements per connection: app 1 sessions, 3 statements',
+    );
+    const refusals = page.getByTestId('chart-refusals');
+    expect(await refusals.locator('svg text').allTextContents()).toEqual(expect.arrayContaining(['no-truncate', '1']));
+    const holds = page.getByTestId('chart-holds');
+    expect(await holds.locator('svg text').allTextContents()).toEqual(expect.arrayContaining(['customer-updates', '1']));
+    // Series are told apart by pattern and named in a legend, not by colour alone.
+    const fills = await connections
+      .locator('.recharts-bar-rectangle path, .recharts-bar-rectangle rect')
+      .evaluateAll((els) => els.map((e) => e.getAttribute('fill') ?? ''));
+    expect(new Set(fills.map((f) => f.replace(/^url\(#[^-]*-/, '').replace(/\)$/, '')))).toEqual(new Set(['sessions', 'statements']));
+    expect(await connections.locator('.recharts-legend-wrapper').textContent()).toMatch(/Sessions.*Statements/);
+    const approvals = page.getByTestId('chart-approval-time');
+    expect(await approvals.textContent()).toMatch(/Held statements: 1 approval, median \d+ s/);
 
-  // The same figures as a table, for anyone who does not read charts.
-  await refusals.getByText('Show as a table').click();
-  expect(await refusals.locator('table tbody tr').allTextContents()).toEqual(['no-truncate1']);
-  await shot(page, '30-overview');
+    // The same figures as a table, for anyone who does not read charts.
+    await refusals.getByText('Show as a table').click();
+    expect(await refusals.locator('table tbody tr').allTextContents()).toEqual(['no-truncate1']);
+    await shot(page, '30-overview');
 
-  // The window switch: a week includes the day.
-  await page.getByRole('button', { name: 'Last 7 days' }).click();
-  expect(await page.getByRole('button', { name: 'Last 7 days' }).getAttribute('aria-pressed')).toBe('true');
-  await expect.poll(() => connections.locator('.chart-plot').getAttribute('aria-label')).toContain('app 1 sessions, 3 statements');
-  await atPhoneWidth(page, '31-overview-narrow');
+    // The window switch: a week includes the day.
+    await page.getByRole('button', { name: 'Last 7 days' }).click();
+    expect(await page.getByRole('button', { name: 'Last 7 days' }).getAttribute('aria-pressed')).toBe('true');
+    await expect.poll(() => connections.locator('.chart-plot').getAttribute('aria-label')).toContain('app 1 sessions, 3 statements');
+    await atPhoneWidth(page, '31-overview-narrow');
 
-  // bob approves from the Approvals page the item linked to; the Overview empties again.
-  await item.getByRole('link').click();
-  const request = page.getByTestId('pending-items').locator('article', { hasText: 'INC-77' });
-  await expect.poll(() => request.count(), { timeout: 20_000 }).toBe(1);
-  await request.getByRole('button', { name: /^Approve/ }).click();
-  await expect.poll(() => page.getByTestId('decided-items').textContent(), { timeout: 20_000 }).toMatch(/granted/);
-  await page.getByRole('link', { name: 'Overview' }).click();
-  await expect.poll(() => needs.textContent(), { timeout: 20_000 }).toContain('Nothing is waiting for you');
-});
+    // bob approves from the Approvals page the item linked to; the Overview empties again.
+    await item.getByRole('link').click();
+    const request = page.getByTestId('pending-items').locator('article', { hasText: 'INC-77' });
+    await expect.poll(() => request.count(), { timeout: 20_000 }).toBe(1);
+    await request.getByRole('button', { name: /^Approve/ }).click();
+    await expect.poll(() => page.getByTestId('decided-items').textContent(), { timeout: 20_000 }).toMatch(/granted/);
+    await page.getByRole('link', { name: 'Overview' }).click();
+    await expect.poll(() => needs.textContent(), { timeout: 20_000 }).toContain('Nothing is waiting for you');
+  },
+);
 
 it('the Connections inventory searches and filters, with every rule in words', { timeout: 60_000 }, async () => {
   const page = await signIn('alice');
@@ -252,41 +270,45 @@ it('the Connections inventory searches and filters, with every rule in words', {
   await expect.poll(() => masking.textContent()).toContain('not you');
 });
 
-it('an admin revokes a grant from the Grants page with a required reason; the grant is gone and psql is refused', { timeout: 90_000 }, async () => {
-  const token = ((await call('alice', 'POST', '/api/tokens', { connection: 'app' })) as { token: string }).token;
-  const before = await psql(gw.dsn({ user: 'alice' }), token, ['-At', '-c', 'select 40 + 2']);
-  expect(before.stdout.trim()).toBe('42');
+it(
+  'an admin revokes a grant from the Grants page with a required reason; the grant is gone and psql is refused',
+  { timeout: 90_000 },
+  async () => {
+    const token = ((await call('alice', 'POST', '/api/tokens', { connection: 'app' })) as { token: string }).token;
+    const before = await psql(gw.dsn({ user: 'alice' }), token, ['-At', '-c', 'select 40 + 2']);
+    expect(before.stdout.trim()).toBe('42');
 
-  const page = await signIn('dave');
-  await page.getByRole('link', { name: 'Grants' }).click();
-  const table = page.getByTestId('grants-others');
-  const row = table.locator('tr', { hasText: 'alice' });
-  await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
-  expect(await row.textContent()).toMatch(/app.*in 1 h 59 min|app.*in 2 h/s);
-  expect(await row.textContent()).toContain('approved by bob');
-  await page.getByLabel('Search grants').fill('erin');
-  await expect.poll(() => table.locator('tbody tr').allTextContents()).toEqual([expect.stringContaining('erin')]);
-  await page.getByLabel('Search grants').fill('');
-  await shot(page, '34-grants');
+    const page = await signIn('dave');
+    await page.getByRole('link', { name: 'Grants' }).click();
+    const table = page.getByTestId('grants-others');
+    const row = table.locator('tr', { hasText: 'alice' });
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(1);
+    expect(await row.textContent()).toMatch(/app.*in 1 h 59 min|app.*in 2 h/s);
+    expect(await row.textContent()).toContain('approved by bob');
+    await page.getByLabel('Search grants').fill('erin');
+    await expect.poll(() => table.locator('tbody tr').allTextContents()).toEqual([expect.stringContaining('erin')]);
+    await page.getByLabel('Search grants').fill('');
+    await shot(page, '34-grants');
 
-  await row.getByRole('button', { name: "Revoke alice's grant on app" }).click();
-  const dialog = page.getByRole('dialog', { name: 'Revoke this grant?' });
-  await expect.poll(() => dialog.count()).toBe(1);
-  // Without a reason the dialog stays and says why.
-  await dialog.getByRole('button', { name: 'Revoke grant' }).click();
-  await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('Please give a reason');
-  await dialog.getByRole('textbox').fill('INC-77 closed');
-  await dialog.getByRole('button', { name: 'Revoke grant' }).click();
-  await expect.poll(() => dialog.count()).toBe(0);
-  await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
+    await row.getByRole('button', { name: "Revoke alice's grant on app" }).click();
+    const dialog = page.getByRole('dialog', { name: 'Revoke this grant?' });
+    await expect.poll(() => dialog.count()).toBe(1);
+    // Without a reason the dialog stays and says why.
+    await dialog.getByRole('button', { name: 'Revoke grant' }).click();
+    await expect.poll(() => dialog.getByRole('alert').textContent()).toContain('Please give a reason');
+    await dialog.getByRole('textbox').fill('INC-77 closed');
+    await dialog.getByRole('button', { name: 'Revoke grant' }).click();
+    await expect.poll(() => dialog.count()).toBe(0);
+    await expect.poll(() => row.count(), { timeout: 20_000 }).toBe(0);
 
-  // alice's access is gone: the API lists no grant for her, and her token no longer opens a session.
-  const grants = (await call('alice', 'GET', '/api/grants')) as { mine: unknown[] };
-  expect(grants.mine).toEqual([]);
-  const ended = (await call('alice', 'GET', '/api/grants?all=1')) as { mine: Array<{ revokedBy: string; revokeReason: string }> };
-  expect(ended.mine[0]).toMatchObject({ revokedBy: 'dave', revokeReason: 'INC-77 closed' });
-  const after = await psql(gw.dsn({ user: 'alice' }), token, ['-At', '-c', 'select 1']);
-  expect(after.code).not.toBe(0);
-  expect(after.stderr).toMatch(/revoked/);
-  await atPhoneWidth(page, '35-grants-narrow');
-});
+    // alice's access is gone: the API lists no grant for her, and her token no longer opens a session.
+    const grants = (await call('alice', 'GET', '/api/grants')) as { mine: unknown[] };
+    expect(grants.mine).toEqual([]);
+    const ended = (await call('alice', 'GET', '/api/grants?all=1')) as { mine: Array<{ revokedBy: string; revokeReason: string }> };
+    expect(ended.mine[0]).toMatchObject({ revokedBy: 'dave', revokeReason: 'INC-77 closed' });
+    const after = await psql(gw.dsn({ user: 'alice' }), token, ['-At', '-c', 'select 1']);
+    expect(after.code).not.toBe(0);
+    expect(after.stderr).toMatch(/revoked/);
+    await atPhoneWidth(page, '35-grants-narrow');
+  },
+);

@@ -80,12 +80,15 @@ it('signs in to the web console through the SAML IdP', { timeout: 60_000 }, asyn
   await signInAtIdp(page, 'alice');
   await expect.poll(() => page.getByTestId('signed-in-user').textContent(), { timeout: 20_000 }).toBe('alice');
   expect(new URL(page.url()).origin).toBe(url);
-  const me = (await page.evaluate(async () => (await fetch('/api/auth/me', { credentials: 'same-origin' })).json())) as { user: string; groups: string[] };
+  const me = (await page.evaluate(async () => (await fetch('/api/auth/me', { credentials: 'same-origin' })).json())) as {
+    user: string;
+    groups: string[];
+  };
   expect(me).toMatchObject({ user: 'alice', groups: ['engineering'] });
   await context.close();
 });
 
-it("an administrator signed in through SAML finds the provider on the Configuration page", { timeout: 60_000 }, async () => {
+it('an administrator signed in through SAML finds the provider on the Configuration page', { timeout: 60_000 }, async () => {
   const context = await browser.newContext();
   const page = await context.newPage();
   await page.goto(`${url}/`);
@@ -118,19 +121,26 @@ it('jitgate login --issuer corp: the browser signs in at the IdP and the CLI sav
   const context = await browser.newContext();
   const page = await context.newPage();
   let browsing: Promise<void> | undefined;
-  await loginCommand(io, { url, issuer: 'corp' }, {
-    // What `jitgate login` does with a desktop browser, with this test's Chromium as the browser.
-    openBrowser: (authorizationUrl) => {
-      browsing = page.goto(authorizationUrl).then(() => signInAtIdp(page, 'alice'));
+  await loginCommand(
+    io,
+    { url, issuer: 'corp' },
+    {
+      // What `jitgate login` does with a desktop browser, with this test's Chromium as the browser.
+      openBrowser: (authorizationUrl) => {
+        browsing = page.goto(authorizationUrl).then(() => signInAtIdp(page, 'alice'));
+      },
+      sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     },
-    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-  });
+  );
   await browsing;
   expect(err).toContain('Opening your browser to sign in');
   expect(out).toMatch(new RegExp(`^signed in to ${url} as alice \\(engineering\\) until .*; saved in `));
   await expect.poll(() => page.locator('h1').textContent(), { timeout: 10_000 }).toBe('Signed in');
   expect(new URL(page.url()).hostname).toBe('127.0.0.1');
-  const saved = JSON.parse(readFileSync(join(home, '.config', 'jitgate', 'credentials.json'), 'utf8')) as { user: string; accessToken: string };
+  const saved = JSON.parse(readFileSync(join(home, '.config', 'jitgate', 'credentials.json'), 'utf8')) as {
+    user: string;
+    accessToken: string;
+  };
   expect(saved.user).toBe('alice');
   const me = await (await fetch(`${url}/api/auth/me`, { headers: { authorization: `Bearer ${saved.accessToken}` } })).json();
   expect(me).toMatchObject({ user: 'alice', groups: ['engineering'], via: 'session' });
@@ -154,6 +164,9 @@ it('a response tampered with in the browser is refused, and the console says why
   await expect.poll(() => page.locator('main').textContent()).toContain('the response is not signed by the identity provider as required');
   expect(await page.getByTestId('signed-in-user').count()).toBe(0);
   const refused = [...gateway.audit.entries()].filter((e) => e.type === 'auth.saml.refused');
-  expect(refused.at(-1)?.data).toMatchObject({ provider: 'corp', reason: 'the response is not signed by the identity provider as required' });
+  expect(refused.at(-1)?.data).toMatchObject({
+    provider: 'corp',
+    reason: 'the response is not signed by the identity provider as required',
+  });
   await context.close();
 });

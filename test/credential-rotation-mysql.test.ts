@@ -19,7 +19,9 @@ beforeAll(async () => {
   gw = await startRotationGateway({
     listeners: ['mysql'],
     secrets: { 'shop-my': server.users.native.password },
-    connections: [`{ name: shop, type: mysql, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.native.user}, password: secret:shop-my, tls: { mode: disable } }`],
+    connections: [
+      `{ name: shop, type: mysql, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.native.user}, password: secret:shop-my, tls: { mode: disable } }`,
+    ],
   });
 }, 120_000);
 
@@ -30,7 +32,13 @@ afterAll(async () => {
 
 async function directLogin(password: string): Promise<string> {
   try {
-    const c = await mysql.createConnection({ host: server.host, port: server.port, user: server.users.native.user, password, database: 'app' });
+    const c = await mysql.createConnection({
+      host: server.host,
+      port: server.port,
+      user: server.users.native.user,
+      password,
+      database: 'app',
+    });
     await c.query('SELECT 1');
     await c.end();
     return 'ok';
@@ -43,7 +51,15 @@ describe('jitgate credentials rotate on MariaDB', () => {
   it('rotates while mysql2 clients reconnect through the gateway, with none failing', async () => {
     const old = server.users.native.password;
     const { host, port } = gw.listener('mysql');
-    const connect = () => mysql.createConnection({ host, port, user: 'alice', password: gw.token('shop'), database: 'shop', ssl: { rejectUnauthorized: false } });
+    const connect = () =>
+      mysql.createConnection({
+        host,
+        port,
+        user: 'alice',
+        password: gw.token('shop'),
+        database: 'shop',
+        ssl: { rejectUnauthorized: false },
+      });
     const early = await connect();
 
     let rotated = false;
@@ -91,7 +107,10 @@ describe('jitgate credentials rotate on MariaDB', () => {
     expect(server.root('SELECT argument FROM mysql.general_log')).not.toContain(stored);
 
     expect(gw.audited('credentials.rotated', 'shop')).toEqual([
-      { actor: 'dave', data: { connection: 'shop', protocol: 'mysql', backendUser: server.users.native.user, secret: 'secret:shop-my', scheduled: false } },
+      {
+        actor: 'dave',
+        data: { connection: 'shop', protocol: 'mysql', backendUser: server.users.native.user, secret: 'secret:shop-my', scheduled: false },
+      },
     ]);
   }, 180_000);
 

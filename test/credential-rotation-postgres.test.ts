@@ -39,7 +39,9 @@ beforeAll(async () => {
   await server.query('CREATE ROLE eph_reader NOLOGIN');
   await server.query(`GRANT CONNECT ON DATABASE app TO ${SCHED.user}, ${SHARED.user}, ${STUCK.user}, ${EPH.user}, eph_reader`);
   const { user, password } = server.users.scram;
-  const init = await run('pgbench', ['-i', '-q', '-s', '1', '-h', server.host, '-p', String(server.port), '-U', user, 'app'], { PGPASSWORD: password });
+  const init = await run('pgbench', ['-i', '-q', '-s', '1', '-h', server.host, '-p', String(server.port), '-U', user, 'app'], {
+    PGPASSWORD: password,
+  });
   expect(init.code, init.err).toBe(0);
 }, 120_000);
 
@@ -62,7 +64,12 @@ async function directLogin(user: string, password: string): Promise<string> {
   }
 }
 
-function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; out: string; err: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 120_000,
+): Promise<{ code: number | null; out: string; err: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: { PATH: process.env.PATH ?? '', ...env } });
     let out = '';
@@ -77,7 +84,8 @@ function run(cmd: string, args: string[], env: Record<string, string>, timeoutMs
   });
 }
 
-const sessionsOpened = async (gw: RotationGateway) => (await gw.gateway.metrics.sessionsTotal.get()).values.reduce((n, v) => n + v.value, 0);
+const sessionsOpened = async (gw: RotationGateway) =>
+  (await gw.gateway.metrics.sessionsTotal.get()).values.reduce((n, v) => n + v.value, 0);
 
 describe('jitgate credentials rotate on PostgreSQL', () => {
   let gw: RotationGateway;
@@ -146,7 +154,10 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
 
     const audited = gw.audited('credentials.rotated', 'app');
     expect(audited).toEqual([
-      { actor: 'dave', data: { connection: 'app', protocol: 'postgres', backendUser: scram().user, secret: 'secret:app-pg', scheduled: false } },
+      {
+        actor: 'dave',
+        data: { connection: 'app', protocol: 'postgres', backendUser: scram().user, secret: 'secret:app-pg', scheduled: false },
+      },
     ]);
     expect(JSON.stringify(audited)).not.toContain(stored);
     expect(await gw.gateway.metrics.registry.getSingleMetricAsString('jitgate_credential_rotations_total')).toContain(
@@ -210,10 +221,14 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(blocks[2]).toContain(`super (postgres, backend user ${server.superuser})`);
     expect(blocks[2]).toContain('  password      env:SUPER_PG, an environment variable of the gateway');
     expect(blocks[2]).toContain('  rotation      not possible: the password comes from an environment variable');
-    expect(blocks[2]).toContain(`  warning       ${server.superuser} is a superuser: it can read server files and every role's password verifier`);
+    expect(blocks[2]).toContain(
+      `  warning       ${server.superuser} is a superuser: it can read server files and every role's password verifier`,
+    );
     expect(blocks[2]).toContain(`  warning       ${server.superuser} has CREATEROLE, which sessions sharing it do not need`);
     // CREATEROLE is what per-session roles need: no warning for it there.
-    expect(blocks[3]).toContain(`  logs in       as ${EPH.user}, which creates a role per session (granted eph_reader) and drops it when the session ends`);
+    expect(blocks[3]).toContain(
+      `  logs in       as ${EPH.user}, which creates a role per session (granted eph_reader) and drops it when the session ends`,
+    );
     expect(blocks[3]).toContain('  privileges    nothing beyond what its sessions need was found');
   });
 
@@ -240,7 +255,8 @@ describe('a rotation a crash interrupted', () => {
     await server.query(`GRANT CONNECT ON DATABASE app TO ${took.user}, ${lost.user}`);
     const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-rotation-crash-'));
     const conns = [took, lost].map(
-      (r) => `{ name: ${r.user}, host: 127.0.0.1, port: ${server.port}, database: app, user: ${r.user}, password: secret:${r.user}, tls: { mode: disable } }`,
+      (r) =>
+        `{ name: ${r.user}, host: 127.0.0.1, port: ${server.port}, database: app, user: ${r.user}, password: secret:${r.user}, tls: { mode: disable } }`,
     );
     const config = parseConfig(`dataDir: ${dataDir}\nconnections:\n${conns.map((c) => `  - ${c}\n`).join('')}`, 'x.yaml', dataDir);
     const store = openSqliteStore(config.store.path);
@@ -288,7 +304,12 @@ describe('two gateway instances on one state store', () => {
   it('one rotates on schedule, the other neither rotates again nor loses its backend logins', async () => {
     const clock = new ManualClock(Date.UTC(2026, 7, 1));
     const conn = `{ name: shared, host: 127.0.0.1, port: ${server.port}, database: app, user: ${SHARED.user}, password: secret:shared-pg, tls: { mode: disable }, credentials: { rotate: { every: 1d } } }`;
-    const a = await startRotationGateway({ listeners: ['postgres'], secrets: { 'shared-pg': SHARED.password }, connections: [conn], clock });
+    const a = await startRotationGateway({
+      listeners: ['postgres'],
+      secrets: { 'shared-pg': SHARED.password },
+      connections: [conn],
+      clock,
+    });
     const b = await startRotationGateway({ listeners: ['postgres'], connections: [conn], clock, dataDir: a.dataDir });
     const rotations = () => a.audited('credentials.rotated', 'shared').length;
     try {
@@ -334,7 +355,11 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
         data: { connection: 'sched', protocol: 'postgres', backendUser: SCHED.user, secret: 'secret:sched-pg', scheduled: true },
       });
       expect(await directLogin(SCHED.user, SCHED.password)).toBe('28P01');
-      const status = await gw.api<{ connections: Array<{ lastRotatedAt: string; nextRotationAt: string; rotateEveryMs: number }> }>('dave', 'GET', '/api/admin/credentials');
+      const status = await gw.api<{ connections: Array<{ lastRotatedAt: string; nextRotationAt: string; rotateEveryMs: number }> }>(
+        'dave',
+        'GET',
+        '/api/admin/credentials',
+      );
       expect(status.body.connections[0]).toMatchObject({
         rotateEveryMs: DAY,
         lastRotatedAt: new Date(Date.UTC(2026, 5, 1)).toISOString(),
@@ -387,7 +412,9 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
       await vi.waitFor(() => expect(failures()).toHaveLength(1), { timeout: 20_000, interval: 20 });
       expect(failures()[0]).toMatchObject({ actor: 'gateway', data: { scheduled: true, stillValid: 'old' } });
       const status = await gw.cli('dave', ['credentials', 'status']);
-      expect(status.out).toMatch(/ {2}last failure {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: .*cannot execute ALTER ROLE in a read-only transaction/);
+      expect(status.out).toMatch(
+        / {2}last failure {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: .*cannot execute ALTER ROLE in a read-only transaction/,
+      );
       clock.advance(9 * 60_000);
       await new Promise((r) => setTimeout(r, 300));
       expect(failures()).toHaveLength(1);

@@ -25,7 +25,9 @@ beforeAll(async () => {
   gw = await startRotationGateway({
     listeners: ['redis'],
     secrets: { 'cache-redis': redis.users.gateway.password },
-    connections: [`{ name: cache, type: redis, host: 127.0.0.1, port: ${redis.port}, user: ${redis.users.gateway.user}, password: secret:cache-redis, tls: { mode: disable } }`],
+    connections: [
+      `{ name: cache, type: redis, host: 127.0.0.1, port: ${redis.port}, user: ${redis.users.gateway.user}, password: secret:cache-redis, tls: { mode: disable } }`,
+    ],
   });
 }, 60_000);
 
@@ -34,11 +36,26 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const admin = () => new Redis({ host: redis.host, port: redis.port, username: 'default', password: redis.users.default.password, maxRetriesPerRequest: 0, lazyConnect: true });
+const admin = () =>
+  new Redis({
+    host: redis.host,
+    port: redis.port,
+    username: 'default',
+    password: redis.users.default.password,
+    maxRetriesPerRequest: 0,
+    lazyConnect: true,
+  });
 
 /** AUTH as the gateway's backend user, directly: OK, or the first word of the error. */
 async function directLogin(password: string): Promise<string> {
-  const c = new Redis({ host: redis.host, port: redis.port, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true, enableReadyCheck: false });
+  const c = new Redis({
+    host: redis.host,
+    port: redis.port,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    lazyConnect: true,
+    enableReadyCheck: false,
+  });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -77,7 +94,14 @@ describe('jitgate credentials rotate on Redis', () => {
   it('rotates while redis-benchmark reconnects for every request through the gateway, with none failing', async () => {
     const old = redis.users.gateway.password;
     const { host, port } = gw.listener('redis');
-    const early = new Redis({ host, port, username: 'alice@cache', password: gw.token('cache'), maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const early = new Redis({
+      host,
+      port,
+      username: 'alice@cache',
+      password: gw.token('cache'),
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     early.on('error', () => undefined);
     await early.set('early', '1');
 
@@ -85,7 +109,25 @@ describe('jitgate credentials rotate on Redis', () => {
     const sessions = async () => (await gw.gateway.metrics.sessionsTotal.get()).values.reduce((n, v) => n + v.value, 0);
     const startedWith = await sessions();
     // -k 0: a new connection, AUTH included, for every request.
-    const bench = benchmark(['-h', host, '-p', String(port), '--user', 'alice@cache', '-a', gw.token('cache'), '-c', '4', '-n', '400', '-k', '0', '-t', 'set', '-e']);
+    const bench = benchmark([
+      '-h',
+      host,
+      '-p',
+      String(port),
+      '--user',
+      'alice@cache',
+      '-a',
+      gw.token('cache'),
+      '-c',
+      '4',
+      '-n',
+      '400',
+      '-k',
+      '0',
+      '-t',
+      'set',
+      '-e',
+    ]);
     await vi.waitFor(async () => expect(await sessions()).toBeGreaterThan(startedWith + 60), { timeout: 60_000, interval: 20 });
     const r = await gw.cli('dave', ['credentials', 'rotate', 'cache']);
     expect(r.err).toBe('');
@@ -118,7 +160,16 @@ describe('jitgate credentials rotate on Redis', () => {
 
     const audited = gw.audited('credentials.rotated', 'cache');
     expect(audited).toEqual([
-      { actor: 'dave', data: { connection: 'cache', protocol: 'redis', backendUser: redis.users.gateway.user, secret: 'secret:cache-redis', scheduled: false } },
+      {
+        actor: 'dave',
+        data: {
+          connection: 'cache',
+          protocol: 'redis',
+          backendUser: redis.users.gateway.user,
+          secret: 'secret:cache-redis',
+          scheduled: false,
+        },
+      },
     ]);
   }, 180_000);
 
@@ -128,20 +179,45 @@ describe('jitgate credentials rotate on Redis', () => {
     // A second gateway instance on the same state store finds the store lease taken.
     const other = new CredentialRotation({
       connections: gw.config.connections,
-      targets: new Map([['cache', { connection: 'cache', protocol: 'redis', host: redis.host, port: redis.port, database: '0', user: redis.users.gateway.user, password: 'unused', tls: { mode: 'disable' }, connectTimeoutMs: 5_000 }]]),
+      targets: new Map([
+        [
+          'cache',
+          {
+            connection: 'cache',
+            protocol: 'redis',
+            host: redis.host,
+            port: redis.port,
+            database: '0',
+            user: redis.users.gateway.user,
+            password: 'unused',
+            tls: { mode: 'disable' },
+            connectTimeoutMs: 5_000,
+          },
+        ],
+      ]),
       secrets: new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }),
       database: (gw.gateway.store as SqliteStore).database,
       clock: systemClock,
       log: createLogger({ level: 'silent' }),
       audit: gw.gateway.audit,
     });
-    await expect(other.rotate('cache', 'erin')).rejects.toMatchObject({ kind: 'busy', message: 'connection "cache": a rotation is already running (this or another gateway instance)' });
+    await expect(other.rotate('cache', 'erin')).rejects.toMatchObject({
+      kind: 'busy',
+      message: 'connection "cache": a rotation is already running (this or another gateway instance)',
+    });
     await first;
     await other.stop();
     expect(gw.audited('credentials.rotated', 'cache')).toHaveLength(2);
     // Sessions log in with the password of the second rotation.
     const { host, port } = gw.listener('redis');
-    const c = new Redis({ host, port, username: 'alice@cache', password: gw.token('cache'), maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const c = new Redis({
+      host,
+      port,
+      username: 'alice@cache',
+      password: gw.token('cache'),
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     expect(await c.get('early')).toBe('1');
     c.disconnect();
   });
@@ -150,7 +226,9 @@ describe('jitgate credentials rotate on Redis', () => {
     const r = await gw.cli('dave', ['credentials', 'status']);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain(`cache (redis, backend user ${redis.users.gateway.user})`);
-    expect(r.out).toContain(`  warning       ${redis.users.gateway.user} may run every command (+@all), including CONFIG, MODULE, DEBUG and SHUTDOWN; it needs the commands of its sessions and +acl`);
+    expect(r.out).toContain(
+      `  warning       ${redis.users.gateway.user} may run every command (+@all), including CONFIG, MODULE, DEBUG and SHUTDOWN; it needs the commands of its sessions and +acl`,
+    );
     expect(r.out).toContain(`  warning       ${redis.users.gateway.user} may touch every key (~*)`);
   });
 });

@@ -98,11 +98,20 @@ it('issues tokens for an audience that is not a URI (audience: jitgate)', { time
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   const agent = { clientId: 'agent', clientSecret: 'agent-secret' };
-  const idp = await createDevIdp({ issuer: `${base}/idp`, users: [], gatewayClient: { clientId: 'jitgate', clientSecret: 's' }, agentClients: [agent], audience: 'jitgate' });
+  const idp = await createDevIdp({
+    issuer: `${base}/idp`,
+    users: [],
+    gatewayClient: { clientId: 'jitgate', clientSecret: 's' },
+    agentClients: [agent],
+    audience: 'jitgate',
+  });
   try {
     const res = await fetch(`${base}/idp/token`, {
       method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from('agent:agent-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        authorization: `Basic ${Buffer.from('agent:agent-secret').toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body: 'grant_type=client_credentials',
     });
     const body = (await res.json()) as { access_token?: string; error_description?: string };

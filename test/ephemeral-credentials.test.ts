@@ -78,7 +78,10 @@ async function rolesWithPrefix(prefix = 'jitgate_'): Promise<RoleInfo[]> {
 /** Waits for an effect that happens after a session ends (the drop runs once the client is gone). */
 async function eventually<T>(what: string, probe: () => Promise<T>, done: (v: T) => boolean): Promise<T> {
   let last: T | undefined;
-  const found = await waitUntil(what, async () => ((last = await probe()), done(last) && { value: last }), { intervalMs: 50, seen: () => last });
+  const found = await waitUntil(what, async () => ((last = await probe()), done(last) && { value: last }), {
+    intervalMs: 50,
+    seen: () => last,
+  });
   return found.value;
 }
 
@@ -266,10 +269,14 @@ connections:
     await server.query(`CREATE ROLE ${lookalike} NOLOGIN`);
     let child: ChildProcess | undefined;
     try {
-      child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support/gateway-child.ts'), configPath, 'alice', 'crashy'], {
-        env,
-        stdio: ['ignore', 'pipe', 'inherit'],
-      });
+      child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, 'support/gateway-child.ts'), configPath, 'alice', 'crashy'],
+        {
+          env,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
       const first = await new Promise<string>((resolve, reject) => {
         createInterface({ input: child!.stdout! }).once('line', resolve);
         child!.once('exit', (code) => reject(new Error(`gateway child exited early (${code})`)));
@@ -377,10 +384,13 @@ describe('quoting against the real server', () => {
     for (const setting of ['on', 'off']) {
       await conn.query(`SET standard_conforming_strings = ${setting}; SET escape_string_warning = off`);
       await fc.assert(
-        fc.asyncProperty(fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\0')), async (s) => {
-          const [r] = await conn.query(`SELECT ${quoteLiteral(s)} AS v`);
-          expect(r?.rows[0]?.v).toBe(s);
-        }),
+        fc.asyncProperty(
+          fc.string({ unit: 'binary', maxLength: 40 }).filter((s) => !s.includes('\0')),
+          async (s) => {
+            const [r] = await conn.query(`SELECT ${quoteLiteral(s)} AS v`);
+            expect(r?.rows[0]?.v).toBe(s);
+          },
+        ),
         { numRuns: 200 },
       );
       for (const s of hostile) {

@@ -56,7 +56,9 @@ describe('guardrails', () => {
     });
     expect(r.stderr).toContain('guardrail "careful-writes": DELETE without WHERE on items (unbounded_write)');
     expect(r.stderr).toContain('guardrail "no-file-access": SELECT calls pg_catalog.pg_read_file() (function_denied)');
-    expect(r.stderr).toContain('guardrail "hands-off-payroll": SELECT touches public.payroll (table_denied) — payroll is read through the HR system');
+    expect(r.stderr).toContain(
+      'guardrail "hands-off-payroll": SELECT touches public.payroll (table_denied) — payroll is read through the HR system',
+    );
     expect(r.stderr).toContain('guardrail "no-ddl": DROP TABLE is not allowed (kind_denied)');
     expect(r.stderr).toContain('could not be parsed');
     expect(r.stdout.trim()).toBe(String(before));
@@ -82,7 +84,11 @@ describe('guardrails', () => {
   });
 
   it('leaves other connections alone when a rule names only some', async () => {
-    const r = await psql(gw.dsn({ connection: 'app-md5' }), gw.token({ connection: 'app-md5' }), ['-At', '-c', 'create temp table scratch (a int)']);
+    const r = await psql(gw.dsn({ connection: 'app-md5' }), gw.token({ connection: 'app-md5' }), [
+      '-At',
+      '-c',
+      'create temp table scratch (a int)',
+    ]);
     expect(r.stderr).toBe('');
   });
 });

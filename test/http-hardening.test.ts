@@ -41,7 +41,11 @@ afterAll(async () => {
 });
 
 /** A raw GET (fetch cannot set Host or send an unnormalised path). */
-function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const u = new URL(base);
   return new Promise((resolve, reject) => {
     const req = http.request({ host: u.hostname, port: u.port, path, method: 'GET', headers }, (res) => {
@@ -60,8 +64,15 @@ async function signInReturningTo(rawReturnTo: string): Promise<{ status: number;
   const browser = new ScriptedBrowser({ stopAt: (url) => url.includes('/api/auth/browser/callback') });
   const login = await browser.open(`${base}/api/auth/browser/login?returnTo=${rawReturnTo}`);
   const stopped = await browser.submit(login, { username: 'alice', password: 'alice' });
-  const res = await fetch(stopped.url, { redirect: 'manual', headers: { cookie: `jitgate_login=${browser.cookiesFor(new URL(base).host).get('jitgate_login')}` } });
-  return { status: res.status, location: res.headers.get('location'), session: res.headers.getSetCookie().some((c) => c.startsWith('jitgate_session=jgs_')) };
+  const res = await fetch(stopped.url, {
+    redirect: 'manual',
+    headers: { cookie: `jitgate_login=${browser.cookiesFor(new URL(base).host).get('jitgate_login')}` },
+  });
+  return {
+    status: res.status,
+    location: res.headers.get('location'),
+    session: res.headers.getSetCookie().some((c) => c.startsWith('jitgate_session=jgs_')),
+  };
 }
 
 describe('browser sign-in goes back only to this gateway', { timeout: 60_000 }, () => {
@@ -115,13 +126,23 @@ describe('malformed paths', () => {
 
 describe('outside development mode', () => {
   it('only the __Host- session cookie counts (a plain jitgate_session could be tossed in by a sibling site)', async () => {
-    const token = prod.gateway.identity.sessions.issue({ issuer: 'corp', subject: 'bob', user: 'bob', groups: ['engineering'] }).accessToken;
+    const token = prod.gateway.identity.sessions.issue({
+      issuer: 'corp',
+      subject: 'bob',
+      user: 'bob',
+      groups: ['engineering'],
+    }).accessToken;
     const plain = await fetch(`${prod.httpUrl}/api/me`, { headers: { cookie: `jitgate_session=${token}` } });
     expect(plain.status).toBe(401);
     const prefixed = await fetch(`${prod.httpUrl}/api/me`, { headers: { cookie: `__Host-jitgate_session=${token}` } });
     expect(prefixed.status).toBe(200);
     // In development mode on loopback the plain name is the one the gateway sets.
-    const devToken = dev.gateway.identity.sessions.issue({ issuer: 'dev', subject: 'bob', user: 'bob', groups: ['engineering'] }).accessToken;
+    const devToken = dev.gateway.identity.sessions.issue({
+      issuer: 'dev',
+      subject: 'bob',
+      user: 'bob',
+      groups: ['engineering'],
+    }).accessToken;
     expect((await fetch(`${dev.httpUrl}/api/me`, { headers: { cookie: `jitgate_session=${devToken}` } })).status).toBe(200);
   });
 
@@ -147,7 +168,12 @@ describe('client-supplied names in login errors', () => {
   });
 
   it('an API error quoting a 5,000-character name is capped', async () => {
-    const session = dev.gateway.identity.sessions.issue({ issuer: 'dev', subject: 'alice', user: 'alice', groups: ['engineering'] }).accessToken;
+    const session = dev.gateway.identity.sessions.issue({
+      issuer: 'dev',
+      subject: 'alice',
+      user: 'alice',
+      groups: ['engineering'],
+    }).accessToken;
     const res = await fetch(`${dev.httpUrl}/api/requests`, {
       method: 'POST',
       headers: { authorization: `Bearer ${session}`, 'content-type': 'application/json' },

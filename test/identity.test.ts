@@ -186,7 +186,9 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(code, alice.err()).toBe(0);
     // The last page the browser saw is the CLI's own loopback server.
     expect(await aliceBrowser).toContain('You can close this tab');
-    expect(alice.out()).toMatch(new RegExp(`^signed in to ${url} as alice \\(engineering\\) until .*; saved in ${credentialsPath(alice.io.env)}\\n$`));
+    expect(alice.out()).toMatch(
+      new RegExp(`^signed in to ${url} as alice \\(engineering\\) until .*; saved in ${credentialsPath(alice.io.env)}\\n$`),
+    );
 
     const path = credentialsPath(alice.io.env);
     expect(statSync(path).mode & 0o777).toBe(0o600);
@@ -200,7 +202,10 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(alice.out() + alice.err()).not.toContain(saved.refreshToken);
 
     const who = await me(saved.accessToken);
-    expect(who).toMatchObject({ status: 200, body: { user: 'alice', groups: ['engineering'], kind: 'human', via: 'session', admin: false } });
+    expect(who).toMatchObject({
+      status: 200,
+      body: { user: 'alice', groups: ['engineering'], kind: 'human', via: 'session', admin: false },
+    });
     expect(Date.parse(String((who.body.session as { expiresAt: string }).expiresAt))).toBe(clock.now() + 15 * 60_000);
   });
 
@@ -237,7 +242,11 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(bob.status).toBe(200);
     expect(bob.body.identity).toEqual({ user: 'bob', groups: ['approvers', 'engineering'], kind: 'human', via: 'session' });
 
-    const start = await post('/api/auth/login/start', { flow: 'pkce', redirectUri: 'http://127.0.0.1:9/callback', codeChallenge: 'x'.repeat(43) });
+    const start = await post('/api/auth/login/start', {
+      flow: 'pkce',
+      redirectUri: 'http://127.0.0.1:9/callback',
+      codeChallenge: 'x'.repeat(43),
+    });
     const browser = new ScriptedBrowser({ stopAt: (u) => u.startsWith('http://127.0.0.1:9/') });
     const wrong = await browser.submit(await browser.open(String(start.body.authorizationUrl)), { username: 'bob', password: 'nope' });
     expect(wrong.status).toBe(401);
@@ -248,9 +257,16 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(badVerifier.body.error).toBe('invalid_grant');
 
     const mixUp = await loginViaApi('bob', 'bob-pw', { iss: idp.otherIssuer });
-    expect(mixUp).toMatchObject({ status: 400, body: { error: 'invalid_grant', message: expect.stringContaining('not from issuer corp') } });
+    expect(mixUp).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_grant', message: expect.stringContaining('not from issuer corp') },
+    });
 
-    const notLoopback = await post('/api/auth/login/start', { flow: 'pkce', redirectUri: 'https://evil.example/cb', codeChallenge: 'x'.repeat(43) });
+    const notLoopback = await post('/api/auth/login/start', {
+      flow: 'pkce',
+      redirectUri: 'https://evil.example/cb',
+      codeChallenge: 'x'.repeat(43),
+    });
     expect(notLoopback).toMatchObject({ status: 400, body: { error: 'invalid_request' } });
   });
 
@@ -279,10 +295,18 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
         authorization: `Basic ${Buffer.from(`${GATEWAY_CLIENT.clientId}:${GATEWAY_CLIENT.clientSecret}`).toString('base64')}`,
         'content-type': 'application/x-www-form-urlencoded',
       },
-      body: new URLSearchParams({ grant_type: 'authorization_code', code: new URL(back.url).searchParams.get('code')!, redirect_uri: redirectUri, code_verifier: verifier }).toString(),
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: new URL(back.url).searchParams.get('code')!,
+        redirect_uri: redirectUri,
+        code_verifier: verifier,
+      }).toString(),
     });
     const tokens = (await res.json()) as { access_token: string; id_token: string };
-    expect(await me(tokens.access_token)).toMatchObject({ status: 200, body: { user: 'alice', groups: ['engineering'], kind: 'human', via: 'oidc' } });
+    expect(await me(tokens.access_token)).toMatchObject({
+      status: 200,
+      body: { user: 'alice', groups: ['engineering'], kind: 'human', via: 'oidc' },
+    });
     expect((await me(tokens.id_token)).status).toBe(401);
   });
 
@@ -295,7 +319,10 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     });
     const rogue = await idp.clientCredentials(ROGUE);
     expect((await me(rogue)).status).toBe(401);
-    expect(await gateway.identity.authenticateDetailed(rogue)).toEqual({ ok: false, reason: 'client "rogue-agent" is not a configured service account' });
+    expect(await gateway.identity.authenticateDetailed(rogue)).toEqual({
+      ok: false,
+      reason: 'client "rogue-agent" is not a configured service account',
+    });
   });
 
   it('refuses a wrong audience, a wrong issuer and a key the issuer does not publish', async () => {
@@ -303,24 +330,32 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     const otherAudience = await idp.clientCredentials(AGENT, { resource: 'https://other-api.test' });
     expect(decodeJwt(otherAudience).aud).toBe('https://other-api.test');
     expect((await me(otherAudience)).status).toBe(401);
-    expect(await gateway.identity.authenticateDetailed(otherAudience)).toMatchObject({ ok: false, reason: expect.stringContaining('audience (aud)') });
+    expect(await gateway.identity.authenticateDetailed(otherAudience)).toMatchObject({
+      ok: false,
+      reason: expect.stringContaining('audience (aud)'),
+    });
 
     const otherIssuer = await idp.clientCredentials(AGENT, { from: idp.otherIssuer });
     expect((await me(otherIssuer)).status).toBe(401);
-    expect(await gateway.identity.authenticateDetailed(otherIssuer)).toEqual({ ok: false, reason: `the token's issuer "${idp.otherIssuer}" is not configured` });
+    expect(await gateway.identity.authenticateDetailed(otherIssuer)).toEqual({
+      ok: false,
+      reason: `the token's issuer "${idp.otherIssuer}" is not configured`,
+    });
 
     // Same claims as a genuine token, signed by a key of our own: once with an unknown key id, once
     // with the issuer's real key id.
     const genuine = await idp.clientCredentials(AGENT);
     const realKid = JSON.parse(Buffer.from(genuine.split('.')[0]!, 'base64url').toString()).kid as string;
     const { privateKey } = await generateKeyPair('RS256');
-    const forge = (kid: string) =>
-      new SignJWT({ ...decodeJwt(genuine) }).setProtectedHeader({ alg: 'RS256', kid }).sign(privateKey);
+    const forge = (kid: string) => new SignJWT({ ...decodeJwt(genuine) }).setProtectedHeader({ alg: 'RS256', kid }).sign(privateKey);
     expect(await gateway.identity.authenticateDetailed(await forge(randomUUID()))).toEqual({
       ok: false,
       reason: 'the token is signed with a key the issuer does not publish',
     });
-    expect(await gateway.identity.authenticateDetailed(await forge(realKid))).toEqual({ ok: false, reason: 'the token signature does not verify' });
+    expect(await gateway.identity.authenticateDetailed(await forge(realKid))).toEqual({
+      ok: false,
+      reason: 'the token signature does not verify',
+    });
     // And an unsigned token is not a token.
     const none = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${genuine.split('.')[1]}.`;
     expect((await gateway.identity.authenticateDetailed(none)).ok).toBe(false);
@@ -347,7 +382,10 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect(JSON.parse(Buffer.from(after.split('.')[0]!, 'base64url').toString()).kid).toBe(kid);
     expect((await me(after)).body).toMatchObject({ user: 'svc:reporting-bot' });
     // The old key is no longer published, so tokens signed with it stop working.
-    expect(await gateway.identity.authenticateDetailed(before)).toEqual({ ok: false, reason: 'the token is signed with a key the issuer does not publish' });
+    expect(await gateway.identity.authenticateDetailed(before)).toEqual({
+      ok: false,
+      reason: 'the token is signed with a key the issuer does not publish',
+    });
   });
 
   it('session refresh rotates the pair; reusing an old refresh token ends the whole sign-in', async () => {
@@ -379,7 +417,10 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
 
     await idp.setGroups('bob', null);
     const refused = await post('/api/auth/token', { grantType: 'refresh_token', refreshToken: bobNow.refreshToken });
-    expect(refused).toMatchObject({ status: 400, body: { error: 'invalid_grant', message: expect.stringContaining('identity provider no longer accepts') } });
+    expect(refused).toMatchObject({
+      status: 400,
+      body: { error: 'invalid_grant', message: expect.stringContaining('identity provider no longer accepts') },
+    });
     expect((await me(bobNow.accessToken!)).status).toBe(401);
   });
 
@@ -402,12 +443,18 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
   it('apikey create / use / list: admins only; shown once; authenticates as a service', async () => {
     syncClock();
     const create = cliUser('dave');
-    expect(await runCli(['apikey', 'create', '--name', 'ci-bot', '--groups', 'deploy,reporting', '--ttl', '1h'], create.io), create.err()).toBe(0);
+    expect(
+      await runCli(['apikey', 'create', '--name', 'ci-bot', '--groups', 'deploy,reporting', '--ttl', '1h'], create.io),
+      create.err(),
+    ).toBe(0);
     ciKey.key = create.out().trim();
     expect(ciKey.key).toMatch(/^jgk_[A-Za-z0-9_-]{43}$/);
     ciKey.id = /API key (key_\S+) "ci-bot"/.exec(create.err())![1];
     expect(create.err()).not.toContain(ciKey.key);
-    expect(await me(ciKey.key)).toMatchObject({ status: 200, body: { user: 'apikey:ci-bot', groups: ['deploy', 'reporting'], kind: 'service', via: 'apikey', admin: false } });
+    expect(await me(ciKey.key)).toMatchObject({
+      status: 200,
+      body: { user: 'apikey:ci-bot', groups: ['deploy', 'reporting'], kind: 'service', via: 'apikey', admin: false },
+    });
 
     const denied = cliUser('alice');
     expect(await runCli(['apikey', 'create', '--name', 'mine'], denied.io)).toBe(1);
@@ -481,7 +528,9 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
 
     const revoke = cliUser('dave');
     expect(await runCli(['apikey', 'revoke', adminId], revoke.io), revoke.err()).toBe(0);
-    expect(revoke.out()).toBe(`API key ${adminId} "ops-admin" revoked, with the 2 key(s) it created: ${String(child.body.id)}, ${String(grandchild.body.id)}\n`);
+    expect(revoke.out()).toBe(
+      `API key ${adminId} "ops-admin" revoked, with the 2 key(s) it created: ${String(child.body.id)}, ${String(grandchild.body.id)}\n`,
+    );
     for (const k of [admin, String(child.body.key), String(grandchild.body.key)]) expect((await me(k)).status).toBe(401);
 
     const audit = [...gateway.audit.entries()];

@@ -108,7 +108,14 @@ async function mysqlLogin(user: string, password: string): Promise<{ ok: true } 
 
 async function redisLogin(user: string, password: string): Promise<{ ok: true } | { ok: false; message: string }> {
   // AUTH sent by hand, so the reply is the one the gateway gave (ioredis's own AUTH on connect closes first).
-  const c = new Redis({ host: '127.0.0.1', port: port(gateway.addresses.redis!), lazyConnect: true, enableReadyCheck: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const c = new Redis({
+    host: '127.0.0.1',
+    port: port(gateway.addresses.redis!),
+    lazyConnect: true,
+    enableReadyCheck: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   c.on('error', () => undefined);
   try {
     await c.connect();
@@ -128,7 +135,11 @@ describe('failed logins are throttled per source and user, and summarised in the
     const before = { each: auditCount('login.failed'), summaries: auditCount('login.failed.repeated') };
     const answers = [];
     for (let i = 0; i < 30; i++) answers.push(await pgLogin('alice', BAD));
-    expect(answers.slice(0, THRESHOLD)).toEqual(Array(THRESHOLD).fill(expect.objectContaining({ ok: false, code: '28P01', message: 'password authentication failed for user "alice"' })));
+    expect(answers.slice(0, THRESHOLD)).toEqual(
+      Array(THRESHOLD).fill(
+        expect.objectContaining({ ok: false, code: '28P01', message: 'password authentication failed for user "alice"' }),
+      ),
+    );
     for (const a of answers.slice(THRESHOLD)) {
       expect(a).toMatchObject({ ok: false, code: '28000' });
       expect((a as { message: string }).message).toMatch(/^jitgate: too many failed logins from 127\.0\.0\.1 or for user "alice"/);
@@ -141,7 +152,11 @@ describe('failed logins are throttled per source and user, and summarised in the
     clock.advance(60_000); // the summary window closes
     const summaries = [...gateway.audit.entries()].filter((e) => e.type === 'login.failed.repeated');
     expect(summaries.length - before.summaries).toBe(1);
-    expect(summaries.at(-1)).toMatchObject({ actor: 'gateway', subject: '127.0.0.1', data: { count: 30 - THRESHOLD, users: ['alice'], protocols: ['postgres'], reasons: ['bad_token'] } });
+    expect(summaries.at(-1)).toMatchObject({
+      actor: 'gateway',
+      subject: '127.0.0.1',
+      data: { count: 30 - THRESHOLD, users: ['alice'], protocols: ['postgres'], reasons: ['bad_token'] },
+    });
   });
 
   it('MySQL: the same, with the server’s own "host blocked" error (1129)', async () => {

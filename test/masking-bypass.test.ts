@@ -16,7 +16,15 @@ import { client, cstr, int16, int32, MASKING_SETUP, MASKING_YAML, msg } from './
 import { rawLogin } from './support/raw-client.js';
 
 /** Clear values of masked columns: none may ever reach the client. */
-const SECRETS = ['alice@example.com', 'bob@example.com', '123-45-6789', '987-65-4321', '4111 1111 1111 1111', '5500 0000 0000 0004', 'hush'];
+const SECRETS = [
+  'alice@example.com',
+  'bob@example.com',
+  '123-45-6789',
+  '987-65-4321',
+  '4111 1111 1111 1111',
+  '5500 0000 0000 0004',
+  'hush',
+];
 /** The same in the hex, base64 and escaped spellings an encoding function would produce. */
 const ENCODED = SECRETS.flatMap((s) => [Buffer.from(s).toString('hex'), Buffer.from(s).toString('base64'), s.replace('@', '\\100')]);
 
@@ -62,12 +70,19 @@ async function attempt(sql: string): Promise<{ seen: string; rows: number; error
   try {
     const r = await c.query(sql);
     const results = Array.isArray(r) ? r : [r];
-    return { seen: JSON.stringify(results.map((x) => x.rows)) + notices.join('\n'), rows: results.reduce((n, x) => n + (x.rows?.length ?? 0), 0) };
+    return {
+      seen: JSON.stringify(results.map((x) => x.rows)) + notices.join('\n'),
+      rows: results.reduce((n, x) => n + (x.rows?.length ?? 0), 0),
+    };
   } catch (e) {
     const err = e as { code?: string; message: string; detail?: string; where?: string };
     // Leave no aborted transaction behind for the next attempt.
     await c.query('rollback').catch(() => undefined);
-    return { seen: `${err.message} ${err.detail ?? ''} ${err.where ?? ''}` + notices.join('\n'), rows: 0, error: { code: err.code, message: err.message, detail: err.detail } };
+    return {
+      seen: `${err.message} ${err.detail ?? ''} ${err.where ?? ''}` + notices.join('\n'),
+      rows: 0,
+      error: { code: err.code, message: err.message, detail: err.detail },
+    };
   } finally {
     c.off('notice', onNotice);
   }
@@ -125,22 +140,26 @@ const MASKED: Array<[sql: string, rows: number, shown: string]> = [
   ['select email::char(40) from users', 3, 'a****@example.com'],
   ['select email collate "C" from users', 3, '[redacted]'],
   ["select coalesce(email, '') from users", 3, '[redacted]'],
-  ["select case when true then email end from users", 3, '[redacted]'],
+  ['select case when true then email end from users', 3, '[redacted]'],
   ['select nullif(email, null) from users', 3, '[redacted]'],
   ['select greatest(email, ssn) from users', 3, '[redacted]'],
   ['select array[email] from users', 3, '"array":null'],
   ['select (array[email])[1] from users', 3, '[redacted]'],
   ["select jsonb_build_object('e', email)::text from users", 3, '[redacted]'],
-  ["select json_build_array(email, card)::text from users", 3, '[redacted]'],
+  ['select json_build_array(email, card)::text from users', 3, '[redacted]'],
   ['select xmlelement(name e, email)::text from users', 3, '[redacted]'],
   ['select row(email, ssn)::text from users', 3, '[redacted]'],
   ['select (select email from users limit 1)', 1, 'a****@example.com'],
-  ['select (select string_agg(email, \',\') from users)', 1, '[redacted]'],
+  ["select (select string_agg(email, ',') from users)", 1, '[redacted]'],
   ['select x from (select email as x from users) s', 3, 'a****@example.com'],
   ['select * from (select * from users) s', 3, 'a****@example.com'],
   ['with c as (select email from users) select * from c', 3, 'a****@example.com'],
   ['with c(a) as (select email from users) select a from c', 3, 'a****@example.com'],
-  ['with recursive r(v, n) as (select email, 1 from users union all select v || \'\', n + 1 from r where n < 2) select * from r', 6, '[redacted]'],
+  [
+    "with recursive r(v, n) as (select email, 1 from users union all select v || '', n + 1 from r where n < 2) select * from r",
+    6,
+    '[redacted]',
+  ],
   ["select email from users union select 'x'", 3, 'a****@example.com'],
   ["select 'x' union all select email from users", 4, 'a****@example.com'],
   ['select email from users intersect select email from users', 2, 'a****@example.com'],
@@ -170,8 +189,8 @@ const MASKED: Array<[sql: string, rows: number, shown: string]> = [
   ['select lag(email) over (order by id), first_value(ssn) over () from users', 3, '[redacted]'],
   ['select email::text::varchar::text from users', 3, 'a****@example.com'],
   ['select md5(email) from users', 3, '[redacted]'],
-  ['select most_common_vals::text, histogram_bounds::text from pg_stats where tablename = \'users\'', 18, '[redacted]'],
-  ['select * from pg_stats where tablename = \'users\'', 18, '[redacted]'],
+  ["select most_common_vals::text, histogram_bounds::text from pg_stats where tablename = 'users'", 18, '[redacted]'],
+  ["select * from pg_stats where tablename = 'users'", 18, '[redacted]'],
   ['select 1; select email from users', 4, 'a****@example.com'],
   ['prepare p1 as select email, upper(ssn) from users; execute p1; deallocate p1', 3, 'a****@example.com'],
   ['begin; declare c1 cursor for select email, card from users; fetch all from c1; commit', 3, 'a****@example.com'],
@@ -179,7 +198,11 @@ const MASKED: Array<[sql: string, rows: number, shown: string]> = [
   ['begin; declare c3 cursor with hold for select lower(email) from users; commit; fetch all from c3; close c3', 3, '[redacted]'],
   ['begin; update users set id = id where id = 1 returning email, ssn; rollback', 1, 'a****@example.com'],
   ['begin; delete from users where id = 2 returning *; rollback', 1, 'b**@example.com'],
-  ["begin; insert into users (id, email) values (50, 'x@y.z') returning (select email from users where id = 1); rollback", 1, 'a****@example.com'],
+  [
+    "begin; insert into users (id, email) values (50, 'x@y.z') returning (select email from users where id = 1); rollback",
+    1,
+    'a****@example.com',
+  ],
   ['explain (analyze, verbose, costs off) select email from users', 7, 'Seq Scan on public.users'],
   ["begin; declare c4 cursor for select * from pg_stats where tablename = 'users'; fetch all from c4; commit", 18, '[redacted]'],
   ['begin; declare c5 cursor for select * from users, unnest(array[email]) x; fetch all from c5; commit', 3, 'a****@example.com'],
@@ -215,7 +238,7 @@ const REFUSED: Array<[string, string]> = [
   ['alter table users_archive no inherit users', 'masking_copy'],
   ['alter table accounts detach partition accounts_low', 'masking_copy'],
   ['create publication leak for table users', 'masking_unprovable'],
-  ['alter table users alter column email type bytea using convert_to(email, \'UTF8\')', 'masking_copy'],
+  ["alter table users alter column email type bytea using convert_to(email, 'UTF8')", 'masking_copy'],
   ['explain analyze insert into notes select id, email from users', 'masking_copy'],
   ["do $$ begin raise notice '%', (select email from users limit 1); end $$", 'masking_unprovable'],
   ["create function leak() returns setof text language sql as 'select email from users'", 'masking_unprovable'],
@@ -226,7 +249,7 @@ const REFUSED: Array<[string, string]> = [
   ['call some_procedure()', 'masking_unprovable'],
   ["select data from pg_logical_slot_get_changes('s', null, null)", 'masking_unprovable'],
   ["select pg_read_binary_file('base/1/1259')", 'masking_unprovable'],
-  ["copy notes from program 'psql -c \"select email from users\"'", 'masking_unprovable'],
+  ['copy notes from program \'psql -c "select email from users"\'', 'masking_unprovable'],
   ["create foreign table ft (email text) server loopback options (table_name 'users')", 'masking_unprovable'],
   ['selec email from users', 'masking_unprovable'],
 ];
@@ -269,7 +292,7 @@ describe('bypass attempts through error and notice texts', () => {
     'select email::int from users',
     'select ssn::date from users',
     'select card::numeric from users',
-    "select 1 / 0 from users where email::int > 0",
+    'select 1 / 0 from users where email::int > 0',
     "insert into users (id, email) values (99, 'alice@example.com')",
     "select jsonb_path_query(to_jsonb(email), 'strict $.x') from users",
     'select email::uuid from users',
@@ -287,17 +310,19 @@ describe('bypass attempts through COPY and psql', () => {
   const COPIES = [
     'copy users to stdout',
     'copy users (email, ssn) to stdout',
-    "copy users to stdout with (format csv, header, force_quote *)",
+    'copy users to stdout with (format csv, header, force_quote *)',
     "copy users to stdout with (format csv, quote '|', escape '\\\\', delimiter ';')",
-    "copy (select email, row_to_json(u) from users u) to stdout with csv",
+    'copy (select email, row_to_json(u) from users u) to stdout with csv',
     'copy users to stdout with (format binary)',
     '\\copy users to stdout',
-    "\\copy (select lower(email) from users) to stdout csv",
+    '\\copy (select lower(email) from users) to stdout csv',
     'select email from users \\gset\n\\echo :email',
     'select email from users \\gx',
   ];
   it.each(COPIES)('%s', async (input) => {
-    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], { input: input + (input.includes('\\') && !input.startsWith('copy') ? '\n' : ';\n') });
+    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+      input: input + (input.includes('\\') && !input.startsWith('copy') ? '\n' : ';\n'),
+    });
     expectNoSecret(r.stdout + r.stderr);
     expect(r.stdout.length + r.stderr.length).toBeGreaterThan(0);
   });
@@ -323,7 +348,9 @@ describe('bypass attempts by defining a name again', () => {
     try {
       const parse = (name: string, sql: string) => msg('P', cstr(name), cstr(sql), int16(0));
       const run = async (name: string) => {
-        raw.socket.write(Buffer.concat([msg('B', cstr(''), cstr(name), int16(0), int16(0), int16(0)), msg('E', cstr(''), int32(0)), msg('S')]));
+        raw.socket.write(
+          Buffer.concat([msg('B', cstr(''), cstr(name), int16(0), int16(0), int16(0)), msg('E', cstr(''), int32(0)), msg('S')]),
+        );
         return (await raw.until('Z')).map((m) => m.body.toString('latin1')).join('|');
       };
       // Duplicate: the backend keeps the first (lower(email)), refusing the clean second.
@@ -392,9 +419,9 @@ describe('bypass attempts through errors of values only read', () => {
     ['select id from users where secret::uuid is null', ['top', 'hush']],
     ['select id from users where secret::interval is null', ['top', 'hush']],
     ['select id from users where secret::boolean', ['top', 'hush']],
-    ["select id from users where 1 / (length(secret) - length(secret)) > 0 and secret::int > 0", ['top', 'hush']],
-    ["select id from users where secret::timestamptz is null", ['top', 'hush']],
-    ["select id from users where to_char(now(), secret)::int > 0", ['top', 'hush']],
+    ['select id from users where 1 / (length(secret) - length(secret)) > 0 and secret::int > 0', ['top', 'hush']],
+    ['select id from users where secret::timestamptz is null', ['top', 'hush']],
+    ['select id from users where to_char(now(), secret)::int > 0', ['top', 'hush']],
     ["begin; update users set bio = 'trigger-test' where id = 1; rollback", ['alice@example.com']],
     // Statements that read a table whole: CREATE INDEX evaluates its expressions on every row.
     ['create unique index leak_idx on users ((secret::int))', ['top', 'hush']],
@@ -476,7 +503,7 @@ describe('bypass attempts by writing masked values into server state', () => {
 describe('bypass attempts through parameters of SQL EXECUTE', () => {
   it.each([
     ['prepare px(text) as select $1', 'execute px((select secret from users where id = 2))'],
-    ["prepare py(text) as insert into notes values (9, $1)", 'execute py((select secret from users where id = 2))'],
+    ['prepare py(text) as insert into notes values (9, $1)', 'execute py((select secret from users where id = 2))'],
     ["prepare pz(bigint) as select setval('leak_seq', $1)", 'execute pz((select length(secret) from users where id = 2))'],
   ])('%s; %s', async (prepare, execute) => {
     const name = /prepare (\w+)/.exec(prepare)![1]!;
@@ -511,10 +538,10 @@ describe('bypass attempts through table functions', () => {
     'select x from users u, lateral (select secret) l(x)',
     'select * from rows from (unnest((select array_agg(secret) from users)), generate_series(1, 2)) t(a, b)',
     "select w from users, unnest(regexp_split_to_array(secret, '')) w",
-    "select chr(g) from users, generate_series(ascii(secret), ascii(secret)) g",
+    'select chr(g) from users, generate_series(ascii(secret), ascii(secret)) g',
     "select * from users, lateral unnest(string_to_array(secret, 'u'), array[1, 2]) as t(a, b)",
     "select (xpath('/x/text()', xmlelement(name x, secret)))[1]::text from users",
-    "select * from (select secret from users) s, lateral unnest(array[s.secret]) with ordinality as t(v, n)",
+    'select * from (select secret from users) s, lateral unnest(array[s.secret]) with ordinality as t(v, n)',
     "select x from xmltable('/x' passing (select xmlelement(name x, secret) from users limit 1) columns x text path '.')",
     'select x from users u, lateral (values (u.secret)) v(x)',
     'select p.secret from users u join lateral jsonb_populate_record(null::users, to_jsonb(u)) p on true',
@@ -583,7 +610,9 @@ describe('bypass attempts through a stale catalog', () => {
     const s = await client(gw);
     try {
       await s.query('select 1');
-      await server.query("create table late (id int, email text, note text); insert into late values (1, 'alice@example.com', 'n1'); grant all on late to public");
+      await server.query(
+        "create table late (id int, email text, note text); insert into late values (1, 'alice@example.com', 'n1'); grant all on late to public",
+      );
       // Rules match `users.email`, not `late.email`: only the detectors apply to this table.
       const r = await s.query('select id, note from late');
       expect(r.rows).toEqual([{ id: 1, note: 'n1' }]);
@@ -626,7 +655,9 @@ describe('over-masking: clients see what they would see directly', () => {
       expect((await s.query('select * from made_here')).rows).toEqual([{ id: 7, label: 'seven' }]);
       expect((await s.query('select * from pg_temp.tt')).rows).toEqual([{ a: 1, b: 'x' }]);
       // Created and read in one query string: expressions over it are known to be clean.
-      const one = await s.query("create temp table t2 (a int, b text); insert into t2 values (2, 'y'); select a + 1 as n, upper(b) as u from t2");
+      const one = await s.query(
+        "create temp table t2 (a int, b text); insert into t2 values (2, 'y'); select a + 1 as n, upper(b) as u from t2",
+      );
       expect((one as unknown as pg.QueryResult[])[2]!.rows).toEqual([{ n: 3, u: 'Y' }]);
     } finally {
       await s.query('drop table if exists made_here').catch(() => undefined);
@@ -664,23 +695,49 @@ describe('over-masking: clients see what they would see directly', () => {
       out.push(await cursor.read(1), await cursor.read(5));
       await cursor.close();
       await x.query('commit');
-      const e = await x.query('select nope from plain_items').catch((err: { code?: string; message?: string; position?: string }) => [err.code, err.message, err.position]);
+      const e = await x
+        .query('select nope from plain_items')
+        .catch((err: { code?: string; message?: string; position?: string }) => [err.code, err.message, err.position]);
       out.push(e);
       // Extended protocol through a view (the catalog is validated first), an empty named statement
       // (what pgjdbc's isValid() sends), COPY without a stream.
       out.push((await x.query('select * from v_stale where id = $1', [1])).rows);
       out.push((await x.query({ name: 'empty', text: '-- ping', values: [] })).rows);
-      out.push(await x.query('copy plain_items (id, label) to stdout').then((r) => r.command, (err: Error) => err.message));
+      out.push(
+        await x.query('copy plain_items (id, label) to stdout').then(
+          (r) => r.command,
+          (err: Error) => err.message,
+        ),
+      );
       return out;
     });
     expect(masked).toEqual(direct);
   });
 
   it('psql meta-commands print what they print directly', async () => {
-    const commands = ['\\d users', '\\d+ plain_items', '\\dt', '\\dv', '\\ds', '\\df', '\\dn', '\\l', '\\dT', '\\di', '\\d v_stale', '\\sv v_stale', '\\dp plain_items'];
+    const commands = [
+      '\\d users',
+      '\\d+ plain_items',
+      '\\dt',
+      '\\dv',
+      '\\ds',
+      '\\df',
+      '\\dn',
+      '\\l',
+      '\\dT',
+      '\\di',
+      '\\d v_stale',
+      '\\sv v_stale',
+      '\\dp plain_items',
+    ];
     for (const cmd of commands) {
       const viaMasked = await psql(gw.dsn({}), gw.token(), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
-      const viaDirect = await psql(gw.dsn({ connection: 'app-trust' }), gw.token({ connection: 'app-trust' }), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
+      const viaDirect = await psql(
+        gw.dsn({ connection: 'app-trust' }),
+        gw.token({ connection: 'app-trust' }),
+        ['-X', '-v', 'ON_ERROR_STOP=1'],
+        { input: cmd + '\n' },
+      );
       expect(viaMasked.stderr, cmd).toBe(viaDirect.stderr);
       expect(viaMasked.stdout, cmd).toBe(viaDirect.stdout);
     }
@@ -699,7 +756,8 @@ describe('over-masking: clients see what they would see directly', () => {
     expectNoSecret(masked);
     // Everything but the rows of tables with masked columns (or detector findings), and the random
     // key of psql's \restrict guard, is the same.
-    const withoutData = (d: string) => d.replace(/^COPY public\.(users|users_archive|accounts_low|notes) .*?^\\\.$/gms, '').replace(/^\\(un)?restrict .*$/gm, '');
+    const withoutData = (d: string) =>
+      d.replace(/^COPY public\.(users|users_archive|accounts_low|notes) .*?^\\\.$/gms, '').replace(/^\\(un)?restrict .*$/gm, '');
     expect(withoutData(masked)).toBe(withoutData(direct));
   });
 });
@@ -707,7 +765,9 @@ describe('over-masking: clients see what they would see directly', () => {
 /** pg_dump through the gateway (bounded in time). */
 function runPgDump(dsn: string, password: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(pgBin('pg_dump'), ['--no-owner', '--no-privileges', dsn], { env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' } });
+    const child = spawn(pgBin('pg_dump'), ['--no-owner', '--no-privileges', dsn], {
+      env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -756,7 +816,9 @@ describe('the catalog connection after a backend restart', () => {
   it('a catalog connection the backend closed is replaced at the next login', async () => {
     const first = await client(g);
     await first.end();
-    const killed = await own.query("select count(pg_terminate_backend(pid)) as n from pg_stat_activity where application_name = 'jitgate masking catalog'");
+    const killed = await own.query(
+      "select count(pg_terminate_backend(pid)) as n from pg_stat_activity where application_name = 'jitgate masking catalog'",
+    );
     expect(killed.rows[0]).toEqual({ n: '1' });
     const s = await client(g);
     try {

@@ -44,35 +44,58 @@ async function psqlOut(input: string, args = ['-At']): Promise<{ stdout: string;
 describe('masking strategies (text results, pg driver)', () => {
   it('masks each strategy by source column and leaves the rest', async () => {
     const r = await rows('select id, email, name, ssn, phone, card, age, secret from users order by id');
-    expect(r[0]).toMatchObject({ id: 1, email: 'a****@example.com', ssn: '*******6789', phone: '+X XXX-XXX-XX34', card: 'XXXX XXXX XXXX 1111', age: null, secret: null });
+    expect(r[0]).toMatchObject({
+      id: 1,
+      email: 'a****@example.com',
+      ssn: '*******6789',
+      phone: '+X XXX-XXX-XX34',
+      card: 'XXXX XXXX XXXX 1111',
+      age: null,
+      secret: null,
+    });
     expect(r[0]!.name).toMatch(/^h:[0-9a-f]{16}$/);
     expect(r[1]!.name).not.toBe(r[0]!.name);
   });
 
   it('the keyed hash is deterministic: equal values hash equal, so joins and GROUP BY still work', async () => {
-    const a = await rows("select name from users where id = 1");
-    const b = await rows("select u.name from users u join users v on u.name = v.name where u.id = 1");
+    const a = await rows('select name from users where id = 1');
+    const b = await rows('select u.name from users u join users v on u.name = v.name where u.id = 1');
     expect(a[0]!.name).toBe(b[0]!.name);
   });
 
   it('follows the data, not the column name: aliases, casts, expressions, views, CTEs, subqueries, set operations', async () => {
-    const r = (await rows(`
+    const r = (
+      await rows(`
       select email as x,
              email::varchar as cast_email,
              lower(email) as lowered,
              (select c.contact from contacts c where c.id = u.id) as via_view,
              upper(bio) as upper_bio
-      from users u where id = 1`))[0]!;
-    expect(r).toMatchObject({ x: 'a****@example.com', cast_email: 'a****@example.com', lowered: '[redacted]', via_view: 'a****@example.com', upper_bio: 'LIKES TEA' });
-    expect(await rows('with c as (select email e from only users) select e from c order by e')).toEqual([{ e: 'a****@example.com' }, { e: 'b**@example.com' }]);
+      from users u where id = 1`)
+    )[0]!;
+    expect(r).toMatchObject({
+      x: 'a****@example.com',
+      cast_email: 'a****@example.com',
+      lowered: '[redacted]',
+      via_view: 'a****@example.com',
+      upper_bio: 'LIKES TEA',
+    });
+    expect(await rows('with c as (select email e from only users) select e from c order by e')).toEqual([
+      { e: 'a****@example.com' },
+      { e: 'b**@example.com' },
+    ]);
     expect(await rows('select contact from contacts where id = 2')).toEqual([{ contact: 'b**@example.com' }]);
-    const u = await rows("select body as v from notes where id = 1 union all select email from users where id = 1");
+    const u = await rows('select body as v from notes where id = 1 union all select email from users where id = 1');
     expect(u.map((x) => x.v)).toEqual(['h****', 'a****@example.com'].map((v) => (v === 'h****' ? expect.any(String) : v)));
     expect(u[1]!.v).toBe('a****@example.com');
   });
 
   it('whole rows and JSON conversions of a row are masked', async () => {
-    const r = (await rows('select row_to_json(u) as j, to_jsonb(u.*)::text as b, u::text as t, json_agg(u.email)::text as agg from users u where id = 1 group by u.*'))[0]!;
+    const r = (
+      await rows(
+        'select row_to_json(u) as j, to_jsonb(u.*)::text as b, u::text as t, json_agg(u.email)::text as agg from users u where id = 1 group by u.*',
+      )
+    )[0]!;
     expect(JSON.stringify(r)).not.toContain('alice@example.com');
     expect(r.t).toBe('[redacted]');
     expect(r.j).toBeNull(); // json cannot hold the mask text
@@ -122,10 +145,20 @@ describe('exits', () => {
   it('a statement prepared and described once, then only bound and executed, is masked (raw protocol)', async () => {
     const raw = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: gw.token() });
     try {
-      raw.socket.write(Buffer.concat([msg('P', cstr('s1'), cstr('select email, id from users where id = $1'), int16(0)), msg('D', Buffer.from('S'), cstr('s1')), msg('S')]));
+      raw.socket.write(
+        Buffer.concat([
+          msg('P', cstr('s1'), cstr('select email, id from users where id = $1'), int16(0)),
+          msg('D', Buffer.from('S'), cstr('s1')),
+          msg('S'),
+        ]),
+      );
       await raw.until('Z');
       const seen: string[] = [];
-      for (const [id, format] of [['1', 0], ['2', 1], ['1', 1]] as const) {
+      for (const [id, format] of [
+        ['1', 0],
+        ['2', 1],
+        ['1', 1],
+      ] as const) {
         // Bind (result format text or binary) + Execute + Sync: no Describe at all.
         const bind = msg('B', cstr(''), cstr('s1'), int16(0), int16(1), int32(id.length), Buffer.from(id), int16(1), int16(format));
         raw.socket.write(Buffer.concat([bind, msg('E', cstr(''), int32(0)), msg('S')]));
@@ -143,7 +176,9 @@ describe('exits', () => {
   });
 
   it('cursors FETCHed later are masked, expressions included', async () => {
-    const r = await psqlOut('begin;\ndeclare c cursor for select lower(email), email, id from users order by id;\nfetch 2 from c;\ncommit;\n');
+    const r = await psqlOut(
+      'begin;\ndeclare c cursor for select lower(email), email, id from users order by id;\nfetch 2 from c;\ncommit;\n',
+    );
     expect(r.stdout).not.toMatch(/alice@|bob@/);
     expect(r.stdout).toContain('[redacted]|a****@example.com|1');
   });
@@ -162,7 +197,7 @@ describe('exits', () => {
     expect(csv.stdout).toContain('1;a****@example.com;*******6789');
     const nul = await psqlOut("copy (select id, secret from users order by id) to stdout with (format csv, null 'NIL');\n");
     expect(nul.stdout).toContain('1,NIL');
-    const bin = await psqlOut("copy (select id, email from users order by id) to stdout with (format binary);\n", ['-A']);
+    const bin = await psqlOut('copy (select id, email from users order by id) to stdout with (format binary);\n', ['-A']);
     expect(bin.stdout).not.toMatch(/alice@|bob@/);
     expect(bin.stdout).toContain('PGCOPY');
   });
@@ -231,7 +266,14 @@ describe('exits', () => {
 
 describe('decisions on the record', () => {
   it('the session recording names masked columns with rule and reason, holds only masked values, and keeps refusals', async () => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token(), application_name: 'mask-record' });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'alice',
+      database: 'app',
+      password: gw.token(),
+      application_name: 'mask-record',
+    });
     await c.connect();
     try {
       await c.query('select id, email, lower(email) as low from users order by id');

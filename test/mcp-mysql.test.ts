@@ -43,7 +43,11 @@ agents:
   });
   const key = gw.gateway.identity.apiKeys.create({ name: 'sql-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' }).key;
   agent = new Client({ name: 'test-agent', version: '1.0.0' });
-  await agent.connect(new StreamableHTTPClientTransport(new URL(`${gw.gateway.addresses.http}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  await agent.connect(
+    new StreamableHTTPClientTransport(new URL(`${gw.gateway.addresses.http}/mcp`), {
+      requestInit: { headers: { authorization: `Bearer ${key}` } },
+    }),
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -52,8 +56,15 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-async function call(name: string, args: Record<string, unknown>): Promise<{ isError: boolean; text: string; data: Record<string, unknown> }> {
-  const r = (await agent.callTool({ name, arguments: args })) as { isError?: boolean; content: Array<{ text: string }>; structuredContent?: Record<string, unknown> };
+async function call(
+  name: string,
+  args: Record<string, unknown>,
+): Promise<{ isError: boolean; text: string; data: Record<string, unknown> }> {
+  const r = (await agent.callTool({ name, arguments: args })) as {
+    isError?: boolean;
+    content: Array<{ text: string }>;
+    structuredContent?: Record<string, unknown>;
+  };
   return { isError: r.isError === true, text: r.content.map((c) => c.text).join('\n'), data: r.structuredContent ?? {} };
 }
 
@@ -63,7 +74,9 @@ describe('MCP on a MySQL connection', () => {
 
     const described = await call('describe_connection', { connection: 'app' });
     expect(described.isError, described.text).toBe(false);
-    const customers = (described.data.tables as Array<{ name: string; columns: Array<{ name: string; masked?: boolean }> }>).find((t) => t.name === 'customers')!;
+    const customers = (described.data.tables as Array<{ name: string; columns: Array<{ name: string; masked?: boolean }> }>).find(
+      (t) => t.name === 'customers',
+    )!;
     expect(customers.columns.filter((c) => c.masked).map((c) => c.name)).toEqual(['email']);
 
     const rows = await call('query', { connection: 'app', sql: 'SELECT id, name, email FROM customers ORDER BY id', max_rows: 1 });
@@ -78,7 +91,7 @@ describe('MCP on a MySQL connection', () => {
     const held = await call('query', { connection: 'app', sql: "UPDATE customers SET name = 'Jane Q. Doe' WHERE id = 1" });
     expect(held.data.status, held.text).toBe('waiting_for_approval');
     const reviewId = String(held.data.reviewId);
-    expect(my.root("SELECT name FROM app.customers WHERE id = 1").trim()).toBe('Jane Doe');
+    expect(my.root('SELECT name FROM app.customers WHERE id = 1').trim()).toBe('Jane Doe');
 
     const bob = gw.gateway.identity.sessions.issue({ issuer: 'test', subject: 'bob', user: 'bob', groups: ['approvers'] }).accessToken;
     const approved = await fetch(`${gw.gateway.addresses.http}/api/reviews/${reviewId}/approve`, {
@@ -89,7 +102,7 @@ describe('MCP on a MySQL connection', () => {
     expect(approved.status).toBe(200);
     const result = await call('query_result', { review_id: reviewId, wait_seconds: 10 });
     expect(result.data).toMatchObject({ status: 'ok', rowCount: 1 });
-    expect(my.root("SELECT name FROM app.customers WHERE id = 1").trim()).toBe('Jane Q. Doe');
+    expect(my.root('SELECT name FROM app.customers WHERE id = 1').trim()).toBe('Jane Q. Doe');
 
     const sessions = gw.gateway.store.listSessions({ user: 'apikey:sql-bot' });
     expect(sessions[0]).toMatchObject({ connection: 'app', protocol: 'mysql' });

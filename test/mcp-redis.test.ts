@@ -45,7 +45,9 @@ masking:
   key = gw.gateway.identity.apiKeys.create({ name: 'cache-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' }).key;
   agent = new Client({ name: 'test-agent', version: '1.0.0' });
   const httpUrl = `http://${gw.gateway.addresses.http.replace(/^https?:\/\//, '')}`;
-  await agent.connect(new StreamableHTTPClientTransport(new URL(`${httpUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }));
+  await agent.connect(
+    new StreamableHTTPClientTransport(new URL(`${httpUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } }),
+  );
 });
 
 afterAll(async () => {
@@ -56,7 +58,13 @@ afterAll(async () => {
 
 /** A command straight to the private Redis as its default user (setup and checks only). */
 async function redisCli(args: string[]): Promise<unknown> {
-  const direct = new Redis({ host: redis.host, port: redis.port, username: redis.users.default.user, password: redis.users.default.password, maxRetriesPerRequest: 0 });
+  const direct = new Redis({
+    host: redis.host,
+    port: redis.port,
+    username: redis.users.default.user,
+    password: redis.users.default.password,
+    maxRetriesPerRequest: 0,
+  });
   try {
     return await direct.call(args[0]!, ...args.slice(1));
   } finally {
@@ -64,8 +72,15 @@ async function redisCli(args: string[]): Promise<unknown> {
   }
 }
 
-async function call(name: string, args: Record<string, unknown>): Promise<{ isError: boolean; text: string; data: Record<string, unknown> }> {
-  const r = (await agent.callTool({ name, arguments: args })) as { isError?: boolean; content: Array<{ text: string }>; structuredContent?: Record<string, unknown> };
+async function call(
+  name: string,
+  args: Record<string, unknown>,
+): Promise<{ isError: boolean; text: string; data: Record<string, unknown> }> {
+  const r = (await agent.callTool({ name, arguments: args })) as {
+    isError?: boolean;
+    content: Array<{ text: string }>;
+    structuredContent?: Record<string, unknown>;
+  };
   return { isError: r.isError === true, text: r.content.map((c) => c.text).join('\n'), data: r.structuredContent ?? {} };
 }
 
@@ -100,7 +115,9 @@ describe('redis_command over MCP', () => {
     const config = await call('redis_command', { connection: 'cache', command: ['CONFIG', 'GET', '*pass*'] });
     expect(config.isError).toBe(false);
     expect(JSON.stringify(config.data.reply)).toContain('(hidden by jitgate)');
-    expect(JSON.stringify(config.data.reply)).not.toContain(String(await redisCli(['CONFIG', 'GET', 'requirepass']).then((r) => (r as string[])[1])));
+    expect(JSON.stringify(config.data.reply)).not.toContain(
+      String(await redisCli(['CONFIG', 'GET', 'requirepass']).then((r) => (r as string[])[1])),
+    );
     const acl = await call('redis_command', { connection: 'cache', command: ['ACL', 'GETUSER', 'gateway'] });
     expect(acl.isError).toBe(true);
     expect(acl.data).toMatchObject({ status: 'refused', code: 'NOPERM' });
@@ -110,7 +127,7 @@ describe('redis_command over MCP', () => {
     expect(sql.text).toContain('redis_command');
   });
 
-  it('records the agent\'s Redis session under its name', async () => {
+  it("records the agent's Redis session under its name", async () => {
     const sessions = gw.gateway.store.listSessions({ user: 'apikey:cache-bot' });
     expect(sessions.length).toBeGreaterThan(0);
     expect(sessions[0]).toMatchObject({ connection: 'cache', protocol: 'redis' });

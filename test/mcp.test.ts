@@ -82,7 +82,9 @@ function apiKey(name: string, groups: string[]): { key: string; id: string } {
 
 async function agent(key: string): Promise<Client> {
   const client = new Client({ name: 'test-agent', version: '1.0.0' });
-  const transport = new StreamableHTTPClientTransport(new URL(`${gw.httpUrl}/mcp`), { requestInit: { headers: { authorization: `Bearer ${key}` } } });
+  const transport = new StreamableHTTPClientTransport(new URL(`${gw.httpUrl}/mcp`), {
+    requestInit: { headers: { authorization: `Bearer ${key}` } },
+  });
   await client.connect(transport);
   clients.push(client);
   return client;
@@ -95,7 +97,11 @@ interface CallOutcome {
 }
 
 async function call(client: Client, name: string, args: Record<string, unknown> = {}): Promise<CallOutcome> {
-  const r = (await client.callTool({ name, arguments: args })) as { isError?: boolean; content: Array<{ text: string }>; structuredContent?: Record<string, unknown> };
+  const r = (await client.callTool({ name, arguments: args })) as {
+    isError?: boolean;
+    content: Array<{ text: string }>;
+    structuredContent?: Record<string, unknown>;
+  };
   return { isError: r.isError === true, text: r.content.map((c) => c.text).join('\n'), data: r.structuredContent ?? {} };
 }
 
@@ -128,7 +134,11 @@ describe('the MCP endpoint', () => {
     expect(meta.resource).toBe(`${gw.httpUrl}/mcp`);
     expect(Array.isArray(meta.authorization_servers)).toBe(true);
 
-    const bad = await fetch(`${gw.httpUrl}/mcp`, { method: 'POST', headers: { authorization: 'Bearer jgk_not-a-key', 'content-type': 'application/json' }, body: '{}' });
+    const bad = await fetch(`${gw.httpUrl}/mcp`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer jgk_not-a-key', 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(bad.status).toBe(401);
     expect(bad.headers.get('www-authenticate')).toContain('error="invalid_token"');
   });
@@ -138,7 +148,16 @@ describe('the MCP endpoint', () => {
     const c = await agent(key);
     const tools = (await c.listTools()).tools;
     expect(tools.map((t) => t.name).sort()).toEqual(
-      ['access_request_status', 'describe_connection', 'list_connections', 'list_sessions', 'query', 'query_result', 'redis_command', 'request_access'].sort(),
+      [
+        'access_request_status',
+        'describe_connection',
+        'list_connections',
+        'list_sessions',
+        'query',
+        'query_result',
+        'redis_command',
+        'request_access',
+      ].sort(),
     );
     const query = tools.find((t) => t.name === 'query')!;
     expect(query.inputSchema.required).toEqual(expect.arrayContaining(['connection', 'sql']));
@@ -160,8 +179,15 @@ describe('the MCP endpoint', () => {
     expect(conns.data.connections).toEqual([expect.objectContaining({ name: 'app', access: 'granted' })]);
 
     const described = await call(c, 'describe_connection', { connection: 'app' });
-    const customers = (described.data.tables as Array<{ name: string; columns: Array<{ name: string; masked?: boolean }> }>).find((t) => t.name === 'customers')!;
-    expect(customers.columns.filter((col) => col.masked).map((col) => col.name).sort()).toEqual(['card', 'email']);
+    const customers = (described.data.tables as Array<{ name: string; columns: Array<{ name: string; masked?: boolean }> }>).find(
+      (t) => t.name === 'customers',
+    )!;
+    expect(
+      customers.columns
+        .filter((col) => col.masked)
+        .map((col) => col.name)
+        .sort(),
+    ).toEqual(['card', 'email']);
     expect(customers.columns.find((col) => col.name === 'name')!.masked).toBeUndefined();
 
     const rows = await call(c, 'query', { connection: 'app', sql: 'select id, name, email, card from customers order by id' });
@@ -222,7 +248,7 @@ describe('the MCP endpoint', () => {
     expect((await server.query('select name from customers where id = 1')).rows[0]!.name).toBe('Customer One');
   });
 
-  it('enforces the agent\'s quotas with a clear error: statements per minute (over MCP and over psql alike) and its row cap', async () => {
+  it("enforces the agent's quotas with a clear error: statements per minute (over MCP and over psql alike) and its row cap", async () => {
     const { key } = apiKey('busy-bot', ['limited']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'polling' });
@@ -237,7 +263,10 @@ describe('the MCP endpoint', () => {
     expect(over.text).toContain('3 statements per minute');
 
     // The same agent with a token under its grant, straight from psql: the same budget, the same refusal.
-    const token = gw.gateway.access.mintToken({ user: 'apikey:busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' }, 'app').token;
+    const token = gw.gateway.access.mintToken(
+      { user: 'apikey:busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' },
+      'app',
+    ).token;
     const native = await psql(gw.dsn({ user: 'apikey:busy-bot' }), token, ['-At', '-c', 'select 42']);
     expect(native.stdout).not.toContain('42');
     expect(native.stderr).toContain('rate limit reached: 3 statements per minute');
@@ -262,11 +291,11 @@ describe('the MCP endpoint', () => {
     await expect(c.listTools()).rejects.toThrow(/401|unauthori/i);
   });
 
-  it('records every agent session under the agent\'s identity, replayable like any other', async () => {
+  it("records every agent session under the agent's identity, replayable like any other", async () => {
     const { key } = apiKey('audit-bot', ['agents']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'audit trail check' });
-    await call(c, 'query', { connection: 'app', sql: "select email from customers where id = 2" });
+    await call(c, 'query', { connection: 'app', sql: 'select email from customers where id = 2' });
     const listed = await call(c, 'list_sessions', {});
     const sessions = listed.data.sessions as Array<{ id: string; connection: string; statements: number }>;
     expect(sessions[0]).toMatchObject({ connection: 'app' });

@@ -63,7 +63,15 @@ afterAll(async () => {
 });
 
 function connect(connection = 'masked', extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection }), database: connection, multipleStatements: true, ...extra });
+  return mysql.createConnection({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    password: gw.token({ connection }),
+    database: connection,
+    multipleStatements: true,
+    ...extra,
+  });
 }
 
 /** Everything a query gives the client: rows, or the error message. */
@@ -101,7 +109,9 @@ describe('executable comments run as the server runs them', () => {
       ]) {
         expect(await outcome(c, sql), sql).toMatch(/^ERROR 1142: jitgate/);
       }
-      expect(my.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'victim'").trim()).toBe('1');
+      expect(my.root("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'app' AND TABLE_NAME = 'victim'").trim()).toBe(
+        '1',
+      );
       expect(my.root('SELECT COUNT(*) FROM app.notes').trim()).toBe('1');
       // A comment for a version the server does not have stays a comment, as on the server.
       expect(await outcome(c, 'SELECT 1 AS x /*!999999 , 2 */')).toBe('[{"x":1}]');
@@ -116,18 +126,52 @@ describe('executable comments run as the server runs them', () => {
       const hash = "CONCAT(password_hash,'')";
       // Answered with the rows, masked (a refusal would leak nothing either, and is not what runs).
       for (const [sql, rows] of [
-        ["SELECT name /*!, CONCAT(password_hash,''), HEX(email) */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]', 'HEX(email)': '[redacted]' }, { name: 'bob', [hash]: '[redacted]', 'HEX(email)': '[redacted]' }]],
-        ["SELECT name /*M!, CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
-        ["SELECT name /*!40101 , CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
-        ["SELECT name /*M!100100 , CONCAT(password_hash,'') */ FROM accounts", [{ name: 'ann', [hash]: '[redacted]' }, { name: 'bob', [hash]: '[redacted]' }]],
+        [
+          "SELECT name /*!, CONCAT(password_hash,''), HEX(email) */ FROM accounts",
+          [
+            { name: 'ann', [hash]: '[redacted]', 'HEX(email)': '[redacted]' },
+            { name: 'bob', [hash]: '[redacted]', 'HEX(email)': '[redacted]' },
+          ],
+        ],
+        [
+          "SELECT name /*M!, CONCAT(password_hash,'') */ FROM accounts",
+          [
+            { name: 'ann', [hash]: '[redacted]' },
+            { name: 'bob', [hash]: '[redacted]' },
+          ],
+        ],
+        [
+          "SELECT name /*!40101 , CONCAT(password_hash,'') */ FROM accounts",
+          [
+            { name: 'ann', [hash]: '[redacted]' },
+            { name: 'bob', [hash]: '[redacted]' },
+          ],
+        ],
+        [
+          "SELECT name /*M!100100 , CONCAT(password_hash,'') */ FROM accounts",
+          [
+            { name: 'ann', [hash]: '[redacted]' },
+            { name: 'bob', [hash]: '[redacted]' },
+          ],
+        ],
         // 0 - (-pin) is the pin: a numeric expression over a masked column, masked to NULL.
         ['SELECT 0--pin AS p FROM accounts', [{ p: null }, { p: null }]],
-        ["SELECT CONCAT('', name) AS n /*!, REVERSE(REVERSE(password_hash)) AS r*/ FROM accounts", [{ n: 'ann', r: '[redacted]' }, { n: 'bob', r: '[redacted]' }]],
+        [
+          "SELECT CONCAT('', name) AS n /*!, REVERSE(REVERSE(password_hash)) AS r*/ FROM accounts",
+          [
+            { n: 'ann', r: '[redacted]' },
+            { n: 'bob', r: '[redacted]' },
+          ],
+        ],
       ] as const) {
         expect(await outcome(c, sql), sql).toBe(JSON.stringify(rows));
         expect(await outcome(c, sql, true), `${sql} (binary)`).toBe(JSON.stringify(rows));
       }
-      const cli = await mysqlCli(gw, { token: gw.token({ connection: 'masked' }), database: 'masked', sql: "SELECT name /*!, CONCAT(password_hash,'') */ FROM accounts" });
+      const cli = await mysqlCli(gw, {
+        token: gw.token({ connection: 'masked' }),
+        database: 'masked',
+        sql: "SELECT name /*!, CONCAT(password_hash,'') */ FROM accounts",
+      });
       expectNoSecret(cli.stdout + cli.stderr, 'cli');
       expect(cli.stdout).toContain('ann');
     } finally {
@@ -147,7 +191,10 @@ describe('executable comments run as the server runs them', () => {
       expect(await outcome(c, "SET sql_mode = 'ANSI'; SELECT 1")).toMatch(/^ERROR 1142/);
       const ansi = 'SELECT CONCAT("password_hash", \'\') AS h FROM accounts';
       expectNoSecret(await outcome(c, ansi), ansi);
-      expectNoSecret(await outcome(c, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'x\\' , CONCAT(email, 0) AS h, '#' AS z FROM accounts"), 'multi');
+      expectNoSecret(
+        await outcome(c, "SET sql_mode = 'NO_BACKSLASH_ESCAPES'; SELECT 'x\\' , CONCAT(email, 0) AS h, '#' AS z FROM accounts"),
+        'multi',
+      );
     } finally {
       await c.end();
     }
@@ -181,7 +228,13 @@ describe('masked values do not travel through routines, variables, prepared text
   it('stored functions and procedures are unprovable under masking', async () => {
     const c = await connect();
     try {
-      for (const sql of ['SELECT hash_of(1)', 'SELECT HEX(email_of(1))', 'SELECT app.hash_of(1) AS h', 'CALL get_hash(1)', 'SELECT name FROM accounts WHERE hash_of(id) IS NOT NULL']) {
+      for (const sql of [
+        'SELECT hash_of(1)',
+        'SELECT HEX(email_of(1))',
+        'SELECT app.hash_of(1) AS h',
+        'CALL get_hash(1)',
+        'SELECT name FROM accounts WHERE hash_of(id) IS NOT NULL',
+      ]) {
         const text = await outcome(c, sql);
         expect(text, sql).toMatch(/^ERROR 1142: .*masking_unprovable/);
         expectNoSecret(text, sql);
@@ -229,7 +282,12 @@ describe('masked values do not travel through routines, variables, prepared text
       const [rows] = await c.query('SELECT CAST(email AS INT) AS n FROM accounts WHERE id = 1; SHOW WARNINGS');
       expectNoSecret(JSON.stringify(rows), 'SHOW WARNINGS');
       expect(JSON.stringify(rows)).toContain('Truncated incorrect');
-      const cli = await mysqlCli(gw, { token: gw.token({ connection: 'masked' }), database: 'masked', args: ['--show-warnings'], sql: 'SELECT CAST(pin AS DATE) AS d FROM accounts WHERE id = 1' });
+      const cli = await mysqlCli(gw, {
+        token: gw.token({ connection: 'masked' }),
+        database: 'masked',
+        args: ['--show-warnings'],
+        sql: 'SELECT CAST(pin AS DATE) AS d FROM accounts WHERE id = 1',
+      });
       expect(cli.code, cli.stderr).toBe(0);
       expectNoSecret(cli.stdout + cli.stderr, 'cli --show-warnings');
     } finally {
@@ -240,15 +298,23 @@ describe('masked values do not travel through routines, variables, prepared text
   it('SQL-level prepared statements are analysed as the statements they prepare', async () => {
     const c = await connect();
     try {
-      expect(await outcome(c, "PREPARE s FROM 'SELECT CONCAT(password_hash, \\'\\') AS h, name FROM accounts WHERE id = 1'")).not.toMatch(/^ERROR/);
+      expect(await outcome(c, "PREPARE s FROM 'SELECT CONCAT(password_hash, \\'\\') AS h, name FROM accounts WHERE id = 1'")).not.toMatch(
+        /^ERROR/,
+      );
       const executed = await outcome(c, 'EXECUTE s');
       expectNoSecret(executed, 'EXECUTE s');
       expect(executed).toContain('ann');
       // A name prepared again: every text prepared under it counts.
       await c.query("PREPARE s FROM 'SELECT 1 AS one'");
-      expect(await outcome(c, "SET @q = 'SELECT password_hash FROM accounts'; PREPARE t FROM @q")).toMatch(/^ERROR 1142: .*masking_unprovable/);
-      expect(await outcome(c, "EXECUTE IMMEDIATE 'SELECT CONCAT(email, \\'\\') AS e FROM accounts'")).toBe(JSON.stringify([{ e: '[redacted]' }, { e: '[redacted]' }]));
-      expect(await outcome(c, "PREPARE u FROM 'INSERT INTO notes SELECT id, password_hash FROM accounts'")).toMatch(/^ERROR 1142: .*masking_copy/);
+      expect(await outcome(c, "SET @q = 'SELECT password_hash FROM accounts'; PREPARE t FROM @q")).toMatch(
+        /^ERROR 1142: .*masking_unprovable/,
+      );
+      expect(await outcome(c, "EXECUTE IMMEDIATE 'SELECT CONCAT(email, \\'\\') AS e FROM accounts'")).toBe(
+        JSON.stringify([{ e: '[redacted]' }, { e: '[redacted]' }]),
+      );
+      expect(await outcome(c, "PREPARE u FROM 'INSERT INTO notes SELECT id, password_hash FROM accounts'")).toMatch(
+        /^ERROR 1142: .*masking_copy/,
+      );
       expect(my.root('SELECT COUNT(*) FROM app.notes').trim()).toBe('1');
     } finally {
       await c.end();
@@ -299,7 +365,9 @@ describe('what cannot show masked data passes, intact (over-masking)', () => {
       // A number derived from a masked column is masked with a number-typed value (NULL), never a string.
       const [len] = await c.query('SELECT LENGTH(email) AS l FROM accounts WHERE id = 1');
       expect(len).toEqual([{ l: null }]);
-      const [dates] = await c.query("SELECT DATE_FORMAT(a.created, '%Y-%m') AS m, a.id FROM accounts a JOIN accounts b ON a.id = b.id ORDER BY a.id");
+      const [dates] = await c.query(
+        "SELECT DATE_FORMAT(a.created, '%Y-%m') AS m, a.id FROM accounts a JOIN accounts b ON a.id = b.id ORDER BY a.id",
+      );
       expect(dates).toEqual([
         { m: '2026-03', id: 1 },
         { m: '2026-05', id: 2 },
@@ -332,7 +400,12 @@ describe('what cannot show masked data passes, intact (over-masking)', () => {
       expect(warnings).toEqual([]);
       const [[{ id }]] = (await c.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
       await c.query(`KILL QUERY ${id}`);
-      const cli = await mysqlCli(gw, { token: gw.token({ connection: 'masked' }), database: 'masked', args: ['--show-warnings'], sql: "SELECT CAST('12abc' AS INT) AS n" });
+      const cli = await mysqlCli(gw, {
+        token: gw.token({ connection: 'masked' }),
+        database: 'masked',
+        args: ['--show-warnings'],
+        sql: "SELECT CAST('12abc' AS INT) AS n",
+      });
       expect(cli.code, cli.stderr).toBe(0);
       expect(cli.stdout).toContain("Truncated incorrect INTEGER value: '12abc'".replace("'12abc'", "'[redacted]'"));
     } finally {

@@ -30,7 +30,14 @@ const jitgateUsers = () => my.root("SELECT User FROM mysql.user WHERE User LIKE 
 
 describe('ephemeral MySQL users', () => {
   it('gives each session a user of its own with the configured role, dropped at session end', async () => {
-    const c = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection: 'eph' }), database: 'eph', ssl: { rejectUnauthorized: false } });
+    const c = await mysql.createConnection({
+      host: gw.host,
+      port: gw.port,
+      user: 'alice',
+      password: gw.token({ connection: 'eph' }),
+      database: 'eph',
+      ssl: { rejectUnauthorized: false },
+    });
     const [[who]] = (await c.query('SELECT CURRENT_USER() AS u, CURRENT_ROLE() AS r')) as unknown as [[{ u: string; r: string }]];
     expect(who.u).toMatch(/^jitgate_[0-9a-f]{12}@%$/);
     expect(who.r).toBe('app_reader');
@@ -48,7 +55,14 @@ describe('ephemeral MySQL users', () => {
     const repo = gw.gateway.credentials.repository;
     const orphan = 'jitgate_0123456789ab';
     my.root(`CREATE USER '${orphan}'@'%' IDENTIFIED BY 'x'; CREATE USER 'jitgate_ffffffffffff'@'%' IDENTIFIED BY 'y'`);
-    repo.recordCreating({ connection: 'eph', name: orphan, sessionId: '01234567-89ab-4000-8000-000000000000', user: 'alice', validUntil: Date.now() + 60_000, createdAt: Date.now() });
+    repo.recordCreating({
+      connection: 'eph',
+      name: orphan,
+      sessionId: '01234567-89ab-4000-8000-000000000000',
+      user: 'alice',
+      validUntil: Date.now() + 60_000,
+      createdAt: Date.now(),
+    });
     await gw.gateway.credentials.sweep();
     expect(jitgateUsers()).toEqual(['jitgate_ffffffffffff']);
     expect(repo.pending('eph')).toEqual([]);

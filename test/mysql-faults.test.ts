@@ -34,7 +34,14 @@ afterAll(async () => {
 });
 
 function connect(connection = 'app'): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection }), database: connection, ssl: { rejectUnauthorized: false } });
+  return mysql.createConnection({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    password: gw.token({ connection }),
+    database: connection,
+    ssl: { rejectUnauthorized: false },
+  });
 }
 
 /** The server version of a greeting (protocol 10: version string after the first byte). */
@@ -71,7 +78,12 @@ describe('the MySQL listener as tools see it', () => {
         () => 'finished',
         (err: Error) => err.message,
       );
-      await expect.poll(() => my.root(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${id} AND INFO LIKE 'SELECT SLEEP%'`).trim(), { timeout: 10_000, message: 'SLEEP to run on the backend' }).toBe('1');
+      await expect
+        .poll(() => my.root(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ${id} AND INFO LIKE 'SELECT SLEEP%'`).trim(), {
+          timeout: 10_000,
+          message: 'SLEEP to run on the backend',
+        })
+        .toBe('1');
       await killer.query(`KILL QUERY ${id}`);
       expect(await running).toMatch(/interrupted/);
       await killer.query(`KILL CONNECTION ${id}`);
@@ -82,7 +94,7 @@ describe('the MySQL listener as tools see it', () => {
     }
   });
 
-  it('a login without a database opens the user\'s only MySQL connection (mysqlslap), and stays refused with several', async () => {
+  it("a login without a database opens the user's only MySQL connection (mysqlslap), and stays refused with several", async () => {
     const token = gw.token({ user: 'solo', connection: 'app' });
     const cli = await mysqlCli(gw, { user: 'solo', token, database: '', sql: 'SELECT DATABASE() AS db', args: ['--ssl'] });
     expect(cli.stderr).toBe('');
@@ -90,7 +102,17 @@ describe('the MySQL listener as tools see it', () => {
     const slap = await new Promise<{ code: number; out: string }>((resolve) => {
       execFile(
         'mysqlslap',
-        ['--no-defaults', `--host=${gw.host}`, `--port=${gw.port}`, '--user=solo', '--ssl', '--concurrency=2', '--iterations=1', '--query=SELECT 1', '--create-schema=app'],
+        [
+          '--no-defaults',
+          `--host=${gw.host}`,
+          `--port=${gw.port}`,
+          '--user=solo',
+          '--ssl',
+          '--concurrency=2',
+          '--iterations=1',
+          '--query=SELECT 1',
+          '--create-schema=app',
+        ],
         { env: { ...process.env, MYSQL_PWD: token }, timeout: 60_000 },
         (err, stdout, stderr) => resolve({ code: err ? 1 : 0, out: stdout + stderr }),
       );
@@ -131,14 +153,19 @@ describe('the MySQL listener as tools see it', () => {
     } finally {
       await Promise.all(held.map((c) => c.end()));
       // The sessions' backend connections close as the gateway notices the clients leave.
-      await expect.poll(() => {
-        try {
-          my.root('SET GLOBAL max_connections = 151');
-          return true;
-        } catch {
-          return false;
-        }
-      }, { timeout: 10_000, message: 'the backend connections to close (max_connections settable again)' }).toBe(true);
+      await expect
+        .poll(
+          () => {
+            try {
+              my.root('SET GLOBAL max_connections = 151');
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          { timeout: 10_000, message: 'the backend connections to close (max_connections settable again)' },
+        )
+        .toBe(true);
     }
   });
 });

@@ -42,7 +42,16 @@ afterAll(async () => {
 });
 
 function connect(extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token(), database: 'app', ssl: { rejectUnauthorized: false }, multipleStatements: true, ...extra });
+  return mysql.createConnection({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    password: gw.token(),
+    database: 'app',
+    ssl: { rejectUnauthorized: false },
+    multipleStatements: true,
+    ...extra,
+  });
 }
 
 describe('guardrails with the MySQL grammar', () => {
@@ -59,7 +68,10 @@ describe('guardrails with the MySQL grammar', () => {
       ['SELEKT nonsense', 'the statement could not be parsed'],
     ];
     for (const [sql, why] of refused) {
-      const err = await c.query(sql).then(() => undefined, (e: { errno: number; sqlState: string; message: string }) => e);
+      const err = await c.query(sql).then(
+        () => undefined,
+        (e: { errno: number; sqlState: string; message: string }) => e,
+      );
       expect(err, sql).toMatchObject({ errno: 1142, sqlState: '42000' });
       expect(err!.message, sql).toContain('jitgate: statement refused by guardrail "no-destructive": ');
       expect(err!.message, sql).toContain(why);
@@ -76,8 +88,15 @@ describe('guardrails with the MySQL grammar', () => {
 
   it('shows the refusal in the mariadb CLI and leaves other connections alone', async () => {
     const r = await mysqlCli(gw, { token: gw.token(), sql: 'TRUNCATE TABLE items', args: ['--ssl'] });
-    expect(r.stderr).toContain('ERROR 1142 (42000) at line 1: jitgate: statement refused by guardrail "no-destructive": TRUNCATE is not allowed (kind_denied) — ask the DBA on call');
-    const other = await mysqlCli(gw, { token: gw.token({ connection: 'app-plain' }), database: 'app-plain', sql: 'SELECT COUNT(*) FROM customers', args: ['--ssl'] });
+    expect(r.stderr).toContain(
+      'ERROR 1142 (42000) at line 1: jitgate: statement refused by guardrail "no-destructive": TRUNCATE is not allowed (kind_denied) — ask the DBA on call',
+    );
+    const other = await mysqlCli(gw, {
+      token: gw.token({ connection: 'app-plain' }),
+      database: 'app-plain',
+      sql: 'SELECT COUNT(*) FROM customers',
+      args: ['--ssl'],
+    });
     expect(other.stderr).toBe('');
     expect(other.stdout).toBe('COUNT(*)\n2\n');
   });
@@ -87,39 +106,66 @@ describe('holds', () => {
   const dave = { user: 'dave', groups: ['dba'], kind: 'human' as const, via: 'test' };
 
   async function pendingReview(): Promise<string> {
-    const found = await waitUntil('a pending review', () => gw.gateway.reviews.list(dave, { state: 'pending' })[0], { seen: () => gw.gateway.reviews.list(dave, {}) });
+    const found = await waitUntil('a pending review', () => gw.gateway.reviews.list(dave, { state: 'pending' })[0], {
+      seen: () => gw.gateway.reviews.list(dave, {}),
+    });
     return found.id;
   }
 
-  it('keeps the client waiting until a reviewer decides: approval runs it, denial is an ERR naming the rule', { timeout: 20_000 }, async () => {
-    const c = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection: 'app-plain' }), database: 'app-plain' });
-    const insert = c.query("INSERT INTO items (id, name) VALUES (70, 'held')");
-    gw.gateway.reviews.approve(dave, await pendingReview());
-    const [done] = await insert;
-    expect((done as mysql.ResultSetHeader).affectedRows).toBe(1);
+  it(
+    'keeps the client waiting until a reviewer decides: approval runs it, denial is an ERR naming the rule',
+    { timeout: 20_000 },
+    async () => {
+      const c = await mysql.createConnection({
+        host: gw.host,
+        port: gw.port,
+        user: 'alice',
+        password: gw.token({ connection: 'app-plain' }),
+        database: 'app-plain',
+      });
+      const insert = c.query("INSERT INTO items (id, name) VALUES (70, 'held')");
+      gw.gateway.reviews.approve(dave, await pendingReview());
+      const [done] = await insert;
+      expect((done as mysql.ResultSetHeader).affectedRows).toBe(1);
 
-    const second = c.query("INSERT INTO items (id, name) VALUES (71, 'denied')").then(() => undefined, (e: { errno: number; message: string }) => e);
-    gw.gateway.reviews.deny(dave, await pendingReview(), 'not now');
-    const err = await second;
-    expect(err).toMatchObject({ errno: 1142 });
-    expect(err!.message).toMatch(/^jitgate: statement denied by dave \(review [0-9a-f]{8}, rule "item-inserts"\): not now$/);
-    expect(my.root('SELECT GROUP_CONCAT(id) FROM app.items WHERE id >= 70').trim()).toBe('70');
-    const [after] = await c.query('SELECT COUNT(*) AS n FROM items');
-    expect(after).toEqual([{ n: 4 }]);
-    await c.query('DELETE FROM items WHERE id = 70');
+      const second = c.query("INSERT INTO items (id, name) VALUES (71, 'denied')").then(
+        () => undefined,
+        (e: { errno: number; message: string }) => e,
+      );
+      gw.gateway.reviews.deny(dave, await pendingReview(), 'not now');
+      const err = await second;
+      expect(err).toMatchObject({ errno: 1142 });
+      expect(err!.message).toMatch(/^jitgate: statement denied by dave \(review [0-9a-f]{8}, rule "item-inserts"\): not now$/);
+      expect(my.root('SELECT GROUP_CONCAT(id) FROM app.items WHERE id >= 70').trim()).toBe('70');
+      const [after] = await c.query('SELECT COUNT(*) AS n FROM items');
+      expect(after).toEqual([{ n: 4 }]);
+      await c.query('DELETE FROM items WHERE id = 70');
 
-    // KILL QUERY from another connection of the same person withdraws a held statement.
-    const killer = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token({ connection: 'app-plain' }), database: 'app-plain' });
-    const third = c.query("INSERT INTO items (id, name) VALUES (72, 'withdrawn')").then(() => undefined, (e: { errno: number; message: string }) => e);
-    const id = await pendingReview();
-    await killer.query(`KILL QUERY ${c.threadId}`);
-    expect(await third).toMatchObject({ errno: 1317, message: 'Query execution was interrupted (canceling statement due to user request)' });
-    expect(gw.gateway.reviews.get(dave, id).state).toBe('withdrawn');
-    const [still] = await c.query('SELECT 1 AS one');
-    expect(still).toEqual([{ one: 1 }]);
-    await killer.end();
-    await c.end();
-  });
+      // KILL QUERY from another connection of the same person withdraws a held statement.
+      const killer = await mysql.createConnection({
+        host: gw.host,
+        port: gw.port,
+        user: 'alice',
+        password: gw.token({ connection: 'app-plain' }),
+        database: 'app-plain',
+      });
+      const third = c.query("INSERT INTO items (id, name) VALUES (72, 'withdrawn')").then(
+        () => undefined,
+        (e: { errno: number; message: string }) => e,
+      );
+      const id = await pendingReview();
+      await killer.query(`KILL QUERY ${c.threadId}`);
+      expect(await third).toMatchObject({
+        errno: 1317,
+        message: 'Query execution was interrupted (canceling statement due to user request)',
+      });
+      expect(gw.gateway.reviews.get(dave, id).state).toBe('withdrawn');
+      const [still] = await c.query('SELECT 1 AS one');
+      expect(still).toEqual([{ one: 1 }]);
+      await killer.end();
+      await c.end();
+    },
+  );
 });
 
 /** A logged-in raw socket: mysql2 does the handshake, then the test writes bytes of its own. */

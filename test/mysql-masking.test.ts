@@ -38,7 +38,14 @@ afterAll(async () => {
 });
 
 function connect(user = 'alice', connection = 'app'): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: gw.host, port: gw.port, user, password: gw.token({ user, connection }), database: connection, ssl: { rejectUnauthorized: false } });
+  return mysql.createConnection({
+    host: gw.host,
+    port: gw.port,
+    user,
+    password: gw.token({ user, connection }),
+    database: connection,
+    ssl: { rejectUnauthorized: false },
+  });
 }
 
 describe('masking MySQL results', () => {
@@ -46,7 +53,13 @@ describe('masking MySQL results', () => {
     const c = await connect();
     const [rows] = await c.query('SELECT id, name, email AS contact, card, note FROM customers ORDER BY id');
     expect(rows).toEqual([
-      { id: 1, name: 'Jane Doe', contact: 'j*******@example.com', card: 'XXXX XXXX XXXX 1111', note: expect.not.stringContaining('4111111111111111') },
+      {
+        id: 1,
+        name: 'Jane Doe',
+        contact: 'j*******@example.com',
+        card: 'XXXX XXXX XXXX 1111',
+        note: expect.not.stringContaining('4111111111111111'),
+      },
       { id: 2, name: 'John Roe', contact: 'j***@example.org', card: 'XXXX XXXX XXXX 0004', note: null },
     ]);
     await c.end();
@@ -109,11 +122,16 @@ describe('masking MySQL results', () => {
     const c = await connect();
     await expect(c.query('INSERT INTO items (id, name) SELECT id + 100, email FROM customers')).rejects.toMatchObject({
       errno: 1142,
-      message: expect.stringContaining('jitgate: statement refused by masking: INSERT would carry masked column email where it could be read unmasked (masking_copy)'),
+      message: expect.stringContaining(
+        'jitgate: statement refused by masking: INSERT would carry masked column email where it could be read unmasked (masking_copy)',
+      ),
     });
     await expect(c.query('SELECT email INTO @e FROM customers WHERE id = 1')).rejects.toMatchObject({ errno: 1142 });
     expect(my.root('SELECT COUNT(*) FROM app.items WHERE id > 100').trim()).toBe('0');
-    const err = await c.query("INSERT INTO customers (id, email) VALUES (1, 'x@example.com')").then(() => undefined, (e: { errno: number; message: string }) => e);
+    const err = await c.query("INSERT INTO customers (id, email) VALUES (1, 'x@example.com')").then(
+      () => undefined,
+      (e: { errno: number; message: string }) => e,
+    );
     expect(err?.errno).toBe(1062);
     expect(err?.message).toBe("Duplicate entry '[redacted]' for key '[redacted]'");
     await c.end();
@@ -127,7 +145,12 @@ describe('masking MySQL results', () => {
   });
 
   it('records what the client saw: masked values only (mariadb CLI)', async () => {
-    const r = await mysqlCli(gw, { user: 'masked-cli', token: gw.token({ user: 'masked-cli' }), sql: 'SELECT email, card FROM customers ORDER BY id', args: ['--ssl'] });
+    const r = await mysqlCli(gw, {
+      user: 'masked-cli',
+      token: gw.token({ user: 'masked-cli' }),
+      sql: 'SELECT email, card FROM customers ORDER BY id',
+      args: ['--ssl'],
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('email\tcard\nj*******@example.com\tXXXX XXXX XXXX 1111\nj***@example.org\tXXXX XXXX XXXX 0004\n');
     const s = await settledSession(gw as unknown as TestGateway, { user: 'masked-cli' });

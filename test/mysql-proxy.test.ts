@@ -32,11 +32,22 @@ afterAll(async () => {
 /** Waits until the backend's processlist shows `n` sessions running the test's SLEEP(30). */
 async function sleepRunning(n: 0 | 1): Promise<void> {
   const count = () => my.root("SELECT COUNT(*) FROM information_schema.processlist WHERE info = 'SELECT SLEEP(30) AS s'").trim();
-  await waitUntil(n === 1 ? 'SLEEP(30) to run on the backend' : 'SLEEP(30) to stop on the backend', () => count() === String(n), { intervalMs: 25, seen: count });
+  await waitUntil(n === 1 ? 'SLEEP(30) to run on the backend' : 'SLEEP(30) to stop on the backend', () => count() === String(n), {
+    intervalMs: 25,
+    seen: count,
+  });
 }
 
 function connect(token: string, extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
-  return mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: token, database: 'app', ssl: { rejectUnauthorized: false }, ...extra });
+  return mysql.createConnection({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    password: token,
+    database: 'app',
+    ssl: { rejectUnauthorized: false },
+    ...extra,
+  });
 }
 
 async function authMethodOfLatest(user = 'alice'): Promise<string | null> {
@@ -74,7 +85,12 @@ describe('authentication', () => {
     const c1 = await connect(token, { user: 'native-user', ...native });
     await c1.end();
     expect(await authMethodOfLatest('native-user')).toMatch(/^caching_sha2_password/);
-    const cli = await mysqlCli(gw, { user: 'native-user', token, sql: 'SELECT 1', args: ['--ssl', '--default-auth=mysql_native_password'] });
+    const cli = await mysqlCli(gw, {
+      user: 'native-user',
+      token,
+      sql: 'SELECT 1',
+      args: ['--ssl', '--default-auth=mysql_native_password'],
+    });
     expect(cli.stderr).toBe('');
     expect(await authMethodOfLatest('native-user')).toBe('mysql_native_password');
   });
@@ -111,7 +127,12 @@ describe('authentication', () => {
         ['chained', 'caching_sha2_password (full, TLS)'],
         ['chained', 'caching_sha2_password (fast)'],
       ] as const) {
-        const r = await mysqlCli(front, { token: front.token({ connection }), database: connection, sql: 'SELECT name FROM items WHERE id = 1', args: ['--ssl'] });
+        const r = await mysqlCli(front, {
+          token: front.token({ connection }),
+          database: connection,
+          sql: 'SELECT name FROM items WHERE id = 1',
+          args: ['--ssl'],
+        });
         expect(r.stderr).toBe('');
         expect(r.stdout).toBe('name\napple\n');
         expect(await authMethodOfLatest('front')).toBe(expected);
@@ -119,10 +140,17 @@ describe('authentication', () => {
       // A new token: no cached hash yet, and no TLS on this leg: the RSA exchange.
       const rsaFront = await startMysqlTestGateway(my, {
         env: { CHAIN_TOKEN: gw.token({ user: 'front-rsa' }) },
-        extraConnections: [`{ name: chained-rsa, type: mysql, host: 127.0.0.1, port: ${gw.port}, database: app, user: front-rsa, password: env:CHAIN_TOKEN, tls: { mode: disable } }`],
+        extraConnections: [
+          `{ name: chained-rsa, type: mysql, host: 127.0.0.1, port: ${gw.port}, database: app, user: front-rsa, password: env:CHAIN_TOKEN, tls: { mode: disable } }`,
+        ],
       });
       try {
-        const r = await mysqlCli(rsaFront, { token: rsaFront.token({ connection: 'chained-rsa' }), database: 'chained-rsa', sql: 'SELECT 1 AS one', args: ['--ssl'] });
+        const r = await mysqlCli(rsaFront, {
+          token: rsaFront.token({ connection: 'chained-rsa' }),
+          database: 'chained-rsa',
+          sql: 'SELECT 1 AS one',
+          args: ['--ssl'],
+        });
         expect(r.stderr).toBe('');
         expect(await authMethodOfLatest('front-rsa')).toBe('caching_sha2_password (full, RSA)');
       } finally {
@@ -150,7 +178,11 @@ describe('authentication', () => {
 describe('queries', () => {
   it('relays multi-statements as multi-result sets and keeps the session usable after errors', async () => {
     const token = gw.token();
-    const r = await mysqlCli(gw, { token, sql: "SELECT 1 AS a; SELECT name FROM items WHERE id = 2; UPDATE items SET name = name WHERE id = 1; SELECT 'done' AS b", args: ['--ssl'] });
+    const r = await mysqlCli(gw, {
+      token,
+      sql: "SELECT 1 AS a; SELECT name FROM items WHERE id = 2; UPDATE items SET name = name WHERE id = 1; SELECT 'done' AS b",
+      args: ['--ssl'],
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('a\n1\nname\nbanana\nb\ndone\n');
     const c = await connect(token, { multipleStatements: true });
@@ -165,13 +197,19 @@ describe('queries', () => {
 
   it('runs prepared statements with binary rows of every common type', async () => {
     const c = await connect(gw.token());
-    const [rows] = await c.execute('SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id', [2]);
+    const [rows] = await c.execute(
+      'SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id',
+      [2],
+    );
     expect(rows).toEqual([
       { id: 1, name: 'apple', price: '1.50', created: new Date(2026, 0, 2, 3, 4, 5), d: 1.5, n: null },
       { id: 2, name: 'banana', price: '0.25', created: new Date(2026, 1, 3, 4, 5, 6), d: 3, n: null },
     ]);
     // Re-executing reuses the server-side statement; closing it frees it.
-    const [again] = await c.execute('SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id', [1]);
+    const [again] = await c.execute(
+      'SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id',
+      [1],
+    );
     expect((again as unknown[]).length).toBe(1);
     c.unprepare('SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id');
     const [ins] = await c.execute('INSERT INTO items (id, name, price) VALUES (?, ?, ?)', [50, 'prepared', 9.99]);
@@ -256,30 +294,57 @@ describe('queries', () => {
   it('refuses LOAD DATA LOCAL unless the connection allows it', async () => {
     const file = join(gw.dataDir, 'rows.tsv');
     writeFileSync(file, '90\tlocal\t1.00\t\\N\n');
-    const r = await mysqlCli(gw, { token: gw.token(), sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`, args: ['--ssl', '--local-infile=1'] });
-    expect(r.stderr).toContain('ERROR 1148 (42000) at line 1: jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)');
+    const r = await mysqlCli(gw, {
+      token: gw.token(),
+      sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`,
+      args: ['--ssl', '--local-infile=1'],
+    });
+    expect(r.stderr).toContain(
+      'ERROR 1148 (42000) at line 1: jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)',
+    );
     expect(my.root('SELECT COUNT(*) FROM app.items WHERE id = 90').trim()).toBe('0');
 
     const open = await startMysqlTestGateway(my, {
-      extraConnections: [`{ name: loader, type: mysql, host: 127.0.0.1, port: ${my.port}, database: app, user: ${my.users.native.user}, password: env:MY_NATIVE, tls: { mode: disable }, localInfile: true }`],
+      extraConnections: [
+        `{ name: loader, type: mysql, host: 127.0.0.1, port: ${my.port}, database: app, user: ${my.users.native.user}, password: env:MY_NATIVE, tls: { mode: disable }, localInfile: true }`,
+      ],
     });
     try {
-      const ok = await mysqlCli(open, { token: open.token({ connection: 'loader' }), database: 'loader', sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items; SELECT name FROM items WHERE id = 90`, args: ['--ssl', '--local-infile=1'] });
+      const ok = await mysqlCli(open, {
+        token: open.token({ connection: 'loader' }),
+        database: 'loader',
+        sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items; SELECT name FROM items WHERE id = 90`,
+        args: ['--ssl', '--local-infile=1'],
+      });
       expect(ok.stderr).toBe('');
       expect(ok.stdout).toContain('local');
       // mysql2 checks the sequence ids of the answer that follows the file's packets.
       writeFileSync(file, '91\tstreamed\t2.00\t\\N\n');
-      const c = await mysql.createConnection({ host: open.host, port: open.port, user: 'alice', password: open.token({ connection: 'loader' }), database: 'loader', ssl: { rejectUnauthorized: false }, flags: ['+LOCAL_FILES'] });
-      const [loaded] = await c.query({ sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`, infileStreamFactory: () => createReadStream(file) });
+      const c = await mysql.createConnection({
+        host: open.host,
+        port: open.port,
+        user: 'alice',
+        password: open.token({ connection: 'loader' }),
+        database: 'loader',
+        ssl: { rejectUnauthorized: false },
+        flags: ['+LOCAL_FILES'],
+      });
+      const [loaded] = await c.query({
+        sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`,
+        infileStreamFactory: () => createReadStream(file),
+      });
       expect((loaded as mysql.ResultSetHeader).affectedRows).toBe(1);
       // On the wire: the answer after the file's packets carries the next sequence id.
       const stream = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;
       stream.removeAllListeners('data');
       const got: Buffer[] = [];
       stream.on('data', (d: Buffer) => got.push(d));
-      const frame = (payload: Buffer, seq: number) => Buffer.concat([Buffer.from([payload.length & 0xff, (payload.length >> 8) & 0xff, payload.length >> 16, seq]), payload]);
+      const frame = (payload: Buffer, seq: number) =>
+        Buffer.concat([Buffer.from([payload.length & 0xff, (payload.length >> 8) & 0xff, payload.length >> 16, seq]), payload]);
       const waitFor = async (n: number) => {
-        await waitUntil(`${n} bytes from the gateway`, () => Buffer.concat(got).length >= n, { seen: () => Buffer.concat(got).toString('hex') });
+        await waitUntil(`${n} bytes from the gateway`, () => Buffer.concat(got).length >= n, {
+          seen: () => Buffer.concat(got).toString('hex'),
+        });
         return Buffer.concat(got.splice(0));
       };
       stream.write(frame(Buffer.from(`\x03LOAD DATA LOCAL INFILE 'x' INTO TABLE items`), 0));
@@ -303,7 +368,9 @@ describe('queries', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('app');
     const other = await mysqlCli(gw, { token, sql: 'USE `app-plain`', args: ['--ssl'] });
-    expect(other.stderr).toContain('ERROR 1044 (42000) at line 1: jitgate: this session is on connection "app"; to use connection "app-plain", connect again with database "app-plain"');
+    expect(other.stderr).toContain(
+      'ERROR 1044 (42000) at line 1: jitgate: this session is on connection "app"; to use connection "app-plain", connect again with database "app-plain"',
+    );
     const c = await connect(token);
     await c.changeUser({ database: 'app' }).catch(() => undefined);
     await c.end().catch(() => undefined);

@@ -43,7 +43,14 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-const CAPABILITIES = Cap.PROTOCOL_41 | Cap.SECURE_CONNECTION | Cap.TRANSACTIONS | Cap.MULTI_RESULTS | Cap.MULTI_STATEMENTS | Cap.DEPRECATE_EOF | Cap.LONG_PASSWORD;
+const CAPABILITIES =
+  Cap.PROTOCOL_41 |
+  Cap.SECURE_CONNECTION |
+  Cap.TRANSACTIONS |
+  Cap.MULTI_RESULTS |
+  Cap.MULTI_STATEMENTS |
+  Cap.DEPRECATE_EOF |
+  Cap.LONG_PASSWORD;
 
 function target(): BackendTarget {
   const port = (proxy.address() as net.AddressInfo).port;

@@ -79,11 +79,19 @@ describe('jitgate policy test', () => {
   });
 
   it('reports a held UPDATE with the rule, approvers and approvals needed, and creates no review', async () => {
-    const reviews = () => (env.gw.gateway.store as SqliteStore).database.prepare('select count(*) as n from statement_reviews').get() as { n: number };
+    const reviews = () =>
+      (env.gw.gateway.store as SqliteStore).database.prepare('select count(*) as n from statement_reviews').get() as { n: number };
     const before = reviews().n;
     const { text, result } = await policyTest("update users set bio = 'x' where id = 1");
     expect(result.outcome).toBe('held');
-    expect(result.held).toMatchObject({ rule: 'app-updates', reasons: ['kind_matched'], approvers: ['approvers', 'dba'], approvals: 2, timeoutMs: 600_000, reason: 'updates are reviewed' });
+    expect(result.held).toMatchObject({
+      rule: 'app-updates',
+      reasons: ['kind_matched'],
+      approvers: ['approvers', 'dba'],
+      approvals: 2,
+      timeoutMs: 600_000,
+      reason: 'updates are reviewed',
+    });
     expect(text).toContain('HELD for review by rule "app-updates" (kind_matched)');
     expect(text).toContain('approvers: members of approvers, dba; 2 approvals needed');
     expect(reviews().n).toBe(before);
@@ -91,13 +99,19 @@ describe('jitgate policy test', () => {
   });
 
   it('names the masked output columns of a SELECT with rule, reason and source columns', async () => {
-    const { text, result } = await policyTest('select id, email, lower(card) as c, shout from users u join contacts k using (id) where ssn is not null');
+    const { text, result } = await policyTest(
+      'select id, email, lower(card) as c, shout from users u join contacts k using (id) where ssn is not null',
+    );
     expect(result.outcome).toBe('allowed');
     expect(result.masking?.rules).toEqual(['pii']);
     const columns = result.masking!.statements![0]!.columns;
     expect(columns).toEqual([
       expect.objectContaining({ name: 'id', maskedBy: [] }),
-      expect.objectContaining({ name: 'email', sources: ['public.users.email'], mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' } }),
+      expect.objectContaining({
+        name: 'email',
+        sources: ['public.users.email'],
+        mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' },
+      }),
       expect.objectContaining({ name: 'c', derived: true, mask: { rule: 'pii', reason: 'masked_expression', strategy: 'redact' } }),
       expect.objectContaining({ name: 'shout', maskedBy: [] }),
     ]);
@@ -127,9 +141,17 @@ describe('jitgate policy test', () => {
     expect(signedIn.code, signedIn.err).toBe(0);
     expect(signedIn.out).toMatch(/groups dba,oncall \(from their sign-in at .* via corp\)/);
     expect(signedIn.out).toContain('ALLOWED');
-    const none = await cli(['policy', 'test', '--connection', 'app', '--user', 'nobody', '--no-groups', '--json', 'DROP TABLE users'], as('dave'));
+    const none = await cli(
+      ['policy', 'test', '--connection', 'app', '--user', 'nobody', '--no-groups', '--json', 'DROP TABLE users'],
+      as('dave'),
+    );
     expect(none.code, none.err).toBe(0);
-    expect(JSON.parse(none.out)).toMatchObject({ groups: [], groupsFrom: { kind: 'stated' }, outcome: 'refused', refused: { rule: 'no-ddl' } });
+    expect(JSON.parse(none.out)).toMatchObject({
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      outcome: 'refused',
+      refused: { rule: 'no-ddl' },
+    });
   });
 
   it('is for admins, approvers and auditors; unknown connections are named', async () => {
@@ -161,12 +183,23 @@ describe('jitgate masking report', () => {
     const run = await cli(['masking', 'report', '--since', '1h', '--json'], as('dave'));
     expect(run.code, run.err).toBe(0);
     const report = JSON.parse(run.out) as MaskingReport;
-    expect(report.columns).toEqual(expect.arrayContaining([{ connection: 'app', rule: 'pii', reason: 'masked_column', column: 'email', results: 2, rows: 4 }]));
+    expect(report.columns).toEqual(
+      expect.arrayContaining([{ connection: 'app', rule: 'pii', reason: 'masked_column', column: 'email', results: 2, rows: 4 }]),
+    );
     // The two refused INSERTs differ only in a literal: one statement shape, counted twice.
     expect(report.refusals).toEqual(
-      expect.arrayContaining([expect.objectContaining({ connection: 'app', reason: 'masking_copy', statement: 'insert into notes (id, body) select id, email from users where id = ?', count: 2 })]),
+      expect.arrayContaining([
+        expect.objectContaining({
+          connection: 'app',
+          reason: 'masking_copy',
+          statement: 'insert into notes (id, body) select id, email from users where id = ?',
+          count: 2,
+        }),
+      ]),
     );
-    expect(report.detectorOnly).toEqual(expect.arrayContaining([expect.objectContaining({ connection: 'app', column: 'body', detectors: ['cloud_key', 'ip'], rows: 1 })]));
+    expect(report.detectorOnly).toEqual(
+      expect.arrayContaining([expect.objectContaining({ connection: 'app', column: 'body', detectors: ['cloud_key', 'ip'], rows: 1 })]),
+    );
 
     const text = await cli(['masking', 'report', '--since', '1h'], as('dave'));
     expect(text.code, text.err).toBe(0);

@@ -52,7 +52,9 @@ async function shownTimeouts(config: pg.ClientConfig): Promise<string[]> {
   const c = new pg.Client({ ...config, ...timeouts });
   await c.connect();
   try {
-    const r = await c.query("select current_setting('statement_timeout') s, current_setting('lock_timeout') l, current_setting('idle_in_transaction_session_timeout') i");
+    const r = await c.query(
+      "select current_setting('statement_timeout') s, current_setting('lock_timeout') l, current_setting('idle_in_transaction_session_timeout') i",
+    );
     return [r.rows[0].s, r.rows[0].l, r.rows[0].i];
   } finally {
     await c.end();
@@ -61,24 +63,55 @@ async function shownTimeouts(config: pg.ClientConfig): Promise<string[]> {
 
 describe('settings a driver sends at login', () => {
   it.each(['app', 'app-masked'])('take effect on %s as they do directly', async (connection) => {
-    const direct = await shownTimeouts({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    const direct = await shownTimeouts({
+      host: '127.0.0.1',
+      port: server.port,
+      database: 'app',
+      user: server.users.scram.user,
+      password: server.users.scram.password,
+    });
     expect(direct).toEqual(['3s', '2s', '4s']);
-    const through = await shownTimeouts({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) });
+    const through = await shownTimeouts({
+      host: gw.host,
+      port: gw.port,
+      database: connection,
+      user: 'alice',
+      password: gw.token({ connection }),
+    });
     expect(through).toEqual(direct);
   });
 
   it('are recorded as the SETs they amount to', async () => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), application_name: 'compat-recorded', ...timeouts });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      database: 'app',
+      user: 'alice',
+      password: gw.token(),
+      application_name: 'compat-recorded',
+      ...timeouts,
+    });
     await c.connect();
     await c.end();
     const session = await settledSession(gw, { applicationName: 'compat-recorded' });
     const read = await gw.gateway.recording.read(session.id);
     const statements = read!.result.events.filter((e) => e.type === 'statement').map((e) => (e.data as { text?: string }).text);
-    expect(statements).toEqual(["SET statement_timeout = '3000'", "SET lock_timeout = '2000'", "SET idle_in_transaction_session_timeout = '4000'"]);
+    expect(statements).toEqual([
+      "SET statement_timeout = '3000'",
+      "SET lock_timeout = '2000'",
+      "SET idle_in_transaction_session_timeout = '4000'",
+    ]);
   });
 
   it('refuse the login, naming the setting, where a guardrail denies changing it', async () => {
-    const err = await new pg.Client({ host: gw.host, port: gw.port, database: 'app-guarded', user: 'alice', password: gw.token({ connection: 'app-guarded' }), ...timeouts })
+    const err = await new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      database: 'app-guarded',
+      user: 'alice',
+      password: gw.token({ connection: 'app-guarded' }),
+      ...timeouts,
+    })
       .connect()
       .then(
         () => undefined,
@@ -87,7 +120,14 @@ describe('settings a driver sends at login', () => {
     expect(err?.message).toContain('changes lock_timeout (setting_denied)');
     // Without the denied one, the same login works and keeps the others.
     const { lock_timeout: _denied, ...allowed } = timeouts;
-    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app-guarded', user: 'alice', password: gw.token({ connection: 'app-guarded' }), ...allowed });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      database: 'app-guarded',
+      user: 'alice',
+      password: gw.token({ connection: 'app-guarded' }),
+      ...allowed,
+    });
     await c.connect();
     try {
       expect((await c.query('show statement_timeout')).rows[0].statement_timeout).toBe('3s');
@@ -99,7 +139,14 @@ describe('settings a driver sends at login', () => {
 
 describe('settings at login under a review rule', () => {
   it('refuse the login naming the rule, and open no review nobody could wait for', async () => {
-    const err = await new pg.Client({ host: gw.host, port: gw.port, database: 'app-reviewed', user: 'alice', password: gw.token({ connection: 'app-reviewed' }), ...timeouts })
+    const err = await new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      database: 'app-reviewed',
+      user: 'alice',
+      password: gw.token({ connection: 'app-reviewed' }),
+      ...timeouts,
+    })
       .connect()
       .then(
         () => undefined,
@@ -109,7 +156,13 @@ describe('settings at login under a review rule', () => {
     const alice = { user: 'alice', groups: [], kind: 'human' as const, via: 'test' };
     expect(gw.gateway.reviews.list(alice, { connection: 'app-reviewed' })).toEqual([]);
     // Without startup settings the same login works; a SET in the session is held as usual.
-    const c = new pg.Client({ host: gw.host, port: gw.port, database: 'app-reviewed', user: 'alice', password: gw.token({ connection: 'app-reviewed' }) });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      database: 'app-reviewed',
+      user: 'alice',
+      password: gw.token({ connection: 'app-reviewed' }),
+    });
     await c.connect();
     try {
       expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
@@ -135,8 +188,16 @@ describe('an empty query', () => {
   }
 
   it.each(['app', 'app-masked', 'app-guarded'])('is answered on %s as PostgreSQL answers it', async (connection) => {
-    const direct = await emptyQueries({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
-    expect(await emptyQueries({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+    const direct = await emptyQueries({
+      host: '127.0.0.1',
+      port: server.port,
+      database: 'app',
+      user: server.users.scram.user,
+      password: server.users.scram.password,
+    });
+    expect(
+      await emptyQueries({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+    ).toEqual(direct);
   });
 });
 
@@ -154,10 +215,18 @@ describe('several statements in one extended-protocol query', () => {
     }
   }
 
-  it.each(['app', 'app-masked', 'app-guarded'])('are refused on %s with the server\'s own message', async (connection) => {
-    const direct = await refusal({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+  it.each(['app', 'app-masked', 'app-guarded'])("are refused on %s with the server's own message", async (connection) => {
+    const direct = await refusal({
+      host: '127.0.0.1',
+      port: server.port,
+      database: 'app',
+      user: server.users.scram.user,
+      password: server.users.scram.password,
+    });
     expect(direct).toEqual({ code: '42601', message: 'cannot insert multiple commands into a prepared statement' });
-    expect(await refusal({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+    expect(
+      await refusal({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+    ).toEqual(direct);
   });
 });
 
@@ -176,9 +245,17 @@ describe('a client that ends before its connection is up', () => {
   }
 
   it.each(['app', 'app-masked', 'app-guarded'])('sees %s close as PostgreSQL closes it, without an error', async (connection) => {
-    const direct = await connectThenEnd({ host: '127.0.0.1', port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password });
+    const direct = await connectThenEnd({
+      host: '127.0.0.1',
+      port: server.port,
+      database: 'app',
+      user: server.users.scram.user,
+      password: server.users.scram.password,
+    });
     expect(direct).toEqual([]);
-    expect(await connectThenEnd({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) })).toEqual(direct);
+    expect(
+      await connectThenEnd({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+    ).toEqual(direct);
   });
 
   /** What a server answers to bytes that cannot be a startup packet, until it closes the connection. */

@@ -37,7 +37,12 @@ const login = () => rawLogin({ host: gw.host, port: gw.port, user: 'alice', conn
 
 /** The backend pid running `query`, once pg_stat_activity shows it active. */
 function backendRunning(query: string): Promise<number> {
-  return waitUntil(`the backend to run ${query}`, async () => (await server.query<{ pid: number }>('select pid from pg_stat_activity where query = $1 and state = $2', [query, 'active'])).rows[0]?.pid);
+  return waitUntil(
+    `the backend to run ${query}`,
+    async () =>
+      (await server.query<{ pid: number }>('select pid from pg_stat_activity where query = $1 and state = $2', [query, 'active'])).rows[0]
+        ?.pid,
+  );
 }
 
 async function stillServes(): Promise<void> {
@@ -100,7 +105,11 @@ describe('malformed input', () => {
     const messages = await s.until('E');
     // The smuggled StartupMessage got no authentication request: only the error, over TLS.
     expect(messages.map((m) => m.type)).toEqual(['E']);
-    expect(errorOf(messages[0]!)).toMatchObject({ severity: 'FATAL', code: '08P01', message: 'received unencrypted data after SSL request' });
+    expect(errorOf(messages[0]!)).toMatchObject({
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received unencrypted data after SSL request',
+    });
     await s.closed;
     await stillServes();
   });
@@ -115,7 +124,11 @@ describe('malformed input', () => {
     const s = wrap(socket, answer.subarray(1));
     const messages = await s.until('E');
     expect(messages.map((m) => m.type)).toEqual(['E']);
-    expect(errorOf(messages[0]!)).toMatchObject({ severity: 'FATAL', code: '08P01', message: 'received unencrypted data after GSSAPI encryption request' });
+    expect(errorOf(messages[0]!)).toMatchObject({
+      severity: 'FATAL',
+      code: '08P01',
+      message: 'received unencrypted data after GSSAPI encryption request',
+    });
   });
 
   it('declines GSSENCRequest and continues with the startup on the same connection', async () => {
@@ -218,9 +231,15 @@ describe('backend faults', () => {
     await stillServes();
   });
 
-  it('ends only the session whose backend is terminated mid-query, with the backend\'s own FATAL', async () => {
+  it("ends only the session whose backend is terminated mid-query, with the backend's own FATAL", async () => {
     const victim = await login();
-    const bystanderClient = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app-md5', password: gw.token({ connection: 'app-md5' }) });
+    const bystanderClient = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'alice',
+      database: 'app-md5',
+      password: gw.token({ connection: 'app-md5' }),
+    });
     await bystanderClient.connect();
     bystanderClient.on('error', () => undefined);
     victim.socket.write(build.query('select pg_sleep(30)'));
@@ -244,10 +263,13 @@ describe('backend faults', () => {
     expect(errorOf(messages.at(-1)!).code).toMatch(/^(08006|57P02)$/);
     await victim.closed;
     // The backend recovers by itself; the gateway serves new sessions.
-    await waitUntil('the gateway to serve again after the backend recovered', async () => (await stillServes(), true), { timeoutMs: 20_000, intervalMs: 200 });
+    await waitUntil('the gateway to serve again after the backend recovered', async () => (await stillServes(), true), {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+    });
   });
 
-  it('survives a backend restart: the old session ends with the backend\'s error, a new one works', async () => {
+  it("survives a backend restart: the old session ends with the backend's error, a new one works", async () => {
     const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
     await c.connect();
     const ended = new Promise<Error & { code?: string }>((resolve) => c.on('error', resolve));
@@ -313,14 +335,27 @@ describe('large results and slow clients', () => {
 
 describe('sessions, metrics and the state store', () => {
   it('records each session with its identity, counters and end reason, and exports metrics', async () => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'carol', database: 'app', password: gw.token({ user: 'carol' }), application_name: 'audit-check' });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'carol',
+      database: 'app',
+      password: gw.token({ user: 'carol' }),
+      application_name: 'audit-check',
+    });
     await c.connect();
     await c.query('select 1');
     await c.query('select 2');
     await c.end();
     await waitUntil("carol's session to end", () => gw.gateway.store.listSessions({ user: 'carol' })[0]?.endReason);
     const [row] = gw.gateway.store.listSessions({ user: 'carol' });
-    expect(row).toMatchObject({ user: 'carol', connection: 'app', protocol: 'postgres', applicationName: 'audit-check', endReason: 'client_quit' });
+    expect(row).toMatchObject({
+      user: 'carol',
+      connection: 'app',
+      protocol: 'postgres',
+      applicationName: 'audit-check',
+      endReason: 'client_quit',
+    });
     expect(row!.statements).toBe(2);
     expect(row!.bytesFromClient).toBeGreaterThan(0);
     expect(row!.bytesToClient).toBeGreaterThan(0);
@@ -374,7 +409,14 @@ describe('sessions, metrics and the state store', () => {
 describe('a state store that cannot write for a while', () => {
   it('ends a session whose end the store could not take, once it can again: no session stays active', async () => {
     const db = (gw.gateway.store as SqliteStore).database;
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'dave', database: 'app', password: gw.token({ user: 'dave' }), application_name: 'store-down' });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'dave',
+      database: 'app',
+      password: gw.token({ user: 'dave' }),
+      application_name: 'store-down',
+    });
     await c.connect();
     await c.query('select 1');
     const [open] = gw.gateway.store.listSessions({ user: 'dave', active: true });
@@ -384,18 +426,27 @@ describe('a state store that cannot write for a while', () => {
     try {
       await c.end();
       await expect.poll(() => gw.gateway.recording.isLive(open!.id), { message: 'the ended session to stop being live' }).toBe(false);
-      await expect.poll(() => gw.gateway.recording.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' }).toBeGreaterThan(0);
+      await expect
+        .poll(() => gw.gateway.recording.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' })
+        .toBeGreaterThan(0);
       expect(gw.gateway.store.listSessions({ user: 'dave' })[0]).toMatchObject({ id: open!.id, endedAt: null });
       expect(gw.gateway.recording.repo.get(open!.id)?.state).toBe('recording');
     } finally {
       db.pragma('query_only = OFF');
     }
     // Retried: the session, its recording and its audit entry catch up.
-    await expect.poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, { timeout: 15_000, message: 'the session end row once the store takes writes again' }).not.toBeNull();
+    await expect
+      .poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, {
+        timeout: 15_000,
+        message: 'the session end row once the store takes writes again',
+      })
+      .not.toBeNull();
     const [ended] = gw.gateway.store.listSessions({ user: 'dave' });
     expect(ended).toMatchObject({ endReason: 'client_quit', statements: 1 });
     expect(ended!.endedAt).toBeLessThan(Date.now());
-    await expect.poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000, message: 'the recording to be complete' }).toBe('complete');
+    await expect
+      .poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000, message: 'the recording to be complete' })
+      .toBe('complete');
     expect(gw.gateway.audit.about(open!.id).map((e) => e.type)).toEqual(['session.started', 'session.ended']);
     await stillServes();
   });
@@ -408,23 +459,38 @@ describe('backend health', () => {
     const deadPort = (closed.address() as net.AddressInfo).port;
     await new Promise((r) => closed.close(r));
     const health = await startTestGateway(server, {
-      extraConnections: [`{ name: dead, host: 127.0.0.1, port: ${deadPort}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, tls: { mode: disable } }`],
+      extraConnections: [
+        `{ name: dead, host: 127.0.0.1, port: ${deadPort}, database: app, user: ${server.users.scram.user}, password: env:PG_SCRAM, tls: { mode: disable } }`,
+      ],
     });
     try {
       const up = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'app', password: health.token() });
       await up.connect();
       await up.end();
       for (let i = 0; i < 2; i++) {
-        const c = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'dead', password: health.token({ connection: 'dead' }) });
+        const c = new pg.Client({
+          host: health.host,
+          port: health.port,
+          user: 'alice',
+          database: 'dead',
+          password: health.token({ connection: 'dead' }),
+        });
         await expect(c.connect()).rejects.toMatchObject({ code: '08006' });
       }
-      type Ready = { status: string; details: { backends: Record<string, { up: boolean | null; failingLogins: number; lastError: string | null; lastFailureAt: number | null }> } };
+      type Ready = {
+        status: string;
+        details: {
+          backends: Record<string, { up: boolean | null; failingLogins: number; lastError: string | null; lastFailureAt: number | null }>;
+        };
+      };
       const ready = async () => {
         const res = await fetch(`${health.httpUrl}/readyz`);
         return { status: res.status, body: (await res.json()) as Ready };
       };
       // The reason comes from a TCP probe of the backend's address, just after the failed login.
-      await expect.poll(async () => (await ready()).body.details.backends.dead?.lastError, { message: 'readiness to report the dead backend' }).toMatch(new RegExp(`127\\.0\\.0\\.1:${deadPort} failed: ECONNREFUSED`));
+      await expect
+        .poll(async () => (await ready()).body.details.backends.dead?.lastError, { message: 'readiness to report the dead backend' })
+        .toMatch(new RegExp(`127\\.0\\.0\\.1:${deadPort} failed: ECONNREFUSED`));
       const { status, body } = await ready();
       expect(status).toBe(200);
       expect(body.status).toBe('ready');

@@ -21,10 +21,14 @@ beforeAll(async () => {
   await server.query(`alter role ${server.users.trust.user} superuser`);
   await server.query(`create schema acc authorization ${owner}`);
   await server.query(`create table acc.orders (id int primary key, note text); alter table acc.orders owner to ${owner}`);
-  await server.query(`create function acc.wipe() returns void language sql as $$ delete from acc.orders $$; alter function acc.wipe() owner to ${owner}`);
-  await server.query(`create procedure acc.wipe_all() language sql as $$ delete from acc.orders $$; alter procedure acc.wipe_all() owner to ${owner}`);
+  await server.query(
+    `create function acc.wipe() returns void language sql as $$ delete from acc.orders $$; alter function acc.wipe() owner to ${owner}`,
+  );
+  await server.query(
+    `create procedure acc.wipe_all() language sql as $$ delete from acc.orders $$; alter procedure acc.wipe_all() owner to ${owner}`,
+  );
   await server.query(`create role orders_owner; grant orders_owner to ${owner}`);
-  await server.query("grant usage on schema acc to public; grant all on acc.orders to public");
+  await server.query('grant usage on schema acc to public; grant all on acc.orders to public');
   gw = await startTestGateway(server, {
     extraYaml: `
 guardrails:
@@ -80,8 +84,14 @@ describe('code the parser cannot see (item 5)', () => {
     ["DO $$ BEGIN EXECUTE 'DROP TABLE acc.orders'; END $$", 'DO runs DDL, which is not allowed (kind_denied)'],
     ["do $$ begin execute 'delete from acc.orders'; end $$", 'DELETE without WHERE on acc.orders (unbounded_write)'],
     // What it builds at run time cannot be read, and is refused.
-    ["do $$ begin execute 'drop ' || 'table acc.orders'; end $$", 'runs code jitgate cannot check: DO block that runs SQL text built at run time'],
-    ["do $$ declare t text := 'acc.orders'; begin execute format('delete from %s', t); end $$", 'runs code jitgate cannot check: DO block that runs SQL text built at run time'],
+    [
+      "do $$ begin execute 'drop ' || 'table acc.orders'; end $$",
+      'runs code jitgate cannot check: DO block that runs SQL text built at run time',
+    ],
+    [
+      "do $$ declare t text := 'acc.orders'; begin execute format('delete from %s', t); end $$",
+      'runs code jitgate cannot check: DO block that runs SQL text built at run time',
+    ],
     ['call acc.wipe_all()', 'runs code jitgate cannot check: function acc.wipe_all()'],
     ['select acc.wipe()', 'runs code jitgate cannot check: function acc.wipe()'],
     ["select query_to_xml('delete from acc.orders returning 1', true, true, '')", 'DELETE without WHERE on acc.orders (unbounded_write)'],
@@ -96,8 +106,12 @@ describe('code the parser cannot see (item 5)', () => {
 
   it('runs a DO block whose code it can read and that does nothing the rule denies', async () => {
     await resetOrders();
-    expect(await run("do $$ declare n int; begin select count(*) into n from acc.orders; update acc.orders set note = 'seen' where id = n; end $$")).toBeUndefined();
-    expect((await server.query("select note from acc.orders where id = 5")).rows[0]!.note).toBe('seen');
+    expect(
+      await run(
+        "do $$ declare n int; begin select count(*) into n from acc.orders; update acc.orders set note = 'seen' where id = n; end $$",
+      ),
+    ).toBeUndefined();
+    expect((await server.query('select note from acc.orders where id = 5')).rows[0]!.note).toBe('seen');
   });
 
   it('lets a rule allow named functions and procedures', async () => {
@@ -116,7 +130,9 @@ describe('SQL passed as text (item 6)', () => {
   ])('refuses %s on a superuser backend', async (sql) => {
     const err = await run(sql, 'app-trust');
     expect(err?.code).toBe('42501');
-    expect(err?.message).toMatch(/guardrail "red-team": SELECT (calls pg_read_file\(\) \(function_denied\)|runs code jitgate cannot check)/);
+    expect(err?.message).toMatch(
+      /guardrail "red-team": SELECT (calls pg_read_file\(\) \(function_denied\)|runs code jitgate cannot check)/,
+    );
   });
 
   it('still runs SQL text that the rule allows', async () => {
@@ -152,7 +168,12 @@ describe('writes without a real bound (item 7)', () => {
   it('names the real statement kind of a write reached through PREPARE, and bounded writes run', async () => {
     await resetOrders();
     const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
-      input: ['prepare p as delete from acc.orders;', 'prepare q as delete from acc.orders where 1 = 1;', 'execute p;', 'delete from acc.orders where id = 1;'].join('\n'),
+      input: [
+        'prepare p as delete from acc.orders;',
+        'prepare q as delete from acc.orders where 1 = 1;',
+        'execute p;',
+        'delete from acc.orders where id = 1;',
+      ].join('\n'),
     });
     expect(r.stderr).toContain('guardrail "red-team": DELETE without WHERE on acc.orders (unbounded_write)');
     expect(r.stderr).toContain('guardrail "red-team": DELETE whose WHERE bounds nothing on acc.orders (unbounded_write)');
@@ -187,7 +208,17 @@ describe('settings and COPY ends by name (item 8)', () => {
 
   it('refuses a denied setting passed as a startup parameter of its own, as it refuses SET', async () => {
     const refusal = await connectBackend(
-      { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
+      {
+        connection: 'app',
+        protocol: 'postgres',
+        host: gw.host,
+        port: gw.port,
+        database: 'app',
+        user: 'alice',
+        password: gw.token(),
+        tls: { mode: 'disable' },
+        connectTimeoutMs: 10_000,
+      },
       new Map(Object.entries({ statement_timeout: '5s', role: 'orders_owner' })),
     ).then(
       (session) => {
@@ -204,7 +235,11 @@ describe('settings and COPY ends by name (item 8)', () => {
     const refused = await psql(gw.dsn({ extra: "options='-c role=orders_owner'" }), gw.token(), ['-At', '-c', 'select current_user']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('guardrail "red-team": SET changes role (setting_denied)');
-    const allowed = await psql(gw.dsn({ extra: "options='-c search_path=acc'" }), gw.token(), ['-At', '-c', "select current_setting('search_path')"]);
+    const allowed = await psql(gw.dsn({ extra: "options='-c search_path=acc'" }), gw.token(), [
+      '-At',
+      '-c',
+      "select current_setting('search_path')",
+    ]);
     expect(allowed.stderr).toBe('');
     expect(allowed.stdout.trim()).toBe('acc');
   });

@@ -46,7 +46,11 @@ describe('psql through the gateway', () => {
       ['app-tls', server.users.tls.user],
     ] as const) {
       const token = gw.token({ connection });
-      const r = await psql(gw.dsn({ connection }), token, ['-At', '-c', 'select current_user, coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)']);
+      const r = await psql(gw.dsn({ connection }), token, [
+        '-At',
+        '-c',
+        'select current_user, coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false)',
+      ]);
       expect(r.stderr, connection).toBe('');
       const [user, ssl] = r.stdout.trim().split('|');
       expect(user, connection).toBe(backendUser);
@@ -113,12 +117,12 @@ describe('psql through the gateway', () => {
   it('runs COPY FROM STDIN and COPY TO STDOUT', async () => {
     const token = gw.token();
     const rows = Array.from({ length: 20000 }, (_, i) => `${i}\tname ${i}\tpayload ${'x'.repeat(i % 50)}`).join('\n') + '\n';
-    const load = await psql(gw.dsn({}), token, [
-      '-c',
-      'create table if not exists copy_target (id int, name text, payload text)',
-      '-c',
-      '\\copy copy_target from stdin',
-    ], { input: rows });
+    const load = await psql(
+      gw.dsn({}),
+      token,
+      ['-c', 'create table if not exists copy_target (id int, name text, payload text)', '-c', '\\copy copy_target from stdin'],
+      { input: rows },
+    );
     expect(load.stderr).toBe('');
     expect(load.stdout).toContain('COPY 20000');
     const dump = await psql(gw.dsn({}), token, ['-c', '\\copy (select * from copy_target order by id) to stdout']);
@@ -132,7 +136,9 @@ describe('psql through the gateway', () => {
     const running = psql(gw.dsn({}), token, ['-c', 'select pg_sleep(20)'], { onSpawn: (p) => (pid = p) });
     // Wait until the statement runs on the backend, then press Ctrl-C.
     await waitUntil('pg_sleep(20) to run on the backend', async () => {
-      const r = await server.query("select count(*)::int n from pg_stat_activity where query like 'select pg_sleep(20)%' and state = 'active'");
+      const r = await server.query(
+        "select count(*)::int n from pg_stat_activity where query like 'select pg_sleep(20)%' and state = 'active'",
+      );
       return r.rows[0]!.n > 0;
     });
     process.kill(pid, 'SIGINT');
@@ -222,7 +228,9 @@ describe('raw protocol', () => {
     const framer = new Framer();
     const queue: Array<{ type: string; body: Buffer }> = [];
     socket.on('data', (chunk: Buffer) =>
-      framer.push(chunk, (type, buf, start, end) => queue.push({ type: String.fromCharCode(type), body: Buffer.from(buf.subarray(start + 5, end)) })),
+      framer.push(chunk, (type, buf, start, end) =>
+        queue.push({ type: String.fromCharCode(type), body: Buffer.from(buf.subarray(start + 5, end)) }),
+      ),
     );
     return {
       socket,
@@ -288,7 +296,9 @@ describe('raw protocol', () => {
     socket.write(Buffer.concat([build.parse('', 'select 1/0'), bind('', '', []), execute(''), build.parse('', 'select 1'), sync()]));
     const messages = await read();
     expect(messages.map((m) => m.type).join('')).toBe('1EZ');
-    expect(parseFields(Buffer.concat([Buffer.from('E\0\0\0\0'), messages[1]!.body]), 0, messages[1]!.body.length + 5).get('C')).toBe('22012');
+    expect(parseFields(Buffer.concat([Buffer.from('E\0\0\0\0'), messages[1]!.body]), 0, messages[1]!.body.length + 5).get('C')).toBe(
+      '22012',
+    );
     socket.destroy();
   });
 });

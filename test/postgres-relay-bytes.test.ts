@@ -153,26 +153,39 @@ async function relay(connection: string, cuts: number[]): Promise<Buffer> {
     await new Promise<void>((resolve) => session.socket.write(STREAM.subarray(from, cut), () => setImmediate(resolve)));
     from = cut;
   }
-  await expect.poll(() => Buffer.concat(chunks).length, { timeout: 10_000, message: 'the whole stream to reach the client' }).toBeGreaterThanOrEqual(STREAM.length);
+  await expect
+    .poll(() => Buffer.concat(chunks).length, { timeout: 10_000, message: 'the whole stream to reach the client' })
+    .toBeGreaterThanOrEqual(STREAM.length);
   session.socket.destroy();
   return Buffer.concat(chunks).subarray(0, STREAM.length);
 }
 
 describe('the relay forwards exactly the bytes it parsed', () => {
-  it.each(['capture', 'capture-ruled'])('cut once at every offset (%s)', async (connection) => {
-    for (let at = 1; at < STREAM.length; at++) {
-      const got = await relay(connection, [at]);
-      expect(got.equals(STREAM), `cut at ${at}`).toBe(true);
-    }
-  }, 300_000);
+  it.each(['capture', 'capture-ruled'])(
+    'cut once at every offset (%s)',
+    async (connection) => {
+      for (let at = 1; at < STREAM.length; at++) {
+        const got = await relay(connection, [at]);
+        expect(got.equals(STREAM), `cut at ${at}`).toBe(true);
+      }
+    },
+    300_000,
+  );
 
-  it.each(['capture', 'capture-ruled'])('random chunkings (%s)', async (connection) => {
-    await fc.assert(
-      fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: STREAM.length - 1 }), { maxLength: 25 }), async (cuts) => {
-        const got = await relay(connection, cuts.sort((a, b) => a - b));
-        expect(got.equals(STREAM)).toBe(true);
-      }),
-      { numRuns: 40 },
-    );
-  }, 300_000);
+  it.each(['capture', 'capture-ruled'])(
+    'random chunkings (%s)',
+    async (connection) => {
+      await fc.assert(
+        fc.asyncProperty(fc.uniqueArray(fc.integer({ min: 1, max: STREAM.length - 1 }), { maxLength: 25 }), async (cuts) => {
+          const got = await relay(
+            connection,
+            cuts.sort((a, b) => a - b),
+          );
+          expect(got.equals(STREAM)).toBe(true);
+        }),
+        { numRuns: 40 },
+      );
+    },
+    300_000,
+  );
 });

@@ -85,7 +85,7 @@ describe("the gateway's backend credential", () => {
 });
 
 describe("other people's sessions on a shared backend role", () => {
-  it('alice can neither read bob\'s statement in pg_stat_activity nor end or cancel his backend', async () => {
+  it("alice can neither read bob's statement in pg_stat_activity nor end or cancel his backend", async () => {
     const bob = await connect('bob');
     const alice = await connect('alice');
     try {
@@ -93,7 +93,15 @@ describe("other people's sessions on a shared backend role", () => {
       const alicePid = (await alice.query('select pg_backend_pid() as pid')).rows[0].pid as number;
       const running = bob.query("select 'bob-secret-text', pg_sleep(30)").catch((e: PgError) => e);
       await expect
-        .poll(async () => (await server.query("select count(*)::int n from pg_stat_activity where query like '%bob-secret-text%' and state = 'active' and pid <> pg_backend_pid()")).rows[0]!.n, { timeout: 10_000 })
+        .poll(
+          async () =>
+            (
+              await server.query(
+                "select count(*)::int n from pg_stat_activity where query like '%bob-secret-text%' and state = 'active' and pid <> pg_backend_pid()",
+              )
+            ).rows[0]!.n,
+          { timeout: 10_000 },
+        )
         .toBe(1);
       for (const sql of [
         'select query from pg_stat_activity',
@@ -115,7 +123,9 @@ describe("other people's sessions on a shared backend role", () => {
         expect(err?.detail, sql).toMatch(/^reason: (other_sessions|unreadable_code)$/);
       }
       // Alice may still signal her own backend.
-      expect((await alice.query(`select pg_terminate_backend(${alicePid}, 0) is not null as ok from (select 1) x where false`)).rowCount).toBe(0);
+      expect(
+        (await alice.query(`select pg_terminate_backend(${alicePid}, 0) is not null as ok from (select 1) x where false`)).rowCount,
+      ).toBe(0);
       await server.query(`select pg_cancel_backend(${bobPid})`);
       const outcome = await running;
       expect((outcome as PgError).code).toBe('57014'); // cancelled by the test, not by alice
@@ -147,7 +157,17 @@ describe('the function-call protocol on a shared role', () => {
     try {
       const bobPid = (await bob.query('select pg_backend_pid() as pid')).rows[0].pid as number;
       const session = await connectBackend(
-        { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
+        {
+          connection: 'app',
+          protocol: 'postgres',
+          host: gw.host,
+          port: gw.port,
+          database: 'app',
+          user: 'alice',
+          password: gw.token(),
+          tls: { mode: 'disable' },
+          connectTimeoutMs: 10_000,
+        },
         new Map(),
       );
       const s = wrap(session.socket, session.leftover);
@@ -170,18 +190,28 @@ describe('the function-call protocol on a shared role', () => {
 });
 
 describe('sessions with a backend role of their own (ephemeral credentials)', () => {
-  it('may read pg_stat_activity: PostgreSQL itself hides the other sessions\' statements', async () => {
+  it("may read pg_stat_activity: PostgreSQL itself hides the other sessions' statements", async () => {
     const bob = await connect('bob', 'app-eph');
     const alice = await connect('alice', 'app-eph');
     try {
       const running = bob.query("select 'bob-ephemeral-secret', pg_sleep(30)").catch((e: PgError) => e);
       await expect
-        .poll(async () => (await server.query("select count(*)::int n from pg_stat_activity where query like '%bob-ephemeral-secret%' and state = 'active' and pid <> pg_backend_pid()")).rows[0]!.n, { timeout: 10_000 })
+        .poll(
+          async () =>
+            (
+              await server.query(
+                "select count(*)::int n from pg_stat_activity where query like '%bob-ephemeral-secret%' and state = 'active' and pid <> pg_backend_pid()",
+              )
+            ).rows[0]!.n,
+          { timeout: 10_000 },
+        )
         .toBe(1);
       const seen = await alice.query('select query from pg_stat_activity');
       expect(seen.rows.map((r) => r.query as string | null).some((q) => q?.includes('bob-ephemeral-secret'))).toBe(false);
       expect(seen.rows.some((r) => (r.query as string | null)?.includes('select query from pg_stat_activity'))).toBe(true);
-      await server.query("select pg_cancel_backend(pid) from pg_stat_activity where query like '%bob-ephemeral-secret%' and pid <> pg_backend_pid()");
+      await server.query(
+        "select pg_cancel_backend(pid) from pg_stat_activity where query like '%bob-ephemeral-secret%' and pid <> pg_backend_pid()",
+      );
       expect(((await running) as PgError).code).toBe('57014');
     } finally {
       await Promise.all([alice.end(), bob.end()]);
@@ -195,13 +225,35 @@ describe('startup parameters', () => {
     // such as node-postgres send statement_timeout this way); test/postgres-guardrail-bypass.test.ts
     // shows a guardrail refusing one at login.
     const session = await connectBackend(
-      { connection: 'app', protocol: 'postgres', host: gw.host, port: gw.port, database: 'app', user: 'alice', password: gw.token(), tls: { mode: 'disable' }, connectTimeoutMs: 10_000 },
-      new Map(Object.entries({ role: 'orders_owner', search_path: 'evil', statement_timeout: '1min', default_transaction_read_only: 'on', application_name: 'kept' })),
+      {
+        connection: 'app',
+        protocol: 'postgres',
+        host: gw.host,
+        port: gw.port,
+        database: 'app',
+        user: 'alice',
+        password: gw.token(),
+        tls: { mode: 'disable' },
+        connectTimeoutMs: 10_000,
+      },
+      new Map(
+        Object.entries({
+          role: 'orders_owner',
+          search_path: 'evil',
+          statement_timeout: '1min',
+          default_transaction_read_only: 'on',
+          application_name: 'kept',
+        }),
+      ),
     );
     const notices = session.startupFrames.filter((f) => f[0] === 0x4e);
     expect(notices).toEqual([]);
     const s = wrap(session.socket, session.leftover);
-    s.socket.write(build.query("select current_user, current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only'), current_setting('application_name')"));
+    s.socket.write(
+      build.query(
+        "select current_user, current_setting('search_path'), current_setting('statement_timeout'), current_setting('default_transaction_read_only'), current_setting('application_name')",
+      ),
+    );
     const reply = await s.until('Z');
     const row = reply.find((m) => m.type === 'D')!;
     expect(dataRow(row.body)).toEqual(['orders_owner', 'evil', '1min', 'on', 'kept']);
@@ -220,7 +272,14 @@ describe('startup parameters', () => {
   });
 
   it('refuses options it cannot read instead of dropping them', async () => {
-    const err = await new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token(), options: '-B 100' })
+    const err = await new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'alice',
+      database: 'app',
+      password: gw.token(),
+      options: '-B 100',
+    })
       .connect()
       .then(
         () => undefined,
@@ -274,7 +333,11 @@ describe('string literals are read as the server reads them', () => {
   });
 
   it('refuses it in options at login', async () => {
-    const r = await psql(gw.dsn({ connection: 'app-trust', extra: "options='-c standard_conforming_strings=off'" }), gw.token({ connection: 'app-trust' }), ['-At', '-c', smuggled]);
+    const r = await psql(
+      gw.dsn({ connection: 'app-trust', extra: "options='-c standard_conforming_strings=off'" }),
+      gw.token({ connection: 'app-trust' }),
+      ['-At', '-c', smuggled],
+    );
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('standard_conforming_strings may not be changed through jitgate');
     expect(r.stdout).not.toMatch(/SCRAM|md5/);
@@ -307,7 +370,9 @@ describe('string literals are read as the server reads them', () => {
   });
 
   it('ends a session whose backend turns it off mid-session by a way no parse sees', async () => {
-    await server.query("create or replace function public.literal_switch() returns text language sql as $$ select set_config('standard_conforming_strings', 'off', false) $$");
+    await server.query(
+      "create or replace function public.literal_switch() returns text language sql as $$ select set_config('standard_conforming_strings', 'off', false) $$",
+    );
     const c = await connect('alice', 'app-trust');
     c.on('error', () => undefined);
     try {

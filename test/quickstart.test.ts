@@ -69,7 +69,11 @@ async function signIn(http: string, user: string, e: NodeJS.ProcessEnv): Promise
 }
 
 it('tells the demo story from the printed one-liner: masking, a refused DROP, a held UPDATE that bob approves', async () => {
-  const gateway = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--data-dir', dataDir], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const gateway = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--data-dir', dataDir], {
+    cwd: dataDir,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   gateway.stdout.on('data', (d) => (out += d));
   gateway.stderr.on('data', () => undefined);
@@ -80,7 +84,9 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     const line = out.split('\n').find((l) => l.includes('psql "postgresql:'));
     // psql verifies the gateway against the certificate it generated, not just any TLS server.
     const caFile = join(resolve(dataDir), 'tls', 'gateway.crt');
-    expect(line, out).toMatch(/^PGPASSWORD=jg_\S+ psql "postgresql:\/\/erin@127\.0\.0\.1:\d+\/demo\?sslmode=verify-full&sslrootcert=(\S+)"$/);
+    expect(line, out).toMatch(
+      /^PGPASSWORD=jg_\S+ psql "postgresql:\/\/erin@127\.0\.0\.1:\d+\/demo\?sslmode=verify-full&sslrootcert=(\S+)"$/,
+    );
     expect(decodeURIComponent(/sslrootcert=([^"]+)"/.exec(line!)![1]!)).toBe(caFile);
     expect(out).toMatch(/Connect with psql as erin \(on-call engineer, access granted at once by policy demo-oncall/);
     for (const u of ['alice', 'bob', 'carol', 'dave', 'erin']) expect(out).toMatch(new RegExp(`^    ${u} `, 'm'));
@@ -90,7 +96,9 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     const psql = (sql: string) => run('bash', ['-c', `${line} -X -c "${sql}"`]);
 
     const read = await psql('SELECT email, phone, card_number, password_hash FROM customers ORDER BY id LIMIT 2');
-    expect(read.stderr).toMatch(/NOTICE: {2}jitgate: masked columns: email \(rule customer-pii.*phone .*card_number .*password_hash \(rule customer-pii/);
+    expect(read.stderr).toMatch(
+      /NOTICE: {2}jitgate: masked columns: email \(rule customer-pii.*phone .*card_number .*password_hash \(rule customer-pii/,
+    );
     expect(read.stdout).toMatch(/\*+@/); // email: shape and domain kept
     expect(read.stdout).toContain('[redacted]'); // card number
     expect(read.stdout).toMatch(/h:[0-9a-f]{16}/); // password hash: keyed hash
@@ -119,7 +127,9 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     // carol's part: the auditor role, so the console's "Verifying the chain…" completes.
     const carolEnv = { ...bobEnv, XDG_CONFIG_HOME: join(dataDir, 'carol-config') };
     await signIn(http, 'carol', carolEnv);
-    const carol = JSON.parse(readFileSync(join(carolEnv.XDG_CONFIG_HOME, 'jitgate', 'credentials.json'), 'utf8')) as { accessToken: string };
+    const carol = JSON.parse(readFileSync(join(carolEnv.XDG_CONFIG_HOME, 'jitgate', 'credentials.json'), 'utf8')) as {
+      accessToken: string;
+    };
     const verified = await fetch(`${http}/api/audit/verify`, { headers: { authorization: `Bearer ${carol.accessToken}` } });
     expect(verified.status).toBe(200);
     expect(await verified.json()).toMatchObject({ ok: true });
@@ -142,7 +152,11 @@ it('tells the demo story from the printed one-liner: masking, a refused DROP, a 
     expect(bobToken.status, bobToken.stderr).toBe(0);
     expect(bobToken.stderr).toContain(`sslmode=verify-full sslrootcert=${saved.stdout.trim()}"`);
     const url = line!.match(/"(postgresql:[^"]+)"/)![1]!.replace('erin@', 'bob@');
-    const second = spawnSync('psql', [url, '-XAt', '-c', 'select current_database()'], { env: { ...process.env, PGPASSWORD: token }, encoding: 'utf8', timeout: 60_000 });
+    const second = spawnSync('psql', [url, '-XAt', '-c', 'select current_database()'], {
+      env: { ...process.env, PGPASSWORD: token },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(second.stderr).toBe('');
 
     const listed = cli(['sessions', '--data-dir', dataDir, '--json']);

@@ -83,7 +83,9 @@ describe('the audit anchor', () => {
     const clean = await cli(['audit', 'verify', '--config', configPath]);
     expect(clean.err).toBe('');
     expect(clean.code).toBe(0);
-    expect(clean.out).toMatch(/^audit log verified: 15 entries \(#1\.\.#15\), 3 signed checkpoints, signed up to #14 by the trusted key\n$/);
+    expect(clean.out).toMatch(
+      /^audit log verified: 15 entries \(#1\.\.#15\), 3 signed checkpoints, signed up to #14 by the trusted key\n$/,
+    );
 
     // Someone with the data directory removes the last entries, both checkpoints among them.
     const db = new Database(config.store.path);

@@ -56,16 +56,26 @@ connections:
 `,
     );
     const env = { ...process.env, PG_SCRAM: server.users.scram.password };
-    child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support/gateway-child.ts'), configPath, 'alice', 'app'], {
-      env,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'support/gateway-child.ts'), configPath, 'alice', 'app'],
+      {
+        env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const first = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child!.stdout! }).once('line', resolve);
       child!.once('exit', (code) => reject(new Error(`gateway child exited early (${code})`)));
     });
     const { postgres, token } = JSON.parse(first) as { postgres: string; token: string };
-    const c = new pg.Client({ host: '127.0.0.1', port: Number(postgres.slice(postgres.lastIndexOf(':') + 1)), user: 'alice', database: 'app', password: token });
+    const c = new pg.Client({
+      host: '127.0.0.1',
+      port: Number(postgres.slice(postgres.lastIndexOf(':') + 1)),
+      user: 'alice',
+      database: 'app',
+      password: token,
+    });
     c.on('error', () => undefined);
     await c.connect();
     // At least three statements, and until the recording holds a snapshot of the byte counters past
@@ -73,7 +83,9 @@ connections:
     const recorded = () => filesUnder(join(dir, 'data', 'recordings'))[0];
     const snapshotted = () => {
       const f = recorded();
-      return f !== undefined && readRecording(f).events.some((e) => ((e.data.ready as { bytes?: number[] } | undefined)?.bytes?.[1] ?? 0) > 0);
+      return (
+        f !== undefined && readRecording(f).events.some((e) => ((e.data.ready as { bytes?: number[] } | undefined)?.bytes?.[1] ?? 0) > 0)
+      );
     };
     let n = 0;
     const statement = async () => {
@@ -82,10 +94,16 @@ connections:
     };
     while (n < 3) await statement();
     // The snapshot is taken at a statement boundary: each check that finds none runs one more.
-    await waitUntil('a byte counter snapshot in the recording', async () => snapshotted() || (await statement(), false), { intervalMs: 20 });
+    await waitUntil('a byte counter snapshot in the recording', async () => snapshotted() || (await statement(), false), {
+      intervalMs: 20,
+    });
     const done = Array.from({ length: n }, (_, i) => i + 1);
     const inFlight = c.query('select pg_sleep(30)').catch((e: Error) => e);
-    await waitUntil('the backend to run pg_sleep(30)', async () => (await server.query("select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")).rowCount === 1);
+    await waitUntil(
+      'the backend to run pg_sleep(30)',
+      async () =>
+        (await server.query("select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'")).rowCount === 1,
+    );
 
     // No shutdown, no session end, no close: the process is simply gone.
     const exited = new Promise((r) => child!.once('exit', r));
@@ -114,7 +132,13 @@ connections:
     try {
       const [session] = next.recording.repo.search({});
       const lastAt = left.events.at(-1)!.at;
-      expect(session!.recording).toMatchObject({ state: 'failed', endReason: 'gateway_crashed', endedAt: lastAt, events: left.events.length, digest: left.events.at(-1)!.h });
+      expect(session!.recording).toMatchObject({
+        state: 'failed',
+        endReason: 'gateway_crashed',
+        endedAt: lastAt,
+        events: left.events.length,
+        digest: left.events.at(-1)!.h,
+      });
       // The session itself: ended by the crash when its last event happened (not at the restart, not
       // as a clean stop), with the statements its recording holds and the bytes of its last snapshot.
       const [row] = next.store.listSessions();
@@ -122,11 +146,18 @@ connections:
       expect(row!.bytesFromClient).toBeGreaterThan(0);
       expect(row!.bytesToClient).toBeGreaterThan(0);
       const ended = next.audit.about(session!.id).find((e) => e.type === 'session.ended')!;
-      expect(ended.data).toMatchObject({ reason: 'gateway_crashed', recovered: true, statements: statements.length, recording: { digest: left.events.at(-1)!.h, events: left.events.length } });
+      expect(ended.data).toMatchObject({
+        reason: 'gateway_crashed',
+        recovered: true,
+        statements: statements.length,
+        recording: { digest: left.events.at(-1)!.h, events: left.events.length },
+      });
 
       const replay = await cli(['replay', session!.id, '--config', configPath]);
       expect(replay.code).toBe(0);
-      expect(replay.out).toContain("app=> select 3 as n, repeat('x', 10) as pad\n n |    pad     \n---+------------\n 3 | xxxxxxxxxx\n(1 row)\n");
+      expect(replay.out).toContain(
+        "app=> select 3 as n, repeat('x', 10) as pad\n n |    pad     \n---+------------\n 3 | xxxxxxxxxx\n(1 row)\n",
+      );
       const verify = await cli(['audit', 'verify', '--recordings', '--config', configPath]);
       expect(verify.err).toBe('');
       expect(verify.code).toBe(0);
@@ -154,7 +185,9 @@ describe('retention', () => {
     });
     try {
       const run = async (connection: string, app: string) => {
-        const r = await psql(gw.dsn({ connection, extra: `application_name=${app}` }), gw.token({ connection }), [], { input: 'select 1;\n' });
+        const r = await psql(gw.dsn({ connection, extra: `application_name=${app}` }), gw.token({ connection }), [], {
+          input: 'select 1;\n',
+        });
         expect(r.code).toBe(0);
         return settledSession(gw, { applicationName: app });
       };
@@ -180,7 +213,9 @@ describe('retention', () => {
       expect(replay.code).toBe(1);
       expect(replay.err).toMatch(/was deleted by retention at/);
       const listed = await cli(['sessions', '--json', '--data-dir', gw.dataDir]);
-      const states = Object.fromEntries((JSON.parse(listed.out) as Array<{ id: string; recording: { state: string } }>).map((s) => [s.id, s.recording.state]));
+      const states = Object.fromEntries(
+        (JSON.parse(listed.out) as Array<{ id: string; recording: { state: string } }>).map((s) => [s.id, s.recording.state]),
+      );
       expect(states).toEqual({ [shortLived.id]: 'deleted', [held.id]: 'complete', [longLived.id]: 'complete' });
 
       // Released, the held recording goes at the next run; the 30-day one stays until its time.
@@ -190,7 +225,9 @@ describe('retention', () => {
       expect(existsSync(path(longLived))).toBe(true);
       clock.advance(30 * DAY);
       await until(() => !existsSync(path(longLived)) || undefined, 5_000, 'the 30-day recording to go');
-      const types = [...gw.gateway.audit.entries()].map((e) => e.type).filter((t) => t.startsWith('legal_hold') || t === 'recording.deleted');
+      const types = [...gw.gateway.audit.entries()]
+        .map((e) => e.type)
+        .filter((t) => t.startsWith('legal_hold') || t === 'recording.deleted');
       expect(types).toEqual(['legal_hold.set', 'recording.deleted', 'legal_hold.released', 'recording.deleted', 'recording.deleted']);
       expect((await cli(['audit', 'verify', '--data-dir', gw.dataDir])).code).toBe(0);
     } finally {

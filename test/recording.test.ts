@@ -74,7 +74,12 @@ function token(o: { user?: string; connection?: string } = {}): string {
   return t;
 }
 
-async function api<T = Record<string, unknown>>(who: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+async function api<T = Record<string, unknown>>(
+  who: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   const res = await fetch(gw.httpUrl + path, {
     method,
     headers: { authorization: `Bearer test:${who}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
@@ -91,7 +96,14 @@ async function eventsOf(id: string): Promise<RecordedEvent[]> {
 }
 
 function client(opts: { user?: string; connection?: string; app: string }): pg.Client {
-  const c = new pg.Client({ host: gw.host, port: gw.port, user: opts.user ?? 'alice', database: opts.connection ?? 'app', password: token(opts), application_name: opts.app });
+  const c = new pg.Client({
+    host: gw.host,
+    port: gw.port,
+    user: opts.user ?? 'alice',
+    database: opts.connection ?? 'app',
+    password: token(opts),
+    application_name: opts.app,
+  });
   c.on('error', () => undefined);
   return c;
 }
@@ -127,11 +139,16 @@ describe('what a session records', () => {
     expect(lines).toContain('app=> select id, name, payload from items order by id;');
     expect(lines).toContain("app=> alter role nobody_here password '[redacted]';");
     expect(lines[0]).toMatch(new RegExp(`^-- session ${s.id}: alice on app with jitgate-test from 127\\.0\\.0\\.1:\\d+, `));
-    expect(lines[1]).toMatch(/^-- access grant \S+ \(issued by local-admin:test; reason: "issued by an administrator on the gateway host"; until /);
+    expect(lines[1]).toMatch(
+      /^-- access grant \S+ \(issued by local-admin:test; reason: "issued by an administrator on the gateway host"; until /,
+    );
     expect(lines.at(-2)).toMatch(/^-- session ended after \S+ \(client_quit\): 8 statements, 10 rows recorded$/);
 
     const json = await cli(['replay', s.id, '--json', '--data-dir', gw.dataDir]);
-    const events = json.out.trim().split('\n').map((l) => JSON.parse(l) as RecordedEvent);
+    const events = json.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as RecordedEvent);
     // Small results are one event each, with the statement boundary (ReadyForQuery) folded in.
     expect(events.map((e) => e.type)).toEqual([
       'session_start',
@@ -146,11 +163,30 @@ describe('what a session records', () => {
       'session_end',
     ]);
     expect(events.filter((e) => e.data.ready !== undefined)).toHaveLength(8);
-    expect(events[2]!.data).toMatchObject({ columns: [{ name: 'id', type: 23 }, { name: 'name', type: 25 }, { name: 'payload', type: 25 }], tag: 'SELECT 5', count: 5 });
+    expect(events[2]!.data).toMatchObject({
+      columns: [
+        { name: 'id', type: 23 },
+        { name: 'name', type: 25 },
+        { name: 'payload', type: 25 },
+      ],
+      tag: 'SELECT 5',
+      count: 5,
+    });
     expect(events.find((e) => e.type === 'copy')!.data).toEqual({ data: ['1\talpha\n', '2\tbeta\n'] });
-    expect(events[0]!.data).toMatchObject({ user: 'alice', connection: 'app', applicationName: 'jitgate-test', authMethod: 'SCRAM-SHA-256', encrypted: false });
+    expect(events[0]!.data).toMatchObject({
+      user: 'alice',
+      connection: 'app',
+      applicationName: 'jitgate-test',
+      authMethod: 'SCRAM-SHA-256',
+      encrypted: false,
+    });
     expect(events.find((e) => e.type === 'notice')!.data).toEqual({ severity: 'NOTICE', code: '00000', message: 'checking 5 rows' });
-    expect(events.find((e) => e.type === 'error')!.data).toEqual({ severity: 'ERROR', code: '22012', message: 'division by zero', ready: { ms: expect.any(Number) } });
+    expect(events.find((e) => e.type === 'error')!.data).toEqual({
+      severity: 'ERROR',
+      code: '22012',
+      message: 'division by zero',
+      ready: { ms: expect.any(Number) },
+    });
     // The final digest went to the audit log when the session ended.
     const ended = gw.gateway.audit.about(s.id).find((e) => e.type === 'session.ended')!;
     expect(ended.data.recording).toMatchObject({ state: 'complete', digest: events.at(-1)!.h, events: events.length });
@@ -216,7 +252,10 @@ describe('what a session records', () => {
           decide: (st) => {
             if (!st.text.includes('payroll')) return inner.decide(st);
             const held = new Promise<Decision>((r) => (approve = r)) as PendingDecision;
-            held.hold = { notice: { effect: 'review', reasons: ['review:payroll'], rule: 'payroll' } as Decision, withdraw: () => undefined };
+            held.hold = {
+              notice: { effect: 'review', reasons: ['review:payroll'], rule: 'payroll' } as Decision,
+              withdraw: () => undefined,
+            };
             return held;
           },
         };
@@ -225,7 +264,9 @@ describe('what a session records', () => {
     try {
       const running = psql(gw.dsn({}), token(), [], { input: "select 'payroll' as what;\n" });
       await until(() => approve, 10_000, 'the held statement');
-      const live = await until(() => gw.gateway.recording.repo.search({ status: 'live', limit: 5 }).find((x) => x.applicationName === 'jitgate-test'));
+      const live = await until(() =>
+        gw.gateway.recording.repo.search({ status: 'live', limit: 5 }).find((x) => x.applicationName === 'jitgate-test'),
+      );
       // Checkpointed before the wait: the file already holds the held statement.
       const durable = gw.gateway.recording.sink.read(live.recording!.location!);
       expect(durable.events.at(-1)).toMatchObject({ type: 'statement', data: { held: true, text: "select 'payroll' as what;" } });
@@ -242,12 +283,23 @@ describe('what a session records', () => {
     expect(decision.data).toMatchObject({ n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } });
     expect(decision.data.waitedMs as number).toBeGreaterThanOrEqual(100);
     const replay = await cli(['replay', s.id, '--data-dir', gw.dataDir]);
-    expect(replay.out).toMatch(/-- jitgate: statement 1 held for approval\nNOTICE: {2}jitgate: statement held for approval\n-- jitgate: statement 1 approved after \S+ \(approved; by bob\)\n {2}what {3}\n-{9}\n payroll\n\(1 row\)\n\n/);
-    expect(gw.gateway.audit.about(s.id).map((e) => e.type)).toEqual(['session.started', 'statement.held', 'statement.decided', 'session.ended']);
+    expect(replay.out).toMatch(
+      /-- jitgate: statement 1 held for approval\nNOTICE: {2}jitgate: statement held for approval\n-- jitgate: statement 1 approved after \S+ \(approved; by bob\)\n {2}what {3}\n-{9}\n payroll\n\(1 row\)\n\n/,
+    );
+    expect(gw.gateway.audit.about(s.id).map((e) => e.type)).toEqual([
+      'session.started',
+      'statement.held',
+      'statement.decided',
+      'session.ended',
+    ]);
   });
 
   it('records the grant and its approvals at session start; the access workflow is audited', async () => {
-    const asked = await api<{ request: { id: string } }>('alice', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'ticket OPS-12' });
+    const asked = await api<{ request: { id: string } }>('alice', 'POST', '/api/requests', {
+      connection: 'app',
+      duration: '1h',
+      reason: 'ticket OPS-12',
+    });
     expect(asked.status).toBe(201);
     expect((await api('bob', 'POST', `/api/requests/${asked.body.request.id}/approve`, { comment: 'ok' })).status).toBe(200);
     const t = await api<{ token: string; grant: { id: string } }>('alice', 'POST', '/api/tokens', { connection: 'app' });
@@ -259,11 +311,20 @@ describe('what a session records', () => {
     expect(start.data).toMatchObject({
       user: 'alice',
       groups: ['engineering'],
-      grant: { id: t.body.grant.id, reason: 'ticket OPS-12', requestId: asked.body.request.id, approvedBy: ['bob'], breakGlass: false, policy: 'app-engineers' },
+      grant: {
+        id: t.body.grant.id,
+        reason: 'ticket OPS-12',
+        requestId: asked.body.request.id,
+        approvedBy: ['bob'],
+        breakGlass: false,
+        policy: 'app-engineers',
+      },
     });
     const replay = await cli(['replay', s.id, '--data-dir', gw.dataDir]);
     expect(replay.out).toContain(`-- access grant ${t.body.grant.id} (approved by bob; reason: "ticket OPS-12"; until `);
-    const types = [...gw.gateway.audit.entries()].filter((e) => e.subject === asked.body.request.id || e.subject === t.body.grant.id).map((e) => e.type);
+    const types = [...gw.gateway.audit.entries()]
+      .filter((e) => e.subject === asked.body.request.id || e.subject === t.body.grant.id)
+      .map((e) => e.type);
     expect(types).toEqual(['access.request.created', 'access.request.approved', 'access.grant.created']);
   });
 
@@ -299,18 +360,27 @@ describe('the HTTP API', () => {
     for (const who of ['audrey', 'dave']) {
       const all = await api<{ sessions: Array<{ user: string }> }>(who, 'GET', '/api/sessions?limit=500');
       expect(new Set(all.body.sessions.map((s) => s.user))).toEqual(new Set(['alice', 'bob']));
-      const events = await api<{ events: RecordedEvent[]; verification: { ok: boolean } }>(who, 'GET', `/api/sessions/${bobSession}/events`);
+      const events = await api<{ events: RecordedEvent[]; verification: { ok: boolean } }>(
+        who,
+        'GET',
+        `/api/sessions/${bobSession}/events`,
+      );
       expect(events.status).toBe(200);
       expect(events.body.verification.ok).toBe(true);
       expect(events.body.events[0]!.type).toBe('session_start');
     }
-    const own = await api<{ session: { id: string; status: string; recording: { state: string } } }>('bob', 'GET', `/api/sessions/${bobSession.slice(0, 10)}`);
+    const own = await api<{ session: { id: string; status: string; recording: { state: string } } }>(
+      'bob',
+      'GET',
+      `/api/sessions/${bobSession.slice(0, 10)}`,
+    );
     expect(own.body.session).toMatchObject({ id: bobSession, status: 'ended', recording: { state: 'complete' } });
     expect((await fetch(`${gw.httpUrl}/api/sessions`)).status).toBe(401);
   });
 
   it('filters by user, connection, time, status and statement text (API and CLI)', async () => {
-    const q = async (query: string) => (await api<{ sessions: Array<{ id: string; user: string }> }>('audrey', 'GET', `/api/sessions?${query}`)).body.sessions;
+    const q = async (query: string) =>
+      (await api<{ sessions: Array<{ id: string; user: string }> }>('audrey', 'GET', `/api/sessions?${query}`)).body.sessions;
     expect((await q('statement=GENERATE_SERIES(1, 80)')).length).toBe(1);
     expect((await q('statement=no such statement text')).length).toBe(0);
     expect((await q('user=bob')).every((s) => s.user === 'bob')).toBe(true);
@@ -324,7 +394,9 @@ describe('the HTTP API', () => {
     expect((JSON.parse(byText.out) as unknown[]).length).toBe(1);
     const table = await cli(['sessions', '--user', 'bob', '--status', 'ended', '--since', '1h', '--data-dir', gw.dataDir]);
     expect(table.out.split('\n')[1]).toMatch(/^\S+\s+bob\s+app\s/);
-    expect((await cli(['sessions', '--since', 'last tuesday', '--data-dir', gw.dataDir])).err).toMatch(/^jitgate: --since: expected an ISO 8601 time/);
+    expect((await cli(['sessions', '--since', 'last tuesday', '--data-dir', gw.dataDir])).err).toMatch(
+      /^jitgate: --since: expected an ISO 8601 time/,
+    );
   });
 
   it('tails a live session over server-sent events, and `replay --follow` follows it too', async () => {
@@ -370,7 +442,9 @@ describe('the HTTP API', () => {
     expect(followed.out).toMatch(/-- session ended after \S+ \(client_quit\)/);
 
     // Resuming after an event id sends only what came after it.
-    const resumed = await fetch(`${gw.httpUrl}/api/sessions/${live.id}/events/stream`, { headers: { authorization: 'Bearer test:audrey', 'last-event-id': String(events.length - 2) } });
+    const resumed = await fetch(`${gw.httpUrl}/api/sessions/${live.id}/events/stream`, {
+      headers: { authorization: 'Bearer test:audrey', 'last-event-id': String(events.length - 2) },
+    });
     const rest = await resumed.text();
     expect(rest.match(/^id: /gm)).toHaveLength(1);
     expect(rest).toContain('event: session_end');
@@ -393,7 +467,10 @@ describe('the HTTP API', () => {
         const killed = await api(who, 'POST', `/api/sessions/${live.id}/kill`, { reason: 'closing my own session' });
         expect(killed).toMatchObject({ status: 202, body: { killed: true } });
       } else {
-        const r = await cli(['kill', live.id.slice(0, 8), '--reason', 'incident 9'], { JITGATE_URL: gw.httpUrl, JITGATE_TOKEN: 'test:dave' });
+        const r = await cli(['kill', live.id.slice(0, 8), '--reason', 'incident 9'], {
+          JITGATE_URL: gw.httpUrl,
+          JITGATE_TOKEN: 'test:dave',
+        });
         expect(r).toMatchObject({ code: 0, out: `ended session ${live.id}\n` });
       }
       const err = (await lost) as Error & { code?: string };
@@ -402,7 +479,10 @@ describe('the HTTP API', () => {
       const s = await settledSession(gw, { applicationName: `kill-${how}` });
       expect(s.endReason).toBe('killed');
       const events = await eventsOf(s.id);
-      expect(events.find((e) => e.type === 'kill')!.data).toEqual({ by: who, reason: how === 'api' ? 'closing my own session' : 'incident 9' });
+      expect(events.find((e) => e.type === 'kill')!.data).toEqual({
+        by: who,
+        reason: how === 'api' ? 'closing my own session' : 'incident 9',
+      });
       expect(events.at(-1)!.data).toMatchObject({ reason: 'killed' });
       expect(gw.gateway.audit.about(s.id).find((e) => e.type === 'session.killed')).toMatchObject({ actor: who });
       expect((await api('dave', 'POST', `/api/sessions/${s.id}/kill`, { reason: 'again' })).status).toBe(409);
@@ -411,15 +491,28 @@ describe('the HTTP API', () => {
 
   it('places and releases legal holds (auditors, admins), audited', async () => {
     expect((await api('alice', 'POST', `/api/sessions/${aliceSession}/hold`, { reason: 'mine' })).status).toBe(403);
-    const held = await api<{ recording: { hold: { by: string; reason: string } } }>('audrey', 'POST', `/api/sessions/${aliceSession}/hold`, { reason: 'case 42' });
+    const held = await api<{ recording: { hold: { by: string; reason: string } } }>(
+      'audrey',
+      'POST',
+      `/api/sessions/${aliceSession}/hold`,
+      { reason: 'case 42' },
+    );
     expect(held.status).toBe(200);
     expect(held.body.recording.hold).toMatchObject({ by: 'audrey', reason: 'case 42' });
     expect((await api('dave', 'POST', `/api/sessions/${aliceSession}/unhold`, {})).status).toBe(200);
     expect((await api('dave', 'POST', `/api/sessions/${aliceSession}/unhold`, {})).status).toBe(409);
     const cliHold = await cli(['sessions', 'hold', aliceSession, '--reason', 'litigation', '--data-dir', gw.dataDir]);
     expect(cliHold).toMatchObject({ code: 0, err: '' });
-    expect(gw.gateway.recording.repo.get(aliceSession)!.hold).toMatchObject({ reason: 'litigation', by: expect.stringMatching(/^local-admin/) });
-    expect(gw.gateway.audit.about(aliceSession).map((e) => e.type).filter((t) => t.startsWith('legal_hold'))).toEqual(['legal_hold.set', 'legal_hold.released', 'legal_hold.set']);
+    expect(gw.gateway.recording.repo.get(aliceSession)!.hold).toMatchObject({
+      reason: 'litigation',
+      by: expect.stringMatching(/^local-admin/),
+    });
+    expect(
+      gw.gateway.audit
+        .about(aliceSession)
+        .map((e) => e.type)
+        .filter((t) => t.startsWith('legal_hold')),
+    ).toEqual(['legal_hold.set', 'legal_hold.released', 'legal_hold.set']);
   });
 });
 
@@ -443,7 +536,9 @@ describe('fail closed', () => {
     secrets.push(t1);
     const refused = await psql(blocked.dsn({}), t1, [], { input: 'select 1;\n' });
     expect(refused.code).not.toBe(0);
-    expect(refused.stderr).toContain('ERROR:  jitgate cannot record this session, and this connection requires recording: statement refused; try again later');
+    expect(refused.stderr).toContain(
+      'ERROR:  jitgate cannot record this session, and this connection requires recording: statement refused; try again later',
+    );
     expect(refused.stderr).toContain('reason: recording_unavailable');
     const t2 = blocked.token({ connection: 'app-md5' });
     secrets.push(t2);
@@ -452,7 +547,10 @@ describe('fail closed', () => {
     const audit = [...blocked.gateway.audit.entries()].filter((e) => e.type === 'recording.unavailable');
     expect(audit.map((e) => e.data.mode)).toEqual(['required', 'best-effort']);
     const listed = await cli(['sessions', '--json', '--data-dir', blocked.dataDir]);
-    expect((JSON.parse(listed.out) as Array<{ recording: { state: string } }>).map((s) => s.recording.state)).toEqual(['unavailable', 'unavailable']);
+    expect((JSON.parse(listed.out) as Array<{ recording: { state: string } }>).map((s) => s.recording.state)).toEqual([
+      'unavailable',
+      'unavailable',
+    ]);
   });
 
   it('catches an edited audit entry: `jitgate audit verify` names it', async () => {
@@ -475,7 +573,9 @@ describe('tamper evidence', () => {
     const verify = await cli(['audit', 'verify', '--recordings', '--data-dir', gw.dataDir]);
     expect(verify.err).toBe('');
     expect(verify.code).toBe(0);
-    expect(verify.out).toMatch(/^audit log verified: \d+ entries \(#1\.\.#\d+\), 1 signed checkpoint, signed up to #\d+ by the trusted key\nrecordings verified: \d+, each chain intact/);
+    expect(verify.out).toMatch(
+      /^audit log verified: \d+ entries \(#1\.\.#\d+\), 1 signed checkpoint, signed up to #\d+ by the trusted key\nrecordings verified: \d+, each chain intact/,
+    );
 
     const exported = await cli(['audit', 'export', '--since', '1h', '--data-dir', gw.dataDir]);
     const file = join(gw.dataDir, 'export.jsonl');
@@ -489,7 +589,16 @@ describe('tamper evidence', () => {
     const victim = JSON.parse(lines[3]!) as { seq: number; data: Record<string, unknown> };
     lines[3] = JSON.stringify({ ...victim, data: { ...victim.data, tampered: true } });
     writeFileSync(file, lines.join('\n') + '\n');
-    const tampered = await cli(['audit', 'verify', '--file', file, '--public-key', join(gw.dataDir, 'audit.pub'), '--data-dir', gw.dataDir]);
+    const tampered = await cli([
+      'audit',
+      'verify',
+      '--file',
+      file,
+      '--public-key',
+      join(gw.dataDir, 'audit.pub'),
+      '--data-dir',
+      gw.dataDir,
+    ]);
     expect(tampered.code).toBe(1);
     expect(tampered.out).toMatch(new RegExp(`does NOT verify: entry #${victim.seq}: its content does not match its hash`));
   });

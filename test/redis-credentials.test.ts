@@ -26,7 +26,13 @@ const clients: Redis[] = [];
 beforeAll(async () => {
   redis = await startRedis({ extraArgs: ['--masterauth', MASTER_SECRET, '--masteruser', 'replication-user'] });
   gw = await startRedisGateway(redis);
-  direct = new Redis({ host: redis.host, port: redis.port, username: redis.users.gateway.user, password: redis.users.gateway.password, maxRetriesPerRequest: 0 });
+  direct = new Redis({
+    host: redis.host,
+    port: redis.port,
+    username: redis.users.gateway.user,
+    password: redis.users.gateway.password,
+    maxRetriesPerRequest: 0,
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -37,13 +43,25 @@ afterAll(async () => {
 });
 
 function client(user = 'alice'): Redis {
-  const c = new Redis({ host: gw.host, port: gw.port, username: `${user}@cache`, password: gw.token({ user }), maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const c = new Redis({
+    host: gw.host,
+    port: gw.port,
+    username: `${user}@cache`,
+    password: gw.token({ user }),
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   c.on('error', () => undefined);
   clients.push(c);
   return c;
 }
 
-const secrets = () => [redis.users.default.password, redis.users.gateway.password, MASTER_SECRET, createHash('sha256').update(redis.users.gateway.password).digest('hex')];
+const secrets = () => [
+  redis.users.default.password,
+  redis.users.gateway.password,
+  MASTER_SECRET,
+  createHash('sha256').update(redis.users.gateway.password).digest('hex'),
+];
 
 /** CONFIG GET's flat reply as a map. */
 const pairs = (flat: unknown): Map<string, string> => {
@@ -57,7 +75,12 @@ describe('CONFIG GET hides the backend credentials and answers the rest', () => 
   it('by name, by glob and with several patterns', async () => {
     const c = client();
     expect(await c.config('GET', 'requirepass')).toEqual(['requirepass', HIDDEN]);
-    expect(pairs(await c.config('GET', 'master*'))).toEqual(new Map([['masterauth', HIDDEN], ['masteruser', HIDDEN]]));
+    expect(pairs(await c.config('GET', 'master*'))).toEqual(
+      new Map([
+        ['masterauth', HIDDEN],
+        ['masteruser', HIDDEN],
+      ]),
+    );
     const star = pairs(await c.config('GET', '*'));
     const real = pairs(await direct.config('GET', '*'));
     expect([...star.keys()].sort()).toEqual([...real.keys()].sort());
@@ -81,7 +104,21 @@ describe('CONFIG GET hides the backend credentials and answers the rest', () => 
   });
 
   it('in RESP3 (redis-cli -3)', async () => {
-    const r = await redisCli(['-3', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning', 'CONFIG', 'GET', '*auth*']);
+    const r = await redisCli([
+      '-3',
+      '-h',
+      gw.host,
+      '-p',
+      String(gw.port),
+      '--user',
+      'alice@cache',
+      '--pass',
+      gw.token(),
+      '--no-auth-warning',
+      'CONFIG',
+      'GET',
+      '*auth*',
+    ]);
     expect(r.stderr).toBe('');
     // A RESP3 map: redis-cli prints each setting and its value on one line.
     expect(r.stdout).toContain(`masterauth ${HIDDEN}\n`);
@@ -129,7 +166,7 @@ describe('refused with -NOPERM naming jitgate', () => {
 });
 
 describe('other sessions on the shared backend user', () => {
-  it('CLIENT LIST shows only the session\'s own connection; CLIENT KILL of another is refused', async () => {
+  it("CLIENT LIST shows only the session's own connection; CLIENT KILL of another is refused", async () => {
     const alice = client('alice');
     const bob = client('bob');
     await bob.client('SETNAME', 'bobs-session');
@@ -145,7 +182,7 @@ describe('other sessions on the shared backend user', () => {
 });
 
 describe('recordings', () => {
-  it('hold none of the backend\'s secrets', async () => {
+  it("hold none of the backend's secrets", async () => {
     const c = client('carol');
     await c.config('GET', '*');
     await c.config('GET', 'requirepass');
@@ -153,9 +190,10 @@ describe('recordings', () => {
     await c.call('CONFIG', 'SET', 'requirepass', 'chosen').catch(() => undefined);
     await c.quit();
     const session = await until(
-      () => gw.gateway.recording.repo.search({ user: 'carol', limit: 5 }).find((s) => s.endedAt !== null && s.recording?.state !== 'recording'),
+      () =>
+        gw.gateway.recording.repo.search({ user: 'carol', limit: 5 }).find((s) => s.endedAt !== null && s.recording?.state !== 'recording'),
       10_000,
-      'carol\'s recording',
+      "carol's recording",
     );
     const file = filesUnder(gw.gateway.recording.config.dir).find((f) => f.includes(session.id));
     expect(file).toBeDefined();

@@ -33,7 +33,14 @@ const sessionUsers = async () => ((await direct.call('ACL', 'USERS')) as string[
 
 describe('ephemeral ACL users', () => {
   it('a session runs as its own ACL user with the configured rules, removed when it ends', async () => {
-    const c = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: gw.token(), maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const c = new Redis({
+      host: gw.host,
+      port: gw.port,
+      username: 'alice@cache',
+      password: gw.token(),
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     c.on('error', () => undefined);
     const me = (await c.call('ACL', 'WHOAMI')) as string;
     expect(me).toMatch(/^jitgate_[0-9a-f]{12}$/);
@@ -52,15 +59,39 @@ describe('ephemeral ACL users', () => {
     await vi.waitFor(async () => expect(await sessionUsers(), 'the session users to be dropped').toEqual([]), { timeout: 10_000 });
   });
 
-  it('the janitor removes a crashed session\'s user and leaves a look-alike alone', async () => {
-    const target = { connection: 'cache', protocol: 'redis' as const, host: redis.host, port: redis.port, database: '0', user: redis.users.gateway.user, password: redis.users.gateway.password, tls: { mode: 'disable' as const }, connectTimeoutMs: 5000 };
+  it("the janitor removes a crashed session's user and leaves a look-alike alone", async () => {
+    const target = {
+      connection: 'cache',
+      protocol: 'redis' as const,
+      host: redis.host,
+      port: redis.port,
+      database: '0',
+      user: redis.users.gateway.user,
+      password: redis.users.gateway.password,
+      tls: { mode: 'disable' as const },
+      connectTimeoutMs: 5000,
+    };
     const admin = new RedisAclAdmin(target);
     const repo = gw.gateway.credentials.repository;
     const session = randomUUID();
     const name = roleNameFor('jitgate_', session);
     const comment = formatMark({ gateway: repo.gatewayId(), connection: 'cache', session, user: 'crashed' });
-    repo.recordCreating({ connection: 'cache', name, sessionId: session, user: 'crashed', validUntil: Date.now() + 60_000, createdAt: Date.now() });
-    await admin.create({ name, password: 'left-behind', passwordVerifier: '', validUntil: Date.now() + 60_000, memberOf: ['+@read', '~*'], comment });
+    repo.recordCreating({
+      connection: 'cache',
+      name,
+      sessionId: session,
+      user: 'crashed',
+      validUntil: Date.now() + 60_000,
+      createdAt: Date.now(),
+    });
+    await admin.create({
+      name,
+      password: 'left-behind',
+      passwordVerifier: '',
+      validUntil: Date.now() + 60_000,
+      memberOf: ['+@read', '~*'],
+      comment,
+    });
     await direct.call('ACL', 'SETUSER', 'jitgate_lookalike', 'on', '>x', '+@read');
     expect((await sessionUsers()).sort()).toEqual([name, 'jitgate_lookalike'].sort());
     await gw.gateway.credentials.sweep();

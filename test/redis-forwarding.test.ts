@@ -145,7 +145,10 @@ async function relayOnce(chunks: Buffer[], expectedBytes: number): Promise<{ for
   relay.start([], Buffer.alloc(0));
   // The relay reads what the test says the socket delivered, chunk by chunk.
   for (const chunk of chunks) accepted.emit('data', chunk);
-  await vi.waitFor(() => expect(recording.bytes(backendIndex).length, 'the backend to receive every byte sent').toBeGreaterThanOrEqual(expectedBytes), { timeout: 10_000, interval: 5 });
+  await vi.waitFor(
+    () => expect(recording.bytes(backendIndex).length, 'the backend to receive every byte sent').toBeGreaterThanOrEqual(expectedBytes),
+    { timeout: 10_000, interval: 5 },
+  );
   relay.terminate('client_quit', 'done');
   client.destroy();
   return { forwarded: recording.bytes(backendIndex), decided };
@@ -170,7 +173,14 @@ describe('the relay forwards exactly the bytes it parsed and decided', () => {
   });
 
   const carrier = resp('SET', 'carrier', 'x\r\nFLUSHALL\r\n*1\r\n$8\r\nFLUSHALL\r\nCONFIG SET requirepass x\r\nGET secret:pin\r\n');
-  const pipeline: Sent[] = [carrier, resp('FLUSHALL'), inline('GET "carrier"'), resp('RPUSH', 'l', '', '$3', '*2\r\n'), inline('PING', '\n'), resp('GET', 'carrier')];
+  const pipeline: Sent[] = [
+    carrier,
+    resp('FLUSHALL'),
+    inline('GET "carrier"'),
+    resp('RPUSH', 'l', '', '$3', '*2\r\n'),
+    inline('PING', '\n'),
+    resp('GET', 'carrier'),
+  ];
 
   it('at every two-way split of a pipeline carrying a smuggling payload', async () => {
     const { input, forwarded } = expectation(pipeline);
@@ -198,12 +208,19 @@ describe('the relay forwards exactly the bytes it parsed and decided', () => {
       { weight: 1, arbitrary: fc.integer({ min: 1000, max: 200_000 }).map((n) => 'v'.repeat(n)) },
     );
     const command = fc.oneof(
-      { weight: 4, arbitrary: fc.tuple(fc.constantFrom('SET', 'GET', 'RPUSH', 'HSET', 'FLUSHALL'), fc.array(value, { maxLength: 4 })).map(([n, rest]) => resp(n, ...rest)) },
+      {
+        weight: 4,
+        arbitrary: fc
+          .tuple(fc.constantFrom('SET', 'GET', 'RPUSH', 'HSET', 'FLUSHALL'), fc.array(value, { maxLength: 4 }))
+          .map(([n, rest]) => resp(n, ...rest)),
+      },
       { weight: 1, arbitrary: fc.array(word, { minLength: 1, maxLength: 4 }).map((w) => inline(w.join(' '))) },
     );
     await fc.assert(
       fc.asyncProperty(
-        fc.array(command, { minLength: 1, maxLength: 10 }).chain((commands) => fc.tuple(fc.constant(commands), chunkings(expectation(commands).input))),
+        fc
+          .array(command, { minLength: 1, maxLength: 10 })
+          .chain((commands) => fc.tuple(fc.constant(commands), chunkings(expectation(commands).input))),
         async ([commands, chunks]) => {
           const { forwarded } = expectation(commands);
           const got = await relayOnce(chunks, forwarded.length);
@@ -238,7 +255,13 @@ guardrails:
     reason: keep the data
 `,
     });
-    direct = new Redis({ host: redis.host, port: redis.port, username: redis.users.gateway.user, password: redis.users.gateway.password, maxRetriesPerRequest: 0 });
+    direct = new Redis({
+      host: redis.host,
+      port: redis.port,
+      username: redis.users.gateway.user,
+      password: redis.users.gateway.password,
+      maxRetriesPerRequest: 0,
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -332,10 +355,13 @@ guardrails:
     // Values of many sizes, so the pipe's writes end at every kind of place in a command.
     const commands: Buffer[] = [];
     for (let i = 0; i < 5000; i++) commands.push(encodeCommand(['SET', `pipe:${i}`, 'p'.repeat(i % 97) + '\r\n'.repeat(i % 3)]));
-    const r = await redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning', '--pipe'], {
-      input: Buffer.concat(commands).toString('latin1'),
-      timeoutMs: 60_000,
-    });
+    const r = await redisCli(
+      ['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning', '--pipe'],
+      {
+        input: Buffer.concat(commands).toString('latin1'),
+        timeoutMs: 60_000,
+      },
+    );
     expect(r.stdout).toMatch(/errors: 0, replies: 5000/);
     expect(r.code).toBe(0);
     const keys = (await direct.eval("return #redis.call('keys', 'pipe:*')", 0)) as number;

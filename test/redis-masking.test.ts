@@ -53,7 +53,14 @@ afterAll(async () => {
 });
 
 async function client(): Promise<Redis> {
-  const c = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: gw.token(), maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const c = new Redis({
+    host: gw.host,
+    port: gw.port,
+    username: 'alice@cache',
+    password: gw.token(),
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   c.on('error', () => undefined);
   clients.push(c);
   await new Promise<void>((resolve, reject) => {
@@ -80,7 +87,9 @@ describe('masking by key and field', () => {
     expect(cursor).toBe('0');
     expect(members).toEqual(['[redacted]', '[redacted]']);
     expect(await c.getrange('user:1:email', 0, 0)).toBe('[redacted]');
-    await expect(c.getbit('user:1:email', 3)).rejects.toThrow(/GETBIT would read the masked key "user:1:email" bit by bit \(masking rule "cache-pii", masking_unprovable\)/);
+    await expect(c.getbit('user:1:email', 3)).rejects.toThrow(
+      /GETBIT would read the masked key "user:1:email" bit by bit \(masking rule "cache-pii", masking_unprovable\)/,
+    );
   });
 
   it('hash values by field name: HGET, HMGET, HGETALL, HSCAN', async () => {
@@ -93,9 +102,12 @@ describe('masking by key and field', () => {
   });
 
   it('RESP3 maps are masked too (redis-cli -3)', async () => {
-    const r = await redisCli(['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'], {
-      input: 'HGETALL person:1\nGET user:1:email\n',
-    });
+    const r = await redisCli(
+      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'],
+      {
+        input: 'HGETALL person:1\nGET user:1:email\n',
+      },
+    );
     expect(r.stdout).toContain('2# "ssn" => "*******6789"');
     expect(r.stdout).toContain('"j*******@example.com"');
     expect(r.stdout).not.toContain('123-45-6789');
@@ -104,7 +116,11 @@ describe('masking by key and field', () => {
   it('EXEC results are masked by the command each came from', async () => {
     const c = await client();
     const res = await c.multi().get('user:1:name').get('user:1:email').hget('person:1', 'ssn').exec();
-    expect(res).toEqual([[null, 'Jane'], [null, 'j*******@example.com'], [null, '*******6789']]);
+    expect(res).toEqual([
+      [null, 'Jane'],
+      [null, 'j*******@example.com'],
+      [null, '*******6789'],
+    ]);
   });
 });
 
@@ -156,7 +172,10 @@ describe('RESP3 pushes', () => {
       }, 5000);
     });
     // Published once the raw session is subscribed, else the message reaches nobody.
-    await waitUntil('the RESP3 session to subscribe to token:push', async () => ((await pub.pubsub('NUMSUB', 'token:push')) as [string, number])[1] === 1);
+    await waitUntil(
+      'the RESP3 session to subscribe to token:push',
+      async () => ((await pub.pubsub('NUMSUB', 'token:push')) as [string, number])[1] === 1,
+    );
     expect(await pub.publish('token:push', 'tok-secret')).toBe(1);
     const out = await got;
     expect(out).toContain('>3\r\n$7\r\nmessage\r\n$10\r\ntoken:push\r\n$10\r\n[redacted]\r\n');
@@ -173,7 +192,9 @@ describe('fail closed', () => {
     await expect(c.rename('user:1:email', 'plain:renamed')).rejects.toThrow(/masking_copy/);
     await expect(c.lmove('token:list', 'plain:list', 'LEFT', 'LEFT')).rejects.toThrow(/masking_copy/);
     await expect(c.sunionstore('plain:set', 'token:list')).rejects.toThrow(/masking_copy/);
-    await expect(c.eval("return redis.call('GET', 'user:1:email')", 0)).rejects.toThrow(/EVAL can read values jitgate cannot follow.*\(masking rule "cache-pii", masking_unprovable\)/);
+    await expect(c.eval("return redis.call('GET', 'user:1:email')", 0)).rejects.toThrow(
+      /EVAL can read values jitgate cannot follow.*\(masking rule "cache-pii", masking_unprovable\)/,
+    );
     await expect(c.sort('plain:list', 'BY', 'nosort', 'GET', 'user:*:email')).rejects.toThrow(/masking_unprovable/);
     expect(await direct.exists('plain:copy', 'plain:renamed', 'plain:list', 'plain:set')).toBe(0);
     // Copies between keys the same rule masks are fine.
@@ -269,9 +290,12 @@ describe('facts about masked values are refused (bypass attempts)', () => {
   });
 
   it('RESP3 scores of a masked sorted set are masked as RESP2 sends them', async () => {
-    const r = await redisCli(['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'], {
-      input: 'ZRANGE token:z 0 -1 WITHSCORES\n',
-    });
+    const r = await redisCli(
+      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'],
+      {
+        input: 'ZRANGE token:z 0 -1 WITHSCORES\n',
+      },
+    );
     expect(r.stdout).not.toMatch(/1\.5|2\.5/);
     expect(r.stdout).toContain('[redacted]');
   });
@@ -295,12 +319,14 @@ describe('stream IDs are identifiers, not values (detectors on)', () => {
     expect(range.map(([id]) => id)).toEqual([a, b, d]);
     expect(range[0]![1]).toEqual(['note', 'paid with [card]']);
     expect(await c.xgroup('CREATE', 'orders:stream', 'workers', '0')).toBe('OK');
-    const read = (await c.xreadgroup('GROUP', 'workers', 'w1', 'COUNT', 10, 'STREAMS', 'orders:stream', '>')) as Array<[string, Array<[string, string[]]>]>;
+    const read = (await c.xreadgroup('GROUP', 'workers', 'w1', 'COUNT', 10, 'STREAMS', 'orders:stream', '>')) as Array<
+      [string, Array<[string, string[]]>]
+    >;
     const ids = read[0]![1].map(([id]) => id);
     expect(ids).toEqual([a, b, d]);
     const pending = (await c.xpending('orders:stream', 'workers')) as [number, string, string, unknown];
     expect(pending.slice(0, 3)).toEqual([3, a, d]);
-    expect(((await c.xclaim('orders:stream', 'workers', 'w2', 0, b, 'JUSTID')) as string[])).toEqual([b]);
+    expect((await c.xclaim('orders:stream', 'workers', 'w2', 0, b, 'JUSTID')) as string[]).toEqual([b]);
     expect(await c.xack('orders:stream', 'workers', ...ids)).toBe(3);
     expect(await c.xdel('orders:stream', a)).toBe(1);
     const info = (await c.xinfo('STREAM', 'orders:stream')) as unknown[];

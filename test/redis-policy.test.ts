@@ -81,9 +81,13 @@ describe('guardrails', () => {
     await expect(c.get('secret:token')).rejects.toThrow(/GET touches key "secret:token" \(key_denied\)/);
     // Keys found by Redis's key specs, wherever they sit in the command.
     await expect(c.mset('ok', '1', 'secret:x', '2')).rejects.toThrow(/MSET touches key "secret:x"/);
-    await expect(c.call('XREAD', 'COUNT', '1', 'STREAMS', 'stream-a', 'secret:s', '0', '0')).rejects.toThrow(/XREAD touches key "secret:s"/);
+    await expect(c.call('XREAD', 'COUNT', '1', 'STREAMS', 'stream-a', 'secret:s', '0', '0')).rejects.toThrow(
+      /XREAD touches key "secret:s"/,
+    );
     // SORT ... GET reads keys by pattern: key rules cannot be checked, so it is refused.
-    await expect(c.sort('public:list', 'BY', 'nosort', 'GET', 'secret:*')).rejects.toThrow(/SORT can read keys it does not name.*\(key_denied\)/);
+    await expect(c.sort('public:list', 'BY', 'nosort', 'GET', 'secret:*')).rejects.toThrow(
+      /SORT can read keys it does not name.*\(key_denied\)/,
+    );
     await expect(c.call('NOSUCHCOMMAND', 'x')).rejects.toThrow(/"NOSUCHCOMMAND" is not a command jitgate knows.*\(unknown_command\)/);
     // The refused command was never run.
     expect(await c.exists('ok')).toBe(0);
@@ -104,7 +108,9 @@ describe('guardrails', () => {
   it('read-only connections refuse every write', async () => {
     const c = await client('cache-ro');
     expect(await c.get('public:x')).toBe('1');
-    await expect(c.set('public:x', '2')).rejects.toThrow('NOPERM jitgate: command refused by guardrail "read-only-cache": SET writes on a read-only connection (read_only)');
+    await expect(c.set('public:x', '2')).rejects.toThrow(
+      'NOPERM jitgate: command refused by guardrail "read-only-cache": SET writes on a read-only connection (read_only)',
+    );
     await expect(c.del('public:x')).rejects.toThrow(/read_only/);
   });
 });
@@ -130,21 +136,29 @@ describe('statement reviews', () => {
 describe('recording', () => {
   it('replays a redis-cli session as redis-cli printed it, with the refusals', async () => {
     const token = gw.token({ user: 'rita' });
-    const r = await redisCli(['--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'rita@cache', '--pass', token, '--no-auth-warning'], {
-      input: 'SET fruit "apple pie"\nGET fruit\nRPUSH basket a b\nLRANGE basket 0 -1\nGET secret:pin\nGET nothing\n',
-    });
+    const r = await redisCli(
+      ['--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'rita@cache', '--pass', token, '--no-auth-warning'],
+      {
+        input: 'SET fruit "apple pie"\nGET fruit\nRPUSH basket a b\nLRANGE basket 0 -1\nGET secret:pin\nGET nothing\n',
+      },
+    );
     expect(r.stdout).toContain('"apple pie"');
     let session: { id: string } | undefined;
     await vi.waitFor(
       () => {
-        session = gw.gateway.recording.repo.search({ user: 'rita', limit: 5 }).find((s) => s.endedAt !== null && s.recording?.state !== 'recording');
+        session = gw.gateway.recording.repo
+          .search({ user: 'rita', limit: 5 })
+          .find((s) => s.endedAt !== null && s.recording?.state !== 'recording');
         expect(session, "rita's recording to be closed").toBeDefined();
       },
       { timeout: 10_000 },
     );
     const replay = await cli(['replay', session!.id, '--data-dir', gw.dataDir]);
     expect(replay.err).toBe('');
-    const body = replay.out.split('\n').filter((l) => !l.startsWith('--')).join('\n');
+    const body = replay.out
+      .split('\n')
+      .filter((l) => !l.startsWith('--'))
+      .join('\n');
     expect(body).toContain(
       [
         'cache> SET fruit "apple pie"',
@@ -182,7 +196,18 @@ describe('session lifecycle', () => {
     const s = gw.gateway.store.listSessions({ user: 'alice' }).find((x) => x.endReason === 'revoked');
     expect(s).toBeDefined();
     // And its token opens nothing any more.
-    const again = await redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning', 'PING']);
+    const again = await redisCli([
+      '-h',
+      gw.host,
+      '-p',
+      String(gw.port),
+      '--user',
+      'alice@cache',
+      '--pass',
+      token,
+      '--no-auth-warning',
+      'PING',
+    ]);
     expect(again.stdout + again.stderr).toMatch(/NOPERM jitgate: access grant \w+ was revoked by alice: done for today/);
   });
 
@@ -198,9 +223,12 @@ describe('session lifecycle', () => {
 
   it('TLS: redis-cli --tls reaches the same listener', async () => {
     const token = gw.token();
-    const r = await redisCli(['--tls', '--insecure', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'], {
-      input: 'SET over-tls yes\nGET over-tls\n',
-    });
+    const r = await redisCli(
+      ['--tls', '--insecure', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'],
+      {
+        input: 'SET over-tls yes\nGET over-tls\n',
+      },
+    );
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('OK\nyes\n');
   });

@@ -41,10 +41,11 @@ function client(opts: { user?: string; token?: string; lazy?: boolean } = {}): R
 }
 
 async function ready(c: Redis): Promise<Redis> {
-  if (c.status !== 'ready') await new Promise<void>((resolve, reject) => {
-    c.once('ready', resolve);
-    c.once('end', () => reject(new Error('connection ended')));
-  });
+  if (c.status !== 'ready')
+    await new Promise<void>((resolve, reject) => {
+      c.once('ready', resolve);
+      c.once('end', () => reject(new Error('connection ended')));
+    });
   return c;
 }
 
@@ -81,9 +82,12 @@ describe('authentication', () => {
 
   it('RESP3: HELLO 3 AUTH answers with the server map and replies come in RESP3 types', async () => {
     const token = gw.token();
-    const r = await redisCli(['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'], {
-      input: 'HSET h3 f v\nHGETALL h3\n',
-    });
+    const r = await redisCli(
+      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'],
+      {
+        input: 'HSET h3 f v\nHGETALL h3\n',
+      },
+    );
     expect(r.stdout).toContain('1# "f" => "v"');
     const out = await raw(`HELLO 3 AUTH alice@cache ${token}\r\n`, { waitFor: (s) => s.includes('proto') && s.includes('modules') });
     expect(out.startsWith('%')).toBe(true);
@@ -133,7 +137,11 @@ describe('relay', () => {
   it('MULTI/EXEC runs as a transaction', async () => {
     const c = await ready(client());
     const res = await c.multi().set('tx:a', '1').incr('tx:a').get('tx:a').exec();
-    expect(res).toEqual([[null, 'OK'], [null, 2], [null, '2']]);
+    expect(res).toEqual([
+      [null, 'OK'],
+      [null, 2],
+      [null, '2'],
+    ]);
   });
 
   it('pub/sub: SUBSCRIBE and PSUBSCRIBE receive messages published by another session', async () => {
@@ -162,7 +170,10 @@ describe('relay', () => {
       timeoutMs: 5000,
     });
     // Published only once the raw session is subscribed (else the message goes nowhere).
-    await waitUntil('the RESP3 session to subscribe to r3', async () => ((await publisher.pubsub('NUMSUB', 'r3')) as [string, number])[1] === 1);
+    await waitUntil(
+      'the RESP3 session to subscribe to r3',
+      async () => ((await publisher.pubsub('NUMSUB', 'r3')) as [string, number])[1] === 1,
+    );
     await publisher.publish('r3', 'r3-message');
     const text = await out;
     expect(text).toContain('>3\r\n$9\r\nsubscribe\r\n$2\r\nr3\r\n:1\r\n');
@@ -233,7 +244,20 @@ describe('TLS required', () => {
         s.write(`AUTH alice@cache ${token}\r\n`);
       });
       expect(plain).toBe('-NOAUTH jitgate requires an encrypted connection: connect with TLS (redis-cli --tls)\r\n');
-      const r = await redisCli(['--tls', '--insecure', '-h', own.host, '-p', String(own.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning', 'PING']);
+      const r = await redisCli([
+        '--tls',
+        '--insecure',
+        '-h',
+        own.host,
+        '-p',
+        String(own.port),
+        '--user',
+        'alice@cache',
+        '--pass',
+        token,
+        '--no-auth-warning',
+        'PING',
+      ]);
       expect(r.stdout).toBe('PONG\n');
     } finally {
       await own.close();
@@ -245,7 +269,14 @@ describe('shutdown', () => {
   it('drains: a command in flight finishes, then each session ends with a message', async () => {
     const own = await startRedisGateway(redis);
     const mk = () => {
-      const c = new Redis({ host: own.host, port: own.port, username: 'alice@cache', password: own.token(), maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const c = new Redis({
+        host: own.host,
+        port: own.port,
+        username: 'alice@cache',
+        password: own.token(),
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       c.on('error', () => undefined);
       clients.push(c);
       return ready(c);
@@ -363,7 +394,7 @@ describe('bad input', () => {
     const c = await ready(client());
     const token = gw.token();
     let seed = 7;
-    const rand = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const pieces = ['*', '$', ':', '\r\n', '-1', '3', '99', 'GET', 'x', '\x00', '"', ' '];
     for (let i = 0; i < 25; i++) {
       let junk = '';

@@ -46,18 +46,34 @@ connections:
   - { name: cache, type: redis, host: 127.0.0.1, port: ${redis.port}, user: ${redis.users.gateway.user}, password: env:REDIS_GW, tls: { mode: disable } }
 `,
     );
-    child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'support/redis-gateway-child.ts'), configPath, 'alice', 'cache'], {
-      env: { ...process.env, REDIS_GW: redis.users.gateway.password },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'support/redis-gateway-child.ts'), configPath, 'alice', 'cache'],
+      {
+        env: { ...process.env, REDIS_GW: redis.users.gateway.password },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     const first = await new Promise<string>((resolve, reject) => {
       createInterface({ input: child!.stdout! }).once('line', resolve);
       child!.once('exit', (code) => reject(new Error(`gateway child exited early (${code})`)));
     });
     const { redis: address, token } = JSON.parse(first) as { redis: string; token: string };
-    const c = new Redis({ host: '127.0.0.1', port: Number(address.slice(address.lastIndexOf(':') + 1)), username: 'alice@cache', password: token, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    const c = new Redis({
+      host: '127.0.0.1',
+      port: Number(address.slice(address.lastIndexOf(':') + 1)),
+      username: 'alice@cache',
+      password: token,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
     c.on('error', () => undefined);
-    const direct = new Redis({ host: redis.host, port: redis.port, username: redis.users.gateway.user, password: redis.users.gateway.password });
+    const direct = new Redis({
+      host: redis.host,
+      port: redis.port,
+      username: redis.users.gateway.user,
+      password: redis.users.gateway.password,
+    });
     try {
       await c.ping();
       // Pipelines of 16 INCRs, several always outstanding: the session never reaches a boundary.
@@ -75,7 +91,13 @@ connections:
           await new Promise((r) => setImmediate(r));
         }
       })();
-      await expect.poll(async () => Number(await direct.get('crash:counter')), { timeout: 30_000, interval: 10, message: 'the counter to pass 3000 increments' }).toBeGreaterThan(3000);
+      await expect
+        .poll(async () => Number(await direct.get('crash:counter')), {
+          timeout: 30_000,
+          interval: 10,
+          message: 'the counter to pass 3000 increments',
+        })
+        .toBeGreaterThan(3000);
       const exited = new Promise((r) => child!.once('exit', r));
       child.kill('SIGKILL');
       await exited;

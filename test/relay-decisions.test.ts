@@ -36,11 +36,28 @@ async function session(decide: Decide, observer?: ResultObserver): Promise<RawSe
   let clientSocket!: net.Socket;
   const serverSide = await accepted;
   const backend = await connectBackend(
-    { connection: 'app', protocol: 'postgres', host: server.host, port: server.port, database: 'app', user: server.users.scram.user, password: server.users.scram.password, tls: { mode: 'disable' }, connectTimeoutMs: 5000 },
+    {
+      connection: 'app',
+      protocol: 'postgres',
+      host: server.host,
+      port: server.port,
+      database: 'app',
+      user: server.users.scram.user,
+      password: server.users.scram.password,
+      tls: { mode: 'disable' },
+      connectTimeoutMs: 5000,
+    },
     new Map(),
   );
   const pipeline: SessionPipeline = { id: 'test', decide, end: () => undefined, observer };
-  const relay = new PostgresRelay({ client: serverSide, backend: backend.socket, pipeline, readyStatus: backend.readyStatus, cancelBackend: async () => undefined, onEnd: () => undefined });
+  const relay = new PostgresRelay({
+    client: serverSide,
+    backend: backend.socket,
+    pipeline,
+    readyStatus: backend.readyStatus,
+    cancelBackend: async () => undefined,
+    onEnd: () => undefined,
+  });
   relay.start(Buffer.alloc(0), backend.leftover);
   return wrap(clientSocket);
 }
@@ -106,7 +123,7 @@ describe('refused statements', () => {
     s.socket.destroy();
   });
 
-  it('passes the backend\'s own errors through untouched', async () => {
+  it("passes the backend's own errors through untouched", async () => {
     const s = await session(() => allow);
     s.socket.write(build.query('select jitgate_refused_x_0'));
     const messages = await s.until('Z');
@@ -164,7 +181,14 @@ describe('result observer', () => {
     await s.until('Z');
     s.socket.write(build.query('select * from nope'));
     await s.until('Z');
-    expect(events[0]).toEqual({ kind: 'columns', columns: [{ name: 'n', type: 23 }, { name: 'label', type: 25 }, { name: 'nothing', type: 25 }] });
+    expect(events[0]).toEqual({
+      kind: 'columns',
+      columns: [
+        { name: 'n', type: 23 },
+        { name: 'label', type: 25 },
+        { name: 'nothing', type: 25 },
+      ],
+    });
     expect(events.filter((e) => e.kind === 'row')).toEqual([
       { kind: 'row', values: ['1', 'v1', null] },
       { kind: 'row', values: ['2', 'v2', null] },

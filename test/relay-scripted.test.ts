@@ -9,7 +9,16 @@ import pgClient from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { errorOf, rawLogin } from './support/raw-client.js';
 import { startGatewayWith, type GatewayWith } from './support/gateway-with.js';
-import { my, myPacket, myResult, pg, startScriptedMysql, startScriptedPostgres, writeInPieces, type ScriptedBackend } from './support/scripted-backend.js';
+import {
+  my,
+  myPacket,
+  myResult,
+  pg,
+  startScriptedMysql,
+  startScriptedPostgres,
+  writeInPieces,
+  type ScriptedBackend,
+} from './support/scripted-backend.js';
 import { within } from './support/wait.js';
 
 let pgBackend: ScriptedBackend;
@@ -26,7 +35,15 @@ beforeAll(async () => {
   pgBackend = await startScriptedPostgres(async (query, socket) => {
     if (query === 'error mid-result') {
       // Two rows, then the backend's own error, then ready again (as a failing function would).
-      socket.write(Buffer.concat([pg.rowDescription('id', 'name'), pg.dataRow('1', 'one'), pg.dataRow('2', 'two'), pg.error('22012', 'division by zero'), pg.ready()]));
+      socket.write(
+        Buffer.concat([
+          pg.rowDescription('id', 'name'),
+          pg.dataRow('1', 'one'),
+          pg.dataRow('2', 'two'),
+          pg.error('22012', 'division by zero'),
+          pg.ready(),
+        ]),
+      );
     } else if (query === 'close mid-row') {
       const row = pg.dataRow('2', 'half a row that never ends');
       socket.write(Buffer.concat([pg.rowDescription('id', 'name'), pg.dataRow('1', 'one'), row.subarray(0, row.length - 9)]));
@@ -42,9 +59,29 @@ beforeAll(async () => {
   });
   myBackend = await startScriptedMysql(async (query, socket, { deprecateEof }) => {
     if (query === 'error mid-result') {
-      socket.write(Buffer.concat(myResult(deprecateEof, ['id', 'name'], [['1', 'one'], ['2', 'two']], my.err(1365, '22012', 'Division by 0'))));
+      socket.write(
+        Buffer.concat(
+          myResult(
+            deprecateEof,
+            ['id', 'name'],
+            [
+              ['1', 'one'],
+              ['2', 'two'],
+            ],
+            my.err(1365, '22012', 'Division by 0'),
+          ),
+        ),
+      );
     } else if (query === 'close mid-row') {
-      const packets = myResult(deprecateEof, ['id', 'name'], [['1', 'one'], ['2', 'half a row that never ends']], 'none');
+      const packets = myResult(
+        deprecateEof,
+        ['id', 'name'],
+        [
+          ['1', 'one'],
+          ['2', 'half a row that never ends'],
+        ],
+        'none',
+      );
       const last = packets.pop()!;
       socket.write(Buffer.concat([...packets, last.subarray(0, last.length - 9)]));
       socket.destroy();
@@ -137,7 +174,11 @@ describe('MySQL relay, scripted backend', () => {
     const c = await mySession();
     c.on('error', () => undefined);
     const ended = new Promise<void>((resolve) => c.on('end', () => resolve()));
-    await expect(c.query('garbage')).rejects.toMatchObject({ errno: 1105, sqlState: 'HY000', message: 'jitgate: the backend sent a malformed packet; the session ends' });
+    await expect(c.query('garbage')).rejects.toMatchObject({
+      errno: 1105,
+      sqlState: 'HY000',
+      message: 'jitgate: the backend sent a malformed packet; the session ends',
+    });
     await within('the gateway to close the client connection', ended);
   });
 
@@ -200,7 +241,7 @@ function pgQuery(text: string): Buffer {
 /** MySQL packets in `bytes`: sequence id and payload of each. */
 function framesOf(bytes: Buffer): Array<{ seq: number; payload: Buffer }> {
   const frames: Array<{ seq: number; payload: Buffer }> = [];
-  for (let pos = 0; pos + 4 <= bytes.length; ) {
+  for (let pos = 0; pos + 4 <= bytes.length;) {
     const length = bytes.readUIntLE(pos, 3);
     frames.push({ seq: bytes[pos + 3]!, payload: bytes.subarray(pos + 4, pos + 4 + length) });
     pos += 4 + length;

@@ -45,7 +45,9 @@ interface ReviewJson {
 
 beforeAll(async () => {
   server = await startPostgres();
-  await server.query('create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public');
+  await server.query(
+    'create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public',
+  );
   // A table the app-md5 connection's backend user owns, for DDL through it.
   await server.query(`create table md5_owned (a int); alter table md5_owned owner to ${server.users.md5.user}`);
   hooks = await startWebhookReceiver();
@@ -83,7 +85,11 @@ const short = (id: string) => id.slice(0, 8);
 /** The pending review of `user` on `connection` as an approver sees it, once the statement is held. */
 async function heldReview(user: Person, connection = 'app'): Promise<ReviewJson> {
   return waitUntil(`a pending review of ${user} on ${connection}`, async () => {
-    const { body } = await env.api<{ reviews: ReviewJson[] }>('carol', 'GET', `/api/reviews?state=pending&user=${user}&connection=${connection}`);
+    const { body } = await env.api<{ reviews: ReviewJson[] }>(
+      'carol',
+      'GET',
+      `/api/reviews?state=pending&user=${user}&connection=${connection}`,
+    );
     return body.reviews[0];
   });
 }
@@ -116,7 +122,13 @@ async function cli(who: Person, args: string[]): Promise<{ code: number; out: st
 }
 
 async function pgClient(user: Person, connection = 'app'): Promise<pg.Client> {
-  const c = new pg.Client({ host: env.gw.host, port: env.gw.port, user, database: connection, password: env.gw.token({ user, connection }) });
+  const c = new pg.Client({
+    host: env.gw.host,
+    port: env.gw.port,
+    user,
+    database: connection,
+    password: env.gw.token({ user, connection }),
+  });
   await c.connect();
   return c;
 }
@@ -127,14 +139,26 @@ describe('a held write, approved with the CLI', () => {
       input: "insert into ledger (note) values ('approved by cli') returning note;\nselect 'after the held statement';\n",
     });
     const r = await heldReview('alice');
-    expect(r).toMatchObject({ user: 'alice', connection: 'app', rule: 'app-writes', reasons: ['write_statement'], what: 'INSERT changes data or settings', state: 'pending', canApprove: true });
+    expect(r).toMatchObject({
+      user: 'alice',
+      connection: 'app',
+      rule: 'app-writes',
+      reasons: ['write_statement'],
+      what: 'INSERT changes data or settings',
+      state: 'pending',
+      canApprove: true,
+    });
     expect(r.statement).toContain("insert into ledger (note) values ('approved by cli') returning note");
     expect(await ledgerNotes()).not.toContain('approved by cli');
 
     const listed = await cli('carol', ['requests']);
     expect(listed.code).toBe(0);
     expect(listed.out).toContain('Statements held for approval');
-    expect(listed.out).toMatch(new RegExp(`${short(r.id)}\\s+alice\\s+app\\s+pending \\(yours to approve\\)\\s+app-writes\\s+0/1\\s+.*INSERT changes data or settings \\(write_statement\\) — writes on app are reviewed`));
+    expect(listed.out).toMatch(
+      new RegExp(
+        `${short(r.id)}\\s+alice\\s+app\\s+pending \\(yours to approve\\)\\s+app-writes\\s+0/1\\s+.*INSERT changes data or settings \\(write_statement\\) — writes on app are reviewed`,
+      ),
+    );
     expect(listed.out).toContain("    insert into ledger (note) values ('approved by cli') returning note");
 
     const approved = await cli('carol', ['approve', short(r.id), '--comment', 'looks right']);
@@ -164,9 +188,16 @@ describe('a held write, approved with the CLI', () => {
       ['review.created', 'alice'],
       ['review.approved', 'carol'],
     ]);
-    await until(() => hooks.deliveries.some((d) => d.json.type === 'review.approved' && (d.json.review as { id: string }).id === r.id), 10_000, 'webhook');
+    await until(
+      () => hooks.deliveries.some((d) => d.json.type === 'review.approved' && (d.json.review as { id: string }).id === r.id),
+      10_000,
+      'webhook',
+    );
     const created = hooks.deliveries.find((d) => d.json.type === 'review.created' && (d.json.review as { id: string }).id === r.id);
-    expect(created?.json).toMatchObject({ kind: 'review', review: { user: 'alice', connection: 'app', rule: 'app-writes', statement: r.statement } });
+    expect(created?.json).toMatchObject({
+      kind: 'review',
+      review: { user: 'alice', connection: 'app', rule: 'app-writes', statement: r.statement },
+    });
   });
 });
 
@@ -175,17 +206,25 @@ describe('denied, timed out, cancelled, ended', () => {
     // The console's live stream gets the review's events, for its author and approvers only.
     const live: Array<{ type: string; forCarol: boolean; forMallory: boolean }> = [];
     const unsubscribe = env.gw.gateway.live.subscribe((e) =>
-      live.push({ type: e.type, forCarol: e.audience({ user: 'carol', groups: ['approvers'], kind: 'human', via: 'test' }), forMallory: e.audience({ user: 'mallory', groups: ['marketing'], kind: 'human', via: 'test' }) }),
+      live.push({
+        type: e.type,
+        forCarol: e.audience({ user: 'carol', groups: ['approvers'], kind: 'human', via: 'test' }),
+        forMallory: e.audience({ user: 'mallory', groups: ['marketing'], kind: 'human', via: 'test' }),
+      }),
     );
     const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At', '-v', 'ON_ERROR_STOP=0'], {
       input: "update ledger set note = 'denied' where id > 0;\nselect count(*) from ledger where note = 'denied';\n",
     });
     const r = await heldReview('alice');
-    const denied = await env.api<{ review: ReviewJson; reasons: string[] }>('carol', 'POST', `/api/reviews/${r.id}/deny`, { comment: 'not during the freeze' });
+    const denied = await env.api<{ review: ReviewJson; reasons: string[] }>('carol', 'POST', `/api/reviews/${r.id}/deny`, {
+      comment: 'not during the freeze',
+    });
     expect(denied.status).toBe(200);
     expect(denied.body.review).toMatchObject({ state: 'denied', decidedBy: 'carol', comment: 'not during the freeze' });
     const result = await run;
-    expect(result.stderr).toContain(`ERROR:  jitgate: statement denied by carol (review ${short(r.id)}, rule "app-writes"): not during the freeze`);
+    expect(result.stderr).toContain(
+      `ERROR:  jitgate: statement denied by carol (review ${short(r.id)}, rule "app-writes"): not during the freeze`,
+    );
     expect(result.stdout).toBe('0\n');
     expect(env.gw.gateway.audit.about(r.id).map((e) => e.type)).toEqual(['review.created', 'review.denied']);
     unsubscribe();
@@ -216,7 +255,9 @@ describe('denied, timed out, cancelled, ended', () => {
       clock.advance(10 * 60_000 + 1);
       const err = await q;
       expect(err?.code).toBe('57014');
-      expect(err?.message).toBe(`jitgate: canceling statement: review ${short(r.id)} (rule "app-writes") was not approved within 10m (review_timeout)`);
+      expect(err?.message).toBe(
+        `jitgate: canceling statement: review ${short(r.id)} (rule "app-writes") was not approved within 10m (review_timeout)`,
+      );
       expect(await review(r.id)).toMatchObject({ state: 'expired', outcome: ['review_timeout'] });
       expect(await ledgerNotes()).not.toContain('too late');
       expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
@@ -268,7 +309,10 @@ describe('denied, timed out, cancelled, ended', () => {
   it('a revoked grant ends the held session and withdraws its review', async () => {
     const c = await pgClient('alice');
     const ended = new Promise<Error>((resolve) => c.on('error', resolve));
-    const q = c.query("insert into ledger (note) values ('revoked')").then(() => undefined, (e: Error) => e);
+    const q = c.query("insert into ledger (note) values ('revoked')").then(
+      () => undefined,
+      (e: Error) => e,
+    );
     const r = await heldReview('alice');
     const { body } = await env.api<{ others: Array<{ id: string; user: string }> }>('dave', 'GET', '/api/grants');
     for (const g of body.others.filter((x) => x.user === 'alice')) {
@@ -287,7 +331,13 @@ describe('denied, timed out, cancelled, ended', () => {
 
 describe('order and approvals', () => {
   it('keeps an extended-protocol pipeline in order behind the held statement', async () => {
-    const s = await rawLogin({ host: env.gw.host, port: env.gw.port, user: 'alice', connection: 'app', token: env.gw.token({ user: 'alice' }) });
+    const s = await rawLogin({
+      host: env.gw.host,
+      port: env.gw.port,
+      user: 'alice',
+      connection: 'app',
+      token: env.gw.token({ user: 'alice' }),
+    });
     try {
       const bindExecute = () => Buffer.concat([message('B', Buffer.from('\0\0\0\0\0\0\0\0')), message('E', Buffer.from('\0\0\0\0\0'))]);
       const sync = message('S', Buffer.alloc(0));
@@ -320,7 +370,13 @@ describe('order and approvals', () => {
   });
 
   it('a denied statement in a batch: the rest of the batch (up to Sync) is not put to approvers', async () => {
-    const s = await rawLogin({ host: env.gw.host, port: env.gw.port, user: 'alice', connection: 'app', token: env.gw.token({ user: 'alice' }) });
+    const s = await rawLogin({
+      host: env.gw.host,
+      port: env.gw.port,
+      user: 'alice',
+      connection: 'app',
+      token: env.gw.token({ user: 'alice' }),
+    });
     try {
       const bindExecute = () => Buffer.concat([message('B', Buffer.from('\0\0\0\0\0\0\0\0')), message('E', Buffer.from('\0\0\0\0\0'))]);
       // One JDBC-style batch: two writes, one Sync.
@@ -339,7 +395,10 @@ describe('order and approvals', () => {
       expect((await env.api('carol', 'POST', `/api/reviews/${r.id}/deny`, { comment: 'no batches today' })).status).toBe(200);
       const answer = await s.until('Z');
       expect(answer.map((m) => m.type).join('')).toBe('EZ');
-      expect(errorOf(answer[0]!)).toMatchObject({ code: '42501', message: `jitgate: statement denied by carol (review ${short(r.id)}, rule "app-writes"): no batches today` });
+      expect(errorOf(answer[0]!)).toMatchObject({
+        code: '42501',
+        message: `jitgate: statement denied by carol (review ${short(r.id)}, rule "app-writes"): no batches today`,
+      });
       const { body } = await env.api<{ reviews: ReviewJson[] }>('carol', 'GET', '/api/reviews?state=pending');
       expect(body.reviews).toEqual([]);
       expect(await ledgerNotes()).not.toContain('batch 2');
@@ -386,7 +445,8 @@ describe('order and approvals', () => {
 
   it('inside a transaction: the approved statement runs in the open transaction, which commits', async () => {
     const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
-      input: "begin;\ninsert into ledger (note) values ('in a transaction');\nselect count(*) from ledger where note = 'in a transaction';\ncommit;\n",
+      input:
+        "begin;\ninsert into ledger (note) values ('in a transaction');\nselect count(*) from ledger where note = 'in a transaction';\ncommit;\n",
     });
     const r = await heldReview('alice');
     expect(await env.api('carol', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({ status: 200 });
@@ -421,11 +481,19 @@ describe('order and approvals', () => {
       const r = await heldReview('alice', 'app-md5');
       expect(r).toMatchObject({ rule: 'md5-ddl', reasons: ['kind_matched'], what: 'ALTER TABLE', approvalsRequired: 2 });
 
-      const one = await env.api<{ review: ReviewJson; message: string }>('carol', 'POST', `/api/reviews/${r.id}/approve`, { comment: 'one' });
+      const one = await env.api<{ review: ReviewJson; message: string }>('carol', 'POST', `/api/reviews/${r.id}/approve`, {
+        comment: 'one',
+      });
       expect(one).toMatchObject({ status: 200, body: { message: 'approval recorded (1 of 2)', review: { state: 'pending' } } });
-      expect(await env.api('carol', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({ status: 409, body: { error: 'already_approved' } });
+      expect(await env.api('carol', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({
+        status: 409,
+        body: { error: 'already_approved' },
+      });
       // An admin outside the approver groups may not approve; someone who cannot see it gets 404.
-      expect(await env.api('dave', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({ status: 403, body: { error: 'not_an_approver' } });
+      expect(await env.api('dave', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({
+        status: 403,
+        body: { error: 'not_an_approver' },
+      });
       expect(await env.api('mallory', 'POST', `/api/reviews/${r.id}/approve`, {})).toMatchObject({ status: 404 });
       expect(settled).toBe(false);
 
@@ -433,7 +501,9 @@ describe('order and approvals', () => {
       expect(two.out).toBe(`approved review ${short(r.id)}: alice's statement runs now on app-md5\n`);
       await q;
       expect((await review(r.id)).approvals.map((a) => a.approver)).toEqual(['carol', 'dan']);
-      const cols = await server.query("select column_name from information_schema.columns where table_name = 'md5_owned' and column_name = 'extra'");
+      const cols = await server.query(
+        "select column_name from information_schema.columns where table_name = 'md5_owned' and column_name = 'extra'",
+      );
       expect(cols.rows).toHaveLength(1);
     } finally {
       await c.end();
@@ -443,7 +513,10 @@ describe('order and approvals', () => {
   it('a guardrail refusal wins over a review: refused at once, nothing held', async () => {
     const c = await pgClient('alice');
     try {
-      const err = await c.query('delete from ledger').then(() => undefined, (e: pg.DatabaseError) => e);
+      const err = await c.query('delete from ledger').then(
+        () => undefined,
+        (e: pg.DatabaseError) => e,
+      );
       expect(err?.code).toBe('42501');
       expect(err?.message).toContain('guardrail "careful-writes"');
       const { body } = await env.api<{ reviews: ReviewJson[] }>('carol', 'GET', '/api/reviews?state=pending');
@@ -456,7 +529,10 @@ describe('order and approvals', () => {
   it('the author may withdraw their own held statement with deny; the CLI deny takes --comment', async () => {
     const c = await pgClient('alice');
     try {
-      const q = c.query("insert into ledger (note) values ('withdrawn')").then(() => undefined, (e: pg.DatabaseError) => e);
+      const q = c.query("insert into ledger (note) values ('withdrawn')").then(
+        () => undefined,
+        (e: pg.DatabaseError) => e,
+      );
       const r = await heldReview('alice');
       const res = await cli('alice', ['deny', short(r.id), '--comment', 'wrong table']);
       expect(res.out).toBe(`withdrew your statement (review ${short(r.id)}) on app\n`);

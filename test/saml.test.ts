@@ -87,7 +87,13 @@ async function startLogin(): Promise<Started> {
   clock.set(Date.now());
   const verifier = randomBytes(32).toString('base64url');
   const challenge = createHash('sha256').update(verifier).digest('base64url');
-  const r = await post('/api/auth/login/start', { flow: 'pkce', issuer: 'corp', redirectUri: 'http://127.0.0.1:9/callback', codeChallenge: challenge, codeChallengeMethod: 'S256' });
+  const r = await post('/api/auth/login/start', {
+    flow: 'pkce',
+    issuer: 'corp',
+    redirectUri: 'http://127.0.0.1:9/callback',
+    codeChallenge: challenge,
+    codeChallengeMethod: 'S256',
+  });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   const authorizationUrl = String(r.body.authorizationUrl);
   const request = inflateRawSync(Buffer.from(new URL(authorizationUrl).searchParams.get('SAMLRequest')!, 'base64')).toString('utf8');
@@ -108,7 +114,12 @@ async function postAcs(samlResponse: string): Promise<URL> {
 }
 
 async function token(login: Started, location: URL) {
-  return post('/api/auth/token', { grantType: 'authorization_code', loginId: login.loginId, code: location.searchParams.get('code'), codeVerifier: login.verifier });
+  return post('/api/auth/token', {
+    grantType: 'authorization_code',
+    loginId: login.loginId,
+    code: location.searchParams.get('code'),
+    codeVerifier: login.verifier,
+  });
 }
 
 /** A complete sign-in through the IdP; the gateway session pair. */
@@ -144,7 +155,12 @@ async function expectRefused(login: Started, forged: string, reason: RegExp): Pr
   expect(refusals().length).toBe(before + 1);
   expect(String(refusals().at(-1)!.reason)).toMatch(reason);
   // And the login cannot be completed some other way.
-  const t = await post('/api/auth/token', { grantType: 'authorization_code', loginId: login.loginId, code: 'x'.repeat(43), codeVerifier: login.verifier });
+  const t = await post('/api/auth/token', {
+    grantType: 'authorization_code',
+    loginId: login.loginId,
+    code: 'x'.repeat(43),
+    codeVerifier: login.verifier,
+  });
   expect(t.status).toBe(400);
 }
 
@@ -201,7 +217,8 @@ describe('SAML sign-in', () => {
 
   it('a user removed from a group at the IdP loses it at the next refresh after signing in again anywhere, and the sign-in ends after signInTtl', async () => {
     const cli = await signIn('dave');
-    const apikeys = async (bearer: string) => (await fetch(`${url}/api/apikeys`, { headers: { authorization: `Bearer ${bearer}` } })).status;
+    const apikeys = async (bearer: string) =>
+      (await fetch(`${url}/api/apikeys`, { headers: { authorization: `Bearer ${bearer}` } })).status;
     expect(await apikeys(String(cli.accessToken))).toBe(200);
 
     // The IdP administrator removes dave from idp-admins; his next sign-in (say, in the console) says so.
@@ -240,9 +257,14 @@ describe('forged SAML responses are refused', () => {
   it('XML signature wrapping: an unsigned assertion for dave beside the signed one for mallory', async () => {
     const { login, xml } = await realResponse('mallory');
     const signed = /<(?:saml:)?Assertion[\s\S]*<\/(?:saml:)?Assertion>/.exec(xml)![0];
-    const evil = stripAssertionSignature(signed).replace(/ID="[^"]+"/, 'ID="_evil"').replace('>mallory<', '>dave<');
+    const evil = stripAssertionSignature(signed)
+      .replace(/ID="[^"]+"/, 'ID="_evil"')
+      .replace('>mallory<', '>dave<');
     // Variant 1: the signed assertion hidden in the Response's Extensions, the evil one in its place.
-    const hidden = xml.replace(signed, `<samlp:Extensions xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">${signed}</samlp:Extensions>${evil}`);
+    const hidden = xml.replace(
+      signed,
+      `<samlp:Extensions xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol">${signed}</samlp:Extensions>${evil}`,
+    );
     await expectRefused(login, hidden, /not signed by the identity provider/);
     // Variant 2: the evil assertion carries the original signature (whose reference names the signed ID, kept inside it).
     const second = await realResponse('mallory');
@@ -251,7 +273,10 @@ describe('forged SAML responses are refused', () => {
     const evil2 = stripAssertionSignature(signed2)
       .replace(/ID="[^"]+"/, 'ID="_evil2"')
       .replace('>mallory<', '>dave<')
-      .replace(/(<(?:saml:)?Issuer[^>]*>[^<]*<\/(?:saml:)?Issuer>)/, `$1${signature}<saml:Advice xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">${signed2}</saml:Advice>`);
+      .replace(
+        /(<(?:saml:)?Issuer[^>]*>[^<]*<\/(?:saml:)?Issuer>)/,
+        `$1${signature}<saml:Advice xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">${signed2}</saml:Advice>`,
+      );
     await expectRefused(second.login, second.xml.replace(signed2, evil2), /not signed by the identity provider/);
   });
 
@@ -272,7 +297,11 @@ describe('forged SAML responses are refused', () => {
     const recipient = signAssertion(xml.replace(/Recipient="[^"]+"/, `Recipient="${other}"`), idp.key, idp.cert);
     await expectRefused(login, recipient, /addressed to another service provider/);
     const second = await realResponse('mallory');
-    await expectRefused(second.login, second.xml.replace(/Destination="[^"]+"/, `Destination="${other}"`), /addressed to another service provider/);
+    await expectRefused(
+      second.login,
+      second.xml.replace(/Destination="[^"]+"/, `Destination="${other}"`),
+      /addressed to another service provider/,
+    );
   });
 
   it('an expired assertion', async () => {

@@ -43,11 +43,22 @@ it('a delivery waiting on backoff at shutdown is sent once by the next gateway',
 
   const clock = new ManualClock(Date.now());
   gateway = await startAccessGateway(server, { clock, webhookUrl: url, extraYaml: storeYaml });
-  const asked = await gateway.api<{ request: { id: string } }>('alice', 'POST', '/api/requests', { connection: 'app', duration: '1h', reason: 'INC-7' });
+  const asked = await gateway.api<{ request: { id: string } }>('alice', 'POST', '/api/requests', {
+    connection: 'app',
+    duration: '1h',
+    reason: 'INC-7',
+  });
   expect(asked.status).toBe(201);
   const requestId = asked.body.request.id;
   // The first attempt fails (connection refused) and the delivery waits on backoff in the store.
-  await expect.poll(() => ((gateway!.gw.gateway.store as SqliteStore).database.prepare('SELECT attempt FROM webhook_deliveries').pluck().get() as number | undefined) ?? 0, { message: 'the second delivery attempt to be stored' }).toBe(2);
+  await expect
+    .poll(
+      () =>
+        ((gateway!.gw.gateway.store as SqliteStore).database.prepare('SELECT attempt FROM webhook_deliveries').pluck().get() as
+          number | undefined) ?? 0,
+      { message: 'the second delivery attempt to be stored' },
+    )
+    .toBe(2);
   await gateway.gw.close();
   gateway = undefined;
 
@@ -65,7 +76,9 @@ it('a delivery waiting on backoff at shutdown is sent once by the next gateway',
 
   // Nothing of it is sent again later (the request's own expiry, 30m on, is a new event): delivered once.
   later.advance(3_600_000);
-  await expect.poll(() => receiver!.deliveries.some((d) => d.json.type === 'request.expired'), { message: 'the request.expired webhook' }).toBe(true);
+  await expect
+    .poll(() => receiver!.deliveries.some((d) => d.json.type === 'request.expired'), { message: 'the request.expired webhook' })
+    .toBe(true);
   expect(receiver.deliveries.filter((d) => d.json.type === 'request.created')).toHaveLength(1);
   expect(receiver.deliveries.filter((d) => d.headers['x-jitgate-delivery'] === delivered.headers['x-jitgate-delivery'])).toHaveLength(1);
 });

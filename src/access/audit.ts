@@ -31,9 +31,14 @@ export function accessAuditEntry(e: AccessEvent): { type: string; actor: string;
     case 'request.expired':
       return { type, actor: 'gateway', subject: e.request.id, data: requestData(e.request) };
     case 'request.escalated':
-      return { type, actor: 'gateway', subject: e.request.id, data: { ...requestData(e.request), to: e.to, waitedMs: e.waitedMs, approverGroups: e.request.approverGroups } };
+      return {
+        type,
+        actor: 'gateway',
+        subject: e.request.id,
+        data: { ...requestData(e.request), to: e.to, waitedMs: e.waitedMs, approverGroups: e.request.approverGroups },
+      };
     case 'grant.created':
-      return { type, actor: e.grant.issuedBy ?? (e.grant.approvedBy.at(-1) ?? 'policy'), subject: e.grant.id, data: grantData(e.grant) };
+      return { type, actor: e.grant.issuedBy ?? e.grant.approvedBy.at(-1) ?? 'policy', subject: e.grant.id, data: grantData(e.grant) };
     case 'grant.revoked':
       return { type, actor: e.by, subject: e.grant.id, data: { ...grantData(e.grant), reason: e.reason } };
     case 'break_glass.used':
@@ -41,11 +46,38 @@ export function accessAuditEntry(e: AccessEvent): { type: string; actor: string;
   }
 }
 
-function requestData(r: { user: string; connection: string; reason: string; durationMs: number; state: string; policy: string; breakGlass: boolean }) {
-  return { user: r.user, connection: r.connection, reason: r.reason, durationMs: r.durationMs, state: r.state, policy: r.policy, breakGlass: r.breakGlass };
+function requestData(r: {
+  user: string;
+  connection: string;
+  reason: string;
+  durationMs: number;
+  state: string;
+  policy: string;
+  breakGlass: boolean;
+}) {
+  return {
+    user: r.user,
+    connection: r.connection,
+    reason: r.reason,
+    durationMs: r.durationMs,
+    state: r.state,
+    policy: r.policy,
+    breakGlass: r.breakGlass,
+  };
 }
 
-function grantData(g: { user: string; groups: string[]; connection: string; reason: string; requestId: string | null; approvedBy: string[]; breakGlass: boolean; expiresAt: number; issuedBy: string | null; policy: string | null }) {
+function grantData(g: {
+  user: string;
+  groups: string[];
+  connection: string;
+  reason: string;
+  requestId: string | null;
+  approvedBy: string[];
+  breakGlass: boolean;
+  expiresAt: number;
+  issuedBy: string | null;
+  policy: string | null;
+}) {
   return {
     user: g.user,
     // The groups decide masking and guardrails for every session under the grant.

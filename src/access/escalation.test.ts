@@ -19,7 +19,16 @@ const POLICY: PolicyRule = {
   connections: ['prod'],
   groups: ['eng'],
   users: [],
-  access: { approval: 'required', approvers: ['leads'], approvals: 1, maxDurationMs: 3_600_000, breakGlass: false, pendingExpiryMs: 60 * M, requireReason: false, escalate: { afterMs: 10 * M, to: ['oncall'] } },
+  access: {
+    approval: 'required',
+    approvers: ['leads'],
+    approvals: 1,
+    maxDurationMs: 3_600_000,
+    breakGlass: false,
+    pendingExpiryMs: 60 * M,
+    requireReason: false,
+    escalate: { afterMs: 10 * M, to: ['oncall'] },
+  },
 };
 const who = (user: string, ...groups: string[]): Identity => ({ user, groups, kind: 'human', via: 'test' });
 
@@ -29,7 +38,15 @@ let events: AccessEvent[];
 let services: AccessService[];
 
 function start(): AccessService {
-  const s = new AccessService({ repo: new AccessRepository(store.database), store, policies: [POLICY], connections: ['prod'], clock, log: createLogger({ level: 'silent' }), tokenTtlMs: 15 * M });
+  const s = new AccessService({
+    repo: new AccessRepository(store.database),
+    store,
+    policies: [POLICY],
+    connections: ['prod'],
+    clock,
+    log: createLogger({ level: 'silent' }),
+    tokenTtlMs: 15 * M,
+  });
   s.events.on((e) => events.push(e));
   s.start();
   services.push(s);
@@ -60,7 +77,11 @@ it('escalates at the next start what came due while the gateway was down, once',
   start();
   clock.advance(0);
   expect(escalated()).toHaveLength(1);
-  expect(escalated()[0]).toMatchObject({ to: ['oncall'], waitedMs: 15 * M, request: { id: request.id, approverGroups: ['leads', 'oncall'] } });
+  expect(escalated()[0]).toMatchObject({
+    to: ['oncall'],
+    waitedMs: 15 * M,
+    request: { id: request.id, approverGroups: ['leads', 'oncall'] },
+  });
   // A second instance on the same store does not escalate it again.
   const third = start();
   clock.advance(M);

@@ -35,7 +35,14 @@ export interface GrantToken extends MintedToken {
  * Mint a token for the grant's user and connection, living min(ttl, time left on the grant). The token
  * row and its link to the grant are written in one transaction: there is never a token without a grant.
  */
-export function mintGrantToken(store: Store, repo: AccessRepository, grant: GrantRecord, ttlMs: number, now: number, use: TokenUse = 'grant'): GrantToken {
+export function mintGrantToken(
+  store: Store,
+  repo: AccessRepository,
+  grant: GrantRecord,
+  ttlMs: number,
+  now: number,
+  use: TokenUse = 'grant',
+): GrantToken {
   if (grant.revokedAt !== null || grant.expiresAt <= now) throw new GrantNotActiveError(grant);
   const natural = now + Math.floor(ttlMs);
   const expiresAt = Math.min(natural, grant.expiresAt);
@@ -63,10 +70,7 @@ export interface AdminTokenInput {
 }
 
 /** Where an admin-issued grant's groups came from. */
-export type GroupsSource =
-  | { kind: 'sign-in'; at: number; issuer: string }
-  | { kind: 'directory'; issuer: string }
-  | { kind: 'stated' };
+export type GroupsSource = { kind: 'sign-in'; at: number; issuer: string } | { kind: 'directory'; issuer: string } | { kind: 'stated' };
 
 /** An admin-issued grant lasting `ttlMs` and one token under it. */
 export function issueAdminToken(store: Store, repo: AccessRepository, input: AdminTokenInput): GrantToken & { grant: GrantRecord } {

@@ -234,7 +234,9 @@ export class AccessRepository {
       ),
       claimOf: db.prepare(`SELECT claimed_at AS claimedAt, session_id AS sessionId FROM access_grant_tokens WHERE token_id = ?`),
       setClaimSession: db.prepare(`UPDATE access_grant_tokens SET session_id = ? WHERE token_id = ? AND claimed_at IS NOT NULL`),
-      unclaimToken: db.prepare(`UPDATE access_grant_tokens SET claimed_at = NULL, session_id = NULL WHERE token_id = ? AND session_id IS NULL`),
+      unclaimToken: db.prepare(
+        `UPDATE access_grant_tokens SET claimed_at = NULL, session_id = NULL WHERE token_id = ? AND session_id IS NULL`,
+      ),
       spentSessionTokens: db.prepare(
         `SELECT t.* FROM tokens t
            JOIN access_grant_tokens m ON m.token_id = t.id
@@ -242,9 +244,7 @@ export class AccessRepository {
            AND m.claimed_at IS NOT NULL AND t.revoked_at IS NOT NULL AND t.expires_at > @now
          ORDER BY t.created_at, t.rowid`,
       ),
-      grantForToken: db.prepare(
-        `SELECT g.* FROM access_grant_tokens m JOIN access_grants g ON g.id = m.grant_id WHERE m.token_id = ?`,
-      ),
+      grantForToken: db.prepare(`SELECT g.* FROM access_grant_tokens m JOIN access_grants g ON g.id = m.grant_id WHERE m.token_id = ?`),
       endedGrantTokens: db.prepare(
         `SELECT t.* FROM tokens t
            JOIN access_grant_tokens m ON m.token_id = t.id
@@ -313,13 +313,23 @@ export class AccessRepository {
    * Reads the (state, created_at) index.
    */
   approvalWaits(since: number, o: { user?: string; limit?: number } = {}): Array<{ policy: string; waitedMs: number }> {
-    return this.stmts.approvalWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{ policy: string; waitedMs: number }>;
+    return this.stmts.approvalWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{
+      policy: string;
+      waitedMs: number;
+    }>;
   }
 
   /** Close a pending request; false when it was no longer pending. */
   decideRequest(
     id: string,
-    d: { state: RequestState; decidedAt: number; decidedBy: string | null; decisionReason: string | null; grantId: string | null; reasons: string[] },
+    d: {
+      state: RequestState;
+      decidedAt: number;
+      decidedBy: string | null;
+      decisionReason: string | null;
+      grantId: string | null;
+      reasons: string[];
+    },
   ): boolean {
     return this.stmts.decideRequest.run({ id, ...d, reasons: JSON.stringify(d.reasons) }).changes > 0;
   }
@@ -488,7 +498,11 @@ export class AccessRepository {
       escalation:
         r.escalate_at === null || r.escalate_at === undefined
           ? null
-          : { at: r.escalate_at as number, to: JSON.parse(r.escalate_to as string) as string[], escalatedAt: (r.escalated_at as number | null) ?? null },
+          : {
+              at: r.escalate_at as number,
+              to: JSON.parse(r.escalate_to as string) as string[],
+              escalatedAt: (r.escalated_at as number | null) ?? null,
+            },
     };
   }
 }
@@ -512,4 +526,3 @@ function toGrant(r: Row): GrantRecord {
     revokeReason: (r.revoke_reason as string | null) ?? null,
   };
 }
-

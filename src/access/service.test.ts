@@ -24,21 +24,45 @@ const POLICIES: PolicyRule[] = [
     connections: ['staging'],
     groups: ['*'],
     users: [],
-    access: { approval: 'auto', approvers: [], approvals: 1, maxDurationMs: 8 * H, breakGlass: false, pendingExpiryMs: H, requireReason: false },
+    access: {
+      approval: 'auto',
+      approvers: [],
+      approvals: 1,
+      maxDurationMs: 8 * H,
+      breakGlass: false,
+      pendingExpiryMs: H,
+      requireReason: false,
+    },
   },
   {
     name: 'prod-two-of-three',
     connections: ['prod'],
     groups: ['engineering'],
     users: [],
-    access: { approval: 'required', approvers: ['approvers'], approvals: 2, maxDurationMs: 4 * H, breakGlass: true, pendingExpiryMs: 30 * M, requireReason: true },
+    access: {
+      approval: 'required',
+      approvers: ['approvers'],
+      approvals: 2,
+      maxDurationMs: 4 * H,
+      breakGlass: true,
+      pendingExpiryMs: 30 * M,
+      requireReason: true,
+    },
   },
   {
     name: 'billing',
     connections: ['billing'],
     groups: ['engineering'],
     users: [],
-    access: { approval: 'required', approvers: ['finance'], approvals: 1, maxDurationMs: H, breakGlass: false, pendingExpiryMs: H, requireReason: true },
+    access: {
+      approval: 'required',
+      approvers: ['finance'],
+      approvals: 1,
+      maxDurationMs: H,
+      breakGlass: false,
+      pendingExpiryMs: H,
+      requireReason: true,
+    },
   },
 ];
 
@@ -97,14 +121,29 @@ describe('requests', () => {
   it('auto policy: granted at once, for the asked duration', () => {
     const out = service.requestAccess(mallory, { connection: 'staging', durationMs: 2 * H, reason: '' });
     expect(out.request.state).toBe('granted');
-    expect(out.grant).toMatchObject({ user: 'mallory', connection: 'staging', approvedBy: [], policy: 'auto-staging', expiresAt: clock.now() + 2 * H });
+    expect(out.grant).toMatchObject({
+      user: 'mallory',
+      connection: 'staging',
+      approvedBy: [],
+      policy: 'auto-staging',
+      expiresAt: clock.now() + 2 * H,
+    });
     expect(events.map((e) => e.type)).toEqual(['request.created', 'grant.created']);
   });
 
   it('refuses with stable reasons: unknown connection, no policy, too long', () => {
-    expect(refusal(() => service.requestAccess(alice, { connection: 'nope', durationMs: H, reason: 'x' }))).toMatchObject({ kind: 'not_found', reasons: ['unknown_connection'] });
-    expect(refusal(() => service.requestAccess(mallory, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({ kind: 'forbidden', reasons: ['no_matching_policy'] });
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: 5 * H, reason: 'x' }))).toMatchObject({ kind: 'invalid', reasons: ['duration_exceeds_max'] });
+    expect(refusal(() => service.requestAccess(alice, { connection: 'nope', durationMs: H, reason: 'x' }))).toMatchObject({
+      kind: 'not_found',
+      reasons: ['unknown_connection'],
+    });
+    expect(refusal(() => service.requestAccess(mallory, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({
+      kind: 'forbidden',
+      reasons: ['no_matching_policy'],
+    });
+    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: 5 * H, reason: 'x' }))).toMatchObject({
+      kind: 'invalid',
+      reasons: ['duration_exceeds_max'],
+    });
     expect(events).toEqual([]);
   });
 
@@ -121,7 +160,14 @@ describe('requests', () => {
     clock.advance(5 * M);
     const second = service.approve(dan, request.id.slice(0, 6)); // a unique prefix works as the id
     expect(second.request.state).toBe('granted');
-    expect(second.grant).toMatchObject({ user: 'alice', connection: 'prod', approvedBy: ['carol', 'dan'], requestId: request.id, expiresAt: clock.now() + H, breakGlass: false });
+    expect(second.grant).toMatchObject({
+      user: 'alice',
+      connection: 'prod',
+      approvedBy: ['carol', 'dan'],
+      requestId: request.id,
+      expiresAt: clock.now() + H,
+      breakGlass: false,
+    });
     expect(events.map((e) => e.type)).toEqual(['request.created', 'request.approved', 'request.approved', 'grant.created']);
     expect(refusal(() => service.approve(bob, request.id))).toMatchObject({ kind: 'conflict', reasons: ['request_not_pending'] });
   });
@@ -138,10 +184,14 @@ describe('requests', () => {
   });
 
   it('break-glass: granted at once where allowed, reason mandatory, announced', () => {
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: ' ', breakGlass: true }))).toMatchObject({
-      reasons: ['break_glass_reason_required'],
-    });
-    expect(refusal(() => service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x', breakGlass: true }))).toMatchObject({
+    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: ' ', breakGlass: true }))).toMatchObject(
+      {
+        reasons: ['break_glass_reason_required'],
+      },
+    );
+    expect(
+      refusal(() => service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x', breakGlass: true })),
+    ).toMatchObject({
       reasons: ['break_glass_not_allowed'],
     });
     const out = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'prod is down', breakGlass: true });
@@ -152,7 +202,9 @@ describe('requests', () => {
 
   it('break-glass self-approval of a pending request', () => {
     const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'slow query' });
-    expect(refusal(() => service.approve(alice, request.id, { breakGlass: true }))).toMatchObject({ reasons: ['break_glass_reason_required'] });
+    expect(refusal(() => service.approve(alice, request.id, { breakGlass: true }))).toMatchObject({
+      reasons: ['break_glass_reason_required'],
+    });
     const out = service.approve(alice, request.id, { breakGlass: true, comment: 'it got worse' });
     expect(out.grant).toMatchObject({ breakGlass: true, approvedBy: ['alice'] });
     expect(events.map((e) => e.type)).toContain('break_glass.used');
@@ -162,15 +214,25 @@ describe('requests', () => {
     const a = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }).request;
     expect(refusal(() => service.deny(carol, a.id, ''))).toMatchObject({ kind: 'invalid', reasons: ['deny_reason_required'] });
     expect(refusal(() => service.deny(mallory, a.id, 'no'))).toMatchObject({ kind: 'not_found' });
-    expect(service.deny(carol, a.id, 'use staging').request).toMatchObject({ state: 'denied', decidedBy: 'carol', decisionReason: 'use staging' });
+    expect(service.deny(carol, a.id, 'use staging').request).toMatchObject({
+      state: 'denied',
+      decidedBy: 'carol',
+      decisionReason: 'use staging',
+    });
     const b = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'y' }).request;
     expect(service.deny(alice, b.id, 'not needed').request.state).toBe('withdrawn');
-    expect(events.filter((e) => e.type === 'request.denied' || e.type === 'request.withdrawn').map((e) => e.type)).toEqual(['request.denied', 'request.withdrawn']);
+    expect(events.filter((e) => e.type === 'request.denied' || e.type === 'request.withdrawn').map((e) => e.type)).toEqual([
+      'request.denied',
+      'request.withdrawn',
+    ]);
   });
 
   it('one pending request per connection at a time', () => {
     service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({ kind: 'conflict', reasons: ['request_pending'] });
+    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({
+      kind: 'conflict',
+      reasons: ['request_pending'],
+    });
   });
 
   it('lists mine and those I can approve', () => {
@@ -296,7 +358,11 @@ describe('grants, revocation and tokens', () => {
     expect(service.listGrants(alice).mine.map((g) => g.id)).toEqual([t.grantId]);
     // audited like any other grant, with the groups and where they came from
     expect(audit.about(t.grantId)).toMatchObject([
-      { type: 'access.grant.created', actor: 'local-admin:root', data: { user: 'alice', groups: ['contractors', 'eng'], groupsFrom: { kind: 'stated' } } },
+      {
+        type: 'access.grant.created',
+        actor: 'local-admin:root',
+        data: { user: 'alice', groups: ['contractors', 'eng'], groupsFrom: { kind: 'stated' } },
+      },
     ]);
     // approvers of the connection see it (and may revoke it)
     expect(service.listGrants(carol).others.map((g) => g.id)).toEqual([t.grantId]);

@@ -72,15 +72,20 @@ export interface RequestOutcome {
 }
 
 export type ConnectionAccess =
-  | { state: 'granted'; grantId: string; until: number }
-  | { state: 'pending'; requestId: string; expiresAt: number }
-  | { state: 'none' };
+  { state: 'granted'; grantId: string; until: number } | { state: 'pending'; requestId: string; expiresAt: number } | { state: 'none' };
 
 export interface ConnectionView {
   name: string;
   access: ConnectionAccess;
   /** The rules a request from this identity would be decided by (absent when none applies). */
-  policy?: { name: string; approval: 'auto' | 'required'; approvers: string[]; approvals: number; maxDurationMs: number; breakGlass: boolean };
+  policy?: {
+    name: string;
+    approval: 'auto' | 'required';
+    approvers: string[];
+    approvals: number;
+    maxDurationMs: number;
+    breakGlass: boolean;
+  };
 }
 
 export class AccessService {
@@ -163,7 +168,11 @@ export class AccessService {
     });
     if (decision.effect === 'deny') {
       this.log.info({ user: who.user, connection: input.connection, reasons: decision.reasons }, 'access request refused by policy');
-      const kind = decision.reasons.includes('unknown_connection') ? 'not_found' : decision.reasons.includes('no_matching_policy') ? 'forbidden' : 'invalid';
+      const kind = decision.reasons.includes('unknown_connection')
+        ? 'not_found'
+        : decision.reasons.includes('no_matching_policy')
+          ? 'forbidden'
+          : 'invalid';
       throw new AccessError(kind, decision.message, decision.reasons);
     }
     const rules = decision.rules;
@@ -185,9 +194,13 @@ export class AccessService {
     };
 
     if (decision.effect === 'pending') {
-      const duplicate = this.repo.listRequests({ user: who.user, state: 'pending' }).find((r) => r.connection === input.connection && r.expiresAt > now);
+      const duplicate = this.repo
+        .listRequests({ user: who.user, state: 'pending' })
+        .find((r) => r.connection === input.connection && r.expiresAt > now);
       if (duplicate) {
-        throw new AccessError('conflict', `you already have a pending request ${short(duplicate.id)} for "${input.connection}"`, ['request_pending']);
+        throw new AccessError('conflict', `you already have a pending request ${short(duplicate.id)} for "${input.connection}"`, [
+          'request_pending',
+        ]);
       }
       const escalate = rules.escalate;
       const request = this.repo.transaction(() => {
@@ -256,11 +269,17 @@ export class AccessService {
     });
     if ('refused' in result && result.refused) {
       if (result.refused.reasons.includes('request_expired')) this.expire(result.request.id);
-      const kind = result.refused.reasons.some((r) => r === 'request_not_pending' || r === 'request_expired' || r === 'already_approved') ? 'conflict' : 'forbidden';
+      const kind = result.refused.reasons.some((r) => r === 'request_not_pending' || r === 'request_expired' || r === 'already_approved')
+        ? 'conflict'
+        : 'forbidden';
       this.log.info({ request: result.request.id, user: who.user, reasons: result.refused.reasons }, 'approval refused');
       throw new AccessError(kind, result.refused.message, result.refused.reasons);
     }
-    const { decision, grant, request } = result as { decision: ReturnType<typeof decideApproval>; grant: GrantRecord | null; request: AccessRequest };
+    const { decision, grant, request } = result as {
+      decision: ReturnType<typeof decideApproval>;
+      grant: GrantRecord | null;
+      request: AccessRequest;
+    };
     this.log.info({ request: request.id, approver: who.user, final: decision.final }, 'access request approved');
     this.events.emit({ type: 'request.approved', at: now, request, approver: who.user, comment, final: decision.final });
     if (grant) {
@@ -289,7 +308,11 @@ export class AccessService {
     const { decision, request } = result;
     if (decision.effect === 'refuse') {
       if (decision.reasons.includes('request_expired')) this.expire(request.id);
-      const kind = decision.reasons.includes('deny_reason_required') ? 'invalid' : decision.reasons.includes('not_allowed_to_deny') ? 'forbidden' : 'conflict';
+      const kind = decision.reasons.includes('deny_reason_required')
+        ? 'invalid'
+        : decision.reasons.includes('not_allowed_to_deny')
+          ? 'forbidden'
+          : 'conflict';
       throw new AccessError(kind, decision.message, decision.reasons);
     }
     this.cancelExpiry(request.id);
@@ -335,7 +358,10 @@ export class AccessService {
       throw new AccessError(kind, result.decision.message, result.decision.reasons);
     }
     const grant = result.grant;
-    this.log.warn({ grant: grant.id, user: grant.user, connection: grant.connection, by: who.user, reasons: result.decision.reasons }, 'access grant revoked');
+    this.log.warn(
+      { grant: grant.id, user: grant.user, connection: grant.connection, by: who.user, reasons: result.decision.reasons },
+      'access grant revoked',
+    );
     this.events.emit({ type: 'grant.revoked', at: now, grant, by: who.user, reason: why });
     return grant;
   }
@@ -369,12 +395,17 @@ export class AccessService {
     }
     const grant = this.activeGrant(who.user, connection);
     if (!grant) {
-      throw new AccessError('forbidden', `you have no active access grant for "${connection}": run \`jitgate request ${connection}\``, ['no_active_grant']);
+      throw new AccessError('forbidden', `you have no active access grant for "${connection}": run \`jitgate request ${connection}\``, [
+        'no_active_grant',
+      ]);
     }
     const now = this.clock.now();
     const use = this.options.tokenUse?.(connection) ?? 'grant';
     const minted = mintGrantToken(this.options.store, this.repo, grant, this.options.tokenTtlMs, now, use);
-    this.log.info({ user: who.user, connection, grant: grant.id, tokenId: minted.id, expiresAt: minted.expiresAt, use }, 'access token minted under grant');
+    this.log.info(
+      { user: who.user, connection, grant: grant.id, tokenId: minted.id, expiresAt: minted.expiresAt, use },
+      'access token minted under grant',
+    );
     return { ...minted, grant, issuedAt: now };
   }
 
@@ -435,7 +466,16 @@ export class AccessService {
   // ---------------------------------------------------------------------------------------------
 
   private newGrant(
-    r: { id: string; user: string; groups: string[]; connection: string; reason: string; durationMs: number; breakGlass: boolean; policy: string },
+    r: {
+      id: string;
+      user: string;
+      groups: string[];
+      connection: string;
+      reason: string;
+      durationMs: number;
+      breakGlass: boolean;
+      policy: string;
+    },
     now: number,
     approvedBy: string[],
   ): GrantRecord {
@@ -459,7 +499,13 @@ export class AccessService {
   }
 
   private announceGrant(request: AccessRequest, grant: GrantRecord, now: number, opts: { created: boolean }): void {
-    const fields = { request: request.id, grant: grant.id, user: grant.user, connection: grant.connection, until: new Date(grant.expiresAt).toISOString() };
+    const fields = {
+      request: request.id,
+      grant: grant.id,
+      user: grant.user,
+      connection: grant.connection,
+      until: new Date(grant.expiresAt).toISOString(),
+    };
     if (grant.breakGlass) {
       // Loud on purpose: break-glass skips the approvers, so it must never pass quietly.
       this.log.warn({ ...fields, reason: grant.reason, breakGlass: true }, 'BREAK-GLASS access granted without approval');
@@ -564,7 +610,10 @@ export class AccessService {
     });
     if (!result) return false;
     const { request, to } = result;
-    this.log.warn({ request: request.id, user: request.user, connection: request.connection, to, waitedMs: now - request.createdAt }, 'access request escalated: still waiting for approval');
+    this.log.warn(
+      { request: request.id, user: request.user, connection: request.connection, to, waitedMs: now - request.createdAt },
+      'access request escalated: still waiting for approval',
+    );
     this.events.emit({ type: 'request.escalated', at: now, request, to, waitedMs: now - request.createdAt });
     return true;
   }
@@ -576,7 +625,14 @@ export class AccessService {
       const r = this.repo.getRequest(requestId);
       if (!r || r.state !== 'pending' || r.expiresAt > now) return undefined;
       const reasons: AccessReason[] = ['request_expired'];
-      this.repo.decideRequest(r.id, { state: 'expired', decidedAt: now, decidedBy: null, decisionReason: 'no decision in time', grantId: null, reasons: [...r.reasons, ...reasons] });
+      this.repo.decideRequest(r.id, {
+        state: 'expired',
+        decidedAt: now,
+        decidedBy: null,
+        decisionReason: 'no decision in time',
+        grantId: null,
+        reasons: [...r.reasons, ...reasons],
+      });
       return this.repo.getRequest(r.id)!;
     });
     if (!request) return false;
@@ -593,7 +649,9 @@ export function short(id: string): string {
 }
 
 /** Why a grant no longer opens sessions, for the FATAL a client sees. */
-export function grantEndedMessage(grant: GrantRecord | { id: string; revokedAt: number | null; revokedBy: string | null; revokeReason: string | null; expiresAt: number }): string {
+export function grantEndedMessage(
+  grant: GrantRecord | { id: string; revokedAt: number | null; revokedBy: string | null; revokeReason: string | null; expiresAt: number },
+): string {
   if (grant.revokedAt !== null) {
     const by = grant.revokedBy ? ` by ${grant.revokedBy}` : '';
     return `jitgate: access grant ${short(grant.id)} was revoked${by}${grant.revokeReason ? `: ${grant.revokeReason}` : ''}`;

@@ -34,7 +34,23 @@ beforeEach(() => {
   service = new AccessService({
     repo,
     store,
-    policies: [{ name: 'auto', connections: ['*'], groups: ['*'], users: [], access: { approval: 'auto', approvers: [], approvals: 1, maxDurationMs: 3_600_000, breakGlass: false, pendingExpiryMs: 3_600_000, requireReason: false } }],
+    policies: [
+      {
+        name: 'auto',
+        connections: ['*'],
+        groups: ['*'],
+        users: [],
+        access: {
+          approval: 'auto',
+          approvers: [],
+          approvals: 1,
+          maxDurationMs: 3_600_000,
+          breakGlass: false,
+          pendingExpiryMs: 3_600_000,
+          requireReason: false,
+        },
+      },
+    ],
     connections: ['once', 'often'],
     clock,
     log,
@@ -54,11 +70,17 @@ function mint(connection: string) {
   return service.mintToken(alice, connection);
 }
 
-const login = (tokenId: string, connection = 'once') => ({ tokenId, user: 'alice', connection, protocol: 'postgres', clientAddress: '127.0.0.1' });
+const login = (tokenId: string, connection = 'once') => ({
+  tokenId,
+  user: 'alice',
+  connection,
+  protocol: 'postgres',
+  clientAddress: '127.0.0.1',
+});
 let sessions = 0;
 const session = () => ({ id: `s${++sessions}`, end: (_reason: SessionEndReason, _counters: SessionCounters): void => undefined });
 
-it('mints with the connection\'s token use', () => {
+it("mints with the connection's token use", () => {
   expect(mint('once').use).toBe('session');
   expect(repo.tokenUse(mint('often').id)).toBe('grant');
 });

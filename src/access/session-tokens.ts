@@ -87,7 +87,16 @@ export class SessionTokens {
 
   private refuseReuse(login: SessionTokenLogin): never {
     const claim = this.o.repo.claimOf(login.tokenId);
-    this.o.log.warn({ user: login.user, connection: login.connection, tokenId: login.tokenId, client: login.clientAddress, firstSession: claim?.sessionId }, 'single-session token used again: refused');
+    this.o.log.warn(
+      {
+        user: login.user,
+        connection: login.connection,
+        tokenId: login.tokenId,
+        client: login.clientAddress,
+        firstSession: claim?.sessionId,
+      },
+      'single-session token used again: refused',
+    );
     try {
       this.o.audit.append({
         type: 'token.reused',

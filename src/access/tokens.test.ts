@@ -101,7 +101,9 @@ describe('TokenAuthority SCRAM', () => {
     expect(new TokenAuthority(store, { serverSecret: secret }).scramCandidates('nobody', 'prod', NOW).salt.equals(first.salt)).toBe(true);
     expect(a.scramCandidates('nobody', 'staging', NOW).salt.equals(first.salt)).toBe(false);
     expect(a.scramCandidates('nobod', 'yprod', NOW).salt.equals(first.salt)).toBe(false);
-    expect(new TokenAuthority(store, { serverSecret: Buffer.alloc(32, 8) }).scramCandidates('nobody', 'prod', NOW).salt.equals(first.salt)).toBe(false);
+    expect(
+      new TokenAuthority(store, { serverSecret: Buffer.alloc(32, 8) }).scramCandidates('nobody', 'prod', NOW).salt.equals(first.salt),
+    ).toBe(false);
     // probing must not create per-user state
     expect(store.activeTokens('nobody', 'prod', NOW)).toEqual([]);
   });

@@ -93,9 +93,7 @@ export class TokenAuthority {
     if (!first) return { salt: this.fakeSalt(user, connection), iterations: SCRAM_ITERATIONS, candidates: [] };
     // All tokens share the store's salt; a row that somehow does not cannot be matched against one
     // client proof, so it is left out rather than mixed in.
-    const candidates = active
-      .filter((t) => t.iterations === first.iterations && t.salt.equals(first.salt))
-      .map(toCandidate);
+    const candidates = active.filter((t) => t.iterations === first.iterations && t.salt.equals(first.salt)).map(toCandidate);
     return { salt: first.salt, iterations: first.iterations, candidates };
   }
 

@@ -65,28 +65,40 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
       { status, ...(doc ? { doc } : {}) },
     );
 
-  route('GET', '/api/whoami', (_ctx, who) => ({
-    user: who.user,
-    groups: who.groups,
-    kind: who.kind,
-    via: who.via,
-    admin: access.isAdmin(who),
-    grants: access.listGrants(who).mine.map(grantJson),
-  }), 200, { summary: 'Who I am, my groups, admin flag and active grants', roles: ['requester'] });
+  route(
+    'GET',
+    '/api/whoami',
+    (_ctx, who) => ({
+      user: who.user,
+      groups: who.groups,
+      kind: who.kind,
+      via: who.via,
+      admin: access.isAdmin(who),
+      grants: access.listGrants(who).mine.map(grantJson),
+    }),
+    200,
+    { summary: 'Who I am, my groups, admin flag and active grants', roles: ['requester'] },
+  );
 
-  route('GET', '/api/connections', (_ctx, who) => ({
-    connections: access.connectionsFor(who).map((c) => ({
-      name: c.name,
-      type: typeOf.get(c.name) ?? 'postgres',
-      access:
-        c.access.state === 'granted'
-          ? { state: 'granted', grantId: c.access.grantId, until: iso(c.access.until) }
-          : c.access.state === 'pending'
-            ? { state: 'pending', requestId: c.access.requestId, expiresAt: iso(c.access.expiresAt) }
-            : { state: 'none' },
-      ...(c.policy ? { policy: c.policy } : {}),
-    })),
-  }), 200, { summary: 'Connections I can see, with my access state (none, pending, granted until)', roles: ['requester'] });
+  route(
+    'GET',
+    '/api/connections',
+    (_ctx, who) => ({
+      connections: access.connectionsFor(who).map((c) => ({
+        name: c.name,
+        type: typeOf.get(c.name) ?? 'postgres',
+        access:
+          c.access.state === 'granted'
+            ? { state: 'granted', grantId: c.access.grantId, until: iso(c.access.until) }
+            : c.access.state === 'pending'
+              ? { state: 'pending', requestId: c.access.requestId, expiresAt: iso(c.access.expiresAt) }
+              : { state: 'none' },
+        ...(c.policy ? { policy: c.policy } : {}),
+      })),
+    }),
+    200,
+    { summary: 'Connections I can see, with my access state (none, pending, granted until)', roles: ['requester'] },
+  );
 
   route(
     'POST',
@@ -100,59 +112,128 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         reason: optionalString(body, 'reason') ?? '',
         breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
       });
-      return { request: requestJson(outcome.request), grant: outcome.grant && grantJson(outcome.grant), reasons: outcome.reasons, message: outcome.message };
-    }, 201, { summary: 'Request access to a connection', roles: ['requester'], body: { connection: 'string', duration: 'string - e.g. 30m, 1h', reason: 'string? - why (required by some policies)', breakGlass: 'boolean? - emergency access, if the policy allows it' } }
+      return {
+        request: requestJson(outcome.request),
+        grant: outcome.grant && grantJson(outcome.grant),
+        reasons: outcome.reasons,
+        message: outcome.message,
+      };
+    },
+    201,
+    {
+      summary: 'Request access to a connection',
+      roles: ['requester'],
+      body: {
+        connection: 'string',
+        duration: 'string - e.g. 30m, 1h',
+        reason: 'string? - why (required by some policies)',
+        breakGlass: 'boolean? - emergency access, if the policy allows it',
+      },
+    },
   );
 
-  route('GET', '/api/requests', (ctx, who) => {
-    const state = ctx.query.get('state') ?? undefined;
-    if (state !== undefined && !(STATES as readonly string[]).includes(state)) {
-      throw new HttpError(400, 'invalid_state', `state must be one of ${STATES.join(', ')}`);
-    }
-    const { mine, approvable } = access.listRequests(who, state ? { state: state as RequestState } : {});
-    return { mine: mine.map(requestJson), approvable: approvable.map(requestJson) };
-  }, 200, { summary: 'My access requests and those I may approve', roles: ['requester', 'approver'], query: { state: 'string? - pending, granted, denied, withdrawn or expired' } });
+  route(
+    'GET',
+    '/api/requests',
+    (ctx, who) => {
+      const state = ctx.query.get('state') ?? undefined;
+      if (state !== undefined && !(STATES as readonly string[]).includes(state)) {
+        throw new HttpError(400, 'invalid_state', `state must be one of ${STATES.join(', ')}`);
+      }
+      const { mine, approvable } = access.listRequests(who, state ? { state: state as RequestState } : {});
+      return { mine: mine.map(requestJson), approvable: approvable.map(requestJson) };
+    },
+    200,
+    {
+      summary: 'My access requests and those I may approve',
+      roles: ['requester', 'approver'],
+      query: { state: 'string? - pending, granted, denied, withdrawn or expired' },
+    },
+  );
 
-  route('GET', '/api/requests/:id', async (ctx, who) => {
-    let request = access.getRequest(who, ctx.params.id!);
-    const wait = polls.waitOf(ctx);
-    if (request.state === 'pending' && wait > 0) {
-      // Wake on anything that happens to this request; the caller re-reads and decides.
-      await polls.wait(ctx, wait, (changed) =>
-        access.events.on((e) => {
-          if ('request' in e && e.request?.id === request.id) changed();
-        }),
-      );
-      request = access.getRequest(who, request.id);
-    }
-    return requestJson(request);
-  }, 200, { summary: 'One access request (its requester, approvers, admins)', roles: ['owner', 'approver', 'admin'], query: { wait: 'integer? - long-poll up to this many seconds while pending' } });
+  route(
+    'GET',
+    '/api/requests/:id',
+    async (ctx, who) => {
+      let request = access.getRequest(who, ctx.params.id!);
+      const wait = polls.waitOf(ctx);
+      if (request.state === 'pending' && wait > 0) {
+        // Wake on anything that happens to this request; the caller re-reads and decides.
+        await polls.wait(ctx, wait, (changed) =>
+          access.events.on((e) => {
+            if ('request' in e && e.request?.id === request.id) changed();
+          }),
+        );
+        request = access.getRequest(who, request.id);
+      }
+      return requestJson(request);
+    },
+    200,
+    {
+      summary: 'One access request (its requester, approvers, admins)',
+      roles: ['owner', 'approver', 'admin'],
+      query: { wait: 'integer? - long-poll up to this many seconds while pending' },
+    },
+  );
 
-  route('POST', '/api/requests/:id/approve', (ctx, who) => {
-    const body = object(ctx.body ?? {});
-    const outcome = access.approve(who, ctx.params.id!, {
-      comment: optionalString(body, 'comment') ?? '',
-      breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
-    });
-    return { request: requestJson(outcome.request), grant: outcome.grant && grantJson(outcome.grant), reasons: outcome.reasons, message: outcome.message };
-  }, 200, { summary: 'Approve an access request (not your own)', roles: ['approver'], body: { comment: 'string?', breakGlass: 'boolean?' } });
+  route(
+    'POST',
+    '/api/requests/:id/approve',
+    (ctx, who) => {
+      const body = object(ctx.body ?? {});
+      const outcome = access.approve(who, ctx.params.id!, {
+        comment: optionalString(body, 'comment') ?? '',
+        breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
+      });
+      return {
+        request: requestJson(outcome.request),
+        grant: outcome.grant && grantJson(outcome.grant),
+        reasons: outcome.reasons,
+        message: outcome.message,
+      };
+    },
+    200,
+    { summary: 'Approve an access request (not your own)', roles: ['approver'], body: { comment: 'string?', breakGlass: 'boolean?' } },
+  );
 
-  route('POST', '/api/requests/:id/deny', (ctx, who) => {
-    const body = object(ctx.body ?? {});
-    const outcome = access.deny(who, ctx.params.id!, optionalString(body, 'reason') ?? '');
-    return { request: requestJson(outcome.request), reasons: outcome.reasons, message: outcome.message };
-  }, 200, { summary: 'Deny an access request', roles: ['approver'], body: { reason: 'string?' } });
+  route(
+    'POST',
+    '/api/requests/:id/deny',
+    (ctx, who) => {
+      const body = object(ctx.body ?? {});
+      const outcome = access.deny(who, ctx.params.id!, optionalString(body, 'reason') ?? '');
+      return { request: requestJson(outcome.request), reasons: outcome.reasons, message: outcome.message };
+    },
+    200,
+    { summary: 'Deny an access request', roles: ['approver'], body: { reason: 'string?' } },
+  );
 
-  route('GET', '/api/grants', (ctx, who) => {
-    const all = ctx.query.get('all');
-    const { mine, others } = access.listGrants(who, { includeEnded: all === '1' || all === 'true' });
-    return { mine: mine.map(grantJson), others: others.map(grantJson) };
-  }, 200, { summary: 'Active grants: mine, and others I may revoke', roles: ['requester', 'approver', 'admin'], query: { all: 'string? - 1: include ended grants' } });
+  route(
+    'GET',
+    '/api/grants',
+    (ctx, who) => {
+      const all = ctx.query.get('all');
+      const { mine, others } = access.listGrants(who, { includeEnded: all === '1' || all === 'true' });
+      return { mine: mine.map(grantJson), others: others.map(grantJson) };
+    },
+    200,
+    {
+      summary: 'Active grants: mine, and others I may revoke',
+      roles: ['requester', 'approver', 'admin'],
+      query: { all: 'string? - 1: include ended grants' },
+    },
+  );
 
-  route('POST', '/api/grants/:id/revoke', (ctx, who) => {
-    const body = object(ctx.body ?? {});
-    return grantJson(access.revoke(who, ctx.params.id!, optionalString(body, 'reason')));
-  }, 200, { summary: 'Revoke a grant (its holder, its approvers, admins)', roles: ['owner', 'approver', 'admin'], body: { reason: 'string?' } });
+  route(
+    'POST',
+    '/api/grants/:id/revoke',
+    (ctx, who) => {
+      const body = object(ctx.body ?? {});
+      return grantJson(access.revoke(who, ctx.params.id!, optionalString(body, 'reason')));
+    },
+    200,
+    { summary: 'Revoke a grant (its holder, its approvers, admins)', roles: ['owner', 'approver', 'admin'], body: { reason: 'string?' } },
+  );
 
   route(
     'POST',
@@ -174,7 +255,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
         grant: grantJson(minted.grant),
         ...connect,
       };
-    }, 201, { summary: 'A fresh access token under my active grant, and where to connect', roles: ['requester'], body: { connection: 'string' } }
+    },
+    201,
+    { summary: 'A fresh access token under my active grant, and where to connect', roles: ['requester'], body: { connection: 'string' } },
   );
 
   return {
@@ -269,6 +352,7 @@ function durationOf(body: Record<string, unknown>): number {
   const text = body.duration;
   if (typeof text !== 'string') throw new HttpError(400, 'invalid_body', '"duration" must be a duration such as 30m or 1h');
   const ms = tryParseDuration(text);
-  if (ms === undefined) throw new HttpError(400, 'invalid_body', `"duration": expected a duration such as 30m or 1h, got ${JSON.stringify(text)}`);
+  if (ms === undefined)
+    throw new HttpError(400, 'invalid_body', `"duration": expected a duration such as 30m or 1h, got ${JSON.stringify(text)}`);
   return ms;
 }

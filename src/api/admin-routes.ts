@@ -70,7 +70,9 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
 
   admin("Names of the gateway's stored secrets (never their values)", '/api/admin/secrets', () => ({
     secrets: o.secretNames().map((s) => ({ name: s.name, updatedAt: new Date(s.updatedAt).toISOString() })),
-    references: config.connections.filter((c) => c.password !== undefined).map((c) => ({ connection: c.name, password: secretRefJson(c.password) })),
+    references: config.connections
+      .filter((c) => c.password !== undefined)
+      .map((c) => ({ connection: c.name, password: secretRefJson(c.password) })),
   }));
 
   admin('Identity providers (OIDC and SAML), administrator groups and session lifetimes', '/api/admin/identities', () => ({
@@ -95,7 +97,9 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
       clockSkewMs: p.clockSkewMs,
       signInTtlMs: p.signInTtlMs,
     })),
-    developmentIdp: config.identities.devIdp ? { users: config.identities.devIdp.users.map((u) => ({ user: u.user, groups: u.groups })) } : null,
+    developmentIdp: config.identities.devIdp
+      ? { users: config.identities.devIdp.users.map((u) => ({ user: u.user, groups: u.groups })) }
+      : null,
     admins: config.identities.admins,
     session: config.identities.session,
   }));

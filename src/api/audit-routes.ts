@@ -131,7 +131,8 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
     (ctx) => {
       requireRole(o.roles, ctx.identity!, ['auditor']);
       const format = (ctx.query.get('format') || 'jsonl') as ExportFormat;
-      if (!EXPORT_FORMATS.includes(format)) throw new HttpError(400, 'invalid_format', `format must be one of ${EXPORT_FORMATS.join(', ')}`);
+      if (!EXPORT_FORMATS.includes(format))
+        throw new HttpError(400, 'invalid_format', `format must be one of ${EXPORT_FORMATS.join(', ')}`);
       const filter = filterOf(ctx.query);
       const stamp = new Date(o.now()).toISOString().replace(/[:.]/g, '-');
       ctx.res.writeHead(200, {
@@ -158,7 +159,8 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
     },
     {
       doc: {
-        summary: 'Export audit entries: JSON lines with the chain fields (verifiable offline with `jitgate audit verify --file` when unfiltered), a JSON array, or CSV',
+        summary:
+          'Export audit entries: JSON lines with the chain fields (verifiable offline with `jitgate audit verify --file` when unfiltered), a JSON array, or CSV',
         roles: ['auditor', 'admin'],
         query: {
           format: 'string? - jsonl (default), json or csv',

@@ -47,7 +47,12 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', '[::1]', 'localhost']);
 /** Cookie names: `secure` ones carry the __Host-/__Secure- prefixes browsers enforce. */
 export function cookieNames(secure: boolean) {
   return secure
-    ? { session: '__Host-jitgate_session', csrf: '__Host-jitgate_csrf', refresh: '__Secure-jitgate_refresh', login: '__Secure-jitgate_login' }
+    ? {
+        session: '__Host-jitgate_session',
+        csrf: '__Host-jitgate_csrf',
+        refresh: '__Secure-jitgate_refresh',
+        login: '__Secure-jitgate_login',
+      }
     : { session: 'jitgate_session', csrf: 'jitgate_csrf', refresh: 'jitgate_refresh', login: 'jitgate_login' };
 }
 const SECURE = cookieNames(true);
@@ -73,12 +78,10 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
   const pending = new Map<string, PendingLogin>();
   const { identity } = o;
 
-  router.add(
-    'GET',
-    `${BROWSER_PATH}/issuers`,
-    () => ({ issuers: identity.issuerNames }),
-    { auth: 'none', doc: { summary: 'Identity providers one can sign in with in a browser', roles: ['anyone'] } },
-  );
+  router.add('GET', `${BROWSER_PATH}/issuers`, () => ({ issuers: identity.issuerNames }), {
+    auth: 'none',
+    doc: { summary: 'Identity providers one can sign in with in a browser', roles: ['anyone'] },
+  });
 
   router.add(
     'GET',
@@ -92,7 +95,8 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
       const issuer = ctx.query.get('issuer') ?? undefined;
       const now = o.now();
       for (const [id, p] of pending) if (p.expiresAt <= now) pending.delete(id);
-      if (pending.size >= MAX_PENDING) throw new HttpError(503, 'temporarily_unavailable', 'too many sign-ins are in progress; try again in a few minutes');
+      if (pending.size >= MAX_PENDING)
+        throw new HttpError(503, 'temporarily_unavailable', 'too many sign-ins are in progress; try again in a few minutes');
       const verifier = randomBytes(32).toString('base64url');
       const challenge = createHash('sha256').update(verifier, 'ascii').digest('base64url');
       let start;
@@ -157,7 +161,10 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
       redirect(ctx.res, login.returnTo, [clearLogin, ...sessionCookies(pair, secure, o.now())]);
       return undefined;
     },
-    { auth: 'none', doc: { summary: "The identity provider's redirect back: sets the session cookies", roles: ['anyone'], redirect: true } },
+    {
+      auth: 'none',
+      doc: { summary: "The identity provider's redirect back: sets the session cookies", roles: ['anyone'], redirect: true },
+    },
   );
 
   router.add(
@@ -177,7 +184,8 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
           ctx.res.setHeader('set-cookie', clearCookies(secure));
           throw new HttpError(401, 'unauthenticated', `${err.message}; sign in again`);
         }
-        if (err instanceof IdentityUnavailable) throw new HttpError(503, 'identity_unavailable', 'the identity provider cannot be reached; try again shortly');
+        if (err instanceof IdentityUnavailable)
+          throw new HttpError(503, 'identity_unavailable', 'the identity provider cannot be reached; try again shortly');
         throw err;
       }
       ctx.res.setHeader('set-cookie', sessionCookies(pair, secure, o.now()));
@@ -193,7 +201,9 @@ export function registerBrowserAuth(router: Router, o: BrowserAuthOptions): void
       const cookies = parseCookies(ctx.req);
       checkCsrf(ctx.req, cookies, o.development);
       const secure = secureCookies(ctx.req, o.development);
-      const tokens = [cookieValue(cookies, 'session', o.development), cookieValue(cookies, 'refresh', o.development)].filter((t): t is string => !!t);
+      const tokens = [cookieValue(cookies, 'session', o.development), cookieValue(cookies, 'refresh', o.development)].filter(
+        (t): t is string => !!t,
+      );
       const ended = tokens.map((t) => identity.sessions.logout(t)).some(Boolean);
       ctx.res.setHeader('set-cookie', clearCookies(secure));
       return { loggedOut: ended };
@@ -236,15 +246,17 @@ function checkCsrf(req: IncomingMessage, cookies: Record<string, string>, develo
     } catch {
       host = undefined;
     }
-    if (host === undefined || host !== req.headers.host) throw new HttpError(403, 'csrf_origin', `cross-origin request refused (Origin ${origin})`);
+    if (host === undefined || host !== req.headers.host)
+      throw new HttpError(403, 'csrf_origin', `cross-origin request refused (Origin ${origin})`);
   } else {
     const site = req.headers['sec-fetch-site'];
-    if (site !== undefined && site !== 'same-origin') throw new HttpError(403, 'csrf_origin', `cross-site request refused (Sec-Fetch-Site ${String(site)})`);
+    if (site !== undefined && site !== 'same-origin')
+      throw new HttpError(403, 'csrf_origin', `cross-site request refused (Sec-Fetch-Site ${String(site)})`);
   }
   const expected = cookieValue(cookies, 'csrf', development);
   const given = req.headers['x-csrf-token'];
   if (!expected || typeof given !== 'string' || !sameText(expected, given)) {
-    throw new HttpError(403, 'csrf_token', 'missing or wrong X-CSRF-Token header (send the jitgate_csrf cookie\'s value)');
+    throw new HttpError(403, 'csrf_token', "missing or wrong X-CSRF-Token header (send the jitgate_csrf cookie's value)");
   }
 }
 
@@ -285,7 +297,11 @@ function secureCookies(req: IncomingMessage, development: boolean): boolean {
   return !(development && isLoopback(req) && req.headers['x-forwarded-proto'] !== 'https');
 }
 
-function cookie(name: string, value: string, o: { secure: boolean; path: string; sameSite: 'Lax' | 'Strict'; maxAgeS: number; httpOnly?: boolean }): string {
+function cookie(
+  name: string,
+  value: string,
+  o: { secure: boolean; path: string; sameSite: 'Lax' | 'Strict'; maxAgeS: number; httpOnly?: boolean },
+): string {
   return [
     `${name}=${encodeURIComponent(value)}`,
     `Path=${o.path}`,
@@ -304,7 +320,13 @@ function sessionCookies(pair: SessionPair, secure: boolean, now: number): string
     cookie(names.session, pair.accessToken, { secure, path: '/', sameSite: 'Lax', maxAgeS: sessionS }),
     cookie(names.refresh, pair.refreshToken, { secure, path: BROWSER_PATH, sameSite: 'Strict', maxAgeS: refreshS }),
     // Readable by the console's script (it echoes it in X-CSRF-Token); useless to anyone else.
-    cookie(names.csrf, randomBytes(24).toString('base64url'), { secure, path: '/', sameSite: 'Strict', maxAgeS: refreshS, httpOnly: false }),
+    cookie(names.csrf, randomBytes(24).toString('base64url'), {
+      secure,
+      path: '/',
+      sameSite: 'Strict',
+      maxAgeS: refreshS,
+      httpOnly: false,
+    }),
   ];
 }
 

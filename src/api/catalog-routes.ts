@@ -40,6 +40,11 @@ export function registerCatalogRoutes(router: Router, o: CatalogRoutesOptions): 
         })),
       };
     },
-    { doc: { summary: 'Connections I can see, my access to each, and their policies, guardrails, review and masking rules in words', roles: ['requester'] } },
+    {
+      doc: {
+        summary: 'Connections I can see, my access to each, and their policies, guardrails, review and masking rules in words',
+        roles: ['requester'],
+      },
+    },
   );
 }

@@ -54,7 +54,14 @@ export interface ConsoleApi {
 }
 
 /** Endpoints anyone can call that start or complete a sign-in. */
-export const SIGN_IN_ROUTES = ['/api/auth/login/start', '/api/auth/token', '/api/auth/browser/login', '/api/auth/browser/callback', '/api/auth/browser/refresh', SAML_ACS_ROUTE];
+export const SIGN_IN_ROUTES = [
+  '/api/auth/login/start',
+  '/api/auth/token',
+  '/api/auth/browser/login',
+  '/api/auth/browser/callback',
+  '/api/auth/browser/refresh',
+  SAML_ACS_ROUTE,
+];
 
 export function registerConsoleApi(router: Router, o: ConsoleApiOptions): ConsoleApi {
   const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });

@@ -49,7 +49,12 @@ export function registerCredentialRoutes(router: Router, o: CredentialRoutesOpti
         throw err;
       }
     },
-    { doc: { summary: "Rotate the gateway's own backend password on a connection now (the old one stays valid if it fails)", roles: ['admin'] } },
+    {
+      doc: {
+        summary: "Rotate the gateway's own backend password on a connection now (the old one stays valid if it fails)",
+        roles: ['admin'],
+      },
+    },
   );
 
   router.add(
@@ -59,6 +64,11 @@ export function registerCredentialRoutes(router: Router, o: CredentialRoutesOpti
       requireRole(o.roles, ctx.identity!, ['admin']);
       return { connections: (await o.rotation.status()).map(statusJson) };
     },
-    { doc: { summary: 'How the gateway logs in to each backend, when its password was rotated, and privileges beyond what sessions need', roles: ['admin'] } },
+    {
+      doc: {
+        summary: 'How the gateway logs in to each backend, when its password was rotated, and privileges beyond what sessions need',
+        roles: ['admin'],
+      },
+    },
   );
 }

@@ -11,7 +11,10 @@ afterEach(async () => {
   await Promise.all(handles.splice(0).map((h) => h.close()));
 });
 
-async function start(ready: () => Readiness | Promise<Readiness> = () => ({ ok: true, reasons: [] }), extra: Partial<Parameters<typeof startHttpServer>[0]> = {}) {
+async function start(
+  ready: () => Readiness | Promise<Readiness> = () => ({ ok: true, reasons: [] }),
+  extra: Partial<Parameters<typeof startHttpServer>[0]> = {},
+) {
   const metrics = createMetrics();
   const h = await startHttpServer({ host: '127.0.0.1', port: 0, metrics, ready, logger, ...extra });
   handles.push(h);
@@ -124,9 +127,15 @@ describe('startHttpServer', () => {
 
   it('fails clearly when the port is taken, and closes idempotently', async () => {
     const { h } = await start();
-    await expect(startHttpServer({ host: '127.0.0.1', port: h.port, metrics: createMetrics({ defaultMetrics: false }), ready: () => ({ ok: true, reasons: [] }), logger })).rejects.toThrow(
-      `HTTP listener 127.0.0.1:${h.port} is already in use (EADDRINUSE)`,
-    );
+    await expect(
+      startHttpServer({
+        host: '127.0.0.1',
+        port: h.port,
+        metrics: createMetrics({ defaultMetrics: false }),
+        ready: () => ({ ok: true, reasons: [] }),
+        logger,
+      }),
+    ).rejects.toThrow(`HTTP listener 127.0.0.1:${h.port} is already in use (EADDRINUSE)`);
     await Promise.all([h.close(), h.close()]);
     await expect(request(`${h.address}/healthz`)).rejects.toThrow(/ECONNREFUSED/);
   });
@@ -135,10 +144,12 @@ describe('startHttpServer', () => {
     const { h } = await start();
     const agent = new http.Agent({ keepAlive: true });
     await new Promise<void>((resolve, reject) => {
-      http.get(`${h.address}/healthz`, { agent }, (res) => {
-        res.resume();
-        res.on('end', () => resolve());
-      }).on('error', reject);
+      http
+        .get(`${h.address}/healthz`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        })
+        .on('error', reject);
     });
     const t0 = Date.now();
     await h.close();

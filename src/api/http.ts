@@ -89,7 +89,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     '/metrics': async (req, res) => {
       const refused = metricsRefusal(options.metricsAccess, req);
       if (refused) {
-        sendJson(res, refused.status, { error: refused.error, message: refused.message }, refused.status === 401 ? { 'www-authenticate': 'Bearer realm="metrics"' } : {});
+        sendJson(
+          res,
+          refused.status,
+          { error: refused.error, message: refused.message },
+          refused.status === 401 ? { 'www-authenticate': 'Bearer realm="metrics"' } : {},
+        );
         return;
       }
       const text = await metrics.render();
@@ -107,7 +112,12 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
     const route = routes[pathname];
     if (route) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJson(res, 405, { error: 'method_not_allowed', message: `${req.method ?? '?'} is not allowed on ${pathname}` }, { allow: 'GET, HEAD' });
+        sendJson(
+          res,
+          405,
+          { error: 'method_not_allowed', message: `${req.method ?? '?'} is not allowed on ${pathname}` },
+          { allow: 'GET, HEAD' },
+        );
         return;
       }
       await route(req, res);
@@ -175,7 +185,9 @@ export async function startHttpServer(options: HttpServerOptions): Promise<HttpS
 function cappedError(body: unknown): unknown {
   if (typeof body !== 'object' || body === null || !('message' in body) || typeof body.message !== 'string') return body;
   const m = body.message;
-  return m.length <= MAX_ERROR_MESSAGE_CHARS ? body : { ...body, message: `${m.slice(0, MAX_ERROR_MESSAGE_CHARS)}…(${m.length} characters)` };
+  return m.length <= MAX_ERROR_MESSAGE_CHARS
+    ? body
+    : { ...body, message: `${m.slice(0, MAX_ERROR_MESSAGE_CHARS)}…(${m.length} characters)` };
 }
 
 function metricsRefusal(
@@ -184,7 +196,11 @@ function metricsRefusal(
 ): { status: 401 | 403; error: string; message: string } | undefined {
   if (!access || access.auth === 'none') return undefined;
   if (access.token === undefined) {
-    return { status: 403, error: 'forbidden', message: 'metrics need a token: set metrics.token (or metrics.auth: none) in the configuration' };
+    return {
+      status: 403,
+      error: 'forbidden',
+      message: 'metrics need a token: set metrics.token (or metrics.auth: none) in the configuration',
+    };
   }
   const header = req.headers.authorization ?? '';
   const given = header.startsWith('Bearer ') ? header.slice(7).trim() : '';

@@ -36,7 +36,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 function object(body: unknown): Record<string, unknown> {
   if (body === undefined) return {};
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'invalid_request', 'expected a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw new HttpError(400, 'invalid_request', 'expected a JSON object');
   return body as Record<string, unknown>;
 }
 
@@ -151,7 +152,13 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       doc: {
         summary: 'Start a CLI sign-in (PKCE with a loopback redirect, or the device flow); rate limited',
         roles: ['anyone'],
-        body: { flow: 'string? - pkce or device', redirectUri: 'string? - pkce: http://127.0.0.1:PORT/...', codeChallenge: 'string? - pkce: S256 challenge', codeChallengeMethod: 'string? - S256', issuer: 'string?' },
+        body: {
+          flow: 'string? - pkce or device',
+          redirectUri: 'string? - pkce: http://127.0.0.1:PORT/...',
+          codeChallenge: 'string? - pkce: S256 challenge',
+          codeChallengeMethod: 'string? - S256',
+          issuer: 'string?',
+        },
       },
     },
   );
@@ -189,7 +196,14 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       doc: {
         summary: 'Finish a CLI sign-in or refresh: a gateway session (jgs_) and refresh token (jgr_); rate limited',
         roles: ['anyone'],
-        body: { grantType: 'string - authorization_code, device_code or refresh_token', loginId: 'string?', code: 'string?', codeVerifier: 'string?', refreshToken: 'string?', iss: 'string?' },
+        body: {
+          grantType: 'string - authorization_code, device_code or refresh_token',
+          loginId: 'string?',
+          code: 'string?',
+          codeVerifier: 'string?',
+          refreshToken: 'string?',
+          iss: 'string?',
+        },
       },
     },
   );
@@ -204,21 +218,29 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       const ended = tokens.map((t) => identity.sessions.logout(t)).some(Boolean);
       return { loggedOut: ended };
     },
-    { auth: 'none', doc: { summary: 'End a CLI sign-in (bearer session token or refresh token)', roles: ['anyone'], body: { refreshToken: 'string?' } } },
+    {
+      auth: 'none',
+      doc: { summary: 'End a CLI sign-in (bearer session token or refresh token)', roles: ['anyone'], body: { refreshToken: 'string?' } },
+    },
   );
 
-  route('GET', '/api/auth/me', async (ctx) => {
-    const who = ctx.identity!;
-    const bearer = bearerOf(ctx.req);
-    // Only a session has more to say (its expiry); other credentials were verified once already.
-    const detail = bearer?.startsWith('jgs_') ? await identity.authenticateDetailed(bearer) : undefined;
-    const session = detail?.ok ? detail.session : undefined;
-    return {
-      ...identityJson(who),
-      admin: identity.isAdmin(who),
-      ...(session ? { session: { expiresAt: iso(session.expiresAt), loginExpiresAt: iso(session.loginExpiresAt) } } : {}),
-    };
-  }, { doc: { summary: 'The signed-in caller and, for a gateway session, its expiry', roles: ['requester'] } });
+  route(
+    'GET',
+    '/api/auth/me',
+    async (ctx) => {
+      const who = ctx.identity!;
+      const bearer = bearerOf(ctx.req);
+      // Only a session has more to say (its expiry); other credentials were verified once already.
+      const detail = bearer?.startsWith('jgs_') ? await identity.authenticateDetailed(bearer) : undefined;
+      const session = detail?.ok ? detail.session : undefined;
+      return {
+        ...identityJson(who),
+        admin: identity.isAdmin(who),
+        ...(session ? { session: { expiresAt: iso(session.expiresAt), loginExpiresAt: iso(session.loginExpiresAt) } } : {}),
+      };
+    },
+    { doc: { summary: 'The signed-in caller and, for a gateway session, its expiry', roles: ['requester'] } },
+  );
 
   route(
     'POST',
@@ -231,15 +253,32 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       }
       const ttlText = str(body, 'ttl');
       const ttlMs = ttlText === undefined ? DEFAULT_API_KEY_TTL_MS : tryParseDuration(ttlText);
-      if (ttlMs === undefined) throw new HttpError(400, 'invalid_request', `ttl: expected a duration such as 30d or 12h, got ${JSON.stringify(ttlText)}`);
-      const created = identity.apiKeys.create({ name: str(body, 'name', true), groups: groups as string[], ttlMs, createdBy: ctx.identity! });
+      if (ttlMs === undefined)
+        throw new HttpError(400, 'invalid_request', `ttl: expected a duration such as 30d or 12h, got ${JSON.stringify(ttlText)}`);
+      const created = identity.apiKeys.create({
+        name: str(body, 'name', true),
+        groups: groups as string[],
+        ttlMs,
+        createdBy: ctx.identity!,
+      });
       log.info({ apiKey: created.row.id, name: created.row.name, groups: created.row.groups, by: ctx.identity!.user }, 'API key created');
       return { ...apiKeyJson(created.row), key: created.key };
     },
-    { admin: true, status: 201, doc: { summary: 'Create an API key (shown once)', roles: ['admin'], body: { name: 'string', groups: 'string[]', ttl: 'string? - e.g. 90d' } } },
+    {
+      admin: true,
+      status: 201,
+      doc: {
+        summary: 'Create an API key (shown once)',
+        roles: ['admin'],
+        body: { name: 'string', groups: 'string[]', ttl: 'string? - e.g. 90d' },
+      },
+    },
   );
 
-  route('GET', '/api/apikeys', () => ({ keys: identity.apiKeys.list().map(apiKeyJson) }), { admin: true, doc: { summary: 'API keys (never the keys themselves)', roles: ['admin'] } });
+  route('GET', '/api/apikeys', () => ({ keys: identity.apiKeys.list().map(apiKeyJson) }), {
+    admin: true,
+    doc: { summary: 'API keys (never the keys themselves)', roles: ['admin'] },
+  });
 
   route(
     'DELETE',

@@ -72,7 +72,8 @@ export function registerLiveRoutes(router: Router, o: { accessEvents: AccessEven
     hub.publish({
       type: e.type,
       data: { request: requestJson(request) },
-      audience: (who) => who.user === request.user || o.roles.isAdmin(who) || (who.user !== request.user && inGroups(who, request.approverGroups)),
+      audience: (who) =>
+        who.user === request.user || o.roles.isAdmin(who) || (who.user !== request.user && inGroups(who, request.approverGroups)),
     });
   });
 
@@ -108,7 +109,13 @@ export function registerLiveRoutes(router: Router, o: { accessEvents: AccessEven
       res.on('close', stop);
       return undefined;
     },
-    { doc: { summary: 'Live updates (server-sent events): access requests, decisions, grants, statement reviews', roles: ['requester'], produces: 'text/event-stream' } },
+    {
+      doc: {
+        summary: 'Live updates (server-sent events): access requests, decisions, grants, statement reviews',
+        roles: ['requester'],
+        produces: 'text/event-stream',
+      },
+    },
   );
 
   return {

@@ -10,7 +10,11 @@ import type { RouteDoc, RouteInfo, Router } from './router.js';
 const ERROR_SCHEMA = {
   type: 'object',
   required: ['error', 'message'],
-  properties: { error: { type: 'string', description: 'stable code' }, message: { type: 'string' }, reasons: { type: 'array', items: { type: 'string' } } },
+  properties: {
+    error: { type: 'string', description: 'stable code' },
+    message: { type: 'string' },
+    reasons: { type: 'array', items: { type: 'string' } },
+  },
 };
 
 /** `string? - text` -> a JSON schema and whether it is required. */
@@ -20,7 +24,9 @@ function field(spec: string): { schema: Record<string, unknown>; required: boole
   const optional = typePart.trim().endsWith('?');
   const type = typePart.trim().replace(/\?$/, '');
   const schema: Record<string, unknown> =
-    type === 'string[]' ? { type: 'array', items: { type: 'string' } } : { type: ['string', 'integer', 'boolean', 'object', 'number'].includes(type) ? type : 'string' };
+    type === 'string[]'
+      ? { type: 'array', items: { type: 'string' } }
+      : { type: ['string', 'integer', 'boolean', 'object', 'number'].includes(type) ? type : 'string' };
   if (description) schema.description = description;
   return { schema, required: !optional };
 }
@@ -34,7 +40,13 @@ function operation(route: RouteInfo): Record<string, unknown> {
     .map((p) => ({ name: p.slice(1), in: 'path', required: true, schema: { type: 'string' } }));
   for (const [name, spec] of Object.entries(doc.query ?? {})) {
     const f = field(spec);
-    parameters.push({ name, in: 'query', required: f.required, schema: f.schema, ...(f.schema.description ? { description: f.schema.description } : {}) });
+    parameters.push({
+      name,
+      in: 'query',
+      required: f.required,
+      schema: f.schema,
+      ...(f.schema.description ? { description: f.schema.description } : {}),
+    });
   }
   const op: Record<string, unknown> = {
     operationId: `${route.method.toLowerCase()}${route.pattern.replace(/\/:?([a-z0-9.]+)/gi, (_m, w: string) => w.charAt(0).toUpperCase() + w.slice(1).replace(/\.(\w)/g, (_x, c: string) => c.toUpperCase()))}`,
@@ -51,16 +63,26 @@ function operation(route: RouteInfo): Record<string, unknown> {
       properties[name] = f.schema;
       if (f.required) required.push(name);
     }
-    op.requestBody = { required: required.length > 0, content: { 'application/json': { schema: { type: 'object', properties, ...(required.length ? { required } : {}) } } } };
+    op.requestBody = {
+      required: required.length > 0,
+      content: { 'application/json': { schema: { type: 'object', properties, ...(required.length ? { required } : {}) } } },
+    };
   }
   const ok = doc.redirect
     ? { '303': { description: 'redirect' } }
-    : { [String(route.status)]: { description: 'success', content: { [doc.produces ?? 'application/json']: { schema: doc.produces ? { type: 'string' } : { type: 'object' } } } } };
+    : {
+        [String(route.status)]: {
+          description: 'success',
+          content: { [doc.produces ?? 'application/json']: { schema: doc.produces ? { type: 'string' } : { type: 'object' } } },
+        },
+      };
   op.responses = {
     ...ok,
     ...(route.auth === 'required' ? { '401': errorResponse('not signed in') } : {}),
     '403': errorResponse('not allowed for this caller, or a cookie request without a valid CSRF token'),
-    ...(route.pattern.startsWith('/api/auth/') && route.auth === 'none' ? { '429': errorResponse('too many sign-in attempts (Retry-After)') } : {}),
+    ...(route.pattern.startsWith('/api/auth/') && route.auth === 'none'
+      ? { '429': errorResponse('too many sign-in attempts (Retry-After)') }
+      : {}),
   };
   if (route.auth === 'none') op.security = [];
   return op;

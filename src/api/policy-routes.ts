@@ -52,7 +52,8 @@ export function registerPolicyRoutes(router: Router, o: PolicyRoutesOptions): vo
     },
     {
       doc: {
-        summary: 'What the gateway would do with a statement (allowed, refused, held; masked columns with their lineage), without running it',
+        summary:
+          'What the gateway would do with a statement (allowed, refused, held; masked columns with their lineage), without running it',
         roles: ['admin', 'approver', 'auditor'],
         body: {
           connection: 'string - connection name',
@@ -75,12 +76,14 @@ export function registerPolicyRoutes(router: Router, o: PolicyRoutesOptions): vo
       if (since === undefined) throw new HttpError(400, 'bad_request', `since: expected ${TIME_HINT}`);
       const limitText = ctx.query.get('limit');
       const limit = limitText ? Number(limitText) : DEFAULT_SESSIONS;
-      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SESSIONS) throw new HttpError(400, 'bad_request', `limit: a whole number from 1 to ${MAX_SESSIONS}`);
+      if (!Number.isInteger(limit) || limit < 1 || limit > MAX_SESSIONS)
+        throw new HttpError(400, 'bad_request', `limit: a whole number from 1 to ${MAX_SESSIONS}`);
       return maskingReport(o.recording, { since, until: now, connection: ctx.query.get('connection') || null, limit });
     },
     {
       doc: {
-        summary: 'What masking did over a period: masked results and rows per rule and column, most refused statements, columns only detectors masked',
+        summary:
+          'What masking did over a period: masked results and rows per rule and column, most refused statements, columns only detectors masked',
         roles: ['admin', 'auditor'],
         query: {
           since: `string? - ${TIME_HINT} (default 7d)`,
@@ -97,7 +100,12 @@ export async function maskingReport(
   recording: RecordingService,
   o: { since: number; until: number; connection: string | null; limit: number },
 ): Promise<MaskingReport> {
-  const sessions = recording.repo.search({ since: o.since, until: o.until, limit: o.limit + 1, ...(o.connection ? { connection: o.connection } : {}) });
+  const sessions = recording.repo.search({
+    since: o.since,
+    until: o.until,
+    limit: o.limit + 1,
+    ...(o.connection ? { connection: o.connection } : {}),
+  });
   const limited = sessions.length > o.limit;
   const builder = new MaskingReportBuilder({ since: o.since, until: o.until });
   for (const s of sessions.slice(0, o.limit)) {

@@ -59,73 +59,116 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
   const readable = (ctx: RouteContext): SessionListing => {
     const who = ctx.identity!;
     const resolved = repo.resolveId(ctx.params.id!, mayReadAll(who) ? undefined : who.user);
-    if (resolved.ambiguous) throw new HttpError(400, 'ambiguous_id', `more than one session starts with ${ctx.params.id}; give more of the id`);
+    if (resolved.ambiguous)
+      throw new HttpError(400, 'ambiguous_id', `more than one session starts with ${ctx.params.id}; give more of the id`);
     const session = resolved.id ? repo.session(resolved.id) : undefined;
     if (!session || (!mayReadAll(who) && session.user !== who.user)) throw new HttpError(404, 'not_found', `no session ${ctx.params.id}`);
     return session;
   };
 
-  router.add('GET', '/api/sessions', (ctx) => {
-    const who = ctx.identity!;
-    const q = ctx.query;
-    const filter: SessionSearch = { limit: limitOf(q.get('limit')) };
-    const user = q.get('user') ?? undefined;
-    if (!mayReadAll(who)) {
-      if (user !== undefined && user !== who.user) throw new HttpError(403, 'forbidden', 'only auditors and admins may list other users\' sessions');
-      filter.user = who.user;
-    } else if (user !== undefined) {
-      filter.user = user;
-    }
-    const connection = q.get('connection');
-    if (connection) filter.connection = connection;
-    for (const key of ['since', 'until'] as const) {
-      const v = q.get(key);
-      if (v === null) continue;
-      const t = parseTimeFilter(v, o.now());
-      if (t === undefined) throw new HttpError(400, 'invalid_time', `${key}: expected ${TIME_HINT}`);
-      filter[key] = t;
-    }
-    const status = q.get('status');
-    if (status !== null) {
-      if (status !== 'live' && status !== 'ended') throw new HttpError(400, 'invalid_status', 'status must be live or ended');
-      filter.status = status;
-    }
-    const statement = q.get('statement');
-    if (statement) filter.statement = statement;
-    return { sessions: repo.search(filter).map((s) => sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id))) };
-  }, {
-    doc: {
-      summary: 'Sessions, newest first: my own, or everyone\'s for auditors and admins',
-      roles: ['owner', 'auditor', 'admin'],
-      query: { user: 'string?', connection: 'string?', since: 'string?', until: 'string?', status: 'string? - live or ended', statement: 'string? - text a statement contains', limit: 'integer?' },
+  router.add(
+    'GET',
+    '/api/sessions',
+    (ctx) => {
+      const who = ctx.identity!;
+      const q = ctx.query;
+      const filter: SessionSearch = { limit: limitOf(q.get('limit')) };
+      const user = q.get('user') ?? undefined;
+      if (!mayReadAll(who)) {
+        if (user !== undefined && user !== who.user)
+          throw new HttpError(403, 'forbidden', "only auditors and admins may list other users' sessions");
+        filter.user = who.user;
+      } else if (user !== undefined) {
+        filter.user = user;
+      }
+      const connection = q.get('connection');
+      if (connection) filter.connection = connection;
+      for (const key of ['since', 'until'] as const) {
+        const v = q.get(key);
+        if (v === null) continue;
+        const t = parseTimeFilter(v, o.now());
+        if (t === undefined) throw new HttpError(400, 'invalid_time', `${key}: expected ${TIME_HINT}`);
+        filter[key] = t;
+      }
+      const status = q.get('status');
+      if (status !== null) {
+        if (status !== 'live' && status !== 'ended') throw new HttpError(400, 'invalid_status', 'status must be live or ended');
+        filter.status = status;
+      }
+      const statement = q.get('statement');
+      if (statement) filter.statement = statement;
+      return { sessions: repo.search(filter).map((s) => sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id))) };
     },
-  });
+    {
+      doc: {
+        summary: "Sessions, newest first: my own, or everyone's for auditors and admins",
+        roles: ['owner', 'auditor', 'admin'],
+        query: {
+          user: 'string?',
+          connection: 'string?',
+          since: 'string?',
+          until: 'string?',
+          status: 'string? - live or ended',
+          statement: 'string? - text a statement contains',
+          limit: 'integer?',
+        },
+      },
+    },
+  );
 
-  router.add('GET', '/api/sessions/:id', (ctx) => {
-    const s = readable(ctx);
-    return { session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)) };
-  }, { doc: { summary: 'One session and its recording', roles: ['owner', 'auditor', 'admin'] } });
+  router.add(
+    'GET',
+    '/api/sessions/:id',
+    (ctx) => {
+      const s = readable(ctx);
+      return { session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)) };
+    },
+    { doc: { summary: 'One session and its recording', roles: ['owner', 'auditor', 'admin'] } },
+  );
 
-  router.add('GET', '/api/sessions/:id/events', async (ctx) => {
-    const s = readable(ctx);
-    const after = Number(ctx.query.get('after') ?? -1);
-    const read = await recording.read(s.id);
-    if (!read) throw new HttpError(404, 'no_recording', recordingGone(s.recording));
-    const check = checkRecording(read.row, read.result, o.audit.about(s.id));
-    const events = read.result.events.filter((e) => e.seq > after).slice(0, limitOf(ctx.query.get('limit'), 100_000));
-    return {
-      session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)),
-      verification: { ok: check.ok, problems: check.problems, open: check.open, truncatedFile: read.result.truncated },
-      events,
-    };
-  }, { doc: { summary: "A session's recorded events and the recording's verification", roles: ['owner', 'auditor', 'admin'], query: { after: 'integer? - events after this sequence number', limit: 'integer?' } } });
+  router.add(
+    'GET',
+    '/api/sessions/:id/events',
+    async (ctx) => {
+      const s = readable(ctx);
+      const after = Number(ctx.query.get('after') ?? -1);
+      const read = await recording.read(s.id);
+      if (!read) throw new HttpError(404, 'no_recording', recordingGone(s.recording));
+      const check = checkRecording(read.row, read.result, o.audit.about(s.id));
+      const events = read.result.events.filter((e) => e.seq > after).slice(0, limitOf(ctx.query.get('limit'), 100_000));
+      return {
+        session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)),
+        verification: { ok: check.ok, problems: check.problems, open: check.open, truncatedFile: read.result.truncated },
+        events,
+      };
+    },
+    {
+      doc: {
+        summary: "A session's recorded events and the recording's verification",
+        roles: ['owner', 'auditor', 'admin'],
+        query: { after: 'integer? - events after this sequence number', limit: 'integer?' },
+      },
+    },
+  );
 
-  router.add('GET', '/api/sessions/:id/events/stream', async (ctx) => {
-    const s = readable(ctx);
-    const lastId = ctx.query.get('after') ?? headerOf(ctx, 'last-event-id');
-    await liveTail(ctx.res, s, lastId === undefined ? -1 : Number(lastId));
-    return undefined;
-  }, { doc: { summary: "Follow a session: its recorded events, then live ones (server-sent events)", roles: ['owner', 'auditor', 'admin'], query: { after: 'integer?' }, produces: 'text/event-stream' } });
+  router.add(
+    'GET',
+    '/api/sessions/:id/events/stream',
+    async (ctx) => {
+      const s = readable(ctx);
+      const lastId = ctx.query.get('after') ?? headerOf(ctx, 'last-event-id');
+      await liveTail(ctx.res, s, lastId === undefined ? -1 : Number(lastId));
+      return undefined;
+    },
+    {
+      doc: {
+        summary: 'Follow a session: its recorded events, then live ones (server-sent events)',
+        roles: ['owner', 'auditor', 'admin'],
+        query: { after: 'integer?' },
+        produces: 'text/event-stream',
+      },
+    },
+  );
 
   router.add(
     'POST',
@@ -133,30 +176,51 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
     (ctx) => {
       const who = ctx.identity!;
       const s = readable(ctx);
-      if (!o.isAdmin(who) && s.user !== who.user) throw new HttpError(403, 'forbidden', 'only admins and the session\'s own user may end it');
+      if (!o.isAdmin(who) && s.user !== who.user)
+        throw new HttpError(403, 'forbidden', "only admins and the session's own user may end it");
       const reason = reasonOf(ctx.body, true)!;
-      if (s.endedAt !== null && !recording.isLive(s.id)) throw new HttpError(409, 'not_live', `session ${s.id} already ended (${s.endReason ?? 'ended'})`);
+      if (s.endedAt !== null && !recording.isLive(s.id))
+        throw new HttpError(409, 'not_live', `session ${s.id} already ended (${s.endReason ?? 'ended'})`);
       const outcome = recording.kill(s.id, who.user, reason);
       if (outcome !== 'killed') throw new HttpError(409, 'not_live', `session ${s.id} is not live on this gateway`);
       return { killed: true, session: s.id };
     },
-    { status: 202, doc: { summary: 'End a live session now (admins, or its own user)', roles: ['owner', 'admin'], body: { reason: 'string' } } },
+    {
+      status: 202,
+      doc: { summary: 'End a live session now (admins, or its own user)', roles: ['owner', 'admin'], body: { reason: 'string' } },
+    },
   );
 
-  router.add('POST', '/api/sessions/:id/hold', (ctx) => {
-    const who = ctx.identity!;
-    const s = readable(ctx);
-    if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may place a legal hold');
-    return holdCall(() => ({ recording: recordingJson(placeHold(repo, o.audit, { sessionId: s.id, by: who.user, reason: reasonOf(ctx.body, true)!, at: o.now() })) }));
-  }, { doc: { summary: "Put a session's recording on legal hold", roles: ['auditor', 'admin'], body: { reason: 'string' } } });
+  router.add(
+    'POST',
+    '/api/sessions/:id/hold',
+    (ctx) => {
+      const who = ctx.identity!;
+      const s = readable(ctx);
+      if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may place a legal hold');
+      return holdCall(() => ({
+        recording: recordingJson(
+          placeHold(repo, o.audit, { sessionId: s.id, by: who.user, reason: reasonOf(ctx.body, true)!, at: o.now() }),
+        ),
+      }));
+    },
+    { doc: { summary: "Put a session's recording on legal hold", roles: ['auditor', 'admin'], body: { reason: 'string' } } },
+  );
 
-  router.add('POST', '/api/sessions/:id/unhold', (ctx) => {
-    const who = ctx.identity!;
-    const s = readable(ctx);
-    if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may release a legal hold');
-    const reason = reasonOf(ctx.body, false);
-    return holdCall(() => ({ recording: recordingJson(releaseHold(repo, o.audit, { sessionId: s.id, by: who.user, ...(reason ? { reason } : {}) })) }));
-  }, { doc: { summary: 'Release a legal hold', roles: ['auditor', 'admin'], body: { reason: 'string?' } } });
+  router.add(
+    'POST',
+    '/api/sessions/:id/unhold',
+    (ctx) => {
+      const who = ctx.identity!;
+      const s = readable(ctx);
+      if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may release a legal hold');
+      const reason = reasonOf(ctx.body, false);
+      return holdCall(() => ({
+        recording: recordingJson(releaseHold(repo, o.audit, { sessionId: s.id, by: who.user, ...(reason ? { reason } : {}) })),
+      }));
+    },
+    { doc: { summary: 'Release a legal hold', roles: ['auditor', 'admin'], body: { reason: 'string?' } } },
+  );
 
   /** What is recorded so far, then live events, as server-sent events. */
   async function liveTail(res: ServerResponse, s: SessionListing, after: number): Promise<void> {
@@ -241,7 +305,8 @@ function holdCall<T>(fn: () => T): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof HoldError) throw new HttpError(err.kind === 'not_found' ? 404 : err.kind === 'conflict' ? 409 : 400, err.kind, err.message);
+    if (err instanceof HoldError)
+      throw new HttpError(err.kind === 'not_found' ? 404 : err.kind === 'conflict' ? 409 : 400, err.kind, err.message);
     throw err;
   }
 }

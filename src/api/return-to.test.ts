@@ -47,7 +47,14 @@ describe('safeReturnTo', () => {
     ];
     for (const p of payloads) expect(safeReturnTo(p), JSON.stringify(p)).toBe('/');
     // The same payloads as they arrive percent-encoded in the query string, decoded once by the router.
-    for (const encoded of ['%2F%09%2Fevil.example%2Fphish', '%2F%0A%2Fevil.example', '%2F%5Cevil.example', '%2F%2Fevil.example', 'https%3Aevil.example', '%2F%E2%80%AE%2Fevil.example']) {
+    for (const encoded of [
+      '%2F%09%2Fevil.example%2Fphish',
+      '%2F%0A%2Fevil.example',
+      '%2F%5Cevil.example',
+      '%2F%2Fevil.example',
+      'https%3Aevil.example',
+      '%2F%E2%80%AE%2Fevil.example',
+    ]) {
       const decoded = new URLSearchParams(`returnTo=${encoded}`).get('returnTo');
       expect(safeReturnTo(decoded), encoded).toBe('/');
     }

@@ -77,7 +77,11 @@ export function registerReviewRoutes(router: Router, reviews: ReviewService): Re
   route(
     'GET',
     '/api/reviews/:id',
-    { summary: 'one statement review (id or unique prefix); wait long-polls while it is pending', roles: ['requester', 'approver', 'admin'], query: { wait: 'integer? - seconds to wait for a change (max 25)' } },
+    {
+      summary: 'one statement review (id or unique prefix); wait long-polls while it is pending',
+      roles: ['requester', 'approver', 'admin'],
+      query: { wait: 'integer? - seconds to wait for a change (max 25)' },
+    },
     async (ctx, who) => {
       let review = reviews.get(who, ctx.params.id!);
       const wait = polls.waitOf(ctx);
@@ -97,20 +101,36 @@ export function registerReviewRoutes(router: Router, reviews: ReviewService): Re
   route(
     'POST',
     '/api/reviews/:id/approve',
-    { summary: 'approve a held statement; with enough approvals it runs in its session', roles: ['approver'], body: { comment: 'string? - for the record' } },
+    {
+      summary: 'approve a held statement; with enough approvals it runs in its session',
+      roles: ['approver'],
+      body: { comment: 'string? - for the record' },
+    },
     (ctx, who) => {
       const outcome = reviews.approve(who, ctx.params.id!, optionalString(ctx.body, 'comment'));
-      return { review: reviewJson(outcome.review, reviews.canApprove(who, outcome.review)), reasons: outcome.reasons, message: outcome.message };
+      return {
+        review: reviewJson(outcome.review, reviews.canApprove(who, outcome.review)),
+        reasons: outcome.reasons,
+        message: outcome.message,
+      };
     },
   );
 
   route(
     'POST',
     '/api/reviews/:id/deny',
-    { summary: 'deny a held statement (the client gets an error with the comment); its author withdraws it', roles: ['approver', 'admin', 'requester'], body: { comment: 'string? - shown to the user' } },
+    {
+      summary: 'deny a held statement (the client gets an error with the comment); its author withdraws it',
+      roles: ['approver', 'admin', 'requester'],
+      body: { comment: 'string? - shown to the user' },
+    },
     (ctx, who) => {
       const outcome = reviews.deny(who, ctx.params.id!, optionalString(ctx.body, 'comment'));
-      return { review: reviewJson(outcome.review, reviews.canApprove(who, outcome.review)), reasons: outcome.reasons, message: outcome.message };
+      return {
+        review: reviewJson(outcome.review, reviews.canApprove(who, outcome.review)),
+        reasons: outcome.reasons,
+        message: outcome.message,
+      };
     },
   );
 

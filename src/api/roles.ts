@@ -19,7 +19,11 @@ export interface RoleModel {
   rolesOf(who: Identity): ConsoleRole[];
 }
 
-export function roleModel(o: { isAdmin: (who: Identity) => boolean; auditors: readonly string[]; policies: readonly PolicyRule[] }): RoleModel {
+export function roleModel(o: {
+  isAdmin: (who: Identity) => boolean;
+  auditors: readonly string[];
+  policies: readonly PolicyRule[];
+}): RoleModel {
   const auditors = new Set(o.auditors);
   const approvers = new Set(o.policies.flatMap((p) => p.access?.approvers ?? []));
   const model: RoleModel = {

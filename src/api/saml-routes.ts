@@ -20,7 +20,10 @@ import { HttpError, type Router } from './router.js';
 export const SAML_PATH = '/api/auth/saml';
 export const SAML_ACS_ROUTE = `${SAML_PATH}/:name/acs`;
 
-export function registerSamlRoutes(router: Router, o: { identity: IdentityService; publicOrigin: () => string | undefined; log: Logger }): void {
+export function registerSamlRoutes(
+  router: Router,
+  o: { identity: IdentityService; publicOrigin: () => string | undefined; log: Logger },
+): void {
   const saml = o.identity.saml;
   saml.setPublicOrigin(o.publicOrigin);
 
@@ -31,9 +34,18 @@ export function registerSamlRoutes(router: Router, o: { identity: IdentityServic
       const provider = saml.provider(ctx.params.name!);
       if (!provider) throw new HttpError(404, 'not_found', `no SAML provider named ${JSON.stringify(ctx.params.name)}`);
       const origin = o.publicOrigin();
-      if (origin === undefined) throw new HttpError(503, 'not_configured', "SAML needs the gateway's public URL: set listeners.http.publicUrl in the configuration");
+      if (origin === undefined)
+        throw new HttpError(
+          503,
+          'not_configured',
+          "SAML needs the gateway's public URL: set listeners.http.publicUrl in the configuration",
+        );
       const xml = provider.spMetadata(origin);
-      ctx.res.writeHead(200, { 'content-type': 'application/samlmetadata+xml; charset=utf-8', 'cache-control': 'no-cache', 'content-length': Buffer.byteLength(xml) });
+      ctx.res.writeHead(200, {
+        'content-type': 'application/samlmetadata+xml; charset=utf-8',
+        'cache-control': 'no-cache',
+        'content-length': Buffer.byteLength(xml),
+      });
       ctx.res.end(xml);
       return undefined;
     },
@@ -46,11 +58,16 @@ export function registerSamlRoutes(router: Router, o: { identity: IdentityServic
     async (ctx) => {
       const body = (typeof ctx.body === 'object' && ctx.body !== null ? ctx.body : {}) as Record<string, unknown>;
       const outcome = await saml.acs(ctx.params.name!, body.SAMLResponse, ctx.req.socket.remoteAddress ?? 'unknown');
-      const location = outcome.ok ? outcome.location : (outcome.location ?? `/signin?error=${encodeURIComponent(`sign-in refused: ${outcome.reason}`)}`);
+      const location = outcome.ok
+        ? outcome.location
+        : (outcome.location ?? `/signin?error=${encodeURIComponent(`sign-in refused: ${outcome.reason}`)}`);
       ctx.res.writeHead(303, { location, 'cache-control': 'no-store', 'content-length': 0 });
       ctx.res.end();
       return undefined;
     },
-    { auth: 'none', doc: { summary: 'SAML Assertion Consumer Service (HTTP-POST binding); rate limited', roles: ['anyone'], redirect: true } },
+    {
+      auth: 'none',
+      doc: { summary: 'SAML Assertion Consumer Service (HTTP-POST binding); rate limited', roles: ['anyone'], redirect: true },
+    },
   );
 }

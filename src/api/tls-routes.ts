@@ -38,6 +38,13 @@ export function registerTlsRoutes(router: Router, o: TlsRoutesOptions): void {
       ctx.res.end(ctx.req.method === 'HEAD' ? undefined : o.certificate);
       return undefined;
     },
-    { auth: 'none', doc: { summary: "The gateway's TLS certificate as a PEM file (jitgate-ca.pem)", roles: ['anyone'], produces: 'application/x-pem-file' } },
+    {
+      auth: 'none',
+      doc: {
+        summary: "The gateway's TLS certificate as a PEM file (jitgate-ca.pem)",
+        roles: ['anyone'],
+        produces: 'application/x-pem-file',
+      },
+    },
   );
 }

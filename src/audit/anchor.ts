@@ -31,7 +31,16 @@ export interface AuditAnchor {
 
 export function anchorOf(checkpoint: AuditEntry): AuditAnchor {
   const d = checkpoint.data as unknown as CheckpointData;
-  return { version: 1, seq: checkpoint.seq, hash: checkpoint.hash, upTo: d.upTo, head: d.head, keyId: d.keyId, signature: d.signature, at: checkpoint.at };
+  return {
+    version: 1,
+    seq: checkpoint.seq,
+    hash: checkpoint.hash,
+    upTo: d.upTo,
+    head: d.head,
+    keyId: d.keyId,
+    signature: d.signature,
+    at: checkpoint.at,
+  };
 }
 
 /** Replaces the anchor file atomically with the given checkpoint. */
@@ -69,7 +78,15 @@ export function readAnchor(path: string): AuditAnchor | undefined {
     throw err;
   }
   const a = JSON.parse(text) as Partial<AuditAnchor>;
-  if (a.version !== 1 || typeof a.seq !== 'number' || typeof a.hash !== 'string' || typeof a.upTo !== 'number' || typeof a.head !== 'string' || typeof a.signature !== 'string' || typeof a.keyId !== 'string') {
+  if (
+    a.version !== 1 ||
+    typeof a.seq !== 'number' ||
+    typeof a.hash !== 'string' ||
+    typeof a.upTo !== 'number' ||
+    typeof a.head !== 'string' ||
+    typeof a.signature !== 'string' ||
+    typeof a.keyId !== 'string'
+  ) {
     throw new Error(`${path} is not an audit anchor`);
   }
   return a as AuditAnchor;
@@ -79,14 +96,21 @@ export function readAnchor(path: string): AuditAnchor | undefined {
  * Whether the log still holds the anchored checkpoint. `entryAt` looks an entry up by seq;
  * `lastSeq` is the log's last entry. Returns what is wrong, in words, or undefined.
  */
-export function checkAnchor(anchor: AuditAnchor, entryAt: (seq: number) => AuditEntry | undefined, lastSeq: number | null, trusted: TrustedKey[]): string | undefined {
+export function checkAnchor(
+  anchor: AuditAnchor,
+  entryAt: (seq: number) => AuditEntry | undefined,
+  lastSeq: number | null,
+  trusted: TrustedKey[],
+): string | undefined {
   const key = trusted.find((k) => k.keyId === anchor.keyId);
   if (trusted.length > 0 && !key) return `the anchor is signed with key ${anchor.keyId}, which is not the trusted key`;
-  if (key && !verifySignature(key, checkpointMessage(anchor.upTo, anchor.head), anchor.signature)) return "the anchor's signature does not verify";
+  if (key && !verifySignature(key, checkpointMessage(anchor.upTo, anchor.head), anchor.signature))
+    return "the anchor's signature does not verify";
   if (lastSeq === null || lastSeq < anchor.seq) {
     return `the log ends at #${lastSeq ?? 0}, but the anchor kept outside the data directory holds checkpoint #${anchor.seq} (signed ${new Date(anchor.at).toISOString()}): entries were removed from the end`;
   }
   const e = entryAt(anchor.seq);
-  if (!e || e.type !== CHECKPOINT_TYPE || e.hash !== anchor.hash) return `entry #${anchor.seq} is not the checkpoint the anchor holds: the log was replaced`;
+  if (!e || e.type !== CHECKPOINT_TYPE || e.hash !== anchor.hash)
+    return `entry #${anchor.seq} is not the checkpoint the anchor holds: the log was replaced`;
   return undefined;
 }

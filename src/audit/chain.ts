@@ -95,7 +95,10 @@ export function verifyEntries(entries: Iterable<AuditEntry>, options: VerifyOpti
       }
     } else {
       if (e.seq !== previous.seq + 1) {
-        fail(e.seq, e.seq <= previous.seq ? `out of order: follows entry ${previous.seq}` : `entries ${previous.seq + 1}..${e.seq - 1} are missing`);
+        fail(
+          e.seq,
+          e.seq <= previous.seq ? `out of order: follows entry ${previous.seq}` : `entries ${previous.seq + 1}..${e.seq - 1} are missing`,
+        );
         break;
       }
       if (e.prev !== previous.hash) {

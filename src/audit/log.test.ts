@@ -84,13 +84,19 @@ describe('AuditLog', () => {
       const data = e.type === 'audit.checkpoint' ? { ...e.data, head: prev } : e.data;
       entries[i] = { ...e, prev, data, hash: entryHash(prev, { ...e, data }) };
     }
-    for (const e of entries) db.prepare(`UPDATE audit_log SET data = ?, prev = ?, hash = ? WHERE seq = ?`).run(JSON.stringify(e.data), e.prev, e.hash, e.seq);
+    for (const e of entries)
+      db.prepare(`UPDATE audit_log SET data = ?, prev = ?, hash = ? WHERE seq = ?`).run(JSON.stringify(e.data), e.prev, e.hash, e.seq);
     expect(verifyEntries(log.entries(), { trusted }).broken).toEqual({ seq: 4, why: 'its signature does not verify' });
 
     // ... and re-signing with their own key fails against the pinned key.
     const mallory = loadOrCreateSigner(join(dir(), 'mallory.key')).signer;
     const cpEntry = entries[3]!;
-    const resigned = { ...cpEntry.data, keyId: mallory.keyId, publicKey: mallory.publicKey, signature: mallory.sign(`jitgate-audit-checkpoint:v1:3:${entries[2]!.hash}`) };
+    const resigned = {
+      ...cpEntry.data,
+      keyId: mallory.keyId,
+      publicKey: mallory.publicKey,
+      signature: mallory.sign(`jitgate-audit-checkpoint:v1:3:${entries[2]!.hash}`),
+    };
     const cpHash = entryHash(cpEntry.prev, { ...cpEntry, data: resigned });
     db.prepare(`UPDATE audit_log SET data = ?, hash = ? WHERE seq = 4`).run(JSON.stringify(resigned), cpHash);
     expect(verifyEntries(log.entries(), { trusted }).broken?.why).toMatch(/not the trusted key/);

@@ -128,13 +128,22 @@ export class AuditLog implements AuditAppender {
    * such as `$.rule`) that is set, else null. Reads the newest `limit` entries at most (the `at`
    * index), so a busy week costs a bounded scan; `actor` narrows to one actor.
    */
-  countBy(o: { type: string; since: number; paths: readonly string[]; actor?: string; limit?: number }): Array<{ key: string | null; count: number }> {
+  countBy(o: {
+    type: string;
+    since: number;
+    paths: readonly string[];
+    actor?: string;
+    limit?: number;
+  }): Array<{ key: string | null; count: number }> {
     const key = o.paths.length === 0 ? 'NULL' : `coalesce(${o.paths.map(() => 'json_extract(data, ?)').join(', ')}, NULL)`;
     const sql = `SELECT ${key} AS key, count(*) AS count FROM (
         SELECT data FROM audit_log WHERE at >= ? AND type = ? AND (? IS NULL OR actor = ?) ORDER BY at DESC LIMIT ?
       ) GROUP BY key ORDER BY count DESC, key LIMIT 50`;
     const actor = o.actor ?? null;
-    return this.db.prepare(sql).all(...o.paths, o.since, o.type, actor, actor, o.limit ?? 100_000) as Array<{ key: string | null; count: number }>;
+    return this.db.prepare(sql).all(...o.paths, o.since, o.type, actor, actor, o.limit ?? 100_000) as Array<{
+      key: string | null;
+      count: number;
+    }>;
   }
 
   about(subject: string): AuditEntry[] {
@@ -172,7 +181,16 @@ export class AuditLog implements AuditAppender {
 }
 
 function toEntry(r: Row): AuditEntry {
-  return { seq: r.seq, at: r.at, type: r.type, actor: r.actor, subject: r.subject, data: JSON.parse(r.data) as Record<string, unknown>, prev: r.prev, hash: r.hash };
+  return {
+    seq: r.seq,
+    at: r.at,
+    type: r.type,
+    actor: r.actor,
+    subject: r.subject,
+    data: JSON.parse(r.data) as Record<string, unknown>,
+    prev: r.prev,
+    hash: r.hash,
+  };
 }
 
 /**

@@ -90,7 +90,11 @@ const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 
 export function verifySignature(key: TrustedKey, message: string, signature: string): boolean {
   try {
-    const publicKey = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, Buffer.from(key.publicKey, 'base64')]), format: 'der', type: 'spki' });
+    const publicKey = createPublicKey({
+      key: Buffer.concat([SPKI_ED25519_PREFIX, Buffer.from(key.publicKey, 'base64')]),
+      format: 'der',
+      type: 'spki',
+    });
     return verify(null, Buffer.from(message), publicKey, Buffer.from(signature, 'base64'));
   } catch {
     return false;

@@ -19,7 +19,7 @@ export function registerAccessCommands(program: Command, io: CliIo): void {
 
   program
     .command('mcp')
-    .description('serve the gateway\'s MCP tools to a local agent over stdio, as you (or the API key in $JITGATE_TOKEN)')
+    .description("serve the gateway's MCP tools to a local agent over stdio, as you (or the API key in $JITGATE_TOKEN)")
     .action(() => mcpCommand(io));
 
   program

@@ -23,7 +23,9 @@ export async function gatewayBearer(io: CliIo): Promise<{ url: string; bearer: s
   if (!bearer) {
     const profile = io.env.JITGATE_PROFILE;
     const named = profile && profile !== 'default' ? ` (profile ${profile})` : '';
-    throw new CliError(`not signed in${named}: run \`jitgate login${named ? ` --profile ${profile}` : ''}\` (or set JITGATE_TOKEN to an API key)`);
+    throw new CliError(
+      `not signed in${named}: run \`jitgate login${named ? ` --profile ${profile}` : ''}\` (or set JITGATE_TOKEN to an API key)`,
+    );
   }
   return { url, bearer };
 }

@@ -14,7 +14,9 @@ const MODULE = pathToFileURL(join(ROOT, 'src/cli/broken-pipe.ts')).href;
 
 function writeUntilTheReaderLeaves(guarded: boolean): Promise<{ code: number | null; stderr: string }> {
   const script = [
-    guarded ? `const { endQuietlyOnBrokenPipe } = await import(${JSON.stringify(MODULE)}); endQuietlyOnBrokenPipe(process.stdout, (c) => process.exit(c));` : '',
+    guarded
+      ? `const { endQuietlyOnBrokenPipe } = await import(${JSON.stringify(MODULE)}); endQuietlyOnBrokenPipe(process.stdout, (c) => process.exit(c));`
+      : '',
     // Bounded: 20,000 lines of 100 bytes, far more than a pipe buffers.
     "const line = 'x'.repeat(99) + '\\n'; let i = 0; const more = () => { while (i < 20000) { i++; if (!process.stdout.write(line)) { process.stdout.once('drain', more); return; } } }; more();",
   ].join('\n');

@@ -234,7 +234,9 @@ describe('runCli in-process', () => {
     // alice never signed in to this gateway: her groups are unknown, so the admin must state them.
     const unknown = capture(dir, { now: t0 });
     expect(await runCli(['token', '-u', 'alice', '--connection', 'prod'], unknown.io)).toBe(1);
-    expect(unknown.err()).toMatch(/^jitgate: the gateway has no sign-in on record for "alice", so their groups .* are unknown: state them with --groups/);
+    expect(unknown.err()).toMatch(
+      /^jitgate: the gateway has no sign-in on record for "alice", so their groups .* are unknown: state them with --groups/,
+    );
     expect(unknown.out()).toBe('');
     expect(await runCli(['token', '-u', 'alice', '--connection', 'prod', '--groups', 'engineering'], c.io)).toBe(0);
     expect(c.err()).toContain(`(${new Date(t0 + 3_600_000).toISOString()}, in 1h)`);

@@ -17,9 +17,7 @@ import { CliError, type CliIo } from './io.js';
 export const CONFIG_ENV = 'JITGATE_CONFIG';
 export const DEFAULT_CONFIG_FILE = 'jitgate.yaml';
 
-export type ConfigSource =
-  | { kind: 'file'; path: string; from: 'flag' | 'env' | 'cwd' }
-  | { kind: 'embedded'; dataDir: string };
+export type ConfigSource = { kind: 'file'; path: string; from: 'flag' | 'env' | 'cwd' } | { kind: 'embedded'; dataDir: string };
 
 export function findConfig(io: CliIo, flag: string | undefined, dataDir?: string): ConfigSource {
   if (flag !== undefined) return { kind: 'file', path: flag, from: 'flag' };

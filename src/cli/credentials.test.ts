@@ -93,7 +93,8 @@ describe('CLI credentials', () => {
     // Port 1 on loopback refuses at once: reaching for bob's gateway proves bob's sign-in was used.
     await saveSignIn({ ...base, env: { ...base.env, JITGATE_PROFILE: 'bob' } }, signIn('http://127.0.0.1:1'));
     const out: string[] = [];
-    const cli = (args: string[]) => runCli(args, { ...base, env: { ...base.env }, out: (t) => void out.push(t), err: (t) => void out.push(t) });
+    const cli = (args: string[]) =>
+      runCli(args, { ...base, env: { ...base.env }, out: (t) => void out.push(t), err: (t) => void out.push(t) });
     expect(await cli(['whoami'])).toBe(1);
     expect(out.join('')).toContain('not signed in: run `jitgate login`');
     out.length = 0;

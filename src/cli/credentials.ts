@@ -57,7 +57,9 @@ export function credentialsPath(env: NodeJS.ProcessEnv): string {
   const profile = env.JITGATE_PROFILE;
   if (profile === undefined || profile === '' || profile === 'default') return join(base, 'jitgate', 'credentials.json');
   if (!PROFILE_NAME.test(profile)) {
-    throw new CliError(`profile names are 1 to 64 letters, digits, "_", "." or "-" (not starting with "." or "-"), got ${JSON.stringify(profile.slice(0, 64))}`);
+    throw new CliError(
+      `profile names are 1 to 64 letters, digits, "_", "." or "-" (not starting with "." or "-"), got ${JSON.stringify(profile.slice(0, 64))}`,
+    );
   }
   return join(base, 'jitgate', `credentials.${profile}.json`);
 }
@@ -68,7 +70,12 @@ export function credentialsPath(env: NodeJS.ProcessEnv): string {
  */
 export function caPath(env: NodeJS.ProcessEnv): string {
   const credentials = credentialsPath(env);
-  return join(dirname(credentials), basename(credentials).replace(/^credentials/, 'ca').replace(/\.json$/, '.pem'));
+  return join(
+    dirname(credentials),
+    basename(credentials)
+      .replace(/^credentials/, 'ca')
+      .replace(/\.json$/, '.pem'),
+  );
 }
 
 export async function readSignIn(io: CliIo): Promise<SavedSignIn | undefined> {
@@ -91,7 +98,12 @@ export async function readSignIn(io: CliIo): Promise<SavedSignIn | undefined> {
   } catch {
     throw new CliError(`${path} is not valid JSON: remove it and run \`jitgate login\``);
   }
-  if (parsed.version !== 1 || typeof parsed.url !== 'string' || typeof parsed.accessToken !== 'string' || typeof parsed.refreshToken !== 'string') {
+  if (
+    parsed.version !== 1 ||
+    typeof parsed.url !== 'string' ||
+    typeof parsed.accessToken !== 'string' ||
+    typeof parsed.refreshToken !== 'string'
+  ) {
     throw new CliError(`${path} is not a jitgate sign-in: remove it and run \`jitgate login\``);
   }
   return parsed as SavedSignIn;
@@ -207,7 +219,10 @@ async function withLock<T>(lockPath: string, fn: () => Promise<T>): Promise<T> {
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(lockPath).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > LOCK_STALE_MS) {
         await rm(lockPath, { force: true });
         continue;

@@ -30,7 +30,8 @@ export async function startLoopback(): Promise<LoopbackServer> {
       res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', connection: 'close' });
       res.end(PAGE(title, text));
     };
-    if (req.method !== 'GET' || url.pathname !== '/callback') return send(404, 'Not found', 'This is the sign-in callback of jitgate login.');
+    if (req.method !== 'GET' || url.pathname !== '/callback')
+      return send(404, 'Not found', 'This is the sign-in callback of jitgate login.');
     if (expected === undefined || url.searchParams.get('state') !== expected) {
       return send(400, 'Unexpected sign-in', 'This page does not belong to the sign-in jitgate login is waiting for.');
     }

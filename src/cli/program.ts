@@ -31,7 +31,10 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) })
     .showHelpAfterError('(run jitgate help for usage)')
-    .option('--profile <name>', 'which saved sign-in to use (default: $JITGATE_PROFILE, else "default"), e.g. to approve as bob while signed in as alice')
+    .option(
+      '--profile <name>',
+      'which saved sign-in to use (default: $JITGATE_PROFILE, else "default"), e.g. to approve as bob while signed in as alice',
+    )
     // Every command finds the sign-in through io.env, so the flag speaks through the same variable.
     .hook('preAction', () => {
       const profile = program.opts<{ profile?: string }>().profile;
@@ -81,15 +84,19 @@ export function buildProgram(io: CliIo): Command {
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
     .action((name: string, opts: { config?: string; dataDir?: string }) => secretsRemove(io, name, opts));
 
-  const credentials = program.command('credentials').description("the gateway's own backend passwords (admins, through the running gateway)");
+  const credentials = program
+    .command('credentials')
+    .description("the gateway's own backend passwords (admins, through the running gateway)");
   credentials
     .command('rotate')
-    .description('change the gateway\'s backend password on a connection now: a new random one only the gateway knows')
+    .description("change the gateway's backend password on a connection now: a new random one only the gateway knows")
     .argument('<connection>', 'connection whose backend password to rotate')
     .action((connection: string) => credentialsRotate(io, connection));
   credentials
     .command('status')
-    .description('per connection: how the gateway logs in, when its password was rotated and is next due, privileges beyond what sessions need')
+    .description(
+      'per connection: how the gateway logs in, when its password was rotated and is next due, privileges beyond what sessions need',
+    )
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) => credentialsStatus(io, opts));
 
@@ -110,8 +117,11 @@ export function buildProgram(io: CliIo): Command {
     .option('--no-groups', 'with --user: state that the person is in no group (recorded in the audit log)')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', DATA_DIR_HELP)
-    .action((connection: string | undefined, opts: { user?: string; connection?: string; ttl?: string; groups?: string | false; config?: string; dataDir?: string }) =>
-      tokenCommand(io, { ...opts, connection: opts.connection ?? connection }),
+    .action(
+      (
+        connection: string | undefined,
+        opts: { user?: string; connection?: string; ttl?: string; groups?: string | false; config?: string; dataDir?: string },
+      ) => tokenCommand(io, { ...opts, connection: opts.connection ?? connection }),
     );
 
   registerIdentityCommands(program, io);
@@ -182,7 +192,9 @@ function registerPolicyCommands(program: Command, io: CliIo): void {
   const masking = program.command('masking').description('masking review');
   masking
     .command('report')
-    .description('what masking did (per rule and column, refused statements, detector-only columns), from the recordings (admins, auditors)')
+    .description(
+      'what masking did (per rule and column, refused statements, detector-only columns), from the recordings (admins, auditors)',
+    )
     .option('--since <time>', 'from this time: ISO time, epoch ms, or a duration ago (default 7d)')
     .option('--connection <name>', 'only this connection')
     .option('--limit <n>', 'read at most this many sessions, newest first (default 1000)')

@@ -31,7 +31,13 @@ export async function withRecordings<T>(
   const auditConfig = auditSettings(settings);
   return withStore(target.storePath, (store) => {
     const db = (store as SqliteStore).database;
-    return fn({ repo: new RecordingRepository(db), audit: new AuditLog(db, io.now), sink: new LocalFileSink(recording.dir), recording, auditConfig });
+    return fn({
+      repo: new RecordingRepository(db),
+      audit: new AuditLog(db, io.now),
+      sink: new LocalFileSink(recording.dir),
+      recording,
+      auditConfig,
+    });
   });
 }
 

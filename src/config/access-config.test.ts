@@ -45,14 +45,30 @@ describe('policies', () => {
         connections: ['orders', 'prod-*'],
         groups: ['engineering'],
         users: [],
-        access: { approval: 'required', approvers: ['approvers', 'dba'], approvals: 2, maxDurationMs: 4 * 3_600_000, breakGlass: true, pendingExpiryMs: 3_600_000, requireReason: true },
+        access: {
+          approval: 'required',
+          approvers: ['approvers', 'dba'],
+          approvals: 2,
+          maxDurationMs: 4 * 3_600_000,
+          breakGlass: true,
+          pendingExpiryMs: 3_600_000,
+          requireReason: true,
+        },
       },
       {
         name: 'policy-2',
         connections: ['orders'],
         groups: [],
         users: ['sam'],
-        access: { approval: 'auto', approvers: [], approvals: 1, maxDurationMs: 3_600_000, breakGlass: false, pendingExpiryMs: 30 * 60_000, requireReason: false },
+        access: {
+          approval: 'auto',
+          approvers: [],
+          approvals: 1,
+          maxDurationMs: 3_600_000,
+          breakGlass: false,
+          pendingExpiryMs: 30 * 60_000,
+          requireReason: false,
+        },
       },
       { name: 'policy-3', connections: ['*'], groups: ['*'], users: [] },
     ]);
@@ -146,7 +162,9 @@ describe('notifications', () => {
 `);
     expect(p[0]).toBe('jitgate.yaml:3:12: notifications.webhooks[0].url: expected an http:// or https:// URL, got "ftp://example.com"');
     expect(p[1]).toMatch(/^jitgate.yaml:4:15: notifications.webhooks\[0\].secret: a plain password is not allowed/);
-    expect(p[2]).toBe('jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, review, review_decision, escalation, got "lunch"');
+    expect(p[2]).toBe(
+      'jitgate.yaml:5:15: notifications.webhooks[0].events: item 1: expected one of request, approval, denial, revocation, break_glass, expiry, review, review_decision, escalation, got "lunch"',
+    );
     expect(p.join('\n')).not.toContain('hunter2');
   });
 });

@@ -29,7 +29,11 @@ describe('connections[].credentials', () => {
   });
 
   it('reads ephemeral mode with its roles and the default prefix', () => {
-    const c = parseConfig(conn('    credentials: { mode: ephemeral, roles: [app_readonly, "Reporting Team", app_readonly] }\n'), 'x.yaml', '/srv');
+    const c = parseConfig(
+      conn('    credentials: { mode: ephemeral, roles: [app_readonly, "Reporting Team", app_readonly] }\n'),
+      'x.yaml',
+      '/srv',
+    );
     expect(c.connections[0]?.credentials).toEqual({ mode: 'ephemeral', roles: ['app_readonly', 'Reporting Team'], rolePrefix: 'jitgate_' });
     const p = parseConfig(conn('    credentials: { mode: ephemeral, roles: [r], rolePrefix: tmp_ }\n'), 'x.yaml', '/srv');
     expect(p.connections[0]?.credentials).toMatchObject({ rolePrefix: 'tmp_' });
@@ -67,7 +71,11 @@ describe('connections[].credentials.rotate', () => {
     const c = parseConfig(conn('    password: secret:prod-db\n    credentials: { rotate: { every: 24h } }\n'), 'x.yaml', '/srv');
     expect(c.connections[0]?.rotation).toEqual({ everyMs: 86_400_000 });
     expect(c.connections[0]?.credentials).toEqual({ mode: 'static' });
-    const e = parseConfig(conn('    password: secret:prod-db\n    credentials: { mode: ephemeral, roles: [r], rotate: { every: 7d } }\n'), 'x.yaml', '/srv');
+    const e = parseConfig(
+      conn('    password: secret:prod-db\n    credentials: { mode: ephemeral, roles: [r], rotate: { every: 7d } }\n'),
+      'x.yaml',
+      '/srv',
+    );
     expect(e.connections[0]?.rotation).toEqual({ everyMs: 7 * 86_400_000 });
     expect(parseConfig(conn('    password: secret:prod-db\n'), 'x.yaml', '/srv').connections[0]?.rotation).toBeUndefined();
   });
@@ -77,7 +85,11 @@ describe('connections[].credentials.rotate', () => {
       'jitgate.yaml:8:20: connections[0].credentials.rotate: rotation needs `password: secret:NAME`: the gateway can store a new password only in its own secret store, not in an environment variable or a file',
     ]);
     expect(problems(conn('    credentials: { rotate: { every: 24h } }\n'))[0]).toContain('rotation needs `password: secret:NAME`');
-    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { every: 10s } }\n'))[0]).toContain('connections[0].credentials.rotate.every');
-    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { each: 1d } }\n'))[0]).toContain('connections[0].credentials.rotate');
+    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { every: 10s } }\n'))[0]).toContain(
+      'connections[0].credentials.rotate.every',
+    );
+    expect(problems(conn('    password: secret:prod-db\n    credentials: { rotate: { each: 1d } }\n'))[0]).toContain(
+      'connections[0].credentials.rotate',
+    );
   });
 });

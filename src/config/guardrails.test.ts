@@ -5,7 +5,13 @@ describe('guardrails config', () => {
   it('builds rules with defaults', () => {
     const c = parseConfig('guardrails:\n  - name: ro\n    deny: { readOnly: true }\n', 'jitgate.yaml', '/srv');
     expect(c.guardrails).toEqual([
-      { name: 'ro', connections: ['*'], groups: ['*'], except: [], deny: { kinds: [], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: true } },
+      {
+        name: 'ro',
+        connections: ['*'],
+        groups: ['*'],
+        except: [],
+        deny: { kinds: [], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: true },
+      },
     ]);
   });
 
@@ -26,7 +32,8 @@ describe('guardrails config', () => {
 
 describe('guardrails config: settings, COPY ends and allowed code', () => {
   it('reads deny.settings, deny.copy and allow', () => {
-    const text = 'guardrails:\n  - name: finer\n    deny: { settings: [Role, session_authorization], copy: [PROGRAM, file] }\n    allow: { functions: ["app.*"], do: true }\n';
+    const text =
+      'guardrails:\n  - name: finer\n    deny: { settings: [Role, session_authorization], copy: [PROGRAM, file] }\n    allow: { functions: ["app.*"], do: true }\n';
     const [g] = parseConfig(text, 'jitgate.yaml', '/srv').guardrails!;
     expect(g?.deny.settings).toEqual(['role', 'session_authorization']);
     expect(g?.deny.copy).toEqual(['program', 'file']);
@@ -34,6 +41,8 @@ describe('guardrails config: settings, COPY ends and allowed code', () => {
   });
 
   it('refuses an unknown COPY end', () => {
-    expect(() => parseConfig('guardrails:\n  - name: x\n    deny: { copy: [pipe] }\n', 'jitgate.yaml', '/srv')).toThrow(/deny\.copy: item 0: expected one of program, file, stdin, stdout, got "pipe"/);
+    expect(() => parseConfig('guardrails:\n  - name: x\n    deny: { copy: [pipe] }\n', 'jitgate.yaml', '/srv')).toThrow(
+      /deny\.copy: item 0: expected one of program, file, stdin, stdout, got "pipe"/,
+    );
   });
 });

@@ -30,8 +30,31 @@ import type { StatementKind } from '../sql/postgres.js';
 import { Bad, bool, describeValue, leaf, text } from './leaf.js';
 
 const KINDS: readonly StatementKind[] = [
-  'select', 'insert', 'update', 'delete', 'merge', 'copy', 'ddl', 'grant', 'revoke', 'set', 'show', 'transaction', 'call', 'do',
-  'listen', 'notify', 'unlisten', 'explain', 'prepare', 'execute', 'deallocate', 'lock', 'truncate', 'maintenance', 'other',
+  'select',
+  'insert',
+  'update',
+  'delete',
+  'merge',
+  'copy',
+  'ddl',
+  'grant',
+  'revoke',
+  'set',
+  'show',
+  'transaction',
+  'call',
+  'do',
+  'listen',
+  'notify',
+  'unlisten',
+  'explain',
+  'prepare',
+  'execute',
+  'deallocate',
+  'lock',
+  'truncate',
+  'maintenance',
+  'other',
 ];
 
 export const stringList = (what: string) =>
@@ -130,9 +153,7 @@ export function buildGuardrail(g: GuardrailFile): GuardrailRule {
       ...(g.deny.settings ? { settings: g.deny.settings } : {}),
       ...(g.deny.copy ? { copy: g.deny.copy } : {}),
     },
-    ...(g.allow
-      ? { allow: { functions: g.allow.functions ?? [], do: g.allow.do ?? false, code: g.allow.code ?? false } }
-      : {}),
+    ...(g.allow ? { allow: { functions: g.allow.functions ?? [], do: g.allow.do ?? false, code: g.allow.code ?? false } } : {}),
     ...(g.reason ? { reason: g.reason } : {}),
   };
 }

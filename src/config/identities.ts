@@ -85,9 +85,7 @@ const groupList = (opts: { allowEmpty?: boolean } = {}) =>
   });
 
 const claimName = () =>
-  leaf('a claim name such as groups or preferred_username', (v) =>
-    typeof v === 'string' && /^[^\s]{1,128}$/.test(v) ? v : undefined,
-  );
+  leaf('a claim name such as groups or preferred_username', (v) => (typeof v === 'string' && /^[^\s]{1,128}$/.test(v) ? v : undefined));
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 
@@ -123,23 +121,22 @@ const secretRef = () =>
       const r = tryParseSecretRef(v);
       if (r.ok) return v;
       if (/^(env|file|secret):/.test(v)) return new Bad(r.problem);
-      return new Bad('a plain client secret is not allowed in the config; use a secret reference instead: env:NAME, file:PATH or secret:NAME');
+      return new Bad(
+        'a plain client secret is not allowed in the config; use a secret reference instead: env:NAME, file:PATH or secret:NAME',
+      );
     },
     { secret: true },
   );
 
 /** groupMap values may be one group or a list. */
-const groupMap = () =>
-  z.record(
-    z.string(),
-    groupList({ allowEmpty: true }),
-  );
+const groupMap = () => z.record(z.string(), groupList({ allowEmpty: true }));
 
 const scopeList = () =>
   leaf('a list of scopes including openid', (v) => {
     if (!Array.isArray(v)) return undefined;
     for (const [i, s] of v.entries()) {
-      if (typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s)) return new Bad(`item ${i}: expected a scope, got ${describe(s)}`);
+      if (typeof s !== 'string' || !/^[\x21\x23-\x5b\x5d-\x7e]+$/.test(s))
+        return new Bad(`item ${i}: expected a scope, got ${describe(s)}`);
     }
     if (!v.includes('openid')) return new Bad('the scopes must include openid (the login needs an ID token)');
     return [...new Set(v as string[])];
@@ -184,7 +181,9 @@ const samlSchema = z.strictObject({
   userAttribute: claimName().optional(),
   groupsAttribute: claimName().optional(),
   groupMap: groupMap().optional(),
-  requireSigned: leaf('assertion, response or both', (v) => (v === 'assertion' || v === 'response' || v === 'both' ? v : undefined)).optional(),
+  requireSigned: leaf('assertion, response or both', (v) =>
+    v === 'assertion' || v === 'response' || v === 'both' ? v : undefined,
+  ).optional(),
   clockSkew: duration(0, 5 * 60_000).optional(),
   signInTtl: duration(60_000, MAX_REFRESH_TTL_MS).optional(),
 });
@@ -209,7 +208,6 @@ const DEV_ISSUER_NAME = 'dev';
 export type IdentitiesFile = z.output<typeof identitiesSchema>;
 
 // ---------------------------------------------------------------------------------------------
-
 
 /** Checks across fields of `identities` (raw YAML), reported with the rest of the file's problems. */
 export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
@@ -244,15 +242,24 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
     const path: ConfigPath = [...base, 'saml', i, 'name'];
     const first = samlNames.get(o.name);
     const oidc = oidcNames.get(o.name);
-    if (first !== undefined) problems.push({ path, message: `duplicate SAML provider name ${JSON.stringify(o.name)}`, related: [...base, 'saml', first, 'name'] });
-    else if (oidc !== undefined) problems.push({ path, message: `the name ${JSON.stringify(o.name)} is already an OIDC issuer's: sign-in picks providers by name`, related: [...base, 'oidc', oidc, 'name'] });
+    if (first !== undefined)
+      problems.push({ path, message: `duplicate SAML provider name ${JSON.stringify(o.name)}`, related: [...base, 'saml', first, 'name'] });
+    else if (oidc !== undefined)
+      problems.push({
+        path,
+        message: `the name ${JSON.stringify(o.name)} is already an OIDC issuer's: sign-in picks providers by name`,
+        related: [...base, 'oidc', oidc, 'name'],
+      });
     else samlNames.set(o.name, i);
   });
   if (raw.dev === true) {
     const taken = (kind: 'oidc' | 'saml', list: unknown[]) =>
       list.forEach((o, i) => {
         if (isObj(o) && o.name === DEV_ISSUER_NAME) {
-          problems.push({ path: [...base, kind, i, 'name'], message: `the name "${DEV_ISSUER_NAME}" is taken by the development identity provider (identities.dev)` });
+          problems.push({
+            path: [...base, kind, i, 'name'],
+            message: `the name "${DEV_ISSUER_NAME}" is taken by the development identity provider (identities.dev)`,
+          });
         }
       });
     taken('oidc', issuers);
@@ -273,7 +280,12 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
       const accountName = isObj(account) ? account.name : undefined;
       if (typeof accountName !== 'string') continue;
       const first = accounts.get(accountName);
-      if (first) problems.push({ path: [...path, 'name'], message: `duplicate service account name ${JSON.stringify(accountName)}`, related: first });
+      if (first)
+        problems.push({
+          path: [...path, 'name'],
+          message: `duplicate service account name ${JSON.stringify(accountName)}`,
+          related: first,
+        });
       else accounts.set(accountName, [...path, 'name']);
     }
   });
@@ -304,25 +316,23 @@ export function identitiesCrossCheck(raw: unknown): SchemaProblem[] {
 export function buildIdentities(file: IdentitiesFile | undefined, baseDir: string): IdentitiesConfig {
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(baseDir, p));
   return {
-    oidc: (file?.oidc ?? []).map(
-      (o): OidcIssuerConfig => ({
-        name: o.name,
-        issuer: o.issuer,
-        clientId: o.clientId,
-        ...(o.clientSecret !== undefined
-          ? { clientSecret: o.clientSecret.startsWith('file:') ? `file:${abs(o.clientSecret.slice(5))}` : o.clientSecret }
-          : {}),
-        audience: o.audience ?? o.clientId,
-        groupsClaim: o.groupsClaim ?? IDENTITY_DEFAULTS.groupsClaim,
-        ...(o.userClaim !== undefined ? { userClaim: o.userClaim } : {}),
-        groupMap: o.groupMap ?? {},
-        serviceAccounts: Object.fromEntries(
-          Object.entries(o.serviceAccounts ?? {}).map(([id, a]) => [id, { name: a.name, groups: a.groups ?? [] }]),
-        ),
-        scopes: o.scopes ?? [...IDENTITY_DEFAULTS.scopes],
-        jwksCooldownMs: o.jwksRefreshCooldown ?? IDENTITY_DEFAULTS.jwksCooldownMs,
-      }),
-    ),
+    oidc: (file?.oidc ?? []).map((o): OidcIssuerConfig => ({
+      name: o.name,
+      issuer: o.issuer,
+      clientId: o.clientId,
+      ...(o.clientSecret !== undefined
+        ? { clientSecret: o.clientSecret.startsWith('file:') ? `file:${abs(o.clientSecret.slice(5))}` : o.clientSecret }
+        : {}),
+      audience: o.audience ?? o.clientId,
+      groupsClaim: o.groupsClaim ?? IDENTITY_DEFAULTS.groupsClaim,
+      ...(o.userClaim !== undefined ? { userClaim: o.userClaim } : {}),
+      groupMap: o.groupMap ?? {},
+      serviceAccounts: Object.fromEntries(
+        Object.entries(o.serviceAccounts ?? {}).map(([id, a]) => [id, { name: a.name, groups: a.groups ?? [] }]),
+      ),
+      scopes: o.scopes ?? [...IDENTITY_DEFAULTS.scopes],
+      jwksCooldownMs: o.jwksRefreshCooldown ?? IDENTITY_DEFAULTS.jwksCooldownMs,
+    })),
     ...(file?.saml?.length ? { saml: file.saml.map((o) => buildSaml(o, abs)) } : {}),
     admins: { groups: file?.admins?.groups ?? [] },
     session: {

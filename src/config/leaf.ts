@@ -42,8 +42,7 @@ export function leaf<T>(what: string, check: (v: unknown) => T | Bad | undefined
 
 export const bool = () => leaf('true or false', (v) => (typeof v === 'boolean' ? v : undefined));
 
-export const text = (what = 'a non-empty string') =>
-  leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
+export const text = (what = 'a non-empty string') => leaf(what, (v) => (typeof v === 'string' && v.trim() !== '' ? v : undefined));
 
 /** A duration between min and max ms; a bare number is refused with a hint in `exampleUnit`. */
 export function duration(min: number, max: number, exampleUnit = 's') {

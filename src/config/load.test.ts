@@ -52,7 +52,13 @@ describe('parseConfig defaults', () => {
         retentionCheckMs: 3_600_000,
         fsyncIntervalMs: 50,
       },
-      audit: { auditors: [], signingKey: '/srv/jitgate/.data/audit-signing.key', checkpointIntervalMs: 60_000, checkpointEveryEntries: 100, anchorFile: null },
+      audit: {
+        auditors: [],
+        signingKey: '/srv/jitgate/.data/audit-signing.key',
+        checkpointIntervalMs: 60_000,
+        checkpointEveryEntries: 100,
+        anchorFile: null,
+      },
       log: { level: 'info' },
       shutdown: { drainTimeoutMs: 10_000 },
     });
@@ -108,7 +114,7 @@ listeners: { postgres: { enabled: false } }
     expect(c.store.path).toBe('/elsewhere/jitgate.db');
   });
 
-  it('reads auth.tokenUse and a connection\'s own tokenUse; refuses other values', () => {
+  it("reads auth.tokenUse and a connection's own tokenUse; refuses other values", () => {
     const c = parseConfig(
       `auth: { tokenUse: session }
 connections:
@@ -134,7 +140,11 @@ connections:
     const text = readFileSync(new URL('../../jitgate.example.yaml', import.meta.url), 'utf8');
     const c = parseConfig(text, 'jitgate.example.yaml', BASE);
     expect(c.connections.map((x) => x.name)).toEqual(['orders', 'analytics']);
-    expect(c.connections[0]!.tls).toEqual({ mode: 'verify-full', ca: '/srv/jitgate/certs/internal-ca.pem', servername: 'db.internal.example.com' });
+    expect(c.connections[0]!.tls).toEqual({
+      mode: 'verify-full',
+      ca: '/srv/jitgate/certs/internal-ca.pem',
+      servername: 'db.internal.example.com',
+    });
   });
 });
 
@@ -146,9 +156,7 @@ describe('parseConfig errors', () => {
     user: gw
     port: abc
 `;
-    expect(problems(text)).toEqual([
-      'jitgate.yaml:10:11: connections[1].port: expected an integer between 1 and 65535, got "abc"',
-    ]);
+    expect(problems(text)).toEqual(['jitgate.yaml:10:11: connections[1].port: expected an integer between 1 and 65535, got "abc"']);
   });
 
   it('lists every problem in one error, in file order', () => {
@@ -199,7 +207,9 @@ describe('parseConfig errors', () => {
     expect(problems(`${GOOD_CONNECTION}    password: "env:MY-PASS"\n`)).toEqual([
       'jitgate.yaml:6:15: connections[0].password: env: must be followed by an environment variable name',
     ]);
-    expect(problems(`${GOOD_CONNECTION}    password: "secret:"\n`)[0]).toMatch(/^jitgate.yaml:6:15: connections\[0\]\.password: secret: must be followed by a secret name/);
+    expect(problems(`${GOOD_CONNECTION}    password: "secret:"\n`)[0]).toMatch(
+      /^jitgate.yaml:6:15: connections\[0\]\.password: secret: must be followed by a secret name/,
+    );
   });
 
   it('points a missing required key at its mapping', () => {
@@ -230,9 +240,7 @@ describe('parseConfig errors', () => {
   });
 
   it('reports YAML syntax errors with positions', () => {
-    expect(problems('listeners:\n  http: [1, 2\nlog: x\n')).toEqual([
-      expect.stringMatching(/^jitgate\.yaml:3:1: YAML: /),
-    ]);
+    expect(problems('listeners:\n  http: [1, 2\nlog: x\n')).toEqual([expect.stringMatching(/^jitgate\.yaml:3:1: YAML: /)]);
     expect(problems('log:\n  level: info\nlog:\n  level: debug\n')).toEqual(['jitgate.yaml:3:1: YAML: Map keys must be unique']);
   });
 

@@ -6,14 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import type { z } from 'zod';
-import {
-  allowedKeysAt,
-  buildConfig,
-  configSchema,
-  crossCheck,
-  type ConfigPath,
-  type SchemaProblem,
-} from './schema.js';
+import { allowedKeysAt, buildConfig, configSchema, crossCheck, type ConfigPath, type SchemaProblem } from './schema.js';
 import { describeValue } from './leaf.js';
 import type { GatewayConfig } from './types.js';
 
@@ -59,7 +52,13 @@ export async function loadConfig(path: string, options: LoadOptions = {}): Promi
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
-      code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : String(code ?? err);
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory'
+            : String(code ?? err);
     throw new ConfigError([{ file: name, line: 0, col: 0, path: '', message: `cannot read the config file: ${why}` }]);
   }
   return parseConfig(text, name, dirname(resolve(path)), options);
@@ -79,9 +78,7 @@ export function parseConfig(text: string, sourceName: string, baseDir: string, o
 
   const syntax = [...doc.errors, ...doc.warnings];
   if (syntax.length > 0) {
-    throw new ConfigError(
-      syntax.map((e) => ({ file: sourceName, ...at(e.pos[0]), path: '', message: `YAML: ${firstLine(e.message)}` })),
-    );
+    throw new ConfigError(syntax.map((e) => ({ file: sourceName, ...at(e.pos[0]), path: '', message: `YAML: ${firstLine(e.message)}` })));
   }
 
   let raw: unknown;
@@ -138,7 +135,8 @@ function fromZodIssue(issue: z.core.$ZodIssue): SchemaProblem[] {
         return {
           path: [...path, key],
           atKey: true,
-          message: `unknown key ${JSON.stringify(key)}${hint ? `; did you mean ${JSON.stringify(hint)}?` : ''}` +
+          message:
+            `unknown key ${JSON.stringify(key)}${hint ? `; did you mean ${JSON.stringify(hint)}?` : ''}` +
             (allowed.length ? ` (allowed here: ${allowed.join(', ')})` : ''),
         };
       });

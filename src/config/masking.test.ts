@@ -20,7 +20,10 @@ describe('masking config', () => {
     );
     expect(c.masking?.rules).toEqual([
       {
-        name: 'pii', connections: ['*'], groups: ['*'], except: ['dba'],
+        name: 'pii',
+        connections: ['*'],
+        groups: ['*'],
+        except: ['dba'],
         columns: [
           { pattern: 'users.email', strategy: { kind: 'email' } },
           { pattern: 'public.users.ssn', strategy: { kind: 'partial', keepLast: 2 } },
@@ -37,7 +40,9 @@ describe('masking config', () => {
       'masking:\n  hashKey: hunter2\n  rules:\n    - name: x\n      columns:\n        users.email: scramble\n        a.b.c.d: redact\n        t.c: { strategy: hash, keep: 3 }\n    - name: y\n      columns: { t.c: { strategy: partial, keep: -1 } }\n  detectors:\n    - use: [email, dna]\n',
     );
     expect(m).toMatch(/jitgate\.yaml:2:\d+: masking\.hashKey: a plain key is not allowed/);
-    expect(m).toMatch(/masking\.rules\[0\]\.columns: column "users\.email": expected a strategy \(redact, partial, hash, null, email, phone, card\), got "scramble"/);
+    expect(m).toMatch(
+      /masking\.rules\[0\]\.columns: column "users\.email": expected a strategy \(redact, partial, hash, null, email, phone, card\), got "scramble"/,
+    );
     expect(m).toMatch(/masking\.rules\[1\]\.columns: column "t\.c": keep: expected an integer between 0 and 64, got -1/);
     expect(m).toMatch(/masking\.detectors\[0\]\.use: item 1: expected one of email, .*got "dna"/);
   });

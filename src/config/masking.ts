@@ -36,7 +36,8 @@ const names = (what: string) => nameList(what, { allowEmpty: true });
 
 function strategyOf(v: unknown, column: string): MaskStrategy | Bad {
   const spec = typeof v === 'string' ? { strategy: v } : v;
-  if (!isObj(spec)) return new Bad(`column "${column}": expected a strategy (${STRATEGIES.join(', ')}) or { strategy, keep }, got ${describeValue(v)}`);
+  if (!isObj(spec))
+    return new Bad(`column "${column}": expected a strategy (${STRATEGIES.join(', ')}) or { strategy, keep }, got ${describeValue(v)}`);
   for (const k of Object.keys(spec)) {
     if (k !== 'strategy' && k !== 'keep') return new Bad(`column "${column}": unknown key "${k}" (expected strategy, keep)`);
   }
@@ -90,7 +91,8 @@ const detectorList = () =>
     const list = typeof v === 'string' ? [v] : v;
     if (!Array.isArray(list) || list.length === 0) return undefined;
     for (const [i, x] of list.entries()) {
-      if (!ALL_DETECTORS.includes(x as DetectorName)) return new Bad(`item ${i}: expected one of ${ALL_DETECTORS.join(', ')}, got ${describeValue(x)}`);
+      if (!ALL_DETECTORS.includes(x as DetectorName))
+        return new Bad(`item ${i}: expected one of ${ALL_DETECTORS.join(', ')}, got ${describeValue(x)}`);
     }
     return [...new Set(list as DetectorName[])];
   });
@@ -99,7 +101,13 @@ const hashKeyRef = () =>
   leaf('a secret reference: env:NAME, file:PATH or secret:NAME', (v) => {
     if (typeof v !== 'string') return undefined;
     const r = tryParseSecretRef(v);
-    return r.ok ? v : new Bad(/^(env|file|secret):/.test(v) ? r.problem : 'a plain key is not allowed in the config; use a secret reference: env:NAME, file:PATH or secret:NAME');
+    return r.ok
+      ? v
+      : new Bad(
+          /^(env|file|secret):/.test(v)
+            ? r.problem
+            : 'a plain key is not allowed in the config; use a secret reference: env:NAME, file:PATH or secret:NAME',
+        );
   });
 
 export const maskingSchema = z.strictObject({

@@ -78,7 +78,9 @@ audit:
       'jitgate.yaml:5:9: recording.mode: expected "required" or "best-effort", got "sometimes"',
       'jitgate.yaml:6:14: recording.retention: expected a duration such as 500ms, 30s, 15m, 1h or 1h30m, got 90 (add a unit, e.g. 90d)',
       'jitgate.yaml:8:5: recording.connections.prdo: no connection named "prdo" (configured: prod, scratch)',
-      expect.stringMatching(/^jitgate\.yaml:9:31: recording\.limits\.rowsPerStatement: expected an integer between 0 and 10000000, got -1$/),
+      expect.stringMatching(
+        /^jitgate\.yaml:9:31: recording\.limits\.rowsPerStatement: expected an integer between 0 and 10000000, got -1$/,
+      ),
       expect.stringMatching(/recording\.limits.*colour/),
     ]);
   });

@@ -106,8 +106,7 @@ const MAX_RETENTION_MS = 100 * 366 * 86_400_000;
 const path = () => text('a file path');
 /** Retention-scale durations: a bare number is hinted in days. */
 const duration = (min: number, max: number) => durationIn(min, max, 'd');
-const mode = () =>
-  leaf('"required" or "best-effort"', (v) => (v === 'required' || v === 'best-effort' ? (v as RecordingMode) : undefined));
+const mode = () => leaf('"required" or "best-effort"', (v) => (v === 'required' || v === 'best-effort' ? (v as RecordingMode) : undefined));
 
 /** `0` (as a number or "0") or a duration up to `max`. */
 function zeroOrDuration(max: number) {
@@ -122,7 +121,9 @@ function zeroOrDuration(max: number) {
 }
 
 function intBetween(min: number, max: number) {
-  return leaf(`an integer between ${min} and ${max}`, (v) => (typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined));
+  return leaf(`an integer between ${min} and ${max}`, (v) =>
+    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? v : undefined,
+  );
 }
 
 const groupList = () =>
@@ -165,7 +166,6 @@ export const auditSchema = z.strictObject({
 export type RecordingFile = z.output<typeof recordingSchema>;
 export type AuditFile = z.output<typeof auditSchema>;
 
-
 /** `recording.connections` must name configured connections (a typo would silently keep the default). */
 export function recordingCrossCheck(raw: unknown, connectionNames: ReadonlySet<string>): SchemaProblem[] {
   if (!isObj(raw) || !isObj(raw.connections)) return [];
@@ -175,7 +175,8 @@ export function recordingCrossCheck(raw: unknown, connectionNames: ReadonlySet<s
       problems.push({
         path: ['recording', 'connections', name],
         atKey: true,
-        message: `no connection named ${JSON.stringify(name)}` + (connectionNames.size ? ` (configured: ${[...connectionNames].join(', ')})` : ''),
+        message:
+          `no connection named ${JSON.stringify(name)}` + (connectionNames.size ? ` (configured: ${[...connectionNames].join(', ')})` : ''),
       });
     }
   }
@@ -194,7 +195,10 @@ export function buildRecording(file: RecordingFile | undefined, dataDir: string,
     dir: file?.dir !== undefined ? abs(file.dir) : join(dataDir, RECORDING_DEFAULTS.dirName),
     defaults,
     connections: Object.fromEntries(
-      Object.entries(file?.connections ?? {}).map(([name, p]) => [name, { mode: p.mode ?? defaults.mode, retentionMs: p.retention ?? defaults.retentionMs }]),
+      Object.entries(file?.connections ?? {}).map(([name, p]) => [
+        name,
+        { mode: p.mode ?? defaults.mode, retentionMs: p.retention ?? defaults.retentionMs },
+      ]),
     ),
     limits: { ...RECORDING_DEFAULTS.limits, ...definedOnly(file?.limits ?? {}) },
     retentionCheckMs: file?.retentionCheck ?? RECORDING_DEFAULTS.retentionCheckMs,

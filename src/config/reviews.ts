@@ -50,7 +50,10 @@ const matchSchema = z
   .superRefine((m, ctx) => {
     const any = m.writes || m.unboundedWrites || m.multiStatement || m.kinds?.length || m.tables?.length || m.functions?.length;
     if (!any) {
-      ctx.addIssue({ code: 'custom', message: 'a review rule must match something: writes, kinds, tables, functions, unboundedWrites or multiStatement' });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'a review rule must match something: writes, kinds, tables, functions, unboundedWrites or multiStatement',
+      });
     }
   });
 

@@ -83,7 +83,11 @@ identities:
 
   it('outside development mode, needs the public URL its SP metadata and ACS derive from', () => {
     const saml = `identities:\n  saml:\n    - { name: corp, metadata: md.xml }\n`;
-    expect(problems(saml).join('\n')).toContain("identities.saml: SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl");
-    expect(parseConfig(`listeners:\n  http: { publicUrl: "https://jitgate.example.com" }\n${saml}`, 'jitgate.yaml', BASE).identities.saml).toHaveLength(1);
+    expect(problems(saml).join('\n')).toContain(
+      "identities.saml: SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl",
+    );
+    expect(
+      parseConfig(`listeners:\n  http: { publicUrl: "https://jitgate.example.com" }\n${saml}`, 'jitgate.yaml', BASE).identities.saml,
+    ).toHaveLength(1);
   });
 });

@@ -68,8 +68,7 @@ const listenPort = () =>
     return typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 65535 ? n : undefined;
   });
 
-const host = () =>
-  leaf('a host name or IP address', (v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : undefined));
+const host = () => leaf('a host name or IP address', (v) => (typeof v === 'string' && /^[^\s/]+$/.test(v) ? v : undefined));
 
 const port = () =>
   leaf('an integer between 1 and 65535', (v) => {
@@ -85,9 +84,8 @@ function oneOf<const T extends string>(values: readonly T[]) {
 }
 
 const connectionName = () =>
-  leaf(
-    'a connection name (1-63 letters, digits, _ . or -, starting with a letter or digit)',
-    (v) => (typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v) ? v : undefined),
+  leaf('a connection name (1-63 letters, digits, _ . or -, starting with a letter or digit)', (v) =>
+    typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(v) ? v : undefined,
   );
 
 const secretRef = () =>
@@ -154,9 +152,12 @@ const redisAclRules = () =>
   leaf('a non-empty list of Redis ACL rules such as "+@read", "~cache:*"', (v) => {
     if (!Array.isArray(v) || v.length === 0) return undefined;
     for (const [i, r] of v.entries()) {
-      if (typeof r !== 'string' || !/^\S+$/.test(r)) return new Bad(`item ${i}: expected one ACL rule without spaces, got ${describeValue(r)}`);
+      if (typeof r !== 'string' || !/^\S+$/.test(r))
+        return new Bad(`item ${i}: expected one ACL rule without spaces, got ${describeValue(r)}`);
       if (/^[<>#!]/.test(r) || ['on', 'off', 'nopass', 'resetpass', 'reset'].includes(r.toLowerCase())) {
-        return new Bad(`item ${i}: ${JSON.stringify(r)} is set by the gateway (password and state of the session's user); list permissions only`);
+        return new Bad(
+          `item ${i}: ${JSON.stringify(r)} is set by the gateway (password and state of the session's user); list permissions only`,
+        );
       }
     }
     return [...new Set(v as string[])];
@@ -219,7 +220,17 @@ const policySchema = z.strictObject({
   access: accessRulesSchema.optional(),
 });
 
-export const NOTIFICATION_EVENTS = ['request', 'approval', 'denial', 'revocation', 'break_glass', 'expiry', 'review', 'review_decision', 'escalation'] as const;
+export const NOTIFICATION_EVENTS = [
+  'request',
+  'approval',
+  'denial',
+  'revocation',
+  'break_glass',
+  'expiry',
+  'review',
+  'review_decision',
+  'escalation',
+] as const;
 
 const webhookSchema = z.strictObject({
   name: text('a webhook name').optional(),
@@ -335,7 +346,6 @@ function unwrap(s: z.ZodType): z.ZodType {
 // Checks that span fields. They run on the raw parsed YAML, whether or not the field checks passed,
 // so one run reports every problem.
 
-
 export function crossCheck(raw: unknown): SchemaProblem[] {
   const problems: SchemaProblem[] = [];
   if (!isObj(raw)) return problems;
@@ -373,7 +383,8 @@ export function crossCheck(raw: unknown): SchemaProblem[] {
   if (isObj(raw.identities) && raw.identities.dev === true && !development) {
     problems.push({
       path: ['identities', 'dev'],
-      message: 'the development identity provider (demo users whose password is their name) runs only in development mode: set development: true, or remove this line',
+      message:
+        'the development identity provider (demo users whose password is their name) runs only in development mode: set development: true, or remove this line',
     });
   }
   const tls = isObj(raw.tls) ? raw.tls : {};
@@ -409,11 +420,19 @@ export function crossCheck(raw: unknown): SchemaProblem[] {
   problems.push(...identitiesCrossCheck(raw.identities));
   const listeners = isObj(raw.listeners) ? raw.listeners : {};
   const http = isObj(listeners.http) ? listeners.http : {};
-  if (isObj(raw.identities) && Array.isArray(raw.identities.saml) && raw.identities.saml.length > 0 && raw.development !== true && http.publicUrl === undefined) {
+  if (
+    isObj(raw.identities) &&
+    Array.isArray(raw.identities.saml) &&
+    raw.identities.saml.length > 0 &&
+    raw.development !== true &&
+    http.publicUrl === undefined
+  ) {
     // The SP entity ID and ACS URL the IdP knows the gateway by derive from it; never from a request's Host.
     problems.push({ path: ['identities', 'saml'], message: "SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl" });
   }
-  problems.push(...recordingCrossCheck(raw.recording, new Set(connections.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))));
+  problems.push(
+    ...recordingCrossCheck(raw.recording, new Set(connections.flatMap((c) => (isObj(c) && typeof c.name === 'string' ? [c.name] : [])))),
+  );
   return problems;
 }
 
@@ -428,11 +447,19 @@ function crossCheckAccess(raw: Record<string, unknown>, connections: unknown[]):
     if (typeof p.name === 'string') {
       const first = seen.get(p.name);
       if (first === undefined) seen.set(p.name, i);
-      else problems.push({ path: ['policies', i, 'name'], message: `duplicate policy name ${JSON.stringify(p.name)}`, related: ['policies', first, 'name'] });
+      else
+        problems.push({
+          path: ['policies', i, 'name'],
+          message: `duplicate policy name ${JSON.stringify(p.name)}`,
+          related: ['policies', first, 'name'],
+        });
     }
     const listed = (v: unknown) => (Array.isArray(v) ? v.length > 0 : typeof v === 'string');
     if (!listed(p.groups) && !listed(p.users)) {
-      problems.push({ path: ['policies', i], message: 'say whom the policy applies to: `groups` (or "*" for everyone signed in) and/or `users`' });
+      problems.push({
+        path: ['policies', i],
+        message: 'say whom the policy applies to: `groups` (or "*" for everyone signed in) and/or `users`',
+      });
     }
     const patterns = Array.isArray(p.connections) ? p.connections : typeof p.connections === 'string' ? [p.connections] : [];
     patterns.forEach((c, j) => {
@@ -553,25 +580,32 @@ function crossCheckCredentials(connections: unknown[]): SchemaProblem[] {
       // env: and file: are written by someone else; the gateway can keep only a secret it holds itself.
       problems.push({
         path: [...at, 'rotate'],
-        message: 'rotation needs `password: secret:NAME`: the gateway can store a new password only in its own secret store, not in an environment variable or a file',
+        message:
+          'rotation needs `password: secret:NAME`: the gateway can store a new password only in its own secret store, not in an environment variable or a file',
         atKey: true,
       });
     }
     if (creds.mode === 'ephemeral' && c.type === 'redis') {
       // Redis: an ACL user per session, with the listed rules as its only permissions.
       if (creds.acl === undefined || creds.acl === null) {
-        problems.push({ path: at, message: "mode: ephemeral on a redis connection needs `acl`: the ACL rules of each session's own user (e.g. [\"+@read\", \"~cache:*\"])" });
+        problems.push({
+          path: at,
+          message:
+            'mode: ephemeral on a redis connection needs `acl`: the ACL rules of each session\'s own user (e.g. ["+@read", "~cache:*"])',
+        });
       }
-      if (creds.roles !== undefined && creds.roles !== null) problems.push({ path: [...at, 'roles'], message: 'redis connections use `acl`, not roles', atKey: true });
+      if (creds.roles !== undefined && creds.roles !== null)
+        problems.push({ path: [...at, 'roles'], message: 'redis connections use `acl`, not roles', atKey: true });
     } else if (creds.mode === 'ephemeral') {
-      if (creds.acl !== undefined && creds.acl !== null) problems.push({ path: [...at, 'acl'], message: 'only used on redis connections', atKey: true });
+      if (creds.acl !== undefined && creds.acl !== null)
+        problems.push({ path: [...at, 'acl'], message: 'only used on redis connections', atKey: true });
       if ((c.type ?? 'postgres') !== 'postgres' && c.type !== 'mysql') {
         problems.push({ path: [...at, 'mode'], message: 'ephemeral credentials are available for postgres and mysql connections only' });
       }
       if (creds.roles === undefined || creds.roles === null) {
         problems.push({
           path: at,
-          message: 'mode: ephemeral needs `roles`: the roles each session\'s database user is made a member of (its only privileges)',
+          message: "mode: ephemeral needs `roles`: the roles each session's database user is made a member of (its only privileges)",
         });
       }
     } else {

@@ -193,7 +193,8 @@ export interface GatewayConfig {
 }
 
 /** `review`: a statement is held for approval; `review_decision`: a held statement was approved, denied, timed out or withdrawn. */
-export type NotificationEventKind = 'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry' | 'review' | 'review_decision' | 'escalation';
+export type NotificationEventKind =
+  'request' | 'approval' | 'denial' | 'revocation' | 'break_glass' | 'expiry' | 'review' | 'review_decision' | 'escalation';
 
 export interface WebhookConfig {
   name: string;

@@ -7,7 +7,9 @@ describe('escapeControls', () => {
     expect(escapeControls('a\x1b[2K\x1b[1Gb')).toBe('a\\x1b[2K\\x1b[1Gb');
     expect(escapeControls('x\ny\tz\x00\x7f')).toBe('x\\ny\\tz\\x00\\x7f');
     expect(escapeControls('\u0085\u009b31m')).toBe('\\u0085\\u009b31m');
-    expect(escapeControls('safe \u202edrow\u202c \u2066x\u2069 \u200b \u2028 \ufeff')).toBe('safe \\u202edrow\\u202c \\u2066x\\u2069 \\u200b \\u2028 \\ufeff');
+    expect(escapeControls('safe \u202edrow\u202c \u2066x\u2069 \u200b \u2028 \ufeff')).toBe(
+      'safe \\u202edrow\\u202c \\u2066x\\u2069 \\u200b \\u2028 \\ufeff',
+    );
   });
 
   it('leaves ordinary text, backslashes and non-Latin scripts alone', () => {

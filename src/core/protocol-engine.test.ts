@@ -6,7 +6,10 @@ import { ProtocolRegistry, type ListenerContext, type ProtocolEngine, type Proto
 class RecordingListener implements ProtocolListener {
   readonly calls: string[] = [];
   listening = false;
-  constructor(readonly port: number, private readonly holds: string[]) {}
+  constructor(
+    readonly port: number,
+    private readonly holds: string[],
+  ) {}
   listen(): Promise<string> {
     this.listening = true;
     return Promise.resolve(`127.0.0.1:${this.port}`);

@@ -12,10 +12,7 @@ export function secretNameProblem(name: string): string | undefined {
   return 'secret names are 1-128 characters: letters, digits and _ . - /, starting with a letter or digit';
 }
 
-export type ParsedSecretRef =
-  | { kind: 'env'; name: string }
-  | { kind: 'file'; path: string }
-  | { kind: 'secret'; name: string };
+export type ParsedSecretRef = { kind: 'env'; name: string } | { kind: 'file'; path: string } | { kind: 'secret'; name: string };
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 

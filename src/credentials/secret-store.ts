@@ -102,8 +102,7 @@ export class SecretStore {
     this.store = store;
     const { masterKey } = options;
     const env = options.env ?? process.env;
-    this.keySource =
-      masterKey === undefined ? () => masterKeyFromEnv(env) : Buffer.isBuffer(masterKey) ? () => masterKey : masterKey;
+    this.keySource = masterKey === undefined ? () => masterKeyFromEnv(env) : Buffer.isBuffer(masterKey) ? () => masterKey : masterKey;
     this.now = options.now ?? Date.now;
   }
 
@@ -160,9 +159,7 @@ export class SecretStore {
     if (plaintext) return plaintext.toString('utf8');
     const check = this.store.getSecret(KEYCHECK_NAME);
     if (check && !open(key, KEYCHECK_NAME, check)) {
-      throw new CredentialError(
-        `cannot decrypt secret ${name}: ${MASTER_KEY_ENV} is not the key the secret store was written with`,
-      );
+      throw new CredentialError(`cannot decrypt secret ${name}: ${MASTER_KEY_ENV} is not the key the secret store was written with`);
     }
     if (check) {
       throw new CredentialError(
@@ -170,9 +167,7 @@ export class SecretStore {
           `set it again with: jitgate secrets set ${name}`,
       );
     }
-    throw new CredentialError(
-      `cannot decrypt secret ${name}: wrong ${MASTER_KEY_ENV}, or the stored value was modified or corrupted`,
-    );
+    throw new CredentialError(`cannot decrypt secret ${name}: wrong ${MASTER_KEY_ENV}, or the stored value was modified or corrupted`);
   }
 
   /**

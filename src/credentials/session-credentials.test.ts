@@ -67,7 +67,14 @@ describe('SessionCredentials', () => {
   it('still sweeps a connection switched back to static that has roles left from before', async () => {
     const store = openSqliteStore(':memory:');
     const first = build([connection('was-eph', { credentials: { mode: 'ephemeral', roles: ['r'], rolePrefix: 'jitgate_' } })], store);
-    first.repository.recordCreating({ connection: 'was-eph', name: 'jitgate_111111111111', sessionId: request.sessionId, user: 'alice', validUntil: 0, createdAt: 0 });
+    first.repository.recordCreating({
+      connection: 'was-eph',
+      name: 'jitgate_111111111111',
+      sessionId: request.sessionId,
+      user: 'alice',
+      validUntil: 0,
+      createdAt: 0,
+    });
     await first.close();
     const second = build([connection('was-eph')], store);
     await second.firstSweep;

@@ -27,12 +27,15 @@ export interface BannerInput {
 export function startupBanner(b: BannerInput): string[] {
   const base = reachable(b.http);
   const users = b.users ?? DEMO_USERS;
-  const [psql, tokenNote] = connectHint({ http: b.http, ...(b.postgres ? { postgres: b.postgres } : {}) }, {
-    ...(b.token !== undefined ? { token: b.token } : {}),
-    user: b.user,
-    dataDirFlag: b.dataDirFlag,
-    ...(b.caFile ? { caFile: b.caFile } : {}),
-  });
+  const [psql, tokenNote] = connectHint(
+    { http: b.http, ...(b.postgres ? { postgres: b.postgres } : {}) },
+    {
+      ...(b.token !== undefined ? { token: b.token } : {}),
+      user: b.user,
+      dataDirFlag: b.dataDirFlag,
+      ...(b.caFile ? { caFile: b.caFile } : {}),
+    },
+  );
   const me = users.find((u) => u.user === b.user);
   const granted = b.grant
     ? `access granted at once by policy ${b.grant.policy ?? '(admin-issued)'}, until ${new Date(b.grant.expiresAt).toISOString().slice(11, 16)} UTC`
@@ -56,7 +59,9 @@ export function startupBanner(b: BannerInput): string[] {
     `  Web console  ${base}/   (sign in as a demo user; the password is the user name)`,
     `  CLI          jitgate login --url ${base}   (or --device), then jitgate requests / approve / sessions`,
     ...(b.postgres ? [`  PostgreSQL   ${b.postgres}, connection "${DEMO_CONNECTION}" (a demo database in this process, PGlite)`] : []),
-    ...(b.agent ? [`  Demo agent   client credentials at ${base}/dev-idp/token, client id ${b.agent.clientId}, secret ${b.agent.clientSecret}`] : []),
+    ...(b.agent
+      ? [`  Demo agent   client credentials at ${base}/dev-idp/token, client id ${b.agent.clientId}, secret ${b.agent.clientSecret}`]
+      : []),
     ...(b.logFile ? [`  Logs         ${b.logFile}   (warnings and errors also show here)`] : []),
     ``,
     `  Demo users:`,

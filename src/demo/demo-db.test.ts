@@ -168,7 +168,9 @@ describe('startDemoDatabase', () => {
       const err = (await b.query('SELECT 1').catch((e: unknown) => e)) as pg.DatabaseError;
       expect(err).toBeInstanceOf(Error);
       expect(err.code).toBe('55P03');
-      expect(err.message).toMatch(/the demo database is busy: session \d+ has held it for \d+s \(in a transaction\)\. PGlite has one backend, shared by every session in turn/);
+      expect(err.message).toMatch(
+        /the demo database is busy: session \d+ has held it for \d+s \(in a transaction\)\. PGlite has one backend, shared by every session in turn/,
+      );
       expect(Date.now() - t0).toBeGreaterThanOrEqual(1_400);
       // extended protocol too (Parse/Bind/Execute/Sync): one error, then the session is ready again
       const ext = (await b.query('SELECT $1::int AS v', [5]).catch((e: unknown) => e)) as pg.DatabaseError;
@@ -186,7 +188,10 @@ describe('startDemoDatabase', () => {
     const bindBody = Buffer.from('\0nope\0\0\0\0\0\0\0', 'latin1'); // portal "", statement "nope", no formats/params/results
     const bind = Buffer.concat([Buffer.from('B'), int32(4 + bindBody.length), bindBody]);
     const sync = Buffer.concat([Buffer.from('S'), int32(4)]);
-    const { data } = await raw(Buffer.concat([startup, bind, sync]), (d) => d.toString('latin1').includes('does not exist') && d.subarray(-6).equals(Buffer.from('Z\0\0\0\x05I')));
+    const { data } = await raw(
+      Buffer.concat([startup, bind, sync]),
+      (d) => d.toString('latin1').includes('does not exist') && d.subarray(-6).equals(Buffer.from('Z\0\0\0\x05I')),
+    );
     expect(data.toString('latin1')).toContain('prepared statement "nope" does not exist');
     expect(data.toString('latin1')).not.toMatch(/jg\d+_/);
   });
@@ -204,7 +209,11 @@ describe('startDemoDatabase', () => {
     await withClient(async (b) => {
       const { rows } = await b.query(`SELECT count(*)::int AS n FROM orders WHERE total = 1 AND status = 'pending'`);
       expect(rows[0].n).toBe(0);
-      await expect.poll(async () => (await b.query(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE '%stmt1'`)).rows[0].n, { message: 'the prepared statement to be deallocated' }).toBe(0);
+      await expect
+        .poll(async () => (await b.query(`SELECT count(*)::int AS n FROM pg_prepared_statements WHERE name LIKE '%stmt1'`)).rows[0].n, {
+          message: 'the prepared statement to be deallocated',
+        })
+        .toBe(0);
     });
   });
 

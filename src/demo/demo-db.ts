@@ -298,7 +298,11 @@ class Front {
     this.server = server;
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new Error(`demo database cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`)),
+        reject(
+          new Error(
+            `demo database cannot listen on ${host}:${port}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.message}`,
+          ),
+        ),
       );
       server.listen(port, host, () => {
         server.on('error', (err) => this.opts.logger.error({ err }, 'demo database listener error'));
@@ -341,7 +345,9 @@ class Front {
         if (major !== 3) {
           return done(() => fatal(socket, '0A000', `unsupported frontend protocol ${major}.${minor}: the demo database speaks 3.0`));
         }
-        const options = parseStartupParams(pending.subarray(8, len)).filter(([k]) => k.startsWith('_pq_.')).map(([k]) => k);
+        const options = parseStartupParams(pending.subarray(8, len))
+          .filter(([k]) => k.startsWith('_pq_.'))
+          .map(([k]) => k);
         const greeting = minor !== 0 || options.length > 0 ? [negotiateProtocolVersion(0, options)] : [];
         const rest = pending.subarray(len);
         return done(() => this.mux.attach(socket, rest, greeting));
@@ -389,7 +395,9 @@ async function acquireLock(lockPath: string, dir: string): Promise<() => Promise
     }
     const owner = Number.parseInt((await fs.readFile(lockPath, 'utf8').catch(() => '')).trim(), 10);
     if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
-      throw new Error(`demo database ${dir} is in use by process ${owner} (lock file ${lockPath}; remove it if that process is not jitgate)`);
+      throw new Error(
+        `demo database ${dir} is in use by process ${owner} (lock file ${lockPath}; remove it if that process is not jitgate)`,
+      );
     }
     await fs.rm(lockPath, { force: true }); // stale: its owner is gone (or it is ours from a crash)
   }

@@ -18,7 +18,11 @@ export function demoIdentities(users?: readonly DemoUser[]): IdentitiesConfig {
 }
 
 /** Lines for the serve output: how to sign in, and the demo agent's client credentials. */
-export function signInHint(httpAddress: string, identities: IdentitiesConfig, users: ReadonlyArray<{ user: string; role: string }>): string[] {
+export function signInHint(
+  httpAddress: string,
+  identities: IdentitiesConfig,
+  users: ReadonlyArray<{ user: string; role: string }>,
+): string[] {
   const dev = identities.devIdp;
   if (!dev) return [];
   const base = httpAddress.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');

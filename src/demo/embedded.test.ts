@@ -64,14 +64,26 @@ describe('startEmbeddedDefault', () => {
       ]);
       expect(config.guardrails).toMatchObject([{ name: 'no-destructive', deny: { kinds: ['ddl', 'truncate'], unboundedWrites: true } }]);
       expect(config.reviews).toMatchObject([
-        { name: 'reviewed-writes', except: ['admins'], match: { kinds: ['insert', 'update', 'delete', 'merge'] }, approval: { approvers: ['approvers', 'admins'] } },
+        {
+          name: 'reviewed-writes',
+          except: ['admins'],
+          match: { kinds: ['insert', 'update', 'delete', 'merge'] },
+          approval: { approvers: ['approvers', 'admins'] },
+        },
       ]);
       expect(embedded.yaml).toContain('dev: true');
 
       expect(config.tls.cert).toBeUndefined();
       expect(config.connections).toHaveLength(1);
       const demo = config.connections[0];
-      expect(demo).toMatchObject({ name: 'demo', type: 'postgres', host: '127.0.0.1', database: 'postgres', user: 'postgres', tls: { mode: 'disable' } });
+      expect(demo).toMatchObject({
+        name: 'demo',
+        type: 'postgres',
+        host: '127.0.0.1',
+        database: 'postgres',
+        user: 'postgres',
+        tls: { mode: 'disable' },
+      });
       expect(demo?.password).toBeUndefined();
       expect(EMBEDDED_CONNECTIONS).toEqual(['demo']);
       expect(embedded.dataDirFlag).toBe(` --data-dir ${dataDir}`);

@@ -41,7 +41,11 @@ export const QUICKSTART_USER = 'erin';
  *  - a review rule holding everyone's writes but the admins' until an approver (bob, dave) approves;
  *  - auditors (carol) read every session and the audit log.
  */
-export function embeddedConfigYaml(o: { http: number; postgres: number; demo: { host: string; port: number; database: string; user: string } }): string {
+export function embeddedConfigYaml(o: {
+  http: number;
+  postgres: number;
+  demo: { host: string; port: number; database: string; user: string };
+}): string {
   return `# The embedded default (\`jitgate serve\` with no configuration file).
 development: true
 listeners:

@@ -101,7 +101,14 @@ export class BackendLink {
       };
       socket.on('data', onData);
       socket.once('error', fail);
-      socket.once('connect', () => socket.write(startupMessage([['user', 'postgres'], ['database', 'postgres']])));
+      socket.once('connect', () =>
+        socket.write(
+          startupMessage([
+            ['user', 'postgres'],
+            ['database', 'postgres'],
+          ]),
+        ),
+      );
     });
   }
 
@@ -190,10 +197,21 @@ export class SessionMux {
       return;
     }
     const id = this.nextId++;
-    const s: MuxSession = { id, prefix: `jg${id}_`, socket, reader: new FrameReader(), pending: [], statements: new Set(), closed: false, skipUntilSync: false };
+    const s: MuxSession = {
+      id,
+      prefix: `jg${id}_`,
+      socket,
+      reader: new FrameReader(),
+      pending: [],
+      statements: new Set(),
+      closed: false,
+      skipUntilSync: false,
+    };
     this.sessions.add(s);
     const params = this.parameters;
-    socket.write(Buffer.concat([...greeting, AUTHENTICATION_OK, ...params, backendKeyData(id, (Math.random() * 0x7fffffff) | 0), readyForQuery('I')]));
+    socket.write(
+      Buffer.concat([...greeting, AUTHENTICATION_OK, ...params, backendKeyData(id, (Math.random() * 0x7fffffff) | 0), readyForQuery('I')]),
+    );
     socket.on('data', (chunk: Buffer) => this.receive(s, chunk));
     socket.on('close', () => this.detach(s));
     socket.on('error', (err) => this.opts.logger.debug({ err }, 'demo database client socket error'));
@@ -423,7 +441,11 @@ export class SessionMux {
     const s = this.owner;
     if (s && !s.closed) {
       s.socket.write(
-        errorResponse('ERROR', '0A000', 'COPY FROM STDIN is not available on the demo database (PGlite cannot read copy data from a connection); COPY TO STDOUT works'),
+        errorResponse(
+          'ERROR',
+          '0A000',
+          'COPY FROM STDIN is not available on the demo database (PGlite cannot read copy data from a connection); COPY TO STDOUT works',
+        ),
       );
       if (this.outstanding > 0) s.socket.write(readyForQuery(this.txStatus === 'I' ? 'I' : 'E'));
       else s.skipUntilSync = true;

@@ -15,7 +15,10 @@ describe('embeddedLogs', () => {
     logs.logger.warn({ password: 'hunter2' }, 'demo database is stuck');
     await logs.close();
     expect(logs.file).toBe(path.join(dir, 'jitgate.log'));
-    const lines = readFileSync(logs.file!, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(logs.file!, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines.map((l) => [l.level, l.msg])).toEqual([
       ['info', 'listener up'],
       ['warn', 'demo database is stuck'],

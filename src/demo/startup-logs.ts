@@ -19,7 +19,10 @@ const SHOWN_ON_TERMINAL = new Set(['warn', 'error', 'fatal']);
 
 export function embeddedLogs(o: { dataDir: string; level: LogLevel; terminal: boolean; stderr: (text: string) => void }): StartupLogs {
   if (!o.terminal) {
-    return { logger: createLogger({ level: o.level, destination: { write: (line: string) => o.stderr(line) } }), close: async () => undefined };
+    return {
+      logger: createLogger({ level: o.level, destination: { write: (line: string) => o.stderr(line) } }),
+      close: async () => undefined,
+    };
   }
   mkdirSync(o.dataDir, { recursive: true });
   const file = path.join(o.dataDir, 'jitgate.log');

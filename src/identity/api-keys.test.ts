@@ -49,15 +49,20 @@ describe('API keys', () => {
 
   it('refuses lookalikes without touching the store', () => {
     const { keys } = setup();
-    for (const k of ['', 'jgk_', 'jgk_short', 'jgs_' + 'a'.repeat(43), 'jgk_' + 'a'.repeat(43)]) expect(keys.authenticate(k)).toBeUndefined();
+    for (const k of ['', 'jgk_', 'jgk_short', 'jgs_' + 'a'.repeat(43), 'jgk_' + 'a'.repeat(43)])
+      expect(keys.authenticate(k)).toBeUndefined();
   });
 
   it('a key made by a key neither outlives nor outranks it, and dies with it', () => {
     const { keys, clock, audit } = setup();
     const made = keys.create({ name: 'ops', groups: ['admins', 'deploy'], ttlMs: 3_600_000, createdBy: 'dave' });
     const ops = keys.authenticate(made.key)!.identity;
-    expect(() => keys.create({ name: 'long', groups: ['admins'], ttlMs: 90 * 86_400_000, createdBy: ops })).toThrow('a key cannot create a key that outlives it');
-    expect(() => keys.create({ name: 'wide', groups: ['admins', 'root'], ttlMs: 60_000, createdBy: ops })).toThrow('with groups it does not have itself: root');
+    expect(() => keys.create({ name: 'long', groups: ['admins'], ttlMs: 90 * 86_400_000, createdBy: ops })).toThrow(
+      'a key cannot create a key that outlives it',
+    );
+    expect(() => keys.create({ name: 'wide', groups: ['admins', 'root'], ttlMs: 60_000, createdBy: ops })).toThrow(
+      'with groups it does not have itself: root',
+    );
     const child = keys.create({ name: 'child', groups: ['deploy'], ttlMs: 1_800_000, createdBy: ops });
     expect(child.row).toMatchObject({ createdBy: 'apikey:ops', createdByKey: made.row.id });
     const grandchild = keys.create({ name: 'grandchild', groups: [], ttlMs: 600_000, createdBy: keys.authenticate(child.key)!.identity });

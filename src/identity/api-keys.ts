@@ -62,12 +62,14 @@ export class ApiKeys {
    * that is an API key, the new key may neither outlive nor outrank it, and is tied to it.
    */
   create(input: { name: string; groups: string[]; ttlMs: number; createdBy: Identity | string }): CreatedApiKey {
-    const creator: Identity = typeof input.createdBy === 'string' ? { user: input.createdBy, groups: [], kind: 'human', via: 'local-admin' } : input.createdBy;
+    const creator: Identity =
+      typeof input.createdBy === 'string' ? { user: input.createdBy, groups: [], kind: 'human', via: 'local-admin' } : input.createdBy;
     if (!NAME.test(input.name)) {
       throw new ApiKeyError('invalid_request', 'name: 1-63 letters, digits, _ . or -, starting with a letter or digit');
     }
     const bad = input.groups.find((g) => !isGroupName(g));
-    if (bad !== undefined) throw new ApiKeyError('invalid_request', `groups: ${JSON.stringify(bad)} is not a group name (no spaces or commas)`);
+    if (bad !== undefined)
+      throw new ApiKeyError('invalid_request', `groups: ${JSON.stringify(bad)} is not a group name (no spaces or commas)`);
     if (!Number.isFinite(input.ttlMs) || input.ttlMs < 60_000 || input.ttlMs > MAX_API_KEY_TTL_MS) {
       throw new ApiKeyError('invalid_request', `ttl: must be between 1m and ${formatDuration(MAX_API_KEY_TTL_MS)}`);
     }
@@ -79,7 +81,10 @@ export class ApiKeys {
       // Fail closed: a key we cannot find (revoked meanwhile) makes nothing.
       if (!maker) throw new ApiKeyError('forbidden', 'the API key making this request is no longer valid');
       if (expiresAt > maker.expiresAt) {
-        throw new ApiKeyError('forbidden', `a key cannot create a key that outlives it: this key expires at ${new Date(maker.expiresAt).toISOString()}; ask for a shorter ttl`);
+        throw new ApiKeyError(
+          'forbidden',
+          `a key cannot create a key that outlives it: this key expires at ${new Date(maker.expiresAt).toISOString()}; ask for a shorter ttl`,
+        );
       }
       const beyond = groups.filter((g) => !maker.groups.includes(g));
       if (beyond.length > 0) {
@@ -101,14 +106,23 @@ export class ApiKeys {
     };
     this.repo.transaction(() => {
       if (this.repo.activeApiKeyNamed(input.name, now) !== undefined) {
-        throw new ApiKeyError('conflict', `an active API key is already named ${JSON.stringify(input.name)}: revoke it first or pick another name`);
+        throw new ApiKeyError(
+          'conflict',
+          `an active API key is already named ${JSON.stringify(input.name)}: revoke it first or pick another name`,
+        );
       }
       this.repo.insertApiKey(hashToken(key), row);
       this.audit?.append({
         type: 'apikey.created',
         actor: creator.user,
         subject: row.id,
-        data: { name: row.name, identity: apiKeySubject(row.name), groups: row.groups, expiresAt: row.expiresAt, createdByKey: row.createdByKey },
+        data: {
+          name: row.name,
+          identity: apiKeySubject(row.name),
+          groups: row.groups,
+          expiresAt: row.expiresAt,
+          createdByKey: row.createdByKey,
+        },
       });
     });
     return { key, row };
@@ -142,7 +156,12 @@ export class ApiKeys {
               type: 'apikey.revoked',
               actor: by,
               subject: child.id,
-              data: { name: child.name, identity: apiKeySubject(child.name), cause: `its maker ${child.createdByKey} was revoked`, revokedWith: id },
+              data: {
+                name: child.name,
+                identity: apiKeySubject(child.name),
+                cause: `its maker ${child.createdByKey} was revoked`,
+                revokedWith: id,
+              },
             });
           }
         }

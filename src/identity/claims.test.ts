@@ -41,7 +41,10 @@ describe('claims', () => {
       ok: true,
       identity: { user: 'svc:reporting-bot', groups: ['engineering', 'reporting'], kind: 'service', subject: 'reporting-agent' },
     });
-    expect(identityFromAccessToken({ azp: 'reporting-agent', sub: 'uuid-1' }, rules)).toMatchObject({ ok: true, identity: { user: 'svc:reporting-bot', kind: 'service' } });
+    expect(identityFromAccessToken({ azp: 'reporting-agent', sub: 'uuid-1' }, rules)).toMatchObject({
+      ok: true,
+      identity: { user: 'svc:reporting-bot', kind: 'service' },
+    });
   });
 
   it('a token for a client that is not configured is refused, however it spells it', () => {
@@ -61,7 +64,10 @@ describe('claims', () => {
       ok: true,
       identity: { user: 'alice', groups: ['engineering'], kind: 'human', subject: 'u1' },
     });
-    expect(identityFromUserClaims({ groups: [] }, { ...rules, userClaim: 'upn' })).toEqual({ ok: false, reason: 'the token has no upn claim to name the user' });
+    expect(identityFromUserClaims({ groups: [] }, { ...rules, userClaim: 'upn' })).toEqual({
+      ok: false,
+      reason: 'the token has no upn claim to name the user',
+    });
   });
 
   it('a person cannot be named into the API keys’ or service accounts’ namespace', () => {

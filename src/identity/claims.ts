@@ -117,5 +117,8 @@ export function identityFromUserClaims(claims: Claims, rules: IssuerRules): Clai
     return { ok: false, reason: `the user name ${JSON.stringify(user)} starts with a prefix reserved for API keys and service accounts` };
   }
   const subject = nonEmpty(claims.sub) ? claims.sub : user;
-  return { ok: true, identity: { user, groups: mapGroups(groupValues(claims, rules.groupsClaim), rules.groupMap), kind: 'human', subject } };
+  return {
+    ok: true,
+    identity: { user, groups: mapGroups(groupValues(claims, rules.groupsClaim), rules.groupMap), kind: 'human', subject },
+  };
 }

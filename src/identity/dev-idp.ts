@@ -101,7 +101,11 @@ const CLAIMS = { openid: ['sub'], profile: ['name', 'preferred_username'], email
 /** The gateway's client redirects to the CLI's loopback server; any port is accepted (native client). */
 export const DEV_IDP_REDIRECT_URIS = ['http://127.0.0.1/callback', 'http://[::1]/callback', 'http://localhost/callback'];
 /** The web console's sign-in returns to the gateway itself (api/browser-auth.ts), on any loopback port. */
-export const DEV_IDP_CONSOLE_REDIRECT_URIS = ['http://127.0.0.1/api/auth/browser/callback', 'http://[::1]/api/auth/browser/callback', 'http://localhost/api/auth/browser/callback'];
+export const DEV_IDP_CONSOLE_REDIRECT_URIS = [
+  'http://127.0.0.1/api/auth/browser/callback',
+  'http://[::1]/api/auth/browser/callback',
+  'http://localhost/api/auth/browser/callback',
+];
 
 export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const { default: Provider, errors } = await loadOidcProvider();
@@ -175,7 +179,10 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       deviceFlow: {
         enabled: true,
         userCodeInputSource: (ctx, form, _out, err) => {
-          ctx.body = page('Device sign-in', `${err ? '<p class="error">That code was not accepted. Try again.</p>' : '<p>Enter the code shown by <code>jitgate login --device</code>.</p>'}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
+          ctx.body = page(
+            'Device sign-in',
+            `${err ? '<p class="error">That code was not accepted. Try again.</p>' : '<p>Enter the code shown by <code>jitgate login --device</code>.</p>'}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`,
+          );
         },
         userCodeConfirmSource: (ctx, form, _client, _info, userCode) => {
           ctx.body = page(
@@ -220,7 +227,10 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
     clientBasedCORS: () => false,
     renderError: (ctx: KoaContextWithOIDC, out) => {
       ctx.type = 'html';
-      ctx.body = page('Sign-in error', `<p class="error">${escapeHtml(String(out.error))}: ${escapeHtml(String(out.error_description ?? ''))}</p>`);
+      ctx.body = page(
+        'Sign-in error',
+        `<p class="error">${escapeHtml(String(out.error))}: ${escapeHtml(String(out.error_description ?? ''))}</p>`,
+      );
     },
   };
 
@@ -231,7 +241,8 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
   const interaction = async (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> => {
     const [uid, action] = path.slice(interactionPrefix.length).split('/');
     const details = await provider.interactionDetails(req, res);
-    if (details.uid !== uid) return sendHtml(res, 400, page('Sign-in error', '<p class="error">This sign-in page is stale: start again.</p>'));
+    if (details.uid !== uid)
+      return sendHtml(res, 400, page('Sign-in error', '<p class="error">This sign-in page is stale: start again.</p>'));
     if (details.prompt.name === 'login') {
       if (req.method === 'POST' && action === 'login') {
         const form = new URLSearchParams(await readBody(req));
@@ -242,7 +253,12 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         return sendHtml(res, 401, loginPage(interactionPrefix + uid, options.loginHint, 'Wrong user name or password.'));
       }
       if (req.method === 'POST' && action === 'abort') {
-        return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the user cancelled the sign-in' }, { mergeWithLastSubmission: false });
+        return provider.interactionFinished(
+          req,
+          res,
+          { error: 'access_denied', error_description: 'the user cancelled the sign-in' },
+          { mergeWithLastSubmission: false },
+        );
       }
       return sendHtml(res, 200, loginPage(interactionPrefix + uid, options.loginHint));
     }
@@ -252,7 +268,11 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
       const clientId = String(details.params.client_id);
       const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId, clientId });
       if (!grant) throw new Error('grant disappeared during the sign-in');
-      const d = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+      const d = details.prompt.details as {
+        missingOIDCScope?: string[];
+        missingOIDCClaims?: string[];
+        missingResourceScopes?: Record<string, string[]>;
+      };
       if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
       if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
       for (const [resource, scopes] of Object.entries(d.missingResourceScopes ?? {})) grant.addResourceScope(resource, scopes.join(' '));
@@ -269,7 +289,8 @@ export async function createDevIdp(options: DevIdpOptions): Promise<DevIdp> {
         await interaction(req, res, path);
       } catch (err) {
         // Expired or unknown interaction (oidc-provider's SessionNotFound and the like).
-        if (!res.headersSent) sendHtml(res, 400, page('Sign-in error', `<p class="error">${escapeHtml((err as Error).message)}: start the sign-in again.</p>`));
+        if (!res.headersSent)
+          sendHtml(res, 400, page('Sign-in error', `<p class="error">${escapeHtml((err as Error).message)}: start the sign-in again.</p>`));
       }
       return;
     }
@@ -322,7 +343,11 @@ function page(title: string, body: string): string {
 }
 
 function sendHtml(res: ServerResponse, status: number, html: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(html) });
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(html),
+  });
   res.end(html);
 }
 

@@ -70,7 +70,11 @@ export function failedLogins(o: FailedLoginsOptions): FailedLogins {
       if (verdict.auditEach) {
         o.log.warn({ ...info, protocol }, 'client authentication failed');
         try {
-          o.audit.append({ type: 'login.failed', actor: info.user, data: { protocol, connection: info.connection, clientAddress: info.clientAddress, reason: info.reason } });
+          o.audit.append({
+            type: 'login.failed',
+            actor: info.user,
+            data: { protocol, connection: info.connection, clientAddress: info.clientAddress, reason: info.reason },
+          });
         } catch (err) {
           o.log.error({ err }, 'cannot audit failed login');
         }

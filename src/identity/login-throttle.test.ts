@@ -5,8 +5,15 @@ import { LoginThrottle, type FailureSummary } from './login-throttle.js';
 function setup(options = {}) {
   const clock = new ManualClock(1_000_000);
   const summaries: FailureSummary[] = [];
-  const throttle = new LoginThrottle(clock, (s) => summaries.push(s), { sourceThreshold: 3, userThreshold: 5, baseDelayMs: 100, maxDelayMs: 1000, ...options });
-  const fail = (user: string, clientAddress = '10.0.0.1') => throttle.failed({ protocol: 'postgres', user, connection: 'app', clientAddress, reason: 'bad_token' });
+  const throttle = new LoginThrottle(clock, (s) => summaries.push(s), {
+    sourceThreshold: 3,
+    userThreshold: 5,
+    baseDelayMs: 100,
+    maxDelayMs: 1000,
+    ...options,
+  });
+  const fail = (user: string, clientAddress = '10.0.0.1') =>
+    throttle.failed({ protocol: 'postgres', user, connection: 'app', clientAddress, reason: 'bad_token' });
   return { clock, summaries, throttle, fail };
 }
 
@@ -45,7 +52,13 @@ describe('LoginThrottle', () => {
     clock.advance(60_000);
     expect(summaries).toHaveLength(1);
     const s = summaries[0]!;
-    expect(s).toMatchObject({ clientAddress: '10.0.0.1', count: 20, protocols: ['postgres'], reasons: ['bad_token'], connections: ['app'] });
+    expect(s).toMatchObject({
+      clientAddress: '10.0.0.1',
+      count: 20,
+      protocols: ['postgres'],
+      reasons: ['bad_token'],
+      connections: ['app'],
+    });
     expect(s.users).toHaveLength(10);
     expect(s.users[0]).toBe(`evil\\r\\x1b[2K${'a'.repeat(55)}…(109 characters)`);
     expect(s.moreUsers).toBe(3);

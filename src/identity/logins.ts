@@ -123,7 +123,11 @@ export class LoginFlows {
     const issuers = this.o.issuers();
     const all = [...issuers.keys(), ...(this.o.saml?.names ?? [])];
     if (all.length === 0) {
-      throw new LoginError('login_unavailable', 'this gateway has no identity provider configured (identities.oidc, identities.saml); sign in with an API key instead', 404);
+      throw new LoginError(
+        'login_unavailable',
+        'this gateway has no identity provider configured (identities.oidc, identities.saml); sign in with an API key instead',
+        404,
+      );
     }
     const h = name === undefined ? issuers.values().next().value : issuers.get(name);
     if (!h) throw new LoginError('invalid_request', `no issuer named ${JSON.stringify(name)} (configured: ${all.join(', ')})`);
@@ -149,9 +153,24 @@ export class LoginFlows {
       if (!/^[A-Za-z0-9_-]{43}$/.test(input.codeChallenge)) {
         throw new LoginError('invalid_request', 'code_challenge must be the base64url SHA-256 of the PKCE verifier (S256)');
       }
-      const authorizationUrl = await h.client.authorizationUrl({ redirectUri: input.redirectUri, state: loginId, nonce, codeChallenge: input.codeChallenge });
+      const authorizationUrl = await h.client.authorizationUrl({
+        redirectUri: input.redirectUri,
+        state: loginId,
+        nonce,
+        codeChallenge: input.codeChallenge,
+      });
       const expiresAt = now + PKCE_LOGIN_TTL_MS;
-      this.o.repo.insertLogin({ id: loginId, issuer: h.issuer.name, flow: 'pkce', redirectUri: input.redirectUri, nonce, deviceCode: null, intervalMs: null, createdAt: now, expiresAt });
+      this.o.repo.insertLogin({
+        id: loginId,
+        issuer: h.issuer.name,
+        flow: 'pkce',
+        redirectUri: input.redirectUri,
+        nonce,
+        deviceCode: null,
+        intervalMs: null,
+        createdAt: now,
+        expiresAt,
+      });
       return { flow: 'pkce', loginId, issuer: h.issuer.name, authorizationUrl, expiresAt };
     }
     const device = await h.client.startDevice().catch((err: unknown) => {
@@ -183,7 +202,10 @@ export class LoginFlows {
 
   private async startSaml(provider: string, input: StartInput): Promise<StartResult> {
     if (input.flow !== 'pkce') {
-      throw new LoginError('unsupported_grant_type', `${provider} is a SAML provider: SAML sign-in needs a browser, so run jitgate login without --device`);
+      throw new LoginError(
+        'unsupported_grant_type',
+        `${provider} is a SAML provider: SAML sign-in needs a browser, so run jitgate login without --device`,
+      );
     }
     const now = this.o.clock.now();
     this.o.repo.purgeLogins(now - 3_600_000);
@@ -196,11 +218,23 @@ export class LoginFlows {
       throw new LoginError('invalid_request', 'code_challenge must be the base64url SHA-256 of the PKCE verifier (S256)');
     }
     const loginId = newId('lgn_') + randomBytes(12).toString('base64url');
-    const authorizationUrl = await this.o.saml!.start({ provider, loginId, redirectUri: input.redirectUri, codeChallenge: input.codeChallenge }).catch((err: unknown) => {
-      throw err instanceof SamlRefused ? new LoginError('login_unavailable', err.reason, 503) : err;
-    });
+    const authorizationUrl = await this.o
+      .saml!.start({ provider, loginId, redirectUri: input.redirectUri, codeChallenge: input.codeChallenge })
+      .catch((err: unknown) => {
+        throw err instanceof SamlRefused ? new LoginError('login_unavailable', err.reason, 503) : err;
+      });
     const expiresAt = now + PKCE_LOGIN_TTL_MS;
-    this.o.repo.insertLogin({ id: loginId, issuer: provider, flow: 'pkce', redirectUri: input.redirectUri, nonce: '-', deviceCode: null, intervalMs: null, createdAt: now, expiresAt });
+    this.o.repo.insertLogin({
+      id: loginId,
+      issuer: provider,
+      flow: 'pkce',
+      redirectUri: input.redirectUri,
+      nonce: '-',
+      deviceCode: null,
+      intervalMs: null,
+      createdAt: now,
+      expiresAt,
+    });
     return { flow: 'pkce', loginId, issuer: provider, authorizationUrl, expiresAt };
   }
 
@@ -208,7 +242,8 @@ export class LoginFlows {
     const login = typeof loginId === 'string' ? this.o.repo.getLogin(loginId) : undefined;
     if (!login || login.flow !== flow) throw new LoginError('invalid_grant', 'unknown login: start again with `jitgate login`');
     if (login.usedAt !== null) throw new LoginError('invalid_grant', 'this login has already been completed');
-    if (login.expiresAt <= this.o.clock.now()) throw new LoginError('expired_token', 'this login has expired: start again with `jitgate login`');
+    if (login.expiresAt <= this.o.clock.now())
+      throw new LoginError('expired_token', 'this login has expired: start again with `jitgate login`');
     return login;
   }
 
@@ -244,7 +279,11 @@ export class LoginFlows {
     try {
       tokens = await h.client.exchangeCode({ code: input.code, redirectUri: login.redirectUri!, codeVerifier: input.codeVerifier });
     } catch (err) {
-      if (err instanceof OAuthError) throw new LoginError(err.code === 'invalid_grant' ? 'invalid_grant' : 'access_denied', `the identity provider refused the code: ${err.message}`);
+      if (err instanceof OAuthError)
+        throw new LoginError(
+          err.code === 'invalid_grant' ? 'invalid_grant' : 'access_denied',
+          `the identity provider refused the code: ${err.message}`,
+        );
       throw err;
     }
     return this.result(h, tokens, login.nonce);
@@ -267,7 +306,10 @@ export class LoginFlows {
   }
 
   /** Silent re-confirmation at the IdP (sessions.ts): its refresh token in, current identity out. */
-  async reconfirm(family: FamilyRow, upstreamRefreshToken: string): Promise<{ user: string; groups: string[]; upstreamRefreshToken: string }> {
+  async reconfirm(
+    family: FamilyRow,
+    upstreamRefreshToken: string,
+  ): Promise<{ user: string; groups: string[]; upstreamRefreshToken: string }> {
     const h = this.o.issuers().get(family.issuer);
     if (!h) throw new OAuthError('invalid_grant', `issuer ${family.issuer} is no longer configured`, 400);
     const tokens = await h.client.refresh(upstreamRefreshToken);
@@ -281,10 +323,13 @@ export class LoginFlows {
   }
 
   private async result(h: IssuerHandle, tokens: TokenSet, nonce: string | undefined): Promise<LoginResult> {
-    if (tokens.idToken === undefined) throw new LoginError('invalid_grant', 'the identity provider returned no ID token (is "openid" among the scopes?)');
-    let claims = (await h.issuer.verify(tokens.idToken, h.issuer.config.clientId, nonce === undefined ? {} : { nonce }).catch((err: unknown) => {
-      throw err instanceof TokenRejected ? new LoginError('invalid_grant', `the ID token was not accepted: ${err.reason}`) : err;
-    })) as Claims;
+    if (tokens.idToken === undefined)
+      throw new LoginError('invalid_grant', 'the identity provider returned no ID token (is "openid" among the scopes?)');
+    let claims = (await h.issuer
+      .verify(tokens.idToken, h.issuer.config.clientId, nonce === undefined ? {} : { nonce })
+      .catch((err: unknown) => {
+        throw err instanceof TokenRejected ? new LoginError('invalid_grant', `the ID token was not accepted: ${err.reason}`) : err;
+      })) as Claims;
     const cfg = h.issuer.config;
     const missing = userFromClaims(claims, cfg.userClaim) === undefined || readClaim(claims, cfg.groupsClaim) === undefined;
     if (missing && tokens.accessToken !== undefined) {

@@ -73,7 +73,12 @@ export class OAuthClient {
   }
 
   exchangeCode(input: { code: string; redirectUri: string; codeVerifier: string }): Promise<TokenSet> {
-    return this.token({ grant_type: 'authorization_code', code: input.code, redirect_uri: input.redirectUri, code_verifier: input.codeVerifier });
+    return this.token({
+      grant_type: 'authorization_code',
+      code: input.code,
+      redirect_uri: input.redirectUri,
+      code_verifier: input.codeVerifier,
+    });
   }
 
   pollDevice(deviceCode: string): Promise<TokenSet> {
@@ -87,7 +92,11 @@ export class OAuthClient {
   async startDevice(): Promise<DeviceAuthorization> {
     const doc = await this.issuer.metadata();
     if (!doc.device_authorization_endpoint) {
-      throw new OAuthError('unsupported_grant_type', `issuer ${this.issuer.name} does not offer the device flow; use jitgate login without --device`, 400);
+      throw new OAuthError(
+        'unsupported_grant_type',
+        `issuer ${this.issuer.name} does not offer the device flow; use jitgate login without --device`,
+        400,
+      );
     }
     const body = await this.post(doc, doc.device_authorization_endpoint, { scope: this.issuer.config.scopes.join(' ') });
     const str = (k: string) => (typeof body[k] === 'string' ? (body[k] as string) : undefined);
@@ -160,7 +169,13 @@ export class OAuthClient {
     let res: Response;
     let text: string;
     try {
-      res = await this.fetchImpl(endpoint, { method: 'POST', headers, body: form.toString(), redirect: 'error', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS) });
+      res = await this.fetchImpl(endpoint, {
+        method: 'POST',
+        headers,
+        body: form.toString(),
+        redirect: 'error',
+        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+      });
       text = await res.text();
     } catch (err) {
       throw new IdentityUnavailable(`issuer ${this.issuer.name}: cannot reach ${endpoint}: ${causeText(err)}`, { cause: err });

@@ -88,7 +88,10 @@ describe('OidcIssuer', () => {
 
   it('refuses an ID token presented as an access token', async () => {
     const { issuer } = issuerWith();
-    expect(await issuer.verifyAccessToken(await sign(good({ nonce: 'n' })))).toEqual({ ok: false, reason: 'an ID token is not an access token' });
+    expect(await issuer.verifyAccessToken(await sign(good({ nonce: 'n' })))).toEqual({
+      ok: false,
+      reason: 'an ID token is not an access token',
+    });
   });
 
   it('refuses alg none and an HMAC token keyed with something public', async () => {
@@ -96,7 +99,9 @@ describe('OidcIssuer', () => {
     const body = Buffer.from(JSON.stringify(good())).toString('base64url');
     const none = `${Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url')}.${body}.`;
     await expect(issuer.verify(none, 'jitgate')).rejects.toBeInstanceOf(TokenRejected);
-    const hmac = await new SignJWT(good()).setProtectedHeader({ alg: 'HS256', kid: 'k1' }).sign(new TextEncoder().encode(JSON.stringify(jwks)));
+    const hmac = await new SignJWT(good())
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .sign(new TextEncoder().encode(JSON.stringify(jwks)));
     await expect(issuer.verify(hmac, 'jitgate')).rejects.toThrow('algorithm');
   });
 

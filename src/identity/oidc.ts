@@ -120,7 +120,11 @@ export class OidcIssuer {
     const url = `${this.config.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`;
     let body: unknown;
     try {
-      const res = await this.fetchImpl(url, { redirect: 'error', signal: AbortSignal.timeout(FETCH_TIMEOUT_MS), headers: { accept: 'application/json' } });
+      const res = await this.fetchImpl(url, {
+        redirect: 'error',
+        signal: AbortSignal.timeout(FETCH_TIMEOUT_MS),
+        headers: { accept: 'application/json' },
+      });
       if (res.status !== 200) throw new Error(`HTTP ${res.status}`);
       body = await res.json();
     } catch (err) {

@@ -175,17 +175,13 @@ export class IdentityRepository {
       revokeFamily: db.prepare(
         `UPDATE identity_families SET revoked_at = ?, revoke_reason = ?, upstream = NULL WHERE id = ? AND revoked_at IS NULL`,
       ),
-      insertSession: db.prepare(
-        `INSERT INTO identity_sessions (token_hash, id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`,
-      ),
+      insertSession: db.prepare(`INSERT INTO identity_sessions (token_hash, id, family_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)`),
       sessionByHash: db.prepare(
         `SELECT s.id AS session_id, s.expires_at AS session_expires_at, s.revoked_at AS session_revoked_at, f.*
          FROM identity_sessions s JOIN identity_families f ON f.id = s.family_id WHERE s.token_hash = ?`,
       ),
       revokeSessions: db.prepare(`UPDATE identity_sessions SET revoked_at = ? WHERE family_id = ? AND revoked_at IS NULL`),
-      insertRefresh: db.prepare(
-        `INSERT INTO identity_refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES (?, ?, ?, ?)`,
-      ),
+      insertRefresh: db.prepare(`INSERT INTO identity_refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES (?, ?, ?, ?)`),
       refreshByHash: db.prepare(`SELECT * FROM identity_refresh_tokens WHERE token_hash = ?`),
       useRefresh: db.prepare(`UPDATE identity_refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL`),
       unuseRefresh: db.prepare(`UPDATE identity_refresh_tokens SET used_at = NULL WHERE token_hash = ? AND used_at = ?`),
@@ -196,9 +192,7 @@ export class IdentityRepository {
       keyByHash: db.prepare(`SELECT * FROM identity_api_keys WHERE token_hash = ?`),
       keyById: db.prepare(`SELECT * FROM identity_api_keys WHERE id = ?`),
       listKeys: db.prepare(`SELECT * FROM identity_api_keys ORDER BY created_at DESC, id`),
-      activeKeyByName: db.prepare(
-        `SELECT id FROM identity_api_keys WHERE name = ? AND revoked_at IS NULL AND expires_at > ?`,
-      ).pluck(),
+      activeKeyByName: db.prepare(`SELECT id FROM identity_api_keys WHERE name = ? AND revoked_at IS NULL AND expires_at > ?`).pluck(),
       keysCreatedBy: db.prepare(`SELECT * FROM identity_api_keys WHERE created_by_key = ?`),
       revokeKey: db.prepare(`UPDATE identity_api_keys SET revoked_at = ?, revoked_by = ? WHERE id = ? AND revoked_at IS NULL`),
       touchKey: db.prepare(`UPDATE identity_api_keys SET last_used_at = ? WHERE id = ?`),
@@ -219,18 +213,20 @@ export class IdentityRepository {
 
   getLogin(id: string): LoginRow | undefined {
     const r = this.s.getLogin.get(id) as Row | undefined;
-    return r && {
-      id: r.id as string,
-      issuer: r.issuer as string,
-      flow: r.flow as LoginRow['flow'],
-      redirectUri: r.redirect_uri as string | null,
-      nonce: r.nonce as string,
-      deviceCode: r.device_code as string | null,
-      intervalMs: r.interval_ms as number | null,
-      createdAt: r.created_at as number,
-      expiresAt: r.expires_at as number,
-      usedAt: r.used_at as number | null,
-    };
+    return (
+      r && {
+        id: r.id as string,
+        issuer: r.issuer as string,
+        flow: r.flow as LoginRow['flow'],
+        redirectUri: r.redirect_uri as string | null,
+        nonce: r.nonce as string,
+        deviceCode: r.device_code as string | null,
+        intervalMs: r.interval_ms as number | null,
+        createdAt: r.created_at as number,
+        expiresAt: r.expires_at as number,
+        usedAt: r.used_at as number | null,
+      }
+    );
   }
 
   /** Marks the login used; false when it already was (a code or device grant completes once). */
@@ -299,12 +295,14 @@ export class IdentityRepository {
 
   refreshByHash(tokenHash: Buffer): RefreshRow | undefined {
     const r = this.s.refreshByHash.get(tokenHash) as Row | undefined;
-    return r && {
-      familyId: r.family_id as string,
-      createdAt: r.created_at as number,
-      expiresAt: r.expires_at as number,
-      usedAt: r.used_at as number | null,
-    };
+    return (
+      r && {
+        familyId: r.family_id as string,
+        createdAt: r.created_at as number,
+        expiresAt: r.expires_at as number,
+        usedAt: r.used_at as number | null,
+      }
+    );
   }
 
   /** Claims a refresh token for one exchange; false when another exchange used it first. */

@@ -66,7 +66,8 @@ export class SamlLogins {
 
   publicOrigin(): string {
     const origin = this.origin();
-    if (origin === undefined) throw new SamlRefused("SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl in the configuration");
+    if (origin === undefined)
+      throw new SamlRefused("SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl in the configuration");
     return origin;
   }
 
@@ -78,7 +79,15 @@ export class SamlLogins {
     // An NCName (xs:ID): letters first; 160 random bits.
     const requestId = `_${randomBytes(20).toString('hex')}`;
     const url = await provider.authorizeUrl(this.publicOrigin(), requestId);
-    this.repo.insertRequest({ requestId, provider: provider.name, loginId: input.loginId, redirectUri: input.redirectUri, codeChallenge: input.codeChallenge, createdAt: now, expiresAt: now + SAML_REQUEST_TTL_MS });
+    this.repo.insertRequest({
+      requestId,
+      provider: provider.name,
+      loginId: input.loginId,
+      redirectUri: input.redirectUri,
+      codeChallenge: input.codeChallenge,
+      createdAt: now,
+      expiresAt: now + SAML_REQUEST_TTL_MS,
+    });
     return url;
   }
 
@@ -88,7 +97,12 @@ export class SamlLogins {
     if (!provider) return { ok: false, reason: `no SAML provider named ${JSON.stringify(name)}` };
     const refuse = (reason: string, detail: string | undefined, request?: { loginId: string; redirectUri: string }): AcsOutcome => {
       this.o.log.warn({ provider: name, reason, detail, clientAddress }, 'SAML response refused');
-      this.audit({ type: 'auth.saml.refused', actor: 'anonymous', subject: name, data: { provider: name, reason, ...(detail ? { detail } : {}), clientAddress } });
+      this.audit({
+        type: 'auth.saml.refused',
+        actor: 'anonymous',
+        subject: name,
+        data: { provider: name, reason, ...(detail ? { detail } : {}), clientAddress },
+      });
       if (!request) return { ok: false, reason };
       const back = new URL(request.redirectUri);
       back.searchParams.set('error', 'access_denied');
@@ -98,12 +112,14 @@ export class SamlLogins {
     };
     if (typeof samlResponse !== 'string' || samlResponse === '') return refuse('the request carries no SAMLResponse', undefined);
     const requestId = inResponseTo(samlResponse);
-    if (requestId === undefined) return refuse('the response does not answer a sign-in started here (unsolicited responses are not accepted)', 'no InResponseTo');
+    if (requestId === undefined)
+      return refuse('the response does not answer a sign-in started here (unsolicited responses are not accepted)', 'no InResponseTo');
     const request = this.repo.getRequest(requestId);
     if (!request || request.provider !== name) return refuse('the response does not answer a sign-in started here', 'unknown InResponseTo');
     const now = this.o.clock.now();
     // One response per request, claimed before the (slow) verification so two racing posts cannot both pass.
-    if (!this.repo.answer(requestId, now)) return refuse('this sign-in was already completed or has expired; sign in again', 'InResponseTo already answered or expired');
+    if (!this.repo.answer(requestId, now))
+      return refuse('this sign-in was already completed or has expired; sign in again', 'InResponseTo already answered or expired');
     let who;
     try {
       who = await provider.verify(this.publicOrigin(), samlResponse, request);
@@ -118,11 +134,21 @@ export class SamlLogins {
     const code = randomBytes(32).toString('base64url');
     const loginExpiresAt = now + provider.config.signInTtlMs;
     this.repo.transaction(() => {
-      this.repo.setResult(requestId, hash(code), { subject: who.subject, user: who.user, groups: who.groups, loginExpiresAt }, now + CODE_TTL_MS);
+      this.repo.setResult(
+        requestId,
+        hash(code),
+        { subject: who.subject, user: who.user, groups: who.groups, loginExpiresAt },
+        now + CODE_TTL_MS,
+      );
       this.repo.setSubject(name, who.subject, who, now);
     });
     this.o.log.info({ provider: name, user: who.user, groups: who.groups }, 'SAML sign-in');
-    this.audit({ type: 'auth.saml.signin', actor: who.user, subject: name, data: { provider: name, groups: who.groups, assertionId: who.assertionId, clientAddress } });
+    this.audit({
+      type: 'auth.saml.signin',
+      actor: who.user,
+      subject: name,
+      data: { provider: name, groups: who.groups, assertionId: who.assertionId, clientAddress },
+    });
     const back = new URL(request.redirectUri);
     back.searchParams.set('code', code);
     back.searchParams.set('state', request.loginId);

@@ -25,7 +25,8 @@ describe('IdP metadata', () => {
     expect(() => parseIdpMetadata(idp(signing() + sso('HTTP-POST')))).toThrow('no SingleSignOnService with the HTTP-Redirect binding');
     expect(() => parseIdpMetadata(idp(signing('encryption') + sso()))).toThrow('no signing certificate');
     expect(() => parseIdpMetadata(idp(signing() + sso(), ''))).toThrow('no entityID');
-    const sp = '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:SPSSODescriptor/></md:EntityDescriptor>';
+    const sp =
+      '<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="x"><md:SPSSODescriptor/></md:EntityDescriptor>';
     expect(() => parseIdpMetadata(sp)).toThrow('no EntityDescriptor with an IDPSSODescriptor');
   });
 });

@@ -28,14 +28,19 @@ export interface IdpMetadata {
 /** Parses IdP metadata; throws an Error saying what is missing (the text is the operator's, safe to log). */
 export function parseIdpMetadata(xml: string): IdpMetadata {
   const errors: string[] = [];
-  const doc = new DOMParser({ errorHandler: (level: string, msg: unknown) => void (level !== 'warning' && errors.push(String(msg))) }).parseFromString(xml, 'text/xml');
+  const doc = new DOMParser({
+    errorHandler: (level: string, msg: unknown) => void (level !== 'warning' && errors.push(String(msg))),
+  }).parseFromString(xml, 'text/xml');
   const root = doc.documentElement;
   if (errors.length > 0 || !root) throw new Error(`not well-formed XML (${errors[0] ?? 'empty'})`);
   // An EntitiesDescriptor may wrap several entities: exactly one may be an IdP.
   const entities = [root, ...Array.from(root.getElementsByTagNameNS(MD, 'EntityDescriptor'))].filter(
     (e) => e.namespaceURI === MD && e.localName === 'EntityDescriptor' && e.getElementsByTagNameNS(MD, 'IDPSSODescriptor').length > 0,
   );
-  if (entities.length !== 1) throw new Error(entities.length === 0 ? 'no EntityDescriptor with an IDPSSODescriptor' : 'more than one identity provider in one metadata document');
+  if (entities.length !== 1)
+    throw new Error(
+      entities.length === 0 ? 'no EntityDescriptor with an IDPSSODescriptor' : 'more than one identity provider in one metadata document',
+    );
   const entity = entities[0]!;
   const entityId = entity.getAttribute('entityID') ?? '';
   if (entityId === '') throw new Error('the EntityDescriptor has no entityID');
@@ -85,9 +90,12 @@ export class IdpMetadataSource {
     const where = 'url' in this.config.metadata ? this.config.metadata.url : this.config.metadata.file;
     let xml: string;
     try {
-      xml = 'url' in this.config.metadata ? await this.download(this.config.metadata.url) : await readFile(this.config.metadata.file, 'utf8');
+      xml =
+        'url' in this.config.metadata ? await this.download(this.config.metadata.url) : await readFile(this.config.metadata.file, 'utf8');
     } catch (err) {
-      throw new IdentityUnavailable(`SAML provider ${this.config.name}: cannot read its metadata ${where}: ${causeText(err)}`, { cause: err });
+      throw new IdentityUnavailable(`SAML provider ${this.config.name}: cannot read its metadata ${where}: ${causeText(err)}`, {
+        cause: err,
+      });
     }
     try {
       return parseIdpMetadata(xml);

@@ -119,12 +119,17 @@ export class SamlProvider {
    * Verifies a base64 SAMLResponse answering AuthnRequest `request` (already claimed by the caller);
    * throws SamlRefused, or IdentityUnavailable when the IdP's metadata cannot be read.
    */
-  async verify(publicOrigin: string, samlResponse: string, request: { requestId: string; createdAt: number }): Promise<SamlAssertionIdentity> {
+  async verify(
+    publicOrigin: string,
+    samlResponse: string,
+    request: { requestId: string; createdAt: number },
+  ): Promise<SamlAssertionIdentity> {
     const md = await this.metadata.get();
     const sp = this.endpoints(publicOrigin);
     const xml = Buffer.from(samlResponse, 'base64').toString('utf8');
     // Comments are refused before anything reads the XML (see the module comment).
-    if (xml.includes('<!--')) throw new SamlRefused('the response contains XML comments, which no identity provider sends', 'comment in response');
+    if (xml.includes('<!--'))
+      throw new SamlRefused('the response contains XML comments, which no identity provider sends', 'comment in response');
     const saml = this.saml(sp, { idpCert: md.signingCerts, idpIssuer: md.entityId, cacheProvider: oneRequest(request) });
     let profile: Profile | null;
     try {
@@ -135,14 +140,17 @@ export class SamlProvider {
     if (!profile) throw new SamlRefused('the identity provider did not sign you in', 'no profile (NoPassive or logout response)');
     checkDestination(xml, sp.acsUrl);
     const assertion = parseAssertion(profile.getAssertionXml?.() ?? '');
-    if (assertion.issuer !== md.entityId) throw new SamlRefused('the response comes from another identity provider', `issuer ${assertion.issuer}`);
+    if (assertion.issuer !== md.entityId)
+      throw new SamlRefused('the response comes from another identity provider', `issuer ${assertion.issuer}`);
     checkBearerConfirmation(assertion.element, sp.acsUrl, request.requestId);
     const subject = profile.nameID;
     if (typeof subject !== 'string' || subject.trim() === '') throw new SamlRefused('the assertion names no user (NameID)');
     const attributes = (profile.attributes ?? {}) as Record<string, unknown>;
     const user = this.config.userAttribute === undefined ? subject : firstText(attributes[this.config.userAttribute]);
-    if (user === undefined || user.trim() === '') throw new SamlRefused(`the assertion has no ${this.config.userAttribute} attribute to name the user`);
-    if (isReservedForMachines(user)) throw new SamlRefused(`the user name ${JSON.stringify(user)} starts with a prefix reserved for API keys and service accounts`);
+    if (user === undefined || user.trim() === '')
+      throw new SamlRefused(`the assertion has no ${this.config.userAttribute} attribute to name the user`);
+    if (isReservedForMachines(user))
+      throw new SamlRefused(`the user name ${JSON.stringify(user)} starts with a prefix reserved for API keys and service accounts`);
     const groups = mapGroups(texts(attributes[this.config.groupsAttribute]), this.config.groupMap);
     const expiresAt = assertion.notOnOrAfter ?? request.createdAt + SAML_REQUEST_TTL_MS;
     return { subject, user, groups, assertionId: assertion.id, expiresAt: expiresAt + this.config.clockSkewMs };
@@ -171,7 +179,10 @@ function noCache(): CacheProvider {
 function refusal(err: unknown): SamlRefused {
   const detail = err instanceof Error ? err.message : String(err);
   const rules: Array<[RegExp, string]> = [
-    [/signature|multiple assertions|Cannot obtain assertion|signed data/i, 'the response is not signed by the identity provider as required'],
+    [
+      /signature|multiple assertions|Cannot obtain assertion|signed data/i,
+      'the response is not signed by the identity provider as required',
+    ],
     [/InResponseTo/i, 'the response does not answer the sign-in this browser started'],
     [/expired|too old/i, 'the assertion has expired'],
     [/not yet valid/i, 'the assertion is not valid yet (are the clocks of the gateway and the identity provider apart?)'],
@@ -215,7 +226,8 @@ function checkDestination(xml: string, acsUrl: string): void {
   const root = parseXml(xml);
   if (root.namespaceURI !== PROTOCOL_NS || root.localName !== 'Response') throw new SamlRefused('not a SAML Response');
   const destination = root.getAttribute('Destination');
-  if (destination && destination !== acsUrl) throw new SamlRefused('the response is addressed to another service provider', `Destination ${destination}`);
+  if (destination && destination !== acsUrl)
+    throw new SamlRefused('the response is addressed to another service provider', `Destination ${destination}`);
 }
 
 /**
@@ -224,23 +236,33 @@ function checkDestination(xml: string, acsUrl: string): void {
  */
 function checkBearerConfirmation(assertion: Element, acsUrl: string, requestId: string): void {
   const subject = children(assertion, ASSERTION_NS, 'Subject')[0];
-  const confirmations = subject ? children(subject, ASSERTION_NS, 'SubjectConfirmation').filter((c) => c.getAttribute('Method') === BEARER) : [];
+  const confirmations = subject
+    ? children(subject, ASSERTION_NS, 'SubjectConfirmation').filter((c) => c.getAttribute('Method') === BEARER)
+    : [];
   const data = confirmations.flatMap((c) => children(c, ASSERTION_NS, 'SubjectConfirmationData'));
   if (data.length === 0) throw new SamlRefused('the assertion has no bearer subject confirmation');
   const ok = data.some(
-    (d) => d.getAttribute('Recipient') === acsUrl && d.getAttribute('InResponseTo') === requestId && time(d.getAttribute('NotOnOrAfter')) !== undefined,
+    (d) =>
+      d.getAttribute('Recipient') === acsUrl &&
+      d.getAttribute('InResponseTo') === requestId &&
+      time(d.getAttribute('NotOnOrAfter')) !== undefined,
   );
   if (!ok) {
     const recipients = data.map((d) => d.getAttribute('Recipient')).join(', ');
     if (!data.some((d) => d.getAttribute('Recipient') === acsUrl)) {
       throw new SamlRefused('the assertion is addressed to another service provider', `Recipient ${recipients}`);
     }
-    throw new SamlRefused('the assertion does not answer the sign-in this browser started', 'SubjectConfirmationData InResponseTo or NotOnOrAfter');
+    throw new SamlRefused(
+      'the assertion does not answer the sign-in this browser started',
+      'SubjectConfirmationData InResponseTo or NotOnOrAfter',
+    );
   }
 }
 
 function children(el: Element, ns: string, name: string): Element[] {
-  return Array.from(el.childNodes as ArrayLike<Node>).filter((n): n is Element => n.nodeType === 1 && (n as Element).namespaceURI === ns && (n as Element).localName === name);
+  return Array.from(el.childNodes as ArrayLike<Node>).filter(
+    (n): n is Element => n.nodeType === 1 && (n as Element).namespaceURI === ns && (n as Element).localName === name,
+  );
 }
 
 function time(v: string | null | undefined): number | undefined {

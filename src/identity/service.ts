@@ -39,9 +39,7 @@ export interface IdentityServiceOptions {
   fetch?: typeof fetch;
 }
 
-export type AuthResult =
-  | { ok: true; identity: Identity; session?: SessionInfo }
-  | { ok: false; reason: string };
+export type AuthResult = { ok: true; identity: Identity; session?: SessionInfo } | { ok: false; reason: string };
 
 export class IdentityService {
   readonly sessions: SessionManager;
@@ -55,7 +53,10 @@ export class IdentityService {
     const repo = new IdentityRepository(o.db);
     this.adminGroups = new Set(o.config.admins.groups);
     const audit = new AuditLog(o.db, () => o.clock.now());
-    this.saml = new SamlLogins({ db: o.db, clock: o.clock, log: o.log, audit, ...(o.fetch ? { fetch: o.fetch } : {}) }, o.config.saml ?? []);
+    this.saml = new SamlLogins(
+      { db: o.db, clock: o.clock, log: o.log, audit, ...(o.fetch ? { fetch: o.fetch } : {}) },
+      o.config.saml ?? [],
+    );
     this.logins = new LoginFlows({ repo, clock: o.clock, log: o.log, issuers: () => this.issuers, saml: this.saml });
     this.sessions = new SessionManager({
       repo,
@@ -88,7 +89,8 @@ export class IdentityService {
       }
       service.addIssuer(issuer, secret);
     }
-    if (service.adminGroups.size === 0 && o.config.oidc.length + (o.config.saml?.length ?? 0) > 0) o.log.warn('no administrator groups are configured (identities.admins.groups): nobody can create API keys');
+    if (service.adminGroups.size === 0 && o.config.oidc.length + (o.config.saml?.length ?? 0) > 0)
+      o.log.warn('no administrator groups are configured (identities.admins.groups): nobody can create API keys');
     return service;
   }
 
@@ -120,7 +122,9 @@ export class IdentityService {
     const token = bearer.trim();
     if (token.startsWith(SESSION_PREFIX)) {
       const session = this.sessions.authenticate(token);
-      return session ? { ok: true, identity: session.identity, session } : { ok: false, reason: 'unknown, expired or revoked session token' };
+      return session
+        ? { ok: true, identity: session.identity, session }
+        : { ok: false, reason: 'unknown, expired or revoked session token' };
     }
     if (token.startsWith(API_KEY_PREFIX)) {
       const key = this.apiKeys.authenticate(token);

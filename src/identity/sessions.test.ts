@@ -30,11 +30,18 @@ describe('gateway sessions', () => {
     expect(pair.refreshToken).toMatch(/^jgr_[A-Za-z0-9_-]{43}$/);
     expect(pair.accessTokenExpiresAt).toBe(clock.now() + 15 * MIN);
     expect(pair.refreshTokenExpiresAt).toBe(clock.now() + 60 * MIN);
-    const dump = JSON.stringify(store.database.prepare(`SELECT * FROM identity_sessions, identity_refresh_tokens, identity_families`).all());
+    const dump = JSON.stringify(
+      store.database.prepare(`SELECT * FROM identity_sessions, identity_refresh_tokens, identity_families`).all(),
+    );
     expect(dump).not.toContain(pair.accessToken.slice(4));
     expect(dump).not.toContain(pair.refreshToken.slice(4));
 
-    expect(sessions.authenticate(pair.accessToken)?.identity).toEqual({ user: 'alice', groups: ['engineering'], kind: 'human', via: 'session' });
+    expect(sessions.authenticate(pair.accessToken)?.identity).toEqual({
+      user: 'alice',
+      groups: ['engineering'],
+      kind: 'human',
+      via: 'session',
+    });
     clock.advance(15 * MIN - 1);
     expect(sessions.authenticate(pair.accessToken)).toBeDefined();
     clock.advance(1);

@@ -53,7 +53,10 @@ export interface SessionInfo {
 }
 
 /** Asks the IdP again with its refresh token; resolves to the current identity and the (maybe rotated) IdP refresh token. */
-export type Reconfirm = (family: FamilyRow, upstreamRefreshToken: string) => Promise<{ user: string; groups: string[]; upstreamRefreshToken: string }>;
+export type Reconfirm = (
+  family: FamilyRow,
+  upstreamRefreshToken: string,
+) => Promise<{ user: string; groups: string[]; upstreamRefreshToken: string }>;
 
 /** A refused exchange, as an OAuth error code (invalid_grant, ...) and a sentence for the user. */
 export class SessionError extends Error {
@@ -107,7 +110,13 @@ export class SessionManager {
     });
   }
 
-  private newPair(familyId: string, who: { user: string; groups: string[] }, familyExpiresAt: number, now: number, refreshToken: string): SessionPair {
+  private newPair(
+    familyId: string,
+    who: { user: string; groups: string[] },
+    familyExpiresAt: number,
+    now: number,
+    refreshToken: string,
+  ): SessionPair {
     const accessToken = newOpaqueToken(SESSION_PREFIX);
     const accessTokenExpiresAt = Math.min(now + this.o.ttlMs, familyExpiresAt);
     this.o.repo.insertSession(hashToken(accessToken), { id: newId('ses_'), familyId, createdAt: now, expiresAt: accessTokenExpiresAt });
@@ -135,11 +144,18 @@ export class SessionManager {
     if (family.revokedAt !== null) {
       throw new SessionError('invalid_grant', `this sign-in was ended (${family.revokeReason ?? 'revoked'}): run \`jitgate login\``);
     }
-    if (family.expiresAt <= now || row.expiresAt <= now) throw new SessionError('invalid_grant', 'this sign-in has expired: run `jitgate login`');
+    if (family.expiresAt <= now || row.expiresAt <= now)
+      throw new SessionError('invalid_grant', 'this sign-in has expired: run `jitgate login`');
     if (row.usedAt !== null || !repo.useRefresh(hash, now)) {
       repo.revokeFamily(family.id, now, 'refresh_token_reuse');
-      log.warn({ login: family.id, user: family.user }, 'a refresh token was used twice: the sign-in is revoked (token theft or a client bug)');
-      throw new SessionError('invalid_grant', 'this refresh token was already used, so the sign-in has been ended for safety: run `jitgate login`');
+      log.warn(
+        { login: family.id, user: family.user },
+        'a refresh token was used twice: the sign-in is revoked (token theft or a client bug)',
+      );
+      throw new SessionError(
+        'invalid_grant',
+        'this refresh token was already used, so the sign-in has been ended for safety: run `jitgate login`',
+      );
     }
 
     let who = this.o.latest?.(family) ?? { user: family.user, groups: family.groups };
@@ -160,13 +176,15 @@ export class SessionManager {
         repo.unuseRefresh(hash, now);
         throw err;
       }
-      if (who.user !== family.user) log.info({ login: family.id, before: family.user, after: who.user }, 'user name changed at the identity provider');
+      if (who.user !== family.user)
+        log.info({ login: family.id, before: family.user, after: who.user }, 'user name changed at the identity provider');
     }
 
     const nextRefresh = newOpaqueToken(REFRESH_PREFIX);
     return repo.transaction(() => {
       const current = repo.getFamily(family.id);
-      if (!current || current.revokedAt !== null) throw new SessionError('invalid_grant', 'this sign-in was ended meanwhile: run `jitgate login`');
+      if (!current || current.revokedAt !== null)
+        throw new SessionError('invalid_grant', 'this sign-in was ended meanwhile: run `jitgate login`');
       repo.revokeSessions(family.id, now);
       repo.updateFamily(family.id, {
         ...who,

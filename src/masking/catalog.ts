@@ -59,7 +59,15 @@ WHERE o.oprnamespace <> 'pg_catalog'::regnamespace
  * catalogs changes its count or the sum of its rows' xmin. (Statistics updates are in place and do
  * not change xmin, so ANALYZE and VACUUM do not cause a re-read.)
  */
-const FINGERPRINT_SQL = `SELECT concat_ws('/', ${['pg_class', 'pg_attribute', 'pg_rewrite', 'pg_namespace', 'pg_proc', 'pg_inherits', 'pg_operator']
+const FINGERPRINT_SQL = `SELECT concat_ws('/', ${[
+  'pg_class',
+  'pg_attribute',
+  'pg_rewrite',
+  'pg_namespace',
+  'pg_proc',
+  'pg_inherits',
+  'pg_operator',
+]
   .map((t) => `(SELECT count(*) || ':' || coalesce(sum(xmin::text::int8), 0) FROM pg_catalog.${t})`)
   .join(', ')}) AS fingerprint`;
 
@@ -137,7 +145,8 @@ export class CatalogSource {
   }
 
   private connection(): Promise<AdminConnection> {
-    const open = (): Promise<AdminConnection> => AdminConnection.open(this.target, { applicationName: 'jitgate masking catalog', queryTimeoutMs: 15_000 });
+    const open = (): Promise<AdminConnection> =>
+      AdminConnection.open(this.target, { applicationName: 'jitgate masking catalog', queryTimeoutMs: 15_000 });
     const conn = this.conn;
     if (!conn) return (this.conn = open());
     // A connection known dead (closed by the backend since its last use) is replaced before use.

@@ -11,12 +11,49 @@ import type { Decision } from '../core/types.js';
 
 const catalog = buildCatalog(
   [
-    { oid: 20001, schema: 'public', name: 'users', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'email' }, { attnum: 3, name: 'name' }, { attnum: 4, name: 'ssn' }] },
-    { oid: 20002, schema: 'public', name: 'orders', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'user_id' }, { attnum: 3, name: 'card' }] },
-    { oid: 20003, schema: 'public', name: 'notes', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'body' }] },
     {
-      oid: 20004, schema: 'public', name: 'contacts', kind: 'v',
-      columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'contact' }, { attnum: 3, name: 'shout' }],
+      oid: 20001,
+      schema: 'public',
+      name: 'users',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'email' },
+        { attnum: 3, name: 'name' },
+        { attnum: 4, name: 'ssn' },
+      ],
+    },
+    {
+      oid: 20002,
+      schema: 'public',
+      name: 'orders',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'user_id' },
+        { attnum: 3, name: 'card' },
+      ],
+    },
+    {
+      oid: 20003,
+      schema: 'public',
+      name: 'notes',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'body' },
+      ],
+    },
+    {
+      oid: 20004,
+      schema: 'public',
+      name: 'contacts',
+      kind: 'v',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'contact' },
+        { attnum: 3, name: 'shout' },
+      ],
       definition: ' SELECT users.id, users.email AS contact, upper(users.name) AS shout FROM users;',
     },
   ],
@@ -24,14 +61,37 @@ const catalog = buildCatalog(
   {
     // What pg_proc calls immutable or stable (a sample); setval, set_config, pg_notify, advisory
     // locks and the like are volatile, so absent.
-    pureFunctions: ['lower', 'upper', 'length', 'count', 'string_agg', 'row_to_json', 'to_jsonb', 'array_agg', 'unnest', 'substr', 'md5', 'concat', 'format', 'xmlelement', 'jsonb_to_recordset', 'jsonb_each', 'regexp_matches', 'string_to_table', 'generate_series'],
+    pureFunctions: [
+      'lower',
+      'upper',
+      'length',
+      'count',
+      'string_agg',
+      'row_to_json',
+      'to_jsonb',
+      'array_agg',
+      'unnest',
+      'substr',
+      'md5',
+      'concat',
+      'format',
+      'xmlelement',
+      'jsonb_to_recordset',
+      'jsonb_each',
+      'regexp_matches',
+      'string_to_table',
+      'generate_series',
+    ],
     userOperators: ['~~~'],
   },
 );
 
 const rules: MaskingRule[] = [
   {
-    name: 'pii', connections: ['*'], groups: ['*'], except: [],
+    name: 'pii',
+    connections: ['*'],
+    groups: ['*'],
+    except: [],
     columns: [
       { pattern: 'users.email', strategy: { kind: 'email' } },
       { pattern: 'public.users.ssn', strategy: { kind: 'partial', keepLast: 4 } },
@@ -68,7 +128,7 @@ describe('lineage: output columns follow the data', () => {
     ['select email::varchar(200) from users', ['email/masked_column']],
     ["select email || '' from users", ['redact/masked_expression']],
     ['select count(email), count(*) from users', ['-', '-']],
-    ['select string_agg(email, \',\') from users', ['redact/masked_expression']],
+    ["select string_agg(email, ',') from users", ['redact/masked_expression']],
     ['select row_to_json(u) from users u', ['redact/masked_expression']],
     ['select u from users u', ['redact/masked_expression']],
     ['select to_jsonb(u.*) from users u', ['redact/masked_expression']],
@@ -86,7 +146,10 @@ describe('lineage: output columns follow the data', () => {
     ["select case when id > 1 then email else 'x' end from users", ['redact/masked_expression']],
     ['select e from users, lateral (select email as e) l', ['email/masked_column']],
     ['select x from users, unnest(array[email]) x', ['redact/masked_expression']],
-    ['with recursive r(v, n) as (select email, 1 from users union all select v, n + 1 from r where n < 3) select v, n from r', ['email/masked_column', '-']],
+    [
+      'with recursive r(v, n) as (select email, 1 from users union all select v, n + 1 from r where n < 3) select v, n from r',
+      ['email/masked_column', '-'],
+    ],
     ['select * from pg_catalog.pg_stats', 'unknown'],
     ['select card from orders o natural join notes', ['card/masked_column']],
     ['select ssn from users', ['partial/masked_column']],
@@ -168,12 +231,15 @@ describe('statements that would carry masked data out are refused', () => {
     ['select * from users, pg_advisory_lock(card::bigint) l, orders', 'masking_copy'],
     ['select email ~~~ name from users', 'masking_unprovable'],
     // Table functions carry their inputs' masks into what is copied.
-    ["insert into notes (body) select x from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t", 'masking_copy'],
-    ["create table stolen as select t.* from users u, jsonb_each(to_jsonb(u)) t", 'masking_copy'],
+    [
+      "insert into notes (body) select x from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t",
+      'masking_copy',
+    ],
+    ['create table stolen as select t.* from users u, jsonb_each(to_jsonb(u)) t', 'masking_copy'],
     ["insert into notes (body) select r[1] from users, regexp_matches(email, '(.*)') r", 'masking_copy'],
-    ['insert into notes (body) select x from users, lateral string_to_table(email, \'@\') x', 'masking_copy'],
+    ["insert into notes (body) select x from users, lateral string_to_table(email, '@') x", 'masking_copy'],
     ['insert into notes (body) select g::text from users, generate_series(1, length(email)) g', 'masking_copy'],
-    ["insert into notes (body) select x from users, rows from (unnest(array[email]), generate_series(1, 2)) as t(x, n)", 'masking_copy'],
+    ['insert into notes (body) select x from users, rows from (unnest(array[email]), generate_series(1, 2)) as t(x, n)', 'masking_copy'],
     // A parameter of EXECUTE can land anywhere the prepared statement puts it.
     ['execute p((select email from users limit 1))', 'masking_copy'],
   ];
@@ -193,7 +259,7 @@ describe('statements that would carry masked data out are refused', () => {
     // Volatile functions are fine with data that is not masked.
     "select setval('s1', (select max(id) from users))",
     'select pg_advisory_lock(id) from users',
-    'select nextval(\'s1\'), random(), now()',
+    "select nextval('s1'), random(), now()",
   ];
   it.each(allowed)('allows %s', async (sql) => {
     const s = await ready();
@@ -210,7 +276,13 @@ describe('statements that would carry masked data out are refused', () => {
   it('validates the catalog before statements whose plan may be stale', async () => {
     let loads = 0;
     let now = 0;
-    const s = new MaskingSession({ rules, detectors: [], hashKey: Buffer.alloc(32), loadCatalog: async () => (loads++, catalog), now: () => now });
+    const s = new MaskingSession({
+      rules,
+      detectors: [],
+      hashKey: Buffer.alloc(32),
+      loadCatalog: async () => (loads++, catalog),
+      now: () => now,
+    });
     await s.prepare();
     expect(loads).toBe(1);
     // Plain tables on a fresh catalog: decided at once.
@@ -229,12 +301,16 @@ describe('statements that would carry masked data out are refused', () => {
 
   it('the function call protocol is refused', async () => {
     const s = await ready();
-    expect((s.check({ source: 'function-call', text: 'function call oid 1' }) as Decision | undefined)?.reasons).toEqual(['masking_unprovable']);
+    expect((s.check({ source: 'function-call', text: 'function call oid 1' }) as Decision | undefined)?.reasons).toEqual([
+      'masking_unprovable',
+    ]);
   });
 
   it('a table created earlier in the same string is known to the statements after it', async () => {
     const s = await ready();
-    const plans = s.plan('create temp table t (a int, card text); insert into t values (1, null); select * from t; select t.a, u.email from t, users u')!;
+    const plans = s.plan(
+      'create temp table t (a int, card text); insert into t values (1, null); select * from t; select t.a, u.email from t, users u',
+    )!;
     expect(plans[2]!.columns).toEqual([undefined, expect.objectContaining({ strategy: 'card', rule: 'pii' })]);
     expect(plans[3]!.columns).toEqual([undefined, expect.objectContaining({ strategy: 'email' })]);
     expect(s.plan('select * from t')![0]!.columns).toBe('unknown');
@@ -266,6 +342,8 @@ describe('blank query strings', () => {
     expect(s.plan('cluster users using users_pkey')![0]!.touchesMasked).toBe(true);
     expect(s.plan('create index on notes (body)')![0]!.touchesMasked).toBe(false);
     expect(s.plan('select row_number() over (partition by id order by email::int) from users')![0]!.touchesMasked).toBe(true);
-    expect(s.plan("select 1 from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t")![0]!.touchesMasked).toBe(true);
+    expect(
+      s.plan("select 1 from users c, xmltable('/x' passing xmlelement(name x, c.email) columns x text path '.') t")![0]!.touchesMasked,
+    ).toBe(true);
   });
 });

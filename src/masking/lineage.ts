@@ -134,13 +134,35 @@ const CLEAN: ColumnOrigin = Object.freeze({ sources: Object.freeze([]) as readon
 
 /** Builtins that run SQL handed to them as text: what they read cannot be followed. */
 const SQL_TEXT_FUNCTIONS = new Set([
-  'query_to_xml', 'query_to_xmlschema', 'query_to_xml_and_xmlschema', 'table_to_xml', 'table_to_xmlschema',
-  'table_to_xml_and_xmlschema', 'cursor_to_xml', 'cursor_to_xmlschema', 'schema_to_xml', 'schema_to_xmlschema',
-  'schema_to_xml_and_xmlschema', 'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema', 'ts_stat',
-  'dblink', 'dblink_exec', 'dblink_open', 'dblink_fetch', 'dblink_send_query', 'crosstab',
+  'query_to_xml',
+  'query_to_xmlschema',
+  'query_to_xml_and_xmlschema',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'cursor_to_xml',
+  'cursor_to_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
+  'ts_stat',
+  'dblink',
+  'dblink_exec',
+  'dblink_open',
+  'dblink_fetch',
+  'dblink_send_query',
+  'crosstab',
   // Logical decoding output and raw file reads carry row values past any lineage.
-  'pg_logical_slot_get_changes', 'pg_logical_slot_peek_changes', 'pg_logical_slot_get_binary_changes',
-  'pg_logical_slot_peek_binary_changes', 'pg_read_file', 'pg_read_binary_file', 'lo_import',
+  'pg_logical_slot_get_changes',
+  'pg_logical_slot_peek_changes',
+  'pg_logical_slot_get_binary_changes',
+  'pg_logical_slot_peek_binary_changes',
+  'pg_read_file',
+  'pg_read_binary_file',
+  'lo_import',
 ]);
 /**
  * Builtins pg_proc calls immutable or stable that still must not receive masked data: they hand
@@ -152,7 +174,31 @@ const VALUE_FREE_FUNCTIONS = new Set(['count', 'pg_catalog.count']);
 /** System relations that hold copies of column values (planner statistics). */
 const VALUE_HOLDING_SYSTEM = new Set(['pg_stats', 'pg_statistic', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic_ext_data']);
 /** DDL that creates code which could later read masked tables out of the gateway's sight. */
-const CODE_DDL = new Set(['CreatePublicationStmt', 'AlterPublicationStmt', 'CreateSubscriptionStmt', 'CreateForeignTableStmt', 'CreateForeignServerStmt', 'CreateUserMappingStmt', 'ImportForeignSchemaStmt', 'CreateFdwStmt', 'CreateFunctionStmt', 'CreateTrigStmt', 'RuleStmt', 'CreateEventTrigStmt', 'DefineStmt', 'CreateCastStmt', 'CreateExtensionStmt', 'CreatePLangStmt', 'CreateTransformStmt', 'CreateConversionStmt', 'AlterFunctionStmt', 'AlterExtensionStmt', 'AlterExtensionContentsStmt', 'CreatePolicyStmt', 'AlterPolicyStmt']);
+const CODE_DDL = new Set([
+  'CreatePublicationStmt',
+  'AlterPublicationStmt',
+  'CreateSubscriptionStmt',
+  'CreateForeignTableStmt',
+  'CreateForeignServerStmt',
+  'CreateUserMappingStmt',
+  'ImportForeignSchemaStmt',
+  'CreateFdwStmt',
+  'CreateFunctionStmt',
+  'CreateTrigStmt',
+  'RuleStmt',
+  'CreateEventTrigStmt',
+  'DefineStmt',
+  'CreateCastStmt',
+  'CreateExtensionStmt',
+  'CreatePLangStmt',
+  'CreateTransformStmt',
+  'CreateConversionStmt',
+  'AlterFunctionStmt',
+  'AlterExtensionStmt',
+  'AlterExtensionContentsStmt',
+  'CreatePolicyStmt',
+  'AlterPolicyStmt',
+]);
 
 /** Parses and analyses a query string (one plan per statement). */
 export function lineageOf(sql: string, catalog: Catalog, session: LineageSession): LineageResult {
@@ -307,7 +353,7 @@ class Analyser {
       case 'CopyStmt': {
         // COPY FROM a program or server file can read anything (other tables' files included).
         if (body.is_from && (body.is_program || body.filename)) {
-          this.refuse('masking_unprovable', 'COPY FROM a program or a server file could read masked data out of the gateway\'s sight');
+          this.refuse('masking_unprovable', "COPY FROM a program or a server file could read masked data out of the gateway's sight");
         }
         const r = this.copy(body, root);
         if (r.toClient && !body.is_from) {
@@ -318,7 +364,13 @@ class Analyser {
         break;
       }
       case 'CreateTableAsStmt':
-        this.flowAll(this.query(body.query as Node, root), `CREATE ${String(body.objtype ?? '').replace('OBJECT_', '').toLowerCase().replace('_', ' ')} ${relName(((body.into as Node)?.rel as Node) ?? {})}`);
+        this.flowAll(
+          this.query(body.query as Node, root),
+          `CREATE ${String(body.objtype ?? '')
+            .replace('OBJECT_', '')
+            .toLowerCase()
+            .replace('_', ' ')} ${relName(((body.into as Node)?.rel as Node) ?? {})}`,
+        );
         break;
       case 'ViewStmt':
         this.flowAll(this.query(body.query as Node, root), `CREATE VIEW ${relName(body.view as Node)}`);
@@ -330,7 +382,11 @@ class Analyser {
         break;
       case 'DeclareCursorStmt': {
         const shape = this.query(body.query as Node, root);
-        defines = { kind: 'cursor', name: String(body.portalname ?? ''), outputs: shape === 'unknown' ? 'unknown' : shape.map((o) => o.origin) };
+        defines = {
+          kind: 'cursor',
+          name: String(body.portalname ?? ''),
+          outputs: shape === 'unknown' ? 'unknown' : shape.map((o) => o.origin),
+        };
         break;
       }
       case 'FetchStmt': {
@@ -359,10 +415,10 @@ class Analyser {
         break;
       }
       case 'DoStmt':
-        this.refuse('masking_unprovable', 'a DO block could read masked data out of the gateway\'s sight');
+        this.refuse('masking_unprovable', "a DO block could read masked data out of the gateway's sight");
         break;
       case 'CallStmt':
-        this.refuse('masking_unprovable', 'a procedure could read masked data out of the gateway\'s sight');
+        this.refuse('masking_unprovable', "a procedure could read masked data out of the gateway's sight");
         break;
       case 'AlterTableStmt':
       case 'AlterObjectSchemaStmt':
@@ -375,11 +431,17 @@ class Analyser {
           for (const r of this.catalog.relations.values()) if (r.schema === schema) moved.push(r);
         }
         // A child's columns carry its parents' sources: detaching it (NO INHERIT) is caught too.
-        for (const r of moved) for (const c of this.relationColumns(r)) for (const src of c.origin.sources) this.flows.push({ source: src, into: `ALTER ${r.name}` });
+        for (const r of moved)
+          for (const c of this.relationColumns(r))
+            for (const src of c.origin.sources) this.flows.push({ source: src, into: `ALTER ${r.name}` });
         break;
       }
       default:
-        if (CODE_DDL.has(type)) this.refuse('masking_unprovable', 'creating functions, triggers, rules, extensions, publications or foreign tables is not allowed where data is masked');
+        if (CODE_DDL.has(type))
+          this.refuse(
+            'masking_unprovable',
+            'creating functions, triggers, rules, extensions, publications or foreign tables is not allowed where data is masked',
+          );
         // Other statements (CREATE INDEX, CLUSTER, VACUUM, REINDEX, ...) read the relations they
         // name whole: their errors can quote any value (`Key (secret)=(...) is duplicated`).
         this.noteRelations(body, 0);
@@ -473,7 +535,8 @@ class Analyser {
         inner.ctes.set(name, 'unknown');
         // The non-recursive term (left of the UNION) first, then widen with the whole query.
         const q = ((cte.ctequery as Node)?.SelectStmt ?? {}) as Node;
-        const seed = q.op && q.op !== 'SETOP_NONE' ? { SelectStmt: ((q.larg as Node)?.SelectStmt ?? q.larg) as Node } : (cte.ctequery as Node);
+        const seed =
+          q.op && q.op !== 'SETOP_NONE' ? { SelectStmt: ((q.larg as Node)?.SelectStmt ?? q.larg) as Node } : (cte.ctequery as Node);
         shape = this.query(seed, inner);
         for (let i = 0; i < 4 && shape !== 'unknown'; i++) {
           inner.ctes.set(name, renamed(shape, aliases));
@@ -505,14 +568,29 @@ class Analyser {
       const width = rows[0]?.length ?? 0;
       const cols: Output[] = [];
       for (let i = 0; i < width; i++) {
-        cols.push({ name: `column${i + 1}`, origin: union(rows.map((r) => this.expr(r[i] as Node, scope0)), false) });
+        cols.push({
+          name: `column${i + 1}`,
+          origin: union(
+            rows.map((r) => this.expr(r[i] as Node, scope0)),
+            false,
+          ),
+        });
       }
       return cols;
     }
     const scope: Scope = { items: [], ctes: new Map(), parent: scope0 };
     for (const f of asArray(body.fromClause)) scope.items.push(...this.fromItem(f as Node, scope));
     // Everything that only filters or orders still reads: errors there can echo values.
-    for (const key of ['whereClause', 'havingClause', 'groupClause', 'sortClause', 'distinctClause', 'windowClause', 'limitCount', 'limitOffset']) {
+    for (const key of [
+      'whereClause',
+      'havingClause',
+      'groupClause',
+      'sortClause',
+      'distinctClause',
+      'windowClause',
+      'limitCount',
+      'limitOffset',
+    ]) {
       this.exprs(body[key], scope);
     }
     const out: Output[] = [];
@@ -567,7 +645,13 @@ class Analyser {
         if (alias) {
           const columns = items.flatMap((i) => i.columns);
           const unknowns = items.filter((i) => i.unknown).map((i) => i.unknown!);
-          return [{ alias: String(alias.aliasname).toLowerCase(), columns: renamed(columns, asArray(alias.colnames).map(sval)), ...(unknowns.length ? { unknown: union(unknowns, true) } : {}) }];
+          return [
+            {
+              alias: String(alias.aliasname).toLowerCase(),
+              columns: renamed(columns, asArray(alias.colnames).map(sval)),
+              ...(unknowns.length ? { unknown: union(unknowns, true) } : {}),
+            },
+          ];
         }
         return items;
       }
@@ -657,7 +741,18 @@ class Analyser {
     for (const n of order) columns.push({ name: n, origin: union(names.get(n)!, false) });
     // Same-named relations of different shapes: a star cannot be expanded position by position.
     const ambiguous = rels.length > 1 && !sameColumns(rels);
-    return { alias, columns: renamed(columns, colAliases), ...(ambiguous ? { unknown: union(columns.map((c) => c.origin), true) } : {}) };
+    return {
+      alias,
+      columns: renamed(columns, colAliases),
+      ...(ambiguous
+        ? {
+            unknown: union(
+              columns.map((c) => c.origin),
+              true,
+            ),
+          }
+        : {}),
+    };
   }
 
   /** Relations a RangeVar may name: exact when qualified, any user schema when not. */
@@ -674,10 +769,17 @@ class Analyser {
   /** A relation's columns with their origins; a view's follow its definition. */
   relationColumns(r: CatalogRelation): Output[] {
     const own = (c: CatalogColumn): string => `${r.schema}.${r.name}.${c.name}`;
-    if (!r.definition) return r.columns.map((c) => ({ name: c.name, origin: { sources: [own(c), ...ancestorSources(r, c.name, this.catalog)], derived: false } }));
+    if (!r.definition)
+      return r.columns.map((c) => ({
+        name: c.name,
+        origin: { sources: [own(c), ...ancestorSources(r, c.name, this.catalog)], derived: false },
+      }));
     const shape = viewShape(r, this.catalog, this.viewDepth);
     return r.columns.map((c, i) => {
-      const o = shape === 'unknown' ? { sources: ['?view ' + r.name], derived: true } : (shape[i] ?? { sources: ['?view ' + r.name], derived: true });
+      const o =
+        shape === 'unknown'
+          ? { sources: ['?view ' + r.name], derived: true }
+          : (shape[i] ?? { sources: ['?view ' + r.name], derived: true });
       return { name: c.name, origin: { sources: [own(c), ...o.sources], derived: o.derived } };
     });
   }
@@ -745,7 +847,10 @@ class Analyser {
     const wanted = asArray(body.attlist).map(sval);
     if (wanted.length === 0) return { shape: item.unknown ? 'unknown' : item.columns, toClient };
     return {
-      shape: wanted.map((w) => ({ name: w, origin: item.columns.find((c) => c.name === w)?.origin ?? item.unknown ?? this.fallbackOrigin() })),
+      shape: wanted.map((w) => ({
+        name: w,
+        origin: item.columns.find((c) => c.name === w)?.origin ?? item.unknown ?? this.fallbackOrigin(),
+      })),
       toClient,
     };
   }
@@ -761,12 +866,21 @@ class Analyser {
   /** Lineage of one expression; records what it reads. */
   private expr(node: Node | undefined, scope: Scope): ColumnOrigin {
     if (!node || typeof node !== 'object') return CLEAN;
-    if (Array.isArray(node)) return union(node.map((n) => this.expr(n as Node, scope)), true);
+    if (Array.isArray(node))
+      return union(
+        node.map((n) => this.expr(n as Node, scope)),
+        true,
+      );
     // A struct embedded without its node type (a window's OVER, XMLTABLE's fields, a type name):
     // every field is part of the expression, not only the first.
     const keys = Object.keys(node);
     if (keys.length !== 1 || !/^[A-Z]/.test(keys[0]!)) {
-      return union(Object.values(node).filter((v) => v && typeof v === 'object').map((v) => this.expr(v as Node, scope)), true);
+      return union(
+        Object.values(node)
+          .filter((v) => v && typeof v === 'object')
+          .map((v) => this.expr(v as Node, scope)),
+        true,
+      );
     }
     const [type, body] = only(node);
     switch (type) {
@@ -780,16 +894,32 @@ class Analyser {
       case 'SubLink': {
         const shape = this.query(body.subselect as Node, { items: [], ctes: new Map(), parent: scope });
         const test = body.testexpr ? this.expr(body.testexpr as Node, scope) : CLEAN;
-        const inner = shape === 'unknown' ? this.fallbackOrigin() : union(shape.map((o) => o.origin), shape.length !== 1);
+        const inner =
+          shape === 'unknown'
+            ? this.fallbackOrigin()
+            : union(
+                shape.map((o) => o.origin),
+                shape.length !== 1,
+              );
         if (body.subLinkType === 'EXISTS_SUBLINK') return CLEAN;
-        if (body.subLinkType === 'EXPR_SUBLINK' || body.subLinkType === 'ARRAY_SUBLINK') return union([inner, test], body.subLinkType === 'ARRAY_SUBLINK');
+        if (body.subLinkType === 'EXPR_SUBLINK' || body.subLinkType === 'ARRAY_SUBLINK')
+          return union([inner, test], body.subLinkType === 'ARRAY_SUBLINK');
         return union([inner, test], true);
       }
       case 'FuncCall': {
         const name = asArray(body.funcname).map(sval).join('.').toLowerCase();
         const bare = name.split('.').pop() ?? name;
-        const args = union([this.expr(body.args as unknown as Node, scope), this.expr(body.agg_order as unknown as Node, scope), this.expr(body.agg_filter as Node, scope), this.expr(body.over as Node, scope)], true);
-        if (SQL_TEXT_FUNCTIONS.has(bare)) this.refuse('masking_unprovable', `${name}() runs SQL given as text, which masking cannot follow`);
+        const args = union(
+          [
+            this.expr(body.args as unknown as Node, scope),
+            this.expr(body.agg_order as unknown as Node, scope),
+            this.expr(body.agg_filter as Node, scope),
+            this.expr(body.over as Node, scope),
+          ],
+          true,
+        );
+        if (SQL_TEXT_FUNCTIONS.has(bare))
+          this.refuse('masking_unprovable', `${name}() runs SQL given as text, which masking cannot follow`);
         if (this.catalog.userFunctions.has(name) || (!name.includes('.') && this.catalog.userFunctions.has(bare))) {
           this.refuse('masking_unprovable', `${name}() is a user-defined function and could read masked data out of the gateway's sight`);
           this.note(`?function ${name}`);
@@ -830,7 +960,12 @@ class Analyser {
     const names = fields.map((f) => ((f as Node).A_Star ? '*' : sval(f)));
     if (names[names.length - 1] === '*') {
       const star = this.star(names.slice(0, -1), scope);
-      return star === 'unknown' ? this.fallbackOrigin() : union(star.map((o) => o.origin), true);
+      return star === 'unknown'
+        ? this.fallbackOrigin()
+        : union(
+            star.map((o) => o.origin),
+            true,
+          );
     }
     const found = this.resolve(names, scope);
     found.sources.forEach((s) => this.note(s));
@@ -989,7 +1124,7 @@ function copyOptions(body: Node): CopyOptions {
     const e = ((d as Node).DefElem ?? d) as Node;
     const name = String(e.defname);
     const arg = e.arg as Node | undefined;
-    const value = arg ? (sval(arg) || String(((arg.Integer as Node)?.ival ?? (arg.Boolean as Node)?.boolval ?? ''))) : 'true';
+    const value = arg ? sval(arg) || String((arg.Integer as Node)?.ival ?? (arg.Boolean as Node)?.boolval ?? '') : 'true';
     if (name === 'format') o.format = value.toLowerCase() as CopyOptions['format'];
     else if (name === 'delimiter') {
       o.delimiter = value;
@@ -1001,8 +1136,7 @@ function copyOptions(body: Node): CopyOptions {
     else if (name === 'escape') {
       o.escape = value;
       escapeSet = true;
-    }
-    else if (name === 'header') o.header = !['false', 'off', '0'].includes(value.toLowerCase());
+    } else if (name === 'header') o.header = !['false', 'off', '0'].includes(value.toLowerCase());
     else if (name === 'csv') o.format = 'csv';
     else if (name === 'binary') o.format = 'binary';
   }

@@ -88,7 +88,18 @@ const FIXED_HINTS = new Set([
 ]);
 
 /** Each template as a regular expression; `%s` parts are captured (they must be checked), `%n` not. */
-const COMPILED = TEMPLATES.map((t) => new RegExp('^' + t.split(/(%[sn])/).map((p) => (p === '%s' ? '(.+?)' : p === '%n' ? '(?:[^"]+)' : escapeRegExp(p))).join('') + '$', 's'));
+const COMPILED = TEMPLATES.map(
+  (t) =>
+    new RegExp(
+      '^' +
+        t
+          .split(/(%[sn])/)
+          .map((p) => (p === '%s' ? '(.+?)' : p === '%n' ? '(?:[^"]+)' : escapeRegExp(p)))
+          .join('') +
+        '$',
+      's',
+    ),
+);
 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

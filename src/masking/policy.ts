@@ -47,7 +47,15 @@ export interface MaskingConfig {
 }
 
 export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp('^' + pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$', 'i');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+    'i',
+  );
   return re.test(value);
 }
 
@@ -57,7 +65,11 @@ const applies = (connections: string[], groups: string[], except: string[], conn
   !except.some((g) => mine.includes(g));
 
 /** The column rules and detectors that apply to one session. */
-export function maskingFor(config: MaskingConfig | undefined, connection: string, groups: readonly string[]): { rules: MaskingRule[]; detectors: DetectorName[] } {
+export function maskingFor(
+  config: MaskingConfig | undefined,
+  connection: string,
+  groups: readonly string[],
+): { rules: MaskingRule[]; detectors: DetectorName[] } {
   if (!config) return { rules: [], detectors: [] };
   const rules = config.rules.filter((r) => applies(r.connections, r.groups, r.except, connection, groups));
   const detectors = new Set<DetectorName>();

@@ -8,8 +8,28 @@ beforeAll(() => loadPostgresParser());
 
 const catalog = buildCatalog(
   [
-    { oid: 20001, schema: 'acc', name: 'customers', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'email' }, { attnum: 3, name: 'card' }] },
-    { oid: 20002, schema: 'acc', name: 'contacts', kind: 'v', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'mail' }], definition: ' SELECT customers.id, customers.email AS mail FROM acc.customers;' },
+    {
+      oid: 20001,
+      schema: 'acc',
+      name: 'customers',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'email' },
+        { attnum: 3, name: 'card' },
+      ],
+    },
+    {
+      oid: 20002,
+      schema: 'acc',
+      name: 'contacts',
+      kind: 'v',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'mail' },
+      ],
+      definition: ' SELECT customers.id, customers.email AS mail FROM acc.customers;',
+    },
   ],
   [],
   { pureFunctions: ['lower', 'count'] },
@@ -17,7 +37,18 @@ const catalog = buildCatalog(
 
 async function session(): Promise<MaskingSession> {
   const m = new MaskingSession({
-    rules: [{ name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'customers.email', strategy: { kind: 'email' } }, { pattern: '*.card', strategy: { kind: 'card' } }] }],
+    rules: [
+      {
+        name: 'pii',
+        connections: ['*'],
+        groups: ['*'],
+        except: [],
+        columns: [
+          { pattern: 'customers.email', strategy: { kind: 'email' } },
+          { pattern: '*.card', strategy: { kind: 'card' } },
+        ],
+      },
+    ],
     detectors: [],
     hashKey: Buffer.alloc(32),
     loadCatalog: () => Promise.resolve(catalog),
@@ -31,8 +62,22 @@ describe('MaskingSession.explain', () => {
     const [s] = (await session()).explain('select id, email, lower(card) as c from acc.customers where card is not null')!;
     expect(s!.columns).toEqual([
       { index: 0, name: 'id', sources: ['acc.customers.id'], derived: false, maskedBy: [] },
-      { index: 1, name: 'email', sources: ['acc.customers.email'], derived: false, mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' }, maskedBy: [{ source: 'acc.customers.email', rule: 'pii' }] },
-      { index: 2, name: 'c', sources: ['acc.customers.card'], derived: true, mask: { rule: 'pii', reason: 'masked_expression', strategy: 'redact' }, maskedBy: [{ source: 'acc.customers.card', rule: 'pii' }] },
+      {
+        index: 1,
+        name: 'email',
+        sources: ['acc.customers.email'],
+        derived: false,
+        mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' },
+        maskedBy: [{ source: 'acc.customers.email', rule: 'pii' }],
+      },
+      {
+        index: 2,
+        name: 'c',
+        sources: ['acc.customers.card'],
+        derived: true,
+        mask: { rule: 'pii', reason: 'masked_expression', strategy: 'redact' },
+        maskedBy: [{ source: 'acc.customers.card', rule: 'pii' }],
+      },
     ]);
     expect(s!.reads).toEqual(expect.arrayContaining([{ source: 'acc.customers.card', rule: 'pii' }]));
   });
@@ -41,7 +86,14 @@ describe('MaskingSession.explain', () => {
     const [s] = (await session()).explain('select mail from acc.contacts')!;
     expect(s!.columns).toEqual([
       // The path: the view's column, then the table column it shows.
-      { index: 0, name: 'mail', sources: ['acc.contacts.mail', 'acc.customers.email'], derived: false, mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' }, maskedBy: [{ source: 'acc.customers.email', rule: 'pii' }] },
+      {
+        index: 0,
+        name: 'mail',
+        sources: ['acc.contacts.mail', 'acc.customers.email'],
+        derived: false,
+        mask: { rule: 'pii', reason: 'masked_column', strategy: 'email' },
+        maskedBy: [{ source: 'acc.customers.email', rule: 'pii' }],
+      },
     ]);
   });
 

@@ -4,7 +4,15 @@
  * the protocol engines use). Statements that would carry masked data somewhere the user can read it
  * unmasked, or whose data cannot be followed, are refused here with a reason code.
  */
-import type { ColumnMask, Decision, MaskedSource, SessionMasking, Statement, StatementMaskExplanation, StatementMaskPlan } from '../core/types.js';
+import type {
+  ColumnMask,
+  Decision,
+  MaskedSource,
+  SessionMasking,
+  Statement,
+  StatementMaskExplanation,
+  StatementMaskPlan,
+} from '../core/types.js';
 import { redactFindings, type DetectorName } from './detectors.js';
 import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
 import { maskForOrigin, sourceMask, UNPROVABLE, type MaskingRule } from './policy.js';
@@ -65,7 +73,8 @@ export class MaskingSession implements SessionMasking {
     if (statement.source === 'command') return undefined;
     const result = this.analyse(statement.text);
     const now = (this.o.now ?? Date.now)();
-    const stale = result.ok && result.statements.some((s) => s.catalogSensitive || (now - this.catalogAt > CATALOG_MAX_AGE_MS && s.reads.length > 0));
+    const stale =
+      result.ok && result.statements.some((s) => s.catalogSensitive || (now - this.catalogAt > CATALOG_MAX_AGE_MS && s.reads.length > 0));
     if (!stale) return this.decide(result);
     const sensitive = result.ok && result.statements.some((s) => s.catalogSensitive);
     return this.refresh(sensitive ? undefined : CATALOG_MAX_AGE_MS).then(
@@ -85,14 +94,17 @@ export class MaskingSession implements SessionMasking {
   }
 
   private decide(result: LineageResult): Decision | undefined {
-    if (!result.ok) return refusal('masking_unprovable', `the statement could not be parsed (${result.error}), so its results cannot be masked`);
+    if (!result.ok)
+      return refusal('masking_unprovable', `the statement could not be parsed (${result.error}), so its results cannot be masked`);
     for (const s of result.statements) {
       const r = s.refusals[0];
       if (r) return refusal(r.reason, r.message);
       for (const f of s.flows) {
         const m = sourceMask(this.o.rules, f.source);
         if (m) {
-          const what = f.source.startsWith('?') ? `data masking cannot follow (${f.source.slice(1)})` : `masked column ${f.source} (rule "${m.rule}")`;
+          const what = f.source.startsWith('?')
+            ? `data masking cannot follow (${f.source.slice(1)})`
+            : `masked column ${f.source} (rule "${m.rule}")`;
           return refusal('masking_copy', `${f.into} would carry ${what} where it could be read unmasked`);
         }
       }
@@ -132,7 +144,14 @@ export class MaskingSession implements SessionMasking {
           : s.outputs.map((o, index) => {
               const mask = this.mask(o);
               const name = s.names?.[index];
-              return { index, ...(name !== undefined ? { name } : {}), sources: [...o.sources], derived: o.derived, ...(mask ? { mask } : {}), maskedBy: maskedBy(o.sources) };
+              return {
+                index,
+                ...(name !== undefined ? { name } : {}),
+                sources: [...o.sources],
+                derived: o.derived,
+                ...(mask ? { mask } : {}),
+                maskedBy: maskedBy(o.sources),
+              };
             });
       return { columns, ...(fallback ? { fallback } : {}), reads: maskedBy(s.reads) };
     });
@@ -161,7 +180,8 @@ export class MaskingSession implements SessionMasking {
     // Called for every masked cell: the strategy of each mask is built once, not per value.
     let strategy = this.strategies.get(mask);
     if (!strategy) {
-      strategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
+      strategy =
+        mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
       this.strategies.set(mask, strategy);
     }
     return applyStrategy(strategy, value, this.maskContext);

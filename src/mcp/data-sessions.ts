@@ -90,7 +90,13 @@ export class DataSessions {
     const review = new Promise<ReviewNotice>((resolve) => (reviewSeen = resolve));
     const onNotice = (n: { message?: string; detail?: string; hint?: string }) => {
       const m = REVIEW_NOTICE.exec(n.message ?? '');
-      if (m) reviewSeen({ reviewId: m[1]!, message: n.message!, ...(n.detail ? { detail: n.detail } : {}), ...(n.hint ? { hint: n.hint } : {}) });
+      if (m)
+        reviewSeen({
+          reviewId: m[1]!,
+          message: n.message!,
+          ...(n.detail ? { detail: n.detail } : {}),
+          ...(n.hint ? { hint: n.hint } : {}),
+        });
     };
     session.client.on('notice', onNotice);
     const run = runCapped(session.client, sql, limits.maxRows).finally(() => {
@@ -155,11 +161,20 @@ async function runCapped(client: pg.Client, sql: string, maxRows: number): Promi
     const rows = (await cursor.read(maxRows + 1)) as unknown[][];
     const truncated = rows.length > maxRows;
     if (truncated) rows.length = maxRows;
-    const internals = cursor as unknown as { _result?: { fields?: Array<{ name: string; dataTypeID: number }>; command?: string; rowCount?: number | null } };
+    const internals = cursor as unknown as {
+      _result?: { fields?: Array<{ name: string; dataTypeID: number }>; command?: string; rowCount?: number | null };
+    };
     const result = internals._result;
     const columns = (result?.fields ?? []).map((f) => ({ name: f.name, typeOid: f.dataTypeID }));
     await cursor.close().catch(() => undefined);
-    return { status: 'ok', command: result?.command ?? '', rowCount: truncated ? null : (result?.rowCount ?? rows.length), columns, rows: rows.map(plainRow), truncated };
+    return {
+      status: 'ok',
+      command: result?.command ?? '',
+      rowCount: truncated ? null : (result?.rowCount ?? rows.length),
+      columns,
+      rows: rows.map(plainRow),
+      truncated,
+    };
   } catch (err) {
     await cursor.close().catch(() => undefined);
     return failure(err);
@@ -167,7 +182,9 @@ async function runCapped(client: pg.Client, sql: string, maxRows: number): Promi
 }
 
 function plainRow(row: unknown[]): unknown[] {
-  return row.map((v) => (v instanceof Date ? v.toISOString() : Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : typeof v === 'bigint' ? v.toString() : v));
+  return row.map((v) =>
+    v instanceof Date ? v.toISOString() : Buffer.isBuffer(v) ? `\\x${v.toString('hex')}` : typeof v === 'bigint' ? v.toString() : v,
+  );
 }
 
 function failure(err: unknown): QueryOutcome {

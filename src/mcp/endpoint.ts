@@ -47,7 +47,10 @@ export function mountMcpEndpoint(router: Router, o: McpEndpointOptions): void {
       );
       sendJson(res, 401, {
         error: 'unauthorized',
-        message: bearer === undefined ? 'an access token is required (Authorization: Bearer ...)' : `the credential was refused: ${auth ? auth.reason : 'identity provider unavailable'}`,
+        message:
+          bearer === undefined
+            ? 'an access token is required (Authorization: Bearer ...)'
+            : `the credential was refused: ${auth ? auth.reason : 'identity provider unavailable'}`,
       });
       return;
     }

@@ -122,5 +122,9 @@ function failure(err: unknown): QueryOutcome {
   const e = err as { code?: string; errno?: number; sqlMessage?: string; message?: string };
   // 1142 is how the gateway refuses on MySQL (guardrails, denied reviews, masking refusals).
   const refused = e.errno === 1142 || e.errno === 1227;
-  return { status: refused ? 'refused' : 'error', code: e.errno !== undefined ? String(e.errno) : (e.code ?? 'connection_failed'), message: e.sqlMessage ?? e.message ?? String(err) };
+  return {
+    status: refused ? 'refused' : 'error',
+    code: e.errno !== undefined ? String(e.errno) : (e.code ?? 'connection_failed'),
+    message: e.sqlMessage ?? e.message ?? String(err),
+  };
 }

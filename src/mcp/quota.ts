@@ -50,7 +50,11 @@ export class AgentQuotas {
       const u = this.prune(user, now);
       if (u.statements.length >= perMinute) {
         const retry = Math.ceil((u.statements[0]! + MINUTE - now) / 1000);
-        return { effect: 'deny', reasons: ['statement_rate'], message: `jitgate: rate limit reached: ${perMinute} statements per minute; retry in ${retry} s` };
+        return {
+          effect: 'deny',
+          reasons: ['statement_rate'],
+          message: `jitgate: rate limit reached: ${perMinute} statements per minute; retry in ${retry} s`,
+        };
       }
       u.statements.push(now);
       return undefined;
@@ -64,7 +68,8 @@ export class AgentQuotas {
     const now = this.now();
     const u = this.prune(who.user, now);
     const used = u.rows.reduce((n, r) => n + r.rows, 0);
-    if (used >= limit) throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit} rows in the last hour`, u.rows[0]!.at + HOUR - now);
+    if (used >= limit)
+      throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit} rows in the last hour`, u.rows[0]!.at + HOUR - now);
   }
 
   /** Rows returned to the agent, counted against its hourly quota. */

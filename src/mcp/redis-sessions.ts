@@ -13,8 +13,7 @@ import { type PooledConnection, SessionPool } from './session-pool.js';
 export type RedisEndpoint = PostgresEndpoint;
 
 export type RedisOutcome =
-  | { status: 'ok'; reply: unknown; truncated: boolean }
-  | { status: 'refused' | 'error'; code: string; message: string };
+  { status: 'ok'; reply: unknown; truncated: boolean } | { status: 'refused' | 'error'; code: string; message: string };
 
 export interface RedisSessionsOptions {
   endpoint: () => RedisEndpoint | undefined;
@@ -26,7 +25,22 @@ export interface RedisSessionsOptions {
 }
 
 /** Commands that would turn the connection into a stream or a different protocol state. */
-const NOT_FOR_AGENTS = new Set(['subscribe', 'psubscribe', 'ssubscribe', 'monitor', 'hello', 'auth', 'reset', 'quit', 'multi', 'exec', 'discard', 'watch', 'unwatch', 'select']);
+const NOT_FOR_AGENTS = new Set([
+  'subscribe',
+  'psubscribe',
+  'ssubscribe',
+  'monitor',
+  'hello',
+  'auth',
+  'reset',
+  'quit',
+  'multi',
+  'exec',
+  'discard',
+  'watch',
+  'unwatch',
+  'select',
+]);
 
 class RedisConnection implements PooledConnection {
   private readonly reader: ReplyReader;
@@ -55,7 +69,12 @@ class RedisConnection implements PooledConnection {
   }
 
   static async open(endpoint: RedisEndpoint, limits: { keepBytes: number; keepItems: number }): Promise<RedisConnection> {
-    const socket = tls.connect({ host: endpoint.host, port: endpoint.port, ca: endpoint.certificate, checkServerIdentity: () => undefined });
+    const socket = tls.connect({
+      host: endpoint.host,
+      port: endpoint.port,
+      ca: endpoint.certificate,
+      checkServerIdentity: () => undefined,
+    });
     await new Promise<void>((resolve, reject) => {
       socket.once('secureConnect', resolve);
       socket.once('error', reject);
@@ -98,7 +117,11 @@ export class RedisSessions {
   async command(who: Identity, connection: string, args: string[]): Promise<RedisOutcome> {
     const name = (args[0] ?? '').toLowerCase();
     if (NOT_FOR_AGENTS.has(name)) {
-      return { status: 'refused', code: 'unsupported_command', message: `${name.toUpperCase()} changes the connection's state; run single commands (each call is one command)` };
+      return {
+        status: 'refused',
+        code: 'unsupported_command',
+        message: `${name.toUpperCase()} changes the connection's state; run single commands (each call is one command)`,
+      };
     }
     let conn: RedisConnection;
     try {

@@ -101,10 +101,13 @@ export class HeldStatements {
    * decision. Undefined when no such statement of this agent is held here.
    */
   async result(who: Identity, reviewId: string, waitMs: number): Promise<QueryOutcome | undefined> {
-    const held = [...this.held.values()].find((h) => h.user === who.user && (h.reviewId.startsWith(reviewId) || reviewId.startsWith(h.reviewId)));
+    const held = [...this.held.values()].find(
+      (h) => h.user === who.user && (h.reviewId.startsWith(reviewId) || reviewId.startsWith(h.reviewId)),
+    );
     if (!held) return undefined;
     const outcome = held.settled ?? (await Promise.race([held.outcome, delay(waitMs).then(() => undefined)]));
-    if (!outcome) return { status: 'waiting_for_approval', reviewId: held.reviewId, message: 'the statement is still waiting for approval' };
+    if (!outcome)
+      return { status: 'waiting_for_approval', reviewId: held.reviewId, message: 'the statement is still waiting for approval' };
     this.held.delete(held.reviewId);
     return outcome;
   }

@@ -103,7 +103,13 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     async ({ connection }) => {
       const wrong = notSql(s, connection);
       if (wrong) return wrong;
-      const outcome = await runAsAgent(who, s, connection, SCHEMA_SQL[s.connectionType(connection) ?? 'postgres'] ?? SCHEMA_SQL.postgres!, 10_000);
+      const outcome = await runAsAgent(
+        who,
+        s,
+        connection,
+        SCHEMA_SQL[s.connectionType(connection) ?? 'postgres'] ?? SCHEMA_SQL.postgres!,
+        10_000,
+      );
       if (outcome.status !== 'ok') return outcomeResult(outcome);
       const refs = outcome.rows.map((r) => ({ schema: String(r[0]), table: String(r[1]), column: String(r[3]) }));
       const masked = s.maskedColumns(who, connection, refs);
@@ -113,7 +119,12 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
         const key = `${schema}.${table}`;
         let t = tables.get(key);
         if (!t) tables.set(key, (t = { schema, name: table, kind: type === 'VIEW' ? 'view' : 'table', columns: [] }));
-        t.columns.push({ name: column, type: dataType, nullable: nullable === 'YES', ...(masked.has(`${key}.${column}`) ? { masked: true } : {}) });
+        t.columns.push({
+          name: column,
+          type: dataType,
+          nullable: nullable === 'YES',
+          ...(masked.has(`${key}.${column}`) ? { masked: true } : {}),
+        });
       }
       const list = [...tables.values()];
       return ok(`${list.length} table(s) and view(s) on ${connection}`, { connection, tables: list });
@@ -125,7 +136,7 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     {
       title: 'Run SQL',
       description:
-        'Runs one SQL statement on a connection as you, through jitgate\'s guardrails, reviews, masking and recording. ' +
+        "Runs one SQL statement on a connection as you, through jitgate's guardrails, reviews, masking and recording. " +
         'Returns columns and rows (masked where policy says so, capped at a row limit: "truncated" tells you there were more; ' +
         'add LIMIT or filters instead of paging through everything). A refused statement comes back with status "refused" and the rule\'s reason. ' +
         'A statement that needs a human\'s approval comes back with status "waiting_for_approval" and a review id: tell the user, then call query_result with that id.',
@@ -149,7 +160,7 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     {
       title: 'Run a Redis command',
       description:
-        'Runs one Redis command on a Redis connection as you, through jitgate\'s guardrails, masking and recording, e.g. ' +
+        "Runs one Redis command on a Redis connection as you, through jitgate's guardrails, masking and recording, e.g. " +
         '["GET", "user:42"] or ["HGETALL", "session:abc"]. Values come back masked where policy says so; long values and ' +
         'long lists are cut ("truncated"). Refused commands come back with status "refused" and the rule. Use SCAN with MATCH and COUNT rather than KEYS.',
       inputSchema: {
@@ -159,7 +170,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       annotations: { readOnlyHint: false, destructiveHint: true, openWorldHint: false },
     },
     async ({ connection, command }) => {
-      if (s.connectionType(connection) !== 'redis') return failed(`"${connection}" is not a Redis connection; use query for SQL`, 'wrong_protocol');
+      if (s.connectionType(connection) !== 'redis')
+        return failed(`"${connection}" is not a Redis connection; use query for SQL`, 'wrong_protocol');
       return redisResult(await s.redis.command(who, connection, command));
     },
   );
@@ -179,7 +191,11 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     },
     async ({ review_id, wait_seconds }) => {
       const outcome = await s.held.result(who, review_id, (wait_seconds ?? 10) * 1000);
-      if (!outcome) return failed(`no held statement ${review_id} of yours is waiting on this gateway (it may have been withdrawn when its session ended)`, 'unknown_review');
+      if (!outcome)
+        return failed(
+          `no held statement ${review_id} of yours is waiting on this gateway (it may have been withdrawn when its session ended)`,
+          'unknown_review',
+        );
       if (outcome.status === 'ok') s.quotas.countRows(who, outcome.rows.length);
       return outcomeResult(outcome);
     },
@@ -201,7 +217,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
     },
     ({ connection, duration, reason }) => {
       const ms = tryParseDuration(duration);
-      if (ms === undefined) return failed(`duration: expected a duration such as "30m" or "2h", got ${JSON.stringify(duration)}`, 'invalid_duration');
+      if (ms === undefined)
+        return failed(`duration: expected a duration such as "30m" or "2h", got ${JSON.stringify(duration)}`, 'invalid_duration');
       try {
         const outcome = s.access.requestAccess(who, { connection, durationMs: ms, reason });
         return ok(outcome.message, {
@@ -308,9 +325,16 @@ function outcomeResult(o: QueryOutcome): ToolResult {
       return ok(summary, { ...o });
     }
     case 'waiting_for_approval':
-      return ok(`held for approval: review ${o.reviewId}. A human must approve it; call query_result with review_id "${o.reviewId}" to get the result.`, { ...o });
+      return ok(
+        `held for approval: review ${o.reviewId}. A human must approve it; call query_result with review_id "${o.reviewId}" to get the result.`,
+        { ...o },
+      );
     default:
-      return { content: [{ type: 'text', text: `${o.status}: ${o.message}${o.detail ? ` (${o.detail})` : ''}` }], structuredContent: { ...o }, isError: true };
+      return {
+        content: [{ type: 'text', text: `${o.status}: ${o.message}${o.detail ? ` (${o.detail})` : ''}` }],
+        structuredContent: { ...o },
+        isError: true,
+      };
   }
 }
 
@@ -319,7 +343,11 @@ function ok(summary: string, data: Record<string, unknown>): ToolResult {
 }
 
 function failed(message: string, code: string, reasons?: string[]): ToolResult {
-  return { content: [{ type: 'text', text: message }], structuredContent: { status: 'error', code, message, ...(reasons ? { reasons } : {}) }, isError: true };
+  return {
+    content: [{ type: 'text', text: message }],
+    structuredContent: { status: 'error', code, message, ...(reasons ? { reasons } : {}) },
+    isError: true,
+  };
 }
 
 function iso(ms: number): string {

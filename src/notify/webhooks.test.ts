@@ -171,7 +171,14 @@ describe('webhooks', () => {
     // One delivery id across the attempts, each attempt signed afresh.
     expect(new Set(receiver.hits.map((h) => h.headers['x-jitgate-delivery'])).size).toBe(1);
     for (const h of receiver.hits) {
-      expect(verifySignature(SECRET, { signature: h.headers['x-jitgate-signature'] as string, timestamp: h.headers['x-jitgate-timestamp'] as string }, h.body, { nowMs: clock.now() })).toBe(true);
+      expect(
+        verifySignature(
+          SECRET,
+          { signature: h.headers['x-jitgate-signature'] as string, timestamp: h.headers['x-jitgate-timestamp'] as string },
+          h.body,
+          { nowMs: clock.now() },
+        ),
+      ).toBe(true);
     }
   });
 

@@ -138,7 +138,9 @@ export class WebhookNotifier {
       }
       this.pending++;
       const now = this.options.clock.now();
-      this.stored(() => this.options.outbox?.save({ id, webhook: webhook.name, type, body: text, attempt: 1, nextAt: now, createdAt: now }));
+      this.stored(() =>
+        this.options.outbox?.save({ id, webhook: webhook.name, type, body: text, attempt: 1, nextAt: now, createdAt: now }),
+      );
       void this.attempt({ id, webhook, type, body: text, attempt: 1 });
     }
   }
@@ -161,7 +163,10 @@ export class WebhookNotifier {
     for (const d of stored) {
       const webhook = this.options.webhooks.find((w) => w.name === d.webhook);
       if (!webhook) {
-        this.options.log.warn({ webhook: d.webhook, event: d.type, delivery: d.id }, 'webhook no longer configured: stored delivery dropped');
+        this.options.log.warn(
+          { webhook: d.webhook, event: d.type, delivery: d.id },
+          'webhook no longer configured: stored delivery dropped',
+        );
         this.stored(() => outbox.remove(d.id));
         continue;
       }
@@ -183,7 +188,8 @@ export class WebhookNotifier {
     if (this.closed) return;
     this.closed = true;
     if (this.retries.size > 0) {
-      if (this.options.outbox) this.options.log.info({ deliveries: this.retries.size }, 'gateway stopping: webhook retries kept for the next start');
+      if (this.options.outbox)
+        this.options.log.info({ deliveries: this.retries.size }, 'gateway stopping: webhook retries kept for the next start');
       else this.options.log.warn({ deliveries: this.retries.size }, 'gateway stopping: webhook retries dropped');
     }
     for (const cancel of this.retries.values()) cancel();
@@ -215,7 +221,11 @@ export class WebhookNotifier {
         ? { ok: true }
         : { ok: false, retry: res.status >= 500 || res.status === 408 || res.status === 429, why: `HTTP ${res.status}` };
     } catch (err) {
-      const why = controller.signal.aborted ? (this.closed ? 'gateway stopping' : 'timed out') : String((err as Error).cause ?? (err as Error).message);
+      const why = controller.signal.aborted
+        ? this.closed
+          ? 'gateway stopping'
+          : 'timed out'
+        : String((err as Error).cause ?? (err as Error).message);
       outcome = { ok: false, retry: true, why };
     } finally {
       clearTimeout(timer);
@@ -290,7 +300,13 @@ function payload(id: string, kind: NotificationEventKind, event: AccessEvent) {
     case 'grant.revoked':
       return { ...base, actor: event.by, reason: event.reason, grant: grantPayload(event.grant) };
     case 'break_glass.used':
-      return { ...base, actor: event.request.user, reason: event.request.reason, request: requestPayload(event.request), grant: grantPayload(event.grant) };
+      return {
+        ...base,
+        actor: event.request.user,
+        reason: event.request.reason,
+        request: requestPayload(event.request),
+        grant: grantPayload(event.grant),
+      };
     case 'grant.created':
       return { ...base, grant: grantPayload(event.grant) };
   }

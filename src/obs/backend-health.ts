@@ -51,7 +51,15 @@ export class BackendHealth {
   constructor(private readonly o: BackendHealthOptions) {
     for (const b of o.backends) {
       this.addresses.set(b.connection, b);
-      this.states.set(b.connection, { protocol: b.protocol, up: null, lastConnectAt: null, lastFailureAt: null, lastError: null, failingLogins: 0, failuresTotal: 0 });
+      this.states.set(b.connection, {
+        protocol: b.protocol,
+        up: null,
+        lastConnectAt: null,
+        lastFailureAt: null,
+        lastError: null,
+        failingLogins: 0,
+        failuresTotal: 0,
+      });
       // Present from the start, so a dashboard sees 0 rather than no series.
       o.metrics.backendConnectFailuresTotal.inc({ connection: b.connection }, 0);
     }
@@ -131,6 +139,8 @@ export function tcpProbe(address: BackendAddress, timeoutMs = 3_000): Promise<st
     };
     socket.setTimeout(timeoutMs, () => done(`connect to ${address.host}:${address.port} timed out after ${timeoutMs} ms`));
     socket.once('connect', () => done(null));
-    socket.once('error', (err: NodeJS.ErrnoException) => done(`connect to ${address.host}:${address.port} failed: ${err.code ?? err.message}`));
+    socket.once('error', (err: NodeJS.ErrnoException) =>
+      done(`connect to ${address.host}:${address.port} failed: ${err.code ?? err.message}`),
+    );
   });
 }

@@ -14,7 +14,15 @@ function capture(level: LogLevel = 'info') {
   return { logger, lines, raw: () => lines.join('\n'), parsed: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
 }
 
-const SECRETS = ['hunter2-password', 'jg_tok_9f8e7d6c5b4a', 'Bearer eyJhbGciOi.secret', 'sid=abc123cookie', 'client-secret-value', 'AKIA-api-key-value', 'pg-backend-pw'];
+const SECRETS = [
+  'hunter2-password',
+  'jg_tok_9f8e7d6c5b4a',
+  'Bearer eyJhbGciOi.secret',
+  'sid=abc123cookie',
+  'client-secret-value',
+  'AKIA-api-key-value',
+  'pg-backend-pw',
+];
 
 describe('createLogger', () => {
   it('writes JSON lines with a level label and time', () => {
@@ -68,7 +76,17 @@ describe('createLogger', () => {
 
 describe('scrubSecrets', () => {
   it('classifies key names', () => {
-    for (const k of ['password', 'PGPASSWORD', 'backend_password', 'clientSecret', 'access_token', 'Authorization', 'set-cookie', 'x-api-key', 'privateKey']) {
+    for (const k of [
+      'password',
+      'PGPASSWORD',
+      'backend_password',
+      'clientSecret',
+      'access_token',
+      'Authorization',
+      'set-cookie',
+      'x-api-key',
+      'privateKey',
+    ]) {
       expect(isSecretKey(k), k).toBe(true);
     }
     for (const k of ['user', 'tokenTtlMs', 'tokenId', 'secrets', 'passwordless', 'host']) {

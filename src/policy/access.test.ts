@@ -26,10 +26,28 @@ const rules = (r: Partial<AccessRules> = {}): AccessRules => ({
 });
 
 const POLICIES: PolicyRule[] = [
-  { name: 'sre-auto', connections: ['prod-*'], groups: ['sre'], users: [], access: rules({ approval: 'auto', approvers: [], maxDurationMs: 8 * H, requireReason: false }) },
-  { name: 'eng-prod', connections: ['prod-*'], groups: ['engineering'], users: [], access: rules({ approvers: ['approvers', 'dba'], approvals: 2, breakGlass: true }) },
+  {
+    name: 'sre-auto',
+    connections: ['prod-*'],
+    groups: ['sre'],
+    users: [],
+    access: rules({ approval: 'auto', approvers: [], maxDurationMs: 8 * H, requireReason: false }),
+  },
+  {
+    name: 'eng-prod',
+    connections: ['prod-*'],
+    groups: ['engineering'],
+    users: [],
+    access: rules({ approvers: ['approvers', 'dba'], approvals: 2, breakGlass: true }),
+  },
   { name: 'oncall-billing', connections: ['billing'], groups: [], users: ['olivia'], access: rules({ approvers: ['finance'] }) },
-  { name: 'everyone-staging', connections: ['staging', 'staging-?'], groups: ['*'], users: [], access: rules({ approval: 'auto', approvers: [], requireReason: false, maxDurationMs: 24 * H }) },
+  {
+    name: 'everyone-staging',
+    connections: ['staging', 'staging-?'],
+    groups: ['*'],
+    users: [],
+    access: rules({ approval: 'auto', approvers: [], requireReason: false, maxDurationMs: 24 * H }),
+  },
   { name: 'masking-only', connections: ['*'], groups: ['*'], users: [] }, // no access section: never decides access
 ];
 const CONNECTIONS = ['prod-orders', 'prod-users', 'billing', 'staging', 'staging-2', 'analytics'];
@@ -57,7 +75,11 @@ describe('globMatch', () => {
 });
 
 describe('decideRequest', () => {
-  const ask = (who: { user: string; groups: readonly string[] }, connection: string, o: { h?: number; reason?: string; breakGlass?: boolean } = {}) =>
+  const ask = (
+    who: { user: string; groups: readonly string[] },
+    connection: string,
+    o: { h?: number; reason?: string; breakGlass?: boolean } = {},
+  ) =>
     decideRequest({
       policies: POLICIES,
       connections: CONNECTIONS,
@@ -75,9 +97,25 @@ describe('decideRequest', () => {
     ['engineer: over the maximum', alice, 'prod-users', { h: 5 }, 'deny', ['duration_exceeds_max'], 'eng-prod'],
     ['engineer: no reason', alice, 'prod-users', { reason: '  ' }, 'deny', ['reason_required'], 'eng-prod'],
     ['engineer: break-glass with a reason', alice, 'prod-users', { breakGlass: true }, 'grant', ['break_glass'], 'eng-prod'],
-    ['engineer: break-glass without a reason', alice, 'prod-users', { breakGlass: true, reason: '' }, 'deny', ['break_glass_reason_required'], 'eng-prod'],
+    [
+      'engineer: break-glass without a reason',
+      alice,
+      'prod-users',
+      { breakGlass: true, reason: '' },
+      'deny',
+      ['break_glass_reason_required'],
+      'eng-prod',
+    ],
     ['listed user', olivia, 'billing', {}, 'pending', ['approval_required'], 'oncall-billing'],
-    ['listed user: break-glass not allowed there', olivia, 'billing', { breakGlass: true }, 'deny', ['break_glass_not_allowed'], 'oncall-billing'],
+    [
+      'listed user: break-glass not allowed there',
+      olivia,
+      'billing',
+      { breakGlass: true },
+      'deny',
+      ['break_glass_not_allowed'],
+      'oncall-billing',
+    ],
     ['engineer on billing: no policy applies', alice, 'billing', {}, 'deny', ['no_matching_policy'], undefined],
     ['anyone on staging (groups: *)', mallory, 'staging-2', { reason: '' }, 'grant', ['auto_approved'], 'everyone-staging'],
     ['a policy without access section never grants', mallory, 'analytics', {}, 'deny', ['no_matching_policy'], undefined],
@@ -101,7 +139,17 @@ describe('decideRequest', () => {
   });
 
   it('no policies at all: nothing is granted', () => {
-    expect(decideRequest({ policies: [], connections: CONNECTIONS, who: sam, connection: 'staging', durationMs: H, reason: 'x', breakGlass: false })).toMatchObject({
+    expect(
+      decideRequest({
+        policies: [],
+        connections: CONNECTIONS,
+        who: sam,
+        connection: 'staging',
+        durationMs: H,
+        reason: 'x',
+        breakGlass: false,
+      }),
+    ).toMatchObject({
       effect: 'deny',
       reasons: ['no_matching_policy'],
     });
@@ -131,9 +179,33 @@ describe('decideApproval', () => {
     ['approver outside the groups', request(), { user: 'mallory', groups: ['marketing'] }, {}, 'refuse', ['not_an_approver'], false],
     ['not pending', request({ state: 'denied' }), bob, {}, 'refuse', ['request_not_pending'], false],
     ['expired by time', request({ expiresAt: now }), bob, {}, 'refuse', ['request_expired'], false],
-    ['break-glass self-approval where allowed', request({ breakGlassAllowed: true }), { user: 'alice', groups: [] }, { breakGlass: true, comment: 'db down' }, 'approve', ['break_glass'], true],
-    ['break-glass self-approval needs a reason', request({ breakGlassAllowed: true }), { user: 'alice', groups: [] }, { breakGlass: true, comment: ' ' }, 'refuse', ['break_glass_reason_required'], false],
-    ['break-glass self-approval where not allowed', request(), { user: 'alice', groups: [] }, { breakGlass: true, comment: 'db down' }, 'refuse', ['self_approval', 'break_glass_not_allowed'], false],
+    [
+      'break-glass self-approval where allowed',
+      request({ breakGlassAllowed: true }),
+      { user: 'alice', groups: [] },
+      { breakGlass: true, comment: 'db down' },
+      'approve',
+      ['break_glass'],
+      true,
+    ],
+    [
+      'break-glass self-approval needs a reason',
+      request({ breakGlassAllowed: true }),
+      { user: 'alice', groups: [] },
+      { breakGlass: true, comment: ' ' },
+      'refuse',
+      ['break_glass_reason_required'],
+      false,
+    ],
+    [
+      'break-glass self-approval where not allowed',
+      request(),
+      { user: 'alice', groups: [] },
+      { breakGlass: true, comment: 'db down' },
+      'refuse',
+      ['self_approval', 'break_glass_not_allowed'],
+      false,
+    ],
     ['one approval needed', request({ approvalsRequired: 1 }), dora, {}, 'approve', ['approved'], true],
   ] as const)('%s', (_name, req, approver, o, effect, reasons, final) => {
     const d = decideApproval({ request: req, approver: approver, now, ...o });
@@ -143,7 +215,15 @@ describe('decideApproval', () => {
 
 describe('decideDeny', () => {
   const now = 5;
-  const request: PendingRequestFacts = { user: 'alice', state: 'pending', expiresAt: 10, approverGroups: ['approvers'], approvalsRequired: 1, breakGlassAllowed: false, approvedBy: [] };
+  const request: PendingRequestFacts = {
+    user: 'alice',
+    state: 'pending',
+    expiresAt: 10,
+    approverGroups: ['approvers'],
+    approvalsRequired: 1,
+    breakGlassAllowed: false,
+    approvedBy: [],
+  };
   it.each([
     ['an approver denies', { user: 'bob', groups: ['approvers'] }, false, 'no', 'deny', ['denied_by_approver']],
     ['an admin denies', { user: 'dave', groups: ['admins'] }, true, 'no', 'deny', ['denied_by_approver']],

@@ -192,7 +192,14 @@ export function decideRequest(input: RequestInput): RequestDecision {
     if (rules.requireReason && reason === '') {
       return denyHere(['reason_required'], `policy "${policy.name}" requires a reason`);
     }
-    return { effect: 'grant', reasons: ['auto_approved'], message: `granted by policy "${policy.name}"`, policy: policy.name, rules, breakGlass: false };
+    return {
+      effect: 'grant',
+      reasons: ['auto_approved'],
+      message: `granted by policy "${policy.name}"`,
+      policy: policy.name,
+      rules,
+      breakGlass: false,
+    };
   }
   if (input.breakGlass) {
     if (!rules.breakGlass) {
@@ -262,13 +269,21 @@ export function decideApproval(input: ApprovalInput): ApprovalDecision {
   const stateCheck = pendingCheck(request, now);
   if (stateCheck) return refuse(...stateCheck);
   // A human decides: a service account or AI agent approves nothing, whatever its groups.
-  if (approver.kind === 'service') return refuse(['agent_cannot_approve'], 'approvals are given by people; a service account or AI agent cannot approve');
+  if (approver.kind === 'service')
+    return refuse(['agent_cannot_approve'], 'approvals are given by people; a service account or AI agent cannot approve');
   const comment = (input.comment ?? '').trim();
   if (approver.user === request.user) {
     if (!input.breakGlass) return refuse(['self_approval'], 'nobody approves their own request');
-    if (!request.breakGlassAllowed) return refuse(['self_approval', 'break_glass_not_allowed'], 'the policy does not allow break-glass self-approval');
+    if (!request.breakGlassAllowed)
+      return refuse(['self_approval', 'break_glass_not_allowed'], 'the policy does not allow break-glass self-approval');
     if (comment === '') return refuse(['break_glass_reason_required'], 'break-glass self-approval needs a reason (--comment)');
-    return { effect: 'approve', reasons: ['break_glass'], message: 'break-glass self-approval recorded; approvers are notified', final: true, breakGlass: true };
+    return {
+      effect: 'approve',
+      reasons: ['break_glass'],
+      message: 'break-glass self-approval recorded; approvers are notified',
+      final: true,
+      breakGlass: true,
+    };
   }
   if (!inAnyGroup(approver, request.approverGroups)) {
     return refuse(['not_an_approver'], `only members of ${request.approverGroups.join(' or ')} may approve this request`);
@@ -335,7 +350,11 @@ export interface RevokeInput {
 export function decideRevoke(input: RevokeInput): AccessDecision<'revoke' | 'refuse'> {
   const { grant, actor } = input;
   if (grant.revokedAt !== null || grant.expiresAt <= input.now) {
-    return { effect: 'refuse', reasons: ['grant_not_active'], message: `the grant is already ${grant.revokedAt !== null ? 'revoked' : 'expired'}` };
+    return {
+      effect: 'refuse',
+      reasons: ['grant_not_active'],
+      message: `the grant is already ${grant.revokedAt !== null ? 'revoked' : 'expired'}`,
+    };
   }
   if (input.isAdmin) return { effect: 'revoke', reasons: ['revoked_by_admin'], message: 'grant revoked' };
   if (inAnyGroup(actor, input.approverGroups)) return { effect: 'revoke', reasons: ['revoked_by_approver'], message: 'grant revoked' };

@@ -60,7 +60,12 @@ describe('describeConnectionRules', () => {
       {
         name: 'oncall',
         who: 'group oncall and user erin',
-        what: ['access is granted at once, without an approver', 'grants last up to 30 minutes', 'a reason is optional', 'break-glass (self-approved emergency access, with a reason) is allowed'],
+        what: [
+          'access is granted at once, without an approver',
+          'grants last up to 30 minutes',
+          'a reason is optional',
+          'break-glass (self-approved emergency access, with a reason) is allowed',
+        ],
         reason: null,
         appliesToYou: true,
       },
@@ -69,7 +74,11 @@ describe('describeConnectionRules', () => {
       {
         name: 'safe-writes',
         who: 'everyone except dba',
-        what: ['refuses statements on billing.*', 'refuses UPDATE or DELETE without a WHERE clause', 'refuses several statements in one query'],
+        what: [
+          'refuses statements on billing.*',
+          'refuses UPDATE or DELETE without a WHERE clause',
+          'refuses several statements in one query',
+        ],
         reason: null,
         appliesToYou: true,
       },
@@ -78,13 +87,20 @@ describe('describeConnectionRules', () => {
       {
         name: 'prod-writes',
         who: 'everyone',
-        what: ['holds any statement that changes data, schema, privileges or settings', 'until 1 approval from dba (refused if undecided after 15 minutes)'],
+        what: [
+          'holds any statement that changes data, schema, privileges or settings',
+          'until 1 approval from dba (refused if undecided after 15 minutes)',
+        ],
         reason: 'production writes are reviewed',
         appliesToYou: true,
       },
     ]);
     expect(rules.masking.map((m) => [m.name, m.who, m.what])).toEqual([
-      ['cards', 'everyone except auditors', ['column payments.card: all but the last 4 characters hidden', 'column *.password_hash: replaced by a stable hash']],
+      [
+        'cards',
+        'everyone except auditors',
+        ['column payments.card: all but the last 4 characters hidden', 'column *.password_hash: replaced by a stable hash'],
+      ],
       ['content detectors', 'everyone except auditors', ['values that look like email, cloud key are masked wherever they appear']],
     ]);
   });
@@ -102,6 +118,8 @@ describe('describeConnectionRules', () => {
       ['no-flush', true, ['refuses the commands FLUSHALL', 'refuses commands in the categories dangerous']],
     ]);
     expect(rules.reviews).toEqual([]);
-    expect(rules.masking).toEqual([{ name: 'sessions', who: 'everyone', what: ['key session:*: hidden'], reason: null, appliesToYou: true }]);
+    expect(rules.masking).toEqual([
+      { name: 'sessions', who: 'everyone', what: ['key session:*: hidden'], reason: null, appliesToYou: true },
+    ]);
   });
 });

@@ -37,20 +37,38 @@ export interface RuleSources {
 }
 
 /** Every rule of `sources` that covers `connection`, described, marked for a reader in `groups`. */
-export function describeConnectionRules(sources: RuleSources, connection: string, reader: { user: string; groups: readonly string[] }): ConnectionRules {
+export function describeConnectionRules(
+  sources: RuleSources,
+  connection: string,
+  reader: { user: string; groups: readonly string[] },
+): ConnectionRules {
   const covers = (r: { connections: string[] }) => r.connections.some((c) => globMatch(c, connection));
   const scoped = (r: RuleScope) => ({ who: whoText(r.groups, [], r.except), appliesToYou: inScope(r.groups, [], r.except, reader) });
   return {
     policies: sources.policies
       .filter((p) => p.access && policyCoversConnection(p, connection))
-      .map((p) => ({ name: p.name, who: whoText(p.groups, p.users, []), what: accessWords(p), reason: null, appliesToYou: inScope(p.groups, p.users, [], reader) })),
-    guardrails: (sources.guardrails ?? []).filter(covers).map((g) => ({ name: g.name, ...scoped(g), what: refusesWords(g.deny), reason: g.reason ?? null })),
-    reviews: (sources.reviews ?? []).filter(covers).map((r) => ({ name: r.name, ...scoped(r), what: holdsWords(r), reason: r.reason ?? null })),
+      .map((p) => ({
+        name: p.name,
+        who: whoText(p.groups, p.users, []),
+        what: accessWords(p),
+        reason: null,
+        appliesToYou: inScope(p.groups, p.users, [], reader),
+      })),
+    guardrails: (sources.guardrails ?? [])
+      .filter(covers)
+      .map((g) => ({ name: g.name, ...scoped(g), what: refusesWords(g.deny), reason: g.reason ?? null })),
+    reviews: (sources.reviews ?? [])
+      .filter(covers)
+      .map((r) => ({ name: r.name, ...scoped(r), what: holdsWords(r), reason: r.reason ?? null })),
     masking: [
       ...(sources.masking?.rules ?? []).filter(covers).map((m) => ({
         name: m.name,
         ...scoped(m),
-        what: [...m.columns.map((c) => maskWords('column', c)), ...(m.keys ?? []).map((c) => maskWords('key', c)), ...(m.fields ?? []).map((c) => maskWords('hash field', c))],
+        what: [
+          ...m.columns.map((c) => maskWords('column', c)),
+          ...(m.keys ?? []).map((c) => maskWords('key', c)),
+          ...(m.fields ?? []).map((c) => maskWords('hash field', c)),
+        ],
         reason: null,
       })),
       ...(sources.masking?.detectors ?? []).filter(covers).map((d) => ({
@@ -64,7 +82,12 @@ export function describeConnectionRules(sources: RuleSources, connection: string
   };
 }
 
-function inScope(groups: readonly string[], users: readonly string[], except: readonly string[], reader: { user: string; groups: readonly string[] }): boolean {
+function inScope(
+  groups: readonly string[],
+  users: readonly string[],
+  except: readonly string[],
+  reader: { user: string; groups: readonly string[] },
+): boolean {
   if (except.some((g) => reader.groups.includes(g))) return false;
   return groups.includes('*') || groups.some((g) => reader.groups.includes(g)) || users.includes(reader.user);
 }

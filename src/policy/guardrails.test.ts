@@ -49,7 +49,13 @@ describe('decideStatement (policy table)', () => {
   it('read-only mode refuses every write, including those hidden in CTEs and COPY FROM', () => {
     const ro = [rule('read-only', { readOnly: true })];
     expect(decideStatement(ro, analysePostgres('select 1')).effect).toBe('allow');
-    for (const sql of ['insert into t values (1)', 'with d as (delete from t where a = 1 returning *) select * from d', 'copy t from stdin', 'set role admin', 'select 1 into t2']) {
+    for (const sql of [
+      'insert into t values (1)',
+      'with d as (delete from t where a = 1 returning *) select * from d',
+      'copy t from stdin',
+      'set role admin',
+      'select 1 into t2',
+    ]) {
       expect(decideStatement(ro, analysePostgres(sql)).reasons, sql).toEqual(['read_only']);
     }
   });
@@ -91,7 +97,9 @@ describe('code the gateway cannot see (opaque code)', () => {
 
   it('reads a DO block instead of refusing it: what it runs is checked like any statement', () => {
     expect(decideStatement(noDdl, analysePostgres("do $$ begin execute 'drop table acc.orders'; end $$")).reasons).toEqual(['kind_denied']);
-    expect(decideStatement(noDdl, analysePostgres("do $$ begin execute 'drop ' || 'table acc.orders'; end $$")).reasons).toEqual(['opaque_code']);
+    expect(decideStatement(noDdl, analysePostgres("do $$ begin execute 'drop ' || 'table acc.orders'; end $$")).reasons).toEqual([
+      'opaque_code',
+    ]);
     expect(decideStatement(noDdl, analysePostgres('do $$ begin perform 1; insert into t values (1); end $$')).effect).toBe('allow');
   });
 
@@ -157,8 +165,11 @@ describe('what every PostgreSQL session gets (session protections)', () => {
     ['select query from pg_stat_statements', 'other_sessions'],
     ['select pg_terminate_backend(77)', 'other_sessions'],
     ['select pg_cancel_backend($1)', 'other_sessions'],
-    ['do $$ begin raise notice \'%\', (select string_agg(query, \',\') from pg_stat_activity); end $$', 'other_sessions'],
-    ["do $$ declare q text; begin execute 'select string_agg(query, '','') from pg_' || 'stat_activity' into q; raise notice '%', q; end $$", 'unreadable_code'],
+    ["do $$ begin raise notice '%', (select string_agg(query, ',') from pg_stat_activity); end $$", 'other_sessions'],
+    [
+      "do $$ declare q text; begin execute 'select string_agg(query, '','') from pg_' || 'stat_activity' into q; raise notice '%', q; end $$",
+      'unreadable_code',
+    ],
     ['create function spy() returns setof text language sql as $$ select query from pg_stat_activity $$', 'other_sessions'],
     ['do language plperl $$ 1 $$', 'unreadable_code'],
   ])('%s → %s', (sql, reason) => {
@@ -169,7 +180,9 @@ describe('what every PostgreSQL session gets (session protections)', () => {
     expect(protectStatement('select pg_cancel_backend(4242)', shared)).toBeUndefined();
     expect(protectStatement('select pg_cancel_backend(pg_backend_pid())', shared)).toBeUndefined();
     expect(protectStatement('select query from pg_stat_activity', { ownBackendPid: 1, sharedRole: false })).toBeUndefined();
-    expect(protectStatement('select rolpassword from pg_authid', { ownBackendPid: 1, sharedRole: false })?.reasons).toEqual(['credential_catalog']);
+    expect(protectStatement('select rolpassword from pg_authid', { ownBackendPid: 1, sharedRole: false })?.reasons).toEqual([
+      'credential_catalog',
+    ]);
   });
 
   it('leaves ordinary statements alone without parsing them', () => {

@@ -121,8 +121,14 @@ function matchOpaque(rule: GuardrailRule, s: StatementInfo): [GuardrailReason, s
 
 function checksSql(d: StatementCriteria): boolean {
   return (
-    d.kinds.length > 0 || d.tables.length > 0 || d.functions.length > 0 || d.unboundedWrites || d.multiStatement || d.readOnly ||
-    (d.settings?.length ?? 0) > 0 || (d.copy?.length ?? 0) > 0
+    d.kinds.length > 0 ||
+    d.tables.length > 0 ||
+    d.functions.length > 0 ||
+    d.unboundedWrites ||
+    d.multiStatement ||
+    d.readOnly ||
+    (d.settings?.length ?? 0) > 0 ||
+    (d.copy?.length ?? 0) > 0
   );
 }
 
@@ -151,10 +157,16 @@ export function matchStatement(d: StatementCriteria, s: StatementInfo): [Guardra
   }
   if (d.copy?.length && s.copyTargets?.length) {
     const end = s.copyTargets.find((t) => d.copy!.includes(t));
-    if (end) return ['copy_denied', `COPY ${end === 'program' ? 'to or from a program' : end === 'file' ? 'to or from a server file' : end.toUpperCase()} is not allowed`];
+    if (end)
+      return [
+        'copy_denied',
+        `COPY ${end === 'program' ? 'to or from a program' : end === 'file' ? 'to or from a server file' : end.toUpperCase()} is not allowed`,
+      ];
   }
   if (d.unboundedWrites && s.unboundedWrites.length > 0) {
-    const notes = s.unboundedNotes?.length ? s.unboundedNotes : [`${s.kind.toUpperCase()} without WHERE on ${s.unboundedWrites.join(', ')}`];
+    const notes = s.unboundedNotes?.length
+      ? s.unboundedNotes
+      : [`${s.kind.toUpperCase()} without WHERE on ${s.unboundedWrites.join(', ')}`];
     return ['unbounded_write', notes.join('; ')];
   }
   return undefined;
@@ -186,6 +198,13 @@ export function nameMatch(pattern: string, name: string): boolean {
 }
 
 export function globMatch(pattern: string, value: string): boolean {
-  const re = new RegExp('^' + pattern.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*') + '$');
+  const re = new RegExp(
+    '^' +
+      pattern
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*') +
+      '$',
+  );
   return re.test(value);
 }

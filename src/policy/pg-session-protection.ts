@@ -37,11 +37,22 @@ export interface SessionProtectionContext {
 }
 
 const CREDENTIAL_RELATIONS = [
-  'pg_authid', 'pg_shadow', 'pg_user_mapping', 'pg_user_mappings', 'user_mapping_options',
-  'pg_hba_file_rules', 'pg_ident_file_mappings', 'pg_file_settings',
+  'pg_authid',
+  'pg_shadow',
+  'pg_user_mapping',
+  'pg_user_mappings',
+  'user_mapping_options',
+  'pg_hba_file_rules',
+  'pg_ident_file_mappings',
+  'pg_file_settings',
 ];
 const CREDENTIAL_FUNCTIONS = [
-  'pg_read_file', 'pg_read_binary_file', 'lo_import', 'pg_hba_file_rules', 'pg_ident_file_mappings', 'pg_show_all_file_settings',
+  'pg_read_file',
+  'pg_read_binary_file',
+  'lo_import',
+  'pg_hba_file_rules',
+  'pg_ident_file_mappings',
+  'pg_show_all_file_settings',
 ];
 /** Other backends' statement texts (pg_stat_statements too), locks and prepared transactions (pg_stat_ssl and the progress views show no statement). */
 const ACTIVITY_RELATIONS = ['pg_stat_activity', 'pg_locks', 'pg_stat_statements', 'pg_stat_statements_info', 'pg_prepared_xacts'];
@@ -52,7 +63,8 @@ const ACTIVITY_FUNCTIONS = ['pg_stat_get_activity', 'pg_stat_get_backend_*', 'pg
  * function names start with pg_; U& spells identifiers with escapes; the rest run SQL text or read
  * server files), so ordinary statements are not parsed for this.
  */
-const MIGHT_REACH = /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure|standard_conforming|encoding|names/i;
+const MIGHT_REACH =
+  /pg_|u&|_to_xml|query_to|ts_stat|ts_rewrite|copy|lo_import|mapping|\bdo\b|function|procedure|standard_conforming|encoding|names/i;
 
 /** Large-object functions libpq calls through the function-call protocol (by their fixed OIDs). */
 const LARGE_OBJECT_FUNCTION_OIDS = new Set([715, 952, 953, 954, 955, 956, 957, 958, 964, 1004, 3170, 3171, 3172]);
@@ -82,7 +94,10 @@ export function protectStatement(text: string, ctx: SessionProtectionContext): D
 /** The function-call protocol names a function by OID: only libpq's large-object calls pass in shared-role sessions. */
 export function protectFunctionCall(oid: number, ctx: SessionProtectionContext): Decision | undefined {
   if (!ctx.sharedRole || LARGE_OBJECT_FUNCTION_OIDS.has(oid)) return undefined;
-  return refusal('function_call_protocol', 'the function call protocol is limited to large-object functions on a connection whose backend role is shared');
+  return refusal(
+    'function_call_protocol',
+    'the function call protocol is limited to large-object functions on a connection whose backend role is shared',
+  );
 }
 
 type Found = [string, string];
@@ -92,12 +107,18 @@ export const LITERAL_SETTING = 'standard_conforming_strings';
 
 function credentialReach(s: StatementInfo): Found | undefined {
   if (s.settings?.includes(LITERAL_SETTING)) {
-    return ['parser_setting', `${LITERAL_SETTING} may not be changed through jitgate: statements are read with it on, as PostgreSQL's default`];
+    return [
+      'parser_setting',
+      `${LITERAL_SETTING} may not be changed through jitgate: statements are read with it on, as PostgreSQL's default`,
+    ];
   }
   if (s.settings?.includes('client_encoding')) {
     const value = s.settingValues?.client_encoding;
     if (value === null || value === undefined || unsafeClientEncoding(value)) {
-      return ['parser_setting', `client_encoding ${value ?? '(computed)'} is not supported through jitgate: statements are read as text in a safe encoding (UTF8 and single-byte ones)`];
+      return [
+        'parser_setting',
+        `client_encoding ${value ?? '(computed)'} is not supported through jitgate: statements are read as text in a safe encoding (UTF8 and single-byte ones)`,
+      ];
     }
   }
   // SQL or a table name handed to query_to_xml, ts_stat, table_to_xml ... at run time ($1, a
@@ -129,7 +150,7 @@ function otherSessionsReach(s: StatementInfo, ownPid: number): Found | undefined
   }
   const other = s.backendSignals?.find((pid) => pid !== 'self' && pid !== ownPid);
   if (other !== undefined) {
-    return ['other_sessions', 'pg_terminate_backend and pg_cancel_backend may only name this session\'s own backend (pg_backend_pid())'];
+    return ['other_sessions', "pg_terminate_backend and pg_cancel_backend may only name this session's own backend (pg_backend_pid())"];
   }
   return undefined;
 }

@@ -75,9 +75,17 @@ export function keyUses(spec: RedisCommandSpec, argv: readonly string[]): Array<
       const kw = keyword.toLowerCase();
       first = -1;
       if (startfrom >= 0) {
-        for (let i = startfrom; i < argc; i++) if (argv[i]!.toLowerCase() === kw) { first = i + 1; break; }
+        for (let i = startfrom; i < argc; i++)
+          if (argv[i]!.toLowerCase() === kw) {
+            first = i + 1;
+            break;
+          }
       } else {
-        for (let i = argc + startfrom; i > 0; i--) if (argv[i]!.toLowerCase() === kw) { first = i + 1; break; }
+        for (let i = argc + startfrom; i > 0; i--)
+          if (argv[i]!.toLowerCase() === kw) {
+            first = i + 1;
+            break;
+          }
       }
       if (first < 0) continue;
     }

@@ -14,11 +14,26 @@ const rule = (deny: Partial<GuardrailRule['deny']>, name = 'r'): GuardrailRule =
 describe('key positions from Redis key specs', () => {
   it.each([
     [['GET', 'a'], ['a']],
-    [['MSET', 'a', '1', 'b', '2'], ['a', 'b']],
-    [['EVAL', 'return 1', '2', 'k1', 'k2', 'arg'], ['k1', 'k2']],
-    [['XREAD', 'COUNT', '2', 'STREAMS', 's1', 's2', '0', '0'], ['s1', 's2']],
-    [['ZUNIONSTORE', 'dst', '2', 'z1', 'z2', 'WEIGHTS', '1', '2'], ['dst', 'z1', 'z2']],
-    [['BLPOP', 'q1', 'q2', '5'], ['q1', 'q2']],
+    [
+      ['MSET', 'a', '1', 'b', '2'],
+      ['a', 'b'],
+    ],
+    [
+      ['EVAL', 'return 1', '2', 'k1', 'k2', 'arg'],
+      ['k1', 'k2'],
+    ],
+    [
+      ['XREAD', 'COUNT', '2', 'STREAMS', 's1', 's2', '0', '0'],
+      ['s1', 's2'],
+    ],
+    [
+      ['ZUNIONSTORE', 'dst', '2', 'z1', 'z2', 'WEIGHTS', '1', '2'],
+      ['dst', 'z1', 'z2'],
+    ],
+    [
+      ['BLPOP', 'q1', 'q2', '5'],
+      ['q1', 'q2'],
+    ],
     [['CONFIG', 'GET', 'maxmemory'], []],
   ])('%j touches %j', (argv, keys) => {
     expect(describeCommand(argv).keys).toEqual(keys);

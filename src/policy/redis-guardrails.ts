@@ -41,7 +41,8 @@ function violation(rule: GuardrailRule, info: RedisCommandInfo): [RedisGuardrail
   const category = d.categories?.map((c) => c.replace(/^@/, '').toLowerCase()).find((c) => c === 'all' || spec.categories.includes(c));
   if (category) return ['category_denied', `${shown} is in the @${category} category`];
   if (d.keys?.length) {
-    if (readsUndeclaredKeys(info.name, info.argv)) return ['key_denied', `${shown} can read keys it does not name, so key rules cannot be checked`];
+    if (readsUndeclaredKeys(info.name, info.argv))
+      return ['key_denied', `${shown} can read keys it does not name, so key rules cannot be checked`];
     const key = info.keys.find((k) => d.keys!.some((p) => redisGlob(p).test(k)));
     if (key !== undefined) return ['key_denied', `${shown} touches key ${JSON.stringify(key)}`];
   }
@@ -98,7 +99,8 @@ function escape(c: string): string {
 export function matchRedisReview(rules: readonly ReviewRule[], argv: readonly string[]): ReviewMatch | undefined {
   if (rules.length === 0) return undefined;
   const info = describeCommand(argv);
-  if (!info.spec) return { rule: rules[0]!, reasons: ['unparsable_statement'], what: `${JSON.stringify(argv[0] ?? '')} is not a command jitgate knows` };
+  if (!info.spec)
+    return { rule: rules[0]!, reasons: ['unparsable_statement'], what: `${JSON.stringify(argv[0] ?? '')} is not a command jitgate knows` };
   const rule = rules.find((r) => r.match.writes && info.spec!.flags.includes('write'));
   return rule ? { rule, reasons: ['write_statement'], what: `${info.name.toUpperCase()} writes` } : undefined;
 }

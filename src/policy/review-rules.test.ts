@@ -6,7 +6,11 @@ import { matchReview, type ReviewRule } from './review-rules.js';
 
 beforeAll(() => loadPostgresParser());
 
-function rule(name: string, match: Partial<ReviewRule['match']>, scope: Partial<Pick<ReviewRule, 'connections' | 'groups' | 'except'>> = {}): ReviewRule {
+function rule(
+  name: string,
+  match: Partial<ReviewRule['match']>,
+  scope: Partial<Pick<ReviewRule, 'connections' | 'groups' | 'except'>> = {},
+): ReviewRule {
   return {
     name,
     connections: scope.connections ?? ['*'],
@@ -30,8 +34,12 @@ describe('review rules: statement in, held-by out', () => {
   const table: Array<[string, string, [string, string[], string] | undefined]> = [
     ['prod-eu', 'select * from items', undefined],
     ['prod-eu', "update items set name = 'x' where id = 1", ['prod-writes', ['write_statement'], 'UPDATE changes data or settings']],
-    ['prod-eu', 'with d as (delete from items where id = 2 returning *) select * from d', ['prod-writes', ['write_statement'], 'SELECT changes data or settings']],
-    ['prod-eu', "copy items from stdin", ['prod-writes', ['write_statement'], 'COPY changes data or settings']],
+    [
+      'prod-eu',
+      'with d as (delete from items where id = 2 returning *) select * from d',
+      ['prod-writes', ['write_statement'], 'SELECT changes data or settings'],
+    ],
+    ['prod-eu', 'copy items from stdin', ['prod-writes', ['write_statement'], 'COPY changes data or settings']],
     // A cursor over a SELECT reads: declaring, fetching and closing it is not a write.
     ['prod-eu', 'declare c cursor with hold for select * from items', undefined],
     ['prod-eu', 'fetch 10 from c', undefined],
@@ -41,7 +49,11 @@ describe('review rules: statement in, held-by out', () => {
     ['dev', 'alter table items add column c int', ['any-ddl', ['kind_matched'], 'ALTER TABLE']],
     ['dev', 'select * from public.payroll', ['payroll', ['table_matched'], 'SELECT touches public.payroll']],
     ['dev', 'select * from items join hr.salaries s on true', ['payroll', ['table_matched'], 'SELECT touches hr.salaries']],
-    ['dev', 'select pg_catalog.pg_terminate_backend(42)', ['kill-backends', ['function_matched'], 'SELECT calls pg_catalog.pg_terminate_backend()']],
+    [
+      'dev',
+      'select pg_catalog.pg_terminate_backend(42)',
+      ['kill-backends', ['function_matched'], 'SELECT calls pg_catalog.pg_terminate_backend()'],
+    ],
     ['staging', 'select 1; select 2', ['batches', ['multi_statement'], '2 statements in one query string']],
     ['dev', 'select 1; select 2', undefined],
     // First rule in file order wins: a DDL on production is held as a write.
@@ -70,7 +82,18 @@ describe('review rules: statement in, held-by out', () => {
 
   it('reads statements exactly as guardrails do (the same matcher)', () => {
     const sql = 'delete from items';
-    const guard = decideStatement([{ name: 'g', connections: ['*'], groups: ['*'], except: [], deny: { kinds: [], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: true } }], analysePostgres(sql));
+    const guard = decideStatement(
+      [
+        {
+          name: 'g',
+          connections: ['*'],
+          groups: ['*'],
+          except: [],
+          deny: { kinds: [], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: true },
+        },
+      ],
+      analysePostgres(sql),
+    );
     expect(guard.reasons).toEqual(['read_only']);
     expect(matchReview([rule('w', { writes: true })], analysePostgres(sql))?.reasons).toEqual(['write_statement']);
   });
@@ -80,7 +103,11 @@ describe('reviews: configuration', () => {
   const base = 'development: true\nconnections: [{ name: app, host: 127.0.0.1, database: app, user: u, tls: { mode: disable } }]\n';
 
   it('builds rules with defaults (every connection, everyone, 1 approval, 10m)', () => {
-    const c = parseConfig(`${base}reviews:\n  - name: w\n    match: { writes: true }\n    approval: { approvers: [dba] }\n`, 'x.yaml', '/tmp');
+    const c = parseConfig(
+      `${base}reviews:\n  - name: w\n    match: { writes: true }\n    approval: { approvers: [dba] }\n`,
+      'x.yaml',
+      '/tmp',
+    );
     expect(c.reviews).toEqual([
       {
         name: 'w',

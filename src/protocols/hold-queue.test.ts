@@ -12,7 +12,10 @@ describe('HoldQueue', () => {
     const { q } = queue({ bytes: 1000, messages: 10 });
     for (const x of ['a', 'b', 'c']) q.push(x, 1);
     const out: string[] = [];
-    q.drain((x) => out.push(x), () => true);
+    q.drain(
+      (x) => out.push(x),
+      () => true,
+    );
     expect(out).toEqual(['a', 'b', 'c']);
     expect(q.length).toBe(0);
   });
@@ -26,7 +29,10 @@ describe('HoldQueue', () => {
     expect(flow).toEqual([true]);
     expect(q.isFull).toBe(true);
     let n = 0;
-    q.drain(() => n++, () => n < 1);
+    q.drain(
+      () => n++,
+      () => n < 1,
+    );
     expect(flow).toEqual([true, false]);
     expect(q.length).toBe(2);
   });
@@ -36,7 +42,10 @@ describe('HoldQueue', () => {
     q.push('small', 10);
     q.push('big', 95);
     expect(flow).toEqual([true]);
-    q.drain(() => undefined, () => true);
+    q.drain(
+      () => undefined,
+      () => true,
+    );
     expect(flow).toEqual([true, false]);
   });
 
@@ -63,7 +72,10 @@ describe('HoldQueue', () => {
     q.push('e', 10);
     expect(flow).toEqual([true, false, true]);
     holding = false;
-    q.drain((x) => out.push(x), () => !holding);
+    q.drain(
+      (x) => out.push(x),
+      () => !holding,
+    );
     expect(out).toEqual(['a', 'held again', 'c', 'd', 'e']);
   });
 
@@ -75,7 +87,10 @@ describe('HoldQueue', () => {
     expect(q.length).toBe(0);
     expect(q.isFull).toBe(false);
     const out: string[] = [];
-    q.drain((x) => out.push(x), () => true);
+    q.drain(
+      (x) => out.push(x),
+      () => true,
+    );
     expect(out).toEqual([]);
   });
 });

@@ -97,7 +97,11 @@ describe('FileRecorder', () => {
     writeFileSync(path, zlib.gzipSync(lines.join('\n') + '\n'));
     const r = readRecording(path);
     expect(r).toMatchObject({ intact: true, truncated: false });
-    expect(r.events.map((e) => [e.seq, e.type])).toEqual([[0, 'session_start'], [1, 'statement'], [2, 'session_end']]);
+    expect(r.events.map((e) => [e.seq, e.type])).toEqual([
+      [0, 'session_start'],
+      [1, 'statement'],
+      [2, 'session_end'],
+    ]);
     expect(r.events.at(-1)!.h).toBe(h);
     writeFileSync(path, zlib.gzipSync(lines.map((l) => l.replace('select 1', 'select 2')).join('\n') + '\n'));
     expect(readRecording(path)).toMatchObject({ intact: false, brokenAt: 1 });
@@ -271,7 +275,10 @@ describe('FileRecorder close and fsync', () => {
     const digest = await closed;
     expect(gate.afterClose()).toBe(0);
     expect(rec.failed).toBeNull();
-    expect(readRecording(rec.path)).toMatchObject({ intact: true, events: [{ data: { n: 1 } }, { data: { n: 2 } }, { type: 'session_end', h: digest }] });
+    expect(readRecording(rec.path)).toMatchObject({
+      intact: true,
+      events: [{ data: { n: 1 } }, { data: { n: 2 } }, { type: 'session_end', h: digest }],
+    });
     // A checkpoint after close neither fsyncs nor fails.
     await expect(rec.checkpoint()).resolves.toBeUndefined();
     expect(gate.pending).toHaveLength(0);

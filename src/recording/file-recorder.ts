@@ -38,7 +38,18 @@
  *    and fall back to the plain file (live, or left by a crash).
  */
 import crypto, { createHash } from 'node:crypto';
-import { close as closeFd, createReadStream, createWriteStream, existsSync, fsync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import {
+  close as closeFd,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  fsync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
 import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -517,7 +528,8 @@ function verifyBlocks(text: string, previous: string, firstSeq: number): Verifie
     if (text.startsWith(SEAL_PREFIX, pos)) {
       const h = text.slice(pos + SEAL_PREFIX.length, nl - 2);
       const sealOk = nl - pos === SEAL_LENGTH && text.startsWith('"}', nl - 2) && /^[0-9a-f]{64}$/.test(h);
-      if (brokenAt === undefined && !(blockOk && sealOk && block.length > 0 && blockHash(previous, text.slice(blockStart, pos)) === h)) brokenAt = events.length;
+      if (brokenAt === undefined && !(blockOk && sealOk && block.length > 0 && blockHash(previous, text.slice(blockStart, pos)) === h))
+        brokenAt = events.length;
       for (const e of block) {
         e.h = h;
         events.push(e);
@@ -552,7 +564,8 @@ function parseEventLine(line: string): RecordedEvent | undefined {
   }
   if (!Array.isArray(parsed) || parsed.length !== 4) return undefined;
   const [seq, at, type, data] = parsed as [unknown, unknown, unknown, unknown];
-  if (typeof seq !== 'number' || typeof at !== 'number' || typeof type !== 'string' || typeof data !== 'object' || data === null) return undefined;
+  if (typeof seq !== 'number' || typeof at !== 'number' || typeof type !== 'string' || typeof data !== 'object' || data === null)
+    return undefined;
   return { seq, at, type, data: data as Record<string, unknown>, h: '' };
 }
 

@@ -15,7 +15,11 @@ export class HoldError extends Error {
   }
 }
 
-export function placeHold(repo: RecordingRepository, audit: AuditAppender, input: { sessionId: string; by: string; reason: string; at: number }): RecordingRow {
+export function placeHold(
+  repo: RecordingRepository,
+  audit: AuditAppender,
+  input: { sessionId: string; by: string; reason: string; at: number },
+): RecordingRow {
   const reason = input.reason.trim();
   if (!reason) throw new HoldError('invalid', 'a legal hold needs a reason (--reason)');
   return repo.transaction(() => {
@@ -23,12 +27,21 @@ export function placeHold(repo: RecordingRepository, audit: AuditAppender, input
     if (!row) throw new HoldError('not_found', `session ${input.sessionId} has no recording`);
     if (row.deletedAt !== null) throw new HoldError('conflict', `the recording of session ${input.sessionId} was already deleted`);
     repo.setHold(input.sessionId, { at: input.at, by: input.by, reason });
-    audit.append({ type: 'legal_hold.set', actor: input.by, subject: input.sessionId, data: { reason, user: row.user, connection: row.connection, digest: row.digest } });
+    audit.append({
+      type: 'legal_hold.set',
+      actor: input.by,
+      subject: input.sessionId,
+      data: { reason, user: row.user, connection: row.connection, digest: row.digest },
+    });
     return repo.get(input.sessionId)!;
   });
 }
 
-export function releaseHold(repo: RecordingRepository, audit: AuditAppender, input: { sessionId: string; by: string; reason?: string }): RecordingRow {
+export function releaseHold(
+  repo: RecordingRepository,
+  audit: AuditAppender,
+  input: { sessionId: string; by: string; reason?: string },
+): RecordingRow {
   return repo.transaction(() => {
     const row = repo.get(input.sessionId);
     if (!row) throw new HoldError('not_found', `session ${input.sessionId} has no recording`);

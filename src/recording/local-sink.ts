@@ -72,7 +72,8 @@ export class LocalFileSink implements RecordingSink {
   /** Locations come from our own index, but never let one escape the directory. */
   private path(location: string): string {
     const rel = normalize(location);
-    if (isAbsolute(rel) || rel.startsWith('..' + sep) || rel === '..') throw new Error(`invalid recording location ${JSON.stringify(location)}`);
+    if (isAbsolute(rel) || rel.startsWith('..' + sep) || rel === '..')
+      throw new Error(`invalid recording location ${JSON.stringify(location)}`);
     return join(this.dir, rel);
   }
 }

@@ -5,13 +5,23 @@ import { MaskingReportBuilder, normaliseStatement } from './masking-report.js';
 
 let seq = 0;
 const ev = (type: string, data: Record<string, unknown>, at = 1_000): RecordedEvent => ({ seq: seq++, at, type, data, h: '' });
-const refused = (text: string, reason: string) => ev('statement', { n: 1, source: 'simple', text, decision: { effect: 'deny', reasons: [reason], rule: 'masking' } });
+const refused = (text: string, reason: string) =>
+  ev('statement', { n: 1, source: 'simple', text, decision: { effect: 'deny', reasons: [reason], rule: 'masking' } });
 
 describe('MaskingReportBuilder', () => {
   it('counts masked results and rows per rule and column, for whole results and streamed ones', () => {
     const b = new MaskingReportBuilder({ since: 0, until: 10_000 });
     b.add('prod', [
-      ev('result', { columns: [{ name: 'id', type: 23 }, { name: 'email', type: 25 }], masked: [{ column: 1, rule: 'pii', reason: 'masked_column' }], rows: [['1', 'a***@x.io']], tag: 'SELECT 1', count: 1 }),
+      ev('result', {
+        columns: [
+          { name: 'id', type: 23 },
+          { name: 'email', type: 25 },
+        ],
+        masked: [{ column: 1, rule: 'pii', reason: 'masked_column' }],
+        rows: [['1', 'a***@x.io']],
+        tag: 'SELECT 1',
+        count: 1,
+      }),
       ev('columns', { columns: [{ name: 'email', type: 25 }], masked: [{ column: 0, rule: 'pii', reason: 'masked_column' }] }),
       ev('rows', { rows: [['a'], ['b']] }),
       ev('complete', { tag: 'SELECT 250', rows: 250 }),
@@ -31,8 +41,8 @@ describe('MaskingReportBuilder', () => {
   it('groups masking refusals by statement shape, most frequent first, and ignores other refusals', () => {
     const b = new MaskingReportBuilder({ since: 0, until: 10_000 });
     b.add('prod', [
-      refused("insert into t select email from users where id = 1;", 'masking_copy'),
-      refused("insert into t  select email from users where id = 22", 'masking_copy'),
+      refused('insert into t select email from users where id = 1;', 'masking_copy'),
+      refused('insert into t  select email from users where id = 22', 'masking_copy'),
       refused('do $$ begin perform 1; end $$', 'masking_unprovable'),
       refused('drop table users', 'kind_denied'),
     ]);
@@ -47,14 +57,23 @@ describe('MaskingReportBuilder', () => {
     const b = new MaskingReportBuilder({ since: 0, until: 10_000 });
     b.add('prod', [
       ev('result', {
-        columns: [{ name: 'note', type: 25 }, { name: 'email', type: 25 }],
+        columns: [
+          { name: 'note', type: 25 },
+          { name: 'email', type: 25 },
+        ],
         masked: [{ column: 1, rule: 'pii', reason: 'masked_column' }],
-        rows: [['mail [email] or [phone]', '[email]'], ['plain', null], ['card [card]', '[email]']],
+        rows: [
+          ['mail [email] or [phone]', '[email]'],
+          ['plain', null],
+          ['card [card]', '[email]'],
+        ],
         tag: 'SELECT 3',
         count: 3,
       }),
     ]);
-    expect(b.build({ connection: null, limited: false }).detectorOnly).toEqual([{ connection: 'prod', column: 'note', detectors: ['card', 'email', 'phone'], results: 1, rows: 2 }]);
+    expect(b.build({ connection: null, limited: false }).detectorOnly).toEqual([
+      { connection: 'prod', column: 'note', detectors: ['card', 'email', 'phone'], results: 1, rows: 2 },
+    ]);
   });
 
   it('counts only events inside the window', () => {

@@ -22,7 +22,9 @@ export function mysqlTable(columns: TableColumn[], rows: Array<Array<string | nu
   const line = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+\n';
   const pad = (s: string, w: number, right: boolean) => (right ? ' '.repeat(w - displayWidth(s)) + s : s + ' '.repeat(w - displayWidth(s)));
   const header = '| ' + columns.map((c, i) => pad(c.name, widths[i]!, false)).join(' | ') + ' |\n';
-  const body = cells.map((r) => '| ' + r.map((v, i) => pad(v, widths[i]!, NUMERIC.has(columns[i]!.type) && v !== 'NULL')).join(' | ') + ' |\n').join('');
+  const body = cells
+    .map((r) => '| ' + r.map((v, i) => pad(v, widths[i]!, NUMERIC.has(columns[i]!.type) && v !== 'NULL')).join(' | ') + ' |\n')
+    .join('');
   return line + header + line + (rows.length ? body + line : '');
 }
 

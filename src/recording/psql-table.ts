@@ -50,9 +50,7 @@ export function alignedTable(columns: TableColumn[], rows: Array<Array<string | 
   if (columns.length === 0) return '--\n';
   const cells = rows.map((r) => columns.map((_, i) => (r[i] ?? '').split('\n')));
   const heads = columns.map((c) => c.name.split('\n'));
-  const widths = columns.map((_, i) =>
-    Math.max(...heads[i]!.map(displayWidth), ...cells.map((r) => Math.max(...r[i]!.map(displayWidth)))),
-  );
+  const widths = columns.map((_, i) => Math.max(...heads[i]!.map(displayWidth), ...cells.map((r) => Math.max(...r[i]!.map(displayWidth)))));
   const right = columns.map((c) => NUMERIC_TYPES.has(c.type));
   const last = columns.length - 1;
   const out: string[] = [];

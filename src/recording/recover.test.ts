@@ -18,9 +18,22 @@ describe('reconciling at start what the store missed', () => {
     const dir = mkdtempSync(join(tmpdir(), 'jitgate-reconcile-'));
     const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
     const store = openSqliteStore(join(dir, 'jitgate.db'));
-    const first = startRecording({ config, db: store.database, audit: startAudit({ config, db: store.database, clock: systemClock, log }).log, clock: systemClock, log });
+    const first = startRecording({
+      config,
+      db: store.database,
+      audit: startAudit({ config, db: store.database, clock: systemClock, log }).log,
+      clock: systemClock,
+      log,
+    });
     const sessions = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
-    const info = { protocol: 'postgres' as const, user: 'alice', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'psql', tokenId: 't1' };
+    const info = {
+      protocol: 'postgres' as const,
+      user: 'alice',
+      connection: 'app',
+      clientAddress: '127.0.0.1',
+      applicationName: 'psql',
+      tokenId: 't1',
+    };
     const pipeline = first.service.open(info, () => sessions.open(info));
     // The inner pipeline (no guardrails, no reviews) decides at once.
     expect(pipeline.decide({ source: 'simple', text: 'select 1' })).toMatchObject({ effect: 'allow' });
@@ -29,7 +42,9 @@ describe('reconciling at start what the store missed', () => {
     store.database.pragma('query_only = ON');
     pipeline.end('client_quit', { bytesFromClient: 120, bytesToClient: 340, statements: 1 });
     await expect.poll(() => first.service.isLive(pipeline.id), { message: 'the ended session to stop being live' }).toBe(false);
-    await expect.poll(() => first.service.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' }).toBeGreaterThan(0);
+    await expect
+      .poll(() => first.service.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' })
+      .toBeGreaterThan(0);
     expect(store.listSessions()[0]).toMatchObject({ endedAt: null });
     store.database.pragma('query_only = OFF');
 
@@ -48,8 +63,19 @@ describe('reconciling at start what the store missed', () => {
     const events = next.service.sink.read(next.service.repo.get(pipeline.id)!.location!).events;
     const end = events.at(-1)!;
     expect(end.type).toBe('session_end');
-    expect(store.listSessions()[0]).toMatchObject({ endReason: 'client_quit', endedAt: end.at, bytesFromClient: 120, bytesToClient: 340, statements: 1 });
-    expect(next.service.repo.get(pipeline.id)).toMatchObject({ state: 'complete', endReason: 'client_quit', digest: end.h, events: events.length });
+    expect(store.listSessions()[0]).toMatchObject({
+      endReason: 'client_quit',
+      endedAt: end.at,
+      bytesFromClient: 120,
+      bytesToClient: 340,
+      statements: 1,
+    });
+    expect(next.service.repo.get(pipeline.id)).toMatchObject({
+      state: 'complete',
+      endReason: 'client_quit',
+      digest: end.h,
+      events: events.length,
+    });
     expect(audit.log.about(pipeline.id).at(-1)).toMatchObject({ type: 'session.ended', data: { reason: 'client_quit', recovered: true } });
     await next.stop();
     audit.stop();

@@ -7,7 +7,10 @@ describe('redactStatement', () => {
     ["alter user bob with encrypted password 'SCRAM-SHA-256$4096:abc$def:ghi'", "alter user bob with encrypted password '[redacted]'"],
     ["create role x login password E'it''s secret'", "create role x login password '[redacted]'"],
     ['alter role x password $t$dollar secret$t$', "alter role x password '[redacted]'"],
-    ["CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password 'p4ss')", "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password '[redacted]')"],
+    [
+      "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password 'p4ss')",
+      "CREATE USER MAPPING FOR bob SERVER s OPTIONS (user 'bob', password '[redacted]')",
+    ],
     ["select dblink_connect('host=db password=s3cret dbname=x')", "select dblink_connect('host=db password=[redacted] dbname=x')"],
     ["select dblink_connect('host=db password=''s3 cret'' dbname=x')", "select dblink_connect('host=db password=[redacted] dbname=x')"],
   ])('%s', (input, output) => {

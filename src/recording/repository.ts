@@ -135,7 +135,9 @@ export class RecordingRepository {
       unhold: db.prepare(`UPDATE recordings SET hold_at = NULL, hold_by = NULL, hold_reason = NULL WHERE session_id = ?`),
       unlinking: db.prepare(`SELECT * FROM recordings WHERE deleted_at IS NOT NULL AND location IS NOT NULL ORDER BY deleted_at LIMIT ?`),
       unlinked: db.prepare(`UPDATE recordings SET location = NULL WHERE session_id = ? AND deleted_at IS NOT NULL`),
-      markDeleted: db.prepare(`UPDATE recordings SET state = 'deleted', deleted_at = ? WHERE session_id = ? AND deleted_at IS NULL AND hold_at IS NULL`),
+      markDeleted: db.prepare(
+        `UPDATE recordings SET state = 'deleted', deleted_at = ? WHERE session_id = ? AND deleted_at IS NULL AND hold_at IS NULL`,
+      ),
     };
   }
 
@@ -143,7 +145,16 @@ export class RecordingRepository {
     return this.db.transaction(fn).immediate();
   }
 
-  insert(row: { sessionId: string; user: string; connection: string; startedAt: number; mode: string; state: RecordingState; location: string | null; error: string | null }): void {
+  insert(row: {
+    sessionId: string;
+    user: string;
+    connection: string;
+    startedAt: number;
+    mode: string;
+    state: RecordingState;
+    location: string | null;
+    error: string | null;
+  }): void {
     this.stmts.insert.run(row);
   }
 
@@ -179,7 +190,9 @@ export class RecordingRepository {
    */
   resolveId(idOrPrefix: string, user?: string): { id?: string; ambiguous: boolean } {
     const escaped = idOrPrefix.replace(/[\\%_]/g, (c) => `\\${c}`);
-    const rows = (user === undefined ? this.stmts.sessionIds.all(`${escaped}%`) : this.stmts.userSessionIds.all(`${escaped}%`, user)) as Row[];
+    const rows = (
+      user === undefined ? this.stmts.sessionIds.all(`${escaped}%`) : this.stmts.userSessionIds.all(`${escaped}%`, user)
+    ) as Row[];
     const exact = rows.find((r) => r.id === idOrPrefix);
     if (exact || rows.length === 1) return { id: (exact ?? rows[0]!).id as string, ambiguous: false };
     return { ambiguous: rows.length > 1 };
@@ -330,7 +343,10 @@ function toRecordingRow(r: Row): RecordingRow {
     rowsRecorded: r.rows_recorded as number,
     truncated: r.truncated === 1,
     error: (r.error as string | null) ?? null,
-    hold: r.hold_at === null || r.hold_at === undefined ? null : { at: r.hold_at as number, by: r.hold_by as string, reason: r.hold_reason as string },
+    hold:
+      r.hold_at === null || r.hold_at === undefined
+        ? null
+        : { at: r.hold_at as number, by: r.hold_by as string, reason: r.hold_reason as string },
     deletedAt: (r.deleted_at as number | null) ?? null,
     writeErrorAt: (r.write_error_at as number | null) ?? null,
   };

@@ -33,8 +33,27 @@ async function setup() {
     const { writer, location } = sink.create(id, endedAt - 60_000, () => endedAt);
     writer.append('session_start', { session: id });
     const digest = await writer.close();
-    repo.insert({ sessionId: id, user: 'alice', connection, startedAt: endedAt - 60_000, mode: 'required', state: 'recording', location, error: null });
-    repo.finish({ sessionId: id, endedAt, endReason: 'client_quit', state: 'complete', events: 1, digest, bytes: 1, rowsRecorded: 0, truncated: false });
+    repo.insert({
+      sessionId: id,
+      user: 'alice',
+      connection,
+      startedAt: endedAt - 60_000,
+      mode: 'required',
+      state: 'recording',
+      location,
+      error: null,
+    });
+    repo.finish({
+      sessionId: id,
+      endedAt,
+      endReason: 'client_quit',
+      state: 'complete',
+      events: 1,
+      digest,
+      bytes: 1,
+      rowsRecorded: 0,
+      truncated: false,
+    });
     return join(config.dir, location);
   };
   const job = new RetentionJob({ config, repo, sink, audit, clock, log: createLogger({ level: 'silent' }) });
@@ -42,7 +61,7 @@ async function setup() {
 }
 
 describe('retention', () => {
-  it('deletes what is past its connection\'s retention, audits each deletion, and keeps the rest', async () => {
+  it("deletes what is past its connection's retention, audits each deletion, and keeps the rest", async () => {
     const { repo, audit, job, recorded } = await setup();
     const old = await recorded('old', 'app', 31);
     const young = await recorded('young', 'app', 29);
@@ -84,7 +103,9 @@ describe('retention', () => {
     await new Promise((r) => setImmediate(r));
     expect(repo.get('soon')!.deletedAt).toBeNull();
     clock.advance(13 * 3_600_000);
-    await expect.poll(() => repo.get('soon')!.deletedAt, { message: 'the retention run 12 h later to delete the recording', timeout: 5000 }).not.toBeNull();
+    await expect
+      .poll(() => repo.get('soon')!.deletedAt, { message: 'the retention run 12 h later to delete the recording', timeout: 5000 })
+      .not.toBeNull();
     await job.stop();
   });
 });

@@ -115,7 +115,12 @@ export class RecordingService {
       this.auditSafely({
         type: 'session.refused',
         actor: info.user,
-        data: { connection: info.connection, clientAddress: info.clientAddress, applicationName: info.applicationName, why: (err as Error).message },
+        data: {
+          connection: info.connection,
+          clientAddress: info.clientAddress,
+          applicationName: info.applicationName,
+          why: (err as Error).message,
+        },
       });
       throw err;
     }
@@ -195,7 +200,12 @@ export class RecordingService {
     }
     if (openError) {
       this.o.log.error({ session: id, connection: info.connection, mode: policy.mode, err: openError.message }, 'cannot record session');
-      this.auditSafely({ type: 'recording.unavailable', actor: 'gateway', subject: id, data: { connection: info.connection, mode: policy.mode, error: openError.message } });
+      this.auditSafely({
+        type: 'recording.unavailable',
+        actor: 'gateway',
+        subject: id,
+        data: { connection: info.connection, mode: policy.mode, error: openError.message },
+      });
     }
     auditStart({ state: writer ? 'recording' : 'unavailable', mode: policy.mode, location });
 
@@ -209,15 +219,26 @@ export class RecordingService {
         onStatement: (n, text) => this.index(id, n, text),
         onDecision: (n, text, decision, how, waitedMs) => this.auditDecision(id, info, n, text, decision, how, waitedMs),
         onFailure: (err) => {
-          this.o.log.error({ session: id, err: err.message, mode: policy.mode }, policy.mode === 'required' ? 'recording failed: refusing the session\'s statements' : 'recording failed: the session continues unrecorded (best-effort)');
+          this.o.log.error(
+            { session: id, err: err.message, mode: policy.mode },
+            policy.mode === 'required'
+              ? "recording failed: refusing the session's statements"
+              : 'recording failed: the session continues unrecorded (best-effort)',
+          );
           try {
             this.o.repo.markFailed(id, err.message);
           } catch {
             // the end of the session tries again
           }
-          this.auditSafely({ type: 'recording.failed', actor: 'gateway', subject: id, data: { connection: info.connection, mode: policy.mode, error: err.message } });
+          this.auditSafely({
+            type: 'recording.failed',
+            actor: 'gateway',
+            subject: id,
+            data: { connection: info.connection, mode: policy.mode, error: err.message },
+          });
         },
-        onRefusing: () => this.o.log.warn({ session: id, connection: info.connection }, 'refusing statements: the session cannot be recorded'),
+        onRefusing: () =>
+          this.o.log.warn({ session: id, connection: info.connection }, 'refusing statements: the session cannot be recorded'),
       },
     });
     recorder.start({ ...startData, recording: { mode: policy.mode, limits: { ...this.o.config.limits } } });
@@ -248,7 +269,12 @@ export class RecordingService {
       end: (reason, counters) => {
         inner.end(reason, counters);
         this.live.delete(inner.id);
-        this.auditSafely({ type: 'session.ended', actor: info.user, subject: inner.id, data: { reason, ...counters, recording: { state: 'disabled' } } });
+        this.auditSafely({
+          type: 'session.ended',
+          actor: info.user,
+          subject: inner.id,
+          data: { reason, ...counters, recording: { state: 'disabled' } },
+        });
       },
     };
   }
@@ -258,7 +284,15 @@ export class RecordingService {
     try {
       result = await pending;
     } catch (err) {
-      result = { reason: 'client_error', digest: null, events: 0, rowsRecorded: 0, truncated: false, error: (err as Error).message, writeError: false };
+      result = {
+        reason: 'client_error',
+        digest: null,
+        events: 0,
+        rowsRecorded: 0,
+        truncated: false,
+        error: (err as Error).message,
+        writeError: false,
+      };
     }
     this.live.delete(id);
     this.indexed.delete(id);
@@ -334,7 +368,12 @@ export class RecordingService {
     const session = this.live.get(sessionId);
     if (!session || !this.killer) return 'not_live';
     session.recorder?.noteKill(by, reason);
-    this.auditSafely({ type: 'session.killed', actor: by, subject: sessionId, data: { user: session.info.user, connection: session.info.connection, reason } });
+    this.auditSafely({
+      type: 'session.killed',
+      actor: by,
+      subject: sessionId,
+      data: { user: session.info.user, connection: session.info.connection, reason },
+    });
     const message = `terminating connection: session ended by ${by}: ${reason}`;
     return this.killer(sessionId, 'killed', message) ? 'killed' : 'not_live';
   }
@@ -384,7 +423,9 @@ export class RecordingService {
         ? { statements: endEvent.statements, bytesFromClient: endEvent.bytesFromClient, bytesToClient: endEvent.bytesToClient }
         : found.counters;
       const state = endEvent && read?.intact ? 'complete' : 'failed';
-      const error = endEvent ? null : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
+      const error = endEvent
+        ? null
+        : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
       this.o.repo.finish({
         sessionId: row.sessionId,
         endedAt,
@@ -416,7 +457,12 @@ export class RecordingService {
       });
       recovered++;
       // Compress what was left in plain text (off the start path; readers take either form).
-      if (row.location) this.o.sink.seal(row.location).catch((err: unknown) => this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'));
+      if (row.location)
+        this.o.sink
+          .seal(row.location)
+          .catch((err: unknown) =>
+            this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'),
+          );
     }
     if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
     return recovered;
@@ -476,7 +522,15 @@ export class RecordingService {
     }
   }
 
-  private auditDecision(id: string, info: RecordedSessionInfo, n: number, text: string, decision: Decision, how: 'immediate' | 'held' | 'decided', waitedMs?: number): void {
+  private auditDecision(
+    id: string,
+    info: RecordedSessionInfo,
+    n: number,
+    text: string,
+    decision: Decision,
+    how: 'immediate' | 'held' | 'decided',
+    waitedMs?: number,
+  ): void {
     const type = how === 'held' ? 'statement.held' : how === 'decided' ? 'statement.decided' : 'statement.denied';
     this.auditSafely({
       type,
@@ -486,7 +540,9 @@ export class RecordingService {
         connection: info.connection,
         n,
         statement: text.length > 1024 ? `${text.slice(0, 1024)}...` : text,
-        ...(how === 'held' ? {} : { effect: decision.effect, reasons: decision.reasons, ...(decision.rule ? { rule: decision.rule } : {}) }),
+        ...(how === 'held'
+          ? {}
+          : { effect: decision.effect, reasons: decision.reasons, ...(decision.rule ? { rule: decision.rule } : {}) }),
         ...(waitedMs !== undefined ? { waitedMs } : {}),
       },
     });

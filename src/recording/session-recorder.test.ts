@@ -54,7 +54,14 @@ function decideNow(pipeline: SessionPipeline, statement: Statement): Decision {
 }
 const simple = (text: string): Statement => ({ source: 'simple', text });
 
-function setup(opts: { limits?: Partial<typeof RECORDING_DEFAULTS.limits>; mode?: 'required' | 'best-effort'; writer?: MemoryWriter | null; decide?: SessionPipeline['decide'] } = {}) {
+function setup(
+  opts: {
+    limits?: Partial<typeof RECORDING_DEFAULTS.limits>;
+    mode?: 'required' | 'best-effort';
+    writer?: MemoryWriter | null;
+    decide?: SessionPipeline['decide'];
+  } = {},
+) {
   let t = 1_000;
   const now = () => t++;
   const writer = opts.writer === undefined ? new MemoryWriter(now) : opts.writer;
@@ -173,7 +180,10 @@ describe('SessionRecorder', () => {
     expect(writer!.log.at(-1)).toMatchObject({ type: 'statement', data: { n: 1, held: true } });
     approve({ effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } as Decision);
     await expect(pending).resolves.toMatchObject({ effect: 'allow' });
-    expect(writer!.log.at(-1)).toMatchObject({ type: 'decision', data: { n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } } });
+    expect(writer!.log.at(-1)).toMatchObject({
+      type: 'decision',
+      data: { n: 1, decision: { effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } },
+    });
     expect(decisions).toEqual(['1:held:review', '1:decided:allow']);
   });
 
@@ -187,7 +197,11 @@ describe('SessionRecorder', () => {
     await expect(later).resolves.toMatchObject({ effect: 'deny' });
     const statements = writer!.log.filter((e) => e.type === 'statement');
     expect(statements).toHaveLength(1);
-    expect(statements[0]!.data).toMatchObject({ n: 1, text: 'select * from v', decision: { effect: 'deny', reasons: ['masking:unmaskable'] } });
+    expect(statements[0]!.data).toMatchObject({
+      n: 1,
+      text: 'select * from v',
+      decision: { effect: 'deny', reasons: ['masking:unmaskable'] },
+    });
     expect(statements[0]!.data).not.toHaveProperty('held');
     expect(writer!.log.some((e) => e.type === 'decision')).toBe(false);
     expect(decisions).toEqual(['1:immediate:deny']);
@@ -204,7 +218,13 @@ describe('SessionRecorder', () => {
     o.onResult({ kind: 'error', severity: 'ERROR', code: '22012', message: 'division by zero' });
     o.onResult({ kind: 'ready' });
     expect(types(writer!.log)).toEqual(['statement', 'columns', 'rows', 'notice', 'rows', 'error']);
-    expect(writer!.log[5]!.data).toEqual({ severity: 'ERROR', code: '22012', message: 'division by zero', rows: 2, ready: { ms: expect.any(Number) } });
+    expect(writer!.log[5]!.data).toEqual({
+      severity: 'ERROR',
+      code: '22012',
+      message: 'division by zero',
+      rows: 2,
+      ready: { ms: expect.any(Number) },
+    });
   });
 
   it('fails closed when the recording cannot be created (required): statements refused, nothing decoded', () => {

@@ -13,7 +13,17 @@
  * unrecorded. Either way the failure is reported once through `onFailure`.
  */
 import type { RecordingLimits, RecordingMode } from '../config/recording.js';
-import type { BoundParameters, Decision, PendingDecision, ResultEvent, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../core/types.js';
+import type {
+  BoundParameters,
+  Decision,
+  PendingDecision,
+  ResultEvent,
+  ResultObserver,
+  SessionCounters,
+  SessionEndReason,
+  SessionPipeline,
+  Statement,
+} from '../core/types.js';
 import type { BindData, ColumnsData, DecisionData, ReadyData, RowsData, StatementData } from './events.js';
 import type { RecordedEvent } from './file-recorder.js';
 import { redactStatement } from './redact.js';
@@ -255,7 +265,9 @@ export class SessionRecorder {
     }
     const r = redactStatement(text);
     // Members set one by one, in the order they are recorded (no spread of a fresh object per statement).
-    const data: StatementData = statement.name ? { n, source: statement.source, name: statement.name, text: r.text } : { n, source: statement.source, text: r.text };
+    const data: StatementData = statement.name
+      ? { n, source: statement.source, name: statement.name, text: r.text }
+      : { n, source: statement.source, text: r.text };
     if (textBytes !== undefined) data.textBytes = textBytes;
     if (r.redacted) data.redacted = true;
     return data;
@@ -484,7 +496,10 @@ export class SessionRecorder {
       }
     }
     const n = this.prepared.get(bind.statement);
-    const data: BindData = n !== undefined ? { n, statement: bind.statement, portal: bind.portal, params } : { statement: bind.statement, portal: bind.portal, params };
+    const data: BindData =
+      n !== undefined
+        ? { n, statement: bind.statement, portal: bind.portal, params }
+        : { statement: bind.statement, portal: bind.portal, params };
     if (cut) data.cut = cut;
     this.append('bind', data as unknown as Record<string, unknown>);
   }

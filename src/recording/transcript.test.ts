@@ -23,7 +23,17 @@ const start = {
   authMethod: 'SCRAM-SHA-256-PLUS',
   encrypted: true,
   tokenId: 't-1',
-  grant: { id: 'g-1', reason: 'incident 7', requestId: 'r-1', approvedBy: ['bob'], breakGlass: false, policy: 'p', issuedBy: null, createdAt: 0, expiresAt: Date.UTC(2026, 0, 1, 1) },
+  grant: {
+    id: 'g-1',
+    reason: 'incident 7',
+    requestId: 'r-1',
+    approvedBy: ['bob'],
+    breakGlass: false,
+    policy: 'p',
+    issuedBy: null,
+    createdAt: 0,
+    expiresAt: Date.UTC(2026, 0, 1, 1),
+  },
   recording: { mode: 'required', limits: {} },
 };
 
@@ -33,11 +43,30 @@ describe('transcript', () => {
       events([
         ['session_start', start],
         ['statement', { n: 1, source: 'simple', text: 'select id, name\nfrom items;', decision: { effect: 'allow', reasons: [] } }],
-        ['columns', { columns: [{ name: 'id', type: 23 }, { name: 'name', type: 25 }] }],
-        ['rows', { rows: [['1', 'apple'], ['22', null]] }],
+        [
+          'columns',
+          {
+            columns: [
+              { name: 'id', type: 23 },
+              { name: 'name', type: 25 },
+            ],
+          },
+        ],
+        [
+          'rows',
+          {
+            rows: [
+              ['1', 'apple'],
+              ['22', null],
+            ],
+          },
+        ],
         ['complete', { tag: 'SELECT 2', rows: 2 }],
         ['ready', { ms: 3 }],
-        ['statement', { n: 2, source: 'simple', text: 'insert into t values (1) returning id;', decision: { effect: 'allow', reasons: [] } }],
+        [
+          'statement',
+          { n: 2, source: 'simple', text: 'insert into t values (1) returning id;', decision: { effect: 'allow', reasons: [] } },
+        ],
         ['columns', { columns: [{ name: 'id', type: 23 }] }],
         ['rows', { rows: [['1']] }],
         ['complete', { tag: 'INSERT 0 1', rows: 1 }],
@@ -93,6 +122,14 @@ describe('transcript', () => {
   });
 
   it('prints multi-line and wide values the way psql does', () => {
-    expect(alignedTable([{ name: 'm', type: 25 }, { name: 'z', type: 25 }], [['a\nbb', '日本']])).toBe(' m  |  z   \n----+------\n a +| 日本\n bb | \n');
+    expect(
+      alignedTable(
+        [
+          { name: 'm', type: 25 },
+          { name: 'z', type: 25 },
+        ],
+        [['a\nbb', '日本']],
+      ),
+    ).toBe(' m  |  z   \n----+------\n a +| 日本\n bb | \n');
   });
 });

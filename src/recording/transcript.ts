@@ -142,7 +142,8 @@ export class Transcript {
     let out = this.flushTable() + lines.map((l, i) => (i === 0 ? this.prompt : cont) + l).join('\n') + '\n';
     if (s.textBytes !== undefined) out += `-- jitgate: statement cut to its first bytes (${s.textBytes} bytes in all)\n`;
     if (s.held) out += `-- jitgate: statement ${s.n} held for approval${heldBy(s.decision)}\n`;
-    else if (s.decision && s.decision.effect !== 'allow') out += `-- jitgate: statement ${s.n} ${verdict(s.decision)}${reasonsOf(s.decision)}\n`;
+    else if (s.decision && s.decision.effect !== 'allow')
+      out += `-- jitgate: statement ${s.n} ${verdict(s.decision)}${reasonsOf(s.decision)}\n`;
     return out;
   }
 
@@ -186,7 +187,10 @@ export class Transcript {
     if (!this.table) return '';
     const { columns, rows } = this.table;
     this.table = null;
-    return (this.mysql ? mysqlTable(columns, rows) : alignedTable(columns, rows)) + `-- jitgate: result incomplete (${rows.length} row${rows.length === 1 ? '' : 's'} recorded)\n`;
+    return (
+      (this.mysql ? mysqlTable(columns, rows) : alignedTable(columns, rows)) +
+      `-- jitgate: result incomplete (${rows.length} row${rows.length === 1 ? '' : 's'} recorded)\n`
+    );
   }
 }
 

@@ -38,7 +38,8 @@ export function checkRecording(row: RecordingRow, read: ReadResult, auditTrail: 
   }
   if (!open && row.digest !== null) {
     if (!last) problems.push('the recording is empty but its session ended with a digest');
-    else if (last.h !== row.digest) problems.push(`its last event does not carry the final digest recorded at session end (${row.digest.slice(0, 16)}...)`);
+    else if (last.h !== row.digest)
+      problems.push(`its last event does not carry the final digest recorded at session end (${row.digest.slice(0, 16)}...)`);
   }
   const ended = auditTrail.filter((e) => e.type === 'session.ended').at(-1);
   const auditDigest = (ended?.data.recording as { digest?: string | null } | undefined)?.digest;

@@ -11,7 +11,8 @@ import type { Review } from './repository.js';
 
 export function notifyReviewEvents(events: ReviewEvents, notifier: WebhookNotifier): () => void {
   return events.on((e) => {
-    const kind: NotificationEventKind = e.type === 'review.created' ? 'review' : e.type === 'review.escalated' ? 'escalation' : 'review_decision';
+    const kind: NotificationEventKind =
+      e.type === 'review.created' ? 'review' : e.type === 'review.escalated' ? 'escalation' : 'review_decision';
     notifier.enqueue(kind, e.type, (format, id) =>
       format === 'slack' ? { text: `${ICON[e.type]} jitgate: ${escapeSlack(reviewSummary(e))}` } : reviewPayload(id, kind, e),
     );

@@ -189,7 +189,10 @@ export class ReviewRepository {
 
   /** How long approvers took to release the statements held since `since`, newest first, at most `limit`. */
   decisionWaits(since: number, o: { user?: string; limit?: number } = {}): Array<{ rule: string; waitedMs: number }> {
-    return this.stmts.decisionWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{ rule: string; waitedMs: number }>;
+    return this.stmts.decisionWaits.all({ since, user: o.user ?? null, limit: o.limit ?? 5000 }) as Array<{
+      rule: string;
+      waitedMs: number;
+    }>;
   }
 
   get(id: string): Review | undefined {
@@ -217,7 +220,10 @@ export class ReviewRepository {
   }
 
   /** Close a pending review; false when it was no longer pending. */
-  decide(id: string, d: { state: Exclude<ReviewState, 'pending'>; decidedAt: number; decidedBy: string | null; comment: string | null; outcome: string[] }): boolean {
+  decide(
+    id: string,
+    d: { state: Exclude<ReviewState, 'pending'>; decidedAt: number; decidedBy: string | null; comment: string | null; outcome: string[] },
+  ): boolean {
     return this.stmts.decide.run({ id, ...d, outcome: JSON.stringify(d.outcome) }).changes === 1;
   }
 

@@ -40,9 +40,16 @@ function service(): { svc: ReviewService; events: ReviewEvent[] } {
   return { svc, events };
 }
 
-function hold(svc: ReviewService, sql = "update t set a = 1 where id = 1", sessionId = 's1') {
+function hold(svc: ReviewService, sql = 'update t set a = 1 where id = 1', sessionId = 's1') {
   const match = matchReview([RULE], analysePostgres(sql))!;
-  return svc.hold({ sessionId, user: 'alice', groups: ['engineering'], connection: 'prod', statement: { source: 'simple', text: sql }, match });
+  return svc.hold({
+    sessionId,
+    user: 'alice',
+    groups: ['engineering'],
+    connection: 'prod',
+    statement: { source: 'simple', text: sql },
+    match,
+  });
 }
 
 function idOf(events: ReviewEvent[]): string {
@@ -61,7 +68,13 @@ describe('ReviewService', () => {
     expect(() => svc.approve(carol, id)).toThrow(/already approved/);
     expect(svc.approve(dan, id.slice(0, 8)).reasons).toEqual(['approved']);
     await Promise.resolve();
-    expect(decided).toMatchObject({ effect: 'allow', reasons: ['review_approved'], rule: 'writes', reviewId: id, approvedBy: ['carol', 'dan'] });
+    expect(decided).toMatchObject({
+      effect: 'allow',
+      reasons: ['review_approved'],
+      rule: 'writes',
+      reviewId: id,
+      approvedBy: ['carol', 'dan'],
+    });
     expect(events.map((e) => e.type)).toEqual(['review.created', 'review.approved', 'review.approved']);
   });
 
@@ -88,8 +101,8 @@ describe('ReviewService', () => {
 
   it('a session that ends withdraws only its own held statements', async () => {
     const { svc, events } = service();
-    const mine = hold(svc, "update t set a = 1 where id = 1", 's1');
-    void hold(svc, "update t set a = 2 where id = 2", 's2');
+    const mine = hold(svc, 'update t set a = 1 where id = 1', 's1');
+    void hold(svc, 'update t set a = 2 where id = 2', 's2');
     svc.endSession('s1');
     expect(await mine).toMatchObject({ effect: 'deny', reasons: ['session_ended'] });
     const states = events.filter((e) => e.type === 'review.created').map((e) => svc.get(carol, e.review.id).state);
@@ -98,9 +111,9 @@ describe('ReviewService', () => {
 
   it('at start, closes what an earlier process left pending: expired if its time is up, else withdrawn', () => {
     const first = service();
-    void hold(first.svc, "update t set a = 1 where id = 1", 'old-1');
+    void hold(first.svc, 'update t set a = 1 where id = 1', 'old-1');
     clock.advance(30_000);
-    void hold(first.svc, "update t set a = 2 where id = 2", 'old-2');
+    void hold(first.svc, 'update t set a = 2 where id = 2', 'old-2');
     const [a, b] = first.events.map((e) => e.review.id);
     clock.advance(40_000); // the first one's time is up, the second's is not (timers of that process are gone)
 
@@ -135,7 +148,9 @@ describe('where to approve', () => {
     const { svc } = service();
     svc.setConsoleBase('http://0.0.0.0:8080/');
     const pending = hold(svc);
-    expect(pending.hold?.hint).toMatch(/^waiting up to 1m for 2 approvals from dba; approve with jitgate approve [0-9a-f]{8} or http:\/\/[^/]+:8080\/reviews\/[0-9a-f-]{36} \(Ctrl-C withdraws it\)$/);
+    expect(pending.hold?.hint).toMatch(
+      /^waiting up to 1m for 2 approvals from dba; approve with jitgate approve [0-9a-f]{8} or http:\/\/[^/]+:8080\/reviews\/[0-9a-f-]{36} \(Ctrl-C withdraws it\)$/,
+    );
     expect(pending.hold?.hint).not.toContain('0.0.0.0');
   });
 });

@@ -116,7 +116,11 @@ export class ReviewService {
     for (const [id, w] of [...this.waiting]) {
       w.cancelTimer();
       this.waiting.delete(id);
-      w.resolve({ effect: 'deny', reasons: ['gateway_shutdown'], message: 'jitgate: the gateway is shutting down; the held statement did not run' });
+      w.resolve({
+        effect: 'deny',
+        reasons: ['gateway_shutdown'],
+        message: 'jitgate: the gateway is shutting down; the held statement did not run',
+      });
     }
   }
 
@@ -164,7 +168,10 @@ export class ReviewService {
     const decision = new Promise<Decision>((r) => (resolve = r)) as PendingDecision;
     const cancelTimeout = this.clock.at(review.expiresAt, () => this.timeout(review.id));
     const escalate = rule.approval.escalate;
-    const cancelEscalation = escalate && escalate.afterMs < rule.approval.timeoutMs ? this.clock.at(now + escalate.afterMs, () => this.escalate(review.id, escalate.to)) : undefined;
+    const cancelEscalation =
+      escalate && escalate.afterMs < rule.approval.timeoutMs
+        ? this.clock.at(now + escalate.afterMs, () => this.escalate(review.id, escalate.to))
+        : undefined;
     const cancelTimer = () => {
       cancelTimeout();
       cancelEscalation?.();
@@ -183,7 +190,17 @@ export class ReviewService {
       withdraw: () => this.withdraw(review.id, input.user, 'cancelled by the client', ['cancelled_by_client']),
     };
     decision.hold = hold;
-    this.log.info({ review: review.id, session: input.sessionId, user: input.user, connection: input.connection, rule: rule.name, reasons: review.reasons }, 'statement held for review');
+    this.log.info(
+      {
+        review: review.id,
+        session: input.sessionId,
+        user: input.user,
+        connection: input.connection,
+        rule: rule.name,
+        reasons: review.reasons,
+      },
+      'statement held for review',
+    );
     this.events.emit({ type: 'review.created', at: now, review: stored });
     return decision;
   }
@@ -212,7 +229,12 @@ export class ReviewService {
 
   /** Whether the caller could approve the review now (for listings and the console). */
   canApprove(who: Identity, review: Review): boolean {
-    return review.state === 'pending' && review.user !== who.user && inAnyGroup(who, review.approverGroups) && !review.approvals.some((a) => a.approver === who.user);
+    return (
+      review.state === 'pending' &&
+      review.user !== who.user &&
+      inAnyGroup(who, review.approverGroups) &&
+      !review.approvals.some((a) => a.approver === who.user)
+    );
   }
 
   approve(who: Identity, idOrPrefix: string, comment?: string): ReviewOutcome {
@@ -235,12 +257,17 @@ export class ReviewService {
     if (result.refused) {
       const reasons = result.refused.reasons.map(reviewReason);
       if (reasons.includes('review_expired')) this.timeout(result.review.id);
-      const kind = reasons.some((r) => r === 'review_not_pending' || r === 'review_expired' || r === 'already_approved') ? 'conflict' : 'forbidden';
+      const kind = reasons.some((r) => r === 'review_not_pending' || r === 'review_expired' || r === 'already_approved')
+        ? 'conflict'
+        : 'forbidden';
       this.log.info({ review: result.review.id, user: who.user, reasons }, 'review approval refused');
       throw new ReviewError(kind, refusalText(reasons, result.review, who), reasons);
     }
     const { review, final } = result;
-    this.log.info({ review: review.id, approver: who.user, final }, final ? 'held statement approved' : 'held statement: approval recorded');
+    this.log.info(
+      { review: review.id, approver: who.user, final },
+      final ? 'held statement approved' : 'held statement: approval recorded',
+    );
     this.events.emit({ type: 'review.approved', at: now, review, approver: who.user, comment: note, final });
     if (final) {
       this.release(review.id, {
@@ -274,7 +301,9 @@ export class ReviewService {
       return { review: this.repo.get(review.id)!, reasons: ['withdrawn_by_author'], message: 'statement withdrawn' };
     }
     if (!this.isAdmin(who) && !inAnyGroup(who, review.approverGroups)) {
-      throw new ReviewError('forbidden', `only members of ${review.approverGroups.join(' or ')} may deny this statement`, ['not_allowed_to_deny']);
+      throw new ReviewError('forbidden', `only members of ${review.approverGroups.join(' or ')} may deny this statement`, [
+        'not_allowed_to_deny',
+      ]);
     }
     if (!this.closeRecord(review.id, 'denied', who.user, note, ['denied_by_approver'])) {
       throw new ReviewError('conflict', 'the review is no longer pending', ['review_not_pending']);
@@ -314,7 +343,12 @@ export class ReviewService {
     } catch (err) {
       // Fail closed: the statement is refused even if the record could not be closed.
       this.log.error({ err, review: id }, 'cannot close a timed-out review');
-      this.release(id, { effect: 'deny', reasons: ['review_timeout'], code: 'cancelled', message: 'jitgate: canceling statement: the review timed out' });
+      this.release(id, {
+        effect: 'deny',
+        reasons: ['review_timeout'],
+        code: 'cancelled',
+        message: 'jitgate: canceling statement: the review timed out',
+      });
     }
   }
 
@@ -327,7 +361,10 @@ export class ReviewService {
       if (!this.repo.setApprovers(id, groups)) return;
       const now = this.clock.now();
       const widened = this.repo.get(id)!;
-      this.log.warn({ review: id, session: review.sessionId, to, waitedMs: now - review.createdAt }, 'held statement escalated: still waiting for approval');
+      this.log.warn(
+        { review: id, session: review.sessionId, to, waitedMs: now - review.createdAt },
+        'held statement escalated: still waiting for approval',
+      );
       this.events.emit({ type: 'review.escalated', at: now, review: widened, to: [...to], waitedMs: now - review.createdAt });
     } catch (err) {
       this.log.error({ err, review: id }, 'cannot escalate a held statement');
@@ -357,7 +394,13 @@ export class ReviewService {
     return closed;
   }
 
-  private closeRecord(id: string, state: Exclude<ReviewState, 'pending'>, by: string | null, comment: string | null, outcome: string[]): boolean {
+  private closeRecord(
+    id: string,
+    state: Exclude<ReviewState, 'pending'>,
+    by: string | null,
+    comment: string | null,
+    outcome: string[],
+  ): boolean {
     return this.repo.decide(id, { state, decidedAt: this.clock.now(), decidedBy: by, comment, outcome });
   }
 
@@ -394,7 +437,6 @@ export class ReviewService {
     const where = [`jitgate approve ${short(r.id)}`, ...(this.consoleBase ? [`${this.consoleBase}/reviews/${r.id}`] : [])].join(' or ');
     return `waiting up to ${formatDuration(r.timeoutMs)} for ${approvals}; approve with ${where} (Ctrl-C withdraws it)`;
   }
-
 }
 
 export function short(id: string): string {
@@ -410,7 +452,8 @@ function refusalText(reasons: string[], r: Review, who: Identity): string {
   if (reasons.includes('review_not_pending')) return `the review is ${r.state}, not pending`;
   if (reasons.includes('review_expired')) return 'the review timed out; the statement was refused';
   if (reasons.includes('self_approval')) return 'nobody approves their own statement';
-  if (reasons.includes('agent_cannot_approve')) return 'held statements are approved by people; a service account or AI agent cannot approve';
+  if (reasons.includes('agent_cannot_approve'))
+    return 'held statements are approved by people; a service account or AI agent cannot approve';
   if (reasons.includes('already_approved')) return `${who.user} has already approved this statement`;
   return `only members of ${r.approverGroups.join(' or ')} may approve this statement`;
 }

@@ -13,7 +13,11 @@ import { decideInOrder, type DecisionSteps, type Verdict } from './decision.js';
 
 beforeAll(() => loadPostgresParser());
 
-const guardrail = (name: string, deny: Partial<GuardrailRule['deny']>, scope: Partial<Pick<GuardrailRule, 'connections' | 'groups' | 'except'>> = {}): GuardrailRule => ({
+const guardrail = (
+  name: string,
+  deny: Partial<GuardrailRule['deny']>,
+  scope: Partial<Pick<GuardrailRule, 'connections' | 'groups' | 'except'>> = {},
+): GuardrailRule => ({
   name,
   connections: scope.connections ?? ['*'],
   groups: scope.groups ?? ['*'],
@@ -21,7 +25,11 @@ const guardrail = (name: string, deny: Partial<GuardrailRule['deny']>, scope: Pa
   deny: { kinds: [], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: false, ...deny },
 });
 
-const review = (name: string, match: Partial<ReviewRule['match']>, scope: Partial<Pick<ReviewRule, 'connections' | 'groups' | 'except'>> = {}): ReviewRule => ({
+const review = (
+  name: string,
+  match: Partial<ReviewRule['match']>,
+  scope: Partial<Pick<ReviewRule, 'connections' | 'groups' | 'except'>> = {},
+): ReviewRule => ({
   name,
   connections: scope.connections ?? ['*'],
   groups: scope.groups ?? ['*'],
@@ -38,7 +46,18 @@ const GUARDRAILS = [
 const REVIEWS = [review('prod-writes', { writes: true }, { connections: ['prod-*'], except: ['dba'] })];
 
 const catalog = buildCatalog(
-  [{ oid: 20001, schema: 'public', name: 'users', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'email' }] }],
+  [
+    {
+      oid: 20001,
+      schema: 'public',
+      name: 'users',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'email' },
+      ],
+    },
+  ],
   [],
   { pureFunctions: ['lower', 'count'] },
 );
@@ -47,7 +66,9 @@ async function maskingFor(groups: readonly string[]): Promise<MaskingSession | u
   // Masking's own exemptions (rule `except`), decided as maskingFor does.
   if (groups.includes('dba') || groups.includes('ops')) return undefined;
   const m = new MaskingSession({
-    rules: [{ name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] }],
+    rules: [
+      { name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] },
+    ],
     detectors: [],
     hashKey: Buffer.alloc(32),
     loadCatalog: () => Promise.resolve(catalog),
@@ -93,8 +114,18 @@ describe('decideInOrder (connection, groups, statement -> verdict)', () => {
     ['dev', ['eng'], sql('update users set id = 2 where id = 1'), ['allow']],
     ['prod-eu', ['dba'], sql('update users set id = 2 where id = 1'), ['allow']],
     // Masking is decided before guardrails and reviews: a copy of masked data is refused as such.
-    ['prod-eu', ['eng'], sql('insert into users (id, email) select id, email from users where id = 1'), ['deny', 'masking_copy', 'masking']],
-    ['prod-eu', ['ops'], sql('insert into users (id, email) select id, email from users where id = 1'), ['review', 'prod-writes', 'write_statement']],
+    [
+      'prod-eu',
+      ['eng'],
+      sql('insert into users (id, email) select id, email from users where id = 1'),
+      ['deny', 'masking_copy', 'masking'],
+    ],
+    [
+      'prod-eu',
+      ['ops'],
+      sql('insert into users (id, email) select id, email from users where id = 1'),
+      ['review', 'prod-writes', 'write_statement'],
+    ],
     ['dev', ['eng'], sql('do $$ begin perform 1; end $$'), ['deny', 'masking_unprovable', 'masking']],
     ['dev', ['eng'], redis('FLUSHALL'), ['deny', 'command_denied', 'redis-safe']],
     ['prod-eu', ['eng'], redis('SET', 'k', 'v'), ['review', 'prod-writes', 'write_statement']],
@@ -116,12 +147,25 @@ describe('decideInOrder (connection, groups, statement -> verdict)', () => {
     const protect = (s: Statement): Decision | undefined =>
       s.text.includes('pg_authid') ? { effect: 'deny', reasons: ['credential_protected'], message: 'no' } : undefined;
     const steps = (connection: string, groups: string[]): DecisionSteps => ({
-      rules: { protocol: 'postgres', guardrails: rulesFor(GUARDRAILS, connection, groups), reviews: rulesFor(REVIEWS, connection, groups), protect },
+      rules: {
+        protocol: 'postgres',
+        guardrails: rulesFor(GUARDRAILS, connection, groups),
+        reviews: rulesFor(REVIEWS, connection, groups),
+        protect,
+      },
     });
     // No rule applies: the protection alone decides.
-    expect(summary(await decideInOrder(steps('dev', ['dba']), sql('select * from pg_authid')))).toEqual(['deny', 'credential_protected', undefined]);
+    expect(summary(await decideInOrder(steps('dev', ['dba']), sql('select * from pg_authid')))).toEqual([
+      'deny',
+      'credential_protected',
+      undefined,
+    ]);
     // A review rule would hold it: the protection refuses it first.
-    expect(summary(await decideInOrder(steps('prod-eu', ['eng']), sql('update pg_authid set rolname = rolname where false')))).toEqual(['deny', 'credential_protected', undefined]);
+    expect(summary(await decideInOrder(steps('prod-eu', ['eng']), sql('update pg_authid set rolname = rolname where false')))).toEqual([
+      'deny',
+      'credential_protected',
+      undefined,
+    ]);
     // A guardrail's refusal is reported before the protection's.
     expect(summary(await decideInOrder(steps('dev', ['eng']), sql('drop table pg_authid')))).toEqual(['deny', 'kind_denied', 'no-ddl']);
   });

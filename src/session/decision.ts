@@ -77,7 +77,11 @@ export function decidePolicy(rules: StatementRules, statement: Statement): Verdi
   // Redis commands are checked by name, category and key (the relay passes the arguments).
   const redis = statement.source === 'command';
   // Each SQL protocol's statements are read with its own dialect's grammar.
-  const analysis = redis ? undefined : rules.protocol === 'mysql' ? analyseMysqlCached(statement.text, statement.dialect) : analysePostgresCached(statement.text);
+  const analysis = redis
+    ? undefined
+    : rules.protocol === 'mysql'
+      ? analyseMysqlCached(statement.text, statement.dialect)
+      : analysePostgresCached(statement.text);
   const verdict = analysis ? decideStatement(rules.guardrails, analysis) : decideRedisCommand(rules.guardrails, statement.argv ?? []);
   // A guardrail refusal wins over any review: what is forbidden is not put to approvers.
   if (verdict.effect !== 'allow') return decided(verdict);

@@ -54,12 +54,19 @@ const tester = new PolicyTester({
       // A PostgreSQL backend whose catalog cannot be read.
       if (protocol === 'postgres') {
         const { rules, detectors } = maskingFor(config.masking, connection, groups);
-        return new MaskingSession({ rules, detectors, hashKey, loadCatalog: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) });
+        return new MaskingSession({
+          rules,
+          detectors,
+          hashKey,
+          loadCatalog: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
+        });
       }
       if (protocol !== 'mysql') return undefined;
       const { rules, detectors } = maskingFor(config.masking, connection, groups);
       // A backend without views (what masking reads from MySQL at session start).
-      return rules.length || detectors.length ? new MysqlMasking({ rules, detectors, hashKey, views: () => Promise.resolve([]) }) : undefined;
+      return rules.length || detectors.length
+        ? new MysqlMasking({ rules, detectors, hashKey, views: () => Promise.resolve([]) })
+        : undefined;
     },
     redisPolicy: (connection, groups) => {
       const { rules, detectors } = maskingFor(config.masking, connection, groups);
@@ -71,11 +78,16 @@ const tester = new PolicyTester({
   log: createLogger({ level: 'silent' }),
 });
 
-const test = (statement: string, more: Partial<PolicyTestInput> = {}) => tester.test({ connection: 'shop', user: 'alice', groups: ['eng'], statement, ...more });
+const test = (statement: string, more: Partial<PolicyTestInput> = {}) =>
+  tester.test({ connection: 'shop', user: 'alice', groups: ['eng'], statement, ...more });
 
 describe('policy test on MySQL', () => {
   it('refuses DDL by the guardrail, unless the group is exempt', async () => {
-    expect(await test('DROP TABLE customers')).toMatchObject({ protocol: 'mysql', outcome: 'refused', refused: { by: 'guardrail', rule: 'no-ddl', reasons: ['kind_denied'] } });
+    expect(await test('DROP TABLE customers')).toMatchObject({
+      protocol: 'mysql',
+      outcome: 'refused',
+      refused: { by: 'guardrail', rule: 'no-ddl', reasons: ['kind_denied'] },
+    });
     expect((await test('DROP TABLE customers', { groups: ['dba'] })).outcome).toBe('allowed');
   });
 
@@ -88,8 +100,12 @@ describe('policy test on MySQL', () => {
   it('uses the groups of the last sign-in and says so; refuses when nobody knows them', async () => {
     const r = await tester.test({ connection: 'shop', user: 'erin', statement: 'DROP TABLE customers' });
     expect(r).toMatchObject({ groups: ['dba'], groupsFrom: { kind: 'sign-in', issuer: 'corp' }, outcome: 'allowed' });
-    await expect(tester.test({ connection: 'shop', user: 'zed', statement: 'select 1' })).rejects.toThrow(/no sign-in on record for "zed".*--groups/);
-    await expect(tester.test({ connection: 'nope', user: 'zed', statement: 'select 1' })).rejects.toThrow(/unknown connection "nope" \(configured: shop, cache, pgdown\)/);
+    await expect(tester.test({ connection: 'shop', user: 'zed', statement: 'select 1' })).rejects.toThrow(
+      /no sign-in on record for "zed".*--groups/,
+    );
+    await expect(tester.test({ connection: 'nope', user: 'zed', statement: 'select 1' })).rejects.toThrow(
+      /unknown connection "nope" \(configured: shop, cache, pgdown\)/,
+    );
   });
 });
 
@@ -107,7 +123,12 @@ describe('policy test on Redis', () => {
 
   it('splits the command line as redis-cli does and refuses by the guardrail', async () => {
     const r = await redis('FLUSHALL');
-    expect(r).toMatchObject({ protocol: 'redis', argv: ['FLUSHALL'], outcome: 'refused', refused: { by: 'guardrail', rule: 'no-flush', reasons: ['command_denied'] } });
+    expect(r).toMatchObject({
+      protocol: 'redis',
+      argv: ['FLUSHALL'],
+      outcome: 'refused',
+      refused: { by: 'guardrail', rule: 'no-flush', reasons: ['command_denied'] },
+    });
   });
 
   it('holds writes for review with approvers, and names masked keys', async () => {
@@ -115,11 +136,17 @@ describe('policy test on Redis', () => {
     expect(r.argv).toEqual(['SET', 'user:1:email', 'a b@example.com']);
     expect(r).toMatchObject({ outcome: 'held', held: { rule: 'cache-writes', approvers: ['ops'], approvals: 1, timeoutMs: 300_000 } });
     const read = await redis('GET user:1:email');
-    expect(read).toMatchObject({ outcome: 'allowed', masking: { rules: ['pii'], keys: [{ key: 'user:1:email', rule: 'pii', strategy: 'email' }] } });
+    expect(read).toMatchObject({
+      outcome: 'allowed',
+      masking: { rules: ['pii'], keys: [{ key: 'user:1:email', rule: 'pii', strategy: 'email' }] },
+    });
   });
 
   it('reports what the reply masker refuses on a masked key', async () => {
-    expect(await redis('STRLEN user:1:email')).toMatchObject({ outcome: 'refused', refused: { by: 'masking', reasons: ['masking_unprovable'] } });
+    expect(await redis('STRLEN user:1:email')).toMatchObject({
+      outcome: 'refused',
+      refused: { by: 'masking', reasons: ['masking_unprovable'] },
+    });
   });
 
   it('refuses a command line with unbalanced quotes', async () => {

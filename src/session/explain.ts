@@ -119,16 +119,22 @@ export class PolicyTester {
 
   async test(input: PolicyTestInput): Promise<PolicyTestResult> {
     if (input.statement.trim() === '') throw new PolicyTestError('bad_request', 'give the statement to test');
-    if (input.statement.length > MAX_STATEMENT_CHARS) throw new PolicyTestError('bad_request', `the statement is longer than ${MAX_STATEMENT_CHARS} characters`);
+    if (input.statement.length > MAX_STATEMENT_CHARS)
+      throw new PolicyTestError('bad_request', `the statement is longer than ${MAX_STATEMENT_CHARS} characters`);
     const connection = this.o.config.connections.find((c) => c.name === input.connection);
     if (!connection) {
       const names = this.o.config.connections.map((c) => c.name);
-      throw new PolicyTestError('unknown_connection', `unknown connection ${JSON.stringify(input.connection)}${names.length ? ` (configured: ${names.join(', ')})` : ''}`);
+      throw new PolicyTestError(
+        'unknown_connection',
+        `unknown connection ${JSON.stringify(input.connection)}${names.length ? ` (configured: ${names.join(', ')})` : ''}`,
+      );
     }
     const protocol = connection.type;
     const { groups, groupsFrom } = this.groupsOf(input.user, input.groups);
     const statement = statementOf(protocol, input.statement);
-    const notes: string[] = ['the grant is assumed active and agents\' statement rates are not applied; the statement is judged as the first of a new session'];
+    const notes: string[] = [
+      "the grant is assumed active and agents' statement rates are not applied; the statement is judged as the first of a new session",
+    ];
 
     const masking = protocol === 'redis' ? undefined : this.o.masking?.forSession({ protocol, connection: connection.name, groups });
     if (masking) {
@@ -140,7 +146,12 @@ export class PolicyTester {
         return {
           ...this.head(input, connection.name, protocol, groups, groupsFrom, statement),
           outcome: 'refused',
-          refused: { by: 'masking', rule: 'masking', reasons: ['masking_unprovable'], message: 'jitgate: masking cannot read the backend\'s catalog right now, so sessions on this connection are refused' },
+          refused: {
+            by: 'masking',
+            rule: 'masking',
+            reasons: ['masking_unprovable'],
+            message: "jitgate: masking cannot read the backend's catalog right now, so sessions on this connection are refused",
+          },
           masking: null,
           notes,
         };
@@ -156,7 +167,8 @@ export class PolicyTester {
           ...(protocol === 'postgres'
             ? {
                 // As the PostgreSQL listener protects a session; a per-session role is its own.
-                protect: (s: Statement) => protectPostgresStatement(s, { ownBackendPid: 0, sharedRole: connection.credentials?.mode !== 'ephemeral' }),
+                protect: (s: Statement) =>
+                  protectPostgresStatement(s, { ownBackendPid: 0, sharedRole: connection.credentials?.mode !== 'ephemeral' }),
               }
             : {}),
         },
@@ -194,7 +206,14 @@ export class PolicyTester {
     return result;
   }
 
-  private head(input: PolicyTestInput, connection: string, protocol: Protocol, groups: string[], groupsFrom: GroupsSource, statement: Statement) {
+  private head(
+    input: PolicyTestInput,
+    connection: string,
+    protocol: Protocol,
+    groups: string[],
+    groupsFrom: GroupsSource,
+    statement: Statement,
+  ) {
     return {
       connection,
       protocol,
@@ -233,11 +252,15 @@ export class PolicyTester {
     if (detectors.length > 0) notes.push(DETECTORS_NOTE);
     const statements = masking.explain?.(statement.text);
     if (!masking.explain) {
-      notes.push('MySQL result columns are masked by the table and column the server reports as each one\'s origin; expressions over masked columns are redacted');
+      notes.push(
+        "MySQL result columns are masked by the table and column the server reports as each one's origin; expressions over masked columns are redacted",
+      );
     } else if (!statements) {
       notes.push('the statement could not be parsed, so every column of its results would be masked');
     } else if (statements.some((s) => s.columns === 'unknown')) {
-      notes.push('lineage cannot predict some result\'s columns: each is masked by the origin the server reports, or like everything the statement reads');
+      notes.push(
+        "lineage cannot predict some result's columns: each is masked by the origin the server reports, or like everything the statement reads",
+      );
     }
     return { rules, detectors, ...(statements ? { statements } : {}) };
   }

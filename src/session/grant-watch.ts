@@ -39,10 +39,18 @@ const TERMINATE_RETRY_MS = 50;
 const TERMINATE_RETRY_LIMIT = 200;
 
 /** The grant behind `tokenId`, or a refusal that says why there is none to rest on. */
-export function requireActiveGrant(grants: SessionGrants, input: { tokenId: string; user: string; connection: string }, now: number): Grant {
+export function requireActiveGrant(
+  grants: SessionGrants,
+  input: { tokenId: string; user: string; connection: string },
+  now: number,
+): Grant {
   const grant = grants.grantForToken(input.tokenId);
   if (!grant || grant.user !== input.user || grant.connection !== input.connection) {
-    throw new GatewayError('grant_inactive', 'jitgate: this access token is not backed by an access grant', `request access with: jitgate request ${input.connection}`);
+    throw new GatewayError(
+      'grant_inactive',
+      'jitgate: this access token is not backed by an access grant',
+      `request access with: jitgate request ${input.connection}`,
+    );
   }
   if (grant.revokedAt !== null || grant.expiresAt <= now) {
     throw new GatewayError('grant_inactive', grantEndedMessage(grant), `request access again with: jitgate request ${input.connection}`);

@@ -57,7 +57,8 @@ export async function startMasking(options: {
         rules,
         detectors,
         hashKey,
-        loadCatalog: (maxAgeMs) => (catalogSource ? catalogSource.load(maxAgeMs) : Promise.reject(new Error(`no backend for connection ${connection}`))),
+        loadCatalog: (maxAgeMs) =>
+          catalogSource ? catalogSource.load(maxAgeMs) : Promise.reject(new Error(`no backend for connection ${connection}`)),
       });
     },
     redisPolicy(connection, groups) {

@@ -41,7 +41,13 @@ const log = createLogger({ level: 'silent' });
 const dba = { user: 'dora', groups: ['dba'], kind: 'human' as const, via: 'test' };
 
 const GUARDRAILS: GuardrailRule[] = [
-  { name: 'no-ddl', connections: ['*'], groups: ['*'], except: [], deny: { kinds: ['ddl', 'truncate'], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: false } },
+  {
+    name: 'no-ddl',
+    connections: ['*'],
+    groups: ['*'],
+    except: [],
+    deny: { kinds: ['ddl', 'truncate'], tables: [], functions: [], unboundedWrites: false, multiStatement: false, readOnly: false },
+  },
 ];
 /** Writes and DDL are held: a guardrail or masking refusal must win before a review is opened. */
 const REVIEWS: ReviewRule[] = [
@@ -56,7 +62,18 @@ const REVIEWS: ReviewRule[] = [
 ];
 
 const catalog = buildCatalog(
-  [{ oid: 20001, schema: 'public', name: 'users', kind: 'r', columns: [{ attnum: 1, name: 'id' }, { attnum: 2, name: 'email' }] }],
+  [
+    {
+      oid: 20001,
+      schema: 'public',
+      name: 'users',
+      kind: 'r',
+      columns: [
+        { attnum: 1, name: 'id' },
+        { attnum: 2, name: 'email' },
+      ],
+    },
+  ],
   [],
   { pureFunctions: ['lower', 'count'] },
 );
@@ -120,8 +137,21 @@ interface Row {
 }
 
 const ROWS: Row[] = [
-  { name: 'a read with nothing against it runs', statement: 'select id from users', expected: { effect: 'allow' }, ran: ['masking', 'policy'], recorded: { effect: 'allow' } },
-  { name: 'the quota counts a statement that runs', statement: 'select id from users', quota: 10, expected: { effect: 'allow' }, ran: ['quota', 'masking', 'policy'], recorded: { effect: 'allow' } },
+  {
+    name: 'a read with nothing against it runs',
+    statement: 'select id from users',
+    expected: { effect: 'allow' },
+    ran: ['masking', 'policy'],
+    recorded: { effect: 'allow' },
+  },
+  {
+    name: 'the quota counts a statement that runs',
+    statement: 'select id from users',
+    quota: 10,
+    expected: { effect: 'allow' },
+    ran: ['quota', 'masking', 'policy'],
+    recorded: { effect: 'allow' },
+  },
   {
     name: 'a recording that cannot be written refuses first: nothing else is asked',
     statement: 'drop table users',
@@ -200,15 +230,28 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
     cleanup.push(() => (store.close(), reviewDb.close(), rmSync(dir, { recursive: true, force: true })));
     const clock = new ManualClock();
     const grant: Grant = {
-      id: 'g1', user: 'alice', groups: ['eng'], connection: 'app', reason: 'test', requestId: null, approvedBy: [], breakGlass: false,
-      createdAt: clock.now(), expiresAt: clock.now() + 3_600_000, revokedAt: null, revokedBy: null, revokeReason: null,
+      id: 'g1',
+      user: 'alice',
+      groups: ['eng'],
+      connection: 'app',
+      reason: 'test',
+      requestId: null,
+      approvedBy: [],
+      breakGlass: false,
+      createdAt: clock.now(),
+      expiresAt: clock.now() + 3_600_000,
+      revokedAt: null,
+      revokedBy: null,
+      revokeReason: null,
     };
     const revoked: Array<(g: Grant) => void> = [];
     const reviews = new ReviewService({ repo: new ReviewRepository(reviewDb), clock, log });
     reviews.events.on((e) => e.type === 'review.created' && ran.push('review'));
     const quotas = new AgentQuotas(row.quota === undefined ? [] : [{ groups: ['*'], statementsPerMinute: row.quota }], () => clock.now());
     const masking = new MaskingSession({
-      rules: [{ name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] }],
+      rules: [
+        { name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] },
+      ],
       detectors: [],
       hashKey: Buffer.alloc(32),
       loadCatalog: () => Promise.resolve(catalog),
@@ -227,11 +270,18 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
     });
     service.setTerminator(() => true);
     const inner = service.open({
-      protocol: 'postgres', user: 'alice', connection: 'app', clientAddress: '127.0.0.1', applicationName: null, tokenId: 't1',
+      protocol: 'postgres',
+      user: 'alice',
+      connection: 'app',
+      clientAddress: '127.0.0.1',
+      applicationName: null,
+      tokenId: 't1',
       // The protocol's built-in protections: called where guardrails, protections and reviews are decided.
       protect: (s: Statement): Decision | undefined => {
         ran.push('policy');
-        return s.text.includes('pg_authid') ? { effect: 'deny', reasons: ['credential_protected'], message: 'jitgate: the gateway credential is protected' } : undefined;
+        return s.text.includes('pg_authid')
+          ? { effect: 'deny', reasons: ['credential_protected'], message: 'jitgate: the gateway credential is protected' }
+          : undefined;
       },
     });
     if (row.grant === 'revoked') {
@@ -239,7 +289,13 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
       for (const fn of revoked) fn(ended);
     }
     const writer = row.recording === 'unavailable-required' ? null : new MemoryWriter();
-    const recorder = new SessionRecorder({ sessionId: inner.id, writer, mode: 'required', limits: RECORDING_DEFAULTS.limits, now: () => clock.now() });
+    const recorder = new SessionRecorder({
+      sessionId: inner.id,
+      writer,
+      mode: 'required',
+      limits: RECORDING_DEFAULTS.limits,
+      now: () => clock.now(),
+    });
     const pipeline: SessionPipeline = recorder.wrap(inner, () => undefined);
     return { pipeline, reviews, writer };
   }
@@ -267,7 +323,8 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
     // The recording holds the statement and its (final) decision; a refused recording holds nothing.
     const events = writer?.log ?? [];
     const statement = events.find((e) => e.type === 'statement');
-    const final = (events.find((e) => e.type === 'decision')?.data.decision ?? statement?.data.decision) as { effect: string; reasons: string[] } | undefined;
+    const final = (events.find((e) => e.type === 'decision')?.data.decision ?? statement?.data.decision) as
+      { effect: string; reasons: string[] } | undefined;
     if (row.recorded === undefined) {
       expect(statement).toBeUndefined();
     } else {

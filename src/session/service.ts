@@ -5,7 +5,17 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
-import type { Decision, Grant, PendingDecision, Protocol, SessionCounters, SessionEndReason, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
+import type {
+  Decision,
+  Grant,
+  PendingDecision,
+  Protocol,
+  SessionCounters,
+  SessionEndReason,
+  SessionMasking,
+  SessionPipeline,
+  Statement,
+} from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import type { Metrics } from '../obs/metrics.js';
 import { StoreRetryQueue } from '../store/retry-queue.js';
@@ -77,7 +87,12 @@ export class SessionService {
     private readonly options: SessionServiceOptions = {},
   ) {
     // Batched (one commit per chunk of ended sessions) and retried while the store cannot write.
-    this.endWrites = new StoreRetryQueue({ clock: options.clock ?? systemClock, log, what: 'session end rows', transaction: (writes) => store.batch(writes) });
+    this.endWrites = new StoreRetryQueue({
+      clock: options.clock ?? systemClock,
+      log,
+      what: 'session end rows',
+      transaction: (writes) => store.batch(writes),
+    });
   }
 
   /** Session end rows still waiting for the store. */
@@ -102,7 +117,10 @@ export class SessionService {
     try {
       grant = grants && requireActiveGrant(grants, input, this.now());
     } catch (err) {
-      this.log.warn({ user: input.user, connection: input.connection, tokenId: input.tokenId, why: (err as Error).message }, 'session refused: no active grant');
+      this.log.warn(
+        { user: input.user, connection: input.connection, tokenId: input.tokenId, why: (err as Error).message },
+        'session refused: no active grant',
+      );
       throw err;
     }
     try {
@@ -128,7 +146,14 @@ export class SessionService {
 
     let watch: GrantWatch | undefined;
     if (grants && grant) {
-      watch = watchGrant({ sessionId: id, grant, grants, clock: this.options.clock ?? systemClock, log: this.log, terminate: () => this.terminator });
+      watch = watchGrant({
+        sessionId: id,
+        grant,
+        grants,
+        clock: this.options.clock ?? systemClock,
+        log: this.log,
+        terminate: () => this.terminator,
+      });
     }
 
     const gate = this.options.statementGate?.(input.user, grant?.groups ?? []);
@@ -147,7 +172,14 @@ export class SessionService {
       if (verdict.kind === 'decision') return verdict.decision;
       if (statement.atLogin) return refusedAtLogin(verdict.match.rule.name);
       try {
-        return reviews!.service.hold({ sessionId: id, user: input.user, groups: grant?.groups ?? [], connection: input.connection, statement, match: verdict.match });
+        return reviews!.service.hold({
+          sessionId: id,
+          user: input.user,
+          groups: grant?.groups ?? [],
+          connection: input.connection,
+          statement,
+          match: verdict.match,
+        });
       } catch (err) {
         // Fail closed: a statement that needs review but cannot be held for one does not run.
         this.log.error({ err, session: id }, 'cannot hold statement for review');

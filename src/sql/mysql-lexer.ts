@@ -67,12 +67,19 @@ const NEWEST = 999999;
  */
 export function serverTexts(sql: string, dialect?: Partial<MysqlDialect>): ServerTexts {
   const flavours = dialect?.mariadb === undefined ? [true, false] : [dialect.mariadb];
-  const probe = lex(sql, { mariadb: flavours[0]!, version: dialect?.version ?? NEWEST, backslash: !(dialect?.noBackslashEscapes ?? false), ansi: dialect?.ansiQuotes ?? false });
+  const probe = lex(sql, {
+    mariadb: flavours[0]!,
+    version: dialect?.version ?? NEWEST,
+    backslash: !(dialect?.noBackslashEscapes ?? false),
+    ansi: dialect?.ansiQuotes ?? false,
+  });
   if (!probe.ok && !probe.features) return { ok: false, error: probe.error };
   const f = probe.features!;
-  if (!f.executable && !f.doubleQuote && !f.backslashInString) return probe.ok ? { ok: true, texts: [probe.text] } : { ok: false, error: probe.error };
+  if (!f.executable && !f.doubleQuote && !f.backslashInString)
+    return probe.ok ? { ok: true, texts: [probe.text] } : { ok: false, error: probe.error };
 
-  const backslashes = dialect?.noBackslashEscapes !== undefined ? [!dialect.noBackslashEscapes] : f.backslashInString ? [true, false] : [true];
+  const backslashes =
+    dialect?.noBackslashEscapes !== undefined ? [!dialect.noBackslashEscapes] : f.backslashInString ? [true, false] : [true];
   const ansis = dialect?.ansiQuotes !== undefined ? [dialect.ansiQuotes] : f.doubleQuote ? [false, true] : [false];
   const texts = new Set<string>();
   const seen = new Set<string>();
@@ -83,7 +90,9 @@ export function serverTexts(sql: string, dialect?: Partial<MysqlDialect>): Serve
         const first = lex(sql, { mariadb, version: NEWEST, backslash, ansi });
         const gates = first.features ? [...first.features.versions] : [];
         const versions =
-          dialect?.version !== undefined ? [dialect.version] : [...new Set([mariadb ? OLDEST.mariadb : OLDEST.mysql, NEWEST, ...gates, ...gates.map((g) => g - 1)])];
+          dialect?.version !== undefined
+            ? [dialect.version]
+            : [...new Set([mariadb ? OLDEST.mariadb : OLDEST.mysql, NEWEST, ...gates, ...gates.map((g) => g - 1)])];
         for (const version of versions) {
           const key = `${backslash}/${ansi}/${mariadb}/${version}`;
           if (seen.has(key)) continue;
@@ -91,7 +100,8 @@ export function serverTexts(sql: string, dialect?: Partial<MysqlDialect>): Serve
           const r = lex(sql, { mariadb, version, backslash, ansi });
           if (!r.ok) return { ok: false, error: r.error };
           texts.add(r.text);
-          if (texts.size > MAX_READINGS) return { ok: false, error: 'the statement has too many possible readings (executable comments, quoting)' };
+          if (texts.size > MAX_READINGS)
+            return { ok: false, error: 'the statement has too many possible readings (executable comments, quoting)' };
         }
       }
     }
@@ -211,7 +221,13 @@ function skipGatedComment(sql: string, from: number): number {
   return -1;
 }
 
-function readQuoted(sql: string, start: number, quote: string, backslash: boolean, features: Features): { value: string; end: number } | undefined {
+function readQuoted(
+  sql: string,
+  start: number,
+  quote: string,
+  backslash: boolean,
+  features: Features,
+): { value: string; end: number } | undefined {
   let value = '';
   for (let i = start + 1; i < sql.length; i++) {
     const c = sql[i]!;

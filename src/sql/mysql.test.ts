@@ -10,7 +10,10 @@ function one(sql: string) {
 
 describe('MySQL statement analysis', () => {
   it.each([
-    ['SELECT a FROM t1 JOIN db.t2 ON t1.id = t2.id WHERE x IN (SELECT y FROM t3)', { kind: 'select', tablesRead: ['t1', 'db.t2', 't3'], readOnly: true }],
+    [
+      'SELECT a FROM t1 JOIN db.t2 ON t1.id = t2.id WHERE x IN (SELECT y FROM t3)',
+      { kind: 'select', tablesRead: ['t1', 'db.t2', 't3'], readOnly: true },
+    ],
     ['DELETE FROM t', { kind: 'delete', tablesWritten: ['t'], unboundedWrites: ['t'], readOnly: false }],
     ['UPDATE t SET a = 1 WHERE b = 2', { kind: 'update', unboundedWrites: [], readOnly: false }],
     ['REPLACE INTO t VALUES (1)', { kind: 'insert', tablesWritten: ['t'] }],
@@ -34,7 +37,10 @@ describe('MySQL statement analysis', () => {
   });
 
   it('attributes output columns only for plain SELECTs over base tables', () => {
-    expect(plainSelect("SELECT CONCAT(c.email, '') AS e, name FROM customers c")).toEqual({ tables: ['customers'], outputs: [['c.email'], ['name']] });
+    expect(plainSelect("SELECT CONCAT(c.email, '') AS e, name FROM customers c")).toEqual({
+      tables: ['customers'],
+      outputs: [['c.email'], ['name']],
+    });
     expect(plainSelect('SELECT * FROM customers')).toEqual({ tables: ['customers'] });
     expect(plainSelect('SELECT x FROM (SELECT email AS x FROM customers) t')).toBeUndefined();
     expect(plainSelect('WITH w AS (SELECT 1 AS y) SELECT y FROM w')).toBeUndefined();
@@ -88,7 +94,12 @@ describe('MySQL statements as the server reads them', () => {
     expect(analyseMysql('SET @@sql_mode = @saved', d).ok).toBe(false);
     expect(analyseMysql("SET sql_mode = 'STRICT_TRANS_TABLES'", d).ok).toBe(true);
     // Character sets whose characters can end in a quote or backslash byte are not followed.
-    for (const sql of ['SET NAMES gbk', 'SET CHARACTER SET sjis', "SET character_set_client = 'big5'", 'SET NAMES cp932 COLLATE cp932_bin']) {
+    for (const sql of [
+      'SET NAMES gbk',
+      'SET CHARACTER SET sjis',
+      "SET character_set_client = 'big5'",
+      'SET NAMES cp932 COLLATE cp932_bin',
+    ]) {
       expect(analyseMysql(sql, d).ok, sql).toBe(false);
     }
     expect(analyseMysql('SET NAMES latin1', d).ok).toBe(true);
@@ -125,7 +136,19 @@ describe('MySQL statements as the server reads them', () => {
     expect(one('SET @y = (SELECT password_hash FROM customers)')).toMatchObject({ assignsVariables: true });
     expect(one('SELECT email FROM customers INTO @e')).toMatchObject({ assignsVariables: true });
     expect(one('SELECT UPPER(name) FROM customers')).toMatchObject({ assignsVariables: false, routines: [] });
-    for (const sql of ['SHOW PROCESSLIST', 'SHOW FULL PROCESSLIST', 'SHOW GRANTS', "SHOW GRANTS FOR 'gw'@'%'", "SHOW CREATE USER 'gw'", 'SHOW ENGINE INNODB STATUS', 'SELECT authentication_string FROM mysql.user', 'SELECT * FROM mysql.global_priv', 'SELECT info FROM information_schema.PROCESSLIST', 'SELECT * FROM performance_schema.events_statements_current', 'USE mysql']) {
+    for (const sql of [
+      'SHOW PROCESSLIST',
+      'SHOW FULL PROCESSLIST',
+      'SHOW GRANTS',
+      "SHOW GRANTS FOR 'gw'@'%'",
+      "SHOW CREATE USER 'gw'",
+      'SHOW ENGINE INNODB STATUS',
+      'SELECT authentication_string FROM mysql.user',
+      'SELECT * FROM mysql.global_priv',
+      'SELECT info FROM information_schema.PROCESSLIST',
+      'SELECT * FROM performance_schema.events_statements_current',
+      'USE mysql',
+    ]) {
       expect(one(sql).sensitive, sql).toBeTruthy();
     }
   });

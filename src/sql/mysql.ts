@@ -75,7 +75,9 @@ const cache = new Map<string, MysqlAnalysis>();
 /** analyseMysql with a bounded cache by exact text and dialect (applications repeat their statements). */
 export function analyseMysqlCached(sql: string, dialect?: Partial<MysqlDialect>): MysqlAnalysis {
   if (sql.length > CACHE_TEXT_CHARS) return analyseMysql(sql, dialect);
-  const key = dialect ? `${dialect.mariadb ?? ''}/${dialect.version ?? ''}/${dialect.noBackslashEscapes ?? ''}/${dialect.ansiQuotes ?? ''}\0${sql}` : sql;
+  const key = dialect
+    ? `${dialect.mariadb ?? ''}/${dialect.version ?? ''}/${dialect.noBackslashEscapes ?? ''}/${dialect.ansiQuotes ?? ''}\0${sql}`
+    : sql;
   const hit = cache.get(key);
   if (hit) return hit;
   const result = analyseMysql(sql, dialect);
@@ -141,10 +143,16 @@ const PREPARE_RE = new RegExp(`^PREPARE\\s+${IDENT}\\s+FROM\\s+([\\s\\S]+)$`, 'i
 const EXECUTE_IMMEDIATE_RE = new RegExp(`^EXECUTE\\s+IMMEDIATE\\s+([\\s\\S]+?)(?:\\s+USING\\s+([\\s\\S]+))?$`, 'i');
 const EXECUTE_RE = new RegExp(`^EXECUTE\\s+${IDENT}(?:\\s+USING\\s+([\\s\\S]+))?$`, 'i');
 const DEALLOCATE_RE = new RegExp(`^(?:DEALLOCATE|DROP)\\s+PREPARE\\s+${IDENT}$`, 'i');
-const SET_NAMES_RE = new RegExp(`^SET\\s+(?:NAMES|CHARACTER\\s+SET|CHARSET)\\s+(?:${STRING}|${IDENT})(?:\\s+COLLATE\\s+(?:${STRING}|${IDENT}))?$`, 'i');
+const SET_NAMES_RE = new RegExp(
+  `^SET\\s+(?:NAMES|CHARACTER\\s+SET|CHARSET)\\s+(?:${STRING}|${IDENT})(?:\\s+COLLATE\\s+(?:${STRING}|${IDENT}))?$`,
+  'i',
+);
 const KILL_RE = /^KILL\s+(?:(?:HARD|SOFT)\s+)?(?:(?:CONNECTION|QUERY)\s+)?(?:ID\s+)?\d+$/i;
 /** Parameters of EXECUTE ... USING: user variables and literals only (an expression could read anything). */
-const USING_RE = new RegExp(`^(?:@${IDENT}|${STRING}|-?\\d+(?:\\.\\d+)?|NULL)(?:\\s*,\\s*(?:@${IDENT}|${STRING}|-?\\d+(?:\\.\\d+)?|NULL))*$`, 'i');
+const USING_RE = new RegExp(
+  `^(?:@${IDENT}|${STRING}|-?\\d+(?:\\.\\d+)?|NULL)(?:\\s*,\\s*(?:@${IDENT}|${STRING}|-?\\d+(?:\\.\\d+)?|NULL))*$`,
+  'i',
+);
 /** SHOW: words, names, one LIKE pattern; anything else (WHERE, expressions) goes to the grammar. */
 const SHOW_RE = new RegExp(`^SHOW\\s+((?:(?:${IDENT}|COUNT\\(\\*\\)|\\.)\\s*)+?)(?:\\s+LIKE\\s+${STRING})?$`, 'i');
 
@@ -174,12 +182,14 @@ function recognise(piece: string, dialect: Partial<MysqlDialect> | undefined, de
   if (head === 'EXECUTE') {
     const immediate = EXECUTE_IMMEDIATE_RE.exec(piece);
     if (immediate) {
-      if (immediate[2] !== undefined && !USING_RE.test(immediate[2].trim())) return { ok: false, error: 'EXECUTE ... USING an expression cannot be followed' };
+      if (immediate[2] !== undefined && !USING_RE.test(immediate[2].trim()))
+        return { ok: false, error: 'EXECUTE ... USING an expression cannot be followed' };
       return prepared(piece, '', immediate[1]!, dialect, depth);
     }
     const m = EXECUTE_RE.exec(piece);
     if (!m) return { ok: false, error: 'EXECUTE not understood' };
-    if (m[2] !== undefined && !USING_RE.test(m[2].trim())) return { ok: false, error: 'EXECUTE ... USING an expression cannot be followed' };
+    if (m[2] !== undefined && !USING_RE.test(m[2].trim()))
+      return { ok: false, error: 'EXECUTE ... USING an expression cannot be followed' };
     const info = emptyInfo('other', piece);
     info.executes = identifier(m[1]!);
     return { ok: true, statements: [info] };
@@ -222,14 +232,19 @@ function recognise(piece: string, dialect: Partial<MysqlDialect> | undefined, de
 /** PREPARE name FROM 'text' (and EXECUTE IMMEDIATE 'text'): the text is analysed as the statement it is. */
 function prepared(piece: string, name: string, source: string, dialect: Partial<MysqlDialect> | undefined, depth: number): MysqlAnalysis {
   const literal = readCanonicalString(source.trim(), 0);
-  if (!literal || literal.end !== source.trim().length) return { ok: false, error: 'a statement prepared from an expression or variable cannot be analysed' };
+  if (!literal || literal.end !== source.trim().length)
+    return { ok: false, error: 'a statement prepared from an expression or variable cannot be analysed' };
   if (depth >= MAX_NESTING) return { ok: false, error: 'prepared statements nested too deep' };
   const inner = analyseText(literal.value, dialect, depth + 1);
   if (!inner.ok) return { ok: false, error: `the prepared statement: ${inner.error}` };
   // The PREPARE is reported as the statement it prepares (one statement; one per reading).
   return {
     ok: true,
-    statements: inner.statements.map((st) => ({ ...st, text: piece, ...(name ? { prepares: identifier(name), preparedText: literal.value } : {}) })),
+    statements: inner.statements.map((st) => ({
+      ...st,
+      text: piece,
+      ...(name ? { prepares: identifier(name), preparedText: literal.value } : {}),
+    })),
   };
 }
 
@@ -256,7 +271,17 @@ const SENSITIVE_TABLES: Record<string, string> = {
 };
 
 /** Names that are sensitive even unqualified (the default schema may be the one holding them). */
-const SENSITIVE_BARE = new Set(['global_priv', 'processlist', 'general_log', 'slow_log', 'events_statements_current', 'events_statements_history', 'events_statements_history_long', 'x$processlist', 'x$session']);
+const SENSITIVE_BARE = new Set([
+  'global_priv',
+  'processlist',
+  'general_log',
+  'slow_log',
+  'events_statements_current',
+  'events_statements_history',
+  'events_statements_history_long',
+  'x$processlist',
+  'x$session',
+]);
 
 function sensitiveTable(name: string): string | undefined {
   const n = name.replace(/`/g, '').toLowerCase();
@@ -265,7 +290,9 @@ function sensitiveTable(name: string): string | undefined {
 
 /** Schemas a session may not make its default (unqualified names would then reach the tables above). */
 function sensitiveSchema(db: string): string | undefined {
-  return ['mysql', 'performance_schema', 'sys'].includes(db.replace(/`/g, '').toLowerCase()) ? 'a system schema as the default database' : undefined;
+  return ['mysql', 'performance_schema', 'sys'].includes(db.replace(/`/g, '').toLowerCase())
+    ? 'a system schema as the default database'
+    : undefined;
 }
 
 const SIMPLE_KINDS: Record<string, StatementKind> = {
@@ -292,7 +319,18 @@ const DDL_TYPES = new Set(['create', 'alter', 'drop', 'rename']);
 const READ_ONLY_KINDS = new Set<StatementKind>(['select', 'show', 'explain', 'transaction']);
 
 function emptyInfo(kind: StatementKind, text: string): MysqlStatementInfo {
-  return { kind, text, tablesRead: [], tablesWritten: [], columns: [], functions: [], unboundedWrites: [], readOnly: true, assignsVariables: false, routines: [] };
+  return {
+    kind,
+    text,
+    tablesRead: [],
+    tablesWritten: [],
+    columns: [],
+    functions: [],
+    unboundedWrites: [],
+    readOnly: true,
+    assignsVariables: false,
+    routines: [],
+  };
 }
 
 function analyseStatement(ast: Node, text: string): MysqlStatementInfo {
@@ -325,7 +363,9 @@ function analyseStatement(ast: Node, text: string): MysqlStatementInfo {
   walk(ast, info, new Set());
   if (type === 'set') {
     info.assignsVariables = true;
-    const settings = unique(asArray(ast.expr).map((e) => (isNode(e) && isNode(e.left) ? variableName(e.left) : '*'))).filter((n) => !n.startsWith('@'));
+    const settings = unique(asArray(ast.expr).map((e) => (isNode(e) && isNode(e.left) ? variableName(e.left) : '*'))).filter(
+      (n) => !n.startsWith('@'),
+    );
     if (settings.length > 0) info.settings = settings;
   }
   // CREATE TRIGGER / EVENT / PROCEDURE / FUNCTION store code that runs later, unseen.
@@ -357,7 +397,12 @@ function walk(node: unknown, info: MysqlStatementInfo, ctes: Set<string>): void 
   if (!isNode(node)) return;
   const type = node.type;
   if (type === 'column_ref') {
-    const column = typeof node.column === 'string' ? node.column : isNode(node.column) ? String((node.column.expr as Node | undefined)?.value ?? '') : '';
+    const column =
+      typeof node.column === 'string'
+        ? node.column
+        : isNode(node.column)
+          ? String((node.column.expr as Node | undefined)?.value ?? '')
+          : '';
     if (column) info.columns.push((typeof node.table === 'string' && node.table ? `${node.table}.${column}` : column).toLowerCase());
     return;
   }
@@ -368,14 +413,20 @@ function walk(node: unknown, info: MysqlStatementInfo, ctes: Set<string>): void 
       const name = isNode(w.name) ? String(w.name.value ?? '') : String(w.name ?? '');
       if (name) scope.add(name.toLowerCase());
     }
-    if (Array.isArray(node.from) && node.from.length > 0 && node.from.every((f) => isNode(f) && (f.expr !== undefined || (typeof f.table === 'string' && scope.has(f.table.toLowerCase()))))) {
+    if (
+      Array.isArray(node.from) &&
+      node.from.length > 0 &&
+      node.from.every((f) => isNode(f) && (f.expr !== undefined || (typeof f.table === 'string' && scope.has(f.table.toLowerCase()))))
+    ) {
       // Only derived tables and CTEs: their own selects are walked; a star here adds no base column.
       const { columns, ...rest } = node;
       for (const c of asArray(columns)) {
-        if (isNode(c) && isNode(c.expr) && c.expr.type === 'column_ref' && (c.expr.column === '*' || String(c.expr.column).endsWith('*'))) continue;
+        if (isNode(c) && isNode(c.expr) && c.expr.type === 'column_ref' && (c.expr.column === '*' || String(c.expr.column).endsWith('*')))
+          continue;
         walk(c, info, scope);
       }
-      for (const [key, value] of Object.entries(rest)) if (key !== 'tableList' && key !== 'columnList' && value !== null && typeof value === 'object') walk(value, info, scope);
+      for (const [key, value] of Object.entries(rest))
+        if (key !== 'tableList' && key !== 'columnList' && value !== null && typeof value === 'object') walk(value, info, scope);
       return;
     }
     ctes = scope;
@@ -411,7 +462,8 @@ function quotingChange(ast: Node): string | undefined {
   for (const e of asArray(ast.expr)) {
     if (!isNode(e) || !isNode(e.left) || !variableName(e.left).endsWith('sql_mode')) continue;
     const value = isNode(e.right) && typeof e.right.value === 'string' && /string/.test(String(e.right.type)) ? e.right.value : undefined;
-    if (value === undefined || /ansi/i.test(value)) return 'sql_mode with ANSI_QUOTES (or a computed sql_mode) changes how statements are read';
+    if (value === undefined || /ansi/i.test(value))
+      return 'sql_mode with ANSI_QUOTES (or a computed sql_mode) changes how statements are read';
   }
   return undefined;
 }

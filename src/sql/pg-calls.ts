@@ -43,8 +43,12 @@ const TABLE_ARGUMENT = new Set(['table_to_xml', 'table_to_xmlschema', 'table_to_
 
 /** Built-ins that read every table of a schema or database: nothing to check them by. */
 const READS_EVERYTHING = new Set([
-  'schema_to_xml', 'schema_to_xmlschema', 'schema_to_xml_and_xmlschema',
-  'database_to_xml', 'database_to_xmlschema', 'database_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
 ]);
 
 const SIGNALS = new Set(['pg_terminate_backend', 'pg_cancel_backend']);
@@ -116,10 +120,21 @@ function variableSet(set: Node, values: Record<string, string | null>): string[]
   const name = typeof set.name === 'string' ? set.name.toLowerCase() : '*';
   const args = asArray(set.args);
   const reset = set.kind === 'VAR_SET_DEFAULT' || set.kind === 'VAR_RESET';
-  values[name] = reset ? 'default' : set.kind === 'VAR_SET_VALUE' && args.length === 1 ? (literalText(args[0]) ?? constantText(args[0]) ?? null) : null;
+  values[name] = reset
+    ? 'default'
+    : set.kind === 'VAR_SET_VALUE' && args.length === 1
+      ? (literalText(args[0]) ?? constantText(args[0]) ?? null)
+      : null;
   // SET TRANSACTION / SET SESSION CHARACTERISTICS set the transaction_* settings.
   if (name === 'transaction' || name === 'session characteristics' || name === 'transaction snapshot') {
-    return ['transaction_isolation', 'transaction_read_only', 'transaction_deferrable', 'default_transaction_isolation', 'default_transaction_read_only', 'default_transaction_deferrable'];
+    return [
+      'transaction_isolation',
+      'transaction_read_only',
+      'transaction_deferrable',
+      'default_transaction_isolation',
+      'default_transaction_read_only',
+      'default_transaction_deferrable',
+    ];
   }
   return [name];
 }

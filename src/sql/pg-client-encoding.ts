@@ -5,10 +5,27 @@
  * string literal could end where the gateway's parse says it does not. Sessions may not use them.
  */
 const UNSAFE = new Set([
-  'sjis', 'shiftjis', 'shiftjis2004', 'mskanji', 'win932', 'windows932', 'cp932',
-  'big5', 'win950', 'windows950', 'cp950',
-  'gbk', 'win936', 'windows936', 'cp936', 'gb18030',
-  'uhc', 'win949', 'windows949', 'cp949', 'johab',
+  'sjis',
+  'shiftjis',
+  'shiftjis2004',
+  'mskanji',
+  'win932',
+  'windows932',
+  'cp932',
+  'big5',
+  'win950',
+  'windows950',
+  'cp950',
+  'gbk',
+  'win936',
+  'windows936',
+  'cp936',
+  'gb18030',
+  'uhc',
+  'win949',
+  'windows949',
+  'cp949',
+  'johab',
 ]);
 
 /** Whether PostgreSQL would take this client encoding name as one the gateway cannot read safely. */

@@ -21,7 +21,9 @@ export const DYNAMIC_SQL = 'runs SQL text built at run time';
 
 /** Whether an opaque entry is code in a body this module could not read (dynamic SQL included). */
 export function unreadBody(entry: string): boolean {
-  return /^(DO block|function)( that runs SQL text built at run time| whose code jitgate cannot read| in language \S+| body in language \S+| body jitgate cannot read| without a body jitgate can read)$/.test(entry);
+  return /^(DO block|function)( that runs SQL text built at run time| whose code jitgate cannot read| in language \S+| body in language \S+| body jitgate cannot read| without a body jitgate can read)$/.test(
+    entry,
+  );
 }
 
 /** PL/pgSQL nodes whose expression is SQL text to execute, not SQL itself. */
@@ -54,8 +56,12 @@ export function functionBody(stmt: Node, text: string, analyse: InnerAnalyser): 
   for (const o of asArray(stmt.options)) {
     const d = ((o as Node).DefElem ?? {}) as Node;
     const arg = d.arg as Node | undefined;
-    if (d.defname === 'language' && typeof (arg?.String as Node | undefined)?.sval === 'string') language = ((arg!.String as Node).sval as string).toLowerCase();
-    if (d.defname === 'as') body = asArray((arg?.List as Node | undefined)?.items).map((i) => (((i as Node).String as Node | undefined)?.sval as string | undefined) ?? '');
+    if (d.defname === 'language' && typeof (arg?.String as Node | undefined)?.sval === 'string')
+      language = ((arg!.String as Node).sval as string).toLowerCase();
+    if (d.defname === 'as')
+      body = asArray((arg?.List as Node | undefined)?.items).map(
+        (i) => (((i as Node).String as Node | undefined)?.sval as string | undefined) ?? '',
+      );
   }
   // BEGIN ATOMIC bodies are part of the parse tree already; nothing more to read.
   if (stmt.sql_body) return { statements: [], opaque: [] };

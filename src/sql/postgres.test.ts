@@ -50,7 +50,9 @@ describe('analysePostgres: kinds', () => {
 
 describe('analysePostgres: what a statement touches', () => {
   it('finds tables in joins, subqueries, lateral and CTEs, schema-qualified as written', () => {
-    const s = one('with recent as (select * from sales.orders) select c.email from public.customers c join recent r on r.cid = c.id where exists (select 1 from audit.log l)');
+    const s = one(
+      'with recent as (select * from sales.orders) select c.email from public.customers c join recent r on r.cid = c.id where exists (select 1 from audit.log l)',
+    );
     expect(s.tablesRead).toEqual(expect.arrayContaining(['sales.orders', 'public.customers', 'audit.log']));
     expect(s.columns).toEqual(expect.arrayContaining(['c.email', 'r.cid', 'c.id']));
     expect(s.tablesWritten).toEqual([]);
@@ -88,7 +90,7 @@ describe('analysePostgres: what a statement touches', () => {
     expect(s.functions).toContain('row_to_json');
   });
 
-  it('splits multi-statement strings, keeping each statement\'s text', () => {
+  it("splits multi-statement strings, keeping each statement's text", () => {
     const r = analysePostgres('select 1; delete from t; ');
     expect(r.ok && r.statements.map((s) => [s.kind, s.text])).toEqual([
       ['select', 'select 1'],
@@ -156,7 +158,7 @@ describe('analysePostgres: code the gateway cannot see', () => {
   it.each([
     ["do $$ declare t text := 'acc.orders'; begin execute 'drop table ' || t; end $$", 'DO block that runs SQL text built at run time'],
     ['do language plperl $$ 1 $$', 'DO block in language plperl'],
-    ["do $$ begin perform f(; end $$", 'DO block whose code jitgate cannot read'],
+    ['do $$ begin perform f(; end $$', 'DO block whose code jitgate cannot read'],
     ['call p(1)', 'function p()'],
     ['select public.f(1)', 'function public.f()'],
     ['select dblink_exec($$x$$, $$drop table t$$)', 'function dblink_exec()'],
@@ -173,7 +175,11 @@ describe('analysePostgres: code the gateway cannot see', () => {
   });
 
   it('sees built-ins (also pg_catalog-qualified and special syntax) as visible', () => {
-    for (const sql of ['select lower(x), count(*), now(), pg_catalog.upper(x), extract(year from now()), substring(x from 2), trim(x) from t', 'select 1 + 2 * 3, a || b, j ->> 0, x ~~ y from t', 'copy t to stdout']) {
+    for (const sql of [
+      'select lower(x), count(*), now(), pg_catalog.upper(x), extract(year from now()), substring(x from 2), trim(x) from t',
+      'select 1 + 2 * 3, a || b, j ->> 0, x ~~ y from t',
+      'copy t to stdout',
+    ]) {
       expect(one(sql).opaque, sql).toEqual([]);
     }
   });

@@ -178,7 +178,18 @@ function analyseStatement(stmt: Node, text: string): StatementInfo {
   return info;
 }
 
-const READ_ONLY_KINDS = new Set<StatementKind>(['select', 'show', 'explain', 'transaction', 'listen', 'unlisten', 'execute', 'deallocate', 'copy', 'prepare']);
+const READ_ONLY_KINDS = new Set<StatementKind>([
+  'select',
+  'show',
+  'explain',
+  'transaction',
+  'listen',
+  'unlisten',
+  'execute',
+  'deallocate',
+  'copy',
+  'prepare',
+]);
 
 function classify(info: StatementInfo, type: string, body: Node): void {
   const simple: Record<string, StatementKind> = {
@@ -252,7 +263,13 @@ function classify(info: StatementInfo, type: string, body: Node): void {
 }
 
 function ddlOf(type: string, body: Node): string | undefined {
-  const object = (t: unknown) => (typeof t === 'string' ? t.replace(/^OBJECT_/, '').toLowerCase().replace(/_/g, ' ') : 'object');
+  const object = (t: unknown) =>
+    typeof t === 'string'
+      ? t
+          .replace(/^OBJECT_/, '')
+          .toLowerCase()
+          .replace(/_/g, ' ')
+      : 'object';
   if (type === 'DropStmt') return `drop ${object(body.removeType)}`;
   if (type === 'RenameStmt') return `rename ${object(body.renameType)}`;
   if (type === 'CommentStmt') return `comment ${object(body.objtype)}`;
@@ -316,7 +333,10 @@ function collectWriteTargets(node: unknown, written: Set<string>, info: Statemen
         written.add(relationName(v.relation as Node));
       } else if (key === 'ViewStmt' && v.view) {
         written.add(relationName(v.view as Node));
-      } else if (key === 'DropStmt' && (v.removeType === 'OBJECT_TABLE' || v.removeType === 'OBJECT_VIEW' || v.removeType === 'OBJECT_MATVIEW')) {
+      } else if (
+        key === 'DropStmt' &&
+        (v.removeType === 'OBJECT_TABLE' || v.removeType === 'OBJECT_VIEW' || v.removeType === 'OBJECT_MATVIEW')
+      ) {
         for (const o of asArray(v.objects)) {
           const items = asArray(((o as Node).List as Node | undefined)?.items).map((i) => sval(i));
           if (items.length) written.add(items.join('.').toLowerCase());
@@ -338,10 +358,20 @@ function walk(node: unknown, info: StatementInfo): void {
     if (key === 'RangeVar' && value && typeof value === 'object') {
       info.tablesRead.push(relationName(value as Node));
     } else if (key === 'ColumnRef' && value && typeof value === 'object') {
-      info.columns.push(asArray((value as Node).fields).map((f) => ((f as Node).A_Star ? '*' : sval(f))).join('.').toLowerCase());
+      info.columns.push(
+        asArray((value as Node).fields)
+          .map((f) => ((f as Node).A_Star ? '*' : sval(f)))
+          .join('.')
+          .toLowerCase(),
+      );
     } else if ((key === 'FuncCall' || key === 'funccall') && value && typeof value === 'object') {
       // CallStmt keeps its FuncCall unwrapped under `funccall`.
-      info.functions.push(asArray((value as Node).funcname).map(sval).join('.').toLowerCase());
+      info.functions.push(
+        asArray((value as Node).funcname)
+          .map(sval)
+          .join('.')
+          .toLowerCase(),
+      );
       inspectCall(value as Node, info, innerStatements);
     } else if (key === 'A_Expr' && value && typeof value === 'object') {
       inspectOperator(value as Node, info);
@@ -349,7 +379,12 @@ function walk(node: unknown, info: StatementInfo): void {
       const opaque = OPAQUE_STATEMENTS[key];
       if (opaque) info.opaque!.push(opaque);
       // Code bodies: what they run is analysed as part of this statement.
-      const body = key === 'DoStmt' ? doBody(value as Node, innerStatements) : key === 'CreateFunctionStmt' ? functionBody(value as Node, info.text, innerStatements) : undefined;
+      const body =
+        key === 'DoStmt'
+          ? doBody(value as Node, innerStatements)
+          : key === 'CreateFunctionStmt'
+            ? functionBody(value as Node, info.text, innerStatements)
+            : undefined;
       if (body) {
         for (const inner of body.statements) mergeInto(info, inner);
         info.opaque!.push(...body.opaque);
@@ -374,7 +409,10 @@ function innerStatements(sql: string): StatementInfo[] | undefined {
 
 function relationName(rv: Node): string {
   const r = (rv.RangeVar as Node | undefined) ?? rv;
-  return [r.catalogname, r.schemaname, r.relname].filter((p) => typeof p === 'string' && p !== '').join('.').toLowerCase();
+  return [r.catalogname, r.schemaname, r.relname]
+    .filter((p) => typeof p === 'string' && p !== '')
+    .join('.')
+    .toLowerCase();
 }
 
 function unique(list: string[]): string[] {

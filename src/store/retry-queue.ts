@@ -67,7 +67,10 @@ export class StoreRetryQueue {
     if (this.queue.length >= max) {
       this.queue.shift();
       this.dropped++;
-      this.o.log.error({ dropped: this.dropped, what: this.o.what }, 'store write queue full: dropped the oldest write (the next start reconciles it)');
+      this.o.log.error(
+        { dropped: this.dropped, what: this.o.what },
+        'store write queue full: dropped the oldest write (the next start reconciles it)',
+      );
     }
     this.queue.push({ label, write });
     if (!this.soon && !this.cancelRetry) this.soon = setImmediate(() => this.flushChunks());
@@ -100,7 +103,11 @@ export class StoreRetryQueue {
   close(): void {
     this.flush();
     this.unschedule();
-    if (this.queue.length > 0) this.o.log.error({ queued: this.queue.length, what: this.o.what }, 'store writes still pending at shutdown; the next start reconciles them');
+    if (this.queue.length > 0)
+      this.o.log.error(
+        { queued: this.queue.length, what: this.o.what },
+        'store writes still pending at shutdown; the next start reconciles them',
+      );
   }
 
   /** One chunk per turn of the event loop, so other sessions are served in between. */

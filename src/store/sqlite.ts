@@ -190,9 +190,7 @@ export class SqliteStore implements Store {
     };
   }
 
-  startSession(
-    row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements'>,
-  ): void {
+  startSession(row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements'>): void {
     this.stmts.startSession.run({
       id: row.id,
       user: row.user,
@@ -351,7 +349,7 @@ export function migrateModule(db: Database.Database, module: string, migrations:
     PRIMARY KEY (module, version)
   )`);
   const version = () =>
-    (db.prepare(`SELECT coalesce(max(version), 0) FROM module_migrations WHERE module = ?`).pluck().get(module) as number);
+    db.prepare(`SELECT coalesce(max(version), 0) FROM module_migrations WHERE module = ?`).pluck().get(module) as number;
   for (const m of migrations) {
     if (m.version <= version()) continue;
     db.transaction(() => {
@@ -376,9 +374,7 @@ function migrate(db: Database.Database): void {
   const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
   const found = currentVersion(db);
   if (found > latest) {
-    throw new Error(
-      `the state store's schema is version ${found}, newer than this jitgate understands (${latest}); upgrade jitgate`,
-    );
+    throw new Error(`the state store's schema is version ${found}, newer than this jitgate understands (${latest}); upgrade jitgate`);
   }
   for (const m of MIGRATIONS) {
     if (m.version <= found) continue;
@@ -386,11 +382,7 @@ function migrate(db: Database.Database): void {
       // Re-check inside the write lock: another process may have applied it meanwhile.
       if (currentVersion(db) >= m.version) return;
       db.exec(m.sql);
-      db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(
-        m.version,
-        m.name,
-        Date.now(),
-      );
+      db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
     }).immediate();
   }
 }

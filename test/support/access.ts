@@ -34,7 +34,10 @@ export interface AccessGateway {
   bearer(who: Person): string;
 }
 
-export async function startAccessGateway(pg: PgServer, opts: { clock: Clock; webhookUrl?: string; extraYaml?: string }): Promise<AccessGateway> {
+export async function startAccessGateway(
+  pg: PgServer,
+  opts: { clock: Clock; webhookUrl?: string; extraYaml?: string },
+): Promise<AccessGateway> {
   const hooks = opts.webhookUrl
     ? `notifications:
   webhooks:

@@ -34,9 +34,18 @@ export class ScriptedBrowser {
   }
 
   /** Submit a form found on `page` (the first one, or the one whose id or action matches). */
-  async submit(page: Page, values: Record<string, string>, opts: { form?: string | RegExp; button?: Record<string, string> } = {}): Promise<Page> {
+  async submit(
+    page: Page,
+    values: Record<string, string>,
+    opts: { form?: string | RegExp; button?: Record<string, string> } = {},
+  ): Promise<Page> {
     const forms = parseForms(page.html, page.url);
-    const form = opts.form === undefined ? forms[0] : forms.find((f) => (typeof opts.form === 'string' ? f.id === opts.form || f.action.includes(opts.form) : opts.form!.test(f.action)));
+    const form =
+      opts.form === undefined
+        ? forms[0]
+        : forms.find((f) =>
+            typeof opts.form === 'string' ? f.id === opts.form || f.action.includes(opts.form) : opts.form!.test(f.action),
+          );
     if (!form) throw new Error(`no matching form on ${page.url}:\n${page.html.slice(0, 2000)}`);
     const body = new URLSearchParams({ ...form.fields, ...values, ...(opts.button ?? {}) });
     if (form.method === 'get') {
@@ -90,7 +99,9 @@ export class ScriptedBrowser {
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
       const value = pair!.slice(eq + 1).trim();
-      const expired = attrs.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now()) || attrs.some((a) => /^\s*max-age=0/i.test(a));
+      const expired =
+        attrs.some((a) => /^\s*expires=/i.test(a) && Date.parse(a.split('=')[1]!) < Date.now()) ||
+        attrs.some((a) => /^\s*max-age=0/i.test(a));
       if (expired || value === '') jar.delete(name);
       else jar.set(name, value);
     }
@@ -122,5 +133,10 @@ export function parseForms(html: string, base: string): FormInfo[] {
 }
 
 function decodeEntities(s: string): string {
-  return s.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'");
+  return s
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/&#39;/g, "'");
 }

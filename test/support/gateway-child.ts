@@ -23,5 +23,14 @@ const config = await loadConfig(configPath);
 const gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
 await gateway.credentials.firstSweep;
 const access = new AccessRepository((gateway.store as SqliteStore).database);
-const { token } = issueAdminToken(gateway.store, access, { user, connection, ttlMs: 3_600_000, now: Date.now(), issuedBy: 'local-admin:test', groups: [], groupsFrom: { kind: 'stated' }, audit: gateway.audit });
+const { token } = issueAdminToken(gateway.store, access, {
+  user,
+  connection,
+  ttlMs: 3_600_000,
+  now: Date.now(),
+  issuedBy: 'local-admin:test',
+  groups: [],
+  groupsFrom: { kind: 'stated' },
+  audit: gateway.audit,
+});
 process.stdout.write(`${JSON.stringify({ postgres: gateway.addresses.postgres, token })}\n`);

@@ -32,7 +32,12 @@ export interface GatewayWith {
   close(): Promise<void>;
 }
 
-export async function startGatewayWith(o: { listeners: string; connections: string[]; extraYaml?: string; env?: Record<string, string> }): Promise<GatewayWith> {
+export async function startGatewayWith(o: {
+  listeners: string;
+  connections: string[];
+  extraYaml?: string;
+  env?: Record<string, string>;
+}): Promise<GatewayWith> {
   const dataDir = mkdtempSync(join(tmpdir(), 'jitgate-with-'));
   const level = process.env.JITGATE_TEST_LOG ?? 'silent';
   const yaml = `

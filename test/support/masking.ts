@@ -57,8 +57,21 @@ export function tokenWithGroups(g: TestGateway, groups: string[], user = 'dora')
   return repo.transaction(() => {
     const id = randomUUID();
     repo.insertGrant({
-      id, user, groups, connection: 'app', reason: 'test', requestId: null, approvedBy: [], breakGlass: false, policy: null,
-      issuedBy: 'local-admin:test', createdAt: now, expiresAt: now + 3_600_000, revokedAt: null, revokedBy: null, revokeReason: null,
+      id,
+      user,
+      groups,
+      connection: 'app',
+      reason: 'test',
+      requestId: null,
+      approvedBy: [],
+      breakGlass: false,
+      policy: null,
+      issuedBy: 'local-admin:test',
+      createdAt: now,
+      expiresAt: now + 3_600_000,
+      revokedAt: null,
+      revokedBy: null,
+      revokeReason: null,
     });
     const minted = mintToken(store, { user, connection: 'app', ttlMs: 3_600_000, now });
     repo.linkToken(minted.id, id, now + 3_600_000);

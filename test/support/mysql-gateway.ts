@@ -101,7 +101,10 @@ export interface CliResult {
  * Runs the mariadb command-line client through the gateway: the token in MYSQL_PWD (never on the
  * command line), SQL on -e. `args` are extra options (e.g. --ssl, --table).
  */
-export function mysqlCli(gw: { host: string; port: number }, o: { user?: string; token: string; database?: string; sql: string; args?: string[]; timeoutMs?: number }): Promise<CliResult> {
+export function mysqlCli(
+  gw: { host: string; port: number },
+  o: { user?: string; token: string; database?: string; sql: string; args?: string[]; timeoutMs?: number },
+): Promise<CliResult> {
   const args = [
     '--no-defaults',
     `--host=${gw.host}`,
@@ -114,9 +117,14 @@ export function mysqlCli(gw: { host: string; port: number }, o: { user?: string;
     ...(o.database === '' ? [] : [o.database ?? 'app']),
   ];
   return new Promise((resolve) => {
-    execFile('mariadb', args, { env: { ...process.env, MYSQL_PWD: o.token }, timeout: o.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      'mariadb',
+      args,
+      { env: { ...process.env, MYSQL_PWD: o.token }, timeout: o.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }

@@ -33,10 +33,13 @@ const server = http.createServer((req, res) => {
     res.writeHead(404).end();
     return;
   }
-  idps.get(mount)!.handle(req, res).catch((err: unknown) => {
-    console.error('idp error', err);
-    if (!res.headersSent) res.writeHead(500).end();
-  });
+  idps
+    .get(mount)!
+    .handle(req, res)
+    .catch((err: unknown) => {
+      console.error('idp error', err);
+      if (!res.headersSent) res.writeHead(500).end();
+    });
 });
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
 const port = (server.address() as AddressInfo).port;

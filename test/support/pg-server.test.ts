@@ -128,13 +128,20 @@ describe('test/support/pg-server: a private PostgreSQL', () => {
     const running = client.query('SELECT pg_sleep(30)');
     running.catch(() => {});
     // Wait until the query is visibly running.
-    await waitUntil('the victim query to run', async () => (await server.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND state = 'active'")).rows.length > 0);
+    await waitUntil(
+      'the victim query to run',
+      async () =>
+        (await server.query("SELECT 1 FROM pg_stat_activity WHERE application_name = 'victim' AND state = 'active'")).rows.length > 0,
+    );
     const pids = await server.kill9Backend({ applicationName: 'victim' });
     expect(pids).toHaveLength(1);
     await expect(running).rejects.toThrow();
     await client.end().catch(() => {});
     // The postmaster recovers by itself; new sessions work again.
-    await waitUntil('the postmaster to accept sessions again', async () => (await connectAndQuery(server.clientConfig('scram')), true), { timeoutMs: 20_000, intervalMs: 100 });
+    await waitUntil('the postmaster to accept sessions again', async () => (await connectAndQuery(server.clientConfig('scram')), true), {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
   });
 });
 

@@ -9,11 +9,4 @@
  *   afterAll(() => pg.cleanup());
  */
 export { startPostgres, PG_USERS, freePort, pgBin } from '../../bench/pg-harness.mjs';
-export type {
-  PgServer,
-  PgUsers,
-  PgUserKey,
-  PgCredential,
-  StartPostgresOptions,
-  StopMode,
-} from '../../bench/pg-harness.mjs';
+export type { PgServer, PgUsers, PgUserKey, PgCredential, StartPostgresOptions, StopMode } from '../../bench/pg-harness.mjs';

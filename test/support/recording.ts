@@ -36,7 +36,11 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
 }
 
 /** The newest session (optionally of one application name), once its recording is closed. */
-export async function settledSession(gw: TestGateway, filter: { user?: string; applicationName?: string } = {}, timeoutMs = 10_000): Promise<SessionListing & { recording: RecordingRow }> {
+export async function settledSession(
+  gw: TestGateway,
+  filter: { user?: string; applicationName?: string } = {},
+  timeoutMs = 10_000,
+): Promise<SessionListing & { recording: RecordingRow }> {
   let found: SessionListing | undefined;
   const settled = () => {
     found = gw.gateway.recording.repo

@@ -99,7 +99,10 @@ export interface CliResult {
 }
 
 /** Runs the real redis-cli with `args` (and optional stdin); killed after `timeoutMs`. */
-export function redisCli(args: string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function redisCli(
+  args: string[],
+  options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn('redis-cli', args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
     let stdout = '';
@@ -121,7 +124,14 @@ export function redisCli(args: string[], options: { input?: string; timeoutMs?: 
  * `default` user): what a test waits for before it pushes the data a blocked command waits for.
  */
 export async function blockedClients(redis: RedisServer): Promise<number> {
-  const admin = new Redis({ host: '127.0.0.1', port: redis.port, password: redis.users.default.password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const admin = new Redis({
+    host: '127.0.0.1',
+    port: redis.port,
+    password: redis.users.default.password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+  });
   try {
     await admin.connect();
     return Number(/blocked_clients:(\d+)/.exec(await admin.info('clients'))?.[1]);

@@ -79,7 +79,11 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
     store.close();
   }
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
-  const gateway = await startGateway(config, { env: { ...o.env, JITGATE_MASTER_KEY: MASTER_KEY }, logger, ...(o.clock ? { clock: o.clock } : {}) });
+  const gateway = await startGateway(config, {
+    env: { ...o.env, JITGATE_MASTER_KEY: MASTER_KEY },
+    logger,
+    ...(o.clock ? { clock: o.clock } : {}),
+  });
   gateway.router.setAuthenticator((req) => {
     const m = /^Bearer test:(\w+)$/.exec(req.headers.authorization ?? '');
     return m ? (PEOPLE[m[1]!] ?? null) : null;

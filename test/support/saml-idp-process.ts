@@ -23,7 +23,11 @@ interface Config {
 
 const config = JSON.parse(process.env.TEST_SAML_IDP_CONFIG ?? '{}') as Config;
 const users = new Map(config.users.map((u) => [u.user, u.groups]));
-const pems = await generate([{ name: 'commonName', value: 'jitgate test SAML IdP' }], { keyType: 'rsa', keySize: 2048, algorithm: 'sha256' });
+const pems = await generate([{ name: 'commonName', value: 'jitgate test SAML IdP' }], {
+  keyType: 'rsa',
+  keySize: 2048,
+  algorithm: 'sha256',
+});
 
 const app = express();
 app.use(express.urlencoded({ extended: false }));

@@ -24,7 +24,10 @@ export interface SamlTestIdp {
   close(): Promise<void>;
 }
 
-export async function startSamlIdp(options: { users: Array<{ user: string; groups: string[] }>; signResponse?: boolean }): Promise<SamlTestIdp> {
+export async function startSamlIdp(options: {
+  users: Array<{ user: string; groups: string[] }>;
+  signResponse?: boolean;
+}): Promise<SamlTestIdp> {
   const child: ChildProcess = fork(join(ROOT, 'test/support/saml-idp-process.ts'), [], {
     execArgv: ['--import', TSX],
     env: { ...process.env, TEST_SAML_IDP_CONFIG: JSON.stringify(options) },
@@ -55,7 +58,8 @@ export async function startSamlIdp(options: { users: Array<{ user: string; group
       const html = await res.text();
       const samlResponse = /name="SAMLResponse"\s+value="([^"]+)"/.exec(html)?.[1];
       const acs = /action="([^"]+)"/.exec(html)?.[1];
-      if (!samlResponse || !acs) throw new Error(`the IdP did not answer with a SAMLResponse form (HTTP ${res.status}): ${html.slice(0, 200)}`);
+      if (!samlResponse || !acs)
+        throw new Error(`the IdP did not answer with a SAMLResponse form (HTTP ${res.status}): ${html.slice(0, 200)}`);
       return { samlResponse, acs: acs.replace(/&amp;/g, '&') };
     },
     setGroups: (user, groups) =>

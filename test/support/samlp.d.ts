@@ -20,7 +20,10 @@ declare module 'samlp' {
 
   const samlp: {
     auth(options: AuthOptions): (req: Request, res: Response, next: NextFunction) => void;
-    parseRequest(req: Request, cb: (err: Error | null, data?: { assertionConsumerServiceURL?: string; id?: string; issuer?: string }) => void): void;
+    parseRequest(
+      req: Request,
+      cb: (err: Error | null, data?: { assertionConsumerServiceURL?: string; id?: string; issuer?: string }) => void,
+    ): void;
   };
   export default samlp;
 }

@@ -36,7 +36,9 @@ function listen(onSocket: (socket: net.Socket) => void): Promise<{ server: net.S
     socket.on('error', () => undefined);
     onSocket(socket);
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as net.AddressInfo).port, sockets })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ server, port: (server.address() as net.AddressInfo).port, sockets })),
+  );
 }
 
 function closer(server: net.Server, sockets: Set<net.Socket>): () => Promise<void> {
@@ -72,14 +74,34 @@ export const pg = {
   rowDescription: (...names: string[]) =>
     pgMessage('T', int16(names.length), ...names.flatMap((n) => [cstr(n), int32(0), int16(0), int32(25), int16(-1), int32(-1), int16(0)])),
   dataRow: (...values: Array<string | null>) =>
-    pgMessage('D', int16(values.length), ...values.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v, 'utf8')]))),
+    pgMessage(
+      'D',
+      int16(values.length),
+      ...values.flatMap((v) => (v === null ? [int32(-1)] : [int32(Buffer.byteLength(v)), Buffer.from(v, 'utf8')])),
+    ),
   commandComplete: (tag: string) => pgMessage('C', cstr(tag)),
   error: (code: string, message: string, severity = 'ERROR') =>
-    pgMessage('E', Buffer.from('S'), cstr(severity), Buffer.from('V'), cstr(severity), Buffer.from('C'), cstr(code), Buffer.from('M'), cstr(message), Buffer.from([0])),
+    pgMessage(
+      'E',
+      Buffer.from('S'),
+      cstr(severity),
+      Buffer.from('V'),
+      cstr(severity),
+      Buffer.from('C'),
+      cstr(code),
+      Buffer.from('M'),
+      cstr(message),
+      Buffer.from([0]),
+    ),
   ready: (status: 'I' | 'T' | 'E' = 'I') => pgMessage('Z', Buffer.from(status, 'latin1')),
   /** A whole answer of text rows to a simple query. */
   rows: (names: string[], rows: Array<Array<string | null>>) =>
-    Buffer.concat([pg.rowDescription(...names), ...rows.map((r) => pg.dataRow(...r)), pg.commandComplete(`SELECT ${rows.length}`), pg.ready()]),
+    Buffer.concat([
+      pg.rowDescription(...names),
+      ...rows.map((r) => pg.dataRow(...r)),
+      pg.commandComplete(`SELECT ${rows.length}`),
+      pg.ready(),
+    ]),
 };
 
 /** A PostgreSQL server that trusts every login and answers queries with `script`. */
@@ -101,9 +123,14 @@ export async function startScriptedPostgres(script: QueryScript): Promise<Script
           socket.write(
             Buffer.concat([
               pgMessage('R', int32(0)),
-              ...Object.entries({ server_version: '15.0', server_encoding: 'UTF8', client_encoding: 'UTF8', DateStyle: 'ISO, MDY', integer_datetimes: 'on', standard_conforming_strings: 'on' }).map(([k, v]) =>
-                pgMessage('S', cstr(k), cstr(v)),
-              ),
+              ...Object.entries({
+                server_version: '15.0',
+                server_encoding: 'UTF8',
+                client_encoding: 'UTF8',
+                DateStyle: 'ISO, MDY',
+                integer_datetimes: 'on',
+                standard_conforming_strings: 'on',
+              }).map(([k, v]) => pgMessage('S', cstr(k), cstr(v))),
               pgMessage('K', int32(4242), int32(99)),
               pg.ready(),
             ]),
@@ -183,8 +210,18 @@ export const my = {
   okEof: (status = 0x0002) => Buffer.concat([Buffer.from([0xfe, 0, 0]), Buffer.from([status & 0xff, status >> 8, 0, 0])]),
   column: (name: string) =>
     Buffer.concat([
-      lenencStr('def'), lenencStr('app'), lenencStr('t'), lenencStr('t'), lenencStr(name), lenencStr(name),
-      Buffer.from([0x0c, 45, 0]), Buffer.from([0, 1, 0, 0]), Buffer.from([0xfd]), Buffer.from([0, 0]), Buffer.from([0]), Buffer.from([0, 0]),
+      lenencStr('def'),
+      lenencStr('app'),
+      lenencStr('t'),
+      lenencStr('t'),
+      lenencStr(name),
+      lenencStr(name),
+      Buffer.from([0x0c, 45, 0]),
+      Buffer.from([0, 1, 0, 0]),
+      Buffer.from([0xfd]),
+      Buffer.from([0, 0]),
+      Buffer.from([0]),
+      Buffer.from([0, 0]),
     ]),
   row: (...values: Array<string | null>) => Buffer.concat(values.map((v) => (v === null ? Buffer.from([0xfb]) : lenencStr(v)))),
 };
@@ -193,8 +230,18 @@ export const my = {
  * The packets of a text result set, numbered from sequence id 1. `end`: the terminator (EOF or OK
  * as agreed), another packet in its place (an ERR), or 'none' (the result stops after the rows).
  */
-export function myResult(deprecateEof: boolean, names: string[], rows: Array<Array<string | null>>, end: Buffer | 'none' | 'terminator' = 'terminator'): Buffer[] {
-  const payloads = [lenenc(names.length), ...names.map((n) => my.column(n)), ...(deprecateEof ? [] : [my.eof()]), ...rows.map((r) => my.row(...r))];
+export function myResult(
+  deprecateEof: boolean,
+  names: string[],
+  rows: Array<Array<string | null>>,
+  end: Buffer | 'none' | 'terminator' = 'terminator',
+): Buffer[] {
+  const payloads = [
+    lenenc(names.length),
+    ...names.map((n) => my.column(n)),
+    ...(deprecateEof ? [] : [my.eof()]),
+    ...rows.map((r) => my.row(...r)),
+  ];
   if (end !== 'none') payloads.push(end === 'terminator' ? (deprecateEof ? my.okEof() : my.eof()) : end);
   return payloads.map((p, i) => myPacket(p, i + 1));
 }
@@ -205,7 +252,9 @@ export interface MysqlQueryContext {
 }
 
 /** A MySQL server that takes any login and answers COM_QUERY with `script`; COM_PING with OK. */
-export async function startScriptedMysql(script: (query: string, socket: net.Socket, context: MysqlQueryContext) => void | Promise<void>): Promise<ScriptedBackend> {
+export async function startScriptedMysql(
+  script: (query: string, socket: net.Socket, context: MysqlQueryContext) => void | Promise<void>,
+): Promise<ScriptedBackend> {
   const queries: string[] = [];
   const { server, port, sockets } = await listen((socket) => {
     let buf = Buffer.alloc(0);
@@ -216,10 +265,20 @@ export async function startScriptedMysql(script: (query: string, socket: net.Soc
     socket.write(
       myPacket(
         Buffer.concat([
-          Buffer.from([10]), cstr('10.11.0-scripted'), Buffer.from([7, 0, 0, 0]), nonce.subarray(0, 8), Buffer.from([0]),
-          Buffer.from([SERVER_CAPS & 0xff, (SERVER_CAPS >> 8) & 0xff]), Buffer.from([45]), Buffer.from([0x02, 0]),
-          Buffer.from([(SERVER_CAPS >> 16) & 0xff, (SERVER_CAPS >>> 24) & 0xff]), Buffer.from([21]), Buffer.alloc(10),
-          nonce.subarray(8), Buffer.from([0]), cstr('mysql_native_password'),
+          Buffer.from([10]),
+          cstr('10.11.0-scripted'),
+          Buffer.from([7, 0, 0, 0]),
+          nonce.subarray(0, 8),
+          Buffer.from([0]),
+          Buffer.from([SERVER_CAPS & 0xff, (SERVER_CAPS >> 8) & 0xff]),
+          Buffer.from([45]),
+          Buffer.from([0x02, 0]),
+          Buffer.from([(SERVER_CAPS >> 16) & 0xff, (SERVER_CAPS >>> 24) & 0xff]),
+          Buffer.from([21]),
+          Buffer.alloc(10),
+          nonce.subarray(8),
+          Buffer.from([0]),
+          cstr('mysql_native_password'),
         ]),
         0,
       ),

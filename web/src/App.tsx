@@ -100,7 +100,14 @@ function LiveDot() {
   useLiveConnection();
   const up = useLiveStatus();
   // role=img: a bare span may not carry a name (axe: aria-prohibited-attr), an image may.
-  return <span role="img" className={`dot ${up ? 'up' : 'down'}`} title={up ? 'live updates connected' : 'live updates not connected'} aria-label={up ? 'live' : 'offline'} />;
+  return (
+    <span
+      role="img"
+      className={`dot ${up ? 'up' : 'down'}`}
+      title={up ? 'live updates connected' : 'live updates not connected'}
+      aria-label={up ? 'live' : 'offline'}
+    />
+  );
 }
 
 /** Whether the landing page is the Overview (people who decide, audit or administer) rather than My access. */

@@ -91,7 +91,8 @@ export interface Me {
 export interface ConnectionAccess {
   name: string;
   type: string;
-  access: { state: 'none' } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'granted'; grantId: string; until: string };
+  access:
+    { state: 'none' } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'granted'; grantId: string; until: string };
   policy?: { name: string; approval: string; approvers: string[]; maxDurationMs: number; breakGlass: boolean };
 }
 

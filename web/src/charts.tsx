@@ -53,7 +53,13 @@ export function Bars({ title, description, rows, category, categoryLabel, series
         <>
           <div className="chart-plot" role="img" aria-label={summary} style={{ height }}>
             <ResponsiveContainer width="100%" height="100%">
-              <BarChart data={rows} layout="vertical" margin={{ top: 4, right: 48, bottom: 4, left: 4 }} barGap={2} accessibilityLayer={false}>
+              <BarChart
+                data={rows}
+                layout="vertical"
+                margin={{ top: 4, right: 48, bottom: 4, left: 4 }}
+                barGap={2}
+                accessibilityLayer={false}
+              >
                 <defs>
                   {series.map((s, i) => (
                     <PatternDef key={s.key} id={`${id}-${s.key}`} pattern={s.pattern} colour={COLOURS[i % COLOURS.length]!} />

@@ -73,7 +73,15 @@ export function Sql({ text }: { text: string }) {
     const [t] = m;
     const kind = m[1] ? 'str' : m[2] ? 'ident' : m[3] ? 'comment' : m[4] ? 'num' : m[5] && KEYWORDS.has(t.toLowerCase()) ? 'kw' : undefined;
     const shown = <Visible text={t} />;
-    out.push(kind ? <span key={i++} className={`sql-${kind}`}>{shown}</span> : <span key={i++}>{shown}</span>);
+    out.push(
+      kind ? (
+        <span key={i++} className={`sql-${kind}`}>
+          {shown}
+        </span>
+      ) : (
+        <span key={i++}>{shown}</span>
+      ),
+    );
   }
   return (
     <pre className="sql">

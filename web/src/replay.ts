@@ -107,7 +107,10 @@ function heldForPeople(d: Record<string, unknown>, decided: Record<string, unkno
   if ((d.decision as { effect?: string } | undefined)?.effect === 'review') return true;
   if (!decided) return false;
   const reasons = Array.isArray(decided.reasons) ? (decided.reasons as unknown[]).map(String) : [];
-  return reasons.some((r) => r.startsWith('review') || r.startsWith('withdrawn')) || ['approvedBy', 'deniedBy', 'by', 'decidedBy'].some((k) => decided[k] !== undefined);
+  return (
+    reasons.some((r) => r.startsWith('review') || r.startsWith('withdrawn')) ||
+    ['approvedBy', 'deniedBy', 'by', 'decidedBy'].some((k) => decided[k] !== undefined)
+  );
 }
 
 /**

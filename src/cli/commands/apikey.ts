@@ -73,5 +73,7 @@ export async function apikeyRevoke(io: CliIo, id: string): Promise<void> {
   const api = await apiClient(io);
   const row = await api.delete<ApiKeyJson>(`/api/apikeys/${encodeURIComponent(id)}`);
   const also = row.alsoRevoked ?? [];
-  io.out(`API key ${row.id} "${row.name}" revoked${also.length ? `, with the ${also.length} key(s) it created: ${also.join(', ')}` : ''}\n`);
+  io.out(
+    `API key ${row.id} "${row.name}" revoked${also.length ? `, with the ${also.length} key(s) it created: ${also.join(', ')}` : ''}\n`,
+  );
 }

@@ -27,7 +27,10 @@ interface Common {
   dataDir?: string;
 }
 
-export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: string; publicKey?: string; recordings?: boolean; json?: boolean }): Promise<void> {
+export async function auditVerifyCommand(
+  io: CliIo,
+  opts: Common & { file?: string; publicKey?: string; recordings?: boolean; json?: boolean },
+): Promise<void> {
   let trusted: TrustedKey[] = [];
   if (opts.publicKey !== undefined) {
     try {
@@ -37,7 +40,7 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
     }
   }
   if (opts.file !== undefined) {
-    if (opts.recordings) throw new CliError('--recordings checks the gateway host\'s recordings; it cannot be combined with --file');
+    if (opts.recordings) throw new CliError("--recordings checks the gateway host's recordings; it cannot be combined with --file");
     const report = verifyEntries(await readExport(resolve(io.cwd, opts.file)), { trusted });
     return printReport(io, report, opts.json ?? false, `export ${opts.file}`);
   }
@@ -82,7 +85,15 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
         JSON.stringify(
           {
             ...report,
-            ...(auditConfig.anchorFile ? { anchor: { file: auditConfig.anchorFile, ok: anchorProblem === undefined, ...(anchorProblem ? { problem: anchorProblem } : {}) } } : {}),
+            ...(auditConfig.anchorFile
+              ? {
+                  anchor: {
+                    file: auditConfig.anchorFile,
+                    ok: anchorProblem === undefined,
+                    ...(anchorProblem ? { problem: anchorProblem } : {}),
+                  },
+                }
+              : {}),
             ...(opts.recordings ? { recordingsChecked, recordingProblems, recordingNotes } : {}),
           },
           null,
@@ -93,7 +104,8 @@ export async function auditVerifyCommand(io: CliIo, opts: Common & { file?: stri
       printReport(io, report, false, 'audit log', true);
       if (anchorProblem) io.out(`audit log does NOT verify against its anchor (${auditConfig.anchorFile}): ${anchorProblem}\n`);
       if (opts.recordings) {
-        if (recordingProblems.length === 0) io.out(`recordings verified: ${recordingsChecked}, each chain intact and ending at its recorded digest\n`);
+        if (recordingProblems.length === 0)
+          io.out(`recordings verified: ${recordingsChecked}, each chain intact and ending at its recorded digest\n`);
         for (const n of recordingNotes) io.out(`recording of session ${n.session} verifies as a prefix: ${n.notes.join('; ')}\n`);
         for (const p of recordingProblems) io.out(`recording of session ${p.session} does NOT verify:\n  - ${p.problems.join('\n  - ')}\n`);
       }
@@ -120,7 +132,9 @@ function printReport(io: CliIo, r: VerifyReport, json: boolean, what: string, de
     // Entries after the last checkpoint: the chain holds them together, but nothing signed or anchored vouches for them yet.
     const firstUnsigned = r.lastSignedSeq === null ? r.firstSeq! : r.lastSignedSeq + 2;
     if (r.entries > 0 && r.lastSeq! >= firstUnsigned) {
-      io.out(`warning: #${firstUnsigned}..#${r.lastSeq} are not signed yet: whoever can write the data directory could remove them without a trace until the next checkpoint\n`);
+      io.out(
+        `warning: #${firstUnsigned}..#${r.lastSeq} are not signed yet: whoever can write the data directory could remove them without a trace until the next checkpoint\n`,
+      );
     }
   } else {
     io.out(`${what} does NOT verify: entry #${r.broken!.seq}: ${r.broken!.why}\n`);
@@ -159,7 +173,8 @@ export async function auditExportCommand(io: CliIo, opts: Common & { since?: str
 
 export async function auditPublicKeyCommand(io: CliIo, opts: Common): Promise<void> {
   await withRecordings(io, opts, ({ auditConfig }) => {
-    if (!existsSync(auditConfig.signingKey)) throw new CliError(`no audit signing key at ${auditConfig.signingKey} yet (the gateway creates it on its first start)`);
+    if (!existsSync(auditConfig.signingKey))
+      throw new CliError(`no audit signing key at ${auditConfig.signingKey} yet (the gateway creates it on its first start)`);
     const key = loadSigner(auditConfig.signingKey);
     io.out(`${key.publicKey}\n`);
     io.err(`key id ${key.keyId} (Ed25519; verify exports with: jitgate audit verify --file EXPORT --public-key FILE)\n`);

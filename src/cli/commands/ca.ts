@@ -53,7 +53,8 @@ async function fetchCa(url: string): Promise<CaAnswer> {
     throw new CliError(`cannot reach the gateway at ${url}: ${e.cause?.code ?? e.message}`);
   }
   const answer = body as Partial<CaAnswer>;
-  if (!res.ok || typeof answer.certificate !== 'string') throw new CliError(`${url}/api/tls/ca answered HTTP ${res.status}: is this a jitgate gateway?`);
+  if (!res.ok || typeof answer.certificate !== 'string')
+    throw new CliError(`${url}/api/tls/ca answered HTTP ${res.status}: is this a jitgate gateway?`);
   // The fingerprint is computed here, not taken from the answer, so the one printed is the one saved.
   let sha256: string;
   try {

@@ -27,7 +27,8 @@ export interface ConnectOptions {
 const REFRESH_BEFORE_MS = 60_000;
 
 export async function connectCommand(io: CliIo, connection: string, psqlArgs: string[], opts: ConnectOptions): Promise<void> {
-  if (!opts.tunnel && opts.port !== undefined) throw new CliError('--port is the local port of --tunnel; use --pg-port for the gateway listener');
+  if (!opts.tunnel && opts.port !== undefined)
+    throw new CliError('--port is the local port of --tunnel; use --pg-port for the gateway listener');
   if (opts.tunnel && psqlArgs.length) throw new CliError('psql arguments make no sense with --tunnel');
   const localPort = opts.port === undefined ? 0 : parsePort('--port', opts.port);
   const pgPort = opts.pgPort === undefined ? undefined : parsePort('--pg-port', opts.pgPort);
@@ -45,7 +46,9 @@ export async function connectCommand(io: CliIo, connection: string, psqlArgs: st
   ]
     .map(([k, v]) => `${k}=${conninfoValue(v!)}`)
     .join(' ');
-  io.err(`connecting to ${connection} as ${first.user} (token valid until ${time(first.expiresAt)}, grant ${short(first.grant.id)} until ${time(first.grant.expiresAt)})\n`);
+  io.err(
+    `connecting to ${connection} as ${first.user} (token valid until ${time(first.expiresAt)}, grant ${short(first.grant.id)} until ${time(first.grant.expiresAt)})\n`,
+  );
   // psql needs the token, not the CLI's own API credential.
   const { JITGATE_TOKEN: _apiCredential, ...childEnv } = io.env;
   const code = await runPsql(io.env.JITGATE_PSQL || 'psql', [dsn, ...psqlArgs], { ...childEnv, PGPASSWORD: first.token });
@@ -92,11 +95,22 @@ function runPsql(command: string, args: string[], env: NodeJS.ProcessEnv): Promi
   });
 }
 
-async function runTunnel(io: CliIo, api: ApiClient, connection: string, first: TokenJson, endpoint: Endpoint, localPort: number): Promise<void> {
+async function runTunnel(
+  io: CliIo,
+  api: ApiClient,
+  connection: string,
+  first: TokenJson,
+  endpoint: Endpoint,
+  localPort: number,
+): Promise<void> {
   let cached = { token: first, staleAt: io.now() + first.ttlMs - REFRESH_BEFORE_MS };
   const tunnel = new LocalTunnel({
     port: localPort,
-    gateway: { host: endpoint.host, port: endpoint.port, tls: endpoint.sslmode === 'require' ? 'require' : endpoint.sslmode === 'disable' ? 'disable' : 'prefer' },
+    gateway: {
+      host: endpoint.host,
+      port: endpoint.port,
+      tls: endpoint.sslmode === 'require' ? 'require' : endpoint.sslmode === 'disable' ? 'disable' : 'prefer',
+    },
     user: first.user,
     connection,
     token: async (fresh) => {
@@ -140,7 +154,8 @@ function untilSignal(): Promise<void> {
 
 function parsePort(flag: string, text: string): number {
   const n = Number(text);
-  if (!/^\d{1,5}$/.test(text) || n > 65535) throw new CliError(`${flag}: expected a port number from 0 to 65535, got ${JSON.stringify(text)}`);
+  if (!/^\d{1,5}$/.test(text) || n > 65535)
+    throw new CliError(`${flag}: expected a port number from 0 to 65535, got ${JSON.stringify(text)}`);
   return n;
 }
 

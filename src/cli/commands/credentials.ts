@@ -66,7 +66,9 @@ function passwordInWords(p: StatusJson['password']): string {
 
 function rotationInWords(c: StatusJson, now: number): string {
   if (!c.rotatable) return `not possible: ${c.notRotatableBecause ?? 'unknown reason'}`;
-  const last = c.lastRotatedAt ? `last rotated ${formatTime(Date.parse(c.lastRotatedAt))}` : 'never rotated (a person may know this password)';
+  const last = c.lastRotatedAt
+    ? `last rotated ${formatTime(Date.parse(c.lastRotatedAt))}`
+    : 'never rotated (a person may know this password)';
   if (c.rotateEveryMs === null) return `${last}; no schedule (jitgate credentials rotate ${c.connection}, or credentials.rotate.every)`;
   const next = c.nextRotationAt ? Date.parse(c.nextRotationAt) : now;
   return `every ${formatDuration(c.rotateEveryMs)}; ${last}; next ${next <= now ? 'now' : formatTime(next)}`;

@@ -17,8 +17,16 @@ interface WhoamiJson {
 interface ConnectionJson {
   name: string;
   type: string;
-  access: { state: 'granted'; grantId: string; until: string } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'none' };
-  policy?: { name: string; approval: 'auto' | 'required'; approvers: string[]; approvals: number; maxDurationMs: number; breakGlass: boolean };
+  access:
+    { state: 'granted'; grantId: string; until: string } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'none' };
+  policy?: {
+    name: string;
+    approval: 'auto' | 'required';
+    approvers: string[];
+    approvals: number;
+    maxDurationMs: number;
+    breakGlass: boolean;
+  };
 }
 
 export async function whoamiCommand(io: CliIo, opts: { json?: boolean }): Promise<void> {
@@ -91,7 +99,13 @@ export async function grantsCommand(io: CliIo, opts: { all?: boolean; json?: boo
         g.user,
         g.connection,
         until(g.expiresAt, now),
-        g.revokedAt ? `revoked by ${g.revokedBy ?? '?'}` : Date.parse(g.expiresAt) <= now ? 'expired' : g.breakGlass ? 'active (break-glass)' : 'active',
+        g.revokedAt
+          ? `revoked by ${g.revokedBy ?? '?'}`
+          : Date.parse(g.expiresAt) <= now
+            ? 'expired'
+            : g.breakGlass
+              ? 'active (break-glass)'
+              : 'active',
         g.approvedBy.length ? g.approvedBy.join(',') : (g.issuedBy ?? `policy ${g.policy ?? '?'}`),
         g.reason,
       ]),

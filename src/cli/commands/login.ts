@@ -78,7 +78,9 @@ async function pkceLogin(io: CliIo, url: string, opts: LoginOptions, deps: Login
     const loginId = String(start.body.loginId);
     const authorizationUrl = String(start.body.authorizationUrl);
     const browser = opts.browser !== false && !io.env.JITGATE_NO_BROWSER;
-    io.err(`${browser ? 'Opening your browser to sign in. If it does not open, visit' : 'To sign in, visit'}:\n\n  ${authorizationUrl}\n\n`);
+    io.err(
+      `${browser ? 'Opening your browser to sign in. If it does not open, visit' : 'To sign in, visit'}:\n\n  ${authorizationUrl}\n\n`,
+    );
     if (browser) deps.openBrowser(authorizationUrl, io.env);
     const result = await loopback.wait(loginId, BROWSER_WAIT_MS).catch(() => {
       throw new CliError('no sign-in within 5 minutes; run `jitgate login` again');
@@ -123,7 +125,8 @@ async function deviceLogin(io: CliIo, url: string, opts: LoginOptions, deps: Log
       intervalMs += 5000;
       continue;
     }
-    if (error === 'expired_token') throw new CliError('the code expired before the sign-in was completed; run `jitgate login --device` again');
+    if (error === 'expired_token')
+      throw new CliError('the code expired before the sign-in was completed; run `jitgate login --device` again');
     if (error === 'access_denied') throw new CliError('the sign-in was declined');
     throw new CliError(`the gateway refused the sign-in: ${errorMessage(poll)}`);
   }
@@ -137,7 +140,8 @@ export async function logoutCommand(io: CliIo): Promise<void> {
   }
   try {
     const r = await postJson(saved.url, '/api/auth/logout', { refreshToken: saved.refreshToken }, saved.accessToken);
-    if (r.status !== 200) io.err(`jitgate: the gateway did not confirm the sign-out (${errorMessage(r)}); removing the local sign-in anyway\n`);
+    if (r.status !== 200)
+      io.err(`jitgate: the gateway did not confirm the sign-out (${errorMessage(r)}); removing the local sign-in anyway\n`);
   } catch (err) {
     io.err(`jitgate: ${(err as Error).message}; removing the local sign-in anyway (it stays valid at the gateway until it expires)\n`);
   }

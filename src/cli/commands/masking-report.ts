@@ -42,19 +42,34 @@ export function formatMaskingReport(r: MaskingReport): string {
   out.push('masked columns (per rule and column):');
   out.push(
     r.columns.length
-      ? indent(table(['RULE', 'REASON', 'CONNECTION', 'COLUMN', 'RESULTS', 'ROWS'], r.columns.map((c) => [c.rule, c.reason, c.connection, c.column, String(c.results), String(c.rows)])))
+      ? indent(
+          table(
+            ['RULE', 'REASON', 'CONNECTION', 'COLUMN', 'RESULTS', 'ROWS'],
+            r.columns.map((c) => [c.rule, c.reason, c.connection, c.column, String(c.results), String(c.rows)]),
+          ),
+        )
       : '  none\n',
   );
   out.push('statements refused by masking, most often first:');
   out.push(
     r.refusals.length
-      ? indent(table(['COUNT', 'REASON', 'CONNECTION', 'LAST', 'STATEMENT'], r.refusals.map((s) => [String(s.count), s.reason, s.connection, formatTime(s.lastAt), s.statement])))
+      ? indent(
+          table(
+            ['COUNT', 'REASON', 'CONNECTION', 'LAST', 'STATEMENT'],
+            r.refusals.map((s) => [String(s.count), s.reason, s.connection, formatTime(s.lastAt), s.statement]),
+          ),
+        )
       : '  none\n',
   );
   out.push('columns only content detectors masked (candidates for a masking rule):');
   out.push(
     r.detectorOnly.length
-      ? indent(table(['CONNECTION', 'COLUMN', 'DETECTORS', 'RESULTS', 'ROWS'], r.detectorOnly.map((c) => [c.connection, c.column, c.detectors.join(','), String(c.results), String(c.rows)])))
+      ? indent(
+          table(
+            ['CONNECTION', 'COLUMN', 'DETECTORS', 'RESULTS', 'ROWS'],
+            r.detectorOnly.map((c) => [c.connection, c.column, c.detectors.join(','), String(c.results), String(c.rows)]),
+          ),
+        )
       : '  none\n',
   );
   out.push(`note: ${DETECTORS_NOTE}\n`);

@@ -44,7 +44,10 @@ async function forward(io: CliIo, message: JSONRPCMessage): Promise<JSONRPCMessa
   if (!res.ok) {
     const detail = (() => {
       try {
-        return (JSON.parse(text) as { message?: string; error?: { message?: string } }).message ?? (JSON.parse(text) as { error?: { message?: string } }).error?.message;
+        return (
+          (JSON.parse(text) as { message?: string; error?: { message?: string } }).message ??
+          (JSON.parse(text) as { error?: { message?: string } }).error?.message
+        );
       } catch {
         return undefined;
       }

@@ -22,11 +22,26 @@ export interface PolicyTestOptions {
 export async function policyTestCommand(io: CliIo, statement: string | undefined, opts: PolicyTestOptions): Promise<void> {
   if (!opts.connection) throw new CliError('--connection: which connection the statement would run on');
   if (!opts.user) throw new CliError('--user: whose statement it is (their groups scope the rules)');
-  if (!statement?.trim()) throw new CliError('give the statement to test, e.g. jitgate policy test --connection C --user U "DELETE FROM t"');
-  const groups = opts.groups === undefined ? undefined : opts.groups === false ? [] : opts.groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
-  if (opts.groups && groups?.length === 0) throw new CliError('--groups: name at least one group (or --no-groups for a person in no group)');
+  if (!statement?.trim())
+    throw new CliError('give the statement to test, e.g. jitgate policy test --connection C --user U "DELETE FROM t"');
+  const groups =
+    opts.groups === undefined
+      ? undefined
+      : opts.groups === false
+        ? []
+        : opts.groups
+            .split(',')
+            .map((g) => g.trim())
+            .filter((g) => g !== '');
+  if (opts.groups && groups?.length === 0)
+    throw new CliError('--groups: name at least one group (or --no-groups for a person in no group)');
   const api = await apiClient(io);
-  const result = await api.post<PolicyTestResult>('/api/policy/test', { connection: opts.connection, user: opts.user, statement, ...(groups ? { groups } : {}) });
+  const result = await api.post<PolicyTestResult>('/api/policy/test', {
+    connection: opts.connection,
+    user: opts.user,
+    statement,
+    ...(groups ? { groups } : {}),
+  });
   io.out(opts.json ? JSON.stringify(result, null, 2) + '\n' : formatPolicyTest(result));
 }
 
@@ -37,13 +52,20 @@ export function formatPolicyTest(r: PolicyTestResult): string {
   lines.push(`statement:  ${r.argv ? r.argv.map((a) => JSON.stringify(a)).join(' ') : r.statement}`);
   lines.push('');
   if (r.outcome === 'refused' && r.refused) {
-    const by = r.refused.by === 'guardrail' ? `guardrail "${r.refused.rule}"` : r.refused.by === 'masking' ? 'masking' : 'a protection every session gets';
+    const by =
+      r.refused.by === 'guardrail'
+        ? `guardrail "${r.refused.rule}"`
+        : r.refused.by === 'masking'
+          ? 'masking'
+          : 'a protection every session gets';
     lines.push(`REFUSED by ${by} (${r.refused.reasons.join(', ')})`);
     lines.push(`  the client would get: ${r.refused.message}`);
   } else if (r.outcome === 'held' && r.held) {
     const h = r.held;
     lines.push(`HELD for review by rule "${h.rule}" (${h.reasons.join(', ')}): ${h.what}${h.reason ? ` — ${h.reason}` : ''}`);
-    lines.push(`  approvers: members of ${h.approvers.join(', ')}; ${h.approvals} approval${h.approvals === 1 ? '' : 's'} needed; refused if undecided after ${formatDuration(h.timeoutMs)}`);
+    lines.push(
+      `  approvers: members of ${h.approvers.join(', ')}; ${h.approvals} approval${h.approvals === 1 ? '' : 's'} needed; refused if undecided after ${formatDuration(h.timeoutMs)}`,
+    );
   } else {
     lines.push('ALLOWED');
   }
@@ -59,10 +81,13 @@ export function formatPolicyTest(r: PolicyTestResult): string {
 function maskingLines(r: PolicyTestResult): string[] {
   const m = r.masking;
   if (!m) return ['masking: no masking rule or detector applies to this user on this connection'];
-  const lines = [`masking: rules ${m.rules.length ? m.rules.join(', ') : '(none)'}; detectors ${m.detectors.length ? m.detectors.join(', ') : '(none)'}`];
+  const lines = [
+    `masking: rules ${m.rules.length ? m.rules.join(', ') : '(none)'}; detectors ${m.detectors.length ? m.detectors.join(', ') : '(none)'}`,
+  ];
   if (m.keys) {
     for (const k of m.keys) lines.push(`  key ${JSON.stringify(k.key)}: values masked by rule "${k.rule}" (${k.strategy})`);
-    for (const f of m.fields ?? []) lines.push(`  hash fields ${JSON.stringify(f.pattern)}: values masked by rule "${f.rule}" (${f.strategy})`);
+    for (const f of m.fields ?? [])
+      lines.push(`  hash fields ${JSON.stringify(f.pattern)}: values masked by rule "${f.rule}" (${f.strategy})`);
     if (m.keys.length === 0 && (m.fields ?? []).length === 0) lines.push('  no key this command touches is masked by a rule');
   }
   const statements = m.statements ?? [];
@@ -75,7 +100,9 @@ function statementLines(s: StatementMaskExplanation, n: number | undefined): str
   const title = n === undefined ? '  result columns:' : `  statement ${n}, result columns:`;
   if (s.columns === null) lines.push(`${title} none (no rows come back)`);
   else if (s.columns === 'unknown') {
-    lines.push(`${title} not predictable; each is masked by the origin the server reports${s.fallback ? `, else as rule "${s.fallback.rule}" (${s.fallback.reason})` : ''}`);
+    lines.push(
+      `${title} not predictable; each is masked by the origin the server reports${s.fallback ? `, else as rule "${s.fallback.rule}" (${s.fallback.reason})` : ''}`,
+    );
   } else {
     lines.push(title);
     for (const c of s.columns) lines.push(`    ${columnLine(c)}`);

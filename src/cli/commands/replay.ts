@@ -39,7 +39,8 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
     const sessionId = resolveSession(repo, id);
     const row = repo.get(sessionId);
     if (!row) throw new CliError(`session ${sessionId} has no recording (recording was off, or it started before recording existed)`);
-    if (row.deletedAt !== null) throw new CliError(`the recording of session ${sessionId} was deleted by retention at ${formatTime(row.deletedAt)}`);
+    if (row.deletedAt !== null)
+      throw new CliError(`the recording of session ${sessionId} was deleted by retention at ${formatTime(row.deletedAt)}`);
     if (!row.location) throw new CliError(`session ${sessionId} was not recorded: ${row.error ?? row.state}`);
 
     if (!opts.follow) {
@@ -48,7 +49,8 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
       printer.finish();
       const check = checkRecording(row, read, audit.about(sessionId));
       if (!check.ok) throw new CliError(`the recording of session ${sessionId} does not verify:\n  - ${check.problems.join('\n  - ')}`);
-      if (check.open) io.err(`(session ${sessionId} has not ended: this is what was recorded up to its last statement; --follow keeps following)\n`);
+      if (check.open)
+        io.err(`(session ${sessionId} has not ended: this is what was recorded up to its last statement; --follow keeps following)\n`);
       return;
     }
 
@@ -61,7 +63,10 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
           await printer.event(e);
           if (e.type === 'session_end') ended = true;
         }
-        if (tail.broken) throw new CliError(`the recording of session ${sessionId} does not verify (its hash chain breaks after event ${printer.lastSeq})`);
+        if (tail.broken)
+          throw new CliError(
+            `the recording of session ${sessionId} does not verify (its hash chain breaks after event ${printer.lastSeq})`,
+          );
         if (ended) break;
         if (events.length === 0) {
           // A session that ended without a session_end event (crash) ends the follow too.
@@ -80,10 +85,13 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
 async function remoteReplay(io: CliIo, id: string, opts: ReplayOptions, printer: Printer): Promise<void> {
   if (!opts.follow) {
     const api = await apiClient(io);
-    const r = await api.get<{ events: RecordedEvent[]; verification: { ok: boolean; problems: string[] } }>(`/api/sessions/${encodeURIComponent(id)}/events?limit=100000`);
+    const r = await api.get<{ events: RecordedEvent[]; verification: { ok: boolean; problems: string[] } }>(
+      `/api/sessions/${encodeURIComponent(id)}/events?limit=100000`,
+    );
     for (const e of r.events) await printer.event(e);
     printer.finish();
-    if (!r.verification.ok) throw new CliError(`the recording of session ${id} does not verify:\n  - ${r.verification.problems.join('\n  - ')}`);
+    if (!r.verification.ok)
+      throw new CliError(`the recording of session ${id} does not verify:\n  - ${r.verification.problems.join('\n  - ')}`);
     return;
   }
   for await (const e of streamEvents(io, `/api/sessions/${encodeURIComponent(id)}/events/stream`)) await printer.event(e as RecordedEvent);

@@ -27,7 +27,8 @@ const POLL_S = 20;
 export async function requestCommand(io: CliIo, connection: string, opts: RequestOptions): Promise<void> {
   const asked = opts.for === undefined ? undefined : parseDurationFlag('--for', opts.for);
   const timeoutMs = opts.timeout === undefined ? undefined : parseDurationFlag('--timeout', opts.timeout);
-  if (opts.breakGlass && !opts.reason?.trim()) throw new CliError('--break-glass needs --reason "...": say why, it is sent to the approvers');
+  if (opts.breakGlass && !opts.reason?.trim())
+    throw new CliError('--break-glass needs --reason "...": say why, it is sent to the approvers');
   const api = await apiClient(io);
   const durationMs = asked ?? (await defaultDuration(api, connection));
   const created = await api.post<DecisionJson>('/api/requests', {
@@ -54,18 +55,24 @@ export async function requestCommand(io: CliIo, connection: string, opts: Reques
   const serverLeft = Date.parse(request.expiresAt) - Date.parse(request.createdAt);
   const waitMs = Math.min(serverLeft, timeoutMs ?? Infinity);
   const deadline = io.now() + waitMs;
-  io.err(`waiting up to ${formatDuration(Math.max(1000, Math.round(waitMs / 1000) * 1000))} for a decision (Ctrl-C stops waiting; the request stays open)\n`);
+  io.err(
+    `waiting up to ${formatDuration(Math.max(1000, Math.round(waitMs / 1000) * 1000))} for a decision (Ctrl-C stops waiting; the request stays open)\n`,
+  );
   let seen = request.approvals.length;
   for (;;) {
     const left = deadline - io.now();
     if (request.state === 'pending' && left <= 0) {
-      throw new CliError(`no decision on request ${short(request.id)} yet; it stays pending until ${time(request.expiresAt)} (\`jitgate requests\`)`);
+      throw new CliError(
+        `no decision on request ${short(request.id)} yet; it stays pending until ${time(request.expiresAt)} (\`jitgate requests\`)`,
+      );
     }
     if (request.state === 'pending') {
       request = await api.get<RequestJson>(`/api/requests/${request.id}?wait=${Math.max(1, Math.min(POLL_S, Math.ceil(left / 1000)))}`);
     }
     for (const a of request.approvals.slice(seen)) {
-      io.err(`approved by ${a.approver}${a.comment ? ` ("${a.comment}")` : ''} (${request.approvals.indexOf(a) + 1} of ${request.approvalsRequired})\n`);
+      io.err(
+        `approved by ${a.approver}${a.comment ? ` ("${a.comment}")` : ''} (${request.approvals.indexOf(a) + 1} of ${request.approvalsRequired})\n`,
+      );
     }
     seen = request.approvals.length;
     switch (request.state) {
@@ -74,7 +81,9 @@ export async function requestCommand(io: CliIo, connection: string, opts: Reques
       case 'granted':
         return granted(io, await grantOf(api, request), opts);
       case 'denied':
-        throw new CliError(`request ${short(request.id)} was denied by ${request.decidedBy ?? 'an approver'}: ${request.decisionReason ?? ''}`);
+        throw new CliError(
+          `request ${short(request.id)} was denied by ${request.decidedBy ?? 'an approver'}: ${request.decisionReason ?? ''}`,
+        );
       case 'withdrawn':
         throw new CliError(`request ${short(request.id)} was withdrawn`);
       case 'expired':

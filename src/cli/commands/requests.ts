@@ -43,13 +43,26 @@ export async function requestsCommand(io: CliIo, opts: { state?: string; json?: 
     io.out(
       table(
         ['ID', 'USER', 'CONNECTION', 'STATE', 'FOR', 'APPROVALS', 'EXPIRES', 'REASON'],
-        approvable.map((r) => [short(r.id), r.user, r.connection, stateOf(r), dur(r.durationMs), approvalsOf(r), time(r.expiresAt), r.reason]),
+        approvable.map((r) => [
+          short(r.id),
+          r.user,
+          r.connection,
+          stateOf(r),
+          dur(r.durationMs),
+          approvalsOf(r),
+          time(r.expiresAt),
+          r.reason,
+        ]),
       ),
     );
   }
   if (reviews.length) {
     if (mine.length || approvable.length) io.out('\n');
-    printReviews(io, reviews, opts.state && opts.state !== 'pending' ? `Statement reviews (${opts.state})` : 'Statements held for approval');
+    printReviews(
+      io,
+      reviews,
+      opts.state && opts.state !== 'pending' ? `Statement reviews (${opts.state})` : 'Statements held for approval',
+    );
   }
 }
 
@@ -75,7 +88,11 @@ export async function denyCommand(io: CliIo, id: string, opts: { reason?: string
   if (!reason.trim()) throw new CliError('--reason: say why (the requester sees it)');
   const res = await api.post<DecisionJson>(`/api/requests/${encodeURIComponent(id)}/deny`, { reason });
   const r = res.request;
-  io.out(r.state === 'withdrawn' ? `withdrew request ${short(r.id)} for ${r.connection}\n` : `denied request ${short(r.id)} of ${r.user} for ${r.connection}\n`);
+  io.out(
+    r.state === 'withdrawn'
+      ? `withdrew request ${short(r.id)} for ${r.connection}\n`
+      : `denied request ${short(r.id)} of ${r.user} for ${r.connection}\n`,
+  );
 }
 
 function stateOf(r: RequestJson): string {

@@ -74,13 +74,20 @@ export async function approveReview(io: CliIo, api: ApiClient, review: ReviewJso
   const res = await api.post<ReviewDecisionJson>(`/api/reviews/${review.id}/approve`, comment ? { comment } : {});
   const r = res.review;
   if (r.state === 'approved') io.out(`approved review ${short(r.id)}: ${r.user}'s statement runs now on ${r.connection}\n`);
-  else io.out(`approved review ${short(r.id)} of ${r.user} on ${r.connection} (${r.approvals.length}/${r.approvalsRequired} approvals; more needed)\n`);
+  else
+    io.out(
+      `approved review ${short(r.id)} of ${r.user} on ${r.connection} (${r.approvals.length}/${r.approvalsRequired} approvals; more needed)\n`,
+    );
 }
 
 export async function denyReview(io: CliIo, api: ApiClient, review: ReviewJson, comment: string | undefined): Promise<void> {
   const res = await api.post<ReviewDecisionJson>(`/api/reviews/${review.id}/deny`, comment ? { comment } : {});
   const r = res.review;
-  io.out(r.state === 'withdrawn' ? `withdrew your statement (review ${short(r.id)}) on ${r.connection}\n` : `denied review ${short(r.id)}: ${r.user}'s statement on ${r.connection} is refused\n`);
+  io.out(
+    r.state === 'withdrawn'
+      ? `withdrew your statement (review ${short(r.id)}) on ${r.connection}\n`
+      : `denied review ${short(r.id)}: ${r.user}'s statement on ${r.connection} is refused\n`,
+  );
 }
 
 function stateOf(r: ReviewJson): string {

@@ -32,14 +32,25 @@ export async function secretsList(io: CliIo, opts: StoreOptions & { json?: boole
   const target = await adminTarget(io, opts);
   const rows = await withStore(target.storePath, (store) => new SecretStore(store, { env: io.env }).list());
   if (opts.json) {
-    io.out(JSON.stringify(rows.map((r) => ({ name: r.name, updatedAt: new Date(r.updatedAt).toISOString() })), null, 2) + '\n');
+    io.out(
+      JSON.stringify(
+        rows.map((r) => ({ name: r.name, updatedAt: new Date(r.updatedAt).toISOString() })),
+        null,
+        2,
+      ) + '\n',
+    );
     return;
   }
   if (rows.length === 0) {
     io.err('no secrets\n');
     return;
   }
-  io.out(table(['NAME', 'UPDATED'], rows.map((r) => [r.name, formatTime(r.updatedAt)])));
+  io.out(
+    table(
+      ['NAME', 'UPDATED'],
+      rows.map((r) => [r.name, formatTime(r.updatedAt)]),
+    ),
+  );
 }
 
 export async function secretsRemove(io: CliIo, name: string, opts: StoreOptions): Promise<void> {
@@ -53,7 +64,9 @@ export async function secretsRemove(io: CliIo, name: string, opts: StoreOptions)
 async function readPiped(io: CliIo): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of io.stdin) chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
-  const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  const value = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
   if (value === '') throw new CliError('no value on standard input (pipe it in, e.g. printf %s "$PASSWORD" | jitgate secrets set NAME)');
   return value;
 }

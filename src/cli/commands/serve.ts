@@ -28,7 +28,11 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
       // identities.dev (development mode only): say how to sign in as the demo users.
       const { signInHint } = await import('../../demo/demo-identities.js');
       const { DEMO_USERS } = await import('../../demo/demo-users.js');
-      io.err(signInHint(http, config.identities, DEMO_USERS).map((l) => `${l}\n`).join(''));
+      io.err(
+        signInHint(http, config.identities, DEMO_USERS)
+          .map((l) => `${l}\n`)
+          .join(''),
+      );
     }
     await untilSignal(io);
     await gateway.close();
@@ -37,7 +41,12 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
   const { startEmbeddedDefault } = await import('../../demo/embedded.js');
   const { embeddedLogs } = await import('../../demo/startup-logs.js');
   // In a terminal the banner below is what people read: logs go to a file (warnings also to stderr).
-  const logs = embeddedLogs({ dataDir: path.resolve(source.dataDir), level: 'info', terminal: process.stdout.isTTY === true, stderr: (t) => io.err(t) });
+  const logs = embeddedLogs({
+    dataDir: path.resolve(source.dataDir),
+    level: 'info',
+    terminal: process.stdout.isTTY === true,
+    stderr: (t) => io.err(t),
+  });
   const demo = await startEmbeddedDefault(source.dataDir, { env: io.env, logger: logs.logger });
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
@@ -50,7 +59,13 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
   const { QUICKSTART_USER, DEMO_CONNECTION, DEMO_USERS } = await import('../../demo/embedded.js');
   const { startupBanner } = await import('../../demo/banner.js');
   const { GENERATED_CERT_FILE } = await import('../../tls/certificate.js');
-  const quick = quickStartAccess(gateway.access, QUICKSTART_USER, DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups ?? [], DEMO_CONNECTION, io.now());
+  const quick = quickStartAccess(
+    gateway.access,
+    QUICKSTART_USER,
+    DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups ?? [],
+    DEMO_CONNECTION,
+    io.now(),
+  );
   const agent = demo.config.identities.devIdp?.agent;
   const banner = startupBanner({
     http: gateway.addresses.http,

@@ -111,7 +111,9 @@ export async function holdCommand(io: CliIo, id: string, opts: { reason?: string
 
 export async function unholdCommand(io: CliIo, id: string, opts: { reason?: string; config?: string; dataDir?: string }): Promise<void> {
   const row = await withRecordings(io, opts, ({ repo, audit }) =>
-    holdErrors(() => releaseHold(repo, audit, { sessionId: resolveSession(repo, id), by: localActor(), ...(opts.reason ? { reason: opts.reason } : {}) })),
+    holdErrors(() =>
+      releaseHold(repo, audit, { sessionId: resolveSession(repo, id), by: localActor(), ...(opts.reason ? { reason: opts.reason } : {}) }),
+    ),
   );
   io.out(`released the legal hold on the recording of session ${row.sessionId}; retention applies again\n`);
 }

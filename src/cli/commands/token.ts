@@ -52,12 +52,18 @@ export async function tokenCommand(io: CliIo, opts: TokenOptions): Promise<void>
 
 /** The signed-in user's token, bounded by their grant (the gateway decides the lifetime). */
 async function userToken(io: CliIo, connection: string, opts: TokenOptions): Promise<void> {
-  if (opts.ttl !== undefined) throw new CliError('--ttl is for administrators with --user; your token lives as long as the gateway allows, at most until your grant ends');
-  if (opts.groups !== undefined) throw new CliError('--groups is for administrators with --user; your grant carries the groups you signed in with');
+  if (opts.ttl !== undefined)
+    throw new CliError(
+      '--ttl is for administrators with --user; your token lives as long as the gateway allows, at most until your grant ends',
+    );
+  if (opts.groups !== undefined)
+    throw new CliError('--groups is for administrators with --user; your grant carries the groups you signed in with');
   const api = await apiClient(io);
   const t = await api.post<TokenJson>('/api/tokens', { connection });
   io.out(`${t.token}\n`);
-  io.err(`token for ${t.user} on ${connection} expires ${time(t.expiresAt)} (grant ${short(t.grant.id)} ends ${time(t.grant.expiresAt)})\n`);
+  io.err(
+    `token for ${t.user} on ${connection} expires ${time(t.expiresAt)} (grant ${short(t.grant.id)} ends ${time(t.grant.expiresAt)})\n`,
+  );
   if (t.postgres) {
     const host = clientHost(t.postgres.host, api.url);
     const saved = caPath(io.env);
@@ -99,9 +105,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
     const known = embedded.EMBEDDED_CONNECTIONS;
     directory = new Map(embedded.DEMO_USERS.map((u) => [u.user, u.groups]));
     if (!known.includes(opts.connection)) {
-      throw new CliError(
-        `unknown connection ${JSON.stringify(opts.connection)} in the embedded default (it has: ${known.join(', ')})`,
-      );
+      throw new CliError(`unknown connection ${JSON.stringify(opts.connection)} in the embedded default (it has: ${known.join(', ')})`);
     }
     try {
       listener = { host: '127.0.0.1', port: embedded.embeddedPorts(io.env).postgres };
@@ -146,7 +150,9 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   io.err(`groups: ${groups.length ? groups.join(',') : '(none)'} (${describeSource(groupsFrom)})\n`);
   if (listener && listener.port !== 0) {
     const host = listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host === '::' ? '::1' : listener.host;
-    io.err(`use it as the password: ${clientCommand(protocol, host, listener.port, opts.user, opts.connection, generatedCertificate(target))}\n`);
+    io.err(
+      `use it as the password: ${clientCommand(protocol, host, listener.port, opts.user, opts.connection, generatedCertificate(target))}\n`,
+    );
   }
 }
 
@@ -163,7 +169,10 @@ export function clientHost(listenHost: string, apiUrl: string): string {
 function statedGroups(flag: string | false | undefined): { groups: string[]; groupsFrom: GroupsSource } | undefined {
   if (flag === undefined) return undefined;
   if (flag === false) return { groups: [], groupsFrom: { kind: 'stated' } };
-  const groups = flag.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  const groups = flag
+    .split(',')
+    .map((g) => g.trim())
+    .filter((g) => g !== '');
   if (groups.length === 0) throw new CliError('--groups: name at least one group (or state --no-groups for a person in no group)');
   const bad = groups.find((g) => !isGroupName(g));
   if (bad !== undefined) throw new CliError(`--groups: ${JSON.stringify(bad)} is not a group name`);
@@ -211,9 +220,18 @@ function checkName(flag: string, value: string): void {
  * How to connect with the token as the password, with the protocol's own client: verifying the
  * gateway's certificate against `ca` when we have it, else only requiring TLS.
  */
-function clientCommand(protocol: 'postgres' | 'mysql' | 'redis', host: string, port: number, user: string, connection: string, ca?: string): string {
-  if (protocol === 'mysql') return `mysql -h ${host} -P ${port} -u ${user} -p ${ca ? `--ssl-ca=${shellQuote(ca)} --ssl-verify-server-cert` : '--ssl'} ${connection}`;
-  if (protocol === 'redis') return `redis-cli --tls ${ca ? `--cacert ${shellQuote(ca)} ` : ''}-h ${host} -p ${port} --user ${user}@${connection} --askpass`;
+function clientCommand(
+  protocol: 'postgres' | 'mysql' | 'redis',
+  host: string,
+  port: number,
+  user: string,
+  connection: string,
+  ca?: string,
+): string {
+  if (protocol === 'mysql')
+    return `mysql -h ${host} -P ${port} -u ${user} -p ${ca ? `--ssl-ca=${shellQuote(ca)} --ssl-verify-server-cert` : '--ssl'} ${connection}`;
+  if (protocol === 'redis')
+    return `redis-cli --tls ${ca ? `--cacert ${shellQuote(ca)} ` : ''}-h ${host} -p ${port} --user ${user}@${connection} --askpass`;
   const tls = ca ? `sslmode=verify-full sslrootcert=${libpqQuote(ca)}` : 'sslmode=require';
   return `psql "host=${host} port=${port} user=${user} dbname=${connection} ${tls}"`;
 }
@@ -224,7 +242,11 @@ function clientCommand(protocol: 'postgres' | 'mysql' | 'redis', host: string, p
  */
 function generatedCertificate(target: AdminTarget): string | undefined {
   if (target.config?.tls.cert !== undefined) return undefined;
-  const file = join(target.config?.dataDir ?? (target.source.kind === 'embedded' ? target.source.dataDir : '.'), 'tls', GENERATED_CERT_FILE);
+  const file = join(
+    target.config?.dataDir ?? (target.source.kind === 'embedded' ? target.source.dataDir : '.'),
+    'tls',
+    GENERATED_CERT_FILE,
+  );
   return existsSync(file) ? file : undefined;
 }
 

@@ -35,7 +35,9 @@ export class MysqlUserAdmin implements RoleAdmin {
     const user = account(spec.name);
     await withMysqlAdmin(this.target, async (conn) => {
       const mariadb = /mariadb/i.test(conn.serverVersion);
-      const identified = mariadb ? `IDENTIFIED BY PASSWORD ${literal(nativeHash(spec.password!))}` : `IDENTIFIED BY ${literal(spec.password!)}`;
+      const identified = mariadb
+        ? `IDENTIFIED BY PASSWORD ${literal(nativeHash(spec.password!))}`
+        : `IDENTIFIED BY ${literal(spec.password!)}`;
       try {
         await conn.query(`CREATE USER ${user} ${identified} WITH MAX_USER_CONNECTIONS 1 PASSWORD EXPIRE INTERVAL 1 DAY`);
       } catch (err) {
@@ -46,9 +48,11 @@ export class MysqlUserAdmin implements RoleAdmin {
           await conn.query(`GRANT ${spec.memberOf.map(ident).join(', ')} TO ${user}`);
           // Needs write access to the mysql schema on MariaDB; where refused, the listener's SET ROLE
           // at session start activates the roles instead.
-          await conn.query(mariadb ? `SET DEFAULT ROLE ${ident(spec.memberOf[0]!)} FOR ${user}` : `SET DEFAULT ROLE ALL TO ${user}`).catch((err: unknown) => {
-            if (!(err instanceof MysqlQueryError && (err.errno === 1044 || err.errno === 1227))) throw err;
-          });
+          await conn
+            .query(mariadb ? `SET DEFAULT ROLE ${ident(spec.memberOf[0]!)} FOR ${user}` : `SET DEFAULT ROLE ALL TO ${user}`)
+            .catch((err: unknown) => {
+              if (!(err instanceof MysqlQueryError && (err.errno === 1044 || err.errno === 1227))) throw err;
+            });
         }
       } catch (err) {
         // The user exists without its roles: take it away again before refusing the session.
@@ -111,6 +115,18 @@ function ident(s: string): string {
 
 /** The provider explains PostgreSQL SQLSTATEs to clients; MySQL's errors are mapped onto them. */
 function asBackendError(err: MysqlQueryError): BackendQueryError {
-  const sqlstate = err.errno === 1396 ? '42710' : err.errno === 1227 || err.errno === 1044 || err.errno === 1045 || err.errno === 1142 ? '42501' : err.errno === 1959 || err.errno === 3530 ? '42704' : err.sqlState;
-  return new BackendQueryError(new Map([['C', sqlstate], ['M', err.message]]));
+  const sqlstate =
+    err.errno === 1396
+      ? '42710'
+      : err.errno === 1227 || err.errno === 1044 || err.errno === 1045 || err.errno === 1142
+        ? '42501'
+        : err.errno === 1959 || err.errno === 3530
+          ? '42704'
+          : err.sqlState;
+  return new BackendQueryError(
+    new Map([
+      ['C', sqlstate],
+      ['M', err.message],
+    ]),
+  );
 }

@@ -118,7 +118,12 @@ describe('createFor', () => {
     ];
     for (const [sqlstate, detail] of cases) {
       const { provider, admin, repository } = setup();
-      admin.createError = new BackendQueryError(new Map([['C', sqlstate], ['M', 'role "jitgate_admin" is secret-ish']]));
+      admin.createError = new BackendQueryError(
+        new Map([
+          ['C', sqlstate],
+          ['M', 'role "jitgate_admin" is secret-ish'],
+        ]),
+      );
       const err = await provider.createFor(request(S1)).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GatewayError);
       expect(err).toMatchObject({ code: 'credential_unavailable', detail });
@@ -140,7 +145,11 @@ describe('createFor', () => {
 
   it('passes on a connect failure as it is (already phrased for clients)', async () => {
     const { provider, admin } = setup();
-    const connectError = new GatewayError('backend_unavailable', 'could not connect to backend for connection "prod"', 'could not reach backend: ECONNREFUSED');
+    const connectError = new GatewayError(
+      'backend_unavailable',
+      'could not connect to backend for connection "prod"',
+      'could not reach backend: ECONNREFUSED',
+    );
     admin.createError = connectError;
     await expect(provider.createFor(request(S1))).rejects.toBe(connectError);
   });
@@ -156,7 +165,12 @@ describe('createFor', () => {
   it('records a failed drop and leaves the role to the janitor', async () => {
     const { provider, admin, repository } = setup();
     const lease = await provider.createFor(request(S1));
-    admin.removeError = new BackendQueryError(new Map([['C', '42501'], ['M', 'permission denied']]));
+    admin.removeError = new BackendQueryError(
+      new Map([
+        ['C', '42501'],
+        ['M', 'permission denied'],
+      ]),
+    );
     lease.release();
     await provider.settled();
     expect(repository.pending('prod')).toMatchObject([{ name: 'jitgate_111111111111', lastError: 'permission denied' }]);
@@ -223,14 +237,28 @@ describe('sweep', () => {
 
   it('marks a recorded role that never came to exist as done', async () => {
     const { provider, repository } = setup();
-    repository.recordCreating({ connection: 'prod', name: 'jitgate_222222222222', sessionId: S2, user: 'alice', validUntil: 1, createdAt: 0 });
+    repository.recordCreating({
+      connection: 'prod',
+      name: 'jitgate_222222222222',
+      sessionId: S2,
+      user: 'alice',
+      validUntil: 1,
+      createdAt: 0,
+    });
     expect(await provider.sweep()).toEqual({ dropped: ['jitgate_222222222222'], failed: [], foreign: [] });
     expect(repository.pending('prod')).toEqual([]);
   });
 
-  it('leaves a recorded name alone when the role there is not marked as that session\'s', async () => {
+  it("leaves a recorded name alone when the role there is not marked as that session's", async () => {
     const { provider, admin, repository } = setup();
-    repository.recordCreating({ connection: 'prod', name: 'jitgate_222222222222', sessionId: S2, user: 'alice', validUntil: 1, createdAt: 0 });
+    repository.recordCreating({
+      connection: 'prod',
+      name: 'jitgate_222222222222',
+      sessionId: S2,
+      user: 'alice',
+      validUntil: 1,
+      createdAt: 0,
+    });
     admin.roles.set('jitgate_222222222222', 'made by hand');
     await provider.sweep();
     expect(admin.roles.has('jitgate_222222222222')).toBe(true);
@@ -240,7 +268,14 @@ describe('sweep', () => {
 
   it('keeps going when the backend cannot list roles', async () => {
     const { provider, admin, repository } = setup();
-    repository.recordCreating({ connection: 'prod', name: 'jitgate_222222222222', sessionId: S2, user: 'alice', validUntil: 1, createdAt: 0 });
+    repository.recordCreating({
+      connection: 'prod',
+      name: 'jitgate_222222222222',
+      sessionId: S2,
+      user: 'alice',
+      validUntil: 1,
+      createdAt: 0,
+    });
     admin.list = () => Promise.reject(new Error('down'));
     expect((await provider.sweep()).dropped).toEqual(['jitgate_222222222222']);
   });

@@ -185,8 +185,8 @@ export class EphemeralCredentials implements BackendCredentials {
     try {
       const outcome = await this.admin.remove(name, (comment) => this.isMarkOf(comment, sessionId));
       if (outcome === 'not_ours') {
-        log.warn(context, 'a role with this name exists but is not marked as this session\'s; leaving it alone');
-        this.forget(sessionId, name, 'a role with this name exists without this session\'s mark; left alone');
+        log.warn(context, "a role with this name exists but is not marked as this session's; leaving it alone");
+        this.forget(sessionId, name, "a role with this name exists without this session's mark; left alone");
       } else {
         if (outcome === 'dropped') log.info(context, 'ephemeral role dropped');
         this.forget(sessionId, name, null);

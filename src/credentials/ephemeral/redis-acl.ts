@@ -31,8 +31,16 @@ export class RedisAclAdmin implements RoleAdmin {
     const hash = createHash('sha256').update(spec.password, 'utf8').digest('hex');
     await this.with(async (run) => {
       const existing = await run(['ACL', 'GETUSER', spec.name]);
-      if (existing.type !== 'null' && !(existing.type === 'bulk' && existing.data === null) && !(isList(existing) && existing.items === null)) {
-        throw new GatewayError('credential_unavailable', `could not create a Redis user for this session`, `a user named ${spec.name} already exists on the backend`);
+      if (
+        existing.type !== 'null' &&
+        !(existing.type === 'bulk' && existing.data === null) &&
+        !(isList(existing) && existing.items === null)
+      ) {
+        throw new GatewayError(
+          'credential_unavailable',
+          `could not create a Redis user for this session`,
+          `a user named ${spec.name} already exists on the backend`,
+        );
       }
       // A selector of its own: it grants no command, and the configured rules cannot clear it.
       const mark = `(%R~${MARK_KEY}${Buffer.from(spec.comment, 'utf8').toString('base64url')})`;
@@ -43,7 +51,11 @@ export class RedisAclAdmin implements RoleAdmin {
         throw new MaybeCreatedError(err);
       }
       if (reply.type === 'error') {
-        throw new GatewayError('credential_unavailable', 'could not create a Redis user for this session', `the backend refused ACL SETUSER: ${reply.text}`);
+        throw new GatewayError(
+          'credential_unavailable',
+          'could not create a Redis user for this session',
+          `the backend refused ACL SETUSER: ${reply.text}`,
+        );
       }
     });
   }
@@ -79,7 +91,10 @@ export class RedisAclAdmin implements RoleAdmin {
 }
 
 /** One short admin connection as the gateway's stored credential, closed afterwards. */
-export async function withRedisAdmin<T>(target: BackendTarget, fn: (run: (args: string[]) => Promise<RespValue>) => Promise<T>): Promise<T> {
+export async function withRedisAdmin<T>(
+  target: BackendTarget,
+  fn: (run: (args: string[]) => Promise<RespValue>) => Promise<T>,
+): Promise<T> {
   const session = await connectRedisBackend(target, { protocol: 2, hello: false });
   const conn = new AdminConnection(session.socket, target.connectTimeoutMs);
   try {
@@ -112,7 +127,10 @@ class AdminConnection {
 
   run(args: string[]): Promise<RespValue> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => this.fail(new Error(`no reply to ${args[0]} ${args[1] ?? ''} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(
+        () => this.fail(new Error(`no reply to ${args[0]} ${args[1] ?? ''} within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
       this.waiting = {
         resolve: (v) => {
           clearTimeout(timer);

@@ -31,9 +31,7 @@ describe('role mark', () => {
 
   it('round-trips and reads well for a DBA', () => {
     const text = formatMark(mark);
-    expect(text).toBe(
-      `jitgate ephemeral role v1; gateway=${GATEWAY}; connection=prod-db; session=${SESSION}; user="alice@example.com"`,
-    );
+    expect(text).toBe(`jitgate ephemeral role v1; gateway=${GATEWAY}; connection=prod-db; session=${SESSION}; user="alice@example.com"`);
     expect(parseMark(text)).toEqual(mark);
   });
 

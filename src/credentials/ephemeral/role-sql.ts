@@ -11,7 +11,10 @@ export const SESSION_ID_DIGITS = 12;
 
 /** `<prefix><first 12 hex digits of the session id>`, e.g. jitgate_3f2a9c0d1e4b. */
 export function roleNameFor(prefix: string, sessionId: string): string {
-  const digits = sessionId.toLowerCase().replace(/[^0-9a-f]/g, '').slice(0, SESSION_ID_DIGITS);
+  const digits = sessionId
+    .toLowerCase()
+    .replace(/[^0-9a-f]/g, '')
+    .slice(0, SESSION_ID_DIGITS);
   if (digits.length < SESSION_ID_DIGITS) throw new RangeError('session id has too few hex digits for a role name');
   return prefix + digits;
 }

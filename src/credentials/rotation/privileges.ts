@@ -48,7 +48,9 @@ async function postgresWarnings(target: BackendTarget, needs: PrivilegeNeeds): P
     );
   }
   if (on('rolcreaterole') && !needs.ephemeral) {
-    out.push(`${target.user} has CREATEROLE, which sessions sharing it do not need (only ephemeral credentials do): it can create roles and change other roles' passwords`);
+    out.push(
+      `${target.user} has CREATEROLE, which sessions sharing it do not need (only ephemeral credentials do): it can create roles and change other roles' passwords`,
+    );
   }
   if (on('rolbypassrls')) out.push(`${target.user} has BYPASSRLS: row-level security policies do not apply to any session`);
   if (on('rolreplication')) out.push(`${target.user} has REPLICATION: it can stream every change in the cluster`);
@@ -63,10 +65,13 @@ async function mysqlWarnings(target: BackendTarget, needs: PrivilegeNeeds): Prom
     const global = /^GRANT (.+) ON \*\.\* TO /i.exec(g);
     if (!global) continue;
     const privs = global[1]!.toUpperCase();
-    if (privs.startsWith('ALL')) out.push(`${target.user} has ALL PRIVILEGES ON *.*: every database, user management and server administration`);
+    if (privs.startsWith('ALL'))
+      out.push(`${target.user} has ALL PRIVILEGES ON *.*: every database, user management and server administration`);
     else {
-      if (/\bSUPER\b/.test(privs)) out.push(`${target.user} has SUPER: it can change global settings, kill any connection and bypass read_only`);
-      if (/\bCREATE USER\b/.test(privs) && !needs.ephemeral) out.push(`${target.user} has CREATE USER, which sessions sharing it do not need (only ephemeral credentials do)`);
+      if (/\bSUPER\b/.test(privs))
+        out.push(`${target.user} has SUPER: it can change global settings, kill any connection and bypass read_only`);
+      if (/\bCREATE USER\b/.test(privs) && !needs.ephemeral)
+        out.push(`${target.user} has CREATE USER, which sessions sharing it do not need (only ephemeral credentials do)`);
       if (/\bFILE\b/.test(privs)) out.push(`${target.user} has FILE: it can read and write files on the database server`);
     }
     if (/WITH GRANT OPTION/i.test(g)) out.push(`${target.user} may grant its global privileges to others (WITH GRANT OPTION on *.*)`);
@@ -83,7 +88,8 @@ async function redisWarnings(target: BackendTarget, needs: PrivilegeNeeds): Prom
     const need = needs.ephemeral || needs.rotates ? 'the commands of its sessions and +acl' : 'the commands of its sessions';
     out.push(`${target.user} may run every command (+@all), including CONFIG, MODULE, DEBUG and SHUTDOWN; it needs ${need}`);
   }
-  if (/(^|\s)(~\*|allkeys)(\s|$)/.test(keys)) out.push(`${target.user} may touch every key (~*); limit it to the key patterns its sessions use`);
+  if (/(^|\s)(~\*|allkeys)(\s|$)/.test(keys))
+    out.push(`${target.user} may touch every key (~*); limit it to the key patterns its sessions use`);
   return out;
 }
 

@@ -45,7 +45,9 @@ export class RotationRepository {
           WHERE connection = @connection AND (lease_owner IS NULL OR lease_owner = @owner OR lease_until <= @now)`,
       ),
       release: db.prepare('UPDATE credential_rotation SET lease_owner = NULL, lease_until = NULL WHERE connection = ? AND lease_owner = ?'),
-      rotated: db.prepare('UPDATE credential_rotation SET last_rotated_at = ?, last_failure_at = NULL, last_failure = NULL WHERE connection = ?'),
+      rotated: db.prepare(
+        'UPDATE credential_rotation SET last_rotated_at = ?, last_failure_at = NULL, last_failure = NULL WHERE connection = ?',
+      ),
       failed: db.prepare('UPDATE credential_rotation SET last_failure_at = ?, last_failure = ? WHERE connection = ?'),
     };
   }

@@ -126,7 +126,7 @@ export class CredentialRotation {
       });
       this.lastRotated = new Gauge({
         name: 'jitgate_credential_last_rotated_timestamp_seconds',
-        help: "When the gateway last rotated its backend password on the connection (Unix time)",
+        help: 'When the gateway last rotated its backend password on the connection (Unix time)',
         labelNames: ['connection'],
         registers: [o.registry],
       });
@@ -148,7 +148,9 @@ export class CredentialRotation {
         this.inProgress.add(c.name);
         void this.track(
           this.settle(c, name, target)
-            .catch((err: unknown) => this.o.log.error({ connection: c.name, err: reasonOf(err) }, 'could not settle an interrupted credential rotation'))
+            .catch((err: unknown) =>
+              this.o.log.error({ connection: c.name, err: reasonOf(err) }, 'could not settle an interrupted credential rotation'),
+            )
             .finally(() => this.inProgress.delete(c.name)),
         );
       }
@@ -196,7 +198,10 @@ export class CredentialRotation {
         await this.settle(c, name, target);
         if (this.o.secrets.staged(name) !== undefined) {
           stillValid = 'unknown';
-          throw new RotationError('failed', 'an earlier rotation is not settled yet: the backend accepted neither password; try again when it is reachable');
+          throw new RotationError(
+            'failed',
+            'an earlier rotation is not settled yet: the backend accepted neither password; try again when it is reachable',
+          );
         }
       }
       const current = target.password!;
@@ -239,11 +244,21 @@ export class CredentialRotation {
         type: 'credentials.rotated',
         actor: by,
         subject: connection,
-        data: { connection, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, scheduled, ...(retireFailure ? { oldPasswordRemoved: false, reason: retireFailure } : {}) },
+        data: {
+          connection,
+          protocol: c.type,
+          backendUser: c.user,
+          secret: `secret:${name}`,
+          scheduled,
+          ...(retireFailure ? { oldPasswordRemoved: false, reason: retireFailure } : {}),
+        },
       });
       if (retireFailure) {
         this.repo.recordFailure(connection, at, retireFailure);
-        this.o.log.warn({ connection, backendUser: c.user, reason: retireFailure }, "rotated the gateway's backend password, but the old one is still valid");
+        this.o.log.warn(
+          { connection, backendUser: c.user, reason: retireFailure },
+          "rotated the gateway's backend password, but the old one is still valid",
+        );
       } else {
         this.o.log.info({ connection, backendUser: c.user, by, scheduled }, "rotated the gateway's backend password");
       }
@@ -303,15 +318,28 @@ export class CredentialRotation {
       const old = target.password;
       this.o.secrets.promote(name);
       target.password = staged;
-      if (old !== undefined) await passwords.retire(target, old).catch((err: unknown) => this.o.log.warn({ connection: c.name, err: reasonOf(err) }, 'could not remove the old backend password'));
+      if (old !== undefined)
+        await passwords
+          .retire(target, old)
+          .catch((err: unknown) =>
+            this.o.log.warn({ connection: c.name, err: reasonOf(err) }, 'could not remove the old backend password'),
+          );
       const at = this.o.clock.now();
       this.repo.recordRotated(c.name, at);
       this.lastRotated?.set({ connection: c.name }, at / 1000);
-      this.o.audit.append({ type: 'credentials.rotated', actor: 'gateway', subject: c.name, data: { connection: c.name, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, recovered: true } });
+      this.o.audit.append({
+        type: 'credentials.rotated',
+        actor: 'gateway',
+        subject: c.name,
+        data: { connection: c.name, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, recovered: true },
+      });
     } else if (target.password !== undefined && (await passwords.logsIn(target, target.password))) {
       this.o.secrets.discardStaged(name);
     } else {
-      this.o.log.warn({ connection: c.name }, 'an interrupted credential rotation stays unsettled: the backend accepts neither password now');
+      this.o.log.warn(
+        { connection: c.name },
+        'an interrupted credential rotation stays unsettled: the backend accepts neither password now',
+      );
       return;
     }
     target.otherPassword = undefined;

@@ -66,7 +66,12 @@ export async function querySession(session: MysqlBackendSession, sql: string): P
 }
 
 /** Rows of the last result set of one text-protocol query (strings; null for NULL). */
-async function runQuery(session: MysqlBackendSession, stream: PacketStream, deprecateEof: boolean, sql: string): Promise<Array<Array<string | null>>> {
+async function runQuery(
+  session: MysqlBackendSession,
+  stream: PacketStream,
+  deprecateEof: boolean,
+  sql: string,
+): Promise<Array<Array<string | null>>> {
   try {
     session.socket.write(packet(Buffer.concat([Buffer.from([0x03]), Buffer.from(sql, 'utf8')]), 0));
     let rows: Array<Array<string | null>> = [];

@@ -67,7 +67,11 @@ export const PASSTHROUGH_CAPABILITIES =
 
 export function connectMysqlBackend(target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
   // ER_ACCESS_DENIED_ERROR may be a rotation of the gateway's password under this login.
-  return withPasswordRetry(target, (t) => connectOnce(t, options), (err) => err instanceof LoginRefused && err.errno === 1045);
+  return withPasswordRetry(
+    target,
+    (t) => connectOnce(t, options),
+    (err) => err instanceof LoginRefused && err.errno === 1045,
+  );
 }
 
 async function connectOnce(target: BackendTarget, options: MysqlBackendOptions): Promise<MysqlBackendSession> {
@@ -77,7 +81,9 @@ async function connectOnce(target: BackendTarget, options: MysqlBackendOptions):
   } catch (err) {
     socket.destroy();
     if (err instanceof GatewayError) throw err;
-    throw new GatewayError('backend_unavailable', `cannot log in to the backend of connection "${target.connection}"`, undefined, { logDetail: (err as Error).message });
+    throw new GatewayError('backend_unavailable', `cannot log in to the backend of connection "${target.connection}"`, undefined, {
+      logDetail: (err as Error).message,
+    });
   }
 }
 
@@ -98,7 +104,12 @@ function openSocket(target: BackendTarget): Promise<net.Socket> {
     socket.setNoDelay(true);
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": backend did not answer within ${target.connectTimeoutMs} ms`));
+      reject(
+        new GatewayError(
+          'backend_unavailable',
+          `connection "${target.connection}": backend did not answer within ${target.connectTimeoutMs} ms`,
+        ),
+      );
     }, target.connectTimeoutMs);
     socket.once('connect', () => {
       clearTimeout(timer);
@@ -106,7 +117,14 @@ function openSocket(target: BackendTarget): Promise<net.Socket> {
     });
     socket.once('error', (err) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": cannot reach the backend`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
+      reject(
+        new GatewayError(
+          'backend_unavailable',
+          `connection "${target.connection}": cannot reach the backend`,
+          (err as NodeJS.ErrnoException).code,
+          { logDetail: err.message },
+        ),
+      );
     });
   });
 }
@@ -118,7 +136,14 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
   // A full server answers the connection with an ERR instead of a greeting (1040 Too many connections).
   if (first[0] === 0xff) {
     const e = parseErr(first);
-    throw passedLoginError(e.errno, e.sqlState, e.message) ?? new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the connection`, `${e.errno}: ${e.message}`);
+    throw (
+      passedLoginError(e.errno, e.sqlState, e.message) ??
+      new GatewayError(
+        'backend_unavailable',
+        `connection "${target.connection}": the backend refused the connection`,
+        `${e.errno}: ${e.message}`,
+      )
+    );
   }
   const greeting = parseGreeting(first);
   const wanted =
@@ -132,7 +157,10 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     (options.localFiles ? Cap.LOCAL_FILES : 0);
   const missing = (options.clientCapabilities & PASSTHROUGH_CAPABILITIES & ~greeting.capabilities) >>> 0;
   if (missing & (Cap.DEPRECATE_EOF | Cap.PROTOCOL_41 | Cap.MULTI_RESULTS | Cap.SESSION_TRACK)) {
-    throw new GatewayError('backend_unavailable', `connection "${target.connection}": the backend server is too old for jitgate (capabilities 0x${missing.toString(16)} missing)`);
+    throw new GatewayError(
+      'backend_unavailable',
+      `connection "${target.connection}": the backend server is too old for jitgate (capabilities 0x${missing.toString(16)} missing)`,
+    );
   }
   let capabilities = (wanted & greeting.capabilities) >>> 0;
   const charset = options.charset ?? DEFAULT_CHARSET;
@@ -146,7 +174,10 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     socket = await upgrade(plain, target);
     stream = new PacketStream(socket, target.connectTimeoutMs, 'backend login');
   } else if (mode === 'require' || mode === 'verify-full') {
-    throw new GatewayError('backend_unavailable', `connection "${target.connection}": the backend does not offer TLS, which the configuration requires`);
+    throw new GatewayError(
+      'backend_unavailable',
+      `connection "${target.connection}": the backend does not offer TLS, which the configuration requires`,
+    );
   }
   const encrypted = socket !== plain;
   const password = Buffer.from(target.password ?? '', 'utf8');
@@ -175,12 +206,25 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     const p = reply.payload;
     if (p[0] === 0x00) {
       const leftover = stream.detach();
-      return { socket, threadId: greeting.connectionId, serverVersion: greeting.serverVersion, capabilities, status: greeting.status, leftover };
+      return {
+        socket,
+        threadId: greeting.connectionId,
+        serverVersion: greeting.serverVersion,
+        capabilities,
+        status: greeting.status,
+        leftover,
+      };
     }
     if (p[0] === 0xff) {
       const e = parseErr(p);
-      throw passedLoginError(e.errno, e.sqlState, e.message) ??
-        new LoginRefused(e.errno, `connection "${target.connection}": the backend refused the gateway's login`, `${e.errno} (${e.sqlState}): ${e.message}`);
+      throw (
+        passedLoginError(e.errno, e.sqlState, e.message) ??
+        new LoginRefused(
+          e.errno,
+          `connection "${target.connection}": the backend refused the gateway's login`,
+          `${e.errno} (${e.sqlState}): ${e.message}`,
+        )
+      );
     }
     if (p[0] === 0xfe) {
       // Auth switch: another plugin with a fresh nonce.
@@ -188,12 +232,19 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
       plugin = name.value.toString('latin1');
       nonce = p.subarray(name.next, p.length - (p[p.length - 1] === 0 ? 1 : 0));
       if (plugin === CLEAR) {
-        if (!encrypted) throw new GatewayError('backend_unavailable', `connection "${target.connection}": the backend asks for the password in clear text without TLS`);
+        if (!encrypted)
+          throw new GatewayError(
+            'backend_unavailable',
+            `connection "${target.connection}": the backend asks for the password in clear text without TLS`,
+          );
         socket.write(packet(Buffer.concat([password, Buffer.from([0])]), seq));
       } else if (plugin === NATIVE || plugin === CACHING_SHA2) {
         socket.write(packet(scramble(plugin, password, nonce), seq));
       } else {
-        throw new GatewayError('backend_unavailable', `connection "${target.connection}": the backend asks for authentication plugin ${plugin}, which jitgate does not support`);
+        throw new GatewayError(
+          'backend_unavailable',
+          `connection "${target.connection}": the backend asks for authentication plugin ${plugin}, which jitgate does not support`,
+        );
       }
       continue;
     }
@@ -242,7 +293,14 @@ function upgrade(socket: net.Socket, target: BackendTarget): Promise<tls.TLSSock
     });
     secure.once('error', (err) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', `connection "${target.connection}": TLS with the backend failed`, "the backend's certificate or TLS settings do not match the connection's tls settings", { logDetail: err.message }));
+      reject(
+        new GatewayError(
+          'backend_unavailable',
+          `connection "${target.connection}": TLS with the backend failed`,
+          "the backend's certificate or TLS settings do not match the connection's tls settings",
+          { logDetail: err.message },
+        ),
+      );
     });
   });
 }
@@ -287,7 +345,11 @@ export async function prepareSession(session: MysqlBackendSession, sql: string, 
     const reply = await stream.read(1);
     if (reply.payload[0] === 0xff) {
       const e = parseErr(reply.payload);
-      throw new GatewayError('credential_unavailable', `could not set up this session's database user on connection "${connection}"`, `${e.errno} (${e.sqlState}): ${e.message}`);
+      throw new GatewayError(
+        'credential_unavailable',
+        `could not set up this session's database user on connection "${connection}"`,
+        `${e.errno} (${e.sqlState}): ${e.message}`,
+      );
     }
   } finally {
     session.leftover = stream.detach();

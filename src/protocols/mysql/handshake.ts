@@ -85,7 +85,8 @@ export function parseGreeting(payload: Buffer): Greeting {
   pos += part2Length;
   const nonce = Buffer.concat([part1, part2.subarray(0, part2.length - (part2[part2.length - 1] === 0 ? 1 : 0))]);
   let plugin = NATIVE;
-  if (capabilities & Cap.PLUGIN_AUTH && pos < payload.length) plugin = readNulString(Buffer.concat([payload, Buffer.from([0])]), pos).value.toString('latin1');
+  if (capabilities & Cap.PLUGIN_AUTH && pos < payload.length)
+    plugin = readNulString(Buffer.concat([payload, Buffer.from([0])]), pos).value.toString('latin1');
   return { serverVersion: version.value.toString('latin1'), connectionId, nonce, capabilities, charset, status, plugin };
 }
 

@@ -99,7 +99,10 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     try {
       this.serverVersion = announcedVersion(await readBackendVersion(target));
     } catch (err) {
-      this.options.log.warn({ connection: name, err: (err as Error).message }, 'cannot read the MySQL backend version; announcing a default until a session connects');
+      this.options.log.warn(
+        { connection: name, err: (err as Error).message },
+        'cannot read the MySQL backend version; announcing a default until a session connects',
+      );
     }
   }
 
@@ -108,7 +111,9 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
    * they may log in to exactly one; with none or several it stays "No database selected".
    */
   private onlyConnectionOf(user: string): string {
-    const usable = (this.options.mysqlConnections ?? []).filter((name) => this.options.verifier.scramCandidates(user, name).candidates.length > 0);
+    const usable = (this.options.mysqlConnections ?? []).filter(
+      (name) => this.options.verifier.scramCandidates(user, name).candidates.length > 0,
+    );
     return usable.length === 1 ? usable[0]! : '';
   }
 
@@ -121,7 +126,8 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
     for (const [id, s] of this.sessions) {
       if (s.pipelineId === sessionId) {
-        if (!s.relay.idle) this.killBackendQuery(s).catch((err) => this.options.log.warn({ err, session: sessionId }, 'KILL QUERY on kill failed'));
+        if (!s.relay.idle)
+          this.killBackendQuery(s).catch((err) => this.options.log.warn({ err, session: sessionId }, 'KILL QUERY on kill failed'));
         s.relay.terminate(reason, new GatewayError('killed', message));
         this.sessions.delete(id);
         return true;
@@ -178,7 +184,15 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     const offered = (GATEWAY_CAPABILITIES | (this.options.tls ? Cap.SSL : 0)) >>> 0;
     socket.write(
       packet(
-        buildGreeting({ serverVersion: this.serverVersion, connectionId, nonce, capabilities: offered, charset: DEFAULT_CHARSET, status: Status.AUTOCOMMIT, plugin: CACHING_SHA2 }),
+        buildGreeting({
+          serverVersion: this.serverVersion,
+          connectionId,
+          nonce,
+          capabilities: offered,
+          charset: DEFAULT_CHARSET,
+          status: Status.AUTOCOMMIT,
+          plugin: CACHING_SHA2,
+        }),
         0,
       ),
     );
@@ -201,16 +215,25 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     const client = secure ?? socket;
     const response = parseHandshakeResponse(first.payload);
     if (HIDING_COLLATIONS.has(response.charset)) {
-      throw new GatewayError('unsupported_protocol', 'jitgate does not relay the big5, cp932, gbk, sjis and gb18030 client character sets (a quote can hide in their characters); connect with utf8mb4');
+      throw new GatewayError(
+        'unsupported_protocol',
+        'jitgate does not relay the big5, cp932, gbk, sjis and gb18030 client character sets (a quote can hide in their characters); connect with utf8mb4',
+      );
     }
     const user = response.user;
     if (this.options.tlsRequired && !secure) {
-      throw new GatewayError('auth_method_rejected', 'Connections using insecure transport are prohibited: jitgate requires TLS (mysql: --ssl, mysql2: ssl: {...})');
+      throw new GatewayError(
+        'auth_method_rejected',
+        'Connections using insecure transport are prohibited: jitgate requires TLS (mysql: --ssl, mysql2: ssl: {...})',
+      );
     }
     if (!user) throw new GatewayError('auth_failed', "Access denied for user ''");
     const connection = response.database || this.onlyConnectionOf(user);
     if (!connection) {
-      throw new GatewayError('unknown_connection', 'No database selected: jitgate needs database = the name of the connection to open (e.g. mysql -u alice orders)');
+      throw new GatewayError(
+        'unknown_connection',
+        'No database selected: jitgate needs database = the name of the connection to open (e.g. mysql -u alice orders)',
+      );
     }
     // An unknown database is 1049 as the README promises (a token for it could not be valid anyway).
     const target = this.options.resolveTarget(connection);
@@ -232,9 +255,15 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
       const throttled = await this.options.onAuthFailure({ user, connection, clientAddress, reason: auth.reason });
       if (throttled !== undefined) throw new GatewayError('too_many_logins', throttled);
       if (auth.reason === 'method_unavailable') {
-        throw new GatewayError('auth_method_rejected', 'Authentication requires a secure connection: the first login with a token needs TLS (mysql: --ssl)');
+        throw new GatewayError(
+          'auth_method_rejected',
+          'Authentication requires a secure connection: the first login with a token needs TLS (mysql: --ssl)',
+        );
       }
-      throw new GatewayError('auth_failed', `Access denied for user '${echo(user)}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`);
+      throw new GatewayError(
+        'auth_failed',
+        `Access denied for user '${echo(user)}' (using password: ${auth.reason === 'no_password' ? 'NO' : 'YES'})`,
+      );
     }
 
     const info: SessionInfo = {
@@ -263,11 +292,16 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
         clientCapabilities: capabilities,
         charset: response.charset,
         localFiles: localFiles && (capabilities & Cap.LOCAL_FILES) !== 0,
-        attributes: new Map([['jitgate_user', user], ...(info.applicationName ? [['program_name', info.applicationName] as [string, string]] : [])]),
+        attributes: new Map([
+          ['jitgate_user', user],
+          ...(info.applicationName ? [['program_name', info.applicationName] as [string, string]] : []),
+        ]),
       });
       if (roles.length > 0) {
         // MariaDB activates one role at a time; MySQL all of them.
-        const activate = /mariadb/i.test(backend.serverVersion) ? `SET ROLE ${quoteIdent(roles[0]!)}` : `SET ROLE ${roles.map(quoteIdent).join(', ')}`;
+        const activate = /mariadb/i.test(backend.serverVersion)
+          ? `SET ROLE ${quoteIdent(roles[0]!)}`
+          : `SET ROLE ${roles.map(quoteIdent).join(', ')}`;
         const session = backend;
         try {
           await prepareSession(session, activate, connection);
@@ -286,7 +320,10 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
           if (err instanceof BackendLoginRefused) throw err;
           // The cause is the gateway's own (its views query): logged, not sent.
           this.options.log.warn({ connection, err: err.message }, 'cannot read the views masking needs');
-          throw new GatewayError('backend_unavailable', 'jitgate cannot read the catalog masking needs for this connection; try again later');
+          throw new GatewayError(
+            'backend_unavailable',
+            'jitgate cannot read the catalog masking needs for this connection; try again later',
+          );
         });
       }
       this.serverVersion = announcedVersion(backend.serverVersion);
@@ -294,7 +331,10 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease?.release();
-      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail }, 'mysql backend connect failed');
+      this.options.log.warn(
+        { connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail },
+        'mysql backend connect failed',
+      );
       throw err;
     }
     const clientEarly = stream.detach();
@@ -352,7 +392,8 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
    */
   private async clientKill(request: KillRequest, requester: string): Promise<string | undefined> {
     // The id the greeting gave, or the backend's own (what CONNECTION_ID() answers) of one of the requester's sessions.
-    const target = this.sessions.get(request.id) ?? [...this.sessions.values()].find((s) => s.backendThreadId === request.id && s.user === requester);
+    const target =
+      this.sessions.get(request.id) ?? [...this.sessions.values()].find((s) => s.backendThreadId === request.id && s.user === requester);
     if (!target) return `Unknown thread id: ${request.id}`;
     if (target.user !== requester) return `You are not owner of thread ${request.id}`;
     if (request.queryOnly) {

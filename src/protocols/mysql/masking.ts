@@ -88,7 +88,8 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
       for (const v of views) {
         if (this.maskedViews.has(v.key)) continue;
         const masked =
-          !v.analysis?.ok || v.analysis.statements.some((st) => this.maskedReference(st.columns) !== undefined || this.readsMaskedView(st.tablesRead));
+          !v.analysis?.ok ||
+          v.analysis.statements.some((st) => this.maskedReference(st.columns) !== undefined || this.readsMaskedView(st.tablesRead));
         if (masked) {
           this.maskedViews.add(v.key);
           this.maskedViewNames.add(v.name);
@@ -102,7 +103,8 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     if (this.o.rules.length === 0) return undefined;
     this.dialect = statement.dialect;
     const analysis = analyseMysqlCached(statement.text, statement.dialect);
-    if (!analysis.ok) return refusal('masking_unprovable', `the statement could not be parsed (${analysis.error}), so its results cannot be masked`);
+    if (!analysis.ok)
+      return refusal('masking_unprovable', `the statement could not be parsed (${analysis.error}), so its results cannot be masked`);
     for (const s of analysis.statements) {
       // Every text ever prepared under a name counts for its EXECUTEs (a refused PREPARE only adds caution).
       if (s.prepares !== undefined) {
@@ -110,7 +112,8 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
         this.preparedTexts.set(name, (this.preparedTexts.get(name) ?? new Set<string>()).add(s.preparedText ?? s.text));
       }
       // A stored function or procedure can read masked columns in its body and return them in any form.
-      if (s.routines.length > 0) return refusal('masking_unprovable', `stored routine ${s.routines[0]}() could return masked data in any form`);
+      if (s.routines.length > 0)
+        return refusal('masking_unprovable', `stored routine ${s.routines[0]}() could return masked data in any form`);
       if (s.executes !== undefined && !this.preparedTexts.has(s.executes.toLowerCase())) {
         return refusal('masking_unprovable', `prepared statement ${s.executes} was not prepared from a text the gateway saw`);
       }
@@ -121,7 +124,10 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
         if (u) return refusal('masking_copy', `a variable would hold masked column ${u} where it could be read unmasked`);
       }
       const copies = !s.readOnly;
-      if (copies && (s.kind === 'insert' || s.kind === 'update' || s.kind === 'ddl' || s.kind === 'copy' || s.kind === 'select' || s.kind === 'other')) {
+      if (
+        copies &&
+        (s.kind === 'insert' || s.kind === 'update' || s.kind === 'ddl' || s.kind === 'copy' || s.kind === 'select' || s.kind === 'other')
+      ) {
         const u = used();
         if (u) return refusal('masking_copy', `${s.kind.toUpperCase()} would carry masked column ${u} where it could be read unmasked`);
       }
@@ -161,7 +167,9 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     const analysis = this.analysed(statement);
     return (
       !analysis.ok ||
-      analysis.statements.some((s) => s.routines.length > 0 || this.maskedReference(s.columns) !== undefined || this.readsMaskedView(s.tablesRead) !== undefined)
+      analysis.statements.some(
+        (s) => s.routines.length > 0 || this.maskedReference(s.columns) !== undefined || this.readsMaskedView(s.tablesRead) !== undefined,
+      )
     );
   }
 
@@ -174,7 +182,8 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
   }
 
   maskValue(mask: ColumnMask, value: string): string | null {
-    const strategy: MaskStrategy = mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
+    const strategy: MaskStrategy =
+      mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
     return applyStrategy(strategy, value, { hashKey: this.o.hashKey });
   }
 
@@ -210,7 +219,8 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
         masks.set(i, () => '[redacted]');
         return;
       }
-      const trusted = c.orgTable !== '' && c.orgName !== '' && (this.o.rules.length === 0 || (plain?.tables.includes(c.orgTable.toLowerCase()) ?? false));
+      const trusted =
+        c.orgTable !== '' && c.orgName !== '' && (this.o.rules.length === 0 || (plain?.tables.includes(c.orgTable.toLowerCase()) ?? false));
       if (!trusted && expressionTouchesMasked(i)) {
         masks.set(i, () => '[redacted]');
         return;

@@ -298,7 +298,9 @@ export function readNulString(buf: Buffer, pos: number): { value: Buffer; next: 
 // ---------------------------------------------------------------------------------------------
 // Generic packets.
 
-export function okPayload(options: { affectedRows?: number; insertId?: number; status?: number; warnings?: number; info?: string; header?: number } = {}): Buffer {
+export function okPayload(
+  options: { affectedRows?: number; insertId?: number; status?: number; warnings?: number; info?: string; header?: number } = {},
+): Buffer {
   const status = Buffer.alloc(4);
   status.writeUInt16LE(options.status ?? Status.AUTOCOMMIT, 0);
   status.writeUInt16LE(options.warnings ?? 0, 2);

@@ -19,7 +19,10 @@ export interface PreparedStatement {
 const VALUE_LIMIT = 4096;
 
 /** Values bound by one COM_STMT_EXECUTE, as text; best effort (undecodable values show as `?`). */
-export function decodeExecuteParameters(stmt: PreparedStatement, payload: Buffer): { values: Array<string | null>; cut: number[]; sizes: number[] } {
+export function decodeExecuteParameters(
+  stmt: PreparedStatement,
+  payload: Buffer,
+): { values: Array<string | null>; cut: number[]; sizes: number[] } {
   const values: Array<string | null> = [];
   const cut: number[] = [];
   const sizes: number[] = [];

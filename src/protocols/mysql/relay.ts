@@ -9,7 +9,16 @@
  */
 import type net from 'node:net';
 import { GatewayError } from '../../core/errors.js';
-import type { BoundParameters, Decision, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type {
+  BoundParameters,
+  Decision,
+  PendingDecision,
+  ResultObserver,
+  SessionCounters,
+  SessionEndReason,
+  SessionPipeline,
+  Statement,
+} from '../../core/types.js';
 import { COMMAND_REFUSED, MYSQL_ERROR, REFUSED } from './errors.js';
 import { HoldQueue } from '../hold-queue.js';
 import {
@@ -30,7 +39,15 @@ import {
 import { decodeExecuteParameters, type PreparedStatement } from './prepared.js';
 import { analyseMysqlCached } from '../../sql/mysql.js';
 import { dialectOf } from '../../sql/mysql-lexer.js';
-import { binaryDisplay, parseBinaryRow, parseColumnDefinition, parseTextRow, rewriteRow, textDisplay, type ColumnDefinition } from './results.js';
+import {
+  binaryDisplay,
+  parseBinaryRow,
+  parseColumnDefinition,
+  parseTextRow,
+  rewriteRow,
+  textDisplay,
+  type ColumnDefinition,
+} from './results.js';
 
 /** Masking of one result: a function per masked column (by index), or a reason to refuse it. */
 export type ResultMaskPlan = { masks: Map<number, (value: string) => string | null> } | { refuse: string };
@@ -109,9 +126,11 @@ const LOCAL_INFILE_RE = /\bLOAD\s+(?:DATA|XML)\s+(?:LOW_PRIORITY\s+|CONCURRENT\s
  * statements (./../../sql/mysql.ts names the statements): only texts with one are analysed for it,
  * so plain passthrough stays cheap.
  */
-const SENSITIVE_WORDS_RE = /processlist|grants|\buser\b|global_priv|\bengine\b|binlog|relaylog|general_log|slow_log|events_statements|\bthreads\b|\bsession\b|\bmysql\b|\bsys\b|performance_schema|x\$/i;
+const SENSITIVE_WORDS_RE =
+  /processlist|grants|\buser\b|global_priv|\bengine\b|binlog|relaylog|general_log|slow_log|events_statements|\bthreads\b|\bsession\b|\bmysql\b|\bsys\b|performance_schema|x\$/i;
 /** What an unanalysable text must not name (the analysis could not tell what it reads). */
-const SENSITIVE_FALLBACK_RE = /processlist|global_priv|mysql\W+user|show\W+grants|create\W+user|general_log|slow_log|events_statements|binlog\W+events|engine\W+\w+\W+status/i;
+const SENSITIVE_FALLBACK_RE =
+  /processlist|global_priv|mysql\W+user|show\W+grants|create\W+user|general_log|slow_log|events_statements|binlog\W+events|engine\W+\w+\W+status/i;
 /** SERVER_STATUS_NO_BACKSLASH_ESCAPES: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
 const STATUS_NO_BACKSLASH_ESCAPES = 0x0200;
 
@@ -165,7 +184,13 @@ export class MysqlRelay {
 
   private refuseSensitive(seq: number, why: string, text: string): void {
     this.counters.statements++;
-    this.refuseWith(seq, REFUSED.errno, REFUSED.sqlState, `jitgate: this statement would show ${why}, which sessions through the gateway may not see (gateway_protected)`, text);
+    this.refuseWith(
+      seq,
+      REFUSED.errno,
+      REFUSED.sqlState,
+      `jitgate: this statement would show ${why}, which sessions through the gateway may not see (gateway_protected)`,
+      text,
+    );
   }
 
   /** Nothing in flight: no command running and none waiting. */
@@ -207,7 +232,8 @@ export class MysqlRelay {
   /** Graceful shutdown: end the session once the command in flight is done. */
   drain(): void {
     this.draining = true;
-    if (this.idle) this.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
+    if (this.idle)
+      this.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -274,7 +300,13 @@ export class MysqlRelay {
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
           // Only so the statement is recorded and audited: it is refused below whatever the decision.
           void this.o.pipeline.decide({ source: 'simple', text, dialect });
-          return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
+          return this.refuseWith(
+            replySeq,
+            1148,
+            '42000',
+            'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)',
+            text,
+          );
         }
         const why = this.sensitive(text);
         if (why) return this.refuseSensitive(replySeq, why, text);
@@ -291,7 +323,13 @@ export class MysqlRelay {
           return this.forward(framePacket(rewritten, 0).bytes, { kind: 'generic' }, 1, `USE ${name}`);
         }
         if (this.o.isOtherConnection(name)) {
-          return this.refuseWith(replySeq, 1044, '42000', `jitgate: this session is on connection "${this.o.connection}"; to use connection "${name}", connect again with database "${name}"`, `USE ${name}`);
+          return this.refuseWith(
+            replySeq,
+            1044,
+            '42000',
+            `jitgate: this session is on connection "${this.o.connection}"; to use connection "${name}", connect again with database "${name}"`,
+            `USE ${name}`,
+          );
         }
         const use = `USE \`${name.replace(/`/g, '``')}\``;
         const why = this.sensitive(use);
@@ -301,7 +339,12 @@ export class MysqlRelay {
       case Command.FIELD_LIST: {
         const table = payload.subarray(1, payload.indexOf(0, 1) < 0 ? payload.length : payload.indexOf(0, 1)).toString('utf8');
         // Described to policy as the read it amounts to (the table's column names).
-        return this.decided(p, { source: 'simple', text: `SELECT * FROM \`${table.replace(/`/g, '``')}\` LIMIT 0` }, { kind: 'fieldlist' }, false);
+        return this.decided(
+          p,
+          { source: 'simple', text: `SELECT * FROM \`${table.replace(/`/g, '``')}\` LIMIT 0` },
+          { kind: 'fieldlist' },
+          false,
+        );
       }
       case Command.STMT_PREPARE: {
         const text = payload.toString('utf8', 1);
@@ -309,7 +352,13 @@ export class MysqlRelay {
         if (!this.o.localFilesAllowed && LOCAL_INFILE_RE.test(text)) {
           // Only so the statement is recorded and audited: it is refused below whatever the decision.
           void this.o.pipeline.decide({ source: 'parse', text, name: '', dialect });
-          return this.refuseWith(replySeq, 1148, '42000', 'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)', text);
+          return this.refuseWith(
+            replySeq,
+            1148,
+            '42000',
+            'jitgate: LOAD DATA LOCAL is not allowed on this connection (local_infile_denied)',
+            text,
+          );
         }
         const why = this.sensitive(text);
         if (why) return this.refuseSensitive(replySeq, why, text);
@@ -371,14 +420,21 @@ export class MysqlRelay {
     this.busy = true;
     this.held = (decision as PendingDecision).hold;
     this.updateClientFlow();
-    decision.then(
-      (d) => settle(d),
-      () => settle({ effect: 'deny', reasons: ['decision_failed'], message: 'jitgate: the statement could not be decided, so it was not run' }),
-    ).finally(() => {
-      this.busy = false;
-      this.held = undefined;
-      if (!this.ended) this.pump();
-    });
+    decision
+      .then(
+        (d) => settle(d),
+        () =>
+          settle({
+            effect: 'deny',
+            reasons: ['decision_failed'],
+            message: 'jitgate: the statement could not be decided, so it was not run',
+          }),
+      )
+      .finally(() => {
+        this.busy = false;
+        this.held = undefined;
+        if (!this.ended) this.pump();
+      });
   }
 
   /** KILL QUERY while a statement is held: the client gives up waiting (the decision settles as a deny). */
@@ -426,22 +482,25 @@ export class MysqlRelay {
     const decision = this.o.pipeline.decide({ source: 'simple', text, dialect: this.dialect() });
     if (!(decision instanceof Promise) && decision.effect !== 'allow') return this.refuse(seq, decision, text);
     this.busy = true;
-    this.o.kill(request).then(
-      (problem) => {
-        if (this.ended) return;
-        if (problem) return this.refuseWith(seq, 1094, 'HY000', problem, text);
-        this.write(framePacket(okPayload({ status: this.status }), seq).bytes);
-        this.observer?.onResult({ kind: 'complete', tag: 'OK 0' });
-        this.observer?.onResult({ kind: 'ready' });
-      },
-      // The gateway's own backend connection failed: the client learns that, not its internals.
-      () => {
-        if (!this.ended) this.refuseWith(seq, 1094, 'HY000', 'jitgate: KILL failed: the gateway could not reach the backend', text);
-      },
-    ).finally(() => {
-      this.busy = false;
-      if (!this.ended) this.pump();
-    });
+    this.o
+      .kill(request)
+      .then(
+        (problem) => {
+          if (this.ended) return;
+          if (problem) return this.refuseWith(seq, 1094, 'HY000', problem, text);
+          this.write(framePacket(okPayload({ status: this.status }), seq).bytes);
+          this.observer?.onResult({ kind: 'complete', tag: 'OK 0' });
+          this.observer?.onResult({ kind: 'ready' });
+        },
+        // The gateway's own backend connection failed: the client learns that, not its internals.
+        () => {
+          if (!this.ended) this.refuseWith(seq, 1094, 'HY000', 'jitgate: KILL failed: the gateway could not reach the backend', text);
+        },
+      )
+      .finally(() => {
+        this.busy = false;
+        if (!this.ended) this.pump();
+      });
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -458,7 +517,10 @@ export class MysqlRelay {
       // The packets accepted before the bad one go out first, so the ERR's sequence id (which
       // counts them) follows what the client has actually received.
       if (out.length > 0) this.write(out.length === 1 ? out[0]! : Buffer.concat(out));
-      return this.terminate('backend_lost', new GatewayError('backend_lost', 'jitgate: the backend sent a malformed packet; the session ends'));
+      return this.terminate(
+        'backend_lost',
+        new GatewayError('backend_lost', 'jitgate: the backend sent a malformed packet; the session ends'),
+      );
     }
     // The usual case: every packet of the chunk passed as it came (sequence ids set in place), so
     // the chunk itself goes out, with no copy.
@@ -488,7 +550,12 @@ export class MysqlRelay {
           // LOCAL INFILE request: only reachable when policy allows it (the backend leg has the capability then).
           f.phase = 'infile';
           this.infileFromClient = true;
-          this.observer?.onResult({ kind: 'notice', severity: 'NOTE', code: '00000', message: `LOCAL INFILE ${p.payload.toString('utf8', 1)}` });
+          this.observer?.onResult({
+            kind: 'notice',
+            severity: 'NOTE',
+            code: '00000',
+            message: `LOCAL INFILE ${p.payload.toString('utf8', 1)}`,
+          });
         } else {
           f.remaining = readLenenc(p.payload, 0).value ?? 0;
           f.columns = [];
@@ -691,7 +758,9 @@ export class MysqlRelay {
   private backendGone(): void {
     if (this.ended) return;
     if (this.inFlight) {
-      this.write(framePacket(errPayload(2013, 'HY000', 'jitgate: lost connection to the backend during the query'), this.inFlight.outSeq).bytes);
+      this.write(
+        framePacket(errPayload(2013, 'HY000', 'jitgate: lost connection to the backend during the query'), this.inFlight.outSeq).bytes,
+      );
     }
     this.finish('backend_lost');
   }

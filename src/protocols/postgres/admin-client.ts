@@ -47,7 +47,14 @@ interface Message {
   body: Buffer;
 }
 
-const T = { RowDescription: MessageType.RowDescription, DataRow: MessageType.DataRow, CommandComplete: MessageType.CommandComplete, EmptyQuery: MessageType.EmptyQueryResponse, Error: MessageType.ErrorResponse, Ready: MessageType.ReadyForQuery };
+const T = {
+  RowDescription: MessageType.RowDescription,
+  DataRow: MessageType.DataRow,
+  CommandComplete: MessageType.CommandComplete,
+  EmptyQuery: MessageType.EmptyQueryResponse,
+  Error: MessageType.ErrorResponse,
+  Ready: MessageType.ReadyForQuery,
+};
 const COPY_IN = 0x47; // G
 const COPY_BOTH = 0x57; // W
 
@@ -178,13 +185,16 @@ export class AdminConnection {
       if (m) return m;
       if (this.failure) throw this.failure;
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          this.waiter = null;
-          // The backend may still be working on it; a fresh connection is the only clean state.
-          this.fail(new GatewayError('backend_unavailable', 'administrative query on the backend timed out'));
-          this.socket.destroy();
-          reject(this.failure);
-        }, Math.max(0, deadline - Date.now()));
+        const timer = setTimeout(
+          () => {
+            this.waiter = null;
+            // The backend may still be working on it; a fresh connection is the only clean state.
+            this.fail(new GatewayError('backend_unavailable', 'administrative query on the backend timed out'));
+            this.socket.destroy();
+            reject(this.failure);
+          },
+          Math.max(0, deadline - Date.now()),
+        );
         this.waiter = () => {
           clearTimeout(timer);
           resolve();

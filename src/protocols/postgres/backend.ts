@@ -41,7 +41,11 @@ export function forwardableParams(client: Map<string, string>): Record<string, s
 
 export function connectBackend(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
   // A refusal of the credential (SQLSTATE class 28) may be a rotation of it under this login.
-  return withPasswordRetry(target, (t) => connectOnce(t, clientParams), (err) => err instanceof BackendRefusal && (err.fields.get('C') ?? '').startsWith('28'));
+  return withPasswordRetry(
+    target,
+    (t) => connectOnce(t, clientParams),
+    (err) => err instanceof BackendRefusal && (err.fields.get('C') ?? '').startsWith('28'),
+  );
 }
 
 async function connectOnce(target: BackendTarget, clientParams: Map<string, string>): Promise<BackendSession> {
@@ -50,9 +54,7 @@ async function connectOnce(target: BackendTarget, clientParams: Map<string, stri
   });
   const stream = new MessageStream(socket, target.connectTimeoutMs);
   try {
-    socket.write(
-      build.startup({ ...forwardableParams(clientParams), user: target.user, database: target.database }),
-    );
+    socket.write(build.startup({ ...forwardableParams(clientParams), user: target.user, database: target.database }));
     stream.startTyped();
     await login(stream, target);
     const startupFrames: Buffer[] = [];
@@ -115,9 +117,7 @@ async function openSocket(target: BackendTarget): Promise<{ socket: net.Socket; 
       servername: net.isIP(target.tls.servername ?? target.host) ? undefined : (target.tls.servername ?? target.host),
       ca: target.tls.ca,
       rejectUnauthorized: verify,
-      checkServerIdentity: verify
-        ? (_host, cert) => tls.checkServerIdentity(target.tls.servername ?? target.host, cert)
-        : () => undefined,
+      checkServerIdentity: verify ? (_host, cert) => tls.checkServerIdentity(target.tls.servername ?? target.host, cert) : () => undefined,
     });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new ProtocolError('TLS handshake timed out')), target.connectTimeoutMs);
@@ -152,7 +152,14 @@ function tcpConnect(target: BackendTarget): Promise<net.Socket> {
     });
     socket.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new GatewayError('backend_unavailable', 'could not reach the backend', err.code ? `${err.code} from the backend's address` : undefined, { logDetail: err.message }));
+      reject(
+        new GatewayError(
+          'backend_unavailable',
+          'could not reach the backend',
+          err.code ? `${err.code} from the backend's address` : undefined,
+          { logDetail: err.message },
+        ),
+      );
     });
   });
 }
@@ -215,7 +222,7 @@ async function login(stream: MessageStream, target: BackendTarget): Promise<void
 
 async function scramLogin(stream: MessageStream, mechanisms: Buffer, target: BackendTarget): Promise<void> {
   const offered: string[] = [];
-  for (let pos = 0; pos < mechanisms.length && mechanisms[pos] !== 0; ) {
+  for (let pos = 0; pos < mechanisms.length && mechanisms[pos] !== 0;) {
     const m = readCString(mechanisms, pos);
     offered.push(m.value);
     pos = m.next;
@@ -261,10 +268,7 @@ async function expectAuth(stream: MessageStream, code: number, target: BackendTa
 
 function requirePassword(target: BackendTarget): string {
   if (target.password === undefined) {
-    throw new GatewayError(
-      'backend_unavailable',
-      `backend asks for a password but connection "${target.connection}" has none configured`,
-    );
+    throw new GatewayError('backend_unavailable', `backend asks for a password but connection "${target.connection}" has none configured`);
   }
   return target.password;
 }
@@ -279,7 +283,11 @@ function md5(data: Buffer): Buffer {
  * gateway itself (the CLI's local tunnel forwards the gateway's refusal, e.g. an ended grant, as is).
  */
 export class BackendRefusal extends GatewayError {
-  constructor(message: string, detail: string, readonly fields: ReadonlyMap<string, string>) {
+  constructor(
+    message: string,
+    detail: string,
+    readonly fields: ReadonlyMap<string, string>,
+  ) {
     super('backend_unavailable', message, detail);
   }
 }

@@ -29,15 +29,13 @@ describe('Framer', () => {
   });
 
   it('yields the same messages for random message sequences and random chunkings', () => {
-    const message = fc
-      .tuple(fc.constantFrom(...'QPBEDCSHdcfXZTNA'.split('')), fc.uint8Array({ maxLength: 300 }))
-      .map(([t, body]) => {
-        const b = Buffer.alloc(5 + body.length);
-        b[0] = t.charCodeAt(0);
-        b.writeInt32BE(4 + body.length, 1);
-        Buffer.from(body).copy(b, 5);
-        return b;
-      });
+    const message = fc.tuple(fc.constantFrom(...'QPBEDCSHdcfXZTNA'.split('')), fc.uint8Array({ maxLength: 300 })).map(([t, body]) => {
+      const b = Buffer.alloc(5 + body.length);
+      b[0] = t.charCodeAt(0);
+      b.writeInt32BE(4 + body.length, 1);
+      Buffer.from(body).copy(b, 5);
+      return b;
+    });
     fc.assert(
       fc.property(fc.array(message, { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (msgs, cuts) => {
         const stream = Buffer.concat(msgs);

@@ -239,8 +239,7 @@ export const build = {
     return w.byte(0).untyped();
   },
   sslRequest: () => new Writer().int32(SSL_REQUEST_CODE).untyped(),
-  cancelRequest: (pid: number, secret: number) =>
-    new Writer().int32(CANCEL_REQUEST_CODE).int32(pid).int32(secret).untyped(),
+  cancelRequest: (pid: number, secret: number) => new Writer().int32(CANCEL_REQUEST_CODE).int32(pid).int32(secret).untyped(),
   password: (password: string) => new Writer().cstring(password).message('p'),
   saslInitialResponse: (mechanism: string, data: string) => {
     const body = Buffer.from(data, 'utf8');

@@ -9,7 +9,15 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type { BackendLease, BackendRequest, BackendTarget, PendingDecision, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
+import type {
+  BackendLease,
+  BackendRequest,
+  BackendTarget,
+  PendingDecision,
+  SessionEndReason,
+  SessionInfo,
+  SessionPipeline,
+} from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
@@ -77,7 +85,10 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
 
   /** What is left after the drain period ends with 57P01, as PostgreSQL's own shutdown does. */
   protected endOnShutdown(s: LiveSession): void {
-    s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down'));
+    s.relay.terminate(
+      'gateway_shutdown',
+      new GatewayError('shutting_down', 'terminating connection because the jitgate gateway is shutting down'),
+    );
   }
 
   protected accept(socket: net.Socket): void {
@@ -106,8 +117,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       socket.destroy();
       return;
     }
-    const error =
-      err instanceof ProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
+    const error = err instanceof ProtocolError ? new GatewayError('protocol_violation', err.message) : toGatewayError(err);
     if (error.code === 'internal') this.options.log.error({ err, clientAddress }, 'unexpected error during handshake');
     if (!socket.destroyed && socket.writable) {
       socket.end(build.error({ severity: 'FATAL', code: SQLSTATE[error.code], message: error.message, detail: error.detail }));
@@ -174,11 +184,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       throw new GatewayError('unsupported_protocol', 'replication connections are not supported through jitgate');
     }
     if (this.options.tlsRequired && !secure) {
-      throw new GatewayError(
-        'auth_method_rejected',
-        'jitgate requires an encrypted connection',
-        undefined,
-      );
+      throw new GatewayError('auth_method_rejected', 'jitgate requires an encrypted connection', undefined);
     }
 
     stream.startTyped();
@@ -244,7 +250,10 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       backend = await connectBackend(lease.target, backendParams);
       if (backend.startupFrames.some((f) => f[0] === 0x53 && literalsReadOtherwise(f, 0, f.length))) {
         backend.socket.destroy();
-        throw new GatewayError('denied', 'jitgate: this session would start with standard_conforming_strings off or a client encoding jitgate cannot read; statements could not be checked as the server reads them');
+        throw new GatewayError(
+          'denied',
+          'jitgate: this session would start with standard_conforming_strings off or a client encoding jitgate cannot read; statements could not be checked as the server reads them',
+        );
       }
       protection.ownBackendPid = backend.pid;
       // A role made for this session alone: PostgreSQL itself keeps other sessions out of its view.
@@ -253,7 +262,10 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease?.release();
-      this.options.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail }, 'backend connect failed');
+      this.options.log.warn(
+        { connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail },
+        'backend connect failed',
+      );
       throw err;
     }
     const clientEarly = stream.detach();
@@ -283,7 +295,11 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
         throw new GatewayError('denied', `jitgate: the setting ${name} at login cannot be decided yet; SET it in the session instead`);
       }
       if (decision.effect !== 'allow') {
-        throw new GatewayError('denied', decision.message ?? `jitgate: the setting ${name} at login is not allowed`, decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined);
+        throw new GatewayError(
+          'denied',
+          decision.message ?? `jitgate: the setting ${name} at login is not allowed`,
+          decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined,
+        );
       }
       out.set(name, value);
     }
@@ -292,10 +308,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       out.set(name, value);
     }
     if (out.size > 0) {
-      this.options.log.info(
-        { session: pipeline.id, passed: [...out.keys()] },
-        'startup parameters',
-      );
+      this.options.log.info({ session: pipeline.id, passed: [...out.keys()] }, 'startup parameters');
     }
     return out;
   }

@@ -8,7 +8,14 @@ import { HEADER_LENGTH, MessageType, parseFields, readCString } from './codec.js
 const { RowDescription, DataRow, CommandComplete, CopyData } = MessageType;
 
 /** `masked`: columns of a RowDescription the gateway masks (recorded with the result's columns). */
-export function observeBackendMessage(observer: ResultObserver, type: number, buf: Buffer, start: number, end: number, masked?: MaskedColumnNote[]): void {
+export function observeBackendMessage(
+  observer: ResultObserver,
+  type: number,
+  buf: Buffer,
+  start: number,
+  end: number,
+  masked?: MaskedColumnNote[],
+): void {
   switch (type) {
     case RowDescription: {
       const count = buf.readInt16BE(start + HEADER_LENGTH);

@@ -10,7 +10,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { GatewayError } from '../../core/errors.js';
-import type { Decision, HoldInfo, PendingDecision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type {
+  Decision,
+  HoldInfo,
+  PendingDecision,
+  ResultObserver,
+  SessionCounters,
+  SessionEndReason,
+  SessionPipeline,
+  Statement,
+} from '../../core/types.js';
 import { build, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
@@ -127,9 +136,7 @@ export class PostgresRelay {
   /** Ends the session now with a FATAL the client can read (kill, revoke, forced shutdown). */
   terminate(reason: SessionEndReason, error: GatewayError): void {
     if (this.ended) return;
-    this.sendClient(
-      build.error({ severity: 'FATAL', code: SQLSTATE[error.code], message: error.message, detail: error.detail }),
-    );
+    this.sendClient(build.error({ severity: 'FATAL', code: SQLSTATE[error.code], message: error.message, detail: error.detail }));
     this.finish(reason);
   }
 
@@ -236,9 +243,7 @@ export class PostgresRelay {
     const marker = `${this.refusalPrefix}${this.refusalSeq++}`;
     this.refusals.set(marker, decision);
     if (type === MessageType.Parse) this.discardUntilSync = true;
-    this.toBackend.inject(
-      type === MessageType.Parse ? build.parse(parseName(buf, start, end), marker) : build.query(marker),
-    );
+    this.toBackend.inject(type === MessageType.Parse ? build.parse(parseName(buf, start, end), marker) : build.query(marker));
   }
 
   /** A re-execution of a reviewed statement (its Bind): forwarded, or refused like a refused Parse. */
@@ -355,7 +360,13 @@ export class PostgresRelay {
     } else if (type === MessageType.ParameterStatus && literalsReadOtherwise(buf, start, end)) {
       // Statements are analysed with string literals read as standard_conforming_strings = on;
       // with it off they would mean something else than what was checked. Fail closed.
-      this.terminate('protocol_error', new GatewayError('denied', 'jitgate: standard_conforming_strings was turned off or the client encoding changed to one jitgate cannot read; statements can no longer be checked as the server reads them, so the session ends'));
+      this.terminate(
+        'protocol_error',
+        new GatewayError(
+          'denied',
+          'jitgate: standard_conforming_strings was turned off or the client encoding changed to one jitgate cannot read; statements can no longer be checked as the server reads them, so the session ends',
+        ),
+      );
       return;
     }
     if (masked) {

@@ -58,7 +58,11 @@ function values(row: Buffer): Array<string | null> {
   return out;
 }
 
-function run(plan: StatementMaskPlan, cols: Array<[string, number, number]>, row: Array<Buffer | null>): Array<string | null> | 'unchanged' {
+function run(
+  plan: StatementMaskPlan,
+  cols: Array<[string, number, number]>,
+  row: Array<Buffer | null>,
+): Array<string | null> | 'unchanged' {
   const m = new ResultMasker(masking(plan));
   const q = msg('Q', Buffer.from('select\0'));
   m.onStatement(0x51, q, 0, q.length, true);
@@ -71,16 +75,75 @@ function run(plan: StatementMaskPlan, cols: Array<[string, number, number]>, row
 
 describe('DataRow re-encoding', () => {
   const int4 = Buffer.from([0, 0, 0, 7]);
-  const cases: Array<[string, StatementMaskPlan, Array<[string, number, number]>, Array<Buffer | null>, Array<string | null> | 'unchanged']> = [
-    ['clear rows are not rebuilt', { columns: [undefined], fallback: undefined, touchesMasked: false }, [['a', 25, 0]], [Buffer.from('x')], 'unchanged'],
-    ['text column, text format', { columns: [EMAIL, undefined], fallback: undefined, touchesMasked: true }, [['e', 25, 0], ['n', 25, 0]], [Buffer.from('abc'), Buffer.from('keep')], ['<3>', 'keep']],
-    ['varchar column, binary format (same bytes as text)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['e', 1043, 1]], [Buffer.from('abcd')], ['<4>']],
-    ['int4 cannot hold the mask: NULL (binary)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['i', 23, 1]], [int4], [null]],
-    ['jsonb cannot hold the mask: NULL (text)', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['j', 3802, 0]], [Buffer.from('{"a":1}')], [null]],
+  const cases: Array<
+    [string, StatementMaskPlan, Array<[string, number, number]>, Array<Buffer | null>, Array<string | null> | 'unchanged']
+  > = [
+    [
+      'clear rows are not rebuilt',
+      { columns: [undefined], fallback: undefined, touchesMasked: false },
+      [['a', 25, 0]],
+      [Buffer.from('x')],
+      'unchanged',
+    ],
+    [
+      'text column, text format',
+      { columns: [EMAIL, undefined], fallback: undefined, touchesMasked: true },
+      [
+        ['e', 25, 0],
+        ['n', 25, 0],
+      ],
+      [Buffer.from('abc'), Buffer.from('keep')],
+      ['<3>', 'keep'],
+    ],
+    [
+      'varchar column, binary format (same bytes as text)',
+      { columns: [EMAIL], fallback: undefined, touchesMasked: true },
+      [['e', 1043, 1]],
+      [Buffer.from('abcd')],
+      ['<4>'],
+    ],
+    [
+      'int4 cannot hold the mask: NULL (binary)',
+      { columns: [EMAIL], fallback: undefined, touchesMasked: true },
+      [['i', 23, 1]],
+      [int4],
+      [null],
+    ],
+    [
+      'jsonb cannot hold the mask: NULL (text)',
+      { columns: [EMAIL], fallback: undefined, touchesMasked: true },
+      [['j', 3802, 0]],
+      [Buffer.from('{"a":1}')],
+      [null],
+    ],
     ['SQL NULL stays NULL', { columns: [EMAIL], fallback: undefined, touchesMasked: true }, [['e', 25, 0]], [null], 'unchanged'],
-    ['null strategy', { columns: [{ ...EMAIL, strategy: 'null' }], fallback: undefined, touchesMasked: true }, [['e', 25, 0]], [Buffer.from('x')], [null]],
-    ['unknown shape: columns without origin take the fallback', { columns: 'unknown', fallback: EMAIL, touchesMasked: true }, [['e', 25, 0], ['f', 25, 0]], [Buffer.from('ab'), Buffer.from('c')], ['<2>', '<1>']],
-    ['shape mismatch: fallback', { columns: [undefined], fallback: EMAIL, touchesMasked: true }, [['e', 25, 0], ['f', 25, 0]], [Buffer.from('ab'), Buffer.from('c')], ['<2>', '<1>']],
+    [
+      'null strategy',
+      { columns: [{ ...EMAIL, strategy: 'null' }], fallback: undefined, touchesMasked: true },
+      [['e', 25, 0]],
+      [Buffer.from('x')],
+      [null],
+    ],
+    [
+      'unknown shape: columns without origin take the fallback',
+      { columns: 'unknown', fallback: EMAIL, touchesMasked: true },
+      [
+        ['e', 25, 0],
+        ['f', 25, 0],
+      ],
+      [Buffer.from('ab'), Buffer.from('c')],
+      ['<2>', '<1>'],
+    ],
+    [
+      'shape mismatch: fallback',
+      { columns: [undefined], fallback: EMAIL, touchesMasked: true },
+      [
+        ['e', 25, 0],
+        ['f', 25, 0],
+      ],
+      [Buffer.from('ab'), Buffer.from('c')],
+      ['<2>', '<1>'],
+    ],
   ];
   it.each(cases)('%s', (_name, plan, cols, row, expected) => {
     expect(run(plan, cols, row)).toEqual(expected);
@@ -112,8 +175,22 @@ describe('COPY field syntax', () => {
 
   const o = { delimiter: ',', quote: '"', escape: '"', null: '' };
   it.each([
-    ['1,"a,b",,""', [['1', false], ['a,b', true], ['', false], ['', true]]],
-    ['"he said ""hi""",x', [['he said "hi"', true], ['x', false]]],
+    [
+      '1,"a,b",,""',
+      [
+        ['1', false],
+        ['a,b', true],
+        ['', false],
+        ['', true],
+      ],
+    ],
+    [
+      '"he said ""hi""",x',
+      [
+        ['he said "hi"', true],
+        ['x', false],
+      ],
+    ],
   ] as const)('csv split %s', (line, expected) => {
     expect(splitCsv(line, o).map((f) => [f.value, f.quoted])).toEqual(expected);
   });
@@ -148,7 +225,7 @@ describe('error texts of statements that read masked data', () => {
     ['duplicate key value violates unique constraint "users_email_key"', "insert into users (email) values ('x')", true],
     ['duplicate key value violates unique constraint "a" x "b"', "insert into users (email) values ('x')", false],
     ['invalid input syntax for type integer: "abc"', "select 'abc'::int from users where email is null", true],
-    ['invalid input syntax for type integer: "hush"', "select secret::int from users", false],
+    ['invalid input syntax for type integer: "hush"', 'select secret::int from users', false],
     ['value too long for type character varying(11)', "update users set ssn = 'far too long for it'", true],
     // A short value inside a longer word of the statement is not "what the client wrote".
     ['invalid input syntax for type integer: "f"', 'select gender::int from people', false],

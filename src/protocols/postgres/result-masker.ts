@@ -90,7 +90,14 @@ interface CopyState {
   first: boolean;
 }
 
-const DEFAULT_COPY: NonNullable<StatementMaskPlan['copy']> = { format: 'text', delimiter: '\t', quote: '"', escape: '"', header: false, null: '\\N' };
+const DEFAULT_COPY: NonNullable<StatementMaskPlan['copy']> = {
+  format: 'text',
+  delimiter: '\t',
+  quote: '"',
+  escape: '"',
+  header: false,
+  null: '\\N',
+};
 
 export class ResultMasker {
   private readonly statements = new Map<string, PreparedState>();
@@ -133,7 +140,12 @@ export class ResultMasker {
       // A named statement that exists is not replaced by the backend (duplicate name), and one we
       // recorded may not exist (its Parse failed): either way, what runs is one of the two.
       const known = name.value !== '' ? this.statements.get(name.value) : undefined;
-      this.statements.set(name.value, known ? { plan: mergePlans(known.plan, plan), text: `${known.text ?? ''}\n${text}`, ...(known.fields ? { fields: known.fields } : {}) } : { plan, text });
+      this.statements.set(
+        name.value,
+        known
+          ? { plan: mergePlans(known.plan, plan), text: `${known.text ?? ''}\n${text}`, ...(known.fields ? { fields: known.fields } : {}) }
+          : { plan, text },
+      );
     } else {
       // FunctionCall (or its substitute Query when refused): answered up to a ReadyForQuery.
       this.entries.push({ kind: 'query', plans: [], index: 0, text: '', touchMark: this.touchSeq });
@@ -152,7 +164,9 @@ export class ResultMasker {
         const bound = this.statements.get(statement.value);
         const known = portal.value !== '' ? this.portals.get(portal.value) : undefined;
         // As for statements: a named portal is not replaced while it exists.
-        const merged = known ? { plan: mergePlans(known.statement?.plan, bound?.plan), text: `${known.statement?.text ?? ''}\n${bound?.text ?? ''}` } : bound;
+        const merged = known
+          ? { plan: mergePlans(known.statement?.plan, bound?.plan), text: `${known.statement?.text ?? ''}\n${bound?.text ?? ''}` }
+          : bound;
         // Executing a statement that reads masked data taints what follows until the session is idle.
         if (!merged?.plan || merged.plan.touchesMasked) this.touchSeq++;
         this.portals.set(portal.value, { statement: merged, formats: resultFormats(buf, statement.next) });
@@ -279,14 +293,27 @@ export class ResultMasker {
       if (head.injected) return [];
       return this.announce(buf, start, end, portal?.statement?.plan, fields, portal?.formats);
     }
-    if (head?.kind === 'query') return this.announce(buf, start, end, head.plans?.[head.index] ?? (head.plans ? EMPTY_PLAN : undefined), fields, undefined);
+    if (head?.kind === 'query')
+      return this.announce(buf, start, end, head.plans?.[head.index] ?? (head.plans ? EMPTY_PLAN : undefined), fields, undefined);
     // A row description nobody asked for: whatever follows is masked entirely.
-    this.current = { masks: fields.map(() => NO_PLAN), types: fields.map((f) => f.typeOid), formats: fields.map((f) => f.format), any: fields.length > 0 };
+    this.current = {
+      masks: fields.map(() => NO_PLAN),
+      types: fields.map((f) => f.typeOid),
+      formats: fields.map((f) => f.format),
+      any: fields.length > 0,
+    };
     return undefined;
   }
 
   /** Sets the current result's masks; a NOTICE names masked columns the first time a set is seen. */
-  private announce(buf: Buffer, start: number, end: number, plan: StatementMaskPlan | undefined, fields: Field[], formats: number[] | undefined): Buffer[] | undefined {
+  private announce(
+    buf: Buffer,
+    start: number,
+    end: number,
+    plan: StatementMaskPlan | undefined,
+    fields: Field[],
+    formats: number[] | undefined,
+  ): Buffer[] | undefined {
     const result = this.resultFor(plan, fields, formats);
     this.current = result;
     if (!result.any) return undefined;
@@ -440,7 +467,13 @@ export class ResultMasker {
     const known = plan && Array.isArray(plan.columns) && plan.columns.length === columns ? plan.columns : undefined;
     const masks = Array.from({ length: columns }, (_, i) => (known ? known[i] : plan ? plan.fallback : NO_PLAN));
     if (!masks.some((m) => m) && !this.masking.scrub) return undefined;
-    this.copy = { format: binary ? 'binary' : options.format === 'csv' ? 'csv' : 'text', options, masks, headerPending: options.header && !binary, first: true };
+    this.copy = {
+      format: binary ? 'binary' : options.format === 'csv' ? 'csv' : 'text',
+      options,
+      masks,
+      headerPending: options.header && !binary,
+      first: true,
+    };
     return undefined;
   }
 
@@ -538,7 +571,14 @@ export class ResultMasker {
    * field is replaced by a fixed text unless it provably quotes only the statement's own text
    * (masking/pg-messages.ts); the SQLSTATE, severity, position and object-name fields stay.
    */
-  private fieldsMessage(type: number, buf: Buffer, start: number, end: number, touches: boolean, statement: string | undefined): Buffer[] | undefined {
+  private fieldsMessage(
+    type: number,
+    buf: Buffer,
+    start: number,
+    end: number,
+    touches: boolean,
+    statement: string | undefined,
+  ): Buffer[] | undefined {
     const scrub = this.masking.scrub;
     if (!touches && !scrub) return undefined;
     const fields: Array<[string, string]> = [];
@@ -593,7 +633,13 @@ export class ResultMasker {
 function mergePlans(a: StatementMaskPlan | undefined, b: StatementMaskPlan | undefined): StatementMaskPlan | undefined {
   if (!a || !b) return undefined;
   const columns =
-    a.columns === null ? b.columns : b.columns === null ? a.columns : Array.isArray(a.columns) && Array.isArray(b.columns) && a.columns.length === b.columns.length ? a.columns.map((m, i) => stronger(m, (b.columns as Array<ColumnMask | undefined>)[i])) : 'unknown';
+    a.columns === null
+      ? b.columns
+      : b.columns === null
+        ? a.columns
+        : Array.isArray(a.columns) && Array.isArray(b.columns) && a.columns.length === b.columns.length
+          ? a.columns.map((m, i) => stronger(m, (b.columns as Array<ColumnMask | undefined>)[i]))
+          : 'unknown';
   return {
     columns,
     fallback: stronger(a.fallback, b.fallback) ?? stronger(firstMask(a), firstMask(b)),
@@ -624,7 +670,13 @@ export function parseRowDescription(buf: Buffer, start: number, end: number): Fi
   for (let i = 0; i < count; i++) {
     const name = readCString(buf, pos, end);
     const p = name.next;
-    fields.push({ name: name.value, tableOid: buf.readUInt32BE(p), attnum: buf.readInt16BE(p + 4), typeOid: buf.readUInt32BE(p + 6), format: buf.readInt16BE(p + 16) });
+    fields.push({
+      name: name.value,
+      tableOid: buf.readUInt32BE(p),
+      attnum: buf.readInt16BE(p + 4),
+      typeOid: buf.readUInt32BE(p + 6),
+      format: buf.readInt16BE(p + 16),
+    });
     pos = p + 18;
   }
   return fields;
@@ -653,7 +705,12 @@ function formatAt(formats: number[], i: number): number {
 }
 
 /** A value with detector findings replaced (undefined: nothing found, or nothing to look at). */
-function scrubCell(scrub: (t: string) => string | undefined, type: number, format: number, value: Buffer): Buffer | string | null | undefined {
+function scrubCell(
+  scrub: (t: string) => string | undefined,
+  type: number,
+  format: number,
+  value: Buffer,
+): Buffer | string | null | undefined {
   if (format === 1) {
     if (TEXT_LIKE.has(type) || type === 114) return scrub(value.toString('utf8'));
     if (type === 3802 && value[0] === 1) {
@@ -811,7 +868,13 @@ export function splitCsv(line: string, o: { delimiter: string; quote: string; es
 }
 
 export function quoteCsv(value: string, o: { delimiter: string; quote: string; escape: string; null: string }): string {
-  const needs = value === o.null || value.includes(o.delimiter) || value.includes(o.quote) || value.includes('\n') || value.includes('\r') || value === '\\.';
+  const needs =
+    value === o.null ||
+    value.includes(o.delimiter) ||
+    value.includes(o.quote) ||
+    value.includes('\n') ||
+    value.includes('\r') ||
+    value === '\\.';
   if (!needs) return value;
   let body = '';
   for (const ch of value) body += ch === o.quote || ch === o.escape ? o.escape + ch : ch;

@@ -16,7 +16,13 @@ const verifier: TokenVerifier = {
   scramCandidates: (user) => ({
     salt,
     iterations: 4096,
-    candidates: user === 'alice' ? [{ ...deriveVerifier('jg_other', salt), tokenId: 't0' }, { ...deriveVerifier(TOKEN, salt), tokenId: 't1' }] : [],
+    candidates:
+      user === 'alice'
+        ? [
+            { ...deriveVerifier('jg_other', salt), tokenId: 't0' },
+            { ...deriveVerifier(TOKEN, salt), tokenId: 't1' },
+          ]
+        : [],
   }),
   verifyCleartext: (user, _c, token) => (user === 'alice' && token === TOKEN ? 't1' : undefined),
 };
@@ -41,7 +47,9 @@ async function pair(tls: { certificate: Buffer } | null = null, methods: Array<'
   server.close();
   const framer = new Framer();
   const inbox: Array<{ type: string; body: Buffer }> = [];
-  client.on('data', (c: Buffer) => framer.push(c, (t, b, s, e) => inbox.push({ type: String.fromCharCode(t), body: Buffer.from(b.subarray(s + 5, e)) })));
+  client.on('data', (c: Buffer) =>
+    framer.push(c, (t, b, s, e) => inbox.push({ type: String.fromCharCode(t), body: Buffer.from(b.subarray(s + 5, e)) })),
+  );
   const next = async () => {
     await vi.waitFor(() => expect(inbox.length, 'a message from the server').toBeGreaterThan(0), { timeout: 5000, interval: 5 });
     return inbox.shift()!;
@@ -68,7 +76,7 @@ async function scramExchange(opts: { token: string; gs2: string; mechanism?: str
 }
 
 describe('authenticateClient', () => {
-  it('accepts the token whichever of the user\'s active tokens it is, and names it', async () => {
+  it("accepts the token whichever of the user's active tokens it is, and names it", async () => {
     await expect(scramExchange({ token: TOKEN, gs2: 'n,,' })).resolves.toMatchObject({ ok: true, tokenId: 't1', method: 'SCRAM-SHA-256' });
   });
 

@@ -49,9 +49,7 @@ export interface ClientAuthOptions {
   tls: { certificate: Buffer } | null;
 }
 
-export type ClientAuthResult =
-  | { ok: true; tokenId: string; method: string }
-  | { ok: false; reason: 'bad_token' | 'method_unavailable' };
+export type ClientAuthResult = { ok: true; tokenId: string; method: string } | { ok: false; reason: 'bad_token' | 'method_unavailable' };
 
 export async function authenticateClient(
   stream: MessageStream,

@@ -142,7 +142,11 @@ export class LocalTunnel {
       fields = { code: f.get('C') ?? '08006', message: f.get('M') ?? err.message, ...(f.get('D') ? { detail: f.get('D') } : {}) };
     } else {
       const e = err as Error & { detail?: string };
-      fields = { code: err instanceof ProtocolError ? '08P01' : '08006', message: `jitgate tunnel: ${e.message}`, ...(e.detail ? { detail: e.detail } : {}) };
+      fields = {
+        code: err instanceof ProtocolError ? '08P01' : '08006',
+        message: `jitgate tunnel: ${e.message}`,
+        ...(e.detail ? { detail: e.detail } : {}),
+      };
     }
     this.options.report?.(`${from}: refused: ${fields.message}${fields.detail ? ` (${fields.detail})` : ''}`);
     if (!client.destroyed && client.writable) client.end(build.error({ severity: 'FATAL', ...fields }));

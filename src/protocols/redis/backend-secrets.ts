@@ -47,13 +47,19 @@ export function credentialRefusal(name: string, sub: string, args: readonly Buff
         for (let i = 2; i < args.length; i += 2) {
           const setting = args[i]!.toString('latin1');
           if (isCredentialSetting(setting)) {
-            return { why: `CONFIG SET ${setting} would set a backend credential jitgate holds; change it on the server itself`, reason: 'backend_credential' };
+            return {
+              why: `CONFIG SET ${setting} would set a backend credential jitgate holds; change it on the server itself`,
+              reason: 'backend_credential',
+            };
           }
         }
         return undefined;
       }
       if (sub === 'rewrite') {
-        return { why: "CONFIG REWRITE writes the backend's configuration, credentials included; run it on the server itself", reason: 'backend_credential' };
+        return {
+          why: "CONFIG REWRITE writes the backend's configuration, credentials included; run it on the server itself",
+          reason: 'backend_credential',
+        };
       }
       return undefined;
     case 'replicaof':
@@ -65,7 +71,10 @@ export function credentialRefusal(name: string, sub: string, args: readonly Buff
       };
     case 'slowlog':
       if (sub === 'get' || sub === 'reset') {
-        return { why: `SLOWLOG ${sub.toUpperCase()} would show or clear other sessions' commands on the shared backend`, reason: 'other_sessions' };
+        return {
+          why: `SLOWLOG ${sub.toUpperCase()} would show or clear other sessions' commands on the shared backend`,
+          reason: 'other_sessions',
+        };
       }
       return undefined;
     default:

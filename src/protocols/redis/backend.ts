@@ -32,7 +32,11 @@ export interface RedisHandshake {
 
 export function connectRedisBackend(target: BackendTarget, handshake: RedisHandshake): Promise<RedisBackendSession> {
   // WRONGPASS may be a rotation of the gateway's password under this login.
-  return withPasswordRetry(target, (t) => connectOnce(t, target, handshake), (err) => err instanceof GatewayError && /^WRONGPASS/.test(err.detail ?? ''));
+  return withPasswordRetry(
+    target,
+    (t) => connectOnce(t, target, handshake),
+    (err) => err instanceof GatewayError && /^WRONGPASS/.test(err.detail ?? ''),
+  );
 }
 
 /** `login` carries the password this attempt uses; `live` is the target a rotation updates, read again at RESET. */
@@ -53,7 +57,14 @@ function open(target: BackendTarget): Promise<net.Socket> {
     const fail = (err: Error) => {
       clearTimeout(timer);
       socket.destroy();
-      reject(new GatewayError('backend_unavailable', `jitgate could not connect to the Redis backend of "${target.connection}"`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
+      reject(
+        new GatewayError(
+          'backend_unavailable',
+          `jitgate could not connect to the Redis backend of "${target.connection}"`,
+          (err as NodeJS.ErrnoException).code,
+          { logDetail: err.message },
+        ),
+      );
     };
     const socket: net.Socket = useTls
       ? tls.connect({
@@ -136,15 +147,31 @@ function exchange(socket: net.Socket, commands: string[][], target: BackendTarge
           },
         });
       } catch (err) {
-        done(new GatewayError('backend_unavailable', `invalid reply from the Redis backend of "${target.connection}"`, undefined, { logDetail: (err as Error).message }));
+        done(
+          new GatewayError('backend_unavailable', `invalid reply from the Redis backend of "${target.connection}"`, undefined, {
+            logDetail: (err as Error).message,
+          }),
+        );
         return;
       }
       if (replies.length >= commands.length) done();
     };
-    const onError = (err: Error) => done(new GatewayError('backend_unavailable', `lost the Redis backend of "${target.connection}"`, (err as NodeJS.ErrnoException).code, { logDetail: err.message }));
-    const onClose = () => done(new GatewayError('backend_unavailable', `the Redis backend of "${target.connection}" closed the connection`));
+    const onError = (err: Error) =>
+      done(
+        new GatewayError('backend_unavailable', `lost the Redis backend of "${target.connection}"`, (err as NodeJS.ErrnoException).code, {
+          logDetail: err.message,
+        }),
+      );
+    const onClose = () =>
+      done(new GatewayError('backend_unavailable', `the Redis backend of "${target.connection}" closed the connection`));
     const timer = setTimeout(
-      () => done(new GatewayError('backend_unavailable', `the Redis backend of "${target.connection}" did not answer within ${target.connectTimeoutMs} ms`)),
+      () =>
+        done(
+          new GatewayError(
+            'backend_unavailable',
+            `the Redis backend of "${target.connection}" did not answer within ${target.connectTimeoutMs} ms`,
+          ),
+        ),
       target.connectTimeoutMs,
     );
     socket.on('data', onData);

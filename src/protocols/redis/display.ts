@@ -55,7 +55,8 @@ export function quote(b: Buffer): string {
   if (valid) {
     for (const ch of text) out += escapeChar(ch);
   } else {
-    for (const byte of b) out += byte >= 0x20 && byte < 0x7f ? escapeChar(String.fromCharCode(byte)) : `\\x${byte.toString(16).padStart(2, '0')}`;
+    for (const byte of b)
+      out += byte >= 0x20 && byte < 0x7f ? escapeChar(String.fromCharCode(byte)) : `\\x${byte.toString(16).padStart(2, '0')}`;
   }
   return out + '"';
 }

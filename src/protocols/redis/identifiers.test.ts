@@ -20,11 +20,22 @@ const int = (n: number): RespValue => ({ type: 'integer', text: String(n) });
 const entry = (id: string, ...fields: string[]) => arr(bulk(id), arr(...fields.map(bulk)));
 
 /** The reply after masking with every detector and no rule, as RESP text. */
-function masked(args: string[], reply: RespValue, masker = new RedisReplyMasker({ keys: [], fields: [], detectors: [...ALL_DETECTORS], hashKey: Buffer.alloc(32) })): string {
+function masked(
+  args: string[],
+  reply: RespValue,
+  masker = new RedisReplyMasker({ keys: [], fields: [], detectors: [...ALL_DETECTORS], hashKey: Buffer.alloc(32) }),
+): string {
   // Through the wire form, as the relay hands replies to the masker.
   let value: RespValue | undefined;
-  new ReplyReader({ keepBytes: 1 << 20, keepItems: 1 << 20 }).push(encodeValue(reply), { begin: () => undefined, bytes: () => undefined, end: (v) => (value = v) });
-  masker.mask(args.map((a) => Buffer.from(a)), value!);
+  new ReplyReader({ keepBytes: 1 << 20, keepItems: 1 << 20 }).push(encodeValue(reply), {
+    begin: () => undefined,
+    bytes: () => undefined,
+    end: (v) => (value = v),
+  });
+  masker.mask(
+    args.map((a) => Buffer.from(a)),
+    value!,
+  );
   return encodeValue(value!).toString();
 }
 
@@ -45,7 +56,20 @@ describe('protocol identifiers are not masked by detectors', () => {
     ['XAUTOCLAIM', ['XAUTOCLAIM', 's', 'g', 'c', '0', '0'], arr(bulk(ID2), arr(entry(ID, 'f', 'v')), arr(bulk(ID2)))],
     ['XPENDING summary', ['XPENDING', 's', 'g'], arr(int(2), bulk(ID), bulk(ID2), arr(arr(bulk('c'), bulk('2'))))],
     ['XPENDING extended', ['XPENDING', 's', 'g', '-', '+', '10'], arr(arr(bulk(ID), bulk('c'), int(5), int(1)))],
-    ['XINFO STREAM', ['XINFO', 'STREAM', 's'], arr(bulk('length'), int(1), bulk('last-generated-id'), bulk(ID2), bulk('recorded-first-entry-id'), bulk(ID), bulk('first-entry'), entry(ID, 'f', 'v'))],
+    [
+      'XINFO STREAM',
+      ['XINFO', 'STREAM', 's'],
+      arr(
+        bulk('length'),
+        int(1),
+        bulk('last-generated-id'),
+        bulk(ID2),
+        bulk('recorded-first-entry-id'),
+        bulk(ID),
+        bulk('first-entry'),
+        entry(ID, 'f', 'v'),
+      ),
+    ],
     ['XINFO GROUPS', ['XINFO', 'GROUPS', 's'], arr(arr(bulk('name'), bulk('g'), bulk('last-delivered-id'), bulk(ID)))],
   ])('%s', (_what, args, reply) => {
     expect(masked(args, reply)).toBe(encodeValue(reply).toString());
@@ -67,7 +91,12 @@ describe('protocol identifiers are not masked by detectors', () => {
   });
 
   it('and a masked stream key keeps its IDs while its values are masked', () => {
-    const masker = new RedisReplyMasker({ keys: [{ pattern: 'pay:*', strategy: { kind: 'redact' }, rule: 'payments' }], fields: [], detectors: [], hashKey: Buffer.alloc(32) });
+    const masker = new RedisReplyMasker({
+      keys: [{ pattern: 'pay:*', strategy: { kind: 'redact' }, rule: 'payments' }],
+      fields: [],
+      detectors: [],
+      hashKey: Buffer.alloc(32),
+    });
     const out = masked(['XRANGE', 'pay:s', '-', '+'], arr(entry(ID, 'amount', '12.50')), masker);
     expect(out).toContain(ID);
     expect(out).not.toContain('12.50');

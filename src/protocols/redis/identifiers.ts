@@ -20,7 +20,8 @@ const ENTRY_FIELDS = new Set(['first-entry', 'last-entry']);
 /** The identifier nodes in `reply` to the command `name` (`xinfo|stream`, `scan`, ...). */
 export function identifiersIn(name: string, reply: RespValue): ReadonlySet<RespValue> {
   const container = name.split('|')[0]!;
-  if (container !== 'scan' && container !== 'sscan' && container !== 'hscan' && container !== 'zscan' && !container.startsWith('x')) return EMPTY;
+  if (container !== 'scan' && container !== 'sscan' && container !== 'hscan' && container !== 'zscan' && !container.startsWith('x'))
+    return EMPTY;
   const found = new Set<RespValue>();
   const id = (v: RespValue | undefined) => {
     if (v?.type === 'bulk' && v.data && STREAM_ID.test(v.data.toString('latin1'))) found.add(v);
@@ -47,14 +48,16 @@ export function identifiersIn(name: string, reply: RespValue): ReadonlySet<RespV
     pairs(g, (field, value) => {
       if (ID_FIELDS.has(field)) id(value);
       else if (field === 'pel' && isList(value)) value.items.forEach(entry);
-      else if (field === 'consumers' && isList(value)) value.items.forEach((c) => pairs(c, (cf, cv) => cf === 'pel' && isList(cv) && cv.items.forEach(entry)));
+      else if (field === 'consumers' && isList(value))
+        value.items.forEach((c) => pairs(c, (cf, cv) => cf === 'pel' && isList(cv) && cv.items.forEach(entry)));
     });
   switch (name) {
     case 'scan':
     case 'sscan':
     case 'hscan':
     case 'zscan':
-      if (isList(reply) && reply.items[0]?.type === 'bulk' && reply.items[0].data && CURSOR.test(reply.items[0].data.toString('latin1'))) found.add(reply.items[0]);
+      if (isList(reply) && reply.items[0]?.type === 'bulk' && reply.items[0].data && CURSOR.test(reply.items[0].data.toString('latin1')))
+        found.add(reply.items[0]);
       break;
     case 'xadd':
       id(reply);

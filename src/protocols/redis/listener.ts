@@ -329,13 +329,20 @@ class ClientHandshake {
     } catch (err) {
       pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
       lease?.release();
-      o.log.warn({ connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail }, 'redis backend connect failed');
+      o.log.warn(
+        { connection, err: (err as Error).message, detail: (err as GatewayError).detail, cause: (err as GatewayError).logDetail },
+        'redis backend connect failed',
+      );
       this.send(refusal(err));
       return;
     }
     if (this.socket.destroyed || this.listener.shuttingDown) {
       backend.socket.destroy();
-      pipeline.end(this.listener.shuttingDown ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      pipeline.end(this.listener.shuttingDown ? 'gateway_shutdown' : 'client_quit', {
+        bytesFromClient: 0,
+        bytesToClient: 0,
+        statements: 0,
+      });
       lease.release();
       this.done = true;
       return;
@@ -355,7 +362,9 @@ class ClientHandshake {
       reauth: backend.reauth,
       verifyAgain: (again, t) => {
         const w = parseUserName(again, o.connections());
-        return !('error' in w) && w.user === user && w.connection === connection && o.verifier.verifyCleartext(user, connection, t) !== undefined;
+        return (
+          !('error' in w) && w.user === user && w.connection === connection && o.verifier.verifyCleartext(user, connection, t) !== undefined
+        );
       },
       masker,
       onEnd: (reason) => {

@@ -44,22 +44,112 @@ const BIT_READS = new Set(['getbit', 'bitfield', 'bitfield_ro', 'bitpos', 'bitco
  */
 const MASKED_KEY_SAFE = new Set([
   // values, masked
-  'get', 'getex', 'getdel', 'getset', 'mget', 'getrange', 'substr',
-  'lrange', 'lindex', 'lpop', 'rpop', 'blpop', 'brpop', 'lmpop', 'blmpop', 'lmove', 'blmove', 'rpoplpush', 'brpoplpush',
-  'hget', 'hmget', 'hgetall', 'hkeys', 'hvals', 'hscan', 'hrandfield',
-  'smembers', 'srandmember', 'spop', 'sscan',
-  'zrange', 'zrevrange', 'zrandmember', 'zscan', 'zpopmin', 'zpopmax', 'bzpopmin', 'bzpopmax', 'zmpop', 'bzmpop',
-  'xrange', 'xrevrange', 'xread', 'xreadgroup', 'xclaim', 'xautoclaim',
+  'get',
+  'getex',
+  'getdel',
+  'getset',
+  'mget',
+  'getrange',
+  'substr',
+  'lrange',
+  'lindex',
+  'lpop',
+  'rpop',
+  'blpop',
+  'brpop',
+  'lmpop',
+  'blmpop',
+  'lmove',
+  'blmove',
+  'rpoplpush',
+  'brpoplpush',
+  'hget',
+  'hmget',
+  'hgetall',
+  'hkeys',
+  'hvals',
+  'hscan',
+  'hrandfield',
+  'smembers',
+  'srandmember',
+  'spop',
+  'sscan',
+  'zrange',
+  'zrevrange',
+  'zrandmember',
+  'zscan',
+  'zpopmin',
+  'zpopmax',
+  'bzpopmin',
+  'bzpopmax',
+  'zmpop',
+  'bzmpop',
+  'xrange',
+  'xrevrange',
+  'xread',
+  'xreadgroup',
+  'xclaim',
+  'xautoclaim',
   // facts that do not depend on the value
-  'exists', 'type', 'ttl', 'pttl', 'expiretime', 'pexpiretime', 'touch', 'watch',
-  'llen', 'hlen', 'hexists', 'scard', 'zcard', 'xlen', 'xpending', 'xinfo|groups', 'xinfo|consumers',
+  'exists',
+  'type',
+  'ttl',
+  'pttl',
+  'expiretime',
+  'pexpiretime',
+  'touch',
+  'watch',
+  'llen',
+  'hlen',
+  'hexists',
+  'scard',
+  'zcard',
+  'xlen',
+  'xpending',
+  'xinfo|groups',
+  'xinfo|consumers',
   // writes that read nothing back
-  'set', 'setex', 'psetex', 'setnx', 'mset', 'msetnx', 'del', 'unlink',
-  'expire', 'pexpire', 'expireat', 'pexpireat', 'persist',
-  'lpush', 'rpush', 'lpushx', 'rpushx', 'lset', 'ltrim', 'hset', 'hmset', 'hsetnx', 'hdel',
-  'xadd', 'xdel', 'xtrim', 'xack', 'xsetid', 'xgroup|create', 'xgroup|createconsumer', 'xgroup|delconsumer', 'xgroup|destroy', 'xgroup|setid',
-  'rename', 'renamenx', 'copy', 'move', 'restore',
-  'ssubscribe', 'sunsubscribe', 'spublish',
+  'set',
+  'setex',
+  'psetex',
+  'setnx',
+  'mset',
+  'msetnx',
+  'del',
+  'unlink',
+  'expire',
+  'pexpire',
+  'expireat',
+  'pexpireat',
+  'persist',
+  'lpush',
+  'rpush',
+  'lpushx',
+  'rpushx',
+  'lset',
+  'ltrim',
+  'hset',
+  'hmset',
+  'hsetnx',
+  'hdel',
+  'xadd',
+  'xdel',
+  'xtrim',
+  'xack',
+  'xsetid',
+  'xgroup|create',
+  'xgroup|createconsumer',
+  'xgroup|delconsumer',
+  'xgroup|destroy',
+  'xgroup|setid',
+  'rename',
+  'renamenx',
+  'copy',
+  'move',
+  'restore',
+  'ssubscribe',
+  'sunsubscribe',
+  'spublish',
 ]);
 /** With field rules: commands describing a whole value, masked fields included. */
 const FIELD_BLIND = new Set(['dump', 'memory|usage']);
@@ -102,7 +192,9 @@ export class RedisReplyMasker implements ReplyMasker {
     const shown = (info.name || '?').replace('|', ' ').toUpperCase();
     const container = info.name.split('|')[0]!;
     if (!info.spec || readsUndeclaredKeys(info.name, argv) || container === 'debug') {
-      return refusal('masking_unprovable', `${shown} can read values jitgate cannot follow, and masking applies to this session`, [...new Set([...keys, ...fields].map((r) => r.rule))]);
+      return refusal('masking_unprovable', `${shown} can read values jitgate cannot follow, and masking applies to this session`, [
+        ...new Set([...keys, ...fields].map((r) => r.rule)),
+      ]);
     }
     if (fields.length > 0) {
       if (FIELD_BLIND.has(info.name) || container === 'object') {
@@ -111,7 +203,8 @@ export class RedisReplyMasker implements ReplyMasker {
       if (FIELD_FACTS.has(info.name)) {
         const field = argv[2];
         const rule = this.fieldRule(field);
-        if (rule) return refusal('masking_unprovable', `${shown} would reveal facts about the masked field ${JSON.stringify(field)}`, rule.rule);
+        if (rule)
+          return refusal('masking_unprovable', `${shown} would reveal facts about the masked field ${JSON.stringify(field)}`, rule.rule);
       }
     }
     if (keys.length === 0) return undefined;
@@ -125,11 +218,19 @@ export class RedisReplyMasker implements ReplyMasker {
       if (src.spec.access) {
         const leak = uses.find((dst) => dst.spec.write && !dst.spec.access && this.keyRule(dst.key) !== rule);
         if (leak) {
-          return refusal('masking_copy', `${shown} would copy masked values of ${key} to ${JSON.stringify(leak.key)}, where they are not masked the same way`, rule.rule);
+          return refusal(
+            'masking_copy',
+            `${shown} would copy masked values of ${key} to ${JSON.stringify(leak.key)}, where they are not masked the same way`,
+            rule.rule,
+          );
         }
       }
       if (!MASKED_KEY_SAFE.has(info.name) || (info.name === 'zrange' && argv.some((a, i) => i > 3 && /^by(lex|score)$/i.test(a)))) {
-        return refusal('masking_unprovable', `${shown} of the masked key ${key} would reveal facts about its value that cannot be masked`, rule.rule);
+        return refusal(
+          'masking_unprovable',
+          `${shown} of the masked key ${key} would reveal facts about its value that cannot be masked`,
+          rule.rule,
+        );
       }
     }
     return undefined;
@@ -149,7 +250,9 @@ export class RedisReplyMasker implements ReplyMasker {
     const name = info.name.split('|')[0]!;
     this.identifiers = identifiersIn(info.name, value);
     if (name === 'exec' && queued && isAgg(value) && value.items) {
-      value.items.forEach((item, i) => (queued[i] ? this.reply(queued[i]!, item, state) : this.scrubAll(item, state, undefined, new Set())));
+      value.items.forEach((item, i) =>
+        queued[i] ? this.reply(queued[i]!, item, state) : this.scrubAll(item, state, undefined, new Set()),
+      );
       return;
     }
     const keys = new Set(info.keys);
@@ -168,7 +271,8 @@ export class RedisReplyMasker implements ReplyMasker {
     if (HASH_BY_FIELD.has(name)) {
       const at = argv.findIndex((a) => a.toLowerCase() === 'fields');
       const fields = name === 'hget' ? [argv[2]] : name === 'hmget' ? argv.slice(2) : at > 0 ? argv.slice(at + 2) : [];
-      if (isAgg(value) && value.items) value.items.forEach((item, i) => this.scrubAll(item, state, keyStrategy ?? this.fieldStrategy(fields[i]), keys));
+      if (isAgg(value) && value.items)
+        value.items.forEach((item, i) => this.scrubAll(item, state, keyStrategy ?? this.fieldStrategy(fields[i]), keys));
       else this.scrubAll(value, state, keyStrategy ?? this.fieldStrategy(fields[0]), keys);
       return;
     }

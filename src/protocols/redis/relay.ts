@@ -20,7 +20,17 @@ import type { Decision, ResultObserver, SessionCounters, SessionEndReason, Sessi
 import { credentialRefusal, replyRedactor, type ReplyRedactor } from './backend-secrets.js';
 import { formatCommand, formatReply } from './display.js';
 import { HoldQueue } from '../hold-queue.js';
-import { CommandReader, errorReply, encodeCommand, encodeValue, ReplyReader, RespError, stringOf, type ParsedCommand, type RespValue } from './resp.js';
+import {
+  CommandReader,
+  errorReply,
+  encodeCommand,
+  encodeValue,
+  ReplyReader,
+  RespError,
+  stringOf,
+  type ParsedCommand,
+  type RespValue,
+} from './resp.js';
 
 /** Rewrites a reply for one command (masking); null = no masking for this session. */
 export interface ReplyMasker {
@@ -260,16 +270,21 @@ export class RedisRelay {
     if (secret) return refuse(secret.why, secret.reason);
     switch (name) {
       case 'monitor':
-        return refuse('MONITOR would show other sessions\' commands and is not available through the gateway', 'monitor_refused');
+        return refuse("MONITOR would show other sessions' commands and is not available through the gateway", 'monitor_refused');
       case 'sync':
       case 'psync':
       case 'replconf':
         return refuse(`${name.toUpperCase()} (replication) is not available through the gateway`, 'replication_refused');
       case 'auth': {
         // The session's identity is fixed: AUTH again is accepted for the same person and connection only.
-        const [user, token] = args.length >= 3 ? [args[1]!.toString('utf8'), args[2]!.toString('utf8')] : [undefined, args[1]?.toString('utf8')];
+        const [user, token] =
+          args.length >= 3 ? [args[1]!.toString('utf8'), args[2]!.toString('utf8')] : [undefined, args[1]?.toString('utf8')];
         if (token === undefined) return { reply: errorReply("ERR wrong number of arguments for 'auth' command") };
-        return { reply: this.options.verifyAgain(user ?? '', token) ? OK : errorReply('WRONGPASS jitgate: a session cannot change its user or connection; open a new connection') };
+        return {
+          reply: this.options.verifyAgain(user ?? '', token)
+            ? OK
+            : errorReply('WRONGPASS jitgate: a session cannot change its user or connection; open a new connection'),
+        };
       }
       case 'hello':
         return this.hello(args);
@@ -282,20 +297,29 @@ export class RedisRelay {
           case 'unpause':
           case 'unblock':
           case 'no-evict':
-            return refuse(`CLIENT ${sub.toUpperCase()} would reach other sessions on the shared backend and is not available through the gateway`, 'client_command_refused');
+            return refuse(
+              `CLIENT ${sub.toUpperCase()} would reach other sessions on the shared backend and is not available through the gateway`,
+              'client_command_refused',
+            );
           case 'reply':
             if ((args[2]?.toString('latin1') ?? '').toLowerCase() === 'on') return undefined;
-            return refuse('CLIENT REPLY OFF/SKIP is not available through the gateway (every command is answered)', 'client_command_refused');
+            return refuse(
+              'CLIENT REPLY OFF/SKIP is not available through the gateway (every command is answered)',
+              'client_command_refused',
+            );
           case 'tracking':
             if (args.some((a) => a.toString('latin1').toLowerCase() === 'redirect')) {
-              return refuse('CLIENT TRACKING REDIRECT names another connection and is not available through the gateway', 'client_command_refused');
+              return refuse(
+                'CLIENT TRACKING REDIRECT names another connection and is not available through the gateway',
+                'client_command_refused',
+              );
             }
             return undefined;
           case 'list':
             // Only this session's own backend connection, never the gateway's other sessions.
             return args.length === 2 || (args.length === 4 && args[2]!.toString('latin1').toLowerCase() === 'type')
               ? { forward: encodeCommand(['CLIENT', 'LIST', 'ID', this.options.backendClientId]) }
-              : refuse('CLIENT LIST is limited to this session\'s own connection: use CLIENT LIST or CLIENT INFO', 'client_command_refused');
+              : refuse("CLIENT LIST is limited to this session's own connection: use CLIENT LIST or CLIENT INFO", 'client_command_refused');
           default:
             return undefined;
         }
@@ -487,7 +511,7 @@ export class RedisRelay {
     if (head.internal) {
       if (value.type === 'error') {
         this.options.onError?.(new Error(`re-authentication after RESET failed: ${value.text}`));
-        this.terminate('backend_lost', 'jitgate: could not restore the session\'s backend credential after RESET');
+        this.terminate('backend_lost', "jitgate: could not restore the session's backend credential after RESET");
         return;
       }
       this.fifo.shift();
@@ -505,7 +529,7 @@ export class RedisRelay {
       this.observeReply({ type: 'error', text: tooBig.toString('utf8', 1).trim() }, 'reply');
     } else if (head.redact && isCut(value)) {
       // Too big to be sure no credential is in it: not passed on (fail closed).
-      const tooBig = errorReply('ERR jitgate: the reply is too large to check for the backend\'s credentials; refused');
+      const tooBig = errorReply("ERR jitgate: the reply is too large to check for the backend's credentials; refused");
       this.toClient.push(tooBig);
       this.observeReply({ type: 'error', text: tooBig.toString('utf8', 1).trim() }, 'reply');
     } else {
@@ -601,7 +625,12 @@ export class RedisRelay {
     if (!o) return;
     if (value.type === 'error') {
       const space = value.text.indexOf(' ');
-      o.onResult({ kind: 'error', severity: 'ERROR', code: space > 0 ? value.text.slice(0, space) : value.text, message: space > 0 ? value.text.slice(space + 1) : '' });
+      o.onResult({
+        kind: 'error',
+        severity: 'ERROR',
+        code: space > 0 ? value.text.slice(0, space) : value.text,
+        message: space > 0 ? value.text.slice(space + 1) : '',
+      });
       return;
     }
     o.onResult({ kind: 'columns', columns: tag === 'reply' ? REPLY_COLUMNS : PUSH_COLUMNS });

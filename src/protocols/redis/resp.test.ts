@@ -2,7 +2,16 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { chunkings, everyTwoWaySplit } from '../../../test/support/chunkings.js';
 import { formatCommand, formatReply } from './display.js';
-import { CommandReader, encodeCommand, encodeValue, ReplyReader, RespError, splitInline, type ParsedCommand, type RespValue } from './resp.js';
+import {
+  CommandReader,
+  encodeCommand,
+  encodeValue,
+  ReplyReader,
+  RespError,
+  splitInline,
+  type ParsedCommand,
+  type RespValue,
+} from './resp.js';
 
 function readCommands(chunks: Buffer[]): ParsedCommand[] {
   const r = new CommandReader();
@@ -94,7 +103,7 @@ describe('CommandReader', () => {
     expect(readCommands([Buffer.from('*0\r\n*-1\r\nPING\r\n')]).map((c) => c.args.map(String))).toEqual([['PING']]);
   });
 
-  it('property: whatever the chunking, the same commands, and each RESP array\'s bytes exactly as sent', () => {
+  it("property: whatever the chunking, the same commands, and each RESP array's bytes exactly as sent", () => {
     fc.assert(
       fc.property(
         commandStream().chain((stream) => fc.tuple(fc.constant(stream), chunkings(stream.bytes))),
@@ -123,7 +132,9 @@ describe('CommandReader', () => {
     for (const { offset, chunks } of everyTwoWaySplit(stream.bytes)) {
       const got = readCommands(chunks);
       const shown = got.map((c) => (c.raw ? Buffer.concat(c.raw) : encodeCommand(c.args)).toString('latin1')).join('');
-      expect(shown, `split at ${offset}`).toBe(stream.commands.map((c) => (c.inline ? encodeCommand(c.args) : c.bytes).toString('latin1')).join(''));
+      expect(shown, `split at ${offset}`).toBe(
+        stream.commands.map((c) => (c.inline ? encodeCommand(c.args) : c.bytes).toString('latin1')).join(''),
+      );
     }
   });
 
@@ -159,7 +170,17 @@ function streamOf(commands: SentCommand[]): { commands: SentCommand[]; bytes: Bu
 
 /** Pipelines of RESP arrays and inline commands, with values that look like protocol and big ones. */
 function commandStream(): fc.Arbitrary<{ commands: SentCommand[]; bytes: Buffer }> {
-  const tricky = fc.constantFrom('', '\r\n', 'FLUSHALL\r\n', '*1\r\n$8\r\nFLUSHALL\r\n', '$3\r\nSET\r\n', 'GET secret:pin\n', '\0\xff', '*', '$');
+  const tricky = fc.constantFrom(
+    '',
+    '\r\n',
+    'FLUSHALL\r\n',
+    '*1\r\n$8\r\nFLUSHALL\r\n',
+    '$3\r\nSET\r\n',
+    'GET secret:pin\n',
+    '\0\xff',
+    '*',
+    '$',
+  );
   const value = fc.oneof(
     { weight: 4, arbitrary: fc.string({ maxLength: 40 }) },
     { weight: 2, arbitrary: tricky },
@@ -168,9 +189,15 @@ function commandStream(): fc.Arbitrary<{ commands: SentCommand[]; bytes: Buffer 
     { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => 'b'.repeat(n)) },
   );
   const word = fc.stringMatching(/^[A-Za-z0-9:_-]{1,12}$/);
-  const respCommand = fc.tuple(fc.constantFrom('SET', 'GET', 'RPUSH', 'HSET', 'XADD'), fc.array(value, { maxLength: 5 })).map(([name, rest]) => resp([name, ...rest]));
-  const inlineCommand = fc.tuple(fc.array(word, { minLength: 1, maxLength: 4 }), fc.constantFrom('\r\n', '\n')).map(([words, end]) => inline(words.join(' '), end));
-  return fc.array(fc.oneof({ weight: 3, arbitrary: respCommand }, { weight: 1, arbitrary: inlineCommand }), { minLength: 1, maxLength: 12 }).map(streamOf);
+  const respCommand = fc
+    .tuple(fc.constantFrom('SET', 'GET', 'RPUSH', 'HSET', 'XADD'), fc.array(value, { maxLength: 5 }))
+    .map(([name, rest]) => resp([name, ...rest]));
+  const inlineCommand = fc
+    .tuple(fc.array(word, { minLength: 1, maxLength: 4 }), fc.constantFrom('\r\n', '\n'))
+    .map(([words, end]) => inline(words.join(' '), end));
+  return fc
+    .array(fc.oneof({ weight: 3, arbitrary: respCommand }, { weight: 1, arbitrary: inlineCommand }), { minLength: 1, maxLength: 12 })
+    .map(streamOf);
 }
 
 describe('ReplyReader', () => {
@@ -230,7 +257,11 @@ describe('ReplyReader', () => {
     const r = new ReplyReader({ keepBytes: 4, keepItems: 2 });
     const out: RespValue[] = [];
     let bytes = 0;
-    r.push(Buffer.from('$10\r\n0123456789\r\n*3\r\n:1\r\n:2\r\n:3\r\n'), { begin: () => undefined, bytes: (b) => (bytes += b.length), end: (v) => out.push(v) });
+    r.push(Buffer.from('$10\r\n0123456789\r\n*3\r\n:1\r\n:2\r\n:3\r\n'), {
+      begin: () => undefined,
+      bytes: (b) => (bytes += b.length),
+      end: (v) => out.push(v),
+    });
     expect(out[0]).toEqual({ type: 'bulk', data: Buffer.from('0123'), cut: 10 });
     expect(out[1]).toMatchObject({ type: 'array', count: 3, cut: true });
     expect(bytes).toBe(17 + 16);
@@ -245,7 +276,9 @@ describe('display', () => {
   it('shows commands and replies as redis-cli does, secrets redacted', () => {
     expect(formatCommand(['set', 'k', 'a b', '"q"'].map((s) => Buffer.from(s)))).toBe('SET k "a b" "\\"q\\""');
     expect(formatCommand(['AUTH', 'alice@cache', 'jg_secret'].map((s) => Buffer.from(s)))).toBe('AUTH alice@cache (redacted)');
-    expect(formatCommand(['HELLO', '3', 'AUTH', 'u', 'p', 'SETNAME', 'n'].map((s) => Buffer.from(s)))).toBe('HELLO 3 AUTH u (redacted) SETNAME n');
+    expect(formatCommand(['HELLO', '3', 'AUTH', 'u', 'p', 'SETNAME', 'n'].map((s) => Buffer.from(s)))).toBe(
+      'HELLO 3 AUTH u (redacted) SETNAME n',
+    );
     const { values } = readReplies([Buffer.from('*2\r\n$1\r\na\r\n*2\r\n:1\r\n$-1\r\n%1\r\n$1\r\nf\r\n$1\r\nv\r\n*0\r\n')]);
     expect(formatReply(values[0]!)).toBe('1) "a"\n2) 1) (integer) 1\n   2) (nil)');
     expect(formatReply(values[1]!)).toBe('1# "f" => "v"');

@@ -30,7 +30,11 @@ export interface CommandLimits {
 /** What one argument costs the gateway besides its bytes (the Buffer view holding it), roughly. */
 const ARG_OVERHEAD = 64;
 
-export const DEFAULT_COMMAND_LIMITS: CommandLimits = { maxBulkBytes: 64 * 1024 * 1024, maxCommandBytes: 128 * 1024 * 1024, maxArgs: MAX_ARGS };
+export const DEFAULT_COMMAND_LIMITS: CommandLimits = {
+  maxBulkBytes: 64 * 1024 * 1024,
+  maxCommandBytes: 128 * 1024 * 1024,
+  maxArgs: MAX_ARGS,
+};
 
 export interface ParsedCommand {
   args: Buffer[];
@@ -390,7 +394,12 @@ export class ReplyReader {
         const cut = b.len > b.keptLen ? b.len : undefined;
         let value: RespValue;
         if (b.kind === 'verbatim') {
-          value = { type: 'verbatim', format: data.toString('latin1', 0, 3), data: data.subarray(Math.min(4, data.length)), ...(cut ? { cut } : {}) };
+          value = {
+            type: 'verbatim',
+            format: data.toString('latin1', 0, 3),
+            data: data.subarray(Math.min(4, data.length)),
+            ...(cut ? { cut } : {}),
+          };
         } else if (b.kind === 'bloberror') value = { type: 'bloberror', data };
         else value = { type: 'bulk', data, ...(cut ? { cut } : {}) };
         if (this.add(value)) {
@@ -419,22 +428,43 @@ export class ReplyReader {
       let value: RespValue | null = null;
       let opened = false;
       switch (type) {
-        case 0x2b: value = { type: 'simple', text: text() }; break; // +
-        case 0x2d: value = { type: 'error', text: text() }; break; // -
-        case 0x3a: value = { type: 'integer', text: text() }; break; // :
-        case 0x5f: value = { type: 'null' }; break; // _
-        case 0x2c: value = { type: 'double', text: text() }; break; // ,
-        case 0x23: value = { type: 'boolean', value: buf[pos + 1] === 0x74 }; break; // #
-        case 0x28: value = { type: 'bignum', text: text() }; break; // (
+        case 0x2b:
+          value = { type: 'simple', text: text() };
+          break; // +
+        case 0x2d:
+          value = { type: 'error', text: text() };
+          break; // -
+        case 0x3a:
+          value = { type: 'integer', text: text() };
+          break; // :
+        case 0x5f:
+          value = { type: 'null' };
+          break; // _
+        case 0x2c:
+          value = { type: 'double', text: text() };
+          break; // ,
+        case 0x23:
+          value = { type: 'boolean', value: buf[pos + 1] === 0x74 };
+          break; // #
+        case 0x28:
+          value = { type: 'bignum', text: text() };
+          break; // (
         case 0x24: // $
         case 0x3d: // =
-        case 0x21: { // !
+        case 0x21: {
+          // !
           const l = len();
           if (l < 0) {
             value = type === 0x24 ? { type: 'bulk', data: null } : { type: 'null' };
             break;
           }
-          this.bulk = { left: l + 2, kind: type === 0x24 ? 'bulk' : type === 0x3d ? 'verbatim' : 'bloberror', kept: [], keptLen: 0, len: l };
+          this.bulk = {
+            left: l + 2,
+            kind: type === 0x24 ? 'bulk' : type === 0x3d ? 'verbatim' : 'bloberror',
+            kept: [],
+            keptLen: 0,
+            len: l,
+          };
           opened = true;
           break;
         }
@@ -442,7 +472,8 @@ export class ReplyReader {
         case 0x7e: // ~
         case 0x3e: // >
         case 0x25: // %
-        case 0x7c: { // |
+        case 0x7c: {
+          // |
           const l = len();
           const agg: AggregateType = type === 0x2a ? 'array' : type === 0x7e ? 'set' : type === 0x3e ? 'push' : 'map';
           if (l < 0) {

@@ -25,7 +25,15 @@ interface Connection {
 }
 interface Policy extends Scope {
   name: string;
-  access?: { maxDurationMs: number; approval: string; approvers: string[]; approvals: number; breakGlass: boolean; pendingExpiryMs: number; requireReason: boolean };
+  access?: {
+    maxDurationMs: number;
+    approval: string;
+    approvers: string[];
+    approvals: number;
+    breakGlass: boolean;
+    pendingExpiryMs: number;
+    requireReason: boolean;
+  };
 }
 type Criteria = Partial<{
   kinds: string[];
@@ -70,7 +78,16 @@ interface Secrets {
   references: Array<{ connection: string; password: Ref }>;
 }
 interface Identities {
-  issuers: Array<{ name: string; issuer: string; clientId: string; clientSecret: Ref; audience: string; groupsClaim: string; scopes: string[]; serviceAccounts: string[] }>;
+  issuers: Array<{
+    name: string;
+    issuer: string;
+    clientId: string;
+    clientSecret: Ref;
+    audience: string;
+    groupsClaim: string;
+    scopes: string[];
+    serviceAccounts: string[];
+  }>;
   samlProviders: Array<{
     name: string;
     metadata: string;
@@ -155,7 +172,12 @@ export function AdminPage() {
         <h2 id="config-policy-check-title">Policy check</h2>
         {data.connections === undefined ? <p>Loading…</p> : <PolicyCheck connections={data.connections.connections.map((c) => c.name)} />}
       </section>
-      <section id="config-masking-report" className="config" aria-labelledby="config-masking-report-title" data-testid="config-masking-report">
+      <section
+        id="config-masking-report"
+        className="config"
+        aria-labelledby="config-masking-report-title"
+        data-testid="config-masking-report"
+      >
         <h2 id="config-masking-report-title">Masking report</h2>
         <MaskingReportView />
       </section>
@@ -357,7 +379,13 @@ function Guardrails({ list }: { list: Guardrail[] }) {
       label="Guardrails"
       empty="No guardrails configured."
       head={['Name', 'Connections', 'Applies to', 'Refuses', 'Reason']}
-      rows={list.map((g) => [g.name, <Tags list={g.connections} />, <Who s={g} />, <List items={criteria(g.deny)} />, g.reason ?? <span className="muted">—</span>])}
+      rows={list.map((g) => [
+        g.name,
+        <Tags list={g.connections} />,
+        <Who s={g} />,
+        <List items={criteria(g.deny)} />,
+        g.reason ?? <span className="muted">—</span>,
+      ])}
     />
   );
 }
@@ -374,7 +402,8 @@ function Reviews({ list }: { list: ReviewRule[] }) {
         <Who s={r} />,
         <List items={criteria(r.match)} />,
         <>
-          {r.approval.approvals} approval{r.approval.approvals === 1 ? '' : 's'} from <Tags list={r.approval.approvers} /> within {duration(r.approval.timeoutMs)}
+          {r.approval.approvals} approval{r.approval.approvals === 1 ? '' : 's'} from <Tags list={r.approval.approvers} /> within{' '}
+          {duration(r.approval.timeoutMs)}
         </>,
         r.reason ?? <span className="muted">—</span>,
       ])}
@@ -451,7 +480,17 @@ function IdentityTables({ i }: { i: Identities }) {
       <Table
         label="SAML identity providers"
         empty="No SAML identity providers configured."
-        head={['Name', 'IdP metadata', 'SP metadata', 'User', 'Groups attribute', 'Group map', 'Signature required on', 'Clock skew', 'Sign-in lasts']}
+        head={[
+          'Name',
+          'IdP metadata',
+          'SP metadata',
+          'User',
+          'Groups attribute',
+          'Group map',
+          'Signature required on',
+          'Clock skew',
+          'Sign-in lasts',
+        ]}
         rows={i.samlProviders.map((x) => [
           x.name,
           <span className="mono">{x.metadata}</span>,

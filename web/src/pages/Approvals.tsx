@@ -31,7 +31,9 @@ export function ApprovalsPage({ me }: { me: Me }) {
 
   const loadRequests = useCallback(async () => {
     try {
-      const lists = await Promise.all(['pending', 'granted', 'denied', 'expired'].map((s) => api<{ approvable: AccessRequest[] }>(`/api/requests?state=${s}`)));
+      const lists = await Promise.all(
+        ['pending', 'granted', 'denied', 'expired'].map((s) => api<{ approvable: AccessRequest[] }>(`/api/requests?state=${s}`)),
+      );
       setRequests(lists.flatMap((l) => l.approvable));
       setError(undefined);
     } catch (err) {
@@ -95,11 +97,17 @@ export function ApprovalsPage({ me }: { me: Me }) {
       )}
       <h2>Waiting for a decision ({pending.length})</h2>
       {requests === undefined && !error && <p>Loading…</p>}
-      {requests !== undefined && pending.length === 0 && <Empty>Nothing is waiting for you. New requests appear here as they arrive.</Empty>}
+      {requests !== undefined && pending.length === 0 && (
+        <Empty>Nothing is waiting for you. New requests appear here as they arrive.</Empty>
+      )}
       <ul className="cards" aria-label="Waiting for a decision" data-testid="pending-items">
         {pending.map((i) => (
           <li key={`${i.kind}-${id(i)}`} className="card">
-            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />}
+            {i.kind === 'request' ? (
+              <RequestItem r={i.request} onDone={() => void loadRequests()} />
+            ) : (
+              <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />
+            )}
           </li>
         ))}
       </ul>
@@ -108,7 +116,11 @@ export function ApprovalsPage({ me }: { me: Me }) {
       <ul className="cards" aria-label="Decided" data-testid="decided-items">
         {decided.map((i) => (
           <li key={`${i.kind}-${id(i)}`} className="card decided">
-            {i.kind === 'request' ? <RequestItem r={i.request} onDone={() => void loadRequests()} /> : <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />}
+            {i.kind === 'request' ? (
+              <RequestItem r={i.request} onDone={() => void loadRequests()} />
+            ) : (
+              <ReviewItem r={i.review} me={me} onDone={() => void loadReviews()} />
+            )}
           </li>
         ))}
       </ul>
@@ -182,13 +194,17 @@ function RequestItem({ r, onDone }: { r: AccessRequest; onDone: () => void }) {
         <Decide
           label={`request ${r.id}`}
           onDecide={async (approve, comment) => {
-            await api(`/api/requests/${encodeURIComponent(r.id)}/${approve ? 'approve' : 'deny'}`, { method: 'POST', body: approve ? { comment } : { reason: comment } });
+            await api(`/api/requests/${encodeURIComponent(r.id)}/${approve ? 'approve' : 'deny'}`, {
+              method: 'POST',
+              body: approve ? { comment } : { reason: comment },
+            });
             onDone();
           }}
         />
       ) : (
         <p className="decision" data-testid="decision">
-          <span className={`badge ${r.state}`}>{r.state}</span> {r.decidedBy ? `by ${r.decidedBy}` : ''} {r.decidedAt ? when(r.decidedAt) : ''}
+          <span className={`badge ${r.state}`}>{r.state}</span> {r.decidedBy ? `by ${r.decidedBy}` : ''}{' '}
+          {r.decidedAt ? when(r.decidedAt) : ''}
           {r.decisionReason ? (
             <>
               {' — '}
@@ -247,7 +263,10 @@ export function ReviewItem({ r, me, onDone }: { r: Review; me: Me; onDone: () =>
         <Decide
           label={`statement ${r.id}`}
           onDecide={async (approve, c) => {
-            await api(`/api/reviews/${encodeURIComponent(r.id)}/${approve ? 'approve' : 'deny'}`, { method: 'POST', body: c ? { comment: c } : {} });
+            await api(`/api/reviews/${encodeURIComponent(r.id)}/${approve ? 'approve' : 'deny'}`, {
+              method: 'POST',
+              body: c ? { comment: c } : {},
+            });
             onDone();
           }}
         />
@@ -304,7 +323,8 @@ function Withdraw({ r, onDone }: { r: Review; onDone: () => void }) {
           onClose={() => setAsking(false)}
         >
           <p>
-            The statement will not run: your client on {r.connection ?? 'the connection'} gets an error at once, and the approvers no longer see it as waiting.
+            The statement will not run: your client on {r.connection ?? 'the connection'} gets an error at once, and the approvers no longer
+            see it as waiting.
           </p>
         </ConfirmDialog>
       )}

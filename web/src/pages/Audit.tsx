@@ -168,7 +168,9 @@ export function AuditPage() {
         ) : report.ok ? (
           <span className="badge granted">
             Chain intact: {report.entries} entries,{' '}
-            {report.lastSignedSeq === null ? 'no signed checkpoint yet' : `signed up to #${report.lastSignedSeq}${report.keyTrusted ? ' with the gateway key' : ''}`}
+            {report.lastSignedSeq === null
+              ? 'no signed checkpoint yet'
+              : `signed up to #${report.lastSignedSeq}${report.keyTrusted ? ' with the gateway key' : ''}`}
           </span>
         ) : (
           <span className="badge danger">
@@ -234,7 +236,9 @@ export function AuditPage() {
       {entries && (
         <div className="row" data-testid="audit-summary">
           <span>
-            {matched === entries.length ? `${matched} ${matched === 1 ? 'entry' : 'entries'}` : `Newest ${entries.length} of ${matched} entries`}
+            {matched === entries.length
+              ? `${matched} ${matched === 1 ? 'entry' : 'entries'}`
+              : `Newest ${entries.length} of ${matched} entries`}
             {filtered ? ' match the filters' : ''}. Times in {zone}.
           </span>
           <span className="row">
@@ -245,7 +249,12 @@ export function AuditPage() {
             <a className="button" href={exportHref('json')} download data-testid="export-json">
               JSON
             </a>
-            <a className="button" href={exportHref('jsonl')} download title="With the chain fields: `jitgate audit verify --file` checks an unfiltered export">
+            <a
+              className="button"
+              href={exportHref('jsonl')}
+              download
+              title="With the chain fields: `jitgate audit verify --file` checks an unfiltered export"
+            >
               JSON lines
             </a>
           </span>

@@ -22,7 +22,8 @@ interface Described {
 interface CatalogEntry {
   name: string;
   type: string;
-  access: { state: 'none' } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'granted'; grantId: string; until: string };
+  access:
+    { state: 'none' } | { state: 'pending'; requestId: string; expiresAt: string } | { state: 'granted'; grantId: string; until: string };
   policy: string | null;
   rules: { policies: Described[]; guardrails: Described[]; reviews: Described[]; masking: Described[] };
 }
@@ -78,14 +79,21 @@ export function ConnectionsPage({ me }: { me: Me }) {
       (e) =>
         (!type || e.type === type) &&
         (!access || e.access.state === access) &&
-        (!needle || e.name.toLowerCase().includes(needle) || Object.values(e.rules).some((list) => list.some((r) => [r.name, r.who, r.reason ?? '', ...r.what].some((t) => t.toLowerCase().includes(needle))))),
+        (!needle ||
+          e.name.toLowerCase().includes(needle) ||
+          Object.values(e.rules).some((list) =>
+            list.some((r) => [r.name, r.who, r.reason ?? '', ...r.what].some((t) => t.toLowerCase().includes(needle))),
+          )),
     );
   }, [entries, q, type, access]);
 
   return (
     <section>
       <h1>Connections</h1>
-      <p className="muted">What you can reach through the gateway, and the rules on each: who may get access and how, what is refused, what waits for an approver, what is masked.</p>
+      <p className="muted">
+        What you can reach through the gateway, and the rules on each: who may get access and how, what is refused, what waits for an
+        approver, what is masked.
+      </p>
       <form className="filters" role="search" aria-label="Find connections" onSubmit={(e) => e.preventDefault()}>
         <label>
           Search <input type="search" value={q} onChange={(e) => setQ(e.target.value)} placeholder="name, table, rule…" />
@@ -128,10 +136,14 @@ export function ConnectionsPage({ me }: { me: Me }) {
       {entries === undefined && !error && <p>Loading…</p>}
       {entries && (
         <p role="status" className="small muted" data-testid="connections-count">
-          {shown.length === entries.length ? `${entries.length} connection${entries.length === 1 ? '' : 's'}` : `${shown.length} of ${entries.length} connections match`}
+          {shown.length === entries.length
+            ? `${entries.length} connection${entries.length === 1 ? '' : 's'}`
+            : `${shown.length} of ${entries.length} connections match`}
         </p>
       )}
-      {entries?.length === 0 && <Empty>No connection is open to you: no access policy names your groups ({me.groups.join(', ') || 'none'}).</Empty>}
+      {entries?.length === 0 && (
+        <Empty>No connection is open to you: no access policy names your groups ({me.groups.join(', ') || 'none'}).</Empty>
+      )}
       {entries && entries.length > 0 && shown.length === 0 && <Empty>No connection matches these filters.</Empty>}
       <ul className="inventory">
         {shown.map((e) => (

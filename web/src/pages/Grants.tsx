@@ -63,7 +63,11 @@ export function GrantsPage({ me }: { me: Me }) {
   const shown = useMemo(() => {
     const q = query.trim().toLowerCase();
     const all = [...(grants?.others ?? [])].sort((a, b) => a.expiresAt.localeCompare(b.expiresAt));
-    return q ? all.filter((g) => [g.user, g.connection, g.reason, ...g.approvedBy, g.issuedBy ?? '', g.policy ?? ''].some((f) => f.toLowerCase().includes(q))) : all;
+    return q
+      ? all.filter((g) =>
+          [g.user, g.connection, g.reason, ...g.approvedBy, g.issuedBy ?? '', g.policy ?? ''].some((f) => f.toLowerCase().includes(q)),
+        )
+      : all;
   }, [grants, query]);
 
   return (
@@ -71,19 +75,23 @@ export function GrantsPage({ me }: { me: Me }) {
       <h1>Grants</h1>
       <p className="muted">
         Who has access to what, and until when.{' '}
-        {me.roles.includes('admin') ? 'As an admin you see every active grant.' : 'You see the grants of the policies you approve for.'} Revoking a grant ends its tokens at once; open sessions under it end too.
+        {me.roles.includes('admin') ? 'As an admin you see every active grant.' : 'You see the grants of the policies you approve for.'}{' '}
+        Revoking a grant ends its tokens at once; open sessions under it end too.
       </p>
       <ErrorNote error={error} />
       <form className="filters" role="search" onSubmit={(e) => e.preventDefault()}>
         <label>
-          Search grants <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="user, connection, reason" />
+          Search grants{' '}
+          <input type="search" value={query} onChange={(e) => setQuery(e.target.value)} placeholder="user, connection, reason" />
         </label>
       </form>
       {grants === undefined && !error && <p>Loading…</p>}
       {grants && (
         <>
           <p role="status" className="small muted">
-            {shown.length === (grants.others.length) ? `${grants.others.length} active grant${grants.others.length === 1 ? '' : 's'}` : `${shown.length} of ${grants.others.length} grants match`}
+            {shown.length === grants.others.length
+              ? `${grants.others.length} active grant${grants.others.length === 1 ? '' : 's'}`
+              : `${shown.length} of ${grants.others.length} grants match`}
           </p>
           {grants.others.length === 0 ? (
             <Empty>No one else holds an active grant you can see.</Empty>
@@ -93,7 +101,11 @@ export function GrantsPage({ me }: { me: Me }) {
             <GrantTable grants={shown} now={now} showUser canRevoke={mayRevoke} onRevoked={load} testId="grants-others" />
           )}
           <h2>Yours</h2>
-          {grants.mine.length === 0 ? <Empty>You hold no active grant.</Empty> : <GrantTable grants={grants.mine} now={now} canRevoke onRevoked={load} own testId="grants-mine" />}
+          {grants.mine.length === 0 ? (
+            <Empty>You hold no active grant.</Empty>
+          ) : (
+            <GrantTable grants={grants.mine} now={now} canRevoke onRevoked={load} own testId="grants-mine" />
+          )}
         </>
       )}
     </section>
@@ -115,7 +127,23 @@ export function MyGrants() {
   );
 }
 
-function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onRevoked, testId }: { grants: Grant[]; now: number; showUser?: boolean; canRevoke: boolean; own?: boolean; onRevoked: () => void; testId: string }) {
+function GrantTable({
+  grants,
+  now,
+  showUser = false,
+  canRevoke,
+  own = false,
+  onRevoked,
+  testId,
+}: {
+  grants: Grant[];
+  now: number;
+  showUser?: boolean;
+  canRevoke: boolean;
+  own?: boolean;
+  onRevoked: () => void;
+  testId: string;
+}) {
   const [revoking, setRevoking] = useState<Grant>();
   return (
     <>
@@ -158,7 +186,12 @@ function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onR
               <td data-label="Reason">{g.reason ? <Visible text={g.reason} oneLine /> : <span className="muted">—</span>}</td>
               {canRevoke && (
                 <td data-label="">
-                  <button type="button" className="danger" onClick={() => setRevoking(g)} aria-label={own ? `End now: my grant on ${g.connection}` : `Revoke ${g.user}'s grant on ${g.connection}`}>
+                  <button
+                    type="button"
+                    className="danger"
+                    onClick={() => setRevoking(g)}
+                    aria-label={own ? `End now: my grant on ${g.connection}` : `Revoke ${g.user}'s grant on ${g.connection}`}
+                  >
                     {own ? 'End now' : 'Revoke'}
                   </button>
                 </td>
@@ -180,8 +213,15 @@ function GrantTable({ grants, now, showUser = false, canRevoke, own = false, onR
           onClose={() => setRevoking(undefined)}
         >
           <p>
-            {own ? 'You' : <strong><Visible text={revoking.user} oneLine /></strong>} will lose access to <strong>{revoking.connection}</strong> now, instead of {relative(revoking.expiresAt, now)}. Tokens
-            issued under this grant stop working and open sessions under it end.
+            {own ? (
+              'You'
+            ) : (
+              <strong>
+                <Visible text={revoking.user} oneLine />
+              </strong>
+            )}{' '}
+            will lose access to <strong>{revoking.connection}</strong> now, instead of {relative(revoking.expiresAt, now)}. Tokens issued
+            under this grant stop working and open sessions under it end.
           </p>
         </ConfirmDialog>
       )}

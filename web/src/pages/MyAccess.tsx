@@ -30,7 +30,9 @@ export function MyAccessPage({ me }: { me: Me }) {
       <h1>My access</h1>
       <ErrorNote error={error} />
       {connections === undefined && !error && <p>Loading…</p>}
-      {connections?.length === 0 && <Empty>No connection is open to you: no access policy names your groups ({me.groups.join(', ') || 'none'}).</Empty>}
+      {connections?.length === 0 && (
+        <Empty>No connection is open to you: no access policy names your groups ({me.groups.join(', ') || 'none'}).</Empty>
+      )}
       <ul className="cards">
         {connections?.map((c) => (
           <li key={c.name} className="card" data-testid={`connection-${c.name}`}>
@@ -52,7 +54,11 @@ function ConnectionCard({ c, me, onChange }: { c: ConnectionAccess; me: Me; onCh
       </h2>
       <p className="state" data-testid="access-state">
         {a.state === 'none' && <span className="badge">No access</span>}
-        {a.state === 'pending' && <span className="badge pending">Pending approval (request {a.requestId}, expires {when(a.expiresAt)})</span>}
+        {a.state === 'pending' && (
+          <span className="badge pending">
+            Pending approval (request {a.requestId}, expires {when(a.expiresAt)})
+          </span>
+        )}
         {a.state === 'granted' && <span className="badge granted">Granted until {when(a.until)}</span>}
       </p>
       {c.policy && (
@@ -96,7 +102,13 @@ function RequestForm({ connection, onDone }: { connection: string; onDone: () =>
         ))}
       </select>
       <label htmlFor={`${id}-reason`}>Reason</label>
-      <textarea id={`${id}-reason`} value={reason} onChange={(e) => setReason(e.target.value)} rows={2} placeholder="What you need it for (ticket, incident)" />
+      <textarea
+        id={`${id}-reason`}
+        value={reason}
+        onChange={(e) => setReason(e.target.value)}
+        rows={2}
+        placeholder="What you need it for (ticket, incident)"
+      />
       <button type="submit" className="primary" disabled={busy}>
         Request access
       </button>
@@ -140,8 +152,11 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
       <p>Connect with psql; the password is a short-lived token:</p>
       {verifiable && (
         <p data-testid="ca-hint">
-          First save the gateway&apos;s certificate next to where you run psql: <a href="/api/tls/ca.pem" download="jitgate-ca.pem">jitgate-ca.pem</a> (or{' '}
-          <code>jitgate ca &gt; jitgate-ca.pem</code>), so psql checks it is talking to this gateway.
+          First save the gateway&apos;s certificate next to where you run psql:{' '}
+          <a href="/api/tls/ca.pem" download="jitgate-ca.pem">
+            jitgate-ca.pem
+          </a>{' '}
+          (or <code>jitgate ca &gt; jitgate-ca.pem</code>), so psql checks it is talking to this gateway.
         </p>
       )}
       <pre className="command" data-testid="psql-command" aria-busy={verifiable === undefined}>
@@ -158,7 +173,8 @@ function ConnectHelp({ connection, me }: { connection: string; me: Me }) {
       {copied && <p role="status">{copied}</p>}
       {fallback && (
         <p role="status">
-          Copy this token now (hidden again in a minute): <input readOnly value={fallback} aria-label="access token" onFocus={(e) => e.target.select()} />
+          Copy this token now (hidden again in a minute):{' '}
+          <input readOnly value={fallback} aria-label="access token" onFocus={(e) => e.target.select()} />
         </p>
       )}
       <ErrorNote error={error} />

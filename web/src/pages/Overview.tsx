@@ -64,7 +64,9 @@ export function OverviewPage({ me }: { me: Me }) {
       ]);
       const forMe: Waiting[] = [
         ...requests.approvable.map((r): Waiting => ({ kind: 'request', at: r.createdAt, request: r })),
-        ...reviews.reviews.filter((r) => r.canApprove && r.user !== me.user).map((r): Waiting => ({ kind: 'review', at: r.createdAt ?? '', review: r })),
+        ...reviews.reviews
+          .filter((r) => r.canApprove && r.user !== me.user)
+          .map((r): Waiting => ({ kind: 'review', at: r.createdAt ?? '', review: r })),
       ];
       const own: Waiting[] = [
         ...requests.mine.map((r): Waiting => ({ kind: 'request', at: r.createdAt, request: r })),
@@ -125,7 +127,8 @@ export function OverviewPage({ me }: { me: Me }) {
         )}
         {stats?.waiting && (
           <p className="small muted" data-testid="waiting-totals">
-            Waiting across the gateway: {count(sum(stats.waiting.requests), 'access request')} and {count(sum(stats.waiting.statements), 'held statement')}.
+            Waiting across the gateway: {count(sum(stats.waiting.requests), 'access request')} and{' '}
+            {count(sum(stats.waiting.statements), 'held statement')}.
           </p>
         )}
       </section>
@@ -201,7 +204,10 @@ function WaitingList({ items, now, testId }: { items: Waiting[]; now: number; te
           <li key={`s-${i.review.id}`} className="tile" data-testid={`waiting-review-${i.review.id}`}>
             <span className="badge pending">held statement</span>{' '}
             <Link to={`/reviews/${encodeURIComponent(i.review.id)}`}>
-              <Visible text={i.review.user ?? '?'} oneLine /> on {i.review.connection ?? '?'}: <code className="clip"><Visible text={i.review.statement ?? i.review.sql ?? ''} oneLine /></code>
+              <Visible text={i.review.user ?? '?'} oneLine /> on {i.review.connection ?? '?'}:{' '}
+              <code className="clip">
+                <Visible text={i.review.statement ?? i.review.sql ?? ''} oneLine />
+              </code>
             </Link>
             {i.review.rule && <span className="muted small"> (rule {i.review.rule})</span>}
             <span className="age" title={i.at}>

@@ -72,7 +72,6 @@ function waitSummary(w: Waits): string {
   return `${count(w.count, 'approval')}, median ${span(w.medianMs ?? 0)}, 90% within ${span(w.p90Ms ?? 0)}`;
 }
 
-
 function count(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

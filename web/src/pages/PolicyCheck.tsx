@@ -32,7 +32,15 @@ interface PolicyTestResult {
   groupsFrom: { kind: 'stated' } | { kind: 'sign-in'; at: number; issuer: string } | { kind: 'directory'; issuer: string };
   outcome: 'allowed' | 'refused' | 'held';
   refused?: { by: string; rule: string | null; reasons: string[]; message: string };
-  held?: { rule: string; reasons: string[]; what: string; approvers: string[]; approvals: number; timeoutMs: number; reason: string | null };
+  held?: {
+    rule: string;
+    reasons: string[];
+    what: string;
+    approvers: string[];
+    approvals: number;
+    timeoutMs: number;
+    reason: string | null;
+  };
   masking: {
     rules: string[];
     detectors: string[];
@@ -57,9 +65,17 @@ export function PolicyCheck({ connections }: { connections: string[] }) {
     setBusy(true);
     setError(undefined);
     setResult(undefined);
-    const list = groups.split(',').map((g) => g.trim()).filter((g) => g !== '');
+    const list = groups
+      .split(',')
+      .map((g) => g.trim())
+      .filter((g) => g !== '');
     try {
-      setResult(await api<PolicyTestResult>('/api/policy/test', { method: 'POST', body: { connection, user, statement, ...(list.length ? { groups: list } : {}) } }));
+      setResult(
+        await api<PolicyTestResult>('/api/policy/test', {
+          method: 'POST',
+          body: { connection, user, statement, ...(list.length ? { groups: list } : {}) },
+        }),
+      );
     } catch (err) {
       setError(errorText(err));
     } finally {
@@ -69,7 +85,10 @@ export function PolicyCheck({ connections }: { connections: string[] }) {
 
   return (
     <>
-      <p className="muted">What the gateway would do with a statement — allowed, refused, held for review, and which result columns it would mask — without running it.</p>
+      <p className="muted">
+        What the gateway would do with a statement — allowed, refused, held for review, and which result columns it would mask — without
+        running it.
+      </p>
       <form onSubmit={(e) => void submit(e)} className="stack" aria-label="Policy check">
         <label htmlFor={`${id}-connection`}>Connection</label>
         <select id={`${id}-connection`} value={connection} onChange={(e) => setConnection(e.target.value)}>
@@ -82,9 +101,23 @@ export function PolicyCheck({ connections }: { connections: string[] }) {
         <label htmlFor={`${id}-user`}>User</label>
         <input id={`${id}-user`} value={user} onChange={(e) => setUser(e.target.value)} required autoComplete="off" />
         <label htmlFor={`${id}-groups`}>Groups</label>
-        <input id={`${id}-groups`} value={groups} onChange={(e) => setGroups(e.target.value)} placeholder="comma-separated; empty: those of the user's last sign-in" autoComplete="off" />
+        <input
+          id={`${id}-groups`}
+          value={groups}
+          onChange={(e) => setGroups(e.target.value)}
+          placeholder="comma-separated; empty: those of the user's last sign-in"
+          autoComplete="off"
+        />
         <label htmlFor={`${id}-statement`}>Statement</label>
-        <textarea id={`${id}-statement`} value={statement} onChange={(e) => setStatement(e.target.value)} rows={4} required placeholder="SQL, or a Redis command line" className="mono" />
+        <textarea
+          id={`${id}-statement`}
+          value={statement}
+          onChange={(e) => setStatement(e.target.value)}
+          rows={4}
+          required
+          placeholder="SQL, or a Redis command line"
+          className="mono"
+        />
         <button type="submit" className="primary" disabled={busy}>
           Check
         </button>
@@ -96,16 +129,28 @@ export function PolicyCheck({ connections }: { connections: string[] }) {
 }
 
 function PolicyTestAnswer({ r }: { r: PolicyTestResult }) {
-  const from = r.groupsFrom.kind === 'stated' ? 'as given' : r.groupsFrom.kind === 'directory' ? `from the ${r.groupsFrom.issuer}` : `from their sign-in ${when(r.groupsFrom.at)} via ${r.groupsFrom.issuer}`;
+  const from =
+    r.groupsFrom.kind === 'stated'
+      ? 'as given'
+      : r.groupsFrom.kind === 'directory'
+        ? `from the ${r.groupsFrom.issuer}`
+        : `from their sign-in ${when(r.groupsFrom.at)} via ${r.groupsFrom.issuer}`;
   return (
     <div className="policy-answer" data-testid="policy-answer" aria-live="polite">
       <p className="small">
-        {r.user} on {r.connection} ({r.protocol}), groups {r.groups.length ? r.groups.join(', ') : 'none'} <span className="muted">({from})</span>
+        {r.user} on {r.connection} ({r.protocol}), groups {r.groups.length ? r.groups.join(', ') : 'none'}{' '}
+        <span className="muted">({from})</span>
       </p>
       {r.outcome === 'refused' && r.refused && (
         <>
           <p className="verdict refused">
-            <strong>Refused</strong> by {r.refused.by === 'guardrail' ? `guardrail “${r.refused.rule}”` : r.refused.by === 'masking' ? 'masking' : 'a built-in protection'} ({r.refused.reasons.join(', ')})
+            <strong>Refused</strong> by{' '}
+            {r.refused.by === 'guardrail'
+              ? `guardrail “${r.refused.rule}”`
+              : r.refused.by === 'masking'
+                ? 'masking'
+                : 'a built-in protection'}{' '}
+            ({r.refused.reasons.join(', ')})
           </p>
           <p className="small">
             The client would get: <span className="mono">{r.refused.message}</span>
@@ -115,8 +160,8 @@ function PolicyTestAnswer({ r }: { r: PolicyTestResult }) {
       {r.outcome === 'held' && r.held && (
         <p className="verdict held">
           <strong>Held for review</strong> by rule “{r.held.rule}” ({r.held.reasons.join(', ')}): {r.held.what}
-          {r.held.reason ? ` — ${r.held.reason}` : ''}. {r.held.approvals} approval{r.held.approvals === 1 ? '' : 's'} from {r.held.approvers.join(', ')}, within{' '}
-          {duration(r.held.timeoutMs)}.
+          {r.held.reason ? ` — ${r.held.reason}` : ''}. {r.held.approvals} approval{r.held.approvals === 1 ? '' : 's'} from{' '}
+          {r.held.approvers.join(', ')}, within {duration(r.held.timeoutMs)}.
         </p>
       )}
       {r.outcome === 'allowed' && (
@@ -173,7 +218,9 @@ function MaskingAnswer({ m }: { m: PolicyTestResult['masking'] }) {
           </table>
         ) : (
           <p key={i} className="small">
-            {s.columns === null ? 'No rows come back.' : 'Result columns cannot be predicted: each is masked by the origin the server reports.'}
+            {s.columns === null
+              ? 'No rows come back.'
+              : 'Result columns cannot be predicted: each is masked by the origin the server reports.'}
           </p>
         ),
       )}
@@ -211,7 +258,8 @@ export function MaskingReportView() {
   return (
     <>
       <p className="muted">
-        What masking did, from the session recordings. Content detectors are a safety net, not masking: a column only they masked is a candidate for a rule.
+        What masking did, from the session recordings. Content detectors are a safety net, not masking: a column only they masked is a
+        candidate for a rule.
       </p>
       <form onSubmit={(e) => void load(e)} className="inline" aria-label="Masking report">
         <label htmlFor={`${id}-since`}>Since</label>
@@ -224,7 +272,8 @@ export function MaskingReportView() {
       {report && (
         <div data-testid="masking-report">
           <p className="small">
-            {report.sessions.read} session recording{report.sessions.read === 1 ? '' : 's'} read{report.sessions.limited ? ' (the newest only)' : ''}.
+            {report.sessions.read} session recording{report.sessions.read === 1 ? '' : 's'} read
+            {report.sessions.limited ? ' (the newest only)' : ''}.
           </p>
           <h3>Masked columns</h3>
           {report.columns.length === 0 ? (
@@ -273,7 +322,8 @@ export function MaskingReportView() {
             <ul>
               {report.detectorOnly.map((c) => (
                 <li key={`${c.connection}/${c.column}`}>
-                  {c.connection}: <span className="mono">{c.column}</span> ({c.detectors.join(', ')}) in {c.rows} recorded row{c.rows === 1 ? '' : 's'}
+                  {c.connection}: <span className="mono">{c.column}</span> ({c.detectors.join(', ')}) in {c.rows} recorded row
+                  {c.rows === 1 ? '' : 's'}
                 </li>
               ))}
             </ul>

@@ -81,8 +81,7 @@ export function ReplayControls({ timeline, state, actions }: { timeline: Timelin
       </div>
       <div className="scrubber">
         <label htmlFor="replay-position" className="position">
-          Position{' '}
-          {/* Not an <output>: that is a live region, and playback would announce every tick. */}
+          Position {/* Not an <output>: that is a live region, and playback would announce every tick. */}
           <span className="clock" data-testid="replay-position">
             {clock(position)}
           </span>{' '}

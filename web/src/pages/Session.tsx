@@ -33,7 +33,9 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
 
   const load = useCallback(async () => {
     try {
-      const r = await api<{ session: SessionSummary; events: RecordedEvent[]; verification: Verification }>(`/api/sessions/${encodeURIComponent(id)}/events`);
+      const r = await api<{ session: SessionSummary; events: RecordedEvent[]; verification: Verification }>(
+        `/api/sessions/${encodeURIComponent(id)}/events`,
+      );
       setSession(r.session);
       setEvents(r.events);
       setVerification(r.verification);
@@ -57,7 +59,23 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
         const ev = JSON.parse(e.data) as RecordedEvent;
         setEvents((prev) => (prev.some((p) => p.seq === ev.seq) ? prev : [...prev, ev]));
       };
-      for (const t of ['session_start', 'statement', 'decision', 'bind', 'columns', 'rows', 'copy', 'result', 'complete', 'error', 'notice', 'ready', 'kill', 'session_end', 'recorder_note']) {
+      for (const t of [
+        'session_start',
+        'statement',
+        'decision',
+        'bind',
+        'columns',
+        'rows',
+        'copy',
+        'result',
+        'complete',
+        'error',
+        'notice',
+        'ready',
+        'kill',
+        'session_end',
+        'recorder_note',
+      ]) {
         stream.addEventListener(t, add);
       }
       stream.addEventListener('end', () => {
@@ -135,7 +153,8 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
   const onReplayKey = (e: KeyboardEvent<HTMLElement>) => {
     const el = e.target as HTMLElement;
     // Typing and choosing keep their keys; a focused button keeps Space (it presses the button).
-    if (el.tagName === 'SELECT' || el.tagName === 'TEXTAREA' || (el.tagName === 'INPUT' && (el as HTMLInputElement).type !== 'range')) return;
+    if (el.tagName === 'SELECT' || el.tagName === 'TEXTAREA' || (el.tagName === 'INPUT' && (el as HTMLInputElement).type !== 'range'))
+      return;
     if (e.key === ' ' && el.tagName === 'BUTTON') return;
     if (replayKey(e.key, actions)) e.preventDefault();
   };
@@ -180,11 +199,16 @@ export function SessionPage({ id, me }: { id: string; me: Me }) {
           <dd data-testid="statement-count">{statementCount}</dd>
           <dt>Status</dt>
           <dd>
-            <span className={`badge ${session.status}`}>{session.status}</span> {session.endReason ?? ''} {following && <span className="badge live">following live</span>}
+            <span className={`badge ${session.status}`}>{session.status}</span> {session.endReason ?? ''}{' '}
+            {following && <span className="badge live">following live</span>}
           </dd>
           <dt>Recording</dt>
           <dd>
-            {verification ? (verification.ok ? 'intact (hash chain verified)' : `does NOT verify: ${verification.problems.join('; ')}`) : '—'}
+            {verification
+              ? verification.ok
+                ? 'intact (hash chain verified)'
+                : `does NOT verify: ${verification.problems.join('; ')}`
+              : '—'}
           </dd>
         </dl>
       )}
@@ -245,7 +269,14 @@ function decisionText(d: Record<string, unknown> | undefined): string {
   const who = d.approvedBy ?? d.deniedBy ?? d.by ?? d.decidedBy;
   const by = Array.isArray(who) ? who.join(', ') : typeof who === 'string' ? who : '';
   const comment = typeof d.comment === 'string' ? `“${d.comment}”` : '';
-  return [String(d.effect ?? ''), d.rule ? `rule ${String(d.rule)}` : '', reasons, typeof d.message === 'string' ? d.message : '', by ? `by ${by}` : '', comment]
+  return [
+    String(d.effect ?? ''),
+    d.rule ? `rule ${String(d.rule)}` : '',
+    reasons,
+    typeof d.message === 'string' ? d.message : '',
+    by ? `by ${by}` : '',
+    comment,
+  ]
     .filter(Boolean)
     .join(' — ');
 }
@@ -290,13 +321,21 @@ function TimelineEvent({ e, offset, current, itemRef, openMoment, heldForPeople 
 }
 
 /** The class and content of one event's line in the timeline; no class for events that show nothing. */
-function eventBody(e: RecordedEvent, d: Record<string, unknown>, at: ReactNode, offset: number, openMoment: TimelineEventProps['openMoment'], heldForPeople: boolean): [string, ReactNode] {
+function eventBody(
+  e: RecordedEvent,
+  d: Record<string, unknown>,
+  at: ReactNode,
+  offset: number,
+  openMoment: TimelineEventProps['openMoment'],
+  heldForPeople: boolean,
+): [string, ReactNode] {
   switch (e.type) {
     case 'session_start':
       return [
         'ev start',
         <>
-          {at} Session started by <strong>{String(d.user)}</strong> from {String(d.clientAddress)} ({String(d.applicationName ?? 'unknown client')})
+          {at} Session started by <strong>{String(d.user)}</strong> from {String(d.clientAddress)} (
+          {String(d.applicationName ?? 'unknown client')})
         </>,
       ];
     case 'statement': {
@@ -304,9 +343,19 @@ function eventBody(e: RecordedEvent, d: Record<string, unknown>, at: ReactNode, 
       return [
         `ev statement ${decision?.effect === 'deny' ? 'denied' : ''}`,
         <>
-          {at} Statement {String(d.n)} {heldForPeople ? <span className="badge pending">held for approval</span> : d.held === true && <span className="badge">waited for the gateway</span>}{' '}
+          {at} Statement {String(d.n)}{' '}
+          {heldForPeople ? (
+            <span className="badge pending">held for approval</span>
+          ) : (
+            d.held === true && <span className="badge">waited for the gateway</span>
+          )}{' '}
           {decision?.effect === 'deny' && <span className="badge denied">refused</span>}{' '}
-          <a className="small" href={`?t=${momentParam(offset)}`} onClick={openMoment(offset)} aria-label={`Link to statement ${String(d.n)} at ${clock(offset)}`}>
+          <a
+            className="small"
+            href={`?t=${momentParam(offset)}`}
+            onClick={openMoment(offset)}
+            aria-label={`Link to statement ${String(d.n)} at ${clock(offset)}`}
+          >
             link
           </a>
           <Sql text={String(d.text ?? '')} />
@@ -331,7 +380,8 @@ function eventBody(e: RecordedEvent, d: Record<string, unknown>, at: ReactNode, 
       return [
         'ev decision',
         <>
-          {at} Held statement {String(d.n)} decided: <Visible text={decisionText(d.decision as Record<string, unknown>)} oneLine /> (waited {Math.round(Number(d.waitedMs ?? 0) / 1000)} s)
+          {at} Held statement {String(d.n)} decided: <Visible text={decisionText(d.decision as Record<string, unknown>)} oneLine /> (waited{' '}
+          {Math.round(Number(d.waitedMs ?? 0) / 1000)} s)
         </>,
       ];
     case 'result':
@@ -405,7 +455,9 @@ function eventBody(e: RecordedEvent, d: Record<string, unknown>, at: ReactNode, 
 function maskedOf(d: Record<string, unknown>): string | undefined {
   if (!Array.isArray(d.masked) || d.masked.length === 0) return undefined;
   const columns = (d.columns as Array<{ name: string }> | undefined) ?? [];
-  return (d.masked as Array<{ column: number; rule: string }>).map((m) => `${columns[m.column]?.name ?? `#${m.column + 1}`} (rule ${m.rule})`).join(', ');
+  return (d.masked as Array<{ column: number; rule: string }>)
+    .map((m) => `${columns[m.column]?.name ?? `#${m.column + 1}`} (rule ${m.rule})`)
+    .join(', ');
 }
 
 function MaskedNote({ d }: { d: Record<string, unknown> }) {

@@ -27,7 +27,10 @@ export function SignInPage({ error }: { error?: string }) {
       {issuers?.length === 0 && <p className="empty">This gateway has no identity provider configured; use an API key with the CLI.</p>}
       {issuers?.map((name) => (
         <p key={name}>
-          <a className="button primary" href={`/api/auth/browser/login?issuer=${encodeURIComponent(name)}&returnTo=${encodeURIComponent(returnTo)}`}>
+          <a
+            className="button primary"
+            href={`/api/auth/browser/login?issuer=${encodeURIComponent(name)}&returnTo=${encodeURIComponent(returnTo)}`}
+          >
             Sign in{issuers.length > 1 ? ` with ${name}` : ''}
           </a>
         </p>
