@@ -131,6 +131,8 @@ export type SessionEndReason =
   | 'gateway_shutdown'
   /** The gateway process died without ending the session (kill -9, power loss); set by the next start. */
   | 'gateway_crashed'
+  /** The instance serving the session stopped heart-beating; set by a surviving instance. */
+  | 'instance_lost'
   | 'protocol_error';
 
 /** Counters kept per session and written to the store when it ends. */

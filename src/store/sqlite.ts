@@ -15,7 +15,16 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SessionCounters, SessionEndReason } from '../core/types.js';
 import { newSalt } from '../crypto/scram.js';
-import type { AuthFailureRow, SecretRow, SessionFilter, SessionRow, Store, TokenRow } from './store.js';
+import { SqliteInstances } from './sqlite-instances.js';
+import {
+  RECOVERABLE_END_REASONS,
+  type AuthFailureRow,
+  type SecretRow,
+  type SessionFilter,
+  type SessionRow,
+  type Store,
+  type TokenRow,
+} from './store.js';
 
 export interface Migration {
   version: number;
@@ -87,6 +96,25 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 2,
+    name: 'gateway instances',
+    // Which instance serves a session, so each closes only its own orphans (null: from before).
+    sql: `
+      ALTER TABLE sessions ADD COLUMN instance_id TEXT;
+      CREATE INDEX sessions_instance_live ON sessions (instance_id) WHERE ended_at IS NULL;
+      CREATE TABLE instances (
+        id            TEXT PRIMARY KEY,
+        hostname      TEXT NOT NULL,
+        pid           INTEGER NOT NULL,
+        pid_namespace TEXT,
+        started_at    INTEGER NOT NULL,
+        heartbeat_at  INTEGER NOT NULL,
+        lost_at       INTEGER,
+        lost_by       TEXT
+      ) STRICT;
+    `,
+  },
 ];
 
 export interface SqliteStoreOptions {
@@ -114,6 +142,7 @@ export class SqliteStore implements Store {
   }
   private closed = false;
   private readonly stmts;
+  readonly instances: SqliteInstances;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
@@ -135,21 +164,21 @@ export class SqliteStore implements Store {
       throw err;
     }
     const db = this.db;
+    this.instances = new SqliteInstances(db);
     this.stmts = {
       startSession: db.prepare(
-        `INSERT INTO sessions (id, user, connection, protocol, client_address, application_name, started_at)
-         VALUES (@id, @user, @connection, @protocol, @clientAddress, @applicationName, @startedAt)`,
+        `INSERT INTO sessions (id, user, connection, protocol, client_address, application_name, started_at, instance_id)
+         VALUES (@id, @user, @connection, @protocol, @clientAddress, @applicationName, @startedAt, @instanceId)`,
       ),
       endSession: db.prepare(
         `UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, bytes_from_client = @bytesFromClient,
            bytes_to_client = @bytesToClient, statements = @statements
          WHERE id = @id AND ended_at IS NULL`,
       ),
-      closeOrphans: db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`),
       reconcile: db.prepare(
         `UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, bytes_from_client = @bytesFromClient,
            bytes_to_client = @bytesToClient, statements = @statements
-         WHERE id = @id AND (ended_at IS NULL OR end_reason = 'gateway_crashed')`,
+         WHERE id = @id AND (ended_at IS NULL OR end_reason IN (SELECT value FROM json_each(@recoverable)))`,
       ),
       listSessions: db.prepare(
         `SELECT * FROM sessions
@@ -190,7 +219,11 @@ export class SqliteStore implements Store {
     };
   }
 
-  startSession(row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements'>): void {
+  startSession(
+    row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements' | 'instanceId'> & {
+      instanceId?: string | null;
+    },
+  ): void {
     this.stmts.startSession.run({
       id: row.id,
       user: row.user,
@@ -199,6 +232,7 @@ export class SqliteStore implements Store {
       clientAddress: row.clientAddress,
       applicationName: row.applicationName,
       startedAt: row.startedAt,
+      instanceId: row.instanceId ?? null,
     });
   }
 
@@ -214,11 +248,11 @@ export class SqliteStore implements Store {
   }
 
   closeOrphanSessions(endedAt: number, reason: SessionEndReason): number {
-    return this.stmts.closeOrphans.run(endedAt, reason).changes;
+    return this.db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`).run(endedAt, reason).changes;
   }
 
   reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void {
-    this.stmts.reconcile.run({ id, endedAt, reason, ...counters });
+    this.stmts.reconcile.run({ id, endedAt, reason, ...counters, recoverable: JSON.stringify(RECOVERABLE_END_REASONS) });
   }
 
   batch(writes: () => void): void {
@@ -402,6 +436,7 @@ export function toSessionRow(r: Row): SessionRow {
     bytesFromClient: r.bytes_from_client as number,
     bytesToClient: r.bytes_to_client as number,
     statements: r.statements as number,
+    instanceId: (r.instance_id as string | null | undefined) ?? null,
   };
 }
 

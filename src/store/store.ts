@@ -17,6 +17,8 @@ export interface SessionRow {
   bytesFromClient: number;
   bytesToClient: number;
   statements: number;
+  /** The gateway instance that serves (or served) the session; null for rows from before instances. */
+  instanceId: string | null;
 }
 
 export interface SessionFilter {
@@ -58,14 +60,64 @@ export interface SecretRow {
   updatedAt: number;
 }
 
+/**
+ * One running gateway process (several may share a store). The id is random per process start;
+ * hostname and pid are for people, and let an instance on the same host tell at once that a
+ * process is gone (see instances/registry.ts).
+ */
+export interface InstanceRow {
+  id: string;
+  hostname: string;
+  pid: number;
+  /** The PID namespace the pid belongs to (Linux), so a pid is only checked where it means something. */
+  pidNamespace: string | null;
+  startedAt: number;
+  heartbeatAt: number;
+  /** Set when another instance found this one lost and began closing what it left. */
+  lostAt: number | null;
+  lostBy: string | null;
+}
+
+/** The instances table and the sessions each instance serves. */
+export interface InstanceRepository {
+  /** Adds (or, after being declared lost while alive, re-adds) this instance's row. */
+  register(row: Omit<InstanceRow, 'lostAt' | 'lostBy'>): void;
+  /** False when the row is gone or marked lost: another instance has declared this one lost. */
+  heartbeat(id: string, at: number): boolean;
+  /** A clean shutdown, or the end of closing what a lost instance left. */
+  remove(id: string): void;
+  list(): InstanceRow[];
+  /**
+   * Claims a lost instance, in one transaction with closing its open sessions as `reason`: one
+   * conditional update, so of several instances trying at once exactly one gets the ids back.
+   * `seen` is the row as read; undefined when it changed since (a heartbeat, another claimant).
+   */
+  claimLost(seen: InstanceRow, by: string, at: number, reason: SessionEndReason): string[] | undefined;
+  /**
+   * Closes open sessions no instance row owns: rows from before instances (no instance) and those of
+   * an instance that stopped cleanly but whose end rows never got in. Returns their ids.
+   */
+  closeUnownedSessions(endedAt: number, reason: SessionEndReason): string[];
+}
+
+/** End reasons crash recovery may still correct from a session's recording (see reconcileSession). */
+export const RECOVERABLE_END_REASONS: readonly SessionEndReason[] = ['gateway_crashed', 'instance_lost'];
+
 export interface Store {
-  startSession(row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements'>): void;
+  startSession(
+    row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements' | 'instanceId'> & {
+      instanceId?: string | null;
+    },
+  ): void;
   endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
-  /** Sessions that never ended (e.g. after a crash) are closed with this reason at startup. */
+  /** Closes every open session (superseded by `instances`; removed once main.ts uses them). */
   closeOrphanSessions(endedAt: number, reason: SessionEndReason): number;
+  /** Gateway instances, their heartbeats, and closing the sessions of one that is gone. */
+  readonly instances: InstanceRepository;
   /**
    * The real end of a session the store missed (the gateway crashed, or its end row never got in),
-   * as recovered from its recording; applies while the row is open or closed as `gateway_crashed`.
+   * as recovered from its recording; applies while the row is open or closed as one of
+   * RECOVERABLE_END_REASONS.
    */
   reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
   listSessions(filter?: SessionFilter): SessionRow[];

@@ -1,0 +1,80 @@
+/**
+ * The SQLite side of gateway instances (store.ts InstanceRepository): one row per running process
+ * with its heartbeat, and the sessions it serves (`sessions.instance_id`). Several processes on one
+ * host share the file in WAL mode; claiming a lost instance is one conditional UPDATE inside an
+ * IMMEDIATE transaction, so of two survivors trying at once exactly one closes its sessions.
+ */
+import type Database from 'better-sqlite3';
+import type { SessionEndReason } from '../core/types.js';
+import type { InstanceRepository, InstanceRow } from './store.js';
+
+type Row = Record<string, unknown>;
+
+export class SqliteInstances implements InstanceRepository {
+  private readonly stmts;
+
+  constructor(private readonly db: Database.Database) {
+    this.stmts = {
+      register: db.prepare(
+        `INSERT INTO instances (id, hostname, pid, pid_namespace, started_at, heartbeat_at)
+         VALUES (@id, @hostname, @pid, @pidNamespace, @startedAt, @heartbeatAt)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, lost_at = NULL, lost_by = NULL`,
+      ),
+      heartbeat: db.prepare(`UPDATE instances SET heartbeat_at = ? WHERE id = ? AND lost_at IS NULL`),
+      remove: db.prepare(`DELETE FROM instances WHERE id = ?`),
+      list: db.prepare(`SELECT * FROM instances ORDER BY started_at, id`),
+      claim: db.prepare(
+        `UPDATE instances SET lost_at = @at, lost_by = @by
+         WHERE id = @id AND heartbeat_at = @heartbeatAt AND lost_at IS @lostAt`,
+      ),
+      closeOf: db
+        .prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE instance_id = ? AND ended_at IS NULL RETURNING id`)
+        .pluck(),
+      closeUnowned: db
+        .prepare(
+          `UPDATE sessions SET ended_at = ?, end_reason = ?
+           WHERE ended_at IS NULL AND (instance_id IS NULL OR instance_id NOT IN (SELECT id FROM instances))
+           RETURNING id`,
+        )
+        .pluck(),
+    };
+  }
+
+  register(row: Omit<InstanceRow, 'lostAt' | 'lostBy'>): void {
+    this.stmts.register.run({ ...row });
+  }
+
+  heartbeat(id: string, at: number): boolean {
+    return this.stmts.heartbeat.run(at, id).changes > 0;
+  }
+
+  remove(id: string): void {
+    this.stmts.remove.run(id);
+  }
+
+  list(): InstanceRow[] {
+    return (this.stmts.list.all() as Row[]).map((r) => ({
+      id: r.id as string,
+      hostname: r.hostname as string,
+      pid: r.pid as number,
+      pidNamespace: (r.pid_namespace as string | null) ?? null,
+      startedAt: r.started_at as number,
+      heartbeatAt: r.heartbeat_at as number,
+      lostAt: (r.lost_at as number | null) ?? null,
+      lostBy: (r.lost_by as string | null) ?? null,
+    }));
+  }
+
+  claimLost(seen: InstanceRow, by: string, at: number, reason: SessionEndReason): string[] | undefined {
+    return this.db
+      .transaction(() => {
+        const claimed = this.stmts.claim.run({ id: seen.id, heartbeatAt: seen.heartbeatAt, lostAt: seen.lostAt, at, by }).changes === 1;
+        return claimed ? (this.stmts.closeOf.all(at, reason, seen.id) as string[]) : undefined;
+      })
+      .immediate();
+  }
+
+  closeUnownedSessions(endedAt: number, reason: SessionEndReason): string[] {
+    return this.stmts.closeUnowned.all(endedAt, reason) as string[];
+  }
+}
