@@ -11,7 +11,7 @@ const reach = (folders, message) => ({ regex: `^(\\.\\./)+(${folders.join('|')})
 const ADAPTERS = ['api', 'mcp', 'cli', 'session', 'main'];
 const notAdapters = reach(ADAPTERS, 'only main.ts and session/ see everything; api/, mcp/ and cli/ are adapters nothing else imports');
 const notProtocols = reach(['protocols'], 'domain modules never import a protocol; the protocol imports the domain module, or session/ wires both');
-const STATEFUL = ['store', 'obs', 'config', 'access', 'review', 'recording', 'audit', 'identity', 'credentials', 'notify', 'demo', 'tls'];
+const STATEFUL = ['store', 'obs', 'config', 'access', 'review', 'recording', 'audit', 'identity', 'credentials', 'notify', 'demo', 'tls', 'instances'];
 
 /** Files listed in `files` may not import the patterns in `forbid`. */
 const layer = (files, forbid, ignores = []) => ({
@@ -50,9 +50,9 @@ export const boundaries = [
   ]),
   layer(['src/cli/**/*.ts'], [reach(['api', 'mcp'], 'api/, mcp/ and cli/ call services, never each other')]),
   // Domain modules never import an adapter or a protocol.
-  layer(['src/{access,review,recording}/**/*.ts'], [notAdapters, notProtocols]),
+  layer(['src/{access,review,recording,instances}/**/*.ts'], [notAdapters, notProtocols]),
   // The audit log knows none of the modules writing to it.
-  layer(['src/audit/**/*.ts'], [notAdapters, notProtocols, reach(['access', 'review', 'recording', 'identity', 'credentials'], 'audit/ knows none of the modules that write to it')]),
+  layer(['src/audit/**/*.ts'], [notAdapters, notProtocols, reach(['access', 'review', 'recording', 'identity', 'credentials', 'instances'], 'audit/ knows none of the modules that write to it')]),
   // Pure layers: no sockets, no store, no services.
   layer(['src/{policy,masking,sql}/**/*.ts'], [notAdapters, notProtocols, reach(STATEFUL, 'policy/, masking/ and sql/ are pure: no store, no services')], [CATALOG_READER]),
   layer([CATALOG_READER], [

@@ -106,6 +106,12 @@ export interface SessionSearch {
   limit?: number;
 }
 
+/** Whose recordings left open to recover: those of lost instances, and/or those nobody owns. */
+export interface OrphanScope {
+  instances?: readonly string[];
+  unowned?: boolean;
+}
+
 type Row = Record<string, unknown>;
 
 export class RecordingRepository {
@@ -128,7 +134,13 @@ export class RecordingRepository {
       get: db.prepare(`SELECT * FROM recordings WHERE session_id = ?`),
       sessionIds: db.prepare(`SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 2`),
       userSessionIds: db.prepare(`SELECT id FROM sessions WHERE id LIKE ? ESCAPE '\\' AND user = ? ORDER BY id LIMIT 2`),
-      live: db.prepare(`SELECT * FROM recordings WHERE state = 'recording'`),
+      // The session's instance, not the recording, says whose it is: rows from before instances
+      // (no instance) and those of an instance without a row (stopped, or already swept) are unowned.
+      live: db.prepare(
+        `SELECT r.* FROM recordings r LEFT JOIN sessions s ON s.id = r.session_id
+         WHERE r.state = 'recording' AND (s.instance_id IN (SELECT value FROM json_each(@instances))
+           OR (@unowned = 1 AND (s.instance_id IS NULL OR s.instance_id NOT IN (SELECT id FROM instances))))`,
+      ),
       index: db.prepare(`INSERT INTO recording_statements (session_id, n, text) VALUES (?, ?, ?)`),
       unindex: db.prepare(`DELETE FROM recording_statements WHERE session_id = ?`),
       hold: db.prepare(`UPDATE recordings SET hold_at = ?, hold_by = ?, hold_reason = ? WHERE session_id = ?`),
@@ -198,9 +210,13 @@ export class RecordingRepository {
     return { ambiguous: rows.length > 1 };
   }
 
-  /** Recordings still marked as being written (after a crash: the ones to recover). */
-  live(): RecordingRow[] {
-    return (this.stmts.live.all() as Row[]).map(toRecordingRow);
+  /**
+   * Recordings still marked as being written (after a crash: the ones to recover) of sessions that
+   * `instances` served, and with `unowned` of sessions no instance row owns.
+   */
+  live(scope: OrphanScope): RecordingRow[] {
+    const params = { instances: JSON.stringify(scope.instances ?? []), unowned: scope.unowned ? 1 : 0 };
+    return (this.stmts.live.all(params) as Row[]).map(toRecordingRow);
   }
 
   /**

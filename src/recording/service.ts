@@ -13,7 +13,7 @@ import type { Decision, Grant, SessionCounters, SessionEndReason, SessionPipelin
 import type { Logger } from '../obs/log.js';
 import type { SessionEndData, SessionStartData } from './events.js';
 import type { ReadResult, RecordedEvent } from './file-recorder.js';
-import type { RecordingRepository, RecordingRow } from './repository.js';
+import type { OrphanScope, RecordingRepository, RecordingRow } from './repository.js';
 import { SessionRecorder, type RecorderResult } from './session-recorder.js';
 import type { RecordingSink } from './sink.js';
 import { StoreRetryQueue } from '../store/retry-queue.js';
@@ -398,14 +398,17 @@ export class RecordingService {
    * and the process stopped before a retry got it in. Their files hold every checkpointed event.
    *
    * A recording that ends with its `session_end` event ended properly: its session gets that
-   * event's reason, time and counters. Otherwise the session ends as `gateway_crashed` when its
+   * event's reason, time and counters. Otherwise the session ends as `crashed` (`gateway_crashed`;
+   * `instance_lost` when a surviving instance closes a lost one's) when its
    * last event happened, with the statements its recording holds and the bytes of its last counter
    * snapshot (not as a clean stop at restart time with nothing done). Either way the index row
    * gets the digest of the last intact event, and the end is audited.
+   *
+   * Only the recordings of `scope` are touched: another live instance's are its own business.
    */
-  recoverOrphans(): number {
+  recoverOrphans(scope: OrphanScope, crashed: 'gateway_crashed' | 'instance_lost' = 'gateway_crashed'): number {
     let recovered = 0;
-    for (const row of this.o.repo.live()) {
+    for (const row of this.o.repo.live(scope)) {
       if (this.live.has(row.sessionId)) continue;
       let read: ReadResult | undefined;
       try {
@@ -418,14 +421,16 @@ export class RecordingService {
       const found = countersFrom(intact);
       const endedAt = last?.at ?? row.startedAt;
       const endEvent = last?.type === 'session_end' ? (last.data as unknown as SessionEndData) : undefined;
-      const reason = (endEvent?.reason as SessionEndReason | undefined) ?? 'gateway_crashed';
+      const reason = (endEvent?.reason as SessionEndReason | undefined) ?? crashed;
       const counters: SessionCounters = endEvent
         ? { statements: endEvent.statements, bytesFromClient: endEvent.bytesFromClient, bytesToClient: endEvent.bytesToClient }
         : found.counters;
       const state = endEvent && read?.intact ? 'complete' : 'failed';
       const error = endEvent
         ? null
-        : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
+        : crashed === 'instance_lost'
+          ? 'the gateway instance writing this recording was lost (no heartbeat); events up to the last checkpoint are kept'
+          : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
       this.o.repo.finish({
         sessionId: row.sessionId,
         endedAt,

@@ -47,7 +47,8 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
     ...(o.grants ? { grants: o.grants } : {}),
     ...(o.sessions ? { sessions: o.sessions } : {}),
   });
-  service.recoverOrphans();
+  // Recordings of lost instances are recovered by the instance that claims them (instances/).
+  service.recoverOrphans({ unowned: true });
   const retention = new RetentionJob({ config: recordingConfig, repo, sink, audit, clock: o.clock, log });
   if (recordingConfig.enabled) retention.start();
   if (!recordingConfig.enabled) log.warn('session recording is switched off (recording.enabled: false)');
