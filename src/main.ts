@@ -13,21 +13,22 @@ import { SqliteDeliveryOutbox } from './notify/outbox.js';
 import { ApprovalMetrics, watchAccessDecisions } from './access/approval-metrics.js';
 import { watchReviewDecisions } from './review/metrics.js';
 import { GrantAwareVerifier } from './access/verifier.js';
-import { registerAccessRoutes, type AccessRoutes } from './api/access-routes.js';
+import { registerAccessRoutes } from './api/access-routes.js';
 import { registerPolicyRoutes } from './api/policy-routes.js';
 import { registerTlsRoutes } from './api/tls-routes.js';
-import { registerRecordingRoutes, type RecordingRoutes } from './api/recording-routes.js';
-import { publishReviewEvents, registerReviewRoutes, type ReviewRoutes } from './api/review-routes.js';
-import { registerConsoleApi, type ConsoleApi } from './api/console-api.js';
+import { registerRecordingRoutes } from './api/recording-routes.js';
+import { publishReviewEvents, registerReviewRoutes } from './api/review-routes.js';
+import { registerConsoleApi } from './api/console-api.js';
 import { registerStatsRoutes } from './api/stats-routes.js';
 import type { LiveHub } from './api/live-routes.js';
 import type { AuditLog } from './audit/log.js';
-import { startHttpServer, type HttpServerHandle } from './api/http.js';
+import { startHttpServer } from './api/http.js';
 import { Router } from './api/router.js';
 import type { GatewayConfig } from './config/types.js';
-import { systemClock, type Clock } from './core/clock.js';
+import { clockReading, systemClock, type Clock } from './core/clock.js';
 import { GatewayError } from './core/errors.js';
-import type { BackendTarget, Protocol, SessionEndReason } from './core/types.js';
+import { ShutdownSequence } from './core/shutdown.js';
+import type { BackendTarget, Identity, Protocol, SessionEndReason } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
@@ -35,7 +36,7 @@ import { CredentialRotation } from './credentials/rotation/service.js';
 import { registerCredentialRoutes } from './api/credential-routes.js';
 import { IdentityRepository } from './identity/repository.js';
 import type { IdentityService } from './identity/service.js';
-import { failedLogins, type FailedLoginInfo, type FailedLogins } from './identity/failed-logins.js';
+import { failedLogins, type FailedLoginInfo } from './identity/failed-logins.js';
 import type { LoginThrottleOptions } from './identity/login-throttle.js';
 import { startIdentity } from './api/identity-wire.js';
 import { createLogger, type Logger } from './obs/log.js';
@@ -48,8 +49,8 @@ import { mysqlEngine } from './protocols/mysql/engine.js';
 import { redisEngine } from './protocols/redis/engine.js';
 import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
-import { startRecording, type RecordingModule } from './recording/wire.js';
-import { startAudit, type AuditModule } from './audit/wire.js';
+import { startRecording } from './recording/wire.js';
+import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
@@ -59,7 +60,7 @@ import { ReviewRepository } from './review/repository.js';
 import { ReviewService } from './review/service.js';
 import { AGENT_DEFAULTS } from './config/agents.js';
 import { AgentQuotas } from './mcp/quota.js';
-import { startMcp, type McpModule } from './mcp/wire.js';
+import { startMcp } from './mcp/wire.js';
 import { loadPostgresParser } from './sql/postgres.js';
 import { startMasking, type MaskingModule } from './session/masking-wire.js';
 import { openSqliteStore } from './store/sqlite.js';
@@ -106,67 +107,52 @@ export interface StartOptions {
 
 export async function startGateway(config: GatewayConfig, options: StartOptions = {}): Promise<Gateway> {
   const log = options.logger ?? createLogger({ level: config.log.level });
-  const now = options.now ?? (options.clock ? () => options.clock!.now() : Date.now);
-  const store = openSqliteStore(config.store.path);
-  // With only `now` injected, timers still run in real time, offset to that clock's notion of now.
-  const clock: Clock =
-    options.clock ?? (options.now ? { now, at: (at, fn) => systemClock.at(Date.now() + (at - now()), fn) } : systemClock);
-  let protocols: ProtocolRegistry | undefined;
-  let credentials: SessionCredentials | undefined;
-  let rotation: CredentialRotation | undefined;
-  let http: HttpServerHandle | undefined;
-  let access: AccessService | undefined;
-  let notifier: WebhookNotifier | undefined;
-  let accessRoutes: AccessRoutes | undefined;
-  let recording: RecordingModule | undefined;
-  let audit: AuditModule | undefined;
-  let recordingRoutes: RecordingRoutes | undefined;
-  let consoleApi: ConsoleApi | undefined;
-  let reviews: ReviewService | undefined;
-  let sessionService: SessionService | undefined;
-  let reviewRoutes: ReviewRoutes | undefined;
-  let mcp: McpModule | undefined;
-  let masking: MaskingModule | undefined;
-  let loginFailures: FailedLogins | undefined;
-  let draining = false;
-  // Listeners drain first, then HTTP stops, then the store they write to closes.
-  const shutdown = async () => {
-    draining = true;
-    accessRoutes?.stop();
-    recordingRoutes?.stop();
-    consoleApi?.stop();
-    reviewRoutes?.stop();
+  const env = options.env ?? process.env;
+  // One clock for everything that reads the time or sets timers. With only `now` injected, timers
+  // still run in real time, offset to that clock's notion of now.
+  const clock: Clock = options.clock ?? (options.now ? clockReading(options.now) : systemClock);
+  const now = () => clock.now();
+  // Each part adds its stop to a step as it is built, so a start that fails halfway stops what exists.
+  const shutdown = new ShutdownSequence([
+    // Live HTTP streams (events, tails) end first.
+    'streams',
     // No rotation starts from here on; one in progress finishes (its backend logins are short).
-    await rotation?.stop();
-    // Agents' data sessions are clients of the listener: they end before it drains.
-    await mcp?.close();
-    await protocols?.close(config.shutdown.drainTimeoutMs);
+    'rotation',
+    // Agents' data sessions are clients of the listeners: they end before the listeners drain.
+    'agents',
+    // Sessions drain, up to the configured timeout; HTTP still answers /readyz (draining).
+    'listeners',
     // Ended sessions are still closing their recordings (final digest to the audit log).
-    await recording?.stop();
+    'recordings',
     // Session end rows the store could not take yet get a last try (the next start reconciles the rest).
-    sessionService?.close();
+    'session-ends',
     // Ended sessions are still dropping their roles; the store must outlive that.
-    await credentials?.close();
-    await masking?.close();
+    'credentials',
+    'masking',
     // Throttled failed logins not yet summarised go to the audit log before the store closes.
-    loginFailures?.close();
-    await http?.close();
-    access?.close();
+    'login-failures',
+    'http',
+    'access',
     // Sessions are gone by now (each withdrew what it held); this only stops timers.
-    reviews?.close();
-    notifier?.close();
+    'reviews',
+    'webhooks',
     // Everything that appends has stopped: sign the audit log's head last.
-    audit?.stop();
-    store.close();
-  };
+    'audit',
+    'store',
+  ] as const);
+  const store = openSqliteStore(config.store.path);
+  shutdown.add('store', () => store.close());
   try {
     // Sessions an earlier process left open ended with it; recording recovery below restores their
     // real end time and counters from their recordings.
     const orphans = store.closeOrphanSessions(now(), 'gateway_crashed');
     if (orphans > 0) log.warn({ sessions: orphans }, 'closed sessions left open by an earlier gateway process');
 
-    const targets = await resolveTargets(config, store, options.env ?? process.env);
-    credentials = new SessionCredentials({
+    // The one secret store: backend passwords, webhook and OIDC secrets, rotation, the console's list.
+    const secrets = new SecretStore(store, { env, now });
+    const resolveSecret = (ref: string) => resolveSecretRef(ref, { secretStore: secrets, env });
+    const targets = await resolveTargets(config, resolveSecret);
+    const sessionCredentials = new SessionCredentials({
       connections: config.connections,
       targets,
       database: store.database,
@@ -174,7 +160,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       liveSessions: () => new Set(store.listSessions({ active: true }).map((s) => s.id)),
     });
-    const sessionCredentials = credentials;
+    shutdown.add('credentials', () => sessionCredentials.close());
     const certificate = await ensureCertificate(config.dataDir, { cert: config.tls.cert, key: config.tls.key });
     if (certificate.generated) log.info({ cert: certificate.certPath }, 'generated a self-signed TLS certificate');
     const secureContext = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
@@ -187,55 +173,66 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       metrics,
       now,
     });
+    // API routes are added by the services that own them (identity, access, ...).
+    const router = new Router();
+    // Who callers are. Built before access and reviews, which ask it who is an administrator.
+    const identity = await startIdentity({ config: config.identities, db: store.database, router, clock, log, resolveSecret });
+    const isAdmin = (who: Identity) => identity.service.isAdmin(who);
     const tokens = new TokenAuthority(store);
     const accessRepo = new AccessRepository(store.database);
-    const accessService = (access = new AccessService({
+    const accessService = new AccessService({
       repo: accessRepo,
       store,
       policies: config.policies,
       connections: config.connections.map((c) => c.name),
       clock,
       log,
+      isAdmin,
       tokenTtlMs: config.auth.tokenTtlMs,
       tokenUse: (name) => config.connections.find((c) => c.name === name)?.tokenUse ?? config.auth.tokenUse,
-    }));
+    });
+    shutdown.add('access', () => accessService.close());
     accessService.start();
     // The audit log: recordings, reviews, access, logins and tokens all append to it.
-    const auditModule = (audit = startAudit({ config, db: store.database, clock, log }));
+    const auditModule = startAudit({ config, db: store.database, clock, log });
+    shutdown.add('audit', () => auditModule.stop());
     auditAccessEvents(accessService.events, auditModule.log, log);
     // The gateway's own backend passwords: rotated on schedule or on request, in place in `targets`.
-    const credentialRotation = (rotation = new CredentialRotation({
+    const credentialRotation = new CredentialRotation({
       connections: config.connections,
       targets,
-      secrets: new SecretStore(store, { env: options.env ?? process.env }),
+      secrets,
       database: store.database,
       clock,
       log,
       audit: auditModule.log,
       registry: metrics.registry,
-    }));
+    });
+    shutdown.add('rotation', () => credentialRotation.stop());
     credentialRotation.start();
-    const recorder = (recording = startRecording({
-      config,
-      db: store.database,
-      audit: auditModule.log,
-      clock,
-      log,
-      grants: accessService,
-      sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
-    }));
     // Deliveries not yet done are kept in the store and sent again after a restart.
-    notifier = new WebhookNotifier({
-      webhooks: await resolveWebhooks(config, store, options.env ?? process.env),
+    const notifier = new WebhookNotifier({
+      webhooks: await resolveWebhooks(config, resolveSecret),
       clock,
       log,
       outbox: new SqliteDeliveryOutbox(store.database),
     });
+    shutdown.add('webhooks', () => notifier.close());
     notifier.attach(accessService.events);
     notifier.resume();
+    // The HTTP listener binds last, once every route exists; what shows its address reads it here.
+    const httpBound: { address?: string } = {};
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
     const reviewRepo = new ReviewRepository(store.database);
-    const reviewService = (reviews = new ReviewService({ repo: reviewRepo, clock, log }));
+    const reviewService = new ReviewService({
+      repo: reviewRepo,
+      clock,
+      log,
+      isAdmin,
+      // Held clients are told where to approve: the console's page of the review.
+      consoleBase: () => httpBound.address && (config.listeners.http.publicUrl ?? httpBound.address),
+    });
+    shutdown.add('reviews', () => reviewService.close());
     auditReviewEvents(reviewService.events, auditModule.log, log);
     notifyReviewEvents(reviewService.events, notifier);
     // Whether approvals are a bottleneck: waiting items (read at scrape time), time to decision, expiries.
@@ -250,33 +247,63 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
     // The statement parser (WebAssembly) loads once; guardrails refuse what it cannot analyse.
     await loadPostgresParser();
-    const maskingEnv = options.env ?? process.env;
-    masking = await startMasking({
+    const maskingModule = await startMasking({
       config: config.masking,
       targets,
       dataDir: config.dataDir,
-      resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env: maskingEnv }), env: maskingEnv }),
+      resolveSecret,
     });
-    const maskingModule = masking;
+    shutdown.add('masking', () => maskingModule?.close());
+    // The protocol engines, not listening yet: sessions and recordings below end live sessions
+    // through them, and they start listening once sessions can open.
+    // One registration per protocol: the engine and what only that protocol needs.
+    const registry = new ProtocolRegistry([
+      postgresEngine({ authMethods: config.auth.postgres.methods }),
+      mysqlEngine(),
+      redisEngine({
+        // Key and hash-field masking and detectors, for the groups the session's grant carries.
+        maskerFor: (s) => {
+          const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
+          return policy ? new RedisReplyMasker(policy) : null;
+        },
+      }),
+    ]);
+    shutdown.add('listeners', () => registry.close(config.shutdown.drainTimeoutMs));
+    // Kills and ended grants reach whichever listener holds the session.
+    const killAnywhere = (id: string, reason: SessionEndReason, message: string) => registry.kill(id, reason, message);
+    const recorder = startRecording({
+      config,
+      db: store.database,
+      audit: auditModule.log,
+      clock,
+      log,
+      grants: accessService,
+      sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
+      kill: killAnywhere,
+    });
+    shutdown.add('recordings', () => recorder.stop());
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
     const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
-    const sessions = (sessionService = new SessionService(store, metrics, log, now, {
+    const sessions = new SessionService(store, metrics, log, now, {
       grants: accessService,
       clock,
       guardrails: config.guardrails,
       statementGate: (user, groups) => quotas.statementGate(user, groups),
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
-    }));
+      terminate: killAnywhere,
+    });
+    shutdown.add('session-ends', () => sessions.close());
     /** A failed client login on any listener: counted, stored, throttled, audited or summarised (identity/failed-logins.ts). */
-    const failures = (loginFailures = failedLogins({
+    const failures = failedLogins({
       clock,
       log,
       audit: auditModule.log,
       count: (protocol, reason) => metrics.authFailuresTotal.inc({ protocol, reason }),
       store: (row) => store.recordAuthFailure(row),
       ...(options.loginThrottle ? { throttle: options.loginThrottle } : {}),
-    }));
+    });
+    shutdown.add('login-failures', () => failures.close());
     const authFailed = (protocol: Protocol, info: FailedLoginInfo) => failures.failed(protocol, info);
     const sessionTokens = new SessionTokens({
       repo: accessRepo,
@@ -305,18 +332,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         user: r.user,
         validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
       });
-    // One registration per protocol: the engine and what only that protocol needs.
-    const registry = (protocols = new ProtocolRegistry([
-      postgresEngine({ authMethods: config.auth.postgres.methods }),
-      mysqlEngine(),
-      redisEngine({
-        // Key and hash-field masking and detectors, for the groups the session's grant carries.
-        maskerFor: (s) => {
-          const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
-          return policy ? new RedisReplyMasker(policy) : null;
-        },
-      }),
-    ]));
     await registry.start(
       config.listeners,
       (protocol, at) => ({
@@ -338,31 +353,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       }),
       (protocol, address) => log.info({ address }, `${protocol} listener up`),
     );
-    // Kills and ended grants reach whichever listener holds the session.
-    const killAnywhere = (id: string, reason: SessionEndReason, message: string) => registry.kill(id, reason, message);
-    sessions.setTerminator(killAnywhere);
-    recorder.service.setKiller(killAnywhere);
-
-    // API routes are added by the services that own them (identity, access, ...).
-    const router = new Router();
-    const env = options.env ?? process.env;
-    const identity = await startIdentity({
-      config: config.identities,
-      db: store.database,
-      router,
-      clock,
-      log,
-      resolveSecret: (ref) => resolveSecretRef(ref, { secretStore: new SecretStore(store, { env }), env }),
-    });
-    accessService.setAdminCheck((who) => identity.service.isAdmin(who));
-    reviewService.setAdminCheck((who) => identity.service.isAdmin(who));
-    reviewRoutes = registerReviewRoutes(router, reviewService);
-    accessRoutes = registerAccessRoutes(router, {
+    // Routes of the services above, then the console and the agents' endpoint on the same router.
+    const reviewRoutes = registerReviewRoutes(router, reviewService);
+    shutdown.add('streams', () => reviewRoutes.stop());
+    const accessRoutes = registerAccessRoutes(router, {
       access: accessService,
       connections: config.connections,
       connectInstructions: (protocol, session) => registry.connectInstructions(protocol, session),
     });
-    recordingRoutes = registerRecordingRoutes(router, {
+    shutdown.add('streams', () => accessRoutes.stop());
+    const recordingRoutes = registerRecordingRoutes(router, {
       recording: recorder.service,
       audit: auditModule.log,
       // Through the access service, which holds the identity module's admin check.
@@ -370,21 +370,23 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       auditors: auditModule.config.auditors,
       now,
     });
+    shutdown.add('streams', () => recordingRoutes.stop());
     // Browser sign-in and CSRF, roles, audit and admin reads, live events, OpenAPI, the web console.
-    const api = (consoleApi = registerConsoleApi(router, {
+    const api = registerConsoleApi(router, {
       config,
       identity: identity.service,
       access: accessService,
       audit: auditModule.log,
       signer: auditModule.signer,
       auditors: auditModule.config.auditors,
-      secretNames: () => new SecretStore(store, { env }).list(),
+      secretNames: () => secrets.list(),
       postgres: () => registry.address('postgres'),
       tlsRequired: config.tls.required,
-      httpAddress: () => http?.address,
+      httpAddress: () => httpBound.address,
       log,
       now,
-    }));
+    });
+    shutdown.add('streams', () => api.stop());
 
     // The console's Overview: activity per connection, refusals and holds by rule, time to approval.
     registerStatsRoutes(router, {
@@ -420,7 +422,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
 
     // AI agents: MCP at /mcp, their SQL through the PostgreSQL listener above like any client.
     const gatewayCertificate = certificate.cert;
-    mcp = startMcp({
+    const mcp = startMcp({
       config,
       quotas,
       router,
@@ -434,8 +436,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       },
       log,
     });
+    shutdown.add('agents', () => mcp.close());
 
-    http = await startHttpServer({
+    const http = await startHttpServer({
       fallback: async (req, res) => (await router.handle(req, res)) || api.serveConsole(req, res),
       host: config.listeners.http.host,
       port: config.listeners.http.port,
@@ -445,24 +448,21 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           ? { auth: 'none' }
           : {
               auth: 'token',
-              token:
-                config.metrics.token === undefined
-                  ? undefined
-                  : await resolveSecretRef(config.metrics.token, { secretStore: new SecretStore(store, { env }), env }),
+              token: config.metrics.token === undefined ? undefined : await resolveSecret(config.metrics.token),
             },
       logger: log,
       ready: () => {
         const reasons: string[] = [];
-        if (draining) reasons.push('draining');
+        if (shutdown.started) reasons.push('draining');
         if (!store.ping()) reasons.push('store_unreachable');
         reasons.push(...registry.notReady());
         // A backend that is down is reported, not a reason to be unready: the other connections serve.
         return { ok: reasons.length === 0, reasons, details: { backends: backendHealth.snapshot() } };
       },
     });
+    shutdown.add('http', () => http.close());
+    httpBound.address = http.address;
     await identity.listening(http.address);
-    // Held clients are told where to approve: the console's page of the review.
-    reviewService.setConsoleBase(config.listeners.http.publicUrl ?? http.address);
     publishReviewEvents(reviewService, api.live);
 
     let closing: Promise<void> | undefined;
@@ -483,14 +483,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       close: () => {
         closing ??= (async () => {
           log.info('gateway shutting down');
-          await shutdown();
+          await shutdown.run();
           log.info('gateway stopped');
         })();
         return closing;
       },
     };
   } catch (err) {
-    await shutdown();
+    await shutdown.run();
     throw err;
   }
 }
@@ -506,18 +506,16 @@ function accessEnd(store: Store, user: string, connection: string, tokenId: stri
 }
 
 /** Webhook secrets are references like backend passwords; resolved once at startup. */
-async function resolveWebhooks(config: GatewayConfig, store: Store, env: NodeJS.ProcessEnv): Promise<WebhookTarget[]> {
-  const secretStore = new SecretStore(store, { env });
+async function resolveWebhooks(config: GatewayConfig, resolveSecret: (ref: string) => Promise<string>): Promise<WebhookTarget[]> {
   return Promise.all(
     config.notifications.webhooks.map(async ({ secret, ...w }) => ({
       ...w,
-      ...(secret !== undefined ? { secret: await resolveSecretRef(secret, { secretStore, env }) } : {}),
+      ...(secret !== undefined ? { secret: await resolveSecret(secret) } : {}),
     })),
   );
 }
 
-async function resolveTargets(config: GatewayConfig, store: Store, env: NodeJS.ProcessEnv): Promise<Map<string, BackendTarget>> {
-  const secretStore = new SecretStore(store, { env });
+async function resolveTargets(config: GatewayConfig, resolveSecret: (ref: string) => Promise<string>): Promise<Map<string, BackendTarget>> {
   const targets = new Map<string, BackendTarget>();
   for (const c of config.connections) {
     if (c.type !== 'postgres' && c.type !== 'mysql' && c.type !== 'redis') continue;
@@ -528,7 +526,7 @@ async function resolveTargets(config: GatewayConfig, store: Store, env: NodeJS.P
       port: c.port,
       database: c.database,
       user: c.user,
-      password: c.password === undefined ? undefined : await resolveSecretRef(c.password, { secretStore, env }),
+      password: c.password === undefined ? undefined : await resolveSecret(c.password),
       tls: { ...c.tls, ca: c.tls.ca === undefined ? undefined : await readCa(c.name, c.tls.ca) },
       connectTimeoutMs: c.connectTimeoutMs,
     });

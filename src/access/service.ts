@@ -137,7 +137,7 @@ export class AccessService {
     this.revocationListeners.clear();
   }
 
-  /** The identity module installs the real check once it exists. */
+  /** Replaces the admin check given at construction: a test seam (tests decide who is an admin). */
   setAdminCheck(fn: (identity: Identity) => boolean): void {
     this.isAdminFn = fn;
   }

@@ -24,6 +24,14 @@ export const systemClock: Clock = {
   },
 };
 
+/**
+ * A clock that reads `now` (a test's notion of the time) and runs timers in real time, offset to it:
+ * `at(t)` fires when `now()` would reach `t` if both moved at the same pace.
+ */
+export function clockReading(now: () => number): Clock {
+  return { now, at: (at, fn) => systemClock.at(Date.now() + (at - now()), fn) };
+}
+
 /** A clock for tests: time moves only when `advance` or `set` is called, firing due timers in order. */
 export class ManualClock implements Clock {
   private timers: Array<{ at: number; fn: () => void; id: number }> = [];

@@ -33,8 +33,8 @@ beforeEach(() => {
 });
 afterEach(() => db.close());
 
-function service(): { svc: ReviewService; events: ReviewEvent[] } {
-  const svc = new ReviewService({ repo: new ReviewRepository(db), clock, log });
+function service(consoleBase?: string): { svc: ReviewService; events: ReviewEvent[] } {
+  const svc = new ReviewService({ repo: new ReviewRepository(db), clock, log, consoleBase: () => consoleBase });
   const events: ReviewEvent[] = [];
   svc.events.on((e) => events.push(e));
   return { svc, events };
@@ -145,8 +145,7 @@ describe('ReviewService', () => {
 
 describe('where to approve', () => {
   it('names the console page on the gateway host, never the wildcard listen address', () => {
-    const { svc } = service();
-    svc.setConsoleBase('http://0.0.0.0:8080/');
+    const { svc } = service('http://0.0.0.0:8080/');
     const pending = hold(svc);
     expect(pending.hold?.hint).toMatch(
       /^waiting up to 1m for 2 approvals from dba; approve with jitgate approve [0-9a-f]{8} or http:\/\/[^/]+:8080\/reviews\/[0-9a-f-]{36} \(Ctrl-C withdraws it\)$/,

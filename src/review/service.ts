@@ -40,6 +40,11 @@ export interface ReviewServiceOptions {
   log: Logger;
   /** Administrators see every review and may deny any (never approve: that takes an approver). */
   isAdmin?: (who: Identity) => boolean;
+  /**
+   * Where the console shows a review (the gateway's HTTP address), for the notice a held client
+   * sees. Read when a statement is held: the HTTP listener binds after this service is built.
+   */
+  consoleBase?: () => string | undefined;
 }
 
 export interface HoldInput {
@@ -73,13 +78,14 @@ export class ReviewService {
   private readonly log: Logger;
   private isAdminFn: (who: Identity) => boolean;
   private readonly waiting = new Map<string, Waiting>();
-  private consoleBase: string | undefined;
+  private readonly consoleBaseOf: () => string | undefined;
 
   constructor(options: ReviewServiceOptions) {
     this.repo = options.repo;
     this.clock = options.clock;
     this.log = options.log;
     this.isAdminFn = options.isAdmin ?? (() => false);
+    this.consoleBaseOf = options.consoleBase ?? (() => undefined);
     this.events = new ReviewEvents((err, event) => this.log.error({ err, event: event.type }, 'review event listener failed'));
   }
 
@@ -101,12 +107,7 @@ export class ReviewService {
     if (closed > 0) this.log.info({ reviews: closed }, 'closed statement reviews left pending by an earlier gateway process');
   }
 
-  /** Where the console shows a review (the gateway's HTTP address), for the notice a held client sees. */
-  setConsoleBase(url: string): void {
-    // A listener on every interface (0.0.0.0, ::) is reached by the host's name, not that address.
-    this.consoleBase = url.replace(/\/$/, '').replace(/^(https?:\/\/)(0\.0\.0\.0|\[::\])(?=:|$)/, `$1${hostname()}`);
-  }
-
+  /** Replaces the admin check given at construction: a test seam (tests decide who is an admin). */
   setAdminCheck(fn: (who: Identity) => boolean): void {
     this.isAdminFn = fn;
   }
@@ -434,9 +435,15 @@ export class ReviewService {
 
   private hintText(r: Review): string {
     const approvals = `${r.approvalsRequired} approval${r.approvalsRequired === 1 ? '' : 's'} from ${r.approverGroups.join(' or ')}`;
-    const where = [`jitgate approve ${short(r.id)}`, ...(this.consoleBase ? [`${this.consoleBase}/reviews/${r.id}`] : [])].join(' or ');
+    const consoleBase = consoleUrl(this.consoleBaseOf());
+    const where = [`jitgate approve ${short(r.id)}`, ...(consoleBase ? [`${consoleBase}/reviews/${r.id}`] : [])].join(' or ');
     return `waiting up to ${formatDuration(r.timeoutMs)} for ${approvals}; approve with ${where} (Ctrl-C withdraws it)`;
   }
+}
+
+/** A listener on every interface (0.0.0.0, ::) is reached by the host's name, not that address. */
+function consoleUrl(base: string | undefined): string | undefined {
+  return base?.replace(/\/$/, '').replace(/^(https?:\/\/)(0\.0\.0\.0|\[::\])(?=:|$)/, `$1${hostname()}`);
 }
 
 export function short(id: string): string {

@@ -267,8 +267,8 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
         const gate = quotas.statementGate(user, groups);
         return gate && (() => (ran.push('quota'), gate()));
       },
+      terminate: () => true,
     });
-    service.setTerminator(() => true);
     const inner = service.open({
       protocol: 'postgres',
       user: 'alice',

@@ -72,10 +72,11 @@ export interface SessionServiceOptions {
   masking?: (session: { protocol: Protocol; connection: string; groups: readonly string[] }) => SessionMasking | undefined;
   /** A per-session statement rate gate (agents' quotas); undefined for sessions no rate applies to. */
   statementGate?: (user: string, groups: readonly string[]) => (() => Decision | undefined) | undefined;
+  /** How to end a live session whose grant ended (the protocol listeners' kill). */
+  terminate?: SessionTerminator;
 }
 
 export class SessionService {
-  private terminator: SessionTerminator | undefined;
   /** Session end rows the store could not take right away (retried until it can). */
   private readonly endWrites: StoreRetryQueue;
 
@@ -103,11 +104,6 @@ export class SessionService {
   /** Writes what is still queued for the store, once more (at shutdown). */
   close(): void {
     this.endWrites.close();
-  }
-
-  /** How to end a live session (the protocol listener's kill); set once the listener exists. */
-  setTerminator(terminator: SessionTerminator): void {
-    this.terminator = terminator;
   }
 
   open(input: OpenSessionInput): SessionPipeline {
@@ -152,7 +148,7 @@ export class SessionService {
         grants,
         clock: this.options.clock ?? systemClock,
         log: this.log,
-        terminate: () => this.terminator,
+        terminate: () => this.options.terminate,
       });
     }
 
