@@ -13,8 +13,9 @@
  *
  * Figures are CPU time per row, medians of repetitions; see ./cpu.ts.
  */
-import type { ColumnMask, SessionMasking, StatementMaskPlan } from '../src/core/types.js';
+import type { ColumnMask, StatementMaskPlan } from '../src/core/types.js';
 import { MaskingSession } from '../src/masking/session.js';
+import type { PostgresMasking } from '../src/protocols/postgres/masking.js';
 import { Output } from '../src/protocols/postgres/output.js';
 import { ResultMasker } from '../src/protocols/postgres/result-masker.js';
 import { measure, report, repsFromEnv, type CpuCase, type CpuResult } from './cpu.js';
@@ -42,7 +43,7 @@ const EMAIL: ColumnMask = { rule: 'people-email', reason: 'masked_column', strat
 const SSN: ColumnMask = { rule: 'people-ssn', reason: 'masked_column', strategy: 'partial', keepLast: 4 };
 
 /** The real masking strategies (MaskingSession.maskValue); the plan is given, as lineage would give it. */
-function sessionMasking(columns: Array<ColumnMask | undefined>, mods: MaskerModules): SessionMasking {
+function sessionMasking(columns: Array<ColumnMask | undefined>, mods: MaskerModules): PostgresMasking {
   const real = new mods.MaskingSession({
     rules: [],
     detectors: [],

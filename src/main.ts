@@ -47,7 +47,6 @@ import { ProtocolRegistry, type ProtocolListener } from './core/protocol-engine.
 import { postgresEngine } from './protocols/postgres/engine.js';
 import { mysqlEngine } from './protocols/mysql/engine.js';
 import { redisEngine } from './protocols/redis/engine.js';
-import { RedisReplyMasker } from './protocols/redis/masking.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording } from './recording/wire.js';
 import { startAudit } from './audit/wire.js';
@@ -257,17 +256,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // The protocol engines, not listening yet: sessions and recordings below end live sessions
     // through them, and they start listening once sessions can open.
     // One registration per protocol: the engine and what only that protocol needs.
-    const registry = new ProtocolRegistry([
-      postgresEngine({ authMethods: config.auth.postgres.methods }),
-      mysqlEngine(),
-      redisEngine({
-        // Key and hash-field masking and detectors, for the groups the session's grant carries.
-        maskerFor: (s) => {
-          const policy = maskingModule?.redisPolicy(s.connection, accessService.grantForToken(s.tokenId)?.groups ?? []);
-          return policy ? new RedisReplyMasker(policy) : null;
-        },
-      }),
-    ]);
+    const registry = new ProtocolRegistry([postgresEngine({ authMethods: config.auth.postgres.methods }), mysqlEngine(), redisEngine()]);
     shutdown.add('listeners', () => registry.close(config.shutdown.drainTimeoutMs));
     // Kills and ended grants reach whichever listener holds the session.
     const killAnywhere = (id: string, reason: SessionEndReason, message: string) => registry.kill(id, reason, message);
@@ -289,7 +278,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clock,
       guardrails: config.guardrails,
       statementGate: (user, groups) => quotas.statementGate(user, groups),
-      ...(maskingModule ? { masking: (s: Parameters<MaskingModule['forSession']>[0]) => maskingModule.forSession(s) } : {}),
+      // What masking applies to a session; its protocol's listener builds the masker from it.
+      ...(maskingModule ? { masking: (s: Parameters<MaskingModule['scope']>[0]) => maskingModule.scope(s) } : {}),
       reviews: { rules: config.reviews ?? [], service: reviewService },
       terminate: killAnywhere,
     });

@@ -173,11 +173,6 @@ export interface SessionPipeline {
    * nothing is decoded at all, so passthrough stays cheap.
    */
   observer?: ResultObserver;
-  /**
-   * Masking of results for this session (the rules that apply to its identity and connection).
-   * Absent means no rule and no detector applies: results pass through untouched, at no cost.
-   */
-  masking?: SessionMasking;
 }
 
 export type MaskStrategyKind = 'redact' | 'partial' | 'hash' | 'null' | 'email' | 'phone' | 'card';
@@ -205,8 +200,54 @@ export interface StatementMaskPlan {
   copy?: { format: 'text' | 'csv' | 'binary'; delimiter: string; quote: string; escape: string; header: boolean; null: string };
 }
 
+/** How masking changes a value (the hash strategy is keyed per gateway). */
+export type MaskStrategy =
+  | { kind: 'redact' }
+  | { kind: 'partial'; keepLast: number }
+  | { kind: 'hash' }
+  | { kind: 'null' }
+  | { kind: 'email' }
+  | { kind: 'phone' }
+  | { kind: 'card' };
+
+/** Content detectors: kinds of sensitive values recognised inside any text (masking/detectors.ts). */
+export type DetectorName = 'email' | 'card' | 'iban' | 'ssn' | 'phone' | 'ip' | 'jwt' | 'cloud_key' | 'private_key';
+
+/** What one rule masks, as a glob over names (columns `schema.table.column`, Redis keys or hash fields). */
+export interface MaskTarget {
+  pattern: string;
+  strategy: MaskStrategy;
+}
+
+/** A masking rule as it applies to a session: SQL columns, Redis keys and hash fields it masks. */
+export interface MaskRule {
+  name: string;
+  columns: MaskTarget[];
+  /** Redis: key globs (case-sensitive) whose values are masked. */
+  keys?: MaskTarget[];
+  /** Redis: hash field globs whose values are masked. */
+  fields?: MaskTarget[];
+}
+
+/**
+ * The masking that applies to one session, protocol-neutral: the rules for its identity and
+ * connection, the content detectors and the gateway's hash key. Each protocol turns it into its own
+ * masker (an adapter in its folder: what it masks is read from its own wire format).
+ */
+export interface MaskingScope {
+  connection: string;
+  rules: MaskRule[];
+  detectors: DetectorName[];
+  hashKey: Buffer;
+}
+
+/**
+ * The part of a session's masker the session pipeline uses, whatever the protocol: it is ready
+ * before the first statement, and it refuses statements whose results it could not mask. What it
+ * masks and how (result columns, reply values) is the protocol adapter's own business.
+ */
 export interface SessionMasking {
-  /** Loads what masking needs (the backend's catalog); a rejection refuses the session (fail closed). */
+  /** Loads what masking needs (e.g. the backend's catalog); a rejection refuses the session (fail closed). */
   prepare(): Promise<void>;
   /**
    * A refusal when the statement would copy masked data out or cannot be followed; else undefined.
@@ -214,19 +255,6 @@ export interface SessionMasking {
    * statement waits for it.
    */
   check(statement: Statement): Decision | Promise<Decision | undefined> | undefined;
-  /** One plan per statement of a query string (undefined: unparsable, so every column is masked). */
-  plan(text: string): StatementMaskPlan[] | undefined;
-  /** The mask of a column the backend attributes to (table OID, attribute number), if any. */
-  originMask(tableOid: number, attnum: number): ColumnMask | undefined;
-  /** The masked text for one value (null = SQL NULL). */
-  maskValue(mask: ColumnMask, value: string): string | null;
-  /** Content detectors, when enabled: the text with findings replaced, or undefined if none found. */
-  scrub?(text: string): string | undefined;
-  /**
-   * For people reviewing policies (`jitgate policy test`): each statement's output columns with the
-   * lineage behind their masks. Absent where the protocol decides masks from result metadata only.
-   */
-  explain?(text: string): StatementMaskExplanation[] | undefined;
 }
 
 /** A source column a masking rule matched: the step of lineage that masks an output column. */
@@ -328,6 +356,13 @@ export interface SessionInfo {
   encrypted: boolean;
   /** Protections every statement of the session passes (policy/pg-session-protection.ts). */
   protect?: (statement: Statement) => Decision | undefined;
+  /**
+   * Builds the protocol's masker (an adapter in the protocol's folder) from the masking that applies
+   * to the session, when any does; undefined when nothing in it concerns this protocol. The session
+   * decides each statement with its check, in the pipeline's order, and the listener hands what it
+   * built to its relay. Absent: a session masking applies to is refused (fail closed).
+   */
+  masker?: (scope: MaskingScope) => SessionMasking | undefined;
 }
 
 /** What a protocol listener asks for when a session needs its backend connection. */

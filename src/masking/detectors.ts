@@ -4,8 +4,10 @@
  * exists (Luhn for cards, mod-97 for IBANs), so ordinary numbers are not masked by accident.
  */
 import { isIP } from 'node:net';
+import type { DetectorName } from '../core/types.js';
 
-export type DetectorName = 'email' | 'card' | 'iban' | 'ssn' | 'phone' | 'ip' | 'jwt' | 'cloud_key' | 'private_key';
+/** Defined in core (a session's MaskingScope names the detectors every protocol's masker runs). */
+export type { DetectorName };
 
 export const ALL_DETECTORS: readonly DetectorName[] = ['email', 'card', 'iban', 'ssn', 'phone', 'ip', 'jwt', 'cloud_key', 'private_key'];
 

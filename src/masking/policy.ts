@@ -6,30 +6,22 @@
  * fewer parts leaves the leading ones open (`users.email` = any schema, `ssn` = any table). Sources
  * lineage could not follow (`?...`) are always masked: what cannot be proven clean is not clean.
  */
-import type { ColumnMask } from '../core/types.js';
+import type { ColumnMask, MaskRule, MaskTarget } from '../core/types.js';
 import type { DetectorName } from './detectors.js';
 import type { MaskStrategy } from './strategies.js';
 import type { ColumnOrigin } from './lineage.js';
 
-export interface MaskingColumnRule {
-  /** Glob over `schema.table.column` (lower-cased). */
-  pattern: string;
-  strategy: MaskStrategy;
-}
+/** One glob of a rule and its strategy (core's MaskTarget). */
+export type MaskingColumnRule = MaskTarget;
 
-export interface MaskingRule {
-  name: string;
+/** A configured rule: what it masks (core's MaskRule), on which connections, for whom. */
+export interface MaskingRule extends MaskRule {
   /** Connection names or globs. */
   connections: string[];
   /** Groups it applies to ('*' = everyone). */
   groups: string[];
   /** Exempt groups: they see clear values. */
   except: string[];
-  columns: MaskingColumnRule[];
-  /** Redis: key globs (case-sensitive) whose values are masked. */
-  keys?: MaskingColumnRule[];
-  /** Redis: hash field globs whose values are masked. */
-  fields?: MaskingColumnRule[];
 }
 
 export interface DetectorRule {
@@ -89,7 +81,7 @@ export function columnMatches(pattern: string, source: string): boolean {
 export const UNPROVABLE: ColumnMask = Object.freeze({ rule: 'lineage', reason: 'masking_unprovable', strategy: 'redact' }) as ColumnMask;
 
 /** The rule and strategy masking one source column, if any (first matching rule wins). */
-export function sourceMask(rules: readonly MaskingRule[], source: string): { rule: string; strategy: MaskStrategy } | undefined {
+export function sourceMask(rules: readonly MaskRule[], source: string): { rule: string; strategy: MaskStrategy } | undefined {
   if (source.startsWith('?')) return { rule: 'lineage', strategy: { kind: 'redact' } };
   for (const r of rules) {
     for (const c of r.columns) if (columnMatches(c.pattern, source)) return { rule: r.name, strategy: c.strategy };
@@ -102,7 +94,7 @@ export function sourceMask(rules: readonly MaskingRule[], source: string): { rul
  * column's strategy; anything computed from masked data (or from several differently masked
  * columns) is redacted, except that the `null` strategy stays null.
  */
-export function maskForOrigin(rules: readonly MaskingRule[], origin: ColumnOrigin): ColumnMask | undefined {
+export function maskForOrigin(rules: readonly MaskRule[], origin: ColumnOrigin): ColumnMask | undefined {
   let first: { rule: string; strategy: MaskStrategy } | undefined;
   let same = true;
   let unprovable = false;

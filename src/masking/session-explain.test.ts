@@ -40,9 +40,6 @@ async function session(): Promise<MaskingSession> {
     rules: [
       {
         name: 'pii',
-        connections: ['*'],
-        groups: ['*'],
-        except: [],
         columns: [
           { pattern: 'customers.email', strategy: { kind: 'email' } },
           { pattern: '*.card', strategy: { kind: 'card' } },

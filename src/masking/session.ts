@@ -1,13 +1,16 @@
 /**
- * Masking for one session: the rules that apply to its identity and connection, the catalog of its
- * backend, and lineage over each statement turned into per-column masks (SessionMasking, the seam
- * the protocol engines use). Statements that would carry masked data somewhere the user can read it
- * unmasked, or whose data cannot be followed, are refused here with a reason code.
+ * Masking for one PostgreSQL session: the rules that apply to its identity and connection, the
+ * catalog of its backend, and lineage over each statement (PostgreSQL's grammar) turned into
+ * per-column masks. The pipeline uses its neutral part (SessionMasking: prepare, check); the
+ * PostgreSQL relay's result masker uses the rest (plan, originMask, maskValue, scrub). Statements
+ * that would carry masked data somewhere the user can read it unmasked, or whose data cannot be
+ * followed, are refused here with a reason code.
  */
 import type {
   ColumnMask,
   Decision,
   MaskedSource,
+  MaskRule,
   SessionMasking,
   Statement,
   StatementMaskExplanation,
@@ -15,7 +18,7 @@ import type {
 } from '../core/types.js';
 import { redactFindings, type DetectorName } from './detectors.js';
 import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
-import { maskForOrigin, sourceMask, UNPROVABLE, type MaskingRule } from './policy.js';
+import { maskForOrigin, sourceMask, UNPROVABLE } from './policy.js';
 import { applyStrategy, type MaskContext, type MaskStrategy } from './strategies.js';
 
 /** OIDs below this are PostgreSQL's own objects (FirstNormalObjectId). */
@@ -27,8 +30,8 @@ const FIRST_USER_OID = 16384;
 const CATALOG_MAX_AGE_MS = 1_000;
 
 export interface SessionMaskingOptions {
-  rules: MaskingRule[];
-  detectors: DetectorName[];
+  rules: readonly MaskRule[];
+  detectors: readonly DetectorName[];
   hashKey: Buffer;
   /**
    * The backend's catalog, validated by a read that starts after the call, or with `maxAgeMs` one

@@ -4,15 +4,10 @@
  * GROUP BY still work) without the output revealing the input.
  */
 import { createHmac } from 'node:crypto';
+import type { MaskStrategy } from '../core/types.js';
 
-export type MaskStrategy =
-  | { kind: 'redact' }
-  | { kind: 'partial'; keepLast: number }
-  | { kind: 'hash' }
-  | { kind: 'null' }
-  | { kind: 'email' }
-  | { kind: 'phone' }
-  | { kind: 'card' };
+/** Defined in core (a session's MaskingScope carries strategies to every protocol's masker). */
+export type { MaskStrategy };
 
 export const REDACTED = '[redacted]';
 

@@ -174,7 +174,6 @@ export class SessionRecorder {
         inner.watchCounters?.(counters);
       },
       ...(observer ? { observer } : {}),
-      ...(inner.masking ? { masking: inner.masking } : {}),
     };
   }
 

@@ -66,9 +66,7 @@ async function maskingFor(groups: readonly string[]): Promise<MaskingSession | u
   // Masking's own exemptions (rule `except`), decided as maskingFor does.
   if (groups.includes('dba') || groups.includes('ops')) return undefined;
   const m = new MaskingSession({
-    rules: [
-      { name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] },
-    ],
+    rules: [{ name: 'pii', columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] }],
     detectors: [],
     hashKey: Buffer.alloc(32),
     loadCatalog: () => Promise.resolve(catalog),

@@ -9,6 +9,7 @@ import { maskingFor } from '../masking/policy.js';
 import { MaskingSession } from '../masking/session.js';
 import { createLogger } from '../obs/log.js';
 import { MysqlMasking } from '../protocols/mysql/masking.js';
+import { redisMasking } from '../protocols/redis/masking.js';
 import { loadPostgresParser } from '../sql/postgres.js';
 import { PolicyTester, type PolicyTestInput } from './explain.js';
 
@@ -50,28 +51,17 @@ const hashKey = Buffer.alloc(32);
 const tester = new PolicyTester({
   config,
   masking: {
-    forSession: ({ protocol, connection, groups }) => {
+    scope: ({ connection, groups }) => {
+      const { rules, detectors } = maskingFor(config.masking, connection, groups);
+      return rules.length || detectors.length ? { connection, rules, detectors, hashKey } : undefined;
+    },
+    policyMasker: (protocol, scope) => {
       // A PostgreSQL backend whose catalog cannot be read.
       if (protocol === 'postgres') {
-        const { rules, detectors } = maskingFor(config.masking, connection, groups);
-        return new MaskingSession({
-          rules,
-          detectors,
-          hashKey,
-          loadCatalog: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
-        });
+        return new MaskingSession({ ...scope, loadCatalog: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) });
       }
-      if (protocol !== 'mysql') return undefined;
-      const { rules, detectors } = maskingFor(config.masking, connection, groups);
-      // A backend without views (what masking reads from MySQL at session start).
-      return rules.length || detectors.length
-        ? new MysqlMasking({ rules, detectors, hashKey, views: () => Promise.resolve([]) })
-        : undefined;
-    },
-    redisPolicy: (connection, groups) => {
-      const { rules, detectors } = maskingFor(config.masking, connection, groups);
-      const keys = rules.flatMap((r) => (r.keys ?? []).map((k) => ({ ...k, rule: r.name })));
-      return keys.length ? { keys, fields: [], detectors, hashKey } : undefined;
+      // A MySQL backend without views (what masking reads from MySQL at session start).
+      return protocol === 'mysql' ? new MysqlMasking({ ...scope, views: () => Promise.resolve([]) }) : redisMasking(scope);
     },
   },
   lastSignIn: (user) => (user === 'erin' ? { groups: ['dba'], at: 1_700_000_000_000, issuer: 'corp' } : undefined),

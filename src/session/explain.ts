@@ -11,15 +11,16 @@
  */
 import type { GatewayConfig } from '../config/types.js';
 import { isGroupName } from '../config/identities.js';
-import type { Decision, Protocol, SessionMasking, Statement, StatementMaskExplanation } from '../core/types.js';
+import type { Decision, Protocol, Statement, StatementMaskExplanation } from '../core/types.js';
 import { maskingFor } from '../masking/policy.js';
 import type { Logger } from '../obs/log.js';
 import { rulesFor } from '../policy/guardrails.js';
 import { protectPostgresStatement } from '../policy/pg-session-protection.js';
 import { describeCommand } from '../policy/redis-commands.js';
-import { RedisReplyMasker, type RedisMaskingPolicy } from '../protocols/redis/masking.js';
+import { RedisReplyMasker, redisMaskingPolicy, type RedisMaskingPolicy } from '../protocols/redis/masking.js';
 import { RespError, splitInline } from '../protocols/redis/resp.js';
 import { decideInOrder, type Verdict } from './decision.js';
+import type { MaskingModule, PolicyMasker } from './masking-wire.js';
 
 /** Where the groups the test used came from. */
 export type GroupsSource = { kind: 'stated' } | { kind: 'sign-in'; at: number; issuer: string } | { kind: 'directory'; issuer: string };
@@ -98,10 +99,7 @@ export class PolicyTestError extends Error {
 export interface PolicyTesterOptions {
   config: Pick<GatewayConfig, 'connections' | 'guardrails' | 'reviews' | 'identities' | 'masking'>;
   /** The gateway's masking (undefined when no rule or detector is configured). */
-  masking?: {
-    forSession(session: { protocol: Protocol; connection: string; groups: readonly string[] }): SessionMasking | undefined;
-    redisPolicy(connection: string, groups: readonly string[]): RedisMaskingPolicy | undefined;
-  };
+  masking?: Pick<MaskingModule, 'scope' | 'policyMasker'>;
   /** The user's most recent sign-in on record (groups, when, which issuer). */
   lastSignIn: (user: string) => { groups: string[]; at: number; issuer: string } | undefined;
   log: Logger;
@@ -136,7 +134,9 @@ export class PolicyTester {
       "the grant is assumed active and agents' statement rates are not applied; the statement is judged as the first of a new session",
     ];
 
-    const masking = protocol === 'redis' ? undefined : this.o.masking?.forSession({ protocol, connection: connection.name, groups });
+    // The masker a session would get; the Redis one decides in the same order as the SQL ones.
+    const scope = this.o.masking?.scope({ connection: connection.name, groups });
+    const masking = scope && this.o.masking!.policyMasker(protocol, scope);
     if (masking) {
       try {
         await masking.prepare();
@@ -175,12 +175,8 @@ export class PolicyTester {
       },
       statement,
     );
-    const redisPolicy = protocol === 'redis' ? this.o.masking?.redisPolicy(connection.name, groups) : undefined;
-    let decision: Decision | undefined = verdict.kind === 'decision' ? verdict.decision : undefined;
-    // The Redis relay checks its reply masking once policy allows the command (relay.ts apply()).
-    if (redisPolicy && decision?.effect === 'allow') {
-      decision = new RedisReplyMasker(redisPolicy).check(statement.argv!.map((a) => Buffer.from(a, 'utf8'))) ?? decision;
-    }
+    const redisPolicy = protocol === 'redis' && scope ? redisMaskingPolicy(scope) : undefined;
+    const decision: Decision | undefined = verdict.kind === 'decision' ? verdict.decision : undefined;
 
     const result: PolicyTestResult = {
       ...this.head(input, connection.name, protocol, groups, groupsFrom, statement),
@@ -226,7 +222,7 @@ export class PolicyTester {
   }
 
   private maskingOf(
-    masking: SessionMasking | undefined,
+    masking: PolicyMasker | undefined,
     redis: RedisMaskingPolicy | undefined,
     statement: Statement,
     applies: { rules: Array<{ name: string }>; detectors: string[] },

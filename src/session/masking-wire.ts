@@ -1,24 +1,31 @@
 /**
- * Builds masking for the gateway (in session/, which may see every protocol, so that masking/ itself
- * never imports one): the hash key, one catalog source per PostgreSQL connection, and
- * the per-session factory the SessionService calls. Sessions no rule or detector applies to get no
- * masking at all, so their data path stays plain passthrough.
+ * Masking for the gateway: the hash key, and each session's MaskingScope (the rules and detectors
+ * for its connection and groups), which the SessionService hands to the session's protocol: its
+ * listener builds its own masker from it (SessionInfo.masker). Sessions no rule or detector applies
+ * to get no masking at all, so their data path stays plain passthrough.
+ *
+ * The policy tool (`jitgate policy test`, ./explain.ts) runs no listener: for it this module builds
+ * each protocol's masker itself, reading the backend over the gateway's own connections (here in
+ * session/, which may see every protocol, so that masking/ never imports one).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendTarget, Protocol, SessionMasking } from '../core/types.js';
-import { CatalogSource } from '../masking/catalog.js';
+import type { BackendTarget, MaskingScope, Protocol, SessionMasking, StatementMaskExplanation } from '../core/types.js';
 import { maskingFor, type MaskingConfig } from '../masking/policy.js';
-import { MaskingSession } from '../masking/session.js';
 import { withMysqlAdmin } from '../protocols/mysql/admin-client.js';
 import { MysqlMasking, VIEWS_QUERY } from '../protocols/mysql/masking.js';
-import type { RedisMaskingPolicy } from '../protocols/redis/masking.js';
+import { PostgresCatalogs } from '../protocols/postgres/masking.js';
+import { redisMasking } from '../protocols/redis/masking.js';
+
+/** A session's masker as the policy tool uses it: its check, and (PostgreSQL) the lineage behind each mask. */
+export type PolicyMasker = SessionMasking & { explain?(text: string): StatementMaskExplanation[] | undefined };
 
 export interface MaskingModule {
-  forSession(session: { protocol: Protocol; connection: string; groups: readonly string[] }): SessionMasking | undefined;
-  /** Redis sessions: key and hash-field rules and detectors that apply (protocols/redis/masking.ts), if any. */
-  redisPolicy(connection: string, groups: readonly string[]): RedisMaskingPolicy | undefined;
+  /** The masking that applies to a session, or undefined when no rule or detector does. */
+  scope(session: { connection: string; groups: readonly string[] }): MaskingScope | undefined;
+  /** For the policy tool: the masker a session of `protocol` would get (undefined: nothing applies to it). */
+  policyMasker(protocol: Protocol, scope: MaskingScope): PolicyMasker | undefined;
   close(): Promise<void>;
 }
 
@@ -31,46 +38,31 @@ export async function startMasking(options: {
   const config = options.config;
   if (!config || (config.rules.length === 0 && config.detectors.length === 0)) return undefined;
   const hashKey = config.hashKey ? sha256(await options.resolveSecret(config.hashKey)) : localHashKey(options.dataDir);
-  const sources = new Map<string, CatalogSource>();
+  const catalogs = new PostgresCatalogs((connection) => options.targets.get(connection));
   return {
-    forSession({ protocol, connection, groups }) {
-      if (protocol === 'mysql') {
-        // MySQL results carry their source columns; only views need the catalog.
-        const { rules, detectors } = maskingFor(config, connection, groups);
-        if (rules.length === 0 && detectors.length === 0) return undefined;
-        const target = options.targets.get(connection);
-        // Views name themselves as their columns' origin: masking reads them at session start (the
-        // MySQL listener over the session's own backend connection; this is for other callers).
-        const views = target
-          ? () => withMysqlAdmin(target, (c) => c.query(VIEWS_QUERY))
-          : () => Promise.reject(new Error(`no backend target for ${connection}`));
-        return new MysqlMasking({ rules, detectors, hashKey, views });
-      }
-      if (protocol !== 'postgres') return undefined;
+    scope({ connection, groups }) {
       const { rules, detectors } = maskingFor(config, connection, groups);
       if (rules.length === 0 && detectors.length === 0) return undefined;
-      const target = options.targets.get(connection);
-      let source = sources.get(connection);
-      if (!source && target) sources.set(connection, (source = new CatalogSource(target)));
-      const catalogSource = source;
-      return new MaskingSession({
-        rules,
-        detectors,
-        hashKey,
-        loadCatalog: (maxAgeMs) =>
-          catalogSource ? catalogSource.load(maxAgeMs) : Promise.reject(new Error(`no backend for connection ${connection}`)),
-      });
+      return { connection, rules, detectors, hashKey };
     },
-    redisPolicy(connection, groups) {
-      const { rules, detectors } = maskingFor(config, connection, groups);
-      const keys = rules.flatMap((r) => (r.keys ?? []).map((k) => ({ ...k, rule: r.name })));
-      const fields = rules.flatMap((r) => (r.fields ?? []).map((f) => ({ ...f, rule: r.name })));
-      if (keys.length === 0 && fields.length === 0 && detectors.length === 0) return undefined;
-      return { keys, fields, detectors, hashKey };
+    policyMasker(protocol, scope) {
+      switch (protocol) {
+        case 'postgres':
+          return catalogs.masking(scope);
+        case 'mysql': {
+          // Views name themselves as their columns' origin: masking reads them first (a session's
+          // listener reads them over the session's own connection; here the gateway's).
+          const target = options.targets.get(scope.connection);
+          const views = target
+            ? () => withMysqlAdmin(target, (c) => c.query(VIEWS_QUERY))
+            : () => Promise.reject(new Error(`no backend target for ${scope.connection}`));
+          return new MysqlMasking({ ...scope, views });
+        }
+        case 'redis':
+          return redisMasking(scope);
+      }
     },
-    async close() {
-      await Promise.all([...sources.values()].map((s) => s.close()));
-    },
+    close: () => catalogs.close(),
   };
 }
 

@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RECORDING_DEFAULTS } from '../config/recording.js';
 import { ManualClock } from '../core/clock.js';
-import type { Decision, Grant, PendingDecision, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
+import type { Decision, Grant, MaskingScope, PendingDecision, SessionMasking, SessionPipeline, Statement } from '../core/types.js';
 import { buildCatalog } from '../masking/lineage.js';
 import { MaskingSession } from '../masking/session.js';
 import { AgentQuotas } from '../mcp/quota.js';
@@ -112,9 +112,6 @@ function noting(inner: MaskingSession, ran: Stage[]): SessionMasking {
   return {
     prepare: () => inner.prepare(),
     check: (s) => (ran.push('masking'), inner.check(s)),
-    plan: (t) => inner.plan(t),
-    originMask: (o, a) => inner.originMask(o, a),
-    maskValue: (m, v) => inner.maskValue(m, v),
   };
 }
 
@@ -248,21 +245,20 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
     const reviews = new ReviewService({ repo: new ReviewRepository(reviewDb), clock, log });
     reviews.events.on((e) => e.type === 'review.created' && ran.push('review'));
     const quotas = new AgentQuotas(row.quota === undefined ? [] : [{ groups: ['*'], statementsPerMinute: row.quota }], () => clock.now());
-    const masking = new MaskingSession({
-      rules: [
-        { name: 'pii', connections: ['*'], groups: ['*'], except: [], columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] },
-      ],
+    const scope: MaskingScope = {
+      connection: 'app',
+      rules: [{ name: 'pii', columns: [{ pattern: 'users.email', strategy: { kind: 'email' } }] }],
       detectors: [],
       hashKey: Buffer.alloc(32),
-      loadCatalog: () => Promise.resolve(catalog),
-    });
+    };
+    const masking = new MaskingSession({ ...scope, loadCatalog: () => Promise.resolve(catalog) });
     await masking.prepare();
     const service = new SessionService(store, createMetrics({ defaultMetrics: false }), log, () => clock.now(), {
       grants: { grantForToken: () => grant, onRevoked: (_id, fn) => (revoked.push(fn), () => undefined) },
       clock,
       guardrails: GUARDRAILS,
       reviews: { rules: REVIEWS, service: reviews },
-      masking: () => noting(masking, ran),
+      masking: () => scope,
       statementGate: (user, groups) => {
         const gate = quotas.statementGate(user, groups);
         return gate && (() => (ran.push('quota'), gate()));
@@ -276,6 +272,8 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
       clientAddress: '127.0.0.1',
       applicationName: null,
       tokenId: 't1',
+      // The protocol's masker, built from the scope (the listener's part).
+      masker: () => noting(masking, ran),
       // The protocol's built-in protections: called where guardrails, protections and reviews are decided.
       protect: (s: Statement): Decision | undefined => {
         ran.push('policy');

@@ -8,10 +8,12 @@ import { GatewayError } from '../core/errors.js';
 import type {
   Decision,
   Grant,
+  MaskingScope,
   PendingDecision,
   Protocol,
   SessionCounters,
   SessionEndReason,
+  SessionInfo,
   SessionMasking,
   SessionPipeline,
   Statement,
@@ -39,6 +41,8 @@ export interface OpenSessionInput {
    * Decided here so that such refusals are recorded and audited like any other.
    */
   protect?: (statement: Statement) => Decision | undefined;
+  /** The protocol's masker for the session, from the masking that applies to it (SessionInfo.masker). */
+  masker?: SessionInfo['masker'];
 }
 
 const REVIEW_UNAVAILABLE: Decision = Object.freeze({
@@ -68,8 +72,8 @@ export interface SessionServiceOptions {
   guardrails?: readonly GuardrailRule[];
   /** Review rules (statements held for approval) and the service that holds them; guardrails win. */
   reviews?: { rules: readonly ReviewRule[]; service: ReviewService };
-  /** Result masking for a session (undefined when no masking rule or detector applies to it). */
-  masking?: (session: { protocol: Protocol; connection: string; groups: readonly string[] }) => SessionMasking | undefined;
+  /** The masking that applies to a session (undefined when no masking rule or detector does). */
+  masking?: (session: { connection: string; groups: readonly string[] }) => MaskingScope | undefined;
   /** A per-session statement rate gate (agents' quotas); undefined for sessions no rate applies to. */
   statementGate?: (user: string, groups: readonly string[]) => (() => Decision | undefined) | undefined;
   /** How to end a live session whose grant ended (the protocol listeners' kill). */
@@ -106,6 +110,23 @@ export class SessionService {
     this.endWrites.close();
   }
 
+  /**
+   * The session's masker: the protocol builds it from the masking that applies to the session.
+   * Fail closed: a session masking applies to does not start without one (a protocol that cannot
+   * mask, a masker that cannot be built).
+   */
+  private maskingFor(input: OpenSessionInput, groups: readonly string[]): SessionMasking | undefined {
+    const scope = this.options.masking?.({ connection: input.connection, groups });
+    if (!scope) return undefined;
+    try {
+      if (!input.masker) throw new Error(`the ${input.protocol} listener cannot mask results`);
+      return input.masker(scope);
+    } catch (err) {
+      this.log.error({ err, user: input.user, connection: input.connection }, 'session refused: cannot build its masking');
+      throw new GatewayError('internal', 'jitgate cannot mask results on this connection right now; the session was refused');
+    }
+  }
+
   open(input: OpenSessionInput): SessionPipeline {
     const id = randomUUID();
     const grants = this.options.grants;
@@ -119,6 +140,7 @@ export class SessionService {
       );
       throw err;
     }
+    const masking = this.maskingFor(input, grant?.groups ?? []);
     try {
       this.store.startSession({
         id,
@@ -156,7 +178,6 @@ export class SessionService {
     const rules = rulesFor(this.options.guardrails ?? [], input.connection, grant?.groups ?? []);
     const reviews = this.options.reviews;
     const reviewRules = reviews ? rulesFor(reviews.rules, input.connection, grant?.groups ?? []) : [];
-    const masking = this.options.masking?.({ protocol: input.protocol, connection: input.connection, groups: grant?.groups ?? [] });
     const steps: DecisionSteps = {
       grantEnded: () => watch?.endedMessage,
       ...(gate ? { gate } : {}),
@@ -185,7 +206,6 @@ export class SessionService {
     let ended = false;
     return {
       id,
-      ...(masking ? { masking } : {}),
       decide: (statement: Statement) => {
         statements.inc();
         const verdict = decideInOrder(steps, statement);

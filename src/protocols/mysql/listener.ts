@@ -16,8 +16,8 @@ import { BackendLoginRefused, MYSQL_ERROR } from './errors.js';
 import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';
 import { Cap, DEFAULT_CHARSET, errPayload, GATEWAY_CAPABILITIES, MysqlProtocolError, okPayload, packet, Status } from './packets.js';
 import { PacketStream } from './packet-stream.js';
-import { MysqlRelay, type KillRequest, type ResultMasking } from './relay.js';
-import { isResultMasking, MysqlMasking, VIEWS_QUERY } from './masking.js';
+import { MysqlRelay, type KillRequest } from './relay.js';
+import { MysqlMasking, VIEWS_QUERY } from './masking.js';
 import { querySession } from './admin-client.js';
 import { authenticateMysqlClient, ScrambleCache, type MysqlTokenVerifier } from './server-auth.js';
 import { TcpListener } from '../tcp-server.js';
@@ -275,15 +275,16 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
       authMethod: auth.method,
       encrypted: secure !== null,
     };
-    const pipeline = this.options.openSession(info);
+    // The session builds this protocol's masker when masking applies (and decides with its check).
+    const built: { masking?: MysqlMasking } = {};
+    const pipeline = this.options.openSession({ ...info, masker: (scope) => (built.masking = new MysqlMasking(scope)) });
+    const masking = built.masking;
     let backend: MysqlBackendSession;
     let lease: BackendLease | undefined;
     const began = process.hrtime.bigint();
     const capabilities = (response.capabilities & offered) >>> 0;
     const localFiles = this.options.localFilesAllowed?.(connection) ?? false;
-    let masking: ResultMasking | undefined;
     try {
-      masking = resultMasking(pipeline.masking);
       lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
       const roles = this.options.sessionRoles?.(connection) ?? [];
       // A per-session user has no privileges on the database until its role is active, so it
@@ -311,11 +312,11 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
           throw err;
         }
       }
-      if (pipeline.masking) {
+      if (masking) {
         // Masking needs the backend's views before the first statement; without them no session (fail closed).
         const session = backend;
-        if (pipeline.masking instanceof MysqlMasking) pipeline.masking.readViewsWith(() => querySession(session, VIEWS_QUERY));
-        await pipeline.masking.prepare().catch((err: Error) => {
+        masking.readViewsWith(() => querySession(session, VIEWS_QUERY));
+        await masking.prepare().catch((err: Error) => {
           session.socket.destroy();
           if (err instanceof BackendLoginRefused) throw err;
           // The cause is the gateway's own (its views query): logged, not sent.
@@ -357,7 +358,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     user: string,
     capabilities: number,
     localFilesAllowed: boolean,
-    masking: ResultMasking | undefined,
+    masking: MysqlMasking | undefined,
     clientEarly: Buffer,
     connectionId: number,
   ): void {
@@ -412,13 +413,6 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     if (!admin) throw new GatewayError('backend_unavailable', `connection "${s.connection}" has no credential to cancel with`);
     await runOnBackend(admin, `KILL QUERY ${s.backendThreadId}`);
   }
-}
-
-/** The session's masking as the relay applies it; one that cannot read MySQL results withholds every value (fail closed). */
-function resultMasking(m: SessionPipeline['masking']): ResultMasking | undefined {
-  if (m === undefined) return undefined;
-  if (isResultMasking(m)) return m;
-  return { resultPlan: () => ({ refuse: 'masking applies to this session but cannot read MySQL results' }) };
 }
 
 function quoteIdent(name: string): string {

@@ -16,17 +16,18 @@
  * rule could match, reads another such view, or cannot be read or parsed, is a masked view. Its
  * columns are redacted, expressions over it are redacted, and copying out of it is refused.
  */
-import type { ColumnMask, Decision, SessionMasking, Statement, StatementMaskPlan } from '../../core/types.js';
-import { redactFindings, type DetectorName } from '../../masking/detectors.js';
-import { globMatch, sourceMask, type MaskingRule } from '../../masking/policy.js';
-import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
+import type { Decision, DetectorName, MaskRule, SessionMasking, Statement } from '../../core/types.js';
+import { redactFindings } from '../../masking/detectors.js';
+import { globMatch, sourceMask } from '../../masking/policy.js';
+import { applyStrategy } from '../../masking/strategies.js';
 import { analyseMysqlCached, plainSelect, type MysqlAnalysis, type MysqlDialect } from '../../sql/mysql.js';
 import type { ResultMasking, ResultMaskPlan } from './relay.js';
 import type { ColumnDefinition } from './results.js';
 
+/** A session's MaskingScope (core/types.ts), with how views are read where the listener does not read them. */
 export interface MysqlMaskingOptions {
-  rules: MaskingRule[];
-  detectors: DetectorName[];
+  rules: readonly MaskRule[];
+  detectors: readonly DetectorName[];
   hashKey: Buffer;
   /** The backend's views as [schema, name, definition (null when not visible)], over a connection of its own (when the listener does not read them over the session's). */
   views?: () => Promise<Array<Array<string | null>>>;
@@ -173,20 +174,6 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     );
   }
 
-  plan(): StatementMaskPlan[] | undefined {
-    return undefined;
-  }
-
-  originMask(): ColumnMask | undefined {
-    return undefined;
-  }
-
-  maskValue(mask: ColumnMask, value: string): string | null {
-    const strategy: MaskStrategy =
-      mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
-    return applyStrategy(strategy, value, { hashKey: this.o.hashKey });
-  }
-
   resultPlan(columns: ColumnDefinition[], statement: string | undefined): ResultMaskPlan {
     const masks = new Map<number, (value: string) => string | null>();
     // Origins are believed only for a plain SELECT over base tables: a derived table or CTE names
@@ -274,11 +261,6 @@ export class MysqlMasking implements SessionMasking, ResultMasking {
     }
     return undefined;
   }
-}
-
-/** Whether a session's masking can plan MySQL results (a PostgreSQL one cannot: fail closed). */
-export function isResultMasking(m: unknown): m is ResultMasking & { errorMessage?(errno: number, message: string): string } {
-  return typeof m === 'object' && m !== null && typeof (m as { resultPlan?: unknown }).resultPlan === 'function';
 }
 
 function refusal(reason: string, what: string): Decision {

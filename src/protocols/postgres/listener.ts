@@ -22,6 +22,7 @@ import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
+import { PostgresCatalogs, type PostgresMasking } from './masking.js';
 import { literalsReadOtherwise, PostgresRelay } from './relay.js';
 import { anyConnectionVerifier, authenticateClient, type ClientAuthMethod, type TokenVerifier } from './server-auth.js';
 import { TcpListener } from '../tcp-server.js';
@@ -65,8 +66,18 @@ interface LiveSession {
 
 /** Live sessions are kept by the cancel key pid handed to the client. */
 export class PostgresListener extends TcpListener<number, LiveSession> {
+  /** The catalogs the sessions' masking reads, per connection. */
+  private readonly catalogs: PostgresCatalogs;
+
   constructor(private readonly options: PostgresListenerOptions) {
     super('postgres', options, options.log);
+    this.catalogs = new PostgresCatalogs(options.resolveTarget);
+  }
+
+  /** Drains, then closes the catalog connections masking read through. */
+  override async close(timeoutMs: number): Promise<void> {
+    await super.close(timeoutMs);
+    await this.catalogs.close();
   }
 
   /** Ends a live session by its pipeline id (admin kill). */
@@ -215,6 +226,8 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     }
 
     const protection: SessionProtectionContext = { ownBackendPid: 0, sharedRole: true };
+    // The session builds this protocol's masker when masking applies (and decides with its check).
+    const built: { masking?: PostgresMasking } = {};
     const pipeline = this.options.openSession({
       user,
       connection,
@@ -224,12 +237,14 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       authMethod: auth.method,
       encrypted: secure !== null,
       protect: (statement) => protectPostgresStatement(statement, protection),
+      masker: (scope) => (built.masking = this.catalogs.masking(scope)),
     });
+    const masking = built.masking;
     // Masking reads the catalog first (through the gateway's own connection), so that the startup
     // settings below are decided as every later statement is.
-    if (pipeline.masking) {
+    if (masking) {
       try {
-        await prepareMasking(pipeline, connection, this.options.log);
+        await prepareMasking(masking, connection, this.options.log);
       } catch (err) {
         pipeline.end('backend_refused', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
         throw err;
@@ -275,7 +290,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       lease.release();
       return undefined;
     }
-    return { client, backend, target: lease.target, lease, pipeline, clientEarly };
+    return { client, backend, target: lease.target, lease, pipeline, masking, clientEarly };
   }
 
   /**
@@ -313,7 +328,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     return out;
   }
 
-  private startRelay({ client, backend, target, lease, pipeline, clientEarly }: Established): void {
+  private startRelay({ client, backend, target, lease, pipeline, masking, clientEarly }: Established): void {
     let pid = randomInt(1, 0x7fffffff);
     while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
     const secret = randomInt(0, 0x7fffffff);
@@ -330,6 +345,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       client,
       backend: backend.socket,
       pipeline,
+      ...(masking ? { masking } : {}),
       readyStatus: backend.readyStatus,
       cancelBackend: () => sendCancel(target, backend.pid, backend.secret),
       onEnd: (reason) => {
@@ -359,6 +375,8 @@ interface Established {
   target: BackendTarget;
   lease: BackendLease;
   pipeline: SessionPipeline;
+  /** The session's masking, as the session pipeline built it; absent: plain passthrough. */
+  masking: PostgresMasking | undefined;
   clientEarly: Buffer;
 }
 
@@ -374,9 +392,9 @@ function unencryptedAfterRequest(kind: 'ssl' | 'gssenc'): GatewayError {
  * Masking needs the backend's catalog before the first statement. Without it the session does not
  * start (fail closed): results that cannot be masked are not sent.
  */
-async function prepareMasking(pipeline: SessionPipeline, connection: string, log: PostgresListenerOptions['log']): Promise<void> {
+async function prepareMasking(masking: PostgresMasking, connection: string, log: PostgresListenerOptions['log']): Promise<void> {
   try {
-    await pipeline.masking!.prepare();
+    await masking.prepare();
   } catch (err) {
     // The cause is the gateway's own (its catalog query, its backend login): logged, not sent.
     log.warn({ connection, err: (err as Error).message }, 'cannot read the catalog masking needs');

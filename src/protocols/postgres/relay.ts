@@ -23,6 +23,7 @@ import type {
 import { build, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
+import type { PostgresMasking } from './masking.js';
 import { ResultMasker } from './result-masker.js';
 import { Output } from './output.js';
 import { HoldQueue } from '../hold-queue.js';
@@ -39,6 +40,8 @@ export interface RelayOptions {
   client: Socket;
   backend: Socket;
   pipeline: SessionPipeline;
+  /** The session's masking (built through the pipeline); absent when no rule or detector applies. */
+  masking?: PostgresMasking;
   /** Transaction status of the backend's first ReadyForQuery ('I', 'T' or 'E'). */
   readyStatus: number;
   /** Sends a CancelRequest for this session's backend key. */
@@ -100,7 +103,7 @@ export class PostgresRelay {
     this.backend = options.backend;
     this.pipeline = options.pipeline;
     this.observer = options.pipeline.observer;
-    this.masker = options.pipeline.masking ? new ResultMasker(options.pipeline.masking) : undefined;
+    this.masker = options.masking ? new ResultMasker(options.masking) : undefined;
     this.txStatus = options.readyStatus;
   }
 

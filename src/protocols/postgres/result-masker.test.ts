@@ -1,15 +1,16 @@
 /**
  * Re-encoding of masked values, table-driven: DataRow text and binary per type, COPY text and CSV
- * field syntax, and error texts that quote values. A fake SessionMasking stands in for policy.
+ * field syntax, and error texts that quote values. A fake PostgresMasking stands in for policy.
  */
 import { describe, expect, it } from 'vitest';
-import type { ColumnMask, SessionMasking, StatementMaskPlan } from '../../core/types.js';
+import type { ColumnMask, StatementMaskPlan } from '../../core/types.js';
+import type { PostgresMasking } from './masking.js';
 import { quotesOnlyStatement } from '../../masking/pg-messages.js';
 import { escapeText, quoteCsv, ResultMasker, splitCsv, splitText, unescapeText } from './result-masker.js';
 
 const EMAIL: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'redact' };
 
-function masking(plan: StatementMaskPlan): SessionMasking {
+function masking(plan: StatementMaskPlan): PostgresMasking {
   return {
     prepare: async () => undefined,
     check: () => undefined,

@@ -15,7 +15,8 @@
  * STDOUT in text, CSV and binary, errors and notices that could echo values, and notification
  * payloads are covered too. Anything unexpected is masked, never passed through.
  */
-import type { ColumnMask, MaskedColumnNote, SessionMasking, StatementMaskPlan } from '../../core/types.js';
+import type { ColumnMask, MaskedColumnNote, StatementMaskPlan } from '../../core/types.js';
+import type { PostgresMasking } from './masking.js';
 import { isFixedHint, quotesOnlyStatement } from '../../masking/pg-messages.js';
 import { build, readCString } from './codec.js';
 
@@ -119,7 +120,7 @@ export class ResultMasker {
   /** Masked columns of the RowDescription just processed (for the record). */
   columnNotes: MaskedColumnNote[] | undefined;
 
-  constructor(private readonly masking: SessionMasking) {}
+  constructor(private readonly masking: PostgresMasking) {}
 
   // -------------------------------------------------------------------------------------------
   // client -> backend

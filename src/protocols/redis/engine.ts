@@ -1,13 +1,8 @@
 /** Redis as a protocol engine: the listener, and the redis-cli connect block. */
 import type { ListenerContext, ProtocolEngine } from '../../core/protocol-engine.js';
-import { RedisListener, type RedisListenerOptions } from './listener.js';
+import { RedisListener } from './listener.js';
 
-export interface RedisEngineOptions {
-  /** Masking of replies for a session (key and hash-field rules, detectors), or null. */
-  maskerFor?: RedisListenerOptions['maskerFor'];
-}
-
-export function redisEngine(options: RedisEngineOptions = {}): ProtocolEngine {
+export function redisEngine(): ProtocolEngine {
   return {
     protocol: 'redis',
     createListener: (c: ListenerContext) => {
@@ -24,7 +19,6 @@ export function redisEngine(options: RedisEngineOptions = {}): ProtocolEngine {
         acquireBackend: c.acquireBackend,
         onAuthFailure: c.onAuthFailure,
         onBackendConnect: c.onBackendConnect,
-        ...(options.maskerFor ? { maskerFor: options.maskerFor } : {}),
         log: c.log,
       });
     },

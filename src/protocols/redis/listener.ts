@@ -20,7 +20,8 @@ import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
-import { RedisRelay, type ReplyMasker } from './relay.js';
+import { redisMasking, type RedisReplyMasker } from './masking.js';
+import { RedisRelay } from './relay.js';
 import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, type ParsedCommand } from './resp.js';
 import { TcpListener } from '../tcp-server.js';
 
@@ -36,8 +37,6 @@ export interface RedisListenerOptions {
   resolveTarget(connection: string): BackendTarget | undefined;
   openSession(info: SessionInfo): SessionPipeline;
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
-  /** Masking of replies for this session, or null; throwing refuses the session (fail closed). */
-  maskerFor?(session: { connection: string; user: string; tokenId: string }): ReplyMasker | null;
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
@@ -303,6 +302,8 @@ class ClientHandshake {
       return;
     }
     let pipeline: SessionPipeline;
+    // The session builds this protocol's masker when masking applies (and decides with its check).
+    const built: { masker?: RedisReplyMasker } = {};
     try {
       pipeline = o.openSession({
         user,
@@ -312,6 +313,7 @@ class ClientHandshake {
         tokenId,
         authMethod: hs.hello ? 'hello-auth' : 'auth',
         encrypted: this.encrypted,
+        masker: (scope) => (built.masker = redisMasking(scope)),
       });
     } catch (err) {
       this.send(refusal(err));
@@ -319,10 +321,10 @@ class ClientHandshake {
     }
     let lease: BackendLease | undefined;
     let backend: RedisBackendSession;
-    let masker: ReplyMasker | null;
+    const masker = built.masker ?? null;
     const began = process.hrtime.bigint();
     try {
-      masker = o.maskerFor?.({ connection, user, tokenId }) ?? null;
+      await masker?.prepare();
       lease = await o.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId, target });
       backend = await connectRedisBackend(lease.target, hs);
       o.onBackendConnect(connection, Number(process.hrtime.bigint() - began) / 1e9);

@@ -11,7 +11,7 @@
  */
 import { redactFindings, type DetectorName } from '../../masking/detectors.js';
 import { applyStrategy, type MaskStrategy } from '../../masking/strategies.js';
-import type { Decision } from '../../core/types.js';
+import type { Decision, MaskingScope, SessionMasking, Statement } from '../../core/types.js';
 import { describeCommand, keyUses, readsUndeclaredKeys } from '../../policy/redis-commands.js';
 import { redisGlob } from '../../policy/redis-guardrails.js';
 import { identifiersIn } from './identifiers.js';
@@ -25,6 +25,23 @@ export interface RedisMaskingPolicy {
   fields: Array<{ pattern: string; strategy: MaskStrategy; rule: string }>;
   detectors: DetectorName[];
   hashKey: Buffer;
+}
+
+/**
+ * The key and hash-field rules and detectors of a session's MaskingScope, or undefined when none
+ * applies to Redis (column rules are for SQL): such a session's replies pass through untouched.
+ */
+export function redisMaskingPolicy(scope: MaskingScope): RedisMaskingPolicy | undefined {
+  const keys = scope.rules.flatMap((r) => (r.keys ?? []).map((k) => ({ ...k, rule: r.name })));
+  const fields = scope.rules.flatMap((r) => (r.fields ?? []).map((f) => ({ ...f, rule: r.name })));
+  if (keys.length === 0 && fields.length === 0 && scope.detectors.length === 0) return undefined;
+  return { keys, fields, detectors: scope.detectors, hashKey: scope.hashKey };
+}
+
+/** The masker of a Redis session (the listener's factory for the session pipeline), if any rule or detector applies. */
+export function redisMasking(scope: MaskingScope): RedisReplyMasker | undefined {
+  const policy = redisMaskingPolicy(scope);
+  return policy && new RedisReplyMasker(policy);
 }
 
 /** Replies up to this size are held and masked; bigger ones are refused (fail closed). */
@@ -158,7 +175,7 @@ const FIELD_FACTS = new Set(['hstrlen', 'hincrby', 'hincrbyfloat']);
 const REDACT: MaskStrategy = { kind: 'redact' };
 const HASH_BY_FIELD = new Set(['hget', 'hmget', 'hgetdel', 'hgetex']);
 
-export class RedisReplyMasker implements ReplyMasker {
+export class RedisReplyMasker implements SessionMasking, ReplyMasker {
   readonly maxReplyBytes: number;
   /** Nodes of the reply being masked that are protocol identifiers (stream IDs, cursors): left as they are. */
   private identifiers: ReadonlySet<RespValue> = new Set();
@@ -168,6 +185,11 @@ export class RedisReplyMasker implements ReplyMasker {
     maxReplyBytes = DEFAULT_MASKED_REPLY_BYTES,
   ) {
     this.maxReplyBytes = maxReplyBytes;
+  }
+
+  /** Nothing to read first: the rules match key and field names as commands give them. */
+  prepare(): Promise<void> {
+    return Promise.resolve();
   }
 
   /**
@@ -184,10 +206,10 @@ export class RedisReplyMasker implements ReplyMasker {
    *    USAGE of any key (a hash's masked fields are inside whatever they describe).
    * Every refusal names the masking rule it protects.
    */
-  check(args: readonly Buffer[]): Decision | undefined {
+  check(statement: Statement): Decision | undefined {
     const { keys, fields } = this.policy;
     if (keys.length === 0 && fields.length === 0) return undefined;
-    const argv = args.map((a) => a.toString('utf8'));
+    const argv = statement.argv ?? [];
     const info = describeCommand(argv);
     const shown = (info.name || '?').replace('|', ' ').toUpperCase();
     const container = info.name.split('|')[0]!;

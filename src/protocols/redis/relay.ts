@@ -32,14 +32,15 @@ import {
   type RespValue,
 } from './resp.js';
 
-/** Rewrites a reply for one command (masking); null = no masking for this session. */
+/**
+ * Rewrites a reply for one command (masking); null = no masking for this session. Commands it could
+ * not mask are refused before they run, by the session pipeline (the masker's check).
+ */
 export interface ReplyMasker {
   /** Masks `value` (the reply to `args`, or a push when args is null) in place; true if anything changed. */
   mask(args: readonly Buffer[] | null, value: RespValue, execQueue?: ReadonlyArray<readonly Buffer[]>): boolean;
   /** Largest reply held for masking; bigger ones are refused. */
   maxReplyBytes: number;
-  /** A refusal for a command that would carry masked values out of masking's reach, else undefined. */
-  check(args: readonly Buffer[]): Decision | undefined;
 }
 
 export interface RedisRelayOptions {
@@ -241,11 +242,6 @@ export class RedisRelay {
   private apply(decision: Decision, c: ParsedCommand): void {
     if (decision.effect !== 'allow') {
       this.refuse(decision);
-      return;
-    }
-    const unmaskable = this.options.masker?.check(c.args);
-    if (unmaskable) {
-      this.refuse(unmaskable);
       return;
     }
     const name = c.args[0]!.toString('latin1').toLowerCase();
