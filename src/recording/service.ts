@@ -44,6 +44,8 @@ export interface RecordingServiceOptions {
   grants?: { grantForToken(tokenId: string): SessionGrant | undefined };
   /** Corrects the store's row of a session whose end it missed, from what its recording holds. */
   sessions?: { reconcile(sessionId: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void };
+  /** Ends a live session (the protocol listeners' kill); without it no session is live to kill. */
+  kill?: SessionKiller;
 }
 
 /** Ends a live session (the protocol listener's kill). */
@@ -64,7 +66,6 @@ const INDEX_FLUSH_MS = 1000;
 export class RecordingService {
   private readonly live = new Map<string, LiveSession>();
   private readonly ending = new Set<Promise<void>>();
-  private killer: SessionKiller | undefined;
   private indexBuffer: Array<{ sessionId: string; n: number; text: string }> = [];
   private indexTimer: NodeJS.Timeout | undefined;
   private closed = false;
@@ -96,11 +97,6 @@ export class RecordingService {
 
   get repo(): RecordingRepository {
     return this.o.repo;
-  }
-
-  /** How to end a live session; set once the protocol listener exists. */
-  setKiller(killer: SessionKiller): void {
-    this.killer = killer;
   }
 
   /**
@@ -366,7 +362,8 @@ export class RecordingService {
   /** Ends a live session on an administrator's (or its own user's) behalf; recorded and audited. */
   kill(sessionId: string, by: string, reason: string): 'killed' | 'not_live' {
     const session = this.live.get(sessionId);
-    if (!session || !this.killer) return 'not_live';
+    const killer = this.o.kill;
+    if (!session || !killer) return 'not_live';
     session.recorder?.noteKill(by, reason);
     this.auditSafely({
       type: 'session.killed',
@@ -375,7 +372,7 @@ export class RecordingService {
       data: { user: session.info.user, connection: session.info.connection, reason },
     });
     const message = `terminating connection: session ended by ${by}: ${reason}`;
-    return this.killer(sessionId, 'killed', message) ? 'killed' : 'not_live';
+    return killer(sessionId, 'killed', message) ? 'killed' : 'not_live';
   }
 
   // -------------------------------------------------------------------------------------------

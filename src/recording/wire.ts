@@ -29,6 +29,8 @@ export interface StartRecordingOptions {
   grants?: RecordingServiceOptions['grants'];
   /** Where sessions whose end the store missed (a crash, a store write lost) get their real end back. */
   sessions?: RecordingServiceOptions['sessions'];
+  /** Ends a live session on an administrator's kill (the protocol listeners'). */
+  kill?: RecordingServiceOptions['kill'];
 }
 
 export function startRecording(o: StartRecordingOptions): RecordingModule {
@@ -46,6 +48,7 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
     log,
     ...(o.grants ? { grants: o.grants } : {}),
     ...(o.sessions ? { sessions: o.sessions } : {}),
+    ...(o.kill ? { kill: o.kill } : {}),
   });
   // Recordings of lost instances are recovered by the instance that claims them (instances/).
   service.recoverOrphans({ unowned: true });
