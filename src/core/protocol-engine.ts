@@ -9,9 +9,12 @@
  *   one lifecycle: listen, port, listening, kill, close (drain);
  * - connect instructions for people (the block `POST /api/tokens` answers under the protocol's name);
  * - how agents reach it (the MCP tools connect to the listener as any client does: `agentEndpoint`).
- * Statement analysis, result masking, transcript formatting and ephemeral credentials are chosen per
- * `Protocol` by the session pipeline, masking wiring, recording and credentials modules (they may not
- * import a protocol: see README "Boundaries"); `ProtocolCapabilities` names where each one lives.
+ * Result masking is the protocol's own: its listener opens a session with a masker factory
+ * (`SessionInfo.masker`, an adapter in its folder) that the session pipeline builds from the
+ * protocol-neutral `MaskingScope`, decides with, and hands back for the relay. Statement analysis,
+ * transcript formatting and ephemeral credentials are chosen per `Protocol` by the session pipeline,
+ * recording and credentials modules (they may not import a protocol: see README "Boundaries");
+ * `ProtocolCapabilities` names where each one lives.
  */
 import type tls from 'node:tls';
 import type { BackendLease, BackendRequest, BackendTarget, Protocol, SessionEndReason, SessionInfo, SessionPipeline } from './types.js';
@@ -108,7 +111,7 @@ export interface ProtocolEngine {
  */
 export type ProtocolCapabilities = {
   statementAnalysis: 'sql/ (parsers), policy/ (guardrails)';
-  resultMasking: 'session/masking-wire.ts';
+  resultMasking: 'protocols/<name>/masking.ts (SessionInfo.masker); session/masking-wire.ts for the policy tool';
   transcript: 'recording/transcript.ts';
   ephemeralCredentials: 'credentials/ephemeral/provider.ts';
   agentTools: 'mcp/';
