@@ -52,6 +52,7 @@ import { startRecording } from './recording/wire.js';
 import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
+import { InstanceRegistry } from './instances/registry.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
 import { auditReviewEvents } from './review/audit.js';
 import { notifyReviewEvents } from './review/notify.js';
@@ -137,15 +138,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     'webhooks',
     // Everything that appends has stopped: sign the audit log's head last.
     'audit',
+    // This instance's row goes last: until then others see it alive and leave its sessions alone.
+    'instance',
     'store',
   ] as const);
   const store = openSqliteStore(config.store.path);
   shutdown.add('store', () => store.close());
   try {
-    // Sessions an earlier process left open ended with it; recording recovery below restores their
-    // real end time and counters from their recordings.
-    const orphans = store.closeOrphanSessions(now(), 'gateway_crashed');
-    if (orphans > 0) log.warn({ sessions: orphans }, 'closed sessions left open by an earlier gateway process');
+    // This process as one instance on the store: closes only what dead instances left (recording
+    // recovery below restores their real end from their recordings), never a live instance's.
+    const instance = new InstanceRegistry({ repo: store.instances, clock, log });
+    instance.start();
+    shutdown.add('instance', () => instance.close());
 
     // The one secret store: backend passwords, webhook and OIDC secrets, rotation, the console's list.
     const secrets = new SecretStore(store, { env, now });
@@ -271,12 +275,18 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       kill: killAnywhere,
     });
     shutdown.add('recordings', () => recorder.stop());
+    // Lost instances, found at start or later: audited, and their recordings recovered.
+    instance.attach({
+      audit: auditModule.log,
+      recover: (lost) => recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason),
+    });
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
     const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
     const sessions = new SessionService(store, metrics, log, now, {
       grants: accessService,
       clock,
       guardrails: config.guardrails,
+      instanceId: instance.id,
       statementGate: (user, groups) => quotas.statementGate(user, groups),
       // What masking applies to a session; its protocol's listener builds the masker from it.
       ...(maskingModule ? { masking: (s: Parameters<MaskingModule['scope']>[0]) => maskingModule.scope(s) } : {}),
@@ -447,7 +457,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         if (!store.ping()) reasons.push('store_unreachable');
         reasons.push(...registry.notReady());
         // A backend that is down is reported, not a reason to be unready: the other connections serve.
-        return { ok: reasons.length === 0, reasons, details: { backends: backendHealth.snapshot() } };
+        return { ok: reasons.length === 0, reasons, details: { instance: instance.id, backends: backendHealth.snapshot() } };
       },
     });
     shutdown.add('http', () => http.close());

@@ -145,6 +145,9 @@ connections:
       expect(row).toMatchObject({ endReason: 'gateway_crashed', endedAt: lastAt, statements: statements.length });
       expect(row!.bytesFromClient).toBeGreaterThan(0);
       expect(row!.bytesToClient).toBeGreaterThan(0);
+      // The dead instance (same host, its pid gone) is closed at once, as a crash, and audited.
+      const lost = [...next.audit.entries()].filter((e) => e.type === 'instance.lost');
+      expect(lost).toMatchObject([{ data: { reason: 'gateway_crashed', sessions: [session!.id] } }]);
       const ended = next.audit.about(session!.id).find((e) => e.type === 'session.ended')!;
       expect(ended.data).toMatchObject({
         reason: 'gateway_crashed',
@@ -161,8 +164,8 @@ connections:
       const verify = await cli(['audit', 'verify', '--recordings', '--config', configPath]);
       expect(verify.err).toBe('');
       expect(verify.code).toBe(0);
-      // The admin-issued grant, the session start, its end as recovered.
-      expect(verify.out).toMatch(/^audit log verified: 3 entries .*\nrecordings verified: 1, each chain intact/s);
+      // The admin-issued grant, the session start, the killed instance found lost, its session's end as recovered.
+      expect(verify.out).toMatch(/^audit log verified: 4 entries .*\nrecordings verified: 1, each chain intact/s);
     } finally {
       await next.close();
     }

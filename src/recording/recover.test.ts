@@ -49,8 +49,8 @@ describe('reconciling at start what the store missed', () => {
     store.database.pragma('query_only = OFF');
 
     // The next process on the same store and recordings (as main.ts wires it).
-    const orphans = store.closeOrphanSessions(Date.now(), 'gateway_crashed');
-    expect(orphans).toBe(1);
+    // (A session from no instance: one that started before instances, or whose instance is gone.)
+    expect(store.instances.closeUnownedSessions(Date.now(), 'gateway_crashed')).toEqual([pipeline.id]);
     const audit = startAudit({ config, db: store.database, clock: systemClock, log });
     const next = startRecording({
       config,

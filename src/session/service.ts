@@ -76,6 +76,8 @@ export interface SessionServiceOptions {
   masking?: (session: { connection: string; groups: readonly string[] }) => MaskingScope | undefined;
   /** A per-session statement rate gate (agents' quotas); undefined for sessions no rate applies to. */
   statementGate?: (user: string, groups: readonly string[]) => (() => Decision | undefined) | undefined;
+  /** The gateway instance serving the sessions (instances/registry.ts); written on each session row. */
+  instanceId?: string;
   /** How to end a live session whose grant ended (the protocol listeners' kill). */
   terminate?: SessionTerminator;
 }
@@ -150,6 +152,7 @@ export class SessionService {
         clientAddress: input.clientAddress,
         applicationName: input.applicationName,
         startedAt: this.now(),
+        instanceId: this.options.instanceId ?? null,
       });
     } catch (err) {
       // Fail closed: a session the gateway cannot account for does not start.

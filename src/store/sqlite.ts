@@ -247,10 +247,6 @@ export class SqliteStore implements Store {
     });
   }
 
-  closeOrphanSessions(endedAt: number, reason: SessionEndReason): number {
-    return this.db.prepare(`UPDATE sessions SET ended_at = ?, end_reason = ? WHERE ended_at IS NULL`).run(endedAt, reason).changes;
-  }
-
   reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void {
     this.stmts.reconcile.run({ id, endedAt, reason, ...counters, recoverable: JSON.stringify(RECOVERABLE_END_REASONS) });
   }

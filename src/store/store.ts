@@ -110,8 +110,6 @@ export interface Store {
     },
   ): void;
   endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
-  /** Closes every open session (superseded by `instances`; removed once main.ts uses them). */
-  closeOrphanSessions(endedAt: number, reason: SessionEndReason): number;
   /** Gateway instances, their heartbeats, and closing the sessions of one that is gone. */
   readonly instances: InstanceRepository;
   /**
