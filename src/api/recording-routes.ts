@@ -349,6 +349,8 @@ export function sessionJson(s: SessionListing, live: boolean, counters?: Readonl
     status: s.endedAt === null ? 'live' : 'ended',
     // Live on this gateway process (a session from a crashed process is not killable).
     attached: live,
+    // The gateway instance serving it (null: a session from before instances).
+    instance: s.instanceId,
     bytesFromClient: counters?.bytesFromClient ?? s.bytesFromClient,
     bytesToClient: counters?.bytesToClient ?? s.bytesToClient,
     statements: counters?.statements ?? s.statements,

@@ -195,16 +195,23 @@ describe('runCli in-process', () => {
     const t0 = 1_700_000_000_000;
     const base = { protocol: 'postgres', clientAddress: '10.0.0.5:50123', applicationName: 'psql' };
     store.startSession({ ...base, id: 's-alice', user: 'alice', connection: 'prod', startedAt: t0 });
-    store.startSession({ ...base, id: 's-bob', user: 'bob', connection: 'prod', startedAt: t0 + 1000 });
+    store.startSession({
+      ...base,
+      id: 's-bob',
+      user: 'bob',
+      connection: 'prod',
+      startedAt: t0 + 1000,
+      instanceId: '5f0e2a9c-7d1b-4c3e-9a8f-0123456789ab',
+    });
     store.endSession('s-alice', t0 + 133_000, 'client_quit', { bytesFromClient: 2048, bytesToClient: 3 * 1024 * 1024, statements: 12 });
     store.close();
 
     const all = capture(dir, { now: t0 + 61_000 });
     expect(await runCli(['sessions'], all.io)).toBe(0);
     const lines = all.out().trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+USER\s+CONNECTION\s+CLIENT\s+STARTED\s+DURATION\s+STATUS\s+STMTS\s+IN\s+OUT$/);
-    expect(lines[1]).toMatch(/^s-bob\s+bob\s+prod\s+10\.0\.0\.5:50123\s+\S+ \S+\s+1m\s+active\s+0\s+0B\s+0B$/);
-    expect(lines[2]).toMatch(/^s-alice\s+alice\s+prod\s+10\.0\.0\.5:50123\s+\S+ \S+\s+2m13s\s+client_quit\s+12\s+2\.0KiB\s+3\.0MiB$/);
+    expect(lines[0]).toMatch(/^ID\s+USER\s+CONNECTION\s+CLIENT\s+STARTED\s+DURATION\s+STATUS\s+INSTANCE\s+STMTS\s+IN\s+OUT$/);
+    expect(lines[1]).toMatch(/^s-bob\s+bob\s+prod\s+10\.0\.0\.5:50123\s+\S+ \S+\s+1m\s+active\s+5f0e2a9c\s+0\s+0B\s+0B$/);
+    expect(lines[2]).toMatch(/^s-alice\s+alice\s+prod\s+10\.0\.0\.5:50123\s+\S+ \S+\s+2m13s\s+client_quit\s+-\s+12\s+2\.0KiB\s+3\.0MiB$/);
 
     const active = capture(dir);
     expect(await runCli(['sessions', '--active'], active.io)).toBe(0);
@@ -214,7 +221,13 @@ describe('runCli in-process', () => {
     const json = capture(dir);
     expect(await runCli(['sessions', '--json', '--user', 'alice'], json.io)).toBe(0);
     expect(JSON.parse(json.out())).toEqual([
-      expect.objectContaining({ id: 's-alice', endReason: 'client_quit', startedAt: new Date(t0).toISOString(), statements: 12 }),
+      expect.objectContaining({
+        id: 's-alice',
+        endReason: 'client_quit',
+        startedAt: new Date(t0).toISOString(),
+        statements: 12,
+        instanceId: null,
+      }),
     ]);
 
     const none = capture(dir);

@@ -89,6 +89,8 @@ export interface SessionListing {
   bytesFromClient: number;
   bytesToClient: number;
   statements: number;
+  /** The gateway instance serving (or that served) the session; null for sessions from before instances. */
+  instanceId: string | null;
   recording: RecordingRow | null;
 }
 

@@ -158,6 +158,8 @@ export interface SessionSummary {
   endReason: string | null;
   status: 'live' | 'ended';
   attached: boolean;
+  /** The gateway instance serving the session (null: from before instances). */
+  instance: string | null;
   statements: number;
   recording: { state: string; events: number; hold: unknown } | null;
 }

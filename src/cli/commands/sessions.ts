@@ -6,6 +6,7 @@
  * `jitgate sessions hold ID --reason R` / `unhold ID`: legal holds (retention never deletes a
  * recording on hold); audited as the local administrator.
  */
+import { shortInstance } from '../../instances/registry.js';
 import { placeHold, releaseHold, HoldError } from '../../recording/holds.js';
 import type { SessionListing, SessionSearch } from '../../recording/repository.js';
 import { parseTimeFilter, TIME_HINT } from '../../recording/time-filter.js';
@@ -60,7 +61,7 @@ export async function sessionsCommand(io: CliIo, opts: SessionsOptions): Promise
   const now = io.now();
   io.out(
     table(
-      ['ID', 'USER', 'CONNECTION', 'CLIENT', 'STARTED', 'DURATION', 'STATUS', 'STMTS', 'IN', 'OUT'],
+      ['ID', 'USER', 'CONNECTION', 'CLIENT', 'STARTED', 'DURATION', 'STATUS', 'INSTANCE', 'STMTS', 'IN', 'OUT'],
       rows.map((r) => [
         r.id,
         r.user,
@@ -69,6 +70,8 @@ export async function sessionsCommand(io: CliIo, opts: SessionsOptions): Promise
         formatTime(r.startedAt),
         formatElapsed((r.endedAt ?? now) - r.startedAt),
         r.endedAt === null ? 'active' : (r.endReason ?? 'ended'),
+        // The gateway instance serving it (8 characters; --json has the whole id); '-' from before instances.
+        r.instanceId === null ? '-' : shortInstance(r.instanceId),
         String(r.statements),
         formatBytes(r.bytesFromClient),
         formatBytes(r.bytesToClient),

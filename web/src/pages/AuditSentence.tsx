@@ -193,6 +193,19 @@ export function auditSentence(e: AuditEntry): { text: ReactNode; links: ReactNod
         ),
         links: [session()],
       };
+    case 'instance.lost': {
+      // Another gateway instance stopped heart-beating; this one closed its sessions.
+      const ids = Array.isArray(d.sessions) ? d.sessions.map(str) : [];
+      return {
+        text: (
+          <>
+            Gateway instance {short(str(d.instance))} ({str(d.hostname)}, pid {str(d.pid)}) was lost; {ids.length} session
+            {ids.length === 1 ? '' : 's'} closed ({str(d.reason)})
+          </>
+        ),
+        links: ids.slice(0, 5).map((id) => <SessionLink key={id} id={id} />),
+      };
+    }
     case 'session.refused':
       return {
         text: (

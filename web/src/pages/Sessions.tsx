@@ -73,6 +73,7 @@ export function SessionsPage({ me }: { me: Me }) {
                 <th scope="col">Connection</th>
                 <th scope="col">Started</th>
                 <th scope="col">Status</th>
+                <th scope="col">Instance</th>
                 <th scope="col">Statements</th>
                 <th scope="col">Client</th>
               </tr>
@@ -93,6 +94,10 @@ export function SessionsPage({ me }: { me: Me }) {
                   <td data-label="Started">{when(s.startedAt)}</td>
                   <td data-label="Status">
                     <span className={`badge ${s.status}`}>{s.status}</span> {s.endReason ?? ''}
+                  </td>
+                  <td data-label="Instance">
+                    {/* The gateway instance serving it, as short as the CLI prints it. */}
+                    {s.instance === null ? '—' : <span title={s.instance}>{s.instance.slice(0, 8)}</span>}
                   </td>
                   <td data-label="Statements">{s.statements}</td>
                   <td data-label="Client">
