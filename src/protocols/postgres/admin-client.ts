@@ -11,7 +11,7 @@ import type net from 'node:net';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { connectBackend } from './backend.js';
-import { build, Framer, MessageType, parseFields, ProtocolError, readCString } from './codec.js';
+import { build, Framer, HEADER_LENGTH, MessageType, parseFields, ProtocolError, readCString } from './codec.js';
 
 export interface StatementResult {
   /** The CommandComplete tag, e.g. "CREATE ROLE" or "SELECT 2" ('' for an empty query). */
@@ -46,17 +46,6 @@ interface Message {
   raw: Buffer;
   body: Buffer;
 }
-
-const T = {
-  RowDescription: MessageType.RowDescription,
-  DataRow: MessageType.DataRow,
-  CommandComplete: MessageType.CommandComplete,
-  EmptyQuery: MessageType.EmptyQueryResponse,
-  Error: MessageType.ErrorResponse,
-  Ready: MessageType.ReadyForQuery,
-};
-const COPY_IN = 0x47; // G
-const COPY_BOTH = 0x57; // W
 
 export class AdminConnection {
   private readonly framer = new Framer();
@@ -122,30 +111,30 @@ export class AdminConnection {
     for (;;) {
       const m = await this.next(deadline);
       switch (m.type) {
-        case T.RowDescription:
+        case MessageType.RowDescription:
           columns = parseColumns(m.body);
           rows = [];
           break;
-        case T.DataRow:
+        case MessageType.DataRow:
           rows.push(parseRow(m.body, columns));
           break;
-        case T.CommandComplete:
+        case MessageType.CommandComplete:
           results.push({ command: readCString(m.body, 0).value, rows });
           columns = [];
           rows = [];
           break;
-        case T.EmptyQuery:
+        case MessageType.EmptyQueryResponse:
           results.push({ command: '', rows: [] });
           break;
-        case T.Error:
+        case MessageType.ErrorResponse:
           error = new BackendQueryError(parseFields(m.raw, 0, m.raw.length));
           break;
-        case COPY_IN:
-        case COPY_BOTH:
+        case MessageType.CopyInResponse:
+        case MessageType.CopyBothResponse:
           // Administrative SQL never copies; refuse so the backend does not wait for data forever.
-          this.socket.write(copyFail('jitgate administrative connections do not support COPY'));
+          this.socket.write(build.copyFail('jitgate administrative connections do not support COPY'));
           break;
-        case T.Ready:
+        case MessageType.ReadyForQuery:
           if (error) throw error;
           return results;
         default:
@@ -159,7 +148,7 @@ export class AdminConnection {
     try {
       this.framer.push(chunk, (type, buf, start, end) => {
         const raw = Buffer.from(buf.subarray(start, end));
-        this.inbox.push({ type, raw, body: raw.subarray(5) });
+        this.inbox.push({ type, raw, body: raw.subarray(HEADER_LENGTH) });
       });
     } catch (err) {
       this.fail(err as Error);
@@ -246,12 +235,4 @@ function parseRow(body: Buffer, columns: string[]): Record<string, string | null
     }
   }
   return row;
-}
-
-function copyFail(message: string): Buffer {
-  const text = Buffer.from(message + '\0', 'utf8');
-  const head = Buffer.alloc(5);
-  head[0] = 0x66; // f
-  head.writeInt32BE(text.length + 4, 1);
-  return Buffer.concat([head, text]);
 }

@@ -10,7 +10,7 @@ import { withPasswordRetry } from '../../core/backend-password.js';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { clientProof, newNonce, safeEqual } from '../../crypto/scram.js';
-import { build, MessageType, parseFields, ProtocolError, readCString } from './codec.js';
+import { build, EncryptionAnswer, MessageType, parseFields, ProtocolError, readCString } from './codec.js';
 import { MessageStream } from './message-stream.js';
 
 export interface BackendSession {
@@ -106,11 +106,11 @@ async function openSocket(target: BackendTarget): Promise<{ socket: net.Socket; 
   try {
     raw.write(build.sslRequest());
     const answer = await readOneByte(raw, target.connectTimeoutMs);
-    if (answer === 0x4e /* N */) {
+    if (answer === EncryptionAnswer.Refuse) {
       if (target.tls.mode === 'prefer') return { socket: raw, encrypted: false };
       throw new GatewayError('backend_unavailable', `backend for connection "${target.connection}" does not support TLS`);
     }
-    if (answer !== 0x53 /* S */) throw new ProtocolError('unexpected answer to SSLRequest');
+    if (answer !== EncryptionAnswer.Accept) throw new ProtocolError('unexpected answer to SSLRequest');
     const verify = target.tls.mode === 'verify-full';
     const secure = tls.connect({
       socket: raw,

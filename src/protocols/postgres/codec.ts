@@ -10,10 +10,98 @@ export const MAX_MESSAGE_LENGTH = 0x40000000;
 /** PostgreSQL's MAX_STARTUP_PACKET_LENGTH. */
 export const MAX_STARTUP_LENGTH = 10000;
 
-export const SSL_REQUEST_CODE = 80877103;
-export const GSSENC_REQUEST_CODE = 80877104;
-export const CANCEL_REQUEST_CODE = 80877102;
+/** The Int32 codes of the untyped startup-phase packets (Message Formats: SSLRequest, GSSENCRequest, CancelRequest). */
+export const SSL_REQUEST_CODE = 80877103; // 1234 << 16 | 5679
+export const GSSENC_REQUEST_CODE = 80877104; // 1234 << 16 | 5680
+export const CANCEL_REQUEST_CODE = 80877102; // 1234 << 16 | 5678
+/** StartupMessage's protocol version 3.0 (major << 16 | minor). */
 export const PROTOCOL_3_0 = 196608;
+
+// ---------------------------------------------------------------------------------------------
+// The one table of PostgreSQL wire constants the gateway reads or writes. Values are from the
+// protocol specification, "Message Formats" (https://www.postgresql.org/docs/current/protocol-message-formats.html)
+// unless a comment says otherwise.
+
+/**
+ * A typed message's header: the type byte (Byte1) and the Int32 length that counts itself but not
+ * the type byte. The body starts this many bytes after the message's first byte.
+ */
+export const HEADER_LENGTH = 5;
+
+/** Message type bytes (Byte1 of each message). Some letters mean one thing from the client, another from the server. */
+export const MessageType = {
+  // frontend (client -> server)
+  Query: 0x51, // Q
+  Parse: 0x50, // P
+  Bind: 0x42, // B
+  Execute: 0x45, // E
+  Describe: 0x44, // D
+  Close: 0x43, // C
+  Sync: 0x53, // S
+  Flush: 0x48, // H
+  FunctionCall: 0x46, // F
+  Terminate: 0x58, // X
+  /** PasswordMessage, SASLInitialResponse and SASLResponse share this byte. */
+  PasswordMessage: 0x70, // p
+  CopyFail: 0x66, // f
+  // both directions (COPY sub-protocol)
+  CopyData: 0x64, // d
+  CopyDone: 0x63, // c
+  // backend (server -> client)
+  Authentication: 0x52, // R
+  BackendKeyData: 0x4b, // K
+  ParameterStatus: 0x53, // S
+  ReadyForQuery: 0x5a, // Z
+  ErrorResponse: 0x45, // E
+  NoticeResponse: 0x4e, // N
+  NotificationResponse: 0x41, // A
+  NegotiateProtocolVersion: 0x76, // v
+  RowDescription: 0x54, // T
+  DataRow: 0x44, // D
+  NoData: 0x6e, // n
+  ParameterDescription: 0x74, // t
+  CommandComplete: 0x43, // C
+  EmptyQueryResponse: 0x49, // I
+  PortalSuspended: 0x73, // s
+  CopyInResponse: 0x47, // G
+  CopyOutResponse: 0x48, // H
+  CopyBothResponse: 0x57, // W
+} as const;
+
+/** What a Describe or Close names, the Byte1 after its header. */
+export const DescribeTarget = {
+  Statement: 0x53, // S: a prepared statement
+  Portal: 0x50, // P: a portal
+} as const;
+
+/** ReadyForQuery's transaction status byte. */
+export const TransactionStatus = {
+  Idle: 0x49, // I: not in a transaction block
+  InTransaction: 0x54, // T: in a transaction block
+  Failed: 0x45, // E: in a failed transaction block
+} as const;
+
+/**
+ * Field type codes of ErrorResponse and NoticeResponse
+ * (https://www.postgresql.org/docs/current/protocol-error-fields.html); a zero byte ends the list.
+ */
+export const ErrorField = {
+  Severity: 0x53, // S (localized)
+  SeverityNonLocalized: 0x56, // V
+  Code: 0x43, // C: the SQLSTATE
+  Message: 0x4d, // M
+  Detail: 0x44, // D
+  Hint: 0x48, // H
+} as const;
+
+/**
+ * The single byte a server answers SSLRequest and GSSENCRequest with
+ * (https://www.postgresql.org/docs/current/protocol-flow.html#PROTOCOL-FLOW-SSL).
+ */
+export const EncryptionAnswer = {
+  Accept: 0x53, // S: go ahead with the TLS (or GSSAPI) handshake
+  Refuse: 0x4e, // N: continue unencrypted, or close
+} as const;
 
 export class ProtocolError extends Error {
   constructor(message: string) {
@@ -64,8 +152,8 @@ export class Framer {
     if (this.piecesLength > 0) {
       this.pieces.push(chunk);
       this.piecesLength += chunk.length;
-      if (this.wanted < 0 && this.piecesLength >= 5) {
-        const head = Buffer.concat(this.pieces, 5);
+      if (this.wanted < 0 && this.piecesLength >= HEADER_LENGTH) {
+        const head = Buffer.concat(this.pieces, HEADER_LENGTH);
         this.wanted = 1 + this.checkedLength(head.readInt32BE(1));
       }
       if (this.wanted < 0 || this.piecesLength < this.wanted) return;
@@ -76,7 +164,7 @@ export class Framer {
     }
     let pos = 0;
     const len = buf.length;
-    while (len - pos >= 5) {
+    while (len - pos >= HEADER_LENGTH) {
       const end = pos + 1 + this.checkedLength(buf.readInt32BE(pos + 1));
       if (end > len) break;
       onFrame(buf[pos]!, buf, pos, end);
@@ -86,7 +174,7 @@ export class Framer {
       const rest = buf.subarray(pos);
       this.pieces.push(rest);
       this.piecesLength = rest.length;
-      if (rest.length >= 5) this.wanted = 1 + this.checkedLength(rest.readInt32BE(1));
+      if (rest.length >= HEADER_LENGTH) this.wanted = 1 + this.checkedLength(rest.readInt32BE(1));
     }
   }
 
@@ -178,9 +266,9 @@ class Writer {
     return this;
   }
   /** A typed message: type byte, length, body. */
-  message(type: string): Buffer {
-    const head = Buffer.allocUnsafe(5);
-    head[0] = type.charCodeAt(0);
+  message(type: number): Buffer {
+    const head = Buffer.allocUnsafe(HEADER_LENGTH);
+    head[0] = type;
     head.writeInt32BE(this.length + 4, 1);
     return Buffer.concat([head, ...this.parts]);
   }
@@ -200,37 +288,37 @@ export interface ErrorFields {
   hint?: string;
 }
 
-function fieldsMessage(type: 'E' | 'N', f: ErrorFields): Buffer {
+function fieldsMessage(type: typeof MessageType.ErrorResponse | typeof MessageType.NoticeResponse, f: ErrorFields): Buffer {
   const w = new Writer();
-  w.byte(0x53).cstring(f.severity); // S
-  w.byte(0x56).cstring(f.severity); // V (non-localized)
-  w.byte(0x43).cstring(f.code); // C
-  w.byte(0x4d).cstring(f.message); // M
-  if (f.detail) w.byte(0x44).cstring(f.detail); // D
-  if (f.hint) w.byte(0x48).cstring(f.hint); // H
+  w.byte(ErrorField.Severity).cstring(f.severity);
+  w.byte(ErrorField.SeverityNonLocalized).cstring(f.severity);
+  w.byte(ErrorField.Code).cstring(f.code);
+  w.byte(ErrorField.Message).cstring(f.message);
+  if (f.detail) w.byte(ErrorField.Detail).cstring(f.detail);
+  if (f.hint) w.byte(ErrorField.Hint).cstring(f.hint);
   w.byte(0);
   return w.message(type);
 }
 
 export const build = {
-  error: (f: ErrorFields) => fieldsMessage('E', f),
-  notice: (f: ErrorFields) => fieldsMessage('N', f),
-  authOk: () => new Writer().int32(0).message('R'),
-  authCleartext: () => new Writer().int32(3).message('R'),
+  error: (f: ErrorFields) => fieldsMessage(MessageType.ErrorResponse, f),
+  notice: (f: ErrorFields) => fieldsMessage(MessageType.NoticeResponse, f),
+  authOk: () => new Writer().int32(0).message(MessageType.Authentication),
+  authCleartext: () => new Writer().int32(3).message(MessageType.Authentication),
   authSasl: (mechanisms: string[]) => {
     const w = new Writer().int32(10);
     for (const m of mechanisms) w.cstring(m);
-    return w.byte(0).message('R');
+    return w.byte(0).message(MessageType.Authentication);
   },
-  authSaslContinue: (data: string) => new Writer().int32(11).bytes(Buffer.from(data, 'utf8')).message('R'),
-  authSaslFinal: (data: string) => new Writer().int32(12).bytes(Buffer.from(data, 'utf8')).message('R'),
-  parameterStatus: (name: string, value: string) => new Writer().cstring(name).cstring(value).message('S'),
-  backendKeyData: (pid: number, secret: number) => new Writer().int32(pid).int32(secret).message('K'),
-  readyForQuery: (status: number) => new Writer().byte(status).message('Z'),
+  authSaslContinue: (data: string) => new Writer().int32(11).bytes(Buffer.from(data, 'utf8')).message(MessageType.Authentication),
+  authSaslFinal: (data: string) => new Writer().int32(12).bytes(Buffer.from(data, 'utf8')).message(MessageType.Authentication),
+  parameterStatus: (name: string, value: string) => new Writer().cstring(name).cstring(value).message(MessageType.ParameterStatus),
+  backendKeyData: (pid: number, secret: number) => new Writer().int32(pid).int32(secret).message(MessageType.BackendKeyData),
+  readyForQuery: (status: number) => new Writer().byte(status).message(MessageType.ReadyForQuery),
   negotiateProtocolVersion: (minor: number, unrecognized: string[]) => {
     const w = new Writer().int32(PROTOCOL_3_0 | minor).int32(unrecognized.length);
     for (const o of unrecognized) w.cstring(o);
-    return w.message('v');
+    return w.message(MessageType.NegotiateProtocolVersion);
   },
   // Frontend messages the gateway sends to backends
   startup: (params: Record<string, string>) => {
@@ -240,15 +328,17 @@ export const build = {
   },
   sslRequest: () => new Writer().int32(SSL_REQUEST_CODE).untyped(),
   cancelRequest: (pid: number, secret: number) => new Writer().int32(CANCEL_REQUEST_CODE).int32(pid).int32(secret).untyped(),
-  password: (password: string) => new Writer().cstring(password).message('p'),
+  password: (password: string) => new Writer().cstring(password).message(MessageType.PasswordMessage),
   saslInitialResponse: (mechanism: string, data: string) => {
     const body = Buffer.from(data, 'utf8');
-    return new Writer().cstring(mechanism).int32(body.length).bytes(body).message('p');
+    return new Writer().cstring(mechanism).int32(body.length).bytes(body).message(MessageType.PasswordMessage);
   },
-  saslResponse: (data: string) => new Writer().bytes(Buffer.from(data, 'utf8')).message('p'),
-  terminate: () => new Writer().message('X'),
-  query: (sql: string) => new Writer().cstring(sql).message('Q'),
-  parse: (name: string, sql: string) => new Writer().cstring(name).cstring(sql).int16(0).message('P'),
+  saslResponse: (data: string) => new Writer().bytes(Buffer.from(data, 'utf8')).message(MessageType.PasswordMessage),
+  terminate: () => new Writer().message(MessageType.Terminate),
+  query: (sql: string) => new Writer().cstring(sql).message(MessageType.Query),
+  parse: (name: string, sql: string) => new Writer().cstring(name).cstring(sql).int16(0).message(MessageType.Parse),
+  describePortal: (name: string) => new Writer().byte(DescribeTarget.Portal).cstring(name).message(MessageType.Describe),
+  copyFail: (reason: string) => new Writer().cstring(reason).message(MessageType.CopyFail),
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -257,7 +347,7 @@ export const build = {
 /** Fields of an ErrorResponse/NoticeResponse keyed by their one-letter code. */
 export function parseFields(buf: Buffer, start: number, end: number): Map<string, string> {
   const fields = new Map<string, string>();
-  let pos = start + 5;
+  let pos = start + HEADER_LENGTH;
   while (pos < end && buf[pos] !== 0) {
     const code = String.fromCharCode(buf[pos]!);
     const value = readCString(buf, pos + 1, end);
@@ -276,37 +366,3 @@ export function parseSaslInitialResponse(body: Buffer): { mechanism: string; dat
   if (length < 0 || dataStart + length !== body.length) throw new ProtocolError('malformed SASLInitialResponse');
   return { mechanism: mech.value, data: body.toString('utf8', dataStart, dataStart + length) };
 }
-
-/** A message's type byte and Int32 length: its body starts this many bytes after the type byte. */
-export const HEADER_LENGTH = 5;
-
-/** The one table of PostgreSQL message type bytes the gateway reads or writes. */
-export const MessageType = {
-  // frontend
-  Query: 0x51, // Q
-  Parse: 0x50, // P
-  Bind: 0x42, // B
-  Execute: 0x45, // E
-  Describe: 0x44, // D
-  Close: 0x43, // C
-  Sync: 0x53, // S
-  Flush: 0x48, // H
-  FunctionCall: 0x46, // F
-  Terminate: 0x58, // X
-  PasswordMessage: 0x70, // p
-  CopyData: 0x64, // d
-  CopyDone: 0x63, // c
-  CopyFail: 0x66, // f
-  // backend
-  Authentication: 0x52, // R
-  BackendKeyData: 0x4b, // K
-  ParameterStatus: 0x53, // S
-  ReadyForQuery: 0x5a, // Z
-  ErrorResponse: 0x45, // E
-  NoticeResponse: 0x4e, // N
-  NegotiateProtocolVersion: 0x76, // v
-  RowDescription: 0x54, // T
-  DataRow: 0x44, // D
-  CommandComplete: 0x43, // C
-  EmptyQueryResponse: 0x49, // I
-} as const;

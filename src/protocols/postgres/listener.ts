@@ -19,7 +19,7 @@ import type {
   SessionPipeline,
 } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
-import { build, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
+import { build, EncryptionAnswer, MessageType, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
 import { MessageStream } from './message-stream.js';
 import { PostgresCatalogs, type PostgresMasking } from './masking.js';
@@ -156,12 +156,12 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
         // early bytes are discarded, never read as TLS nor as a startup packet.
         const injected = trailing > 0;
         if (startup.kind === 'gssenc' || !this.options.tls) {
-          socket.write('N');
+          socket.write(Buffer.of(EncryptionAnswer.Refuse));
           if (injected) throw unencryptedAfterRequest(startup.kind);
           continue;
         }
         stream.detach();
-        socket.write('S');
+        socket.write(Buffer.of(EncryptionAnswer.Accept));
         secure = await upgrade(socket, this.options.tls.context, timeoutMs);
         setCurrent(secure);
         if (injected) throw unencryptedAfterRequest('ssl');
@@ -263,7 +263,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     try {
       lease = await this.options.acquireBackend({ sessionId: pipeline.id, user, connection, tokenId: auth.tokenId, target });
       backend = await connectBackend(lease.target, backendParams);
-      if (backend.startupFrames.some((f) => f[0] === 0x53 && literalsReadOtherwise(f, 0, f.length))) {
+      if (backend.startupFrames.some((f) => f[0] === MessageType.ParameterStatus && literalsReadOtherwise(f, 0, f.length))) {
         backend.socket.destroy();
         throw new GatewayError(
           'denied',

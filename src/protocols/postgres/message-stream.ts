@@ -4,13 +4,13 @@
  * Framer directly. `detach()` hands over whatever arrived early so no byte is lost at the switch.
  */
 import type { Socket } from 'node:net';
-import { Framer, ProtocolError, startupPacketLength } from './codec.js';
+import { Framer, HEADER_LENGTH, ProtocolError, startupPacketLength } from './codec.js';
 
 export interface Frame {
   type: number;
   /** The whole message, header included. */
   raw: Buffer;
-  /** The body after the 5-byte header. */
+  /** The body after the header (HEADER_LENGTH bytes). */
   body: Buffer;
 }
 
@@ -92,7 +92,7 @@ export class MessageStream {
     try {
       this.framer.push(chunk, (type, buf, start, end) => {
         const raw = buf.subarray(start, end);
-        this.frames.push({ type, raw, body: raw.subarray(5) });
+        this.frames.push({ type, raw, body: raw.subarray(HEADER_LENGTH) });
       });
     } catch (err) {
       this.fail(err as Error);

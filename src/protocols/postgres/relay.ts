@@ -20,7 +20,7 @@ import type {
   SessionPipeline,
   Statement,
 } from '../../core/types.js';
-import { build, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
+import { build, DescribeTarget, ErrorField, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import type { PostgresMasking } from './masking.js';
@@ -217,7 +217,9 @@ export class PostgresRelay {
   private reexecution(type: number, buf: Buffer, start: number, end: number): Statement | undefined {
     if (this.reviewed.size === 0) return undefined;
     if (type === MessageType.Close) {
-      if (buf[start + HEADER_LENGTH] === 0x53 /* S */) this.reviewed.delete(readCString(buf, start + 6, end).value);
+      // Close: Byte1 'S' (statement) or 'P' (portal), then the name.
+      const at = start + HEADER_LENGTH;
+      if (buf[at] === DescribeTarget.Statement) this.reviewed.delete(readCString(buf, at + 1, end).value);
       return undefined;
     }
     if (type !== MessageType.Bind) return undefined;
@@ -509,8 +511,9 @@ export function literalsReadOtherwise(buf: Buffer, start: number, end: number): 
 
 function isFatal(buf: Buffer, start: number, end: number): boolean {
   // Severity is normally the first field: 'S' FATAL\0 or 'S' PANIC\0.
-  if (buf[start + HEADER_LENGTH] !== 0x53) return false;
-  const severity = buf.toString('latin1', start + 6, Math.min(end, start + 11));
+  const at = start + HEADER_LENGTH;
+  if (buf[at] !== ErrorField.Severity) return false;
+  const severity = buf.toString('latin1', at + 1, Math.min(end, at + 6));
   return severity === 'FATAL' || severity === 'PANIC';
 }
 

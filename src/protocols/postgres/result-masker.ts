@@ -18,7 +18,7 @@
 import type { ColumnMask, MaskedColumnNote, StatementMaskPlan } from '../../core/types.js';
 import type { PostgresMasking } from './masking.js';
 import { isFixedHint, quotesOnlyStatement } from '../../masking/pg-messages.js';
-import { build, readCString } from './codec.js';
+import { build, DescribeTarget, HEADER_LENGTH, MessageType, readCString, TransactionStatus } from './codec.js';
 
 /** Masks every column when there is no plan at all (never expected; fail closed). */
 const NO_PLAN: ColumnMask = Object.freeze({ rule: 'lineage', reason: 'masking_unprovable', strategy: 'redact' }) as ColumnMask;
@@ -27,25 +27,6 @@ const NO_PLAN: ColumnMask = Object.freeze({ rule: 'lineage', reason: 'masking_un
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 705]);
 /** Types holding free text that detectors may rewrite in place in text format (json, jsonb, xml, text arrays). */
 const DOCUMENT_LIKE = new Set([114, 3802, 142, 1009, 1015, 1014]);
-
-const T = {
-  RowDescription: 0x54,
-  DataRow: 0x44,
-  CommandComplete: 0x43,
-  EmptyQuery: 0x49,
-  PortalSuspended: 0x73,
-  NoData: 0x6e,
-  ParameterDescription: 0x74,
-  CopyOut: 0x48,
-  CopyData: 0x64,
-  CopyDone: 0x63,
-  Error: 0x45,
-  Notice: 0x4e,
-  Notification: 0x41,
-  Ready: 0x5a,
-};
-
-const F = { Query: 0x51, Parse: 0x50, Bind: 0x42, Describe: 0x44, Execute: 0x45, Close: 0x43, Sync: 0x53 };
 
 interface Field {
   name: string;
@@ -127,13 +108,13 @@ export class ResultMasker {
 
   /** A statement frame (Query, Parse, FunctionCall) going to the backend; `allowed` false = it was refused. */
   onStatement(type: number, buf: Buffer, start: number, end: number, allowed: boolean): void {
-    if (type === F.Query) {
-      const text = readCString(buf, start + 5, end).value;
+    if (type === MessageType.Query) {
+      const text = readCString(buf, start + HEADER_LENGTH, end).value;
       const plans = allowed ? this.masking.plan(text) : [];
       if (!plans || plans.some((p) => p.touchesMasked)) this.touchSeq++;
       this.entries.push({ kind: 'query', plans, index: 0, text, touchMark: this.touchSeq });
-    } else if (type === F.Parse) {
-      const name = readCString(buf, start + 5, end);
+    } else if (type === MessageType.Parse) {
+      const name = readCString(buf, start + HEADER_LENGTH, end);
       const text = readCString(buf, name.next, end).value;
       const plans = allowed ? this.masking.plan(text) : [];
       const plan = plans && plans.length === 1 ? plans[0] : plans?.length === 0 ? EMPTY_PLAN : undefined;
@@ -159,8 +140,8 @@ export class ResultMasker {
    */
   onClientFrame(type: number, buf: Buffer, start: number, end: number): Buffer | undefined {
     switch (type) {
-      case F.Bind: {
-        const portal = readCString(buf, start + 5, end);
+      case MessageType.Bind: {
+        const portal = readCString(buf, start + HEADER_LENGTH, end);
         const statement = readCString(buf, portal.next, end);
         const bound = this.statements.get(statement.value);
         const known = portal.value !== '' ? this.portals.get(portal.value) : undefined;
@@ -173,29 +154,29 @@ export class ResultMasker {
         this.portals.set(portal.value, { statement: merged, formats: resultFormats(buf, statement.next) });
         return undefined;
       }
-      case F.Describe: {
-        const target = buf[start + 5] === 0x53 ? 'S' : 'P';
-        this.entries.push({ kind: 'describe', target, name: readCString(buf, start + 6, end).value, injected: false });
+      case MessageType.Describe: {
+        const target = buf[start + HEADER_LENGTH] === DescribeTarget.Statement ? 'S' : 'P';
+        this.entries.push({ kind: 'describe', target, name: readCString(buf, start + HEADER_LENGTH + 1, end).value, injected: false });
         return undefined;
       }
-      case F.Execute: {
-        const name = readCString(buf, start + 5, end).value;
+      case MessageType.Execute: {
+        const name = readCString(buf, start + HEADER_LENGTH, end).value;
         const portal = this.portals.get(name);
         let inject: Buffer | undefined;
         if (!portal?.fields && !portal?.statement?.fields) {
           this.entries.push({ kind: 'describe', target: 'P', name, injected: true });
-          inject = describePortal(name);
+          inject = build.describePortal(name);
         }
         this.entries.push({ kind: 'execute', portal: name });
         return inject;
       }
-      case F.Close: {
-        const name = readCString(buf, start + 6, end).value;
-        if (buf[start + 5] === 0x53) this.statements.delete(name);
+      case MessageType.Close: {
+        const name = readCString(buf, start + HEADER_LENGTH + 1, end).value;
+        if (buf[start + HEADER_LENGTH] === DescribeTarget.Statement) this.statements.delete(name);
         else this.portals.delete(name);
         return undefined;
       }
-      case F.Sync:
+      case MessageType.Sync:
         this.entries.push({ kind: 'sync', touchMark: this.touchSeq });
         return undefined;
       default:
@@ -213,11 +194,11 @@ export class ResultMasker {
   onBackend(type: number, buf: Buffer, start: number, end: number): Buffer[] | undefined {
     this.columnNotes = undefined;
     switch (type) {
-      case T.DataRow:
+      case MessageType.DataRow:
         return this.row(buf, start, end);
-      case T.RowDescription:
+      case MessageType.RowDescription:
         return this.rowDescription(buf, start, end);
-      case T.NoData: {
+      case MessageType.NoData: {
         const head = this.entries[0];
         if (head?.kind === 'describe') {
           this.entries.shift();
@@ -225,30 +206,30 @@ export class ResultMasker {
         }
         return undefined;
       }
-      case T.CommandComplete:
-      case T.EmptyQuery:
-      case T.PortalSuspended:
+      case MessageType.CommandComplete:
+      case MessageType.EmptyQueryResponse:
+      case MessageType.PortalSuspended:
         this.resultDone();
         return undefined;
-      case T.CopyOut:
+      case MessageType.CopyOutResponse:
         return this.copyStart(buf, start);
-      case T.CopyData:
+      case MessageType.CopyData:
         return this.copy ? this.copyRow(buf, start, end) : undefined;
-      case T.CopyDone:
+      case MessageType.CopyDone:
         this.copy = undefined;
         return undefined;
-      case T.Error:
-      case T.Notice: {
+      case MessageType.ErrorResponse:
+      case MessageType.NoticeResponse: {
         const plan = this.currentPlan();
         const touches = (plan?.touchesMasked ?? false) || this.touchSeq > this.touchCleared;
         const text = this.currentText();
-        if (type === T.Error) this.failed();
+        if (type === MessageType.ErrorResponse) this.failed();
         return this.fieldsMessage(type, buf, start, end, touches, text);
       }
-      case T.Notification:
+      case MessageType.NotificationResponse:
         return this.notification(buf, start, end);
-      case T.Ready:
-        this.ready(buf[start + 5] === 0x49 /* I: idle, no transaction */);
+      case MessageType.ReadyForQuery:
+        this.ready(buf[start + HEADER_LENGTH] === TransactionStatus.Idle);
         return undefined;
       default:
         return undefined;
@@ -369,10 +350,10 @@ export class ResultMasker {
     if (result && !result.any && !scrub) return undefined;
     // First pass: what changes (most columns do not), and where each changed cell lies. Second:
     // one buffer, each run of unchanged bytes between changed cells copied in one piece.
-    const count = buf.readInt16BE(start + 5);
+    const count = buf.readInt16BE(start + HEADER_LENGTH);
     let replaced: Array<Buffer | string | null> | undefined;
     let size = end - start;
-    let pos = start + 7;
+    let pos = start + HEADER_LENGTH + 2;
     const cells = (this.cells ??= []);
     let changed = 0;
     for (let i = 0; i < count; i++) {
@@ -395,8 +376,8 @@ export class ResultMasker {
     const row = Buffer.allocUnsafe(size);
     row[0] = buf[start]!;
     row.writeInt32BE(size - 1, 1);
-    let at = 5;
-    let copied = start + 5;
+    let at = HEADER_LENGTH;
+    let copied = start + HEADER_LENGTH;
     for (let k = 0; k < replaced.length; k++) {
       const cell = cells[k * 2]!;
       // Everything unchanged since the last changed cell (the column count first), in one copy.
@@ -461,8 +442,9 @@ export class ResultMasker {
   // COPY TO STDOUT
 
   private copyStart(buf: Buffer, start: number): Buffer[] | undefined {
-    const binary = buf[start + 5] === 1;
-    const columns = buf.readInt16BE(start + 6);
+    // CopyOutResponse: Int8 overall format (1 = binary), then Int16 column count.
+    const binary = buf[start + HEADER_LENGTH] === 1;
+    const columns = buf.readInt16BE(start + HEADER_LENGTH + 1);
     const plan = this.currentPlan();
     const options = plan?.copy ?? (binary ? { ...DEFAULT_COPY, format: 'binary' as const } : DEFAULT_COPY);
     const known = plan && Array.isArray(plan.columns) && plan.columns.length === columns ? plan.columns : undefined;
@@ -480,7 +462,7 @@ export class ResultMasker {
 
   private copyRow(buf: Buffer, start: number, end: number): Buffer[] | undefined {
     const c = this.copy!;
-    const data = buf.subarray(start + 5, end);
+    const data = buf.subarray(start + HEADER_LENGTH, end);
     if (c.headerPending) {
       c.headerPending = false;
       return undefined;
@@ -583,7 +565,7 @@ export class ResultMasker {
     const scrub = this.masking.scrub;
     if (!touches && !scrub) return undefined;
     const fields: Array<[string, string]> = [];
-    let pos = start + 5;
+    let pos = start + HEADER_LENGTH;
     while (pos < end && buf[pos] !== 0) {
       const code = String.fromCharCode(buf[pos]!);
       const value = readCString(buf, pos + 1, end);
@@ -620,13 +602,13 @@ export class ResultMasker {
   private notification(buf: Buffer, start: number, end: number): Buffer[] | undefined {
     const scrub = this.masking.scrub;
     if (!scrub) return undefined;
-    const pid = buf.readInt32BE(start + 5);
-    const channel = readCString(buf, start + 9, end);
+    const pid = buf.readInt32BE(start + HEADER_LENGTH);
+    const channel = readCString(buf, start + HEADER_LENGTH + 4, end);
     const payload = readCString(buf, channel.next, end);
     const clean = scrub(payload.value);
     if (clean === undefined) return undefined;
     const body = Buffer.concat([int32(pid), Buffer.from(channel.value + '\0' + clean + '\0', 'utf8')]);
-    return [message(T.Notification, body)];
+    return [message(MessageType.NotificationResponse, body)];
   }
 }
 
@@ -665,9 +647,9 @@ const EMPTY_PLAN: StatementMaskPlan = Object.freeze({ columns: null, fallback: u
 // message helpers
 
 export function parseRowDescription(buf: Buffer, start: number, end: number): Field[] {
-  const count = buf.readInt16BE(start + 5);
+  const count = buf.readInt16BE(start + HEADER_LENGTH);
   const fields: Field[] = [];
-  let pos = start + 7;
+  let pos = start + HEADER_LENGTH + 2;
   for (let i = 0; i < count; i++) {
     const name = readCString(buf, pos, end);
     const p = name.next;
@@ -740,18 +722,14 @@ function byteLengthOf(text: string): number {
 }
 
 function message(type: number, body: Buffer): Buffer {
-  const head = Buffer.allocUnsafe(5);
+  const head = Buffer.allocUnsafe(HEADER_LENGTH);
   head[0] = type;
   head.writeInt32BE(body.length + 4, 1);
   return Buffer.concat([head, body]);
 }
 
 function copyData(body: Buffer): Buffer {
-  return message(T.CopyData, body);
-}
-
-function describePortal(name: string): Buffer {
-  return message(F.Describe, Buffer.from('P' + name + '\0', 'utf8'));
+  return message(MessageType.CopyData, body);
 }
 
 function int32(n: number): Buffer {

@@ -12,7 +12,7 @@
 import net from 'node:net';
 import type { BackendTarget } from '../../core/types.js';
 import { BackendRefusal, connectBackend, sendCancel } from './backend.js';
-import { build, parseStartupPacket, ProtocolError } from './codec.js';
+import { build, EncryptionAnswer, parseStartupPacket, ProtocolError } from './codec.js';
 import { MessageStream } from './message-stream.js';
 
 export interface TunnelOptions {
@@ -82,7 +82,7 @@ export class LocalTunnel {
         const { packet } = await stream.readStartupPacket();
         const startup = parseStartupPacket(packet);
         if (startup.kind === 'ssl' || startup.kind === 'gssenc') {
-          client.write('N'); // loopback only: no TLS to offer
+          client.write(Buffer.of(EncryptionAnswer.Refuse)); // loopback only: no TLS to offer
         } else if (startup.kind === 'cancel') {
           stream.detach();
           client.destroy();
