@@ -38,7 +38,7 @@ import { IdentityRepository } from './identity/repository.js';
 import type { IdentityService } from './identity/service.js';
 import { failedLogins, type FailedLoginInfo } from './identity/failed-logins.js';
 import type { LoginThrottleOptions } from './identity/login-throttle.js';
-import { startIdentity } from './api/identity-wire.js';
+import { publicOriginOf, startIdentity } from './api/identity-wire.js';
 import { createLogger, type Logger } from './obs/log.js';
 import { WebhookNotifier, type WebhookTarget } from './notify/webhooks.js';
 import { BackendHealth } from './obs/backend-health.js';
@@ -178,8 +178,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     // API routes are added by the services that own them (identity, access, ...).
     const router = new Router();
+    // The HTTP listener binds last, once every route exists; what shows its address reads it here.
+    const httpBound: { address?: string } = {};
+    // Where browsers and identity providers come back to; in development, the HTTP listener once bound.
+    const publicOrigin = publicOriginOf(config, () => httpBound.address);
     // Who callers are. Built before access and reviews, which ask it who is an administrator.
-    const identity = await startIdentity({ config: config.identities, db: store.database, router, clock, log, resolveSecret });
+    const identity = await startIdentity({
+      config: config.identities,
+      db: store.database,
+      router,
+      clock,
+      log,
+      resolveSecret,
+      publicOrigin,
+    });
     const isAdmin = (who: Identity) => identity.service.isAdmin(who);
     const tokens = new TokenAuthority(store);
     const accessRepo = new AccessRepository(store.database);
@@ -223,8 +235,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     shutdown.add('webhooks', () => notifier.close());
     notifier.attach(accessService.events);
     notifier.resume();
-    // The HTTP listener binds last, once every route exists; what shows its address reads it here.
-    const httpBound: { address?: string } = {};
     // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
     const reviewRepo = new ReviewRepository(store.database);
     const reviewService = new ReviewService({
@@ -382,7 +392,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       secretNames: () => secrets.list(),
       postgres: () => registry.address('postgres'),
       tlsRequired: config.tls.required,
-      httpAddress: () => httpBound.address,
+      publicOrigin,
       log,
       now,
     });

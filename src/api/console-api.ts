@@ -10,7 +10,6 @@ import type { TrustedKey } from '../audit/signing.js';
 import type { GatewayConfig } from '../config/types.js';
 import { packageVersion } from '../core/version.js';
 import type { IdentityService } from '../identity/service.js';
-import { reachableBase } from './identity-wire.js';
 import type { Logger } from '../obs/log.js';
 import { registerAdminRoutes } from './admin-routes.js';
 import { registerAuditRoutes } from './audit-routes.js';
@@ -40,8 +39,8 @@ export interface ConsoleApiOptions {
   postgres: () => { host: string; port: number } | undefined;
   /** Unused for the psql command: the listener always offers TLS, so it says sslmode=require. */
   tlsRequired: boolean;
-  /** The HTTP listener's own address once it is up (the public URL in development mode without one). */
-  httpAddress: () => string | undefined;
+  /** The gateway's public origin (api/identity-wire.ts publicOriginOf): sign-in redirects, SAML metadata. */
+  publicOrigin: () => string | undefined;
   /** Where the built console is (default dist/console). */
   consoleDir?: string;
 }
@@ -67,13 +66,7 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
   const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });
   // Real time, not the gateway's clock: a rate is about how fast requests arrive.
   router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter(o.loginRate ?? { burst: 60, perMinute: 60 })));
-  // Never the request's Host header: the configured public URL, or in development the listener itself.
-  const publicOrigin = () => {
-    if (o.config.listeners.http.publicUrl) return o.config.listeners.http.publicUrl;
-    const own = o.config.development ? o.httpAddress() : undefined;
-    // A wildcard bind (0.0.0.0, ::) is not an address a browser can come back to: its loopback is.
-    return own === undefined ? undefined : reachableBase(own);
-  };
+  const publicOrigin = o.publicOrigin;
   registerBrowserAuth(router, { identity: o.identity, development: o.config.development, publicOrigin, log: o.log, now: o.now });
   registerSamlRoutes(router, { identity: o.identity, publicOrigin, log: o.log });
 

@@ -31,6 +31,8 @@ export interface IdentityStartOptions {
   clock: Clock;
   log: Logger;
   resolveSecret: (ref: string) => Promise<string>;
+  /** The gateway's public origin ({@link publicOriginOf}); SAML endpoints derive from it. */
+  publicOrigin: () => string | undefined;
 }
 
 export interface IdentityModule {
@@ -42,7 +44,14 @@ export interface IdentityModule {
 }
 
 export async function startIdentity(o: IdentityStartOptions): Promise<IdentityModule> {
-  const service = await IdentityService.create({ config: o.config, db: o.db, clock: o.clock, log: o.log, resolveSecret: o.resolveSecret });
+  const service = await IdentityService.create({
+    config: o.config,
+    db: o.db,
+    clock: o.clock,
+    log: o.log,
+    resolveSecret: o.resolveSecret,
+    publicOrigin: o.publicOrigin,
+  });
   registerIdentityRoutes(o.router, service, o.log);
   o.router.setAuthenticator(bearerAuthenticator(service, o.log));
 
@@ -106,6 +115,23 @@ export function bearerAuthenticator(service: IdentityService, log: Logger): Auth
       }
       throw err;
     }
+  };
+}
+
+/**
+ * The gateway's public origin, where browsers and identity providers come back to: the configured
+ * `listeners.http.publicUrl`, or in development the HTTP listener itself once bound (undefined
+ * before, and outside development without a publicUrl). Never a request's Host header.
+ */
+export function publicOriginOf(
+  config: { development: boolean; listeners: { http: { publicUrl?: string } } },
+  httpAddress: () => string | undefined,
+): () => string | undefined {
+  return () => {
+    if (config.listeners.http.publicUrl) return config.listeners.http.publicUrl;
+    const own = config.development ? httpAddress() : undefined;
+    // A wildcard bind (0.0.0.0, ::) is not an address a browser can come back to: its loopback is.
+    return own === undefined ? undefined : reachableBase(own);
   };
 }
 

@@ -25,7 +25,6 @@ export function registerSamlRoutes(
   o: { identity: IdentityService; publicOrigin: () => string | undefined; log: Logger },
 ): void {
   const saml = o.identity.saml;
-  saml.setPublicOrigin(o.publicOrigin);
 
   router.add(
     'GET',

@@ -37,19 +37,21 @@ export type AcsOutcome = { ok: true; location: string; user: string } | { ok: fa
 export class SamlLogins {
   private readonly providers = new Map<string, SamlProvider>();
   private readonly repo: SamlRepository;
-  private origin: () => string | undefined = () => undefined;
 
   constructor(
-    private readonly o: { db: Database.Database; clock: Clock; log: Logger; audit: AuditAppender; fetch?: typeof fetch },
+    private readonly o: {
+      db: Database.Database;
+      clock: Clock;
+      log: Logger;
+      audit: AuditAppender;
+      /** The gateway's public origin (the HTTP layer knows it); SP entity IDs and ACS URLs derive from it. */
+      publicOrigin: () => string | undefined;
+      fetch?: typeof fetch;
+    },
     configs: readonly SamlProviderConfig[],
   ) {
     this.repo = new SamlRepository(o.db);
     for (const c of configs) this.providers.set(c.name, new SamlProvider(c, { clock: o.clock, ...(o.fetch ? { fetch: o.fetch } : {}) }));
-  }
-
-  /** The gateway's public origin (the HTTP layer knows it); SP entity IDs and ACS URLs derive from it. */
-  setPublicOrigin(fn: () => string | undefined): void {
-    this.origin = fn;
   }
 
   get names(): string[] {
@@ -65,7 +67,7 @@ export class SamlLogins {
   }
 
   publicOrigin(): string {
-    const origin = this.origin();
+    const origin = this.o.publicOrigin();
     if (origin === undefined)
       throw new SamlRefused("SAML sign-in needs the gateway's public URL: set listeners.http.publicUrl in the configuration");
     return origin;

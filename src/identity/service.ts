@@ -36,6 +36,8 @@ export interface IdentityServiceOptions {
   log: Logger;
   /** Resolves a secret reference (env:, file:, secret:) to its value. */
   resolveSecret: (ref: string) => Promise<string>;
+  /** The gateway's public origin, once known (SAML's entity IDs and ACS URLs derive from it). */
+  publicOrigin: () => string | undefined;
   fetch?: typeof fetch;
 }
 
@@ -54,7 +56,7 @@ export class IdentityService {
     this.adminGroups = new Set(o.config.admins.groups);
     const audit = new AuditLog(o.db, () => o.clock.now());
     this.saml = new SamlLogins(
-      { db: o.db, clock: o.clock, log: o.log, audit, ...(o.fetch ? { fetch: o.fetch } : {}) },
+      { db: o.db, clock: o.clock, log: o.log, audit, publicOrigin: o.publicOrigin, ...(o.fetch ? { fetch: o.fetch } : {}) },
       o.config.saml ?? [],
     );
     this.logins = new LoginFlows({ repo, clock: o.clock, log: o.log, issuers: () => this.issuers, saml: this.saml });
