@@ -6,7 +6,19 @@
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
 import { connectMysqlBackend, PASSTHROUGH_CAPABILITIES, type MysqlBackendSession } from './backend.js';
-import { Cap, MysqlProtocolError, packet, parseErr, readLenenc, readLenencBytes, Status, terminatorStatus } from './packets.js';
+import {
+  Cap,
+  Command,
+  Marker,
+  MAX_PACKET,
+  MysqlProtocolError,
+  packet,
+  parseErr,
+  readLenenc,
+  readLenencBytes,
+  Status,
+  terminatorStatus,
+} from './packets.js';
 import { PacketStream } from './packet-stream.js';
 
 export class MysqlQueryError extends Error {
@@ -45,7 +57,7 @@ export async function openMysqlAdmin(target: BackendTarget): Promise<MysqlAdminC
     },
     close() {
       stream.detach();
-      session.socket.end(packet(Buffer.from([0x01]), 0));
+      session.socket.end(packet(Buffer.from([Command.QUIT]), 0));
       session.socket.destroy();
     },
   };
@@ -73,15 +85,15 @@ async function runQuery(
   sql: string,
 ): Promise<Array<Array<string | null>>> {
   try {
-    session.socket.write(packet(Buffer.concat([Buffer.from([0x03]), Buffer.from(sql, 'utf8')]), 0));
+    session.socket.write(packet(Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')]), 0));
     let rows: Array<Array<string | null>> = [];
     for (;;) {
       const first = (await stream.read()).payload;
-      if (first[0] === 0xff) {
+      if (first[0] === Marker.ERR) {
         const e = parseErr(first);
         throw new MysqlQueryError(e.errno, e.sqlState, e.message);
       }
-      if (first[0] === 0x00) {
+      if (first[0] === Marker.OK) {
         if (terminatorStatus(first) & Status.MORE_RESULTS_EXISTS) continue;
         return rows;
       }
@@ -91,11 +103,11 @@ async function runQuery(
       rows = [];
       for (;;) {
         const p = (await stream.read()).payload;
-        if (p[0] === 0xff) {
+        if (p[0] === Marker.ERR) {
           const e = parseErr(p);
           throw new MysqlQueryError(e.errno, e.sqlState, e.message);
         }
-        if (p[0] === 0xfe && p.length < 0xffffff) {
+        if (p[0] === Marker.EOF && p.length < MAX_PACKET) {
           if (terminatorStatus(p) & Status.MORE_RESULTS_EXISTS) break;
           return rows;
         }

@@ -22,7 +22,7 @@ import {
   sha2Scramble,
   xorWithNonce,
 } from './handshake.js';
-import { Cap, DEFAULT_CHARSET, MysqlProtocolError, packet, parseErr, readNulString } from './packets.js';
+import { CachingSha2, Cap, Command, DEFAULT_CHARSET, Marker, MysqlProtocolError, packet, parseErr, readNulString } from './packets.js';
 import { passedLoginError } from './errors.js';
 import { PacketStream } from './packet-stream.js';
 
@@ -134,7 +134,7 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
   let stream = new PacketStream(socket, target.connectTimeoutMs, 'backend login');
   const first = (await stream.read(0)).payload;
   // A full server answers the connection with an ERR instead of a greeting (1040 Too many connections).
-  if (first[0] === 0xff) {
+  if (first[0] === Marker.ERR) {
     const e = parseErr(first);
     throw (
       passedLoginError(e.errno, e.sqlState, e.message) ??
@@ -204,7 +204,7 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     const reply = await stream.read();
     seq = (reply.seq + 1) & 0xff;
     const p = reply.payload;
-    if (p[0] === 0x00) {
+    if (p[0] === Marker.OK) {
       const leftover = stream.detach();
       return {
         socket,
@@ -215,7 +215,7 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
         leftover,
       };
     }
-    if (p[0] === 0xff) {
+    if (p[0] === Marker.ERR) {
       const e = parseErr(p);
       throw (
         passedLoginError(e.errno, e.sqlState, e.message) ??
@@ -226,7 +226,7 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
         )
       );
     }
-    if (p[0] === 0xfe) {
+    if (p[0] === Marker.AUTH_SWITCH) {
       // Auth switch: another plugin with a fresh nonce.
       const name = readNulString(p, 1);
       plugin = name.value.toString('latin1');
@@ -248,14 +248,14 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
       }
       continue;
     }
-    if (p[0] === 0x01 && plugin === CACHING_SHA2) {
-      if (p[1] === 0x03) continue; // fast path accepted; the OK follows
-      if (p[1] === 0x04) {
+    if (p[0] === Marker.AUTH_MORE_DATA && plugin === CACHING_SHA2) {
+      if (p[1] === CachingSha2.FAST_AUTH_SUCCESS) continue; // the OK follows
+      if (p[1] === CachingSha2.PERFORM_FULL_AUTHENTICATION) {
         if (encrypted) {
           socket.write(packet(Buffer.concat([password, Buffer.from([0])]), seq));
           continue;
         }
-        socket.write(packet(Buffer.from([0x02]), seq));
+        socket.write(packet(Buffer.from([CachingSha2.REQUEST_PUBLIC_KEY]), seq));
         const keyReply = await stream.read(seq + 1);
         seq = (keyReply.seq + 1) & 0xff;
         const pem = keyReply.payload.subarray(1).toString('latin1');
@@ -321,14 +321,14 @@ export async function runOnBackend(target: BackendTarget, sql: string): Promise<
   const session = await connectMysqlBackend(target, { clientCapabilities: PASSTHROUGH_CAPABILITIES });
   const stream = new PacketStream(session.socket, target.connectTimeoutMs, 'backend command');
   try {
-    session.socket.write(packet(Buffer.concat([Buffer.from([0x03]), Buffer.from(sql, 'utf8')]), 0));
+    session.socket.write(packet(Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')]), 0));
     const reply = await stream.read(1);
-    if (reply.payload[0] === 0xff) {
+    if (reply.payload[0] === Marker.ERR) {
       const e = parseErr(reply.payload);
       throw new GatewayError('backend_unavailable', `backend refused ${sql.split(' ')[0]}: ${e.errno} ${e.message}`);
     }
   } finally {
-    session.socket.end(packet(Buffer.from([0x01]), 0));
+    session.socket.end(packet(Buffer.from([Command.QUIT]), 0));
     session.socket.destroy();
   }
 }
@@ -341,9 +341,9 @@ export async function prepareSession(session: MysqlBackendSession, sql: string, 
   if (session.leftover.length > 0) throw new MysqlProtocolError('backend sent data before the first command');
   const stream = new PacketStream(session.socket, 10_000, 'session setup');
   try {
-    session.socket.write(packet(Buffer.concat([Buffer.from([0x03]), Buffer.from(sql, 'utf8')]), 0));
+    session.socket.write(packet(Buffer.concat([Buffer.from([Command.QUERY]), Buffer.from(sql, 'utf8')]), 0));
     const reply = await stream.read(1);
-    if (reply.payload[0] === 0xff) {
+    if (reply.payload[0] === Marker.ERR) {
       const e = parseErr(reply.payload);
       throw new GatewayError(
         'credential_unavailable',

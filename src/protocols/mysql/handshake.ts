@@ -4,7 +4,20 @@
  * both sides: the gateway as a server to clients and as a client to backends.
  */
 import { createHash, randomInt, timingSafeEqual } from 'node:crypto';
-import { Cap, DEFAULT_CHARSET, lenencBytes, MysqlProtocolError, readLenenc, readLenencBytes, readNulString, Status } from './packets.js';
+import {
+  Cap,
+  DEFAULT_CHARSET,
+  HANDSHAKE_RESPONSE_FIXED_LENGTH,
+  HANDSHAKE_V10,
+  lenencBytes,
+  Marker,
+  MysqlProtocolError,
+  readLenenc,
+  readLenencBytes,
+  readNulString,
+  SQL_STATE_MARKER,
+  Status,
+} from './packets.js';
 
 export const CACHING_SHA2 = 'caching_sha2_password';
 export const NATIVE = 'mysql_native_password';
@@ -48,7 +61,7 @@ export function buildGreeting(g: Greeting): Buffer {
   pos += 2;
   fixed[pos] = g.nonce.length + 1;
   return Buffer.concat([
-    Buffer.from([10]),
+    Buffer.from([HANDSHAKE_V10]),
     Buffer.from(g.serverVersion + '\0', 'latin1'),
     fixed,
     g.nonce.subarray(8),
@@ -58,12 +71,12 @@ export function buildGreeting(g: Greeting): Buffer {
 }
 
 export function parseGreeting(payload: Buffer): Greeting {
-  if (payload[0] === 0xff) {
+  if (payload[0] === Marker.ERR) {
     const errno = payload.readUInt16LE(1);
-    const message = payload.toString('utf8', payload[3] === 0x23 ? 9 : 3);
+    const message = payload.toString('utf8', payload[3] === SQL_STATE_MARKER ? 9 : 3);
     throw new MysqlProtocolError(`backend refused the connection: ${errno} ${message}`);
   }
-  if (payload[0] !== 10) throw new MysqlProtocolError(`unsupported backend protocol version ${payload[0]}`);
+  if (payload[0] !== HANDSHAKE_V10) throw new MysqlProtocolError(`unsupported backend protocol version ${payload[0]}`);
   const version = readNulString(payload, 1);
   let pos = version.next;
   if (pos + 31 > payload.length) throw new MysqlProtocolError('malformed greeting');
@@ -101,18 +114,18 @@ export interface HandshakeResponse {
   attributes: Map<string, string>;
 }
 
-/** A 32-byte SSL request is the start of a handshake response with the SSL flag and nothing more. */
+/** An SSL request is the start of a handshake response with the SSL flag and nothing more. */
 export function isSslRequest(payload: Buffer): boolean {
-  return payload.length === 32 && (payload.readUInt32LE(0) & Cap.SSL) !== 0;
+  return payload.length === HANDSHAKE_RESPONSE_FIXED_LENGTH && (payload.readUInt32LE(0) & Cap.SSL) !== 0;
 }
 
 export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
-  if (payload.length < 32) throw new MysqlProtocolError('Bad handshake');
+  if (payload.length < HANDSHAKE_RESPONSE_FIXED_LENGTH) throw new MysqlProtocolError('Bad handshake');
   const capabilities = payload.readUInt32LE(0);
   if (!(capabilities & Cap.PROTOCOL_41)) throw new MysqlProtocolError('the client does not speak protocol 4.1; jitgate needs it');
   const maxPacket = payload.readUInt32LE(4);
   const charset = payload[8]!;
-  let pos = 32;
+  let pos = HANDSHAKE_RESPONSE_FIXED_LENGTH;
   const user = readNulString(payload, pos);
   pos = user.next;
   let authData: Buffer;
@@ -158,7 +171,7 @@ export function parseHandshakeResponse(payload: Buffer): HandshakeResponse {
 }
 
 export function buildHandshakeResponse(r: Omit<HandshakeResponse, 'attributes'> & { attributes?: Map<string, string> }): Buffer {
-  const head = Buffer.alloc(32);
+  const head = Buffer.alloc(HANDSHAKE_RESPONSE_FIXED_LENGTH);
   head.writeUInt32LE(r.capabilities >>> 0, 0);
   head.writeUInt32LE(r.maxPacket, 4);
   head[8] = r.charset;
@@ -173,7 +186,7 @@ export function buildHandshakeResponse(r: Omit<HandshakeResponse, 'attributes'> 
 }
 
 export function buildSslRequest(capabilities: number, charset = DEFAULT_CHARSET): Buffer {
-  const b = Buffer.alloc(32);
+  const b = Buffer.alloc(HANDSHAKE_RESPONSE_FIXED_LENGTH);
   b.writeUInt32LE((capabilities | Cap.SSL) >>> 0, 0);
   b.writeUInt32LE(MAX_CLIENT_PACKET, 4);
   b[8] = charset;
@@ -183,7 +196,7 @@ export function buildSslRequest(capabilities: number, charset = DEFAULT_CHARSET)
 export const MAX_CLIENT_PACKET = 1 << 30;
 
 export function authSwitchRequest(plugin: string, nonce: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([0xfe]), Buffer.from(plugin + '\0', 'latin1'), nonce, Buffer.from([0])]);
+  return Buffer.concat([Buffer.from([Marker.AUTH_SWITCH]), Buffer.from(plugin + '\0', 'latin1'), nonce, Buffer.from([0])]);
 }
 
 // ---------------------------------------------------------------------------------------------

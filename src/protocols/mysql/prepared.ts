@@ -2,8 +2,8 @@
  * Prepared statements as the relay tracks them (text, parameter count and types, result columns)
  * and the decoding of COM_STMT_EXECUTE's bound values for recording.
  */
-import { binaryDisplay, FieldType, isLenencType, type ColumnDefinition } from './results.js';
-import { readLenencBytes } from './packets.js';
+import { binaryDisplay, isLenencType, type ColumnDefinition } from './results.js';
+import { ColumnFlag, FieldType, readLenencBytes } from './packets.js';
 
 export interface PreparedStatement {
   text: string;
@@ -52,7 +52,16 @@ export function decodeExecuteParameters(
         continue;
       }
       const t = stmt.paramTypes[i] ?? { type: FieldType.VAR_STRING, unsigned: false };
-      const column = { schema: '', table: '', orgTable: '', name: '', orgName: '', charset: 33, type: t.type, flags: t.unsigned ? 32 : 0 };
+      const column = {
+        schema: '',
+        table: '',
+        orgTable: '',
+        name: '',
+        orgName: '',
+        charset: 33,
+        type: t.type,
+        flags: t.unsigned ? ColumnFlag.UNSIGNED : 0,
+      };
       let raw: Buffer;
       if (isLenencType(t.type)) {
         const v = readLenencBytes(payload, pos);

@@ -25,13 +25,17 @@ import {
   Cap,
   Command,
   errPayload,
+  FieldType,
   framePacket,
+  Marker,
+  MAX_PACKET,
   MysqlProtocolError,
   okAffectedRows,
   okPayload,
   PacketFramer,
   parseErr,
   readLenenc,
+  SEQUENCE_ID_OFFSET,
   Status,
   terminatorStatus,
   type Packet,
@@ -41,6 +45,7 @@ import { analyseMysqlCached } from '../../sql/mysql.js';
 import { dialectOf } from '../../sql/mysql-lexer.js';
 import {
   binaryDisplay,
+  isLenencType,
   parseBinaryRow,
   parseColumnDefinition,
   parseTextRow,
@@ -131,8 +136,6 @@ const SENSITIVE_WORDS_RE =
 /** What an unanalysable text must not name (the analysis could not tell what it reads). */
 const SENSITIVE_FALLBACK_RE =
   /processlist|global_priv|mysql\W+user|show\W+grants|create\W+user|general_log|slow_log|events_statements|binlog\W+events|engine\W+\w+\W+status/i;
-/** SERVER_STATUS_NO_BACKSLASH_ESCAPES: the session's sql_mode has NO_BACKSLASH_ESCAPES. */
-const STATUS_NO_BACKSLASH_ESCAPES = 0x0200;
 
 export class MysqlRelay {
   readonly counters: SessionCounters = { bytesFromClient: 0, bytesToClient: 0, statements: 0 };
@@ -171,7 +174,7 @@ export class MysqlRelay {
   /** How the backend reads the next statement: its version, and sql_mode as its last status told. */
   private dialect(): NonNullable<Statement['dialect']> {
     // ANSI_QUOTES: off unless the backend's global sql_mode has it (README); turning it on is refused where rules apply.
-    return { ...this.server, noBackslashEscapes: (this.status & STATUS_NO_BACKSLASH_ESCAPES) !== 0, ansiQuotes: false };
+    return { ...this.server, noBackslashEscapes: (this.status & Status.NO_BACKSLASH_ESCAPES) !== 0, ansiQuotes: false };
   }
 
   /** Why a statement text may not run for any session (the gateway's credential, other sessions' statements), if so. */
@@ -543,10 +546,10 @@ export class MysqlRelay {
         if (f.expect.kind === 'statistics') {
           this.observer?.onResult({ kind: 'complete', tag: `STATISTICS ${p.payload.toString('utf8')}` });
           f.phase = 'done';
-        } else if (first === 0xff) payload = this.errorPacket(p, f);
-        else if (first === 0x00 && f.expect.kind === 'prepare') this.prepareOk(p, f);
-        else if (first === 0x00 || (first === 0xfe && f.expect.kind === 'generic')) this.okPacket(p, f);
-        else if (first === 0xfb && f.expect.kind === 'resultset') {
+        } else if (first === Marker.ERR) payload = this.errorPacket(p, f);
+        else if (first === Marker.OK && f.expect.kind === 'prepare') this.prepareOk(p, f);
+        else if (first === Marker.OK || (first === Marker.EOF && f.expect.kind === 'generic')) this.okPacket(p, f);
+        else if (first === Marker.LOCAL_INFILE && f.expect.kind === 'resultset') {
           // LOCAL INFILE request: only reachable when policy allows it (the backend leg has the capability then).
           f.phase = 'infile';
           this.infileFromClient = true;
@@ -564,12 +567,12 @@ export class MysqlRelay {
         break;
       case 'infile':
         // After the client's data: OK or ERR for the LOAD statement.
-        if (first === 0xff) payload = this.errorPacket(p, f);
+        if (first === Marker.ERR) payload = this.errorPacket(p, f);
         else this.okPacket(p, f);
         break;
       case 'columns':
-        if (f.expect.kind === 'fieldlist' && (first === 0xff || (first === 0xfe && p.payload.length < 0xffffff))) {
-          if (first === 0xff) payload = this.errorPacket(p, f);
+        if (f.expect.kind === 'fieldlist' && (first === Marker.ERR || (first === Marker.EOF && p.payload.length < MAX_PACKET))) {
+          if (first === Marker.ERR) payload = this.errorPacket(p, f);
           else {
             this.observer?.onResult({ kind: 'columns', columns: f.columns.map((c) => ({ name: c.name, type: c.type })) });
             f.phase = 'done';
@@ -593,8 +596,8 @@ export class MysqlRelay {
         } else f.phase = 'rows';
         break;
       case 'rows':
-        if (first === 0xff) payload = this.errorPacket(p, f);
-        else if (first === 0xfe && p.payload.length < 0xffffff) {
+        if (first === Marker.ERR) payload = this.errorPacket(p, f);
+        else if (first === Marker.EOF && p.payload.length < MAX_PACKET) {
           const status = terminatorStatus(p.payload);
           this.status = status;
           const binary = f.expect.kind === 'fetch' || (f.expect.kind === 'resultset' && f.expect.binary);
@@ -629,7 +632,7 @@ export class MysqlRelay {
       f.outSeq = framed.nextSeq;
     } else {
       for (const raw of p.raws) {
-        raw[3] = f.outSeq;
+        raw[SEQUENCE_ID_OFFSET] = f.outSeq;
         f.outSeq = (f.outSeq + 1) & 0xff;
         out.push(raw);
       }
@@ -731,7 +734,7 @@ export class MysqlRelay {
         const masked = typeSafe(f.columns[i]!, fn(v));
         if (masked === v) continue;
         replacements.set(i, masked);
-        shown[i] = binary && masked !== null && !isLenencColumn(f.columns[i]!) ? null : masked;
+        shown[i] = binary && masked !== null && !isLenencType(f.columns[i]!.type) ? null : masked;
       }
       if (replacements.size > 0) out = rewriteRow(p.payload, values, replacements, binary ? f.columns : null);
     }
@@ -779,8 +782,20 @@ export class MysqlRelay {
   }
 }
 
-const NUMERIC_TYPES = new Set<number>([0, 1, 2, 3, 4, 5, 8, 9, 13, 16, 246]);
-const TEMPORAL_TYPES = new Set<number>([7, 10, 11, 12]);
+const NUMERIC_TYPES = new Set<number>([
+  FieldType.DECIMAL,
+  FieldType.TINY,
+  FieldType.SHORT,
+  FieldType.LONG,
+  FieldType.FLOAT,
+  FieldType.DOUBLE,
+  FieldType.LONGLONG,
+  FieldType.INT24,
+  FieldType.YEAR,
+  FieldType.BIT,
+  FieldType.NEWDECIMAL,
+]);
+const TEMPORAL_TYPES = new Set<number>([FieldType.TIMESTAMP, FieldType.DATE, FieldType.TIME, FieldType.DATETIME]);
 
 /**
  * A masked value the client can decode as the column type it was told: a number column gets a
@@ -788,13 +803,9 @@ const TEMPORAL_TYPES = new Set<number>([7, 10, 11, 12]);
  */
 function typeSafe(c: ColumnDefinition, masked: string | null): string | null {
   if (masked === null) return null;
-  if (NUMERIC_TYPES.has(c.type)) return /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(masked) && c.type !== 16 ? masked : null;
+  if (NUMERIC_TYPES.has(c.type)) return /^-?\d+(\.\d+)?(e[+-]?\d+)?$/i.test(masked) && c.type !== FieldType.BIT ? masked : null;
   if (TEMPORAL_TYPES.has(c.type)) return null;
   return masked;
-}
-
-function isLenencColumn(c: ColumnDefinition): boolean {
-  return ![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13].includes(c.type);
 }
 
 function concat(raws: Buffer[]): Buffer {

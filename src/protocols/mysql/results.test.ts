@@ -4,7 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { lenencBytes } from './packets.js';
-import { FieldType, parseBinaryRow, parseTextRow, rewriteRow, type ColumnDefinition } from './results.js';
+import { FieldType } from './packets.js';
+import { parseBinaryRow, parseTextRow, rewriteRow, type ColumnDefinition } from './results.js';
 
 const column = (name: string, type: number): ColumnDefinition => ({
   schema: 'db',

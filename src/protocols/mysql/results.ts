@@ -4,40 +4,7 @@
  * and the values shown as the mysql client prints them. Only called when a session observes or
  * masks; plain passthrough never decodes a row.
  */
-import { MysqlProtocolError, readLenenc, readLenencBytes } from './packets.js';
-
-export const FieldType = {
-  DECIMAL: 0,
-  TINY: 1,
-  SHORT: 2,
-  LONG: 3,
-  FLOAT: 4,
-  DOUBLE: 5,
-  NULL: 6,
-  TIMESTAMP: 7,
-  LONGLONG: 8,
-  INT24: 9,
-  DATE: 10,
-  TIME: 11,
-  DATETIME: 12,
-  YEAR: 13,
-  VARCHAR: 15,
-  BIT: 16,
-  JSON: 245,
-  NEWDECIMAL: 246,
-  ENUM: 247,
-  SET: 248,
-  TINY_BLOB: 249,
-  MEDIUM_BLOB: 250,
-  LONG_BLOB: 251,
-  BLOB: 252,
-  VAR_STRING: 253,
-  STRING: 254,
-  GEOMETRY: 255,
-} as const;
-
-const UNSIGNED_FLAG = 32;
-const BINARY_CHARSET = 63;
+import { BINARY_CHARSET, ColumnFlag, FieldType, Lenenc, Marker, MysqlProtocolError, readLenenc, readLenencBytes } from './packets.js';
 
 export interface ColumnDefinition {
   schema: string;
@@ -116,7 +83,7 @@ export function parseTextRow(p: Buffer, columns: number): RowValue[] {
 export function parseBinaryRow(p: Buffer, columns: ColumnDefinition[]): RowValue[] {
   const bitmapLength = (columns.length + 7 + 2) >> 3;
   let pos = 1 + bitmapLength;
-  if (p[0] !== 0x00 || pos > p.length) throw new MysqlProtocolError('malformed binary row');
+  if (p[0] !== Marker.BINARY_ROW || pos > p.length) throw new MysqlProtocolError('malformed binary row');
   const out: RowValue[] = [];
   for (let i = 0; i < columns.length; i++) {
     const bit = i + 2;
@@ -147,7 +114,7 @@ export function parseBinaryRow(p: Buffer, columns: ColumnDefinition[]): RowValue
 
 /** A binary-row value as the mysql client would print it. */
 export function binaryDisplay(column: ColumnDefinition, raw: Buffer): string {
-  const unsigned = (column.flags & UNSIGNED_FLAG) !== 0;
+  const unsigned = (column.flags & ColumnFlag.UNSIGNED) !== 0;
   switch (column.type) {
     case FieldType.TINY:
       return String(unsigned ? raw.readUInt8(0) : raw.readInt8(0));
@@ -242,7 +209,7 @@ export function rewriteRow(
   let at = 0;
   let cursor = 0;
   if (binary) {
-    out[0] = 0x00;
+    out[0] = Marker.BINARY_ROW;
     p.copy(out, 1, 1, head);
     at = cursor = head;
   }
@@ -254,7 +221,7 @@ export function rewriteRow(
       if (binary) {
         const bit = e.index + 2;
         out[1 + (bit >> 3)] = out[1 + (bit >> 3)]! | (1 << (bit & 7));
-      } else out[at++] = 0xfb;
+      } else out[at++] = Lenenc.NULL;
       continue;
     }
     at = writeLenencInt(out, at, e.bytes);
@@ -265,23 +232,23 @@ export function rewriteRow(
 }
 
 function lenencIntLength(n: number): number {
-  return n < 0xfb ? 1 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 9;
+  return n < Lenenc.NULL ? 1 : n < 0x10000 ? 3 : n < 0x1000000 ? 4 : 9;
 }
 
 function writeLenencInt(out: Buffer, at: number, n: number): number {
-  if (n < 0xfb) {
+  if (n < Lenenc.NULL) {
     out[at] = n;
     return at + 1;
   }
   if (n < 0x10000) {
-    out[at] = 0xfc;
+    out[at] = Lenenc.INT2;
     return out.writeUInt16LE(n, at + 1);
   }
   if (n < 0x1000000) {
-    out[at] = 0xfd;
+    out[at] = Lenenc.INT3;
     return out.writeUIntLE(n, at + 1, 3);
   }
-  out[at] = 0xfe;
+  out[at] = Lenenc.INT8;
   out.writeUInt32LE(n >>> 0, at + 1);
   out.writeUInt32LE(Math.floor(n / 0x100000000), at + 5);
   return at + 9;

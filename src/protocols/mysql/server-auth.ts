@@ -24,7 +24,7 @@ import {
   xorWithNonce,
   type HandshakeResponse,
 } from './handshake.js';
-import { MysqlProtocolError, type Packet } from './packets.js';
+import { CachingSha2, Marker, MysqlProtocolError, type Packet } from './packets.js';
 import type { PacketStream } from './packet-stream.js';
 
 export interface MysqlTokenVerifier {
@@ -132,29 +132,29 @@ export async function authenticateMysqlClient(ctx: ClientAuthContext): Promise<M
   if (proof.length === 0) return { ok: false, reason: 'no_password', nextSeq: seq };
   const fast = cached.find((c) => checkSha2Scramble(proof, nonce, c.sha2));
   if (fast) {
-    ctx.send(Buffer.from([0x01, 0x03]), seq);
+    ctx.send(Buffer.from([Marker.AUTH_MORE_DATA, CachingSha2.FAST_AUTH_SUCCESS]), seq);
     return { ok: true, tokenId: fast.tokenId, method: `${CACHING_SHA2} (fast)`, nextSeq: (seq + 1) & 0xff };
   }
 
   // Full authentication: the token itself, over TLS or RSA-encrypted.
   if (!ctx.encrypted && !ctx.allowRsa) {
-    ctx.send(Buffer.from([0x01, 0x04]), seq);
+    ctx.send(Buffer.from([Marker.AUTH_MORE_DATA, CachingSha2.PERFORM_FULL_AUTHENTICATION]), seq);
     // The client answers with a public key request or (wrongly) the cleartext; neither is used.
     const reply = await ctx.stream.read((seq + 1) & 0xff);
     return { ok: false, reason: 'method_unavailable', nextSeq: (reply.seq + 1) & 0xff };
   }
-  ctx.send(Buffer.from([0x01, 0x04]), seq);
+  ctx.send(Buffer.from([Marker.AUTH_MORE_DATA, CachingSha2.PERFORM_FULL_AUTHENTICATION]), seq);
   let reply: Packet = await ctx.stream.read((seq + 1) & 0xff);
   seq = (reply.seq + 1) & 0xff;
   let token: Buffer;
   if (ctx.encrypted) {
     token = stripNul(reply.payload);
   } else {
-    if (!(reply.payload.length === 1 && reply.payload[0] === 0x02)) {
+    if (!(reply.payload.length === 1 && reply.payload[0] === CachingSha2.REQUEST_PUBLIC_KEY)) {
       throw new MysqlProtocolError('expected a public key request for caching_sha2_password without TLS');
     }
     const keys = rsa();
-    ctx.send(Buffer.concat([Buffer.from([0x01]), Buffer.from(keys.publicPem, 'latin1')]), seq);
+    ctx.send(Buffer.concat([Buffer.from([Marker.AUTH_MORE_DATA]), Buffer.from(keys.publicPem, 'latin1')]), seq);
     reply = await ctx.stream.read((seq + 1) & 0xff);
     seq = (reply.seq + 1) & 0xff;
     let plain: Buffer;
