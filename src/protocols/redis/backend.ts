@@ -10,7 +10,7 @@ import tls from 'node:tls';
 import { withPasswordRetry } from '../../core/backend-password.js';
 import { GatewayError } from '../../core/errors.js';
 import type { BackendTarget } from '../../core/types.js';
-import { encodeCommand, ReplyReader, type RespValue } from './resp.js';
+import { encodeCommand, ReplyReader, simpleReply, type RespValue } from './resp.js';
 
 export interface RedisBackendSession {
   socket: net.Socket;
@@ -107,7 +107,7 @@ async function setUp(socket: net.Socket, target: BackendTarget, live: BackendTar
   const id = replies[replies.length - 1]!.value;
   return {
     socket,
-    greeting: hello ? replies[0]!.raw : Buffer.from('+OK\r\n'),
+    greeting: hello ? replies[0]!.raw : simpleReply('OK'),
     clientId: id.type === 'integer' ? id.text : '',
     // Read at RESET time: a session that outlives a rotation logs back in with the current password.
     reauth: () => {

@@ -22,7 +22,7 @@ import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, Ses
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { redisMasking, type RedisReplyMasker } from './masking.js';
 import { RedisRelay } from './relay.js';
-import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, type ParsedCommand } from './resp.js';
+import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, simpleReply, type ParsedCommand } from './resp.js';
 import { TcpListener } from '../tcp-server.js';
 
 export interface RedisListenerOptions {
@@ -214,11 +214,11 @@ class ClientHandshake {
     const arg = (i: number) => c.args[i]?.toString('utf8');
     switch (name) {
       case 'ping':
-        this.send(c.args.length > 1 ? `$${c.args[1]!.length}\r\n${c.args[1]!.toString('latin1')}\r\n` : '+PONG\r\n');
+        this.send(c.args.length > 1 ? `$${c.args[1]!.length}\r\n${c.args[1]!.toString('latin1')}\r\n` : simpleReply('PONG'));
         return;
       case 'quit':
         this.done = true;
-        this.socket.end('+OK\r\n');
+        this.socket.end(simpleReply('OK'));
         return;
       case 'auth':
         if (c.args.length === 2) {

@@ -22,11 +22,14 @@ import { formatCommand, formatReply } from './display.js';
 import { HoldQueue } from '../hold-queue.js';
 import {
   CommandReader,
+  CRLF_LENGTH,
   errorReply,
   encodeCommand,
   encodeValue,
   ReplyReader,
   RespError,
+  RespType,
+  simpleReply,
   stringOf,
   type ParsedCommand,
   type RespValue,
@@ -84,7 +87,7 @@ const MESSAGE_KINDS = new Set(['message', 'pmessage', 'smessage']);
 /** Most items of one list in a reply held for masking (its decoded tree costs far more than its bytes). */
 const MAX_MASKED_ITEMS = 1_000_000;
 const EXECABORT = errorReply('EXECABORT Transaction discarded because of previous errors.');
-const OK = Buffer.from('+OK\r\n');
+const OK = simpleReply('OK');
 /** Decoding limits for a reply that is redacted (CONFIG GET: a few hundred small items). */
 const WHOLE_SMALL_REPLY = { keepBytes: 1024 * 1024, keepItems: 64 * 1024 };
 /** The one column a recorded reply or push has (shared: recorded as is, never changed). */
@@ -757,8 +760,8 @@ function isCut(v: RespValue): boolean {
 }
 
 function decodeSimple(reply: Buffer): RespValue {
-  const text = reply.toString('utf8', 1, reply.length - 2);
-  return reply[0] === 0x2d ? { type: 'error', text } : { type: 'simple', text };
+  const text = reply.toString('utf8', 1, reply.length - CRLF_LENGTH);
+  return reply[0] === RespType.SimpleError ? { type: 'error', text } : { type: 'simple', text };
 }
 
 /** What a queued command weighs: its bytes as received (an inline one, its arguments). */

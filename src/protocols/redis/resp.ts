@@ -10,8 +10,58 @@
 
 export class RespError extends Error {}
 
-const CR = 13;
-const LF = 10;
+// ---------------------------------------------------------------------------------------------
+// The one table of RESP's wire constants, from the protocol specification
+// (https://redis.io/docs/latest/develop/reference/protocol-spec/, "RESP protocol description").
+
+/** The first byte of every value: RESP2's five types, then those RESP3 added. */
+export const RespType = {
+  // RESP2
+  SimpleString: 0x2b, // +
+  SimpleError: 0x2d, // -
+  Integer: 0x3a, // :
+  BulkString: 0x24, // $
+  Array: 0x2a, // *
+  // RESP3
+  Null: 0x5f, // _
+  Double: 0x2c, // ,
+  Boolean: 0x23, // #
+  BulkError: 0x21, // !
+  VerbatimString: 0x3d, // =
+  BigNumber: 0x28, // (
+  Map: 0x25, // %
+  Attribute: 0x7c, // |
+  Set: 0x7e, // ~
+  Push: 0x3e, // >
+} as const;
+
+/** Every header line, simple value and bulk payload ends in CR LF. */
+export const CR = 0x0d;
+export const LF = 0x0a;
+export const CRLF_LENGTH = 2;
+/** RESP3 booleans: `#t` or `#f`. */
+const TRUE = 0x74; // t
+
+/** RespType's markers as text, for the encoders' templates (computed once). */
+const Mark = {
+  simple: String.fromCharCode(RespType.SimpleString),
+  error: String.fromCharCode(RespType.SimpleError),
+  integer: String.fromCharCode(RespType.Integer),
+  bulk: String.fromCharCode(RespType.BulkString),
+  array: String.fromCharCode(RespType.Array),
+  null: String.fromCharCode(RespType.Null),
+  double: String.fromCharCode(RespType.Double),
+  boolean: String.fromCharCode(RespType.Boolean),
+  bloberror: String.fromCharCode(RespType.BulkError),
+  verbatim: String.fromCharCode(RespType.VerbatimString),
+  bignum: String.fromCharCode(RespType.BigNumber),
+  map: String.fromCharCode(RespType.Map),
+  set: String.fromCharCode(RespType.Set),
+  push: String.fromCharCode(RespType.Push),
+} as const;
+/** CR LF as text, for the same templates. */
+const EOL = '\r\n';
+
 const EMPTY = Buffer.alloc(0);
 /** Longest header line (`*123\r\n`, `$456\r\n`) or inline command, as Redis (PROTO_INLINE_MAX_SIZE). */
 export const MAX_INLINE_BYTES = 64 * 1024;
@@ -86,7 +136,7 @@ export class CommandReader {
     const n = buf.length;
     while (pos < n) {
       if (this.argsLeft < 0) {
-        if (buf[pos] === 0x2a /* * */) {
+        if (buf[pos] === RespType.Array) {
           const eol = lineEnd(buf, pos, 'too big mbulk count string');
           if (eol < 0) return this.keep(buf, pos);
           const count = parseInteger(buf, pos + 1, eol);
@@ -94,7 +144,7 @@ export class CommandReader {
           // here: no client sends them, and nothing about them needs to reach the backend.
           if (count === null || count < -1 || count > this.limits.maxArgs) throw new RespError('Protocol error: invalid multibulk length');
           const start = pos;
-          pos = eol + 2;
+          pos = eol + CRLF_LENGTH;
           if (count <= 0) continue;
           this.argsLeft = count;
           this.args = [];
@@ -122,7 +172,7 @@ export class CommandReader {
         continue;
       }
       if (this.bulkLen < 0) {
-        if (buf[pos] !== 0x24 /* $ */) {
+        if (buf[pos] !== RespType.BulkString) {
           throw new RespError(`Protocol error: expected '$', got '${String.fromCharCode(buf[pos]!)}'`);
         }
         const eol = lineEnd(buf, pos, 'too big bulk count string');
@@ -133,10 +183,10 @@ export class CommandReader {
         this.bulkLen = len;
         this.bulkGot = 0;
         this.bulkParts = [];
-        pos = eol + 2;
+        pos = eol + CRLF_LENGTH;
         continue;
       }
-      const need = this.bulkLen + 2 - this.bulkGot;
+      const need = this.bulkLen + CRLF_LENGTH - this.bulkGot;
       const avail = n - pos;
       if (this.bulkParts.length === 0 && avail >= need) {
         this.finishArg(buf.subarray(pos, pos + this.bulkLen), buf, pos + this.bulkLen);
@@ -211,12 +261,12 @@ function parseInteger(buf: Buffer, start: number, end: number): number | null {
   if (end <= start || end - start > 20) return null;
   let i = start;
   let neg = false;
-  if (buf[i] === 0x2d) {
+  if (buf[i] === 0x2d /* - */) {
     neg = true;
     i++;
     if (i === end) return null;
   }
-  if (buf[i] === 0x30 && (end - i > 1 || neg)) return null;
+  if (buf[i] === 0x30 /* 0 */ && (end - i > 1 || neg)) return null;
   let v = 0;
   for (; i < end; i++) {
     const d = buf[i]! - 48;
@@ -375,7 +425,7 @@ export class ReplyReader {
       if (this.bulk) {
         const b = this.bulk;
         const take = Math.min(b.left, n - pos);
-        const payloadLeft = b.left - 2; // payload bytes still to come (the rest is CRLF)
+        const payloadLeft = b.left - CRLF_LENGTH; // payload bytes still to come (the rest is CRLF)
         const payloadTake = Math.max(0, Math.min(take, payloadLeft));
         if (payloadTake > 0 && b.keptLen < this.limits.keepBytes) {
           const k = Math.min(payloadTake, this.limits.keepBytes - b.keptLen);
@@ -387,7 +437,7 @@ export class ReplyReader {
         if (b.left > 0) break;
         if (buf[pos - 2] !== CR || buf[pos - 1] !== LF) {
           // CRLF may straddle chunks; check only what this chunk holds.
-          if (take >= 2) throw new RespError('bulk reply not terminated by CRLF');
+          if (take >= CRLF_LENGTH) throw new RespError('bulk reply not terminated by CRLF');
         }
         this.bulk = null;
         const data = b.kept.length === 1 ? b.kept[0]! : Buffer.concat(b.kept);
@@ -424,43 +474,42 @@ export class ReplyReader {
         if (v === null) throw new RespError(`invalid length in reply: ${buf.toString('latin1', pos, Math.min(cr, pos + 24))}`);
         return v;
       };
-      const next = cr + 2;
+      const next = cr + CRLF_LENGTH;
       let value: RespValue | null = null;
       let opened = false;
       switch (type) {
-        case 0x2b:
+        case RespType.SimpleString:
           value = { type: 'simple', text: text() };
-          break; // +
-        case 0x2d:
+          break;
+        case RespType.SimpleError:
           value = { type: 'error', text: text() };
-          break; // -
-        case 0x3a:
+          break;
+        case RespType.Integer:
           value = { type: 'integer', text: text() };
-          break; // :
-        case 0x5f:
+          break;
+        case RespType.Null:
           value = { type: 'null' };
-          break; // _
-        case 0x2c:
+          break;
+        case RespType.Double:
           value = { type: 'double', text: text() };
-          break; // ,
-        case 0x23:
-          value = { type: 'boolean', value: buf[pos + 1] === 0x74 };
-          break; // #
-        case 0x28:
+          break;
+        case RespType.Boolean:
+          value = { type: 'boolean', value: buf[pos + 1] === TRUE };
+          break;
+        case RespType.BigNumber:
           value = { type: 'bignum', text: text() };
-          break; // (
-        case 0x24: // $
-        case 0x3d: // =
-        case 0x21: {
-          // !
+          break;
+        case RespType.BulkString:
+        case RespType.VerbatimString:
+        case RespType.BulkError: {
           const l = len();
           if (l < 0) {
-            value = type === 0x24 ? { type: 'bulk', data: null } : { type: 'null' };
+            value = type === RespType.BulkString ? { type: 'bulk', data: null } : { type: 'null' };
             break;
           }
           this.bulk = {
-            left: l + 2,
-            kind: type === 0x24 ? 'bulk' : type === 0x3d ? 'verbatim' : 'bloberror',
+            left: l + CRLF_LENGTH,
+            kind: type === RespType.BulkString ? 'bulk' : type === RespType.VerbatimString ? 'verbatim' : 'bloberror',
             kept: [],
             keptLen: 0,
             len: l,
@@ -468,20 +517,20 @@ export class ReplyReader {
           opened = true;
           break;
         }
-        case 0x2a: // *
-        case 0x7e: // ~
-        case 0x3e: // >
-        case 0x25: // %
-        case 0x7c: {
-          // |
+        case RespType.Array:
+        case RespType.Set:
+        case RespType.Push:
+        case RespType.Map:
+        case RespType.Attribute: {
           const l = len();
-          const agg: AggregateType = type === 0x2a ? 'array' : type === 0x7e ? 'set' : type === 0x3e ? 'push' : 'map';
+          const agg: AggregateType =
+            type === RespType.Array ? 'array' : type === RespType.Set ? 'set' : type === RespType.Push ? 'push' : 'map';
           if (l < 0) {
             value = { type: agg, items: null, count: -1 };
             break;
           }
-          const elements = type === 0x25 || type === 0x7c ? l * 2 : l;
-          if (type === 0x7c) {
+          const elements = type === RespType.Map || type === RespType.Attribute ? l * 2 : l;
+          if (type === RespType.Attribute) {
             this.stack.push({ value: null, left: elements, attribute: true });
             opened = true;
             if (elements === 0) this.stack.pop();
@@ -561,24 +610,24 @@ export class ReplyReader {
 // ---------------------------------------------------------------------------------------------
 // Encoders
 
+const CRLF = Buffer.from(EOL);
+
 export function encodeCommand(args: readonly (Buffer | string)[]): Buffer {
-  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  const parts: Buffer[] = [Buffer.from(`${Mark.array}${args.length}${EOL}`)];
   for (const a of args) {
     const b = typeof a === 'string' ? Buffer.from(a, 'utf8') : a;
-    parts.push(Buffer.from(`$${b.length}\r\n`), b, CRLF);
+    parts.push(Buffer.from(`${Mark.bulk}${b.length}${EOL}`), b, CRLF);
   }
   return Buffer.concat(parts);
 }
 
-const CRLF = Buffer.from('\r\n');
-
 /** An error reply; `text` starts with its code (`ERR`, `NOPERM`, `NOAUTH`). Newlines are flattened. */
 export function errorReply(text: string): Buffer {
-  return Buffer.from(`-${text.replace(/[\r\n]+/g, ' ')}\r\n`, 'utf8');
+  return Buffer.from(`${Mark.error}${text.replace(/[\r\n]+/g, ' ')}${EOL}`, 'utf8');
 }
 
 export function simpleReply(text: string): Buffer {
-  return Buffer.from(`+${text}\r\n`, 'utf8');
+  return Buffer.from(`${Mark.simple}${text}${EOL}`, 'utf8');
 }
 
 /** Encodes a decoded (uncut) value back to RESP; used when masking changed it. */
@@ -591,45 +640,39 @@ export function encodeValue(v: RespValue): Buffer {
 function write(v: RespValue, out: Buffer[]): void {
   switch (v.type) {
     case 'simple':
-      out.push(Buffer.from(`+${v.text}\r\n`, 'utf8'));
-      return;
     case 'error':
-      out.push(Buffer.from(`-${v.text}\r\n`, 'utf8'));
+      out.push(Buffer.from(`${Mark[v.type]}${v.text}${EOL}`, 'utf8'));
       return;
     case 'integer':
-      out.push(Buffer.from(`:${v.text}\r\n`));
+    case 'double':
+    case 'bignum':
+      out.push(Buffer.from(`${Mark[v.type]}${v.text}${EOL}`));
       return;
     case 'null':
-      out.push(Buffer.from('_\r\n'));
-      return;
-    case 'double':
-      out.push(Buffer.from(`,${v.text}\r\n`));
+      out.push(Buffer.from(`${Mark.null}${EOL}`));
       return;
     case 'boolean':
-      out.push(Buffer.from(v.value ? '#t\r\n' : '#f\r\n'));
-      return;
-    case 'bignum':
-      out.push(Buffer.from(`(${v.text}\r\n`));
+      out.push(Buffer.from(`${Mark.boolean}${v.value ? 't' : 'f'}${EOL}`));
       return;
     case 'bulk':
-      if (v.data === null) out.push(Buffer.from('$-1\r\n'));
-      else out.push(Buffer.from(`$${v.data.length}\r\n`), v.data, CRLF);
+      if (v.data === null) out.push(Buffer.from(`${Mark.bulk}-1${EOL}`));
+      else out.push(Buffer.from(`${Mark.bulk}${v.data.length}${EOL}`), v.data, CRLF);
       return;
     case 'verbatim': {
       const body = Buffer.concat([Buffer.from(`${v.format}:`), v.data]);
-      out.push(Buffer.from(`=${body.length}\r\n`), body, CRLF);
+      out.push(Buffer.from(`${Mark.verbatim}${body.length}${EOL}`), body, CRLF);
       return;
     }
     case 'bloberror':
-      out.push(Buffer.from(`!${v.data.length}\r\n`), v.data, CRLF);
+      out.push(Buffer.from(`${Mark.bloberror}${v.data.length}${EOL}`), v.data, CRLF);
       return;
     default: {
-      const mark = v.type === 'array' ? '*' : v.type === 'set' ? '~' : v.type === 'push' ? '>' : '%';
+      const mark = Mark[v.type];
       if (v.items === null) {
-        out.push(Buffer.from(`${mark}-1\r\n`));
+        out.push(Buffer.from(`${mark}-1${EOL}`));
         return;
       }
-      out.push(Buffer.from(`${mark}${v.count}\r\n`));
+      out.push(Buffer.from(`${mark}${v.count}${EOL}`));
       for (const item of v.items) write(item, out);
     }
   }
