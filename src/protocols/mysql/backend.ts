@@ -93,9 +93,26 @@ class LoginRefused extends GatewayError {
     readonly errno: number,
     message: string,
     detail: string,
+    options: { logDetail: string },
   ) {
-    super('backend_unavailable', message, detail);
+    super('backend_unavailable', message, detail, options);
   }
+}
+
+/**
+ * A backend's refusal of the gateway's own login or session setup, in the gateway's words with the
+ * server's error number and SQLSTATE. The server's text names the backend user and the gateway's
+ * host ("Access denied for user 'app'@'10.0.0.5'"): it goes to the gateway's log only.
+ */
+function refusal(e: { errno: number; sqlState: string }): string {
+  const code = `(${e.errno}, ${e.sqlState})`;
+  // 1044 no access to the database, 1045 wrong password, 1698 no password for that plugin.
+  if (e.errno === 1044 || e.errno === 1045 || e.errno === 1698 || e.sqlState === '28000')
+    return `the credential for this connection was rejected ${code}`;
+  if (e.errno === 1049) return `the configured database does not exist ${code}`;
+  // 1129 host blocked after connection errors, 1130 host not allowed to connect.
+  if (e.errno === 1129 || e.errno === 1130) return `the gateway's host may not connect ${code}`;
+  return `error ${code}`;
 }
 
 function openSocket(target: BackendTarget): Promise<net.Socket> {
@@ -138,11 +155,9 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
     const e = parseErr(first);
     throw (
       passedLoginError(e.errno, e.sqlState, e.message) ??
-      new GatewayError(
-        'backend_unavailable',
-        `connection "${target.connection}": the backend refused the connection`,
-        `${e.errno}: ${e.message}`,
-      )
+      new GatewayError('backend_unavailable', `connection "${target.connection}": the backend refused the connection`, refusal(e), {
+        logDetail: `${e.errno} (${e.sqlState}): ${e.message}`,
+      })
     );
   }
   const greeting = parseGreeting(first);
@@ -219,11 +234,9 @@ async function login(plain: net.Socket, target: BackendTarget, options: MysqlBac
       const e = parseErr(p);
       throw (
         passedLoginError(e.errno, e.sqlState, e.message) ??
-        new LoginRefused(
-          e.errno,
-          `connection "${target.connection}": the backend refused the gateway's login`,
-          `${e.errno} (${e.sqlState}): ${e.message}`,
-        )
+        new LoginRefused(e.errno, `connection "${target.connection}": the backend refused the gateway's login`, refusal(e), {
+          logDetail: `${e.errno} (${e.sqlState}): ${e.message}`,
+        })
       );
     }
     if (p[0] === Marker.AUTH_SWITCH) {
@@ -348,7 +361,8 @@ export async function prepareSession(session: MysqlBackendSession, sql: string, 
       throw new GatewayError(
         'credential_unavailable',
         `could not set up this session's database user on connection "${connection}"`,
-        `${e.errno} (${e.sqlState}): ${e.message}`,
+        `the backend answered ${e.errno} (${e.sqlState}); the gateway's log has its message`,
+        { logDetail: `${e.errno} (${e.sqlState}): ${e.message}` },
       );
     }
   } finally {

@@ -101,7 +101,9 @@ async function setUp(socket: net.Socket, target: BackendTarget, live: BackendTar
     if (r.value.type === 'error' || r.value.type === 'bloberror') {
       const text = r.value.type === 'error' ? r.value.text : r.value.data.toString('utf8');
       const what = i === 0 ? 'log in to' : 'select the database on';
-      throw new GatewayError('backend_unavailable', `jitgate could not ${what} the Redis backend of "${target.connection}"`, text);
+      // The client sees the error's code (WRONGPASS, NOPERM, ERR); the backend's words go to the log.
+      const message = `jitgate could not ${what} the Redis backend of "${target.connection}"`;
+      throw new GatewayError('backend_unavailable', message, text.split(' ')[0], { logDetail: text });
     }
   }
   const id = replies[replies.length - 1]!.value;
