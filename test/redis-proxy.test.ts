@@ -106,6 +106,13 @@ describe('authentication', () => {
     );
   });
 
+  it('PING with an argument before AUTH echoes its bytes exactly, whatever they are', async () => {
+    const arg = Buffer.from([0x68, 0xe9, 0xff, 0x00, 0x80]);
+    const command = Buffer.concat([Buffer.from('*2\r\n$4\r\nPING\r\n$5\r\n'), arg, Buffer.from('\r\n*1\r\n$4\r\nPING\r\n')]);
+    const out = await raw(command, { waitFor: (s) => s.endsWith('+PONG\r\n') });
+    expect(Buffer.from(out, 'latin1')).toEqual(Buffer.concat([Buffer.from('$5\r\n'), arg, Buffer.from('\r\n+PONG\r\n')]));
+  });
+
   it('a token for another person or connection does not open this one', async () => {
     const bobs = gw.token({ user: 'bob' });
     const out = await raw(`AUTH alice@cache ${bobs}\r\n`, { waitFor: (s) => s.includes('\r\n') });

@@ -22,7 +22,7 @@ import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, Ses
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { redisMasking, type RedisReplyMasker } from './masking.js';
 import { RedisRelay } from './relay.js';
-import { CommandReader, DEFAULT_COMMAND_LIMITS, errorReply, RespError, simpleReply, type ParsedCommand } from './resp.js';
+import { CommandReader, DEFAULT_COMMAND_LIMITS, encodeValue, errorReply, RespError, simpleReply, type ParsedCommand } from './resp.js';
 import { TcpListener } from '../tcp-server.js';
 
 export interface RedisListenerOptions {
@@ -214,7 +214,8 @@ class ClientHandshake {
     const arg = (i: number) => c.args[i]?.toString('utf8');
     switch (name) {
       case 'ping':
-        this.send(c.args.length > 1 ? `$${c.args[1]!.length}\r\n${c.args[1]!.toString('latin1')}\r\n` : simpleReply('PONG'));
+        // The argument goes back byte for byte (a string here would be written as UTF-8, longer than its $length).
+        this.send(c.args.length > 1 ? encodeValue({ type: 'bulk', data: c.args[1]! }) : simpleReply('PONG'));
         return;
       case 'quit':
         this.done = true;
