@@ -97,6 +97,7 @@ describe("a backend that refuses the gateway's login", () => {
     expect(err?.message).toBe('could not connect to backend for connection "pg-refuses"');
     expect(err?.detail).toBe("the backend rejected the gateway's credential for this connection");
     expectNoBackendText(`${err?.message} ${err?.detail ?? ''}`);
+    expectLogged('pg-refuses', new RegExp(`28000: role .*${BACKEND_USER}.* does not exist`));
   });
 
   it("MySQL: 1105 with the backend's error number, not its message", async () => {

@@ -279,8 +279,9 @@ function md5(data: Buffer): Buffer {
 
 /**
  * The server refused the login. Clients of the gateway see only message and detail (no backend
- * internals); `fields` keeps the server's own ErrorResponse for callers whose "backend" is the
- * gateway itself (the CLI's local tunnel forwards the gateway's refusal, e.g. an ended grant, as is).
+ * internals); the server's own words are the log's (logDetail), and `fields` keeps its ErrorResponse
+ * for callers whose "backend" is the gateway itself (the CLI's local tunnel forwards the gateway's
+ * refusal, e.g. an ended grant, as is).
  */
 export class BackendRefusal extends GatewayError {
   constructor(
@@ -288,7 +289,7 @@ export class BackendRefusal extends GatewayError {
     detail: string,
     readonly fields: ReadonlyMap<string, string>,
   ) {
-    super('backend_unavailable', message, detail);
+    super('backend_unavailable', message, detail, { logDetail: `${fields.get('C') ?? '?'}: ${fields.get('M') ?? ''}` });
   }
 }
 
@@ -314,7 +315,7 @@ function asBackendUnavailable(err: unknown, target: BackendTarget): GatewayError
   const message = `could not connect to backend for connection "${target.connection}"`;
   if (err instanceof GatewayError) {
     // The backend's own answer (a refusal passed on as it was), already in the client's words.
-    if (err.detail && err.logDetail === undefined) return err;
+    if (err instanceof BackendRefusal || (err.detail && err.logDetail === undefined)) return err;
     const detail = err.detail ? `${err.message}: ${err.detail}` : err.message;
     return new GatewayError('backend_unavailable', message, detail, err.logDetail !== undefined ? { logDetail: err.logDetail } : {});
   }
