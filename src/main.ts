@@ -145,25 +145,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
   const store = openSqliteStore(config.store.path);
   shutdown.add('store', () => store.close());
   try {
-    // This process as one instance on the store: closes only what dead instances left (recording
-    // recovery below restores their real end from their recordings), never a live instance's.
-    const instance = new InstanceRegistry({ repo: store.instances, clock, log });
-    instance.start();
-    shutdown.add('instance', () => instance.close());
-
     // The one secret store: backend passwords, webhook and OIDC secrets, rotation, the console's list.
     const secrets = new SecretStore(store, { env, now });
     const resolveSecret = (ref: string) => resolveSecretRef(ref, { secretStore: secrets, env });
     const targets = await resolveTargets(config, resolveSecret);
-    const sessionCredentials = new SessionCredentials({
-      connections: config.connections,
-      targets,
-      database: store.database,
-      clock,
-      log,
-      liveSessions: () => new Set(store.listSessions({ active: true }).map((s) => s.id)),
-    });
-    shutdown.add('credentials', () => sessionCredentials.close());
     const certificate = await ensureCertificate(config.dataDir, { cert: config.tls.cert, key: config.tls.key });
     if (certificate.generated) log.info({ cert: certificate.certPath }, 'generated a self-signed TLS certificate');
     const secureContext = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
@@ -285,11 +270,31 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       kill: killAnywhere,
     });
     shutdown.add('recordings', () => recorder.stop());
-    // Lost instances, found at start or later: audited, and their recordings recovered.
-    instance.attach({
+    // This process as one instance on the store: closes only what dead instances left, never a live
+    // instance's. Lost ones (found now or later) are audited and their recordings recovered, so it
+    // comes after the audit log and the recorder.
+    const instance = new InstanceRegistry({
+      repo: store.instances,
+      clock,
+      log,
       audit: auditModule.log,
       recover: (lost) => recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason),
     });
+    instance.start();
+    shutdown.add('instance', () => instance.close());
+    // The sessions it closed that no instance owned get their real end back from their recordings.
+    recorder.service.recoverOrphans({ unowned: true });
+    // Backend credentials per session. After the instance: the janitor's first sweep drops the
+    // per-session roles of sessions a gone process left, which must be closed by then.
+    const sessionCredentials = new SessionCredentials({
+      connections: config.connections,
+      targets,
+      database: store.database,
+      clock,
+      log,
+      liveSessions: () => new Set(store.listSessions({ active: true }).map((s) => s.id)),
+    });
+    shutdown.add('credentials', () => sessionCredentials.close());
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
     const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
     const sessions = new SessionService(store, metrics, log, now, {

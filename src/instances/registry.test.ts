@@ -42,14 +42,18 @@ function instance(
   pidAlive: (pid: number) => boolean = () => true,
 ): Instance {
   const store = open();
-  const registry = new InstanceRegistry({ repo: store.instances, clock, log, self, pidAlive });
   const audited: AuditEventInput[] = [];
   const recovered: LostInstance[] = [];
-  registry.start();
-  registry.attach({
+  const registry = new InstanceRegistry({
+    repo: store.instances,
+    clock,
+    log,
+    self,
+    pidAlive,
     audit: { append: (e) => (audited.push(e), {}) as never },
     recover: (l) => recovered.push(l),
   });
+  registry.start();
   return { registry, store, audited, recovered };
 }
 

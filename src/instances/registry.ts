@@ -46,12 +46,9 @@ export interface InstanceRegistryOptions {
   self?: { hostname: string; pid: number; pidNamespace: string | null };
   /** Whether a pid on this host is running (default: signal 0). */
   pidAlive?: (pid: number) => boolean;
-}
-
-/** What becomes of a lost instance once claimed (set once audit and recordings exist). */
-export interface LostHandlers {
+  /** Where a claimed instance is audited (`instance.lost`). */
   audit: AuditAppender;
-  /** Recovers the recordings of the lost instance's sessions (RecordingService.recoverOrphans). */
+  /** Recovers the recordings of a claimed instance's sessions (RecordingService.recoverOrphans). */
   recover(lost: LostInstance): void;
 }
 
@@ -60,9 +57,6 @@ export class InstanceRegistry {
   readonly self: { hostname: string; pid: number; pidNamespace: string | null };
   private readonly every: number;
   private readonly lostAfter: number;
-  private handlers: LostHandlers | undefined;
-  /** Claimed at start, before audit and recordings exist; handled on attach. */
-  private pending: LostInstance[] = [];
   private cancelTick: (() => void) | undefined;
   private running = false;
 
@@ -79,24 +73,20 @@ export class InstanceRegistry {
 
   /**
    * Registers this instance, then closes what dead instances left (see the module comment) and
-   * starts the heartbeat. Store errors are thrown: a gateway that cannot register does not start.
+   * starts the heartbeat. Lost instances are audited and their recordings recovered here; the
+   * recordings of the `unowned` sessions it closed are the caller's to recover (main.ts). Store
+   * errors are thrown: a gateway that cannot register does not start.
    */
   start(): { unowned: string[]; lost: LostInstance[] } {
     const now = this.o.clock.now();
     this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
     this.running = true;
     const lost = this.claim('gateway_crashed');
-    this.pending.push(...lost);
+    for (const l of lost) this.settle(l);
     const unowned = this.o.repo.closeUnownedSessions(now, 'gateway_crashed');
     if (unowned.length > 0) this.o.log.warn({ sessions: unowned.length }, 'closed sessions left open by an earlier gateway process');
     this.schedule();
     return { unowned, lost };
-  }
-
-  /** From now on lost instances are audited and their recordings recovered (those found at start first). */
-  attach(handlers: LostHandlers): void {
-    this.handlers = handlers;
-    for (const lost of this.pending.splice(0)) this.settle(lost);
   }
 
   /** Looks for lost instances now (the heartbeat does this on its own); returns those this instance claimed. */
@@ -145,7 +135,6 @@ export class InstanceRegistry {
       this.o.log.warn({ err, instance: this.id }, 'cannot write this instance heartbeat');
       return;
     }
-    if (!this.handlers) return;
     try {
       this.sweep();
     } catch (err) {
@@ -183,12 +172,7 @@ export class InstanceRegistry {
   /** Audits a claimed instance, recovers its recordings, then drops its row. */
   private settle(lost: LostInstance): void {
     const { instance, sessions, reason } = lost;
-    const h = this.handlers;
-    if (!h) {
-      this.pending.push(lost);
-      return;
-    }
-    h.audit.append({
+    this.o.audit.append({
       type: 'instance.lost',
       actor: 'gateway',
       subject: instance.id,
@@ -204,7 +188,7 @@ export class InstanceRegistry {
       },
     });
     try {
-      h.recover(lost);
+      this.o.recover(lost);
     } catch (err) {
       // The row stays marked lost: another instance claims it again later and retries.
       this.o.log.error({ err, instance: instance.id }, 'cannot recover the recordings of a lost gateway instance');

@@ -50,8 +50,8 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
     ...(o.sessions ? { sessions: o.sessions } : {}),
     ...(o.kill ? { kill: o.kill } : {}),
   });
-  // Recordings of lost instances are recovered by the instance that claims them (instances/).
-  service.recoverOrphans({ unowned: true });
+  // Nothing is recovered here: recordings of sessions left open by a gone process are recovered
+  // once this instance has closed those sessions (main.ts, instances/registry.ts).
   const retention = new RetentionJob({ config: recordingConfig, repo, sink, audit, clock: o.clock, log });
   if (recordingConfig.enabled) retention.start();
   if (!recordingConfig.enabled) log.warn('session recording is switched off (recording.enabled: false)');
