@@ -99,9 +99,12 @@ export interface Decision {
 }
 
 /**
+ * Kinds of refusal that are not policy ones, protocol-neutral. Each protocol maps every code to its
+ * own error in a table typed `Record<DecisionCode, ...>` (postgres/errors.ts, mysql/errors.ts, the
+ * Redis relay), so a new code does not compile until every protocol answers it.
  * `cancelled`: a held statement that will not run because its wait ended without approval (the
  * client cancelled it, the review timed out, the session's grant ended): PostgreSQL 57014, MySQL
- * 1317 (70100), as for a query the server itself cancelled.
+ * 1317 (70100), as for a query the server itself cancelled; Redis NOPERM.
  */
 export type DecisionCode = 'cancelled';
 

@@ -1,4 +1,5 @@
 import { GatewayError, type GatewayErrorCode } from '../../core/errors.js';
+import type { DecisionCode } from '../../core/types.js';
 
 /**
  * The error number and SQLSTATE a MySQL client sees for each gateway error code, chosen from the
@@ -26,6 +27,13 @@ export const MYSQL_ERROR: Record<GatewayErrorCode, { errno: number; sqlState: st
 
 /** A statement refused by the gateway (guardrail, review denial, grant ended). */
 export const REFUSED = { errno: 1142, sqlState: '42000' } as const;
+/**
+ * Each statement refusal that is not a policy one (Decision.code; a policy refusal is REFUSED), as
+ * the server's own error. `cancelled`: ER_QUERY_INTERRUPTED, as for a query the server interrupted.
+ */
+export const DECISION_ERROR: Record<DecisionCode, { errno: number; sqlState: string; message: (message: string) => string }> = {
+  cancelled: { errno: 1317, sqlState: '70100', message: (m) => `Query execution was interrupted (${m})` },
+};
 /** A command the gateway does not relay (replication, shutdown...): "access denied; you need privileges". */
 export const COMMAND_REFUSED = { errno: 1227, sqlState: '42000' } as const;
 

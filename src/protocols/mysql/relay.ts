@@ -19,7 +19,7 @@ import type {
   SessionPipeline,
   Statement,
 } from '../../core/types.js';
-import { COMMAND_REFUSED, MYSQL_ERROR, REFUSED } from './errors.js';
+import { COMMAND_REFUSED, DECISION_ERROR, MYSQL_ERROR, REFUSED } from './errors.js';
 import { HoldQueue } from '../hold-queue.js';
 import {
   Cap,
@@ -469,8 +469,9 @@ export class MysqlRelay {
 
   private refuse(seq: number, d: Decision, statement: string | undefined): void {
     const message = d.message ?? `jitgate: statement refused (${d.reasons.join(', ') || 'denied'})`;
-    // A held statement the client gave up on (KILL QUERY) ends as an interrupted query does.
-    if (d.code === 'cancelled') return this.refuseWith(seq, 1317, '70100', `Query execution was interrupted (${message})`, statement);
+    // Not a policy refusal (a held statement the client gave up on with KILL QUERY): the server's own error for it.
+    const coded = d.code && DECISION_ERROR[d.code];
+    if (coded) return this.refuseWith(seq, coded.errno, coded.sqlState, coded.message(message), statement);
     this.refuseWith(seq, REFUSED.errno, REFUSED.sqlState, message, statement);
   }
 

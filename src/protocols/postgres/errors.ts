@@ -1,4 +1,5 @@
 import type { GatewayErrorCode } from '../../core/errors.js';
+import type { DecisionCode } from '../../core/types.js';
 
 /** The SQLSTATE a PostgreSQL client sees for each gateway error code. */
 export const SQLSTATE: Record<GatewayErrorCode, string> = {
@@ -19,5 +20,11 @@ export const SQLSTATE: Record<GatewayErrorCode, string> = {
   internal: 'XX000',
 };
 
-/** query_canceled: what PostgreSQL itself answers a cancelled statement, and what a withdrawn hold answers. */
-export const QUERY_CANCELED = '57014';
+/**
+ * The SQLSTATE of each statement refusal that is not a policy one (Decision.code; a policy refusal
+ * is `SQLSTATE.denied`). `cancelled`: query_canceled, what PostgreSQL itself answers a cancelled
+ * statement.
+ */
+export const DECISION_SQLSTATE: Record<DecisionCode, string> = {
+  cancelled: '57014',
+};

@@ -27,7 +27,7 @@ import type { PostgresMasking } from './masking.js';
 import { ResultMasker } from './result-masker.js';
 import { Output } from './output.js';
 import { HoldQueue } from '../hold-queue.js';
-import { QUERY_CANCELED, SQLSTATE } from './errors.js';
+import { DECISION_SQLSTATE, SQLSTATE } from './errors.js';
 
 interface PendingFrame {
   type: number;
@@ -280,7 +280,7 @@ export class PostgresRelay {
     return build.error({
       severity: 'ERROR',
       // A held statement that was cancelled or timed out reads like PostgreSQL's own cancel.
-      code: decision.code === 'cancelled' ? QUERY_CANCELED : SQLSTATE.denied,
+      code: decision.code ? DECISION_SQLSTATE[decision.code] : SQLSTATE.denied,
       message: decision.message ?? 'statement refused by jitgate policy',
       detail: decision.reasons.length ? `reason: ${decision.reasons.join(', ')}` : undefined,
     });

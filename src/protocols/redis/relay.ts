@@ -16,7 +16,15 @@
  * inspect is refused rather than passed unmasked (fail closed).
  */
 import type { Socket } from 'node:net';
-import type { Decision, ResultObserver, SessionCounters, SessionEndReason, SessionPipeline, Statement } from '../../core/types.js';
+import type {
+  Decision,
+  DecisionCode,
+  ResultObserver,
+  SessionCounters,
+  SessionEndReason,
+  SessionPipeline,
+  Statement,
+} from '../../core/types.js';
 import { credentialRefusal, replyRedactor, type ReplyRedactor } from './backend-secrets.js';
 import { formatCommand, formatReply } from './display.js';
 import { HoldQueue } from '../hold-queue.js';
@@ -34,6 +42,15 @@ import {
   type ParsedCommand,
   type RespValue,
 } from './resp.js';
+
+/**
+ * The error prefix of each command refusal that is not a policy one (Decision.code; a policy refusal
+ * is NOPERM). `cancelled`: Redis has no cancel of its own, so a hold that ended unapproved (timed
+ * out, grant ended) is refused as policy refuses.
+ */
+const DECISION_PREFIX: Record<DecisionCode, string> = {
+  cancelled: 'NOPERM',
+};
 
 /**
  * Rewrites a reply for one command (masking); null = no masking for this session. Commands it could
@@ -397,7 +414,8 @@ export class RedisRelay {
   private refuse(decision: Decision): void {
     if (this.inMulti) this.multiDirty = true;
     const message = decision.message ?? 'jitgate: command refused by policy';
-    this.sendLocal(errorReply(`NOPERM ${message}`), message);
+    const prefix = decision.code ? DECISION_PREFIX[decision.code] : 'NOPERM';
+    this.sendLocal(errorReply(`${prefix} ${message}`), message);
   }
 
   /** A reply the gateway composed, placed in order behind the replies still owed by the backend. */
