@@ -16,7 +16,8 @@ import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadSigner } from '../src/audit/signing.js';
-import type { Decision, Identity, PendingDecision, SessionPipeline } from '../src/core/types.js';
+import { pendingDecision } from '../src/core/pending-decision.js';
+import type { Decision, Identity, SessionPipeline } from '../src/core/types.js';
 import type { RecordedEvent } from '../src/recording/file-recorder.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
@@ -251,12 +252,9 @@ describe('what a session records', () => {
           ...inner,
           decide: (st) => {
             if (!st.text.includes('payroll')) return inner.decide(st);
-            const held = new Promise<Decision>((r) => (approve = r)) as PendingDecision;
-            held.hold = {
-              notice: { effect: 'review', reasons: ['review:payroll'], rule: 'payroll' } as Decision,
-              withdraw: () => undefined,
-            };
-            return held;
+            const held = pendingDecision(new Promise<Decision>((r) => (approve = r)));
+            held.held({ notice: { effect: 'review', reasons: ['review:payroll'], rule: 'payroll' }, withdraw: () => undefined });
+            return held.pending;
           },
         };
         return holding;

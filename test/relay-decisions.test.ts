@@ -5,7 +5,8 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Decision, ResultEvent, ResultObserver, SessionPipeline, Statement } from '../src/core/types.js';
+import { pendingDecision } from '../src/core/pending-decision.js';
+import type { Decision, HoldInfo, PendingDecision, ResultEvent, ResultObserver, SessionPipeline, Statement } from '../src/core/types.js';
 import { connectBackend } from '../src/protocols/postgres/backend.js';
 import { build } from '../src/protocols/postgres/codec.js';
 import { PostgresRelay } from '../src/protocols/postgres/relay.js';
@@ -20,9 +21,9 @@ beforeAll(async () => {
 });
 afterAll(() => server?.cleanup());
 
-type Decide = (s: Statement) => Decision | Promise<Decision>;
+type Decide = (s: Statement) => Decision | PendingDecision;
 
-async function session(decide: Decide, observer?: ResultObserver): Promise<RawSession> {
+async function session(decide: Decide, observer?: ResultObserver): Promise<RawSession & { relay: PostgresRelay }> {
   const accepted = new Promise<net.Socket>((resolve) => {
     const srv = net.createServer((s) => {
       srv.close();
@@ -59,7 +60,53 @@ async function session(decide: Decide, observer?: ResultObserver): Promise<RawSe
     onEnd: () => undefined,
   });
   relay.start(Buffer.alloc(0), backend.leftover);
-  return wrap(clientSocket);
+  return Object.assign(wrap(clientSocket), { relay });
+}
+
+/** A decision the gateway takes a moment to reach (masking reading its catalog) with nobody asked. */
+function waitsForGateway(settle: (release: (d: Decision) => void) => void): PendingDecision {
+  return pendingDecision(new Promise<Decision>(settle)).pending;
+}
+
+/**
+ * A statement the gateway first decides itself (masking reading its catalog) and then holds for a
+ * person, as the session pipeline does: `checked()` ends the gateway's part, `decide` the person's.
+ */
+function heldAfterGatewayCheck() {
+  const script = {
+    checked: undefined as (() => void) | undefined,
+    decide: undefined as ((d: Decision) => void) | undefined,
+    withdrawn: false,
+  };
+  const decide = (): PendingDecision => {
+    const later = pendingDecision(
+      new Promise<void>((r) => (script.checked = r)).then(() => {
+        const review = pendingDecision(new Promise<Decision>((r) => (script.decide = r)));
+        const hold: HoldInfo = {
+          notice: {
+            effect: 'review',
+            reasons: ['review:deletes'],
+            rule: 'deletes',
+            message: 'jitgate: statement held for approval (rule "deletes")',
+          },
+          withdraw: () => {
+            script.withdrawn = true;
+            script.decide!({
+              effect: 'deny',
+              reasons: ['cancelled_by_client'],
+              code: 'cancelled',
+              message: 'canceling statement due to user request',
+            });
+          },
+        };
+        review.held(hold);
+        review.pending.onHold(later.held);
+        return review.pending;
+      }),
+    );
+    return later.pending;
+  };
+  return { script, decide };
 }
 
 const deny = (reason: string): Decision => ({ effect: 'deny', reasons: [reason], message: `jitgate: refused by rule test (${reason})` });
@@ -135,7 +182,7 @@ describe('refused statements', () => {
 describe('held statements', () => {
   it('holds a statement until decided, keeps later messages behind it, then relays in order', async () => {
     let release: ((d: Decision) => void) | undefined;
-    const s = await session((st) => (st.text.includes('held') ? new Promise<Decision>((r) => (release = r)) : allow));
+    const s = await session((st) => (st.text.includes('held') ? waitsForGateway((r) => (release = r)) : allow));
     s.socket.write(Buffer.concat([build.query("select 'held' as x"), build.query("select 'after' as x")]));
     // Both arrived in one chunk: once the first is held, the relay has dealt with the second too.
     const decide = await waitUntil('the first statement to be held', () => release);
@@ -153,7 +200,7 @@ describe('held statements', () => {
 
   it('a held statement that is then refused gets 42501 and the rest of the session continues', async () => {
     let release: ((d: Decision) => void) | undefined;
-    const s = await session((st) => (st.text.includes('delete') ? new Promise<Decision>((r) => (release = r)) : allow));
+    const s = await session((st) => (st.text.includes('delete') ? waitsForGateway((r) => (release = r)) : allow));
     s.socket.write(Buffer.concat([build.query('delete from ledger'), build.query('select 2')]));
     const decide = await waitUntil('the delete to be held', () => release);
     decide(deny('review_denied'));
@@ -161,6 +208,38 @@ describe('held statements', () => {
     expect(errorOf(refused[0]!).code).toBe('42501');
     const next = await s.until('Z');
     expect(next.map((m) => m.type).join('')).toBe('TDCZ');
+    s.socket.destroy();
+  });
+});
+
+describe('statements the gateway decides first and then holds for a person', () => {
+  it('get the hold notice when they are held, and run once approved', async () => {
+    const { script, decide } = heldAfterGatewayCheck();
+    const s = await session((st) => (st.text.includes('delete') ? decide() : allow));
+    s.socket.write(build.query('delete from ledger'));
+    const checked = await waitUntil('the delete to wait for the gateway', () => script.checked);
+    expect(s.messages).toEqual([]);
+    checked();
+    await waitUntil('the hold notice', () => s.messages.find((m) => m.type === 'N'));
+    expect(errorOf(s.messages[0]!).message).toBe('jitgate: statement held for approval (rule "deletes")');
+    script.decide!(allow);
+    const answer = await s.until('Z');
+    expect(answer.map((m) => m.type).join('')).toBe('NCZ');
+    s.socket.destroy();
+  });
+
+  it('are withdrawn by a cancel the client sent while the gateway was still deciding', async () => {
+    const { script, decide } = heldAfterGatewayCheck();
+    const s = await session((st) => (st.text.includes('delete') ? decide() : allow));
+    s.socket.write(build.query('delete from ledger'));
+    const checked = await waitUntil('the delete to wait for the gateway', () => script.checked);
+    await s.relay.clientCancel();
+    expect(script.withdrawn).toBe(false);
+    checked();
+    const answer = await s.until('Z');
+    expect(answer.map((m) => m.type).join('')).toBe('NEZ');
+    expect(script.withdrawn).toBe(true);
+    expect(errorOf(answer[1]!)).toMatchObject({ code: '57014', message: 'canceling statement due to user request' });
     s.socket.destroy();
   });
 });

@@ -48,6 +48,10 @@ beforeAll(async () => {
   await server.query(
     'create table ledger (id serial primary key, note text); grant all on ledger to public; grant usage on sequence ledger_id_seq to public',
   );
+  // A view: masking (on for app, as wherever people's data is) validates its catalog before a
+  // statement that reads one is decided, so such a statement waits for the gateway before a person.
+  await server.query('create view ledger_notes as select note from ledger; grant select on ledger_notes to public');
+  await server.query('create table people (email text); grant all on people to public');
   // A table the app-md5 connection's backend user owns, for DDL through it.
   await server.query(`create table md5_owned (a int); alter table md5_owned owner to ${server.users.md5.user}`);
   hooks = await startWebhookReceiver();
@@ -59,6 +63,11 @@ guardrails:
   - name: careful-writes
     connections: [app, app-md5]
     deny: { unboundedWrites: true }
+masking:
+  rules:
+    - name: people
+      connections: [app]
+      columns: { people.email: email }
 reviews:
   - name: app-writes
     connections: [app]
@@ -198,6 +207,26 @@ describe('a held write, approved with the CLI', () => {
       kind: 'review',
       review: { user: 'alice', connection: 'app', rule: 'app-writes', statement: r.statement },
     });
+  });
+});
+
+describe('a held write that masking checks first', () => {
+  it('is announced when it is held, runs on approval, and is recorded as held', async () => {
+    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+      input: "insert into ledger (note) select 'copied from the view ' || count(*) from ledger_notes returning note;\n",
+    });
+    const r = await heldReview('alice');
+    expect(r.statement).toContain('from ledger_notes');
+    await cli('carol', ['approve', short(r.id)]);
+    const result = await run;
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^copied from the view \d+\nINSERT 0 1\n$/);
+    expect(result.stderr).toContain(`NOTICE:  jitgate: statement held for approval: review ${short(r.id)} (rule "app-writes")`);
+    expect((await settledSession(env.gw, { user: 'alice' })).id).toBe(r.sessionId);
+    const read = await env.gw.gateway.recording.read(r.sessionId);
+    const transcript = renderTranscript(read!.result.events);
+    expect(transcript).toContain(`-- jitgate: statement 1 held for approval (review ${short(r.id)}, rule app-writes: write_statement)`);
+    expect(transcript).toMatch(/-- jitgate: statement 1 approved after \d+m?s \(review_approved; rule app-writes; by carol\)/);
   });
 });
 

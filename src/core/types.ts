@@ -120,8 +120,14 @@ export interface HoldInfo {
   withdraw(): void;
 }
 
-/** A decision that comes later; `hold` is present when it waits for a person (why, and how to withdraw). */
-export type PendingDecision = Promise<Decision> & { hold?: HoldInfo };
+/**
+ * A decision that comes later: it waits for the gateway itself (masking reading its catalog first),
+ * for a person (a review), or for the one and then the other. `onHold` announces the wait for a
+ * person, whenever it begins: the listener is called once, with why and how to withdraw, at once if
+ * the statement is already held, never if it is decided without anyone. Made by
+ * `pendingDecision()` (./pending-decision.ts).
+ */
+export type PendingDecision = Promise<Decision> & { onHold(listener: (hold: HoldInfo) => void): void };
 
 export type SessionEndReason =
   | 'client_quit'
@@ -153,8 +159,8 @@ export interface SessionCounters {
 export interface SessionPipeline {
   readonly id: string;
   /**
-   * Decide one statement. A Promise means the statement waits: for a person when it carries `hold`
-   * (a review), for the gateway itself otherwise (masking reading its catalog first).
+   * Decide one statement. A PendingDecision means the statement waits: for the gateway itself, for
+   * a person (announced through `onHold`), or both in turn.
    */
   decide(statement: Statement): Decision | PendingDecision;
   /** The session has ended; counters are final. Called exactly once. */

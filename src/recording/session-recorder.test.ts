@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RECORDING_DEFAULTS } from '../config/recording.js';
-import type { Decision, PendingDecision, SessionPipeline, Statement } from '../core/types.js';
+import { pendingDecision } from '../core/pending-decision.js';
+import type { Decision, HoldInfo, PendingDecision, SessionPipeline, Statement } from '../core/types.js';
 import { chainHash, GENESIS, type RecordedEvent } from './file-recorder.js';
 import { cutUtf8, RECORDING_UNAVAILABLE, SessionRecorder, type RecorderResult } from './session-recorder.js';
 import type { RecordingWriter } from './sink.js';
@@ -53,6 +54,13 @@ function decideNow(pipeline: SessionPipeline, statement: Statement): Decision {
   return decision;
 }
 const simple = (text: string): Statement => ({ source: 'simple', text });
+const dropsHold: HoldInfo = { notice: { effect: 'review', reasons: ['review:drops'], rule: 'drops' }, withdraw: () => undefined };
+/** The hold a pending decision has announced so far, if any. */
+function holdOf(pending: PendingDecision): HoldInfo | undefined {
+  let hold: HoldInfo | undefined;
+  pending.onHold((h) => (hold = h));
+  return hold;
+}
 
 function setup(
   opts: {
@@ -169,14 +177,14 @@ describe('SessionRecorder', () => {
     const { writer, pipeline, decisions } = setup({
       decide: (s) => {
         if (!s.text.includes('drop')) return allow;
-        const held = new Promise<Decision>((r) => (approve = r)) as PendingDecision;
-        held.hold = { notice: { effect: 'review', reasons: ['review:drops'], rule: 'drops' } as Decision, withdraw: () => undefined };
-        return held;
+        const held = pendingDecision(new Promise<Decision>((r) => (approve = r)));
+        held.held(dropsHold);
+        return held.pending;
       },
     });
     const pending = pipeline.decide(simple('drop table t'));
     expect(pending).toBeInstanceOf(Promise);
-    expect((pending as PendingDecision).hold?.notice).toMatchObject({ rule: 'drops' });
+    expect(holdOf(pending as PendingDecision)?.notice).toMatchObject({ rule: 'drops' });
     expect(writer!.log.at(-1)).toMatchObject({ type: 'statement', data: { n: 1, held: true } });
     approve({ effect: 'allow', reasons: ['approved'], approvedBy: 'bob' } as Decision);
     await expect(pending).resolves.toMatchObject({ effect: 'allow' });
@@ -189,10 +197,10 @@ describe('SessionRecorder', () => {
 
   it('records a statement the gateway decides a moment later (no person involved) as decided, not held', async () => {
     let settle!: (d: Decision) => void;
-    const { writer, pipeline, decisions } = setup({ decide: () => new Promise<Decision>((r) => (settle = r)) });
+    const { writer, pipeline, decisions } = setup({ decide: () => pendingDecision(new Promise<Decision>((r) => (settle = r))).pending });
     const later = pipeline.decide(simple('select * from v'));
     expect(later).toBeInstanceOf(Promise);
-    expect((later as PendingDecision).hold).toBeUndefined();
+    expect(holdOf(later as PendingDecision)).toBeUndefined();
     settle({ effect: 'deny', reasons: ['masking:unmaskable'], message: 'no' });
     await expect(later).resolves.toMatchObject({ effect: 'deny' });
     const statements = writer!.log.filter((e) => e.type === 'statement');
@@ -205,6 +213,36 @@ describe('SessionRecorder', () => {
     expect(statements[0]!.data).not.toHaveProperty('held');
     expect(writer!.log.some((e) => e.type === 'decision')).toBe(false);
     expect(decisions).toEqual(['1:immediate:deny']);
+  });
+
+  it('records a statement held for a person after the gateway first read its catalog as held from that moment', async () => {
+    let checked!: () => void;
+    let approve!: (d: Decision) => void;
+    const { writer, pipeline, decisions } = setup({
+      decide: () => {
+        const later = pendingDecision(
+          new Promise<void>((r) => (checked = r)).then(() => {
+            const review = pendingDecision(new Promise<Decision>((r) => (approve = r)));
+            review.held(dropsHold);
+            review.pending.onHold(later.held);
+            return review.pending;
+          }),
+        );
+        return later.pending;
+      },
+    });
+    const pending = pipeline.decide(simple('drop table t')) as PendingDecision;
+    const announced: HoldInfo[] = [];
+    pending.onHold((h) => announced.push(h));
+    expect(writer!.log.some((e) => e.type === 'statement')).toBe(false);
+    checked();
+    await expect.poll(() => announced.length).toBe(1);
+    expect(announced[0]!.notice).toMatchObject({ rule: 'drops' });
+    expect(writer!.log.at(-1)).toMatchObject({ type: 'statement', data: { n: 1, held: true, decision: { effect: 'review' } } });
+    approve({ effect: 'deny', reasons: ['denied'], message: 'no' });
+    await expect(pending).resolves.toMatchObject({ effect: 'deny' });
+    expect(writer!.log.at(-1)).toMatchObject({ type: 'decision', data: { n: 1, decision: { effect: 'deny' } } });
+    expect(decisions).toEqual(['1:held:review', '1:decided:deny']);
   });
 
   it('keeps the order of notices and errors between rows, and marks a result an error cut short', () => {

@@ -13,6 +13,7 @@
  * unrecorded. Either way the failure is reported once through `onFailure`.
  */
 import type { RecordingLimits, RecordingMode } from '../config/recording.js';
+import { relayHolds } from '../core/pending-decision.js';
 import type {
   BoundParameters,
   Decision,
@@ -180,7 +181,7 @@ export class SessionRecorder {
   // -------------------------------------------------------------------------------------------
   // statements and decisions
 
-  private decide(statement: Statement, inner: SessionPipeline): Decision | Promise<Decision> {
+  private decide(statement: Statement, inner: SessionPipeline): Decision | PendingDecision {
     if (this.refusing) {
       if (!this.refusalReported) {
         this.refusalReported = true;
@@ -205,50 +206,42 @@ export class SessionRecorder {
       if (decision.effect !== 'allow') this.hooks.onDecision?.(n, data.text, decision, 'immediate');
       return decision;
     }
-    const hold = (decision as PendingDecision).hold;
-    // Decided a moment later by the gateway itself (masking validating its catalog first), not held
-    // for a person: recorded like an immediate decision once it is known (the relay waits for it,
-    // so nothing of this session happens in between).
-    if (!hold) {
-      return decision.then(
-        (d) => {
-          data.decision = decisionData(d);
-          this.append('statement', data as unknown as Record<string, unknown>);
-          if (d.effect !== 'allow') this.hooks.onDecision?.(n, data.text, d, 'immediate');
-          return d;
-        },
-        (err: unknown) => {
-          data.decision = decisionData({ effect: 'deny', reasons: ['decision_failed'] });
-          this.append('statement', data as unknown as Record<string, unknown>);
-          throw err;
-        },
-      );
-    }
-    const heldAt = this.o.now();
-    // Why it is held and under which review.
-    this.append('statement', { ...data, held: true, decision: decisionData(hold.notice) });
-    this.hooks.onDecision?.(n, data.text, hold.notice, 'held');
-    // The statement waits for a person: make it durable now, not at the next boundary.
-    this.checkpoint();
-    const recorded: PendingDecision = decision.then(
+    // The statement waits. If it comes to wait for a person (a review), it is recorded as held at
+    // that moment, and its decision later with how long it waited; if the gateway alone decides it
+    // (masking validating its catalog first), it is recorded once, like an immediate decision. The
+    // relay waits either way, so nothing else of this session happens in between.
+    let heldAt: number | undefined;
+    decision.onHold((hold) => {
+      heldAt = this.o.now();
+      this.append('statement', { ...data, held: true, decision: decisionData(hold.notice) });
+      this.hooks.onDecision?.(n, data.text, hold.notice, 'held');
+      // The statement waits for a person: make it durable now, not at the next boundary.
+      this.checkpoint();
+    });
+    const settle = (d: Decision): void => {
+      if (heldAt === undefined) {
+        data.decision = decisionData(d);
+        this.append('statement', data as unknown as Record<string, unknown>);
+        if (d.effect !== 'allow') this.hooks.onDecision?.(n, data.text, d, 'immediate');
+        return;
+      }
+      const waitedMs = this.o.now() - heldAt;
+      this.append('decision', { n, decision: decisionData(d), waitedMs });
+      this.hooks.onDecision?.(n, data.text, d, 'decided', waitedMs);
+      this.checkpoint();
+    };
+    const recorded = decision.then(
       (d) => {
-        const waitedMs = this.o.now() - heldAt;
-        this.append('decision', { n, decision: decisionData(d), waitedMs });
-        this.hooks.onDecision?.(n, data.text, d, 'decided', waitedMs);
-        this.checkpoint();
+        settle(d);
         return d;
       },
       (err: unknown) => {
-        const waitedMs = this.o.now() - heldAt;
-        const failed: Decision = { effect: 'deny', reasons: ['decision_failed'] };
-        this.append('decision', { n, decision: decisionData(failed), waitedMs });
-        this.hooks.onDecision?.(n, data.text, failed, 'decided', waitedMs);
+        settle({ effect: 'deny', reasons: ['decision_failed'] });
         throw err;
       },
     );
-    // The protocol engine still needs the hold's notice and its withdraw (client cancel).
-    recorded.hold = hold;
-    return recorded;
+    // The protocol engine still needs to hear of the hold (its notice, and withdraw on client cancel).
+    return relayHolds(decision, recorded);
   }
 
   private statementData(n: number, statement: Statement): StatementData {

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../core/clock.js';
-import type { Decision, Identity } from '../core/types.js';
+import type { Decision, HoldInfo, Identity, PendingDecision } from '../core/types.js';
 import { createLogger } from '../obs/log.js';
 import { analysePostgres, loadPostgresParser } from '../sql/postgres.js';
 import type { ReviewEvent } from './events.js';
@@ -52,6 +52,13 @@ function hold(svc: ReviewService, sql = 'update t set a = 1 where id = 1', sessi
   });
 }
 
+/** The hold a pending decision has announced (a review announces it as it is created). */
+function holdOf(pending: PendingDecision): HoldInfo | undefined {
+  let hold: HoldInfo | undefined;
+  pending.onHold((h) => (hold = h));
+  return hold;
+}
+
 function idOf(events: ReviewEvent[]): string {
   return events.find((e) => e.type === 'review.created')!.review.id;
 }
@@ -93,8 +100,8 @@ describe('ReviewService', () => {
   it('the hold can be withdrawn (client cancel): refused with the cancel text, record withdrawn', async () => {
     const { svc, events } = service();
     const pending = hold(svc);
-    expect(pending.hold?.notice).toMatchObject({ effect: 'review', rule: 'writes', reasons: ['write_statement'] });
-    pending.hold!.withdraw();
+    expect(holdOf(pending)?.notice).toMatchObject({ effect: 'review', rule: 'writes', reasons: ['write_statement'] });
+    holdOf(pending)!.withdraw();
     expect(await pending).toMatchObject({ effect: 'deny', code: 'cancelled', message: 'canceling statement due to user request' });
     expect(svc.get(carol, idOf(events))).toMatchObject({ state: 'withdrawn', decidedBy: 'alice', outcome: ['cancelled_by_client'] });
   });
@@ -146,10 +153,10 @@ describe('ReviewService', () => {
 describe('where to approve', () => {
   it('names the console page on the gateway host, never the wildcard listen address', () => {
     const { svc } = service('http://0.0.0.0:8080/');
-    const pending = hold(svc);
-    expect(pending.hold?.hint).toMatch(
+    const hint = holdOf(hold(svc))?.hint;
+    expect(hint).toMatch(
       /^waiting up to 1m for 2 approvals from dba; approve with jitgate approve [0-9a-f]{8} or http:\/\/[^/]+:8080\/reviews\/[0-9a-f-]{36} \(Ctrl-C withdraws it\)$/,
     );
-    expect(pending.hold?.hint).not.toContain('0.0.0.0');
+    expect(hint).not.toContain('0.0.0.0');
   });
 });

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { formatDuration } from '../core/duration.js';
+import { pendingDecision } from '../core/pending-decision.js';
 import type { Decision, HoldInfo, Identity, PendingDecision, Statement } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import { decideApproval, inAnyGroup } from '../policy/access.js';
@@ -166,7 +167,7 @@ export class ReviewService {
     this.repo.insert(review);
     const stored = this.repo.get(review.id)!;
     let resolve!: (d: Decision) => void;
-    const decision = new Promise<Decision>((r) => (resolve = r)) as PendingDecision;
+    const { pending: decision, held } = pendingDecision(new Promise<Decision>((r) => (resolve = r)));
     const cancelTimeout = this.clock.at(review.expiresAt, () => this.timeout(review.id));
     const escalate = rule.approval.escalate;
     const cancelEscalation =
@@ -190,7 +191,7 @@ export class ReviewService {
       hint: this.hintText(stored),
       withdraw: () => this.withdraw(review.id, input.user, 'cancelled by the client', ['cancelled_by_client']),
     };
-    decision.hold = hold;
+    held(hold);
     this.log.info(
       {
         review: review.id,

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../core/clock.js';
 import { GatewayError } from '../core/errors.js';
+import { pendingDecision } from '../core/pending-decision.js';
 import type {
   Decision,
   Grant,
@@ -191,6 +192,8 @@ export class SessionService {
     const act = (statement: Statement, verdict: Verdict): Decision | PendingDecision => {
       if (verdict.kind === 'decision') return verdict.decision;
       if (statement.atLogin) return refusedAtLogin(verdict.match.rule.name);
+      // The session ended while masking read its catalog: nobody is left to wait for a review.
+      if (ended) return { effect: 'deny', reasons: ['session_ended'], code: 'cancelled', message: 'jitgate: the session ended' };
       try {
         return reviews!.service.hold({
           sessionId: id,
@@ -212,8 +215,17 @@ export class SessionService {
       decide: (statement: Statement) => {
         statements.inc();
         const verdict = decideInOrder(steps, statement);
-        // Masking may first validate its catalog: the statement then waits for that.
-        return verdict instanceof Promise ? verdict.then((v) => act(statement, v)) : act(statement, verdict);
+        if (!(verdict instanceof Promise)) return act(statement, verdict);
+        // Masking first validates its catalog: the statement waits for that, and may then be held
+        // for a person, which the returned decision announces when it happens.
+        const later = pendingDecision(
+          verdict.then((v) => {
+            const decision = act(statement, v);
+            if (decision instanceof Promise) decision.onHold(later.held);
+            return decision;
+          }),
+        );
+        return later.pending;
       },
       end: (reason: SessionEndReason, counters: SessionCounters) => {
         if (ended) return;

@@ -12,7 +12,7 @@ import { GatewayError } from '../../core/errors.js';
 import type {
   BoundParameters,
   Decision,
-  PendingDecision,
+  HoldInfo,
   ResultObserver,
   SessionCounters,
   SessionEndReason,
@@ -161,7 +161,7 @@ export class MysqlRelay {
   private readonly prepared = new Map<number, PreparedStatement>();
   private status: number = Status.AUTOCOMMIT;
   /** The statement being held for a decision, when the pipeline can withdraw it. */
-  private held: PendingDecision['hold'] | undefined;
+  private held: HoldInfo | undefined;
 
   private readonly server: { mariadb: boolean; version: number };
 
@@ -421,7 +421,7 @@ export class MysqlRelay {
     if (!(decision instanceof Promise)) return settle(decision);
     // Held (e.g. waiting for a reviewer): MySQL has no notices, so the client simply waits.
     this.busy = true;
-    this.held = (decision as PendingDecision).hold;
+    decision.onHold((hold) => (this.held = hold));
     this.updateClientFlow();
     decision
       .then(

@@ -9,15 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type {
-  BackendLease,
-  BackendRequest,
-  BackendTarget,
-  PendingDecision,
-  SessionEndReason,
-  SessionInfo,
-  SessionPipeline,
-} from '../../core/types.js';
+import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, EncryptionAnswer, MessageType, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
 import { SQLSTATE } from './errors.js';
@@ -306,7 +298,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       // atLogin: a review rule refuses rather than holds (nobody can wait for approvers in a login).
       const decision = pipeline.decide({ source: 'simple', text: asSetStatement(name, value), atLogin: true });
       if (decision instanceof Promise) {
-        (decision as PendingDecision).then(undefined, () => undefined);
+        decision.then(undefined, () => undefined);
         throw new GatewayError('denied', `jitgate: the setting ${name} at login cannot be decided yet; SET it in the session instead`);
       }
       if (decision.effect !== 'allow') {

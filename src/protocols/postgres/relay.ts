@@ -68,8 +68,10 @@ export class PostgresRelay {
     this.updateClientFlow();
   });
   private holding = false;
-  /** What the pipeline said about the statement being held (absent for a bare Promise). */
+  /** Why the statement waiting now is held for a person, and how to withdraw it (once it is). */
   private heldInfo: HoldInfo | undefined;
+  /** The client cancelled a statement that still waits for the gateway's own decision. */
+  private cancelRequested = false;
   /** Refusal markers are numbered, never reused within a session. */
   private refusalSeq = 0;
   /**
@@ -204,9 +206,10 @@ export class PostgresRelay {
     if (type === MessageType.Parse && statement.name) {
       // A re-prepared name starts afresh; one that needed a person is reviewed at every execution.
       this.reviewed.delete(statement.name);
-      if (decision instanceof Promise) this.reviewed.set(statement.name, { statement, credit: true });
+      const name = statement.name;
+      if (decision instanceof Promise) decision.onHold(() => this.reviewed.set(name, { statement, credit: true }));
     }
-    if (decision instanceof Promise) this.hold(decision as PendingDecision, { type, buf, start, end });
+    if (decision instanceof Promise) this.hold(decision, { type, buf, start, end });
     else this.apply(decision, type, buf, start, end);
   }
 
@@ -292,10 +295,16 @@ export class PostgresRelay {
     // with it the review, at once.
     this.flushToBackend();
     this.holding = true;
-    this.heldInfo = pending.hold;
-    // Told at once, in the session: what the statement waits for and where to approve it.
-    if (pending.hold) this.sendToClient(holdNotice(pending.hold));
     this.flushToClient();
+    // Told as soon as it waits for a person, in the session: what for and where to approve it.
+    pending.onHold((hold) => {
+      if (this.ended) return;
+      this.heldInfo = hold;
+      this.sendToClient(holdNotice(hold));
+      this.flushToClient();
+      // The client cancelled while the gateway was still deciding: it does not want to wait.
+      if (this.cancelRequested) this.withdrawHeld();
+    });
     pending.then(
       (decision) => this.release(decision, f),
       (err) => this.release({ effect: 'deny', reasons: ['decision_failed'], message: errorMessage(err) }, f),
@@ -306,6 +315,7 @@ export class PostgresRelay {
     if (this.ended) return;
     this.holding = false;
     this.heldInfo = undefined;
+    this.cancelRequested = false;
     this.apply(decision, f.type, f.buf, f.start, f.end);
     // Replayed in order until one of them is held again; the rest keeps waiting behind that one.
     this.queued.drain(this.replayFrame, () => !this.ended && !this.holding);
@@ -454,13 +464,21 @@ export class PostgresRelay {
    * and the client gets 57014 as for any cancelled statement; otherwise the backend is cancelled.
    */
   clientCancel(): Promise<void> {
-    const held = this.heldInfo;
-    if (this.holding && held) {
-      this.heldInfo = undefined;
-      held.withdraw();
+    if (this.heldInfo) {
+      this.withdrawHeld();
       return Promise.resolve();
     }
+    // A statement still waiting for the gateway's own decision may yet be held for a person: the
+    // cancel is kept for that moment (see hold()). What runs on the backend is cancelled as usual.
+    if (this.holding) this.cancelRequested = true;
     return this.options.cancelBackend();
+  }
+
+  private withdrawHeld(): void {
+    const held = this.heldInfo;
+    this.heldInfo = undefined;
+    this.cancelRequested = false;
+    held?.withdraw();
   }
 }
 
