@@ -279,6 +279,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       audit: auditModule.log,
       recover: (lost) => recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason),
+      // Its sessions were closed in the store and their recordings recovered by another instance.
+      declaredLost: () =>
+        registry.killAll('instance_lost', 'jitgate: this gateway instance was out of touch and its sessions were closed; reconnect'),
     });
     instance.start();
     shutdown.add('instance', () => instance.close());

@@ -18,6 +18,10 @@ class RecordingListener implements ProtocolListener {
     this.calls.push(`kill ${sessionId} ${reason}`);
     return this.holds.includes(sessionId);
   }
+  killAll(reason: SessionEndReason): number {
+    this.calls.push(`killAll ${reason}`);
+    return this.holds.length;
+  }
   close(drainTimeoutMs: number): Promise<void> {
     this.calls.push(`close ${drainTimeoutMs}`);
     this.listening = false;
@@ -54,9 +58,10 @@ describe('ProtocolRegistry', () => {
     expect(registry.kill('s2', 'killed', 'bye')).toBe(true);
     expect(registry.kill('s1', 'killed', 'bye')).toBe(false);
     expect(registry.notReady()).toEqual([]);
+    expect(registry.killAll('instance_lost', 'gone')).toBe(1);
     await registry.close(1000);
     expect(registry.notReady()).toEqual(['redis_listener_down']);
-    expect(redis.calls).toEqual(['kill s2 killed', 'kill s1 killed', 'close 1000']);
+    expect(redis.calls).toEqual(['kill s2 killed', 'kill s1 killed', 'killAll instance_lost', 'close 1000']);
     expect(pg.calls).toEqual([]);
   });
 

@@ -29,6 +29,8 @@ export interface ProtocolListener {
   readonly listening: boolean;
   /** Ends one live session with a reason (kill, grant ended); false if this listener does not hold it. */
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean;
+  /** Ends every live session with a reason (this instance was declared lost); returns how many. */
+  killAll(reason: SessionEndReason, message: string): number;
   /** Stops accepting, lets sessions finish for up to `drainTimeoutMs`, then ends the rest. */
   close(drainTimeoutMs: number): Promise<void>;
 }
@@ -175,6 +177,13 @@ export class ProtocolRegistry {
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
     for (const r of this.running.values()) if (r.listener.kill(sessionId, reason, message)) return true;
     return false;
+  }
+
+  /** Ends every session of every listener; returns how many. */
+  killAll(reason: SessionEndReason, message: string): number {
+    let n = 0;
+    for (const r of this.running.values()) n += r.listener.killAll(reason, message);
+    return n;
   }
 
   /** Drains every listener at once. */

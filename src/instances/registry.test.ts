@@ -33,6 +33,8 @@ interface Instance {
   store: SqliteStore;
   audited: AuditEventInput[];
   recovered: LostInstance[];
+  /** How often it was told it had been declared lost (and had to end its sessions). */
+  declaredLost: { times: number };
 }
 
 function instance(
@@ -44,6 +46,7 @@ function instance(
   const store = open();
   const audited: AuditEventInput[] = [];
   const recovered: LostInstance[] = [];
+  const declaredLost = { times: 0 };
   const registry = new InstanceRegistry({
     repo: store.instances,
     clock,
@@ -52,9 +55,10 @@ function instance(
     pidAlive,
     audit: { append: (e) => (audited.push(e), {}) as never },
     recover: (l) => recovered.push(l),
+    declaredLost: () => declaredLost.times++,
   });
   registry.start();
-  return { registry, store, audited, recovered };
+  return { registry, store, audited, recovered, declaredLost };
 }
 
 const session = (id: string, instanceId: string | null) => ({
@@ -183,8 +187,11 @@ describe('gateway instances on one store', () => {
     clock.advance(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
     expect(a.audited).toMatchObject([{ type: 'instance.lost', data: { instance: paused.registry.id, sessions: ['p1'] } }]);
     expect(a.store.instances.heartbeat(paused.registry.id, clock.now())).toBe(false);
-    // Back from the pause: its next beat registers it again, and nobody takes it for lost again.
+    // Back from the pause: its next beat ends the sessions it still serves (closed in the store),
+    // registers it again, and nobody takes it for lost again.
+    expect(paused.declaredLost.times).toBe(0);
     pausedClock.set(clock.now());
+    expect(paused.declaredLost.times).toBe(1);
     expect(
       a.store.instances
         .list()
@@ -194,5 +201,6 @@ describe('gateway instances on one store', () => {
     clock.advance(HEARTBEAT_EVERY_MS);
     pausedClock.set(clock.now());
     expect(a.audited).toHaveLength(1);
+    expect(paused.declaredLost.times).toBe(1);
   });
 });

@@ -50,6 +50,11 @@ export interface InstanceRegistryOptions {
   audit: AuditAppender;
   /** Recovers the recordings of a claimed instance's sessions (RecordingService.recoverOrphans). */
   recover(lost: LostInstance): void;
+  /**
+   * Another instance declared this one lost and closed its sessions in the store (and recovered
+   * their recordings): the sessions it still serves must end here too (ProtocolRegistry.killAll).
+   */
+  declaredLost(): void;
 }
 
 export class InstanceRegistry {
@@ -130,6 +135,7 @@ export class InstanceRegistry {
         // unreachable that long) and closed its sessions in the store; come back so it is not again.
         this.o.log.error({ instance: this.id }, 'this instance was declared lost by another; its open sessions were closed in the store');
         this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
+        this.o.declaredLost();
       }
     } catch (err) {
       this.o.log.warn({ err, instance: this.id }, 'cannot write this instance heartbeat');

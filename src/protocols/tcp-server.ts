@@ -9,6 +9,8 @@ import type { SessionEndReason } from '../core/types.js';
 
 /** A live session as the shared lifecycle sees it: its relay can be asked to finish and stop. */
 export interface DrainableSession {
+  /** The session pipeline's id (the session's id in the store). */
+  pipelineId: string;
   relay: { drain(): void };
 }
 
@@ -37,6 +39,12 @@ export abstract class TcpListener<K, S extends DrainableSession> implements Prot
 
   /** Ends a live session by its pipeline id (admin kill, grant ended); false if not held here. */
   abstract kill(sessionId: string, reason: SessionEndReason, message: string): boolean;
+
+  /** Ends every live session with a reason; returns how many. */
+  killAll(reason: SessionEndReason, message: string): number {
+    const ids = [...this.sessions.values()].map((s) => s.pipelineId);
+    return ids.filter((id) => this.kill(id, reason, message)).length;
+  }
 
   /** Ends a session still live when the drain period is over, in the protocol's own words. */
   protected abstract endOnShutdown(session: S): void;

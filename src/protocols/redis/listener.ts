@@ -49,7 +49,7 @@ const PRE_AUTH_LIMITS = { maxBulkBytes: 16 * 1024, maxCommandBytes: 64 * 1024, m
 const MAX_AUTH_FAILURES = 5;
 
 /** Live sessions are kept by their session id. */
-export class RedisListener extends TcpListener<string, { relay: RedisRelay }> {
+export class RedisListener extends TcpListener<string, { pipelineId: string; relay: RedisRelay }> {
   constructor(private readonly options: RedisListenerOptions) {
     super('redis', options, options.log);
   }
@@ -103,7 +103,7 @@ export class RedisListener extends TcpListener<string, { relay: RedisRelay }> {
   /** @internal a session's relay started. */
   register(id: string, relay: RedisRelay, socket: net.Socket): void {
     this.handshakes.delete(socket);
-    this.sessions.set(id, { relay });
+    this.sessions.set(id, { pipelineId: id, relay });
   }
 
   /** @internal */
