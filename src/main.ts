@@ -220,7 +220,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     shutdown.add('webhooks', () => notifier.close());
     notifier.attach(accessService.events);
     notifier.resume();
-    // Statements held for approval: stored, audited, notified; what an earlier process left pending is closed.
+    // Statements held for approval: stored, audited, notified; what a gone process left pending is closed below.
     const reviewRepo = new ReviewRepository(store.database);
     const reviewService = new ReviewService({
       repo: reviewRepo,
@@ -241,7 +241,6 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     watchAccessDecisions(accessService.events, approvalMetrics);
     watchReviewDecisions(reviewService.events, approvalMetrics);
-    reviewService.start();
     const verifier = new GrantAwareVerifier(tokens, accessRepo, now);
     // The statement parser (WebAssembly) loads once; guardrails refuse what it cannot analyse.
     await loadPostgresParser();
@@ -273,20 +272,26 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // This process as one instance on the store: closes only what dead instances left, never a live
     // instance's. Lost ones (found now or later) are audited and their recordings recovered, so it
     // comes after the audit log and the recorder.
+    const openSessions = () => new Set(store.listSessions({ active: true }).map((s) => s.id));
     const instance = new InstanceRegistry({
       repo: store.instances,
       clock,
       log,
       audit: auditModule.log,
-      recover: (lost) => recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason),
+      recover: (lost) => {
+        recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason);
+        reviewService.closeOrphans(openSessions());
+      },
       // Its sessions were closed in the store and their recordings recovered by another instance.
       declaredLost: () =>
         registry.killAll('instance_lost', 'jitgate: this gateway instance was out of touch and its sessions were closed; reconnect'),
     });
     instance.start();
     shutdown.add('instance', () => instance.close());
-    // The sessions it closed that no instance owned get their real end back from their recordings.
+    // The sessions it closed that no instance owned get their real end back from their recordings,
+    // and what those sessions held for approval is closed (a live instance's is left alone).
     recorder.service.recoverOrphans({ unowned: true });
+    reviewService.closeOrphans(openSessions());
     // Backend credentials per session. After the instance: the janitor's first sweep drops the
     // per-session roles of sessions a gone process left, which must be closed by then.
     const sessionCredentials = new SessionCredentials({
@@ -295,7 +300,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       database: store.database,
       clock,
       log,
-      liveSessions: () => new Set(store.listSessions({ active: true }).map((s) => s.id)),
+      liveSessions: openSessions,
     });
     shutdown.add('credentials', () => sessionCredentials.close());
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.

@@ -116,19 +116,28 @@ describe('ReviewService', () => {
     expect(states).toEqual(['withdrawn', 'pending']);
   });
 
-  it('at start, closes what an earlier process left pending: expired if its time is up, else withdrawn', () => {
+  it("closes what a gone process left pending (expired if its time is up, else withdrawn), never a live session's", () => {
     const first = service();
     void hold(first.svc, 'update t set a = 1 where id = 1', 'old-1');
     clock.advance(30_000);
     void hold(first.svc, 'update t set a = 2 where id = 2', 'old-2');
-    const [a, b] = first.events.map((e) => e.review.id);
-    clock.advance(40_000); // the first one's time is up, the second's is not (timers of that process are gone)
+    void hold(first.svc, 'update t set a = 3 where id = 3', 'live-elsewhere');
+    const [a, b, c] = first.events.map((e) => e.review.id);
+    first.svc.close(); // that process is gone: its timers with it, its records still pending
+    clock.advance(40_000); // the first one's time is up, the others' is not
 
     const second = service();
-    second.svc.start();
+    expect(second.svc.closeOrphans(new Set(['live-elsewhere']))).toBe(2);
     expect(second.svc.get(carol, a!)).toMatchObject({ state: 'expired', outcome: ['review_timeout'] });
     expect(second.svc.get(carol, b!)).toMatchObject({ state: 'withdrawn', outcome: ['session_ended'] });
+    // Its session is open in the store: another live instance holds the statement.
+    expect(second.svc.get(carol, c!)).toMatchObject({ state: 'pending' });
     expect(second.events.map((e) => e.type)).toEqual([]);
+    // Its own held statements are never orphans, whatever the store says of their sessions.
+    const own = hold(second.svc, 'update t set a = 4 where id = 4', 'mine');
+    expect(second.svc.closeOrphans(new Set())).toBe(1);
+    expect(second.svc.get(carol, idOf(second.events))).toMatchObject({ state: 'pending' });
+    void own;
   });
 
   it('only the author, approvers and admins see a review; ids cannot be probed', () => {

@@ -91,21 +91,24 @@ export class ReviewService {
   }
 
   /**
-   * Close what an earlier gateway process left pending: its sessions are gone, so nothing waits
-   * for those statements any more (timed out ones expire, the rest are withdrawn).
+   * Closes what nobody waits for any more: reviews left pending by a gateway process that is gone
+   * (an earlier process, an instance found lost), whose sessions are closed in the store. Those of
+   * sessions still open, served by another live instance, are left alone. Timed out ones expire,
+   * the rest are withdrawn. Returns how many it closed.
    */
-  start(): void {
+  closeOrphans(openSessions: ReadonlySet<string>): number {
     const now = this.clock.now();
     let closed = 0;
     for (const r of this.repo.list({ state: 'pending', limit: 100_000 })) {
-      if (this.waiting.has(r.id)) continue;
+      if (this.waiting.has(r.id) || openSessions.has(r.sessionId)) continue;
       if (r.expiresAt <= now) {
         if (this.closeRecord(r.id, 'expired', null, 'no decision in time', ['review_timeout'])) closed++;
-      } else if (this.closeRecord(r.id, 'withdrawn', null, 'the session ended when the gateway stopped', ['session_ended'])) {
+      } else if (this.closeRecord(r.id, 'withdrawn', null, 'the session ended when its gateway stopped', ['session_ended'])) {
         closed++;
       }
     }
-    if (closed > 0) this.log.info({ reviews: closed }, 'closed statement reviews left pending by an earlier gateway process');
+    if (closed > 0) this.log.info({ reviews: closed }, 'closed statement reviews left pending by a gateway that is gone');
+    return closed;
   }
 
   /** Replaces the admin check given at construction: a test seam (tests decide who is an admin). */
