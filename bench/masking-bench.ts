@@ -57,6 +57,8 @@ function sessionMasking(columns: Array<ColumnMask | undefined>, mods: MaskerModu
     plan: () => [plan],
     originMask: () => undefined,
     maskValue: (mask, value) => real.maskValue(mask, value),
+    // Checkouts from before byte-level masking have none: every value is masked as text there.
+    maskBytes: (mask) => (real as Partial<Pick<PostgresMasking, 'maskBytes'>>).maskBytes?.(mask),
   };
 }
 

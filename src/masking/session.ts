@@ -19,7 +19,7 @@ import type {
 import { redactFindings, type DetectorName } from './detectors.js';
 import { lineageOf, relationOrigins, type Catalog, type ColumnOrigin, type LineageResult, type LineageSession } from './lineage.js';
 import { maskForOrigin, sourceMask, UNPROVABLE } from './policy.js';
-import { applyStrategy, type MaskContext, type MaskStrategy } from './strategies.js';
+import { applyStrategy, byteMaskFor, type ByteMask, type MaskContext, type MaskStrategy } from './strategies.js';
 
 /** OIDs below this are PostgreSQL's own objects (FirstNormalObjectId). */
 const FIRST_USER_OID = 16384;
@@ -180,17 +180,29 @@ export class MaskingSession implements SessionMasking {
   }
 
   maskValue(mask: ColumnMask, value: string): string | null {
-    // Called for every masked cell: the strategy of each mask is built once, not per value.
+    return applyStrategy(this.strategyOf(mask), value, this.maskContext);
+  }
+
+  maskBytes(mask: ColumnMask): ByteMask | undefined {
+    if (this.byteMasks.has(mask)) return this.byteMasks.get(mask);
+    const bytes = byteMaskFor(this.strategyOf(mask));
+    this.byteMasks.set(mask, bytes);
+    return bytes;
+  }
+
+  /** Called for every masked cell: the strategy of each mask is built once, not per value. */
+  private strategyOf(mask: ColumnMask): MaskStrategy {
     let strategy = this.strategies.get(mask);
     if (!strategy) {
       strategy =
         mask.strategy === 'partial' ? { kind: 'partial', keepLast: mask.keepLast ?? 4 } : ({ kind: mask.strategy } as MaskStrategy);
       this.strategies.set(mask, strategy);
     }
-    return applyStrategy(strategy, value, this.maskContext);
+    return strategy;
   }
 
   private readonly strategies = new WeakMap<ColumnMask, MaskStrategy>();
+  private readonly byteMasks = new WeakMap<ColumnMask, ByteMask | undefined>();
   private get maskContext(): MaskContext {
     return (this.context ??= { hashKey: this.o.hashKey });
   }

@@ -66,3 +66,117 @@ export function maskDigits(value: string, keep: number): string {
   let seen = 0;
   return value.replace(/\d/g, (d) => (++seen > total - keep ? d : 'X'));
 }
+
+/**
+ * A strategy applied to a value's bytes, for protocols that carry text as bytes (PostgreSQL
+ * DataRows): the masked value is written straight into the outgoing row, with no string made of
+ * the value or of the result. Only for ASCII values, where a byte is a character in every client
+ * encoding; `length` answers -1 for any other value, which is then masked as text (applyStrategy).
+ * Byte for byte the same output as applyStrategy.
+ */
+export interface ByteMask {
+  /** The masked value's length in bytes, or -1 when src[from, to) is not all ASCII. */
+  length(src: Buffer, from: number, to: number): number;
+  /** Writes the masked value of src[from, to) (an ASCII value) at `at`; returns its length. */
+  write(src: Buffer, from: number, to: number, out: Buffer, at: number): number;
+}
+
+const STAR = 0x2a;
+const AT_SIGN = 0x40;
+const X = 0x58;
+const REDACTED_BYTES = Buffer.from(REDACTED);
+
+/** Where the last '@' of src[from, to) is, relative to `from`; -1 if none. */
+function lastAtSign(src: Buffer, from: number, to: number): number {
+  for (let i = to - 1; i >= from; i--) if (src[i] === AT_SIGN) return i - from;
+  return -1;
+}
+
+function isAscii(src: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (src[i]! > 0x7f) return false;
+  return true;
+}
+
+const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
+
+/** As `partial`: keeps the last N bytes, '*' for the rest; all '*' when at most 2N long. */
+class PartialBytes implements ByteMask {
+  constructor(private readonly keepLast: number) {}
+  length(src: Buffer, from: number, to: number): number {
+    return isAscii(src, from, to) ? to - from : -1;
+  }
+  write(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
+    const n = to - from;
+    const keep = n <= this.keepLast * 2 ? 0 : this.keepLast;
+    out.fill(STAR, at, at + n - keep);
+    if (keep > 0) src.copy(out, at + n - keep, to - keep, to);
+    return n;
+  }
+}
+
+/** As `maskEmail`: the first character of the local part, '*' for the rest of it, the domain as is. */
+class EmailBytes implements ByteMask {
+  length(src: Buffer, from: number, to: number): number {
+    if (!isAscii(src, from, to)) return -1;
+    const at = lastAtSign(src, from, to);
+    // No '@', or nothing before it: all of it masked.
+    if (at <= 0) return to - from;
+    return 1 + Math.max(at - 1, 1) + (to - from - at);
+  }
+  write(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
+    const sign = lastAtSign(src, from, to);
+    const n = to - from;
+    if (sign <= 0) {
+      out.fill(STAR, at, at + n);
+      return n;
+    }
+    out[at] = src[from]!;
+    const stars = Math.max(sign - 1, 1);
+    out.fill(STAR, at + 1, at + 1 + stars);
+    src.copy(out, at + 1 + stars, from + sign, to);
+    return 1 + stars + n - sign;
+  }
+}
+
+/** As `maskDigits`: every digit but the last `keep` becomes 'X', other characters stay. */
+class DigitBytes implements ByteMask {
+  constructor(private readonly keep: number) {}
+  length(src: Buffer, from: number, to: number): number {
+    return isAscii(src, from, to) ? to - from : -1;
+  }
+  write(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
+    let digits = 0;
+    for (let i = from; i < to; i++) if (isDigit(src[i]!)) digits++;
+    let seen = 0;
+    for (let i = from; i < to; i++) {
+      const b = src[i]!;
+      out[at + i - from] = isDigit(b) && ++seen <= digits - this.keep ? X : b;
+    }
+    return to - from;
+  }
+}
+
+/** As `redact`: the same text whatever the value. */
+const REDACT_BYTES: ByteMask = {
+  length: () => REDACTED_BYTES.length,
+  write: (_src, _from, _to, out, at) => REDACTED_BYTES.copy(out, at),
+};
+
+/** The byte-level form of a strategy, where it has one (not for `hash` and `null`). */
+export function byteMaskFor(strategy: MaskStrategy): ByteMask | undefined {
+  switch (strategy.kind) {
+    case 'redact':
+      return REDACT_BYTES;
+    case 'partial':
+      return new PartialBytes(strategy.keepLast);
+    case 'email':
+      return new EmailBytes();
+    case 'phone':
+      return new DigitBytes(2);
+    case 'card':
+      return new DigitBytes(4);
+    case 'hash':
+    case 'null':
+      return undefined;
+  }
+}

@@ -10,6 +10,7 @@
 import type { BackendTarget, ColumnMask, MaskingScope, SessionMasking, StatementMaskPlan } from '../../core/types.js';
 import { CatalogSource } from '../../masking/catalog.js';
 import { MaskingSession } from '../../masking/session.js';
+import type { ByteMask } from '../../masking/strategies.js';
 
 /** What the relay's result masker asks of a PostgreSQL session's masking. */
 export interface PostgresMasking extends SessionMasking {
@@ -19,6 +20,8 @@ export interface PostgresMasking extends SessionMasking {
   originMask(tableOid: number, attnum: number): ColumnMask | undefined;
   /** The masked text for one value (null = SQL NULL). */
   maskValue(mask: ColumnMask, value: string): string | null;
+  /** The mask applied to a value's bytes, where the strategy has a byte-level form (ASCII values). */
+  maskBytes(mask: ColumnMask): ByteMask | undefined;
   /** Content detectors, when enabled: the text with findings replaced, or undefined if none found. */
   scrub?(text: string): string | undefined;
 }

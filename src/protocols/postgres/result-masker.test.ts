@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { ColumnMask, StatementMaskPlan } from '../../core/types.js';
 import type { PostgresMasking } from './masking.js';
 import { quotesOnlyStatement } from '../../masking/pg-messages.js';
+import { MaskingSession } from '../../masking/session.js';
 import { escapeText, quoteCsv, ResultMasker, splitCsv, splitText, unescapeText } from './result-masker.js';
 
 const EMAIL: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'redact' };
@@ -17,6 +18,7 @@ function masking(plan: StatementMaskPlan): PostgresMasking {
     plan: () => [plan],
     originMask: () => undefined,
     maskValue: (m, v) => (m.strategy === 'null' ? null : `<${v.length}>`),
+    maskBytes: () => undefined,
   };
 }
 
@@ -63,8 +65,9 @@ function run(
   plan: StatementMaskPlan,
   cols: Array<[string, number, number]>,
   row: Array<Buffer | null>,
+  policy: PostgresMasking = masking(plan),
 ): Array<string | null> | 'unchanged' {
-  const m = new ResultMasker(masking(plan));
+  const m = new ResultMasker(policy);
   const q = msg('Q', Buffer.from('select\0'));
   m.onStatement(0x51, q, 0, q.length, true);
   const t = rowDescription(cols);
@@ -148,6 +151,41 @@ describe('DataRow re-encoding', () => {
   ];
   it.each(cases)('%s', (_name, plan, cols, row, expected) => {
     expect(run(plan, cols, row)).toEqual(expected);
+  });
+
+  it('masks ASCII values from their bytes and others as text, each exactly as the strategy says', () => {
+    const session = new MaskingSession({
+      rules: [],
+      detectors: [],
+      hashKey: Buffer.alloc(32, 3),
+      loadCatalog: () => Promise.reject(new Error('unused')),
+    });
+    const email: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'email' };
+    const ssn: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'partial', keepLast: 4 };
+    const card: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'card' };
+    const hash: ColumnMask = { rule: 'r', reason: 'masked_column', strategy: 'hash' };
+    const plan: StatementMaskPlan = {
+      columns: [email, ssn, undefined, email, card, hash, email],
+      fallback: undefined,
+      touchesMasked: true,
+    };
+    const policy: PostgresMasking = {
+      ...masking(plan),
+      maskValue: (m, v) => session.maskValue(m, v),
+      maskBytes: (m) => session.maskBytes(m),
+    };
+    const text = (v: string) => Buffer.from(v, 'utf8');
+    const row = ['jane.doe@example.com', '123-45-6789', 'kept as is', 'zoë@exämple.com', '4111 1111 1111 1111', 'x@y.z', null];
+    const cols = plan.columns as ColumnMask[];
+    const out = run(
+      plan,
+      cols.map((_, i) => [`c${i}`, 25, 0]),
+      row.map((v) => (v === null ? null : text(v))),
+      policy,
+    );
+    expect(out).toEqual(row.map((v, i) => (v === null ? null : cols[i] ? session.maskValue(cols[i], v) : v)));
+    expect(out).toEqual(['j*******@example.com', '*******6789', 'kept as is', 'z**@exämple.com', 'XXXX XXXX XXXX 1111', out[5], null]);
+    expect(out[5]).toMatch(/^h:[0-9a-f]{16}$/);
   });
 
   it('a DataRow nobody described is masked entirely (fail closed)', () => {

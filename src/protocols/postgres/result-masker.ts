@@ -18,6 +18,7 @@
 import type { ColumnMask, MaskedColumnNote, StatementMaskPlan } from '../../core/types.js';
 import type { PostgresMasking } from './masking.js';
 import { isFixedHint, quotesOnlyStatement } from '../../masking/pg-messages.js';
+import type { ByteMask } from '../../masking/strategies.js';
 import { build, DescribeTarget, HEADER_LENGTH, MessageType, readCString, TransactionStatus } from './codec.js';
 
 /** Masks every column when there is no plan at all (never expected; fail closed). */
@@ -25,6 +26,12 @@ const NO_PLAN: ColumnMask = Object.freeze({ rule: 'lineage', reason: 'masking_un
 
 /** Types whose text and binary encodings are both the UTF-8 text: text, varchar, bpchar, name, unknown. */
 const TEXT_LIKE = new Set([25, 1043, 1042, 19, 705]);
+
+/**
+ * What a changed cell becomes: SQL NULL, a text or bytes to write, or a mask applied to the
+ * cell's own bytes as the row is rebuilt (ASCII values under most strategies: no string made).
+ */
+type Replacement = null | string | Buffer | ByteMask;
 /** Types holding free text that detectors may rewrite in place in text format (json, jsonb, xml, text arrays). */
 const DOCUMENT_LIKE = new Set([114, 3802, 142, 1009, 1015, 1014]);
 
@@ -38,6 +45,8 @@ interface Field {
 
 interface ResultMask {
   masks: Array<ColumnMask | undefined>;
+  /** Per column, the mask in its byte-level form where it has one and the type holds text. */
+  bytes: Array<ByteMask | undefined>;
   types: number[];
   formats: number[];
   /** Any column masked: rows must be rebuilt. */
@@ -278,8 +287,10 @@ export class ResultMasker {
     if (head?.kind === 'query')
       return this.announce(buf, start, end, head.plans?.[head.index] ?? (head.plans ? EMPTY_PLAN : undefined), fields, undefined);
     // A row description nobody asked for: whatever follows is masked entirely.
+    const masks = fields.map(() => NO_PLAN);
     this.current = {
-      masks: fields.map(() => NO_PLAN),
+      masks,
+      bytes: this.byteMasks(masks, fields),
       types: fields.map((f) => f.typeOid),
       formats: fields.map((f) => f.format),
       any: fields.length > 0,
@@ -327,10 +338,15 @@ export class ResultMasker {
     });
     return {
       masks,
+      bytes: this.byteMasks(masks, fields),
       types: fields.map((f) => f.typeOid),
       formats: fields.map((f, i) => (formats ? formatAt(formats, i) : f.format)),
       any: masks.some((m) => m !== undefined),
     };
+  }
+
+  private byteMasks(masks: Array<ColumnMask | undefined>, fields: Field[]): Array<ByteMask | undefined> {
+    return masks.map((m, i) => (m && m.strategy !== 'null' && TEXT_LIKE.has(fields[i]!.typeOid) ? this.masking.maskBytes(m) : undefined));
   }
 
   private row(buf: Buffer, start: number, end: number): Buffer[] | undefined {
@@ -351,7 +367,7 @@ export class ResultMasker {
     // First pass: what changes (most columns do not), and where each changed cell lies. Second:
     // one buffer, each run of unchanged bytes between changed cells copied in one piece.
     const count = buf.readInt16BE(start + HEADER_LENGTH);
-    let replaced: Array<Buffer | string | null> | undefined;
+    let replaced: Array<Replacement> | undefined;
     let size = end - start;
     let pos = start + HEADER_LENGTH + 2;
     const cells = (this.cells ??= []);
@@ -363,14 +379,22 @@ export class ResultMasker {
       pos = from + (length > 0 ? length : 0);
       if (length < 0) continue;
       const mask = result ? result.masks[i] : NO_PLAN;
-      let out: Buffer | string | null | undefined;
-      if (mask) out = this.maskCell(mask, result?.types[i] ?? 0, buf, from, pos);
-      else if (scrub) out = scrubCell(scrub, result?.types[i] ?? 0, result?.formats[i] ?? 0, buf.subarray(from, pos));
+      let out: Replacement | undefined;
+      let outLength = 0;
+      if (mask) {
+        const bytes = result?.bytes[i];
+        outLength = bytes ? bytes.length(buf, from, pos) : -1;
+        out = outLength >= 0 ? bytes : this.maskCell(mask, result?.types[i] ?? 0, buf, from, pos);
+      } else if (scrub) out = scrubCell(scrub, result?.types[i] ?? 0, result?.formats[i] ?? 0, buf.subarray(from, pos));
       if (out === undefined) continue;
       (replaced ??= []).push(out);
       cells[changed++] = cell;
       cells[changed++] = pos;
-      size += (out === null ? 0 : typeof out === 'string' ? byteLengthOf(out) : out.length) - length;
+      if (out === null) outLength = 0;
+      else if (typeof out === 'string') outLength = byteLengthOf(out);
+      else if (out instanceof Uint8Array) outLength = out.length;
+      // else a ByteMask: outLength is the length it answered.
+      size += outLength - length;
     }
     if (!replaced) return undefined;
     const row = Buffer.allocUnsafe(size);
@@ -382,7 +406,7 @@ export class ResultMasker {
       const cell = cells[k * 2]!;
       // Everything unchanged since the last changed cell (the column count first), in one copy.
       if (cell > copied) at += buf.copy(row, at, copied, cell);
-      copied = cells[k * 2 + 1]!;
+      const valueEnd = cells[k * 2 + 1]!;
       const out = replaced[k]!;
       if (out === null) {
         at = row.writeInt32BE(-1, at);
@@ -390,10 +414,16 @@ export class ResultMasker {
         const n = row.write(out, at + 4, 'utf8');
         row.writeInt32BE(n, at);
         at += 4 + n;
-      } else {
+      } else if (out instanceof Uint8Array) {
         row.writeInt32BE(out.length, at);
         at += 4 + out.copy(row, at + 4);
+      } else {
+        // Masked from the value's own bytes (after its 4-byte length) straight into the row.
+        const n = out.write(buf, cell + 4, valueEnd, row, at + 4);
+        row.writeInt32BE(n, at);
+        at += 4 + n;
       }
+      copied = valueEnd;
     }
     if (copied < end) buf.copy(row, at, copied, end);
     return [row];
