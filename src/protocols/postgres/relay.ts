@@ -24,7 +24,7 @@ import { build, DescribeTarget, ErrorField, Framer, HEADER_LENGTH, MessageType, 
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import type { PostgresMasking } from './masking.js';
-import { ResultMasker } from './result-masker.js';
+import { REBUILT_ROW, ResultMasker } from './result-masker.js';
 import { Output } from './output.js';
 import { HoldQueue } from '../hold-queue.js';
 import { DECISION_SQLSTATE, SQLSTATE } from './errors.js';
@@ -382,6 +382,12 @@ export class PostgresRelay {
           'jitgate: standard_conforming_strings was turned off or the client encoding changed to one jitgate cannot read; statements can no longer be checked as the server reads them, so the session ends',
         ),
       );
+      return;
+    }
+    if (masked === REBUILT_ROW) {
+      const { rowBuf, rowStart, rowEnd } = this.masker!;
+      if (this.observer) observeBackendMessage(this.observer, type, rowBuf, rowStart, rowEnd, this.masker!.columnNotes);
+      this.toClient.forward(rowBuf, rowStart, rowEnd);
       return;
     }
     if (masked) {

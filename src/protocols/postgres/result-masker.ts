@@ -32,6 +32,16 @@ const TEXT_LIKE = new Set([25, 1043, 1042, 19, 705]);
  * cell's own bytes as the row is rebuilt (ASCII values under most strategies: no string made).
  */
 type Replacement = null | string | Buffer | ByteMask;
+
+/**
+ * What `onBackend` answers for a DataRow it rebuilt: the row is at `rowBuf[rowStart, rowEnd)`
+ * (read them before the next message). Compared by identity.
+ */
+export const REBUILT_ROW: readonly Buffer[] = Object.freeze([]);
+
+/** Rebuilt rows are written into arenas of this size (a bigger row gets one of its own). */
+const ARENA_BYTES = 64 * 1024;
+const EMPTY_ARENA = Buffer.alloc(0);
 /** Types holding free text that detectors may rewrite in place in text format (json, jsonb, xml, text arrays). */
 const DOCUMENT_LIKE = new Set([114, 3802, 142, 1009, 1015, 1014]);
 
@@ -103,12 +113,19 @@ export class ResultMasker {
    * reads masked data gets a number; the session stays tainted until a ReadyForQuery outside a
    * transaction follows the last of them.
    */
-  /** Scratch for row(): [start, end) of each changed cell, reused from row to row. */
-  private cells: number[] | undefined;
   private touchSeq = 0;
   private touchCleared = 0;
   /** Masked columns of the RowDescription just processed (for the record). */
   columnNotes: MaskedColumnNote[] | undefined;
+
+  /** The row arena: `onBackend` answered REBUILT_ROW for the row at rowBuf[rowStart, rowEnd). */
+  rowBuf: Buffer = EMPTY_ARENA;
+  rowStart = 0;
+  rowEnd = 0;
+  private arenaEnd = 0;
+  /** Scratch for row(), reused from row to row: [start, end) of each changed cell, and what it becomes. */
+  private cells: number[] | undefined;
+  private replaced: Replacement[] | undefined;
 
   constructor(private readonly masking: PostgresMasking) {}
 
@@ -197,10 +214,11 @@ export class ResultMasker {
   // backend -> client
 
   /**
-   * One backend message: undefined = forward it unchanged, otherwise the messages to send instead
-   * (an empty list swallows it).
+   * One backend message: undefined = forward it unchanged, REBUILT_ROW = send the row at
+   * rowBuf[rowStart, rowEnd) instead, otherwise the messages to send instead (an empty list
+   * swallows it).
    */
-  onBackend(type: number, buf: Buffer, start: number, end: number): Buffer[] | undefined {
+  onBackend(type: number, buf: Buffer, start: number, end: number): readonly Buffer[] | undefined {
     this.columnNotes = undefined;
     switch (type) {
       case MessageType.DataRow:
@@ -349,7 +367,7 @@ export class ResultMasker {
     return masks.map((m, i) => (m && m.strategy !== 'null' && TEXT_LIKE.has(fields[i]!.typeOid) ? this.masking.maskBytes(m) : undefined));
   }
 
-  private row(buf: Buffer, start: number, end: number): Buffer[] | undefined {
+  private row(buf: Buffer, start: number, end: number): readonly Buffer[] | undefined {
     let result = this.current;
     if (!result) {
       const head = this.head();
@@ -367,7 +385,7 @@ export class ResultMasker {
     // First pass: what changes (most columns do not), and where each changed cell lies. Second:
     // one buffer, each run of unchanged bytes between changed cells copied in one piece.
     const count = buf.readInt16BE(start + HEADER_LENGTH);
-    let replaced: Array<Replacement> | undefined;
+    const replaced = (this.replaced ??= []);
     let size = end - start;
     let pos = start + HEADER_LENGTH + 2;
     const cells = (this.cells ??= []);
@@ -387,7 +405,7 @@ export class ResultMasker {
         out = outLength >= 0 ? bytes : this.maskCell(mask, result?.types[i] ?? 0, buf, from, pos);
       } else if (scrub) out = scrubCell(scrub, result?.types[i] ?? 0, result?.formats[i] ?? 0, buf.subarray(from, pos));
       if (out === undefined) continue;
-      (replaced ??= []).push(out);
+      replaced[changed >> 1] = out;
       cells[changed++] = cell;
       cells[changed++] = pos;
       if (out === null) outLength = 0;
@@ -396,13 +414,14 @@ export class ResultMasker {
       // else a ByteMask: outLength is the length it answered.
       size += outLength - length;
     }
-    if (!replaced) return undefined;
-    const row = Buffer.allocUnsafe(size);
-    row[0] = buf[start]!;
-    row.writeInt32BE(size - 1, 1);
-    let at = HEADER_LENGTH;
+    if (changed === 0) return undefined;
+    const base = this.reserve(size);
+    const row = this.rowBuf;
+    row[base] = buf[start]!;
+    row.writeInt32BE(size - 1, base + 1);
+    let at = base + HEADER_LENGTH;
     let copied = start + HEADER_LENGTH;
-    for (let k = 0; k < replaced.length; k++) {
+    for (let k = 0; k < changed >> 1; k++) {
       const cell = cells[k * 2]!;
       // Everything unchanged since the last changed cell (the column count first), in one copy.
       if (cell > copied) at += buf.copy(row, at, copied, cell);
@@ -426,7 +445,25 @@ export class ResultMasker {
       copied = valueEnd;
     }
     if (copied < end) buf.copy(row, at, copied, end);
-    return [row];
+    this.rowStart = base;
+    this.rowEnd = base + size;
+    return REBUILT_ROW;
+  }
+
+  /**
+   * Room for a rebuilt row of `size` bytes in the row arena; returns where it starts. Rows are
+   * written one after the other, so the relay's output merges a run of them into one slice (no
+   * buffer per row, no second copy). An arena is never written over: slices of it may still wait in
+   * a socket's queue; a full one is left to them and a new one begins.
+   */
+  private reserve(size: number): number {
+    if (this.rowBuf.length - this.arenaEnd < size) {
+      this.rowBuf = Buffer.allocUnsafeSlow(Math.max(ARENA_BYTES, size));
+      this.arenaEnd = 0;
+    }
+    const at = this.arenaEnd;
+    this.arenaEnd += size;
+    return at;
   }
 
   /** The masked value for the column's type: text-like types hold the masked text, others NULL. */
