@@ -4,6 +4,7 @@
  * GROUP BY still work) without the output revealing the input.
  */
 import { createHmac } from 'node:crypto';
+import { copyBytes, fillBytes } from '../core/bytes.js';
 import type { MaskStrategy } from '../core/types.js';
 
 /** Defined in core (a session's MaskingScope carries strategies to every protocol's masker). */
@@ -108,8 +109,8 @@ class PartialBytes implements ByteMask {
   write(src: Buffer, from: number, to: number, out: Buffer, at: number): number {
     const n = to - from;
     const keep = n <= this.keepLast * 2 ? 0 : this.keepLast;
-    out.fill(STAR, at, at + n - keep);
-    if (keep > 0) src.copy(out, at + n - keep, to - keep, to);
+    fillBytes(out, STAR, at, at + n - keep);
+    if (keep > 0) copyBytes(src, to - keep, to, out, at + n - keep);
     return n;
   }
 }
@@ -127,13 +128,13 @@ class EmailBytes implements ByteMask {
     const sign = lastAtSign(src, from, to);
     const n = to - from;
     if (sign <= 0) {
-      out.fill(STAR, at, at + n);
+      fillBytes(out, STAR, at, at + n);
       return n;
     }
     out[at] = src[from]!;
     const stars = Math.max(sign - 1, 1);
-    out.fill(STAR, at + 1, at + 1 + stars);
-    src.copy(out, at + 1 + stars, from + sign, to);
+    fillBytes(out, STAR, at + 1, at + 1 + stars);
+    copyBytes(src, from + sign, to, out, at + 1 + stars);
     return 1 + stars + n - sign;
   }
 }

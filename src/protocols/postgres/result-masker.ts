@@ -15,6 +15,7 @@
  * STDOUT in text, CSV and binary, errors and notices that could echo values, and notification
  * payloads are covered too. Anything unexpected is masked, never passed through.
  */
+import { copyBytes } from '../../core/bytes.js';
 import type { ColumnMask, MaskedColumnNote, StatementMaskPlan } from '../../core/types.js';
 import type { PostgresMasking } from './masking.js';
 import { isFixedHint, quotesOnlyStatement } from '../../masking/pg-messages.js';
@@ -424,7 +425,7 @@ export class ResultMasker {
     for (let k = 0; k < changed >> 1; k++) {
       const cell = cells[k * 2]!;
       // Everything unchanged since the last changed cell (the column count first), in one copy.
-      if (cell > copied) at += buf.copy(row, at, copied, cell);
+      if (cell > copied) at += copyBytes(buf, copied, cell, row, at);
       const valueEnd = cells[k * 2 + 1]!;
       const out = replaced[k]!;
       if (out === null) {
@@ -444,7 +445,7 @@ export class ResultMasker {
       }
       copied = valueEnd;
     }
-    if (copied < end) buf.copy(row, at, copied, end);
+    if (copied < end) copyBytes(buf, copied, end, row, at);
     this.rowStart = base;
     this.rowEnd = base + size;
     return REBUILT_ROW;
