@@ -21,6 +21,7 @@
  *                              direct vs jitgate without masking vs jitgate with masking (recording off
  *                              for both, so the difference is masking); `only` = skip pgbench, 0 = skip
  *   BENCH_MASKING_QUERIES=5    SELECTs per target per repetition (one psql session, \timing)
+ *   BENCH_PROFILE=DIR          write a V8 CPU profile of each gateway child to DIR when it stops
  *
  * Runs as root or not: PostgreSQL and pgbouncer run as an unprivileged OS user (see ./pg-harness.mjs).
  * Needs pgbench and pgbouncer (Debian: apt-get install -y postgresql-client pgbouncer).
@@ -223,10 +224,12 @@ async function startJitgate({ name = 'jitgate', pgServer, bench, baseDir, pinCpu
   const logPath = join(dir, 'gateway.log');
   const logFd = openSync(logPath, 'a');
   const self = fileURLToPath(import.meta.url);
+  // BENCH_PROFILE=DIR: a V8 CPU profile of each gateway, written there when it stops.
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   const [cmd, args] =
     pinCpu === undefined
-      ? [process.execPath, [self, '--jitgate-child']]
-      : ['taskset', ['-c', String(pinCpu), process.execPath, self, '--jitgate-child']];
+      ? [process.execPath, [...profile, self, '--jitgate-child']]
+      : ['taskset', ['-c', String(pinCpu), process.execPath, ...profile, self, '--jitgate-child']];
   const child = spawn(cmd, args, {
     cwd: ROOT,
     stdio: ['ignore', logFd, logFd, 'ipc'],
