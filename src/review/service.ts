@@ -72,6 +72,51 @@ interface Waiting {
 
 const CANCELLED = 'canceling statement due to user request';
 
+/** The decision a held statement gets from its closed review, whichever instance closed it. */
+function decisionOf(r: Review): Decision {
+  const base = { rule: r.rule, reviewId: r.id };
+  switch (r.state) {
+    case 'approved':
+      return {
+        effect: 'allow',
+        reasons: ['review_approved'],
+        ...base,
+        approvedBy: r.approvals.map((a) => a.approver),
+        ...(r.comment ? { comment: r.comment } : {}),
+      } as Decision;
+    case 'denied':
+      return {
+        effect: 'deny',
+        reasons: ['review_denied'],
+        ...base,
+        deniedBy: r.decidedBy,
+        message: `jitgate: statement denied by ${r.decidedBy} (review ${short(r.id)}, rule "${r.rule}")${r.comment ? `: ${r.comment}` : ''}`,
+      } as Decision;
+    case 'expired':
+      return {
+        effect: 'deny',
+        reasons: ['review_timeout'],
+        code: 'cancelled',
+        ...base,
+        message: `jitgate: canceling statement: review ${short(r.id)} (rule "${r.rule}") was not approved within ${formatDuration(r.timeoutMs)} (review_timeout)`,
+      } as Decision;
+    case 'withdrawn':
+    case 'pending':
+      // A pending review is never released; were it, the statement would not run.
+      return withdrawnDecision(r.id, r.outcome, r.comment ?? 'withdrawn');
+  }
+}
+
+function withdrawnDecision(id: string, outcome: readonly string[], why: string): Decision {
+  return {
+    effect: 'deny',
+    reasons: [...outcome],
+    code: 'cancelled',
+    reviewId: id,
+    message: outcome.includes('cancelled_by_client') ? CANCELLED : `jitgate: statement withdrawn (review ${short(id)}): ${why}`,
+  } as Decision;
+}
+
 export class ReviewService {
   readonly events: ReviewEvents;
   private readonly repo: ReviewRepository;
@@ -275,14 +320,7 @@ export class ReviewService {
     );
     this.events.emit({ type: 'review.approved', at: now, review, approver: who.user, comment: note, final });
     if (final) {
-      this.release(review.id, {
-        effect: 'allow',
-        reasons: ['review_approved'],
-        rule: review.rule,
-        reviewId: review.id,
-        approvedBy: review.approvals.map((a) => a.approver),
-        ...(note ? { comment: note } : {}),
-      } as Decision);
+      this.release(review.id, decisionOf(review));
       return { review, reasons: ['approved'], message: `approved: the statement runs in ${review.user}'s session` };
     }
     const count = `${review.approvals.length} of ${review.approvalsRequired}`;
@@ -316,14 +354,7 @@ export class ReviewService {
     const closed = this.repo.get(review.id)!;
     this.log.info({ review: review.id, by: who.user }, 'held statement denied');
     this.events.emit({ type: 'review.denied', at: now, review: closed, by: who.user, comment: note });
-    this.release(review.id, {
-      effect: 'deny',
-      reasons: ['review_denied'],
-      rule: review.rule,
-      reviewId: review.id,
-      deniedBy: who.user,
-      message: `jitgate: statement denied by ${who.user} (review ${short(review.id)}, rule "${review.rule}")${note ? `: ${note}` : ''}`,
-    } as Decision);
+    this.release(review.id, decisionOf(closed));
     return { review: closed, reasons: ['denied_by_approver'], message: 'statement denied' };
   }
 
@@ -337,14 +368,7 @@ export class ReviewService {
       const closed = this.repo.get(id)!;
       this.log.info({ review: id, session: review.sessionId }, 'held statement timed out');
       this.events.emit({ type: 'review.expired', at: this.clock.now(), review: closed });
-      this.release(id, {
-        effect: 'deny',
-        reasons: ['review_timeout'],
-        code: 'cancelled',
-        rule: review.rule,
-        reviewId: id,
-        message: `jitgate: canceling statement: review ${short(id)} (rule "${review.rule}") was not approved within ${formatDuration(review.timeoutMs)} (review_timeout)`,
-      } as Decision);
+      this.release(id, decisionOf(closed));
     } catch (err) {
       // Fail closed: the statement is refused even if the record could not be closed.
       this.log.error({ err, review: id }, 'cannot close a timed-out review');
@@ -389,13 +413,7 @@ export class ReviewService {
       this.log.info({ review: id, session: review.sessionId, why }, 'held statement withdrawn');
       this.events.emit({ type: 'review.withdrawn', at: this.clock.now(), review, by, reason: why });
     }
-    this.release(id, {
-      effect: 'deny',
-      reasons: [...outcome],
-      code: 'cancelled',
-      reviewId: id,
-      message: outcome.includes('cancelled_by_client') ? CANCELLED : `jitgate: statement withdrawn (review ${short(id)}): ${why}`,
-    } as Decision);
+    this.release(id, withdrawnDecision(id, outcome, why));
     return closed;
   }
 
@@ -407,6 +425,18 @@ export class ReviewService {
     outcome: string[],
   ): boolean {
     return this.repo.decide(id, { state, decidedAt: this.clock.now(), decidedBy: by, comment, outcome });
+  }
+
+  /**
+   * Statements held here whose review was closed through another gateway instance (approved,
+   * denied, withdrawn by its author) or in the store by anyone: each gets the decision its record
+   * says, as if it had been decided here (StoreCatchUp calls this).
+   */
+  catchUpDecisions(): void {
+    for (const id of [...this.waiting.keys()]) {
+      const review = this.repo.get(id);
+      if (review && review.state !== 'pending') this.release(id, decisionOf(review));
+    }
   }
 
   /** Hands the decision to the waiting session (if it still waits). */
