@@ -52,6 +52,8 @@ import { startRecording } from './recording/wire.js';
 import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
+import { StoreCatchUp } from './instances/catch-up.js';
+import { SessionKills } from './instances/kills.js';
 import { InstanceRegistry } from './instances/registry.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
 import { auditReviewEvents } from './review/audit.js';
@@ -122,6 +124,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     'agents',
     // Sessions drain, up to the configured timeout; HTTP still answers /readyz (draining).
     'listeners',
+    // Revocations, decisions and kills made through other instances still reach draining sessions.
+    'catch-up',
     // Ended sessions are still closing their recordings (final digest to the audit log).
     'recordings',
     // Session end rows the store could not take yet get a last try (the next start reconciles the rest).
@@ -288,6 +292,25 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     instance.start();
     shutdown.add('instance', () => instance.close());
+    // What other instances change in the store and this one acts on: revoked grants, decided
+    // reviews, kills of sessions served here. (Stopped before the services it calls close.)
+    const sessionKills = new SessionKills({
+      repo: store.instances,
+      self: instance.id,
+      clock,
+      log,
+      killHere: (id, by, reason) => recorder.service.kill(id, by, reason),
+    });
+    const catchUp = new StoreCatchUp({
+      log,
+      readers: [
+        { name: 'revocations', catchUp: () => accessService.catchUpRevocations() },
+        { name: 'reviews', catchUp: () => reviewService.catchUpDecisions() },
+        { name: 'kills', catchUp: () => sessionKills.catchUp() },
+      ],
+    });
+    catchUp.start();
+    shutdown.add('catch-up', () => catchUp.stop());
     // The sessions it closed that no instance owned get their real end back from their recordings,
     // and what those sessions held for approval is closed (a live instance's is left alone).
     recorder.service.recoverOrphans({ unowned: true });
@@ -392,6 +415,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       isAdmin: (who) => accessService.isAdmin(who),
       auditors: auditModule.config.auditors,
       now,
+      kill: (session, by, reason) => sessionKills.kill(session, by, reason),
     });
     shutdown.add('streams', () => recordingRoutes.stop());
     // Browser sign-in and CSRF, roles, audit and admin reads, live events, OpenAPI, the web console.

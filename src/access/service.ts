@@ -109,8 +109,7 @@ export class AccessService {
     this.isAdminFn = options.isAdmin ?? (() => false);
     this.events = new AccessEvents((err, event) => this.log.error({ err, event: event.type }, 'access event listener failed'));
     this.events.on((e) => {
-      if (e.type !== 'grant.revoked') return;
-      for (const fn of [...(this.revocationListeners.get(e.grant.id) ?? [])]) fn(e.grant);
+      if (e.type === 'grant.revoked') this.notifyRevoked(e.grant);
     });
   }
 
@@ -412,6 +411,25 @@ export class AccessService {
   /** The grant a data session's token rests on (undefined: none, the session must not start). */
   grantForToken(tokenId: string): GrantRecord | undefined {
     return this.repo.grantForToken(tokenId);
+  }
+
+  /**
+   * Grants revoked through another gateway instance (StoreCatchUp calls this): those this
+   * instance's sessions rest on are read from the store, and a revoked one ends them here too.
+   */
+  catchUpRevocations(): void {
+    for (const id of [...this.revocationListeners.keys()]) {
+      const grant = this.repo.getGrant(id);
+      if (grant && grant.revokedAt !== null) this.notifyRevoked(grant);
+    }
+  }
+
+  /** Tells a grant's revocation listeners, once: they are dropped as they are told. */
+  private notifyRevoked(grant: GrantRecord): void {
+    const listeners = this.revocationListeners.get(grant.id);
+    if (!listeners) return;
+    this.revocationListeners.delete(grant.id);
+    for (const fn of listeners) fn(grant);
   }
 
   /** Called once if the grant is revoked; returns the unsubscribe function. */

@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { SessionEndReason } from '../core/types.js';
-import type { InstanceRepository, InstanceRow } from './store.js';
+import type { InstanceRepository, InstanceRow, KillRequest } from './store.js';
 
 type Row = Record<string, unknown>;
 
@@ -37,7 +37,25 @@ export class SqliteInstances implements InstanceRepository {
            RETURNING id`,
         )
         .pluck(),
+      requestKill: db.prepare(
+        `INSERT INTO session_kill_requests (session_id, instance_id, by_user, reason, requested_at)
+         SELECT id, instance_id, @by, @reason, @requestedAt FROM sessions
+         WHERE id = @sessionId AND instance_id = @instanceId AND ended_at IS NULL
+         ON CONFLICT (session_id) DO NOTHING`,
+      ),
+      takeKills: db.prepare(
+        `DELETE FROM session_kill_requests WHERE instance_id = ?
+         RETURNING session_id AS sessionId, instance_id AS instanceId, by_user AS "by", reason, requested_at AS requestedAt`,
+      ),
     };
+  }
+
+  requestKill(request: KillRequest): boolean {
+    return this.stmts.requestKill.run({ ...request }).changes > 0;
+  }
+
+  takeKills(instanceId: string): KillRequest[] {
+    return this.stmts.takeKills.all(instanceId) as KillRequest[];
   }
 
   register(row: Omit<InstanceRow, 'lostAt' | 'lostBy'>): void {

@@ -115,6 +115,21 @@ export const MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'session kills between instances',
+    // A kill asked of one instance for a session another serves, until that one carries it out.
+    sql: `
+      CREATE TABLE session_kill_requests (
+        session_id   TEXT PRIMARY KEY,
+        instance_id  TEXT NOT NULL,
+        by_user      TEXT NOT NULL,
+        reason       TEXT NOT NULL,
+        requested_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX session_kill_requests_instance ON session_kill_requests (instance_id);
+    `,
+  },
 ];
 
 export interface SqliteStoreOptions {

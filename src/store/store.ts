@@ -98,6 +98,22 @@ export interface InstanceRepository {
    * an instance that stopped cleanly but whose end rows never got in. Returns their ids.
    */
   closeUnownedSessions(endedAt: number, reason: SessionEndReason): string[];
+  /**
+   * Asks the instance serving an open session to end it (a kill made through another instance);
+   * false when the session is not open on that instance.
+   */
+  requestKill(request: KillRequest): boolean;
+  /** The kills asked of this instance, removed as they are taken. */
+  takeKills(instanceId: string): KillRequest[];
+}
+
+/** A kill made through one instance for a session another serves. */
+export interface KillRequest {
+  sessionId: string;
+  instanceId: string;
+  by: string;
+  reason: string;
+  requestedAt: number;
 }
 
 /** End reasons crash recovery may still correct from a session's recording (see reconcileSession). */

@@ -1,0 +1,53 @@
+/**
+ * What other gateway instances changed in the shared store and this one must act on: a grant
+ * revoked through another instance ends this one's sessions on it, a statement held here and
+ * decided through another is released or refused, a session killed through another ends here.
+ * State lives in the store's tables; every CATCH_UP_EVERY_MS each reader looks at the rows that
+ * concern what this instance is doing now (its live grants, held statements, sessions). A
+ * notification between instances, when there is one, would only make a reader look earlier.
+ */
+import type { Logger } from '../obs/log.js';
+
+/** How often an instance reads what others changed: what "within a second" rests on. */
+export const CATCH_UP_EVERY_MS = 500;
+
+/** One kind of change another instance can make. */
+export interface CatchUpReader {
+  readonly name: string;
+  /** Reads the store and acts on what changed; cheap when there is nothing to look at. */
+  catchUp(): void;
+}
+
+/**
+ * Reads on a wall-clock interval, not on the gateway's Clock: how often to look at the store is a
+ * matter of real time (what users wait), not of the time grants and reviews are measured in, which
+ * tests move by hours at once.
+ */
+export class StoreCatchUp {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: { log: Logger; readers: readonly CatchUpReader[]; everyMs?: number }) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => this.runOnce(), this.o.everyMs ?? CATCH_UP_EVERY_MS);
+    // Never what keeps the process alive.
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Every reader, once, now (the timer does this on its own). */
+  runOnce(): void {
+    for (const reader of this.o.readers) {
+      try {
+        reader.catchUp();
+      } catch (err) {
+        // The store unreachable for a moment: the next round reads again; nothing is lost.
+        this.o.log.warn({ err, reader: reader.name }, 'cannot read what other gateway instances changed');
+      }
+    }
+  }
+}

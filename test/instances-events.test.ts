@@ -1,0 +1,153 @@
+/**
+ * Changes made through one gateway instance reach the sessions another serves: two instances on one
+ * store (one data directory, SQLite in WAL mode), a real PostgreSQL and the pg driver, the HTTP API
+ * of instance B acting on sessions of instance A:
+ *
+ *  - a grant revoked through B ends A's session on it;
+ *  - a statement held on A is run when approved through B, and refused when denied through B;
+ *  - a kill through B ends A's session, audited once with the killer.
+ *
+ * State lives in the store; each instance reads what concerns it every CATCH_UP_EVERY_MS.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../src/core/clock.js';
+import type { Identity } from '../src/core/types.js';
+import { startGateway, type Gateway } from '../src/main.js';
+import { createLogger } from '../src/obs/log.js';
+import { PEOPLE, startAccessGateway, type AccessGateway, type Person } from './support/access.js';
+import { startPostgres, type PgServer } from './support/pg-server.js';
+import { waitUntil } from './support/wait.js';
+
+let server: PgServer;
+let a: AccessGateway;
+let b: Gateway;
+const clients: pg.Client[] = [];
+
+beforeAll(async () => {
+  server = await startPostgres();
+  await server.query('create table notes (n int); grant all on notes to public');
+  a = await startAccessGateway(server, {
+    clock: systemClock,
+    extraYaml: `reviews:
+  - name: notes
+    connections: [app]
+    match: { tables: [notes] }
+    approval: { approvers: [approvers], timeout: 10m }
+`,
+  });
+  // Instance B: the same configuration, so the same store, in the same process.
+  b = await startGateway(a.gw.config, {
+    env: {
+      PG_SCRAM: server.users.scram.password,
+      PG_MD5: server.users.md5.password,
+      PG_PLAIN: server.users.plain.password,
+      PG_TLS: server.users.tls.password,
+    },
+    logger: createLogger({ level: 'silent' }),
+  });
+  b.router.setAuthenticator((req) => {
+    const m = /^Bearer test:(\w+)$/.exec(req.headers.authorization ?? '');
+    return m ? ((PEOPLE as Record<string, Identity>)[m[1]!] ?? null) : null;
+  });
+  b.access.setAdminCheck((i) => i.groups.includes('admins'));
+});
+
+afterAll(async () => {
+  for (const c of clients) await c.end().catch(() => undefined);
+  await b?.close();
+  await a?.gw.close();
+  await server?.cleanup();
+});
+
+/** The HTTP API of instance B, as `who`. */
+async function onB<T = Record<string, unknown>>(
+  who: Person,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
+  const res = await fetch(b.addresses.http + path, {
+    method,
+    headers: { authorization: `Bearer ${a.bearer(who)}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+/** alice's pg client on instance A, under a fresh grant; with how it ended once it does. */
+async function aliceOnA(name: string) {
+  const c = new pg.Client({
+    host: a.gw.host,
+    port: a.gw.port,
+    user: 'alice',
+    database: 'app',
+    password: a.gw.token(),
+    application_name: name,
+  });
+  let ended: Error | undefined;
+  c.on('error', (err) => (ended ??= err)); // the first: what the gateway said (then the socket closes)
+  await c.connect();
+  clients.push(c);
+  expect((await c.query('select 1 as n')).rows).toEqual([{ n: 1 }]);
+  const session = a.gw.gateway.store.listSessions({ active: true }).find((s) => s.applicationName === name)!;
+  return { c, session, ended: () => ended };
+}
+
+describe('instances acting on each other sessions through the store', () => {
+  it('a grant revoked through B ends the session A serves on it', async () => {
+    const { session, ended } = await aliceOnA('revoked-through-b');
+    const revoked = await onB('dave', 'POST', `/api/grants/${grantOf(session.id)}/revoke`, { reason: 'incident 42' });
+    expect(revoked.status).toBe(200);
+    const err = await waitUntil('A to end the session', ended, { timeoutMs: 5_000 });
+    expect(err.message).toMatch(/revoked by dave: incident 42/);
+    await waitUntil('the session to be closed in the store', () =>
+      a.gw.gateway.store.listSessions().find((s) => s.id === session.id && s.endReason === 'revoked'),
+    );
+  });
+
+  it('a statement held on A runs when approved through B, and is refused when denied through B', async () => {
+    const { c } = await aliceOnA('held-on-a');
+    const approved = c.query('insert into notes values (1) returning n');
+    const first = await waitUntil('a review held on A', () => b.reviews.list(PEOPLE.carol, { state: 'pending' })[0]);
+    expect((await onB('carol', 'POST', `/api/reviews/${first.id}/approve`, { comment: 'fine' })).status).toBe(200);
+    expect((await approved).rows).toEqual([{ n: 1 }]);
+
+    const denied = c.query('insert into notes values (2)').then(
+      () => undefined,
+      (err: Error & { code?: string }) => err,
+    );
+    const second = await waitUntil('another review held on A', () => b.reviews.list(PEOPLE.carol, { state: 'pending' })[0]);
+    expect((await onB('carol', 'POST', `/api/reviews/${second.id}/deny`, { comment: 'not today' })).status).toBe(200);
+    const refusal = await denied;
+    expect(refusal).toMatchObject({ code: '42501' });
+    expect(refusal!.message).toBe(`jitgate: statement denied by carol (review ${second.id.slice(0, 8)}, rule "notes"): not today`);
+    expect((await server.query('select n from notes order by n')).rows).toEqual([{ n: 1 }]);
+    // The session goes on.
+    expect((await c.query('select 2 as n')).rows).toEqual([{ n: 2 }]);
+  });
+
+  it('a kill through B ends the session A serves, audited once with the killer', async () => {
+    const { session, ended } = await aliceOnA('killed-through-b');
+    const killed = await onB<{ killed: boolean; instance?: string }>('dave', 'POST', `/api/sessions/${session.id}/kill`, {
+      reason: 'leaving',
+    });
+    expect(killed).toMatchObject({ status: 202, body: { killed: true, instance: session.instanceId } });
+    const err = await waitUntil('A to end the session', ended, { timeoutMs: 5_000 });
+    expect(err.message).toMatch(/session ended by dave: leaving/);
+    await waitUntil('the session to be closed in the store', () =>
+      a.gw.gateway.store.listSessions().find((s) => s.id === session.id && s.endReason === 'killed'),
+    );
+    const audited = a.gw.gateway.audit.about(session.id).filter((e) => e.type === 'session.killed');
+    expect(audited).toMatchObject([{ actor: 'dave', data: { reason: 'leaving' } }]);
+    // Killing it again: it is not live anywhere.
+    expect((await onB('dave', 'POST', `/api/sessions/${session.id}/kill`, { reason: 'again' })).status).toBe(409);
+  });
+});
+
+/** The grant a session rests on, from the store's audit of its start. */
+function grantOf(sessionId: string): string | undefined {
+  const started = a.gw.gateway.audit.about(sessionId).find((e) => e.type === 'session.started');
+  return (started?.data as { grant?: { id: string } } | undefined)?.grant?.id;
+}
