@@ -52,6 +52,7 @@ import { startRecording } from './recording/wire.js';
 import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
+import { CancelKeys } from './instances/cancel-keys.js';
 import { StoreCatchUp } from './instances/catch-up.js';
 import { SessionKills } from './instances/kills.js';
 import { InstanceRegistry } from './instances/registry.js';
@@ -285,6 +286,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       recover: (lost) => {
         recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason);
         reviewService.closeOrphans(openSessions());
+        store.instances.dropCancelKeys(lost.instance.id);
       },
       // Its sessions were closed in the store and their recordings recovered by another instance.
       declaredLost: () =>
@@ -301,12 +303,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       killHere: (id, by, reason) => recorder.service.kill(id, by, reason),
     });
+    const cancelKeys = new CancelKeys({
+      repo: store.instances,
+      self: instance.id,
+      clock,
+      log,
+      cancelHere: (protocol, pid, secret) => registry.cancelQuery(protocol, pid, secret),
+    });
     const catchUp = new StoreCatchUp({
       log,
       readers: [
         { name: 'revocations', catchUp: () => accessService.catchUpRevocations() },
         { name: 'reviews', catchUp: () => reviewService.catchUpDecisions() },
         { name: 'kills', catchUp: () => sessionKills.catchUp() },
+        { name: 'cancels', catchUp: () => cancelKeys.catchUp() },
       ],
     });
     catchUp.start();
@@ -395,6 +405,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           backendHealth.connected(connection);
           metrics.backendConnectSeconds.observe({ protocol, connection }, seconds);
         },
+        cancelKeys: cancelKeys.of(protocol),
         log,
       }),
       (protocol, address) => log.info({ address }, `${protocol} listener up`),

@@ -5,16 +5,19 @@
  *
  *  - a grant revoked through B ends A's session on it;
  *  - a statement held on A is run when approved through B, and refused when denied through B;
- *  - a kill through B ends A's session, audited once with the killer.
+ *  - a kill through B ends A's session, audited once with the killer;
+ *  - a CancelRequest sent to B cancels the query running on A, when its secret is right.
  *
  * State lives in the store; each instance reads what concerns it every CATCH_UP_EVERY_MS.
  */
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/core/clock.js';
 import type { Identity } from '../src/core/types.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
+import type { SqliteStore } from '../src/store/sqlite.js';
 import { PEOPLE, startAccessGateway, type AccessGateway, type Person } from './support/access.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { waitUntil } from './support/wait.js';
@@ -145,6 +148,48 @@ describe('instances acting on each other sessions through the store', () => {
     expect((await onB('dave', 'POST', `/api/sessions/${session.id}/kill`, { reason: 'again' })).status).toBe(409);
   });
 });
+
+describe('cancel keys shared by instances', () => {
+  it('a CancelRequest that reaches B cancels the query A runs, if its secret is right', async () => {
+    const { c } = await aliceOnA('cancelled-through-b');
+    const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
+    const sleeping = c.query('select pg_sleep(60)').then(
+      () => undefined,
+      (err: Error & { code?: string }) => err,
+    );
+    await waitUntil('pg_sleep to run on the backend', async () => {
+      const r = await server.query(`select count(*)::int n from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'`);
+      return r.rows[0]!.n === 1 || undefined;
+    });
+    const pending = () => (a.gw.gateway.store as SqliteStore).database.prepare('select count(*) from cancel_requests').pluck().get();
+    // A wrong secret is passed on, and A ignores it, as PostgreSQL would.
+    await sendCancel(b.addresses.postgres!, processID, (secretKey + 1) | 0);
+    await waitUntil('A to take the cancel', () => pending() === 0 || undefined);
+    const still = await server.query(
+      `select count(*)::int n from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'`,
+    );
+    expect(still.rows[0]!.n).toBe(1);
+    // The right one cancels the query; the session goes on.
+    await sendCancel(b.addresses.postgres!, processID, secretKey);
+    expect(await sleeping).toMatchObject({ code: '57014' });
+    expect((await c.query('select 3 as n')).rows).toEqual([{ n: 3 }]);
+  });
+});
+
+/** A CancelRequest, as psql's Ctrl-C sends it, to a gateway's PostgreSQL listener. */
+async function sendCancel(address: string, pid: number, secret: number): Promise<void> {
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(pid, 8);
+  packet.writeInt32BE(secret, 12);
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(packet));
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
+}
 
 /** The grant a session rests on, from the store's audit of its start. */
 function grantOf(sessionId: string): string | undefined {

@@ -29,6 +29,8 @@ export interface ProtocolListener {
   readonly listening: boolean;
   /** Ends one live session with a reason (kill, grant ended); false if this listener does not hold it. */
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean;
+  /** A cancel passed on by another instance, for a key this listener handed out (protocols with cancel keys). */
+  cancelQuery?(pid: number, secret: number): void;
   /** Ends every live session with a reason (this instance was declared lost); returns how many. */
   killAll(reason: SessionEndReason, message: string): number;
   /** Stops accepting, lets sessions finish for up to `drainTimeoutMs`, then ends the rest. */
@@ -82,7 +84,24 @@ export interface ListenerContext {
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
+  /** Cancel keys every gateway instance knows (see SharedCancelKeys). */
+  cancelKeys: SharedCancelKeys;
   log: ListenerLog;
+}
+
+/**
+ * Behind a load balancer a client's cancel (psql's Ctrl-C opens a new connection) may reach
+ * another gateway instance than the one running its query. Each instance records the keys it hands
+ * out, and passes on a cancel whose key it did not; the instance that did checks the secret, as
+ * the server would, and cancels.
+ */
+export interface SharedCancelKeys {
+  /** Records a key handed out for a session; false when another instance holds that pid (pick another). */
+  claim(pid: number, sessionId: string): boolean;
+  /** The session ended. */
+  release(pid: number): void;
+  /** A cancel for a key this instance did not hand out: to the instance that did, if any. */
+  passOn(pid: number, secret: number): void;
 }
 
 /** Where a listener is reached: its configured host and bound port. */
@@ -177,6 +196,11 @@ export class ProtocolRegistry {
   kill(sessionId: string, reason: SessionEndReason, message: string): boolean {
     for (const r of this.running.values()) if (r.listener.kill(sessionId, reason, message)) return true;
     return false;
+  }
+
+  /** A cancel another instance passed on, to this protocol's listener. */
+  cancelQuery(protocol: Protocol, pid: number, secret: number): void {
+    this.running.get(protocol)?.listener.cancelQuery?.(pid, secret);
   }
 
   /** Ends every session of every listener; returns how many. */

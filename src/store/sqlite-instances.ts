@@ -43,6 +43,17 @@ export class SqliteInstances implements InstanceRepository {
          WHERE id = @sessionId AND instance_id = @instanceId AND ended_at IS NULL
          ON CONFLICT (session_id) DO NOTHING`,
       ),
+      claimCancelKey: db.prepare(
+        `INSERT INTO cancel_keys (protocol, pid, instance_id, session_id) VALUES (@protocol, @pid, @instanceId, @sessionId)
+         ON CONFLICT (protocol, pid) DO NOTHING`,
+      ),
+      releaseCancelKey: db.prepare(`DELETE FROM cancel_keys WHERE protocol = ? AND pid = ? AND instance_id = ?`),
+      dropCancelKeys: db.prepare(`DELETE FROM cancel_keys WHERE instance_id = ?`),
+      requestCancel: db.prepare(
+        `INSERT INTO cancel_requests (protocol, pid, secret, instance_id, requested_at)
+         SELECT protocol, pid, @secret, instance_id, @requestedAt FROM cancel_keys WHERE protocol = @protocol AND pid = @pid`,
+      ),
+      takeCancels: db.prepare(`DELETE FROM cancel_requests WHERE instance_id = ? RETURNING protocol, pid, secret`),
       takeKills: db.prepare(
         `DELETE FROM session_kill_requests WHERE instance_id = ?
          RETURNING session_id AS sessionId, instance_id AS instanceId, by_user AS "by", reason, requested_at AS requestedAt`,
@@ -52,6 +63,26 @@ export class SqliteInstances implements InstanceRepository {
 
   requestKill(request: KillRequest): boolean {
     return this.stmts.requestKill.run({ ...request }).changes > 0;
+  }
+
+  claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): boolean {
+    return this.stmts.claimCancelKey.run({ ...key }).changes > 0;
+  }
+
+  releaseCancelKey(protocol: string, pid: number, instanceId: string): void {
+    this.stmts.releaseCancelKey.run(protocol, pid, instanceId);
+  }
+
+  requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): boolean {
+    return this.stmts.requestCancel.run({ ...request }).changes > 0;
+  }
+
+  takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }> {
+    return this.stmts.takeCancels.all(instanceId) as Array<{ protocol: string; pid: number; secret: number }>;
+  }
+
+  dropCancelKeys(instanceId: string): void {
+    this.stmts.dropCancelKeys.run(instanceId);
   }
 
   takeKills(instanceId: string): KillRequest[] {

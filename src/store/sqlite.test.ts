@@ -242,7 +242,7 @@ describe('auth failures and secrets', () => {
 
 describe('faults', () => {
   it('surfaces a full database as a thrown SQLITE_FULL and keeps what was written', () => {
-    const { store } = fresh({ maxSizeBytes: 96 * 1024 });
+    const { store } = fresh({ maxSizeBytes: 128 * 1024 });
     store.startSession(session('first', 'alice', 'prod', 1));
     let error: unknown;
     try {

@@ -130,6 +130,30 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX session_kill_requests_instance ON session_kill_requests (instance_id);
     `,
   },
+  {
+    version: 4,
+    name: 'cancel keys between instances',
+    // Which instance serves the session a cancel key was handed out for, and the cancels that
+    // reached another instance. The secret is checked by the serving instance only, as PostgreSQL does.
+    sql: `
+      CREATE TABLE cancel_keys (
+        protocol    TEXT NOT NULL,
+        pid         INTEGER NOT NULL,
+        instance_id TEXT NOT NULL,
+        session_id  TEXT NOT NULL,
+        PRIMARY KEY (protocol, pid)
+      ) STRICT;
+      CREATE TABLE cancel_requests (
+        id           INTEGER PRIMARY KEY,
+        protocol     TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        secret       INTEGER NOT NULL,
+        instance_id  TEXT NOT NULL,
+        requested_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX cancel_requests_instance ON cancel_requests (instance_id);
+    `,
+  },
 ];
 
 export interface SqliteStoreOptions {

@@ -105,6 +105,15 @@ export interface InstanceRepository {
   requestKill(request: KillRequest): boolean;
   /** The kills asked of this instance, removed as they are taken. */
   takeKills(instanceId: string): KillRequest[];
+  /** Records which instance handed out a cancel key; false when another holds that pid. */
+  claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): boolean;
+  releaseCancelKey(protocol: string, pid: number, instanceId: string): void;
+  /** Passes a cancel to the instance that handed out its key; false when no instance did. */
+  requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): boolean;
+  /** The cancels passed to this instance, removed as they are taken. */
+  takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }>;
+  /** A lost instance's cancel keys go with it. */
+  dropCancelKeys(instanceId: string): void;
 }
 
 /** A kill made through one instance for a session another serves. */

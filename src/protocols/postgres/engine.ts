@@ -23,6 +23,7 @@ export function postgresEngine(options: PostgresEngineOptions): ProtocolEngine {
         connectionNames: () => c.connections.map((x) => x.name),
         openSession: c.openSession,
         acquireBackend: c.acquireBackend,
+        cancelKeys: c.cancelKeys,
         onAuthFailure: c.onAuthFailure,
         onBackendConnect: c.onBackendConnect,
         log: c.log,

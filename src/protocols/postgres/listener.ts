@@ -9,6 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
+import type { SharedCancelKeys } from '../../core/protocol-engine.js';
 import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, EncryptionAnswer, MessageType, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
@@ -46,9 +47,14 @@ export interface PostgresListenerOptions {
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
+  /** Cancel keys shared with other gateway instances (default: this listener's own only). */
+  cancelKeys?: SharedCancelKeys;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
 }
+
+/** A gateway alone: its keys are its own, and a cancel for any other key is ignored. */
+const OWN_CANCEL_KEYS: SharedCancelKeys = { claim: () => true, release: () => undefined, passOn: () => undefined };
 
 interface LiveSession {
   relay: PostgresRelay;
@@ -61,8 +67,11 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
   /** The catalogs the sessions' masking reads, per connection. */
   private readonly catalogs: PostgresCatalogs;
 
+  private readonly cancelKeys: SharedCancelKeys;
+
   constructor(private readonly options: PostgresListenerOptions) {
     super('postgres', options, options.log);
+    this.cancelKeys = options.cancelKeys ?? OWN_CANCEL_KEYS;
     this.catalogs = new PostgresCatalogs(options.resolveTarget);
   }
 
@@ -70,6 +79,11 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
   override async close(timeoutMs: number): Promise<void> {
     await super.close(timeoutMs);
     await this.catalogs.close();
+  }
+
+  /** A cancel another instance passed on: checked and carried out as if it had come here. */
+  cancelQuery(pid: number, secret: number): void {
+    if (this.sessions.has(pid)) this.cancel(pid, secret);
   }
 
   /** Ends a live session by its pipeline id (admin kill). */
@@ -321,8 +335,9 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
   }
 
   private startRelay({ client, backend, target, lease, pipeline, masking, clientEarly }: Established): void {
+    // A pid no session here or on another instance holds: a cancel reaching any instance finds it.
     let pid = randomInt(1, 0x7fffffff);
-    while (this.sessions.has(pid)) pid = randomInt(1, 0x7fffffff);
+    while (this.sessions.has(pid) || !this.cancelKeys.claim(pid, pipeline.id)) pid = randomInt(1, 0x7fffffff);
     const secret = randomInt(0, 0x7fffffff);
     client.pause();
     client.write(
@@ -342,6 +357,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
       cancelBackend: () => sendCancel(target, backend.pid, backend.secret),
       onEnd: (reason) => {
         this.sessions.delete(pid);
+        this.cancelKeys.release(pid);
         pipeline.end(reason, relay.counters);
         lease.release();
       },
@@ -354,8 +370,10 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
 
   private cancel(pid: number, secret: number): void {
     const session = this.sessions.get(pid);
+    // A key handed out by another instance: that instance checks the secret and cancels.
+    if (!session) return this.cancelKeys.passOn(pid, secret);
     // A wrong key is ignored silently, as PostgreSQL does.
-    if (!session || session.secret !== secret) return;
+    if (session.secret !== secret) return;
     // The client's Ctrl-C: withdraws a statement held for approval, else cancels the backend's.
     session.relay.clientCancel().catch((err) => this.options.log.warn({ err }, 'cancel request to backend failed'));
   }

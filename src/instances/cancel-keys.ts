@@ -1,0 +1,59 @@
+/**
+ * Cancel keys shared through the store (core/protocol-engine.ts SharedCancelKeys): which instance
+ * handed out each key, and the cancels that reached another instance, which the serving instance
+ * takes at its next catch-up and carries out (checking the secret itself, as the server would).
+ * Store trouble never stands in a session's way: a key that cannot be recorded is this instance's
+ * own, a cancel that cannot be passed on is dropped, as a lost cancel packet would be.
+ */
+import type { SharedCancelKeys } from '../core/protocol-engine.js';
+import type { Protocol } from '../core/types.js';
+import type { Logger } from '../obs/log.js';
+import type { InstanceRepository } from '../store/store.js';
+
+export class CancelKeys {
+  constructor(
+    private readonly o: {
+      repo: InstanceRepository;
+      self: string;
+      clock: { now(): number };
+      log: Logger;
+      /** Carries out a cancel passed on to this instance (ProtocolRegistry.cancelQuery). */
+      cancelHere(protocol: Protocol, pid: number, secret: number): void;
+    },
+  ) {}
+
+  /** The keys of one protocol's listener. */
+  of(protocol: Protocol): SharedCancelKeys {
+    const { repo, self, log } = this.o;
+    return {
+      claim: (pid, sessionId) => {
+        try {
+          return repo.claimCancelKey({ protocol, pid, instanceId: self, sessionId });
+        } catch (err) {
+          log.warn({ err, session: sessionId }, 'cannot share a cancel key with other gateway instances');
+          return true;
+        }
+      },
+      release: (pid) => {
+        try {
+          repo.releaseCancelKey(protocol, pid, self);
+        } catch (err) {
+          log.warn({ err }, 'cannot drop a shared cancel key');
+        }
+      },
+      passOn: (pid, secret) => {
+        try {
+          if (repo.requestCancel({ protocol, pid, secret, requestedAt: this.o.clock.now() }))
+            log.info({ protocol, pid }, 'passed a cancel on to the gateway instance serving its session');
+        } catch (err) {
+          log.warn({ err }, 'cannot pass a cancel on to another gateway instance');
+        }
+      },
+    };
+  }
+
+  /** Carries out the cancels other instances passed on to this one. */
+  catchUp(): void {
+    for (const c of this.o.repo.takeCancels(this.o.self)) this.o.cancelHere(c.protocol as Protocol, c.pid, c.secret);
+  }
+}
