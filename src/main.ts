@@ -513,9 +513,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         const reasons: string[] = [];
         if (shutdown.started) reasons.push('draining');
         if (!store.ping()) reasons.push('store_unreachable');
+        // Blind to what other instances change (revocations among them): no new sessions here.
+        const failing = catchUp.failing;
+        if (failing.length > 0) reasons.push('catch_up_failing');
         reasons.push(...registry.notReady());
         // A backend that is down is reported, not a reason to be unready: the other connections serve.
-        return { ok: reasons.length === 0, reasons, details: { instance: instance.id, backends: backendHealth.snapshot() } };
+        return {
+          ok: reasons.length === 0,
+          reasons,
+          details: { instance: instance.id, catchUp: { failing }, backends: backendHealth.snapshot() },
+        };
       },
     });
     shutdown.add('http', () => http.close());

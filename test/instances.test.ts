@@ -132,9 +132,13 @@ reviews:
     expect((await onA.query('select 2 as n')).rows).toEqual([{ n: 2 }]);
     expect(reviewStates()).toEqual([{ state: 'pending', outcome: '[]' }]);
 
-    // /readyz names the instance (and still checks the store).
-    const ready = (await (await fetch(`${b.addresses.http}/readyz`)).json()) as { status: string; details: { instance: string } };
+    // /readyz names the instance, and says it reads what other instances change (and still checks the store).
+    const ready = (await (await fetch(`${b.addresses.http}/readyz`)).json()) as {
+      status: string;
+      details: { instance: string; catchUp: { failing: string[] } };
+    };
     expect(ready.status).toBe('ready');
+    expect(ready.details.catchUp).toEqual({ failing: [] });
     expect(ready.details.instance).toMatch(/^[0-9a-f-]{36}$/);
     expect(ready.details.instance).not.toBe(aSession!.instanceId);
 

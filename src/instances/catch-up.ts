@@ -25,6 +25,7 @@ export interface CatchUpReader {
  */
 export class StoreCatchUp {
   private timer: NodeJS.Timeout | undefined;
+  private readonly failingNow = new Set<string>();
 
   constructor(private readonly o: { log: Logger; readers: readonly CatchUpReader[]; everyMs?: number }) {}
 
@@ -44,10 +45,20 @@ export class StoreCatchUp {
     for (const reader of this.o.readers) {
       try {
         reader.catchUp();
+        this.failingNow.delete(reader.name);
       } catch (err) {
         // The store unreachable for a moment: the next round reads again; nothing is lost.
+        this.failingNow.add(reader.name);
         this.o.log.warn({ err, reader: reader.name }, 'cannot read what other gateway instances changed');
       }
     }
+  }
+
+  /**
+   * Readers whose last round failed. /readyz is not ready while any is: an instance that cannot
+   * see revocations made elsewhere must not take new sessions (fail closed).
+   */
+  get failing(): string[] {
+    return [...this.failingNow];
   }
 }

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../obs/log.js';
+import { StoreCatchUp } from './catch-up.js';
+
+describe('StoreCatchUp', () => {
+  it('runs every reader each round; one that fails is reported until it reads again, and does not stop the others', () => {
+    const ran: string[] = [];
+    let storeDown = true;
+    const catchUp = new StoreCatchUp({
+      log: createLogger({ level: 'silent' }),
+      readers: [
+        {
+          name: 'revocations',
+          catchUp: () => {
+            if (storeDown) throw new Error('SQLITE_BUSY');
+            ran.push('revocations');
+          },
+        },
+        { name: 'kills', catchUp: () => ran.push('kills') },
+      ],
+    });
+    expect(catchUp.failing).toEqual([]);
+    catchUp.runOnce();
+    expect(ran).toEqual(['kills']);
+    expect(catchUp.failing).toEqual(['revocations']);
+    storeDown = false;
+    catchUp.runOnce();
+    expect(ran).toEqual(['kills', 'revocations', 'kills']);
+    expect(catchUp.failing).toEqual([]);
+  });
+});
