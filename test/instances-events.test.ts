@@ -153,25 +153,36 @@ describe('cancel keys shared by instances', () => {
   it('a CancelRequest that reaches B cancels the query A runs, if its secret is right', async () => {
     const { c } = await aliceOnA('cancelled-through-b');
     const { processID, secretKey } = c as unknown as { processID: number; secretKey: number };
-    const sleeping = c.query('select pg_sleep(60)').then(
-      () => undefined,
-      (err: Error & { code?: string }) => err,
-    );
-    await waitUntil('pg_sleep to run on the backend', async () => {
-      const r = await server.query(`select count(*)::int n from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'`);
-      return r.rows[0]!.n === 1 || undefined;
-    });
+    /** A query as it ends: its rows, or the error that ended it; `settled` says whether it has. */
+    const run = (sql: string) => {
+      const q = { settled: false, outcome: undefined as unknown as Promise<{ rows?: unknown[]; code?: string }> };
+      q.outcome = c.query(sql).then(
+        (r) => ((q.settled = true), { rows: r.rows }),
+        (err: Error & { code?: string }) => ((q.settled = true), { code: err.code }),
+      );
+      return q;
+    };
+    const running = (sql: string) =>
+      waitUntil(`${sql} to run on the backend`, async () => {
+        const r = await server.query(`select count(*)::int n from pg_stat_activity where query = $1 and state = 'active'`, [sql]);
+        return r.rows[0]!.n === 1 || undefined;
+      });
     const pending = () => (a.gw.gateway.store as SqliteStore).database.prepare('select count(*) from cancel_requests').pluck().get();
-    // A wrong secret is passed on, and A ignores it, as PostgreSQL would.
+
+    // A wrong secret is passed on and A ignores it, as PostgreSQL would: the query runs to its end.
+    const short = run('select pg_sleep(1.5) as slept');
+    await running('select pg_sleep(1.5) as slept');
     await sendCancel(b.addresses.postgres!, processID, (secretKey + 1) | 0);
     await waitUntil('A to take the cancel', () => pending() === 0 || undefined);
-    const still = await server.query(
-      `select count(*)::int n from pg_stat_activity where query = 'select pg_sleep(60)' and state = 'active'`,
-    );
-    expect(still.rows[0]!.n).toBe(1);
+    // Taken while the query still ran (else this part would prove nothing).
+    expect(short.settled).toBe(false);
+    expect(await short.outcome).toEqual({ rows: [{ slept: '' }] });
+
     // The right one cancels the query; the session goes on.
+    const long = run('select pg_sleep(60)');
+    await running('select pg_sleep(60)');
     await sendCancel(b.addresses.postgres!, processID, secretKey);
-    expect(await sleeping).toMatchObject({ code: '57014' });
+    expect(await long.outcome).toEqual({ code: '57014' });
     expect((await c.query('select 3 as n')).rows).toEqual([{ n: 3 }]);
   });
 });

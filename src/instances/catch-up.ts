@@ -1,9 +1,10 @@
 /**
  * What other gateway instances changed in the shared store and this one must act on: a grant
  * revoked through another instance ends this one's sessions on it, a statement held here and
- * decided through another is released or refused, a session killed through another ends here.
- * State lives in the store's tables; every CATCH_UP_EVERY_MS each reader looks at the rows that
- * concern what this instance is doing now (its live grants, held statements, sessions). A
+ * decided through another is released or refused, a session killed through another ends here, a
+ * cancel that reached another instance cancels the query running here. State lives in the store's
+ * tables; every CATCH_UP_EVERY_MS each reader looks at the rows that concern what this instance is
+ * doing now (its live grants, held statements, sessions, cancel keys). A
  * notification between instances, when there is one, would only make a reader look earlier.
  */
 import type { Logger } from '../obs/log.js';
