@@ -25,6 +25,7 @@ import * as recordingWire from '../src/recording/wire.js';
 import type { RecordingModule } from '../src/recording/wire.js';
 import * as sessionServiceModule from '../src/session/service.js';
 import * as sqliteModule from '../src/store/sqlite.js';
+import { SharedKeys } from '../src/credentials/shared-keys.js';
 import { measure, report, repsFromEnv, type CpuCase, type CpuResult } from './cpu.js';
 
 /** The modules a gateway is built from: this tree's, or another checkout's for comparison. */
@@ -78,7 +79,8 @@ function gateway(recorded: boolean, t: Tree): Gateway {
   const store = t.sqlite.openSqliteStore(join(dir, 'jitgate.db'));
   const recordingConfig = t.config.buildRecording(recorded ? undefined : { enabled: false }, dir, dir);
   const config = { dataDir: dir, recording: recordingConfig };
-  const audit = t.audit.startAudit({ config, db: store.database, clock: systemClock, log });
+  // Keys in files, as a single gateway without a master key keeps them (an older tree ignores the option).
+  const audit = t.audit.startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
   const recording = t.recording.startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
   const sessions = new t.sessions.SessionService(store, t.metrics.createMetrics({ defaultMetrics: false }), log);
   let n = 0;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { startAudit } from '../src/audit/wire.js';
+import { SharedKeys } from '../src/credentials/shared-keys.js';
 import { buildRecording } from '../src/config/recording.js';
 import { systemClock } from '../src/core/clock.js';
 import type { SessionPipeline } from '../src/core/types.js';
@@ -25,7 +26,7 @@ const dir = mkdtempSync(join(tmpdir(), 'jitgate-end-bench-'));
 const log = createLogger({ level: 'silent' });
 const store = openSqliteStore(join(dir, 'jitgate.db'));
 const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
-const audit = startAudit({ config, db: store.database, clock: systemClock, log });
+const audit = startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
 const recording = startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
 const service = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
 

@@ -2,7 +2,8 @@
  * The composition root: builds every part from a validated configuration and wires them together.
  * Nothing else in the gateway constructs services.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { AccessRepository } from './access/repository.js';
@@ -31,6 +32,7 @@ import { ShutdownSequence } from './core/shutdown.js';
 import type { BackendTarget, Identity, Protocol, SessionEndReason } from './core/types.js';
 import { resolveSecretRef } from './credentials/refs.js';
 import { SecretStore } from './credentials/secret-store.js';
+import { SharedKeys } from './credentials/shared-keys.js';
 import { SessionCredentials } from './credentials/session-credentials.js';
 import { CredentialRotation } from './credentials/rotation/service.js';
 import { registerCredentialRoutes } from './api/credential-routes.js';
@@ -154,7 +156,9 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     const secrets = new SecretStore(store, { env, now });
     const resolveSecret = (ref: string) => resolveSecretRef(ref, { secretStore: secrets, env });
     const targets = await resolveTargets(config, resolveSecret);
-    const certificate = await ensureCertificate(config.dataDir, { cert: config.tls.cert, key: config.tls.key });
+    // Keys every instance on the store must agree on: in the store under the master key when there is one.
+    const keys = SharedKeys.open(secrets);
+    const certificate = await ensureCertificate(config.dataDir, { cert: config.tls.cert, key: config.tls.key }, new Date(), keys);
     if (certificate.generated) log.info({ cert: certificate.certPath }, 'generated a self-signed TLS certificate');
     const secureContext = tls.createSecureContext({ cert: certificate.cert, key: certificate.key });
     const certificateDer = new X509Certificate(certificate.cert).raw;
@@ -183,7 +187,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       publicOrigin,
     });
     const isAdmin = (who: Identity) => identity.service.isAdmin(who);
-    const tokens = new TokenAuthority(store);
+    // Unknown users get fake SCRAM salts from this secret: the same on every instance and after a restart.
+    const fakeSaltSecret = keys.key('scram-fake-salt', {
+      file: join(config.dataDir, 'scram-fake-salt.key'),
+      create: () => randomBytes(32).toString('hex'),
+    });
+    const tokens = new TokenAuthority(store, { serverSecret: Buffer.from(fakeSaltSecret.value, 'hex') });
     const accessRepo = new AccessRepository(store.database);
     const accessService = new AccessService({
       repo: accessRepo,
@@ -199,7 +208,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     shutdown.add('access', () => accessService.close());
     accessService.start();
     // The audit log: recordings, reviews, access, logins and tokens all append to it.
-    const auditModule = startAudit({ config, db: store.database, clock, log });
+    const auditModule = startAudit({ config, db: store.database, clock, log, keys });
     shutdown.add('audit', () => auditModule.stop());
     auditAccessEvents(accessService.events, auditModule.log, log);
     // The gateway's own backend passwords: rotated on schedule or on request, in place in `targets`.
@@ -254,6 +263,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       targets,
       dataDir: config.dataDir,
       resolveSecret,
+      keys,
     });
     shutdown.add('masking', () => maskingModule?.close());
     // The protocol engines, not listening yet: sessions and recordings below end live sessions

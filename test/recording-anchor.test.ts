@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config/load.js';
 import { systemClock } from '../src/core/clock.js';
 import { createLogger } from '../src/obs/log.js';
 import { startAudit } from '../src/audit/wire.js';
+import { SharedKeys } from '../src/credentials/shared-keys.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { cli } from './support/recording.js';
 
@@ -43,7 +44,13 @@ audit:
   );
   const config = await loadConfig(configPath);
   const store = openSqliteStore(config.store.path);
-  const audit = startAudit({ config, db: store.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+  const audit = startAudit({
+    config,
+    db: store.database,
+    clock: systemClock,
+    log: createLogger({ level: 'silent' }),
+    keys: SharedKeys.local(),
+  });
   const append = (n: number) => {
     for (let i = 0; i < n; i++) audit.log.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
   };
@@ -101,7 +108,13 @@ describe('the audit anchor', () => {
     expect(cut.err).toMatch(/does not reach the checkpoint anchored outside the data directory/);
     // The next gateway keeps the anchor as evidence instead of moving it back.
     const again = openSqliteStore(config.store.path);
-    const restarted = startAudit({ config, db: again.database, clock: systemClock, log: createLogger({ level: 'silent' }) });
+    const restarted = startAudit({
+      config,
+      db: again.database,
+      clock: systemClock,
+      log: createLogger({ level: 'silent' }),
+      keys: SharedKeys.local(),
+    });
     restarted.stop();
     again.close();
     expect(readAnchor(anchorFile)).toEqual(anchored);

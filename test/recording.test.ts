@@ -15,7 +15,7 @@ import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadSigner } from '../src/audit/signing.js';
+import { signerFromPem } from '../src/audit/signing.js';
 import { pendingDecision } from '../src/core/pending-decision.js';
 import type { Decision, Identity, SessionPipeline } from '../src/core/types.js';
 import type { RecordedEvent } from '../src/recording/file-recorder.js';
@@ -567,7 +567,7 @@ describe('fail closed', () => {
 
 describe('tamper evidence', () => {
   it('verifies the audit log with signed checkpoints, online and as an offline export', async () => {
-    gw.gateway.audit.checkpoint(loadSigner(join(gw.dataDir, 'audit-signing.key')));
+    gw.gateway.audit.checkpoint(signerFromPem(readFileSync(join(gw.dataDir, 'audit-signing.key'), 'utf8'), 'test'));
     const verify = await cli(['audit', 'verify', '--recordings', '--data-dir', gw.dataDir]);
     expect(verify.err).toBe('');
     expect(verify.code).toBe(0);

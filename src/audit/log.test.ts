@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { AUDIT_GENESIS, entryHash, verifyEntries, type AuditEntry } from './chain.js';
 import { AuditLog } from './log.js';
-import { loadOrCreateSigner, trustedKeyFrom } from './signing.js';
+import { generateSigningKey, signerFromPem, trustedKeyFrom } from './signing.js';
 
 const dir = () => mkdtempSync(join(tmpdir(), 'jitgate-audit-'));
 
@@ -13,7 +13,7 @@ function fresh() {
   const db = new Database(':memory:');
   let t = 1_000;
   const log = new AuditLog(db, () => t++);
-  const { signer } = loadOrCreateSigner(join(dir(), 'audit.key'));
+  const signer = signerFromPem(generateSigningKey(), 'test');
   return { db, log, signer };
 }
 
@@ -89,7 +89,7 @@ describe('AuditLog', () => {
     expect(verifyEntries(log.entries(), { trusted }).broken).toEqual({ seq: 4, why: 'its signature does not verify' });
 
     // ... and re-signing with their own key fails against the pinned key.
-    const mallory = loadOrCreateSigner(join(dir(), 'mallory.key')).signer;
+    const mallory = signerFromPem(generateSigningKey(), 'mallory');
     const cpEntry = entries[3]!;
     const resigned = {
       ...cpEntry.data,
@@ -118,16 +118,5 @@ describe('AuditLog', () => {
     const b = new AuditLog(new Database(path));
     for (let i = 0; i < 10; i++) (i % 2 ? a : b).append({ type: 'x', actor: 'p', data: { i } });
     expect(verifyEntries(a.entries())).toMatchObject({ ok: true, entries: 10 });
-  });
-
-  it('creates the signing key once (0600) and loads it afterwards', () => {
-    const path = join(dir(), 'k', 'audit.key');
-    const first = loadOrCreateSigner(path);
-    const second = loadOrCreateSigner(path);
-    expect(first.generated).toBe(true);
-    expect(second.generated).toBe(false);
-    expect(second.signer.keyId).toBe(first.signer.keyId);
-    expect(readFileSync(path, 'utf8')).toContain('PRIVATE KEY');
-    expect(trustedKeyFrom(readFileSync(path, 'utf8')).keyId).toBe(first.signer.keyId);
   });
 });

@@ -1,11 +1,10 @@
 /**
- * The Ed25519 key that signs audit checkpoints. The gateway keeps the private key in a PEM file
- * (0600; generated on first start when absent); the public half is printed by `jitgate audit
+ * The Ed25519 key that signs audit checkpoints. The gateway keeps the private key as PEM through its
+ * KeyKeeper (a 0600 file, or the shared store that every instance signs with; generated on first
+ * start when absent); the public half is printed by `jitgate audit
  * public-key` for auditors to pin, and each checkpoint also names it so an export verifies offline.
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 
 export interface TrustedKey {
   keyId: string;
@@ -40,30 +39,15 @@ function signerFrom(privateKey: KeyObject): AuditSigner {
   };
 }
 
-/** Loads the signing key, generating it (0600, parent 0700) when the file does not exist yet. */
-export function loadOrCreateSigner(path: string): { signer: AuditSigner; generated: boolean } {
-  if (!existsSync(path)) {
-    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const { privateKey } = generateKeyPairSync('ed25519');
-    try {
-      // 'wx': two processes starting at once must not replace each other's key.
-      writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-      return { signer: signerFrom(privateKey), generated: true };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    }
-  }
-  return { signer: loadSigner(path), generated: false };
+/** A new signing key, as PKCS#8 PEM (kept by the KeyKeeper: a file, or the shared store). */
+export function generateSigningKey(): string {
+  return generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 }
 
-export function loadSigner(path: string): AuditSigner {
-  const key = createPrivateKey(readFileSync(path));
-  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${path}: expected an Ed25519 private key, got ${key.asymmetricKeyType}`);
-  try {
-    chmodSync(path, 0o600);
-  } catch {
-    // not ours to change; it still signs
-  }
+/** The signer of a PEM private key; `source` names where it came from in errors. */
+export function signerFromPem(pem: string, source: string): AuditSigner {
+  const key = createPrivateKey(pem);
+  if (key.asymmetricKeyType !== 'ed25519') throw new Error(`${source}: expected an Ed25519 private key, got ${key.asymmetricKeyType}`);
   return signerFrom(key);
 }
 

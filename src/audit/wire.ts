@@ -7,10 +7,11 @@
 import type Database from 'better-sqlite3';
 import { auditSettings, type AuditConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
+import type { KeyKeeper } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import { CheckpointJob } from './checkpoints.js';
 import { AuditLog } from './log.js';
-import { loadOrCreateSigner, type AuditSigner } from './signing.js';
+import { generateSigningKey, signerFromPem, type AuditSigner } from './signing.js';
 
 export interface AuditModule {
   log: AuditLog;
@@ -25,14 +26,23 @@ export interface StartAuditOptions {
   db: Database.Database;
   clock: Clock;
   log: Logger;
+  /** Where the signing key is kept: shared by every instance on the store, or the configured file. */
+  keys: KeyKeeper;
 }
+
+/** The signing key's name among the keys instances share. */
+export const AUDIT_SIGNING_KEY = 'audit-signing';
 
 export function startAudit(o: StartAuditOptions): AuditModule {
   const config = auditSettings(o.config);
   const log = o.log.child({ component: 'audit' });
   const audit = new AuditLog(o.db, () => o.clock.now());
-  const { signer, generated } = loadOrCreateSigner(config.signingKey);
-  if (generated) log.info({ key: config.signingKey, keyId: signer.keyId }, 'generated the audit signing key');
+  const key = o.keys.key(AUDIT_SIGNING_KEY, { file: config.signingKey, create: generateSigningKey });
+  const signer = signerFromPem(key.value, o.keys.shared ? 'the audit signing key in the state store' : config.signingKey);
+  if (key.origin === 'created')
+    log.info({ key: o.keys.shared ? 'state store' : config.signingKey, keyId: signer.keyId }, 'generated the audit signing key');
+  if (key.origin === 'imported')
+    log.info({ from: config.signingKey, keyId: signer.keyId }, 'moved the audit signing key into the state store');
   const checkpoints = new CheckpointJob({
     audit,
     signer,

@@ -5,7 +5,10 @@
  */
 import { userInfo } from 'node:os';
 import { AuditLog } from '../audit/log.js';
+import { AUDIT_SIGNING_KEY } from '../audit/wire.js';
 import { auditSettings, recordingSettings, type AuditConfig, type RecordingConfig } from '../config/recording.js';
+import { SecretStore } from '../credentials/secret-store.js';
+import { SharedKeys } from '../credentials/shared-keys.js';
 import { LocalFileSink } from '../recording/local-sink.js';
 import { RecordingRepository } from '../recording/repository.js';
 import type { SqliteStore } from '../store/sqlite.js';
@@ -18,6 +21,8 @@ export interface RecordingTarget {
   sink: LocalFileSink;
   recording: RecordingConfig;
   auditConfig: AuditConfig;
+  /** The gateway's audit signing key (PEM) where the gateway keeps it, or undefined before its first start. */
+  signingKey(): string | undefined;
 }
 
 export async function withRecordings<T>(
@@ -37,6 +42,7 @@ export async function withRecordings<T>(
       sink: new LocalFileSink(recording.dir),
       recording,
       auditConfig,
+      signingKey: () => SharedKeys.open(new SecretStore(store, { env: io.env })).find(AUDIT_SIGNING_KEY, auditConfig.signingKey),
     });
   });
 }

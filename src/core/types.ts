@@ -383,3 +383,24 @@ export interface BackendRequest {
   /** The connection's configured target (stored credential). */
   target: BackendTarget;
 }
+
+/** Where a key came from: the shared store, a file imported into it, a file, or made now. */
+export type KeyOrigin = 'store' | 'imported' | 'file' | 'created';
+
+/**
+ * Keys every gateway instance on one store must agree on (credentials/shared-keys.ts): in the store
+ * when a master key can seal them, else in files under the data directory.
+ */
+export interface KeyKeeper {
+  /** True when keys live in the shared store (every instance on it agrees), false when in local files. */
+  readonly shared: boolean;
+  /**
+   * The key `name`, text: the stored one; else the value in `file` (a single-host gateway's, imported
+   * when shared) or `create()`'s, kept so that the next caller anywhere gets the same.
+   */
+  key(name: string, o: { file: string; create: () => string }): { value: string; origin: KeyOrigin };
+  /** The key `name` as it is kept now (store or `file`), without creating one. */
+  find(name: string, file: string): string | undefined;
+  /** Shared keys only: stores `value` unless one is stored (or in place of `replacing`); returns what is stored after. */
+  put(name: string, value: string, replacing?: string): string;
+}

@@ -22,7 +22,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { secretNameProblem } from '../core/secret-ref.js';
-import type { Store } from '../store/store.js';
+import type { SecretRow, Store } from '../store/store.js';
 
 export const MASTER_KEY_ENV = 'JITGATE_MASTER_KEY';
 /** Fixed, public scrypt salt for passphrase master keys (see the module comment). */
@@ -38,6 +38,8 @@ const KEYCHECK_NAME = 'jitgate:keycheck';
  * contain `:`.
  */
 const STAGED_PREFIX = 'jitgate:next/';
+/** Keys every instance on the store shares (./shared-keys.ts) live under this prefix. */
+const SHARED_KEY_PREFIX = 'jitgate:key/';
 const isInternal = (name: string) => name.startsWith('jitgate:');
 const KEYCHECK_PLAINTEXT = Buffer.from('jitgate key check v1', 'utf8');
 
@@ -46,6 +48,14 @@ export class CredentialError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'CredentialError';
+  }
+}
+
+/** No master key is configured (as opposed to one that is configured but unusable). */
+export class MasterKeyMissing extends CredentialError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MasterKeyMissing';
   }
 }
 
@@ -77,7 +87,7 @@ export function parseMasterKey(text: string): Buffer {
 export function masterKeyFromEnv(env: NodeJS.ProcessEnv = process.env): Buffer {
   const text = env[MASTER_KEY_ENV];
   if (text === undefined || text.trim() === '') {
-    throw new CredentialError(
+    throw new MasterKeyMissing(
       `${MASTER_KEY_ENV} is not set: the secret store needs a master key (32 bytes as base64 or hex, ` +
         `or a passphrase of at least ${MIN_PASSPHRASE_LENGTH} characters); ${KEY_GEN_HINT}`,
     );
@@ -136,6 +146,10 @@ export class SecretStore {
   }
 
   private put(name: string, value: string): void {
+    this.store.putSecret(this.sealed(name, value));
+  }
+
+  private sealed(name: string, value: string): SecretRow {
     const plaintext = Buffer.from(value, 'utf8');
     if (plaintext.length === 0) throw new CredentialError(`secret ${name}: the value is empty`);
     if (plaintext.length > MAX_SECRET_BYTES) {
@@ -143,7 +157,42 @@ export class SecretStore {
     }
     const key = this.masterKey();
     this.ensureKeyCheck(key);
-    this.store.putSecret({ name, ...seal(key, name, plaintext), updatedAt: this.now() });
+    return { name, ...seal(key, name, plaintext), updatedAt: this.now() };
+  }
+
+  /** Whether a master key is configured; one that is configured but malformed still throws. */
+  hasMasterKey(): boolean {
+    try {
+      this.masterKey();
+      return true;
+    } catch (err) {
+      if (err instanceof MasterKeyMissing) return false;
+      throw err;
+    }
+  }
+
+  /** The shared key `name` (./shared-keys.ts), or undefined while no instance has stored one. */
+  sharedKey(name: string): string | undefined {
+    return this.open(SHARED_KEY_PREFIX + name);
+  }
+
+  /**
+   * Stores `value` as the shared key `name` unless one is stored, or, with `replacing`, in place of
+   * that value only. Returns the value stored afterwards: `value`, or whatever another instance
+   * stored first, so that every instance ends up with the same key.
+   */
+  putSharedKey(name: string, value: string, replacing?: string): string {
+    const full = SHARED_KEY_PREFIX + name;
+    const row = this.sealed(full, value);
+    const current = this.store.getSecret(full);
+    const won =
+      replacing === undefined || !current
+        ? this.store.addSecret(row)
+        : this.open(full) === replacing && this.store.replaceSecret(row, current.iv);
+    if (won) return value;
+    const stored = this.open(full);
+    if (stored === undefined) throw new CredentialError(`shared key ${name} was removed while it was being stored; start again`);
+    return stored;
   }
 
   /** The decrypted value, or undefined when no secret has that name. Throws on a wrong key or tampering. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startAudit } from '../audit/wire.js';
+import { SharedKeys } from '../credentials/shared-keys.js';
 import { buildRecording } from '../config/recording.js';
 import { systemClock } from '../core/clock.js';
 import { createLogger } from '../obs/log.js';
@@ -21,7 +22,7 @@ describe('reconciling at start what the store missed', () => {
     const first = startRecording({
       config,
       db: store.database,
-      audit: startAudit({ config, db: store.database, clock: systemClock, log }).log,
+      audit: startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() }).log,
       clock: systemClock,
       log,
     });
@@ -51,7 +52,7 @@ describe('reconciling at start what the store missed', () => {
     // The next process on the same store and recordings (as main.ts wires it).
     // (A session from no instance: one that started before instances, or whose instance is gone.)
     expect(store.instances.closeUnownedSessions(Date.now(), 'gateway_crashed')).toEqual([pipeline.id]);
-    const audit = startAudit({ config, db: store.database, clock: systemClock, log });
+    const audit = startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
     const next = startRecording({
       config,
       db: store.database,

@@ -9,9 +9,8 @@
  * session/, which may see every protocol, so that masking/ never imports one).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendTarget, MaskingScope, Protocol, SessionMasking, StatementMaskExplanation } from '../core/types.js';
+import type { BackendTarget, KeyKeeper, MaskingScope, Protocol, SessionMasking, StatementMaskExplanation } from '../core/types.js';
 import { maskingFor, type MaskingConfig } from '../masking/policy.js';
 import { withMysqlAdmin } from '../protocols/mysql/admin-client.js';
 import { MysqlMasking, VIEWS_QUERY } from '../protocols/mysql/masking.js';
@@ -34,10 +33,12 @@ export async function startMasking(options: {
   targets: Map<string, BackendTarget>;
   dataDir: string;
   resolveSecret: (ref: string) => Promise<string>;
+  /** Where the generated hash key is kept: shared by every instance on the store, so hashes join across them. */
+  keys: KeyKeeper;
 }): Promise<MaskingModule | undefined> {
   const config = options.config;
   if (!config || (config.rules.length === 0 && config.detectors.length === 0)) return undefined;
-  const hashKey = config.hashKey ? sha256(await options.resolveSecret(config.hashKey)) : localHashKey(options.dataDir);
+  const hashKey = config.hashKey ? sha256(await options.resolveSecret(config.hashKey)) : generatedHashKey(options.keys, options.dataDir);
   const catalogs = new PostgresCatalogs((connection) => options.targets.get(connection));
   return {
     scope({ connection, groups }) {
@@ -70,12 +71,8 @@ function sha256(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
-/** A key generated once and kept under dataDir, so hashes stay stable across restarts. */
-function localHashKey(dataDir: string): Buffer {
-  const path = join(dataDir, 'masking-hash.key');
-  if (existsSync(path)) return Buffer.from(readFileSync(path, 'utf8').trim(), 'hex');
-  mkdirSync(dataDir, { recursive: true });
-  const key = randomBytes(32);
-  writeFileSync(path, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
-  return key;
+/** A key generated once, so hashes stay stable across restarts and instances. */
+function generatedHashKey(keys: KeyKeeper, dataDir: string): Buffer {
+  const key = keys.key('masking-hash', { file: join(dataDir, 'masking-hash.key'), create: () => randomBytes(32).toString('hex') });
+  return Buffer.from(key.value, 'hex');
 }

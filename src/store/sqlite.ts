@@ -251,6 +251,13 @@ export class SqliteStore implements Store {
          ON CONFLICT (name) DO UPDATE SET iv = excluded.iv, tag = excluded.tag, ciphertext = excluded.ciphertext,
            updated_at = excluded.updated_at`,
       ),
+      addSecret: db.prepare(
+        `INSERT INTO secrets (name, iv, tag, ciphertext, updated_at) VALUES (@name, @iv, @tag, @ciphertext, @updatedAt)
+         ON CONFLICT (name) DO NOTHING`,
+      ),
+      replaceSecret: db.prepare(
+        `UPDATE secrets SET iv = @iv, tag = @tag, ciphertext = @ciphertext, updated_at = @updatedAt WHERE name = @name AND iv = @expectedIv`,
+      ),
       getSecret: db.prepare(`SELECT * FROM secrets WHERE name = ?`),
       listSecrets: db.prepare(`SELECT name, updated_at FROM secrets ORDER BY name`),
       deleteSecret: db.prepare(`DELETE FROM secrets WHERE name = ?`),
@@ -338,6 +345,14 @@ export class SqliteStore implements Store {
 
   putSecret(row: SecretRow): void {
     this.stmts.putSecret.run({ ...row });
+  }
+
+  addSecret(row: SecretRow): boolean {
+    return this.stmts.addSecret.run({ ...row }).changes > 0;
+  }
+
+  replaceSecret(row: SecretRow, expectedIv: Buffer): boolean {
+    return this.stmts.replaceSecret.run({ ...row, expectedIv }).changes > 0;
   }
 
   getSecret(name: string): SecretRow | undefined {

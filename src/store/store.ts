@@ -158,6 +158,10 @@ export interface Store {
   listAuthFailures(limit?: number): AuthFailureRow[];
 
   putSecret(row: SecretRow): void;
+  /** Stores `row` unless a secret of that name exists; false when one did (another instance was first). */
+  addSecret(row: SecretRow): boolean;
+  /** Replaces the secret only while it is still the value sealed with `expectedIv` (each write has its own IV). */
+  replaceSecret(row: SecretRow, expectedIv: Buffer): boolean;
   getSecret(name: string): SecretRow | undefined;
   listSecrets(): { name: string; updatedAt: number }[];
   deleteSecret(name: string): boolean;

@@ -1,10 +1,13 @@
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SecretStore } from '../credentials/secret-store.js';
+import { SharedKeys } from '../credentials/shared-keys.js';
+import { openSqliteStore } from '../store/sqlite.js';
 import { CertificateError, GENERATED_VALIDITY_DAYS, ensureCertificate } from './certificate.js';
 
 let dataDir: string;
@@ -139,5 +142,50 @@ describe('ensureCertificate (configured)', () => {
       `TLS private key ${b.keyPath} does not belong to certificate ${a.certPath}`,
     );
     await expect(ensureCertificate(dataDir, { cert: a.certPath })).rejects.toThrow(/tls\.key is missing/);
+  });
+});
+
+describe('ensureCertificate (generated, shared by instances on one store)', () => {
+  const env = { JITGATE_MASTER_KEY: randomBytes(32).toString('hex') };
+  const storeFile = () => path.join(dataDir, 'shared.db');
+  /** An instance on its own host: its own data directory, the one store. */
+  async function instance(now = new Date()) {
+    const dir = await fs.mkdtemp(path.join(dataDir, 'host-'));
+    const store = openSqliteStore(storeFile());
+    try {
+      return { dir, certificate: await ensureCertificate(dir, {}, now, SharedKeys.open(new SecretStore(store, { env }))) };
+    } finally {
+      store.close();
+    }
+  }
+
+  it('gives every instance one pair, writes only the certificate, and renews it once near expiry', async () => {
+    const a = await instance();
+    const b = await instance();
+    expect(a.certificate.generated).toBe(true);
+    expect(b.certificate).toMatchObject({ generated: false, cert: a.certificate.cert, key: a.certificate.key });
+    expect(await fs.readFile(path.join(b.dir, 'tls', 'gateway.crt'), 'utf8')).toBe(a.certificate.cert);
+    await expect(fs.stat(path.join(b.dir, 'tls', 'gateway.key'))).rejects.toThrow(/ENOENT/);
+    expect(await handshake(b.certificate, { host: '127.0.0.1' })).toBe('hello over tls');
+
+    // Six days before it expires, the first instance to start renews it; the next takes that renewal.
+    const late = new Date(Date.now() + (GENERATED_VALIDITY_DAYS - 6) * 86_400_000);
+    const renewed = await instance(late);
+    expect(renewed.certificate.generated).toBe(true);
+    expect(renewed.certificate.cert).not.toBe(a.certificate.cert);
+    const after = await instance(late);
+    expect(after.certificate).toMatchObject({ generated: false, cert: renewed.certificate.cert });
+  });
+
+  it('moves a single gateway’s generated pair into the store', async () => {
+    const alone = await ensureCertificate(dataDir);
+    const store = openSqliteStore(storeFile());
+    try {
+      const moved = await ensureCertificate(dataDir, {}, new Date(), SharedKeys.open(new SecretStore(store, { env })));
+      expect(moved).toMatchObject({ generated: false, cert: alone.cert, key: alone.key });
+    } finally {
+      store.close();
+    }
+    expect((await instance()).certificate.cert).toBe(alone.cert);
   });
 });

@@ -6,12 +6,14 @@
  * - Not configured: a self-signed certificate (EC P-256, SHA-256, SAN localhost, 127.0.0.1 and ::1,
  *   825 days) is generated on first start into `<dataDir>/tls/gateway.crt` and `gateway.key`
  *   (directory 0700, key 0600) and reused on later starts. A generated pair that is unreadable, does
- *   not match, or expires within a week is regenerated; configured files are never touched.
+ *   not match, or expires within a week is regenerated; configured files are never touched. With a
+ *   master key the generated pair lives in the state store instead, one for every instance on it.
  */
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { generate } from 'selfsigned';
+import type { KeyKeeper } from '../core/types.js';
 
 export interface CertificatePaths {
   cert?: string;
@@ -52,11 +54,12 @@ export async function ensureCertificate(
   dataDir: string,
   configured: CertificatePaths = {},
   now: Date = new Date(),
+  keys?: KeyKeeper,
 ): Promise<GatewayCertificate> {
   if (configured.cert !== undefined || configured.key !== undefined) {
     return loadConfigured(configured);
   }
-  return ensureGenerated(dataDir, now);
+  return ensureGenerated(dataDir, now, keys);
 }
 
 async function loadConfigured(configured: CertificatePaths): Promise<GatewayCertificate> {
@@ -77,12 +80,13 @@ async function loadConfigured(configured: CertificatePaths): Promise<GatewayCert
   return { cert, key, certPath, keyPath, generated: false };
 }
 
-async function ensureGenerated(dataDir: string, now: Date): Promise<GatewayCertificate> {
+async function ensureGenerated(dataDir: string, now: Date, keys: KeyKeeper | undefined): Promise<GatewayCertificate> {
   const dir = path.resolve(dataDir, 'tls');
   const certPath = path.join(dir, GENERATED_CERT_FILE);
   const keyPath = path.join(dir, GENERATED_KEY_FILE);
   await fs.mkdir(dir, { recursive: true, mode: 0o700 });
   await fs.chmod(dir, 0o700);
+  if (keys?.shared) return ensureShared(keys, certPath, keyPath, now);
 
   const existing = await reuseGenerated(certPath, keyPath, now);
   if (existing) {
@@ -90,7 +94,50 @@ async function ensureGenerated(dataDir: string, now: Date): Promise<GatewayCerti
     await fs.chmod(keyPath, 0o600);
     return { ...existing, certPath, keyPath, generated: false };
   }
+  const pems = await generatePair(now);
+  // Key first (0600 from creation), then the certificate; each written to a temp file and renamed
+  // so a crash never leaves a half-written file that a later start would have to reason about.
+  await writeAtomic(keyPath, pems.key, 0o600);
+  await writeAtomic(certPath, pems.cert, 0o644);
+  return { ...pems, certPath, keyPath, generated: true };
+}
 
+/** The generated certificate's name among the keys instances share. */
+export const SHARED_CERTIFICATE_KEY = 'tls-certificate';
+
+/**
+ * Every instance on the store presents one generated certificate, kept in the store (the pair as
+ * JSON): the first instance stores its files' pair or a new one; one that finds it near expiry
+ * replaces it, unless another instance already has. Only the certificate is written here, for the
+ * tools on this host that trust it (`jitgate token`); the private key stays in the store.
+ */
+async function ensureShared(keys: KeyKeeper, certPath: string, keyPath: string, now: Date): Promise<GatewayCertificate> {
+  const stored = keys.find(SHARED_CERTIFICATE_KEY, certPath);
+  let pair = stored !== undefined ? usablePair(parsePair(stored), now) : undefined;
+  let generated = false;
+  if (!pair) {
+    const local = await reuseGenerated(certPath, keyPath, now);
+    const offered = local ?? (await generatePair(now));
+    const value = JSON.stringify(offered);
+    const kept = keys.put(SHARED_CERTIFICATE_KEY, value, stored);
+    pair = parsePair(kept);
+    if (!pair) throw new Error('the generated TLS certificate in the state store cannot be read');
+    generated = kept === value && !local;
+  }
+  if ((await fs.readFile(certPath, 'utf8').catch(() => undefined)) !== pair.cert) await writeAtomic(certPath, pair.cert, 0o644);
+  return { ...pair, certPath, keyPath: 'the state store', generated };
+}
+
+function parsePair(text: string): { cert: string; key: string } | undefined {
+  try {
+    const v = JSON.parse(text) as { cert?: unknown; key?: unknown };
+    return typeof v.cert === 'string' && typeof v.key === 'string' ? { cert: v.cert, key: v.key } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function generatePair(now: Date): Promise<{ cert: string; key: string }> {
   const notBefore = new Date(now.getTime() - 3600 * 1000); // tolerate small clock skew
   const notAfter = new Date(now.getTime() + GENERATED_VALIDITY_DAYS * DAY_MS);
   const pems = await generate(
@@ -119,11 +166,7 @@ async function ensureGenerated(dataDir: string, now: Date): Promise<GatewayCerti
       ],
     },
   );
-  // Key first (0600 from creation), then the certificate; each written to a temp file and renamed
-  // so a crash never leaves a half-written file that a later start would have to reason about.
-  await writeAtomic(keyPath, pems.private, 0o600);
-  await writeAtomic(certPath, pems.cert, 0o644);
-  return { cert: pems.cert, key: pems.private, certPath, keyPath, generated: true };
+  return { cert: pems.cert, key: pems.private };
 }
 
 async function reuseGenerated(certPath: string, keyPath: string, now: Date): Promise<{ cert: string; key: string } | undefined> {
@@ -136,14 +179,19 @@ async function reuseGenerated(certPath: string, keyPath: string, now: Date): Pro
     if (isNotFound(err)) return undefined;
     throw err;
   }
+  return usablePair({ cert, key }, now);
+}
+
+/** The pair, unless it is unreadable, does not match or expires within a week: then ours to replace. */
+function usablePair(pair: { cert: string; key: string } | undefined, now: Date): { cert: string; key: string } | undefined {
+  if (!pair) return undefined;
   try {
-    const x509 = new X509Certificate(cert);
-    const keyObject = createPrivateKey(key);
-    if (!x509.checkPrivateKey(keyObject)) return undefined;
+    const x509 = new X509Certificate(pair.cert);
+    if (!x509.checkPrivateKey(createPrivateKey(pair.key))) return undefined;
     if (new Date(x509.validTo).getTime() - now.getTime() < RENEW_BEFORE_MS) return undefined;
-    return { cert, key };
+    return pair;
   } catch {
-    return undefined; // unreadable generated pair: ours to replace
+    return undefined;
   }
 }
 

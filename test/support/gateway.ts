@@ -43,6 +43,8 @@ export interface TestGatewayOptions {
   extraConnections?: string[];
   /** Adjusts the parsed config before the gateway starts (e.g. the development IdP, which no YAML can set). */
   configure?: (config: GatewayConfig) => void;
+  /** More environment for the gateway (e.g. JITGATE_MASTER_KEY). */
+  env?: Record<string, string>;
 }
 
 export async function startTestGateway(pg: PgServer, options: TestGatewayOptions = {}): Promise<TestGateway> {
@@ -73,6 +75,7 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     PG_MD5: u.md5.password,
     PG_PLAIN: u.plain.password,
     PG_TLS: u.tls.password,
+    ...options.env,
   };
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now, clock: options.clock });

@@ -16,7 +16,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { checkAnchor, readAnchor } from '../../audit/anchor.js';
 import { verifyEntries, type AuditEntry, type VerifyReport } from '../../audit/chain.js';
-import { loadSigner, trustedKeyFrom, type TrustedKey } from '../../audit/signing.js';
+import { signerFromPem, trustedKeyFrom, type TrustedKey } from '../../audit/signing.js';
 import { parseTimeFilter, TIME_HINT } from '../../recording/time-filter.js';
 import { checkRecording } from '../../recording/verify.js';
 import { CliError, type CliIo } from '../io.js';
@@ -44,8 +44,9 @@ export async function auditVerifyCommand(
     const report = verifyEntries(await readExport(resolve(io.cwd, opts.file)), { trusted });
     return printReport(io, report, opts.json ?? false, `export ${opts.file}`);
   }
-  await withRecordings(io, opts, ({ audit, auditConfig, repo, sink }) => {
-    if (trusted.length === 0 && existsSync(auditConfig.signingKey)) trusted = [loadSigner(auditConfig.signingKey)];
+  await withRecordings(io, opts, ({ audit, auditConfig, repo, sink, signingKey }) => {
+    const ownKey = trusted.length === 0 ? signingKey() : undefined;
+    if (ownKey !== undefined) trusted = [signerFromPem(ownKey, 'the audit signing key')];
     const report = verifyEntries(audit.entries(), { trusted });
     // A log cut short (checkpoints and all) still chains: the anchor kept outside the data directory says how far it reached.
     let anchorProblem: string | undefined;
@@ -172,10 +173,11 @@ export async function auditExportCommand(io: CliIo, opts: Common & { since?: str
 }
 
 export async function auditPublicKeyCommand(io: CliIo, opts: Common): Promise<void> {
-  await withRecordings(io, opts, ({ auditConfig }) => {
-    if (!existsSync(auditConfig.signingKey))
+  await withRecordings(io, opts, ({ auditConfig, signingKey }) => {
+    const pem = signingKey();
+    if (pem === undefined)
       throw new CliError(`no audit signing key at ${auditConfig.signingKey} yet (the gateway creates it on its first start)`);
-    const key = loadSigner(auditConfig.signingKey);
+    const key = signerFromPem(pem, 'the audit signing key');
     io.out(`${key.publicKey}\n`);
     io.err(`key id ${key.keyId} (Ed25519; verify exports with: jitgate audit verify --file EXPORT --public-key FILE)\n`);
   });
