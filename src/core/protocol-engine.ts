@@ -96,13 +96,30 @@ export interface ListenerContext {
  * the server would, and cancels.
  */
 export interface SharedCancelKeys {
-  /** Records a key handed out for a session; false when another instance holds that pid (pick another). */
+  /**
+   * Records a key handed out for a session; false when another instance holds that pid (pick
+   * another). Claiming a pid this instance holds again names its session (MySQL hands out the id in
+   * its greeting, before the session exists).
+   */
   claim(pid: number, sessionId: string): boolean;
   /** The session ended. */
   release(pid: number): void;
   /** A cancel for a key this instance did not hand out: to the instance that did, if any. */
   passOn(pid: number, secret: number): void;
+  /**
+   * A MySQL `KILL [QUERY] pid` for an id this instance did not hand out: when `requester` owns the
+   * session that holds it on another instance, that instance is asked to stop its query or end it.
+   */
+  passOnKill(pid: number, requester: string, queryOnly: boolean): 'passed' | 'unknown' | 'not_owner';
 }
+
+/** A gateway alone: its keys are its own, and a cancel or kill for any other key finds nothing. */
+export const OWN_CANCEL_KEYS: SharedCancelKeys = {
+  claim: () => true,
+  release: () => undefined,
+  passOn: () => undefined,
+  passOnKill: () => 'unknown',
+};
 
 /** Where a listener is reached: its configured host and bound port. */
 export interface ListenerAddress {

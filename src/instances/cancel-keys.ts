@@ -3,7 +3,8 @@
  * handed out each key, and the cancels that reached another instance, which the serving instance
  * takes at its next catch-up and carries out (checking the secret itself, as the server would).
  * Store trouble never stands in a session's way: a key that cannot be recorded is this instance's
- * own, a cancel that cannot be passed on is dropped, as a lost cancel packet would be.
+ * own, a cancel that cannot be passed on is dropped, as a lost cancel packet would be. A MySQL KILL
+ * names an id, not a secret: the owner is checked here against the session holding the id.
  */
 import type { SharedCancelKeys } from '../core/protocol-engine.js';
 import type { Protocol } from '../core/types.js';
@@ -40,6 +41,25 @@ export class CancelKeys {
         } catch (err) {
           log.warn({ err }, 'cannot drop a shared cancel key');
         }
+      },
+      passOnKill: (pid, requester, queryOnly) => {
+        // Store trouble here is the KILL's failure (the client gets an error), not a lost packet.
+        const holder = repo.cancelKeyHolder(protocol, pid);
+        if (!holder || holder.user === null || holder.instanceId === self) return 'unknown';
+        if (holder.user !== requester) return 'not_owner';
+        const requestedAt = this.o.clock.now();
+        const asked = queryOnly
+          ? repo.requestCancel({ protocol, pid, secret: 0, requestedAt })
+          : repo.requestKill({
+              sessionId: holder.sessionId,
+              instanceId: holder.instanceId,
+              by: requester,
+              reason: 'KILL CONNECTION',
+              requestedAt,
+            });
+        if (!asked) return 'unknown';
+        log.info({ protocol, pid, instance: holder.instanceId, queryOnly }, 'passed a KILL on to the gateway instance serving its session');
+        return 'passed';
       },
       passOn: (pid, secret) => {
         try {

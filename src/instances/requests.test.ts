@@ -74,3 +74,19 @@ describe('cancel keys', () => {
     expect(b.instances.requestCancel({ protocol: 'mysql', pid: 42, secret: 1, requestedAt: 1 })).toBe(false);
   });
 });
+
+describe('MySQL connection ids', () => {
+  it('are claimed at the greeting, then name their session, whose owner another instance can see', () => {
+    expect(a.instances.claimCancelKey({ protocol: 'mysql', pid: 1001, instanceId: 'A', sessionId: '' })).toBe(true);
+    // During the handshake no session holds it: a KILL through another instance finds nothing yet.
+    expect(b.instances.cancelKeyHolder('mysql', 1001)).toEqual({ instanceId: 'A', sessionId: '', user: null });
+    a.startSession({ ...session('s-my', 'A'), protocol: 'mysql' });
+    // The holder naming its session again is no conflict; another instance still cannot take the id.
+    expect(a.instances.claimCancelKey({ protocol: 'mysql', pid: 1001, instanceId: 'A', sessionId: 's-my' })).toBe(true);
+    expect(b.instances.claimCancelKey({ protocol: 'mysql', pid: 1001, instanceId: 'B', sessionId: 's-b' })).toBe(false);
+    expect(b.instances.cancelKeyHolder('mysql', 1001)).toEqual({ instanceId: 'A', sessionId: 's-my', user: 'alice' });
+    a.endSession('s-my', 2, 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+    expect(b.instances.cancelKeyHolder('mysql', 1001)?.user).toBeNull();
+    expect(b.instances.cancelKeyHolder('mysql', 1002)).toBeUndefined();
+  });
+});

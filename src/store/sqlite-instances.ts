@@ -45,7 +45,12 @@ export class SqliteInstances implements InstanceRepository {
       ),
       claimCancelKey: db.prepare(
         `INSERT INTO cancel_keys (protocol, pid, instance_id, session_id) VALUES (@protocol, @pid, @instanceId, @sessionId)
-         ON CONFLICT (protocol, pid) DO NOTHING`,
+         ON CONFLICT (protocol, pid) DO UPDATE SET session_id = excluded.session_id WHERE instance_id = excluded.instance_id`,
+      ),
+      cancelKeyHolder: db.prepare(
+        `SELECT k.instance_id AS instanceId, k.session_id AS sessionId, s.user AS user FROM cancel_keys k
+         LEFT JOIN sessions s ON s.id = k.session_id AND s.ended_at IS NULL
+         WHERE k.protocol = ? AND k.pid = ?`,
       ),
       releaseCancelKey: db.prepare(`DELETE FROM cancel_keys WHERE protocol = ? AND pid = ? AND instance_id = ?`),
       dropCancelKeys: db.prepare(`DELETE FROM cancel_keys WHERE instance_id = ?`),
@@ -67,6 +72,10 @@ export class SqliteInstances implements InstanceRepository {
 
   claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): boolean {
     return this.stmts.claimCancelKey.run({ ...key }).changes > 0;
+  }
+
+  cancelKeyHolder(protocol: string, pid: number): { instanceId: string; sessionId: string; user: string | null } | undefined {
+    return this.stmts.cancelKeyHolder.get(protocol, pid) as { instanceId: string; sessionId: string; user: string | null } | undefined;
   }
 
   releaseCancelKey(protocol: string, pid: number, instanceId: string): void {

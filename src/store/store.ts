@@ -105,8 +105,13 @@ export interface InstanceRepository {
   requestKill(request: KillRequest): boolean;
   /** The kills asked of this instance, removed as they are taken. */
   takeKills(instanceId: string): KillRequest[];
-  /** Records which instance handed out a cancel key; false when another holds that pid. */
+  /**
+   * Records which instance handed out a cancel key; false when another holds that pid. The holder
+   * claiming it again names its session (a MySQL id is handed out before the session exists).
+   */
   claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): boolean;
+  /** The instance holding a cancel key and the user of the open session it was named for (null while none is). */
+  cancelKeyHolder(protocol: string, pid: number): { instanceId: string; sessionId: string; user: string | null } | undefined;
   releaseCancelKey(protocol: string, pid: number, instanceId: string): void;
   /** Passes a cancel to the instance that handed out its key; false when no instance did. */
   requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): boolean;

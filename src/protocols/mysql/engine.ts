@@ -27,6 +27,7 @@ export function mysqlEngine(): ProtocolEngine {
         acquireBackend: c.acquireBackend,
         onAuthFailure: c.onAuthFailure,
         onBackendConnect: c.onBackendConnect,
+        cancelKeys: c.cancelKeys,
         log: c.log,
       });
     },

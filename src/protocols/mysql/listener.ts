@@ -11,6 +11,7 @@ import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
 import type { BackendLease, BackendTarget, SessionEndReason, SessionPipeline } from '../../core/types.js';
 import type { BackendRequest, SessionInfo } from '../../core/types.js';
+import { OWN_CANCEL_KEYS, type SharedCancelKeys } from '../../core/protocol-engine.js';
 import { connectMysqlBackend, prepareSession, readBackendVersion, runOnBackend, type MysqlBackendSession } from './backend.js';
 import { BackendLoginRefused, MYSQL_ERROR } from './errors.js';
 import { buildGreeting, CACHING_SHA2, isSslRequest, newNonce, parseHandshakeResponse, type HandshakeResponse } from './handshake.js';
@@ -63,6 +64,8 @@ export interface MysqlListenerOptions {
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
   onBackendConnect(connection: string, seconds: number): void;
+  /** Connection ids shared with other gateway instances, for KILL (default: this listener's own only). */
+  cancelKeys?: SharedCancelKeys;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
 }
@@ -80,9 +83,11 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
   private readonly cache = new ScrambleCache();
   private nextId = randomInt(1000, 100_000);
   private serverVersion = FALLBACK_SERVER_VERSION;
+  private readonly cancelKeys: SharedCancelKeys;
 
   constructor(private readonly options: MysqlListenerOptions) {
     super('mysql', options, options.log);
+    this.cancelKeys = options.cancelKeys ?? OWN_CANCEL_KEYS;
   }
 
   override async listen(): Promise<string> {
@@ -141,11 +146,19 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     s.relay.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
   }
 
+  /** An id no session here or on another instance holds: a KILL reaching any instance finds it. */
   private connectionId(): number {
     do {
       this.nextId = this.nextId >= 0x7fffffff ? 1000 : this.nextId + 1;
-    } while (this.sessions.has(this.nextId));
+    } while (this.sessions.has(this.nextId) || !this.cancelKeys.claim(this.nextId, ''));
     return this.nextId;
+  }
+
+  /** A KILL QUERY another instance passed on (its owner checked there): carried out as if it had come here. */
+  cancelQuery(connectionId: number): void {
+    const s = this.sessions.get(connectionId);
+    if (!s || s.relay.withdrawHeld() || s.relay.idle) return;
+    this.killBackendQuery(s).catch((err) => this.options.log.warn({ err, session: s.pipelineId }, 'KILL QUERY passed on failed'));
   }
 
   protected accept(socket: net.Socket): void {
@@ -158,13 +171,16 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
     this.handshakes.add(socket);
     const state = { current: socket as net.Socket, seq: 0 };
+    const connectionId = this.connectionId();
     try {
       if (this.shuttingDown) throw new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)');
-      await this.handshake(socket, clientAddress, state);
+      await this.handshake(socket, clientAddress, state, connectionId);
     } catch (err) {
       this.refuse(state.current, err, clientAddress, state.seq);
     } finally {
       this.handshakes.delete(socket);
+      // No session came of it (refused, or gone before it began): the id is free again.
+      if (!this.sessions.has(connectionId)) this.cancelKeys.release(connectionId);
     }
   }
 
@@ -177,9 +193,13 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     setTimeout(() => socket.destroy(), 1000).unref();
   }
 
-  private async handshake(socket: net.Socket, clientAddress: string, state: { current: net.Socket; seq: number }): Promise<void> {
+  private async handshake(
+    socket: net.Socket,
+    clientAddress: string,
+    state: { current: net.Socket; seq: number },
+    connectionId: number,
+  ): Promise<void> {
     const timeoutMs = this.options.handshakeTimeoutMs ?? 30_000;
-    const connectionId = this.connectionId();
     const nonce = newNonce();
     const offered = (GATEWAY_CAPABILITIES | (this.options.tls ? Cap.SSL : 0)) >>> 0;
     socket.write(
@@ -376,12 +396,15 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
       kill: (request) => this.clientKill(request, user),
       onEnd: (reason) => {
         if (this.sessions.get(connectionId)?.relay === relay) this.sessions.delete(connectionId);
+        this.cancelKeys.release(connectionId);
         pipeline.end(reason, relay.counters);
         lease.release();
       },
       onError: (err) => this.options.log.warn({ err, session: pipeline.id }, 'mysql relay error'),
     });
     this.sessions.set(connectionId, { relay, pipelineId: pipeline.id, user, connection, backendThreadId: backend.threadId });
+    // The id claimed at the greeting now names its session, whose owner a KILL through another instance is checked against.
+    this.cancelKeys.claim(connectionId, pipeline.id);
     pipeline.watchCounters?.(relay.counters);
     relay.start(clientEarly, backend.leftover);
   }
@@ -395,7 +418,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     // The id the greeting gave, or the backend's own (what CONNECTION_ID() answers) of one of the requester's sessions.
     const target =
       this.sessions.get(request.id) ?? [...this.sessions.values()].find((s) => s.backendThreadId === request.id && s.user === requester);
-    if (!target) return `Unknown thread id: ${request.id}`;
+    if (!target) return this.killElsewhere(request, requester);
     if (target.user !== requester) return `You are not owner of thread ${request.id}`;
     if (request.queryOnly) {
       if (target.relay.withdrawHeld()) return undefined;
@@ -405,6 +428,20 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     if (!target.relay.idle) await this.killBackendQuery(target).catch(() => undefined);
     target.relay.terminate('killed', new GatewayError('killed', 'Connection was killed'));
     for (const [id, s] of this.sessions) if (s === target) this.sessions.delete(id);
+    return undefined;
+  }
+
+  /** A KILL naming an id another instance handed out: passed on to it once the owner is checked. */
+  private killElsewhere(request: KillRequest, requester: string): string | undefined {
+    let outcome: 'passed' | 'unknown' | 'not_owner';
+    try {
+      outcome = this.cancelKeys.passOnKill(request.id, requester, request.queryOnly);
+    } catch (err) {
+      this.options.log.warn({ err, id: request.id }, 'cannot pass a KILL on to another gateway instance');
+      return 'jitgate: KILL failed: the gateway cannot reach its state store';
+    }
+    if (outcome === 'unknown') return `Unknown thread id: ${request.id}`;
+    if (outcome === 'not_owner') return `You are not owner of thread ${request.id}`;
     return undefined;
   }
 

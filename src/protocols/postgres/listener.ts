@@ -9,7 +9,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
-import type { SharedCancelKeys } from '../../core/protocol-engine.js';
+import { OWN_CANCEL_KEYS, type SharedCancelKeys } from '../../core/protocol-engine.js';
 import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectBackend, sendCancel, type BackendSession } from './backend.js';
 import { build, EncryptionAnswer, MessageType, parseStartupPacket, ProtocolError, UnansweredProtocolError } from './codec.js';
@@ -52,9 +52,6 @@ export interface PostgresListenerOptions {
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   handshakeTimeoutMs?: number;
 }
-
-/** A gateway alone: its keys are its own, and a cancel for any other key is ignored. */
-const OWN_CANCEL_KEYS: SharedCancelKeys = { claim: () => true, release: () => undefined, passOn: () => undefined };
 
 interface LiveSession {
   relay: PostgresRelay;
