@@ -55,7 +55,9 @@ import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
 import { CancelKeys } from './instances/cancel-keys.js';
+import { allOf } from './access/events.js';
 import { StoreCatchUp } from './instances/catch-up.js';
+import { EventsFromOthers } from './instances/others-events.js';
 import { SessionKills } from './instances/kills.js';
 import { InstanceRegistry } from './instances/registry.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
@@ -320,9 +322,16 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       cancelHere: (protocol, pid, secret) => registry.cancelQuery(protocol, pid, secret),
     });
+    // Requests, grants and reviews made through other instances, for this one's console streams.
+    const eventsFromOthers = new EventsFromOthers(auditModule.log, {
+      request: (id) => accessRepo.getRequest(id),
+      grant: (id) => accessRepo.getGrant(id),
+      review: (id) => reviewRepo.get(id),
+    });
     const catchUp = new StoreCatchUp({
       log,
       readers: [
+        eventsFromOthers,
         { name: 'revocations', catchUp: () => accessService.catchUpRevocations() },
         { name: 'reviews', catchUp: () => reviewService.catchUpDecisions() },
         { name: 'kills', catchUp: () => sessionKills.catchUp() },
@@ -330,7 +339,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       ],
     });
     catchUp.start();
-    shutdown.add('catch-up', () => catchUp.stop());
+    shutdown.add('catch-up', () => {
+      catchUp.stop();
+      eventsFromOthers.stop();
+    });
     // The sessions it closed that no instance owned get their real end back from their recordings,
     // and what those sessions held for approval is closed (a live instance's is left alone).
     recorder.service.recoverOrphans({ unowned: true });
@@ -453,6 +465,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       publicOrigin,
       log,
       now,
+      accessEvents: allOf(accessService.events, eventsFromOthers.access),
     });
     shutdown.add('streams', () => api.stop());
 
@@ -538,7 +551,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     shutdown.add('http', () => http.close());
     httpBound.address = http.address;
     await identity.listening(http.address);
-    publishReviewEvents(reviewService, api.live);
+    publishReviewEvents(reviewService, api.live, allOf(reviewService.events, eventsFromOthers.reviews));
 
     let closing: Promise<void> | undefined;
     return {

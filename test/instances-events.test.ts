@@ -149,6 +149,70 @@ describe('instances acting on each other sessions through the store', () => {
   });
 });
 
+describe('console live events across instances', () => {
+  /** A browser's /api/events stream on `http`, as `who`. */
+  async function listen(http: string, who: Person) {
+    const ac = new AbortController();
+    const res = await fetch(`${http}/api/events`, { headers: { authorization: `Bearer ${a.bearer(who)}` }, signal: ac.signal });
+    const reader = res.body!.getReader();
+    let text = '';
+    const stream = {
+      text: () => text,
+      async until(pattern: RegExp, timeoutMs = 5_000): Promise<void> {
+        const deadline = Date.now() + timeoutMs;
+        while (!pattern.test(text)) {
+          const left = deadline - Date.now();
+          if (left <= 0) throw new Error(`no ${pattern} on the stream; got:\n${text}`);
+          const next = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), left))]);
+          if (next?.done) throw new Error(`stream ended before ${pattern}`);
+          if (next?.value) text += new TextDecoder().decode(next.value);
+        }
+      },
+      stop: () => ac.abort(),
+    };
+    await stream.until(/event: hello/);
+    return stream;
+  }
+
+  it('a browser on B hears of a request made and a statement held through A; A’s own hear them once', async () => {
+    const onBStream = await listen(b.addresses.http, 'carol');
+    const onAStream = await listen(a.gw.httpUrl, 'carol');
+    try {
+      const asked = await a.api<{ request: { id: string } }>('alice', 'POST', '/api/requests', {
+        connection: 'app',
+        duration: '15m',
+        reason: 'seen from B',
+      });
+      expect(asked.status).toBe(201);
+      const id = asked.body.request.id;
+      await onBStream.until(new RegExp(`event: request.created\ndata: .*"${id}"`));
+
+      const { c } = await aliceOnA('held-for-live');
+      const held = c.query('insert into notes values (5)').then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      const review = await waitUntil('a review held on A', () => a.gw.gateway.reviews.list(PEOPLE.carol, { state: 'pending' })[0]);
+      await onBStream.until(new RegExp(`event: review.created\ndata: .*"${review.id}"`));
+      expect((await a.api('carol', 'POST', `/api/reviews/${review.id}/deny`, { comment: 'no' })).status).toBe(200);
+      await onBStream.until(new RegExp(`event: review.denied\ndata: .*"${review.id}"`));
+      expect(await held).toMatchObject({ code: '42501' });
+
+      // A's browser heard its own events as they happened, and the log does not repeat them two rounds later.
+      await onAStream.until(new RegExp(`event: review.denied\ndata: .*"${review.id}"`));
+      await new Promise((r) => setTimeout(r, 1_200));
+      const count = (text: string, type: string, ofId: string) =>
+        text.split('\n').filter((l, i, all) => l === `event: ${type}` && all[i + 1]!.includes(`"${ofId}"`)).length;
+      expect(count(onAStream.text(), 'request.created', id)).toBe(1);
+      expect(count(onAStream.text(), 'review.created', review.id)).toBe(1);
+      expect(count(onBStream.text(), 'request.created', id)).toBe(1);
+    } finally {
+      onBStream.stop();
+      onAStream.stop();
+    }
+  });
+});
+
 describe('cancel keys shared by instances', () => {
   it('a CancelRequest that reaches B cancels the query A runs, if its secret is right', async () => {
     const { c } = await aliceOnA('cancelled-through-b');

@@ -48,3 +48,16 @@ export class EventBus<E extends { type: string }> {
 }
 
 export class AccessEvents extends EventBus<AccessEvent> {}
+
+/** Where events can be listened to: one bus, or several as one. */
+export type EventSource<E> = { on(listener: (event: E) => void): () => void };
+
+/** Several buses listened to as one (this instance's events and those made through others). */
+export function allOf<E>(...buses: ReadonlyArray<EventSource<E>>): EventSource<E> {
+  return {
+    on(listener) {
+      const offs = buses.map((bus) => bus.on(listener));
+      return () => offs.forEach((off) => off());
+    },
+  };
+}

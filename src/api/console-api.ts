@@ -3,6 +3,7 @@
  * sign-in with cookies and CSRF checks, rate limits on the sign-in endpoints, the role model,
  * audit and admin reads, live events, the OpenAPI document, and the console's static files.
  */
+import type { AccessEvent, EventSource } from '../access/events.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AccessService } from '../access/service.js';
 import type { AuditLog } from '../audit/log.js';
@@ -43,6 +44,8 @@ export interface ConsoleApiOptions {
   publicOrigin: () => string | undefined;
   /** Where the built console is (default dist/console). */
   consoleDir?: string;
+  /** The access events browsers hear of (default: this instance's; main.ts adds those made through others). */
+  accessEvents?: EventSource<AccessEvent>;
 }
 
 export interface ConsoleApi {
@@ -91,7 +94,7 @@ export function registerConsoleApi(router: Router, o: ConsoleApiOptions): Consol
   registerAuditRoutes(router, { audit: o.audit, trusted: [o.signer], roles, now: o.now });
   registerAdminRoutes(router, { config: o.config, roles, secretNames: o.secretNames });
   registerCatalogRoutes(router, { config: o.config, access: o.access });
-  const live = registerLiveRoutes(router, { accessEvents: o.access.events, roles });
+  const live = registerLiveRoutes(router, { accessEvents: o.accessEvents ?? o.access.events, roles });
   registerOpenApiRoute(router, { version: packageVersion() });
   const serveConsole = consoleHandler(o.consoleDir);
   return { roles, live: live.hub, serveConsole, stop: () => live.stop() };

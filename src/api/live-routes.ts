@@ -4,14 +4,15 @@
  *   GET /api/events   `event: <type>` + JSON `data`, for what the caller may see:
  *                       access requests created/decided (their requester, the request's approvers, admins),
  *                       grants created/revoked (the grantee, approvers, admins),
- *                       and whatever other modules publish on the hub (e.g. statement reviews).
+ *                       and whatever other modules publish on the hub (e.g. statement reviews);
+ *                     made through this instance or, read from the shared audit log, through others.
  *
  * The stream carries notifications, not the source of truth: the console re-reads the lists it
  * shows when one arrives, so a missed event costs a refresh, never a wrong screen. Session events
  * have their own stream per session (/api/sessions/:id/events/stream).
  */
 import type { ServerResponse } from 'node:http';
-import type { AccessEvent, AccessEvents } from '../access/events.js';
+import type { AccessEvent, EventSource } from '../access/events.js';
 import type { Identity } from '../core/types.js';
 import { grantJson, requestJson } from './access-routes.js';
 import type { RoleModel } from './roles.js';
@@ -53,7 +54,10 @@ export interface LiveRoutes {
 /** Unsent bytes a slow reader may hold before its stream is ended (it reconnects and re-reads). */
 const MAX_BUFFER = 1024 * 1024;
 
-export function registerLiveRoutes(router: Router, o: { accessEvents: AccessEvents; roles: RoleModel; keepaliveMs?: number }): LiveRoutes {
+export function registerLiveRoutes(
+  router: Router,
+  o: { accessEvents: EventSource<AccessEvent>; roles: RoleModel; keepaliveMs?: number },
+): LiveRoutes {
   const hub = new LiveHub();
   const streams = new Set<() => void>();
   const inGroups = (who: Identity, groups: readonly string[]) => who.groups.some((g) => groups.includes(g));

@@ -10,6 +10,8 @@
  *
  * Every review carries `canApprove` for the caller, so a console can offer the buttons that work.
  */
+import type { EventSource } from '../access/events.js';
+import type { ReviewEvent } from '../review/events.js';
 import type { Identity } from '../core/types.js';
 import { REVIEW_STATES, type Review, type ReviewState } from '../review/repository.js';
 import { ReviewError, type ReviewService } from '../review/service.js';
@@ -173,8 +175,8 @@ export type ReviewJson = ReturnType<typeof reviewJson>;
  * Review events on the console's live stream (GET /api/events), as `review.created`,
  * `review.approved`, ... with `{review, ...}`: for the statement's author, its approvers and admins.
  */
-export function publishReviewEvents(reviews: ReviewService, hub: LiveHub): () => void {
-  return reviews.events.on((e) => {
+export function publishReviewEvents(reviews: ReviewService, hub: LiveHub, events: EventSource<ReviewEvent> = reviews.events): () => void {
+  return events.on((e) => {
     const r = e.review;
     const { type, at: _at, review: _review, ...rest } = e;
     hub.publish({
