@@ -58,6 +58,7 @@ import { CancelKeys } from './instances/cancel-keys.js';
 import { allOf } from './access/events.js';
 import { StoreCatchUp } from './instances/catch-up.js';
 import { EventsFromOthers } from './instances/others-events.js';
+import { SharedUsage } from './instances/usage.js';
 import { SessionKills } from './instances/kills.js';
 import { InstanceRegistry } from './instances/registry.js';
 import { SessionService, type OpenSessionInput } from './session/service.js';
@@ -328,9 +329,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       grant: (id) => accessRepo.getGrant(id),
       review: (id) => reviewRepo.get(id),
     });
+    // Agents' quotas and sign-in limits count what every instance let through.
+    const usage = new SharedUsage({ repo: store.instances, self: instance.id, clock });
     const catchUp = new StoreCatchUp({
       log,
       readers: [
+        usage,
         eventsFromOthers,
         { name: 'revocations', catchUp: () => accessService.catchUpRevocations() },
         { name: 'reviews', catchUp: () => reviewService.catchUpDecisions() },
@@ -359,7 +363,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     shutdown.add('credentials', () => sessionCredentials.close());
     // Agents' quotas: the statement rate binds every session of a matching identity, whatever client it uses.
-    const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now);
+    const quotas = new AgentQuotas((config.agents ?? AGENT_DEFAULTS).limits, now, usage);
     const sessions = new SessionService(store, metrics, log, now, {
       grants: accessService,
       clock,
@@ -466,6 +470,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       now,
       accessEvents: allOf(accessService.events, eventsFromOthers.access),
+      signInsElsewhere: usage,
     });
     shutdown.add('streams', () => api.stop());
 

@@ -37,6 +37,9 @@ beforeAll(async () => {
     connections: [app]
     match: { tables: [notes] }
     approval: { approvers: [approvers], timeout: 10m }
+agents:
+  limits:
+    - { groups: [bots], statementsPerMinute: 3 }
 `,
   });
   // Instance B: the same configuration, so the same store, in the same process.
@@ -210,6 +213,42 @@ describe('console live events across instances', () => {
       onBStream.stop();
       onAStream.stop();
     }
+  });
+});
+
+describe('limits counted across instances', () => {
+  it('an agent’s statements per minute count on every instance it connects to', async () => {
+    const connect = async (port: number) => {
+      const c = new pg.Client({
+        host: a.gw.host,
+        port,
+        user: 'robot',
+        database: 'app',
+        password: a.gw.token({ user: 'robot', groups: ['bots'] }),
+      });
+      await c.connect();
+      clients.push(c);
+      return c;
+    };
+    const onA = await connect(a.gw.port);
+    const onBPort = Number(b.addresses.postgres!.slice(b.addresses.postgres!.lastIndexOf(':') + 1));
+    const onB = await connect(onBPort);
+    const counted = () =>
+      (a.gw.gateway.store as SqliteStore).database
+        .prepare(`select coalesce(sum(count), 0) from usage_counts where key = 'robot'`)
+        .pluck()
+        .get();
+    await onA.query('select 1');
+    await onA.query('select 2');
+    // A writes its count at its next catch-up round, and B reads it at its next.
+    await waitUntil('A to write its count', () => counted() === 2 || undefined);
+    await new Promise((r) => setTimeout(r, 1_200));
+    await onB.query('select 3');
+    await expect(onB.query('select 4')).rejects.toThrow(/rate limit reached: 3 statements per minute/);
+    // And B's reaches A.
+    await waitUntil('B to write its count', () => counted() === 3 || undefined);
+    await new Promise((r) => setTimeout(r, 1_200));
+    await expect(onA.query('select 5')).rejects.toThrow(/rate limit reached/);
   });
 });
 

@@ -20,7 +20,7 @@ import { registerCatalogRoutes } from './catalog-routes.js';
 import { consoleHandler } from './console-static.js';
 import { registerLiveRoutes, type LiveHub } from './live-routes.js';
 import { registerOpenApiRoute } from './openapi.js';
-import { RateLimiter, rateLimitGuard } from './rate-limit.js';
+import { RateLimiter, rateLimitGuard, type AttemptsElsewhere } from './rate-limit.js';
 import { roleModel, type RoleModel } from './roles.js';
 import type { Router } from './router.js';
 
@@ -36,6 +36,8 @@ export interface ConsoleApiOptions {
   now: () => number;
   /** Sign-in requests per client address: burst and per minute (default 60 and 60). */
   loginRate?: { burst: number; perMinute: number };
+  /** Sign-in attempts other gateway instances let through, counted here too. */
+  signInsElsewhere?: AttemptsElsewhere;
   /** Where native clients connect (the PostgreSQL listener), for the psql command the console shows. */
   postgres: () => { host: string; port: number } | undefined;
   /** Unused for the psql command: the listener always offers TLS, so it says sslmode=require. */
@@ -68,7 +70,8 @@ export const SIGN_IN_ROUTES = [
 export function registerConsoleApi(router: Router, o: ConsoleApiOptions): ConsoleApi {
   const roles = roleModel({ isAdmin: (who) => o.access.isAdmin(who), auditors: o.auditors, policies: o.config.policies });
   // Real time, not the gateway's clock: a rate is about how fast requests arrive.
-  router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter(o.loginRate ?? { burst: 60, perMinute: 60 })));
+  const loginRate = o.loginRate ?? { burst: 60, perMinute: 60 };
+  router.addGuard(rateLimitGuard(SIGN_IN_ROUTES, new RateLimiter({ ...loginRate, elsewhere: o.signInsElsewhere })));
   const publicOrigin = o.publicOrigin;
   registerBrowserAuth(router, { identity: o.identity, development: o.config.development, publicOrigin, log: o.log, now: o.now });
   registerSamlRoutes(router, { identity: o.identity, publicOrigin, log: o.log });

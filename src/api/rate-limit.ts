@@ -2,7 +2,8 @@
  * Per-client token buckets for the sign-in endpoints: anyone may start a sign-in, so a flood from
  * one address must not make the gateway talk to the IdP (or fill its login table) without bound.
  * A bucket holds `burst` requests and refills at `perMinute`; an empty bucket answers 429 with
- * Retry-After. Buckets are kept in memory and the map is bounded (oldest forgotten first).
+ * Retry-After. Buckets are kept in memory and the map is bounded (oldest forgotten first). With
+ * several gateway instances, each bucket is also charged what the others let through.
  */
 import type { IncomingMessage } from 'node:http';
 import { HttpError, type RouteGuard } from './router.js';
@@ -15,6 +16,15 @@ export interface RateLimitOptions {
   now?: () => number;
   /** Addresses tracked at most. */
   maxClients?: number;
+  /** Attempts other gateway instances let through, charged here too (instances/usage.ts); absent for a gateway alone. */
+  elsewhere?: AttemptsElsewhere;
+}
+
+export interface AttemptsElsewhere {
+  /** An attempt let through here. */
+  add(kind: 'sign_in', key: string, n: number): void;
+  /** Calls `fn` with the attempts other instances let through since it last did. */
+  onOthers(fn: (kind: string, key: string, n: number) => void): () => void;
 }
 
 export class RateLimiter {
@@ -23,11 +33,29 @@ export class RateLimiter {
 
   constructor(private readonly o: RateLimitOptions) {
     this.now = o.now ?? Date.now;
+    o.elsewhere?.onOthers((kind, key, n) => {
+      if (kind === 'sign_in') this.charge(key, n);
+    });
+  }
+
+  /** Takes `n` tokens for attempts another instance let through; the bucket may go below zero, down to one burst owed. */
+  private charge(key: string, n: number): void {
+    const b = this.refilled(key, this.now());
+    b.tokens = Math.max(-this.o.burst, b.tokens - n);
   }
 
   /** Takes one token for `key`; returns the seconds to wait when there is none. */
   take(key: string): { ok: true } | { ok: false; retryAfterS: number } {
-    const now = this.now();
+    const b = this.refilled(key, this.now());
+    const ratePerMs = this.o.perMinute / 60_000;
+    if (b.tokens < 1) return { ok: false, retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / ratePerMs / 1000)) };
+    b.tokens -= 1;
+    this.o.elsewhere?.add('sign_in', key, 1);
+    return { ok: true };
+  }
+
+  /** The bucket of `key`, refilled up to now and made the most recently used. */
+  private refilled(key: string, now: number): { tokens: number; at: number } {
     const ratePerMs = this.o.perMinute / 60_000;
     const b = this.buckets.get(key) ?? { tokens: this.o.burst, at: now };
     // A clock that steps back must not drain the bucket.
@@ -37,9 +65,7 @@ export class RateLimiter {
     this.buckets.delete(key);
     this.buckets.set(key, b);
     if (this.buckets.size > (this.o.maxClients ?? 10_000)) this.buckets.delete(this.buckets.keys().next().value!);
-    if (b.tokens < 1) return { ok: false, retryAfterS: Math.max(1, Math.ceil((1 - b.tokens) / ratePerMs / 1000)) };
-    b.tokens -= 1;
-    return { ok: true };
+    return b;
   }
 }
 

@@ -3,6 +3,7 @@
  * they bind an agent on every path: MCP, psql, mysql, redis-cli) and rows per hour (counted on what
  * MCP returns). The first limit in config order whose groups match applies. Memory per agent is
  * bounded by the limits (at most `statementsPerMinute` timestamps; one entry per MCP call for rows).
+ * With several gateway instances, what the others counted is added (as of the last catch-up round).
  */
 import type { AgentLimit } from '../config/agents.js';
 import type { Decision, Identity } from '../core/types.js';
@@ -26,12 +27,19 @@ interface Usage {
   rows: Array<{ at: number; rows: number }>;
 }
 
+/** What other gateway instances counted (instances/usage.ts SharedUsage); absent for a gateway alone. */
+export interface UsageElsewhere {
+  add(kind: 'statements' | 'rows', user: string, n: number): void;
+  countOthers(kind: 'statements' | 'rows', user: string, since: number): { count: number; oldest: number | undefined };
+}
+
 export class AgentQuotas {
   private readonly usage = new Map<string, Usage>();
 
   constructor(
     private readonly limits: readonly AgentLimit[],
     private readonly now: () => number,
+    private readonly elsewhere?: UsageElsewhere,
   ) {}
 
   limitFor(who: { groups: readonly string[] }): AgentLimit | undefined {
@@ -48,8 +56,10 @@ export class AgentQuotas {
     return () => {
       const now = this.now();
       const u = this.prune(user, now);
-      if (u.statements.length >= perMinute) {
-        const retry = Math.ceil((u.statements[0]! + MINUTE - now) / 1000);
+      const others = this.elsewhere?.countOthers('statements', user, now - MINUTE) ?? { count: 0, oldest: undefined };
+      if (u.statements.length + others.count >= perMinute) {
+        const oldest = Math.min(u.statements[0] ?? Infinity, others.oldest ?? Infinity);
+        const retry = Math.max(1, Math.ceil((oldest + MINUTE - now) / 1000));
         return {
           effect: 'deny',
           reasons: ['statement_rate'],
@@ -57,6 +67,7 @@ export class AgentQuotas {
         };
       }
       u.statements.push(now);
+      this.elsewhere?.add('statements', user, 1);
       return undefined;
     };
   }
@@ -66,24 +77,31 @@ export class AgentQuotas {
     const limit = this.limitFor(who)?.rowsPerHour;
     if (limit === undefined) return;
     const now = this.now();
-    const u = this.prune(who.user, now);
-    const used = u.rows.reduce((n, r) => n + r.rows, 0);
+    const { used, oldest } = this.rowsUsed(who.user, now);
     if (used >= limit)
-      throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit} rows in the last hour`, u.rows[0]!.at + HOUR - now);
+      throw new QuotaExceeded('row_quota', `row quota reached: ${used} of ${limit} rows in the last hour`, oldest + HOUR - now);
+  }
+
+  /** Rows of the last hour, here and on other instances, and when the oldest counted was returned. */
+  private rowsUsed(user: string, now: number): { used: number; oldest: number } {
+    const u = this.prune(user, now);
+    const others = this.elsewhere?.countOthers('rows', user, now - HOUR) ?? { count: 0, oldest: undefined };
+    const used = u.rows.reduce((n, r) => n + r.rows, 0) + others.count;
+    return { used, oldest: Math.min(u.rows[0]?.at ?? Infinity, others.oldest ?? Infinity) };
   }
 
   /** Rows returned to the agent, counted against its hourly quota. */
   countRows(who: Identity, rows: number): void {
     if (rows <= 0 || this.limitFor(who)?.rowsPerHour === undefined) return;
     this.prune(who.user, this.now()).rows.push({ at: this.now(), rows });
+    this.elsewhere?.add('rows', who.user, rows);
   }
 
   /** Rows still allowed this hour (Infinity without a quota). */
   rowsLeft(who: Identity): number {
     const limit = this.limitFor(who)?.rowsPerHour;
     if (limit === undefined) return Infinity;
-    const used = this.prune(who.user, this.now()).rows.reduce((n, r) => n + r.rows, 0);
-    return Math.max(0, limit - used);
+    return Math.max(0, limit - this.rowsUsed(who.user, this.now()).used);
   }
 
   private prune(user: string, now: number): Usage {

@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { SessionEndReason } from '../core/types.js';
-import type { InstanceRepository, InstanceRow, KillRequest } from './store.js';
+import type { InstanceRepository, InstanceRow, KillRequest, UsageCount } from './store.js';
 
 type Row = Record<string, unknown>;
 
@@ -58,6 +58,11 @@ export class SqliteInstances implements InstanceRepository {
         `INSERT INTO cancel_requests (protocol, pid, secret, instance_id, requested_at)
          SELECT protocol, pid, @secret, instance_id, @requestedAt FROM cancel_keys WHERE protocol = @protocol AND pid = @pid`,
       ),
+      addUsage: db.prepare(
+        `INSERT INTO usage_counts (kind, key, bucket, instance_id, count) VALUES (@kind, @key, @bucket, @instanceId, @count)
+         ON CONFLICT (kind, key, bucket, instance_id) DO UPDATE SET count = count + excluded.count`,
+      ),
+      dropUsageBefore: db.prepare(`DELETE FROM usage_counts WHERE bucket < ?`),
       takeCancels: db.prepare(`DELETE FROM cancel_requests WHERE instance_id = ? RETURNING protocol, pid, secret`),
       takeKills: db.prepare(
         `DELETE FROM session_kill_requests WHERE instance_id = ?
@@ -88,6 +93,26 @@ export class SqliteInstances implements InstanceRepository {
 
   takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }> {
     return this.stmts.takeCancels.all(instanceId) as Array<{ protocol: string; pid: number; secret: number }>;
+  }
+
+  addUsage(instanceId: string, counts: readonly UsageCount[]): void {
+    this.db.transaction(() => {
+      for (const c of counts) this.stmts.addUsage.run({ ...c, instanceId });
+    })();
+  }
+
+  usageOfOthers(instanceId: string, since: Readonly<Record<string, number>>): Array<UsageCount & { instanceId: string }> {
+    const kinds = Object.keys(since);
+    if (kinds.length === 0) return [];
+    // One range per kind: each kind keeps its own window.
+    const ranges = kinds.map(() => '(kind = ? AND bucket >= ?)').join(' OR ');
+    return this.db
+      .prepare(`SELECT kind, key, bucket, instance_id AS instanceId, count FROM usage_counts WHERE instance_id != ? AND (${ranges})`)
+      .all(instanceId, ...kinds.flatMap((k) => [k, since[k]!])) as Array<UsageCount & { instanceId: string }>;
+  }
+
+  dropUsageBefore(before: number): void {
+    this.stmts.dropUsageBefore.run(before);
   }
 
   dropCancelKeys(instanceId: string): void {

@@ -154,6 +154,23 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX cancel_requests_instance ON cancel_requests (instance_id);
     `,
   },
+  {
+    version: 5,
+    name: 'usage counted across instances',
+    // What each instance counted per user or address in short time buckets (agents' statements and
+    // rows, sign-in attempts), so that limits count across instances. Old buckets are dropped.
+    sql: `
+      CREATE TABLE usage_counts (
+        kind        TEXT NOT NULL,
+        key         TEXT NOT NULL,
+        bucket      INTEGER NOT NULL,
+        instance_id TEXT NOT NULL,
+        count       INTEGER NOT NULL,
+        PRIMARY KEY (kind, key, bucket, instance_id)
+      ) STRICT;
+      CREATE INDEX usage_counts_bucket ON usage_counts (bucket);
+    `,
+  },
 ];
 
 export interface SqliteStoreOptions {

@@ -119,6 +119,21 @@ export interface InstanceRepository {
   takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }>;
   /** A lost instance's cancel keys go with it. */
   dropCancelKeys(instanceId: string): void;
+  /** Adds to this instance's counts (one transaction). */
+  addUsage(instanceId: string, counts: readonly UsageCount[]): void;
+  /** Every other instance's counts in buckets from `since` on (per kind: see UsageCount). */
+  usageOfOthers(instanceId: string, since: Readonly<Record<string, number>>): Array<UsageCount & { instanceId: string }>;
+  /** Drops buckets older than `before`. */
+  dropUsageBefore(before: number): void;
+}
+
+/** What one instance counted for one user or address in one time bucket (instances/usage.ts). */
+export interface UsageCount {
+  kind: string;
+  key: string;
+  /** The bucket's start, epoch ms. */
+  bucket: number;
+  count: number;
 }
 
 /** A kill made through one instance for a session another serves. */
