@@ -46,7 +46,8 @@ export function buildProgram(io: CliIo): Command {
     .description('run the gateway (the embedded default when there is no config file)')
     .option('-c, --config <file>', STORE_HELP)
     .option('-d, --data-dir <dir>', 'data directory (overrides dataDir from the config file)')
-    .action((opts: { config?: string; dataDir?: string }) => serveCommand(io, opts));
+    .option('-w, --workers <n>', 'gateway processes sharing the listeners, e.g. one per core (needs a config file)', '1')
+    .action((opts: { config?: string; dataDir?: string; workers?: string }) => serveCommand(io, opts));
 
   const config = program.command('config').description('work with the configuration file');
   config

@@ -1,27 +1,43 @@
 /**
- * `jitgate serve [--config FILE] [--data-dir DIR]`: run the gateway until SIGINT/SIGTERM, then drain.
+ * `jitgate serve [--config FILE] [--data-dir DIR] [--workers N]`: run the gateway until SIGINT/SIGTERM,
+ * then drain; with --workers, N gateway processes share the listeners (./serve-workers.ts).
  * The config is found as for the admin commands (--config, JITGATE_CONFIG, ./jitgate.yaml); with none,
  * the embedded default starts (demo database, state under --data-dir, default `.data`).
  */
+import cluster from 'node:cluster';
 import path from 'node:path';
 import { findConfig, loadConfigFrom } from '../context.js';
 import { CliError, type CliIo } from '../io.js';
+import { parseWorkers, reportReady, superviseWorkers, untilDrainAsked } from './serve-workers.js';
 
 export interface ServeOptions {
   config?: string;
   dataDir?: string;
+  /** Gateway processes to run (--workers); default 1. */
+  workers?: string;
 }
 
 export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void> {
+  const workers = parseWorkers(opts.workers);
   const source = findConfig(io, opts.config, opts.dataDir);
   // Loaded lazily: the admin commands should not pay for the whole gateway.
   const { startGateway } = await import('../../main.js');
   if (source.kind === 'file') {
     const config = await loadConfigFrom(io, source.path, opts.dataDir);
-    if (source.from !== 'flag') {
+    if (source.from !== 'flag' && !cluster.isWorker) {
       io.err(`using ${source.path} (${source.from === 'env' ? 'from JITGATE_CONFIG' : 'found in the current directory'})\n`);
     }
+    // The primary of --workers runs no gateway of its own (the configuration is checked above, once).
+    if (workers > 1 && cluster.isPrimary) return superviseWorkers(io, workers);
     const gateway = await explainStartFailure(() => startGateway(config, { env: io.env }));
+    if (cluster.isWorker) {
+      reportReady(gateway.addresses);
+      await Promise.race([untilSignal(io), untilDrainAsked()]);
+      await gateway.close();
+      // The channel to the primary would keep this process alive.
+      process.disconnect?.();
+      return;
+    }
     const { http, postgres } = gateway.addresses;
     io.err(`jitgate is serving: http ${http}${postgres ? `, postgres ${postgres}` : ''} (Ctrl-C to stop)\n`);
     if (config.identities.devIdp) {
@@ -38,6 +54,7 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
     await gateway.close();
     return;
   }
+  if (workers > 1) throw new CliError('--workers needs a configuration file; the embedded default runs as one process');
   const { startEmbeddedDefault } = await import('../../demo/embedded.js');
   const { embeddedLogs } = await import('../../demo/startup-logs.js');
   // In a terminal the banner below is what people read: logs go to a file (warnings also to stderr).
