@@ -2,7 +2,7 @@
  * `jitgate serve --workers N`: N gateway processes on one host, so the gateway uses every core.
  * Node's cluster module shares each listening socket among the workers (the primary accepts and
  * hands connections out in turn); each worker is a gateway instance of its own on the one data
- * directory and state store (README "Operations": what instances share).
+ * directory and state store (README "Running several gateways").
  *
  * The primary runs no gateway. It starts the workers one at a time, each once the one before is
  * listening (the first creates the store, its migrations and the generated keys; the others find
