@@ -299,7 +299,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       recover: (lost) => {
         recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason);
         reviewService.closeOrphans(openSessions());
-        store.instances.dropCancelKeys(lost.instance.id);
+        store.instances.forgetRequestsOf(lost.instance.id);
       },
       // Its sessions were closed in the store and their recordings recovered by another instance.
       declaredLost: () =>

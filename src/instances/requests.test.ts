@@ -68,8 +68,13 @@ describe('cancel keys', () => {
     a.instances.releaseCancelKey('postgres', 42, 'A');
     expect(b.instances.claimCancelKey({ protocol: 'postgres', pid: 42, instanceId: 'B', sessionId: 's2' })).toBe(true);
 
-    // A lost instance's keys go with it.
-    b.instances.dropCancelKeys('B');
+    // A lost instance's keys go with it, and the cancels and kills it never took.
+    b.instances.requestCancel({ protocol: 'postgres', pid: 42, secret: 5, requestedAt: 1 });
+    b.startSession(session('s-on-b', 'B'));
+    a.instances.requestKill({ sessionId: 's-on-b', instanceId: 'B', by: 'dave', reason: 'r', requestedAt: 1 });
+    a.instances.forgetRequestsOf('B');
+    expect(b.instances.takeCancels('B')).toEqual([]);
+    expect(b.instances.takeKills('B')).toEqual([]);
     expect(b.instances.requestCancel({ protocol: 'postgres', pid: 42, secret: 1, requestedAt: 1 })).toBe(false);
     expect(b.instances.requestCancel({ protocol: 'mysql', pid: 42, secret: 1, requestedAt: 1 })).toBe(false);
   });

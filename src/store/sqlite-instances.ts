@@ -54,6 +54,8 @@ export class SqliteInstances implements InstanceRepository {
       ),
       releaseCancelKey: db.prepare(`DELETE FROM cancel_keys WHERE protocol = ? AND pid = ? AND instance_id = ?`),
       dropCancelKeys: db.prepare(`DELETE FROM cancel_keys WHERE instance_id = ?`),
+      dropCancels: db.prepare(`DELETE FROM cancel_requests WHERE instance_id = ?`),
+      dropKills: db.prepare(`DELETE FROM session_kill_requests WHERE instance_id = ?`),
       requestCancel: db.prepare(
         `INSERT INTO cancel_requests (protocol, pid, secret, instance_id, requested_at)
          SELECT protocol, pid, @secret, instance_id, @requestedAt FROM cancel_keys WHERE protocol = @protocol AND pid = @pid`,
@@ -115,8 +117,12 @@ export class SqliteInstances implements InstanceRepository {
     this.stmts.dropUsageBefore.run(before);
   }
 
-  dropCancelKeys(instanceId: string): void {
-    this.stmts.dropCancelKeys.run(instanceId);
+  forgetRequestsOf(instanceId: string): void {
+    this.db.transaction(() => {
+      this.stmts.dropCancelKeys.run(instanceId);
+      this.stmts.dropCancels.run(instanceId);
+      this.stmts.dropKills.run(instanceId);
+    })();
   }
 
   takeKills(instanceId: string): KillRequest[] {

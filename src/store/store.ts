@@ -117,8 +117,8 @@ export interface InstanceRepository {
   requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): boolean;
   /** The cancels passed to this instance, removed as they are taken. */
   takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }>;
-  /** A lost instance's cancel keys go with it. */
-  dropCancelKeys(instanceId: string): void;
+  /** A lost instance's cancel keys go with it, and the cancels and kills asked of it that it never took. */
+  forgetRequestsOf(instanceId: string): void;
   /** Adds to this instance's counts (one transaction). */
   addUsage(instanceId: string, counts: readonly UsageCount[]): void;
   /** Every other instance's counts in buckets from `since` on (per kind: see UsageCount). */
