@@ -10,7 +10,6 @@
  *
  * State lives in the store; each instance reads what concerns it every CATCH_UP_EVERY_MS.
  */
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../src/core/clock.js';
@@ -20,6 +19,7 @@ import { createLogger } from '../src/obs/log.js';
 import type { SqliteStore } from '../src/store/sqlite.js';
 import { PEOPLE, startAccessGateway, type AccessGateway, type Person } from './support/access.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
+import { sendCancelRequest } from './support/raw-client.js';
 import { waitUntil } from './support/wait.js';
 
 let server: PgServer;
@@ -275,7 +275,7 @@ describe('cancel keys shared by instances', () => {
     // A wrong secret is passed on and A ignores it, as PostgreSQL would: the query runs to its end.
     const short = run('select pg_sleep(1.5) as slept');
     await running('select pg_sleep(1.5) as slept');
-    await sendCancel(b.addresses.postgres!, processID, (secretKey + 1) | 0);
+    await sendCancelRequest(portOf(b.addresses.postgres!), processID, (secretKey + 1) | 0);
     await waitUntil('A to take the cancel', () => pending() === 0 || undefined);
     // Taken while the query still ran (else this part would prove nothing).
     expect(short.settled).toBe(false);
@@ -284,29 +284,16 @@ describe('cancel keys shared by instances', () => {
     // The right one cancels the query; the session goes on.
     const long = run('select pg_sleep(60)');
     await running('select pg_sleep(60)');
-    await sendCancel(b.addresses.postgres!, processID, secretKey);
+    await sendCancelRequest(portOf(b.addresses.postgres!), processID, secretKey);
     expect(await long.outcome).toEqual({ code: '57014' });
     expect((await c.query('select 3 as n')).rows).toEqual([{ n: 3 }]);
   });
 });
-
-/** A CancelRequest, as psql's Ctrl-C sends it, to a gateway's PostgreSQL listener. */
-async function sendCancel(address: string, pid: number, secret: number): Promise<void> {
-  const packet = Buffer.alloc(16);
-  packet.writeInt32BE(16, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(pid, 8);
-  packet.writeInt32BE(secret, 12);
-  const port = Number(address.slice(address.lastIndexOf(':') + 1));
-  await new Promise<void>((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1', () => socket.end(packet));
-    socket.on('close', () => resolve());
-    socket.on('error', reject);
-  });
-}
 
 /** The grant a session rests on, from the store's audit of its start. */
 function grantOf(sessionId: string): string | undefined {
   const started = a.gw.gateway.audit.about(sessionId).find((e) => e.type === 'session.started');
   return (started?.data as { grant?: { id: string } } | undefined)?.grant?.id;
 }
+
+const portOf = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));

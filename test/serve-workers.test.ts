@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +16,7 @@ import { AccessRepository } from '../src/access/repository.js';
 import { AuditLog } from '../src/audit/log.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
+import { sendCancelRequest } from './support/raw-client.js';
 import { waitUntil } from './support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -119,7 +119,7 @@ describe('jitgate serve --workers', () => {
         );
         return r.rows[0]!.n === 1 || undefined;
       });
-      await sendCancel(port, processID, secretKey);
+      await sendCancelRequest(port, processID, secretKey);
       expect(await running).toBe('57014');
     }
   }, 30_000);
@@ -161,17 +161,3 @@ describe('jitgate serve --workers', () => {
     expect(store.listSessions({ active: true })).toEqual([]);
   }, 30_000);
 });
-
-/** A CancelRequest, as psql's Ctrl-C sends it, on a new connection to the listener. */
-async function sendCancel(at: number, pid: number, secret: number): Promise<void> {
-  const packet = Buffer.alloc(16);
-  packet.writeInt32BE(16, 0);
-  packet.writeInt32BE(80877102, 4);
-  packet.writeInt32BE(pid, 8);
-  packet.writeInt32BE(secret, 12);
-  await new Promise<void>((done, fail) => {
-    const socket = net.connect(at, '127.0.0.1', () => socket.end(packet));
-    socket.on('close', () => done());
-    socket.on('error', fail);
-  });
-}

@@ -2,7 +2,7 @@
  * A minimal PostgreSQL client for tests that need to see or send raw protocol messages after a
  * real login through the gateway. It reuses the gateway's own backend-side client for the login.
  */
-import type net from 'node:net';
+import net from 'node:net';
 import { connectBackend } from '../../src/protocols/postgres/backend.js';
 import { Framer, parseFields } from '../../src/protocols/postgres/codec.js';
 
@@ -87,4 +87,18 @@ export function errorOf(m: RawMessage): { code?: string; message?: string; sever
   const full = Buffer.concat([Buffer.from([0x45, 0, 0, 0, 0]), m.body]);
   const f = parseFields(full, 0, full.length);
   return { code: f.get('C'), message: f.get('M'), severity: f.get('S') };
+}
+
+/** A CancelRequest, as psql's Ctrl-C sends it on a new connection, to a listener on loopback. */
+export async function sendCancelRequest(port: number, pid: number, secret: number): Promise<void> {
+  const packet = Buffer.alloc(16);
+  packet.writeInt32BE(16, 0);
+  packet.writeInt32BE(80877102, 4);
+  packet.writeInt32BE(pid, 8);
+  packet.writeInt32BE(secret, 12);
+  await new Promise<void>((resolve, reject) => {
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(packet));
+    socket.on('close', () => resolve());
+    socket.on('error', reject);
+  });
 }
