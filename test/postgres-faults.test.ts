@@ -524,4 +524,29 @@ describe('graceful shutdown', () => {
     expect(errorOf(busyMessages.at(-1)!).code).toBe('57P01');
     await closing;
   });
+
+  it('lets a session inside a transaction block commit it, then ends it; one that never commits ends at the timeout', async () => {
+    await server.query('create table drained (n int); grant all on drained to public');
+    const g = await startTestGateway(server, { drainTimeout: '3s' });
+    const committing = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    const lingering = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    for (const s of [committing, lingering]) {
+      s.socket.write(build.query('begin; insert into drained values (1)'));
+      expect((await s.until('Z')).at(-1)!.body.toString('latin1')).toBe('T');
+    }
+    const started = Date.now();
+    const closing = g.close();
+    // Idle, but in a transaction block: the session is not cut off.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(committing.messages.filter((m) => m.type === 'E')).toEqual([]);
+    committing.socket.write(build.query('commit'));
+    const committed = await committing.until('E');
+    expect(committed.map((m) => m.type).join('')).toBe('CZE');
+    expect(errorOf(committed.at(-1)!)).toMatchObject({ severity: 'FATAL', code: '57P01' });
+    const lingered = await lingering.until('E', 10_000);
+    expect(errorOf(lingered.at(-1)!).code).toBe('57P01');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_500);
+    await closing;
+    expect((await server.query('select count(*)::int as n from drained')).rows).toEqual([{ n: 1 }]);
+  });
 });

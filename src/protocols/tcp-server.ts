@@ -81,7 +81,8 @@ export abstract class TcpListener<K, S extends DrainableSession> implements Prot
 
   /**
    * Graceful shutdown: stop accepting, drop handshakes, let each session finish its statement in
-   * flight, then after `timeoutMs` end whatever is left.
+   * flight (and, where the protocol tells, its open transaction), then after `timeoutMs` end
+   * whatever is left.
    */
   async close(timeoutMs: number): Promise<void> {
     this.closing = true;

@@ -232,10 +232,13 @@ export class MysqlRelay {
     this.finish(reason);
   }
 
-  /** Graceful shutdown: end the session once the command in flight is done. */
+  /**
+   * Graceful shutdown: end the session once the command in flight is done and no transaction is
+   * open (one in a transaction is let finish it, up to the drain timeout).
+   */
   drain(): void {
     this.draining = true;
-    if (this.idle)
+    if (this.idle && (this.status & Status.IN_TRANS) === 0)
       this.terminate('gateway_shutdown', new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)'));
   }
 

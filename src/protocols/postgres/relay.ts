@@ -20,7 +20,17 @@ import type {
   SessionPipeline,
   Statement,
 } from '../../core/types.js';
-import { build, DescribeTarget, ErrorField, Framer, HEADER_LENGTH, MessageType, ProtocolError, readCString } from './codec.js';
+import {
+  build,
+  DescribeTarget,
+  ErrorField,
+  Framer,
+  HEADER_LENGTH,
+  MessageType,
+  ProtocolError,
+  readCString,
+  TransactionStatus,
+} from './codec.js';
 import { observeBackendMessage, observeBind } from './observe.js';
 import { unsafeClientEncoding } from '../../sql/pg-client-encoding.js';
 import type { PostgresMasking } from './masking.js';
@@ -148,7 +158,16 @@ export class PostgresRelay {
   /** Ends the session at the next statement boundary (graceful shutdown). */
   drain(): void {
     this.draining = true;
-    if (this.idle || this.onlyHolding) this.terminate('gateway_shutdown', shutdownError());
+    if (this.stoppable) this.terminate('gateway_shutdown', shutdownError());
+  }
+
+  /**
+   * Whether a draining session may end now: nothing runs and no transaction is open (one in a
+   * transaction block is let finish it, up to the drain timeout, so no committed work is cut
+   * short), or only a held statement waits (it need not be waited for to stop).
+   */
+  private get stoppable(): boolean {
+    return (this.idle && this.txStatus === TransactionStatus.Idle) || this.onlyHolding;
   }
 
   /** Nothing runs on the backend; only a held statement waits (it need not be waited for to stop). */
@@ -354,7 +373,7 @@ export class PostgresRelay {
       return;
     }
     this.flushToClient();
-    if (this.sawReady && this.draining && (this.idle || this.onlyHolding)) this.terminate('gateway_shutdown', shutdownError());
+    if (this.sawReady && this.draining && this.stoppable) this.terminate('gateway_shutdown', shutdownError());
   }
 
   /** Framer callback, bound once. */
