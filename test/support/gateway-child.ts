@@ -5,7 +5,8 @@
  *   node --import tsx test/support/gateway-child.ts CONFIG USER CONNECTION
  *
  * Prints one JSON line once listening: { postgres: "host:port", token } (a fresh token, under an
- * admin-issued grant, for USER on CONNECTION), then runs until killed.
+ * admin-issued grant, for USER on CONNECTION), then runs until killed; SIGTERM drains its sessions
+ * and exits 0, as `jitgate serve` does.
  */
 import { issueAdminToken } from '../../src/access/grant-tokens.js';
 import { AccessRepository } from '../../src/access/repository.js';
@@ -34,3 +35,9 @@ const { token } = issueAdminToken(gateway.store, access, {
   audit: gateway.audit,
 });
 process.stdout.write(`${JSON.stringify({ postgres: gateway.addresses.postgres, token })}\n`);
+process.once('SIGTERM', () => {
+  gateway.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+});
