@@ -1,0 +1,104 @@
+/**
+ * Every access and review event another instance writes to the audit log (through the same code
+ * that writes it there) comes back out of EventsFromOthers as the event it was, and this instance's
+ * own entries do not.
+ */
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { accessAuditEntry } from '../access/audit.js';
+import type { AccessEvent } from '../access/events.js';
+import type { AccessRequest, GrantRecord } from '../access/repository.js';
+import { AuditLog } from '../audit/log.js';
+import { createLogger } from '../obs/log.js';
+import { auditReviewEvents } from '../review/audit.js';
+import { ReviewEvents, type ReviewEvent } from '../review/events.js';
+import type { Review } from '../review/repository.js';
+import { EventsFromOthers } from './others-events.js';
+
+const request = { id: 'req-1', user: 'alice', connection: 'app', reason: 'why', durationMs: 60_000, state: 'pending' } as AccessRequest;
+const grant = {
+  id: 'grant-1',
+  user: 'alice',
+  connection: 'app',
+  requestId: 'req-1',
+  approvedBy: ['bob'],
+  issuedBy: null,
+} as unknown as GrantRecord;
+const review = {
+  id: 'rev-1',
+  sessionId: 's-1',
+  user: 'alice',
+  connection: 'app',
+  statement: 'drop table t',
+  approverGroups: ['dba'],
+  approvals: [],
+} as unknown as Review;
+
+const accessEvents: AccessEvent[] = [
+  { type: 'request.created', at: 1, request },
+  { type: 'request.approved', at: 2, request, approver: 'bob', comment: 'ok', final: true },
+  { type: 'request.denied', at: 3, request, by: 'carol', reason: 'no' },
+  { type: 'request.withdrawn', at: 4, request, reason: 'not needed' },
+  { type: 'request.expired', at: 5, request },
+  { type: 'request.escalated', at: 6, request, to: ['dba'], waitedMs: 900_000 },
+  { type: 'grant.created', at: 7, grant, request },
+  { type: 'grant.revoked', at: 8, grant, by: 'dave', reason: 'incident' },
+  { type: 'break_glass.used', at: 9, request, grant },
+];
+const reviewEvents: ReviewEvent[] = [
+  { type: 'review.created', at: 1, review },
+  { type: 'review.approved', at: 2, review, approver: 'bob', comment: null, final: false },
+  { type: 'review.denied', at: 3, review, by: 'carol', comment: 'too risky' },
+  { type: 'review.expired', at: 4, review },
+  { type: 'review.escalated', at: 5, review, to: ['admins'], waitedMs: 60_000 },
+  { type: 'review.withdrawn', at: 6, review, by: null, reason: 'session ended' },
+  { type: 'review.withdrawn', at: 7, review, by: 'alice', reason: 'cancelled' },
+];
+
+/** This instance's reader and an "other instance" appending to the same log (one database). */
+function setup() {
+  const db = new Database(':memory:');
+  let t = 0;
+  const here = new AuditLog(db, () => ++t);
+  const elsewhere = new AuditLog(db, () => ++t);
+  const reader = new EventsFromOthers(here, {
+    request: (id) => (id === request.id ? request : undefined),
+    grant: (id) => (id === grant.id ? grant : undefined),
+    review: (id) => (id === review.id ? review : undefined),
+  });
+  const heard: Array<AccessEvent | ReviewEvent> = [];
+  reader.access.on((e) => heard.push(e));
+  reader.reviews.on((e) => heard.push(e));
+  return { here, elsewhere, reader, heard };
+}
+
+/** The fields that carry meaning, without the entry time (the reader reports when it was logged). */
+const meaning = (e: AccessEvent | ReviewEvent) => ({ ...e, at: undefined });
+
+describe('events made through other instances', () => {
+  it('come back as the access events they were', () => {
+    const { elsewhere, reader, heard } = setup();
+    for (const e of accessEvents) elsewhere.append(accessAuditEntry(e));
+    reader.catchUp();
+    expect(heard.map(meaning)).toEqual(accessEvents.map(meaning));
+  });
+
+  it('come back as the review events they were', () => {
+    const { elsewhere, reader, heard } = setup();
+    const bus = new ReviewEvents();
+    auditReviewEvents(bus, elsewhere, createLogger({ level: 'silent' }));
+    for (const e of reviewEvents) bus.emit(e);
+    reader.catchUp();
+    expect(heard.map(meaning)).toEqual(reviewEvents.map(meaning));
+  });
+
+  it('skip this instance’s own entries and entries of other kinds, and are read once', () => {
+    const { here, elsewhere, reader, heard } = setup();
+    here.append(accessAuditEntry(accessEvents[0]!));
+    elsewhere.append({ type: 'session.started', actor: 'alice', subject: 's-1' });
+    elsewhere.append(accessAuditEntry(accessEvents[1]!));
+    reader.catchUp();
+    reader.catchUp();
+    expect(heard.map((e) => e.type)).toEqual(['request.approved']);
+  });
+});
