@@ -399,8 +399,8 @@ export interface KeyKeeper {
    * when shared) or `create()`'s, kept so that the next caller anywhere gets the same.
    */
   key(name: string, o: { file: string; create: () => string }): { value: string; origin: KeyOrigin };
-  /** The key `name` as it is kept now (store or `file`), without creating one. */
-  find(name: string, file: string): string | undefined;
+  /** The key `name` as it is kept now (the store's, else `file`'s, which the next start would import), without creating one. */
+  find(name: string, file?: string): string | undefined;
   /** Shared keys only: stores `value` unless one is stored (or in place of `replacing`); returns what is stored after. */
   put(name: string, value: string, replacing?: string): string;
 }

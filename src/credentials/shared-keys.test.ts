@@ -46,6 +46,8 @@ describe('SharedKeys with a master key', () => {
     const file = join(dir(), 'audit.key');
     writeFileSync(file, 'the-old-key\n');
     const a = instance(path);
+    // Before any instance imports it, the file is what tools report: the key the import will keep.
+    expect(a.keys.find('k', file)).toBe('the-old-key');
     expect(a.keys.key('k', { file, create })).toEqual({ value: 'the-old-key', origin: 'imported' });
     // Another host with its own, different file joins: the store's key wins.
     const otherFile = join(dir(), 'audit.key');

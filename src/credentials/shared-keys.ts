@@ -43,8 +43,9 @@ export class SharedKeys implements KeyKeeper {
     return { value: kept, origin: kept !== value ? 'store' : local !== undefined ? 'imported' : 'created' };
   }
 
-  find(name: string, file: string): string | undefined {
-    return this.secrets ? this.secrets.sharedKey(name) : readKeyFile(file);
+  find(name: string, file?: string): string | undefined {
+    // A file no instance has imported yet is the key the next one will store.
+    return this.secrets?.sharedKey(name) ?? (file === undefined ? undefined : readKeyFile(file));
   }
 
   put(name: string, value: string, replacing?: string): string {

@@ -112,7 +112,7 @@ export const SHARED_CERTIFICATE_KEY = 'tls-certificate';
  * tools on this host that trust it (`jitgate token`); the private key stays in the store.
  */
 async function ensureShared(keys: KeyKeeper, certPath: string, keyPath: string, now: Date): Promise<GatewayCertificate> {
-  const stored = keys.find(SHARED_CERTIFICATE_KEY, certPath);
+  const stored = keys.find(SHARED_CERTIFICATE_KEY);
   let pair = stored !== undefined ? usablePair(parsePair(stored), now) : undefined;
   let generated = false;
   if (!pair) {
