@@ -6,7 +6,7 @@
  *
  * The primary runs no gateway. It starts the workers one at a time, each once the one before is
  * listening (the first creates the store, its migrations and the generated keys; the others find
- * them), replaces a worker that dies (its sessions are closed by the survivors as `instance_lost`),
+ * them), replaces a worker that dies (the sessions it served are closed by the next instance to look),
  * and on SIGINT/SIGTERM asks every worker to drain and waits for them. A second signal stops at once.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -31,6 +31,10 @@ export async function superviseWorkers(io: CliIo, count: number): Promise<void> 
   const restarts: number[] = [];
   let draining = false;
   let failed: Error | undefined;
+  /** Ends supervision: a signal, or a crash loop (`failed`). */
+  let stop: () => void = () => undefined;
+  /** Resolves once the last worker has exited. */
+  let lastExited: () => void = () => undefined;
 
   /** Forks one worker and resolves with its addresses once it listens; rejects if it exits first. */
   const start = () =>
@@ -46,38 +50,35 @@ export async function superviseWorkers(io: CliIo, count: number): Promise<void> 
       });
       worker.on('exit', (code: number | null, signal: string | null) => {
         workers.delete(worker);
+        if (workers.size === 0) lastExited();
         if (ready) return replace(worker, code, signal);
         reject(new CliError(`a gateway worker could not start (exit ${code ?? signal}); see its message above`));
       });
     });
 
+  const fail = (err: Error) => {
+    failed ??= err;
+    stop();
+  };
+
   const replace = (worker: Worker, code: number | null, signal: string | null) => {
     if (draining) return;
     const now = Date.now();
     while (restarts.length && restarts[0]! < now - 60_000) restarts.shift();
-    if (restarts.length >= MAX_RESTARTS_PER_MINUTE) {
-      failed = new CliError(`gateway workers keep dying (${restarts.length + 1} in a minute); stopping`);
-      drainAll();
-      return;
-    }
+    if (restarts.length >= MAX_RESTARTS_PER_MINUTE)
+      return fail(new CliError(`gateway workers keep dying (${restarts.length + 1} in a minute); stopping`));
     restarts.push(now);
     io.err(`a gateway worker (pid ${worker.process.pid}) ended (${signal ?? `exit ${code}`}); starting another\n`);
-    start().catch((err: Error) => {
-      failed = err;
-      drainAll();
-    });
+    start().catch(fail);
   };
 
+  /** Asks every worker to drain and resolves once all have exited. */
   const drainAll = () => {
     draining = true;
+    const exited = new Promise<void>((resolve) => (workers.size === 0 ? resolve() : (lastExited = resolve)));
     for (const w of workers) if (w.isConnected()) w.send({ type: 'drain' } satisfies WorkerMessage);
+    return exited;
   };
-
-  const allExited = () =>
-    new Promise<void>((resolve) => {
-      const check = () => (workers.size === 0 ? resolve() : setTimeout(check, 50));
-      check();
-    });
 
   try {
     let addresses: Record<string, string | undefined> = {};
@@ -87,11 +88,11 @@ export async function superviseWorkers(io: CliIo, count: number): Promise<void> 
       .map(([name, at]) => `${name} ${at}`);
     io.err(`jitgate is serving with ${count} workers: ${listed.join(', ')} (Ctrl-C to stop)\n`);
   } catch (err) {
-    drainAll();
-    await allExited();
+    await drainAll();
     throw err;
   }
   await new Promise<void>((resolve) => {
+    stop = resolve;
     const onSignal = (signal: NodeJS.Signals) => {
       io.err(`${signal}: draining every worker's sessions (send it again to stop at once)\n`);
       process.off('SIGINT', onSignal);
@@ -106,17 +107,8 @@ export async function superviseWorkers(io: CliIo, count: number): Promise<void> 
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    // A crash loop ends supervision too.
-    const poll = setInterval(() => {
-      if (failed) {
-        clearInterval(poll);
-        resolve();
-      }
-    }, 200);
-    poll.unref();
   });
-  drainAll();
-  await allExited();
+  await drainAll();
   if (failed) throw failed;
 }
 
