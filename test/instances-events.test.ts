@@ -152,31 +152,52 @@ describe('instances acting on each other sessions through the store', () => {
   });
 });
 
-describe('console live events across instances', () => {
-  /** A browser's /api/events stream on `http`, as `who`. */
-  async function listen(http: string, who: Person) {
-    const ac = new AbortController();
-    const res = await fetch(`${http}/api/events`, { headers: { authorization: `Bearer ${a.bearer(who)}` }, signal: ac.signal });
-    const reader = res.body!.getReader();
-    let text = '';
-    const stream = {
-      text: () => text,
-      async until(pattern: RegExp, timeoutMs = 5_000): Promise<void> {
-        const deadline = Date.now() + timeoutMs;
-        while (!pattern.test(text)) {
-          const left = deadline - Date.now();
-          if (left <= 0) throw new Error(`no ${pattern} on the stream; got:\n${text}`);
-          const next = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), left))]);
-          if (next?.done) throw new Error(`stream ended before ${pattern}`);
-          if (next?.value) text += new TextDecoder().decode(next.value);
-        }
-      },
-      stop: () => ac.abort(),
-    };
-    await stream.until(/event: hello/);
-    return stream;
-  }
+/** A browser's /api/events stream on `http`, as `who`. */
+async function listen(http: string, who: Person) {
+  const ac = new AbortController();
+  const res = await fetch(`${http}/api/events`, { headers: { authorization: `Bearer ${a.bearer(who)}` }, signal: ac.signal });
+  const reader = res.body!.getReader();
+  let text = '';
+  const stream = {
+    text: () => text,
+    async until(pattern: RegExp, timeoutMs = 5_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      while (!pattern.test(text)) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new Error(`no ${pattern} on the stream; got:\n${text}`);
+        const next = await Promise.race([reader.read(), new Promise<undefined>((r) => setTimeout(() => r(undefined), left))]);
+        if (next?.done) throw new Error(`stream ended before ${pattern}`);
+        if (next?.value) text += new TextDecoder().decode(next.value);
+      }
+    },
+    stop: () => ac.abort(),
+  };
+  await stream.until(/event: hello/);
+  return stream;
+}
 
+type Stream = Awaited<ReturnType<typeof listen>>;
+
+/**
+ * Waits until `stream` (a browser on the other instance) hears of a request alice makes through
+ * `through`, then has it denied. The instance behind `stream` has then run a whole catch-up round
+ * that began after everything written before the request: its usage and events readers both
+ * saw it (they run in that order within a round).
+ */
+async function roundAfter(through: 'A' | 'B', stream: Stream): Promise<void> {
+  const call = through === 'A' ? a.api.bind(a) : onB;
+  const made = await call<{ request: { id: string } }>('alice', 'POST', '/api/requests', {
+    connection: 'app-md5',
+    duration: '15m',
+    reason: 'marker',
+  });
+  expect(made.status).toBe(201);
+  const id = made.body.request.id;
+  await stream.until(new RegExp(`event: request.created\ndata: .*"${id}"`));
+  expect((await call('carol', 'POST', `/api/requests/${id}/deny`, { reason: 'marker' })).status).toBe(200);
+}
+
+describe('console live events across instances', () => {
   it('a browser on B hears of a request made and a statement held through A; A’s own hear them once', async () => {
     const onBStream = await listen(b.addresses.http, 'carol');
     const onAStream = await listen(a.gw.httpUrl, 'carol');
@@ -201,9 +222,9 @@ describe('console live events across instances', () => {
       await onBStream.until(new RegExp(`event: review.denied\ndata: .*"${review.id}"`));
       expect(await held).toMatchObject({ code: '42501' });
 
-      // A's browser heard its own events as they happened, and the log does not repeat them two rounds later.
+      // A's browser heard its own events as they happened, and the log does not repeat them once A has read past them.
       await onAStream.until(new RegExp(`event: review.denied\ndata: .*"${review.id}"`));
-      await new Promise((r) => setTimeout(r, 1_200));
+      await roundAfter('B', onAStream);
       const count = (text: string, type: string, ofId: string) =>
         text.split('\n').filter((l, i, all) => l === `event: ${type}` && all[i + 1]!.includes(`"${ofId}"`)).length;
       expect(count(onAStream.text(), 'request.created', id)).toBe(1);
@@ -238,17 +259,24 @@ describe('limits counted across instances', () => {
         .prepare(`select coalesce(sum(count), 0) from usage_counts where key = 'robot'`)
         .pluck()
         .get();
-    await onA.query('select 1');
-    await onA.query('select 2');
-    // A writes its count at its next catch-up round, and B reads it at its next.
-    await waitUntil('A to write its count', () => counted() === 2 || undefined);
-    await new Promise((r) => setTimeout(r, 1_200));
-    await onB.query('select 3');
-    await expect(onB.query('select 4')).rejects.toThrow(/rate limit reached: 3 statements per minute/);
-    // And B's reaches A.
-    await waitUntil('B to write its count', () => counted() === 3 || undefined);
-    await new Promise((r) => setTimeout(r, 1_200));
-    await expect(onA.query('select 5')).rejects.toThrow(/rate limit reached/);
+    const onAStream = await listen(a.gw.httpUrl, 'carol');
+    const onBStream = await listen(b.addresses.http, 'carol');
+    try {
+      await onA.query('select 1');
+      await onA.query('select 2');
+      // A writes its count at its next catch-up round, and B reads it at its next.
+      await waitUntil('A to write its count', () => counted() === 2 || undefined);
+      await roundAfter('A', onBStream);
+      await onB.query('select 3');
+      await expect(onB.query('select 4')).rejects.toThrow(/rate limit reached: 3 statements per minute/);
+      // And B's reaches A.
+      await waitUntil('B to write its count', () => counted() === 3 || undefined);
+      await roundAfter('B', onAStream);
+      await expect(onA.query('select 5')).rejects.toThrow(/rate limit reached/);
+    } finally {
+      onAStream.stop();
+      onBStream.stop();
+    }
   });
 });
 

@@ -6,7 +6,7 @@
  * verifies. The balancer is the simplest TCP one, as HAProxy with a health check would behave.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +16,7 @@ import { verifyEntries } from '../src/audit/chain.js';
 import { AuditLog } from '../src/audit/log.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { pgBin, startPostgres, type PgServer } from './support/pg-server.js';
+import { writeProcessConfig } from './support/process-config.js';
 import { waitUntil } from './support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -30,20 +31,7 @@ const children = new Set<ChildProcess>();
 beforeAll(async () => {
   server = await startPostgres();
   dir = mkdtempSync(join(tmpdir(), 'jitgate-rolling-'));
-  configPath = join(dir, 'jitgate.yaml');
-  writeFileSync(
-    configPath,
-    `development: true
-dataDir: ${join(dir, 'data')}
-listeners:
-  http: { host: 127.0.0.1, port: 0 }
-  postgres: { host: 127.0.0.1, port: 0 }
-log: { level: silent }
-shutdown: { drainTimeout: 5s }
-connections:
-  - { name: app, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.trust.user}, tls: { mode: disable } }
-`,
-  );
+  configPath = writeProcessConfig(dir, server, { drainTimeout: '5s' });
   await run(pgBin('pgbench'), ['-i', '-q', '-s', '1', '-h', '127.0.0.1', '-p', String(server.port), '-U', server.superuser, 'app'], {
     PGPASSWORD: server.password,
   });

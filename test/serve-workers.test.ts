@@ -5,7 +5,7 @@
  * replaced and its session closed; SIGTERM drains every worker and exits 0.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,7 @@ import { AuditLog } from '../src/audit/log.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { sendCancelRequest } from './support/raw-client.js';
+import { writeProcessConfig } from './support/process-config.js';
 import { waitUntil } from './support/wait.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -34,20 +35,7 @@ const clients: pg.Client[] = [];
 beforeAll(async () => {
   server = await startPostgres();
   dir = mkdtempSync(join(tmpdir(), 'jitgate-workers-'));
-  const configPath = join(dir, 'jitgate.yaml');
-  writeFileSync(
-    configPath,
-    `development: true
-dataDir: ${join(dir, 'data')}
-listeners:
-  http: { host: 127.0.0.1, port: 0 }
-  postgres: { host: 127.0.0.1, port: 0 }
-log: { level: silent }
-shutdown: { drainTimeout: 2s }
-connections:
-  - { name: app, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.trust.user}, tls: { mode: disable } }
-`,
-  );
+  const configPath = writeProcessConfig(dir, server, { drainTimeout: '2s' });
   proc = spawn(process.execPath, ['--import', TSX, MAIN, 'serve', '--config', configPath, '--workers', '2'], {
     cwd: dir,
     env: { ...process.env, JITGATE_CONFIG: '' },
