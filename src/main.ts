@@ -297,7 +297,11 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       log,
       audit: auditModule.log,
       recover: (lost) => {
-        recorder.service.recoverOrphans({ instances: [lost.instance.id] }, lost.reason);
+        void recorder.service
+          .recoverOrphans({ instances: [lost.instance.id] }, lost.reason)
+          .catch((err: unknown) =>
+            log.error({ err, instance: lost.instance.id }, 'cannot recover the recordings of a lost gateway instance'),
+          );
         reviewService.closeOrphans(openSessions());
         store.instances.forgetRequestsOf(lost.instance.id);
       },
@@ -349,7 +353,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     // The sessions it closed that no instance owned get their real end back from their recordings,
     // and what those sessions held for approval is closed (a live instance's is left alone).
-    recorder.service.recoverOrphans({ unowned: true });
+    await recorder.service.recoverOrphans({ unowned: true });
     reviewService.closeOrphans(openSessions());
     // Backend credentials per session. After the instance: the janitor's first sweep drops the
     // per-session roles of sessions a gone process left, which must be closed by then.

@@ -266,7 +266,7 @@ describe('what a session records', () => {
         gw.gateway.recording.repo.search({ status: 'live', limit: 5 }).find((x) => x.applicationName === 'jitgate-test'),
       );
       // Checkpointed before the wait: the file already holds the held statement.
-      const durable = gw.gateway.recording.sink.read(live.recording!.location!);
+      const durable = await gw.gateway.recording.sink.read(live.recording!.location!);
       expect(durable.events.at(-1)).toMatchObject({ type: 'statement', data: { held: true, text: "select 'payroll' as what;" } });
       // Kept: the recorded wait (waitedMs) is what this checks, so the statement must wait a while.
       await new Promise((r) => setTimeout(r, 150));

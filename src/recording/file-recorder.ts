@@ -439,7 +439,11 @@ const GZIP_MAGIC = 0x1f8b;
  * tolerates a file cut anywhere.
  */
 export function readRecording(path: string): ReadResult {
-  const bytes = readFileSync(path);
+  return parseRecording(readFileSync(path));
+}
+
+/** The same, from a recording's bytes wherever they were kept (a local file, an object store). */
+export function parseRecording(bytes: Buffer): ReadResult {
   if (bytes.length < 2 || bytes.readUInt16BE(0) !== GZIP_MAGIC) {
     const r = verifyLines(bytes.toString('utf8'));
     return { ...stripCut(r), truncated: r.cut };

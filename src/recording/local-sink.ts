@@ -4,8 +4,7 @@
  * `.jsonl` next to it (see ./file-recorder.ts). Locations are the `.gz` path relative to `dir`, so a
  * moved recordings directory keeps working.
  */
-import { statSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
 import { existsSync } from 'node:fs';
 import { FileRecorder, livePathOf, readRecording, RecordingTail, sealRecording, type ReadResult } from './file-recorder.js';
@@ -26,9 +25,23 @@ export class LocalFileSink implements RecordingSink {
   }
 
   /** The sealed file if there is one, else the plain one (live, or left by a crash). */
-  read(location: string): ReadResult {
+  async read(location: string): Promise<ReadResult> {
     const path = this.path(location);
     return readRecording(existsSync(path) ? path : livePathOf(path));
+  }
+
+  /** The file is the recording's final place. */
+  archive(): void {}
+
+  /** The recording's file, sealed or plain, is here. */
+  has(location: string): boolean {
+    const path = this.path(location);
+    return existsSync(path) || existsSync(livePathOf(path));
+  }
+
+  /** The sealed (`.gz`) file of a finished recording. */
+  sealedPath(location: string): string {
+    return this.path(location);
   }
 
   seal(location: string): Promise<void> {
@@ -53,11 +66,11 @@ export class LocalFileSink implements RecordingSink {
     return removed;
   }
 
-  size(location: string): number | undefined {
+  async size(location: string): Promise<number | undefined> {
     const path = this.path(location);
     for (const p of [path, livePathOf(path)]) {
       try {
-        return statSync(p).size;
+        return (await stat(p)).size;
       } catch {
         // try the other form
       }

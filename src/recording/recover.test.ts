@@ -61,8 +61,8 @@ describe('reconciling at start what the store missed', () => {
       log,
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
     });
-    next.service.recoverOrphans({ unowned: true });
-    const events = next.service.sink.read(next.service.repo.get(pipeline.id)!.location!).events;
+    await next.service.recoverOrphans({ unowned: true });
+    const events = (await next.service.sink.read(next.service.repo.get(pipeline.id)!.location!)).events;
     const end = events.at(-1)!;
     expect(end.type).toBe('session_end');
     expect(store.listSessions()[0]).toMatchObject({

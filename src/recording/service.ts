@@ -294,6 +294,7 @@ export class RecordingService {
     this.indexed.delete(id);
     const endedAt = this.o.clock.now();
     const row = this.safeGet(id);
+    const bytes = row?.location ? ((await this.o.sink.size(row.location).catch(() => undefined)) ?? null) : null;
     const state = row?.state === 'unavailable' ? 'unavailable' : result.error ? 'failed' : 'complete';
     const reason = result.reason;
     this.flushIndex();
@@ -304,7 +305,7 @@ export class RecordingService {
       state,
       events: result.events,
       digest: result.digest,
-      bytes: row?.location ? (this.o.sink.size(row.location) ?? null) : null,
+      bytes,
       rowsRecorded: result.rowsRecorded,
       truncated: result.truncated,
       error: result.error,
@@ -312,6 +313,7 @@ export class RecordingService {
     } as const;
     // Retried while the store cannot take it: a recording must not stay "recording" forever.
     this.storeWrites.run(`recording row of session ${id}`, () => this.o.repo.finish(finished));
+    if (row?.location && state !== 'unavailable') this.o.sink.archive(row.location, result.digest);
     this.auditEnd({
       type: 'session.ended',
       actor: info.user,
@@ -383,7 +385,7 @@ export class RecordingService {
     const row = this.o.repo.get(sessionId);
     if (!row?.location || row.state === 'deleted') return undefined;
     await this.flush(sessionId);
-    return { row, result: this.o.sink.read(row.location) };
+    return { row, result: await this.o.sink.read(row.location) };
   }
 
   // -------------------------------------------------------------------------------------------
@@ -403,13 +405,13 @@ export class RecordingService {
    *
    * Only the recordings of `scope` are touched: another live instance's are its own business.
    */
-  recoverOrphans(scope: OrphanScope, crashed: 'gateway_crashed' | 'instance_lost' = 'gateway_crashed'): number {
+  async recoverOrphans(scope: OrphanScope, crashed: 'gateway_crashed' | 'instance_lost' = 'gateway_crashed'): Promise<number> {
     let recovered = 0;
     for (const row of this.o.repo.live(scope)) {
       if (this.live.has(row.sessionId)) continue;
       let read: ReadResult | undefined;
       try {
-        read = row.location ? this.o.sink.read(row.location) : undefined;
+        read = row.location ? await this.o.sink.read(row.location) : undefined;
       } catch (err) {
         this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open');
       }
@@ -435,7 +437,7 @@ export class RecordingService {
         state,
         events: intact.length,
         digest: last?.h ?? null,
-        bytes: row.location ? (this.o.sink.size(row.location) ?? null) : null,
+        bytes: row.location ? ((await this.o.sink.size(row.location).catch(() => undefined)) ?? null) : null,
         rowsRecorded: found.rowsRecorded,
         truncated: found.truncated,
         error,
@@ -458,13 +460,15 @@ export class RecordingService {
         },
       });
       recovered++;
-      // Compress what was left in plain text (off the start path; readers take either form).
-      if (row.location)
-        this.o.sink
-          .seal(row.location)
-          .catch((err: unknown) =>
+      // Compress what was left in plain text (off the start path; readers take either form), then
+      // keep it where finished recordings go.
+      const location = row.location;
+      if (location)
+        void this.o.sink.seal(location).then(
+          () => this.o.sink.archive(location, last?.h ?? null),
+          (err: unknown) =>
             this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'),
-          );
+        );
     }
     if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
     return recovered;

@@ -1,7 +1,8 @@
 /**
  * Where recordings are kept. A sink creates one append-only writer per session and reads, follows
  * and deletes recordings by the location it handed out (stored in the recordings index). Local
- * gzip files (./local-sink.ts) are the default; object storage or a log service fit the same shape.
+ * gzip files (./local-sink.ts) are the default; object storage (./object-sink.ts) keeps the local
+ * file while the session lives and uploads it once it is finished.
  */
 import type { ReadResult, RecordedEvent, WrittenPrefix } from './file-recorder.js';
 
@@ -32,14 +33,19 @@ export interface RecordingSink {
   /** Creates the recording of a new session; throws when it cannot be written (fail closed). */
   create(sessionId: string, startedAt: number, now: () => number): { writer: RecordingWriter; location: string };
   /** Reads a recording (the durable part of a live one), verifying its chain. */
-  read(location: string): ReadResult;
+  read(location: string): Promise<ReadResult>;
   follow(location: string): RecordingFollower;
   /** Brings a recording left unfinished by a crash into its final form (compressed). */
   seal(location: string): Promise<void>;
+  /**
+   * Hands a finished, sealed recording over to where it is kept for good (`digest`: its final chain
+   * digest, when known). Returns at once; local files are already there, object storage uploads.
+   */
+  archive(location: string, digest: string | null): void;
   /** Removes a recording; resolves to false when it was already gone. */
   delete(location: string): Promise<boolean>;
   /** Stored size in bytes, or undefined when it is gone. */
-  size(location: string): number | undefined;
+  size(location: string): Promise<number | undefined>;
   /** A human-readable description of where `location` is (logs, CLI output). */
   describe(location: string): string;
 }

@@ -44,7 +44,7 @@ export async function auditVerifyCommand(
     const report = verifyEntries(await readExport(resolve(io.cwd, opts.file)), { trusted });
     return printReport(io, report, opts.json ?? false, `export ${opts.file}`);
   }
-  await withRecordings(io, opts, ({ audit, auditConfig, repo, sink, signingKey }) => {
+  await withRecordings(io, opts, async ({ audit, auditConfig, repo, sink, signingKey }) => {
     const ownKey = trusted.length === 0 ? signingKey() : undefined;
     if (ownKey !== undefined) trusted = [signerFromPem(ownKey, 'the audit signing key')];
     const report = verifyEntries(audit.entries(), { trusted });
@@ -73,7 +73,7 @@ export async function auditVerifyCommand(
         let problems: string[];
         let notes: string[] = [];
         try {
-          ({ problems, notes } = checkRecording(row, sink.read(row.location), audit.about(s.id)));
+          ({ problems, notes } = checkRecording(row, await sink.read(row.location), audit.about(s.id)));
         } catch (err) {
           problems = [`cannot read it: ${(err as Error).message}`];
         }

@@ -44,7 +44,7 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
     if (!row.location) throw new CliError(`session ${sessionId} was not recorded: ${row.error ?? row.state}`);
 
     if (!opts.follow) {
-      const read = sink.read(row.location);
+      const read = await sink.read(row.location);
       for (const e of read.events) await printer.event(e);
       printer.finish();
       const check = checkRecording(row, read, audit.about(sessionId));
