@@ -51,6 +51,7 @@ import { mysqlEngine } from './protocols/mysql/engine.js';
 import { redisEngine } from './protocols/redis/engine.js';
 import type { RecordingService } from './recording/service.js';
 import { startRecording } from './recording/wire.js';
+import { openRecordingStorage } from './recording/storage.js';
 import { startAudit } from './audit/wire.js';
 import { auditAccessEvents } from './access/audit.js';
 import { PolicyTester } from './session/explain.js';
@@ -67,6 +68,7 @@ import { notifyReviewEvents } from './review/notify.js';
 import { ReviewRepository } from './review/repository.js';
 import { ReviewService } from './review/service.js';
 import { AGENT_DEFAULTS } from './config/agents.js';
+import { recordingSettings } from './config/recording.js';
 import { AgentQuotas } from './mcp/quota.js';
 import { startMcp } from './mcp/wire.js';
 import { loadPostgresParser } from './sql/postgres.js';
@@ -282,6 +284,12 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       audit: auditModule.log,
       clock,
       log,
+      storage: await openRecordingStorage(recordingSettings(config), {
+        audit: auditModule.log,
+        log: log.child({ component: 'recording' }),
+        resolveSecret,
+        registry: metrics.registry,
+      }),
       grants: accessService,
       sessions: { reconcile: (id, endedAt, reason, counters) => store.reconcileSession(id, endedAt, reason, counters) },
       kill: killAnywhere,
@@ -553,7 +561,14 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
         return {
           ok: reasons.length === 0,
           reasons,
-          details: { instance: instance.id, catchUp: { failing }, backends: backendHealth.snapshot() },
+          details: {
+            instance: instance.id,
+            catchUp: { failing },
+            backends: backendHealth.snapshot(),
+            // Reported, not a reason to be unready: every instance would leave the balancer over an
+            // object store outage that loses nothing (recordings wait on the disk, retried).
+            ...(recorder.uploads ? { recordingUploads: recorder.uploads.status() } : {}),
+          },
         };
       },
     });

@@ -8,7 +8,8 @@
  * Entry types written today:
  *   login.failed, session.refused, session.started, session.ended (with the recording's digest),
  *   session.killed, statement.denied, statement.held, statement.decided, recording.unavailable,
- *   recording.failed, recording.deleted, legal_hold.set, legal_hold.released, access.* (requests,
+ *   recording.failed, recording.deleted, recording.upload_failed, recording.uploaded (object
+ *   storage: an upload's first failure, and its success after failures), legal_hold.set, legal_hold.released, access.* (requests,
  *   approvals, denials, grants, revocations, break-glass), audit.checkpoint.
  * Other parts append through `append()`.
  */

@@ -1,7 +1,8 @@
 /**
  * What the local recording and audit commands work on (on the gateway host, like `jitgate token
- * --user`): the state store's database, the recordings index, the recordings sink and the audit log
- * of the configuration that `adminTarget` finds.
+ * --user`): the state store's database, the recordings index, the recordings sink (local files or
+ * object storage, as the gateway keeps them) and the audit log of the configuration that
+ * `adminTarget` finds.
  */
 import { userInfo } from 'node:os';
 import { AuditLog } from '../audit/log.js';
@@ -9,7 +10,10 @@ import { AUDIT_SIGNING_KEY } from '../audit/wire.js';
 import { auditSettings, recordingSettings, type AuditConfig, type RecordingConfig } from '../config/recording.js';
 import { SecretStore } from '../credentials/secret-store.js';
 import { SharedKeys } from '../credentials/shared-keys.js';
-import { LocalFileSink } from '../recording/local-sink.js';
+import { resolveSecretRef } from '../credentials/refs.js';
+import { createLogger } from '../obs/log.js';
+import type { RecordingSink } from '../recording/sink.js';
+import { openRecordingStorage } from '../recording/storage.js';
 import { RecordingRepository } from '../recording/repository.js';
 import type { SqliteStore } from '../store/sqlite.js';
 import { adminTarget, withStore } from './context.js';
@@ -18,7 +22,7 @@ import { CliError, type CliIo } from './io.js';
 export interface RecordingTarget {
   repo: RecordingRepository;
   audit: AuditLog;
-  sink: LocalFileSink;
+  sink: RecordingSink;
   recording: RecordingConfig;
   auditConfig: AuditConfig;
   /** The gateway's audit signing key (PEM) where the gateway keeps it, or undefined before its first start. */
@@ -34,16 +38,28 @@ export async function withRecordings<T>(
   const settings = target.config ?? { dataDir: target.source.kind === 'embedded' ? target.source.dataDir : io.cwd };
   const recording = recordingSettings(settings);
   const auditConfig = auditSettings(settings);
-  return withStore(target.storePath, (store) => {
+  return withStore(target.storePath, async (store) => {
     const db = (store as SqliteStore).database;
-    return fn({
-      repo: new RecordingRepository(db),
-      audit: new AuditLog(db, io.now),
-      sink: new LocalFileSink(recording.dir),
-      recording,
-      auditConfig,
-      signingKey: () => SharedKeys.open(new SecretStore(store, { env: io.env })).find(AUDIT_SIGNING_KEY, auditConfig.signingKey),
+    const audit = new AuditLog(db, io.now);
+    const secretStore = new SecretStore(store, { env: io.env });
+    const { sink, uploads } = await openRecordingStorage(recording, {
+      audit,
+      log: createLogger({ level: 'silent' }),
+      resolveSecret: (ref) => resolveSecretRef(ref, { secretStore, env: io.env }),
     });
+    try {
+      return await fn({
+        repo: new RecordingRepository(db),
+        audit,
+        sink,
+        recording,
+        auditConfig,
+        signingKey: () => SharedKeys.open(secretStore).find(AUDIT_SIGNING_KEY, auditConfig.signingKey),
+      });
+    } finally {
+      // Nothing was queued for upload here; this only lets the S3 client's sockets go.
+      await uploads?.stop();
+    }
   });
 }
 

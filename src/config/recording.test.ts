@@ -84,4 +84,60 @@ audit:
       expect.stringMatching(/recording\.limits.*colour/),
     ]);
   });
+
+  it('reads object storage for recordings, with credentials as secret references', () => {
+    const storage = (yaml: string) => parseConfig(yaml, 'jitgate.yaml', BASE).recording!.storage;
+    expect(
+      storage(`recording:
+  storage:
+    type: s3
+    bucket: jitgate-recordings
+    prefix: prod/
+    endpoint: https://minio.internal:9000/
+    credentials: { accessKeyId: env:S3_KEY, secretAccessKey: file:secrets/s3 }
+`),
+    ).toEqual({
+      type: 's3',
+      bucket: 'jitgate-recordings',
+      prefix: 'prod/',
+      endpoint: 'https://minio.internal:9000',
+      region: 'us-east-1',
+      forcePathStyle: true,
+      credentials: { accessKeyId: 'env:S3_KEY', secretAccessKey: 'file:/srv/jitgate/secrets/s3' },
+    });
+    // AWS itself: virtual-hosted buckets, the SDK's own credential chain.
+    expect(storage('recording: { storage: { type: s3, bucket: recs, region: eu-west-1 } }\n')).toEqual({
+      type: 's3',
+      bucket: 'recs',
+      prefix: '',
+      endpoint: null,
+      region: 'eu-west-1',
+      forcePathStyle: false,
+      credentials: null,
+    });
+    const local = parseConfig('recording: { storage: { type: local, dir: /var/recs } }\n', 'jitgate.yaml', BASE).recording!;
+    expect(local.storage).toEqual({ type: 'local' });
+    expect(local.dir).toBe('/var/recs');
+    expect(recordingSettings({ dataDir: '/d' }).storage).toEqual({ type: 'local' });
+  });
+
+  it('refuses plain secrets, bad buckets and endpoints, unknown types and two recording directories', () => {
+    expect(
+      problems('recording: { storage: { type: s3, bucket: recs, credentials: { accessKeyId: AKIA123, secretAccessKey: env:S } } }\n'),
+    ).toEqual([
+      expect.stringMatching(
+        /recording\.storage\.credentials\.accessKeyId: a plain secret is not allowed in the config; use a secret reference/,
+      ),
+    ]);
+    expect(problems('recording: { storage: { type: s3, bucket: My_Bucket, endpoint: ftp://x } }\n')).toEqual([
+      expect.stringMatching(/recording\.storage\.bucket: expected a bucket name .*got "My_Bucket"/),
+      expect.stringMatching(/recording\.storage\.endpoint: expected an http:\/\/ or https:\/\/ URL, got "ftp:\/\/x"/),
+    ]);
+    expect(problems('recording: { storage: { type: gcs, bucket: recs } }\n')).toEqual([
+      expect.stringMatching(/recording\.storage\.type: expected "local" or "s3", got "gcs"/),
+    ]);
+    expect(problems('recording: { dir: a, storage: { type: local, dir: b } }\n')).toEqual([
+      expect.stringMatching(/recording\.storage\.dir: set either recording\.dir or recording\.storage\.dir, not both/),
+    ]);
+  });
 });

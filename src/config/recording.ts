@@ -17,6 +17,16 @@
  *     statementBytes: 1048576          # longer statement texts are cut
  *   retentionCheck: 1h                 # how often expired recordings are looked for
  *   fsyncInterval: 50ms                # least time between fsyncs of one recording (0: every statement)
+ *   storage:                           # where finished recordings are kept (default: local files in dir)
+ *     type: s3                         # local | s3 (any S3-compatible store: AWS S3, MinIO, Ceph, GCS)
+ *     bucket: jitgate-recordings
+ *     prefix: prod/                    # prepended to every object key
+ *     endpoint: https://minio.internal:9000   # omit for AWS
+ *     region: eu-west-1                # default us-east-1
+ *     forcePathStyle: true             # bucket in the path, not the host (default: true with an endpoint)
+ *     credentials:                     # secret references; omit to use the AWS default chain
+ *       accessKeyId: env:S3_ACCESS_KEY_ID
+ *       secretAccessKey: file:/run/secrets/s3-secret
  * audit:
  *   auditors: [auditors]               # groups that may read every session's recording
  *   signingKey: audit-signing.key      # Ed25519 private key (PEM); generated on first start
@@ -29,11 +39,16 @@
  * `mode: required` means a session whose recording cannot be written has its statements refused
  * (reason `recording_unavailable`); `best-effort` lets them run unrecorded, with a warning and an
  * audit entry.
+ *
+ * With `storage.type: s3` a recording is still written to `dir` while its session lives (durable at
+ * every statement boundary, whatever the network does); once finished and compressed it is uploaded
+ * and its local file removed. `storage: { type: local, dir }` is another way to write `dir`.
  */
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { Bad, bool, describeValue as describe, duration as durationIn, isObj, leaf, text } from './leaf.js';
 import type { SchemaProblem } from './schema.js';
+import { SECRET_REF_HINT, tryParseSecretRef } from '../core/secret-ref.js';
 
 export type RecordingMode = 'required' | 'best-effort';
 
@@ -69,6 +84,23 @@ export interface RecordingConfig {
    * bounds what a machine crash can lose, at a bounded cost for busy sessions.
    */
   fsyncIntervalMs: number;
+  storage: RecordingStorage;
+}
+
+/** Where finished recordings are kept. */
+export type RecordingStorage = { type: 'local' } | S3StorageConfig;
+
+export interface S3StorageConfig {
+  type: 's3';
+  bucket: string;
+  /** Prepended to each recording's location to make its object key ('' for none). */
+  prefix: string;
+  /** An S3-compatible service's URL; null for AWS itself. */
+  endpoint: string | null;
+  region: string;
+  forcePathStyle: boolean;
+  /** Secret references; null: the AWS SDK's default credential chain (environment, instance role). */
+  credentials: { accessKeyId: string; secretAccessKey: string } | null;
 }
 
 export interface AuditConfig {
@@ -137,6 +169,57 @@ const groupList = () =>
 
 const policySchema = z.strictObject({ mode: mode().optional(), retention: duration(60_000, MAX_RETENTION_MS).optional() });
 
+const secretRef = () =>
+  leaf(
+    SECRET_REF_HINT,
+    (v) => {
+      if (typeof v !== 'string') return undefined;
+      const r = tryParseSecretRef(v);
+      if (r.ok) return v;
+      return new Bad(/^(env|file|secret):/.test(v) ? r.problem : `a plain secret is not allowed in the config; use ${SECRET_REF_HINT}`);
+    },
+    { secret: true },
+  );
+
+const bucketName = () =>
+  leaf('a bucket name (3-63 lowercase letters, digits, dots or hyphens)', (v) =>
+    typeof v === 'string' && /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(v) ? v : undefined,
+  );
+
+const endpointUrl = () =>
+  leaf('an http:// or https:// URL', (v) => {
+    if (typeof v !== 'string') return undefined;
+    try {
+      const u = new URL(v);
+      return u.protocol === 'http:' || u.protocol === 'https:' ? v.replace(/\/+$/, '') : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+
+const localStorageSchema = z.strictObject({ type: z.literal('local'), dir: path().optional() });
+const s3StorageSchema = z.strictObject({
+  type: z.literal('s3'),
+  bucket: bucketName(),
+  prefix: text('a key prefix').optional(),
+  endpoint: endpointUrl().optional(),
+  region: text('a region name').optional(),
+  forcePathStyle: bool().optional(),
+  credentials: z.strictObject({ accessKeyId: secretRef(), secretAccessKey: secretRef() }).optional(),
+});
+const storageSchema = z.unknown().transform((v, ctx) => {
+  const type = isObj(v) ? v.type : undefined;
+  const schema = type === 'local' ? localStorageSchema : type === 's3' ? s3StorageSchema : undefined;
+  if (!schema) {
+    ctx.addIssue({ code: 'custom', path: ['type'], message: `expected "local" or "s3", got ${describe(type)}` });
+    return z.NEVER;
+  }
+  const r = schema.safeParse(v);
+  if (r.success) return r.data;
+  for (const issue of r.error.issues) ctx.addIssue({ ...issue, code: 'custom', message: issue.message } as never);
+  return z.NEVER;
+});
+
 export const recordingSchema = z.strictObject({
   enabled: bool().optional(),
   dir: path().optional(),
@@ -153,6 +236,7 @@ export const recordingSchema = z.strictObject({
     .optional(),
   retentionCheck: duration(1_000, 7 * 86_400_000).optional(),
   fsyncInterval: zeroOrDuration(10_000).optional(),
+  storage: storageSchema.optional(),
 });
 
 export const auditSchema = z.strictObject({
@@ -168,8 +252,16 @@ export type AuditFile = z.output<typeof auditSchema>;
 
 /** `recording.connections` must name configured connections (a typo would silently keep the default). */
 export function recordingCrossCheck(raw: unknown, connectionNames: ReadonlySet<string>): SchemaProblem[] {
-  if (!isObj(raw) || !isObj(raw.connections)) return [];
+  if (!isObj(raw)) return [];
   const problems: SchemaProblem[] = [];
+  if (raw.dir !== undefined && raw.dir !== null && isObj(raw.storage) && raw.storage.dir !== undefined && raw.storage.dir !== null) {
+    problems.push({
+      path: ['recording', 'storage', 'dir'],
+      atKey: true,
+      message: 'set either recording.dir or recording.storage.dir, not both',
+    });
+  }
+  if (!isObj(raw.connections)) return problems;
   for (const name of Object.keys(raw.connections)) {
     if (!connectionNames.has(name)) {
       problems.push({
@@ -190,9 +282,11 @@ export function buildRecording(file: RecordingFile | undefined, dataDir: string,
     mode: file?.mode ?? RECORDING_DEFAULTS.mode,
     retentionMs: file?.retention ?? RECORDING_DEFAULTS.retentionMs,
   };
+  const storage = file?.storage;
+  const dir = file?.dir ?? (storage?.type === 'local' ? storage.dir : undefined);
   return {
     enabled: file?.enabled ?? true,
-    dir: file?.dir !== undefined ? abs(file.dir) : join(dataDir, RECORDING_DEFAULTS.dirName),
+    dir: dir !== undefined ? abs(dir) : join(dataDir, RECORDING_DEFAULTS.dirName),
     defaults,
     connections: Object.fromEntries(
       Object.entries(file?.connections ?? {}).map(([name, p]) => [
@@ -203,6 +297,24 @@ export function buildRecording(file: RecordingFile | undefined, dataDir: string,
     limits: { ...RECORDING_DEFAULTS.limits, ...definedOnly(file?.limits ?? {}) },
     retentionCheckMs: file?.retentionCheck ?? RECORDING_DEFAULTS.retentionCheckMs,
     fsyncIntervalMs: file?.fsyncInterval ?? RECORDING_DEFAULTS.fsyncIntervalMs,
+    storage: storage?.type === 's3' ? buildS3(storage, abs) : { type: 'local' },
+  };
+}
+
+function buildS3(file: z.output<typeof s3StorageSchema>, abs: (p: string) => string): S3StorageConfig {
+  const endpoint = file.endpoint ?? null;
+  const ref = (r: string) => (r.startsWith('file:') ? `file:${abs(r.slice('file:'.length))}` : r);
+  return {
+    type: 's3',
+    bucket: file.bucket,
+    prefix: file.prefix ?? '',
+    endpoint,
+    region: file.region ?? 'us-east-1',
+    // S3-compatible services behind one host name rarely serve virtual-hosted buckets.
+    forcePathStyle: file.forcePathStyle ?? endpoint !== null,
+    credentials: file.credentials
+      ? { accessKeyId: ref(file.credentials.accessKeyId), secretAccessKey: ref(file.credentials.secretAccessKey) }
+      : null,
   };
 }
 

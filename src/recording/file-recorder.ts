@@ -604,7 +604,8 @@ function inflatePrefix(compressed: Buffer): string {
 /**
  * Follows a recording that may still be written: each `poll()` returns the new complete events,
  * verifying the chain across polls. It reads the plain file incrementally while it exists; once the
- * recording is sealed (compressed at the session's end) it reads the `.gz` once for the rest.
+ * recording is sealed (compressed at the session's end) it reads the sealed form once for the rest:
+ * the `.gz` next to it, or wherever `readSealed` finds it (object storage, after the upload).
  */
 export class RecordingTail {
   private offset = 0;
@@ -615,12 +616,15 @@ export class RecordingTail {
   private format: RecordingFormat | undefined;
   broken = false;
 
-  constructor(private readonly path: string) {}
+  constructor(
+    private readonly path: string,
+    private readonly readSealed: () => Promise<ReadResult | undefined> = async () => (existsSync(path) ? readRecording(path) : undefined),
+  ) {}
 
   async poll(): Promise<RecordedEvent[]> {
     if (this.broken || this.sealedRead) return [];
     const fresh = await this.readPlain();
-    if (fresh === undefined) return this.readSealed();
+    if (fresh === undefined) return this.restFromSealed();
     if (!fresh) return [];
     this.format ??= formatOf(fresh);
     const r = verifyLines(fresh, this.previous, this.nextSeq, this.format);
@@ -654,10 +658,10 @@ export class RecordingTail {
     }
   }
 
-  private readSealed(): RecordedEvent[] {
-    if (!existsSync(this.path)) return [];
+  private async restFromSealed(): Promise<RecordedEvent[]> {
+    const r = await this.readSealed();
+    if (!r) return [];
     this.sealedRead = true;
-    const r = readRecording(this.path);
     if (!r.intact) {
       this.broken = true;
       return r.events.slice(this.nextSeq, r.brokenAt);

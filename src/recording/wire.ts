@@ -1,7 +1,7 @@
 /**
- * How the composition root (main.ts) plugs in recording: the recording service on a local-file
- * sink and the retention job, writing to the audit log it is given (audit/wire.ts builds that).
- * One call to start, one to stop.
+ * How the composition root (main.ts) plugs in recording: the recording service on the configured
+ * storage (./storage.ts) and the retention job, writing to the audit log it is given (audit/wire.ts
+ * builds that). One call to start, one to stop.
  */
 import type Database from 'better-sqlite3';
 import type { AuditLog } from '../audit/log.js';
@@ -9,6 +9,7 @@ import { recordingSettings, type RecordingConfig } from '../config/recording.js'
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/log.js';
 import { LocalFileSink } from './local-sink.js';
+import type { RecordingStorage } from './storage.js';
 import { RecordingRepository } from './repository.js';
 import { RetentionJob } from './retention.js';
 import { RecordingService, type RecordingServiceOptions } from './service.js';
@@ -16,7 +17,9 @@ import { RecordingService, type RecordingServiceOptions } from './service.js';
 export interface RecordingModule {
   service: RecordingService;
   retention: RetentionJob;
-  /** Stops retention and waits for ending sessions to close their recordings. */
+  /** The upload queue when recordings go to object storage. */
+  uploads: RecordingStorage['uploads'];
+  /** Stops retention, waits for ending sessions to close their recordings, then for their uploads. */
   stop(): Promise<void>;
 }
 
@@ -26,6 +29,8 @@ export interface StartRecordingOptions {
   audit: AuditLog;
   clock: Clock;
   log: Logger;
+  /** Where recordings go (./storage.ts); default local files in the configured directory. */
+  storage?: RecordingStorage;
   grants?: RecordingServiceOptions['grants'];
   /** Where sessions whose end the store missed (a crash, a store write lost) get their real end back. */
   sessions?: RecordingServiceOptions['sessions'];
@@ -38,7 +43,11 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   const log = o.log.child({ component: 'recording' });
   const audit = o.audit;
   const repo = new RecordingRepository(o.db);
-  const sink = new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs });
+  const storage = o.storage ?? {
+    sink: new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs }),
+    uploads: null,
+  };
+  const sink = storage.sink;
   const service = new RecordingService({
     config: recordingConfig,
     sink,
@@ -55,12 +64,16 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   const retention = new RetentionJob({ config: recordingConfig, repo, sink, audit, clock: o.clock, log });
   if (recordingConfig.enabled) retention.start();
   if (!recordingConfig.enabled) log.warn('session recording is switched off (recording.enabled: false)');
+  // Finished recordings a crash, an outage or a stop left on the disk go up now.
+  void storage.uploads?.start().catch((err: unknown) => log.error({ err }, 'cannot look for recordings waiting for their upload'));
   return {
     service,
     retention,
+    uploads: storage.uploads,
     stop: async () => {
       await retention.stop();
       await service.close();
+      await storage.uploads?.stop();
     },
   };
 }

@@ -1,0 +1,128 @@
+/**
+ * Recordings as objects in an S3-compatible store (AWS S3, MinIO, Ceph RGW, GCS interoperability),
+ * through the AWS SDK's S3 client. A recording's object key is the configured prefix followed by its
+ * location (`YYYY/MM/DD/<session>.jsonl.gz`), so the recordings index needs no change.
+ */
+import { createHash } from 'node:crypto';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { S3StorageConfig } from '../config/recording.js';
+
+// The SDK warns once per process that releases after January 2027 need Node 22. The lock file pins
+// one that supports Node 20, and an operator cannot act on the warning in their logs.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+export interface StoredObject {
+  body: Buffer;
+  metadata: Record<string, string>;
+}
+
+/** How long one request may take before it counts as failed (uploads retry with backoff). */
+const CONNECT_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export class S3Objects {
+  private readonly client: S3Client;
+
+  constructor(
+    private readonly config: S3StorageConfig,
+    credentials: { accessKeyId: string; secretAccessKey: string } | null,
+  ) {
+    this.client = new S3Client({
+      region: config.region,
+      forcePathStyle: config.forcePathStyle,
+      ...(config.endpoint ? { endpoint: config.endpoint } : {}),
+      ...(credentials ? { credentials } : {}),
+      // Content-MD5 already lets the server check what it received. The SDK's newer default (CRC32
+      // trailers in aws-chunked bodies) is not understood by every S3-compatible store.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: REQUEST_TIMEOUT_MS },
+      maxAttempts: 2,
+    });
+  }
+
+  key(location: string): string {
+    return `${this.config.prefix}${location}`;
+  }
+
+  /** Where a recording is, for people: `s3://bucket/key`. */
+  url(location: string): string {
+    return `s3://${this.config.bucket}/${this.key(location)}`;
+  }
+
+  /** Stores the bytes whole: the server refuses them unless they arrive as sent (Content-MD5). */
+  async put(location: string, body: Buffer, metadata: Record<string, string>): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.config.bucket,
+          Key: this.key(location),
+          Body: body,
+          ContentLength: body.length,
+          ContentMD5: createHash('md5').update(body).digest('base64'),
+          ContentType: 'application/gzip',
+          Metadata: metadata,
+        }),
+      );
+    } catch (err) {
+      throw describeError(err, `upload ${this.url(location)}`);
+    }
+  }
+
+  /** The object, or undefined when there is none. */
+  async get(location: string): Promise<StoredObject | undefined> {
+    try {
+      const r = await this.client.send(new GetObjectCommand({ Bucket: this.config.bucket, Key: this.key(location) }));
+      const body = Buffer.from(await r.Body!.transformToByteArray());
+      return { body, metadata: r.Metadata ?? {} };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw describeError(err, `read ${this.url(location)}`);
+    }
+  }
+
+  /** Size and metadata, or undefined when there is no such object. */
+  async head(location: string): Promise<{ size: number; metadata: Record<string, string> } | undefined> {
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.config.bucket, Key: this.key(location) }));
+      return { size: r.ContentLength ?? 0, metadata: r.Metadata ?? {} };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw describeError(err, `look up ${this.url(location)}`);
+    }
+  }
+
+  async delete(location: string): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.config.bucket, Key: this.key(location) }));
+    } catch (err) {
+      throw describeError(err, `delete ${this.url(location)}`);
+    }
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  return err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404);
+}
+
+/** The SDK's errors name a code (NoSuchBucket, AccessDenied) or only a status; say which, and what was tried. */
+export function describeError(err: unknown, what: string): Error {
+  if (err instanceof S3ServiceException) {
+    const status = err.$metadata.httpStatusCode;
+    const message = err.message && err.message !== 'UnknownError' ? `: ${err.message}` : '';
+    return new Error(`cannot ${what}: ${err.name}${status ? ` (HTTP ${status})` : ''}${message}`);
+  }
+  const e = err as NodeJS.ErrnoException;
+  return new Error(`cannot ${what}: ${e.code ? `${e.code} ` : ''}${e.message ?? String(err)}`.trim());
+}

@@ -1,0 +1,49 @@
+/**
+ * The recording sink the configuration asks for: local files in `recording.dir`, or object storage
+ * staged through that directory (./object-sink.ts). The gateway and the recording commands of the
+ * CLI (replay, audit verify) open it the same way, so they read recordings wherever they are.
+ */
+import type { Registry } from 'prom-client';
+import type { AuditAppender } from '../audit/log.js';
+import type { RecordingConfig } from '../config/recording.js';
+import type { Logger } from '../obs/log.js';
+import { LocalFileSink } from './local-sink.js';
+import { ObjectStoreSink } from './object-sink.js';
+import { S3Objects } from './s3-objects.js';
+import type { RecordingSink } from './sink.js';
+
+export interface RecordingStorage {
+  sink: RecordingSink;
+  /** The upload queue when recordings go to object storage (its status, its start and stop). */
+  uploads: ObjectStoreSink | null;
+}
+
+export interface OpenStorageOptions {
+  audit: AuditAppender;
+  log: Logger;
+  resolveSecret: (ref: string) => Promise<string>;
+  registry?: Registry;
+  /** Backoff of failed uploads (tests shorten it). */
+  retry?: { firstMs: number; maxMs: number };
+}
+
+export async function openRecordingStorage(config: RecordingConfig, o: OpenStorageOptions): Promise<RecordingStorage> {
+  const local = new LocalFileSink(config.dir, { fsyncIntervalMs: config.fsyncIntervalMs });
+  const storage = config.storage;
+  if (storage.type === 'local') return { sink: local, uploads: null };
+  const credentials = storage.credentials
+    ? {
+        accessKeyId: await o.resolveSecret(storage.credentials.accessKeyId),
+        secretAccessKey: await o.resolveSecret(storage.credentials.secretAccessKey),
+      }
+    : null;
+  const uploads = new ObjectStoreSink({
+    local,
+    objects: new S3Objects(storage, credentials),
+    audit: o.audit,
+    log: o.log,
+    ...(o.registry ? { registry: o.registry } : {}),
+    ...(o.retry ? { retry: o.retry } : {}),
+  });
+  return { sink: uploads, uploads };
+}
