@@ -32,8 +32,13 @@ function listenerPorts(c: GatewayConfig): Record<string, number> {
   return out;
 }
 const ports = listenerPorts(config);
+/** What the compose file's gateways run with: the shipped configuration and recordings on its S3 store. */
+const composeConfigText = read('deploy/jitgate.compose.yaml');
+const composeConfig = parseConfig(composeConfigText, 'deploy/jitgate.compose.yaml', '/');
+const envRefs = (text: string) => [...text.matchAll(/env:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!);
 /** Environment the gateway reads: its own variables and the configuration's env: references. */
-const ENV_NAMES = new Set([MASTER_KEY_ENV, CONFIG_ENV, ...[...configText.matchAll(/env:([A-Za-z_][A-Za-z0-9_]*)/g)].map((m) => m[1]!)]);
+const ENV_NAMES = new Set([MASTER_KEY_ENV, CONFIG_ENV, ...envRefs(configText)]);
+const COMPOSE_ENV_NAMES = new Set([...ENV_NAMES, ...envRefs(composeConfigText)]);
 const PROBES = { readiness: '/readyz', liveness: '/healthz' };
 
 describe('the shipped configuration', () => {
@@ -84,17 +89,29 @@ describe('Dockerfile', () => {
 });
 
 describe('deploy/compose.yaml', () => {
-  const compose = parseYaml(read('deploy/compose.yaml')) as {
-    services: Record<string, { environment?: Record<string, string>; ports?: string[]; volumes?: string[]; command?: string[] }>;
+  const compose = parseYaml(read('deploy/compose.yaml'), { merge: true }) as {
+    services: Record<
+      string,
+      {
+        environment?: Record<string, string>;
+        ports?: string[];
+        volumes?: string[];
+        command?: string[];
+        depends_on?: Record<string, unknown>;
+      }
+    >;
   };
   const gateways = Object.entries(compose.services).filter(([name]) => name.startsWith('gateway'));
 
   it('runs two gateways on one data volume, each given only environment the gateway reads', () => {
     expect(gateways).toHaveLength(2);
     for (const [, g] of gateways) {
-      expect(Object.keys(g.environment!).every((k) => ENV_NAMES.has(k))).toBe(true);
-      expect(Object.keys(g.environment!)).toEqual(expect.arrayContaining([MASTER_KEY_ENV, 'APP_DB_PASSWORD']));
-      expect(g.volumes).toEqual([`jitgate-data:${config.dataDir}`]);
+      expect(Object.keys(g.environment!).filter((k) => !COMPOSE_ENV_NAMES.has(k))).toEqual([]);
+      expect(Object.keys(g.environment!)).toEqual(
+        expect.arrayContaining([MASTER_KEY_ENV, 'APP_DB_PASSWORD', ...envRefs(composeConfigText)]),
+      );
+      // The data volume, and the compose configuration mounted where JITGATE_CONFIG points.
+      expect(g.volumes).toEqual([`jitgate-data:${config.dataDir}`, `./jitgate.compose.yaml:${g.environment![CONFIG_ENV]}:ro`]);
       expect(g.ports!.map((p) => Number(p.split(':')[1])).sort()).toEqual(Object.values(ports).sort());
       expect(g.command![0]).toBe('serve');
     }
@@ -103,6 +120,21 @@ describe('deploy/compose.yaml', () => {
   it('starts the backend the shipped configuration connects to', () => {
     const backend = config.connections[0]!;
     expect(compose.services[backend.host]).toBeDefined();
+  });
+
+  it('runs the shipped configuration with recordings on its S3-compatible store, whose bucket it creates first', () => {
+    const storage = composeConfig.recording!.storage;
+    const { recording: _, source: _s, ...rest } = composeConfig;
+    const { recording: _r, source: _t, ...shipped } = config;
+    expect(rest).toEqual(shipped);
+    expect({ ...composeConfig.recording, storage: { type: 'local' } }).toEqual(config.recording);
+    if (storage.type !== 's3') throw new Error('expected recordings on s3');
+    const endpoint = new URL(storage.endpoint!);
+    expect(compose.services[endpoint.hostname]).toBeDefined();
+    const bucketJob = Object.values(compose.services).find((svc) => svc.command?.[0] === 'mb')!;
+    expect(bucketJob.command!.at(-1)).toBe(`store/${storage.bucket}`);
+    expect(bucketJob.environment!.MC_HOST_store).toContain(`@${endpoint.host}`);
+    expect(gateways[0]![1].depends_on).toHaveProperty([Object.keys(compose.services).find((k) => compose.services[k] === bucketJob)!]);
   });
 });
 
