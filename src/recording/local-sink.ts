@@ -4,9 +4,9 @@
  * `.jsonl` next to it (see ./file-recorder.ts). Locations are the `.gz` path relative to `dir`, so a
  * moved recordings directory keeps working.
  */
-import { stat, unlink } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { existsSync } from 'node:fs';
 import { FileRecorder, livePathOf, readRecording, RecordingTail, sealRecording, type ReadResult } from './file-recorder.js';
 import type { RecordingFollower, RecordingSink, RecordingWriter } from './sink.js';
 
@@ -25,7 +25,7 @@ export class LocalFileSink implements RecordingSink {
   }
 
   /** The sealed file if there is one, else the plain one (live, or left by a crash). */
-  async read(location: string): Promise<ReadResult> {
+  read(location: string): ReadResult {
     const path = this.path(location);
     return readRecording(existsSync(path) ? path : livePathOf(path));
   }
@@ -66,11 +66,11 @@ export class LocalFileSink implements RecordingSink {
     return removed;
   }
 
-  async size(location: string): Promise<number | undefined> {
+  size(location: string): number | undefined {
     const path = this.path(location);
     for (const p of [path, livePathOf(path)]) {
       try {
-        return (await stat(p)).size;
+        return statSync(p).size;
       } catch {
         // try the other form
       }

@@ -148,15 +148,20 @@ export class ObjectStoreSink implements RecordingSink {
     return this.o.local.create(sessionId, startedAt, now);
   }
 
-  async read(location: string): Promise<ReadResult> {
+  /** From the disk while the recording is there (synchronously, as local files are), else from the bucket. */
+  read(location: string): ReadResult | Promise<ReadResult> {
     if (this.o.local.has(location)) {
       try {
-        return await this.o.local.read(location);
+        return this.o.local.read(location);
       } catch (err) {
         // Uploaded and removed between the look and the read: the object has it.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
+    return this.readObject(location);
+  }
+
+  private async readObject(location: string): Promise<ReadResult> {
     const object = await this.o.objects.get(location);
     if (!object) throw new Error(`no recording at ${this.o.objects.url(location)} nor at ${this.o.local.describe(location)}`);
     return parseRecording(object.body);
@@ -199,8 +204,8 @@ export class ObjectStoreSink implements RecordingSink {
     return local || existed;
   }
 
-  async size(location: string): Promise<number | undefined> {
-    return (await this.o.local.size(location)) ?? (await this.o.objects.head(location))?.size;
+  size(location: string): number | undefined | Promise<number | undefined> {
+    return this.o.local.size(location) ?? this.o.objects.head(location).then((h) => h?.size);
   }
 
   describe(location: string): string {

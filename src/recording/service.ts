@@ -15,7 +15,7 @@ import type { SessionEndData, SessionStartData } from './events.js';
 import type { ReadResult, RecordedEvent } from './file-recorder.js';
 import type { OrphanScope, RecordingRepository, RecordingRow } from './repository.js';
 import { SessionRecorder, type RecorderResult } from './session-recorder.js';
-import type { RecordingSink } from './sink.js';
+import type { MaybePromise, RecordingSink } from './sink.js';
 import { StoreRetryQueue } from '../store/retry-queue.js';
 
 /** What the protocol listener knows about a session when it opens. */
@@ -294,7 +294,7 @@ export class RecordingService {
     this.indexed.delete(id);
     const endedAt = this.o.clock.now();
     const row = this.safeGet(id);
-    const bytes = row?.location ? ((await this.o.sink.size(row.location).catch(() => undefined)) ?? null) : null;
+    const bytes = row?.location ? ((await settled(() => this.o.sink.size(row.location!))) ?? null) : null;
     const state = row?.state === 'unavailable' ? 'unavailable' : result.error ? 'failed' : 'complete';
     const reason = result.reason;
     this.flushIndex();
@@ -404,74 +404,111 @@ export class RecordingService {
    * gets the digest of the last intact event, and the end is audited.
    *
    * Only the recordings of `scope` are touched: another live instance's are its own business.
+   *
+   * Recordings on this host's disk are read synchronously, so for them the whole recovery happens
+   * in the caller's turn of the event loop (a lost instance's sessions are closed and given their
+   * recorded end at once); one only in object storage is awaited, and no other call recovers it
+   * meanwhile.
    */
   async recoverOrphans(scope: OrphanScope, crashed: 'gateway_crashed' | 'instance_lost' = 'gateway_crashed'): Promise<number> {
     let recovered = 0;
-    for (const row of this.o.repo.live(scope)) {
-      if (this.live.has(row.sessionId)) continue;
-      let read: ReadResult | undefined;
-      try {
-        read = row.location ? await this.o.sink.read(row.location) : undefined;
-      } catch (err) {
-        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open');
+    const rows = this.o.repo.live(scope).filter((r) => !this.live.has(r.sessionId) && !this.recovering.has(r.sessionId));
+    for (const row of rows) this.recovering.add(row.sessionId);
+    try {
+      for (const row of rows) {
+        const pending = this.recoverOne(row, crashed);
+        if (pending) await pending;
+        recovered++;
       }
-      const intact = read ? (read.intact ? read.events : read.events.slice(0, read.brokenAt)) : [];
-      const last = intact.at(-1);
-      const found = countersFrom(intact);
-      const endedAt = last?.at ?? row.startedAt;
-      const endEvent = last?.type === 'session_end' ? (last.data as unknown as SessionEndData) : undefined;
-      const reason = (endEvent?.reason as SessionEndReason | undefined) ?? crashed;
-      const counters: SessionCounters = endEvent
-        ? { statements: endEvent.statements, bytesFromClient: endEvent.bytesFromClient, bytesToClient: endEvent.bytesToClient }
-        : found.counters;
-      const state = endEvent && read?.intact ? 'complete' : 'failed';
-      const error = endEvent
-        ? null
-        : crashed === 'instance_lost'
-          ? 'the gateway instance writing this recording was lost (no heartbeat); events up to the last checkpoint are kept'
-          : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
-      this.o.repo.finish({
-        sessionId: row.sessionId,
-        endedAt,
-        endReason: reason,
-        state,
-        events: intact.length,
-        digest: last?.h ?? null,
-        bytes: row.location ? ((await this.o.sink.size(row.location).catch(() => undefined)) ?? null) : null,
-        rowsRecorded: found.rowsRecorded,
-        truncated: found.truncated,
-        error,
-      });
-      try {
-        this.o.sessions?.reconcile(row.sessionId, endedAt, reason, counters);
-      } catch (err) {
-        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the end of a session from its recording');
-      }
-      this.auditSafely({
-        type: 'session.ended',
-        actor: row.user,
-        subject: row.sessionId,
-        data: {
-          connection: row.connection,
-          reason,
-          recovered: true,
-          ...counters,
-          recording: { state, digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
-        },
-      });
-      recovered++;
-      // Compress what was left in plain text (off the start path; readers take either form), then
-      // keep it where finished recordings go.
-      const location = row.location;
-      if (location)
-        void this.o.sink.seal(location).then(
-          () => this.o.sink.archive(location, last?.h ?? null),
-          (err: unknown) =>
-            this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'),
-        );
+    } finally {
+      for (const row of rows) this.recovering.delete(row.sessionId);
     }
     if (recovered > 0) this.o.log.warn({ recordings: recovered }, 'closed recordings left open by an earlier gateway process');
     return recovered;
+  }
+
+  /** Sessions whose recording a recoverOrphans call is closing now. */
+  private readonly recovering = new Set<string>();
+
+  /** Resolves at once (no turn of the event loop) when the sink answered synchronously. */
+  private recoverOne(row: RecordingRow, crashed: 'gateway_crashed' | 'instance_lost'): void | Promise<void> {
+    let read: MaybePromise<ReadResult | undefined>;
+    try {
+      read = row.location ? this.o.sink.read(row.location) : undefined;
+    } catch (err) {
+      read = Promise.reject(err);
+    }
+    const size = row.location ? settled(() => this.o.sink.size(row.location!)) : undefined;
+    if (read instanceof Promise || size instanceof Promise)
+      return Promise.all([Promise.resolve(read).catch((err: unknown) => this.cannotRead(row, err)), Promise.resolve(size)]).then(
+        ([r, bytes]) => this.closeOrphan(row, crashed, r, bytes),
+      );
+    this.closeOrphan(row, crashed, read, size);
+  }
+
+  private cannotRead(row: RecordingRow, err: unknown): undefined {
+    this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot read a recording left open');
+    return undefined;
+  }
+
+  private closeOrphan(
+    row: RecordingRow,
+    crashed: 'gateway_crashed' | 'instance_lost',
+    read: ReadResult | undefined,
+    bytes: number | undefined,
+  ): void {
+    const intact = read ? (read.intact ? read.events : read.events.slice(0, read.brokenAt)) : [];
+    const last = intact.at(-1);
+    const found = countersFrom(intact);
+    const endedAt = last?.at ?? row.startedAt;
+    const endEvent = last?.type === 'session_end' ? (last.data as unknown as SessionEndData) : undefined;
+    const reason = (endEvent?.reason as SessionEndReason | undefined) ?? crashed;
+    const counters: SessionCounters = endEvent
+      ? { statements: endEvent.statements, bytesFromClient: endEvent.bytesFromClient, bytesToClient: endEvent.bytesToClient }
+      : found.counters;
+    const state = endEvent && read?.intact ? 'complete' : 'failed';
+    const error = endEvent
+      ? null
+      : crashed === 'instance_lost'
+        ? 'the gateway instance writing this recording was lost (no heartbeat); events up to the last checkpoint are kept'
+        : 'the gateway stopped without closing this recording (crash); events up to the last checkpoint are kept';
+    this.o.repo.finish({
+      sessionId: row.sessionId,
+      endedAt,
+      endReason: reason,
+      state,
+      events: intact.length,
+      digest: last?.h ?? null,
+      bytes: bytes ?? null,
+      rowsRecorded: found.rowsRecorded,
+      truncated: found.truncated,
+      error,
+    });
+    try {
+      this.o.sessions?.reconcile(row.sessionId, endedAt, reason, counters);
+    } catch (err) {
+      this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the end of a session from its recording');
+    }
+    this.auditSafely({
+      type: 'session.ended',
+      actor: row.user,
+      subject: row.sessionId,
+      data: {
+        connection: row.connection,
+        reason,
+        recovered: true,
+        ...counters,
+        recording: { state, digest: last?.h ?? null, events: intact.length, lastEventAt: last?.at ?? null, error },
+      },
+    });
+    // Compress what was left in plain text (off the start path; readers take either form), then
+    // keep it where finished recordings go.
+    const location = row.location;
+    if (location)
+      void this.o.sink.seal(location).then(
+        () => this.o.sink.archive(location, last?.h ?? null),
+        (err: unknown) => this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot compress a recording left open'),
+      );
   }
 
   /** Waits for ending sessions to close their recordings, then writes the search index and what is queued. */
@@ -592,4 +629,14 @@ export function countersFrom(events: readonly RecordedEvent[]): { counters: Sess
     if (Array.isArray(snapshot) && typeof snapshot[0] === 'number' && typeof snapshot[1] === 'number') bytes = [snapshot[0], snapshot[1]];
   }
   return { counters: { statements, bytesFromClient: bytes?.[0] ?? 0, bytesToClient: bytes?.[1] ?? 0 }, rowsRecorded, truncated };
+}
+
+/** `fn()`'s value, or undefined when it throws or rejects; synchronous when `fn` is. */
+function settled<T>(fn: () => MaybePromise<T | undefined>): MaybePromise<T | undefined> {
+  try {
+    const v = fn();
+    return v instanceof Promise ? v.catch(() => undefined) : v;
+  } catch {
+    return undefined;
+  }
 }

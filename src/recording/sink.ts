@@ -6,6 +6,8 @@
  */
 import type { ReadResult, RecordedEvent, WrittenPrefix } from './file-recorder.js';
 
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface RecordingWriter {
   /** Adds an event (durable at the next checkpoint). Throws once closed or after a write failure. */
   append(type: string, data: Record<string, unknown>): RecordedEvent;
@@ -32,8 +34,12 @@ export interface RecordingFollower {
 export interface RecordingSink {
   /** Creates the recording of a new session; throws when it cannot be written (fail closed). */
   create(sessionId: string, startedAt: number, now: () => number): { writer: RecordingWriter; location: string };
-  /** Reads a recording (the durable part of a live one), verifying its chain. */
-  read(location: string): Promise<ReadResult>;
+  /**
+   * Reads a recording (the durable part of a live one), verifying its chain. Synchronous when the
+   * recording is on this host's disk: crash recovery then closes a lost session and gives it its
+   * recorded end in one step, with no moment at which the store shows one without the other.
+   */
+  read(location: string): MaybePromise<ReadResult>;
   follow(location: string): RecordingFollower;
   /** Brings a recording left unfinished by a crash into its final form (compressed). */
   seal(location: string): Promise<void>;
@@ -44,8 +50,8 @@ export interface RecordingSink {
   archive(location: string, digest: string | null): void;
   /** Removes a recording; resolves to false when it was already gone. */
   delete(location: string): Promise<boolean>;
-  /** Stored size in bytes, or undefined when it is gone. */
-  size(location: string): Promise<number | undefined>;
+  /** Stored size in bytes, or undefined when it is gone (synchronous on this host's disk, as read). */
+  size(location: string): MaybePromise<number | undefined>;
   /** A human-readable description of where `location` is (logs, CLI output). */
   describe(location: string): string;
 }
