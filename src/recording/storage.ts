@@ -8,8 +8,7 @@ import type { AuditAppender } from '../audit/log.js';
 import type { RecordingConfig } from '../config/recording.js';
 import type { Logger } from '../obs/log.js';
 import { LocalFileSink } from './local-sink.js';
-import { ObjectStoreSink } from './object-sink.js';
-import { S3Objects } from './s3-objects.js';
+import type { ObjectStoreSink } from './object-sink.js';
 import type { RecordingSink } from './sink.js';
 
 export interface RecordingStorage {
@@ -37,6 +36,9 @@ export async function openRecordingStorage(config: RecordingConfig, o: OpenStora
         secretAccessKey: await o.resolveSecret(storage.credentials.secretAccessKey),
       }
     : null;
+  // Loaded only here: the S3 client takes a noticeable part of a second to load, which every
+  // gateway start (and every CLI command) on local files would otherwise pay.
+  const [{ ObjectStoreSink }, { S3Objects }] = await Promise.all([import('./object-sink.js'), import('./s3-objects.js')]);
   const uploads = new ObjectStoreSink({
     local,
     objects: new S3Objects(storage, credentials),
