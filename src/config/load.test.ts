@@ -51,6 +51,7 @@ describe('parseConfig defaults', () => {
         limits: { rowsPerStatement: 1000, rowsPerSession: 100_000, valueBytes: 4096, statementBytes: 1024 * 1024 },
         retentionCheckMs: 3_600_000,
         fsyncIntervalMs: 50,
+        storage: { type: 'local' },
       },
       audit: {
         auditors: [],
