@@ -90,3 +90,8 @@ export class LocalFileSink implements RecordingSink {
     return join(this.dir, rel);
   }
 }
+
+/** The session a location belongs to: `2026/12/05/<session id>.jsonl.gz` → the session id. */
+export function sessionOfLocation(location: string): string {
+  return (location.split('/').at(-1) ?? location).replace(/\.jsonl\.gz$/, '');
+}

@@ -10,13 +10,12 @@
  * and, on its first failure and on its recovery, in the audit log. Finished recordings still on the
  * disk at start (a crash, an outage, a stop before the upload) are found by `start()` and uploaded.
  */
-import { readdir, readFile, unlink } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
+import { readdir, unlink } from 'node:fs/promises';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AuditAppender } from '../audit/log.js';
 import type { Logger } from '../obs/log.js';
 import { parseRecording, readRecording, RecordingTail, type ReadResult } from './file-recorder.js';
-import type { LocalFileSink } from './local-sink.js';
+import { sessionOfLocation, type LocalFileSink } from './local-sink.js';
 import type { S3Objects } from './s3-objects.js';
 import type { RecordingFollower, RecordingSink, RecordingWriter } from './sink.js';
 
@@ -98,8 +97,11 @@ export class ObjectStoreSink implements RecordingSink {
     }
   }
 
-  /** Queues the finished recordings found on the local disk (left by a crash, an outage or a stop). */
-  async start(): Promise<number> {
+  /**
+   * Queues the finished recordings found on the local disk (left by a crash, an outage or a stop);
+   * `digestOf` gives each one's final chain digest from the recordings index.
+   */
+  async start(digestOf: (location: string) => string | null = () => null): Promise<number> {
     let names: string[];
     try {
       names = await readdir(this.o.local.dir, { recursive: true });
@@ -110,7 +112,8 @@ export class ObjectStoreSink implements RecordingSink {
     let found = 0;
     for (const name of names) {
       if (!name.endsWith('.jsonl.gz')) continue;
-      this.archive(name.split('\\').join('/'), null);
+      const location = name.split('\\').join('/');
+      this.archive(location, digestOf(location));
       found++;
     }
     if (found > 0) this.o.log.info({ recordings: found }, 'uploading finished recordings left on the local disk');
@@ -240,17 +243,14 @@ export class ObjectStoreSink implements RecordingSink {
     try {
       // Idempotent: a recording archived by crash recovery may not be sealed yet.
       await this.o.local.seal(u.location);
-      let body: Buffer;
       try {
-        body = await readFile(this.o.local.sealedPath(u.location));
+        await this.o.objects.putFile(u.location, this.o.local.sealedPath(u.location), u.digest ? { 'chain-digest': u.digest } : {});
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         // Deleted meanwhile, or uploaded by another instance sharing this disk.
         this.queue.delete(u.location);
         return;
       }
-      const digest = u.digest ?? parseRecording(body).events.at(-1)?.h ?? '';
-      await this.o.objects.put(u.location, body, { 'chain-digest': digest, sha256: createHash('sha256').update(body).digest('hex') });
       // Only what is still queued as this upload is done: a delete() meanwhile has its own say.
       if (this.queue.get(u.location) !== u) return;
       this.queue.delete(u.location);
@@ -288,16 +288,11 @@ export class ObjectStoreSink implements RecordingSink {
       this.o.audit.append({
         type,
         actor: 'gateway',
-        subject: sessionOf(u.location),
+        subject: sessionOfLocation(u.location),
         data: { location: this.o.objects.url(u.location), ...data },
       });
     } catch (err) {
       this.o.log.error({ err, type, location: u.location }, 'cannot audit a recording upload');
     }
   }
-}
-
-/** `2026/12/05/<session id>.jsonl.gz` → the session id. */
-function sessionOf(location: string): string {
-  return (location.split('/').at(-1) ?? location).replace(/\.jsonl\.gz$/, '');
 }

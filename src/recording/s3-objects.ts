@@ -4,6 +4,7 @@
  * location (`YYYY/MM/DD/<session>.jsonl.gz`), so the recordings index needs no change.
  */
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
@@ -57,7 +58,7 @@ export class S3Objects {
     return `s3://${this.config.bucket}/${this.key(location)}`;
   }
 
-  /** Stores the bytes whole: the server refuses them unless they arrive as sent (Content-MD5). */
+  /** Stores bytes whole: the server refuses them unless they arrive as sent (Content-MD5). */
   async put(location: string, body: Buffer, metadata: Record<string, string>): Promise<void> {
     try {
       await this.client.send(
@@ -69,6 +70,37 @@ export class S3Objects {
           ContentMD5: createHash('md5').update(body).digest('base64'),
           ContentType: 'application/gzip',
           Metadata: metadata,
+        }),
+      );
+    } catch (err) {
+      throw describeError(err, `upload ${this.url(location)}`);
+    }
+  }
+
+  /**
+   * Stores a file whole, streamed (a recording can be large: memory stays bounded), after one pass
+   * that computes its Content-MD5 and the SHA-256 it is labelled with. Throws ENOENT as is when the
+   * file is gone.
+   */
+  async putFile(location: string, path: string, metadata: Record<string, string>): Promise<void> {
+    const md5 = createHash('md5');
+    const sha256 = createHash('sha256');
+    let size = 0;
+    for await (const chunk of createReadStream(path)) {
+      md5.update(chunk as Buffer);
+      sha256.update(chunk as Buffer);
+      size += (chunk as Buffer).length;
+    }
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.config.bucket,
+          Key: this.key(location),
+          Body: createReadStream(path),
+          ContentLength: size,
+          ContentMD5: md5.digest('base64'),
+          ContentType: 'application/gzip',
+          Metadata: { ...metadata, sha256: sha256.digest('hex') },
         }),
       );
     } catch (err) {

@@ -8,7 +8,7 @@ import type { AuditLog } from '../audit/log.js';
 import { recordingSettings, type RecordingConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/log.js';
-import { LocalFileSink } from './local-sink.js';
+import { LocalFileSink, sessionOfLocation } from './local-sink.js';
 import type { RecordingStorage } from './storage.js';
 import { RecordingRepository } from './repository.js';
 import { RetentionJob } from './retention.js';
@@ -65,7 +65,9 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   if (recordingConfig.enabled) retention.start();
   if (!recordingConfig.enabled) log.warn('session recording is switched off (recording.enabled: false)');
   // Finished recordings a crash, an outage or a stop left on the disk go up now.
-  void storage.uploads?.start().catch((err: unknown) => log.error({ err }, 'cannot look for recordings waiting for their upload'));
+  void storage.uploads
+    ?.start((location) => repo.get(sessionOfLocation(location))?.digest ?? null)
+    .catch((err: unknown) => log.error({ err }, 'cannot look for recordings waiting for their upload'));
   return {
     service,
     retention,
