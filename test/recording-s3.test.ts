@@ -11,7 +11,7 @@
  *    gateway on its disk closes the first and uploads both.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,6 +29,7 @@ import type { SessionListing, RecordingRow } from '../src/recording/repository.j
 import { S3Objects } from '../src/recording/s3-objects.js';
 import type { SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
+import { writeProcessConfig } from './support/process-config.js';
 import { psql } from './support/psql.js';
 import { cli, filesUnder } from './support/recording.js';
 import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, startS3Server, type S3Server } from './support/s3-server.js';
@@ -66,18 +67,9 @@ afterAll(async () => {
 function writeConfig(): { dir: string; configPath: string } {
   const dir = mkdtempSync(join(tmpdir(), 'jitgate-s3rec-'));
   dirs.push(dir);
-  const configPath = join(dir, 'jitgate.yaml');
-  writeFileSync(
-    configPath,
-    `development: true
-dataDir: ${dir}/data
-listeners:
-  http: { host: 127.0.0.1, port: 0 }
-  postgres: { host: 127.0.0.1, port: 0 }
-log: { level: silent }
-connections:
-  - { name: app, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.trust.user}, tls: { mode: disable } }
-recording:
+  const configPath = writeProcessConfig(dir, server, {
+    drainTimeout: '2s',
+    extraYaml: `recording:
   retention: 1d
   retentionCheck: 1h
   storage:
@@ -89,7 +81,7 @@ recording:
 audit:
   auditors: [auditors]
 `,
-  );
+  });
   return { dir, configPath };
 }
 

@@ -7,8 +7,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { PgServer } from './pg-server.js';
 
-/** Writes `<dir>/jitgate.yaml` (state under `<dir>/data`) and returns its path. */
-export function writeProcessConfig(dir: string, server: PgServer, o: { drainTimeout: string }): string {
+/** Writes `<dir>/jitgate.yaml` (state under `<dir>/data`, `extraYaml` at the top level) and returns its path. */
+export function writeProcessConfig(dir: string, server: PgServer, o: { drainTimeout: string; extraYaml?: string }): string {
   const path = join(dir, 'jitgate.yaml');
   writeFileSync(
     path,
@@ -21,7 +21,7 @@ log: { level: silent }
 shutdown: { drainTimeout: ${o.drainTimeout} }
 connections:
   - { name: app, host: 127.0.0.1, port: ${server.port}, database: app, user: ${server.users.trust.user}, tls: { mode: disable } }
-`,
+${o.extraYaml ?? ''}`,
   );
   return path;
 }
