@@ -64,7 +64,7 @@ afterAll(async () => {
 });
 
 /** A config file with recordings on the test's S3 server, credentials from the environment. */
-function writeConfig(): { dir: string; configPath: string } {
+function writeConfig(bucket = s3.bucket): { dir: string; configPath: string } {
   const dir = mkdtempSync(join(tmpdir(), 'jitgate-s3rec-'));
   dirs.push(dir);
   const configPath = writeProcessConfig(dir, server, {
@@ -74,7 +74,7 @@ function writeConfig(): { dir: string; configPath: string } {
   retentionCheck: 1h
   storage:
     type: s3
-    bucket: ${s3.bucket}
+    bucket: ${bucket}
     prefix: ${PREFIX}
     endpoint: ${s3.endpoint}
     credentials: { accessKeyId: env:S3_KEY_ID, secretAccessKey: env:S3_SECRET }
@@ -221,6 +221,24 @@ describe('recordings on S3-compatible object storage', () => {
       expect((await readyz(gateway)).details.recordingUploads).toMatchObject({ pending: 0, failing: 0 });
     } finally {
       await gateway.close();
+    }
+  });
+
+  it('refuses to start on a bucket that does not exist or a refused key, and starts while the store is only down', async () => {
+    await expect(start(writeConfig('no-such-bucket').configPath)).rejects.toThrow(
+      /^recording\.storage: cannot reach bucket no-such-bucket at http:\/\/127\.0\.0\.1:\d+: NotFound \(HTTP 404\)/,
+    );
+    const { configPath } = writeConfig();
+    const config = await loadConfig(configPath);
+    await expect(
+      startGateway(config, { env: { ...ENV, S3_KEY_ID: 'WRONG-KEY' }, logger: createLogger({ level: 'silent' }) }),
+    ).rejects.toThrow(/^recording\.storage: cannot reach bucket recordings .*\(HTTP 403\)/);
+    await s3.pause();
+    try {
+      const gateway = await start(configPath);
+      await gateway.close();
+    } finally {
+      await s3.start();
     }
   });
 

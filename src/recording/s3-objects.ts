@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadBucketCommand,
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
@@ -105,6 +106,26 @@ export class S3Objects {
       );
     } catch (err) {
       throw describeError(err, `upload ${this.url(location)}`);
+    }
+  }
+
+  /**
+   * Asks for the bucket: resolves to null when it answers, or to why it cannot be reached now (a
+   * network problem: uploads wait and retry). Throws when the store answers that the bucket does not
+   * exist or the credentials are refused: a configuration error that retrying will not mend.
+   */
+  async probe(): Promise<string | null> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.config.bucket }));
+      return null;
+    } catch (err) {
+      const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+      const described = describeError(
+        err,
+        `reach bucket ${this.config.bucket}${this.config.endpoint ? ` at ${this.config.endpoint}` : ''}`,
+      );
+      if (status === 404 || status === 403 || status === 400) throw described;
+      return described.message;
     }
   }
 

@@ -39,9 +39,20 @@ export async function openRecordingStorage(config: RecordingConfig, o: OpenStora
   // Loaded only here: the S3 client takes a noticeable part of a second to load, which every
   // gateway start (and every CLI command) on local files would otherwise pay.
   const [{ ObjectStoreSink }, { S3Objects }] = await Promise.all([import('./object-sink.js'), import('./s3-objects.js')]);
+  const objects = new S3Objects(storage, credentials);
+  // A missing bucket or refused credentials stop the start (recordings would pile up on the disk
+  // for ever); an unreachable store does not: recordings wait on the disk and are retried.
+  let unreachable: string | null;
+  try {
+    unreachable = await objects.probe();
+  } catch (err) {
+    objects.close();
+    throw new Error(`recording.storage: ${(err as Error).message}`, { cause: err });
+  }
+  if (unreachable) o.log.warn({ err: unreachable }, 'the object store for recordings cannot be reached now; uploads are retried');
   const uploads = new ObjectStoreSink({
     local,
-    objects: new S3Objects(storage, credentials),
+    objects,
     audit: o.audit,
     log: o.log,
     ...(o.registry ? { registry: o.registry } : {}),
