@@ -253,11 +253,12 @@ export class ObjectStoreSink implements RecordingSink {
       }
       // Only what is still queued as this upload is done: a delete() meanwhile has its own say.
       if (this.queue.get(u.location) !== u) return;
-      this.queue.delete(u.location);
       await unlink(this.o.local.sealedPath(u.location)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT')
           this.o.log.warn({ err: err.message, location: u.location }, 'uploaded, but cannot remove the local file');
       });
+      // Pending until the local file is gone too, so nobody sees it counted done while it is still there.
+      if (this.queue.get(u.location) === u) this.queue.delete(u.location);
       this.uploads?.inc({ outcome: 'uploaded' });
       if (u.firstFailedAt !== null) this.recovered(u);
     } catch (err) {
