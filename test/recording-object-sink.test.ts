@@ -5,7 +5,7 @@
  * nothing).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
@@ -94,6 +94,14 @@ async function recordSession(sink: { create: LocalFileSink['create'] }): Promise
 async function metric(registry: Registry, name: string, outcome?: string): Promise<number> {
   const m = (await registry.getSingleMetric(name)!.get()).values;
   return m.filter((v) => outcome === undefined || v.labels.outcome === outcome).reduce((a, v) => a + v.value, 0);
+}
+
+/** What someone with write access to the bucket does: replaces an object's bytes. */
+async function replaceObject(objects: S3Objects, location: string, bytes: Buffer, metadata: Record<string, string>): Promise<void> {
+  const file = join(mkdtempSync(join(tmpdir(), 'jitgate-forged-')), 'object');
+  writeFileSync(file, bytes);
+  await objects.putFile(location, file, metadata);
+  rmSync(file);
 }
 
 describe('recordings on object storage', () => {
@@ -203,7 +211,7 @@ describe('recordings on object storage', () => {
     const stored = (await objects().get(location))!;
     const { gunzipSync, gzipSync } = await import('node:zlib');
     const forged = gunzipSync(stored.body).toString('utf8').replace('select 1', 'select 9');
-    await objects().put(location, gzipSync(forged), stored.metadata);
+    await replaceObject(objects(), location, gzipSync(forged), stored.metadata);
     const read = await sink.read(location);
     expect(read.intact).toBe(false);
     // Nothing from the forged block onward is passed off as recorded.

@@ -11,7 +11,7 @@
  *    gateway on its disk closes the first and uploads both.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -133,6 +133,14 @@ async function readyz(gateway: Gateway): Promise<{ details: { recordingUploads: 
   return (await fetch(`${gateway.addresses.http}/readyz`)).json() as never;
 }
 
+/** What someone with write access to the bucket does: replaces an object's bytes. */
+async function replaceObject(objects: S3Objects, location: string, bytes: Buffer, metadata: Record<string, string>): Promise<void> {
+  const file = join(mkdtempSync(join(tmpdir(), 'jitgate-forged-')), 'object');
+  writeFileSync(file, bytes);
+  await objects.putFile(location, file, metadata);
+  rmSync(file);
+}
+
 describe('recordings on S3-compatible object storage', () => {
   it('uploads a finished session, reads it from the bucket for replay, the API and audit verify, and lets retention delete it', async () => {
     const { dir, configPath } = writeConfig();
@@ -171,11 +179,11 @@ describe('recordings on S3-compatible object storage', () => {
       // Someone with write access to the bucket changes what was said.
       const stored = (await objects.get(location))!;
       const forged = gunzipSync(stored.body).toString('utf8').replace('kept in the bucket', 'nothing to see here');
-      await objects.put(location, gzipSync(forged), stored.metadata);
+      await replaceObject(objects, location, gzipSync(forged), stored.metadata);
       const caught = await cli(['audit', 'verify', '--recordings', '--config', configPath], ENV);
       expect(caught.code).toBe(1);
       expect(caught.out).toContain(`recording of session ${s.id} does NOT verify`);
-      await objects.put(location, stored.body, stored.metadata);
+      await replaceObject(objects, location, stored.body, stored.metadata);
 
       // Past its retention the object goes, and the deletion is audited.
       clock.advance(DAY + 2 * 3_600_000);

@@ -44,7 +44,7 @@ export interface ObjectStoreSinkOptions {
 
 interface Upload {
   location: string;
-  /** The chain digest the recordings index holds for it; null: read it from the file. */
+  /** The chain digest the recordings index holds for it (object metadata); null when unknown. */
   digest: string | null;
   attempts: number;
   firstFailedAt: number | null;
@@ -77,23 +77,20 @@ export class ObjectStoreSink implements RecordingSink {
         labelNames: ['outcome'],
         registers: [o.registry],
       });
+      const gauges = {
+        pending: 'Finished recordings kept on the local disk until their upload succeeds',
+        failing: 'Recordings whose last upload attempt failed (retried with backoff)',
+      } as const;
       const status = () => this.status();
-      new Gauge({
-        name: 'jitgate_recording_uploads_pending',
-        help: 'Finished recordings kept on the local disk until their upload succeeds',
-        registers: [o.registry],
-        collect() {
-          this.set(status().pending);
-        },
-      });
-      new Gauge({
-        name: 'jitgate_recording_uploads_failing',
-        help: 'Recordings whose last upload attempt failed (retried with backoff)',
-        registers: [o.registry],
-        collect() {
-          this.set(status().failing);
-        },
-      });
+      for (const [field, help] of Object.entries(gauges) as Array<[keyof typeof gauges, string]>)
+        new Gauge({
+          name: `jitgate_recording_uploads_${field}`,
+          help,
+          registers: [o.registry],
+          collect() {
+            this.set(status()[field]);
+          },
+        });
     }
   }
 

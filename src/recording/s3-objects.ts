@@ -59,25 +59,6 @@ export class S3Objects {
     return `s3://${this.config.bucket}/${this.key(location)}`;
   }
 
-  /** Stores bytes whole: the server refuses them unless they arrive as sent (Content-MD5). */
-  async put(location: string, body: Buffer, metadata: Record<string, string>): Promise<void> {
-    try {
-      await this.client.send(
-        new PutObjectCommand({
-          Bucket: this.config.bucket,
-          Key: this.key(location),
-          Body: body,
-          ContentLength: body.length,
-          ContentMD5: createHash('md5').update(body).digest('base64'),
-          ContentType: 'application/gzip',
-          Metadata: metadata,
-        }),
-      );
-    } catch (err) {
-      throw describeError(err, `upload ${this.url(location)}`);
-    }
-  }
-
   /**
    * Stores a file whole, streamed (a recording can be large: memory stays bounded), after one pass
    * that computes its Content-MD5 and the SHA-256 it is labelled with. Throws ENOENT as is when the

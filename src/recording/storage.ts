@@ -26,8 +26,13 @@ export interface OpenStorageOptions {
   retry?: { firstMs: number; maxMs: number };
 }
 
+/** Local files in `recording.dir`: the default, and where object storage stages recordings. */
+export function localRecordingSink(config: RecordingConfig): LocalFileSink {
+  return new LocalFileSink(config.dir, { fsyncIntervalMs: config.fsyncIntervalMs });
+}
+
 export async function openRecordingStorage(config: RecordingConfig, o: OpenStorageOptions): Promise<RecordingStorage> {
-  const local = new LocalFileSink(config.dir, { fsyncIntervalMs: config.fsyncIntervalMs });
+  const local = localRecordingSink(config);
   const storage = config.storage;
   if (storage.type === 'local') return { sink: local, uploads: null };
   const credentials = storage.credentials

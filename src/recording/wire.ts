@@ -8,8 +8,8 @@ import type { AuditLog } from '../audit/log.js';
 import { recordingSettings, type RecordingConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../obs/log.js';
-import { LocalFileSink, sessionOfLocation } from './local-sink.js';
-import type { RecordingStorage } from './storage.js';
+import { sessionOfLocation } from './local-sink.js';
+import { localRecordingSink, type RecordingStorage } from './storage.js';
 import { RecordingRepository } from './repository.js';
 import { RetentionJob } from './retention.js';
 import { RecordingService, type RecordingServiceOptions } from './service.js';
@@ -44,7 +44,7 @@ export function startRecording(o: StartRecordingOptions): RecordingModule {
   const audit = o.audit;
   const repo = new RecordingRepository(o.db);
   const storage = o.storage ?? {
-    sink: new LocalFileSink(recordingConfig.dir, { fsyncIntervalMs: recordingConfig.fsyncIntervalMs }),
+    sink: localRecordingSink(recordingConfig),
     uploads: null,
   };
   const sink = storage.sink;
