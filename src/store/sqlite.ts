@@ -451,6 +451,12 @@ export function migrateModule(db: Database.Database, module: string, migrations:
   )`);
   const version = () =>
     db.prepare(`SELECT coalesce(max(version), 0) FROM module_migrations WHERE module = ?`).pluck().get(module) as number;
+  const latest = migrations[migrations.length - 1]?.version ?? 0;
+  if (version() > latest) {
+    throw new Error(
+      `the state store's ${module} schema is version ${version()}, newer than this jitgate understands (${latest}); upgrade jitgate`,
+    );
+  }
   for (const m of migrations) {
     if (m.version <= version()) continue;
     db.transaction(() => {
