@@ -55,6 +55,26 @@ describe.each(stateStoreEngines())('the SQL client on $name', (engine) => {
     expect((await db.all<{ name: string }>(`SELECT name FROM counter ORDER BY name`)).map((r) => r.name)).toEqual(['a', 'b']);
   });
 
+  it('joins calls made within a transaction to it, whichever handle they use, and keeps others out', async () => {
+    const db = await engine.open();
+    await db.migrate('t', COUNTER);
+    const add = (name: string) => db.run(`INSERT INTO counter (name, n, at) VALUES (?, 1, 0)`, [name]);
+    // A call begun outside (here, by a caller that was waiting) while the transaction runs.
+    let release!: () => void;
+    const outside = new Promise<void>((resolve) => (release = resolve)).then(() => add('outside'));
+    await expect(
+      db.transaction(async () => {
+        await add('inner');
+        await db.transaction(async () => add('nested'));
+        release();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        await add('inner');
+      }),
+    ).rejects.toThrow();
+    await outside;
+    expect((await db.all<{ name: string }>(`SELECT name FROM counter ORDER BY name`)).map((r) => r.name)).toEqual(['outside']);
+  });
+
   it('serialises read-modify-write transactions from two connections under one lock', async () => {
     const first = await engine.open();
     await first.migrate('t', COUNTER);

@@ -4,6 +4,7 @@
  * whole run and is run again when PostgreSQL reports a serialisation failure or a deadlock.
  * Statements a repository writes with `?` are numbered `$1..$n` once and cached.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { advisoryLockKey, type SqlDatabase, type SqlExecutor, type SqlMigration, type SqlRow, type SqlValue } from './sql.js';
 
@@ -39,7 +40,9 @@ export class PostgresSql implements SqlDatabase {
   readonly dialect = 'postgres' as const;
   private readonly pool: pg.Pool;
   private readonly numbered = new Map<string, string>();
-  private readonly direct: SqlExecutor;
+  /** The connection of the transaction whose async context a call is made in. */
+  private readonly inside = new AsyncLocalStorage<pg.PoolClient>();
+  private readonly pooled: SqlExecutor;
 
   constructor(options: PostgresSqlOptions) {
     this.pool = new pg.Pool({
@@ -53,29 +56,34 @@ export class PostgresSql implements SqlDatabase {
     // An idle pooled connection that drops (a PostgreSQL restart) must not crash the gateway; the
     // pool replaces it and the next call that needs it fails or succeeds on its own.
     this.pool.on('error', () => {});
-    this.direct = this.executor(this.pool);
+    this.pooled = this.executor(this.pool);
   }
 
   all<T = SqlRow>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
-    return this.direct.all<T>(sql, params);
+    return this.current().all<T>(sql, params);
   }
 
   get<T = SqlRow>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
-    return this.direct.get<T>(sql, params);
+    return this.current().get<T>(sql, params);
   }
 
   run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
-    return this.direct.run(sql, params);
+    return this.current().run(sql, params);
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options: { lock?: string } = {}): Promise<T> {
+    const joined = this.inside.getStore();
+    if (joined) {
+      if (options.lock) await joined.query('SELECT pg_advisory_xact_lock($1)', [advisoryLockKey(options.lock).toString()]);
+      return work(this.executor(joined));
+    }
     for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken: Error | undefined;
       try {
         await client.query('BEGIN');
         if (options.lock) await client.query('SELECT pg_advisory_xact_lock($1)', [advisoryLockKey(options.lock).toString()]);
-        const result = await work(this.executor(client));
+        const result = await this.inside.run(client, () => work(this.executor(client)));
         await client.query('COMMIT');
         return result;
       } catch (err) {
@@ -131,11 +139,16 @@ export class PostgresSql implements SqlDatabase {
   }
 
   async ping(): Promise<boolean> {
-    return (await this.direct.get<{ ok: number }>('SELECT 1 AS ok'))?.ok === 1;
+    return (await this.get<{ ok: number }>('SELECT 1 AS ok'))?.ok === 1;
   }
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+
+  private current(): SqlExecutor {
+    const client = this.inside.getStore();
+    return client ? this.executor(client) : this.pooled;
   }
 
   private executor(target: pg.Pool | pg.PoolClient): SqlExecutor {

@@ -37,8 +37,13 @@ export interface SqlDatabase extends SqlExecutor {
   /**
    * Runs `work` as one transaction that holds the write lock from its start (SQLite: BEGIN
    * IMMEDIATE; PostgreSQL: `lock` names an advisory lock held to the commit, for work that must be
-   * serialised across instances, such as appending to the audit chain). `work` must use only `tx`,
-   * and may be run again when PostgreSQL reports a serialisation failure or a deadlock.
+   * serialised across instances, such as appending to the audit chain).
+   *
+   * Every call on this database made from within `work` (awaited, in its async context) joins the
+   * transaction, so repositories compose: `db.transaction(async () => { await grants.add(g);
+   * await audit.append(e); })` commits both or neither. A transaction begun inside another joins it.
+   * Work may be run again when PostgreSQL reports a serialisation failure or a deadlock, so it
+   * must not have effects outside the database.
    */
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options?: { lock?: string }): Promise<T>;
   /** Applies a module's pending migrations once, whatever other instances start at the same moment. */

@@ -1,9 +1,11 @@
 /**
  * SqlDatabase over the embedded SQLite file. better-sqlite3 is synchronous, so each call runs at
  * once and returns a settled promise; what this class adds is ordering: a transaction holds the
- * one connection across its awaits, so other calls wait until it commits instead of slipping
- * into it (and being rolled back with it).
+ * one connection across its awaits, so calls from outside it wait until it commits instead of
+ * slipping into it (and being rolled back with it), while calls from within it (its async context)
+ * run at once, as part of it.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type Database from 'better-sqlite3';
 import { migrateModule } from './sqlite.js';
 import type { SqlDatabase, SqlExecutor, SqlMigration, SqlRow, SqlValue } from './sql.js';
@@ -14,6 +16,8 @@ export class SqliteSql implements SqlDatabase {
   /** Settles when the last queued transaction has finished. */
   private tail: Promise<void> = Promise.resolve();
   private transactions = 0;
+  /** Set in the async context of the transaction being run. */
+  private readonly inside = new AsyncLocalStorage<true>();
   private readonly direct: SqlExecutor;
 
   /** `owned`: close() closes the handle (otherwise its opener does). */
@@ -45,6 +49,7 @@ export class SqliteSql implements SqlDatabase {
   }
 
   async transaction<T>(work: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    if (this.inside.getStore()) return work(this.direct);
     const previous = this.tail;
     let finished!: () => void;
     this.tail = new Promise<void>((resolve) => (finished = resolve));
@@ -54,7 +59,7 @@ export class SqliteSql implements SqlDatabase {
       // IMMEDIATE: take the write lock first, so another process cannot make this one's reads stale.
       this.statement('BEGIN IMMEDIATE').run();
       try {
-        const result = await work(this.direct);
+        const result = await this.inside.run(true, () => work(this.direct));
         this.statement('COMMIT').run();
         return result;
       } catch (err) {
@@ -88,6 +93,7 @@ export class SqliteSql implements SqlDatabase {
   }
 
   private async idle(): Promise<void> {
+    if (this.inside.getStore()) return;
     while (this.transactions > 0) await this.tail;
   }
 
