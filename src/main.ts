@@ -304,20 +304,20 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       clock,
       log,
       audit: auditModule.log,
-      recover: (lost) => {
+      recover: async (lost) => {
         void recorder.service
           .recoverOrphans({ instances: [lost.instance.id] }, lost.reason)
           .catch((err: unknown) =>
             log.error({ err, instance: lost.instance.id }, 'cannot recover the recordings of a lost gateway instance'),
           );
         reviewService.closeOrphans(openSessions());
-        store.instances.forgetRequestsOf(lost.instance.id);
+        await store.instances.forgetRequestsOf(lost.instance.id);
       },
       // Its sessions were closed in the store and their recordings recovered by another instance.
       declaredLost: () =>
         registry.killAll('instance_lost', 'jitgate: this gateway instance was out of touch and its sessions were closed; reconnect'),
     });
-    instance.start();
+    await instance.start();
     shutdown.add('instance', () => instance.close());
     // What other instances change in the store and this one acts on: revoked grants, decided
     // reviews, kills of sessions served here. (Stopped before the services it calls close.)

@@ -90,7 +90,7 @@ describe('jitgate serve --workers', () => {
     }
     const instances = new Set(store.listSessions({ active: true }).map((s) => s.instanceId));
     expect(instances.size).toBe(2);
-    expect(store.instances.list()).toHaveLength(2);
+    expect(await store.instances.list()).toHaveLength(2);
   });
 
   it('a cancel reaching either worker cancels the query', async () => {
@@ -115,7 +115,7 @@ describe('jitgate serve --workers', () => {
   it('replaces a worker killed with -9 and closes the sessions it left', async () => {
     await connect('doomed');
     const doomed = sessionOf('doomed')!;
-    const victim = store.instances.list().find((i) => i.id === doomed.instanceId)!;
+    const victim = (await store.instances.list()).find((i) => i.id === doomed.instanceId)!;
     process.kill(victim.pid, 'SIGKILL');
     await waitUntil('the primary to start another worker', () => /ended \(SIGKILL\); starting another/.test(stderr) || undefined, {
       timeoutMs: 20_000,
@@ -132,7 +132,7 @@ describe('jitgate serve --workers', () => {
     expect((await after.query('select 2 as n')).rows).toEqual([{ n: 2 }]);
     await waitUntil(
       'two live instances again',
-      () => (store.instances.list().filter((i) => i.lostAt === null).length === 2 ? true : undefined),
+      async () => ((await store.instances.list()).filter((i) => i.lostAt === null).length === 2 ? true : undefined),
       {
         timeoutMs: 20_000,
       },
@@ -145,7 +145,7 @@ describe('jitgate serve --workers', () => {
     proc.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(live.ended?.message ?? '').toMatch(/shutting down|terminat/);
-    expect(store.instances.list()).toEqual([]);
+    expect(await store.instances.list()).toEqual([]);
     expect(store.listSessions({ active: true })).toEqual([]);
   }, 30_000);
 });

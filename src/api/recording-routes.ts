@@ -36,7 +36,7 @@ export interface RecordingRoutesOptions {
   /** Server-sent-event keepalive period (default 15 s). */
   keepaliveMs?: number;
   /** Ends a live session here, or asks the gateway instance serving it to (instances/kills.ts). */
-  kill(session: { id: string; instanceId: string | null }, by: string, reason: string): 'killed' | 'requested' | 'not_live';
+  kill(session: { id: string; instanceId: string | null }, by: string, reason: string): Promise<'killed' | 'requested' | 'not_live'>;
 }
 
 export interface RecordingRoutes {
@@ -175,7 +175,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
   router.add(
     'POST',
     '/api/sessions/:id/kill',
-    (ctx) => {
+    async (ctx) => {
       const who = ctx.identity!;
       const s = readable(ctx);
       if (!o.isAdmin(who) && s.user !== who.user)
@@ -183,7 +183,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       const reason = reasonOf(ctx.body, true)!;
       if (s.endedAt !== null && !recording.isLive(s.id))
         throw new HttpError(409, 'not_live', `session ${s.id} already ended (${s.endReason ?? 'ended'})`);
-      const outcome = o.kill(s, who.user, reason);
+      const outcome = await o.kill(s, who.user, reason);
       if (outcome === 'not_live') throw new HttpError(409, 'not_live', `session ${s.id} is not live on any gateway instance`);
       // Served by another instance: it ends the session within a second (202: accepted).
       return { killed: true, session: s.id, ...(outcome === 'requested' ? { instance: s.instanceId } : {}) };

@@ -56,13 +56,28 @@ export class ManualClock implements Clock {
   }
 
   set(to: number): void {
-    for (;;) {
-      const due = this.timers.filter((t) => t.at <= to).sort((a, b) => a.at - b.at)[0];
-      if (!due) break;
-      this.timers = this.timers.filter((t) => t !== due);
-      this.current = Math.max(this.current, due.at);
-      due.fn();
-    }
+    while (this.fireNext(to));
     this.current = to;
+  }
+
+  /** advance(), letting the async work each timer starts (store calls) settle before the next fires. */
+  async advanceSettled(ms: number): Promise<void> {
+    await this.setSettled(this.current + ms);
+  }
+
+  async setSettled(to: number): Promise<void> {
+    do await new Promise((resolve) => setImmediate(resolve));
+    while (this.fireNext(to));
+    this.current = to;
+  }
+
+  /** Fires the earliest timer due by `to`; false when none is. */
+  private fireNext(to: number): boolean {
+    const due = this.timers.filter((t) => t.at <= to).sort((a, b) => a.at - b.at)[0];
+    if (!due) return false;
+    this.timers = this.timers.filter((t) => t !== due);
+    this.current = Math.max(this.current, due.at);
+    due.fn();
+    return true;
   }
 }

@@ -101,24 +101,24 @@ export interface SharedCancelKeys {
    * another). Claiming a pid this instance holds again names its session (MySQL hands out the id in
    * its greeting, before the session exists).
    */
-  claim(pid: number, sessionId: string): boolean;
-  /** The session ended. */
+  claim(pid: number, sessionId: string): Promise<boolean>;
+  /** The session ended (in the background: nothing waits on it). */
   release(pid: number): void;
-  /** A cancel for a key this instance did not hand out: to the instance that did, if any. */
+  /** A cancel for a key this instance did not hand out: to the instance that did, if any (in the background). */
   passOn(pid: number, secret: number): void;
   /**
    * A MySQL `KILL [QUERY] pid` for an id this instance did not hand out: when `requester` owns the
    * session that holds it on another instance, that instance is asked to stop its query or end it.
    */
-  passOnKill(pid: number, requester: string, queryOnly: boolean): 'passed' | 'unknown' | 'not_owner';
+  passOnKill(pid: number, requester: string, queryOnly: boolean): Promise<'passed' | 'unknown' | 'not_owner'>;
 }
 
 /** A gateway alone: its keys are its own, and a cancel or kill for any other key finds nothing. */
 export const OWN_CANCEL_KEYS: SharedCancelKeys = {
-  claim: () => true,
+  claim: async () => true,
   release: () => undefined,
   passOn: () => undefined,
-  passOnKill: () => 'unknown',
+  passOnKill: async () => 'unknown',
 };
 
 /** Where a listener is reached: its configured host and bound port. */

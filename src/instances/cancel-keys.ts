@@ -27,30 +27,26 @@ export class CancelKeys {
   of(protocol: Protocol): SharedCancelKeys {
     const { repo, self, log } = this.o;
     return {
-      claim: (pid, sessionId) => {
+      claim: async (pid, sessionId) => {
         try {
-          return repo.claimCancelKey({ protocol, pid, instanceId: self, sessionId });
+          return await repo.claimCancelKey({ protocol, pid, instanceId: self, sessionId });
         } catch (err) {
           log.warn({ err, session: sessionId }, 'cannot share a cancel key with other gateway instances');
           return true;
         }
       },
       release: (pid) => {
-        try {
-          repo.releaseCancelKey(protocol, pid, self);
-        } catch (err) {
-          log.warn({ err }, 'cannot drop a shared cancel key');
-        }
+        repo.releaseCancelKey(protocol, pid, self).catch((err: unknown) => log.warn({ err }, 'cannot drop a shared cancel key'));
       },
-      passOnKill: (pid, requester, queryOnly) => {
+      passOnKill: async (pid, requester, queryOnly) => {
         // Store trouble here is the KILL's failure (the client gets an error), not a lost packet.
-        const holder = repo.cancelKeyHolder(protocol, pid);
+        const holder = await repo.cancelKeyHolder(protocol, pid);
         if (!holder || holder.user === null || holder.instanceId === self) return 'unknown';
         if (holder.user !== requester) return 'not_owner';
         const requestedAt = this.o.clock.now();
         const asked = queryOnly
-          ? repo.requestCancel({ protocol, pid, secret: 0, requestedAt })
-          : repo.requestKill({
+          ? await repo.requestCancel({ protocol, pid, secret: 0, requestedAt })
+          : await repo.requestKill({
               sessionId: holder.sessionId,
               instanceId: holder.instanceId,
               by: requester,
@@ -62,18 +58,16 @@ export class CancelKeys {
         return 'passed';
       },
       passOn: (pid, secret) => {
-        try {
-          if (repo.requestCancel({ protocol, pid, secret, requestedAt: this.o.clock.now() }))
-            log.info({ protocol, pid }, 'passed a cancel on to the gateway instance serving its session');
-        } catch (err) {
-          log.warn({ err }, 'cannot pass a cancel on to another gateway instance');
-        }
+        repo.requestCancel({ protocol, pid, secret, requestedAt: this.o.clock.now() }).then(
+          (passed) => passed && log.info({ protocol, pid }, 'passed a cancel on to the gateway instance serving its session'),
+          (err: unknown) => log.warn({ err }, 'cannot pass a cancel on to another gateway instance'),
+        );
       },
     };
   }
 
   /** Carries out the cancels other instances passed on to this one. */
-  catchUp(): void {
-    for (const c of this.o.repo.takeCancels(this.o.self)) this.o.cancelHere(c.protocol as Protocol, c.pid, c.secret);
+  async catchUp(): Promise<void> {
+    for (const c of await this.o.repo.takeCancels(this.o.self)) this.o.cancelHere(c.protocol as Protocol, c.pid, c.secret);
   }
 }

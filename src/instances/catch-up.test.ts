@@ -3,7 +3,7 @@ import { createLogger } from '../obs/log.js';
 import { StoreCatchUp } from './catch-up.js';
 
 describe('StoreCatchUp', () => {
-  it('runs every reader each round; one that fails is reported until it reads again, and does not stop the others', () => {
+  it('runs every reader each round; one that fails is reported until it reads again, and does not stop the others', async () => {
     const ran: string[] = [];
     let storeDown = true;
     const catchUp = new StoreCatchUp({
@@ -20,11 +20,11 @@ describe('StoreCatchUp', () => {
       ],
     });
     expect(catchUp.failing).toEqual([]);
-    catchUp.runOnce();
+    await catchUp.runOnce();
     expect(ran).toEqual(['kills']);
     expect(catchUp.failing).toEqual(['revocations']);
     storeDown = false;
-    catchUp.runOnce();
+    await catchUp.runOnce();
     expect(ran).toEqual(['kills', 'revocations', 'kills']);
     expect(catchUp.failing).toEqual([]);
   });

@@ -16,7 +16,7 @@ export const CATCH_UP_EVERY_MS = 500;
 export interface CatchUpReader {
   readonly name: string;
   /** Reads the store and acts on what changed; cheap when there is nothing to look at. */
-  catchUp(): void;
+  catchUp(): void | Promise<void>;
 }
 
 /**
@@ -27,11 +27,15 @@ export interface CatchUpReader {
 export class StoreCatchUp {
   private timer: NodeJS.Timeout | undefined;
   private readonly failingNow = new Set<string>();
+  /** The round under way: a slow store delays the next round instead of stacking them up. */
+  private running: Promise<void> | undefined;
 
   constructor(private readonly o: { log: Logger; readers: readonly CatchUpReader[]; everyMs?: number }) {}
 
   start(): void {
-    this.timer ??= setInterval(() => this.runOnce(), this.o.everyMs ?? CATCH_UP_EVERY_MS);
+    this.timer ??= setInterval(() => {
+      if (!this.running) void this.runOnce();
+    }, this.o.everyMs ?? CATCH_UP_EVERY_MS);
     // Never what keeps the process alive.
     this.timer.unref();
   }
@@ -41,11 +45,16 @@ export class StoreCatchUp {
     this.timer = undefined;
   }
 
-  /** Every reader, once, now (the timer does this on its own). */
-  runOnce(): void {
+  /** Every reader, once, now (the timer does this on its own); joins a round already under way. */
+  runOnce(): Promise<void> {
+    this.running ??= this.readAll().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async readAll(): Promise<void> {
     for (const reader of this.o.readers) {
       try {
-        reader.catchUp();
+        await reader.catchUp();
         this.failingNow.delete(reader.name);
       } catch (err) {
         // The store unreachable for a moment: the next round reads again; nothing is lost.

@@ -23,10 +23,10 @@ export class SessionKills {
   ) {}
 
   /** Ends the session here, or asks the instance serving it to. */
-  kill(session: { id: string; instanceId: string | null }, by: string, reason: string): KillOutcome {
+  async kill(session: { id: string; instanceId: string | null }, by: string, reason: string): Promise<KillOutcome> {
     if (this.o.killHere(session.id, by, reason) === 'killed') return 'killed';
     if (session.instanceId === null || session.instanceId === this.o.self) return 'not_live';
-    const asked = this.o.repo.requestKill({
+    const asked = await this.o.repo.requestKill({
       sessionId: session.id,
       instanceId: session.instanceId,
       by,
@@ -39,8 +39,8 @@ export class SessionKills {
   }
 
   /** Carries out the kills other instances asked of this one. */
-  catchUp(): void {
-    for (const k of this.o.repo.takeKills(this.o.self)) {
+  async catchUp(): Promise<void> {
+    for (const k of await this.o.repo.takeKills(this.o.self)) {
       if (this.o.killHere(k.sessionId, k.by, k.reason) === 'not_live')
         this.o.log.info({ session: k.sessionId, by: k.by }, 'a kill asked by another gateway instance found the session already ended');
     }

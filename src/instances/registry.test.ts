@@ -37,12 +37,12 @@ interface Instance {
   declaredLost: { times: number };
 }
 
-function instance(
+async function instance(
   open: () => SqliteStore,
   clock: ManualClock,
   self: { hostname: string; pid: number; pidNamespace: string | null },
   pidAlive: (pid: number) => boolean = () => true,
-): Instance {
+): Promise<Instance> {
   const store = open();
   const audited: AuditEventInput[] = [];
   const recovered: LostInstance[] = [];
@@ -54,10 +54,10 @@ function instance(
     self,
     pidAlive,
     audit: { append: (e) => (audited.push(e), {}) as never },
-    recover: (l) => recovered.push(l),
-    declaredLost: () => declaredLost.times++,
+    recover: (l) => void recovered.push(l),
+    declaredLost: () => void declaredLost.times++,
   });
-  registry.start();
+  await registry.start();
   return { registry, store, audited, recovered, declaredLost };
 }
 
@@ -79,15 +79,15 @@ const open = (s: SqliteStore) =>
     .sort();
 
 describe('gateway instances on one store', () => {
-  it('a starting instance closes only what no live instance owns', () => {
+  it('a starting instance closes only what no live instance owns', async () => {
     const file = storeFile();
     const clock = new ManualClock();
-    const a = instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
+    const a = await instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
     a.store.startSession(session('a1', a.registry.id));
     a.store.startSession(session('legacy', null));
     a.store.startSession(session('stopped', 'an-instance-that-stopped-cleanly'));
-    clock.advance(1_000);
-    const b = instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
+    await clock.advanceSettled(1_000);
+    const b = await instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
     expect(open(b.store)).toEqual(['a1']);
     expect(b.store.listSessions({ active: false }).map((s) => [s.id, s.endReason])).toEqual([
       ['stopped', 'gateway_crashed'],
@@ -95,25 +95,25 @@ describe('gateway instances on one store', () => {
     ]);
     // Nothing was lost: nothing audited.
     expect([...a.audited, ...b.audited]).toEqual([]);
-    expect(b.store.instances.list().map((i) => i.id)).toEqual([a.registry.id, b.registry.id]);
+    expect((await b.store.instances.list()).map((i) => i.id)).toEqual([a.registry.id, b.registry.id]);
   });
 
-  it('a survivor closes a silent instance as instance_lost once, audited once, when its heartbeat is too old', () => {
+  it('a survivor closes a silent instance as instance_lost once, audited once, when its heartbeat is too old', async () => {
     const file = storeFile();
     const clock = new ManualClock();
-    const a = instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
-    const b = instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
-    const c = instance(file, clock, { hostname: 'host-c', pid: 30, pidNamespace: null });
+    const a = await instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
+    const b = await instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
+    const c = await instance(file, clock, { hostname: 'host-c', pid: 30, pidNamespace: null });
     a.store.startSession(session('a1', a.registry.id));
     a.store.startSession(session('a2', a.registry.id));
     b.store.startSession(session('b1', b.registry.id));
     // Heartbeats keep everyone alive however long it runs.
-    clock.advance(LOST_AFTER_MS * 3);
+    await clock.advanceSettled(LOST_AFTER_MS * 3);
     expect(open(a.store)).toEqual(['a1', 'a2', 'b1']);
 
     a.registry.halt(); // kill -9: no more heartbeats, no cleanup
     const killedAt = clock.now();
-    clock.advance(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
+    await clock.advanceSettled(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
     expect(open(b.store)).toEqual(['b1']);
     const ended = b.store.listSessions({ active: false });
     expect(ended.map((s) => s.endReason)).toEqual(['instance_lost', 'instance_lost']);
@@ -132,74 +132,64 @@ describe('gateway instances on one store', () => {
       [a.registry.id, 'instance_lost', ['a1', 'a2']],
     ]);
     // Its row is gone once settled; later sweeps find nothing more.
-    expect(
-      b.store.instances
-        .list()
-        .map((i) => i.id)
-        .sort(),
-    ).toEqual([b.registry.id, c.registry.id].sort());
-    clock.advance(LOST_AFTER_MS * 2);
+    expect((await b.store.instances.list()).map((i) => i.id).sort()).toEqual([b.registry.id, c.registry.id].sort());
+    await clock.advanceSettled(LOST_AFTER_MS * 2);
     expect([...b.audited, ...c.audited]).toHaveLength(1);
   });
 
-  it('on the same host a dead pid is lost at once; a restart closes its leftovers as gateway_crashed, not a live peer', () => {
+  it('on the same host a dead pid is lost at once; a restart closes its leftovers as gateway_crashed, not a live peer', async () => {
     const file = storeFile();
     const clock = new ManualClock();
     const dead = new Set<number>();
     const alive = (pid: number) => !dead.has(pid);
     const self = (pid: number) => ({ hostname: 'host', pid, pidNamespace: 'pid:[1]' });
-    const a = instance(file, clock, self(10), alive);
-    const b = instance(file, clock, self(20), alive);
+    const a = await instance(file, clock, self(10), alive);
+    const b = await instance(file, clock, self(20), alive);
     a.store.startSession(session('a1', a.registry.id));
     b.store.startSession(session('b1', b.registry.id));
     a.registry.halt();
     dead.add(10);
     // A restart right away (heartbeat still fresh): the pid says it is gone.
-    const a2 = instance(file, clock, self(11), alive);
+    const a2 = await instance(file, clock, self(11), alive);
     expect(open(a2.store)).toEqual(['b1']);
     expect(a2.store.listSessions({ active: false }).map((s) => [s.id, s.endReason])).toEqual([['a1', 'gateway_crashed']]);
     expect(a2.audited).toMatchObject([
       { type: 'instance.lost', data: { instance: a.registry.id, reason: 'gateway_crashed', sessions: ['a1'] } },
     ]);
     expect(a2.recovered.map((l) => l.instance.id)).toEqual([a.registry.id]);
-    clock.advance(HEARTBEAT_EVERY_MS);
+    await clock.advanceSettled(HEARTBEAT_EVERY_MS);
     expect(b.audited).toEqual([]);
 
     // The same pid on another host (or in another container) proves nothing: only the heartbeat counts.
-    const far = instance(file, clock, { hostname: 'host', pid: 99, pidNamespace: 'pid:[2]' }, () => false);
+    const far = await instance(file, clock, { hostname: 'host', pid: 99, pidNamespace: 'pid:[2]' }, () => false);
     expect(open(far.store)).toEqual(['b1']);
-    clock.advance(HEARTBEAT_EVERY_MS);
+    await clock.advanceSettled(HEARTBEAT_EVERY_MS);
     expect(far.audited).toEqual([]);
   });
 
-  it('a clean shutdown removes the row; an instance taken for lost while alive comes back', () => {
+  it('a clean shutdown removes the row; an instance taken for lost while alive comes back', async () => {
     const file = storeFile();
     const clock = new ManualClock();
-    const a = instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
-    const b = instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
-    b.registry.close();
-    expect(a.store.instances.list().map((i) => i.id)).toEqual([a.registry.id]);
+    const a = await instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
+    const b = await instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
+    await b.registry.close();
+    expect((await a.store.instances.list()).map((i) => i.id)).toEqual([a.registry.id]);
 
     // Another instance pauses longer than LOST_AFTER_MS (its own clock stands still) while A looks.
     const pausedClock = new ManualClock(clock.now());
-    const paused = instance(file, pausedClock, { hostname: 'host-p', pid: 40, pidNamespace: null });
+    const paused = await instance(file, pausedClock, { hostname: 'host-p', pid: 40, pidNamespace: null });
     paused.store.startSession(session('p1', paused.registry.id));
-    clock.advance(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
+    await clock.advanceSettled(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
     expect(a.audited).toMatchObject([{ type: 'instance.lost', data: { instance: paused.registry.id, sessions: ['p1'] } }]);
-    expect(a.store.instances.heartbeat(paused.registry.id, clock.now())).toBe(false);
+    expect(await a.store.instances.heartbeat(paused.registry.id, clock.now())).toBe(false);
     // Back from the pause: its next beat ends the sessions it still serves (closed in the store),
     // registers it again, and nobody takes it for lost again.
     expect(paused.declaredLost.times).toBe(0);
-    pausedClock.set(clock.now());
+    await pausedClock.setSettled(clock.now());
     expect(paused.declaredLost.times).toBe(1);
-    expect(
-      a.store.instances
-        .list()
-        .map((i) => i.id)
-        .sort(),
-    ).toEqual([a.registry.id, paused.registry.id].sort());
-    clock.advance(HEARTBEAT_EVERY_MS);
-    pausedClock.set(clock.now());
+    expect((await a.store.instances.list()).map((i) => i.id).sort()).toEqual([a.registry.id, paused.registry.id].sort());
+    await clock.advanceSettled(HEARTBEAT_EVERY_MS);
+    await pausedClock.setSettled(clock.now());
     expect(a.audited).toHaveLength(1);
     expect(paused.declaredLost.times).toBe(1);
   });

@@ -49,7 +49,7 @@ export interface InstanceRegistryOptions {
   /** Where a claimed instance is audited (`instance.lost`). */
   audit: AuditAppender;
   /** Recovers the recordings of a claimed instance's sessions (RecordingService.recoverOrphans). */
-  recover(lost: LostInstance): void;
+  recover(lost: LostInstance): void | Promise<void>;
   /**
    * Another instance declared this one lost and closed its sessions in the store (and recovered
    * their recordings): the sessions it still serves must end here too (ProtocolRegistry.killAll).
@@ -82,22 +82,22 @@ export class InstanceRegistry {
    * recordings of the `unowned` sessions it closed are the caller's to recover (main.ts). Store
    * errors are thrown: a gateway that cannot register does not start.
    */
-  start(): { unowned: string[]; lost: LostInstance[] } {
+  async start(): Promise<{ unowned: string[]; lost: LostInstance[] }> {
     const now = this.o.clock.now();
-    this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
+    await this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
     this.running = true;
-    const lost = this.claim('gateway_crashed');
-    for (const l of lost) this.settle(l);
-    const unowned = this.o.repo.closeUnownedSessions(now, 'gateway_crashed');
+    const lost = await this.claim('gateway_crashed');
+    for (const l of lost) await this.settle(l);
+    const unowned = await this.o.repo.closeUnownedSessions(now, 'gateway_crashed');
     if (unowned.length > 0) this.o.log.warn({ sessions: unowned.length }, 'closed sessions left open by an earlier gateway process');
     this.schedule();
     return { unowned, lost };
   }
 
   /** Looks for lost instances now (the heartbeat does this on its own); returns those this instance claimed. */
-  sweep(): LostInstance[] {
-    const lost = this.claim('instance_lost');
-    for (const l of lost) this.settle(l);
+  async sweep(): Promise<LostInstance[]> {
+    const lost = await this.claim('instance_lost');
+    for (const l of lost) await this.settle(l);
     return lost;
   }
 
@@ -109,11 +109,11 @@ export class InstanceRegistry {
   }
 
   /** A clean shutdown: the row goes, so nobody takes this instance for lost. */
-  close(): void {
+  async close(): Promise<void> {
     if (!this.running) return;
     this.halt();
     try {
-      this.o.repo.remove(this.id);
+      await this.o.repo.remove(this.id);
     } catch (err) {
       this.o.log.warn({ err, instance: this.id }, 'cannot remove this instance from the store; others will find it lost');
     }
@@ -122,19 +122,19 @@ export class InstanceRegistry {
   private schedule(): void {
     if (!this.running) return;
     this.cancelTick = this.o.clock.at(this.o.clock.now() + this.every, () => {
-      this.tick();
-      this.schedule();
+      // The next beat is scheduled once this one is done: a slow store never stacks them up.
+      void this.tick().finally(() => this.schedule());
     });
   }
 
-  private tick(): void {
+  private async tick(): Promise<void> {
     const now = this.o.clock.now();
     try {
-      if (!this.o.repo.heartbeat(this.id, now)) {
+      if (!(await this.o.repo.heartbeat(this.id, now))) {
         // Another instance took this one for lost (a pause longer than LOST_AFTER_MS, or the store
         // unreachable that long) and closed its sessions in the store; come back so it is not again.
         this.o.log.error({ instance: this.id }, 'this instance was declared lost by another; its open sessions were closed in the store');
-        this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
+        await this.o.repo.register({ id: this.id, ...this.self, startedAt: now, heartbeatAt: now });
         this.o.declaredLost();
       }
     } catch (err) {
@@ -142,19 +142,19 @@ export class InstanceRegistry {
       return;
     }
     try {
-      this.sweep();
+      await this.sweep();
     } catch (err) {
       this.o.log.warn({ err }, 'cannot look for lost gateway instances');
     }
   }
 
   /** Claims every other instance that is lost; each claim also closed its open sessions as `reason`. */
-  private claim(reason: LostInstance['reason']): LostInstance[] {
+  private async claim(reason: LostInstance['reason']): Promise<LostInstance[]> {
     const now = this.o.clock.now();
     const lost: LostInstance[] = [];
-    for (const row of this.o.repo.list()) {
+    for (const row of await this.o.repo.list()) {
       if (row.id === this.id || !this.isLost(row, now)) continue;
-      const sessions = this.o.repo.claimLost(row, this.id, now, reason);
+      const sessions = await this.o.repo.claimLost(row, this.id, now, reason);
       if (!sessions) continue;
       this.o.log.warn(
         { instance: row.id, hostname: row.hostname, pid: row.pid, lastHeartbeatAt: row.heartbeatAt, sessions: sessions.length, reason },
@@ -176,7 +176,7 @@ export class InstanceRegistry {
   }
 
   /** Audits a claimed instance, recovers its recordings, then drops its row. */
-  private settle(lost: LostInstance): void {
+  private async settle(lost: LostInstance): Promise<void> {
     const { instance, sessions, reason } = lost;
     this.o.audit.append({
       type: 'instance.lost',
@@ -194,13 +194,13 @@ export class InstanceRegistry {
       },
     });
     try {
-      this.o.recover(lost);
+      await this.o.recover(lost);
     } catch (err) {
       // The row stays marked lost: another instance claims it again later and retries.
       this.o.log.error({ err, instance: instance.id }, 'cannot recover the recordings of a lost gateway instance');
       return;
     }
-    this.o.repo.remove(instance.id);
+    await this.o.repo.remove(instance.id);
   }
 }
 

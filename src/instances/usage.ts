@@ -76,14 +76,14 @@ export class SharedUsage implements CatchUpReader {
     return () => this.listeners.delete(fn);
   }
 
-  catchUp(): void {
+  async catchUp(): Promise<void> {
     const now = this.o.clock.now();
     if (this.pending.size > 0) {
       // Taken first: what is counted while the write runs goes in the next round.
       const counts = [...this.pending.values()];
       this.pending = new Map();
       try {
-        this.o.repo.addUsage(this.o.self, counts);
+        await this.o.repo.addUsage(this.o.self, counts);
       } catch (err) {
         // Kept for the next round: a count the store missed must not be lost.
         for (const c of counts) this.keep(c);
@@ -91,7 +91,7 @@ export class SharedUsage implements CatchUpReader {
       }
     }
     const since = Object.fromEntries(Object.entries(KINDS).map(([kind, k]) => [kind, now - k.windowMs - k.bucketMs]));
-    const rows = this.o.repo.usageOfOthers(this.o.self, since);
+    const rows = await this.o.repo.usageOfOthers(this.o.self, since);
     const others = new Map<string, Array<{ bucket: number; count: number }>>();
     const seen = new Map<string, number>();
     for (const r of rows) {
@@ -107,7 +107,7 @@ export class SharedUsage implements CatchUpReader {
     this.others = others;
     this.seen = seen;
     if (now - this.droppedAt >= DROP_EVERY_MS) {
-      this.o.repo.dropUsageBefore(now - KEEP_MS);
+      await this.o.repo.dropUsageBefore(now - KEEP_MS);
       this.droppedAt = now;
     }
   }

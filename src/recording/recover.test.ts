@@ -51,7 +51,7 @@ describe('reconciling at start what the store missed', () => {
 
     // The next process on the same store and recordings (as main.ts wires it).
     // (A session from no instance: one that started before instances, or whose instance is gone.)
-    expect(store.instances.closeUnownedSessions(Date.now(), 'gateway_crashed')).toEqual([pipeline.id]);
+    expect(await store.instances.closeUnownedSessions(Date.now(), 'gateway_crashed')).toEqual([pipeline.id]);
     const audit = startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
     const next = startRecording({
       config,

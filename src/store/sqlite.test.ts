@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { MIGRATIONS, openSqliteStore, type SqliteStore } from './sqlite.js';
+import { CORE_MIGRATIONS } from './core-schema.js';
+import { openSqliteStore, type SqliteStore } from './sqlite.js';
 import type { TokenRow } from './store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'jitgate-store-'));
@@ -54,16 +55,16 @@ describe('openSqliteStore', () => {
 
   it('applies migrations once and reopens idempotently without losing data', () => {
     const { store, path } = fresh();
-    expect(store.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(store.schemaVersion()).toBe(CORE_MIGRATIONS.length);
     store.startSession(session('s1', 'alice', 'prod', 1));
     store.close();
     const again = openSqliteStore(path);
     open.push(again);
-    expect(again.schemaVersion()).toBe(MIGRATIONS.length);
+    expect(again.schemaVersion()).toBe(CORE_MIGRATIONS.length);
     expect(again.listSessions().map((s) => s.id)).toEqual(['s1']);
     const db = new Database(path, { readonly: true });
     expect(db.prepare('SELECT version, name FROM schema_migrations ORDER BY version').all()).toEqual(
-      MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
+      CORE_MIGRATIONS.map((m) => ({ version: m.version, name: m.name })),
     );
     db.close();
   });
@@ -116,59 +117,12 @@ describe('sessions', () => {
     expect(ids({ limit: 2 })).toEqual(['b2', 'b1']);
   });
 
-  it('closes only the open sessions no instance row owns (from before instances, or of a removed instance)', () => {
+  it('lets crash recovery correct a session closed as lost from its recording', async () => {
     const { store } = fresh();
-    const live = { id: 'i-live', hostname: 'h', pid: 1, pidNamespace: null, startedAt: 1, heartbeatAt: 1 };
-    store.instances.register(live);
-    store.startSession(session('old', 'alice', 'prod', 1));
-    store.startSession({ ...session('mine', 'alice', 'prod', 2), instanceId: 'i-live' });
-    store.startSession({ ...session('gone', 'alice', 'prod', 3), instanceId: 'i-gone' });
-    store.startSession(session('ended', 'alice', 'prod', 4));
-    store.endSession('ended', 5, 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
-    expect(store.instances.closeUnownedSessions(9, 'gateway_crashed').sort()).toEqual(['gone', 'old']);
-    expect(store.listSessions({ active: true }).map((s) => [s.id, s.instanceId])).toEqual([['mine', 'i-live']]);
-    expect(store.listSessions({ active: false }).map((s) => [s.id, s.endedAt, s.endReason])).toEqual([
-      ['ended', 5, 'client_quit'],
-      ['gone', 9, 'gateway_crashed'],
-      ['old', 9, 'gateway_crashed'],
-    ]);
-  });
-
-  it("lets exactly one claimant close a lost instance's sessions, and only while its row is as seen", () => {
-    const { store, path } = fresh();
-    const other = openSqliteStore(path);
-    open.push(other);
-    const row = { id: 'i-a', hostname: 'h', pid: 1, pidNamespace: 'pid:[1]', startedAt: 1, heartbeatAt: 1 };
-    store.instances.register(row);
-    store.instances.register({ ...row, id: 'i-b' });
-    store.startSession({ ...session('a1', 'alice', 'prod', 1), instanceId: 'i-a' });
-    store.startSession({ ...session('b1', 'alice', 'prod', 2), instanceId: 'i-b' });
-    const [seen] = store.instances.list();
-    expect(seen).toEqual({ ...row, lostAt: null, lostBy: null });
-    // A heartbeat after it was read: the claim no longer holds.
-    expect(store.instances.heartbeat('i-a', 2)).toBe(true);
-    expect(store.instances.claimLost(seen!, 'i-c', 30, 'instance_lost')).toBeUndefined();
-    const fresher = store.instances.list()[0]!;
-    // Two survivors (two connections to one file) claim the same row: one gets the sessions.
-    expect(store.instances.claimLost(fresher, 'i-b', 30, 'instance_lost')).toEqual(['a1']);
-    expect(other.instances.claimLost(fresher, 'i-c', 31, 'instance_lost')).toBeUndefined();
-    expect(store.listSessions().map((s) => [s.id, s.endReason])).toEqual([
-      ['b1', null],
-      ['a1', 'instance_lost'],
-    ]);
-    // The lost instance is told on its next heartbeat; its row goes when the claimant is done.
-    expect(store.instances.heartbeat('i-a', 32)).toBe(false);
-    expect(store.instances.list()[0]).toMatchObject({ id: 'i-a', lostAt: 30, lostBy: 'i-b' });
-    store.instances.remove('i-a');
-    expect(store.instances.list().map((i) => i.id)).toEqual(['i-b']);
-  });
-
-  it('lets crash recovery correct a session closed as lost from its recording', () => {
-    const { store } = fresh();
-    store.instances.register({ id: 'i-a', hostname: 'h', pid: 1, pidNamespace: null, startedAt: 1, heartbeatAt: 1 });
+    await store.instances.register({ id: 'i-a', hostname: 'h', pid: 1, pidNamespace: null, startedAt: 1, heartbeatAt: 1 });
     store.startSession({ ...session('a1', 'alice', 'prod', 1), instanceId: 'i-a' });
     store.startSession(session('b1', 'alice', 'prod', 2));
-    store.instances.claimLost(store.instances.list()[0]!, 'i-b', 30, 'instance_lost');
+    await store.instances.claimLost((await store.instances.list())[0]!, 'i-b', 30, 'instance_lost');
     store.endSession('b1', 20, 'client_quit', { bytesFromClient: 1, bytesToClient: 2, statements: 3 });
     const counters = { bytesFromClient: 7, bytesToClient: 8, statements: 9 };
     store.reconcileSession('a1', 12, 'instance_lost', counters);

@@ -15,7 +15,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { SessionCounters, SessionEndReason } from '../core/types.js';
 import { newSalt } from '../crypto/scram.js';
-import { SqliteInstances } from './sqlite-instances.js';
+import { CORE_MIGRATIONS } from './core-schema.js';
+import { SqlInstances } from './sql-instances.js';
+import { SqliteSql } from './sqlite-sql.js';
 import {
   RECOVERABLE_END_REASONS,
   type AuthFailureRow,
@@ -31,147 +33,6 @@ export interface Migration {
   name: string;
   sql: string;
 }
-
-/** Append only: never edit a migration that has shipped; add a new one. */
-export const MIGRATIONS: readonly Migration[] = [
-  {
-    version: 1,
-    name: 'initial',
-    sql: `
-      CREATE TABLE sessions (
-        id                TEXT PRIMARY KEY,
-        user              TEXT NOT NULL,
-        connection        TEXT NOT NULL,
-        protocol          TEXT NOT NULL,
-        client_address    TEXT NOT NULL,
-        application_name  TEXT,
-        started_at        INTEGER NOT NULL,
-        ended_at          INTEGER,
-        end_reason        TEXT,
-        bytes_from_client INTEGER NOT NULL DEFAULT 0,
-        bytes_to_client   INTEGER NOT NULL DEFAULT 0,
-        statements        INTEGER NOT NULL DEFAULT 0
-      ) STRICT;
-      CREATE INDEX sessions_started ON sessions (started_at DESC);
-      CREATE INDEX sessions_live ON sessions (ended_at) WHERE ended_at IS NULL;
-
-      CREATE TABLE scram_salts (
-        user       TEXT NOT NULL,
-        connection TEXT NOT NULL,
-        salt       BLOB NOT NULL,
-        created_at INTEGER NOT NULL,
-        PRIMARY KEY (user, connection)
-      ) STRICT;
-
-      CREATE TABLE tokens (
-        id          TEXT PRIMARY KEY,
-        user        TEXT NOT NULL,
-        connection  TEXT NOT NULL,
-        salt        BLOB NOT NULL,
-        iterations  INTEGER NOT NULL,
-        stored_key  BLOB NOT NULL,
-        server_key  BLOB NOT NULL,
-        created_at  INTEGER NOT NULL,
-        expires_at  INTEGER NOT NULL,
-        revoked_at  INTEGER
-      ) STRICT;
-      CREATE INDEX tokens_lookup ON tokens (user, connection, expires_at);
-
-      CREATE TABLE auth_failures (
-        id             INTEGER PRIMARY KEY AUTOINCREMENT,
-        at             INTEGER NOT NULL,
-        user           TEXT NOT NULL,
-        connection     TEXT NOT NULL,
-        client_address TEXT NOT NULL,
-        reason         TEXT NOT NULL
-      ) STRICT;
-      CREATE INDEX auth_failures_at ON auth_failures (at DESC);
-
-      CREATE TABLE secrets (
-        name       TEXT PRIMARY KEY,
-        iv         BLOB NOT NULL,
-        tag        BLOB NOT NULL,
-        ciphertext BLOB NOT NULL,
-        updated_at INTEGER NOT NULL
-      ) STRICT;
-    `,
-  },
-  {
-    version: 2,
-    name: 'gateway instances',
-    // Which instance serves a session, so each closes only its own orphans (null: from before).
-    sql: `
-      ALTER TABLE sessions ADD COLUMN instance_id TEXT;
-      CREATE INDEX sessions_instance_live ON sessions (instance_id) WHERE ended_at IS NULL;
-      CREATE TABLE instances (
-        id            TEXT PRIMARY KEY,
-        hostname      TEXT NOT NULL,
-        pid           INTEGER NOT NULL,
-        pid_namespace TEXT,
-        started_at    INTEGER NOT NULL,
-        heartbeat_at  INTEGER NOT NULL,
-        lost_at       INTEGER,
-        lost_by       TEXT
-      ) STRICT;
-    `,
-  },
-  {
-    version: 3,
-    name: 'session kills between instances',
-    // A kill asked of one instance for a session another serves, until that one carries it out.
-    sql: `
-      CREATE TABLE session_kill_requests (
-        session_id   TEXT PRIMARY KEY,
-        instance_id  TEXT NOT NULL,
-        by_user      TEXT NOT NULL,
-        reason       TEXT NOT NULL,
-        requested_at INTEGER NOT NULL
-      ) STRICT;
-      CREATE INDEX session_kill_requests_instance ON session_kill_requests (instance_id);
-    `,
-  },
-  {
-    version: 4,
-    name: 'cancel keys between instances',
-    // Which instance serves the session a cancel key was handed out for, and the cancels that
-    // reached another instance. The secret is checked by the serving instance only, as PostgreSQL does.
-    sql: `
-      CREATE TABLE cancel_keys (
-        protocol    TEXT NOT NULL,
-        pid         INTEGER NOT NULL,
-        instance_id TEXT NOT NULL,
-        session_id  TEXT NOT NULL,
-        PRIMARY KEY (protocol, pid)
-      ) STRICT;
-      CREATE TABLE cancel_requests (
-        id           INTEGER PRIMARY KEY,
-        protocol     TEXT NOT NULL,
-        pid          INTEGER NOT NULL,
-        secret       INTEGER NOT NULL,
-        instance_id  TEXT NOT NULL,
-        requested_at INTEGER NOT NULL
-      ) STRICT;
-      CREATE INDEX cancel_requests_instance ON cancel_requests (instance_id);
-    `,
-  },
-  {
-    version: 5,
-    name: 'usage counted across instances',
-    // What each instance counted per user or address in short time buckets (agents' statements and
-    // rows, sign-in attempts), so that limits count across instances. Old buckets are dropped.
-    sql: `
-      CREATE TABLE usage_counts (
-        kind        TEXT NOT NULL,
-        key         TEXT NOT NULL,
-        bucket      INTEGER NOT NULL,
-        instance_id TEXT NOT NULL,
-        count       INTEGER NOT NULL,
-        PRIMARY KEY (kind, key, bucket, instance_id)
-      ) STRICT;
-      CREATE INDEX usage_counts_bucket ON usage_counts (bucket);
-    `,
-  },
-];
 
 export interface SqliteStoreOptions {
   /** Wait this long for another process's write lock before failing (default 5000 ms). */
@@ -198,7 +59,7 @@ export class SqliteStore implements Store {
   }
   private closed = false;
   private readonly stmts;
-  readonly instances: SqliteInstances;
+  readonly instances: SqlInstances;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
@@ -220,7 +81,7 @@ export class SqliteStore implements Store {
       throw err;
     }
     const db = this.db;
-    this.instances = new SqliteInstances(db);
+    this.instances = new SqlInstances(new SqliteSql(db));
     this.stmts = {
       startSession: db.prepare(
         `INSERT INTO sessions (id, user, connection, protocol, client_address, application_name, started_at, instance_id)
@@ -478,17 +339,17 @@ function migrate(db: Database.Database): void {
     name       TEXT NOT NULL,
     applied_at INTEGER NOT NULL
   )`);
-  const latest = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0;
+  const latest = CORE_MIGRATIONS[CORE_MIGRATIONS.length - 1]?.version ?? 0;
   const found = currentVersion(db);
   if (found > latest) {
     throw new Error(`the state store's schema is version ${found}, newer than this jitgate understands (${latest}); upgrade jitgate`);
   }
-  for (const m of MIGRATIONS) {
+  for (const m of CORE_MIGRATIONS) {
     if (m.version <= found) continue;
     db.transaction(() => {
       // Re-check inside the write lock: another process may have applied it meanwhile.
       if (currentVersion(db) >= m.version) return;
-      db.exec(m.sql);
+      db.exec(m.sqlite);
       db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
     }).immediate();
   }

@@ -1,6 +1,7 @@
 /**
- * The gateway's persistent state. The embedded default is SQLite (./sqlite.ts); a PostgreSQL store
- * for multi-instance deployments can implement the same interface later. All times are epoch ms.
+ * The gateway's persistent state. The embedded default is SQLite (./sqlite.ts). Parts already on
+ * SqlDatabase (./sql.ts; here the instances) run on SQLite or a shared PostgreSQL and are async: a
+ * shared store is a network away. All times are epoch ms.
  */
 import type { SessionCounters, SessionEndReason } from '../core/types.js';
 
@@ -81,50 +82,50 @@ export interface InstanceRow {
 /** The instances table and the sessions each instance serves. */
 export interface InstanceRepository {
   /** Adds (or, after being declared lost while alive, re-adds) this instance's row. */
-  register(row: Omit<InstanceRow, 'lostAt' | 'lostBy'>): void;
+  register(row: Omit<InstanceRow, 'lostAt' | 'lostBy'>): Promise<void>;
   /** False when the row is gone or marked lost: another instance has declared this one lost. */
-  heartbeat(id: string, at: number): boolean;
+  heartbeat(id: string, at: number): Promise<boolean>;
   /** A clean shutdown, or the end of closing what a lost instance left. */
-  remove(id: string): void;
-  list(): InstanceRow[];
+  remove(id: string): Promise<void>;
+  list(): Promise<InstanceRow[]>;
   /**
    * Claims a lost instance, in one transaction with closing its open sessions as `reason`: one
    * conditional update, so of several instances trying at once exactly one gets the ids back.
    * `seen` is the row as read; undefined when it changed since (a heartbeat, another claimant).
    */
-  claimLost(seen: InstanceRow, by: string, at: number, reason: SessionEndReason): string[] | undefined;
+  claimLost(seen: InstanceRow, by: string, at: number, reason: SessionEndReason): Promise<string[] | undefined>;
   /**
    * Closes open sessions no instance row owns: rows from before instances (no instance) and those of
    * an instance that stopped cleanly but whose end rows never got in. Returns their ids.
    */
-  closeUnownedSessions(endedAt: number, reason: SessionEndReason): string[];
+  closeUnownedSessions(endedAt: number, reason: SessionEndReason): Promise<string[]>;
   /**
    * Asks the instance serving an open session to end it (a kill made through another instance);
    * false when the session is not open on that instance.
    */
-  requestKill(request: KillRequest): boolean;
+  requestKill(request: KillRequest): Promise<boolean>;
   /** The kills asked of this instance, removed as they are taken. */
-  takeKills(instanceId: string): KillRequest[];
+  takeKills(instanceId: string): Promise<KillRequest[]>;
   /**
    * Records which instance handed out a cancel key; false when another holds that pid. The holder
    * claiming it again names its session (a MySQL id is handed out before the session exists).
    */
-  claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): boolean;
+  claimCancelKey(key: { protocol: string; pid: number; instanceId: string; sessionId: string }): Promise<boolean>;
   /** The instance holding a cancel key and the user of the open session it was named for (null while none is). */
-  cancelKeyHolder(protocol: string, pid: number): { instanceId: string; sessionId: string; user: string | null } | undefined;
-  releaseCancelKey(protocol: string, pid: number, instanceId: string): void;
+  cancelKeyHolder(protocol: string, pid: number): Promise<{ instanceId: string; sessionId: string; user: string | null } | undefined>;
+  releaseCancelKey(protocol: string, pid: number, instanceId: string): Promise<void>;
   /** Passes a cancel to the instance that handed out its key; false when no instance did. */
-  requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): boolean;
+  requestCancel(request: { protocol: string; pid: number; secret: number; requestedAt: number }): Promise<boolean>;
   /** The cancels passed to this instance, removed as they are taken. */
-  takeCancels(instanceId: string): Array<{ protocol: string; pid: number; secret: number }>;
+  takeCancels(instanceId: string): Promise<Array<{ protocol: string; pid: number; secret: number }>>;
   /** A lost instance's cancel keys go with it, and the cancels and kills asked of it that it never took. */
-  forgetRequestsOf(instanceId: string): void;
+  forgetRequestsOf(instanceId: string): Promise<void>;
   /** Adds to this instance's counts (one transaction). */
-  addUsage(instanceId: string, counts: readonly UsageCount[]): void;
+  addUsage(instanceId: string, counts: readonly UsageCount[]): Promise<void>;
   /** Every other instance's counts in buckets from `since` on (per kind: see UsageCount). */
-  usageOfOthers(instanceId: string, since: Readonly<Record<string, number>>): Array<UsageCount & { instanceId: string }>;
+  usageOfOthers(instanceId: string, since: Readonly<Record<string, number>>): Promise<Array<UsageCount & { instanceId: string }>>;
   /** Drops buckets older than `before`. */
-  dropUsageBefore(before: number): void;
+  dropUsageBefore(before: number): Promise<void>;
 }
 
 /** What one instance counted for one user or address in one time bucket (instances/usage.ts). */

@@ -147,11 +147,11 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
   }
 
   /** An id no session here or on another instance holds: a KILL reaching any instance finds it. */
-  private connectionId(): number {
-    do {
-      this.nextId = this.nextId >= 0x7fffffff ? 1000 : this.nextId + 1;
-    } while (this.sessions.has(this.nextId) || !this.cancelKeys.claim(this.nextId, ''));
-    return this.nextId;
+  private async connectionId(): Promise<number> {
+    for (;;) {
+      const id = (this.nextId = this.nextId >= 0x7fffffff ? 1000 : this.nextId + 1);
+      if (!this.sessions.has(id) && (await this.cancelKeys.claim(id, ''))) return id;
+    }
   }
 
   /** A KILL QUERY another instance passed on (its owner checked there): carried out as if it had come here. */
@@ -171,7 +171,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     const clientAddress = `${socket.remoteAddress ?? 'unknown'}:${socket.remotePort ?? 0}`;
     this.handshakes.add(socket);
     const state = { current: socket as net.Socket, seq: 0 };
-    const connectionId = this.connectionId();
+    const connectionId = await this.connectionId();
     try {
       if (this.shuttingDown) throw new GatewayError('shutting_down', 'Server shutdown in progress (jitgate is shutting down)');
       await this.handshake(socket, clientAddress, state, connectionId);
@@ -404,7 +404,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     });
     this.sessions.set(connectionId, { relay, pipelineId: pipeline.id, user, connection, backendThreadId: backend.threadId });
     // The id claimed at the greeting now names its session, whose owner a KILL through another instance is checked against.
-    this.cancelKeys.claim(connectionId, pipeline.id);
+    void this.cancelKeys.claim(connectionId, pipeline.id);
     pipeline.watchCounters?.(relay.counters);
     relay.start(clientEarly, backend.leftover);
   }
@@ -432,10 +432,10 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
   }
 
   /** A KILL naming an id another instance handed out: passed on to it once the owner is checked. */
-  private killElsewhere(request: KillRequest, requester: string): string | undefined {
+  private async killElsewhere(request: KillRequest, requester: string): Promise<string | undefined> {
     let outcome: 'passed' | 'unknown' | 'not_owner';
     try {
-      outcome = this.cancelKeys.passOnKill(request.id, requester, request.queryOnly);
+      outcome = await this.cancelKeys.passOnKill(request.id, requester, request.queryOnly);
     } catch (err) {
       this.options.log.warn({ err, id: request.id }, 'cannot pass a KILL on to another gateway instance');
       return 'jitgate: KILL failed: the gateway cannot reach its state store';

@@ -118,7 +118,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     try {
       if (this.shuttingDown) throw new GatewayError('shutting_down', 'the jitgate gateway is shutting down');
       const established = await this.handshake(socket, clientAddress, (s) => (current = s));
-      if (established) this.startRelay(established);
+      if (established) await this.startRelay(established);
     } catch (err) {
       this.refuse(current, err, clientAddress);
     } finally {
@@ -331,10 +331,18 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     return out;
   }
 
-  private startRelay({ client, backend, target, lease, pipeline, masking, clientEarly }: Established): void {
+  private async startRelay({ client, backend, target, lease, pipeline, masking, clientEarly }: Established): Promise<void> {
     // A pid no session here or on another instance holds: a cancel reaching any instance finds it.
+    // Both sockets are paused meanwhile (the handshake detached them).
     let pid = randomInt(1, 0x7fffffff);
-    while (this.sessions.has(pid) || !this.cancelKeys.claim(pid, pipeline.id)) pid = randomInt(1, 0x7fffffff);
+    while (this.sessions.has(pid) || !(await this.cancelKeys.claim(pid, pipeline.id))) pid = randomInt(1, 0x7fffffff);
+    if (client.destroyed || this.shuttingDown) {
+      this.cancelKeys.release(pid);
+      backend.socket.destroy();
+      pipeline.end(this.shuttingDown ? 'gateway_shutdown' : 'client_quit', { bytesFromClient: 0, bytesToClient: 0, statements: 0 });
+      lease.release();
+      return;
+    }
     const secret = randomInt(0, 0x7fffffff);
     client.pause();
     client.write(
