@@ -135,6 +135,17 @@ it('a rolling restart under pgbench -C loses no transaction', async () => {
     expect(result.stdout).toMatch(/number of failed transactions: 0 /);
   } finally {
     await lb.close();
+    // pgbench has exited and closed its connections; the instances may not have read those closes
+    // yet. Stopping them now would drain such sessions as gateway_shutdown, a race of this test's
+    // teardown, not a session the rolling restart lost.
+    await waitUntil('the instances to see every pgbench connection closed', () => {
+      const store = openSqliteStore(join(dir, 'data', 'jitgate.db'));
+      try {
+        return store.listSessions({ active: true }).length === 0;
+      } finally {
+        store.close();
+      }
+    });
     for (const i of instances) {
       const exited = new Promise((r) => i.child.once('exit', r));
       i.child.kill('SIGTERM');
