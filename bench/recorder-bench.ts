@@ -70,7 +70,7 @@ const log = createLogger({ level: 'silent' });
 
 interface Gateway {
   recording: RecordingModule;
-  open(protocol: 'postgres' | 'redis'): SessionPipeline;
+  open(protocol: 'postgres' | 'redis'): Promise<SessionPipeline>;
   stop(): Promise<void>;
 }
 
@@ -86,9 +86,10 @@ function gateway(recorded: boolean, t: Tree): Gateway {
   let n = 0;
   return {
     recording,
-    open(protocol) {
+    async open(protocol) {
       const info = { protocol, user: 'bench', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'bench', tokenId: `t${n++}` };
-      return recording.service.open(info, () => sessions.open(info));
+      // Awaited: opening a session is async since the store is (an older tree opens at once).
+      return await recording.service.open(info, async () => sessions.open(info));
     },
     async stop() {
       await recording.stop();
@@ -159,8 +160,8 @@ function cpuCase(name: string, gw: Gateway, protocol: 'postgres' | 'redis', body
   return {
     name,
     ops,
-    setup() {
-      const p = gw.open(protocol);
+    async setup() {
+      const p = await gw.open(protocol);
       const o = p.observer;
       return {
         run(from, to) {

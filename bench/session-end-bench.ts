@@ -40,7 +40,7 @@ for (let i = 0; i < sessions; i++) {
     applicationName: 'bench',
     tokenId: `t${i}`,
   };
-  const p = recording.service.open(info, () => service.open(info));
+  const p = await recording.service.open(info, () => service.open(info));
   const o = p.observer!;
   for (let s = 0; s < 5; s++) {
     p.decide({ source: 'simple', text: `select * from orders where id = ${s}` });

@@ -198,7 +198,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       create: () => randomBytes(32).toString('hex'),
     });
     const tokens = new TokenAuthority(store, { serverSecret: Buffer.from(fakeSaltSecret.value, 'hex') });
-    const accessRepo = new AccessRepository(store.database);
+    const accessRepo = await AccessRepository.open(store.sql);
     const accessService = new AccessService({
       repo: accessRepo,
       store,
@@ -211,7 +211,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       tokenUse: (name) => config.connections.find((c) => c.name === name)?.tokenUse ?? config.auth.tokenUse,
     });
     shutdown.add('access', () => accessService.close());
-    accessService.start();
+    await accessService.start();
     // The audit log: recordings, reviews, access, logins and tokens all append to it.
     const auditModule = startAudit({ config, db: store.database, clock, log, keys });
     shutdown.add('audit', () => auditModule.stop());
@@ -409,22 +409,22 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // What every protocol listener is given: its own connections, sessions through the recorder
     // and the session service, and the session's backend credential, valid until its access ends.
     const targetFor = (protocol: Protocol) => (name: string) => (targets.get(name)?.protocol === protocol ? targets.get(name) : undefined);
-    const openSessionFor = (protocol: Protocol) => (info: Omit<OpenSessionInput, 'protocol'>) => {
+    const openSessionFor = (protocol: Protocol) => async (info: Omit<OpenSessionInput, 'protocol'>) => {
       // Signed in: its address and user name start afresh in the failed-login throttle.
       failures.succeeded(info.clientAddress, info.user);
       // A single-session token is claimed here and revoked when its session ends (access/session-tokens.ts).
-      return sessionTokens.open({ ...info, protocol }, () =>
+      return sessionTokens.open({ ...info, protocol }, async () =>
         backendHealth.observe(
-          recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })),
+          await recorder.service.open({ ...info, protocol }, () => sessions.open({ ...info, protocol })),
           info.connection,
         ),
       );
     };
-    const acquireBackend = (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
+    const acquireBackend = async (r: { sessionId: string; user: string; connection: string; tokenId: string }) =>
       sessionCredentials.createFor(r.connection, {
         sessionId: r.sessionId,
         user: r.user,
-        validUntil: accessService.grantForToken(r.tokenId)?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
+        validUntil: (await accessService.grantForToken(r.tokenId))?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
       });
     await registry.start(
       config.listeners,

@@ -83,7 +83,7 @@ it('statements held for review by connection, and their time to decision by rule
     port: env.gw.port,
     user: 'alice',
     database: 'app',
-    password: env.gw.token({ user: 'alice' }),
+    password: await env.gw.token({ user: 'alice' }),
   });
   await client.connect();
   const write = client.query("insert into ledger (note) values ('held')").then(

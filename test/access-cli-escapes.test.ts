@@ -69,7 +69,7 @@ describe('the CLI shows control characters from clients as visible escapes', { t
       port: env.gw.port,
       user: 'alice',
       database: 'app-trust',
-      password: env.gw.token({ user: 'alice', connection: 'app-trust', groups: ['engineering'] }),
+      password: await env.gw.token({ user: 'alice', connection: 'app-trust', groups: ['engineering'] }),
     });
     client.on('error', () => undefined);
     await client.connect();
@@ -102,7 +102,7 @@ describe('the CLI shows control characters from clients as visible escapes', { t
   });
 
   it('jitgate replay: a result value with ESC', async () => {
-    const token = env.gw.token({ user: 'alice', connection: 'app', groups: ['engineering'] });
+    const token = await env.gw.token({ user: 'alice', connection: 'app', groups: ['engineering'] });
     const r = await psql(env.gw.dsn({ user: 'alice', connection: 'app' }), token, [
       '-At',
       '-c',

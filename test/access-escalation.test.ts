@@ -147,7 +147,7 @@ it("a statement held past its rule's escalate.after: reminder, then the dba grou
     port: env.gw.port,
     user: 'alice',
     database: 'app',
-    password: env.gw.token({ user: 'alice' }),
+    password: await env.gw.token({ user: 'alice' }),
   });
   await client.connect();
   const write = client.query("insert into ledger (note) values ('escalated') returning note");

@@ -24,9 +24,9 @@ import { startRedis, type RedisServer } from './support/redis-server.js';
 import { redisCli, startRedisGateway, type RedisTestGateway } from './support/redis-gateway.js';
 
 /** As `jitgate token` does: a token whose use is what the gateway's config says for the connection. */
-function configuredToken(gateway: Gateway, config: GatewayConfig, connection: string): { token: string; id: string } {
+async function configuredToken(gateway: Gateway, config: GatewayConfig, connection: string): Promise<{ token: string; id: string }> {
   const use = config.connections.find((c) => c.name === connection)?.tokenUse ?? config.auth.tokenUse;
-  const minted = issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
+  const minted = await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
     user: 'alice',
     connection,
     ttlMs: 3_600_000,
@@ -74,7 +74,7 @@ describe('PostgreSQL', () => {
     new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: token });
 
   it('psql: the first session runs, its end revokes the token, a second psql gets 28P01', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app');
     const first = await psql(gw.dsn({}), token, ['-At', '-c', 'SELECT 41 + 1']);
     expect(first.stderr).toBe('');
     expect(first.stdout.trim()).toBe('42');
@@ -89,7 +89,7 @@ describe('PostgreSQL', () => {
   });
 
   it("psql's \\c with the same token is refused while the first session still runs", async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app');
     const r = await psql(gw.dsn({}), token, ['-At'], { input: 'SELECT 1;\n\\c\nSELECT 2;\n' });
     expect(r.stdout.trim()).toBe('1');
     expect(r.stderr).toContain(TOKEN_REUSED_MESSAGE);
@@ -97,7 +97,7 @@ describe('PostgreSQL', () => {
   });
 
   it('two logins racing with one token: exactly one opens a session', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app');
     const clients = Array.from({ length: 4 }, () => client(token));
     const results = await Promise.allSettled(clients.map((c) => c.connect()));
     const won = results.filter((r) => r.status === 'fulfilled');
@@ -114,7 +114,7 @@ describe('PostgreSQL', () => {
   });
 
   it('a connection with tokenUse: grant lets the token log in again', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app-trust');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app-trust');
     for (const n of [1, 2]) {
       const r = await psql(gw.dsn({ connection: 'app-trust' }), token, ['-At', '-c', `SELECT ${n}`]);
       expect(r.stdout.trim()).toBe(String(n));
@@ -139,7 +139,7 @@ describe('MariaDB', () => {
   });
 
   it('mariadb CLI: one session, then 1045 for the same token, and the token is revoked', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app');
     const first = await mysqlCli(gw, { token, sql: 'SELECT 40 + 2', args: ['--ssl', '--skip-ssl-verify-server-cert'] });
     expect(first.stderr).toBe('');
     expect(first.stdout).toContain('42');
@@ -151,7 +151,7 @@ describe('MariaDB', () => {
   });
 
   it('mysql2: a second connection while the first is open is refused with ER_ACCESS_DENIED_ERROR', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'app');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'app');
     const options = { host: gw.host, port: gw.port, user: 'alice', password: token, database: 'app', ssl: { rejectUnauthorized: false } };
     const first = await mysql.createConnection(options);
     await expect(mysql.createConnection(options)).rejects.toMatchObject({ errno: 1045 });
@@ -179,7 +179,7 @@ describe('Redis', () => {
     redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning', ...command]);
 
   it('redis-cli: one session, then WRONGPASS for the same token, and the token is revoked', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'cache');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'cache');
     const first = await cli(token, 'PING');
     expect(first.stdout.trim()).toBe('PONG');
     await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
@@ -189,7 +189,7 @@ describe('Redis', () => {
   });
 
   it('ioredis: AUTH again inside the session still works; a second connection (redis-cli) is refused', async () => {
-    const { token, id } = configuredToken(gw.gateway, gw.config, 'cache');
+    const { token, id } = await configuredToken(gw.gateway, gw.config, 'cache');
     const first = new Redis({
       host: gw.host,
       port: gw.port,

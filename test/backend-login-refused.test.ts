@@ -52,18 +52,20 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-function token(connection: string): string {
-  const repo = new AccessRepository((gateway.store as SqliteStore).database);
-  return issueAdminToken(gateway.store, repo, {
-    user: 'alice',
-    connection,
-    ttlMs: 3_600_000,
-    now: Date.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-  }).token;
+async function token(connection: string): Promise<string> {
+  const repo = await AccessRepository.open((gateway.store as SqliteStore).sql);
+  return (
+    await issueAdminToken(gateway.store, repo, {
+      user: 'alice',
+      connection,
+      ttlMs: 3_600_000,
+      now: Date.now(),
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
+    })
+  ).token;
 }
 
 function hostPort(address: string): { host: string; port: number } {
@@ -87,7 +89,7 @@ function expectLogged(connection: string, text: RegExp): void {
 describe("a backend that refuses the gateway's login", () => {
   it("PostgreSQL: 08006 with the gateway's reason, no backend user", async () => {
     const { host, port } = hostPort(gateway.addresses.postgres!);
-    const c = new pg.Client({ host, port, user: 'alice', database: 'pg-refuses', password: token('pg-refuses') });
+    const c = new pg.Client({ host, port, user: 'alice', database: 'pg-refuses', password: await token('pg-refuses') });
     const err = await c.connect().then(
       () => undefined,
       (e: Error & { code?: string; detail?: string }) => e,
@@ -102,13 +104,15 @@ describe("a backend that refuses the gateway's login", () => {
 
   it("MySQL: 1105 with the backend's error number, not its message", async () => {
     const { host, port } = hostPort(gateway.addresses.mysql!);
-    const err = await mysql.createConnection({ host, port, user: 'alice', password: token('my-refuses'), database: 'my-refuses' }).then(
-      async (c) => {
-        await c.end();
-        return undefined;
-      },
-      (e: Error & { errno?: number }) => e,
-    );
+    const err = await mysql
+      .createConnection({ host, port, user: 'alice', password: await token('my-refuses'), database: 'my-refuses' })
+      .then(
+        async (c) => {
+          await c.end();
+          return undefined;
+        },
+        (e: Error & { errno?: number }) => e,
+      );
     expect(err?.errno).toBe(1105);
     expect(err?.message).toBe(
       `connection "my-refuses": the backend refused the gateway's login: the credential for this connection was rejected (1045, 28000)`,
@@ -120,6 +124,7 @@ describe("a backend that refuses the gateway's login", () => {
   it("Redis: ERR with the backend's error code, not its message", async () => {
     const { host, port } = hostPort(gateway.addresses.redis!);
     // Raw RESP: the AUTH reply as sent (clients turn a refused login into their own message).
+    const auth = await token('redis-refuses');
     const reply = await new Promise<string>((resolve, reject) => {
       const s = net.connect({ host, port });
       let out = '';
@@ -131,7 +136,7 @@ describe("a backend that refuses the gateway's login", () => {
         }
       });
       s.on('error', reject);
-      s.write(`AUTH alice@redis-refuses ${token('redis-refuses')}\r\n`);
+      s.write(`AUTH alice@redis-refuses ${auth}\r\n`);
     });
     expect(reply).toBe('-ERR jitgate could not log in to the Redis backend of "redis-refuses" (WRONGPASS)\r\n');
     expectNoBackendText(reply);

@@ -59,18 +59,20 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-function token(connection: string): string {
-  const repo = new AccessRepository((gateway.store as SqliteStore).database);
-  return issueAdminToken(gateway.store, repo, {
-    user: 'alice',
-    connection,
-    ttlMs: 3_600_000,
-    now: Date.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-  }).token;
+async function token(connection: string): Promise<string> {
+  const repo = await AccessRepository.open((gateway.store as SqliteStore).sql);
+  return (
+    await issueAdminToken(gateway.store, repo, {
+      user: 'alice',
+      connection,
+      ttlMs: 3_600_000,
+      now: Date.now(),
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
+    })
+  ).token;
 }
 
 function hostPort(address: string): { host: string; port: number } {
@@ -88,7 +90,7 @@ function expectNoSocketText(seen: string): void {
 describe('a backend that cannot be reached', () => {
   it('PostgreSQL: 08006 in the gateway’s words, no backend address', async () => {
     const { host, port } = hostPort(gateway.addresses.postgres!);
-    const c = new pg.Client({ host, port, user: 'alice', database: 'pg-down', password: token('pg-down') });
+    const c = new pg.Client({ host, port, user: 'alice', database: 'pg-down', password: await token('pg-down') });
     const err = await c.connect().then(
       () => undefined,
       (e: Error & { code?: string; detail?: string }) => e,
@@ -101,7 +103,7 @@ describe('a backend that cannot be reached', () => {
 
   it('MySQL: 1105 in the gateway’s words, no backend address', async () => {
     const { host, port } = hostPort(gateway.addresses.mysql!);
-    const err = await mysql.createConnection({ host, port, user: 'alice', password: token('my-down'), database: 'my-down' }).then(
+    const err = await mysql.createConnection({ host, port, user: 'alice', password: await token('my-down'), database: 'my-down' }).then(
       async (c) => {
         await c.end();
         return undefined;
@@ -116,6 +118,7 @@ describe('a backend that cannot be reached', () => {
   it('Redis: ERR in the gateway’s words, no backend address', async () => {
     const { host, port } = hostPort(gateway.addresses.redis!);
     // Raw RESP: the AUTH reply as sent (clients turn a refused login into their own message).
+    const auth = await token('redis-down');
     const reply = await new Promise<string>((resolve, reject) => {
       const s = net.connect({ host, port });
       let out = '';
@@ -127,7 +130,7 @@ describe('a backend that cannot be reached', () => {
         }
       });
       s.on('error', reject);
-      s.write(`AUTH alice@redis-down ${token('redis-down')}\r\n`);
+      s.write(`AUTH alice@redis-down ${auth}\r\n`);
     });
     expect(reply).toMatch(/^-ERR jitgate could not connect to the Redis backend of "redis-down"/);
     expectNoSocketText(reply);

@@ -233,7 +233,7 @@ function mysqlEngine(g: () => GatewayWith): Engine {
         },
         // KILL QUERY from another session of the same person, as the mysql CLI's Ctrl-C does.
         cancel: async () => {
-          const killer = await connect(g().token('my', { user }), user);
+          const killer = await connect(await g().token('my', { user }), user);
           await killer.query(`KILL QUERY ${c.threadId}`);
           await killer.end();
         },
@@ -356,7 +356,7 @@ describe.each(ENGINES)('$name', (e) => {
   const user = (what: string) => `${what}-${e.name}`;
 
   it('logs in with a token and runs a statement', async () => {
-    const c = await e.login(gw.token(e.connection, { user: user('ok') }), user('ok'));
+    const c = await e.login(await gw.token(e.connection, { user: user('ok') }), user('ok'));
     expect(await c.run(e.ok[0])).toEqual({ rows: e.ok[1] });
     c.close();
   });
@@ -364,10 +364,10 @@ describe.each(ENGINES)('$name', (e) => {
   it('refuses a wrong, an expired and a revoked token, in its own error format', async () => {
     expect(await e.refusal('jg_not-a-token', 'alice')).toMatchObject({ code: e.codes.badToken });
     // Issued a minute ago for a second: expired, with no wait.
-    const expired = gw.token(e.connection, { ttlMs: 1000, now: Date.now() - 60_000 });
+    const expired = await gw.token(e.connection, { ttlMs: 1000, now: Date.now() - 60_000 });
     expect(await e.refusal(expired, 'alice')).toMatchObject({ code: e.codes.badToken });
     const who = user('revoked');
-    const { token, grantId } = gw.issue(e.connection, { user: who });
+    const { token, grantId } = await gw.issue(e.connection, { user: who });
     gw.gateway.access.revoke({ user: who, groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
     const refused = await e.refusal(token, who);
     expect(refused.code).toBe(e.codes.revoked);
@@ -375,7 +375,7 @@ describe.each(ENGINES)('$name', (e) => {
   });
 
   it('kill ends the session: the statement in flight is answered with who ended it and why', async () => {
-    const c = await e.login(gw.token(e.connection, { user: user('killed') }), user('killed'));
+    const c = await e.login(await gw.token(e.connection, { user: user('killed') }), user('killed'));
     const running = c.run(e.slow);
     await waitUntil(`${e.slow} to run on the backend`, e.running);
     expect(gw.gateway.recording.kill((await liveSession(user('killed'))).id, 'dave', 'incident 7')).toBe('killed');
@@ -389,7 +389,7 @@ describe.each(ENGINES)('$name', (e) => {
   });
 
   it('refuses what a guardrail forbids, naming the rule, and goes on', async () => {
-    const c = await e.login(gw.token(e.connection, { user: user('guarded') }), user('guarded'));
+    const c = await e.login(await gw.token(e.connection, { user: user('guarded') }), user('guarded'));
     const refused = await c.run(e.guardrail[0]);
     expect(refused).toEqual({ error: { code: e.guardrail[1], message: expect.stringMatching(e.guardrail[2]) } });
     expect(await c.run(e.ok[0])).toEqual({ rows: e.ok[1] });
@@ -398,7 +398,7 @@ describe.each(ENGINES)('$name', (e) => {
 
   it.each(['approved', 'denied', 'cancelled'] as const)('holds a write for review: %s', async (outcome) => {
     const who = user(`held-${outcome}`);
-    const c = await e.login(gw.token(e.connection, { user: who }), who);
+    const c = await e.login(await gw.token(e.connection, { user: who }), who);
     const marker = `${outcome}-${e.name}`;
     const answer = c.run(e.held(marker));
     const review = await pendingReview(who);
@@ -426,14 +426,14 @@ describe.each(ENGINES)('$name', (e) => {
   });
 
   it('answers with masked values: the rows come back, masked', async () => {
-    const c = await e.login(gw.token(e.connection, { user: user('masked') }), user('masked'));
+    const c = await e.login(await gw.token(e.connection, { user: user('masked') }), user('masked'));
     expect(await c.run(e.masked[0])).toEqual({ rows: e.masked[1] });
     c.close();
   });
 
   it('records the session: its statements are in the recording', async () => {
     const who = user('recorded');
-    const c = await e.login(gw.token(e.connection, { user: who }), who);
+    const c = await e.login(await gw.token(e.connection, { user: who }), who);
     await c.run(e.ok[0]);
     await c.run(e.masked[0]);
     c.close();
@@ -452,8 +452,8 @@ describe.each(ENGINES)('$name', (e) => {
   it('drains: the statement in flight finishes, new sessions are refused', async () => {
     const own = await startConformanceGateway();
     const mine = e.name === 'postgres' ? postgresEngine(() => own) : e.name === 'mysql' ? mysqlEngine(() => own) : redisEngine(() => own);
-    const c = await mine.login(own.token(e.connection), 'alice');
-    const late = own.token(e.connection);
+    const c = await mine.login(await own.token(e.connection), 'alice');
+    const late = await own.token(e.connection);
     const running = c.run(e.brief[0]);
     await waitUntil(`${e.brief[0]} to run on the backend`, e.briefRunning);
     const closing = own.close();

@@ -76,7 +76,7 @@ audit:
     port: gw.port,
     user: 'erin',
     database: 'app',
-    password: gw.token({ user: 'erin', groups: ['engineering'] }),
+    password: await gw.token({ user: 'erin', groups: ['engineering'] }),
   });
   await client.connect();
   try {

@@ -51,12 +51,12 @@ describe('jitgate credentials rotate on MariaDB', () => {
   it('rotates while mysql2 clients reconnect through the gateway, with none failing', async () => {
     const old = server.users.native.password;
     const { host, port } = gw.listener('mysql');
-    const connect = () =>
+    const connect = async () =>
       mysql.createConnection({
         host,
         port,
         user: 'alice',
-        password: gw.token('shop'),
+        password: await gw.token('shop'),
         database: 'shop',
         ssl: { rejectUnauthorized: false },
       });

@@ -113,13 +113,13 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     const old = scram().password;
     // A session opened before the rotation keeps its backend connection across it.
     const { host, port } = gw.listener('postgres');
-    const early = new pg.Client({ host, port, database: 'app', user: 'alice', password: gw.token('app') });
+    const early = new pg.Client({ host, port, database: 'app', user: 'alice', password: await gw.token('app') });
     await early.connect();
     await early.query('SELECT 1');
 
     const before = await sessionsOpened(gw);
     const bench = run('pgbench', ['-n', '-C', '-c', '4', '-t', '60', '-h', host, '-p', String(port), '-U', 'alice', 'app'], {
-      PGPASSWORD: gw.token('app'),
+      PGPASSWORD: await gw.token('app'),
       PGSSLMODE: 'disable',
     });
     // Rotate once pgbench is well under way (each of its transactions is a new gateway session).
@@ -165,7 +165,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     );
 
     // A later session through the gateway logs in with the new password.
-    const late = new pg.Client({ host, port, database: 'app', user: 'alice', password: gw.token('app') });
+    const late = new pg.Client({ host, port, database: 'app', user: 'alice', password: await gw.token('app') });
     await late.connect();
     expect((await late.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: scram().user }]);
     await late.end();
@@ -178,7 +178,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(await directLogin(STUCK.user, STUCK.password)).toBe('ok');
     expect(new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('stuck-pg')).toBe(STUCK.password);
     const { host, port } = gw.listener('postgres');
-    const c = new pg.Client({ host, port, database: 'stuck', user: 'alice', password: gw.token('stuck') });
+    const c = new pg.Client({ host, port, database: 'stuck', user: 'alice', password: await gw.token('stuck') });
     await c.connect();
     expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: STUCK.user }]);
     await c.end();
@@ -237,7 +237,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(r.code, r.err).toBe(0);
     expect(await directLogin(EPH.user, EPH.password)).toBe('28P01');
     const { host, port } = gw.listener('postgres');
-    const c = new pg.Client({ host, port, database: 'eph', user: 'alice', password: gw.token('eph') });
+    const c = new pg.Client({ host, port, database: 'eph', user: 'alice', password: await gw.token('eph') });
     await c.connect();
     const [{ u }] = (await c.query<{ u: string }>('SELECT current_user AS u')).rows as [{ u: string }];
     expect(u).toMatch(/^jitgate_/);
@@ -277,7 +277,7 @@ describe('a rotation a crash interrupted', () => {
       expect(stored.get(lost.user)).toBe(lost.old);
       const { host, port } = gw.listener('postgres');
       for (const r of [took, lost]) {
-        const c = new pg.Client({ host, port, database: r.user, user: 'alice', password: gw.token(r.user) });
+        const c = new pg.Client({ host, port, database: r.user, user: 'alice', password: await gw.token(r.user) });
         await c.connect();
         expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: r.user }]);
         await c.end();
@@ -292,7 +292,7 @@ describe('two gateway instances on one state store', () => {
   /** `current_user` of a new session through `gw`: the backend login that instance makes now. */
   async function loginThrough(gw: RotationGateway): Promise<string> {
     const { host, port } = gw.listener('postgres');
-    const c = new pg.Client({ host, port, database: 'shared', user: 'alice', password: gw.token('shared') });
+    const c = new pg.Client({ host, port, database: 'shared', user: 'alice', password: await gw.token('shared') });
     await c.connect();
     try {
       return (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u;
@@ -387,7 +387,7 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
 
       // Sessions still log in with whatever the gateway now holds.
       const { host, port } = gw.listener('postgres');
-      const c = new pg.Client({ host, port, database: 'sched', user: 'alice', password: gw.token('sched') });
+      const c = new pg.Client({ host, port, database: 'sched', user: 'alice', password: await gw.token('sched') });
       await c.connect();
       expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: SCHED.user }]);
       await c.end();

@@ -98,7 +98,7 @@ describe('jitgate credentials rotate on Redis', () => {
       host,
       port,
       username: 'alice@cache',
-      password: gw.token('cache'),
+      password: await gw.token('cache'),
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });
@@ -117,7 +117,7 @@ describe('jitgate credentials rotate on Redis', () => {
       '--user',
       'alice@cache',
       '-a',
-      gw.token('cache'),
+      await gw.token('cache'),
       '-c',
       '4',
       '-n',
@@ -214,7 +214,7 @@ describe('jitgate credentials rotate on Redis', () => {
       host,
       port,
       username: 'alice@cache',
-      password: gw.token('cache'),
+      password: await gw.token('cache'),
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });

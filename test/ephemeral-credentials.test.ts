@@ -85,15 +85,25 @@ async function eventually<T>(what: string, probe: () => Promise<T>, done: (v: T)
   return found.value;
 }
 
-function client(connection: string, token = gw.token({ connection })): pg.Client {
-  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: token });
+async function client(connection: string, token?: string): Promise<pg.Client> {
+  const c = new pg.Client({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    database: connection,
+    password: token ?? (await gw.token({ connection })),
+  });
   c.on('error', () => undefined);
   return c;
 }
 
 describe('a session on an ephemeral connection', () => {
   it('psql runs as a jitgate_ role of its own, which is gone after the session', async () => {
-    const r = await psql(gw.dsn({ connection: 'app-eph' }), gw.token({ connection: 'app-eph' }), ['-At', '-c', 'select current_user']);
+    const r = await psql(gw.dsn({ connection: 'app-eph' }), await gw.token({ connection: 'app-eph' }), [
+      '-At',
+      '-c',
+      'select current_user',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const role = r.stdout.trim();
@@ -106,8 +116,8 @@ describe('a session on an ephemeral connection', () => {
   });
 
   it("has the configured role's privileges and no more, and the role is marked and time-limited", async () => {
-    const token = gw.token({ connection: 'app-eph', ttlMs: 30 * 60_000 });
-    const c = client('app-eph', token);
+    const token = await gw.token({ connection: 'app-eph', ttlMs: 30 * 60_000 });
+    const c = await client('app-eph', token);
     await c.connect();
     try {
       const me = (await c.query('select current_user as u')).rows[0].u as string;
@@ -152,7 +162,7 @@ describe('a session on an ephemeral connection', () => {
   });
 
   it('drops the role even when the session created objects (they pass to the gateway user)', async () => {
-    const c = client('app-eph');
+    const c = await client('app-eph');
     await c.connect();
     const me = (await c.query('select current_user as u')).rows[0].u as string;
     await c.query('create table scratch_by_session (x int)');
@@ -164,7 +174,7 @@ describe('a session on an ephemeral connection', () => {
   });
 
   it('ends the role once the session ends, even if something else still uses it', async () => {
-    const c = client('app-eph');
+    const c = await client('app-eph');
     await c.connect();
     const me = (await c.query('select current_user as u')).rows[0].u as string;
     await c.end();
@@ -176,7 +186,7 @@ describe('a session on an ephemeral connection', () => {
 
 describe('when the role cannot be created', () => {
   it('refuses the session with a clear 28000 and leaves nothing behind', async () => {
-    const c = client('app-eph-bad');
+    const c = await client('app-eph-bad');
     const err = await c.connect().then(
       () => undefined,
       (e: pg.DatabaseError) => e,
@@ -198,7 +208,7 @@ describe('when the role cannot be created', () => {
 
   it('leaves a role whose drop fails to the janitor, which removes it later', async () => {
     const admin = server.users.scram.user;
-    const c = client('app-eph');
+    const c = await client('app-eph');
     await c.connect();
     const me = (await c.query('select current_user as u')).rows[0].u as string;
     // The gateway's user loses the right to manage roles while the session runs: the drop must fail.
@@ -306,8 +316,8 @@ connections:
         expect(next.credentials.repository.pending('crashy')).toEqual([]);
 
         // A graceful shutdown, by contrast, drops the roles of the sessions it ends before it returns.
-        const grants = new AccessRepository((next.store as SqliteStore).database);
-        const { token: t2 } = issueAdminToken(next.store, grants, {
+        const grants = await AccessRepository.open((next.store as SqliteStore).sql);
+        const { token: t2 } = await issueAdminToken(next.store, grants, {
           user: 'bob',
           connection: 'crashy',
           ttlMs: 60_000,

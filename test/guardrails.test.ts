@@ -44,7 +44,7 @@ async function itemCount(): Promise<number> {
 describe('guardrails', () => {
   it('refuses what the rules deny in a psql session, names the rule, and the session goes on', async () => {
     const before = await itemCount();
-    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+    const r = await psql(gw.dsn({}), await gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: [
         'delete from items;',
         "select pg_catalog.pg_read_file('/etc/passwd');",
@@ -67,7 +67,7 @@ describe('guardrails', () => {
   });
 
   it('refuses in the extended protocol with SQLSTATE 42501 and reason detail', async () => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: await gw.token() });
     await c.connect();
     try {
       const err = await c.query('update items set name = $1', ['x']).then(
@@ -84,7 +84,7 @@ describe('guardrails', () => {
   });
 
   it('leaves other connections alone when a rule names only some', async () => {
-    const r = await psql(gw.dsn({ connection: 'app-md5' }), gw.token({ connection: 'app-md5' }), [
+    const r = await psql(gw.dsn({ connection: 'app-md5' }), await gw.token({ connection: 'app-md5' }), [
       '-At',
       '-c',
       'create temp table scratch (a int)',

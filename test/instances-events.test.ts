@@ -89,7 +89,7 @@ async function aliceOnA(name: string) {
     port: a.gw.port,
     user: 'alice',
     database: 'app',
-    password: a.gw.token(),
+    password: await a.gw.token(),
     application_name: name,
   });
   let ended: Error | undefined;
@@ -245,7 +245,7 @@ describe('limits counted across instances', () => {
         port,
         user: 'robot',
         database: 'app',
-        password: a.gw.token({ user: 'robot', groups: ['bots'] }),
+        password: await a.gw.token({ user: 'robot', groups: ['bots'] }),
       });
       await c.connect();
       clients.push(c);

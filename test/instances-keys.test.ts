@@ -69,7 +69,7 @@ afterAll(async () => {
 });
 
 async function hashedEmail(gw: TestGateway): Promise<string> {
-  const client = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+  const client = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: await gw.token() });
   await client.connect();
   try {
     const { rows } = await client.query<{ email: string }>('select email from people');

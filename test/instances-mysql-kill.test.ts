@@ -35,12 +35,12 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-function connect(port: number, user = 'alice'): Promise<mysql.Connection> {
+async function connect(port: number, user = 'alice'): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: a.host,
     port,
     user,
-    password: a.token({ user }),
+    password: await a.token({ user }),
     database: 'app',
     ssl: { rejectUnauthorized: false },
   });

@@ -44,18 +44,20 @@ async function client(address: string, password: string, application_name = 'ins
   return c;
 }
 
-function tokenFor(gateway: Gateway): string {
-  const access = new AccessRepository((gateway.store as SqliteStore).database);
-  return issueAdminToken(gateway.store, access, {
-    user: 'alice',
-    connection: 'app',
-    ttlMs: 3_600_000,
-    now: Date.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-  }).token;
+async function tokenFor(gateway: Gateway): Promise<string> {
+  const access = await AccessRepository.open((gateway.store as SqliteStore).sql);
+  return (
+    await issueAdminToken(gateway.store, access, {
+      user: 'alice',
+      connection: 'app',
+      ttlMs: 3_600_000,
+      now: Date.now(),
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
+    })
+  ).token;
 }
 
 describe('gateway instances sharing one store', () => {
@@ -142,7 +144,7 @@ reviews:
     expect(ready.details.instance).toMatch(/^[0-9a-f-]{36}$/);
     expect(ready.details.instance).not.toBe(aSession!.instanceId);
 
-    const onB = await client(b.addresses.postgres!, tokenFor(b));
+    const onB = await client(b.addresses.postgres!, await tokenFor(b));
     clients.push(onB);
     expect((await onB.query('select 3 as n')).rows).toEqual([{ n: 3 }]);
     const bSession = b.store.listSessions({ active: true }).find((s) => s.instanceId !== aSession!.instanceId)!;

@@ -62,17 +62,19 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-function token(user: string, connection: string): string {
-  return issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
-    user,
-    connection,
-    ttlMs: 3_600_000,
-    now: clock.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-  }).token;
+async function token(user: string, connection: string): Promise<string> {
+  return (
+    await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
+      user,
+      connection,
+      ttlMs: 3_600_000,
+      now: clock.now(),
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
+    })
+  ).token;
 }
 
 const port = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
@@ -131,7 +133,7 @@ async function redisLogin(user: string, password: string): Promise<{ ok: true } 
 
 describe('failed logins are throttled per source and user, and summarised in the audit log', { timeout: 120_000 }, () => {
   it('PostgreSQL: wrong tokens turn into "too many failed logins", a valid token still gets in, and the audit log gets one summary', async () => {
-    const valid = token('alice', 'app');
+    const valid = await token('alice', 'app');
     const before = { each: auditCount('login.failed'), summaries: auditCount('login.failed.repeated') };
     const answers = [];
     for (let i = 0; i < 30; i++) answers.push(await pgLogin('alice', BAD));
@@ -160,7 +162,7 @@ describe('failed logins are throttled per source and user, and summarised in the
   });
 
   it('MySQL: the same, with the server’s own "host blocked" error (1129)', async () => {
-    const valid = token('bob', 'shop');
+    const valid = await token('bob', 'shop');
     const before = auditCount('login.failed');
     const answers = [];
     for (let i = 0; i < 12; i++) answers.push(await mysqlLogin('bob', `wrong-${i}`));
@@ -174,7 +176,7 @@ describe('failed logins are throttled per source and user, and summarised in the
   });
 
   it('Redis: the same, and the counts start afresh after the valid login', async () => {
-    const valid = token('carol', 'cache');
+    const valid = await token('carol', 'cache');
     const before = auditCount('login.failed');
     const answers = [];
     for (let i = 0; i < 10; i++) answers.push(await redisLogin('carol', BAD));

@@ -256,7 +256,7 @@ const REFUSED: Array<[string, string]> = [
 
 describe('the suite itself', () => {
   it('sees a leak when there is one: the same table on a connection without masking rules', async () => {
-    const other = await client(gw, gw.token({ connection: 'app-trust' }), 'alice', 'app-trust');
+    const other = await client(gw, await gw.token({ connection: 'app-trust' }), 'alice', 'app-trust');
     try {
       const r = await other.query('select email from users where id = 1');
       expect(() => expectNoSecret(JSON.stringify(r.rows))).toThrow(/leaked alice@example.com/);
@@ -320,7 +320,7 @@ describe('bypass attempts through COPY and psql', () => {
     'select email from users \\gx',
   ];
   it.each(COPIES)('%s', async (input) => {
-    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+    const r = await psql(gw.dsn({}), await gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: input + (input.includes('\\') && !input.startsWith('copy') ? '\n' : ';\n'),
     });
     expectNoSecret(r.stdout + r.stderr);
@@ -344,7 +344,7 @@ describe('bypass attempts by defining a name again', () => {
   });
 
   it('extended protocol: a duplicate or a failed Parse of a name does not swap its plan', async () => {
-    const raw = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: gw.token() });
+    const raw = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: await gw.token() });
     try {
       const parse = (name: string, sql: string) => msg('P', cstr(name), cstr(sql), int16(0));
       const run = async (name: string) => {
@@ -632,7 +632,7 @@ describe('bypass attempts through a stale catalog', () => {
 describe('over-masking: clients see what they would see directly', () => {
   async function both<T>(fn: (client: pg.Client) => Promise<T>): Promise<{ masked: T; direct: T }> {
     const masked = await client(gw);
-    const direct = await client(gw, gw.token({ connection: 'app-trust' }), 'alice', 'app-trust');
+    const direct = await client(gw, await gw.token({ connection: 'app-trust' }), 'alice', 'app-trust');
     try {
       return { masked: await fn(masked), direct: await fn(direct) };
     } finally {
@@ -731,10 +731,10 @@ describe('over-masking: clients see what they would see directly', () => {
       '\\dp plain_items',
     ];
     for (const cmd of commands) {
-      const viaMasked = await psql(gw.dsn({}), gw.token(), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
+      const viaMasked = await psql(gw.dsn({}), await gw.token(), ['-X', '-v', 'ON_ERROR_STOP=1'], { input: cmd + '\n' });
       const viaDirect = await psql(
         gw.dsn({ connection: 'app-trust' }),
-        gw.token({ connection: 'app-trust' }),
+        await gw.token({ connection: 'app-trust' }),
         ['-X', '-v', 'ON_ERROR_STOP=1'],
         { input: cmd + '\n' },
       );
@@ -746,7 +746,7 @@ describe('over-masking: clients see what they would see directly', () => {
   it('pg_dump through a masked connection writes what it writes directly, except masked values', async () => {
     await server.query("select setval('shop_seq', 42)");
     const dump = async (connection: string): Promise<string> => {
-      const r = await runPgDump(gw.dsn({ connection }), gw.token({ connection }));
+      const r = await runPgDump(gw.dsn({ connection }), await gw.token({ connection }));
       expect(r.code, r.stderr).toBe(0);
       return r.stdout;
     };

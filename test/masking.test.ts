@@ -37,7 +37,7 @@ async function rows(sql: string, values?: unknown[]): Promise<Array<Record<strin
 }
 
 async function psqlOut(input: string, args = ['-At']): Promise<{ stdout: string; stderr: string }> {
-  const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', ...args], { input });
+  const r = await psql(gw.dsn({}), await gw.token(), ['-v', 'ON_ERROR_STOP=0', ...args], { input });
   return r;
 }
 
@@ -102,7 +102,7 @@ describe('masking strategies (text results, pg driver)', () => {
   });
 
   it('exempt groups see clear values', async () => {
-    const c = await client(gw, tokenWithGroups(gw, ['dba']), 'dora');
+    const c = await client(gw, await tokenWithGroups(gw, ['dba']), 'dora');
     try {
       const r = (await c.query('select email, ssn, bio from users where id = 2')).rows[0];
       expect(r).toEqual({ email: 'bob@example.com', ssn: '987-65-4321', bio: 'mail me at bob.personal@gmail.com' });
@@ -143,7 +143,7 @@ describe('exits', () => {
   });
 
   it('a statement prepared and described once, then only bound and executed, is masked (raw protocol)', async () => {
-    const raw = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: gw.token() });
+    const raw = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: await gw.token() });
     try {
       raw.socket.write(
         Buffer.concat([
@@ -271,7 +271,7 @@ describe('decisions on the record', () => {
       port: gw.port,
       user: 'alice',
       database: 'app',
-      password: gw.token(),
+      password: await gw.token(),
       application_name: 'mask-record',
     });
     await c.connect();

@@ -263,10 +263,10 @@ describe('the MCP endpoint', () => {
     expect(over.text).toContain('3 statements per minute');
 
     // The same agent with a token under its grant, straight from psql: the same budget, the same refusal.
-    const token = gw.gateway.access.mintToken(
+    const { token } = await gw.gateway.access.mintToken(
       { user: 'apikey:busy-bot', groups: ['limited'], kind: 'service', via: 'apikey' },
       'app',
-    ).token;
+    );
     const native = await psql(gw.dsn({ user: 'apikey:busy-bot' }), token, ['-At', '-c', 'select 42']);
     expect(native.stdout).not.toContain('42');
     expect(native.stderr).toContain('rate limit reached: 3 statements per minute');

@@ -62,12 +62,12 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-function connect(connection = 'masked', extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
+async function connect(connection = 'masked', extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: gw.host,
     port: gw.port,
     user: 'alice',
-    password: gw.token({ connection }),
+    password: await gw.token({ connection }),
     database: connection,
     multipleStatements: true,
     ...extra,
@@ -168,7 +168,7 @@ describe('executable comments run as the server runs them', () => {
         expect(await outcome(c, sql, true), `${sql} (binary)`).toBe(JSON.stringify(rows));
       }
       const cli = await mysqlCli(gw, {
-        token: gw.token({ connection: 'masked' }),
+        token: await gw.token({ connection: 'masked' }),
         database: 'masked',
         sql: "SELECT name /*!, CONCAT(password_hash,'') */ FROM accounts",
       });
@@ -283,7 +283,7 @@ describe('masked values do not travel through routines, variables, prepared text
       expectNoSecret(JSON.stringify(rows), 'SHOW WARNINGS');
       expect(JSON.stringify(rows)).toContain('Truncated incorrect');
       const cli = await mysqlCli(gw, {
-        token: gw.token({ connection: 'masked' }),
+        token: await gw.token({ connection: 'masked' }),
         database: 'masked',
         args: ['--show-warnings'],
         sql: 'SELECT CAST(pin AS DATE) AS d FROM accounts WHERE id = 1',
@@ -401,7 +401,7 @@ describe('what cannot show masked data passes, intact (over-masking)', () => {
       const [[{ id }]] = (await c.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
       await c.query(`KILL QUERY ${id}`);
       const cli = await mysqlCli(gw, {
-        token: gw.token({ connection: 'masked' }),
+        token: await gw.token({ connection: 'masked' }),
         database: 'masked',
         args: ['--show-warnings'],
         sql: "SELECT CAST('12abc' AS INT) AS n",

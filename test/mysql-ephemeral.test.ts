@@ -34,7 +34,7 @@ describe('ephemeral MySQL users', () => {
       host: gw.host,
       port: gw.port,
       user: 'alice',
-      password: gw.token({ connection: 'eph' }),
+      password: await gw.token({ connection: 'eph' }),
       database: 'eph',
       ssl: { rejectUnauthorized: false },
     });

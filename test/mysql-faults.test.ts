@@ -34,12 +34,12 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-function connect(connection = 'app'): Promise<mysql.Connection> {
+async function connect(connection = 'app'): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: gw.host,
     port: gw.port,
     user: 'alice',
-    password: gw.token({ connection }),
+    password: await gw.token({ connection }),
     database: connection,
     ssl: { rejectUnauthorized: false },
   });
@@ -66,7 +66,7 @@ describe('the MySQL listener as tools see it', () => {
     const backend = await greetingVersion(my.port);
     expect(backend).toMatch(/MariaDB/);
     expect(await greetingVersion(gw.port)).toBe(`${backend}-jitgate`);
-    const cli = await mysqlCli(gw, { token: gw.token(), sql: 'status', args: ['--ssl'] });
+    const cli = await mysqlCli(gw, { token: await gw.token(), sql: 'status', args: ['--ssl'] });
     expect(cli.stdout).toMatch(/Server:\s+MariaDB/);
   });
 
@@ -96,7 +96,7 @@ describe('the MySQL listener as tools see it', () => {
   });
 
   it("a login without a database opens the user's only MySQL connection (mysqlslap), and stays refused with several", async () => {
-    const token = gw.token({ user: 'solo', connection: 'app' });
+    const token = await gw.token({ user: 'solo', connection: 'app' });
     const cli = await mysqlCli(gw, { user: 'solo', token, database: '', sql: 'SELECT DATABASE() AS db', args: ['--ssl'] });
     expect(cli.stderr).toBe('');
     expect(cli.stdout).toContain('app');
@@ -120,8 +120,8 @@ describe('the MySQL listener as tools see it', () => {
     });
     expect(slap.out).toContain('Benchmark');
     expect(slap.code).toBe(0);
-    const other = gw.token({ user: 'duo', connection: 'app' });
-    gw.token({ user: 'duo', connection: 'app-plain' });
+    const other = await gw.token({ user: 'duo', connection: 'app' });
+    await gw.token({ user: 'duo', connection: 'app-plain' });
     const two = await mysqlCli(gw, { user: 'duo', token: other, database: '', sql: 'SELECT 1', args: ['--ssl'] });
     expect(two.stderr).toContain('No database selected');
   });
@@ -175,12 +175,12 @@ describe('graceful shutdown', () => {
   it('ends an idle session at once, and lets one inside a transaction commit it first', async () => {
     my.root('CREATE TABLE app.drained (n INT); GRANT ALL ON app.drained TO PUBLIC');
     const own = await startMysqlTestGateway(my);
-    const open = (user: string) =>
+    const open = async (user: string) =>
       mysql.createConnection({
         host: own.host,
         port: own.port,
         user,
-        password: own.token({ user }),
+        password: await own.token({ user }),
         database: 'app',
         ssl: { rejectUnauthorized: false },
       });

@@ -41,12 +41,12 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-function connect(extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
+async function connect(extra: mysql.ConnectionOptions = {}): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: gw.host,
     port: gw.port,
     user: 'alice',
-    password: gw.token(),
+    password: await gw.token(),
     database: 'app',
     ssl: { rejectUnauthorized: false },
     multipleStatements: true,
@@ -87,12 +87,12 @@ describe('guardrails with the MySQL grammar', () => {
   });
 
   it('shows the refusal in the mariadb CLI and leaves other connections alone', async () => {
-    const r = await mysqlCli(gw, { token: gw.token(), sql: 'TRUNCATE TABLE items', args: ['--ssl'] });
+    const r = await mysqlCli(gw, { token: await gw.token(), sql: 'TRUNCATE TABLE items', args: ['--ssl'] });
     expect(r.stderr).toContain(
       'ERROR 1142 (42000) at line 1: jitgate: statement refused by guardrail "no-destructive": TRUNCATE is not allowed (kind_denied) — ask the DBA on call',
     );
     const other = await mysqlCli(gw, {
-      token: gw.token({ connection: 'app-plain' }),
+      token: await gw.token({ connection: 'app-plain' }),
       database: 'app-plain',
       sql: 'SELECT COUNT(*) FROM customers',
       args: ['--ssl'],
@@ -120,7 +120,7 @@ describe('holds', () => {
         host: gw.host,
         port: gw.port,
         user: 'alice',
-        password: gw.token({ connection: 'app-plain' }),
+        password: await gw.token({ connection: 'app-plain' }),
         database: 'app-plain',
       });
       const insert = c.query("INSERT INTO items (id, name) VALUES (70, 'held')");
@@ -146,7 +146,7 @@ describe('holds', () => {
         host: gw.host,
         port: gw.port,
         user: 'alice',
-        password: gw.token({ connection: 'app-plain' }),
+        password: await gw.token({ connection: 'app-plain' }),
         database: 'app-plain',
       });
       const third = c.query("INSERT INTO items (id, name) VALUES (72, 'withdrawn')").then(
@@ -170,7 +170,7 @@ describe('holds', () => {
 
 /** A logged-in raw socket: mysql2 does the handshake, then the test writes bytes of its own. */
 async function rawSession(): Promise<{ socket: net.Socket; read(): Promise<Buffer>; conn: mysql.Connection }> {
-  const conn = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: gw.token(), database: 'app' });
+  const conn = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'alice', password: await gw.token(), database: 'app' });
   const socket = (conn as unknown as { connection: { stream: net.Socket } }).connection.stream;
   socket.removeAllListeners('data');
   const chunks: Buffer[] = [];

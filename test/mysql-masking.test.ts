@@ -37,12 +37,12 @@ afterAll(async () => {
   await my?.cleanup();
 });
 
-function connect(user = 'alice', connection = 'app'): Promise<mysql.Connection> {
+async function connect(user = 'alice', connection = 'app'): Promise<mysql.Connection> {
   return mysql.createConnection({
     host: gw.host,
     port: gw.port,
     user,
-    password: gw.token({ user, connection }),
+    password: await gw.token({ user, connection }),
     database: connection,
     ssl: { rejectUnauthorized: false },
   });
@@ -147,7 +147,7 @@ describe('masking MySQL results', () => {
   it('records what the client saw: masked values only (mariadb CLI)', async () => {
     const r = await mysqlCli(gw, {
       user: 'masked-cli',
-      token: gw.token({ user: 'masked-cli' }),
+      token: await gw.token({ user: 'masked-cli' }),
       sql: 'SELECT email, card FROM customers ORDER BY id',
       args: ['--ssl'],
     });

@@ -59,7 +59,7 @@ async function authMethodOfLatest(user = 'alice'): Promise<string | null> {
 
 describe('authentication', () => {
   it('takes the token over TLS on first use, then the cached fast path (mariadb CLI)', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const first = await mysqlCli(gw, { token, sql: 'SELECT id, name FROM items ORDER BY id', args: ['--ssl'] });
     expect(first.stderr).toBe('');
     expect(first.stdout).toBe('id\tname\n1\tapple\n2\tbanana\n3\tcherry\n');
@@ -70,7 +70,7 @@ describe('authentication', () => {
   });
 
   it('uses RSA for the first login without TLS (development mode), then the fast path', async () => {
-    const token = gw.token({ user: 'rsa-user' });
+    const token = await gw.token({ user: 'rsa-user' });
     const first = await mysql.createConnection({ host: gw.host, port: gw.port, user: 'rsa-user', password: token, database: 'app' });
     const [rows] = await first.query('SELECT 40 + 2 AS answer');
     expect(rows).toEqual([{ answer: 42 }]);
@@ -79,7 +79,7 @@ describe('authentication', () => {
   });
 
   it('checks a mysql_native_password scramble once the token is known, and switches unknown ones to caching_sha2', async () => {
-    const token = gw.token({ user: 'native-user' });
+    const token = await gw.token({ user: 'native-user' });
     const native = { authPlugins: {}, ssl: { rejectUnauthorized: false } };
     // mysql2 answers the greeting with mysql_native_password; the gateway switches it to caching_sha2 (full, TLS).
     const c1 = await connect(token, { user: 'native-user', ...native });
@@ -96,26 +96,31 @@ describe('authentication', () => {
   });
 
   it('refuses a wrong, an expired and a missing token with 1045, and an unknown database with 1049', async () => {
-    gw.token();
+    await gw.token();
     const wrong = await mysqlCli(gw, { token: 'jg_not-a-token', sql: 'SELECT 1', args: ['--ssl'] });
     expect(wrong.stderr).toContain("ERROR 1045 (28000): Access denied for user 'alice' (using password: YES)");
     // Issued a minute ago for a millisecond: expired, with no wait.
-    const expired = gw.token({ ttlMs: 1, now: Date.now() - 60_000 });
+    const expired = await gw.token({ ttlMs: 1, now: Date.now() - 60_000 });
     const late = await mysqlCli(gw, { token: expired, sql: 'SELECT 1', args: ['--ssl'] });
     expect(late.stderr).toContain('ERROR 1045 (28000)');
     const none = await mysqlCli(gw, { token: '', sql: 'SELECT 1', args: ['--ssl'] });
     expect(none.stderr).toContain('ERROR 1045 (28000)');
-    const unknown = await mysqlCli(gw, { token: gw.token({ connection: 'nope' }), database: 'nope', sql: 'SELECT 1', args: ['--ssl'] });
+    const unknown = await mysqlCli(gw, {
+      token: await gw.token({ connection: 'nope' }),
+      database: 'nope',
+      sql: 'SELECT 1',
+      args: ['--ssl'],
+    });
     expect(unknown.stderr).toContain("ERROR 1049 (42000): Unknown database 'nope'");
     // Without a database a login opens the user's only MySQL connection (test/mysql-faults.test.ts); alice has two.
-    gw.token({ connection: 'app-plain' });
-    const noDb = await mysqlCli(gw, { token: gw.token(), database: '', sql: 'SELECT 1', args: ['--ssl'] });
+    await gw.token({ connection: 'app-plain' });
+    const noDb = await mysqlCli(gw, { token: await gw.token(), database: '', sql: 'SELECT 1', args: ['--ssl'] });
     expect(noDb.stderr).toContain('No database selected: jitgate needs database = the name of the connection');
   });
 
   it('logs in to a caching_sha2_password backend: full path over TLS, then the fast path; RSA without TLS', async () => {
     // The backend here is a second gateway, a real caching_sha2_password server (MariaDB has none).
-    const tokenForFront = gw.token({ user: 'front' });
+    const tokenForFront = await gw.token({ user: 'front' });
     const front = await startMysqlTestGateway(my, {
       env: { CHAIN_TOKEN: tokenForFront },
       extraConnections: [
@@ -128,7 +133,7 @@ describe('authentication', () => {
         ['chained', 'caching_sha2_password (fast)'],
       ] as const) {
         const r = await mysqlCli(front, {
-          token: front.token({ connection }),
+          token: await front.token({ connection }),
           database: connection,
           sql: 'SELECT name FROM items WHERE id = 1',
           args: ['--ssl'],
@@ -139,14 +144,14 @@ describe('authentication', () => {
       }
       // A new token: no cached hash yet, and no TLS on this leg: the RSA exchange.
       const rsaFront = await startMysqlTestGateway(my, {
-        env: { CHAIN_TOKEN: gw.token({ user: 'front-rsa' }) },
+        env: { CHAIN_TOKEN: await gw.token({ user: 'front-rsa' }) },
         extraConnections: [
           `{ name: chained-rsa, type: mysql, host: 127.0.0.1, port: ${gw.port}, database: app, user: front-rsa, password: env:CHAIN_TOKEN, tls: { mode: disable } }`,
         ],
       });
       try {
         const r = await mysqlCli(rsaFront, {
-          token: rsaFront.token({ connection: 'chained-rsa' }),
+          token: await rsaFront.token({ connection: 'chained-rsa' }),
           database: 'chained-rsa',
           sql: 'SELECT 1 AS one',
           args: ['--ssl'],
@@ -164,7 +169,7 @@ describe('authentication', () => {
   it('requires TLS outside development mode', async () => {
     const strict = await startMysqlTestGateway(my, { tlsRequired: true });
     try {
-      const token = strict.token();
+      const token = await strict.token();
       const plain = await mysqlCli(strict, { token, sql: 'SELECT 1', args: ['--skip-ssl'] });
       expect(plain.stderr).toContain('ERROR 3159 (HY000): Connections using insecure transport are prohibited');
       const secure = await mysqlCli(strict, { token, sql: 'SELECT @@have_ssl', args: ['--ssl'] });
@@ -177,7 +182,7 @@ describe('authentication', () => {
 
 describe('queries', () => {
   it('relays multi-statements as multi-result sets and keeps the session usable after errors', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await mysqlCli(gw, {
       token,
       sql: "SELECT 1 AS a; SELECT name FROM items WHERE id = 2; UPDATE items SET name = name WHERE id = 1; SELECT 'done' AS b",
@@ -196,7 +201,7 @@ describe('queries', () => {
   });
 
   it('runs prepared statements with binary rows of every common type', async () => {
-    const c = await connect(gw.token());
+    const c = await connect(await gw.token());
     const [rows] = await c.execute(
       'SELECT id, name, price, created, CAST(id AS DOUBLE) * 1.5 AS d, NULL AS n FROM items WHERE id <= ? ORDER BY id',
       [2],
@@ -219,7 +224,7 @@ describe('queries', () => {
   });
 
   it('carries values over 16 MB both ways (split packets)', async () => {
-    const c = await connect(gw.token());
+    const c = await connect(await gw.token());
     const big = randomBytes(20 * 1024 * 1024);
     await c.execute('INSERT INTO blobs (id, data) VALUES (?, ?)', [1, big]);
     const [rows] = await c.query('SELECT LENGTH(data) AS n, MD5(data) AS h, data FROM blobs WHERE id = 1');
@@ -234,7 +239,7 @@ describe('queries', () => {
   }, 60_000);
 
   it('maps KILL QUERY to the backend connection of the session with that id (own sessions only)', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const sleeper = await connect(token);
     const killer = await connect(token);
     const running = sleeper.query('SELECT SLEEP(30) AS s').then(
@@ -251,7 +256,7 @@ describe('queries', () => {
     const [still] = await sleeper.query('SELECT 7 AS v');
     expect(still).toEqual([{ v: 7 }]);
 
-    const bob = await connect(gw.token({ user: 'bob' }), { user: 'bob' });
+    const bob = await connect(await gw.token({ user: 'bob' }), { user: 'bob' });
     await expect(bob.query(`KILL QUERY ${sleeper.threadId}`)).rejects.toThrow(`You are not owner of thread ${sleeper.threadId}`);
     await expect(bob.query('KILL 4242')).rejects.toThrow('Unknown thread id: 4242');
     await bob.end();
@@ -261,7 +266,7 @@ describe('queries', () => {
   }, 40_000);
 
   it('ends a session killed by an administrator: the running query gets the reason, the backend query stops', async () => {
-    const c = await connect(gw.token({ user: 'victim' }), { user: 'victim' });
+    const c = await connect(await gw.token({ user: 'victim' }), { user: 'victim' });
     const running = c.query('SELECT SLEEP(30) AS s').then(
       () => undefined,
       (err: { errno: number; message: string }) => err,
@@ -276,7 +281,7 @@ describe('queries', () => {
   }, 30_000);
 
   it('ends live sessions when their grant is revoked, and refuses new logins with the reason', async () => {
-    const { token, grantId } = gw.issue({ user: 'revokee' });
+    const { token, grantId } = await gw.issue({ user: 'revokee' });
     const c = await connect(token, { user: 'revokee' });
     const running = c.query('SELECT SLEEP(30) AS s').then(
       () => undefined,
@@ -295,7 +300,7 @@ describe('queries', () => {
     const file = join(gw.dataDir, 'rows.tsv');
     writeFileSync(file, '90\tlocal\t1.00\t\\N\n');
     const r = await mysqlCli(gw, {
-      token: gw.token(),
+      token: await gw.token(),
       sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items`,
       args: ['--ssl', '--local-infile=1'],
     });
@@ -311,7 +316,7 @@ describe('queries', () => {
     });
     try {
       const ok = await mysqlCli(open, {
-        token: open.token({ connection: 'loader' }),
+        token: await open.token({ connection: 'loader' }),
         database: 'loader',
         sql: `LOAD DATA LOCAL INFILE '${file}' INTO TABLE items; SELECT name FROM items WHERE id = 90`,
         args: ['--ssl', '--local-infile=1'],
@@ -324,7 +329,7 @@ describe('queries', () => {
         host: open.host,
         port: open.port,
         user: 'alice',
-        password: open.token({ connection: 'loader' }),
+        password: await open.token({ connection: 'loader' }),
         database: 'loader',
         ssl: { rejectUnauthorized: false },
         flags: ['+LOCAL_FILES'],
@@ -363,7 +368,7 @@ describe('queries', () => {
   });
 
   it('treats the database name as the connection: USE of this one works, another one is refused', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await mysqlCli(gw, { token, sql: 'USE app; SELECT DATABASE()', args: ['--ssl'] });
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('app');

@@ -26,7 +26,7 @@ afterAll(async () => {
 
 describe('recording and replay', () => {
   it('replays a mysql2 session as a mysql client transcript', async () => {
-    const token = gw.token({ user: 'rec' });
+    const token = await gw.token({ user: 'rec' });
     const c = await mysql.createConnection({
       host: gw.host,
       port: gw.port,
@@ -86,7 +86,7 @@ describe('recording and replay', () => {
   });
 
   it('records a mariadb CLI session without the token or the backend password anywhere on disk', async () => {
-    const token = gw.token({ user: 'cli-rec' });
+    const token = await gw.token({ user: 'cli-rec' });
     const r = await mysqlCli(gw, { user: 'cli-rec', token, sql: "SELECT name FROM items WHERE id = 3; SELECT 'x' AS y", args: ['--ssl'] });
     expect(r.stderr).toBe('');
     const s = await settledSession(gw as unknown as TestGateway, { user: 'cli-rec' });

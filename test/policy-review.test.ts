@@ -166,7 +166,7 @@ describe('jitgate policy test', () => {
 
 describe('jitgate masking report', () => {
   it('counts masked results and rows per rule and column, masking refusals, and detector-only columns, from a real psql session', async () => {
-    const r = await psql(env.gw.dsn({}), env.gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+    const r = await psql(env.gw.dsn({}), await env.gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: [
         'select id, email from users order by id;',
         'select id, email from users where id = 1;',

@@ -76,7 +76,7 @@ describe('settings a driver sends at login', () => {
       port: gw.port,
       database: connection,
       user: 'alice',
-      password: gw.token({ connection }),
+      password: await gw.token({ connection }),
     });
     expect(through).toEqual(direct);
   });
@@ -87,7 +87,7 @@ describe('settings a driver sends at login', () => {
       port: gw.port,
       database: 'app',
       user: 'alice',
-      password: gw.token(),
+      password: await gw.token(),
       application_name: 'compat-recorded',
       ...timeouts,
     });
@@ -109,7 +109,7 @@ describe('settings a driver sends at login', () => {
       port: gw.port,
       database: 'app-guarded',
       user: 'alice',
-      password: gw.token({ connection: 'app-guarded' }),
+      password: await gw.token({ connection: 'app-guarded' }),
       ...timeouts,
     })
       .connect()
@@ -125,7 +125,7 @@ describe('settings a driver sends at login', () => {
       port: gw.port,
       database: 'app-guarded',
       user: 'alice',
-      password: gw.token({ connection: 'app-guarded' }),
+      password: await gw.token({ connection: 'app-guarded' }),
       ...allowed,
     });
     await c.connect();
@@ -144,7 +144,7 @@ describe('settings at login under a review rule', () => {
       port: gw.port,
       database: 'app-reviewed',
       user: 'alice',
-      password: gw.token({ connection: 'app-reviewed' }),
+      password: await gw.token({ connection: 'app-reviewed' }),
       ...timeouts,
     })
       .connect()
@@ -161,7 +161,7 @@ describe('settings at login under a review rule', () => {
       port: gw.port,
       database: 'app-reviewed',
       user: 'alice',
-      password: gw.token({ connection: 'app-reviewed' }),
+      password: await gw.token({ connection: 'app-reviewed' }),
     });
     await c.connect();
     try {
@@ -196,7 +196,7 @@ describe('an empty query', () => {
       password: server.users.scram.password,
     });
     expect(
-      await emptyQueries({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+      await emptyQueries({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: await gw.token({ connection }) }),
     ).toEqual(direct);
   });
 });
@@ -225,7 +225,7 @@ describe('several statements in one extended-protocol query', () => {
     });
     expect(direct).toEqual({ code: '42601', message: 'cannot insert multiple commands into a prepared statement' });
     expect(
-      await refusal({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+      await refusal({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: await gw.token({ connection }) }),
     ).toEqual(direct);
   });
 });
@@ -254,7 +254,7 @@ describe('a client that ends before its connection is up', () => {
     });
     expect(direct).toEqual([]);
     expect(
-      await connectThenEnd({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: gw.token({ connection }) }),
+      await connectThenEnd({ host: gw.host, port: gw.port, database: connection, user: 'alice', password: await gw.token({ connection }) }),
     ).toEqual(direct);
   });
 

@@ -33,7 +33,7 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-const login = () => rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: gw.token() });
+const login = async () => rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection: 'app', token: await gw.token() });
 
 /** The backend pid running `query`, once pg_stat_activity shows it active. */
 function backendRunning(query: string): Promise<number> {
@@ -46,7 +46,7 @@ function backendRunning(query: string): Promise<number> {
 }
 
 async function stillServes(): Promise<void> {
-  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: await gw.token() });
   await c.connect();
   try {
     expect((await c.query('select 1 as one')).rows[0].one).toBe(1);
@@ -214,7 +214,7 @@ describe('backend faults', () => {
   it('reports a backend that is down with 08006, and recovers when it is back', async () => {
     await server.stop({ mode: 'fast' });
     try {
-      const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+      const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: await gw.token() });
       const err = await c.connect().then(
         () => undefined,
         (e: Error & { code?: string; message: string }) => e,
@@ -238,7 +238,7 @@ describe('backend faults', () => {
       port: gw.port,
       user: 'alice',
       database: 'app-md5',
-      password: gw.token({ connection: 'app-md5' }),
+      password: await gw.token({ connection: 'app-md5' }),
     });
     await bystanderClient.connect();
     bystanderClient.on('error', () => undefined);
@@ -270,7 +270,7 @@ describe('backend faults', () => {
   });
 
   it("survives a backend restart: the old session ends with the backend's error, a new one works", async () => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token() });
+    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: await gw.token() });
     await c.connect();
     const ended = new Promise<Error & { code?: string }>((resolve) => c.on('error', resolve));
     await server.restart({ mode: 'fast' });
@@ -340,7 +340,7 @@ describe('sessions, metrics and the state store', () => {
       port: gw.port,
       user: 'carol',
       database: 'app',
-      password: gw.token({ user: 'carol' }),
+      password: await gw.token({ user: 'carol' }),
       application_name: 'audit-check',
     });
     await c.connect();
@@ -377,7 +377,7 @@ describe('sessions, metrics and the state store', () => {
       const dataDir = join(mnt, 'data');
       mkdirSync(dataDir);
       small = await startTestGateway(server, { extraYaml: `store: { path: ${join(dataDir, 'jitgate.db')} }` });
-      const token = small.token();
+      const token = await small.token();
       const open = new pg.Client({ host: small.host, port: small.port, user: 'alice', database: 'app', password: token });
       await open.connect();
       try {
@@ -414,7 +414,7 @@ describe('a state store that cannot write for a while', () => {
       port: gw.port,
       user: 'dave',
       database: 'app',
-      password: gw.token({ user: 'dave' }),
+      password: await gw.token({ user: 'dave' }),
       application_name: 'store-down',
     });
     await c.connect();
@@ -464,7 +464,7 @@ describe('backend health', () => {
       ],
     });
     try {
-      const up = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'app', password: health.token() });
+      const up = new pg.Client({ host: health.host, port: health.port, user: 'alice', database: 'app', password: await health.token() });
       await up.connect();
       await up.end();
       for (let i = 0; i < 2; i++) {
@@ -473,7 +473,7 @@ describe('backend health', () => {
           port: health.port,
           user: 'alice',
           database: 'dead',
-          password: health.token({ connection: 'dead' }),
+          password: await health.token({ connection: 'dead' }),
         });
         await expect(c.connect()).rejects.toMatchObject({ code: '08006' });
       }
@@ -512,8 +512,8 @@ describe('backend health', () => {
 describe('graceful shutdown', () => {
   it('lets the statement in flight finish, then ends sessions with 57P01', async () => {
     const g = await startTestGateway(server, { drainTimeout: '10s' });
-    const busy = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
-    const idle = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    const busy = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: await g.token() });
+    const idle = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: await g.token() });
     busy.socket.write(build.query('select pg_sleep(1), 7 as answer'));
     await backendRunning('select pg_sleep(1), 7 as answer');
     const closing = g.close();
@@ -528,8 +528,8 @@ describe('graceful shutdown', () => {
   it('lets a session inside a transaction block commit it, then ends it; one that never commits ends at the timeout', async () => {
     await server.query('create table drained (n int); grant all on drained to public');
     const g = await startTestGateway(server, { drainTimeout: '3s' });
-    const committing = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
-    const lingering = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: g.token() });
+    const committing = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: await g.token() });
+    const lingering = await rawLogin({ host: g.host, port: g.port, user: 'alice', connection: 'app', token: await g.token() });
     for (const s of [committing, lingering]) {
       s.socket.write(build.query('begin; insert into drained values (1)'));
       expect((await s.until('Z')).at(-1)!.body.toString('latin1')).toBe('T');

@@ -66,7 +66,7 @@ async function orderCount(): Promise<number> {
 
 /** Runs one statement through the gateway with the pg driver; the error it got, if any. */
 async function run(sql: string, connection = 'app'): Promise<(Error & { code?: string; detail?: string }) | undefined> {
-  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: gw.token({ connection }) });
+  const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: connection, password: await gw.token({ connection }) });
   await c.connect();
   try {
     await c.query(sql);
@@ -167,7 +167,7 @@ describe('writes without a real bound (item 7)', () => {
 
   it('names the real statement kind of a write reached through PREPARE, and bounded writes run', async () => {
     await resetOrders();
-    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+    const r = await psql(gw.dsn({}), await gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: [
         'prepare p as delete from acc.orders;',
         'prepare q as delete from acc.orders where 1 = 1;',
@@ -184,7 +184,7 @@ describe('writes without a real bound (item 7)', () => {
 
 describe('settings and COPY ends by name (item 8)', () => {
   it('refuses SET ROLE and friends but not SET search_path; COPY to a program but not to STDOUT', async () => {
-    const r = await psql(gw.dsn({}), gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
+    const r = await psql(gw.dsn({}), await gw.token(), ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: [
         'set role orders_owner;',
         'SET LOCAL ROLE orders_owner;',
@@ -215,7 +215,7 @@ describe('settings and COPY ends by name (item 8)', () => {
         port: gw.port,
         database: 'app',
         user: 'alice',
-        password: gw.token(),
+        password: await gw.token(),
         tls: { mode: 'disable' },
         connectTimeoutMs: 10_000,
       },
@@ -232,10 +232,10 @@ describe('settings and COPY ends by name (item 8)', () => {
   });
 
   it('refuses a denied setting passed in options (PGOPTIONS) at login, and passes an allowed one', async () => {
-    const refused = await psql(gw.dsn({ extra: "options='-c role=orders_owner'" }), gw.token(), ['-At', '-c', 'select current_user']);
+    const refused = await psql(gw.dsn({ extra: "options='-c role=orders_owner'" }), await gw.token(), ['-At', '-c', 'select current_user']);
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toContain('guardrail "red-team": SET changes role (setting_denied)');
-    const allowed = await psql(gw.dsn({ extra: "options='-c search_path=acc'" }), gw.token(), [
+    const allowed = await psql(gw.dsn({ extra: "options='-c search_path=acc'" }), await gw.token(), [
       '-At',
       '-c',
       "select current_setting('search_path')",

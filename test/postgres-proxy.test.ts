@@ -29,7 +29,7 @@ function client(token: string, overrides: pg.ClientConfig = {}): pg.Client {
 
 describe('psql through the gateway', () => {
   it('runs queries and sees the backend as the gateway-held user, never the token', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await psql(gw.dsn({}), token, ['-At', '-c', 'select current_user, current_database()', '-c', 'select count(*) from items']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -45,7 +45,7 @@ describe('psql through the gateway', () => {
       ['app-trust', server.users.trust.user],
       ['app-tls', server.users.tls.user],
     ] as const) {
-      const token = gw.token({ connection });
+      const token = await gw.token({ connection });
       const r = await psql(gw.dsn({ connection }), token, [
         '-At',
         '-c',
@@ -59,7 +59,7 @@ describe('psql through the gateway', () => {
   });
 
   it('refuses a backend that demands TLS when the connection is configured without it, with a clear error', async () => {
-    const token = gw.token({ connection: 'app-tls-plain' });
+    const token = await gw.token({ connection: 'app-tls-plain' });
     const r = await psql(gw.dsn({ connection: 'app-tls-plain' }), token, ['-c', 'select 1']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('could not connect to backend for connection "app-tls-plain"');
@@ -67,7 +67,7 @@ describe('psql through the gateway', () => {
   });
 
   it('speaks TLS to clients, with SCRAM channel binding when the client asks for it', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await psql(gw.dsn({ sslmode: 'require', extra: 'channel_binding=require' }), token, ['-At', '-c', 'select 42']);
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('42');
@@ -79,14 +79,14 @@ describe('psql through the gateway', () => {
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toContain('password authentication failed for user "alice"');
 
-    const expired = gw.token({ ttlMs: 1000, now: Date.now() - 10_000 });
+    const expired = await gw.token({ ttlMs: 1000, now: Date.now() - 10_000 });
     const e = client(expired);
     await expect(e.connect()).rejects.toMatchObject({ code: '28P01' });
 
     // A token is bound to its user and its connection.
-    const bobs = gw.token({ user: 'bob' });
+    const bobs = await gw.token({ user: 'bob' });
     await expect(client(bobs).connect()).rejects.toMatchObject({ code: '28P01' });
-    const otherConnection = gw.token({ connection: 'app-md5' });
+    const otherConnection = await gw.token({ connection: 'app-md5' });
     await expect(client(otherConnection).connect()).rejects.toMatchObject({ code: '28P01' });
 
     const failures = gw.gateway.store.listAuthFailures(100);
@@ -100,7 +100,7 @@ describe('psql through the gateway', () => {
   });
 
   it('tells a holder of a valid token that a database does not exist (3D000), and nobody else', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     for (const transport of ['plain', 'tls'] as const) {
       const c = client(token, { database: 'nope', ...(transport === 'tls' ? { ssl: { rejectUnauthorized: false } } : {}) });
       const err = await c.connect().then(
@@ -115,7 +115,7 @@ describe('psql through the gateway', () => {
   });
 
   it('runs COPY FROM STDIN and COPY TO STDOUT', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const rows = Array.from({ length: 20000 }, (_, i) => `${i}\tname ${i}\tpayload ${'x'.repeat(i % 50)}`).join('\n') + '\n';
     const load = await psql(
       gw.dsn({}),
@@ -130,7 +130,7 @@ describe('psql through the gateway', () => {
   });
 
   it('cancels a running query on Ctrl-C (CancelRequest mapped to the backend key)', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     let pid = 0;
     const started = Date.now();
     const running = psql(gw.dsn({}), token, ['-c', 'select pg_sleep(20)'], { onSpawn: (p) => (pid = p) });
@@ -148,7 +148,7 @@ describe('psql through the gateway', () => {
   });
 
   it('keeps transactions and error recovery as the backend defines them', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await psql(gw.dsn({}), token, ['-v', 'ON_ERROR_STOP=0', '-At'], {
       input: [
         'create table if not exists tx_t (v int);',
@@ -168,7 +168,7 @@ describe('psql through the gateway', () => {
 
 describe('pg driver through the gateway', () => {
   it('runs parameterized and named prepared statements (extended protocol)', async () => {
-    const c = client(gw.token());
+    const c = client(await gw.token());
     await c.connect();
     try {
       const r = await c.query('select $1::int + $2::int as sum, $3::text as t', [2, 3, 'ünïcødé']);
@@ -185,8 +185,8 @@ describe('pg driver through the gateway', () => {
   });
 
   it('streams LISTEN/NOTIFY and notices to the client', async () => {
-    const listener = client(gw.token());
-    const notifier = client(gw.token());
+    const listener = client(await gw.token());
+    const notifier = client(await gw.token());
     await listener.connect();
     await notifier.connect();
     try {
@@ -204,7 +204,7 @@ describe('pg driver through the gateway', () => {
   });
 
   it('reports ParameterStatus from the backend (server_version, client_encoding, application_name)', async () => {
-    const c = client(gw.token(), { application_name: 'orders-service' });
+    const c = client(await gw.token(), { application_name: 'orders-service' });
     await c.connect();
     try {
       const r = await c.query("select current_setting('application_name') as app, current_setting('server_version_num')::int as v");
@@ -220,7 +220,7 @@ describe('raw protocol', () => {
   /** Authenticates with cleartext-free SCRAM through pg, then hands back nothing: raw tests use startup only. */
   async function rawSession(): Promise<{ socket: net.Socket; read: () => Promise<Array<{ type: string; body: Buffer }>> }> {
     // A pg client connects and authenticates; we then take over its socket for raw messages.
-    const c = client(gw.token());
+    const c = client(await gw.token());
     c.on('error', () => undefined); // we destroy its socket at the end of each raw test
     await c.connect();
     const socket = (c as unknown as { connection: { stream: net.Socket } }).connection.stream;

@@ -144,7 +144,13 @@ afterAll(async () => {
 
 /** Logs in through the gateway, writes the stream in these chunks, and returns what the backend got. */
 async function relay(connection: string, cuts: number[]): Promise<Buffer> {
-  const session: RawSession = await rawLogin({ host: gw.host, port: gw.port, user: 'alice', connection, token: gw.token({ connection }) });
+  const session: RawSession = await rawLogin({
+    host: gw.host,
+    port: gw.port,
+    user: 'alice',
+    connection,
+    token: await gw.token({ connection }),
+  });
   const chunks = backend.captured.at(-1)!;
   session.socket.setNoDelay(true);
   let from = 0;

@@ -38,7 +38,14 @@ afterAll(async () => {
 type PgError = Error & { code?: string; detail?: string };
 
 async function connect(user: string, connection = 'app', extra: pg.ClientConfig = {}): Promise<pg.Client> {
-  const c = new pg.Client({ host: gw.host, port: gw.port, user, database: connection, password: gw.token({ user, connection }), ...extra });
+  const c = new pg.Client({
+    host: gw.host,
+    port: gw.port,
+    user,
+    database: connection,
+    password: await gw.token({ user, connection }),
+    ...extra,
+  });
   await c.connect();
   return c;
 }
@@ -164,7 +171,7 @@ describe('the function-call protocol on a shared role', () => {
           port: gw.port,
           database: 'app',
           user: 'alice',
-          password: gw.token(),
+          password: await gw.token(),
           tls: { mode: 'disable' },
           connectTimeoutMs: 10_000,
         },
@@ -183,7 +190,7 @@ describe('the function-call protocol on a shared role', () => {
   });
 
   it("still serves libpq's large-object calls (psql \\lo_import)", async () => {
-    const r = await psql(gw.dsn({}), gw.token(), ['-At', '-c', '\\lo_import /etc/hostname']);
+    const r = await psql(gw.dsn({}), await gw.token(), ['-At', '-c', '\\lo_import /etc/hostname']);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/^lo_import \d+/);
   });
@@ -232,7 +239,7 @@ describe('startup parameters', () => {
         port: gw.port,
         database: 'app',
         user: 'alice',
-        password: gw.token(),
+        password: await gw.token(),
         tls: { mode: 'disable' },
         connectTimeoutMs: 10_000,
       },
@@ -262,11 +269,11 @@ describe('startup parameters', () => {
 
   it('passes settings from options (PGOPTIONS) as if SET, parsed as PostgreSQL parses them', async () => {
     // The same options straight to PostgreSQL give the same three values.
-    const r = await psql(gw.dsn({ extra: `options='-c search_path="a\\\\ b",public --statement-timeout=5s -cwork_mem=8MB'` }), gw.token(), [
-      '-At',
-      '-c',
-      "select current_setting('search_path'), current_setting('statement_timeout'), current_setting('work_mem')",
-    ]);
+    const r = await psql(
+      gw.dsn({ extra: `options='-c search_path="a\\\\ b",public --statement-timeout=5s -cwork_mem=8MB'` }),
+      await gw.token(),
+      ['-At', '-c', "select current_setting('search_path'), current_setting('statement_timeout'), current_setting('work_mem')"],
+    );
     expect(r.stderr).toBe('');
     expect(r.stdout.trim()).toBe('"a b",public|5s|8MB');
   });
@@ -277,7 +284,7 @@ describe('startup parameters', () => {
       port: gw.port,
       user: 'alice',
       database: 'app',
-      password: gw.token(),
+      password: await gw.token(),
       options: '-B 100',
     })
       .connect()
@@ -335,7 +342,7 @@ describe('string literals are read as the server reads them', () => {
   it('refuses it in options at login', async () => {
     const r = await psql(
       gw.dsn({ connection: 'app-trust', extra: "options='-c standard_conforming_strings=off'" }),
-      gw.token({ connection: 'app-trust' }),
+      await gw.token({ connection: 'app-trust' }),
       ['-At', '-c', smuggled],
     );
     expect(r.code).not.toBe(0);
@@ -352,7 +359,7 @@ describe('string literals are read as the server reads them', () => {
     } finally {
       await c.end();
     }
-    const r = await psql(gw.dsn({ extra: 'client_encoding=SJIS' }), gw.token(), ['-At', '-c', 'select 1']);
+    const r = await psql(gw.dsn({ extra: 'client_encoding=SJIS' }), await gw.token(), ['-At', '-c', 'select 1']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toContain('client encoding jitgate cannot read');
   });
@@ -360,7 +367,7 @@ describe('string literals are read as the server reads them', () => {
   it('refuses a session whose backend starts with it off', async () => {
     await server.query(`alter role ${server.users.trust.user} set standard_conforming_strings = off`);
     try {
-      const r = await psql(gw.dsn({ connection: 'app-trust' }), gw.token({ connection: 'app-trust' }), ['-At', '-c', smuggled]);
+      const r = await psql(gw.dsn({ connection: 'app-trust' }), await gw.token({ connection: 'app-trust' }), ['-At', '-c', smuggled]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toContain('standard_conforming_strings off');
       expect(r.stdout).not.toMatch(/SCRAM|md5/);

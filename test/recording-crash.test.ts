@@ -188,7 +188,7 @@ describe('retention', () => {
     });
     try {
       const run = async (connection: string, app: string) => {
-        const r = await psql(gw.dsn({ connection, extra: `application_name=${app}` }), gw.token({ connection }), [], {
+        const r = await psql(gw.dsn({ connection, extra: `application_name=${app}` }), await gw.token({ connection }), [], {
           input: 'select 1;\n',
         });
         expect(r.code).toBe(0);

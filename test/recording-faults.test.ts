@@ -76,7 +76,14 @@ describe.skipIf(!canMount && !process.env.CI)('recording on a full disk', () => 
   });
 
   const connect = async (app: string) => {
-    const c = new pg.Client({ host: gw.host, port: gw.port, user: 'alice', database: 'app', password: gw.token(), application_name: app });
+    const c = new pg.Client({
+      host: gw.host,
+      port: gw.port,
+      user: 'alice',
+      database: 'app',
+      password: await gw.token(),
+      application_name: app,
+    });
     c.on('error', () => undefined);
     await c.connect();
     return c;

@@ -90,17 +90,19 @@ async function start(configPath: string, clock?: Clock): Promise<Gateway> {
   return startGateway(config, { env: ENV, logger: createLogger({ level: 'silent' }), ...(clock ? { clock } : {}) });
 }
 
-function tokenFor(gateway: Gateway, now: number): string {
-  return issueAdminToken(gateway.store, new AccessRepository((gateway.store as SqliteStore).database), {
-    user: 'alice',
-    connection: 'app',
-    ttlMs: 3_600_000,
-    now,
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-  }).token;
+async function tokenFor(gateway: Gateway, now: number): Promise<string> {
+  return (
+    await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
+      user: 'alice',
+      connection: 'app',
+      ttlMs: 3_600_000,
+      now,
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: gateway.audit,
+    })
+  ).token;
 }
 
 async function psqlSession(gateway: Gateway, token: string, input: string, app: string): Promise<void> {
@@ -149,7 +151,7 @@ describe('recordings on S3-compatible object storage', () => {
     try {
       const auditor: Identity = { user: 'audrey', groups: ['auditors'], kind: 'human', via: 'test' };
       gateway.router.setAuthenticator((req) => (req.headers.authorization === 'Bearer test:audrey' ? auditor : null));
-      await psqlSession(gateway, tokenFor(gateway, clock.now()), "select 'kept in the bucket' as where_it_is;\n", 'first');
+      await psqlSession(gateway, await tokenFor(gateway, clock.now()), "select 'kept in the bucket' as where_it_is;\n", 'first');
       const s = await settled(gateway, 'first');
       const { location, digest } = s.recording;
       expect(location).toMatch(/^\d{4}\/\d\d\/\d\d\/[\w-]+\.jsonl\.gz$/);
@@ -203,7 +205,7 @@ describe('recordings on S3-compatible object storage', () => {
       await s3.pause();
       let s: Settled;
       try {
-        await psqlSession(gateway, tokenFor(gateway, Date.now()), 'select 42 as answer;\n', 'outage');
+        await psqlSession(gateway, await tokenFor(gateway, Date.now()), 'select 42 as answer;\n', 'outage');
         s = await settled(gateway, 'outage');
         const ready = await waitUntil('/readyz to report the failing upload', async () => {
           const r = await readyz(gateway);

@@ -69,8 +69,8 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-function token(o: { user?: string; connection?: string } = {}): string {
-  const t = gw.token(o);
+async function token(o: { user?: string; connection?: string } = {}): Promise<string> {
+  const t = await gw.token(o);
   secrets.push(t);
   return t;
 }
@@ -96,13 +96,13 @@ async function eventsOf(id: string): Promise<RecordedEvent[]> {
   return read!.result.events;
 }
 
-function client(opts: { user?: string; connection?: string; app: string }): pg.Client {
+async function client(opts: { user?: string; connection?: string; app: string }): Promise<pg.Client> {
   const c = new pg.Client({
     host: gw.host,
     port: gw.port,
     user: opts.user ?? 'alice',
     database: opts.connection ?? 'app',
-    password: token(opts),
+    password: await token(opts),
     application_name: opts.app,
   });
   c.on('error', () => undefined);
@@ -122,7 +122,7 @@ describe('what a session records', () => {
       'copy (select id, name from items order by id limit 2) to stdout;',
     ].join('\n');
     secrets.push(PASSWORD_LITERAL);
-    const r = await psql(gw.dsn({}), token(), ['-v', 'ON_ERROR_STOP=0'], { input: script });
+    const r = await psql(gw.dsn({}), await token(), ['-v', 'ON_ERROR_STOP=0'], { input: script });
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('ERROR:  division by zero');
     const s = await settledSession(gw, { applicationName: 'jitgate-test' });
@@ -194,7 +194,7 @@ describe('what a session records', () => {
   });
 
   it('records bound parameters of extended-protocol statements, prepared ones included', async () => {
-    const c = client({ app: 'pg-params' });
+    const c = await client({ app: 'pg-params' });
     await c.connect();
     await c.query('select name from items where id = $1 and name <> $2', [2, "o'brien"]);
     await c.query({ name: 'by-id', text: 'select name from items where id = $1', values: [1] });
@@ -222,7 +222,7 @@ describe('what a session records', () => {
   });
 
   it('records rows up to the per-statement and per-session caps and marks what was cut', async () => {
-    const r = await psql(gw.dsn({}), token(), ['-A', '-t'], {
+    const r = await psql(gw.dsn({}), await token(), ['-A', '-t'], {
       input: [80, 40, 45, 1].map((n) => `select g from generate_series(1, ${n}) g;`).join('\n') + '\n',
     });
     expect(r.code).toBe(0);
@@ -246,8 +246,8 @@ describe('what a session records', () => {
     let approve: ((d: Decision) => void) | undefined;
     // A scripted policy: statements touching "payroll" wait for a person (as review rules will).
     service.open = (info, openInner) =>
-      open(info, () => {
-        const inner = openInner();
+      open(info, async () => {
+        const inner = await openInner();
         const holding: SessionPipeline = {
           ...inner,
           decide: (st) => {
@@ -260,7 +260,7 @@ describe('what a session records', () => {
         return holding;
       });
     try {
-      const running = psql(gw.dsn({}), token(), [], { input: "select 'payroll' as what;\n" });
+      const running = psql(gw.dsn({}), await token(), [], { input: "select 'payroll' as what;\n" });
       await until(() => approve, 10_000, 'the held statement');
       const live = await until(() =>
         gw.gateway.recording.repo.search({ status: 'live', limit: 5 }).find((x) => x.applicationName === 'jitgate-test'),
@@ -343,7 +343,7 @@ describe('the HTTP API', () => {
   });
 
   it('lets auditors and admins read every session, a user only their own', async () => {
-    const bobToken = token({ user: 'bob' });
+    const bobToken = await token({ user: 'bob' });
     expect((await psql(gw.dsn({ user: 'bob' }), bobToken, [], { input: 'select 1;\n' })).code).toBe(0);
     const bobSession = (await settledSession(gw, { user: 'bob' })).id;
 
@@ -398,7 +398,7 @@ describe('the HTTP API', () => {
   });
 
   it('tails a live session over server-sent events, and `replay --follow` follows it too', async () => {
-    const c = client({ app: 'live-tail' });
+    const c = await client({ app: 'live-tail' });
     await c.connect();
     const live = await until(() => gw.gateway.recording.repo.search({ status: 'live' }).find((s) => s.applicationName === 'live-tail'));
     await c.query('select 1 as first');
@@ -453,7 +453,7 @@ describe('the HTTP API', () => {
       ['alice', 'api'],
       ['dave', 'cli'],
     ] as const) {
-      const c = client({ app: `kill-${how}` });
+      const c = await client({ app: `kill-${how}` });
       await c.connect();
       await c.query('select 1');
       const live = await until(() => gw.gateway.recording.repo.search({ status: 'live' }).find((s) => s.applicationName === `kill-${how}`));
@@ -530,7 +530,7 @@ describe('fail closed', () => {
   afterAll(() => blocked?.close());
 
   it('refuses the statements of a session that cannot be recorded; best-effort connections run unrecorded', async () => {
-    const t1 = blocked.token();
+    const t1 = await blocked.token();
     secrets.push(t1);
     const refused = await psql(blocked.dsn({}), t1, [], { input: 'select 1;\n' });
     expect(refused.code).not.toBe(0);
@@ -538,7 +538,7 @@ describe('fail closed', () => {
       'ERROR:  jitgate cannot record this session, and this connection requires recording: statement refused; try again later',
     );
     expect(refused.stderr).toContain('reason: recording_unavailable');
-    const t2 = blocked.token({ connection: 'app-md5' });
+    const t2 = await blocked.token({ connection: 'app-md5' });
     secrets.push(t2);
     const passed = await psql(blocked.dsn({ connection: 'app-md5' }), t2, ['-A', '-t'], { input: 'select 41 + 1;\n' });
     expect(passed).toMatchObject({ code: 0, stdout: '42\n' });

@@ -42,12 +42,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function client(user = 'alice'): Redis {
+async function client(user = 'alice'): Promise<Redis> {
   const c = new Redis({
     host: gw.host,
     port: gw.port,
     username: `${user}@cache`,
-    password: gw.token({ user }),
+    password: await gw.token({ user }),
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
@@ -73,7 +73,7 @@ const pairs = (flat: unknown): Map<string, string> => {
 
 describe('CONFIG GET hides the backend credentials and answers the rest', () => {
   it('by name, by glob and with several patterns', async () => {
-    const c = client();
+    const c = await client();
     expect(await c.config('GET', 'requirepass')).toEqual(['requirepass', HIDDEN]);
     expect(pairs(await c.config('GET', 'master*'))).toEqual(
       new Map([
@@ -95,7 +95,7 @@ describe('CONFIG GET hides the backend credentials and answers the rest', () => 
   });
 
   it('inside MULTI/EXEC', async () => {
-    const c = client();
+    const c = await client();
     const res = await c.multi().set('k', 'v').config('GET', 'requirepass').exec();
     expect(res).toEqual([
       [null, 'OK'],
@@ -113,7 +113,7 @@ describe('CONFIG GET hides the backend credentials and answers the rest', () => 
       '--user',
       'alice@cache',
       '--pass',
-      gw.token(),
+      await gw.token(),
       '--no-auth-warning',
       'CONFIG',
       'GET',
@@ -146,7 +146,7 @@ describe('refused with -NOPERM naming jitgate', () => {
     [['SLOWLOG', 'GET']],
     [['MONITOR']],
   ])('%j', async (command) => {
-    const c = client();
+    const c = await client();
     await expect(c.call(...(command as [string, ...string[]]))).rejects.toThrow(/^NOPERM jitgate: /);
   });
 
@@ -158,7 +158,7 @@ describe('refused with -NOPERM naming jitgate', () => {
   });
 
   it('while what reveals nothing goes on working', async () => {
-    const c = client();
+    const c = await client();
     expect(await c.call('ACL', 'WHOAMI')).toBe('gateway');
     expect(await c.call('SLOWLOG', 'LEN')).toEqual(expect.any(Number));
     expect(await c.config('SET', 'maxmemory-samples', '5')).toBe('OK');
@@ -167,8 +167,8 @@ describe('refused with -NOPERM naming jitgate', () => {
 
 describe('other sessions on the shared backend user', () => {
   it("CLIENT LIST shows only the session's own connection; CLIENT KILL of another is refused", async () => {
-    const alice = client('alice');
-    const bob = client('bob');
+    const alice = await client('alice');
+    const bob = await client('bob');
     await bob.client('SETNAME', 'bobs-session');
     const bobId = String(await bob.client('ID'));
     const list = String(await alice.client('LIST'));
@@ -183,7 +183,7 @@ describe('other sessions on the shared backend user', () => {
 
 describe('recordings', () => {
   it("hold none of the backend's secrets", async () => {
-    const c = client('carol');
+    const c = await client('carol');
     await c.config('GET', '*');
     await c.config('GET', 'requirepass');
     await c.call('ACL', 'LIST').catch(() => undefined);

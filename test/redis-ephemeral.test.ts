@@ -37,7 +37,7 @@ describe('ephemeral ACL users', () => {
       host: gw.host,
       port: gw.port,
       username: 'alice@cache',
-      password: gw.token(),
+      password: await gw.token(),
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
     });

@@ -279,7 +279,7 @@ guardrails:
     s.on('data', (d: Buffer) => (out += d.toString('latin1')));
     s.on('error', () => undefined);
     await new Promise<void>((r) => s.once('connect', () => r()));
-    s.write(`AUTH alice@cache ${gw.token()}\r\n`);
+    s.write(`AUTH alice@cache ${await gw.token()}\r\n`);
     await vi.waitFor(() => expect(out, 'the AUTH reply').toBe('+OK\r\n'), { timeout: 10_000 });
     out = '';
     for (const piece of pieces) {
@@ -297,7 +297,7 @@ guardrails:
   let pinger: Redis | undefined;
   async function barrier(): Promise<void> {
     if (!pinger) {
-      pinger = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: gw.token(), maxRetriesPerRequest: 0 });
+      pinger = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: await gw.token(), maxRetriesPerRequest: 0 });
       pinger.on('error', () => undefined);
       clients.push(pinger);
     }
@@ -332,7 +332,7 @@ guardrails:
       s.on('data', (d: Buffer) => (out += d.toString('latin1')));
       s.on('error', () => undefined);
       await new Promise<void>((r) => s.once('connect', () => r()));
-      s.write(Buffer.concat([Buffer.from(`AUTH alice@cache ${gw.token()}\r\n`), set.subarray(0, at)]));
+      s.write(Buffer.concat([Buffer.from(`AUTH alice@cache ${await gw.token()}\r\n`), set.subarray(0, at)]));
       await vi.waitFor(() => expect(out, 'the AUTH reply').toBe('+OK\r\n'), { timeout: 10_000 });
       await barrier();
       s.write(set.subarray(at));
@@ -356,7 +356,7 @@ guardrails:
     const commands: Buffer[] = [];
     for (let i = 0; i < 5000; i++) commands.push(encodeCommand(['SET', `pipe:${i}`, 'p'.repeat(i % 97) + '\r\n'.repeat(i % 3)]));
     const r = await redisCli(
-      ['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning', '--pipe'],
+      ['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', await gw.token(), '--no-auth-warning', '--pipe'],
       {
         input: Buffer.concat(commands).toString('latin1'),
         timeoutMs: 60_000,
@@ -370,7 +370,7 @@ guardrails:
   }, 90_000);
 
   it('large ioredis pipelines all complete, with every reply', async () => {
-    const c = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: gw.token(), maxRetriesPerRequest: 0 });
+    const c = new Redis({ host: gw.host, port: gw.port, username: 'alice@cache', password: await gw.token(), maxRetriesPerRequest: 0 });
     c.on('error', () => undefined);
     clients.push(c);
     const results = await Promise.all(

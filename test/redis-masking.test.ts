@@ -57,7 +57,7 @@ async function client(): Promise<Redis> {
     host: gw.host,
     port: gw.port,
     username: 'alice@cache',
-    password: gw.token(),
+    password: await gw.token(),
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
   });
@@ -103,7 +103,7 @@ describe('masking by key and field', () => {
 
   it('RESP3 maps are masked too (redis-cli -3)', async () => {
     const r = await redisCli(
-      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'],
+      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', await gw.token(), '--no-auth-warning'],
       {
         input: 'HGETALL person:1\nGET user:1:email\n',
       },
@@ -155,6 +155,7 @@ describe('content detectors', () => {
 describe('RESP3 pushes', () => {
   it('a pushed message is masked by its channel', async () => {
     const pub = await client();
+    const auth = await gw.token();
     const got = new Promise<string>((resolve) => {
       const s = connect({ host: gw.host, port: gw.port });
       let out = '';
@@ -165,7 +166,7 @@ describe('RESP3 pushes', () => {
           resolve(out);
         }
       });
-      s.write(`HELLO 3 AUTH alice@cache ${gw.token()}\r\nSUBSCRIBE token:push\r\n`);
+      s.write(`HELLO 3 AUTH alice@cache ${auth}\r\nSUBSCRIBE token:push\r\n`);
       setTimeout(() => {
         s.destroy();
         resolve(out);
@@ -291,7 +292,7 @@ describe('facts about masked values are refused (bypass attempts)', () => {
 
   it('RESP3 scores of a masked sorted set are masked as RESP2 sends them', async () => {
     const r = await redisCli(
-      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', gw.token(), '--no-auth-warning'],
+      ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', await gw.token(), '--no-auth-warning'],
       {
         input: 'ZRANGE token:z 0 -1 WITHSCORES\n',
       },

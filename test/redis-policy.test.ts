@@ -49,7 +49,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-async function client(connection = 'cache', token = gw.token({ connection })): Promise<Redis> {
+async function client(connection = 'cache', token?: string): Promise<Redis> {
+  token ??= await gw.token({ connection });
   const c = new Redis({
     host: gw.host,
     port: gw.port,
@@ -135,7 +136,7 @@ describe('statement reviews', () => {
 
 describe('recording', () => {
   it('replays a redis-cli session as redis-cli printed it, with the refusals', async () => {
-    const token = gw.token({ user: 'rita' });
+    const token = await gw.token({ user: 'rita' });
     const r = await redisCli(
       ['--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'rita@cache', '--pass', token, '--no-auth-warning'],
       {
@@ -184,7 +185,7 @@ describe('recording', () => {
 
 describe('session lifecycle', () => {
   it('revoking the grant ends a live session, even one blocked in BLPOP', async () => {
-    const { token, grantId } = gw.issue();
+    const { token, grantId } = await gw.issue();
     const c = await client('cache', token);
     const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
     const blocked = c.blpop('never-filled', 30).catch((e: Error) => e);
@@ -222,7 +223,7 @@ describe('session lifecycle', () => {
   });
 
   it('TLS: redis-cli --tls reaches the same listener', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await redisCli(
       ['--tls', '--insecure', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'],
       {

@@ -24,12 +24,12 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-function client(opts: { user?: string; token?: string; lazy?: boolean } = {}): Redis {
+async function client(opts: { user?: string; token?: string; lazy?: boolean } = {}): Promise<Redis> {
   const c = new Redis({
     host: gw.host,
     port: gw.port,
     username: opts.user ?? 'alice@cache',
-    password: opts.token ?? gw.token(),
+    password: opts.token ?? (await gw.token()),
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,
     enableOfflineQueue: false,
@@ -72,7 +72,7 @@ function raw(input: string | Buffer, opts: { waitFor?: (s: string) => boolean; t
 
 describe('authentication', () => {
   it('redis-cli logs in with --user person@connection --pass token and runs commands', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await redisCli(['-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'], {
       input: 'SET greeting hello\nGET greeting\nDEL greeting\n',
     });
@@ -81,7 +81,7 @@ describe('authentication', () => {
   });
 
   it('RESP3: HELLO 3 AUTH answers with the server map and replies come in RESP3 types', async () => {
-    const token = gw.token();
+    const token = await gw.token();
     const r = await redisCli(
       ['-3', '--no-raw', '-h', gw.host, '-p', String(gw.port), '--user', 'alice@cache', '--pass', token, '--no-auth-warning'],
       {
@@ -97,7 +97,7 @@ describe('authentication', () => {
   it('a wrong token is WRONGPASS; a token alone names nobody; commands before AUTH get NOAUTH', async () => {
     const bad = await raw('AUTH alice@cache jg_wrong\r\n', { waitFor: (s) => s.includes('\r\n') });
     expect(bad).toBe('-WRONGPASS invalid username-password pair or user is disabled.\r\n');
-    const alone = await raw(`AUTH ${gw.token()}\r\n`, { waitFor: (s) => s.includes('\r\n') });
+    const alone = await raw(`AUTH ${await gw.token()}\r\n`, { waitFor: (s) => s.includes('\r\n') });
     expect(alone).toMatch(/^-WRONGPASS jitgate: a token alone does not say who you are: send AUTH <user>@<connection> <token>/);
     const early = await raw('PING\r\nGET x\r\nHELLO 3\r\n', { waitFor: (s) => s.split('\r\n').length > 3 });
     expect(early).toBe(
@@ -114,16 +114,16 @@ describe('authentication', () => {
   });
 
   it('a token for another person or connection does not open this one', async () => {
-    const bobs = gw.token({ user: 'bob' });
+    const bobs = await gw.token({ user: 'bob' });
     const out = await raw(`AUTH alice@cache ${bobs}\r\n`, { waitFor: (s) => s.includes('\r\n') });
     expect(out).toMatch(/^-WRONGPASS/);
     // With one Redis connection configured, a name without a known connection is a user name.
-    const unknown = await raw(`AUTH alice@nowhere ${gw.token()}\r\n`, { waitFor: (s) => s.includes('\r\n') });
+    const unknown = await raw(`AUTH alice@nowhere ${await gw.token()}\r\n`, { waitFor: (s) => s.includes('\r\n') });
     expect(unknown).toBe('-WRONGPASS invalid username-password pair or user is disabled.\r\n');
   });
 
   it('ioredis connects and works (AUTH, then its own ready check)', async () => {
-    const c = await ready(client());
+    const c = await ready(await client());
     await c.set('io:key', 'value');
     expect(await c.get('io:key')).toBe('value');
     c.disconnect();
@@ -132,7 +132,7 @@ describe('authentication', () => {
 
 describe('relay', () => {
   it('pipelining: many commands in one write, replies in order', async () => {
-    const c = await ready(client());
+    const c = await ready(await client());
     const p = c.pipeline();
     for (let i = 0; i < 200; i++) p.set(`p:${i}`, String(i));
     for (let i = 0; i < 200; i++) p.get(`p:${i}`);
@@ -142,7 +142,7 @@ describe('relay', () => {
   });
 
   it('MULTI/EXEC runs as a transaction', async () => {
-    const c = await ready(client());
+    const c = await ready(await client());
     const res = await c.multi().set('tx:a', '1').incr('tx:a').get('tx:a').exec();
     expect(res).toEqual([
       [null, 'OK'],
@@ -152,8 +152,8 @@ describe('relay', () => {
   });
 
   it('pub/sub: SUBSCRIBE and PSUBSCRIBE receive messages published by another session', async () => {
-    const sub = await ready(client());
-    const pub = await ready(client());
+    const sub = await ready(await client());
+    const pub = await ready(await client());
     const got: string[] = [];
     sub.on('message', (ch: string, msg: string) => got.push(`${ch}:${msg}`));
     sub.on('pmessage', (pat: string, ch: string, msg: string) => got.push(`${pat}>${ch}:${msg}`));
@@ -170,8 +170,8 @@ describe('relay', () => {
   });
 
   it('pub/sub in RESP3: push messages arrive while ordinary commands still work', async () => {
-    const token = gw.token();
-    const publisher = await ready(client());
+    const token = await gw.token();
+    const publisher = await ready(await client());
     const out = raw(`HELLO 3 AUTH alice@cache ${token}\r\nSUBSCRIBE r3\r\nPING\r\n`, {
       waitFor: (s) => s.includes('r3-message'),
       timeoutMs: 5000,
@@ -189,8 +189,8 @@ describe('relay', () => {
   });
 
   it('blocking commands wait for data pushed by another session', async () => {
-    const waiter = await ready(client());
-    const pusher = await ready(client());
+    const waiter = await ready(await client());
+    const pusher = await ready(await client());
     const popped = waiter.blpop('queue', 5);
     await waitUntil('BLPOP to block on the backend', async () => blockedClients(redis).then((n) => n === 1));
     await pusher.rpush('queue', 'job-1');
@@ -198,7 +198,7 @@ describe('relay', () => {
   });
 
   it('large values stream through both ways intact', async () => {
-    const c = await ready(client());
+    const c = await ready(await client());
     const big = Buffer.alloc(20 * 1024 * 1024, 'x');
     big.write('start', 0);
     big.write('end', big.length - 3);
@@ -209,7 +209,7 @@ describe('relay', () => {
   });
 
   it('SELECT switches databases for the session; RESET keeps the gateway credential', async () => {
-    const c = await ready(client());
+    const c = await ready(await client());
     await c.select(3);
     await c.set('in3', 'yes');
     expect(await c.get('in3')).toBe('yes');
@@ -220,8 +220,8 @@ describe('relay', () => {
   });
 
   it('CLIENT commands: own ones pass, LIST shows only this session, KILL is refused', async () => {
-    const c = await ready(client());
-    await ready(client());
+    const c = await ready(await client());
+    await ready(await client());
     await c.client('SETNAME', 'mine');
     expect(await c.client('GETNAME')).toBe('mine');
     const id = await c.client('ID');
@@ -233,7 +233,7 @@ describe('relay', () => {
   });
 
   it('QUIT ends the session politely', async () => {
-    const out = await raw(`AUTH alice@cache ${gw.token()}\r\nQUIT\r\n`, { waitFor: (s) => s === '+OK\r\n+OK\r\n' });
+    const out = await raw(`AUTH alice@cache ${await gw.token()}\r\nQUIT\r\n`, { waitFor: (s) => s === '+OK\r\n+OK\r\n' });
     expect(out).toBe('+OK\r\n+OK\r\n');
   });
 });
@@ -242,7 +242,7 @@ describe('TLS required', () => {
   it('outside development mode a plaintext login is refused before the token is checked; TLS works', async () => {
     const own = await startRedisGateway(redis, { development: false });
     try {
-      const token = own.token();
+      const token = await own.token();
       const plain = await new Promise<string>((resolve) => {
         const s = connect({ host: own.host, port: own.port });
         let out = '';
@@ -275,12 +275,12 @@ describe('TLS required', () => {
 describe('shutdown', () => {
   it('drains: a command in flight finishes, then each session ends with a message', async () => {
     const own = await startRedisGateway(redis);
-    const mk = () => {
+    const mk = async () => {
       const c = new Redis({
         host: own.host,
         port: own.port,
         username: 'alice@cache',
-        password: own.token(),
+        password: await own.token(),
         maxRetriesPerRequest: 0,
         retryStrategy: () => null,
       });
@@ -307,8 +307,8 @@ describe('shutdown', () => {
 
 describe('bad input', () => {
   it('malformed RESP gets a protocol error and the connection closes; others are unaffected', async () => {
-    const token = gw.token();
-    const c = await ready(client());
+    const token = await gw.token();
+    const c = await ready(await client());
     const bad = await raw(`AUTH alice@cache ${token}\r\n*2\r\n$3\r\nGET\r\n:1\r\n`);
     expect(bad).toBe("+OK\r\n-ERR Protocol error: expected '$', got ':'\r\n");
     const huge = await raw(`AUTH alice@cache ${token}\r\n*1\r\n$999999999999\r\n`);
@@ -350,9 +350,9 @@ describe('bad input', () => {
     ['a NUL byte in an inline command', 'PING\0\r\n', 'NUL byte in inline request'],
     ['unbalanced quotes', 'SET k "v\r\n', 'unbalanced quotes in request'],
   ])('%s: the commands before it are answered, then -ERR Protocol error, then the connection closes', async (_what, bad, message) => {
-    const c = await ready(client());
+    const c = await ready(await client());
     await c.set('robust', 'kept');
-    const out = await untilClosed(`AUTH alice@cache ${gw.token()}\r\nPING\r\n${bad}PING\r\n`);
+    const out = await untilClosed(`AUTH alice@cache ${await gw.token()}\r\nPING\r\n${bad}PING\r\n`);
     expect(out).toBe(`+OK\r\n+PONG\r\n-ERR Protocol error: ${message}${message.startsWith('NUL') ? ' (jitgate)' : ''}\r\n`);
     // Nothing after the bad input ran, and the gateway goes on serving others.
     expect(await c.get('robust')).toBe('kept');
@@ -369,7 +369,7 @@ describe('bad input', () => {
       port: 0,
       tls: null,
       tlsRequired: false,
-      verifier: { verifyCleartext: () => undefined },
+      verifier: { verifyCleartext: async () => undefined, verifyActive: () => undefined },
       connections: () => ['cache'],
       resolveTarget: () => undefined,
       openSession: unused,
@@ -389,7 +389,7 @@ describe('bad input', () => {
         // Half a command, never finished.
         s.write('*2\r\n$4\r\nAUTH\r\n$10\r\nabc');
       });
-      const c = await ready(client());
+      const c = await ready(await client());
       expect(await c.ping()).toBe('PONG');
       expect(await silent).toBe('-ERR jitgate: authentication timed out\r\n');
     } finally {
@@ -398,8 +398,8 @@ describe('bad input', () => {
   });
 
   it('bounded fuzz: random bytes never crash the gateway or stall other sessions', async () => {
-    const c = await ready(client());
-    const token = gw.token();
+    const c = await ready(await client());
+    const token = await gw.token();
     let seed = 7;
     const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     const pieces = ['*', '$', ':', '\r\n', '-1', '3', '99', 'GET', 'x', '\x00', '"', ' '];

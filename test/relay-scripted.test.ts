@@ -113,7 +113,7 @@ afterAll(async () => {
 
 async function pgSession(): Promise<pgClient.Client> {
   const { host, port } = gw.address('postgres');
-  const c = new pgClient.Client({ host, port, user: 'alice', database: 'pgs', password: gw.token('pgs') });
+  const c = new pgClient.Client({ host, port, user: 'alice', database: 'pgs', password: await gw.token('pgs') });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -121,7 +121,7 @@ async function pgSession(): Promise<pgClient.Client> {
 
 async function mySession(): Promise<mysql.Connection> {
   const { host, port } = gw.address('mysql');
-  return mysql.createConnection({ host, port, user: 'alice', password: gw.token('mys'), database: 'mys' });
+  return mysql.createConnection({ host, port, user: 'alice', password: await gw.token('mys'), database: 'mys' });
 }
 
 describe('PostgreSQL relay, scripted backend', () => {
@@ -134,7 +134,7 @@ describe('PostgreSQL relay, scripted backend', () => {
 
   it('the backend closing in the middle of a row: the client gets whole messages and 08006, never half a row', async () => {
     const { host, port } = gw.address('postgres');
-    const s = await rawLogin({ host, port, user: 'alice', connection: 'pgs', token: gw.token('pgs') });
+    const s = await rawLogin({ host, port, user: 'alice', connection: 'pgs', token: await gw.token('pgs') });
     s.socket.write(pgQuery('close mid-row'));
     const got = await s.until('E');
     // RowDescription and the whole first row; the cut row is not passed on, the error says why.
@@ -159,7 +159,7 @@ describe('PostgreSQL relay, scripted backend', () => {
 
   it('a malformed message from the backend ends the session with 08006; the bytes are not passed on', async () => {
     const { host, port } = gw.address('postgres');
-    const s = await rawLogin({ host, port, user: 'alice', connection: 'pgs', token: gw.token('pgs') });
+    const s = await rawLogin({ host, port, user: 'alice', connection: 'pgs', token: await gw.token('pgs') });
     s.socket.write(pgQuery('garbage'));
     const got = await s.until('E');
     expect(got.map((m) => m.type).join('')).toBe('TE');

@@ -136,7 +136,7 @@ async function pgClient(user: Person, connection = 'app'): Promise<pg.Client> {
     port: env.gw.port,
     user,
     database: connection,
-    password: env.gw.token({ user, connection }),
+    password: await env.gw.token({ user, connection }),
   });
   await c.connect();
   return c;
@@ -144,7 +144,7 @@ async function pgClient(user: Person, connection = 'app'): Promise<pg.Client> {
 
 describe('a held write, approved with the CLI', () => {
   it('tells the psql session at once, lists it for approvers with the full statement, and runs it in the same session on approval', async () => {
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At'], {
       input: "insert into ledger (note) values ('approved by cli') returning note;\nselect 'after the held statement';\n",
     });
     const r = await heldReview('alice');
@@ -212,7 +212,7 @@ describe('a held write, approved with the CLI', () => {
 
 describe('a held write that masking checks first', () => {
   it('is announced when it is held, runs on approval, and is recorded as held', async () => {
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At'], {
       input: "insert into ledger (note) select 'copied from the view ' || count(*) from ledger_notes returning note;\n",
     });
     const r = await heldReview('alice');
@@ -241,7 +241,7 @@ describe('denied, timed out, cancelled, ended', () => {
         forMallory: e.audience({ user: 'mallory', groups: ['marketing'], kind: 'human', via: 'test' }),
       }),
     );
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At', '-v', 'ON_ERROR_STOP=0'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At', '-v', 'ON_ERROR_STOP=0'], {
       input: "update ledger set note = 'denied' where id > 0;\nselect count(*) from ledger where note = 'denied';\n",
     });
     const r = await heldReview('alice');
@@ -301,7 +301,7 @@ describe('denied, timed out, cancelled, ended', () => {
 
   it('Ctrl-C in psql (a real CancelRequest) withdraws the review; the client gets 57014', async () => {
     let pid = 0;
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At'], {
       input: "insert into ledger (note) values ('cancelled');\n",
       onSpawn: (p) => (pid = p),
     });
@@ -319,7 +319,7 @@ describe('denied, timed out, cancelled, ended', () => {
 
   it('a session that ends while held (psql killed) withdraws its review', async () => {
     let pid = 0;
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At'], {
       input: "insert into ledger (note) values ('orphaned');\n",
       onSpawn: (p) => (pid = p),
     });
@@ -365,7 +365,7 @@ describe('order and approvals', () => {
       port: env.gw.port,
       user: 'alice',
       connection: 'app',
-      token: env.gw.token({ user: 'alice' }),
+      token: await env.gw.token({ user: 'alice' }),
     });
     try {
       const bindExecute = () => Buffer.concat([message('B', Buffer.from('\0\0\0\0\0\0\0\0')), message('E', Buffer.from('\0\0\0\0\0'))]);
@@ -404,7 +404,7 @@ describe('order and approvals', () => {
       port: env.gw.port,
       user: 'alice',
       connection: 'app',
-      token: env.gw.token({ user: 'alice' }),
+      token: await env.gw.token({ user: 'alice' }),
     });
     try {
       const bindExecute = () => Buffer.concat([message('B', Buffer.from('\0\0\0\0\0\0\0\0')), message('E', Buffer.from('\0\0\0\0\0'))]);
@@ -473,7 +473,7 @@ describe('order and approvals', () => {
   });
 
   it('inside a transaction: the approved statement runs in the open transaction, which commits', async () => {
-    const run = psql(env.gw.dsn({ user: 'alice' }), env.gw.token({ user: 'alice' }), ['-At'], {
+    const run = psql(env.gw.dsn({ user: 'alice' }), await env.gw.token({ user: 'alice' }), ['-At'], {
       input:
         "begin;\ninsert into ledger (note) values ('in a transaction');\nselect count(*) from ledger where note = 'in a transaction';\ncommit;\n",
     });

@@ -58,21 +58,23 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function token(): string {
-  return issueAdminToken(store, new AccessRepository(store.database), {
-    user: 'alice',
-    connection: 'app',
-    ttlMs: 3_600_000,
-    now: Date.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: new AuditLog(store.database),
-  }).token;
+async function token(): Promise<string> {
+  return (
+    await issueAdminToken(store, await AccessRepository.open(store.sql), {
+      user: 'alice',
+      connection: 'app',
+      ttlMs: 3_600_000,
+      now: Date.now(),
+      issuedBy: 'local-admin:test',
+      groups: [],
+      groupsFrom: { kind: 'stated' },
+      audit: new AuditLog(store.database),
+    })
+  ).token;
 }
 
 async function connect(name: string): Promise<pg.Client & { ended?: Error }> {
-  const c = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'app', password: token(), application_name: name });
+  const c = new pg.Client({ host: '127.0.0.1', port, user: 'alice', database: 'app', password: await token(), application_name: name });
   const client = c as pg.Client & { ended?: Error };
   c.on('error', (err) => (client.ended ??= err));
   await c.connect();

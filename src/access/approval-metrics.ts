@@ -25,7 +25,7 @@ export interface WaitingItem {
 export interface ApprovalMetricsOptions {
   registry: Registry;
   /** Pending access requests per connection, read at scrape time. */
-  pendingRequests: () => Array<{ connection: string; count: number }>;
+  pendingRequests: () => Promise<Array<{ connection: string; count: number }>>;
   /** Statements held for review per connection, read at scrape time. */
   heldStatements: () => Array<{ connection: string; count: number }>;
 }
@@ -39,9 +39,11 @@ export class ApprovalMetrics {
 
   constructor(o: ApprovalMetricsOptions) {
     const registers = [o.registry];
-    const fill = (gauge: Gauge<'connection'>, rows: () => Array<{ connection: string; count: number }>) => {
+    type Rows = Array<{ connection: string; count: number }>;
+    const fill = async (gauge: Gauge<'connection'>, rows: () => Rows | Promise<Rows>) => {
+      const read = await rows();
       gauge.reset();
-      for (const { connection, count } of rows()) gauge.set({ connection }, count);
+      for (const { connection, count } of read) gauge.set({ connection }, count);
     };
     const pending: Gauge<'connection'> = new Gauge({
       name: 'jitgate_access_requests_pending',

@@ -37,9 +37,9 @@ let clock: ManualClock;
 let events: AccessEvent[];
 let services: AccessService[];
 
-function start(): AccessService {
+async function start(): Promise<AccessService> {
   const s = new AccessService({
-    repo: new AccessRepository(store.database),
+    repo: await AccessRepository.open(store.sql),
     store,
     policies: [POLICY],
     connections: ['prod'],
@@ -48,7 +48,7 @@ function start(): AccessService {
     tokenTtlMs: 15 * M,
   });
   s.events.on((e) => events.push(e));
-  s.start();
+  await s.start();
   services.push(s);
   return s;
 }
@@ -67,15 +67,15 @@ afterEach(() => {
 
 const escalated = () => events.filter((e) => e.type === 'request.escalated');
 
-it('escalates at the next start what came due while the gateway was down, once', () => {
-  const first = start();
-  const { request } = first.requestAccess(who('alice', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
+it('escalates at the next start what came due while the gateway was down, once', async () => {
+  const first = await start();
+  const { request } = await first.requestAccess(who('alice', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
   first.close();
-  clock.advance(15 * M);
+  await clock.advanceSettled(15 * M);
   expect(escalated()).toHaveLength(0);
 
-  start();
-  clock.advance(0);
+  await start();
+  await clock.advanceSettled(0);
   expect(escalated()).toHaveLength(1);
   expect(escalated()[0]).toMatchObject({
     to: ['oncall'],
@@ -83,26 +83,26 @@ it('escalates at the next start what came due while the gateway was down, once',
     request: { id: request.id, approverGroups: ['leads', 'oncall'] },
   });
   // A second instance on the same store does not escalate it again.
-  const third = start();
-  clock.advance(M);
+  const third = await start();
+  await clock.advanceSettled(M);
   expect(escalated()).toHaveLength(1);
   // The escalation group may now approve.
-  expect(third.approve(who('olga', 'oncall'), request.id).grant).not.toBeNull();
+  expect((await third.approve(who('olga', 'oncall'), request.id)).grant).not.toBeNull();
 });
 
-it('a new process escalates on time what was not yet due, and not after a decision', () => {
-  const first = start();
-  const asked = first.requestAccess(who('alice', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
+it('a new process escalates on time what was not yet due, and not after a decision', async () => {
+  const first = await start();
+  const asked = await first.requestAccess(who('alice', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
   first.close();
-  clock.advance(5 * M);
-  const second = start();
-  clock.advance(4 * M);
+  await clock.advanceSettled(5 * M);
+  const second = await start();
+  await clock.advanceSettled(4 * M);
   expect(escalated()).toHaveLength(0);
-  clock.advance(M);
+  await clock.advanceSettled(M);
   expect(escalated().map((e) => (e.type === 'request.escalated' ? e.request.id : ''))).toEqual([asked.request.id]);
 
-  const other = second.requestAccess(who('bob', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
-  second.approve(who('lee', 'leads'), other.request.id);
-  clock.advance(30 * M);
+  const other = await second.requestAccess(who('bob', 'eng'), { connection: 'prod', durationMs: 3_600_000, reason: '' });
+  await second.approve(who('lee', 'leads'), other.request.id);
+  await clock.advanceSettled(30 * M);
   expect(escalated()).toHaveLength(1);
 });

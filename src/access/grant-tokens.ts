@@ -35,20 +35,20 @@ export interface GrantToken extends MintedToken {
  * Mint a token for the grant's user and connection, living min(ttl, time left on the grant). The token
  * row and its link to the grant are written in one transaction: there is never a token without a grant.
  */
-export function mintGrantToken(
+export async function mintGrantToken(
   store: Store,
   repo: AccessRepository,
   grant: GrantRecord,
   ttlMs: number,
   now: number,
   use: TokenUse = 'grant',
-): GrantToken {
+): Promise<GrantToken> {
   if (grant.revokedAt !== null || grant.expiresAt <= now) throw new GrantNotActiveError(grant);
   const natural = now + Math.floor(ttlMs);
   const expiresAt = Math.min(natural, grant.expiresAt);
-  return repo.transaction(() => {
+  return repo.transaction(async () => {
     const minted = mintToken(store, { user: grant.user, connection: grant.connection, ttlMs: expiresAt - now, now });
-    repo.linkToken(minted.id, grant.id, natural, use);
+    await repo.linkToken(minted.id, grant.id, natural, use);
     return { ...minted, grantId: grant.id, use };
   });
 }
@@ -73,7 +73,11 @@ export interface AdminTokenInput {
 export type GroupsSource = { kind: 'sign-in'; at: number; issuer: string } | { kind: 'directory'; issuer: string } | { kind: 'stated' };
 
 /** An admin-issued grant lasting `ttlMs` and one token under it. */
-export function issueAdminToken(store: Store, repo: AccessRepository, input: AdminTokenInput): GrantToken & { grant: GrantRecord } {
+export async function issueAdminToken(
+  store: Store,
+  repo: AccessRepository,
+  input: AdminTokenInput,
+): Promise<GrantToken & { grant: GrantRecord }> {
   if (!Number.isFinite(input.ttlMs) || input.ttlMs <= 0) throw new RangeError('token lifetime must be a positive duration');
   const grant: GrantRecord = {
     id: randomUUID(),
@@ -92,13 +96,13 @@ export function issueAdminToken(store: Store, repo: AccessRepository, input: Adm
     revokedBy: null,
     revokeReason: null,
   };
-  return repo.transaction(() => {
-    repo.insertGrant(grant);
+  return repo.transaction(async () => {
+    await repo.insertGrant(grant);
     // A grant issued already in the past (tests do this) yields an already expired token.
     const natural = input.now + Math.floor(input.ttlMs);
     const minted = mintToken(store, { user: input.user, connection: input.connection, ttlMs: input.ttlMs, now: input.now });
     const use = input.tokenUse ?? 'grant';
-    repo.linkToken(minted.id, grant.id, natural, use);
+    await repo.linkToken(minted.id, grant.id, natural, use);
     const entry = accessAuditEntry({ type: 'grant.created', at: input.now, grant, request: null });
     input.audit.append({ ...entry, data: { ...entry.data, groupsFrom: input.groupsFrom } });
     return { ...minted, grantId: grant.id, grant, use };

@@ -80,9 +80,9 @@ let clock: ManualClock;
 let service: AccessService;
 let events: AccessEvent[];
 
-function makeService(): AccessService {
+async function makeService(): Promise<AccessService> {
   const s = new AccessService({
-    repo: new AccessRepository(store.database),
+    repo: await AccessRepository.open(store.sql),
     store,
     policies: POLICIES,
     connections: ['staging', 'prod', 'billing'],
@@ -95,21 +95,21 @@ function makeService(): AccessService {
   return s;
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   store = openSqliteStore(':memory:');
   clock = new ManualClock();
   events = [];
-  service = makeService();
-  service.start();
+  service = await makeService();
+  await service.start();
 });
 afterEach(() => {
   service.close();
   store.close();
 });
 
-function refusal(fn: () => unknown): AccessError {
+async function refusal(fn: () => Promise<unknown>): Promise<AccessError> {
   try {
-    fn();
+    await fn();
   } catch (err) {
     expect(err).toBeInstanceOf(AccessError);
     return err as AccessError;
@@ -118,8 +118,8 @@ function refusal(fn: () => unknown): AccessError {
 }
 
 describe('requests', () => {
-  it('auto policy: granted at once, for the asked duration', () => {
-    const out = service.requestAccess(mallory, { connection: 'staging', durationMs: 2 * H, reason: '' });
+  it('auto policy: granted at once, for the asked duration', async () => {
+    const out = await service.requestAccess(mallory, { connection: 'staging', durationMs: 2 * H, reason: '' });
     expect(out.request.state).toBe('granted');
     expect(out.grant).toMatchObject({
       user: 'mallory',
@@ -131,34 +131,43 @@ describe('requests', () => {
     expect(events.map((e) => e.type)).toEqual(['request.created', 'grant.created']);
   });
 
-  it('refuses with stable reasons: unknown connection, no policy, too long', () => {
-    expect(refusal(() => service.requestAccess(alice, { connection: 'nope', durationMs: H, reason: 'x' }))).toMatchObject({
-      kind: 'not_found',
-      reasons: ['unknown_connection'],
-    });
-    expect(refusal(() => service.requestAccess(mallory, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({
+  it('refuses with stable reasons: unknown connection, no policy, too long', async () => {
+    expect(await refusal(async () => await service.requestAccess(alice, { connection: 'nope', durationMs: H, reason: 'x' }))).toMatchObject(
+      {
+        kind: 'not_found',
+        reasons: ['unknown_connection'],
+      },
+    );
+    expect(
+      await refusal(async () => await service.requestAccess(mallory, { connection: 'prod', durationMs: H, reason: 'x' })),
+    ).toMatchObject({
       kind: 'forbidden',
       reasons: ['no_matching_policy'],
     });
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: 5 * H, reason: 'x' }))).toMatchObject({
+    expect(
+      await refusal(async () => await service.requestAccess(alice, { connection: 'prod', durationMs: 5 * H, reason: 'x' })),
+    ).toMatchObject({
       kind: 'invalid',
       reasons: ['duration_exceeds_max'],
     });
     expect(events).toEqual([]);
   });
 
-  it('2-of-3: two distinct approvers from the allowed groups make the grant', () => {
-    const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'INC-1' });
+  it('2-of-3: two distinct approvers from the allowed groups make the grant', async () => {
+    const { request } = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'INC-1' });
     expect(request).toMatchObject({ state: 'pending', approvalsRequired: 2, approverGroups: ['approvers'] });
 
-    clock.advance(5 * M);
-    const first = service.approve(carol, request.id, { comment: 'ok' });
+    await clock.advanceSettled(5 * M);
+    const first = await service.approve(carol, request.id, { comment: 'ok' });
     expect(first.grant).toBeNull();
     expect(first.request.approvals.map((a) => a.approver)).toEqual(['carol']);
-    expect(refusal(() => service.approve(carol, request.id))).toMatchObject({ kind: 'conflict', reasons: ['already_approved'] });
+    expect(await refusal(async () => await service.approve(carol, request.id))).toMatchObject({
+      kind: 'conflict',
+      reasons: ['already_approved'],
+    });
 
-    clock.advance(5 * M);
-    const second = service.approve(dan, request.id.slice(0, 6)); // a unique prefix works as the id
+    await clock.advanceSettled(5 * M);
+    const second = await service.approve(dan, request.id.slice(0, 6)); // a unique prefix works as the id
     expect(second.request.state).toBe('granted');
     expect(second.grant).toMatchObject({
       user: 'alice',
@@ -169,174 +178,199 @@ describe('requests', () => {
       breakGlass: false,
     });
     expect(events.map((e) => e.type)).toEqual(['request.created', 'request.approved', 'request.approved', 'grant.created']);
-    expect(refusal(() => service.approve(bob, request.id))).toMatchObject({ kind: 'conflict', reasons: ['request_not_pending'] });
+    expect(await refusal(async () => await service.approve(bob, request.id))).toMatchObject({
+      kind: 'conflict',
+      reasons: ['request_not_pending'],
+    });
   });
 
-  it('nobody approves their own request, and approvers must be in the allowed groups', () => {
-    const { request } = service.requestAccess(bob, { connection: 'prod', durationMs: H, reason: 'mine' });
-    expect(refusal(() => service.approve(bob, request.id))).toMatchObject({ kind: 'forbidden', reasons: ['self_approval'] });
-    const other = service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'invoice' }).request;
+  it('nobody approves their own request, and approvers must be in the allowed groups', async () => {
+    const { request } = await service.requestAccess(bob, { connection: 'prod', durationMs: H, reason: 'mine' });
+    expect(await refusal(async () => await service.approve(bob, request.id))).toMatchObject({
+      kind: 'forbidden',
+      reasons: ['self_approval'],
+    });
+    const other = (await service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'invoice' })).request;
     // bob approves prod, not billing: he cannot even see the request
-    expect(refusal(() => service.approve(bob, other.id))).toMatchObject({ kind: 'not_found' });
+    expect(await refusal(async () => await service.approve(bob, other.id))).toMatchObject({ kind: 'not_found' });
     // an admin outside the approver groups sees it but may not approve
-    expect(refusal(() => service.approve(admin, other.id))).toMatchObject({ kind: 'forbidden', reasons: ['not_an_approver'] });
-    expect(service.approve(frank, other.id).grant).not.toBeNull();
+    expect(await refusal(async () => await service.approve(admin, other.id))).toMatchObject({
+      kind: 'forbidden',
+      reasons: ['not_an_approver'],
+    });
+    expect((await service.approve(frank, other.id)).grant).not.toBeNull();
   });
 
-  it('break-glass: granted at once where allowed, reason mandatory, announced', () => {
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: ' ', breakGlass: true }))).toMatchObject(
-      {
-        reasons: ['break_glass_reason_required'],
-      },
-    );
+  it('break-glass: granted at once where allowed, reason mandatory, announced', async () => {
     expect(
-      refusal(() => service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x', breakGlass: true })),
+      await refusal(async () => await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: ' ', breakGlass: true })),
+    ).toMatchObject({
+      reasons: ['break_glass_reason_required'],
+    });
+    expect(
+      await refusal(
+        async () => await service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x', breakGlass: true }),
+      ),
     ).toMatchObject({
       reasons: ['break_glass_not_allowed'],
     });
-    const out = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'prod is down', breakGlass: true });
+    const out = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'prod is down', breakGlass: true });
     expect(out.grant).toMatchObject({ breakGlass: true, approvedBy: ['alice'], reason: 'prod is down' });
     expect(out.request.approvals).toEqual([{ approver: 'alice', comment: 'prod is down', at: clock.now(), breakGlass: true }]);
     expect(events.map((e) => e.type)).toEqual(['request.created', 'grant.created', 'break_glass.used']);
   });
 
-  it('break-glass self-approval of a pending request', () => {
-    const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'slow query' });
-    expect(refusal(() => service.approve(alice, request.id, { breakGlass: true }))).toMatchObject({
+  it('break-glass self-approval of a pending request', async () => {
+    const { request } = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'slow query' });
+    expect(await refusal(async () => await service.approve(alice, request.id, { breakGlass: true }))).toMatchObject({
       reasons: ['break_glass_reason_required'],
     });
-    const out = service.approve(alice, request.id, { breakGlass: true, comment: 'it got worse' });
+    const out = await service.approve(alice, request.id, { breakGlass: true, comment: 'it got worse' });
     expect(out.grant).toMatchObject({ breakGlass: true, approvedBy: ['alice'] });
     expect(events.map((e) => e.type)).toContain('break_glass.used');
   });
 
-  it('deny needs a reason; the requester may withdraw; strangers may not deny', () => {
-    const a = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }).request;
-    expect(refusal(() => service.deny(carol, a.id, ''))).toMatchObject({ kind: 'invalid', reasons: ['deny_reason_required'] });
-    expect(refusal(() => service.deny(mallory, a.id, 'no'))).toMatchObject({ kind: 'not_found' });
-    expect(service.deny(carol, a.id, 'use staging').request).toMatchObject({
+  it('deny needs a reason; the requester may withdraw; strangers may not deny', async () => {
+    const a = (await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' })).request;
+    expect(await refusal(async () => await service.deny(carol, a.id, ''))).toMatchObject({
+      kind: 'invalid',
+      reasons: ['deny_reason_required'],
+    });
+    expect(await refusal(async () => await service.deny(mallory, a.id, 'no'))).toMatchObject({ kind: 'not_found' });
+    expect((await service.deny(carol, a.id, 'use staging')).request).toMatchObject({
       state: 'denied',
       decidedBy: 'carol',
       decisionReason: 'use staging',
     });
-    const b = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'y' }).request;
-    expect(service.deny(alice, b.id, 'not needed').request.state).toBe('withdrawn');
+    const b = (await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'y' })).request;
+    expect((await service.deny(alice, b.id, 'not needed')).request.state).toBe('withdrawn');
     expect(events.filter((e) => e.type === 'request.denied' || e.type === 'request.withdrawn').map((e) => e.type)).toEqual([
       'request.denied',
       'request.withdrawn',
     ]);
   });
 
-  it('one pending request per connection at a time', () => {
-    service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
-    expect(refusal(() => service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject({
-      kind: 'conflict',
-      reasons: ['request_pending'],
-    });
+  it('one pending request per connection at a time', async () => {
+    await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
+    expect(await refusal(async () => await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }))).toMatchObject(
+      {
+        kind: 'conflict',
+        reasons: ['request_pending'],
+      },
+    );
   });
 
-  it('lists mine and those I can approve', () => {
-    const a = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' }).request;
-    service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x' });
-    expect(service.listRequests(alice).mine).toHaveLength(2);
-    expect(service.listRequests(carol).approvable.map((r) => r.id)).toEqual([a.id]);
-    expect(service.listRequests(frank).approvable.map((r) => r.connection)).toEqual(['billing']);
-    expect(service.listRequests(mallory)).toEqual({ mine: [], approvable: [] });
+  it('lists mine and those I can approve', async () => {
+    const a = (await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' })).request;
+    await service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x' });
+    expect((await service.listRequests(alice)).mine).toHaveLength(2);
+    expect((await service.listRequests(carol)).approvable.map((r) => r.id)).toEqual([a.id]);
+    expect((await service.listRequests(frank)).approvable.map((r) => r.connection)).toEqual(['billing']);
+    expect(await service.listRequests(mallory)).toEqual({ mine: [], approvable: [] });
   });
 });
 
 describe('pending expiry', () => {
-  it('a timer on the clock expires an undecided request', () => {
-    const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
-    clock.advance(30 * M - 1);
-    expect(service.getRequest(alice, request.id).state).toBe('pending');
-    clock.advance(1);
-    expect(service.getRequest(alice, request.id)).toMatchObject({ state: 'expired', reasons: ['approval_required', 'request_expired'] });
+  it('a timer on the clock expires an undecided request', async () => {
+    const { request } = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
+    await clock.advanceSettled(30 * M - 1);
+    expect((await service.getRequest(alice, request.id)).state).toBe('pending');
+    await clock.advanceSettled(1);
+    expect(await service.getRequest(alice, request.id)).toMatchObject({
+      state: 'expired',
+      reasons: ['approval_required', 'request_expired'],
+    });
     expect(events.at(-1)).toMatchObject({ type: 'request.expired' });
-    expect(refusal(() => service.approve(carol, request.id))).toMatchObject({ reasons: ['request_not_pending'] });
+    expect(await refusal(async () => await service.approve(carol, request.id))).toMatchObject({ reasons: ['request_not_pending'] });
   });
 
-  it('requests that expired while the gateway was down are swept on start', () => {
-    const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
+  it('requests that expired while the gateway was down are swept on start', async () => {
+    const { request } = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
     service.close(); // "gateway stops": its timers go with it
     const later = new ManualClock(clock.now() + 31 * M);
     clock = later;
-    service = makeService();
-    service.start();
-    expect(service.getRequest(alice, request.id).state).toBe('expired');
+    service = await makeService();
+    await service.start();
+    expect((await service.getRequest(alice, request.id)).state).toBe('expired');
   });
 
-  it('a decided request is not expired afterwards', () => {
-    const { request } = service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
-    service.approve(carol, request.id);
-    service.approve(dan, request.id);
-    clock.advance(H);
-    expect(service.getRequest(alice, request.id).state).toBe('granted');
+  it('a decided request is not expired afterwards', async () => {
+    const { request } = await service.requestAccess(alice, { connection: 'prod', durationMs: H, reason: 'x' });
+    await service.approve(carol, request.id);
+    await service.approve(dan, request.id);
+    await clock.advanceSettled(H);
+    expect((await service.getRequest(alice, request.id)).state).toBe('granted');
     expect(events.some((e) => e.type === 'request.expired')).toBe(false);
   });
 });
 
 describe('grants, revocation and tokens', () => {
-  function grantFor(user: Identity) {
-    const { request } = service.requestAccess(user, { connection: 'prod', durationMs: H, reason: 'x' });
-    service.approve(carol, request.id);
-    return service.approve(dan, request.id).grant!;
+  async function grantFor(user: Identity) {
+    const { request } = await service.requestAccess(user, { connection: 'prod', durationMs: H, reason: 'x' });
+    await service.approve(carol, request.id);
+    return (await service.approve(dan, request.id)).grant!;
   }
 
-  it('revocation: grantee, approvers of the connection and admins may; others may not', () => {
-    const g1 = grantFor(alice);
-    expect(refusal(() => service.revoke(mallory, g1.id))).toMatchObject({ kind: 'not_found' });
-    expect(refusal(() => service.revoke(frank, g1.id))).toMatchObject({ kind: 'not_found' });
+  it('revocation: grantee, approvers of the connection and admins may; others may not', async () => {
+    const g1 = await grantFor(alice);
+    expect(await refusal(async () => await service.revoke(mallory, g1.id))).toMatchObject({ kind: 'not_found' });
+    expect(await refusal(async () => await service.revoke(frank, g1.id))).toMatchObject({ kind: 'not_found' });
     let heard: string | undefined;
     const off = service.onRevoked(g1.id, (g) => (heard = grantEndedMessage(g)));
-    const revoked = service.revoke(carol, g1.id, 'shift over');
+    const revoked = await service.revoke(carol, g1.id, 'shift over');
     off();
     expect(revoked).toMatchObject({ revokedBy: 'carol', revokeReason: 'shift over', revokedAt: clock.now() });
     expect(heard).toBe(`jitgate: access grant ${g1.id.slice(0, 8)} was revoked by carol: shift over`);
-    expect(refusal(() => service.revoke(carol, g1.id))).toMatchObject({ kind: 'conflict', reasons: ['grant_not_active'] });
+    expect(await refusal(async () => await service.revoke(carol, g1.id))).toMatchObject({
+      kind: 'conflict',
+      reasons: ['grant_not_active'],
+    });
 
-    clock.advance(M);
-    const g2 = grantFor(alice);
-    expect(service.revoke(alice, g2.id).revokedBy).toBe('alice');
-    clock.advance(M);
-    const g3 = grantFor(alice);
-    expect(service.revoke(admin, g3.id).revokedBy).toBe('dave');
+    await clock.advanceSettled(M);
+    const g2 = await grantFor(alice);
+    expect((await service.revoke(alice, g2.id)).revokedBy).toBe('alice');
+    await clock.advanceSettled(M);
+    const g3 = await grantFor(alice);
+    expect((await service.revoke(admin, g3.id)).revokedBy).toBe('dave');
   });
 
-  it('tokens live min(default ttl, grant end) and are tied to their grant', () => {
-    expect(refusal(() => service.mintToken(alice, 'prod'))).toMatchObject({ kind: 'forbidden', reasons: ['no_active_grant'] });
-    const grant = grantFor(alice);
-    const t1 = service.mintToken(alice, 'prod');
+  it('tokens live min(default ttl, grant end) and are tied to their grant', async () => {
+    expect(await refusal(async () => await service.mintToken(alice, 'prod'))).toMatchObject({
+      kind: 'forbidden',
+      reasons: ['no_active_grant'],
+    });
+    const grant = await grantFor(alice);
+    const t1 = await service.mintToken(alice, 'prod');
     expect(t1.expiresAt).toBe(clock.now() + 15 * M);
-    expect(service.grantForToken(t1.id)?.id).toBe(grant.id);
-    clock.advance(H - 5 * M);
-    const t2 = service.mintToken(alice, 'prod');
+    expect((await service.grantForToken(t1.id))?.id).toBe(grant.id);
+    await clock.advanceSettled(H - 5 * M);
+    const t2 = await service.mintToken(alice, 'prod');
     expect(t2.expiresAt).toBe(grant.expiresAt); // cut to the grant's end
-    clock.advance(5 * M);
-    expect(refusal(() => service.mintToken(alice, 'prod'))).toMatchObject({ reasons: ['no_active_grant'] });
+    await clock.advanceSettled(5 * M);
+    expect(await refusal(async () => await service.mintToken(alice, 'prod'))).toMatchObject({ reasons: ['no_active_grant'] });
   });
 
-  it('a token cut short by its grant still authenticates until its own expiry (so the refusal can say why)', () => {
-    const repo = new AccessRepository(store.database);
+  it('a token cut short by its grant still authenticates until its own expiry (so the refusal can say why)', async () => {
+    const repo = await AccessRepository.open(store.sql);
     const verifier = new GrantAwareVerifier(new TokenAuthority(store), repo, () => clock.now());
-    const grant = grantFor(alice);
-    clock.advance(H - 5 * M);
-    const { token, id } = service.mintToken(alice, 'prod'); // natural 15m, cut to 5m
-    expect(verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
-    clock.advance(5 * M); // grant over: the token row expired with it
+    const grant = await grantFor(alice);
+    await clock.advanceSettled(H - 5 * M);
+    const { token, id } = await service.mintToken(alice, 'prod'); // natural 15m, cut to 5m
+    expect(await verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
+    await clock.advanceSettled(5 * M); // grant over: the token row expired with it
     expect(new TokenAuthority(store).verifyCleartext('alice', 'prod', token, clock.now())).toBeUndefined();
-    expect(verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
-    expect(verifier.scramCandidates('alice', 'prod').candidates.map((c) => c.tokenId)).toEqual([id]);
-    expect(service.grantForToken(id)?.expiresAt).toBe(grant.expiresAt);
-    clock.advance(10 * M); // its own lifetime is over too: a plain wrong password from now on
-    expect(verifier.verifyCleartext('alice', 'prod', token)).toBeUndefined();
-    expect(verifier.scramCandidates('alice', 'prod').candidates).toEqual([]);
+    expect(await verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
+    expect((await verifier.scramCandidates('alice', 'prod')).candidates.map((c) => c.tokenId)).toEqual([id]);
+    expect((await service.grantForToken(id))?.expiresAt).toBe(grant.expiresAt);
+    await clock.advanceSettled(10 * M); // its own lifetime is over too: a plain wrong password from now on
+    expect(await verifier.verifyCleartext('alice', 'prod', token)).toBeUndefined();
+    expect((await verifier.scramCandidates('alice', 'prod')).candidates).toEqual([]);
   });
 
-  it('admin-issued tokens rest on a recorded grant', () => {
-    const repo = new AccessRepository(store.database);
+  it('admin-issued tokens rest on a recorded grant', async () => {
+    const repo = await AccessRepository.open(store.sql);
     const audit = new AuditLog(store.database, () => clock.now());
-    const t = issueAdminToken(store, repo, {
+    const t = await issueAdminToken(store, repo, {
       user: 'alice',
       connection: 'prod',
       ttlMs: 10 * M,
@@ -346,7 +380,7 @@ describe('grants, revocation and tokens', () => {
       groupsFrom: { kind: 'stated' },
       audit,
     });
-    expect(repo.grantForToken(t.id)).toMatchObject({
+    expect(await repo.grantForToken(t.id)).toMatchObject({
       user: 'alice',
       groups: ['contractors', 'eng'],
       connection: 'prod',
@@ -355,7 +389,7 @@ describe('grants, revocation and tokens', () => {
       requestId: null,
       expiresAt: clock.now() + 10 * M,
     });
-    expect(service.listGrants(alice).mine.map((g) => g.id)).toEqual([t.grantId]);
+    expect((await service.listGrants(alice)).mine.map((g) => g.id)).toEqual([t.grantId]);
     // audited like any other grant, with the groups and where they came from
     expect(audit.about(t.grantId)).toMatchObject([
       {
@@ -365,19 +399,19 @@ describe('grants, revocation and tokens', () => {
       },
     ]);
     // approvers of the connection see it (and may revoke it)
-    expect(service.listGrants(carol).others.map((g) => g.id)).toEqual([t.grantId]);
+    expect((await service.listGrants(carol)).others.map((g) => g.id)).toEqual([t.grantId]);
   });
 
-  it('connections: what each identity can see, with its access state', () => {
-    grantFor(alice);
-    service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x' });
-    const views = service.connectionsFor(alice);
+  it('connections: what each identity can see, with its access state', async () => {
+    await grantFor(alice);
+    await service.requestAccess(alice, { connection: 'billing', durationMs: H, reason: 'x' });
+    const views = await service.connectionsFor(alice);
     expect(views.map((v) => [v.name, v.access.state])).toEqual([
       ['staging', 'none'],
       ['prod', 'granted'],
       ['billing', 'pending'],
     ]);
-    expect(service.connectionsFor(mallory).map((v) => v.name)).toEqual(['staging']);
-    expect(service.connectionsFor(admin).map((v) => v.name)).toEqual(['staging', 'prod', 'billing']);
+    expect((await service.connectionsFor(mallory)).map((v) => v.name)).toEqual(['staging']);
+    expect((await service.connectionsFor(admin)).map((v) => v.name)).toEqual(['staging', 'prod', 'billing']);
   });
 });

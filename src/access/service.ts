@@ -114,12 +114,12 @@ export class AccessService {
   }
 
   /** Expire what expired while the gateway was down, and arm timers for the rest. */
-  start(): void {
+  async start(): Promise<void> {
     const now = this.clock.now();
     let expired = 0;
-    for (const r of this.repo.pendingRequests()) {
+    for (const r of await this.repo.pendingRequests()) {
       if (r.expiresAt <= now) {
-        if (this.expire(r.id)) expired++;
+        if (await this.expire(r.id)) expired++;
       } else {
         this.armExpiry(r);
         this.armEscalation(r);
@@ -153,7 +153,7 @@ export class AccessService {
 
   // -- requests ---------------------------------------------------------------------------------
 
-  requestAccess(who: Identity, input: RequestInput): RequestOutcome {
+  async requestAccess(who: Identity, input: RequestInput): Promise<RequestOutcome> {
     const now = this.clock.now();
     const reason = input.reason.trim();
     const decision = decideRequest({
@@ -193,19 +193,19 @@ export class AccessService {
     };
 
     if (decision.effect === 'pending') {
-      const duplicate = this.repo
-        .listRequests({ user: who.user, state: 'pending' })
-        .find((r) => r.connection === input.connection && r.expiresAt > now);
+      const duplicate = (await this.repo.listRequests({ user: who.user, state: 'pending' })).find(
+        (r) => r.connection === input.connection && r.expiresAt > now,
+      );
       if (duplicate) {
         throw new AccessError('conflict', `you already have a pending request ${short(duplicate.id)} for "${input.connection}"`, [
           'request_pending',
         ]);
       }
       const escalate = rules.escalate;
-      const request = this.repo.transaction(() => {
-        this.repo.insertRequest({ ...base, state: 'pending' });
-        if (escalate) this.repo.setEscalation(base.id, now + escalate.afterMs, escalate.to);
-        return this.repo.getRequest(base.id)!;
+      const request = await this.repo.transaction(async () => {
+        await this.repo.insertRequest({ ...base, state: 'pending' });
+        if (escalate) await this.repo.setEscalation(base.id, now + escalate.afterMs, escalate.to);
+        return (await this.repo.getRequest(base.id))!;
       });
       this.armExpiry(request);
       this.armEscalation(request);
@@ -216,11 +216,11 @@ export class AccessService {
 
     // Granted at once: by policy (auto) or break-glass self-approval.
     const grant = this.newGrant(base, now, decision.breakGlass ? [who.user] : []);
-    const request = this.repo.transaction(() => {
-      this.repo.insertRequest({ ...base, state: 'pending' });
-      if (decision.breakGlass) this.repo.insertApproval(base.id, { approver: who.user, comment: reason, at: now, breakGlass: true });
-      this.repo.insertGrant(grant);
-      this.repo.decideRequest(base.id, {
+    const request = await this.repo.transaction(async () => {
+      await this.repo.insertRequest({ ...base, state: 'pending' });
+      if (decision.breakGlass) await this.repo.insertApproval(base.id, { approver: who.user, comment: reason, at: now, breakGlass: true });
+      await this.repo.insertGrant(grant);
+      await this.repo.decideRequest(base.id, {
         state: 'granted',
         decidedAt: now,
         decidedBy: decision.breakGlass ? who.user : null,
@@ -228,17 +228,17 @@ export class AccessService {
         grantId: grant.id,
         reasons: decision.reasons,
       });
-      return this.repo.getRequest(base.id)!;
+      return (await this.repo.getRequest(base.id))!;
     });
     this.announceGrant(request, grant, now, { created: true });
     return { request, grant, reasons: decision.reasons, message: decision.message };
   }
 
-  approve(who: Identity, requestId: string, options: { comment?: string; breakGlass?: boolean } = {}): RequestOutcome {
+  async approve(who: Identity, requestId: string, options: { comment?: string; breakGlass?: boolean } = {}): Promise<RequestOutcome> {
     const now = this.clock.now();
     const comment = options.comment?.trim() || null;
-    const result = this.repo.transaction(() => {
-      const request = this.requireVisibleRequest(who, requestId);
+    const result = await this.repo.transaction(async () => {
+      const request = await this.requireVisibleRequest(who, requestId);
       const decision = decideApproval({
         request: { ...request, approvedBy: request.approvals.map((a) => a.approver) },
         approver: who,
@@ -247,13 +247,13 @@ export class AccessService {
         comment: comment ?? '',
       });
       if (decision.effect === 'refuse') return { refused: decision, request };
-      this.repo.insertApproval(request.id, { approver: who.user, comment, at: now, breakGlass: decision.breakGlass });
+      await this.repo.insertApproval(request.id, { approver: who.user, comment, at: now, breakGlass: decision.breakGlass });
       let grant: GrantRecord | null = null;
       if (decision.final) {
         const approvedBy = [...request.approvals.map((a) => a.approver), who.user];
         grant = this.newGrant({ ...request, breakGlass: decision.breakGlass }, now, approvedBy);
-        this.repo.insertGrant(grant);
-        this.repo.decideRequest(request.id, {
+        await this.repo.insertGrant(grant);
+        await this.repo.decideRequest(request.id, {
           state: 'granted',
           decidedAt: now,
           decidedBy: who.user,
@@ -262,12 +262,12 @@ export class AccessService {
           reasons: [...request.reasons, ...decision.reasons],
         });
       } else {
-        this.repo.setReasons(request.id, [...request.reasons, ...decision.reasons]);
+        await this.repo.setReasons(request.id, [...request.reasons, ...decision.reasons]);
       }
-      return { decision, grant, request: this.repo.getRequest(request.id)! };
+      return { decision, grant, request: (await this.repo.getRequest(request.id))! };
     });
     if ('refused' in result && result.refused) {
-      if (result.refused.reasons.includes('request_expired')) this.expire(result.request.id);
+      if (result.refused.reasons.includes('request_expired')) await this.expire(result.request.id);
       const kind = result.refused.reasons.some((r) => r === 'request_not_pending' || r === 'request_expired' || r === 'already_approved')
         ? 'conflict'
         : 'forbidden';
@@ -288,13 +288,13 @@ export class AccessService {
     return { request, grant, reasons: decision.reasons, message: decision.message };
   }
 
-  deny(who: Identity, requestId: string, reason: string): RequestOutcome {
+  async deny(who: Identity, requestId: string, reason: string): Promise<RequestOutcome> {
     const now = this.clock.now();
-    const result = this.repo.transaction(() => {
-      const request = this.requireVisibleRequest(who, requestId);
+    const result = await this.repo.transaction(async () => {
+      const request = await this.requireVisibleRequest(who, requestId);
       const decision = decideDeny({ request: { ...request, approvedBy: [] }, actor: who, isAdmin: this.isAdmin(who), reason, now });
       if (decision.effect === 'refuse') return { decision, request };
-      this.repo.decideRequest(request.id, {
+      await this.repo.decideRequest(request.id, {
         state: decision.effect === 'withdraw' ? 'withdrawn' : 'denied',
         decidedAt: now,
         decidedBy: who.user,
@@ -302,11 +302,11 @@ export class AccessService {
         grantId: null,
         reasons: [...request.reasons, ...decision.reasons],
       });
-      return { decision, request: this.repo.getRequest(request.id)! };
+      return { decision, request: (await this.repo.getRequest(request.id))! };
     });
     const { decision, request } = result;
     if (decision.effect === 'refuse') {
-      if (decision.reasons.includes('request_expired')) this.expire(request.id);
+      if (decision.reasons.includes('request_expired')) await this.expire(request.id);
       const kind = decision.reasons.includes('deny_reason_required')
         ? 'invalid'
         : decision.reasons.includes('not_allowed_to_deny')
@@ -326,14 +326,16 @@ export class AccessService {
   }
 
   /** A request the caller may see: their own, one they may approve, or any for an admin. */
-  getRequest(who: Identity, requestId: string): AccessRequest {
+  getRequest(who: Identity, requestId: string): Promise<AccessRequest> {
     return this.requireVisibleRequest(who, requestId);
   }
 
-  listRequests(who: Identity, filter: { state?: RequestState } = {}): { mine: AccessRequest[]; approvable: AccessRequest[] } {
-    const mine = this.repo.listRequests({ user: who.user, ...(filter.state ? { state: filter.state } : {}), limit: 100 });
-    const approvable = this.repo
-      .listRequests({ state: filter.state ?? 'pending', limit: 500 })
+  async listRequests(
+    who: Identity,
+    filter: { state?: RequestState } = {},
+  ): Promise<{ mine: AccessRequest[]; approvable: AccessRequest[] }> {
+    const mine = await this.repo.listRequests({ user: who.user, ...(filter.state ? { state: filter.state } : {}), limit: 100 });
+    const approvable = (await this.repo.listRequests({ state: filter.state ?? 'pending', limit: 500 }))
       .filter((r) => r.user !== who.user && inAnyGroup(who, r.approverGroups))
       .slice(0, 100);
     return { mine, approvable };
@@ -341,16 +343,17 @@ export class AccessService {
 
   // -- grants -----------------------------------------------------------------------------------
 
-  revoke(who: Identity, grantId: string, reason?: string): GrantRecord {
+  async revoke(who: Identity, grantId: string, reason?: string): Promise<GrantRecord> {
     const now = this.clock.now();
     const why = reason?.trim() || null;
-    const result = this.repo.transaction(() => {
-      const grant = this.findGrant(grantId);
-      if (!grant || !this.maySeeGrant(who, grant)) throw new AccessError('not_found', `no grant ${grantId}`, ['grant_not_found']);
-      const decision = decideRevoke({ grant, actor: who, isAdmin: this.isAdmin(who), approverGroups: this.approverGroupsOf(grant), now });
+    const result = await this.repo.transaction(async () => {
+      const grant = await this.findGrant(grantId);
+      if (!grant || !(await this.maySeeGrant(who, grant))) throw new AccessError('not_found', `no grant ${grantId}`, ['grant_not_found']);
+      const approverGroups = await this.approverGroupsOf(grant);
+      const decision = decideRevoke({ grant, actor: who, isAdmin: this.isAdmin(who), approverGroups, now });
       if (decision.effect === 'refuse') return { decision, grant };
-      this.repo.revokeGrant(grant.id, now, who.user, why ?? '');
-      return { decision, grant: this.repo.getGrant(grant.id)! };
+      await this.repo.revokeGrant(grant.id, now, who.user, why ?? '');
+      return { decision, grant: (await this.repo.getGrant(grant.id))! };
     });
     if (result.decision.effect === 'refuse') {
       const kind = result.decision.reasons.includes('grant_not_active') ? 'conflict' : 'forbidden';
@@ -366,33 +369,33 @@ export class AccessService {
   }
 
   /** Grants the caller holds (active), and active grants of others they may revoke. */
-  listGrants(who: Identity, filter: { includeEnded?: boolean } = {}): { mine: GrantRecord[]; others: GrantRecord[] } {
+  async listGrants(who: Identity, filter: { includeEnded?: boolean } = {}): Promise<{ mine: GrantRecord[]; others: GrantRecord[] }> {
     const now = this.clock.now();
     const activeAt = filter.includeEnded ? undefined : now;
-    const mine = this.repo.listGrants({ user: who.user, ...(activeAt !== undefined ? { activeAt } : {}), limit: 100 });
+    const mine = await this.repo.listGrants({ user: who.user, ...(activeAt !== undefined ? { activeAt } : {}), limit: 100 });
     const admin = this.isAdmin(who);
-    const others = this.repo
-      .listGrants({ ...(activeAt !== undefined ? { activeAt } : {}), limit: 500 })
-      .filter((g) => g.user !== who.user && (admin || inAnyGroup(who, this.approverGroupsOf(g))))
-      .slice(0, 100);
+    const others: GrantRecord[] = [];
+    for (const g of await this.repo.listGrants({ ...(activeAt !== undefined ? { activeAt } : {}), limit: 500 })) {
+      if (others.length === 100) break;
+      if (g.user !== who.user && (admin || inAnyGroup(who, await this.approverGroupsOf(g)))) others.push(g);
+    }
     return { mine, others };
   }
 
   /** The caller's active grant on a connection that lasts longest, if any. */
-  activeGrant(user: string, connection: string): GrantRecord | undefined {
+  async activeGrant(user: string, connection: string): Promise<GrantRecord | undefined> {
     const now = this.clock.now();
-    return this.repo
-      .listGrants({ user, activeAt: now, limit: 500 })
+    return (await this.repo.listGrants({ user, activeAt: now, limit: 500 }))
       .filter((g) => g.connection === connection)
       .sort((a, b) => b.expiresAt - a.expiresAt)[0];
   }
 
   /** A token for the caller's active grant on `connection`, living min(default ttl, grant end). */
-  mintToken(who: Identity, connection: string): GrantToken & { grant: GrantRecord; issuedAt: number } {
+  async mintToken(who: Identity, connection: string): Promise<GrantToken & { grant: GrantRecord; issuedAt: number }> {
     if (!this.options.connections.includes(connection)) {
       throw new AccessError('not_found', `connection "${connection}" does not exist`, ['unknown_connection']);
     }
-    const grant = this.activeGrant(who.user, connection);
+    const grant = await this.activeGrant(who.user, connection);
     if (!grant) {
       throw new AccessError('forbidden', `you have no active access grant for "${connection}": run \`jitgate request ${connection}\``, [
         'no_active_grant',
@@ -400,7 +403,7 @@ export class AccessService {
     }
     const now = this.clock.now();
     const use = this.options.tokenUse?.(connection) ?? 'grant';
-    const minted = mintGrantToken(this.options.store, this.repo, grant, this.options.tokenTtlMs, now, use);
+    const minted = await mintGrantToken(this.options.store, this.repo, grant, this.options.tokenTtlMs, now, use);
     this.log.info(
       { user: who.user, connection, grant: grant.id, tokenId: minted.id, expiresAt: minted.expiresAt, use },
       'access token minted under grant',
@@ -409,7 +412,7 @@ export class AccessService {
   }
 
   /** The grant a data session's token rests on (undefined: none, the session must not start). */
-  grantForToken(tokenId: string): GrantRecord | undefined {
+  grantForToken(tokenId: string): Promise<GrantRecord | undefined> {
     return this.repo.grantForToken(tokenId);
   }
 
@@ -417,9 +420,9 @@ export class AccessService {
    * Grants revoked through another gateway instance (StoreCatchUp calls this): those this
    * instance's sessions rest on are read from the store, and a revoked one ends them here too.
    */
-  catchUpRevocations(): void {
+  async catchUpRevocations(): Promise<void> {
     for (const id of [...this.revocationListeners.keys()]) {
-      const grant = this.repo.getGrant(id);
+      const grant = await this.repo.getGrant(id);
       if (grant && grant.revokedAt !== null) this.notifyRevoked(grant);
     }
   }
@@ -445,10 +448,10 @@ export class AccessService {
   }
 
   /** Configured connections the caller can see, with their access state. Admins see all. */
-  connectionsFor(who: Identity): ConnectionView[] {
+  async connectionsFor(who: Identity): Promise<ConnectionView[]> {
     const now = this.clock.now();
-    const grants = this.repo.listGrants({ user: who.user, activeAt: now, limit: 500 });
-    const pending = this.repo.listRequests({ user: who.user, state: 'pending', limit: 500 }).filter((r) => r.expiresAt > now);
+    const grants = await this.repo.listGrants({ user: who.user, activeAt: now, limit: 500 });
+    const pending = (await this.repo.listRequests({ user: who.user, state: 'pending', limit: 500 })).filter((r) => r.expiresAt > now);
     const admin = this.isAdmin(who);
     const out: ConnectionView[] = [];
     for (const name of this.options.connections) {
@@ -537,10 +540,10 @@ export class AccessService {
     for (const e of events) this.events.emit(e);
   }
 
-  private requireVisibleRequest(who: Identity, idOrPrefix: string): AccessRequest {
+  private async requireVisibleRequest(who: Identity, idOrPrefix: string): Promise<AccessRequest> {
     let request: AccessRequest | undefined;
     try {
-      request = this.repo.findRequest(idOrPrefix);
+      request = await this.repo.findRequest(idOrPrefix);
     } catch (err) {
       if (err instanceof AmbiguousIdError) throw new AccessError('invalid', err.message, ['ambiguous_id']);
       throw err;
@@ -552,22 +555,22 @@ export class AccessService {
     return request;
   }
 
-  private findGrant(idOrPrefix: string): GrantRecord | undefined {
+  private async findGrant(idOrPrefix: string): Promise<GrantRecord | undefined> {
     try {
-      return this.repo.findGrant(idOrPrefix);
+      return await this.repo.findGrant(idOrPrefix);
     } catch (err) {
       if (err instanceof AmbiguousIdError) throw new AccessError('invalid', err.message, ['ambiguous_id']);
       throw err;
     }
   }
 
-  private maySeeGrant(who: Identity, grant: GrantRecord): boolean {
-    return grant.user === who.user || this.isAdmin(who) || inAnyGroup(who, this.approverGroupsOf(grant));
+  private async maySeeGrant(who: Identity, grant: GrantRecord): Promise<boolean> {
+    return grant.user === who.user || this.isAdmin(who) || inAnyGroup(who, await this.approverGroupsOf(grant));
   }
 
   /** Approvers of the grant's request (snapshot) and of its connection under the current policies. */
-  private approverGroupsOf(grant: GrantRecord): string[] {
-    const fromRequest = grant.requestId ? (this.repo.getRequest(grant.requestId)?.approverGroups ?? []) : [];
+  private async approverGroupsOf(grant: GrantRecord): Promise<string[]> {
+    const fromRequest = grant.requestId ? ((await this.repo.getRequest(grant.requestId))?.approverGroups ?? []) : [];
     return [...new Set([...fromRequest, ...approverGroupsFor(this.options.policies, grant.connection)])];
   }
 
@@ -578,11 +581,7 @@ export class AccessService {
       request.id,
       this.clock.at(request.expiresAt, () => {
         this.expiryTimers.delete(request.id);
-        try {
-          this.expire(request.id);
-        } catch (err) {
-          this.log.error({ err, request: request.id }, 'cannot expire access request');
-        }
+        this.expire(request.id).catch((err: unknown) => this.log.error({ err, request: request.id }, 'cannot expire access request'));
       }),
     );
   }
@@ -603,11 +602,7 @@ export class AccessService {
       request.id,
       this.clock.at(e.at, () => {
         this.escalationTimers.delete(request.id);
-        try {
-          this.escalate(request.id);
-        } catch (err) {
-          this.log.error({ err, request: request.id }, 'cannot escalate access request');
-        }
+        this.escalate(request.id).catch((err: unknown) => this.log.error({ err, request: request.id }, 'cannot escalate access request'));
       }),
     );
   }
@@ -616,15 +611,15 @@ export class AccessService {
    * A request still pending at its escalation time: its `escalate.to` groups join the approvers (so
    * they may approve), and `request.escalated` reminds everyone (webhooks, audit). Once per request.
    */
-  private escalate(requestId: string): boolean {
+  private async escalate(requestId: string): Promise<boolean> {
     const now = this.clock.now();
-    const result = this.repo.transaction(() => {
-      const r = this.repo.getRequest(requestId);
+    const result = await this.repo.transaction(async () => {
+      const r = await this.repo.getRequest(requestId);
       const e = r?.escalation;
       if (!r || !e || r.state !== 'pending' || e.escalatedAt !== null || e.at > now || r.expiresAt <= now) return undefined;
       const groups = [...new Set([...r.approverGroups, ...e.to])];
-      if (!this.repo.markEscalated(r.id, now, groups)) return undefined;
-      return { request: this.repo.getRequest(r.id)!, to: e.to };
+      if (!(await this.repo.markEscalated(r.id, now, groups))) return undefined;
+      return { request: (await this.repo.getRequest(r.id))!, to: e.to };
     });
     if (!result) return false;
     const { request, to } = result;
@@ -637,13 +632,13 @@ export class AccessService {
   }
 
   /** Close a pending request whose time is up; true when it was still pending. */
-  private expire(requestId: string): boolean {
+  private async expire(requestId: string): Promise<boolean> {
     const now = this.clock.now();
-    const request = this.repo.transaction(() => {
-      const r = this.repo.getRequest(requestId);
+    const request = await this.repo.transaction(async () => {
+      const r = await this.repo.getRequest(requestId);
       if (!r || r.state !== 'pending' || r.expiresAt > now) return undefined;
       const reasons: AccessReason[] = ['request_expired'];
-      this.repo.decideRequest(r.id, {
+      await this.repo.decideRequest(r.id, {
         state: 'expired',
         decidedAt: now,
         decidedBy: null,
@@ -651,7 +646,7 @@ export class AccessService {
         grantId: null,
         reasons: [...r.reasons, ...reasons],
       });
-      return this.repo.getRequest(r.id)!;
+      return (await this.repo.getRequest(r.id))!;
     });
     if (!request) return false;
     this.cancelExpiry(requestId);

@@ -25,10 +25,10 @@ let audit: AuditLog;
 let service: AccessService;
 let tokens: SessionTokens;
 
-beforeEach(() => {
+beforeEach(async () => {
   store = openSqliteStore(':memory:');
   clock = new ManualClock();
-  repo = new AccessRepository(store.database);
+  repo = await AccessRepository.open(store.sql);
   audit = new AuditLog(store.database, () => clock.now());
   const log = createLogger({ level: 'silent' });
   service = new AccessService({
@@ -65,9 +65,9 @@ afterEach(() => {
   store.close();
 });
 
-function mint(connection: string) {
-  service.requestAccess(alice, { connection, durationMs: 3_600_000, reason: '' });
-  return service.mintToken(alice, connection);
+async function mint(connection: string) {
+  await service.requestAccess(alice, { connection, durationMs: 3_600_000, reason: '' });
+  return await service.mintToken(alice, connection);
 }
 
 const login = (tokenId: string, connection = 'once') => ({
@@ -80,17 +80,17 @@ const login = (tokenId: string, connection = 'once') => ({
 let sessions = 0;
 const session = () => ({ id: `s${++sessions}`, end: (_reason: SessionEndReason, _counters: SessionCounters): void => undefined });
 
-it("mints with the connection's token use", () => {
-  expect(mint('once').use).toBe('session');
-  expect(repo.tokenUse(mint('often').id)).toBe('grant');
+it("mints with the connection's token use", async () => {
+  expect((await mint('once')).use).toBe('session');
+  expect(await repo.tokenUse((await mint('often')).id)).toBe('grant');
 });
 
-it('one session per token; a second is refused and audited; the end revokes the token', () => {
-  const t = mint('once');
-  const first = tokens.open(login(t.id), session);
+it('one session per token; a second is refused and audited; the end revokes the token', async () => {
+  const t = await mint('once');
+  const first = await tokens.open(login(t.id), session);
   let refused: unknown;
   try {
-    tokens.open(login(t.id), session);
+    await tokens.open(login(t.id), session);
   } catch (err) {
     refused = err;
   }
@@ -99,34 +99,34 @@ it('one session per token; a second is refused and audited; the end revokes the 
   expect(audit.about(t.id).map((e) => [e.type, e.data.firstSession])).toEqual([['token.reused', first.id]]);
 
   const verifier = new GrantAwareVerifier(new TokenAuthority(store), repo, () => clock.now());
-  expect(verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
+  expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
   first.end('client_quit', counters);
   first.end('client_quit', counters);
   expect(store.activeTokens('alice', 'once', clock.now())).toHaveLength(0);
   // Spent, yet it still authenticates, so the next login reaches the refusal and is audited.
-  expect(verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
-  expect(() => tokens.open(login(t.id), session)).toThrow(TOKEN_REUSED_MESSAGE);
+  expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
+  await expect(tokens.open(login(t.id), session)).rejects.toThrow(TOKEN_REUSED_MESSAGE);
   expect(audit.about(t.id).filter((e) => e.type === 'token.reused')).toHaveLength(2);
   // Past its own lifetime it is an unknown password, like any expired token.
-  clock.advance(900_001);
-  expect(verifier.verifyCleartext('alice', 'once', t.token)).toBeUndefined();
+  await clock.advanceSettled(900_001);
+  expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBeUndefined();
 });
 
-it('a session that could not open gives the claim back', () => {
-  const t = mint('once');
-  expect(() =>
+it('a session that could not open gives the claim back', async () => {
+  const t = await mint('once');
+  await expect(
     tokens.open(login(t.id), () => {
       throw new GatewayError('store_unavailable', 'no');
     }),
-  ).toThrow('no');
-  const s = tokens.open(login(t.id), session);
+  ).rejects.toThrow('no');
+  const s = await tokens.open(login(t.id), session);
   expect(s.id).toMatch(/^s\d+$/);
 });
 
-it('tokens with use grant open any number of sessions and stay valid', () => {
-  const t = mint('often');
-  const a = tokens.open(login(t.id, 'often'), session);
-  const b = tokens.open(login(t.id, 'often'), session);
+it('tokens with use grant open any number of sessions and stay valid', async () => {
+  const t = await mint('often');
+  const a = await tokens.open(login(t.id, 'often'), session);
+  const b = await tokens.open(login(t.id, 'often'), session);
   a.end('client_quit', counters);
   b.end('client_quit', counters);
   expect(store.activeTokens('alice', 'often', clock.now()).map((r) => r.id)).toContain(t.id);

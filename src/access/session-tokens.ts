@@ -50,19 +50,19 @@ export class SessionTokens {
    * Open a session with `open` if the token may open one more. A single-session token is claimed
    * first and revoked when the returned session ends.
    */
-  open<S extends EndableSession>(login: SessionTokenLogin, open: () => S): S {
+  async open<S extends EndableSession>(login: SessionTokenLogin, open: () => S | Promise<S>): Promise<S> {
     const { repo, clock } = this.o;
-    if (repo.tokenUse(login.tokenId) !== 'session') return open();
-    if (!repo.claimToken(login.tokenId, clock.now())) this.refuseReuse(login);
+    if ((await repo.tokenUse(login.tokenId)) !== 'session') return open();
+    if (!(await repo.claimToken(login.tokenId, clock.now()))) await this.refuseReuse(login);
     let session: S;
     try {
-      session = open();
+      session = await open();
     } catch (err) {
       // No session started (grant ended, store down): the token was not used up.
-      repo.unclaimToken(login.tokenId);
+      await repo.unclaimToken(login.tokenId);
       throw err;
     }
-    repo.setClaimSession(login.tokenId, session.id);
+    await repo.setClaimSession(login.tokenId, session.id);
     let ended = false;
     return {
       ...session,
@@ -85,8 +85,8 @@ export class SessionTokens {
     }
   }
 
-  private refuseReuse(login: SessionTokenLogin): never {
-    const claim = this.o.repo.claimOf(login.tokenId);
+  private async refuseReuse(login: SessionTokenLogin): Promise<never> {
+    const claim = await this.o.repo.claimOf(login.tokenId);
     this.o.log.warn(
       {
         user: login.user,

@@ -26,10 +26,10 @@ export class GrantAwareVerifier {
     private readonly now: () => number,
   ) {}
 
-  scramCandidates(user: string, connection: string): { salt: Buffer; iterations: number; candidates: Candidate[] } {
+  async scramCandidates(user: string, connection: string): Promise<{ salt: Buffer; iterations: number; candidates: Candidate[] }> {
     const now = this.now();
     const base = this.authority.scramCandidates(user, connection, now);
-    const ended = this.extraTokens(user, connection, now);
+    const ended = await this.extraTokens(user, connection, now);
     if (ended.length === 0) return base;
     // All tokens of a user on a connection share the store's salt; with no active token the base
     // answer carries a fake salt, so take the real one from the ended tokens instead.
@@ -38,20 +38,24 @@ export class GrantAwareVerifier {
     return { salt: first.salt, iterations: first.iterations, candidates: [...base.candidates, ...extra] };
   }
 
-  verifyCleartext(user: string, connection: string, token: string): string | undefined {
+  async verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined> {
     const now = this.now();
     const found = this.authority.verifyCleartext(user, connection, token, now);
     if (found !== undefined) return found;
     let match: string | undefined;
-    for (const t of this.extraTokens(user, connection, now)) {
+    for (const t of await this.extraTokens(user, connection, now)) {
       const presented = deriveVerifier(token, t.salt, t.iterations);
       if (safeEqual(presented.storedKey, t.storedKey) && match === undefined) match = t.id;
     }
     return match;
   }
 
-  private extraTokens(user: string, connection: string, now: number): TokenRow[] {
-    return [...this.repo.endedGrantTokens(user, connection, now), ...this.repo.spentSessionTokens(user, connection, now)];
+  verifyActive(user: string, connection: string, token: string): string | undefined {
+    return this.authority.verifyCleartext(user, connection, token, this.now());
+  }
+
+  private async extraTokens(user: string, connection: string, now: number): Promise<TokenRow[]> {
+    return [...(await this.repo.endedGrantTokens(user, connection, now)), ...(await this.repo.spentSessionTokens(user, connection, now))];
   }
 }
 

@@ -68,13 +68,13 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'GET',
     '/api/whoami',
-    (_ctx, who) => ({
+    async (_ctx, who) => ({
       user: who.user,
       groups: who.groups,
       kind: who.kind,
       via: who.via,
       admin: access.isAdmin(who),
-      grants: access.listGrants(who).mine.map(grantJson),
+      grants: (await access.listGrants(who)).mine.map(grantJson),
     }),
     200,
     { summary: 'Who I am, my groups, admin flag and active grants', roles: ['requester'] },
@@ -83,8 +83,8 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'GET',
     '/api/connections',
-    (_ctx, who) => ({
-      connections: access.connectionsFor(who).map((c) => ({
+    async (_ctx, who) => ({
+      connections: (await access.connectionsFor(who)).map((c) => ({
         name: c.name,
         type: typeOf.get(c.name) ?? 'postgres',
         access:
@@ -103,10 +103,10 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'POST',
     '/api/requests',
-    (ctx, who) => {
+    async (ctx, who) => {
       const body = object(ctx.body);
       const connection = requiredString(body, 'connection');
-      const outcome = access.requestAccess(who, {
+      const outcome = await access.requestAccess(who, {
         connection,
         durationMs: durationOf(body),
         reason: optionalString(body, 'reason') ?? '',
@@ -135,12 +135,12 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'GET',
     '/api/requests',
-    (ctx, who) => {
+    async (ctx, who) => {
       const state = ctx.query.get('state') ?? undefined;
       if (state !== undefined && !(STATES as readonly string[]).includes(state)) {
         throw new HttpError(400, 'invalid_state', `state must be one of ${STATES.join(', ')}`);
       }
-      const { mine, approvable } = access.listRequests(who, state ? { state: state as RequestState } : {});
+      const { mine, approvable } = await access.listRequests(who, state ? { state: state as RequestState } : {});
       return { mine: mine.map(requestJson), approvable: approvable.map(requestJson) };
     },
     200,
@@ -155,7 +155,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
     'GET',
     '/api/requests/:id',
     async (ctx, who) => {
-      let request = access.getRequest(who, ctx.params.id!);
+      let request = await access.getRequest(who, ctx.params.id!);
       const wait = polls.waitOf(ctx);
       if (request.state === 'pending' && wait > 0) {
         // Wake on anything that happens to this request; the caller re-reads and decides.
@@ -164,7 +164,7 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
             if ('request' in e && e.request?.id === request.id) changed();
           }),
         );
-        request = access.getRequest(who, request.id);
+        request = await access.getRequest(who, request.id);
       }
       return requestJson(request);
     },
@@ -179,9 +179,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'POST',
     '/api/requests/:id/approve',
-    (ctx, who) => {
+    async (ctx, who) => {
       const body = object(ctx.body ?? {});
-      const outcome = access.approve(who, ctx.params.id!, {
+      const outcome = await access.approve(who, ctx.params.id!, {
         comment: optionalString(body, 'comment') ?? '',
         breakGlass: optionalBoolean(body, 'breakGlass') ?? false,
       });
@@ -199,9 +199,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'POST',
     '/api/requests/:id/deny',
-    (ctx, who) => {
+    async (ctx, who) => {
       const body = object(ctx.body ?? {});
-      const outcome = access.deny(who, ctx.params.id!, optionalString(body, 'reason') ?? '');
+      const outcome = await access.deny(who, ctx.params.id!, optionalString(body, 'reason') ?? '');
       return { request: requestJson(outcome.request), reasons: outcome.reasons, message: outcome.message };
     },
     200,
@@ -211,9 +211,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'GET',
     '/api/grants',
-    (ctx, who) => {
+    async (ctx, who) => {
       const all = ctx.query.get('all');
-      const { mine, others } = access.listGrants(who, { includeEnded: all === '1' || all === 'true' });
+      const { mine, others } = await access.listGrants(who, { includeEnded: all === '1' || all === 'true' });
       return { mine: mine.map(grantJson), others: others.map(grantJson) };
     },
     200,
@@ -227,9 +227,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'POST',
     '/api/grants/:id/revoke',
-    (ctx, who) => {
+    async (ctx, who) => {
       const body = object(ctx.body ?? {});
-      return grantJson(access.revoke(who, ctx.params.id!, optionalString(body, 'reason')));
+      return grantJson(await access.revoke(who, ctx.params.id!, optionalString(body, 'reason')));
     },
     200,
     { summary: 'Revoke a grant (its holder, its approvers, admins)', roles: ['owner', 'approver', 'admin'], body: { reason: 'string?' } },
@@ -238,9 +238,9 @@ export function registerAccessRoutes(router: Router, options: AccessRoutesOption
   route(
     'POST',
     '/api/tokens',
-    (ctx, who) => {
+    async (ctx, who) => {
       const connection = requiredString(object(ctx.body), 'connection');
-      const minted = access.mintToken(who, connection);
+      const minted = await access.mintToken(who, connection);
       // Each connection is reached through the listener of its own protocol.
       const protocol = typeOf.get(connection);
       const connect = protocol ? options.connectInstructions(protocol, { connection, user: who.user }) : {};

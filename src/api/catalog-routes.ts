@@ -23,10 +23,10 @@ export function registerCatalogRoutes(router: Router, o: CatalogRoutesOptions): 
   router.add(
     'GET',
     '/api/catalog',
-    (ctx) => {
+    async (ctx) => {
       const who = ctx.identity!;
       return {
-        connections: o.access.connectionsFor(who).map((c) => ({
+        connections: (await o.access.connectionsFor(who)).map((c) => ({
           name: c.name,
           type: typeOf.get(c.name) ?? 'postgres',
           access:

@@ -43,7 +43,7 @@ export function registerStatsRoutes(router: Router, o: StatsRoutesOptions): void
   router.add(
     'GET',
     '/api/stats',
-    (ctx) => {
+    async (ctx) => {
       const who = ctx.identity!;
       const windowName = ctx.query.get('window') ?? '24h';
       const span = WINDOWS[windowName];
@@ -63,10 +63,10 @@ export function registerStatsRoutes(router: Router, o: StatsRoutesOptions): void
           .map((r) => ({ rule: r.key ?? 'unnamed', count: r.count })),
         holds: o.reviews.heldByRule(since, user),
         approvals: {
-          requests: waits(o.access.approvalWaits(since, user ? { user } : {})),
+          requests: waits(await o.access.approvalWaits(since, user ? { user } : {})),
           statements: waits(o.reviews.decisionWaits(since, user ? { user } : {})),
         },
-        waiting: everyone ? { requests: o.access.pendingByConnection(), statements: o.reviews.pendingByConnection() } : null,
+        waiting: everyone ? { requests: await o.access.pendingByConnection(), statements: o.reviews.pendingByConnection() } : null,
       };
     },
     {

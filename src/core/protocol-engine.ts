@@ -45,12 +45,17 @@ export interface ClientTokenVerifier {
   scramCandidates(
     user: string,
     connection: string,
-  ): {
+  ): Promise<{
     salt: Buffer;
     iterations: number;
     candidates: Array<{ salt: Buffer; iterations: number; storedKey: Buffer; serverKey: Buffer; tokenId: string }>;
-  };
-  verifyCleartext(user: string, connection: string, token: string): string | undefined;
+  }>;
+  verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined>;
+  /**
+   * The token among the active ones only, at once: for a Redis AUTH inside a running session,
+   * answered in line with the commands around it (ended grants' tokens are refused either way).
+   */
+  verifyActive(user: string, connection: string, token: string): string | undefined;
 }
 
 /** A configured connection, as much of it as listeners read. */
@@ -78,7 +83,7 @@ export interface ListenerContext {
   /** The backend of a connection of this protocol, or undefined. */
   resolveTarget(connection: string): BackendTarget | undefined;
   /** Creates the session pipeline (grant check, recording); throwing a GatewayError refuses the session. */
-  openSession(info: SessionInfo): SessionPipeline;
+  openSession(info: SessionInfo): Promise<SessionPipeline>;
   /** The session's backend credential, released when the session ends. */
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when throttled. */

@@ -62,8 +62,8 @@ function setup() {
   const here = new AuditLog(db, () => ++t);
   const elsewhere = new AuditLog(db, () => ++t);
   const reader = new EventsFromOthers(here, {
-    request: (id) => (id === request.id ? request : undefined),
-    grant: (id) => (id === grant.id ? grant : undefined),
+    request: async (id) => (id === request.id ? request : undefined),
+    grant: async (id) => (id === grant.id ? grant : undefined),
     review: (id) => (id === review.id ? review : undefined),
   });
   const heard: Array<AccessEvent | ReviewEvent> = [];
@@ -76,29 +76,29 @@ function setup() {
 const meaning = (e: AccessEvent | ReviewEvent) => ({ ...e, at: undefined });
 
 describe('events made through other instances', () => {
-  it('come back as the access events they were', () => {
+  it('come back as the access events they were', async () => {
     const { elsewhere, reader, heard } = setup();
     for (const e of accessEvents) elsewhere.append(accessAuditEntry(e));
-    reader.catchUp();
+    await reader.catchUp();
     expect(heard.map(meaning)).toEqual(accessEvents.map(meaning));
   });
 
-  it('come back as the review events they were', () => {
+  it('come back as the review events they were', async () => {
     const { elsewhere, reader, heard } = setup();
     const bus = new ReviewEvents();
     auditReviewEvents(bus, elsewhere, createLogger({ level: 'silent' }));
     for (const e of reviewEvents) bus.emit(e);
-    reader.catchUp();
+    await reader.catchUp();
     expect(heard.map(meaning)).toEqual(reviewEvents.map(meaning));
   });
 
-  it('skip this instance’s own entries and entries of other kinds, and are read once', () => {
+  it('skip this instance’s own entries and entries of other kinds, and are read once', async () => {
     const { here, elsewhere, reader, heard } = setup();
     here.append(accessAuditEntry(accessEvents[0]!));
     elsewhere.append({ type: 'session.started', actor: 'alice', subject: 's-1' });
     elsewhere.append(accessAuditEntry(accessEvents[1]!));
-    reader.catchUp();
-    reader.catchUp();
+    await reader.catchUp();
+    await reader.catchUp();
     expect(heard.map((e) => e.type)).toEqual(['request.approved']);
   });
 });

@@ -23,8 +23,8 @@ import type { CatchUpReader } from './catch-up.js';
 const MAX_ENTRIES_PER_ROUND = 1_000;
 
 export interface EventSources {
-  request(id: string): AccessRequest | undefined;
-  grant(id: string): GrantRecord | undefined;
+  request(id: string): Promise<AccessRequest | undefined>;
+  grant(id: string): Promise<GrantRecord | undefined>;
   review(id: string): Review | undefined;
 }
 
@@ -45,11 +45,11 @@ export class EventsFromOthers implements CatchUpReader {
     this.stopWatching = audit.onAppend((e) => this.own.add(e.seq));
   }
 
-  catchUp(): void {
+  async catchUp(): Promise<void> {
     let read = 0;
     for (const entry of this.audit.entries({ seq: this.lastSeq + 1 })) {
       this.lastSeq = entry.seq;
-      if (!this.own.delete(entry.seq)) this.emit(entry);
+      if (!this.own.delete(entry.seq)) await this.emit(entry);
       if (++read >= MAX_ENTRIES_PER_ROUND) break;
     }
   }
@@ -58,10 +58,10 @@ export class EventsFromOthers implements CatchUpReader {
     this.stopWatching();
   }
 
-  private emit(entry: AuditEntry): void {
+  private async emit(entry: AuditEntry): Promise<void> {
     const [module] = entry.type.split('.', 1);
     if (module === 'access') {
-      const event = this.accessEvent(entry);
+      const event = await this.accessEvent(entry);
       if (event) this.access.emit(event);
     } else if (module === 'review') {
       const event = this.reviewEvent(entry);
@@ -70,48 +70,53 @@ export class EventsFromOthers implements CatchUpReader {
   }
 
   /** The access event an `access.*` entry records (see access/audit.ts), or undefined for one it cannot tell. */
-  private accessEvent(e: AuditEntry): AccessEvent | undefined {
+  private async accessEvent(e: AuditEntry): Promise<AccessEvent | undefined> {
     const d = e.data;
     const subject = e.subject ?? '';
     const at = e.at;
     switch (e.type.slice('access.'.length)) {
       case 'request.created': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.created', at, request };
       }
       case 'request.expired': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.expired', at, request };
       }
       case 'request.approved': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.approved', at, request, approver: e.actor, comment: text(d.comment), final: d.final === true };
       }
       case 'request.denied': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.denied', at, request, by: e.actor, reason: text(d.reason) ?? '' };
       }
       case 'request.withdrawn': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.withdrawn', at, request, reason: text(d.reason) ?? '' };
       }
       case 'request.escalated': {
-        const request = this.sources.request(subject);
+        const request = await this.sources.request(subject);
         return request && { type: 'request.escalated', at, request, to: texts(d.to), waitedMs: Number(d.waitedMs) || 0 };
       }
       case 'grant.created': {
-        const grant = this.sources.grant(subject);
+        const grant = await this.sources.grant(subject);
         return (
-          grant && { type: 'grant.created', at, grant, request: grant.requestId ? (this.sources.request(grant.requestId) ?? null) : null }
+          grant && {
+            type: 'grant.created',
+            at,
+            grant,
+            request: grant.requestId ? ((await this.sources.request(grant.requestId)) ?? null) : null,
+          }
         );
       }
       case 'grant.revoked': {
-        const grant = this.sources.grant(subject);
+        const grant = await this.sources.grant(subject);
         return grant && { type: 'grant.revoked', at, grant, by: e.actor, reason: text(d.reason) };
       }
       case 'break_glass.used': {
-        const grant = this.sources.grant(subject);
-        const request = grant?.requestId ? this.sources.request(grant.requestId) : undefined;
+        const grant = await this.sources.grant(subject);
+        const request = grant?.requestId ? await this.sources.request(grant.requestId) : undefined;
         return grant && request && { type: 'break_glass.used', at, grant, request };
       }
       default:

@@ -24,7 +24,7 @@ export interface PostgresEndpoint {
 export interface DataSessionsOptions {
   endpoint: () => PostgresEndpoint | undefined;
   /** A fresh token for the caller's active grant on `connection` (throws when there is none). */
-  mintToken: (who: Identity, connection: string) => string;
+  mintToken: (who: Identity, connection: string) => Promise<string>;
   /** Closes a session after this long without calls. */
   idleMs: number;
   /** Where held statements wait for their agent (shared with the MySQL sessions). */
@@ -119,7 +119,7 @@ export class DataSessions {
   private async open(who: Identity, connection: string): Promise<PgSession> {
     const endpoint = this.options.endpoint();
     if (!endpoint) throw new Error('this gateway has no PostgreSQL listener');
-    const token = this.options.mintToken(who, connection);
+    const token = await this.options.mintToken(who, connection);
     const client = new pg.Client({
       host: endpoint.host,
       port: endpoint.port,

@@ -11,7 +11,7 @@ import { delay, type HeldStatements, type PooledConnection, SessionPool } from '
 
 export interface MysqlSessionsOptions {
   endpoint: () => PostgresEndpoint | undefined;
-  mintToken: (who: Identity, connection: string) => string;
+  mintToken: (who: Identity, connection: string) => Promise<string>;
   /** The id of the agent's newest pending review on the connection, if a statement is held. */
   pendingReview: (who: Identity, connection: string) => string | undefined;
   idleMs: number;
@@ -75,7 +75,7 @@ export class MysqlSessions {
       host: endpoint.host,
       port: endpoint.port,
       user: who.user,
-      password: this.o.mintToken(who, connection),
+      password: await this.o.mintToken(who, connection),
       database: connection,
       // Pinned to the gateway's own certificate (its names include the loopback addresses).
       ssl: { ca: endpoint.certificate, rejectUnauthorized: true },

@@ -17,7 +17,7 @@ export type RedisOutcome =
 
 export interface RedisSessionsOptions {
   endpoint: () => RedisEndpoint | undefined;
-  mintToken: (who: Identity, connection: string) => string;
+  mintToken: (who: Identity, connection: string) => Promise<string>;
   idleMs: number;
   /** Caps on what one reply returns to the agent. */
   maxItems: number;
@@ -155,7 +155,7 @@ export class RedisSessions {
   private async open(who: Identity, connection: string): Promise<RedisConnection> {
     const endpoint = this.o.endpoint();
     if (!endpoint) throw new Error('this gateway has no Redis listener');
-    const token = this.o.mintToken(who, connection);
+    const token = await this.o.mintToken(who, connection);
     const conn = await RedisConnection.open(endpoint, { keepBytes: this.o.maxValueBytes, keepItems: this.o.maxItems });
     const auth = await conn.send(['AUTH', `${who.user}@${connection}`, token]);
     if (auth.type === 'error') {

@@ -77,8 +77,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
         '"pending" (waiting for an approver) or "granted" (until the time given).',
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    () => {
-      const connections = s.access.connectionsFor(who).map((c) => ({
+    async () => {
+      const connections = (await s.access.connectionsFor(who)).map((c) => ({
         name: c.name,
         type: s.connectionType(c.name),
         access: c.access.state,
@@ -215,12 +215,12 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       },
       annotations: { readOnlyHint: false, destructiveHint: false, openWorldHint: false },
     },
-    ({ connection, duration, reason }) => {
+    async ({ connection, duration, reason }) => {
       const ms = tryParseDuration(duration);
       if (ms === undefined)
         return failed(`duration: expected a duration such as "30m" or "2h", got ${JSON.stringify(duration)}`, 'invalid_duration');
       try {
-        const outcome = s.access.requestAccess(who, { connection, durationMs: ms, reason });
+        const outcome = await s.access.requestAccess(who, { connection, durationMs: ms, reason });
         return ok(outcome.message, {
           requestId: outcome.request.id,
           state: outcome.request.state,
@@ -241,9 +241,9 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       inputSchema: { request_id: z.string().min(6).describe('the request id from request_access') },
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    ({ request_id }) => {
+    async ({ request_id }) => {
       try {
-        const r = s.access.getRequest(who, request_id);
+        const r = await s.access.getRequest(who, request_id);
         return ok(`request ${r.id}: ${r.state}`, {
           requestId: r.id,
           connection: r.connection,

@@ -44,21 +44,21 @@ export function startMcp(o: StartMcpOptions): McpModule {
   const held = new HeldStatements();
   const sessions = new DataSessions({
     endpoint: () => o.endpoint('postgres'),
-    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    mintToken: async (who, connection) => (await o.access.mintToken(who, connection)).token,
     idleMs: IDLE_MS,
     held,
     log: o.log,
   });
   const mysql = new MysqlSessions({
     endpoint: () => o.endpoint('mysql'),
-    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    mintToken: async (who, connection) => (await o.access.mintToken(who, connection)).token,
     pendingReview: (who, connection) => o.reviews.list(who, { state: 'pending', connection, user: who.user })[0]?.id,
     idleMs: IDLE_MS,
     held,
   });
   const redis = new RedisSessions({
     endpoint: () => o.endpoint('redis'),
-    mintToken: (who, connection) => o.access.mintToken(who, connection).token,
+    mintToken: async (who, connection) => (await o.access.mintToken(who, connection)).token,
     idleMs: IDLE_MS,
     maxItems: agents.maxRows,
     maxValueBytes: 64 * 1024,

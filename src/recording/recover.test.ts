@@ -35,7 +35,7 @@ describe('reconciling at start what the store missed', () => {
       applicationName: 'psql',
       tokenId: 't1',
     };
-    const pipeline = first.service.open(info, () => sessions.open(info));
+    const pipeline = await first.service.open(info, () => sessions.open(info));
     // The inner pipeline (no guardrails, no reviews) decides at once.
     expect(pipeline.decide({ source: 'simple', text: 'select 1' })).toMatchObject({ effect: 'allow' });
     pipeline.observer!.onResult({ kind: 'ready' });

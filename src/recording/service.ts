@@ -41,7 +41,7 @@ export interface RecordingServiceOptions {
   clock: Clock;
   log: Logger;
   /** Finds the grant a session rests on (for the session start event). */
-  grants?: { grantForToken(tokenId: string): SessionGrant | undefined };
+  grants?: { grantForToken(tokenId: string): Promise<SessionGrant | undefined> };
   /** Corrects the store's row of a session whose end it missed, from what its recording holds. */
   sessions?: { reconcile(sessionId: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void };
   /** Ends a live session (the protocol listeners' kill); without it no session is live to kill. */
@@ -103,10 +103,10 @@ export class RecordingService {
    * Opens the session with `openInner` (store row, grant checks, metrics) and records it. A session
    * the inner service refuses is audited as refused; the error goes on to the client.
    */
-  open(info: RecordedSessionInfo, openInner: () => SessionPipeline): SessionPipeline {
+  async open(info: RecordedSessionInfo, openInner: () => Promise<SessionPipeline>): Promise<SessionPipeline> {
     let inner: SessionPipeline;
     try {
-      inner = openInner();
+      inner = await openInner();
     } catch (err) {
       this.auditSafely({
         type: 'session.refused',
@@ -120,14 +120,13 @@ export class RecordingService {
       });
       throw err;
     }
-    return this.wrap(inner, info);
+    return this.wrap(inner, info, await this.grantOf(info.tokenId));
   }
 
   /** Records a session whose pipeline is already open. */
-  wrap(inner: SessionPipeline, info: RecordedSessionInfo): SessionPipeline {
+  private wrap(inner: SessionPipeline, info: RecordedSessionInfo, grant: SessionGrant | undefined): SessionPipeline {
     const id = inner.id;
     const now = this.o.clock.now();
-    const grant = this.grantOf(info.tokenId);
     const startData: Omit<SessionStartData, 'recording'> = {
       session: id,
       protocol: info.protocol,
@@ -523,9 +522,9 @@ export class RecordingService {
   // -------------------------------------------------------------------------------------------
   // helpers
 
-  private grantOf(tokenId: string): SessionGrant | undefined {
+  private async grantOf(tokenId: string): Promise<SessionGrant | undefined> {
     try {
-      return this.o.grants?.grantForToken(tokenId);
+      return await this.o.grants?.grantForToken(tokenId);
     } catch (err) {
       this.o.log.warn({ err }, 'cannot look up the grant of a session for its recording');
       return undefined;

@@ -19,7 +19,7 @@ import type { Logger } from '../obs/log.js';
 
 /** What the session service needs from the access module. */
 export interface SessionGrants {
-  grantForToken(tokenId: string): Grant | undefined;
+  grantForToken(tokenId: string): Promise<Grant | undefined>;
   /** `fn` runs when the grant is revoked; returns the unsubscribe function. */
   onRevoked(grantId: string, fn: (grant: Grant) => void): () => void;
 }
@@ -39,12 +39,12 @@ const TERMINATE_RETRY_MS = 50;
 const TERMINATE_RETRY_LIMIT = 200;
 
 /** The grant behind `tokenId`, or a refusal that says why there is none to rest on. */
-export function requireActiveGrant(
+export async function requireActiveGrant(
   grants: SessionGrants,
   input: { tokenId: string; user: string; connection: string },
-  now: number,
-): Grant {
-  const grant = grants.grantForToken(input.tokenId);
+  now: () => number,
+): Promise<Grant> {
+  const grant = await grants.grantForToken(input.tokenId);
   if (!grant || grant.user !== input.user || grant.connection !== input.connection) {
     throw new GatewayError(
       'grant_inactive',
@@ -52,7 +52,8 @@ export function requireActiveGrant(
       `request access with: jitgate request ${input.connection}`,
     );
   }
-  if (grant.revokedAt !== null || grant.expiresAt <= now) {
+  // The time after the lookup: a grant that ended while the store answered is ended.
+  if (grant.revokedAt !== null || grant.expiresAt <= now()) {
     throw new GatewayError('grant_inactive', grantEndedMessage(grant), `request access again with: jitgate request ${input.connection}`);
   }
   return grant;

@@ -254,7 +254,7 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
     const masking = new MaskingSession({ ...scope, loadCatalog: () => Promise.resolve(catalog) });
     await masking.prepare();
     const service = new SessionService(store, createMetrics({ defaultMetrics: false }), log, () => clock.now(), {
-      grants: { grantForToken: () => grant, onRevoked: (_id, fn) => (revoked.push(fn), () => undefined) },
+      grants: { grantForToken: async () => grant, onRevoked: (_id, fn) => (revoked.push(fn), () => undefined) },
       clock,
       guardrails: GUARDRAILS,
       reviews: { rules: REVIEWS, service: reviews },
@@ -265,7 +265,7 @@ describe('the session pipeline decides in order and asks nothing past a refusal'
       },
       terminate: () => true,
     });
-    const inner = service.open({
+    const inner = await service.open({
       protocol: 'postgres',
       user: 'alice',
       connection: 'app',

@@ -130,12 +130,12 @@ export class SessionService {
     }
   }
 
-  open(input: OpenSessionInput): SessionPipeline {
+  async open(input: OpenSessionInput): Promise<SessionPipeline> {
     const id = randomUUID();
     const grants = this.options.grants;
     let grant: Grant | undefined;
     try {
-      grant = grants && requireActiveGrant(grants, input, this.now());
+      grant = grants && (await requireActiveGrant(grants, input, this.now));
     } catch (err) {
       this.log.warn(
         { user: input.user, connection: input.connection, tokenId: input.tokenId, why: (err as Error).message },

@@ -60,6 +60,11 @@ export class SqliteStore implements Store {
   private closed = false;
   private readonly stmts;
   readonly instances: SqlInstances;
+  /**
+   * The one SqlDatabase on this file's connection, for every repository on SqlDatabase: one, so
+   * that a transaction one of them opens makes the others' calls wait or join, never slip in.
+   */
+  readonly sql: SqliteSql;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.path = path;
@@ -81,7 +86,8 @@ export class SqliteStore implements Store {
       throw err;
     }
     const db = this.db;
-    this.instances = new SqlInstances(new SqliteSql(db));
+    this.sql = new SqliteSql(db);
+    this.instances = new SqlInstances(this.sql);
     this.stmts = {
       startSession: db.prepare(
         `INSERT INTO sessions (id, user, connection, protocol, client_address, application_name, started_at, instance_id)

@@ -26,9 +26,9 @@ export interface GatewayWith {
   /** Host and port of a listener. */
   address(listener: 'postgres' | 'mysql' | 'redis'): { host: string; port: number };
   /** A fresh token for `connection` (default user alice). */
-  token(connection: string, options?: TokenOptions): string;
+  token(connection: string, options?: TokenOptions): Promise<string>;
   /** As token(), with the id of the grant behind it (to revoke). */
-  issue(connection: string, options?: TokenOptions): { token: string; grantId: string };
+  issue(connection: string, options?: TokenOptions): Promise<{ token: string; grantId: string }>;
   close(): Promise<void>;
 }
 
@@ -53,9 +53,9 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}${o.extraYaml ?? ''}
 `;
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const gateway = await startGateway(config, { env: o.env ?? {}, logger: createLogger({ level: level as 'silent' }) });
-  const repo = new AccessRepository((gateway.store as SqliteStore).database);
-  const issue = (connection: string, t: TokenOptions = {}) => {
-    const issued = issueAdminToken(gateway.store, repo, {
+  const repo = await AccessRepository.open((gateway.store as SqliteStore).sql);
+  const issue = async (connection: string, t: TokenOptions = {}) => {
+    const issued = await issueAdminToken(gateway.store, repo, {
       user: t.user ?? 'alice',
       connection,
       ttlMs: t.ttlMs ?? 3_600_000,
@@ -74,7 +74,7 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}${o.extraYaml ?? ''}
       const i = a.lastIndexOf(':');
       return { host: a.slice(0, i), port: Number(a.slice(i + 1)) };
     },
-    token: (connection, t) => issue(connection, t).token,
+    token: async (connection, t) => (await issue(connection, t)).token,
     issue,
     close: async () => {
       await gateway.close();

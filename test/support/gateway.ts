@@ -23,7 +23,7 @@ export interface TestGateway {
   httpUrl: string;
   dataDir: string;
   /** A fresh access token for user on connection (default: alice on "app"); groups as the admin states them (default: none). */
-  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }): string;
+  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }): Promise<string>;
   /** libpq connection string through the gateway. */
   dsn(opts: { user?: string; connection?: string; sslmode?: string; extra?: string }): string;
   close(): Promise<void>;
@@ -79,7 +79,7 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   };
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now, clock: options.clock });
-  const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const clockNow = options.now ?? (options.clock ? () => options.clock!.now() : Date.now);
   const [host, portText] = splitAddress(gateway.addresses.postgres!);
   const port = Number(portText);
@@ -91,17 +91,19 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     httpUrl: gateway.addresses.http,
     dataDir,
     // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
-    token: (o = {}) =>
-      issueAdminToken(gateway.store, accessRepo, {
-        user: o.user ?? 'alice',
-        connection: o.connection ?? 'app',
-        ttlMs: o.ttlMs ?? 3_600_000,
-        now: o.now ?? clockNow(),
-        issuedBy: 'local-admin:test',
-        groups: o.groups ?? [],
-        groupsFrom: { kind: 'stated' },
-        audit: gateway.audit,
-      }).token,
+    token: async (o = {}) =>
+      (
+        await issueAdminToken(gateway.store, accessRepo, {
+          user: o.user ?? 'alice',
+          connection: o.connection ?? 'app',
+          ttlMs: o.ttlMs ?? 3_600_000,
+          now: o.now ?? clockNow(),
+          issuedBy: 'local-admin:test',
+          groups: o.groups ?? [],
+          groupsFrom: { kind: 'stated' },
+          audit: gateway.audit,
+        })
+      ).token,
     dsn: (o) =>
       `host=${host} port=${port} user=${o.user ?? 'alice'} dbname=${o.connection ?? 'app'} sslmode=${o.sslmode ?? 'disable'} ${o.extra ?? ''}`,
     close: async () => {

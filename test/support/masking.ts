@@ -50,13 +50,13 @@ grant all on all tables in schema public to public;
 `;
 
 /** A token whose grant carries groups (admin-issued ones carry none). */
-export function tokenWithGroups(g: TestGateway, groups: string[], user = 'dora'): string {
+export async function tokenWithGroups(g: TestGateway, groups: string[], user = 'dora'): Promise<string> {
   const store = g.gateway.store as SqliteStore;
-  const repo = new AccessRepository(store.database);
+  const repo = await AccessRepository.open(store.sql);
   const now = Date.now();
-  return repo.transaction(() => {
+  return repo.transaction(async () => {
     const id = randomUUID();
-    repo.insertGrant({
+    await repo.insertGrant({
       id,
       user,
       groups,
@@ -74,13 +74,13 @@ export function tokenWithGroups(g: TestGateway, groups: string[], user = 'dora')
       revokeReason: null,
     });
     const minted = mintToken(store, { user, connection: 'app', ttlMs: 3_600_000, now });
-    repo.linkToken(minted.id, id, now + 3_600_000);
+    await repo.linkToken(minted.id, id, now + 3_600_000);
     return minted.token;
   });
 }
 
-export async function client(g: TestGateway, token = g.token(), user = 'alice', connection = 'app'): Promise<pg.Client> {
-  const c = new pg.Client({ host: g.host, port: g.port, user, database: connection, password: token });
+export async function client(g: TestGateway, token?: string, user = 'alice', connection = 'app'): Promise<pg.Client> {
+  const c = new pg.Client({ host: g.host, port: g.port, user, database: connection, password: token ?? (await g.token()) });
   c.on('error', () => undefined);
   await c.connect();
   return c;

@@ -22,9 +22,9 @@ export interface MysqlTestGateway {
   host: string;
   port: number;
   dataDir: string;
-  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): string;
+  token(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): Promise<string>;
   /** As token(), with the id of the grant it was issued under. */
-  issue(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): { token: string; grantId: string };
+  issue(opts?: { user?: string; connection?: string; ttlMs?: number; now?: number }): Promise<{ token: string; grantId: string }>;
   close(): Promise<void>;
 }
 
@@ -59,7 +59,7 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const env = { MY_NATIVE: my.users.native.password, MY_ADMIN: my.users.admin.password, ...options.env };
   const logger = createLogger({ level: level as 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now });
-  const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const issue = (o: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }) =>
     issueAdminToken(gateway.store, accessRepo, {
       user: o.user ?? 'alice',
@@ -79,9 +79,9 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     host: address.slice(0, i),
     port: Number(address.slice(i + 1)),
     dataDir,
-    token: (o = {}) => issue(o).token,
-    issue: (o = {}) => {
-      const { token, grantId } = issue(o);
+    token: async (o = {}) => (await issue(o)).token,
+    issue: async (o = {}) => {
+      const { token, grantId } = await issue(o);
       return { token, grantId };
     },
     close: async () => {

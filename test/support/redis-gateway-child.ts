@@ -22,8 +22,8 @@ if (!configPath || !user || !connection) {
 }
 const config = await loadConfig(configPath);
 const gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
-const access = new AccessRepository((gateway.store as SqliteStore).database);
-const { token } = issueAdminToken(gateway.store, access, {
+const access = await AccessRepository.open((gateway.store as SqliteStore).sql);
+const { token } = await issueAdminToken(gateway.store, access, {
   user,
   connection,
   ttlMs: 3_600_000,

@@ -24,9 +24,9 @@ export interface RedisTestGateway {
   port: number;
   dataDir: string;
   /** A fresh access token (default: alice on "cache"). */
-  token(opts?: { user?: string; connection?: string; ttlMs?: number }): string;
+  token(opts?: { user?: string; connection?: string; ttlMs?: number }): Promise<string>;
   /** A token and the id of the admin-issued grant behind it. */
-  issue(opts?: { user?: string; connection?: string; ttlMs?: number }): { token: string; grantId: string };
+  issue(opts?: { user?: string; connection?: string; ttlMs?: number }): Promise<{ token: string; grantId: string }>;
   close(): Promise<void>;
 }
 
@@ -59,7 +59,7 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, { env: { REDIS_GW: gw.password }, logger });
-  const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const address = gateway.addresses.redis!;
   const i = address.lastIndexOf(':');
   // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
@@ -80,9 +80,9 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     host: address.slice(0, i),
     port: Number(address.slice(i + 1)),
     dataDir,
-    token: (o = {}) => issue(o).token,
-    issue: (o = {}) => {
-      const t = issue(o);
+    token: async (o = {}) => (await issue(o)).token,
+    issue: async (o = {}) => {
+      const t = await issue(o);
       return { token: t.token, grantId: t.grant.id };
     },
     close: async () => {

@@ -34,7 +34,7 @@ export interface RotationGateway {
   /** host and port of a listener. */
   listener(protocol: 'postgres' | 'mysql' | 'redis'): { host: string; port: number };
   /** A token for `user` on `connection` under an admin-issued grant. */
-  token(connection: string, user?: string): string;
+  token(connection: string, user?: string): Promise<string>;
   api<T = Record<string, unknown>>(who: 'dave' | 'alice', method: string, path: string): Promise<{ status: number; body: T }>;
   /** `jitgate ARGS` in-process as `who`. */
   cli(who: 'dave' | 'alice', args: string[]): Promise<{ code: number; out: string; err: string }>;
@@ -89,7 +89,7 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
     return m ? (PEOPLE[m[1]!] ?? null) : null;
   });
   gateway.access.setAdminCheck((i) => i.groups.includes('admins'));
-  const accessRepo = new AccessRepository((gateway.store as SqliteStore).database);
+  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const now = () => (o.clock ? o.clock.now() : Date.now());
   const httpUrl = gateway.addresses.http;
   return {
@@ -102,17 +102,19 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
       const i = address.lastIndexOf(':');
       return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
     },
-    token: (connection, user = 'alice') =>
-      issueAdminToken(gateway.store, accessRepo, {
-        user,
-        connection,
-        ttlMs: 3 * 86_400_000,
-        now: now(),
-        issuedBy: 'local-admin:test',
-        groups: [],
-        groupsFrom: { kind: 'stated' },
-        audit: gateway.audit,
-      }).token,
+    token: async (connection, user = 'alice') =>
+      (
+        await issueAdminToken(gateway.store, accessRepo, {
+          user,
+          connection,
+          ttlMs: 3 * 86_400_000,
+          now: now(),
+          issuedBy: 'local-admin:test',
+          groups: [],
+          groupsFrom: { kind: 'stated' },
+          audit: gateway.audit,
+        })
+      ).token,
     async api(who, method, path) {
       const res = await fetch(httpUrl + path, { method, headers: { authorization: `Bearer test:${who}` } });
       const text = await res.text();

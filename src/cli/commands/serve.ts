@@ -76,7 +76,7 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
   const { QUICKSTART_USER, DEMO_CONNECTION, DEMO_USERS } = await import('../../demo/embedded.js');
   const { startupBanner } = await import('../../demo/banner.js');
   const { GENERATED_CERT_FILE } = await import('../../tls/certificate.js');
-  const quick = quickStartAccess(
+  const quick = await quickStartAccess(
     gateway.access,
     QUICKSTART_USER,
     DEMO_USERS.find((u) => u.user === QUICKSTART_USER)?.groups ?? [],
@@ -105,20 +105,24 @@ export async function serveCommand(io: CliIo, opts: ServeOptions): Promise<void>
  * The quick-start user's access for the printed psql line: her policy grants it at once, so this is
  * an ordinary request, decided and recorded like any other (reused while it has over an hour left).
  */
-function quickStartAccess(
+async function quickStartAccess(
   access: Awaited<ReturnType<typeof import('../../main.js').startGateway>>['access'],
   user: string,
   groups: string[],
   connection: string,
   now: number,
-): { token: string; grant: { policy: string | null; expiresAt: number } } | undefined {
+): Promise<{ token: string; grant: { policy: string | null; expiresAt: number } } | undefined> {
   const who = { user, groups: [...groups], kind: 'human' as const, via: 'local-admin' };
   try {
-    const current = access.activeGrant(user, connection);
+    const current = await access.activeGrant(user, connection);
     if (!current || current.expiresAt - now < 3_600_000) {
-      access.requestAccess(who, { connection, durationMs: 8 * 3_600_000, reason: 'quick start: the psql line printed by jitgate serve' });
+      await access.requestAccess(who, {
+        connection,
+        durationMs: 8 * 3_600_000,
+        reason: 'quick start: the psql line printed by jitgate serve',
+      });
     }
-    const minted = access.mintToken(who, connection);
+    const minted = await access.mintToken(who, connection);
     return { token: minted.token, grant: minted.grant };
   } catch {
     // No policy grants it at once (the configuration changed): the banner prints the line without a token.

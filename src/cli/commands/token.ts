@@ -125,10 +125,11 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
   }
 
   const now = io.now();
-  const { minted, groups, groupsFrom } = await withStore(target.storePath, (store) => {
-    const db = (store as SqliteStore).database;
+  const { minted, groups, groupsFrom } = await withStore(target.storePath, async (store) => {
+    const sqlite = store as SqliteStore;
+    const db = sqlite.database;
     const { groups, groupsFrom } = stated ?? knownGroups(new IdentityRepository(db), directory, opts.user);
-    const minted = issueAdminToken(store, new AccessRepository(db), {
+    const minted = await issueAdminToken(store, await AccessRepository.open(sqlite.sql), {
       user: opts.user,
       connection: opts.connection,
       ttlMs,

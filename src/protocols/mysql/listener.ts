@@ -59,7 +59,7 @@ export interface MysqlListenerOptions {
   localFilesAllowed?(connection: string): boolean;
   /** The MySQL connections' names: the first one's backend version is what the greeting announces. */
   mysqlConnections?: string[];
-  openSession(info: SessionInfo): SessionPipeline;
+  openSession(info: SessionInfo): Promise<SessionPipeline>;
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
@@ -115,10 +115,11 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
    * A login without a database (mysqlslap, some GUI tools) opens the user's MySQL connection when
    * they may log in to exactly one; with none or several it stays "No database selected".
    */
-  private onlyConnectionOf(user: string): string {
-    const usable = (this.options.mysqlConnections ?? []).filter(
-      (name) => this.options.verifier.scramCandidates(user, name).candidates.length > 0,
-    );
+  private async onlyConnectionOf(user: string): Promise<string> {
+    const usable: string[] = [];
+    for (const name of this.options.mysqlConnections ?? []) {
+      if ((await this.options.verifier.scramCandidates(user, name)).candidates.length > 0) usable.push(name);
+    }
     return usable.length === 1 ? usable[0]! : '';
   }
 
@@ -248,7 +249,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
       );
     }
     if (!user) throw new GatewayError('auth_failed', "Access denied for user ''");
-    const connection = response.database || this.onlyConnectionOf(user);
+    const connection = response.database || (await this.onlyConnectionOf(user));
     if (!connection) {
       throw new GatewayError(
         'unknown_connection',
@@ -297,7 +298,7 @@ export class MysqlListener extends TcpListener<number, LiveSession> {
     };
     // The session builds this protocol's masker when masking applies (and decides with its check).
     const built: { masking?: MysqlMasking } = {};
-    const pipeline = this.options.openSession({ ...info, masker: (scope) => (built.masking = new MysqlMasking(scope)) });
+    const pipeline = await this.options.openSession({ ...info, masker: (scope) => (built.masking = new MysqlMasking(scope)) });
     const masking = built.masking;
     let backend: MysqlBackendSession;
     let lease: BackendLease | undefined;

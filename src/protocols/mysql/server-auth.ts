@@ -29,8 +29,8 @@ import type { PacketStream } from './packet-stream.js';
 
 export interface MysqlTokenVerifier {
   /** The tokens of this user on this connection that may log in now (their ids). */
-  scramCandidates(user: string, connection: string): { candidates: Array<ScramVerifier & { tokenId: string }> };
-  verifyCleartext(user: string, connection: string, token: string): string | undefined;
+  scramCandidates(user: string, connection: string): Promise<{ candidates: Array<ScramVerifier & { tokenId: string }> }>;
+  verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined>;
 }
 
 interface Cached {
@@ -103,7 +103,7 @@ export async function authenticateMysqlClient(ctx: ClientAuthContext): Promise<M
   const { response, nonce, connection, verifier, cache } = ctx;
   const user = response.user;
   let seq = (ctx.responseSeq + 1) & 0xff;
-  const live = new Set(verifier.scramCandidates(user, connection).candidates.map((c) => c.tokenId));
+  const live = new Set((await verifier.scramCandidates(user, connection)).candidates.map((c) => c.tokenId));
   const cached = cache.find(user, connection, live);
   const plugin = response.plugin ?? NATIVE;
   let proof = response.authData;
@@ -165,7 +165,7 @@ export async function authenticateMysqlClient(ctx: ClientAuthContext): Promise<M
     }
     token = stripNul(xorWithNonce(plain, nonce));
   }
-  const tokenId = verifier.verifyCleartext(user, connection, token.toString('utf8'));
+  const tokenId = await verifier.verifyCleartext(user, connection, token.toString('utf8'));
   if (!tokenId) return { ok: false, reason: 'bad_token', nextSeq: seq };
   cache.remember(user, connection, tokenId, token);
   return { ok: true, tokenId, method: `${CACHING_SHA2} (full${ctx.encrypted ? ', TLS' : ', RSA'})`, nextSeq: seq };

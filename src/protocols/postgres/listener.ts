@@ -38,7 +38,7 @@ export interface PostgresListenerOptions {
    */
   connectionNames?: () => string[];
   /** Creates the session pipeline; throwing a GatewayError refuses the session. */
-  openSession(info: SessionInfo): SessionPipeline;
+  openSession(info: SessionInfo): Promise<SessionPipeline>;
   /**
    * The backend credential for this session (the stored one, or a role made just for it); released
    * when the session ends. Throwing a GatewayError refuses the session.
@@ -231,7 +231,7 @@ export class PostgresListener extends TcpListener<number, LiveSession> {
     const protection: SessionProtectionContext = { ownBackendPid: 0, sharedRole: true };
     // The session builds this protocol's masker when masking applies (and decides with its check).
     const built: { masking?: PostgresMasking } = {};
-    const pipeline = this.options.openSession({
+    const pipeline = await this.options.openSession({
       user,
       connection,
       clientAddress,

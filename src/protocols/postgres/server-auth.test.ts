@@ -13,7 +13,7 @@ import { authenticateClient, type ClientAuthResult, type TokenVerifier } from '.
 const TOKEN = 'jg_test-token';
 const salt = newSalt();
 const verifier: TokenVerifier = {
-  scramCandidates: (user) => ({
+  scramCandidates: async (user) => ({
     salt,
     iterations: 4096,
     candidates:
@@ -24,7 +24,7 @@ const verifier: TokenVerifier = {
           ]
         : [],
   }),
-  verifyCleartext: (user, _c, token) => (user === 'alice' && token === TOKEN ? 't1' : undefined),
+  verifyCleartext: async (user, _c, token) => (user === 'alice' && token === TOKEN ? 't1' : undefined),
 };
 
 const sockets: net.Socket[] = [];

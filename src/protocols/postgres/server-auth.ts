@@ -16,8 +16,8 @@ export interface TokenVerifier {
   scramCandidates(
     user: string,
     connection: string,
-  ): { salt: Buffer; iterations: number; candidates: Array<ScramVerifier & { tokenId: string }> };
-  verifyCleartext(user: string, connection: string, token: string): string | undefined;
+  ): Promise<{ salt: Buffer; iterations: number; candidates: Array<ScramVerifier & { tokenId: string }> }>;
+  verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined>;
 }
 
 /**
@@ -26,16 +26,16 @@ export interface TokenVerifier {
  */
 export function anyConnectionVerifier(inner: TokenVerifier, connections: readonly string[]): TokenVerifier {
   return {
-    scramCandidates(user, connection) {
-      const found = connections.map((c) => inner.scramCandidates(user, c)).filter((r) => r.candidates.length > 0);
+    async scramCandidates(user, connection) {
+      const found = (await Promise.all(connections.map((c) => inner.scramCandidates(user, c)))).filter((r) => r.candidates.length > 0);
       if (found.length === 0) return inner.scramCandidates(user, connection);
       const first = found[0]!;
       const same = found.filter((r) => r.iterations === first.iterations && r.salt.equals(first.salt));
       return { salt: first.salt, iterations: first.iterations, candidates: same.flatMap((r) => r.candidates) };
     },
-    verifyCleartext(user, _connection, token) {
+    async verifyCleartext(user, _connection, token) {
       for (const c of connections) {
-        const id = inner.verifyCleartext(user, c, token);
+        const id = await inner.verifyCleartext(user, c, token);
         if (id !== undefined) return id;
       }
       return undefined;
@@ -65,7 +65,7 @@ export async function authenticateClient(
     send(build.authCleartext());
     const frame = await expectPassword(stream);
     const token = readCString(frame, 0).value;
-    const tokenId = verifier.verifyCleartext(user, connection, token);
+    const tokenId = await verifier.verifyCleartext(user, connection, token);
     return tokenId ? { ok: true, tokenId, method } : { ok: false, reason: 'bad_token' };
   }
   return scram(stream, send, user, connection, verifier, options.tls);
@@ -105,7 +105,7 @@ async function scram(
     throw new ProtocolError('SCRAM channel binding negotiation error');
   }
 
-  const { salt, iterations, candidates } = verifier.scramCandidates(user, connection);
+  const { salt, iterations, candidates } = await verifier.scramCandidates(user, connection);
   const nonce = first.nonce + newNonce();
   const serverFirst = `r=${nonce},s=${salt.toString('base64')},i=${iterations}`;
   send(build.authSaslContinue(serverFirst));

@@ -18,6 +18,7 @@ import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { GatewayError, toGatewayError } from '../../core/errors.js';
 import { echo } from '../../core/printable.js';
+import type { ClientTokenVerifier } from '../../core/protocol-engine.js';
 import type { BackendLease, BackendRequest, BackendTarget, SessionEndReason, SessionInfo, SessionPipeline } from '../../core/types.js';
 import { connectRedisBackend, type RedisBackendSession } from './backend.js';
 import { redisMasking, type RedisReplyMasker } from './masking.js';
@@ -31,11 +32,11 @@ export interface RedisListenerOptions {
   /** TLS offered to clients (the gateway's certificate); null: plain only. */
   tls: { context: tls.SecureContext } | null;
   tlsRequired: boolean;
-  verifier: { verifyCleartext(user: string, connection: string, token: string): string | undefined };
+  verifier: Pick<ClientTokenVerifier, 'verifyCleartext' | 'verifyActive'>;
   /** Names of the configured Redis connections. */
   connections(): string[];
   resolveTarget(connection: string): BackendTarget | undefined;
-  openSession(info: SessionInfo): SessionPipeline;
+  openSession(info: SessionInfo): Promise<SessionPipeline>;
   acquireBackend(request: BackendRequest): Promise<BackendLease>;
   /** A failed login; resolves (after any backoff) to a refusal to send instead of the usual one when logins are throttled. */
   onAuthFailure(info: { user: string; connection: string; clientAddress: string; reason: string }): void | Promise<string | undefined>;
@@ -285,7 +286,7 @@ class ClientHandshake {
       return;
     }
     const { user, connection } = who;
-    const tokenId = o.verifier.verifyCleartext(user, connection, token);
+    const tokenId = await o.verifier.verifyCleartext(user, connection, token);
     if (!tokenId) {
       const throttled = await o.onAuthFailure({ user, connection, clientAddress: this.clientAddress, reason: 'bad_token' });
       const answer = throttled !== undefined ? `ERR ${throttled}` : 'WRONGPASS invalid username-password pair or user is disabled.';
@@ -306,7 +307,7 @@ class ClientHandshake {
     // The session builds this protocol's masker when masking applies (and decides with its check).
     const built: { masker?: RedisReplyMasker } = {};
     try {
-      pipeline = o.openSession({
+      pipeline = await o.openSession({
         user,
         connection,
         clientAddress: this.clientAddress,
@@ -366,7 +367,7 @@ class ClientHandshake {
       verifyAgain: (again, t) => {
         const w = parseUserName(again, o.connections());
         return (
-          !('error' in w) && w.user === user && w.connection === connection && o.verifier.verifyCleartext(user, connection, t) !== undefined
+          !('error' in w) && w.user === user && w.connection === connection && o.verifier.verifyActive(user, connection, t) !== undefined
         );
       },
       masker,
