@@ -74,13 +74,15 @@ interface Gateway {
   stop(): Promise<void>;
 }
 
-function gateway(recorded: boolean, t: Tree): Gateway {
+async function gateway(recorded: boolean, t: Tree): Promise<Gateway> {
   const dir = mkdtempSync(join(tmpdir(), 'jitgate-rec-bench-'));
   const store = t.sqlite.openSqliteStore(join(dir, 'jitgate.db'));
   const recordingConfig = t.config.buildRecording(recorded ? undefined : { enabled: false }, dir, dir);
   const config = { dataDir: dir, recording: recordingConfig };
-  // Keys in files, as a single gateway without a master key keeps them (an older tree ignores the option).
-  const audit = t.audit.startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
+  // Keys in files, as a single gateway without a master key keeps them (an older tree ignores the
+  // option); the store's connection as this tree takes it (sql) and as older ones did (db).
+  const auditOptions = { config, sql: store.sql, db: store.database, clock: systemClock, log, keys: SharedKeys.local() };
+  const audit = await t.audit.startAudit(auditOptions);
   const recording = t.recording.startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
   const sessions = new t.sessions.SessionService(store, t.metrics.createMetrics({ defaultMetrics: false }), log);
   let n = 0;
@@ -93,7 +95,7 @@ function gateway(recorded: boolean, t: Tree): Gateway {
     },
     async stop() {
       await recording.stop();
-      audit.stop();
+      await audit.stop();
       store.close();
       rmSync(dir, { recursive: true, force: true });
     },
@@ -191,7 +193,7 @@ for (const [name, protocol, body] of all) {
   for (const recorded of modes) {
     for (const t of trees) {
       const key = `${recorded}${t.label}`;
-      if (!gateways.has(key)) gateways.set(key, gateway(recorded, t));
+      if (!gateways.has(key)) gateways.set(key, await gateway(recorded, t));
       cases.push(cpuCase(`${name} ${recorded ? 'recorded' : 'unrecorded'}${t.label}`, gateways.get(key)!, protocol, body));
     }
   }

@@ -26,7 +26,7 @@ const dir = mkdtempSync(join(tmpdir(), 'jitgate-end-bench-'));
 const log = createLogger({ level: 'silent' });
 const store = openSqliteStore(join(dir, 'jitgate.db'));
 const config = { dataDir: dir, recording: buildRecording(undefined, dir, dir) };
-const audit = startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
+const audit = await startAudit({ config, sql: store.sql, clock: systemClock, log, keys: SharedKeys.local() });
 const recording = startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
 const service = new SessionService(store, createMetrics({ defaultMetrics: false }), log);
 

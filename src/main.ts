@@ -213,7 +213,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     shutdown.add('access', () => accessService.close());
     await accessService.start();
     // The audit log: recordings, reviews, access, logins and tokens all append to it.
-    const auditModule = startAudit({ config, db: store.database, clock, log, keys });
+    const auditModule = await startAudit({ config, sql: store.sql, clock, log, keys });
     shutdown.add('audit', () => auditModule.stop());
     auditAccessEvents(accessService.events, auditModule.log, log);
     // The gateway's own backend passwords: rotated on schedule or on request, in place in `targets`.
@@ -336,7 +336,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       cancelHere: (protocol, pid, secret) => registry.cancelQuery(protocol, pid, secret),
     });
     // Requests, grants and reviews made through other instances, for this one's console streams.
-    const eventsFromOthers = new EventsFromOthers(auditModule.log, {
+    const eventsFromOthers = await EventsFromOthers.open(auditModule.log, {
       request: (id) => accessRepo.getRequest(id),
       grant: (id) => accessRepo.getGrant(id),
       review: (id) => reviewRepo.get(id),

@@ -24,6 +24,7 @@ import { ScriptedBrowser } from './support/browser.js';
 import { startTestIdp, type TestIdp } from './support/oidc-idp.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
+import { collect } from './support/collect.js';
 
 const AUDIENCE = 'https://jitgate.test';
 const GATEWAY_CLIENT = { clientId: 'jitgate', clientSecret: randomBytes(24).toString('base64url') };
@@ -137,9 +138,9 @@ function payloadAs(user: string, token: string) {
   ]);
 }
 
-function grantAudit(grantUser: string) {
-  const audit = new AuditLog((gateway.store as SqliteStore).database);
-  return [...audit.entries()].filter((e) => e.type === 'access.grant.created' && e.data.user === grantUser);
+async function grantAudit(grantUser: string) {
+  const audit = await AuditLog.open((gateway.store as SqliteStore).sql);
+  return (await collect(audit.entries())).filter((e) => e.type === 'access.grant.created' && e.data.user === grantUser);
 }
 
 describe('admin-issued grants carry the person’s groups', { timeout: 60_000 }, () => {
@@ -149,7 +150,7 @@ describe('admin-issued grants carry the person’s groups', { timeout: 60_000 },
     expect(r.out).toBe('');
     expect(r.err).toContain('the gateway has no sign-in on record for "frank"');
     expect(r.err).toContain('--groups GROUP[,GROUP...]');
-    expect(grantAudit('frank')).toEqual([]);
+    expect(await grantAudit('frank')).toEqual([]);
   });
 
   it('from the last sign-in: frank’s sessions are masked as a contractor’s, and the grant is audited', async () => {
@@ -165,7 +166,7 @@ describe('admin-issued grants carry the person’s groups', { timeout: 60_000 },
     expect(seen.stdout.trim()).not.toBe('first item');
     expect(seen.stdout.trim()).not.toBe('');
 
-    expect(grantAudit('frank')).toMatchObject([
+    expect(await grantAudit('frank')).toMatchObject([
       {
         actor: expect.stringMatching(/^local-admin:/),
         data: { groups: ['contractors'], groupsFrom: { kind: 'sign-in', issuer: 'corp' }, connection: 'app' },
@@ -177,7 +178,7 @@ describe('admin-issued grants carry the person’s groups', { timeout: 60_000 },
     const stated = await adminCli(['token', '--user', 'gina', '--connection', 'app', '--groups', 'contractors,analysts']);
     expect(stated.code, stated.err).toBe(0);
     expect((await payloadAs('gina', stated.out.trim())).stdout.trim()).not.toBe('first item');
-    expect(grantAudit('gina')).toMatchObject([{ data: { groups: ['analysts', 'contractors'], groupsFrom: { kind: 'stated' } } }]);
+    expect(await grantAudit('gina')).toMatchObject([{ data: { groups: ['analysts', 'contractors'], groupsFrom: { kind: 'stated' } } }]);
 
     await signIn('erin', 'erin-pw');
     const erin = await adminCli(['token', '--user', 'erin', '--connection', 'app']);
@@ -186,7 +187,7 @@ describe('admin-issued grants carry the person’s groups', { timeout: 60_000 },
 
     const none = await adminCli(['token', '--user', 'hank', '--connection', 'app', '--no-groups']);
     expect(none.code, none.err).toBe(0);
-    expect(grantAudit('hank')).toMatchObject([{ data: { groups: [], groupsFrom: { kind: 'stated' } } }]);
+    expect(await grantAudit('hank')).toMatchObject([{ data: { groups: [], groupsFrom: { kind: 'stated' } } }]);
 
     const empty = await adminCli(['token', '--user', 'hank', '--connection', 'app', '--groups', ' , ']);
     expect(empty).toMatchObject({ code: 1, out: '' });

@@ -110,7 +110,7 @@ it('a request still waiting after 10m is escalated: reminder, then the dba group
     request: { id, approverGroups: ['approvers', 'dba'] },
   });
   expect(String(reminder.json.summary)).toContain('has waited 10m for approval; dba may now approve it too');
-  const audited = env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated');
+  const audited = (await env.gw.gateway.audit.about(id)).filter((e) => e.type === 'access.request.escalated');
   expect(audited).toHaveLength(1);
   expect(audited[0]!.data).toMatchObject({ to: ['dba'], waitedMs: 10 * M });
 
@@ -138,7 +138,7 @@ it('a request decided before its escalation time is not escalated', async () => 
     })
     .toBe(true);
   expect(escalations(id)).toHaveLength(0);
-  expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
+  expect((await env.gw.gateway.audit.about(id)).filter((e) => e.type === 'access.request.escalated')).toHaveLength(0);
 });
 
 it("a statement held past its rule's escalate.after: reminder, then the dba group approves and it runs", async () => {
@@ -170,7 +170,7 @@ it("a statement held past its rule's escalate.after: reminder, then the dba grou
     waitedMs: 3 * 60_000,
     review: { approverGroups: ['approvers', 'dba'] },
   });
-  expect(env.gw.gateway.audit.about(id).filter((e) => e.type === 'review.escalated')).toHaveLength(1);
+  expect((await env.gw.gateway.audit.about(id)).filter((e) => e.type === 'review.escalated')).toHaveLength(1);
   expect((await env.api('frank', 'POST', `/api/reviews/${id}/approve`, { comment: 'escalated' })).status).toBe(200);
   expect((await write).rows).toEqual([{ note: 'escalated' }]);
   await client.end();

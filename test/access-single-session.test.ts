@@ -40,8 +40,8 @@ async function configuredToken(gateway: Gateway, config: GatewayConfig, connecti
   return { token: minted.token, id: minted.id };
 }
 
-function reusedEntries(gateway: Gateway, tokenId: string): number {
-  return gateway.audit.about(tokenId).filter((e) => e.type === 'token.reused').length;
+async function reusedEntries(gateway: Gateway, tokenId: string): Promise<number> {
+  return (await gateway.audit.about(tokenId)).filter((e) => e.type === 'token.reused').length;
 }
 
 function isRevoked(gateway: Gateway, tokenId: string): boolean {
@@ -85,7 +85,7 @@ describe('PostgreSQL', () => {
     expect(second.stderr).toContain(TOKEN_REUSED_MESSAGE);
     const third = client(token);
     await expect(third.connect()).rejects.toMatchObject({ code: '28P01' });
-    expect(reusedEntries(gw.gateway, id)).toBe(2);
+    expect(await reusedEntries(gw.gateway, id)).toBe(2);
   });
 
   it("psql's \\c with the same token is refused while the first session still runs", async () => {
@@ -93,7 +93,7 @@ describe('PostgreSQL', () => {
     const r = await psql(gw.dsn({}), token, ['-At'], { input: 'SELECT 1;\n\\c\nSELECT 2;\n' });
     expect(r.stdout.trim()).toBe('1');
     expect(r.stderr).toContain(TOKEN_REUSED_MESSAGE);
-    expect(reusedEntries(gw.gateway, id)).toBe(1);
+    expect(await reusedEntries(gw.gateway, id)).toBe(1);
   });
 
   it('two logins racing with one token: exactly one opens a session', async () => {
@@ -104,7 +104,7 @@ describe('PostgreSQL', () => {
     const lost = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     expect(won).toHaveLength(1);
     expect(lost.map((r) => (r.reason as { code?: string }).code)).toEqual(['28P01', '28P01', '28P01']);
-    expect(reusedEntries(gw.gateway, id)).toBe(3);
+    expect(await reusedEntries(gw.gateway, id)).toBe(3);
     const winner = clients[results.findIndex((r) => r.status === 'fulfilled')]!;
     expect((await winner.query('SELECT 7 AS n')).rows).toEqual([{ n: 7 }]);
     expect(isRevoked(gw.gateway, id)).toBe(false);
@@ -120,7 +120,7 @@ describe('PostgreSQL', () => {
       expect(r.stdout.trim()).toBe(String(n));
     }
     expect(isRevoked(gw.gateway, id)).toBe(false);
-    expect(reusedEntries(gw.gateway, id)).toBe(0);
+    expect(await reusedEntries(gw.gateway, id)).toBe(0);
   });
 });
 
@@ -147,7 +147,7 @@ describe('MariaDB', () => {
     const second = await mysqlCli(gw, { token, sql: 'SELECT 1', args: ['--ssl', '--skip-ssl-verify-server-cert'] });
     expect(second.code).not.toBe(0);
     expect(second.stderr).toContain('ERROR 1045');
-    expect(reusedEntries(gw.gateway, id)).toBe(1);
+    expect(await reusedEntries(gw.gateway, id)).toBe(1);
   });
 
   it('mysql2: a second connection while the first is open is refused with ER_ACCESS_DENIED_ERROR', async () => {
@@ -155,7 +155,7 @@ describe('MariaDB', () => {
     const options = { host: gw.host, port: gw.port, user: 'alice', password: token, database: 'app', ssl: { rejectUnauthorized: false } };
     const first = await mysql.createConnection(options);
     await expect(mysql.createConnection(options)).rejects.toMatchObject({ errno: 1045 });
-    expect(reusedEntries(gw.gateway, id)).toBe(1);
+    expect(await reusedEntries(gw.gateway, id)).toBe(1);
     await first.end();
     await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
   });
@@ -185,7 +185,7 @@ describe('Redis', () => {
     await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
     const second = await cli(token, 'PING');
     expect(second.stdout + second.stderr).toContain('WRONGPASS');
-    expect(reusedEntries(gw.gateway, id)).toBe(1);
+    expect(await reusedEntries(gw.gateway, id)).toBe(1);
   });
 
   it('ioredis: AUTH again inside the session still works; a second connection (redis-cli) is refused', async () => {
@@ -204,7 +204,7 @@ describe('Redis', () => {
     const second = await cli(token, 'PING');
     expect(second.stdout + second.stderr).toContain('WRONGPASS');
     expect(await first.get('missing')).toBeNull();
-    expect(reusedEntries(gw.gateway, id)).toBe(1);
+    expect(await reusedEntries(gw.gateway, id)).toBe(1);
     first.disconnect();
     await expect.poll(() => isRevoked(gw.gateway, id), { message: 'the single-session token to be revoked' }).toBe(true);
   });

@@ -368,7 +368,7 @@ describe.each(ENGINES)('$name', (e) => {
     expect(await e.refusal(expired, 'alice')).toMatchObject({ code: e.codes.badToken });
     const who = user('revoked');
     const { token, grantId } = await gw.issue(e.connection, { user: who });
-    gw.gateway.access.revoke({ user: who, groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
+    await gw.gateway.access.revoke({ user: who, groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
     const refused = await e.refusal(token, who);
     expect(refused.code).toBe(e.codes.revoked);
     expect(refused.message).toMatch(new RegExp(`access grant [0-9a-f]{8} was revoked by ${who}: done for today`));

@@ -19,6 +19,7 @@ import { parseConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
 import { startSamlIdp, type SamlTestIdp } from './support/saml-idp.js';
+import { collect } from './support/collect.js';
 
 const work = mkdtempSync(join(tmpdir(), 'jitgate-saml-browser-'));
 let idp: SamlTestIdp;
@@ -163,7 +164,7 @@ it('a response tampered with in the browser is refused, and the console says why
   await expect.poll(() => new URL(page.url()).pathname, { timeout: 20_000 }).toBe('/signin');
   await expect.poll(() => page.locator('main').textContent()).toContain('the response is not signed by the identity provider as required');
   expect(await page.getByTestId('signed-in-user').count()).toBe(0);
-  const refused = [...gateway.audit.entries()].filter((e) => e.type === 'auth.saml.refused');
+  const refused = (await collect(gateway.audit.entries())).filter((e) => e.type === 'auth.saml.refused');
   expect(refused.at(-1)?.data).toMatchObject({
     provider: 'corp',
     reason: 'the response is not signed by the identity provider as required',

@@ -106,7 +106,7 @@ describe('jitgate credentials rotate on MariaDB', () => {
     expect(general).toMatch(/^SET PASSWORD = '\*[0-9A-F]{40}'$/m);
     expect(server.root('SELECT argument FROM mysql.general_log')).not.toContain(stored);
 
-    expect(gw.audited('credentials.rotated', 'shop')).toEqual([
+    expect(await gw.audited('credentials.rotated', 'shop')).toEqual([
       {
         actor: 'dave',
         data: { connection: 'shop', protocol: 'mysql', backendUser: server.users.native.user, secret: 'secret:shop-my', scheduled: false },

@@ -152,7 +152,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(log).toContain('SCRAM-SHA-256$4096:');
     expect(log).not.toContain(stored);
 
-    const audited = gw.audited('credentials.rotated', 'app');
+    const audited = await gw.audited('credentials.rotated', 'app');
     expect(audited).toEqual([
       {
         actor: 'dave',
@@ -182,7 +182,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     await c.connect();
     expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows).toEqual([{ u: STUCK.user }]);
     await c.end();
-    const failed = gw.audited('credentials.rotate.failed', 'stuck');
+    const failed = await gw.audited('credentials.rotate.failed', 'stuck');
     expect(failed).toHaveLength(1);
     expect(failed[0]!.actor).toBe('dave');
     expect(failed[0]!.data).toMatchObject({ connection: 'stuck', stillValid: 'old', scheduled: false });
@@ -268,8 +268,11 @@ describe('a rotation a crash interrupted', () => {
     store.close();
     const gw = await startRotationGateway({ listeners: ['postgres'], connections: conns, dataDir });
     try {
-      await vi.waitFor(() => expect(gw.audited('credentials.rotated', took.user)).toHaveLength(1), { timeout: 20_000, interval: 20 });
-      expect(gw.audited('credentials.rotated', took.user)[0]).toMatchObject({ actor: 'gateway', data: { recovered: true } });
+      await vi.waitFor(async () => expect(await gw.audited('credentials.rotated', took.user)).toHaveLength(1), {
+        timeout: 20_000,
+        interval: 20,
+      });
+      expect((await gw.audited('credentials.rotated', took.user))[0]).toMatchObject({ actor: 'gateway', data: { recovered: true } });
       const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
       await vi.waitFor(() => expect(stored.staged(lost.user)).toBeUndefined(), { timeout: 20_000, interval: 20 });
       expect(stored.get(took.user)).toBe(took.staged);
@@ -311,17 +314,17 @@ describe('two gateway instances on one state store', () => {
       clock,
     });
     const b = await startRotationGateway({ listeners: ['postgres'], connections: [conn], clock, dataDir: a.dataDir });
-    const rotations = () => a.audited('credentials.rotated', 'shared').length;
+    const rotations = async () => (await a.audited('credentials.rotated', 'shared')).length;
     try {
       // Both read the password before either rotates.
       expect(await loginThrough(a)).toBe(SHARED.user);
       expect(await loginThrough(b)).toBe(SHARED.user);
       clock.advance(0);
-      await vi.waitFor(() => expect(rotations()).toBe(1), { timeout: 20_000, interval: 20 });
+      await vi.waitFor(async () => expect(await rotations()).toBe(1), { timeout: 20_000, interval: 20 });
       // The one that found the rotation busy looks again a minute later and finds it done.
       clock.advance(2 * 60_000);
       await new Promise((r) => setTimeout(r, 300));
-      expect(rotations()).toBe(1);
+      expect(await rotations()).toBe(1);
       expect(await directLogin(SHARED.user, SHARED.password)).toBe('28P01');
 
       // Whichever rotated, the other still held the old password: its next login picks up the new one.
@@ -331,7 +334,7 @@ describe('two gateway instances on one state store', () => {
       // A rotation asked of one instance, and the other's sessions keep opening.
       const rotated = await b.cli('dave', ['credentials', 'rotate', 'shared']);
       expect(rotated.err).toBe('');
-      expect(rotations()).toBe(2);
+      expect(await rotations()).toBe(2);
       expect(await loginThrough(a)).toBe(SHARED.user);
       expect(await loginThrough(b)).toBe(SHARED.user);
     } finally {
@@ -346,11 +349,11 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
     const clock = new ManualClock(Date.UTC(2026, 5, 1));
     const conn = `{ name: sched, host: 127.0.0.1, port: ${server.port}, database: app, user: ${SCHED.user}, password: secret:sched-pg, tls: { mode: disable }, credentials: { rotate: { every: 1d } } }`;
     let gw = await startRotationGateway({ listeners: ['postgres'], secrets: { 'sched-pg': SCHED.password }, connections: [conn], clock });
-    const rotations = () => gw.audited('credentials.rotated', 'sched').length;
+    const rotations = async () => (await gw.audited('credentials.rotated', 'sched')).length;
     try {
       clock.advance(0);
-      await vi.waitFor(() => expect(rotations()).toBe(1), { timeout: 20_000, interval: 20 });
-      expect(gw.audited('credentials.rotated', 'sched')[0]).toEqual({
+      await vi.waitFor(async () => expect(await rotations()).toBe(1), { timeout: 20_000, interval: 20 });
+      expect((await gw.audited('credentials.rotated', 'sched'))[0]).toEqual({
         actor: 'gateway',
         data: { connection: 'sched', protocol: 'postgres', backendUser: SCHED.user, secret: 'secret:sched-pg', scheduled: true },
       });
@@ -368,9 +371,9 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
 
       clock.advance(DAY - 60_000);
       await new Promise((r) => setTimeout(r, 300));
-      expect(rotations()).toBe(1);
+      expect(await rotations()).toBe(1);
       clock.advance(60_000);
-      await vi.waitFor(() => expect(rotations()).toBe(2), { timeout: 20_000, interval: 20 });
+      await vi.waitFor(async () => expect(await rotations()).toBe(2), { timeout: 20_000, interval: 20 });
 
       // Restart half a day later on the same store: nothing is due yet.
       await gw.close(true);
@@ -379,11 +382,11 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
       gw = await startRotationGateway({ listeners: ['postgres'], connections: [conn], clock: later, dataDir: gw.dataDir });
       later.advance(0);
       await new Promise((r) => setTimeout(r, 300));
-      expect(rotations()).toBe(2);
+      expect(await rotations()).toBe(2);
       const r = await gw.cli('dave', ['credentials', 'status']);
       expect(r.out).toMatch(/rotation {6}every 1d; last rotated .*; next \d{4}-/);
       later.advance(DAY / 2);
-      await vi.waitFor(() => expect(rotations()).toBe(3), { timeout: 20_000, interval: 20 });
+      await vi.waitFor(async () => expect(await rotations()).toBe(3), { timeout: 20_000, interval: 20 });
 
       // Sessions still log in with whatever the gateway now holds.
       const { host, port } = gw.listener('postgres');
@@ -409,19 +412,19 @@ describe('credentials.rotate.every on PostgreSQL, on a manual clock', () => {
     const failures = () => gw.audited('credentials.rotate.failed', 'stuck');
     try {
       clock.advance(0);
-      await vi.waitFor(() => expect(failures()).toHaveLength(1), { timeout: 20_000, interval: 20 });
-      expect(failures()[0]).toMatchObject({ actor: 'gateway', data: { scheduled: true, stillValid: 'old' } });
+      await vi.waitFor(async () => expect(await failures()).toHaveLength(1), { timeout: 20_000, interval: 20 });
+      expect((await failures())[0]).toMatchObject({ actor: 'gateway', data: { scheduled: true, stillValid: 'old' } });
       const status = await gw.cli('dave', ['credentials', 'status']);
       expect(status.out).toMatch(
         / {2}last failure {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: .*cannot execute ALTER ROLE in a read-only transaction/,
       );
       clock.advance(9 * 60_000);
       await new Promise((r) => setTimeout(r, 300));
-      expect(failures()).toHaveLength(1);
+      expect(await failures()).toHaveLength(1);
       clock.advance(60_000);
-      await vi.waitFor(() => expect(failures()).toHaveLength(2), { timeout: 20_000, interval: 20 });
+      await vi.waitFor(async () => expect(await failures()).toHaveLength(2), { timeout: 20_000, interval: 20 });
       expect(await directLogin(STUCK.user, STUCK.password)).toBe('ok');
-      expect(gw.audited('credentials.rotated', 'stuck')).toEqual([]);
+      expect(await gw.audited('credentials.rotated', 'stuck')).toEqual([]);
     } finally {
       await gw.close();
     }

@@ -158,7 +158,7 @@ describe('jitgate credentials rotate on Redis', () => {
     expect(await early.get('early')).toBe('1');
     early.disconnect();
 
-    const audited = gw.audited('credentials.rotated', 'cache');
+    const audited = await gw.audited('credentials.rotated', 'cache');
     expect(audited).toEqual([
       {
         actor: 'dave',
@@ -207,7 +207,7 @@ describe('jitgate credentials rotate on Redis', () => {
     });
     await first;
     await other.stop();
-    expect(gw.audited('credentials.rotated', 'cache')).toHaveLength(2);
+    expect(await gw.audited('credentials.rotated', 'cache')).toHaveLength(2);
     // Sessions log in with the password of the second rotation.
     const { host, port } = gw.listener('redis');
     const c = new Redis({

@@ -25,6 +25,7 @@ import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
 import { ScriptedBrowser } from './support/browser.js';
 import { startTestIdp, type TestIdp } from './support/oidc-idp.js';
+import { collect } from './support/collect.js';
 
 const AUDIENCE = 'https://jitgate.test';
 const GATEWAY_CLIENT = { clientId: 'jitgate', clientSecret: randomBytes(24).toString('base64url') };
@@ -500,7 +501,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     expect((await me(savedSignIn(alice).accessToken)).body).toMatchObject({ user: 'alice', kind: 'human' });
     const grants = await fetch(`${url}/api/grants`, { headers: { authorization: `Bearer ${key}` } });
     expect(((await grants.json()) as { mine: unknown[] }).mine).toEqual([]);
-    const created = [...gateway.audit.entries()].filter((e) => e.type === 'apikey.created' && e.data.name === 'alice');
+    const created = (await collect(gateway.audit.entries())).filter((e) => e.type === 'apikey.created' && e.data.name === 'alice');
     expect(created).toMatchObject([{ actor: 'dave', data: { identity: 'apikey:alice' } }]);
   });
 
@@ -533,7 +534,7 @@ describe('identity with a real OIDC provider', { timeout: 60_000 }, () => {
     );
     for (const k of [admin, String(child.body.key), String(grandchild.body.key)]) expect((await me(k)).status).toBe(401);
 
-    const audit = [...gateway.audit.entries()];
+    const audit = await collect(gateway.audit.entries());
     const about = (id: string) => audit.filter((e) => e.subject === id).map((e) => `${e.type} by ${e.actor}`);
     expect(about(adminId)).toEqual(['apikey.created by dave', 'apikey.revoked by dave']);
     expect(about(String(child.body.id))).toEqual(['apikey.created by apikey:ops-admin', 'apikey.revoked by dave']);

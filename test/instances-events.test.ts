@@ -104,7 +104,7 @@ async function aliceOnA(name: string) {
 describe('instances acting on each other sessions through the store', () => {
   it('a grant revoked through B ends the session A serves on it', async () => {
     const { session, ended } = await aliceOnA('revoked-through-b');
-    const revoked = await onB('dave', 'POST', `/api/grants/${grantOf(session.id)}/revoke`, { reason: 'incident 42' });
+    const revoked = await onB('dave', 'POST', `/api/grants/${await grantOf(session.id)}/revoke`, { reason: 'incident 42' });
     expect(revoked.status).toBe(200);
     const err = await waitUntil('A to end the session', ended, { timeoutMs: 5_000 });
     expect(err.message).toMatch(/revoked by dave: incident 42/);
@@ -145,7 +145,7 @@ describe('instances acting on each other sessions through the store', () => {
     await waitUntil('the session to be closed in the store', () =>
       a.gw.gateway.store.listSessions().find((s) => s.id === session.id && s.endReason === 'killed'),
     );
-    const audited = a.gw.gateway.audit.about(session.id).filter((e) => e.type === 'session.killed');
+    const audited = (await a.gw.gateway.audit.about(session.id)).filter((e) => e.type === 'session.killed');
     expect(audited).toMatchObject([{ actor: 'dave', data: { reason: 'leaving' } }]);
     // Killing it again: it is not live anywhere.
     expect((await onB('dave', 'POST', `/api/sessions/${session.id}/kill`, { reason: 'again' })).status).toBe(409);
@@ -319,8 +319,8 @@ describe('cancel keys shared by instances', () => {
 });
 
 /** The grant a session rests on, from the store's audit of its start. */
-function grantOf(sessionId: string): string | undefined {
-  const started = a.gw.gateway.audit.about(sessionId).find((e) => e.type === 'session.started');
+async function grantOf(sessionId: string): Promise<string | undefined> {
+  const started = (await a.gw.gateway.audit.about(sessionId)).find((e) => e.type === 'session.started');
   return (started?.data as { grant?: { id: string } } | undefined)?.grant?.id;
 }
 

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyEntries } from '../src/audit/chain.js';
+import { verifyEntriesAsync } from '../src/audit/chain.js';
 import { generateSigningKey, signerFromPem } from '../src/audit/signing.js';
 import { build } from '../src/protocols/postgres/codec.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
@@ -132,12 +132,12 @@ describe('keys shared by instances on one store', () => {
   });
 
   it('the checkpoint B signs at shutdown verifies with the key an auditor pinned from A', async () => {
-    b.gateway.audit.append({ type: 'test.marker', actor: 'test' });
-    const head = b.gateway.audit.head()!.seq;
+    await b.gateway.audit.append({ type: 'test.marker', actor: 'test' });
+    const head = (await b.gateway.audit.head())!.seq;
     await b.close();
-    const checkpoint = a.gateway.audit.lastCheckpoint();
+    const checkpoint = await a.gateway.audit.lastCheckpoint();
     expect(checkpoint?.seq).toBeGreaterThan(head);
     expect(checkpoint?.data).toMatchObject({ keyId: pinned.keyId });
-    expect(verifyEntries(a.gateway.audit.entries(), { trusted: [pinned] })).toMatchObject({ ok: true, keyTrusted: true });
+    expect(await verifyEntriesAsync(a.gateway.audit.entries(), { trusted: [pinned] })).toMatchObject({ ok: true, keyTrusted: true });
   });
 });

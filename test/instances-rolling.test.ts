@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { verifyEntries } from '../src/audit/chain.js';
+import { verifyEntriesAsync } from '../src/audit/chain.js';
 import { AuditLog } from '../src/audit/log.js';
 import { openSqliteStore } from '../src/store/sqlite.js';
 import { pgBin, startPostgres, type PgServer } from './support/pg-server.js';
@@ -159,7 +159,7 @@ it('a rolling restart under pgbench -C loses no transaction', async () => {
     expect(sessions.length).toBeGreaterThan(20);
     expect(new Set(sessions.map((s) => s.endReason))).toEqual(new Set(['client_quit']));
     expect(new Set(sessions.map((s) => s.instanceId)).size).toBe(6);
-    expect(verifyEntries(new AuditLog(store.database).entries())).toMatchObject({ ok: true });
+    expect(await verifyEntriesAsync((await AuditLog.open(store.sql)).entries())).toMatchObject({ ok: true });
   } finally {
     store.close();
   }

@@ -27,6 +27,7 @@ import { createLogger } from '../src/obs/log.js';
 import type { SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { waitUntil } from './support/wait.js';
+import { collect } from './support/collect.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -169,16 +170,16 @@ reviews:
     );
     // Its end comes from its recording (the last event written), not from the time B noticed.
     expect(lost.statements).toBe(2);
-    const audited = () => [...b.audit.entries()].filter((e) => e.type === 'instance.lost');
-    expect(audited()).toHaveLength(1);
-    expect(audited()[0]).toMatchObject({
+    const audited = async () => (await collect(b.audit.entries())).filter((e) => e.type === 'instance.lost');
+    expect(await audited()).toHaveLength(1);
+    expect((await audited())[0]).toMatchObject({
       actor: 'gateway',
       subject: aSession!.instanceId,
       data: { instance: aSession!.instanceId, reason: 'instance_lost', by: ready.details.instance },
     });
-    expect((audited()[0]!.data as { sessions: string[] }).sessions.sort()).toEqual([aSession!.id, heldSession.id].sort());
+    expect(((await audited())[0]!.data as { sessions: string[] }).sessions.sort()).toEqual([aSession!.id, heldSession.id].sort());
     expect(b.recording.repo.get(aSession!.id)).toMatchObject({ state: 'failed', endReason: 'instance_lost' });
-    const ended = b.audit.about(aSession!.id).find((e) => e.type === 'session.ended');
+    const ended = (await b.audit.about(aSession!.id)).find((e) => e.type === 'session.ended');
     expect(ended?.data).toMatchObject({ reason: 'instance_lost', recovered: true });
     // What A held for approval is withdrawn: nobody waits for it any more.
     expect(reviewStates()).toEqual([{ state: 'withdrawn', outcome: JSON.stringify(['session_ended']) }]);
@@ -190,6 +191,6 @@ reviews:
     gateways.push(c);
     expect((await onB.query('select 4 as n')).rows).toEqual([{ n: 4 }]);
     expect(c.store.listSessions({ active: true }).map((s) => s.id)).toEqual([bSession.id]);
-    expect(audited()).toHaveLength(1);
+    expect(await audited()).toHaveLength(1);
   });
 });

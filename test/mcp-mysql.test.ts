@@ -41,7 +41,7 @@ agents:
   holdWait: 300ms
 `,
   });
-  const key = gw.gateway.identity.apiKeys.create({ name: 'sql-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' }).key;
+  const { key } = await gw.gateway.identity.apiKeys.create({ name: 'sql-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' });
   agent = new Client({ name: 'test-agent', version: '1.0.0' });
   await agent.connect(
     new StreamableHTTPClientTransport(new URL(`${gw.gateway.addresses.http}/mcp`), {

@@ -42,7 +42,7 @@ masking:
   expect(admin).toBe('OK');
   await redisCli(['HSET', 'user:1', 'name', 'Jane', 'ssn', '123-45-6789']);
   await redisCli(['RPUSH', 'queue', ...Array.from({ length: 150 }, (_, i) => `job${i}`)]);
-  key = gw.gateway.identity.apiKeys.create({ name: 'cache-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' }).key;
+  key = (await gw.gateway.identity.apiKeys.create({ name: 'cache-bot', groups: ['agents'], ttlMs: 3_600_000, createdBy: 'test' })).key;
   agent = new Client({ name: 'test-agent', version: '1.0.0' });
   const httpUrl = `http://${gw.gateway.addresses.http.replace(/^https?:\/\//, '')}`;
   await agent.connect(

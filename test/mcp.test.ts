@@ -75,8 +75,8 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-function apiKey(name: string, groups: string[]): { key: string; id: string } {
-  const created = gw.gateway.identity.apiKeys.create({ name, groups, ttlMs: 3_600_000, createdBy: 'test' });
+async function apiKey(name: string, groups: string[]): Promise<{ key: string; id: string }> {
+  const created = await gw.gateway.identity.apiKeys.create({ name, groups, ttlMs: 3_600_000, createdBy: 'test' });
   return { key: created.key, id: created.row.id };
 }
 
@@ -144,7 +144,7 @@ describe('the MCP endpoint', () => {
   });
 
   it('lists tools with schemas, gets access just in time, describes the schema with masked columns, and queries masked and capped', async () => {
-    const { key } = apiKey('report-bot', ['agents']);
+    const { key } = await apiKey('report-bot', ['agents']);
     const c = await agent(key);
     const tools = (await c.listTools()).tools;
     expect(tools.map((t) => t.name).sort()).toEqual(
@@ -208,7 +208,7 @@ describe('the MCP endpoint', () => {
   });
 
   it('refuses what guardrails deny, with the rule and reason', async () => {
-    const { key } = apiKey('ddl-bot', ['agents']);
+    const { key } = await apiKey('ddl-bot', ['agents']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'schema checks' });
     const r = await call(c, 'query', { connection: 'app', sql: 'drop table customers' });
@@ -219,7 +219,7 @@ describe('the MCP endpoint', () => {
   });
 
   it('holds a write for a human: the agent polls, a person approves with the CLI, the agent gets the result; the agent cannot approve', async () => {
-    const { key } = apiKey('fix-bot', ['agents', 'approvers']);
+    const { key } = await apiKey('fix-bot', ['agents', 'approvers']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'fix a typo' });
     const held = await call(c, 'query', { connection: 'app', sql: "update customers set name = 'Customer One' where id = 1" });
@@ -249,7 +249,7 @@ describe('the MCP endpoint', () => {
   });
 
   it("enforces the agent's quotas with a clear error: statements per minute (over MCP and over psql alike) and its row cap", async () => {
-    const { key } = apiKey('busy-bot', ['limited']);
+    const { key } = await apiKey('busy-bot', ['limited']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'polling' });
     const first = await call(c, 'query', { connection: 'app', sql: 'select id from customers order by id' });
@@ -278,7 +278,7 @@ describe('the MCP endpoint', () => {
   });
 
   it('stops at an expired grant and a revoked API key', async () => {
-    const { key, id } = apiKey('short-bot', ['agents']);
+    const { key, id } = await apiKey('short-bot', ['agents']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '10m', reason: 'quick look' });
     expect((await call(c, 'query', { connection: 'app', sql: 'select 1' })).data.status).toBe('ok');
@@ -287,12 +287,12 @@ describe('the MCP endpoint', () => {
     expect(expired.isError).toBe(true);
     expect(expired.text).toMatch(/grant|access/);
 
-    gw.gateway.identity.apiKeys.revoke(id, 'test');
+    await gw.gateway.identity.apiKeys.revoke(id, 'test');
     await expect(c.listTools()).rejects.toThrow(/401|unauthori/i);
   });
 
   it("records every agent session under the agent's identity, replayable like any other", async () => {
-    const { key } = apiKey('audit-bot', ['agents']);
+    const { key } = await apiKey('audit-bot', ['agents']);
     const c = await agent(key);
     await call(c, 'request_access', { connection: 'app', duration: '30m', reason: 'audit trail check' });
     await call(c, 'query', { connection: 'app', sql: 'select email from customers where id = 2' });
@@ -312,7 +312,7 @@ describe('the MCP endpoint', () => {
   });
 
   it('serves the same tools over stdio with `jitgate mcp`, authenticated by an API key', async () => {
-    const { key } = apiKey('local-bot', ['agents']);
+    const { key } = await apiKey('local-bot', ['agents']);
     const transport = new StdioClientTransport({
       command: process.execPath,
       args: ['--import', TSX, MAIN, 'mcp'],

@@ -288,7 +288,7 @@ describe('queries', () => {
       (err: { errno: number; message: string }) => err,
     );
     await sleepRunning(1);
-    gw.gateway.access.revoke({ user: 'revokee', groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
+    await gw.gateway.access.revoke({ user: 'revokee', groups: [], kind: 'human', via: 'test' }, grantId, 'done for today');
     const err = await running;
     expect(err?.message).toMatch(/revoked by revokee: done for today/);
     const again = await mysqlCli(gw, { user: 'revokee', token, sql: 'SELECT 1', args: ['--ssl'] });

@@ -447,7 +447,7 @@ describe('a state store that cannot write for a while', () => {
     await expect
       .poll(() => gw.gateway.recording.repo.get(open!.id)?.state, { timeout: 15_000, message: 'the recording to be complete' })
       .toBe('complete');
-    expect(gw.gateway.audit.about(open!.id).map((e) => e.type)).toEqual(['session.started', 'session.ended']);
+    expect((await gw.gateway.audit.about(open!.id)).map((e) => e.type)).toEqual(['session.started', 'session.ended']);
     await stillServes();
   });
 });

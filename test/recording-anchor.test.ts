@@ -44,15 +44,15 @@ audit:
   );
   const config = await loadConfig(configPath);
   const store = openSqliteStore(config.store.path);
-  const audit = startAudit({
+  const audit = await startAudit({
     config,
-    db: store.database,
+    sql: store.sql,
     clock: systemClock,
     log: createLogger({ level: 'silent' }),
     keys: SharedKeys.local(),
   });
-  const append = (n: number) => {
-    for (let i = 0; i < n; i++) audit.log.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
+  const append = async (n: number) => {
+    for (let i = 0; i < n; i++) await audit.log.append({ type: 'login.failed', actor: `user${i}`, data: { i } });
   };
   return { config, configPath, anchorFile, store, audit, append };
 }
@@ -63,26 +63,26 @@ const settle = () => new Promise((r) => setImmediate(r));
 describe('the audit anchor', () => {
   it('signs every N entries and anchors each checkpoint outside the data directory', async () => {
     const { anchorFile, store, audit, append } = await setup();
-    append(5);
+    await append(5);
     await settle();
-    const first = audit.log.lastCheckpoint()!;
+    const first = (await audit.log.lastCheckpoint())!;
     expect(first).toMatchObject({ seq: 6, data: { upTo: 5 } });
     expect(readAnchor(anchorFile)).toMatchObject({ seq: 6, hash: first.hash, upTo: 5 });
-    append(5);
+    await append(5);
     await settle();
     expect(readAnchor(anchorFile)).toMatchObject({ seq: 12, upTo: 11 });
-    audit.stop();
+    await audit.stop();
     store.close();
   });
 
   it('fails verification when the tail is cut, checkpoints included, and keeps the anchor as evidence', async () => {
     const { configPath, config, anchorFile, store, audit, append } = await setup();
     for (const n of [5, 5, 2]) {
-      append(n);
+      await append(n);
       await settle();
     }
     // Checkpoints at #6 and #12; the one at shutdown (#15) signs #13 and #14.
-    audit.stop();
+    await audit.stop();
     store.close();
     const anchored = readAnchor(anchorFile)!;
     expect(anchored.seq).toBe(15);
@@ -108,23 +108,23 @@ describe('the audit anchor', () => {
     expect(cut.err).toMatch(/does not reach the checkpoint anchored outside the data directory/);
     // The next gateway keeps the anchor as evidence instead of moving it back.
     const again = openSqliteStore(config.store.path);
-    const restarted = startAudit({
+    const restarted = await startAudit({
       config,
-      db: again.database,
+      sql: again.sql,
       clock: systemClock,
       log: createLogger({ level: 'silent' }),
       keys: SharedKeys.local(),
     });
-    restarted.stop();
+    await restarted.stop();
     again.close();
     expect(readAnchor(anchorFile)).toEqual(anchored);
   });
 
   it('verifies entries after the last checkpoint with a warning', async () => {
     const { configPath, store, audit, append } = await setup();
-    append(5);
+    await append(5);
     await settle();
-    append(2);
+    await append(2);
     // Entries 7 and 8 are not signed yet when the process is gone (no stop, no final checkpoint).
     store.close();
     void audit;

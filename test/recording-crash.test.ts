@@ -25,6 +25,7 @@ import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
 import { cli, filesUnder, settledSession, until } from './support/recording.js';
 import { waitUntil } from './support/wait.js';
+import { collect } from './support/collect.js';
 
 let server: PgServer;
 beforeAll(async () => {
@@ -146,9 +147,9 @@ connections:
       expect(row!.bytesFromClient).toBeGreaterThan(0);
       expect(row!.bytesToClient).toBeGreaterThan(0);
       // The dead instance (same host, its pid gone) is closed at once, as a crash, and audited.
-      const lost = [...next.audit.entries()].filter((e) => e.type === 'instance.lost');
+      const lost = (await collect(next.audit.entries())).filter((e) => e.type === 'instance.lost');
       expect(lost).toMatchObject([{ data: { reason: 'gateway_crashed', sessions: [session!.id] } }]);
-      const ended = next.audit.about(session!.id).find((e) => e.type === 'session.ended')!;
+      const ended = (await next.audit.about(session!.id)).find((e) => e.type === 'session.ended')!;
       expect(ended.data).toMatchObject({
         reason: 'gateway_crashed',
         recovered: true,
@@ -209,7 +210,7 @@ describe('retention', () => {
       await until(() => !existsSync(path(shortLived)) || undefined, 5_000, 'the file to go');
       expect(existsSync(path(held))).toBe(true);
       expect(existsSync(path(longLived))).toBe(true);
-      const deleted = [...gw.gateway.audit.entries()].filter((e) => e.type === 'recording.deleted');
+      const deleted = (await collect(gw.gateway.audit.entries())).filter((e) => e.type === 'recording.deleted');
       expect(deleted.map((e) => [e.subject, e.data.connection, e.data.retentionMs])).toEqual([[shortLived.id, 'app-md5', DAY]]);
 
       const replay = await cli(['replay', shortLived.id, '--data-dir', gw.dataDir]);
@@ -228,7 +229,7 @@ describe('retention', () => {
       expect(existsSync(path(longLived))).toBe(true);
       clock.advance(30 * DAY);
       await until(() => !existsSync(path(longLived)) || undefined, 5_000, 'the 30-day recording to go');
-      const types = [...gw.gateway.audit.entries()]
+      const types = (await collect(gw.gateway.audit.entries()))
         .map((e) => e.type)
         .filter((t) => t.startsWith('legal_hold') || t === 'recording.deleted');
       expect(types).toEqual(['legal_hold.set', 'recording.deleted', 'legal_hold.released', 'recording.deleted', 'recording.deleted']);

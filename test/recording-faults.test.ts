@@ -72,7 +72,7 @@ describe.skipIf(!canMount && !process.env.CI)('recording on a full disk', () => 
     await gw?.gateway.close();
     if (mountPoint) execFileSync('umount', [mountPoint]);
     await gw?.close();
-    server?.cleanup();
+    await server?.cleanup();
   });
 
   const connect = async (app: string) => {

@@ -19,6 +19,7 @@ import { S3Objects } from '../src/recording/s3-objects.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, startS3Server, type S3Server } from './support/s3-server.js';
 import { waitUntil } from './support/wait.js';
+import { collect } from './support/collect.js';
 
 let s3: S3Server;
 beforeAll(async () => {
@@ -58,9 +59,9 @@ interface Setup {
   registry: Registry;
 }
 
-function setup(dir = mkdtempSync(join(tmpdir(), 'jitgate-objsink-'))): Setup {
+async function setup(dir = mkdtempSync(join(tmpdir(), 'jitgate-objsink-'))): Promise<Setup> {
   const store = openSqliteStore(join(dir, 'state.db'));
-  const audit = new AuditLog(store.database);
+  const audit = await AuditLog.open(store.sql);
   const registry = new Registry();
   const local = new LocalFileSink(join(dir, 'recordings'));
   const sink = new ObjectStoreSink({
@@ -106,7 +107,7 @@ async function replaceObject(objects: S3Objects, location: string, bytes: Buffer
 
 describe('recordings on object storage', () => {
   it('uploads a finished recording with its digest, removes the local file, and reads it back from the bucket', async () => {
-    const { local, sink } = setup();
+    const { local, sink } = await setup();
     const { location, digest } = await recordSession(sink);
     expect(existsSync(local.sealedPath(location))).toBe(true);
     const sha256 = createHash('sha256')
@@ -131,7 +132,7 @@ describe('recordings on object storage', () => {
   });
 
   it('lets a follower that started on the live file finish from the uploaded object', async () => {
-    const { sink } = setup();
+    const { sink } = await setup();
     const { writer, location } = sink.create(`follow${sessions++}`, Date.UTC(2026, 11, 5), Date.now);
     writer.append('session_start', { user: 'ada@example.com' });
     await writer.checkpoint();
@@ -150,7 +151,7 @@ describe('recordings on object storage', () => {
   });
 
   it('keeps a recording on the disk while the object store is down, reports and audits it, and uploads it once it is back', async () => {
-    const { local, sink, audit, registry } = setup();
+    const { local, sink, audit, registry } = await setup();
     const { location, digest, id } = await recordSession(sink);
     await s3.pause();
     try {
@@ -164,7 +165,7 @@ describe('recordings on object storage', () => {
       // Readers still find it, on the disk.
       expect((await sink.read(location)).events).toHaveLength(5);
       // Audited once, not at every retry.
-      const failed = [...audit.entries()].filter((e) => e.type === 'recording.upload_failed');
+      const failed = (await collect(audit.entries())).filter((e) => e.type === 'recording.upload_failed');
       expect(failed).toHaveLength(1);
       expect(failed[0]).toMatchObject({ actor: 'gateway', subject: id, data: { location: `s3://${s3.bucket}/gw/${location}` } });
     } finally {
@@ -174,7 +175,7 @@ describe('recordings on object storage', () => {
     expect(sink.status()).toEqual({ pending: 0, failing: 0, oldestFailureAt: null, lastError: null });
     expect(existsSync(local.sealedPath(location))).toBe(false);
     expect((await objects().head(location))?.metadata['chain-digest']).toBe(digest);
-    expect([...audit.entries()].filter((e) => e.type === 'recording.uploaded')).toMatchObject([{ subject: id }]);
+    expect((await collect(audit.entries())).filter((e) => e.type === 'recording.uploaded')).toMatchObject([{ subject: id }]);
     expect(await metric(registry, 'jitgate_recording_uploads_total', 'uploaded')).toBe(1);
   });
 
@@ -183,7 +184,7 @@ describe('recordings on object storage', () => {
     // The earlier process: it sealed two recordings and stopped (or crashed) before uploading them.
     const before = new LocalFileSink(join(dir, 'recordings'));
     const left = [await recordSession(before), await recordSession(before)];
-    const { sink, local } = setup(dir);
+    const { sink, local } = await setup(dir);
     expect(await sink.start((location) => left.find((r) => r.location === location)?.digest ?? null)).toBe(2);
     await waitUntil('both uploads', () => sink.status().pending === 0);
     for (const r of left) {
@@ -193,7 +194,7 @@ describe('recordings on object storage', () => {
   });
 
   it('deletes a recording from the bucket and the disk, and says when it was already gone', async () => {
-    const { sink } = setup();
+    const { sink } = await setup();
     const { location, digest } = await recordSession(sink);
     sink.archive(location, digest);
     await waitUntil('the upload', () => sink.status().pending === 0);
@@ -204,7 +205,7 @@ describe('recordings on object storage', () => {
   });
 
   it('shows an object changed in the bucket as a broken chain', async () => {
-    const { sink } = setup();
+    const { sink } = await setup();
     const { location, digest } = await recordSession(sink);
     sink.archive(location, digest);
     await waitUntil('the upload', () => sink.status().pending === 0);

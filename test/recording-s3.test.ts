@@ -34,6 +34,7 @@ import { psql } from './support/psql.js';
 import { cli, filesUnder } from './support/recording.js';
 import { S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, startS3Server, type S3Server } from './support/s3-server.js';
 import { waitUntil } from './support/wait.js';
+import { collect } from './support/collect.js';
 
 const ENV = { S3_KEY_ID: S3_ACCESS_KEY_ID, S3_SECRET: S3_SECRET_ACCESS_KEY };
 const PREFIX = 'gw/';
@@ -190,7 +191,7 @@ describe('recordings on S3-compatible object storage', () => {
       // Past its retention the object goes, and the deletion is audited.
       clock.advance(DAY + 2 * 3_600_000);
       await waitUntil('retention to delete the object', async () => (await objects.head(location)) === undefined);
-      const deleted = [...gateway.audit.entries()].filter((e) => e.type === 'recording.deleted');
+      const deleted = (await collect(gateway.audit.entries())).filter((e) => e.type === 'recording.deleted');
       expect(deleted.map((e) => e.subject)).toEqual([s.id]);
       expect((await cli(['replay', s.id, '--config', configPath], ENV)).err).toMatch(/was deleted by retention at/);
     } finally {
@@ -219,7 +220,7 @@ describe('recordings on S3-compatible object storage', () => {
         expect(filesUnder(join(dir, 'data', 'recordings'))).toEqual([join(dir, 'data', 'recordings', s.recording.location)]);
         const replay = await cli(['replay', s.id, '--config', configPath], ENV);
         expect(replay.out).toContain(' answer \n--------\n     42\n(1 row)\n');
-        expect(gateway.audit.about(s.id).map((e) => e.type)).toContain('recording.upload_failed');
+        expect((await gateway.audit.about(s.id)).map((e) => e.type)).toContain('recording.upload_failed');
         const metrics = await gateway.metrics.render();
         expect(metrics).toMatch(/^jitgate_recording_uploads_failing 1$/m);
       } finally {
@@ -227,7 +228,7 @@ describe('recordings on S3-compatible object storage', () => {
       }
       await uploaded(s.recording.location, s.recording.digest);
       await waitUntil('the local file to go', () => filesUnder(join(dir, 'data', 'recordings')).length === 0);
-      expect(gateway.audit.about(s.id).map((e) => e.type)).toContain('recording.uploaded');
+      expect((await gateway.audit.about(s.id)).map((e) => e.type)).toContain('recording.uploaded');
       expect((await readyz(gateway)).details.recordingUploads).toMatchObject({ pending: 0, failing: 0 });
     } finally {
       await gateway.close();

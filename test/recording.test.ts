@@ -23,6 +23,7 @@ import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
 import { cli, decompressed, filesUnder, settledSession, until } from './support/recording.js';
+import { collect } from './support/collect.js';
 
 const person = (user: string, ...groups: string[]): Identity => ({ user, groups, kind: 'human', via: 'test' });
 const PEOPLE: Record<string, Identity> = {
@@ -189,7 +190,7 @@ describe('what a session records', () => {
       ready: { ms: expect.any(Number) },
     });
     // The final digest went to the audit log when the session ended.
-    const ended = gw.gateway.audit.about(s.id).find((e) => e.type === 'session.ended')!;
+    const ended = (await gw.gateway.audit.about(s.id)).find((e) => e.type === 'session.ended')!;
     expect(ended.data.recording).toMatchObject({ state: 'complete', digest: events.at(-1)!.h, events: events.length });
   });
 
@@ -284,7 +285,7 @@ describe('what a session records', () => {
     expect(replay.out).toMatch(
       /-- jitgate: statement 1 held for approval\nNOTICE: {2}jitgate: statement held for approval\n-- jitgate: statement 1 approved after \S+ \(approved; by bob\)\n {2}what {3}\n-{9}\n payroll\n\(1 row\)\n\n/,
     );
-    expect(gw.gateway.audit.about(s.id).map((e) => e.type)).toEqual([
+    expect((await gw.gateway.audit.about(s.id)).map((e) => e.type)).toEqual([
       'session.started',
       'statement.held',
       'statement.decided',
@@ -320,7 +321,7 @@ describe('what a session records', () => {
     });
     const replay = await cli(['replay', s.id, '--data-dir', gw.dataDir]);
     expect(replay.out).toContain(`-- access grant ${t.body.grant.id} (approved by bob; reason: "ticket OPS-12"; until `);
-    const types = [...gw.gateway.audit.entries()]
+    const types = (await collect(gw.gateway.audit.entries()))
       .filter((e) => e.subject === asked.body.request.id || e.subject === t.body.grant.id)
       .map((e) => e.type);
     expect(types).toEqual(['access.request.created', 'access.request.approved', 'access.grant.created']);
@@ -331,7 +332,7 @@ describe('what a session records', () => {
     secrets.push(wrong);
     const r = await psql(gw.dsn({ user: 'mallory' }), wrong, [], { input: 'select 1;\n' });
     expect(r.code).not.toBe(0);
-    const failed = [...gw.gateway.audit.entries()].filter((e) => e.type === 'login.failed').at(-1)!;
+    const failed = (await collect(gw.gateway.audit.entries())).filter((e) => e.type === 'login.failed').at(-1)!;
     expect(failed).toMatchObject({ actor: 'mallory', data: { protocol: 'postgres', connection: 'app' } });
   });
 });
@@ -482,7 +483,7 @@ describe('the HTTP API', () => {
         reason: how === 'api' ? 'closing my own session' : 'incident 9',
       });
       expect(events.at(-1)!.data).toMatchObject({ reason: 'killed' });
-      expect(gw.gateway.audit.about(s.id).find((e) => e.type === 'session.killed')).toMatchObject({ actor: who });
+      expect((await gw.gateway.audit.about(s.id)).find((e) => e.type === 'session.killed')).toMatchObject({ actor: who });
       expect((await api('dave', 'POST', `/api/sessions/${s.id}/kill`, { reason: 'again' })).status).toBe(409);
     }
   });
@@ -505,12 +506,11 @@ describe('the HTTP API', () => {
       reason: 'litigation',
       by: expect.stringMatching(/^local-admin/),
     });
-    expect(
-      gw.gateway.audit
-        .about(aliceSession)
-        .map((e) => e.type)
-        .filter((t) => t.startsWith('legal_hold')),
-    ).toEqual(['legal_hold.set', 'legal_hold.released', 'legal_hold.set']);
+    expect((await gw.gateway.audit.about(aliceSession)).map((e) => e.type).filter((t) => t.startsWith('legal_hold'))).toEqual([
+      'legal_hold.set',
+      'legal_hold.released',
+      'legal_hold.set',
+    ]);
   });
 });
 
@@ -542,7 +542,7 @@ describe('fail closed', () => {
     secrets.push(t2);
     const passed = await psql(blocked.dsn({ connection: 'app-md5' }), t2, ['-A', '-t'], { input: 'select 41 + 1;\n' });
     expect(passed).toMatchObject({ code: 0, stdout: '42\n' });
-    const audit = [...blocked.gateway.audit.entries()].filter((e) => e.type === 'recording.unavailable');
+    const audit = (await collect(blocked.gateway.audit.entries())).filter((e) => e.type === 'recording.unavailable');
     expect(audit.map((e) => e.data.mode)).toEqual(['required', 'best-effort']);
     const listed = await cli(['sessions', '--json', '--data-dir', blocked.dataDir]);
     expect((JSON.parse(listed.out) as Array<{ recording: { state: string } }>).map((s) => s.recording.state)).toEqual([
@@ -567,7 +567,7 @@ describe('fail closed', () => {
 
 describe('tamper evidence', () => {
   it('verifies the audit log with signed checkpoints, online and as an offline export', async () => {
-    gw.gateway.audit.checkpoint(signerFromPem(readFileSync(join(gw.dataDir, 'audit-signing.key'), 'utf8'), 'test'));
+    await gw.gateway.audit.checkpoint(signerFromPem(readFileSync(join(gw.dataDir, 'audit-signing.key'), 'utf8'), 'test'));
     const verify = await cli(['audit', 'verify', '--recordings', '--data-dir', gw.dataDir]);
     expect(verify.err).toBe('');
     expect(verify.code).toBe(0);

@@ -190,7 +190,7 @@ describe('session lifecycle', () => {
     const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
     const blocked = c.blpop('never-filled', 30).catch((e: Error) => e);
     await waitUntil('BLPOP to block on the backend', async () => (await blockedClients(redis)) === 1);
-    gw.gateway.access.revoke({ user: 'alice', groups: [], kind: 'human', via: 'session' }, grantId, 'done for today');
+    await gw.gateway.access.revoke({ user: 'alice', groups: [], kind: 'human', via: 'session' }, grantId, 'done for today');
     const err = await blocked;
     expect(String(err)).toMatch(/revoked by alice: done for today/);
     await ended;

@@ -193,7 +193,7 @@ describe('a held write, approved with the CLI', () => {
     expect(transcript).toMatch(/-- jitgate: statement 1 approved after \d+m?s \(review_approved; rule app-writes; by carol\)/);
 
     // Audited and notified.
-    expect(env.gw.gateway.audit.about(r.id).map((e) => [e.type, e.actor])).toEqual([
+    expect((await env.gw.gateway.audit.about(r.id)).map((e) => [e.type, e.actor])).toEqual([
       ['review.created', 'alice'],
       ['review.approved', 'carol'],
     ]);
@@ -255,7 +255,7 @@ describe('denied, timed out, cancelled, ended', () => {
       `ERROR:  jitgate: statement denied by carol (review ${short(r.id)}, rule "app-writes"): not during the freeze`,
     );
     expect(result.stdout).toBe('0\n');
-    expect(env.gw.gateway.audit.about(r.id).map((e) => e.type)).toEqual(['review.created', 'review.denied']);
+    expect((await env.gw.gateway.audit.about(r.id)).map((e) => e.type)).toEqual(['review.created', 'review.denied']);
     unsubscribe();
     expect(live.filter((e) => e.type.startsWith('review.'))).toEqual([
       { type: 'review.created', forCarol: true, forMallory: false },
@@ -311,7 +311,7 @@ describe('denied, timed out, cancelled, ended', () => {
     expect(result.stderr).toContain('ERROR:  canceling statement due to user request');
     expect(await review(r.id)).toMatchObject({ state: 'withdrawn', decidedBy: 'alice', outcome: ['cancelled_by_client'] });
     expect(await ledgerNotes()).not.toContain('cancelled');
-    expect(env.gw.gateway.audit.about(r.id).map((e) => [e.type, e.actor])).toEqual([
+    expect((await env.gw.gateway.audit.about(r.id)).map((e) => [e.type, e.actor])).toEqual([
       ['review.created', 'alice'],
       ['review.withdrawn', 'alice'],
     ]);

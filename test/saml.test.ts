@@ -20,6 +20,7 @@ import { ManualClock } from '../src/core/clock.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
 import { b64, signAssertion, startSamlIdp, stripAssertionSignature, unb64, type SamlTestIdp } from './support/saml-idp.js';
+import { collect } from './support/collect.js';
 
 const work = mkdtempSync(join(tmpdir(), 'jitgate-saml-'));
 const clock = new ManualClock(Date.now());
@@ -140,20 +141,20 @@ async function realResponse(user: string): Promise<{ login: Started; xml: string
   return { login, xml: unb64(samlResponse) };
 }
 
-function refusals(): Array<Record<string, unknown>> {
-  return [...gateway.audit.entries()].filter((e) => e.type === 'auth.saml.refused').map((e) => e.data);
+async function refusals(): Promise<Array<Record<string, unknown>>> {
+  return (await collect(gateway.audit.entries())).filter((e) => e.type === 'auth.saml.refused').map((e) => e.data);
 }
 
 /** Posts a forged response: the browser goes back to the sign-in's redirect with the reason, nothing is issued, and it is audited. */
 async function expectRefused(login: Started, forged: string, reason: RegExp): Promise<void> {
-  const before = refusals().length;
+  const before = (await refusals()).length;
   const location = await postAcs(b64(forged));
   expect(location.searchParams.get('error')).toBe('access_denied');
   expect(location.searchParams.get('state')).toBe(login.loginId);
   expect(location.searchParams.get('code')).toBeNull();
   expect(location.searchParams.get('error_description')).toMatch(reason);
-  expect(refusals().length).toBe(before + 1);
-  expect(String(refusals().at(-1)!.reason)).toMatch(reason);
+  expect((await refusals()).length).toBe(before + 1);
+  expect(String((await refusals()).at(-1)!.reason)).toMatch(reason);
   // And the login cannot be completed some other way.
   const t = await post('/api/auth/token', {
     grantType: 'authorization_code',
@@ -183,7 +184,7 @@ describe('SAML sign-in', () => {
     expect(pair.identity).toEqual({ user: 'dave', groups: ['admins', 'engineering'], kind: 'human', via: 'session' });
     const me = await (await fetch(`${url}/api/auth/me`, { headers: { authorization: `Bearer ${String(pair.accessToken)}` } })).json();
     expect(me).toMatchObject({ user: 'dave', admin: true });
-    const entry = [...gateway.audit.entries()].filter((e) => e.type === 'auth.saml.signin').at(-1)!;
+    const entry = (await collect(gateway.audit.entries())).filter((e) => e.type === 'auth.saml.signin').at(-1)!;
     expect(entry.actor).toBe('dave');
     expect(entry.data).toMatchObject({ provider: 'corp', groups: ['admins', 'engineering'] });
   });

@@ -68,7 +68,7 @@ async function token(): Promise<string> {
       issuedBy: 'local-admin:test',
       groups: [],
       groupsFrom: { kind: 'stated' },
-      audit: new AuditLog(store.database),
+      audit: await AuditLog.open(store.sql),
     })
   ).token;
 }

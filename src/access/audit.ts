@@ -8,11 +8,9 @@ import type { AuditAppender } from '../audit/log.js';
 
 export function auditAccessEvents(events: AccessEvents, audit: AuditAppender, log: Logger): () => void {
   return events.on((e) => {
-    try {
-      audit.append(accessAuditEntry(e));
-    } catch (err) {
-      log.error({ err, event: e.type }, 'cannot write an access event to the audit log');
-    }
+    audit
+      .append(accessAuditEntry(e))
+      .catch((err: unknown) => log.error({ err, event: e.type }, 'cannot write an access event to the audit log'));
   });
 }
 

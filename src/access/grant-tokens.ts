@@ -104,7 +104,8 @@ export async function issueAdminToken(
     const use = input.tokenUse ?? 'grant';
     await repo.linkToken(minted.id, grant.id, natural, use);
     const entry = accessAuditEntry({ type: 'grant.created', at: input.now, grant, request: null });
-    input.audit.append({ ...entry, data: { ...entry.data, groupsFrom: input.groupsFrom } });
+    // In the same transaction: the grant exists only with its entry.
+    await input.audit.append({ ...entry, data: { ...entry.data, groupsFrom: input.groupsFrom } });
     return { ...minted, grantId: grant.id, grant, use };
   });
 }

@@ -369,7 +369,7 @@ describe('grants, revocation and tokens', () => {
 
   it('admin-issued tokens rest on a recorded grant', async () => {
     const repo = await AccessRepository.open(store.sql);
-    const audit = new AuditLog(store.database, () => clock.now());
+    const audit = await AuditLog.open(store.sql, () => clock.now());
     const t = await issueAdminToken(store, repo, {
       user: 'alice',
       connection: 'prod',
@@ -391,7 +391,7 @@ describe('grants, revocation and tokens', () => {
     });
     expect((await service.listGrants(alice)).mine.map((g) => g.id)).toEqual([t.grantId]);
     // audited like any other grant, with the groups and where they came from
-    expect(audit.about(t.grantId)).toMatchObject([
+    expect(await audit.about(t.grantId)).toMatchObject([
       {
         type: 'access.grant.created',
         actor: 'local-admin:root',

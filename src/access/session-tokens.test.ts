@@ -29,7 +29,7 @@ beforeEach(async () => {
   store = openSqliteStore(':memory:');
   clock = new ManualClock();
   repo = await AccessRepository.open(store.sql);
-  audit = new AuditLog(store.database, () => clock.now());
+  audit = await AuditLog.open(store.sql, () => clock.now());
   const log = createLogger({ level: 'silent' });
   service = new AccessService({
     repo,
@@ -96,7 +96,7 @@ it('one session per token; a second is refused and audited; the end revokes the 
   }
   expect(refused).toBeInstanceOf(GatewayError);
   expect(refused).toMatchObject({ code: 'auth_failed', message: TOKEN_REUSED_MESSAGE });
-  expect(audit.about(t.id).map((e) => [e.type, e.data.firstSession])).toEqual([['token.reused', first.id]]);
+  expect((await audit.about(t.id)).map((e) => [e.type, e.data.firstSession])).toEqual([['token.reused', first.id]]);
 
   const verifier = new GrantAwareVerifier(new TokenAuthority(store), repo, () => clock.now());
   expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
@@ -106,7 +106,7 @@ it('one session per token; a second is refused and audited; the end revokes the 
   // Spent, yet it still authenticates, so the next login reaches the refusal and is audited.
   expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
   await expect(tokens.open(login(t.id), session)).rejects.toThrow(TOKEN_REUSED_MESSAGE);
-  expect(audit.about(t.id).filter((e) => e.type === 'token.reused')).toHaveLength(2);
+  expect((await audit.about(t.id)).filter((e) => e.type === 'token.reused')).toHaveLength(2);
   // Past its own lifetime it is an unknown password, like any expired token.
   await clock.advanceSettled(900_001);
   expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBeUndefined();

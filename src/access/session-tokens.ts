@@ -98,7 +98,7 @@ export class SessionTokens {
       'single-session token used again: refused',
     );
     try {
-      this.o.audit.append({
+      await this.o.audit.append({
         type: 'token.reused',
         actor: login.user,
         subject: login.tokenId,

@@ -7,7 +7,7 @@
  *                                               jsonl (default; with the chain fields, verifiable
  *                                               offline when unfiltered), json (an array) or csv
  */
-import { verifyEntries, type AuditEntry } from '../audit/chain.js';
+import { verifyEntriesAsync, type AuditEntry } from '../audit/chain.js';
 import type { AuditLog } from '../audit/log.js';
 import type { TrustedKey } from '../audit/signing.js';
 import { parseTimeFilter, TIME_HINT } from '../recording/time-filter.js';
@@ -70,8 +70,8 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
     return f;
   };
   /** The matching entries, oldest first, read as a stream. */
-  function* matching(f: AuditFilter): Generator<AuditEntry> {
-    for (const e of o.audit.entries(f.since !== undefined ? { at: f.since } : {})) {
+  async function* matching(f: AuditFilter): AsyncGenerator<AuditEntry> {
+    for await (const e of o.audit.entries(f.since !== undefined ? { at: f.since } : {})) {
       if (f.until !== undefined && e.at > f.until) return;
       if (matches(e, f)) yield e;
     }
@@ -80,7 +80,7 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
   router.add(
     'GET',
     '/api/audit',
-    (ctx) => {
+    async (ctx) => {
       requireRole(o.roles, ctx.identity!, ['auditor']);
       const q = ctx.query;
       const limitText = q.get('limit');
@@ -90,12 +90,12 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
       // Streams the table in order and keeps the newest matches (bounded memory).
       const kept: AuditEntry[] = [];
       let matched = 0;
-      for (const e of matching(filter)) {
+      for await (const e of matching(filter)) {
         matched++;
         kept.push(e);
         if (kept.length > Math.min(limit, MAX_LIMIT)) kept.shift();
       }
-      return { entries: kept.reverse().map(entryJson), matched, head: o.audit.head() ?? null };
+      return { entries: kept.reverse().map(entryJson), matched, head: (await o.audit.head()) ?? null };
     },
     {
       doc: {
@@ -117,9 +117,9 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
   router.add(
     'GET',
     '/api/audit/verify',
-    (ctx) => {
+    async (ctx) => {
       requireRole(o.roles, ctx.identity!, ['auditor']);
-      const report = verifyEntries(o.audit.entries(), { trusted: o.trusted });
+      const report = await verifyEntriesAsync(o.audit.entries(), { trusted: o.trusted });
       return { ...report, checkedAt: new Date(o.now()).toISOString() };
     },
     { doc: { summary: "Verify the audit log's hash chain and signed checkpoints", roles: ['auditor', 'admin'] } },
@@ -128,7 +128,7 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
   router.add(
     'GET',
     '/api/audit/export',
-    (ctx) => {
+    async (ctx) => {
       requireRole(o.roles, ctx.identity!, ['auditor']);
       const format = (ctx.query.get('format') || 'jsonl') as ExportFormat;
       if (!EXPORT_FORMATS.includes(format))
@@ -143,7 +143,7 @@ export function registerAuditRoutes(router: Router, o: AuditRoutesOptions): void
       });
       let chunk = format === 'csv' ? `${CSV_COLUMNS.join(',')}\r\n` : format === 'json' ? '[' : '';
       let first = true;
-      for (const e of matching(filter)) {
+      for await (const e of matching(filter)) {
         if (format === 'jsonl') chunk += `${JSON.stringify(e)}\n`;
         else if (format === 'json') chunk += `${first ? '\n' : ',\n'}${JSON.stringify(entryJson(e))}`;
         else chunk += csvRow(e);

@@ -245,7 +245,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
   route(
     'POST',
     '/api/apikeys',
-    (ctx) => {
+    async (ctx) => {
       const body = object(ctx.body);
       const groups = body.groups ?? [];
       if (!Array.isArray(groups) || !groups.every((g) => typeof g === 'string')) {
@@ -255,7 +255,7 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
       const ttlMs = ttlText === undefined ? DEFAULT_API_KEY_TTL_MS : tryParseDuration(ttlText);
       if (ttlMs === undefined)
         throw new HttpError(400, 'invalid_request', `ttl: expected a duration such as 30d or 12h, got ${JSON.stringify(ttlText)}`);
-      const created = identity.apiKeys.create({
+      const created = await identity.apiKeys.create({
         name: str(body, 'name', true),
         groups: groups as string[],
         ttlMs,
@@ -283,8 +283,8 @@ export function registerIdentityRoutes(router: Router, identity: IdentityService
   route(
     'DELETE',
     '/api/apikeys/:id',
-    (ctx) => {
-      const row = identity.apiKeys.revoke(ctx.params.id!, ctx.identity!.user);
+    async (ctx) => {
+      const row = await identity.apiKeys.revoke(ctx.params.id!, ctx.identity!.user);
       log.info({ apiKey: row.id, name: row.name, by: ctx.identity!.user, alsoRevoked: row.alsoRevoked }, 'API key revoked');
       return { ...apiKeyJson(row), alsoRevoked: row.alsoRevoked };
     },

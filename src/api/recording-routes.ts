@@ -136,7 +136,7 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       const after = Number(ctx.query.get('after') ?? -1);
       const read = await recording.read(s.id);
       if (!read) throw new HttpError(404, 'no_recording', recordingGone(s.recording));
-      const check = checkRecording(read.row, read.result, o.audit.about(s.id));
+      const check = checkRecording(read.row, read.result, await o.audit.about(s.id));
       const events = read.result.events.filter((e) => e.seq > after).slice(0, limitOf(ctx.query.get('limit'), 100_000));
       return {
         session: sessionJson(s, recording.isLive(s.id), recording.liveCounters(s.id)),
@@ -201,9 +201,9 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       const who = ctx.identity!;
       const s = readable(ctx);
       if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may place a legal hold');
-      return holdCall(() => ({
+      return holdCall(async () => ({
         recording: recordingJson(
-          placeHold(repo, o.audit, { sessionId: s.id, by: who.user, reason: reasonOf(ctx.body, true)!, at: o.now() }),
+          await placeHold(repo, o.audit, { sessionId: s.id, by: who.user, reason: reasonOf(ctx.body, true)!, at: o.now() }),
         ),
       }));
     },
@@ -218,8 +218,8 @@ export function registerRecordingRoutes(router: Router, o: RecordingRoutesOption
       const s = readable(ctx);
       if (!mayReadAll(who)) throw new HttpError(403, 'forbidden', 'only auditors and admins may release a legal hold');
       const reason = reasonOf(ctx.body, false);
-      return holdCall(() => ({
-        recording: recordingJson(releaseHold(repo, o.audit, { sessionId: s.id, by: who.user, ...(reason ? { reason } : {}) })),
+      return holdCall(async () => ({
+        recording: recordingJson(await releaseHold(repo, o.audit, { sessionId: s.id, by: who.user, ...(reason ? { reason } : {}) })),
       }));
     },
     { doc: { summary: 'Release a legal hold', roles: ['auditor', 'admin'], body: { reason: 'string?' } } },
@@ -304,9 +304,9 @@ function reasonOf(body: unknown, required: boolean): string | undefined {
   return trimmed || undefined;
 }
 
-function holdCall<T>(fn: () => T): T {
+async function holdCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     if (err instanceof HoldError)
       throw new HttpError(err.kind === 'not_found' ? 404 : err.kind === 'conflict' ? 409 : 400, err.kind, err.message);

@@ -58,9 +58,9 @@ export function registerStatsRoutes(router: Router, o: StatsRoutesOptions): void
         until: new Date(now).toISOString(),
         scope: everyone ? 'everyone' : 'mine',
         connections: activity(o.recording, since, user),
-        refusals: o.audit
-          .countBy({ type: 'statement.denied', since, paths: ['$.rule', '$.reasons[0]'], ...(user ? { actor: user } : {}) })
-          .map((r) => ({ rule: r.key ?? 'unnamed', count: r.count })),
+        refusals: (
+          await o.audit.countBy({ type: 'statement.denied', since, paths: ['$.rule', '$.reasons[0]'], ...(user ? { actor: user } : {}) })
+        ).map((r) => ({ rule: r.key ?? 'unnamed', count: r.count })),
         holds: o.reviews.heldByRule(since, user),
         approvals: {
           requests: waits(await o.access.approvalWaits(since, user ? { user } : {})),

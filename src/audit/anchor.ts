@@ -96,12 +96,12 @@ export function readAnchor(path: string): AuditAnchor | undefined {
  * Whether the log still holds the anchored checkpoint. `entryAt` looks an entry up by seq;
  * `lastSeq` is the log's last entry. Returns what is wrong, in words, or undefined.
  */
-export function checkAnchor(
+export async function checkAnchor(
   anchor: AuditAnchor,
-  entryAt: (seq: number) => AuditEntry | undefined,
+  entryAt: (seq: number) => Promise<AuditEntry | undefined>,
   lastSeq: number | null,
   trusted: TrustedKey[],
-): string | undefined {
+): Promise<string | undefined> {
   const key = trusted.find((k) => k.keyId === anchor.keyId);
   if (trusted.length > 0 && !key) return `the anchor is signed with key ${anchor.keyId}, which is not the trusted key`;
   if (key && !verifySignature(key, checkpointMessage(anchor.upTo, anchor.head), anchor.signature))
@@ -109,7 +109,7 @@ export function checkAnchor(
   if (lastSeq === null || lastSeq < anchor.seq) {
     return `the log ends at #${lastSeq ?? 0}, but the anchor kept outside the data directory holds checkpoint #${anchor.seq} (signed ${new Date(anchor.at).toISOString()}): entries were removed from the end`;
   }
-  const e = entryAt(anchor.seq);
+  const e = await entryAt(anchor.seq);
   if (!e || e.type !== CHECKPOINT_TYPE || e.hash !== anchor.hash)
     return `entry #${anchor.seq} is not the checkpoint the anchor holds: the log was replaced`;
   return undefined;

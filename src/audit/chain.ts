@@ -65,65 +65,84 @@ export interface VerifyReport {
 }
 
 /**
- * Verifies entries in order. A log starts at seq 1 with the genesis link; an export that starts
- * later is verified from its first entry on (its `prev` is the anchor to compare with the source).
+ * Verifies entries in order, one at a time (so a log read page by page is never held whole). A log
+ * starts at seq 1 with the genesis link; an export that starts later is verified from its first
+ * entry on (its `prev` is the anchor to compare with the source).
  */
-export function verifyEntries(entries: Iterable<AuditEntry>, options: VerifyOptions = {}): VerifyReport {
-  const trusted = options.trusted ?? [];
-  const report: VerifyReport = {
-    ok: true,
-    entries: 0,
-    firstSeq: null,
-    lastSeq: null,
-    head: null,
-    checkpoints: 0,
-    lastSignedSeq: null,
-    keyTrusted: trusted.length > 0,
-  };
-  let previous: AuditEntry | undefined;
-  const fail = (seq: number, why: string) => {
-    report.ok = false;
-    report.broken = { seq, why };
-  };
-  for (const e of entries) {
+export class ChainVerifier {
+  readonly report: VerifyReport;
+  private readonly trusted: TrustedKey[];
+  private previous: AuditEntry | undefined;
+
+  constructor(options: VerifyOptions = {}) {
+    this.trusted = options.trusted ?? [];
+    this.report = {
+      ok: true,
+      entries: 0,
+      firstSeq: null,
+      lastSeq: null,
+      head: null,
+      checkpoints: 0,
+      lastSignedSeq: null,
+      keyTrusted: this.trusted.length > 0,
+    };
+  }
+
+  /** Takes the next entry; false once the chain is broken (the report says where and why). */
+  add(e: AuditEntry): boolean {
+    const report = this.report;
+    if (!report.ok) return false;
+    const previous = this.previous;
     report.entries++;
     if (previous === undefined) {
       report.firstSeq = e.seq;
-      if (e.seq === 1 && e.prev !== AUDIT_GENESIS) {
-        fail(e.seq, 'the first entry does not start the chain');
-        break;
-      }
+      if (e.seq === 1 && e.prev !== AUDIT_GENESIS) return this.fail(e.seq, 'the first entry does not start the chain');
     } else {
       if (e.seq !== previous.seq + 1) {
-        fail(
+        return this.fail(
           e.seq,
           e.seq <= previous.seq ? `out of order: follows entry ${previous.seq}` : `entries ${previous.seq + 1}..${e.seq - 1} are missing`,
         );
-        break;
       }
       if (e.prev !== previous.hash) {
-        fail(e.seq, `its link to entry ${previous.seq} does not match that entry's hash (entry ${previous.seq} was changed or replaced)`);
-        break;
+        return this.fail(
+          e.seq,
+          `its link to entry ${previous.seq} does not match that entry's hash (entry ${previous.seq} was changed or replaced)`,
+        );
       }
     }
-    if (entryHash(e.prev, e) !== e.hash) {
-      fail(e.seq, 'its content does not match its hash (the entry was changed)');
-      break;
-    }
+    if (entryHash(e.prev, e) !== e.hash) return this.fail(e.seq, 'its content does not match its hash (the entry was changed)');
     if (e.type === CHECKPOINT_TYPE) {
-      const why = checkCheckpoint(e, previous, trusted);
-      if (why) {
-        fail(e.seq, why);
-        break;
-      }
+      const why = checkCheckpoint(e, previous, this.trusted);
+      if (why) return this.fail(e.seq, why);
       report.checkpoints++;
       report.lastSignedSeq = (e.data as unknown as CheckpointData).upTo;
     }
-    previous = e;
+    this.previous = e;
     report.lastSeq = e.seq;
     report.head = e.hash;
+    return true;
   }
-  return report;
+
+  private fail(seq: number, why: string): false {
+    this.report.ok = false;
+    this.report.broken = { seq, why };
+    return false;
+  }
+}
+
+/** Verifies entries in order (an export's lines, a page already read). */
+export function verifyEntries(entries: Iterable<AuditEntry>, options: VerifyOptions = {}): VerifyReport {
+  const verifier = new ChainVerifier(options);
+  for (const e of entries) if (!verifier.add(e)) break;
+  return verifier.report;
+}
+
+/** Verifies entries as they are read (the audit log's own, page by page). */
+export async function verifyEntriesAsync(entries: AsyncIterable<AuditEntry>, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const verifier = new ChainVerifier(options);
+  for await (const e of entries) if (!verifier.add(e)) break;
+  return verifier.report;
 }
 
 function checkCheckpoint(e: AuditEntry, previous: AuditEntry | undefined, trusted: TrustedKey[]): string | undefined {

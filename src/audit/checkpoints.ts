@@ -35,10 +35,10 @@ export class CheckpointJob {
 
   constructor(private readonly o: CheckpointJobOptions) {}
 
-  start(): void {
+  async start(): Promise<void> {
     // At once: a log cut while the gateway was down is reported now, not at the first checkpoint.
     try {
-      this.anchor();
+      await this.anchor();
     } catch (err) {
       this.o.log.error({ err }, 'cannot anchor the audit log');
     }
@@ -50,32 +50,32 @@ export class CheckpointJob {
         this.soon = true;
         setImmediate(() => {
           this.soon = false;
-          if (!this.stopped) this.runOnce();
+          if (!this.stopped) void this.runOnce();
         });
       });
     }
     this.arm();
   }
 
-  /** Signs now (if there is anything new) and anchors the signed head; never throws. */
-  runOnce(): void {
+  /** Signs now (if there is anything new) and anchors the signed head; never rejects. */
+  async runOnce(): Promise<void> {
     this.sinceLast = 0;
     try {
-      const entry = this.o.audit.checkpoint(this.o.signer);
+      const entry = await this.o.audit.checkpoint(this.o.signer);
       if (entry) this.o.log.debug({ upTo: entry.seq - 1 }, 'audit checkpoint signed');
-      this.anchor();
+      await this.anchor();
     } catch (err) {
       this.o.log.error({ err }, 'cannot sign an audit checkpoint');
     }
   }
 
   /** Stops the timer and signs the head one last time. */
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     this.cancel?.();
     this.unsubscribe?.();
-    this.runOnce();
+    await this.runOnce();
   }
 
   /**
@@ -83,10 +83,10 @@ export class CheckpointJob {
    * log no longer holds is evidence (the log was cut or replaced): it is never overwritten; an
    * operator who starts over on purpose removes it.
    */
-  private anchor(): void {
+  private async anchor(): Promise<void> {
     const path = this.o.anchorFile;
     if (!path || this.anchorBroken) return;
-    const last = this.o.audit.lastCheckpoint();
+    const last = await this.o.audit.lastCheckpoint();
     let current;
     try {
       current = readAnchor(path);
@@ -95,10 +95,10 @@ export class CheckpointJob {
       this.o.log.error({ err, anchor: path }, 'the audit anchor cannot be read; it is left as it is and no longer updated');
       return;
     }
-    if (current && !this.holds(current)) {
+    if (current && !(await this.holds(current))) {
       this.anchorBroken = true;
       this.o.log.error(
-        { anchor: path, anchoredSeq: current.seq, head: this.o.audit.head()?.seq ?? 0 },
+        { anchor: path, anchoredSeq: current.seq, head: (await this.o.audit.head())?.seq ?? 0 },
         'the audit log does not hold the checkpoint its anchor holds: entries were removed or replaced (run jitgate audit verify); the anchor is kept as evidence and no longer updated',
       );
       return;
@@ -111,16 +111,15 @@ export class CheckpointJob {
     }
   }
 
-  private holds(anchor: { seq: number; hash: string }): boolean {
-    const e = this.o.audit.entryAt(anchor.seq);
+  private async holds(anchor: { seq: number; hash: string }): Promise<boolean> {
+    const e = await this.o.audit.entryAt(anchor.seq);
     return e !== undefined && e.type === CHECKPOINT_TYPE && e.hash === anchor.hash;
   }
 
   private arm(): void {
     if (this.stopped) return;
     this.cancel = this.o.clock.at(this.o.clock.now() + this.o.intervalMs, () => {
-      this.runOnce();
-      this.arm();
+      void this.runOnce().finally(() => this.arm());
     });
   }
 }

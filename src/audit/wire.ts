@@ -4,11 +4,11 @@
  * The modules that write to it (recording, reviews, access, identity) are handed the log; the
  * audit module itself knows none of them.
  */
-import type Database from 'better-sqlite3';
 import { auditSettings, type AuditConfig } from '../config/recording.js';
 import type { Clock } from '../core/clock.js';
 import type { KeyKeeper } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
+import type { SqlDatabase } from '../store/sql.js';
 import { CheckpointJob } from './checkpoints.js';
 import { AuditLog } from './log.js';
 import { generateSigningKey, signerFromPem, type AuditSigner } from './signing.js';
@@ -17,13 +17,13 @@ export interface AuditModule {
   log: AuditLog;
   signer: AuditSigner;
   config: AuditConfig;
-  /** Stops the checkpoint job. Call after everything that appends (recordings closing) has stopped. */
-  stop(): void;
+  /** Stops the checkpoint job, signing the head once more. Call after everything that appends (recordings closing) has stopped. */
+  stop(): Promise<void>;
 }
 
 export interface StartAuditOptions {
   config: { dataDir: string; audit?: AuditConfig };
-  db: Database.Database;
+  sql: SqlDatabase;
   clock: Clock;
   log: Logger;
   /** Where the signing key is kept: shared by every instance on the store, or the configured file. */
@@ -33,10 +33,10 @@ export interface StartAuditOptions {
 /** The signing key's name among the keys instances share. */
 export const AUDIT_SIGNING_KEY = 'audit-signing';
 
-export function startAudit(o: StartAuditOptions): AuditModule {
+export async function startAudit(o: StartAuditOptions): Promise<AuditModule> {
   const config = auditSettings(o.config);
   const log = o.log.child({ component: 'audit' });
-  const audit = new AuditLog(o.db, () => o.clock.now());
+  const audit = await AuditLog.open(o.sql, () => o.clock.now());
   const key = o.keys.key(AUDIT_SIGNING_KEY, { file: config.signingKey, create: generateSigningKey });
   const signer = signerFromPem(key.value, o.keys.shared ? 'the audit signing key in the state store' : config.signingKey);
   if (key.origin === 'created')
@@ -52,6 +52,6 @@ export function startAudit(o: StartAuditOptions): AuditModule {
     anchorFile: config.anchorFile,
     log,
   });
-  checkpoints.start();
+  await checkpoints.start();
   return { log: audit, signer, config, stop: () => checkpoints.stop() };
 }

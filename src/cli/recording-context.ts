@@ -40,7 +40,7 @@ export async function withRecordings<T>(
   const auditConfig = auditSettings(settings);
   return withStore(target.storePath, async (store) => {
     const db = (store as SqliteStore).database;
-    const audit = new AuditLog(db, io.now);
+    const audit = await AuditLog.open((store as SqliteStore).sql, io.now);
     const secretStore = new SecretStore(store, { env: io.env });
     const { sink, uploads } = await openRecordingStorage(recording, {
       audit,

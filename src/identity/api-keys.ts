@@ -61,7 +61,7 @@ export class ApiKeys {
    * A new key; `createdBy` is who asks (an identity from the API, or a name for local callers). When
    * that is an API key, the new key may neither outlive nor outrank it, and is tied to it.
    */
-  create(input: { name: string; groups: string[]; ttlMs: number; createdBy: Identity | string }): CreatedApiKey {
+  async create(input: { name: string; groups: string[]; ttlMs: number; createdBy: Identity | string }): Promise<CreatedApiKey> {
     const creator: Identity =
       typeof input.createdBy === 'string' ? { user: input.createdBy, groups: [], kind: 'human', via: 'local-admin' } : input.createdBy;
     if (!NAME.test(input.name)) {
@@ -104,7 +104,7 @@ export class ApiKeys {
       revokedBy: null,
       lastUsedAt: null,
     };
-    this.repo.transaction(() => {
+    await this.repo.atomically(async () => {
       if (this.repo.activeApiKeyNamed(input.name, now) !== undefined) {
         throw new ApiKeyError(
           'conflict',
@@ -112,7 +112,7 @@ export class ApiKeys {
         );
       }
       this.repo.insertApiKey(hashToken(key), row);
-      this.audit?.append({
+      await this.audit?.append({
         type: 'apikey.created',
         actor: creator.user,
         subject: row.id,
@@ -133,14 +133,19 @@ export class ApiKeys {
   }
 
   /** Revokes the key and, with it, every key it made (and theirs); returns the key and how many went with it. */
-  revoke(id: string, by: string): ApiKeyRow & { alsoRevoked: string[] } {
+  async revoke(id: string, by: string): Promise<ApiKeyRow & { alsoRevoked: string[] }> {
     const row = this.repo.apiKeyById(id);
     if (!row) throw new ApiKeyError('not_found', `no API key with id ${JSON.stringify(id)}`);
     const now = this.clock.now();
     const alsoRevoked: string[] = [];
-    this.repo.transaction(() => {
+    await this.repo.atomically(async () => {
       if (this.repo.revokeApiKey(id, now, by)) {
-        this.audit?.append({ type: 'apikey.revoked', actor: by, subject: id, data: { name: row.name, identity: apiKeySubject(row.name) } });
+        await this.audit?.append({
+          type: 'apikey.revoked',
+          actor: by,
+          subject: id,
+          data: { name: row.name, identity: apiKeySubject(row.name) },
+        });
       }
       // Breadth first over the keys made by revoked keys; bounded by the table (each key once).
       const queue = [id];
@@ -152,7 +157,7 @@ export class ApiKeys {
           queue.push(child.id);
           if (this.repo.revokeApiKey(child.id, now, by)) {
             alsoRevoked.push(child.id);
-            this.audit?.append({
+            await this.audit?.append({
               type: 'apikey.revoked',
               actor: by,
               subject: child.id,

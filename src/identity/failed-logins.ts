@@ -50,11 +50,9 @@ export function failedLogins(o: FailedLoginsOptions): FailedLogins {
     o.clock,
     (s) => {
       o.log.warn({ ...s }, 'repeated failed logins (throttled)');
-      try {
-        o.audit.append({ type: 'login.failed.repeated', actor: 'gateway', subject: s.clientAddress, data: { ...s } });
-      } catch (err) {
-        o.log.error({ err }, 'cannot audit failed logins');
-      }
+      o.audit
+        .append({ type: 'login.failed.repeated', actor: 'gateway', subject: s.clientAddress, data: { ...s } })
+        .catch((err: unknown) => o.log.error({ err }, 'cannot audit failed logins'));
     },
     o.throttle,
   );
@@ -70,7 +68,7 @@ export function failedLogins(o: FailedLoginsOptions): FailedLogins {
       if (verdict.auditEach) {
         o.log.warn({ ...info, protocol }, 'client authentication failed');
         try {
-          o.audit.append({
+          await o.audit.append({
             type: 'login.failed',
             actor: info.user,
             data: { protocol, connection: info.connection, clientAddress: info.clientAddress, reason: info.reason },

@@ -13,6 +13,7 @@
  *   identity_api_keys        API keys (jgk_) by hash; created_by_key: the key that made it, if a key did
  */
 import type Database from 'better-sqlite3';
+import { SqliteSql } from '../store/sqlite-sql.js';
 import { migrateModule, type Migration } from '../store/sqlite.js';
 
 export const IDENTITY_MIGRATIONS: readonly Migration[] = [
@@ -205,6 +206,14 @@ export class IdentityRepository {
   /** Run `fn` in one IMMEDIATE transaction (a write lock up front, so check-then-write cannot interleave). */
   transaction<T>(fn: () => T): T {
     return this.db.transaction(fn).immediate();
+  }
+
+  /**
+   * As transaction(), for work that also appends to the audit log (async): on this connection's
+   * SqlDatabase, so the entry commits with the rows or not at all.
+   */
+  atomically<T>(work: () => Promise<T>): Promise<T> {
+    return SqliteSql.of(this.db).transaction(work);
   }
 
   insertLogin(row: Omit<LoginRow, 'usedAt'>): void {

@@ -97,9 +97,13 @@ export class SamlLogins {
   async acs(name: string, samlResponse: unknown, clientAddress: string): Promise<AcsOutcome> {
     const provider = this.providers.get(name);
     if (!provider) return { ok: false, reason: `no SAML provider named ${JSON.stringify(name)}` };
-    const refuse = (reason: string, detail: string | undefined, request?: { loginId: string; redirectUri: string }): AcsOutcome => {
+    const refuse = async (
+      reason: string,
+      detail: string | undefined,
+      request?: { loginId: string; redirectUri: string },
+    ): Promise<AcsOutcome> => {
       this.o.log.warn({ provider: name, reason, detail, clientAddress }, 'SAML response refused');
-      this.audit({
+      await this.audit({
         type: 'auth.saml.refused',
         actor: 'anonymous',
         subject: name,
@@ -145,7 +149,7 @@ export class SamlLogins {
       this.repo.setSubject(name, who.subject, who, now);
     });
     this.o.log.info({ provider: name, user: who.user, groups: who.groups }, 'SAML sign-in');
-    this.audit({
+    await this.audit({
       type: 'auth.saml.signin',
       actor: who.user,
       subject: name,
@@ -174,9 +178,9 @@ export class SamlLogins {
     return s && { user: s.user, groups: s.groups };
   }
 
-  private audit(event: Parameters<AuditAppender['append']>[0]): void {
+  private async audit(event: Parameters<AuditAppender['append']>[0]): Promise<void> {
     try {
-      this.o.audit.append(event);
+      await this.o.audit.append(event);
     } catch (err) {
       this.o.log.error({ err }, 'cannot audit a SAML sign-in');
     }

@@ -19,6 +19,7 @@ import type { Clock } from '../core/clock.js';
 import type { Identity } from '../core/types.js';
 import type { Logger } from '../obs/log.js';
 import { AuditLog } from '../audit/log.js';
+import { SqliteSql } from '../store/sqlite-sql.js';
 import { ApiKeys } from './api-keys.js';
 import { LoginFlows, type IssuerHandle } from './logins.js';
 import { OAuthClient, OAuthError } from './oauth-client.js';
@@ -51,10 +52,12 @@ export class IdentityService {
   private readonly issuers = new Map<string, IssuerHandle>();
   private readonly adminGroups: ReadonlySet<string>;
 
-  private constructor(private readonly o: IdentityServiceOptions) {
+  private constructor(
+    private readonly o: IdentityServiceOptions,
+    audit: AuditLog,
+  ) {
     const repo = new IdentityRepository(o.db);
     this.adminGroups = new Set(o.config.admins.groups);
-    const audit = new AuditLog(o.db, () => o.clock.now());
     this.saml = new SamlLogins(
       { db: o.db, clock: o.clock, log: o.log, audit, publicOrigin: o.publicOrigin, ...(o.fetch ? { fetch: o.fetch } : {}) },
       o.config.saml ?? [],
@@ -73,13 +76,13 @@ export class IdentityService {
       },
       latest: (family) => this.saml.latest(family),
     });
-    // Its own appender on the gateway's database: appends are transactions, safe beside the others.
     this.apiKeys = new ApiKeys(repo, o.clock, audit);
   }
 
   /** Builds the service; resolves every issuer's client secret now, so a missing one stops the start. */
   static async create(o: IdentityServiceOptions): Promise<IdentityService> {
-    const service = new IdentityService(o);
+    // Its own appender on the gateway's database: appends are transactions, safe beside the others.
+    const service = new IdentityService(o, await AuditLog.open(SqliteSql.of(o.db), () => o.clock.now()));
     for (const issuer of o.config.oidc) {
       let secret: string | undefined;
       if (issuer.clientSecret !== undefined) {

@@ -14,6 +14,7 @@ import { auditReviewEvents } from '../review/audit.js';
 import { ReviewEvents, type ReviewEvent } from '../review/events.js';
 import type { Review } from '../review/repository.js';
 import { EventsFromOthers } from './others-events.js';
+import { SqliteSql } from '../store/sqlite-sql.js';
 
 const request = { id: 'req-1', user: 'alice', connection: 'app', reason: 'why', durationMs: 60_000, state: 'pending' } as AccessRequest;
 const grant = {
@@ -56,12 +57,12 @@ const reviewEvents: ReviewEvent[] = [
 ];
 
 /** This instance's reader and an "other instance" appending to the same log (one database). */
-function setup() {
+async function setup() {
   const db = new Database(':memory:');
   let t = 0;
-  const here = new AuditLog(db, () => ++t);
-  const elsewhere = new AuditLog(db, () => ++t);
-  const reader = new EventsFromOthers(here, {
+  const here = await AuditLog.open(SqliteSql.of(db), () => ++t);
+  const elsewhere = await AuditLog.open(SqliteSql.of(db), () => ++t);
+  const reader = await EventsFromOthers.open(here, {
     request: async (id) => (id === request.id ? request : undefined),
     grant: async (id) => (id === grant.id ? grant : undefined),
     review: (id) => (id === review.id ? review : undefined),
@@ -77,26 +78,31 @@ const meaning = (e: AccessEvent | ReviewEvent) => ({ ...e, at: undefined });
 
 describe('events made through other instances', () => {
   it('come back as the access events they were', async () => {
-    const { elsewhere, reader, heard } = setup();
-    for (const e of accessEvents) elsewhere.append(accessAuditEntry(e));
+    const { elsewhere, reader, heard } = await setup();
+    for (const e of accessEvents) await elsewhere.append(accessAuditEntry(e));
     await reader.catchUp();
     expect(heard.map(meaning)).toEqual(accessEvents.map(meaning));
   });
 
   it('come back as the review events they were', async () => {
-    const { elsewhere, reader, heard } = setup();
+    const { elsewhere, reader, heard } = await setup();
     const bus = new ReviewEvents();
     auditReviewEvents(bus, elsewhere, createLogger({ level: 'silent' }));
     for (const e of reviewEvents) bus.emit(e);
-    await reader.catchUp();
-    expect(heard.map(meaning)).toEqual(reviewEvents.map(meaning));
+    // The listener appends in the background; rounds read what has landed.
+    await expect
+      .poll(async () => {
+        await reader.catchUp();
+        return heard.map(meaning);
+      })
+      .toEqual(reviewEvents.map(meaning));
   });
 
   it('skip this instance’s own entries and entries of other kinds, and are read once', async () => {
-    const { here, elsewhere, reader, heard } = setup();
-    here.append(accessAuditEntry(accessEvents[0]!));
-    elsewhere.append({ type: 'session.started', actor: 'alice', subject: 's-1' });
-    elsewhere.append(accessAuditEntry(accessEvents[1]!));
+    const { here, elsewhere, reader, heard } = await setup();
+    await here.append(accessAuditEntry(accessEvents[0]!));
+    await elsewhere.append({ type: 'session.started', actor: 'alice', subject: 's-1' });
+    await elsewhere.append(accessAuditEntry(accessEvents[1]!));
     await reader.catchUp();
     await reader.catchUp();
     expect(heard.map((e) => e.type)).toEqual(['request.approved']);

@@ -37,17 +37,23 @@ export class EventsFromOthers implements CatchUpReader {
   private readonly own = new Set<number>();
   private readonly stopWatching: () => void;
 
-  constructor(
+  private constructor(
     private readonly audit: AuditLog,
     private readonly sources: EventSources,
+    head: number,
   ) {
-    this.lastSeq = audit.head()?.seq ?? 0;
+    // What others appended before this instance started is not news: reading starts after the head.
+    this.lastSeq = head;
     this.stopWatching = audit.onAppend((e) => this.own.add(e.seq));
+  }
+
+  static async open(audit: AuditLog, sources: EventSources): Promise<EventsFromOthers> {
+    return new EventsFromOthers(audit, sources, (await audit.head())?.seq ?? 0);
   }
 
   async catchUp(): Promise<void> {
     let read = 0;
-    for (const entry of this.audit.entries({ seq: this.lastSeq + 1 })) {
+    for await (const entry of this.audit.entries({ seq: this.lastSeq + 1 })) {
       this.lastSeq = entry.seq;
       if (!this.own.delete(entry.seq)) await this.emit(entry);
       if (++read >= MAX_ENTRIES_PER_ROUND) break;

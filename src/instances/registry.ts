@@ -178,7 +178,7 @@ export class InstanceRegistry {
   /** Audits a claimed instance, recovers its recordings, then drops its row. */
   private async settle(lost: LostInstance): Promise<void> {
     const { instance, sessions, reason } = lost;
-    this.o.audit.append({
+    await this.o.audit.append({
       type: 'instance.lost',
       actor: 'gateway',
       subject: instance.id,

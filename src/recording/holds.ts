@@ -15,19 +15,19 @@ export class HoldError extends Error {
   }
 }
 
-export function placeHold(
+export async function placeHold(
   repo: RecordingRepository,
   audit: AuditAppender,
   input: { sessionId: string; by: string; reason: string; at: number },
-): RecordingRow {
+): Promise<RecordingRow> {
   const reason = input.reason.trim();
   if (!reason) throw new HoldError('invalid', 'a legal hold needs a reason (--reason)');
-  return repo.transaction(() => {
+  return repo.transaction(async () => {
     const row = repo.get(input.sessionId);
     if (!row) throw new HoldError('not_found', `session ${input.sessionId} has no recording`);
     if (row.deletedAt !== null) throw new HoldError('conflict', `the recording of session ${input.sessionId} was already deleted`);
     repo.setHold(input.sessionId, { at: input.at, by: input.by, reason });
-    audit.append({
+    await audit.append({
       type: 'legal_hold.set',
       actor: input.by,
       subject: input.sessionId,
@@ -37,17 +37,17 @@ export function placeHold(
   });
 }
 
-export function releaseHold(
+export async function releaseHold(
   repo: RecordingRepository,
   audit: AuditAppender,
   input: { sessionId: string; by: string; reason?: string },
-): RecordingRow {
-  return repo.transaction(() => {
+): Promise<RecordingRow> {
+  return repo.transaction(async () => {
     const row = repo.get(input.sessionId);
     if (!row) throw new HoldError('not_found', `session ${input.sessionId} has no recording`);
     if (!row.hold) throw new HoldError('conflict', `the recording of session ${input.sessionId} is not on hold`);
     repo.clearHold(input.sessionId);
-    audit.append({
+    await audit.append({
       type: 'legal_hold.released',
       actor: input.by,
       subject: input.sessionId,

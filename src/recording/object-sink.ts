@@ -282,15 +282,13 @@ export class ObjectStoreSink implements RecordingSink {
   }
 
   private auditSafely(type: string, u: Upload, data: Record<string, unknown>): void {
-    try {
-      this.o.audit.append({
+    this.o.audit
+      .append({
         type,
         actor: 'gateway',
         subject: sessionOfLocation(u.location),
         data: { location: this.o.objects.url(u.location), ...data },
-      });
-    } catch (err) {
-      this.o.log.error({ err, type, location: u.location }, 'cannot audit a recording upload');
-    }
+      })
+      .catch((err: unknown) => this.o.log.error({ err, type, location: u.location }, 'cannot audit a recording upload'));
   }
 }

@@ -22,7 +22,7 @@ describe('reconciling at start what the store missed', () => {
     const first = startRecording({
       config,
       db: store.database,
-      audit: startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() }).log,
+      audit: (await startAudit({ config, sql: store.sql, clock: systemClock, log, keys: SharedKeys.local() })).log,
       clock: systemClock,
       log,
     });
@@ -52,7 +52,7 @@ describe('reconciling at start what the store missed', () => {
     // The next process on the same store and recordings (as main.ts wires it).
     // (A session from no instance: one that started before instances, or whose instance is gone.)
     expect(await store.instances.closeUnownedSessions(Date.now(), 'gateway_crashed')).toEqual([pipeline.id]);
-    const audit = startAudit({ config, db: store.database, clock: systemClock, log, keys: SharedKeys.local() });
+    const audit = await startAudit({ config, sql: store.sql, clock: systemClock, log, keys: SharedKeys.local() });
     const next = startRecording({
       config,
       db: store.database,
@@ -78,9 +78,12 @@ describe('reconciling at start what the store missed', () => {
       digest: end.h,
       events: events.length,
     });
-    expect(audit.log.about(pipeline.id).at(-1)).toMatchObject({ type: 'session.ended', data: { reason: 'client_quit', recovered: true } });
+    expect((await audit.log.about(pipeline.id)).at(-1)).toMatchObject({
+      type: 'session.ended',
+      data: { reason: 'client_quit', recovered: true },
+    });
     await next.stop();
-    audit.stop();
+    await audit.stop();
     store.close();
   });
 });

@@ -6,6 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import { migrateModule, toSessionRow, type Migration } from '../store/sqlite.js';
+import { SqliteSql } from '../store/sqlite-sql.js';
 
 export const RECORDING_MIGRATIONS: readonly Migration[] = [
   {
@@ -155,8 +156,13 @@ export class RecordingRepository {
     };
   }
 
-  transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  /**
+   * Runs `work` as one transaction on this connection's SqlDatabase, so an audit entry appended
+   * within it is part of it (this repository's own calls are still synchronous ones on the same
+   * connection, which a transaction in progress takes in).
+   */
+  transaction<T>(work: () => Promise<T>): Promise<T> {
+    return SqliteSql.of(this.db).transaction(work);
   }
 
   insert(row: {

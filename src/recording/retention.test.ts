@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { verifyEntries } from '../audit/chain.js';
+import { verifyEntriesAsync } from '../audit/chain.js';
 import { AuditLog } from '../audit/log.js';
 import { buildRecording } from '../config/recording.js';
 import { ManualClock } from '../core/clock.js';
@@ -12,6 +12,7 @@ import { placeHold, releaseHold, HoldError } from './holds.js';
 import { LocalFileSink } from './local-sink.js';
 import { RecordingRepository } from './repository.js';
 import { RetentionJob } from './retention.js';
+import { collect } from '../../test/support/collect.js';
 
 const DAY = 86_400_000;
 
@@ -20,7 +21,7 @@ async function setup() {
   const store = openSqliteStore(':memory:');
   const clock = new ManualClock(Date.UTC(2026, 0, 1));
   const repo = new RecordingRepository(store.database);
-  const audit = new AuditLog(store.database, () => clock.now());
+  const audit = await AuditLog.open(store.sql, () => clock.now());
   const config = buildRecording(
     { retention: 30 * DAY, connections: { scratch: { retention: 1 * DAY } }, retentionCheck: 3_600_000 },
     dir,
@@ -72,28 +73,28 @@ describe('retention', () => {
     expect(existsSync(young)).toBe(true);
     expect(repo.get('old')).toMatchObject({ state: 'deleted', location: null });
     expect(repo.get('young')).toMatchObject({ state: 'complete', deletedAt: null });
-    const deletions = [...audit.entries()].filter((e) => e.type === 'recording.deleted');
+    const deletions = (await collect(audit.entries())).filter((e) => e.type === 'recording.deleted');
     expect(deletions.map((e) => [e.subject, e.data.retentionMs])).toEqual([
       ['scratch-2d', DAY],
       ['old', 30 * DAY],
     ]);
     expect(deletions[1]!.data.digest).toMatch(/^[0-9a-f]{64}$/);
-    expect(verifyEntries(audit.entries()).ok).toBe(true);
+    expect((await verifyEntriesAsync(audit.entries())).ok).toBe(true);
     expect(await job.run()).toBe(0);
   });
 
   it('never deletes a recording on legal hold; deletes it once the hold is released', async () => {
     const { repo, audit, clock, job, recorded } = await setup();
     const held = await recorded('held', 'app', 40);
-    placeHold(repo, audit, { sessionId: 'held', by: 'auditor1', reason: 'case 42', at: clock.now() });
+    await placeHold(repo, audit, { sessionId: 'held', by: 'auditor1', reason: 'case 42', at: clock.now() });
     expect(await job.run()).toBe(0);
     expect(existsSync(held)).toBe(true);
-    expect(() => placeHold(repo, audit, { sessionId: 'nope', by: 'a', reason: 'x', at: 0 })).toThrow(HoldError);
-    releaseHold(repo, audit, { sessionId: 'held', by: 'auditor1', reason: 'case closed' });
+    await expect(placeHold(repo, audit, { sessionId: 'nope', by: 'a', reason: 'x', at: 0 })).rejects.toThrow(HoldError);
+    await releaseHold(repo, audit, { sessionId: 'held', by: 'auditor1', reason: 'case closed' });
     expect(await job.run()).toBe(1);
     expect(existsSync(held)).toBe(false);
-    expect([...audit.entries()].map((e) => e.type)).toEqual(['legal_hold.set', 'legal_hold.released', 'recording.deleted']);
-    expect(() => placeHold(repo, audit, { sessionId: 'held', by: 'a', reason: 'too late', at: 0 })).toThrow(/already deleted/);
+    expect((await collect(audit.entries())).map((e) => e.type)).toEqual(['legal_hold.set', 'legal_hold.released', 'recording.deleted']);
+    await expect(placeHold(repo, audit, { sessionId: 'held', by: 'a', reason: 'too late', at: 0 })).rejects.toThrow(/already deleted/);
   });
 
   it('runs on the clock: at start and every retentionCheck', async () => {

@@ -114,10 +114,10 @@ export class RetentionJob {
       if (candidates.length === 0) break;
       for (const row of candidates) {
         try {
-          const marked = repo.transaction(() => {
+          const marked = await repo.transaction(async () => {
             // Under the write lock: a legal hold placed since the list was made wins.
             if (!repo.markDeleted(row.sessionId, this.o.clock.now())) return false;
-            audit.append({
+            await audit.append({
               type: 'recording.deleted',
               actor: 'gateway',
               subject: row.sessionId,

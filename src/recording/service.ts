@@ -516,7 +516,7 @@ export class RecordingService {
     while (this.ending.size > 0) await Promise.allSettled([...this.ending]);
     if (this.indexTimer) clearTimeout(this.indexTimer);
     this.flushIndex();
-    this.storeWrites.close();
+    await this.storeWrites.close();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -592,12 +592,13 @@ export class RecordingService {
 
   /** Appends to the audit log now, or (the store unavailable) queues the entry and retries it in order. */
   private auditSafely(event: Parameters<AuditAppender['append']>[0]): void {
-    this.storeWrites.runNow(`audit ${event.type}`, () => void this.o.audit.append(event));
+    // Never rejects: a write the store refuses is queued and retried.
+    void this.storeWrites.runNow(`audit ${event.type}`, async () => void (await this.o.audit.append(event)));
   }
 
   /** The end of a session: its index row and audit entry, batched with other sessions' ends. */
   private auditEnd(event: Parameters<AuditAppender['append']>[0]): void {
-    this.storeWrites.run(`audit ${event.type}`, () => void this.o.audit.append(event));
+    this.storeWrites.run(`audit ${event.type}`, async () => void (await this.o.audit.append(event)));
   }
 
   private safeGet(id: string): RecordingRow | undefined {

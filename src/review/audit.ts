@@ -9,11 +9,9 @@ import type { Review } from './repository.js';
 
 export function auditReviewEvents(events: ReviewEvents, audit: AuditAppender, log: Logger): () => void {
   return events.on((e) => {
-    try {
-      audit.append({ type: e.type, actor: actorOf(e), subject: e.review.id, data: { ...reviewData(e.review), ...extra(e) } });
-    } catch (err) {
-      log.error({ err, event: e.type }, 'cannot write a review event to the audit log');
-    }
+    audit
+      .append({ type: e.type, actor: actorOf(e), subject: e.review.id, data: { ...reviewData(e.review), ...extra(e) } })
+      .catch((err: unknown) => log.error({ err, event: e.type }, 'cannot write a review event to the audit log'));
   });
 }
 

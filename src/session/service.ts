@@ -109,8 +109,8 @@ export class SessionService {
   }
 
   /** Writes what is still queued for the store, once more (at shutdown). */
-  close(): void {
-    this.endWrites.close();
+  close(): Promise<void> {
+    return this.endWrites.close();
   }
 
   /**

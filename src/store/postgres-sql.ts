@@ -100,6 +100,10 @@ export class PostgresSql implements SqlDatabase {
     }
   }
 
+  inTransaction(): boolean {
+    return this.inside.getStore() !== undefined;
+  }
+
   async migrate(module: string, migrations: readonly SqlMigration[]): Promise<void> {
     // One instance at a time: the lock is taken before the bookkeeping table exists, so two
     // instances starting on an empty database do not both create it.

@@ -16,9 +16,9 @@ describe('StoreRetryQueue', () => {
       log,
       what: 'test',
       chunk: 100,
-      transaction: (writes) => {
+      transaction: async (writes) => {
         inTransaction = 0;
-        writes();
+        await writes();
         transactions.push(inTransaction);
       },
     });
@@ -61,12 +61,12 @@ describe('StoreRetryQueue', () => {
     await tick();
     expect(written).toEqual([]);
     storeUp = false;
-    clock.advance(100);
+    await clock.advanceSettled(100);
     expect(q.size).toBe(2);
     storeUp = true;
-    clock.advance(199);
+    await clock.advanceSettled(199);
     expect(written).toEqual([]);
-    clock.advance(1);
+    await clock.advanceSettled(1);
     expect(written).toEqual(['a', 'b']);
     expect(q.size).toBe(0);
     // Nothing queued: the next write goes out after the current tick again.
@@ -75,11 +75,11 @@ describe('StoreRetryQueue', () => {
     expect(written).toEqual(['a', 'b', 'c']);
   });
 
-  it('keeps a bounded number of writes, dropping the oldest', () => {
+  it('keeps a bounded number of writes, dropping the oldest', async () => {
     const q = new StoreRetryQueue({ clock: new ManualClock(0), log, what: 'test', maxQueued: 2 });
     for (const label of ['1', '2', '3']) q.run(label, () => undefined);
     expect(q.size).toBe(2);
-    q.close();
+    await q.close();
     expect(q.size).toBe(0);
   });
 });

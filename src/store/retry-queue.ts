@@ -25,8 +25,8 @@ export interface RetryQueueOptions {
   log: Logger;
   /** What the queued writes are, for the log (e.g. "session end rows"). */
   what: string;
-  /** Runs a chunk of writes as one transaction (default: each write on its own). */
-  transaction?: (writes: () => void) => void;
+  /** Runs a chunk of writes as one transaction (default: each write on its own); their calls join it. */
+  transaction?: (writes: () => Promise<void>) => Promise<void>;
   /** Most writes per transaction before yielding to the event loop (default 100). */
   chunk?: number;
   /** After a failure, first retry after this long, doubling up to maxDelayMs (defaults 500 ms and 30 s). */
@@ -38,7 +38,7 @@ export interface RetryQueueOptions {
 
 interface Pending {
   label: string;
-  write: () => void;
+  write: () => void | Promise<void>;
 }
 
 export class StoreRetryQueue {
@@ -46,6 +46,8 @@ export class StoreRetryQueue {
   /** A flush is scheduled: right after this tick (`soon`) or after a backoff (`cancelRetry`). */
   private soon: NodeJS.Immediate | undefined;
   private cancelRetry: (() => void) | undefined;
+  /** The chunk being written: one at a time, so order holds across the awaits. */
+  private writing: Promise<boolean> | undefined;
   private delayMs: number;
   private failing = false;
   private dropped = 0;
@@ -62,7 +64,7 @@ export class StoreRetryQueue {
   }
 
   /** Queues a write; it runs after the current tick (or, the store failing, when it recovers). */
-  run(label: string, write: () => void): void {
+  run(label: string, write: () => void | Promise<void>): void {
     const max = this.o.maxQueued ?? 100_000;
     if (this.queue.length >= max) {
       this.queue.shift();
@@ -73,17 +75,17 @@ export class StoreRetryQueue {
       );
     }
     this.queue.push({ label, write });
-    if (!this.soon && !this.cancelRetry) this.soon = setImmediate(() => this.flushChunks());
+    if (!this.soon && !this.cancelRetry) this.soon = setImmediate(() => void this.flushChunks());
   }
 
   /**
    * Writes now, when the store is not known to be failing (a lone write: nothing to batch, and its
    * caller may read it back at once); when it fails, or the store is failing, it is queued.
    */
-  runNow(label: string, write: () => void): void {
+  async runNow(label: string, write: () => void | Promise<void>): Promise<void> {
     if (!this.failing) {
       try {
-        write();
+        await write();
         return;
       } catch (err) {
         this.failing = true;
@@ -93,15 +95,15 @@ export class StoreRetryQueue {
     this.run(label, write);
   }
 
-  /** Writes everything queued now, chunk by chunk without yielding; stops at a chunk that fails. */
-  flush(): void {
+  /** Writes everything queued now, chunk by chunk; stops at a chunk that fails. */
+  async flush(): Promise<void> {
     this.unschedule();
-    while (this.queue.length > 0) if (!this.writeChunk()) return this.retryLater();
+    while (this.queue.length > 0) if (!(await this.writeChunk())) return this.retryLater();
   }
 
   /** A last flush (at shutdown); what is left is reconciled at the next start. */
-  close(): void {
-    this.flush();
+  async close(): Promise<void> {
+    await this.flush();
     this.unschedule();
     if (this.queue.length > 0)
       this.o.log.error(
@@ -111,22 +113,33 @@ export class StoreRetryQueue {
   }
 
   /** One chunk per turn of the event loop, so other sessions are served in between. */
-  private flushChunks(): void {
+  private async flushChunks(): Promise<void> {
     this.soon = undefined;
     if (this.queue.length === 0) return;
-    if (!this.writeChunk()) return this.retryLater();
-    if (this.queue.length > 0) this.soon = setImmediate(() => this.flushChunks());
+    if (!(await this.writeChunk())) return this.retryLater();
+    if (this.queue.length > 0 && !this.soon && !this.cancelRetry) this.soon = setImmediate(() => void this.flushChunks());
   }
 
   /** Writes the next chunk in one transaction; false (and nothing dequeued) when the store fails. */
-  private writeChunk(): boolean {
+  private writeChunk(): Promise<boolean> {
+    // A flush at shutdown waits for a chunk already under way, then writes what is left.
+    const next = (this.writing ?? Promise.resolve(true)).then(() => this.writeNextChunk());
+    this.writing = next;
+    void next.finally(() => {
+      if (this.writing === next) this.writing = undefined;
+    });
+    return next;
+  }
+
+  private async writeNextChunk(): Promise<boolean> {
     const chunk = this.queue.slice(0, Math.max(1, this.o.chunk ?? 100));
-    const writeAll = () => {
-      for (const p of chunk) p.write();
+    if (chunk.length === 0) return true;
+    const writeAll = async () => {
+      for (const p of chunk) await p.write();
     };
     try {
-      if (this.o.transaction) this.o.transaction(writeAll);
-      else writeAll();
+      if (this.o.transaction) await this.o.transaction(writeAll);
+      else await writeAll();
     } catch (err) {
       this.o.log[this.failing ? 'warn' : 'error'](
         { err: (err as Error).message, queued: this.queue.length, first: chunk[0]?.label, retryInMs: this.delayMs },
@@ -151,7 +164,7 @@ export class StoreRetryQueue {
     this.delayMs = Math.min(this.delayMs * 2, this.o.maxDelayMs ?? 30_000);
     this.cancelRetry = this.o.clock.at(this.o.clock.now() + delay, () => {
       this.cancelRetry = undefined;
-      this.flushChunks();
+      void this.flushChunks();
     });
   }
 

@@ -46,6 +46,8 @@ export interface SqlDatabase extends SqlExecutor {
    * must not have effects outside the database.
    */
   transaction<T>(work: (tx: SqlExecutor) => Promise<T>, options?: { lock?: string }): Promise<T>;
+  /** True in the async context of a transaction on this database (a call now would join it). */
+  inTransaction(): boolean;
   /** Applies a module's pending migrations once, whatever other instances start at the same moment. */
   migrate(module: string, migrations: readonly SqlMigration[]): Promise<void>;
   /** A cheap round trip, for /readyz. */

@@ -10,6 +10,9 @@ import type Database from 'better-sqlite3';
 import { migrateModule } from './sqlite.js';
 import type { SqlDatabase, SqlExecutor, SqlMigration, SqlRow, SqlValue } from './sql.js';
 
+/** One per connection: see SqliteSql.of. */
+const byConnection = new WeakMap<Database.Database, SqliteSql>();
+
 export class SqliteSql implements SqlDatabase {
   readonly dialect = 'sqlite' as const;
   private readonly statements = new Map<string, Database.Statement>();
@@ -20,7 +23,18 @@ export class SqliteSql implements SqlDatabase {
   private readonly inside = new AsyncLocalStorage<true>();
   private readonly direct: SqlExecutor;
 
-  /** `owned`: close() closes the handle (otherwise its opener does). */
+  /**
+   * The SqlDatabase of a connection, made on first use: one per connection, so that a transaction
+   * any repository opens makes every other's calls wait or join (two would let calls slip into
+   * each other's transactions). Its opener closes the connection.
+   */
+  static of(db: Database.Database): SqliteSql {
+    let sql = byConnection.get(db);
+    if (!sql) byConnection.set(db, (sql = new SqliteSql(db)));
+    return sql;
+  }
+
+  /** `owned`: close() closes the handle (otherwise its opener does). Prefer SqliteSql.of. */
   constructor(
     private readonly db: Database.Database,
     private readonly owned = false,
@@ -70,6 +84,10 @@ export class SqliteSql implements SqlDatabase {
       this.transactions--;
       finished();
     }
+  }
+
+  inTransaction(): boolean {
+    return this.inside.getStore() === true;
   }
 
   async migrate(module: string, migrations: readonly SqlMigration[]): Promise<void> {

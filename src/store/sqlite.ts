@@ -86,7 +86,7 @@ export class SqliteStore implements Store {
       throw err;
     }
     const db = this.db;
-    this.sql = new SqliteSql(db);
+    this.sql = SqliteSql.of(db);
     this.instances = new SqlInstances(this.sql);
     this.stmts = {
       startSession: db.prepare(
@@ -181,9 +181,9 @@ export class SqliteStore implements Store {
     this.stmts.reconcile.run({ id, endedAt, reason, ...counters, recoverable: JSON.stringify(RECOVERABLE_END_REASONS) });
   }
 
-  batch(writes: () => void): void {
-    // IMMEDIATE: the write lock first, as every write here takes it anyway.
-    this.db.transaction(writes).immediate();
+  batch(writes: () => Promise<void>): Promise<void> {
+    // Through the shared SqlDatabase, so repositories on it wait for this batch or join it.
+    return this.sql.transaction(writes);
   }
 
   listSessions(filter: SessionFilter = {}): SessionRow[] {

@@ -165,8 +165,8 @@ export interface Store {
    */
   reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
   listSessions(filter?: SessionFilter): SessionRow[];
-  /** Runs `writes` as one transaction (all or nothing; one commit for many rows). */
-  batch(writes: () => void): void;
+  /** Runs `writes` as one transaction (all or nothing; one commit for many rows): their calls join it. */
+  batch(writes: () => Promise<void>): Promise<void>;
 
   /** The SCRAM salt shared by all tokens of one user on one connection (created on first use). */
   scramSalt(user: string, connection: string): Buffer;

@@ -3,23 +3,37 @@
  *
  *   node --import tsx test/support/audit-appender.ts STORE LABEL COUNT
  *
- * Waits for "go" on stdin so that several start appending at once, appends COUNT entries (actor
- * LABEL), prints "done" and exits.
+ * STORE is a SQLite file or a postgres:// URL. Waits for "go" on stdin so that several start
+ * appending at once, appends COUNT entries (actor LABEL), prints "done" and exits.
  */
 import { AuditLog } from '../../src/audit/log.js';
+import { PostgresSql } from '../../src/store/postgres-sql.js';
+import type { SqlDatabase } from '../../src/store/sql.js';
 import { openSqliteStore } from '../../src/store/sqlite.js';
 
-const [path, label, count] = process.argv.slice(2);
-if (!path || !label || !count) {
+const [location, label, count] = process.argv.slice(2);
+if (!location || !label || !count) {
   process.stderr.write('usage: audit-appender.ts STORE LABEL COUNT\n');
   process.exit(2);
 }
-const store = openSqliteStore(path);
-const audit = new AuditLog(store.database);
+let sql: SqlDatabase;
+let close: () => Promise<void> | void;
+if (location.startsWith('postgres://')) {
+  const pg = new PostgresSql({ url: location, maxConnections: 4 });
+  sql = pg;
+  close = () => pg.close();
+} else {
+  const store = openSqliteStore(location);
+  sql = store.sql;
+  close = () => store.close();
+}
+const audit = await AuditLog.open(sql);
 process.stdout.write('ready\n');
 process.stdin.once('data', () => {
-  for (let i = 0; i < Number(count); i++) audit.append({ type: 'test.append', actor: label, data: { i } });
-  store.close();
-  process.stdout.write('done\n');
-  process.exit(0);
+  void (async () => {
+    for (let i = 0; i < Number(count); i++) await audit.append({ type: 'test.append', actor: label, data: { i } });
+    await close();
+    process.stdout.write('done\n');
+    process.exit(0);
+  })();
 });

@@ -39,7 +39,7 @@ export interface RotationGateway {
   /** `jitgate ARGS` in-process as `who`. */
   cli(who: 'dave' | 'alice', args: string[]): Promise<{ code: number; out: string; err: string }>;
   /** Audit entries of `type` about `connection`, oldest first. */
-  audited(type: string, connection: string): Array<{ actor: string; data: Record<string, unknown> }>;
+  audited(type: string, connection: string): Promise<Array<{ actor: string; data: Record<string, unknown> }>>;
   /** Stops the gateway; the data directory stays when `keepData` (a restart on the same store). */
   close(keepData?: boolean): Promise<void>;
 }
@@ -133,11 +133,8 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
       });
       return { code, out, err };
     },
-    audited: (type, connection) =>
-      gateway.audit
-        .about(connection)
-        .filter((e) => e.type === type)
-        .map((e) => ({ actor: e.actor, data: e.data })),
+    audited: async (type, connection) =>
+      (await gateway.audit.about(connection)).filter((e) => e.type === type).map((e) => ({ actor: e.actor, data: e.data })),
     async close(keepData = false) {
       await gateway.close();
       if (!keepData) rmSync(dataDir, { recursive: true, force: true });

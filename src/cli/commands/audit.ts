@@ -15,7 +15,7 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { checkAnchor, readAnchor } from '../../audit/anchor.js';
-import { verifyEntries, type AuditEntry, type VerifyReport } from '../../audit/chain.js';
+import { verifyEntries, verifyEntriesAsync, type AuditEntry, type VerifyReport } from '../../audit/chain.js';
 import { signerFromPem, trustedKeyFrom, type TrustedKey } from '../../audit/signing.js';
 import { parseTimeFilter, TIME_HINT } from '../../recording/time-filter.js';
 import { checkRecording } from '../../recording/verify.js';
@@ -47,14 +47,14 @@ export async function auditVerifyCommand(
   await withRecordings(io, opts, async ({ audit, auditConfig, repo, sink, signingKey }) => {
     const ownKey = trusted.length === 0 ? signingKey() : undefined;
     if (ownKey !== undefined) trusted = [signerFromPem(ownKey, 'the audit signing key')];
-    const report = verifyEntries(audit.entries(), { trusted });
+    const report = await verifyEntriesAsync(audit.entries(), { trusted });
     // A log cut short (checkpoints and all) still chains: the anchor kept outside the data directory says how far it reached.
     let anchorProblem: string | undefined;
     if (report.ok && auditConfig.anchorFile) {
       try {
         const anchor = readAnchor(auditConfig.anchorFile);
         anchorProblem = anchor
-          ? checkAnchor(anchor, (seq) => audit.entryAt(seq), report.lastSeq, trusted)
+          ? await checkAnchor(anchor, (seq) => audit.entryAt(seq), report.lastSeq, trusted)
           : report.checkpoints > 0
             ? `the anchor ${auditConfig.anchorFile} is missing, though the log holds signed checkpoints`
             : undefined;
@@ -73,7 +73,7 @@ export async function auditVerifyCommand(
         let problems: string[];
         let notes: string[] = [];
         try {
-          ({ problems, notes } = checkRecording(row, await sink.read(row.location), audit.about(s.id)));
+          ({ problems, notes } = checkRecording(row, await sink.read(row.location), await audit.about(s.id)));
         } catch (err) {
           problems = [`cannot read it: ${(err as Error).message}`];
         }
@@ -167,8 +167,8 @@ export async function auditExportCommand(io: CliIo, opts: Common & { since?: str
     since = parseTimeFilter(opts.since, io.now());
     if (since === undefined) throw new CliError(`--since: expected ${TIME_HINT}, got ${JSON.stringify(opts.since)}`);
   }
-  await withRecordings(io, opts, ({ audit }) => {
-    for (const e of audit.entries(since !== undefined ? { at: since } : {})) io.out(JSON.stringify(e) + '\n');
+  await withRecordings(io, opts, async ({ audit }) => {
+    for await (const e of audit.entries(since !== undefined ? { at: since } : {})) io.out(JSON.stringify(e) + '\n');
   });
 }
 

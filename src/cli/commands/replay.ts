@@ -47,7 +47,7 @@ export async function replayCommand(io: CliIo, id: string, opts: ReplayOptions):
       const read = await sink.read(row.location);
       for (const e of read.events) await printer.event(e);
       printer.finish();
-      const check = checkRecording(row, read, audit.about(sessionId));
+      const check = checkRecording(row, read, await audit.about(sessionId));
       if (!check.ok) throw new CliError(`the recording of session ${sessionId} does not verify:\n  - ${check.problems.join('\n  - ')}`);
       if (check.open)
         io.err(`(session ${sessionId} has not ended: this is what was recorded up to its last statement; --follow keeps following)\n`);

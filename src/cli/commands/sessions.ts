@@ -121,9 +121,9 @@ export async function unholdCommand(io: CliIo, id: string, opts: { reason?: stri
   io.out(`released the legal hold on the recording of session ${row.sessionId}; retention applies again\n`);
 }
 
-function holdErrors<T>(fn: () => T): T {
+async function holdErrors<T>(fn: () => Promise<T>): Promise<T> {
   try {
-    return fn();
+    return await fn();
   } catch (err) {
     if (err instanceof HoldError) throw new CliError(err.message);
     throw err;

@@ -137,7 +137,7 @@ async function adminToken(io: CliIo, opts: TokenOptions & { user: string; connec
       issuedBy: `local-admin:${osUser()}`,
       groups,
       groupsFrom,
-      audit: new AuditLog(db, io.now),
+      audit: await AuditLog.open(sqlite.sql, io.now),
       tokenUse,
     });
     return { minted, groups, groupsFrom };

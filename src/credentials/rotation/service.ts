@@ -240,7 +240,7 @@ export class CredentialRotation {
       this.repo.recordRotated(connection, at);
       this.rotations?.inc({ connection, outcome: 'rotated' });
       this.lastRotated?.set({ connection }, at / 1000);
-      this.o.audit.append({
+      await this.o.audit.append({
         type: 'credentials.rotated',
         actor: by,
         subject: connection,
@@ -268,7 +268,7 @@ export class CredentialRotation {
       const at = this.o.clock.now();
       this.repo.recordFailure(connection, at, reason);
       this.rotations?.inc({ connection, outcome: 'failed' });
-      this.o.audit.append({
+      await this.o.audit.append({
         type: 'credentials.rotate.failed',
         actor: by,
         subject: connection,
@@ -327,7 +327,7 @@ export class CredentialRotation {
       const at = this.o.clock.now();
       this.repo.recordRotated(c.name, at);
       this.lastRotated?.set({ connection: c.name }, at / 1000);
-      this.o.audit.append({
+      await this.o.audit.append({
         type: 'credentials.rotated',
         actor: 'gateway',
         subject: c.name,
