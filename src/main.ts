@@ -193,7 +193,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     });
     const isAdmin = (who: Identity) => identity.service.isAdmin(who);
     // Unknown users get fake SCRAM salts from this secret: the same on every instance and after a restart.
-    const fakeSaltSecret = keys.key('scram-fake-salt', {
+    const fakeSaltSecret = await keys.key('scram-fake-salt', {
       file: join(config.dataDir, 'scram-fake-salt.key'),
       create: () => randomBytes(32).toString('hex'),
     });
@@ -228,7 +228,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       registry: metrics.registry,
     });
     shutdown.add('rotation', () => credentialRotation.stop());
-    credentialRotation.start();
+    await credentialRotation.start();
     // Deliveries not yet done are kept in the store and sent again after a restart.
     const notifier = new WebhookNotifier({
       webhooks: await resolveWebhooks(config, resolveSecret),
@@ -298,7 +298,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // This process as one instance on the store: closes only what dead instances left, never a live
     // instance's. Lost ones (found now or later) are audited and their recordings recovered, so it
     // comes after the audit log and the recorder.
-    const openSessions = () => new Set(store.listSessions({ active: true }).map((s) => s.id));
+    const openSessions = async () => new Set((await store.listSessions({ active: true })).map((s) => s.id));
     const instance = new InstanceRegistry({
       repo: store.instances,
       clock,
@@ -310,7 +310,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
           .catch((err: unknown) =>
             log.error({ err, instance: lost.instance.id }, 'cannot recover the recordings of a lost gateway instance'),
           );
-        reviewService.closeOrphans(openSessions());
+        reviewService.closeOrphans(await openSessions());
         await store.instances.forgetRequestsOf(lost.instance.id);
       },
       // Its sessions were closed in the store and their recordings recovered by another instance.
@@ -362,7 +362,7 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
     // The sessions it closed that no instance owned get their real end back from their recordings,
     // and what those sessions held for approval is closed (a live instance's is left alone).
     await recorder.service.recoverOrphans({ unowned: true });
-    reviewService.closeOrphans(openSessions());
+    reviewService.closeOrphans(await openSessions());
     // Backend credentials per session. After the instance: the janitor's first sweep drops the
     // per-session roles of sessions a gone process left, which must be closed by then.
     const sessionCredentials = new SessionCredentials({
@@ -424,7 +424,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
       sessionCredentials.createFor(r.connection, {
         sessionId: r.sessionId,
         user: r.user,
-        validUntil: (await accessService.grantForToken(r.tokenId))?.expiresAt ?? accessEnd(store, r.user, r.connection, r.tokenId, now()),
+        validUntil:
+          (await accessService.grantForToken(r.tokenId))?.expiresAt ?? (await accessEnd(store, r.user, r.connection, r.tokenId, now())),
       });
     await registry.start(
       config.listeners,
@@ -549,10 +550,10 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
               token: config.metrics.token === undefined ? undefined : await resolveSecret(config.metrics.token),
             },
       logger: log,
-      ready: () => {
+      ready: async () => {
         const reasons: string[] = [];
         if (shutdown.started) reasons.push('draining');
-        if (!store.ping()) reasons.push('store_unreachable');
+        if (!(await store.ping())) reasons.push('store_unreachable');
         // Blind to what other instances change (revocations among them): no new sessions here.
         const failing = catchUp.failing;
         if (failing.length > 0) reasons.push('catch_up_failing');
@@ -611,8 +612,8 @@ export async function startGateway(config: GatewayConfig, options: StartOptions 
  * Fallback end of a session's access when its token has no grant: the token's own expiry. Bounds
  * how long a per-session backend role can log in (normally the grant's end is used).
  */
-function accessEnd(store: Store, user: string, connection: string, tokenId: string, now: number): number {
-  const token = store.activeTokens(user, connection, now).find((t) => t.id === tokenId);
+async function accessEnd(store: Store, user: string, connection: string, tokenId: string, now: number): Promise<number> {
+  const token = (await store.activeTokens(user, connection, now)).find((t) => t.id === tokenId);
   if (!token) throw new GatewayError('auth_failed', 'the access token expired while connecting');
   return token.expiresAt;
 }

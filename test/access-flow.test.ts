@@ -319,7 +319,7 @@ describe('live sessions end with their grant', () => {
     // Once the token itself has expired it is a plain failed login (28P01), as in the core.
     clock.advance(5 * M);
     await expect(pgClient('alice', 'app', token).connect()).rejects.toMatchObject({ code: '28P01' });
-    const sessions = env.gw.gateway.store.listSessions({ user: 'alice' });
+    const sessions = await env.gw.gateway.store.listSessions({ user: 'alice' });
     expect(sessions.filter((s) => s.endReason === 'grant_expired')).toHaveLength(2);
   });
 
@@ -363,13 +363,13 @@ describe('live sessions end with their grant', () => {
         'the grant.revoked webhook',
       ).toBe(true),
     );
-    const sessions = env.gw.gateway.store.listSessions({ user: 'alice' }).filter((s) => s.endReason === 'revoked');
+    const sessions = (await env.gw.gateway.store.listSessions({ user: 'alice' })).filter((s) => s.endReason === 'revoked');
     expect(sessions).toHaveLength(2);
   });
 
   it('a token without a grant behind it opens nothing', async () => {
     const { mintToken } = await import('../src/access/tokens.js');
-    const bare = mintToken(env.gw.gateway.store, { user: 'alice', connection: 'app', ttlMs: 60_000, now: clock.now() });
+    const bare = await mintToken(env.gw.gateway.store, { user: 'alice', connection: 'app', ttlMs: 60_000, now: clock.now() });
     await expect(pgClient('alice', 'app', bare.token).connect()).rejects.toMatchObject({
       code: '28000',
       message: 'jitgate: this access token is not backed by an access grant',

@@ -348,7 +348,9 @@ function pendingReview(user: string): Promise<{ id: string }> {
 
 /** The live session of `user` (one at a time per user in this suite). */
 function liveSession(user: string): Promise<{ id: string }> {
-  return waitUntil(`a live session of ${user}`, () => gw.gateway.store.listSessions({ active: true }).find((s) => s.user === user));
+  return waitUntil(`a live session of ${user}`, async () =>
+    (await gw.gateway.store.listSessions({ active: true })).find((s) => s.user === user),
+  );
 }
 
 describe.each(ENGINES)('$name', (e) => {
@@ -383,7 +385,7 @@ describe.each(ENGINES)('$name', (e) => {
     expect(answer).toEqual({ error: { code: e.codes.killed, message: expect.stringContaining('session ended by dave: incident 7') } });
     await waitUntil(
       'the session to end as killed',
-      () => gw.gateway.store.listSessions({ user: user('killed') })[0]?.endReason === 'killed',
+      async () => (await gw.gateway.store.listSessions({ user: user('killed') }))[0]?.endReason === 'killed',
     );
     c.close();
   });

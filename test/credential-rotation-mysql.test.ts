@@ -98,7 +98,7 @@ describe('jitgate credentials rotate on MariaDB', () => {
     await early.end();
 
     expect(await directLogin(old)).toBe('ER_ACCESS_DENIED_ERROR');
-    const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('shop-my')!;
+    const stored = (await new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('shop-my'))!;
     expect(stored).not.toBe(old);
     expect(await directLogin(stored)).toBe('ok');
     // MariaDB was sent the hash (SET PASSWORD = '*…'), never the password.

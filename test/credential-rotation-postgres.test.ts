@@ -142,7 +142,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
 
     // The backend refuses the old password; the one now in the secret store is what logs in.
     expect(await directLogin(scram().user, old)).toBe('28P01');
-    const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('app-pg')!;
+    const stored = (await new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('app-pg'))!;
     expect(stored).not.toBe(old);
     expect(stored).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(await directLogin(scram().user, stored)).toBe('ok');
@@ -176,7 +176,7 @@ describe('jitgate credentials rotate on PostgreSQL', () => {
     expect(r.code).toBe(1);
     expect(r.err).toContain('cannot execute ALTER ROLE in a read-only transaction');
     expect(await directLogin(STUCK.user, STUCK.password)).toBe('ok');
-    expect(new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('stuck-pg')).toBe(STUCK.password);
+    expect(await new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('stuck-pg')).toBe(STUCK.password);
     const { host, port } = gw.listener('postgres');
     const c = new pg.Client({ host, port, database: 'stuck', user: 'alice', password: await gw.token('stuck') });
     await c.connect();
@@ -262,10 +262,10 @@ describe('a rotation a crash interrupted', () => {
     const store = openSqliteStore(config.store.path);
     const secrets = new SecretStore(store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
     for (const r of [took, lost]) {
-      secrets.set(r.user, r.old);
-      secrets.stage(r.user, r.staged);
+      await secrets.set(r.user, r.old);
+      await secrets.stage(r.user, r.staged);
     }
-    store.close();
+    void store.close();
     const gw = await startRotationGateway({ listeners: ['postgres'], connections: conns, dataDir });
     try {
       await vi.waitFor(async () => expect(await gw.audited('credentials.rotated', took.user)).toHaveLength(1), {
@@ -274,10 +274,10 @@ describe('a rotation a crash interrupted', () => {
       });
       expect((await gw.audited('credentials.rotated', took.user))[0]).toMatchObject({ actor: 'gateway', data: { recovered: true } });
       const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
-      await vi.waitFor(() => expect(stored.staged(lost.user)).toBeUndefined(), { timeout: 20_000, interval: 20 });
-      expect(stored.get(took.user)).toBe(took.staged);
-      expect(stored.staged(took.user)).toBeUndefined();
-      expect(stored.get(lost.user)).toBe(lost.old);
+      await vi.waitFor(async () => expect(await stored.staged(lost.user)).toBeUndefined(), { timeout: 20_000, interval: 20 });
+      expect(await stored.get(took.user)).toBe(took.staged);
+      expect(await stored.staged(took.user)).toBeUndefined();
+      expect(await stored.get(lost.user)).toBe(lost.old);
       const { host, port } = gw.listener('postgres');
       for (const r of [took, lost]) {
         const c = new pg.Client({ host, port, database: r.user, user: 'alice', password: await gw.token(r.user) });

@@ -142,7 +142,7 @@ describe('jitgate credentials rotate on Redis', () => {
     expect(await sessions()).toBeGreaterThan(afterRotation);
 
     expect(await directLogin(old)).toBe('WRONGPASS');
-    const stored = new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('cache-redis')!;
+    const stored = (await new SecretStore(gw.gateway.store, { masterKey: Buffer.from(MASTER_KEY, 'hex') }).get('cache-redis'))!;
     expect(stored).not.toBe(old);
     expect(await directLogin(stored)).toBe('OK');
     const a = admin();

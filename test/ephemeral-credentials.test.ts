@@ -148,7 +148,7 @@ describe('a session on an ephemeral connection', () => {
       // VALID UNTIL is the token's expiry (the session's access end), to the second.
       const expected = Date.now() + 30 * 60_000;
       expect(Math.abs(role!.rolvaliduntil!.getTime() - expected)).toBeLessThan(60_000);
-      const session = gw.gateway.store.listSessions({ active: true, connection: 'app-eph' })[0]!;
+      const session = (await gw.gateway.store.listSessions({ active: true, connection: 'app-eph' }))[0]!;
       expect(role?.comment).toContain(`session=${session.id}`);
       expect(role?.comment).toContain('user="alice"');
       expect(me).toBe(`jitgate_${session.id.replaceAll('-', '').slice(0, 12)}`);
@@ -202,7 +202,7 @@ describe('when the role cannot be created', () => {
     expect(text).not.toContain(server.users.scram.user);
     expect(await rolesWithPrefix()).toEqual([]);
     expect(gw.gateway.credentials.repository.pending('app-eph-bad')).toEqual([]);
-    const sessions = gw.gateway.store.listSessions({ connection: 'app-eph-bad' });
+    const sessions = await gw.gateway.store.listSessions({ connection: 'app-eph-bad' });
     expect(sessions[0]).toMatchObject({ endReason: 'backend_refused' });
   });
 

@@ -97,7 +97,7 @@ async function aliceOnA(name: string) {
   await c.connect();
   clients.push(c);
   expect((await c.query('select 1 as n')).rows).toEqual([{ n: 1 }]);
-  const session = a.gw.gateway.store.listSessions({ active: true }).find((s) => s.applicationName === name)!;
+  const session = (await a.gw.gateway.store.listSessions({ active: true })).find((s) => s.applicationName === name)!;
   return { c, session, ended: () => ended };
 }
 
@@ -108,8 +108,8 @@ describe('instances acting on each other sessions through the store', () => {
     expect(revoked.status).toBe(200);
     const err = await waitUntil('A to end the session', ended, { timeoutMs: 5_000 });
     expect(err.message).toMatch(/revoked by dave: incident 42/);
-    await waitUntil('the session to be closed in the store', () =>
-      a.gw.gateway.store.listSessions().find((s) => s.id === session.id && s.endReason === 'revoked'),
+    await waitUntil('the session to be closed in the store', async () =>
+      (await a.gw.gateway.store.listSessions()).find((s) => s.id === session.id && s.endReason === 'revoked'),
     );
   });
 
@@ -142,8 +142,8 @@ describe('instances acting on each other sessions through the store', () => {
     expect(killed).toMatchObject({ status: 202, body: { killed: true, instance: session.instanceId } });
     const err = await waitUntil('A to end the session', ended, { timeoutMs: 5_000 });
     expect(err.message).toMatch(/session ended by dave: leaving/);
-    await waitUntil('the session to be closed in the store', () =>
-      a.gw.gateway.store.listSessions().find((s) => s.id === session.id && s.endReason === 'killed'),
+    await waitUntil('the session to be closed in the store', async () =>
+      (await a.gw.gateway.store.listSessions()).find((s) => s.id === session.id && s.endReason === 'killed'),
     );
     const audited = (await a.gw.gateway.audit.about(session.id)).filter((e) => e.type === 'session.killed');
     expect(audited).toMatchObject([{ actor: 'dave', data: { reason: 'leaving' } }]);

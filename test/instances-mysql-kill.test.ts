@@ -78,16 +78,16 @@ describe('MySQL KILL between instances', () => {
 
   it('KILL through B ends the session A serves, and the store says killed', async () => {
     const victim = await connect(a.port, 'carol');
-    const live = a.gateway.store.listSessions({ active: true, user: 'carol' });
+    const live = await a.gateway.store.listSessions({ active: true, user: 'carol' });
     expect(live).toHaveLength(1);
     const killer = await connect(bPort, 'carol');
     try {
       await killer.query(`KILL ${victim.threadId}`);
       await waitUntil(
         'the killed session to end',
-        () => a.gateway.store.listSessions({ user: 'carol' }).find((s) => s.id === live[0]!.id)?.endReason,
+        async () => (await a.gateway.store.listSessions({ user: 'carol' })).find((s) => s.id === live[0]!.id)?.endReason,
       );
-      expect(a.gateway.store.listSessions({ user: 'carol' }).find((s) => s.id === live[0]!.id)?.endReason).toBe('killed');
+      expect((await a.gateway.store.listSessions({ user: 'carol' })).find((s) => s.id === live[0]!.id)?.endReason).toBe('killed');
       await expect(victim.query('SELECT 1')).rejects.toThrow();
       const [alive] = await killer.query('SELECT 2 AS v');
       expect(alive).toEqual([{ v: 2 }]);

@@ -138,12 +138,12 @@ it('a rolling restart under pgbench -C loses no transaction', async () => {
     // pgbench has exited and closed its connections; the instances may not have read those closes
     // yet. Stopping them now would drain such sessions as gateway_shutdown, a race of this test's
     // teardown, not a session the rolling restart lost.
-    await waitUntil('the instances to see every pgbench connection closed', () => {
+    await waitUntil('the instances to see every pgbench connection closed', async () => {
       const store = openSqliteStore(join(dir, 'data', 'jitgate.db'));
       try {
-        return store.listSessions({ active: true }).length === 0;
+        return (await store.listSessions({ active: true })).length === 0;
       } finally {
-        store.close();
+        void store.close();
       }
     });
     for (const i of instances) {
@@ -155,12 +155,12 @@ it('a rolling restart under pgbench -C loses no transaction', async () => {
   // Every session ended cleanly (none lost or crashed), and the one audit chain verifies.
   const store = openSqliteStore(join(dir, 'data', 'jitgate.db'));
   try {
-    const sessions = store.listSessions({ limit: 100_000 });
+    const sessions = await store.listSessions({ limit: 100_000 });
     expect(sessions.length).toBeGreaterThan(20);
     expect(new Set(sessions.map((s) => s.endReason))).toEqual(new Set(['client_quit']));
     expect(new Set(sessions.map((s) => s.instanceId)).size).toBe(6);
     expect(await verifyEntriesAsync((await AuditLog.open(store.sql)).entries())).toMatchObject({ ok: true });
   } finally {
-    store.close();
+    void store.close();
   }
 }, 120_000);

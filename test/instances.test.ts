@@ -127,8 +127,8 @@ reviews:
     const config = await loadConfig(configPath);
     const b = await startGateway(config, { env, logger: createLogger({ level: 'silent' }) });
     gateways.push(b);
-    const aSession = b.store.listSessions({ active: true }).find((s) => s.applicationName === 'instances-test');
-    const heldSession = b.store.listSessions({ active: true }).find((s) => s.applicationName === 'held-on-a')!;
+    const aSession = (await b.store.listSessions({ active: true })).find((s) => s.applicationName === 'instances-test');
+    const heldSession = (await b.store.listSessions({ active: true })).find((s) => s.applicationName === 'held-on-a')!;
     expect(aSession).toMatchObject({ endedAt: null, endReason: null });
     expect(heldSession.instanceId).toBe(aSession!.instanceId);
     expect(aSession!.instanceId).toMatch(/^[0-9a-f-]{36}$/);
@@ -148,7 +148,7 @@ reviews:
     const onB = await client(b.addresses.postgres!, await tokenFor(b));
     clients.push(onB);
     expect((await onB.query('select 3 as n')).rows).toEqual([{ n: 3 }]);
-    const bSession = b.store.listSessions({ active: true }).find((s) => s.instanceId !== aSession!.instanceId)!;
+    const bSession = (await b.store.listSessions({ active: true })).find((s) => s.instanceId !== aSession!.instanceId)!;
     expect(bSession.instanceId).toBe(ready.details.instance);
     // The CLI and the console's API show each session's instance.
     const listed = b.recording.repo.search({}).map((s) => [s.id, s.instanceId]);
@@ -165,8 +165,8 @@ reviews:
     child = undefined;
     const lost = await waitUntil(
       "B to close A's session as instance_lost",
-      () => b.store.listSessions().find((s) => s.id === aSession!.id && s.endReason === 'instance_lost'),
-      { timeoutMs: LOST_AFTER_MS + 2 * HEARTBEAT_EVERY_MS, seen: () => b.store.listSessions() },
+      async () => (await b.store.listSessions()).find((s) => s.id === aSession!.id && s.endReason === 'instance_lost'),
+      { timeoutMs: LOST_AFTER_MS + 2 * HEARTBEAT_EVERY_MS, seen: async () => await b.store.listSessions() },
     );
     // Its end comes from its recording (the last event written), not from the time B noticed.
     expect(lost.statements).toBe(2);
@@ -190,7 +190,7 @@ reviews:
     const c = await startGateway(config, { env, logger: createLogger({ level: 'silent' }) });
     gateways.push(c);
     expect((await onB.query('select 4 as n')).rows).toEqual([{ n: 4 }]);
-    expect(c.store.listSessions({ active: true }).map((s) => s.id)).toEqual([bSession.id]);
+    expect((await c.store.listSessions({ active: true })).map((s) => s.id)).toEqual([bSession.id]);
     expect(await audited()).toHaveLength(1);
   });
 });

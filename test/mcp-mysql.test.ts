@@ -104,7 +104,7 @@ describe('MCP on a MySQL connection', () => {
     expect(result.data).toMatchObject({ status: 'ok', rowCount: 1 });
     expect(my.root('SELECT name FROM app.customers WHERE id = 1').trim()).toBe('Jane Q. Doe');
 
-    const sessions = gw.gateway.store.listSessions({ user: 'apikey:sql-bot' });
+    const sessions = await gw.gateway.store.listSessions({ user: 'apikey:sql-bot' });
     expect(sessions[0]).toMatchObject({ connection: 'app', protocol: 'mysql' });
   });
 });

@@ -128,7 +128,7 @@ describe('redis_command over MCP', () => {
   });
 
   it("records the agent's Redis session under its name", async () => {
-    const sessions = gw.gateway.store.listSessions({ user: 'apikey:cache-bot' });
+    const sessions = await gw.gateway.store.listSessions({ user: 'apikey:cache-bot' });
     expect(sessions.length).toBeGreaterThan(0);
     expect(sessions[0]).toMatchObject({ connection: 'cache', protocol: 'redis' });
   });

@@ -299,7 +299,7 @@ describe('the MCP endpoint', () => {
     const listed = await call(c, 'list_sessions', {});
     const sessions = listed.data.sessions as Array<{ id: string; connection: string; statements: number }>;
     expect(sessions[0]).toMatchObject({ connection: 'app' });
-    const row = gw.gateway.store.listSessions({ user: 'apikey:audit-bot' })[0]!;
+    const row = (await gw.gateway.store.listSessions({ user: 'apikey:audit-bot' }))[0]!;
     expect(row.applicationName).toBe('jitgate-mcp');
     const auditor = humanToken('dave', ['auditors']);
     const res = await fetch(`${gw.httpUrl}/api/sessions/${row.id}/events`, { headers: { authorization: `Bearer ${auditor}` } });

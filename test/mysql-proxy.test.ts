@@ -272,7 +272,7 @@ describe('queries', () => {
       (err: { errno: number; message: string }) => err,
     );
     await sleepRunning(1);
-    const live = gw.gateway.store.listSessions({ active: true }).find((s) => s.user === 'victim')!;
+    const live = (await gw.gateway.store.listSessions({ active: true })).find((s) => s.user === 'victim')!;
     expect(gw.gateway.recording.kill(live.id, 'dave', 'incident 7')).toBe('killed');
     const err = await running;
     expect(err).toMatchObject({ errno: 1927, message: 'terminating connection: session ended by dave: incident 7' });

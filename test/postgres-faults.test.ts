@@ -277,7 +277,7 @@ describe('backend faults', () => {
     const err = await ended;
     expect(err.code ?? err.message).toMatch(/57P01|terminat/);
     await stillServes();
-    const sessions = gw.gateway.store.listSessions({ connection: 'app', active: false, limit: 200 });
+    const sessions = await gw.gateway.store.listSessions({ connection: 'app', active: false, limit: 200 });
     expect(sessions.some((s) => s.endReason === 'backend_lost')).toBe(true);
   });
 });
@@ -347,8 +347,8 @@ describe('sessions, metrics and the state store', () => {
     await c.query('select 1');
     await c.query('select 2');
     await c.end();
-    await waitUntil("carol's session to end", () => gw.gateway.store.listSessions({ user: 'carol' })[0]?.endReason);
-    const [row] = gw.gateway.store.listSessions({ user: 'carol' });
+    await waitUntil("carol's session to end", async () => (await gw.gateway.store.listSessions({ user: 'carol' }))[0]?.endReason);
+    const [row] = await gw.gateway.store.listSessions({ user: 'carol' });
     expect(row).toMatchObject({
       user: 'carol',
       connection: 'app',
@@ -419,7 +419,7 @@ describe('a state store that cannot write for a while', () => {
     });
     await c.connect();
     await c.query('select 1');
-    const [open] = gw.gateway.store.listSessions({ user: 'dave', active: true });
+    const [open] = await gw.gateway.store.listSessions({ user: 'dave', active: true });
     expect(open).toBeDefined();
     // The store turns read-only (as a full or remounted disk does) while the session ends.
     db.pragma('query_only = ON');
@@ -429,19 +429,19 @@ describe('a state store that cannot write for a while', () => {
       await expect
         .poll(() => gw.gateway.recording.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' })
         .toBeGreaterThan(0);
-      expect(gw.gateway.store.listSessions({ user: 'dave' })[0]).toMatchObject({ id: open!.id, endedAt: null });
+      expect((await gw.gateway.store.listSessions({ user: 'dave' }))[0]).toMatchObject({ id: open!.id, endedAt: null });
       expect(gw.gateway.recording.repo.get(open!.id)?.state).toBe('recording');
     } finally {
       db.pragma('query_only = OFF');
     }
     // Retried: the session, its recording and its audit entry catch up.
     await expect
-      .poll(() => gw.gateway.store.listSessions({ user: 'dave' })[0]?.endedAt ?? null, {
+      .poll(async () => (await gw.gateway.store.listSessions({ user: 'dave' }))[0]?.endedAt ?? null, {
         timeout: 15_000,
         message: 'the session end row once the store takes writes again',
       })
       .not.toBeNull();
-    const [ended] = gw.gateway.store.listSessions({ user: 'dave' });
+    const [ended] = await gw.gateway.store.listSessions({ user: 'dave' });
     expect(ended).toMatchObject({ endReason: 'client_quit', statements: 1 });
     expect(ended!.endedAt).toBeLessThan(Date.now());
     await expect

@@ -74,7 +74,7 @@ describe('psql through the gateway', () => {
   });
 
   it('answers a wrong, expired or unknown token with 28P01 and records the failed login', async () => {
-    const before = gw.gateway.store.listAuthFailures(100).length;
+    const before = (await gw.gateway.store.listAuthFailures(100)).length;
     const wrong = await psql(gw.dsn({}), 'jg_not-a-real-token', ['-c', 'select 1']);
     expect(wrong.code).not.toBe(0);
     expect(wrong.stderr).toContain('password authentication failed for user "alice"');
@@ -89,7 +89,7 @@ describe('psql through the gateway', () => {
     const otherConnection = await gw.token({ connection: 'app-md5' });
     await expect(client(otherConnection).connect()).rejects.toMatchObject({ code: '28P01' });
 
-    const failures = gw.gateway.store.listAuthFailures(100);
+    const failures = await gw.gateway.store.listAuthFailures(100);
     expect(failures.length - before).toBe(4);
     expect(failures.some((f) => f.user === 'alice' && f.connection === 'app')).toBe(true);
   });

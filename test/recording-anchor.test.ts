@@ -72,7 +72,7 @@ describe('the audit anchor', () => {
     await settle();
     expect(readAnchor(anchorFile)).toMatchObject({ seq: 12, upTo: 11 });
     await audit.stop();
-    store.close();
+    void store.close();
   });
 
   it('fails verification when the tail is cut, checkpoints included, and keeps the anchor as evidence', async () => {
@@ -83,7 +83,7 @@ describe('the audit anchor', () => {
     }
     // Checkpoints at #6 and #12; the one at shutdown (#15) signs #13 and #14.
     await audit.stop();
-    store.close();
+    void store.close();
     const anchored = readAnchor(anchorFile)!;
     expect(anchored.seq).toBe(15);
 
@@ -116,7 +116,7 @@ describe('the audit anchor', () => {
       keys: SharedKeys.local(),
     });
     await restarted.stop();
-    again.close();
+    void again.close();
     expect(readAnchor(anchorFile)).toEqual(anchored);
   });
 
@@ -126,7 +126,7 @@ describe('the audit anchor', () => {
     await settle();
     await append(2);
     // Entries 7 and 8 are not signed yet when the process is gone (no stop, no final checkpoint).
-    store.close();
+    void store.close();
     void audit;
     const r = await cli(['audit', 'verify', '--config', configPath]);
     expect(r.code).toBe(0);

@@ -142,7 +142,7 @@ connections:
       });
       // The session itself: ended by the crash when its last event happened (not at the restart, not
       // as a clean stop), with the statements its recording holds and the bytes of its last snapshot.
-      const [row] = next.store.listSessions();
+      const [row] = await next.store.listSessions();
       expect(row).toMatchObject({ endReason: 'gateway_crashed', endedAt: lastAt, statements: statements.length });
       expect(row!.bytesFromClient).toBeGreaterThan(0);
       expect(row!.bytesToClient).toBeGreaterThan(0);

@@ -138,7 +138,7 @@ async function relayOnce(chunks: Buffer[], expectedBytes: number): Promise<{ for
     reader: new CommandReader(),
     backendClientId: '1',
     reauth: () => [],
-    verifyAgain: () => false,
+    verifyAgain: async () => false,
     masker: null,
     onEnd: () => undefined,
   });

@@ -194,7 +194,7 @@ describe('session lifecycle', () => {
     const err = await blocked;
     expect(String(err)).toMatch(/revoked by alice: done for today/);
     await ended;
-    const s = gw.gateway.store.listSessions({ user: 'alice' }).find((x) => x.endReason === 'revoked');
+    const s = (await gw.gateway.store.listSessions({ user: 'alice' })).find((x) => x.endReason === 'revoked');
     expect(s).toBeDefined();
     // And its token opens nothing any more.
     const again = await redisCli([
@@ -215,7 +215,7 @@ describe('session lifecycle', () => {
   it('an administrator kill ends the session', async () => {
     const c = await client();
     await c.client('SETNAME', 'to-be-killed');
-    const live = gw.gateway.store.listSessions({ active: true }).filter((s) => s.protocol === 'redis');
+    const live = (await gw.gateway.store.listSessions({ active: true })).filter((s) => s.protocol === 'redis');
     expect(live.length).toBeGreaterThan(0);
     const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
     for (const s of live) gw.gateway.recording.kill(s.id, 'admin', 'maintenance');

@@ -299,7 +299,7 @@ describe('shutdown', () => {
     expect(await popped).toBeNull();
     await both;
     // Each session was accounted for as it ended (before the store closes with the gateway).
-    const reasons = own.gateway.store.listSessions({ user: 'alice' }).map((x) => x.endReason);
+    const reasons = (await own.gateway.store.listSessions({ user: 'alice' })).map((x) => x.endReason);
     await closing;
     expect(reasons).toEqual(['gateway_shutdown', 'gateway_shutdown']);
   });
@@ -369,7 +369,7 @@ describe('bad input', () => {
       port: 0,
       tls: null,
       tlsRequired: false,
-      verifier: { verifyCleartext: async () => undefined, verifyActive: () => undefined },
+      verifier: { verifyCleartext: async () => undefined },
       connections: () => ['cache'],
       resolveTarget: () => undefined,
       openSession: unused,

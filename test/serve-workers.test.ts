@@ -53,7 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of clients) await c.end().catch(() => undefined);
   if (proc && proc.exitCode === null) proc.kill('SIGKILL');
-  store?.close();
+  void store?.close();
   await server?.cleanup();
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
@@ -82,7 +82,7 @@ async function connect(name: string): Promise<pg.Client & { ended?: Error }> {
   return client;
 }
 
-const sessionOf = (name: string) => store.listSessions().find((s) => s.applicationName === name);
+const sessionOf = async (name: string) => (await store.listSessions()).find((s) => s.applicationName === name);
 
 describe('jitgate serve --workers', () => {
   it('spreads sessions over both workers, each an instance on the one store', async () => {
@@ -90,7 +90,7 @@ describe('jitgate serve --workers', () => {
       const c = await connect(`spread-${i}`);
       expect((await c.query('select 1 as n')).rows).toEqual([{ n: 1 }]);
     }
-    const instances = new Set(store.listSessions({ active: true }).map((s) => s.instanceId));
+    const instances = new Set((await store.listSessions({ active: true })).map((s) => s.instanceId));
     expect(instances.size).toBe(2);
     expect(await store.instances.list()).toHaveLength(2);
   });
@@ -116,7 +116,7 @@ describe('jitgate serve --workers', () => {
 
   it('replaces a worker killed with -9 and closes the sessions it left', async () => {
     await connect('doomed');
-    const doomed = sessionOf('doomed')!;
+    const doomed = (await sessionOf('doomed'))!;
     const victim = (await store.instances.list()).find((i) => i.id === doomed.instanceId)!;
     process.kill(victim.pid, 'SIGKILL');
     await waitUntil('the primary to start another worker', () => /ended \(SIGKILL\); starting another/.test(stderr) || undefined, {
@@ -125,7 +125,7 @@ describe('jitgate serve --workers', () => {
     await waitUntil(
       'the lost worker’s session to be closed',
       // By the survivor (instance_lost) or by the replacement as it starts (gateway_crashed), whichever looks first.
-      () => (['instance_lost', 'gateway_crashed'].includes(sessionOf('doomed')?.endReason ?? '') ? true : undefined),
+      async () => (['instance_lost', 'gateway_crashed'].includes((await sessionOf('doomed'))?.endReason ?? '') ? true : undefined),
       {
         timeoutMs: 40_000,
       },
@@ -148,6 +148,6 @@ describe('jitgate serve --workers', () => {
     expect(await exited).toBe(0);
     expect(live.ended?.message ?? '').toMatch(/shutting down|terminat/);
     expect(await store.instances.list()).toEqual([]);
-    expect(store.listSessions({ active: true })).toEqual([]);
+    expect(await store.listSessions({ active: true })).toEqual([]);
   }, 30_000);
 });

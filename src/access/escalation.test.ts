@@ -62,7 +62,7 @@ beforeEach(() => {
 
 afterEach(() => {
   for (const s of services) s.close();
-  store.close();
+  void store.close();
 });
 
 const escalated = () => events.filter((e) => e.type === 'request.escalated');

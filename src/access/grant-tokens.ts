@@ -47,7 +47,7 @@ export async function mintGrantToken(
   const natural = now + Math.floor(ttlMs);
   const expiresAt = Math.min(natural, grant.expiresAt);
   return repo.transaction(async () => {
-    const minted = mintToken(store, { user: grant.user, connection: grant.connection, ttlMs: expiresAt - now, now });
+    const minted = await mintToken(store, { user: grant.user, connection: grant.connection, ttlMs: expiresAt - now, now });
     await repo.linkToken(minted.id, grant.id, natural, use);
     return { ...minted, grantId: grant.id, use };
   });
@@ -100,7 +100,7 @@ export async function issueAdminToken(
     await repo.insertGrant(grant);
     // A grant issued already in the past (tests do this) yields an already expired token.
     const natural = input.now + Math.floor(input.ttlMs);
-    const minted = mintToken(store, { user: input.user, connection: input.connection, ttlMs: input.ttlMs, now: input.now });
+    const minted = await mintToken(store, { user: input.user, connection: input.connection, ttlMs: input.ttlMs, now: input.now });
     const use = input.tokenUse ?? 'grant';
     await repo.linkToken(minted.id, grant.id, natural, use);
     const entry = accessAuditEntry({ type: 'grant.created', at: input.now, grant, request: null });

@@ -10,7 +10,7 @@
  */
 import type { Grant } from '../core/types.js';
 import type { SqlDatabase, SqlMigration } from '../store/sql.js';
-import { toTokenRow } from '../store/sqlite.js';
+import { toTokenRow } from '../store/sql-store.js';
 import type { TokenRow } from '../store/store.js';
 import type { TokenUse } from '../config/types.js';
 

@@ -104,7 +104,7 @@ beforeEach(async () => {
 });
 afterEach(() => {
   service.close();
-  store.close();
+  void store.close();
 });
 
 async function refusal(fn: () => Promise<unknown>): Promise<AccessError> {
@@ -358,7 +358,7 @@ describe('grants, revocation and tokens', () => {
     const { token, id } = await service.mintToken(alice, 'prod'); // natural 15m, cut to 5m
     expect(await verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
     await clock.advanceSettled(5 * M); // grant over: the token row expired with it
-    expect(new TokenAuthority(store).verifyCleartext('alice', 'prod', token, clock.now())).toBeUndefined();
+    expect(await new TokenAuthority(store).verifyCleartext('alice', 'prod', token, clock.now())).toBeUndefined();
     expect(await verifier.verifyCleartext('alice', 'prod', token)).toBe(id);
     expect((await verifier.scramCandidates('alice', 'prod')).candidates.map((c) => c.tokenId)).toEqual([id]);
     expect((await service.grantForToken(id))?.expiresAt).toBe(grant.expiresAt);

@@ -62,7 +62,7 @@ beforeEach(async () => {
 
 afterEach(() => {
   service.close();
-  store.close();
+  void store.close();
 });
 
 async function mint(connection: string) {
@@ -102,7 +102,7 @@ it('one session per token; a second is refused and audited; the end revokes the 
   expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
   first.end('client_quit', counters);
   first.end('client_quit', counters);
-  expect(store.activeTokens('alice', 'once', clock.now())).toHaveLength(0);
+  expect(await store.activeTokens('alice', 'once', clock.now())).toHaveLength(0);
   // Spent, yet it still authenticates, so the next login reaches the refusal and is audited.
   expect(await verifier.verifyCleartext('alice', 'once', t.token)).toBe(t.id);
   await expect(tokens.open(login(t.id), session)).rejects.toThrow(TOKEN_REUSED_MESSAGE);
@@ -129,5 +129,5 @@ it('tokens with use grant open any number of sessions and stay valid', async () 
   const b = await tokens.open(login(t.id, 'often'), session);
   a.end('client_quit', counters);
   b.end('client_quit', counters);
-  expect(store.activeTokens('alice', 'often', clock.now()).map((r) => r.id)).toContain(t.id);
+  expect((await store.activeTokens('alice', 'often', clock.now())).map((r) => r.id)).toContain(t.id);
 });

@@ -34,7 +34,7 @@ interface EndableSession {
 export interface SessionTokensOptions {
   repo: AccessRepository;
   /** Revokes a token (the core store's tokens table). */
-  revokeToken: (tokenId: string, at: number) => boolean;
+  revokeToken: (tokenId: string, at: number) => Promise<boolean>;
   audit: AuditAppender;
   clock: Clock;
   log: Logger;
@@ -76,13 +76,12 @@ export class SessionTokens {
   }
 
   private revoke(login: SessionTokenLogin, sessionId: string): void {
-    try {
-      this.o.revokeToken(login.tokenId, this.o.clock.now());
-      this.o.log.info({ session: sessionId, tokenId: login.tokenId }, 'single-session token revoked: its session ended');
-    } catch (err) {
+    this.o.revokeToken(login.tokenId, this.o.clock.now()).then(
+      () => this.o.log.info({ session: sessionId, tokenId: login.tokenId }, 'single-session token revoked: its session ended'),
       // The claim stays, so the token still opens no other session; only the revocation row is late.
-      this.o.log.error({ err, session: sessionId, tokenId: login.tokenId }, 'cannot revoke the token of an ended session');
-    }
+      (err: unknown) =>
+        this.o.log.error({ err, session: sessionId, tokenId: login.tokenId }, 'cannot revoke the token of an ended session'),
+    );
   }
 
   private async refuseReuse(login: SessionTokenLogin): Promise<never> {

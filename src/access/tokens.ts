@@ -33,14 +33,14 @@ export interface MintedToken {
 }
 
 /** Issue a token: store its SCRAM verifier under the shared user+connection salt, return it once. */
-export function mintToken(store: Store, input: MintTokenInput): MintedToken {
+export async function mintToken(store: Store, input: MintTokenInput): Promise<MintedToken> {
   const { user, connection, ttlMs } = input;
   const now = input.now ?? Date.now();
   if (user === '') throw new RangeError('token user must not be empty');
   if (connection === '') throw new RangeError('token connection must not be empty');
   if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new RangeError('token lifetime must be a positive duration');
   const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
-  const salt = store.scramSalt(user, connection);
+  const salt = await store.scramSalt(user, connection);
   const verifier = deriveVerifier(token, salt, SCRAM_ITERATIONS);
   const id = randomUUID();
   const expiresAt = now + Math.floor(ttlMs);
@@ -56,7 +56,7 @@ export function mintToken(store: Store, input: MintTokenInput): MintedToken {
     expiresAt,
     revokedAt: null,
   };
-  store.insertToken(row);
+  await store.insertToken(row);
   return { token, id, expiresAt };
 }
 
@@ -87,8 +87,8 @@ export class TokenAuthority {
   }
 
   /** What the SCRAM server needs: the salt to send and the verifiers to try the client's proof against. */
-  scramCandidates(user: string, connection: string, now: number): ScramCandidates {
-    const active = this.store.activeTokens(user, connection, now);
+  async scramCandidates(user: string, connection: string, now: number): Promise<ScramCandidates> {
+    const active = await this.store.activeTokens(user, connection, now);
     const first = active[0];
     if (!first) return { salt: this.fakeSalt(user, connection), iterations: SCRAM_ITERATIONS, candidates: [] };
     // All tokens share the store's salt; a row that somehow does not cannot be matched against one
@@ -102,8 +102,8 @@ export class TokenAuthority {
    * `token`, or undefined. Derives once and compares against every candidate in constant time; an
    * unknown user costs the same derivation.
    */
-  verifyCleartext(user: string, connection: string, token: string, now: number): string | undefined {
-    const { salt, iterations, candidates } = this.scramCandidates(user, connection, now);
+  async verifyCleartext(user: string, connection: string, token: string, now: number): Promise<string | undefined> {
+    const { salt, iterations, candidates } = await this.scramCandidates(user, connection, now);
     const presented = deriveVerifier(token, salt, iterations);
     let match: string | undefined;
     for (const c of candidates) {
@@ -113,7 +113,7 @@ export class TokenAuthority {
   }
 
   /** Revoke one token; true when it was active or expired but not yet revoked. */
-  revoke(tokenId: string, now: number): boolean {
+  revoke(tokenId: string, now: number): Promise<boolean> {
     return this.store.revokeToken(tokenId, now);
   }
 

@@ -28,7 +28,7 @@ export class GrantAwareVerifier {
 
   async scramCandidates(user: string, connection: string): Promise<{ salt: Buffer; iterations: number; candidates: Candidate[] }> {
     const now = this.now();
-    const base = this.authority.scramCandidates(user, connection, now);
+    const base = await this.authority.scramCandidates(user, connection, now);
     const ended = await this.extraTokens(user, connection, now);
     if (ended.length === 0) return base;
     // All tokens of a user on a connection share the store's salt; with no active token the base
@@ -40,7 +40,7 @@ export class GrantAwareVerifier {
 
   async verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined> {
     const now = this.now();
-    const found = this.authority.verifyCleartext(user, connection, token, now);
+    const found = await this.authority.verifyCleartext(user, connection, token, now);
     if (found !== undefined) return found;
     let match: string | undefined;
     for (const t of await this.extraTokens(user, connection, now)) {
@@ -48,10 +48,6 @@ export class GrantAwareVerifier {
       if (safeEqual(presented.storedKey, t.storedKey) && match === undefined) match = t.id;
     }
     return match;
-  }
-
-  verifyActive(user: string, connection: string, token: string): string | undefined {
-    return this.authority.verifyCleartext(user, connection, token, this.now());
   }
 
   private async extraTokens(user: string, connection: string, now: number): Promise<TokenRow[]> {

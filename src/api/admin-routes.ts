@@ -18,7 +18,7 @@ export interface AdminRoutesOptions {
   config: GatewayConfig;
   roles: RoleModel;
   /** Names in the secret store (never values). */
-  secretNames: () => Array<{ name: string; updatedAt: number }>;
+  secretNames: () => Promise<Array<{ name: string; updatedAt: number }>>;
 }
 
 /** A secret reference as kind and name; the value stays where it is. */
@@ -68,8 +68,8 @@ export function registerAdminRoutes(router: Router, o: AdminRoutesOptions): void
     hashKey: secretRefJson(config.masking?.hashKey),
   }));
 
-  admin("Names of the gateway's stored secrets (never their values)", '/api/admin/secrets', () => ({
-    secrets: o.secretNames().map((s) => ({ name: s.name, updatedAt: new Date(s.updatedAt).toISOString() })),
+  admin("Names of the gateway's stored secrets (never their values)", '/api/admin/secrets', async () => ({
+    secrets: (await o.secretNames()).map((s) => ({ name: s.name, updatedAt: new Date(s.updatedAt).toISOString() })),
     references: config.connections
       .filter((c) => c.password !== undefined)
       .map((c) => ({ connection: c.name, password: secretRefJson(c.password) })),

@@ -31,7 +31,7 @@ export interface ConsoleApiOptions {
   audit: AuditLog;
   signer: TrustedKey;
   auditors: readonly string[];
-  secretNames: () => Array<{ name: string; updatedAt: number }>;
+  secretNames: () => Promise<Array<{ name: string; updatedAt: number }>>;
   log: Logger;
   now: () => number;
   /** Sign-in requests per client address: burst and per minute (default 60 and 60). */

@@ -37,7 +37,7 @@ export async function startAudit(o: StartAuditOptions): Promise<AuditModule> {
   const config = auditSettings(o.config);
   const log = o.log.child({ component: 'audit' });
   const audit = await AuditLog.open(o.sql, () => o.clock.now());
-  const key = o.keys.key(AUDIT_SIGNING_KEY, { file: config.signingKey, create: generateSigningKey });
+  const key = await o.keys.key(AUDIT_SIGNING_KEY, { file: config.signingKey, create: generateSigningKey });
   const signer = signerFromPem(key.value, o.keys.shared ? 'the audit signing key in the state store' : config.signingKey);
   if (key.origin === 'created')
     log.info({ key: o.keys.shared ? 'state store' : config.signingKey, keyId: signer.keyId }, 'generated the audit signing key');

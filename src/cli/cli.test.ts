@@ -63,7 +63,7 @@ function jitgate(args: string[], opts: { cwd: string; input?: string; env?: Reco
 }
 
 describe('the jitgate binary', { timeout: 180_000 }, () => {
-  it('config check: ok and a summary for a good file', () => {
+  it('config check: ok and a summary for a good file', async () => {
     const dir = dirWith({ 'good.yaml': GOOD });
     const r = jitgate(['config', 'check', '--config', 'good.yaml'], { cwd: dir });
     expect(r.stderr).toBe('');
@@ -74,7 +74,7 @@ describe('the jitgate binary', { timeout: 180_000 }, () => {
     );
   });
 
-  it('config check: every problem with its position and exit 1 for a bad file', () => {
+  it('config check: every problem with its position and exit 1 for a bad file', async () => {
     const dir = dirWith({ 'jitgate.yaml': BAD });
     const r = jitgate(['config', 'check'], { cwd: dir }); // found as ./jitgate.yaml
     expect(r.code).toBe(1);
@@ -105,13 +105,13 @@ describe('the jitgate binary', { timeout: 180_000 }, () => {
     const store = openSqliteStore(join(dir, 'state', 'jitgate.db'));
     try {
       const secrets = new SecretStore(store, { env: { JITGATE_MASTER_KEY: MASTER_KEY } });
-      expect(secrets.get('prod-db')).toBe('backend-pass');
+      expect(await secrets.get('prod-db')).toBe('backend-pass');
       const authority = new TokenAuthority(store);
       const now = Date.now();
-      expect(authority.verifyCleartext('alice', 'prod', token.stdout.trim(), now)).toBeDefined();
-      expect(authority.verifyCleartext('alice', 'prod', token.stdout.trim(), now + 11 * 60_000)).toBeUndefined();
+      expect(await authority.verifyCleartext('alice', 'prod', token.stdout.trim(), now)).toBeDefined();
+      expect(await authority.verifyCleartext('alice', 'prod', token.stdout.trim(), now + 11 * 60_000)).toBeUndefined();
     } finally {
-      store.close();
+      void store.close();
     }
 
     // The rest in-process, against the same store (each child process costs seconds under tsx).
@@ -126,7 +126,7 @@ describe('the jitgate binary', { timeout: 180_000 }, () => {
     expect(again.err()).toBe('jitgate: no secret named prod-db\n');
   });
 
-  it('refuses an unknown connection and a secret value on the command line', () => {
+  it('refuses an unknown connection and a secret value on the command line', async () => {
     const dir = dirWith({ 'jitgate.yaml': GOOD });
     const r = jitgate(['token', '--user', 'alice', '--connection', 'nope'], { cwd: dir });
     expect(r).toMatchObject({
@@ -194,8 +194,8 @@ describe('runCli in-process', () => {
     const store = openSqliteStore(join(dir, 'state', 'jitgate.db'));
     const t0 = 1_700_000_000_000;
     const base = { protocol: 'postgres', clientAddress: '10.0.0.5:50123', applicationName: 'psql' };
-    store.startSession({ ...base, id: 's-alice', user: 'alice', connection: 'prod', startedAt: t0 });
-    store.startSession({
+    await store.startSession({ ...base, id: 's-alice', user: 'alice', connection: 'prod', startedAt: t0 });
+    await store.startSession({
       ...base,
       id: 's-bob',
       user: 'bob',
@@ -203,8 +203,12 @@ describe('runCli in-process', () => {
       startedAt: t0 + 1000,
       instanceId: '5f0e2a9c-7d1b-4c3e-9a8f-0123456789ab',
     });
-    store.endSession('s-alice', t0 + 133_000, 'client_quit', { bytesFromClient: 2048, bytesToClient: 3 * 1024 * 1024, statements: 12 });
-    store.close();
+    await store.endSession('s-alice', t0 + 133_000, 'client_quit', {
+      bytesFromClient: 2048,
+      bytesToClient: 3 * 1024 * 1024,
+      statements: 12,
+    });
+    void store.close();
 
     const all = capture(dir, { now: t0 + 61_000 });
     expect(await runCli(['sessions'], all.io)).toBe(0);
@@ -301,8 +305,8 @@ connections:
     // The embedded default's development identity provider knows its users' groups.
     expect(ok.err()).toContain("groups: engineering (from the development identity provider's users)");
     const store = openSqliteStore(join(dir, '.data', 'jitgate.db'));
-    expect(new TokenAuthority(store).verifyCleartext('alice', 'demo', ok.out().trim(), Date.now())).toBeDefined();
-    store.close();
+    expect(await new TokenAuthority(store).verifyCleartext('alice', 'demo', ok.out().trim(), Date.now())).toBeDefined();
+    void store.close();
   });
 
   it('secrets: a missing or wrong master key is a one-line error, before any value is read', async () => {
@@ -352,8 +356,8 @@ connections:
     expect(ok).toMatchObject({ code: 0, out: 'secret tty-secret stored\n', rawMode: [true, false, true, false] });
     expect(ok.err).toBe('Value for secret tty-secret: \nRepeat the value: \n');
     const store = openSqliteStore(join(dir, 'state', 'jitgate.db'));
-    expect(new SecretStore(store, { env: { JITGATE_MASTER_KEY: MASTER_KEY } }).get('tty-secret')).toBe('pass');
-    store.close();
+    expect(await new SecretStore(store, { env: { JITGATE_MASTER_KEY: MASTER_KEY } }).get('tty-secret')).toBe('pass');
+    void store.close();
 
     const differ = await run('one\r', 'two\r');
     expect(differ.code).toBe(1);

@@ -63,6 +63,6 @@ export async function withStore<T>(path: string, fn: (store: Store) => T | Promi
   try {
     return await fn(store);
   } finally {
-    store.close();
+    await store.close();
   }
 }

@@ -26,7 +26,7 @@ export interface RecordingTarget {
   recording: RecordingConfig;
   auditConfig: AuditConfig;
   /** The gateway's audit signing key (PEM) where the gateway keeps it, or undefined before its first start. */
-  signingKey(): string | undefined;
+  signingKey(): Promise<string | undefined>;
 }
 
 export async function withRecordings<T>(

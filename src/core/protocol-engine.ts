@@ -51,11 +51,6 @@ export interface ClientTokenVerifier {
     candidates: Array<{ salt: Buffer; iterations: number; storedKey: Buffer; serverKey: Buffer; tokenId: string }>;
   }>;
   verifyCleartext(user: string, connection: string, token: string): Promise<string | undefined>;
-  /**
-   * The token among the active ones only, at once: for a Redis AUTH inside a running session,
-   * answered in line with the commands around it (ended grants' tokens are refused either way).
-   */
-  verifyActive(user: string, connection: string, token: string): string | undefined;
 }
 
 /** A configured connection, as much of it as listeners read. */

@@ -398,9 +398,9 @@ export interface KeyKeeper {
    * The key `name`, text: the stored one; else the value in `file` (a single-host gateway's, imported
    * when shared) or `create()`'s, kept so that the next caller anywhere gets the same.
    */
-  key(name: string, o: { file: string; create: () => string }): { value: string; origin: KeyOrigin };
+  key(name: string, o: { file: string; create: () => string }): Promise<{ value: string; origin: KeyOrigin }>;
   /** The key `name` as it is kept now (the store's, else `file`'s, which the next start would import), without creating one. */
-  find(name: string, file?: string): string | undefined;
+  find(name: string, file?: string): Promise<string | undefined>;
   /** Shared keys only: stores `value` unless one is stored (or in place of `replacing`); returns what is stored after. */
-  put(name: string, value: string, replacing?: string): string;
+  put(name: string, value: string, replacing?: string): Promise<string>;
 }

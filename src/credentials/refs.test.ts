@@ -10,12 +10,12 @@ import { SecretStore } from './secret-store.js';
 const dir = mkdtempSync(join(tmpdir(), 'jitgate-refs-'));
 const store = openSqliteStore(':memory:');
 afterAll(() => {
-  store.close();
+  void store.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
 describe('parseSecretRef', () => {
-  it('parses the three kinds', () => {
+  it('parses the three kinds', async () => {
     expect(parseSecretRef('env:PG_PASS')).toEqual({ kind: 'env', name: 'PG_PASS' });
     expect(parseSecretRef('file:/run/secrets/pg')).toEqual({ kind: 'file', path: '/run/secrets/pg' });
     expect(parseSecretRef('secret:prod/db')).toEqual({ kind: 'secret', name: 'prod/db' });
@@ -54,7 +54,7 @@ describe('resolveSecretRef', () => {
 
   it('secret: reads the encrypted store and names a missing secret', async () => {
     const secretStore = new SecretStore(store, { masterKey: randomBytes(32) });
-    secretStore.set('prod-db', 'from-store');
+    await secretStore.set('prod-db', 'from-store');
     await expect(resolveSecretRef('secret:prod-db', { secretStore })).resolves.toBe('from-store');
     await expect(resolveSecretRef('secret:other', { secretStore })).rejects.toThrow(
       'secret:other: no secret named other in the secret store',

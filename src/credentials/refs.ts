@@ -51,7 +51,7 @@ export async function resolveSecretRef(ref: string, options: ResolveOptions = {}
     }
     case 'secret': {
       if (!options.secretStore) throw new CredentialError(`${ref}: no secret store is available to resolve it`);
-      const value = options.secretStore.get(parsed.name);
+      const value = await options.secretStore.get(parsed.name);
       if (value === undefined) {
         throw new CredentialError(`${ref}: no secret named ${parsed.name} in the secret store (jitgate secrets set ${parsed.name})`);
       }

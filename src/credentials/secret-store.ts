@@ -117,46 +117,46 @@ export class SecretStore {
   }
 
   /** Encrypt and store a secret, replacing any previous value under the same name. */
-  set(name: string, value: string): void {
+  async set(name: string, value: string): Promise<void> {
     const problem = secretNameProblem(name);
     if (problem) throw new CredentialError(`invalid secret name ${JSON.stringify(name)}: ${problem}`);
-    this.put(name, value);
+    await this.put(name, value);
   }
 
   /** Keeps the next value of `name` beside the current one (a rotation in progress). */
-  stage(name: string, value: string): void {
-    this.put(STAGED_PREFIX + name, value);
+  stage(name: string, value: string): Promise<void> {
+    return this.put(STAGED_PREFIX + name, value);
   }
 
   /** The staged next value of `name`, if a rotation left one. */
-  staged(name: string): string | undefined {
+  staged(name: string): Promise<string | undefined> {
     return this.open(STAGED_PREFIX + name);
   }
 
   /** The staged value becomes the secret's value. A crash in between leaves a copy staged, which is harmless. */
-  promote(name: string): void {
-    const next = this.staged(name);
+  async promote(name: string): Promise<void> {
+    const next = await this.staged(name);
     if (next === undefined) throw new CredentialError(`secret ${name}: nothing staged to promote`);
-    this.put(name, next);
-    this.store.deleteSecret(STAGED_PREFIX + name);
+    await this.put(name, next);
+    await this.store.deleteSecret(STAGED_PREFIX + name);
   }
 
-  discardStaged(name: string): void {
-    this.store.deleteSecret(STAGED_PREFIX + name);
+  async discardStaged(name: string): Promise<void> {
+    await this.store.deleteSecret(STAGED_PREFIX + name);
   }
 
-  private put(name: string, value: string): void {
-    this.store.putSecret(this.sealed(name, value));
+  private async put(name: string, value: string): Promise<void> {
+    await this.store.putSecret(await this.sealed(name, value));
   }
 
-  private sealed(name: string, value: string): SecretRow {
+  private async sealed(name: string, value: string): Promise<SecretRow> {
     const plaintext = Buffer.from(value, 'utf8');
     if (plaintext.length === 0) throw new CredentialError(`secret ${name}: the value is empty`);
     if (plaintext.length > MAX_SECRET_BYTES) {
       throw new CredentialError(`secret ${name}: the value is larger than ${MAX_SECRET_BYTES} bytes`);
     }
     const key = this.masterKey();
-    this.ensureKeyCheck(key);
+    await this.ensureKeyCheck(key);
     return { name, ...seal(key, name, plaintext), updatedAt: this.now() };
   }
 
@@ -172,7 +172,7 @@ export class SecretStore {
   }
 
   /** The shared key `name` (./shared-keys.ts), or undefined while no instance has stored one. */
-  sharedKey(name: string): string | undefined {
+  sharedKey(name: string): Promise<string | undefined> {
     return this.open(SHARED_KEY_PREFIX + name);
   }
 
@@ -181,32 +181,32 @@ export class SecretStore {
    * that value only. Returns the value stored afterwards: `value`, or whatever another instance
    * stored first, so that every instance ends up with the same key.
    */
-  putSharedKey(name: string, value: string, replacing?: string): string {
+  async putSharedKey(name: string, value: string, replacing?: string): Promise<string> {
     const full = SHARED_KEY_PREFIX + name;
-    const row = this.sealed(full, value);
-    const current = this.store.getSecret(full);
+    const row = await this.sealed(full, value);
+    const current = await this.store.getSecret(full);
     const won =
       replacing === undefined || !current
-        ? this.store.addSecret(row)
-        : this.open(full) === replacing && this.store.replaceSecret(row, current.iv);
+        ? await this.store.addSecret(row)
+        : (await this.open(full)) === replacing && (await this.store.replaceSecret(row, current.iv));
     if (won) return value;
-    const stored = this.open(full);
+    const stored = await this.open(full);
     if (stored === undefined) throw new CredentialError(`shared key ${name} was removed while it was being stored; start again`);
     return stored;
   }
 
   /** The decrypted value, or undefined when no secret has that name. Throws on a wrong key or tampering. */
-  get(name: string): string | undefined {
+  async get(name: string): Promise<string | undefined> {
     return isInternal(name) ? undefined : this.open(name);
   }
 
-  private open(name: string): string | undefined {
-    const row = this.store.getSecret(name);
+  private async open(name: string): Promise<string | undefined> {
+    const row = await this.store.getSecret(name);
     if (!row) return undefined;
     const key = this.masterKey();
     const plaintext = open(key, name, row);
     if (plaintext) return plaintext.toString('utf8');
-    const check = this.store.getSecret(KEYCHECK_NAME);
+    const check = await this.store.getSecret(KEYCHECK_NAME);
     if (check && !open(key, KEYCHECK_NAME, check)) {
       throw new CredentialError(`cannot decrypt secret ${name}: ${MASTER_KEY_ENV} is not the key the secret store was written with`);
     }
@@ -223,25 +223,25 @@ export class SecretStore {
    * Resolve the master key now and, when the store already holds secrets, check that it is the key
    * they were written with. Lets a caller fail before prompting for a value.
    */
-  verifyMasterKey(): void {
+  async verifyMasterKey(): Promise<void> {
     const key = this.masterKey();
-    const check = this.store.getSecret(KEYCHECK_NAME);
+    const check = await this.store.getSecret(KEYCHECK_NAME);
     if (check && !open(key, KEYCHECK_NAME, check)?.equals(KEYCHECK_PLAINTEXT)) {
       throw new CredentialError(`${MASTER_KEY_ENV} is not the key the existing secrets were encrypted with`);
     }
   }
 
-  has(name: string): boolean {
-    return !isInternal(name) && this.store.getSecret(name) !== undefined;
+  async has(name: string): Promise<boolean> {
+    return !isInternal(name) && (await this.store.getSecret(name)) !== undefined;
   }
 
   /** Names and update times only; needs no master key. */
-  list(): { name: string; updatedAt: number }[] {
-    return this.store.listSecrets().filter((s) => !isInternal(s.name));
+  async list(): Promise<{ name: string; updatedAt: number }[]> {
+    return (await this.store.listSecrets()).filter((s) => !isInternal(s.name));
   }
 
   /** Remove a secret; false when there was none. Needs no master key. */
-  delete(name: string): boolean {
+  async delete(name: string): Promise<boolean> {
     if (isInternal(name)) return false;
     return this.store.deleteSecret(name);
   }
@@ -255,10 +255,10 @@ export class SecretStore {
     return this.key;
   }
 
-  private ensureKeyCheck(key: Buffer): void {
-    const check = this.store.getSecret(KEYCHECK_NAME);
+  private async ensureKeyCheck(key: Buffer): Promise<void> {
+    const check = await this.store.getSecret(KEYCHECK_NAME);
     if (!check) {
-      this.store.putSecret({ name: KEYCHECK_NAME, ...seal(key, KEYCHECK_NAME, KEYCHECK_PLAINTEXT), updatedAt: this.now() });
+      await this.store.putSecret({ name: KEYCHECK_NAME, ...seal(key, KEYCHECK_NAME, KEYCHECK_PLAINTEXT), updatedAt: this.now() });
       return;
     }
     const plain = open(key, KEYCHECK_NAME, check);

@@ -21,7 +21,7 @@ const target = (c: ConnectionConfig): BackendTarget => ({ ...c, connection: c.na
 
 const stores: SqliteStore[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
+  for (const s of stores.splice(0)) void s.close();
 });
 
 function build(connections: ConnectionConfig[], store = openSqliteStore(':memory:')) {
@@ -32,7 +32,7 @@ function build(connections: ConnectionConfig[], store = openSqliteStore(':memory
     database: store.database,
     clock: new ManualClock(),
     log: createLogger({ level: 'silent' }),
-    liveSessions: () => new Set(),
+    liveSessions: async () => new Set(),
   });
 }
 

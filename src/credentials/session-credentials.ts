@@ -27,7 +27,7 @@ export interface SessionCredentialsOptions {
   clock: Clock;
   log: Logger;
   /** Ids of sessions the store counts as live; their roles are never swept. */
-  liveSessions: () => ReadonlySet<string>;
+  liveSessions: () => Promise<ReadonlySet<string>>;
   janitorIntervalMs?: number;
 }
 

@@ -33,22 +33,22 @@ export class SharedKeys implements KeyKeeper {
     return this.secrets !== undefined;
   }
 
-  key(name: string, o: { file: string; create: () => string }): { value: string; origin: KeyOrigin } {
+  async key(name: string, o: { file: string; create: () => string }): Promise<{ value: string; origin: KeyOrigin }> {
     if (!this.secrets) return keyFile(o.file, o.create);
-    const stored = this.secrets.sharedKey(name);
+    const stored = await this.secrets.sharedKey(name);
     if (stored !== undefined) return { value: stored, origin: 'store' };
     const local = readKeyFile(o.file);
     const value = local ?? o.create().trim();
-    const kept = this.secrets.putSharedKey(name, value);
+    const kept = await this.secrets.putSharedKey(name, value);
     return { value: kept, origin: kept !== value ? 'store' : local !== undefined ? 'imported' : 'created' };
   }
 
-  find(name: string, file?: string): string | undefined {
+  async find(name: string, file?: string): Promise<string | undefined> {
     // A file no instance has imported yet is the key the next one will store.
-    return this.secrets?.sharedKey(name) ?? (file === undefined ? undefined : readKeyFile(file));
+    return (await this.secrets?.sharedKey(name)) ?? (file === undefined ? undefined : readKeyFile(file));
   }
 
-  put(name: string, value: string, replacing?: string): string {
+  async put(name: string, value: string, replacing?: string): Promise<string> {
     if (!this.secrets) throw new Error(`shared key ${name}: keys are kept in files (no master key)`);
     return this.secrets.putSharedKey(name, value, replacing);
   }

@@ -7,7 +7,7 @@ import { IdentityRepository } from './repository.js';
 import { collect } from '../../test/support/collect.js';
 
 const stores: SqliteStore[] = [];
-afterEach(() => stores.splice(0).forEach((s) => s.close()));
+afterEach(() => stores.splice(0).forEach((s) => void s.close()));
 
 async function setup() {
   const store = openSqliteStore(':memory:');

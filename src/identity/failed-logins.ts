@@ -35,7 +35,7 @@ export interface FailedLoginsOptions {
   /** Counted for every failure, throttled or not. */
   count: (protocol: string, reason: string) => void;
   /** Stored for every failure (the state store's auth_failures). */
-  store: (info: FailedLoginInfo & { at: number }) => void;
+  store: (info: FailedLoginInfo & { at: number }) => Promise<void>;
   throttle?: Partial<LoginThrottleOptions>;
 }
 
@@ -60,7 +60,7 @@ export function failedLogins(o: FailedLoginsOptions): FailedLogins {
     async failed(protocol, info) {
       o.count(protocol, info.reason);
       try {
-        o.store({ at: o.clock.now(), ...info });
+        await o.store({ at: o.clock.now(), ...info });
       } catch (err) {
         o.log.error({ err }, 'cannot record failed login');
       }

@@ -9,7 +9,7 @@ import { SessionError, SessionManager, type Reconfirm, type SessionPair } from '
 const MIN = 60_000;
 const log = createLogger({ level: 'silent' });
 const stores: SqliteStore[] = [];
-afterEach(() => stores.splice(0).forEach((s) => s.close()));
+afterEach(() => stores.splice(0).forEach((s) => void s.close()));
 
 function setup(reconfirm?: { run: Reconfirm; isRefusal: (err: unknown) => boolean }) {
   const store = openSqliteStore(':memory:');
@@ -23,7 +23,7 @@ function setup(reconfirm?: { run: Reconfirm; isRefusal: (err: unknown) => boolea
 const ALICE = { issuer: 'corp', subject: 'u1', user: 'alice', groups: ['engineering'] };
 
 describe('gateway sessions', () => {
-  it('issues a pair stored only as hashes; the session authenticates until its ttl', () => {
+  it('issues a pair stored only as hashes; the session authenticates until its ttl', async () => {
     const { store, clock, sessions } = setup();
     const pair = sessions.issue(ALICE);
     expect(pair.accessToken).toMatch(/^jgs_[A-Za-z0-9_-]{43}$/);

@@ -15,7 +15,7 @@ const log = createLogger({ level: 'silent' });
 let n = 0;
 const opened: SqliteStore[] = [];
 afterEach(() => {
-  for (const s of opened.splice(0)) s.close();
+  for (const s of opened.splice(0)) void s.close();
 });
 
 /** Several processes on one store file: each its own connection, as separate gateways have. */
@@ -72,24 +72,20 @@ const session = (id: string, instanceId: string | null) => ({
   instanceId,
 });
 
-const open = (s: SqliteStore) =>
-  s
-    .listSessions({ active: true })
-    .map((r) => r.id)
-    .sort();
+const open = async (s: SqliteStore) => (await s.listSessions({ active: true })).map((r) => r.id).sort();
 
 describe('gateway instances on one store', () => {
   it('a starting instance closes only what no live instance owns', async () => {
     const file = storeFile();
     const clock = new ManualClock();
     const a = await instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
-    a.store.startSession(session('a1', a.registry.id));
-    a.store.startSession(session('legacy', null));
-    a.store.startSession(session('stopped', 'an-instance-that-stopped-cleanly'));
+    await a.store.startSession(session('a1', a.registry.id));
+    await a.store.startSession(session('legacy', null));
+    await a.store.startSession(session('stopped', 'an-instance-that-stopped-cleanly'));
     await clock.advanceSettled(1_000);
     const b = await instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
-    expect(open(b.store)).toEqual(['a1']);
-    expect(b.store.listSessions({ active: false }).map((s) => [s.id, s.endReason])).toEqual([
+    expect(await open(b.store)).toEqual(['a1']);
+    expect((await b.store.listSessions({ active: false })).map((s) => [s.id, s.endReason])).toEqual([
       ['stopped', 'gateway_crashed'],
       ['legacy', 'gateway_crashed'],
     ]);
@@ -104,18 +100,18 @@ describe('gateway instances on one store', () => {
     const a = await instance(file, clock, { hostname: 'host-a', pid: 10, pidNamespace: null });
     const b = await instance(file, clock, { hostname: 'host-b', pid: 20, pidNamespace: null });
     const c = await instance(file, clock, { hostname: 'host-c', pid: 30, pidNamespace: null });
-    a.store.startSession(session('a1', a.registry.id));
-    a.store.startSession(session('a2', a.registry.id));
-    b.store.startSession(session('b1', b.registry.id));
+    await a.store.startSession(session('a1', a.registry.id));
+    await a.store.startSession(session('a2', a.registry.id));
+    await b.store.startSession(session('b1', b.registry.id));
     // Heartbeats keep everyone alive however long it runs.
     await clock.advanceSettled(LOST_AFTER_MS * 3);
-    expect(open(a.store)).toEqual(['a1', 'a2', 'b1']);
+    expect(await open(a.store)).toEqual(['a1', 'a2', 'b1']);
 
     a.registry.halt(); // kill -9: no more heartbeats, no cleanup
     const killedAt = clock.now();
     await clock.advanceSettled(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
-    expect(open(b.store)).toEqual(['b1']);
-    const ended = b.store.listSessions({ active: false });
+    expect(await open(b.store)).toEqual(['b1']);
+    const ended = await b.store.listSessions({ active: false });
     expect(ended.map((s) => s.endReason)).toEqual(['instance_lost', 'instance_lost']);
     expect(ended.every((s) => s.endedAt! > killedAt + LOST_AFTER_MS - HEARTBEAT_EVERY_MS && s.endedAt! <= clock.now())).toBe(true);
     // Two survivors looked; exactly one claimed it, audited it and recovered its recordings.
@@ -145,14 +141,14 @@ describe('gateway instances on one store', () => {
     const self = (pid: number) => ({ hostname: 'host', pid, pidNamespace: 'pid:[1]' });
     const a = await instance(file, clock, self(10), alive);
     const b = await instance(file, clock, self(20), alive);
-    a.store.startSession(session('a1', a.registry.id));
-    b.store.startSession(session('b1', b.registry.id));
+    await a.store.startSession(session('a1', a.registry.id));
+    await b.store.startSession(session('b1', b.registry.id));
     a.registry.halt();
     dead.add(10);
     // A restart right away (heartbeat still fresh): the pid says it is gone.
     const a2 = await instance(file, clock, self(11), alive);
-    expect(open(a2.store)).toEqual(['b1']);
-    expect(a2.store.listSessions({ active: false }).map((s) => [s.id, s.endReason])).toEqual([['a1', 'gateway_crashed']]);
+    expect(await open(a2.store)).toEqual(['b1']);
+    expect((await a2.store.listSessions({ active: false })).map((s) => [s.id, s.endReason])).toEqual([['a1', 'gateway_crashed']]);
     expect(a2.audited).toMatchObject([
       { type: 'instance.lost', data: { instance: a.registry.id, reason: 'gateway_crashed', sessions: ['a1'] } },
     ]);
@@ -162,7 +158,7 @@ describe('gateway instances on one store', () => {
 
     // The same pid on another host (or in another container) proves nothing: only the heartbeat counts.
     const far = await instance(file, clock, { hostname: 'host', pid: 99, pidNamespace: 'pid:[2]' }, () => false);
-    expect(open(far.store)).toEqual(['b1']);
+    expect(await open(far.store)).toEqual(['b1']);
     await clock.advanceSettled(HEARTBEAT_EVERY_MS);
     expect(far.audited).toEqual([]);
   });
@@ -178,7 +174,7 @@ describe('gateway instances on one store', () => {
     // Another instance pauses longer than LOST_AFTER_MS (its own clock stands still) while A looks.
     const pausedClock = new ManualClock(clock.now());
     const paused = await instance(file, pausedClock, { hostname: 'host-p', pid: 40, pidNamespace: null });
-    paused.store.startSession(session('p1', paused.registry.id));
+    await paused.store.startSession(session('p1', paused.registry.id));
     await clock.advanceSettled(LOST_AFTER_MS + HEARTBEAT_EVERY_MS);
     expect(a.audited).toMatchObject([{ type: 'instance.lost', data: { instance: paused.registry.id, sessions: ['p1'] } }]);
     expect(await a.store.instances.heartbeat(paused.registry.id, clock.now())).toBe(false);

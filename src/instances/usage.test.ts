@@ -16,7 +16,7 @@ import { SharedUsage } from './usage.js';
 const dir = mkdtempSync(join(tmpdir(), 'jitgate-usage-'));
 const stores: SqliteStore[] = [];
 afterAll(() => {
-  for (const s of stores) s.close();
+  for (const s of stores) void s.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -266,8 +266,8 @@ export function buildMcpServer(who: Identity, s: ToolServices): McpServer {
       inputSchema: { limit: z.number().int().min(1).max(100).optional() },
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
-    ({ limit }) => {
-      const sessions = s.store.listSessions({ user: who.user, limit: limit ?? 20 }).map((x) => ({
+    async ({ limit }) => {
+      const sessions = (await s.store.listSessions({ user: who.user, limit: limit ?? 20 })).map((x) => ({
         id: x.id,
         connection: x.connection,
         protocol: x.protocol,

@@ -46,7 +46,7 @@ describe('reconciling at start what the store missed', () => {
     await expect
       .poll(() => first.service.pendingStoreWrites, { message: 'the session end row to wait for the read-only store' })
       .toBeGreaterThan(0);
-    expect(store.listSessions()[0]).toMatchObject({ endedAt: null });
+    expect((await store.listSessions())[0]).toMatchObject({ endedAt: null });
     store.database.pragma('query_only = OFF');
 
     // The next process on the same store and recordings (as main.ts wires it).
@@ -65,7 +65,7 @@ describe('reconciling at start what the store missed', () => {
     const events = (await next.service.sink.read(next.service.repo.get(pipeline.id)!.location!)).events;
     const end = events.at(-1)!;
     expect(end.type).toBe('session_end');
-    expect(store.listSessions()[0]).toMatchObject({
+    expect((await store.listSessions())[0]).toMatchObject({
       endReason: 'client_quit',
       endedAt: end.at,
       bytesFromClient: 120,
@@ -84,6 +84,6 @@ describe('reconciling at start what the store missed', () => {
     });
     await next.stop();
     await audit.stop();
-    store.close();
+    void store.close();
   });
 });

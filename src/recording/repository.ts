@@ -5,7 +5,8 @@
  * store and are only read here, to list sessions with their recordings.
  */
 import type Database from 'better-sqlite3';
-import { migrateModule, toSessionRow, type Migration } from '../store/sqlite.js';
+import { toSessionRow } from '../store/sql-store.js';
+import { migrateModule, type Migration } from '../store/sqlite.js';
 import { SqliteSql } from '../store/sqlite-sql.js';
 
 export const RECORDING_MIGRATIONS: readonly Migration[] = [

@@ -43,7 +43,7 @@ export interface RecordingServiceOptions {
   /** Finds the grant a session rests on (for the session start event). */
   grants?: { grantForToken(tokenId: string): Promise<SessionGrant | undefined> };
   /** Corrects the store's row of a session whose end it missed, from what its recording holds. */
-  sessions?: { reconcile(sessionId: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void };
+  sessions?: { reconcile(sessionId: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): Promise<void> };
   /** Ends a live session (the protocol listeners' kill); without it no session is live to kill. */
   kill?: SessionKiller;
 }
@@ -483,11 +483,11 @@ export class RecordingService {
       truncated: found.truncated,
       error,
     });
-    try {
-      this.o.sessions?.reconcile(row.sessionId, endedAt, reason, counters);
-    } catch (err) {
-      this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the end of a session from its recording');
-    }
+    this.o.sessions
+      ?.reconcile(row.sessionId, endedAt, reason, counters)
+      .catch((err: unknown) =>
+        this.o.log.warn({ session: row.sessionId, err: (err as Error).message }, 'cannot restore the end of a session from its recording'),
+      );
     this.auditSafely({
       type: 'session.ended',
       actor: row.user,

@@ -38,7 +38,9 @@ export async function startMasking(options: {
 }): Promise<MaskingModule | undefined> {
   const config = options.config;
   if (!config || (config.rules.length === 0 && config.detectors.length === 0)) return undefined;
-  const hashKey = config.hashKey ? sha256(await options.resolveSecret(config.hashKey)) : generatedHashKey(options.keys, options.dataDir);
+  const hashKey = config.hashKey
+    ? sha256(await options.resolveSecret(config.hashKey))
+    : await generatedHashKey(options.keys, options.dataDir);
   const catalogs = new PostgresCatalogs((connection) => options.targets.get(connection));
   return {
     scope({ connection, groups }) {
@@ -72,7 +74,7 @@ function sha256(text: string): Buffer {
 }
 
 /** A key generated once, so hashes stay stable across restarts and instances. */
-function generatedHashKey(keys: KeyKeeper, dataDir: string): Buffer {
-  const key = keys.key('masking-hash', { file: join(dataDir, 'masking-hash.key'), create: () => randomBytes(32).toString('hex') });
+async function generatedHashKey(keys: KeyKeeper, dataDir: string): Promise<Buffer> {
+  const key = await keys.key('masking-hash', { file: join(dataDir, 'masking-hash.key'), create: () => randomBytes(32).toString('hex') });
   return Buffer.from(key.value, 'hex');
 }

@@ -145,7 +145,7 @@ export class SessionService {
     }
     const masking = this.maskingFor(input, grant?.groups ?? []);
     try {
-      this.store.startSession({
+      await this.store.startSession({
         id,
         user: input.user,
         connection: input.connection,

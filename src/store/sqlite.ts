@@ -13,20 +13,9 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { SessionCounters, SessionEndReason } from '../core/types.js';
-import { newSalt } from '../crypto/scram.js';
 import { CORE_MIGRATIONS } from './core-schema.js';
-import { SqlInstances } from './sql-instances.js';
+import { SqlStore } from './sql-store.js';
 import { SqliteSql } from './sqlite-sql.js';
-import {
-  RECOVERABLE_END_REASONS,
-  type AuthFailureRow,
-  type SecretRow,
-  type SessionFilter,
-  type SessionRow,
-  type Store,
-  type TokenRow,
-} from './store.js';
 
 export interface Migration {
   version: number;
@@ -46,233 +35,49 @@ export interface SqliteStoreOptions {
 
 export type Row = Record<string, unknown>;
 
-export class SqliteStore implements Store {
+export class SqliteStore extends SqlStore {
   readonly path: string;
   private readonly db: Database.Database;
+  private closed = false;
 
   /**
-   * The underlying handle, for modules that own their tables (identity, access, ...): each keeps its
-   * own repository and migrations (see migrateModule) instead of growing this class.
+   * The underlying handle, for modules not yet on SqlDatabase (identity, recordings, ...): each
+   * keeps its own repository and migrations (see migrateModule) on this one connection.
    */
   get database(): Database.Database {
     return this.db;
   }
-  private closed = false;
-  private readonly stmts;
-  readonly instances: SqlInstances;
-  /**
-   * The one SqlDatabase on this file's connection, for every repository on SqlDatabase: one, so
-   * that a transaction one of them opens makes the others' calls wait or join, never slip in.
-   */
-  readonly sql: SqliteSql;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.path = path;
     const memory = path === ':memory:' || path === '';
     if (!memory) prepareFile(path);
-    this.db = new Database(path);
+    const db = new Database(path);
     try {
-      this.db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-      if (!memory) this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = NORMAL');
-      this.db.pragma('foreign_keys = ON');
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      if (!memory) db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
       if (options.maxSizeBytes !== undefined) {
-        const pageSize = Number(this.db.pragma('page_size', { simple: true }));
-        this.db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+        const pageSize = Number(db.pragma('page_size', { simple: true }));
+        db.pragma(`max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
       }
-      migrate(this.db);
+      migrate(db);
     } catch (err) {
-      this.db.close();
+      db.close();
       throw err;
     }
-    const db = this.db;
-    this.sql = SqliteSql.of(db);
-    this.instances = new SqlInstances(this.sql);
-    this.stmts = {
-      startSession: db.prepare(
-        `INSERT INTO sessions (id, user, connection, protocol, client_address, application_name, started_at, instance_id)
-         VALUES (@id, @user, @connection, @protocol, @clientAddress, @applicationName, @startedAt, @instanceId)`,
-      ),
-      endSession: db.prepare(
-        `UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, bytes_from_client = @bytesFromClient,
-           bytes_to_client = @bytesToClient, statements = @statements
-         WHERE id = @id AND ended_at IS NULL`,
-      ),
-      reconcile: db.prepare(
-        `UPDATE sessions SET ended_at = @endedAt, end_reason = @reason, bytes_from_client = @bytesFromClient,
-           bytes_to_client = @bytesToClient, statements = @statements
-         WHERE id = @id AND (ended_at IS NULL OR end_reason IN (SELECT value FROM json_each(@recoverable)))`,
-      ),
-      listSessions: db.prepare(
-        `SELECT * FROM sessions
-         WHERE (@user IS NULL OR user = @user)
-           AND (@connection IS NULL OR connection = @connection)
-           AND (@active IS NULL OR (@active = 1 AND ended_at IS NULL) OR (@active = 0 AND ended_at IS NOT NULL))
-         ORDER BY started_at DESC, rowid DESC
-         LIMIT @limit`,
-      ),
-      insertSalt: db.prepare(
-        `INSERT INTO scram_salts (user, connection, salt, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (user, connection) DO NOTHING`,
-      ),
-      getSalt: db.prepare(`SELECT salt FROM scram_salts WHERE user = ? AND connection = ?`).pluck(),
-      insertToken: db.prepare(
-        `INSERT INTO tokens (id, user, connection, salt, iterations, stored_key, server_key, created_at, expires_at, revoked_at)
-         VALUES (@id, @user, @connection, @salt, @iterations, @storedKey, @serverKey, @createdAt, @expiresAt, @revokedAt)`,
-      ),
-      activeTokens: db.prepare(
-        `SELECT * FROM tokens WHERE user = ? AND connection = ? AND expires_at > ? AND revoked_at IS NULL
-         ORDER BY created_at, rowid`,
-      ),
-      revokeToken: db.prepare(`UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL`),
-      insertAuthFailure: db.prepare(
-        `INSERT INTO auth_failures (at, user, connection, client_address, reason)
-         VALUES (@at, @user, @connection, @clientAddress, @reason)`,
-      ),
-      listAuthFailures: db.prepare(`SELECT * FROM auth_failures ORDER BY at DESC, id DESC LIMIT ?`),
-      putSecret: db.prepare(
-        `INSERT INTO secrets (name, iv, tag, ciphertext, updated_at) VALUES (@name, @iv, @tag, @ciphertext, @updatedAt)
-         ON CONFLICT (name) DO UPDATE SET iv = excluded.iv, tag = excluded.tag, ciphertext = excluded.ciphertext,
-           updated_at = excluded.updated_at`,
-      ),
-      addSecret: db.prepare(
-        `INSERT INTO secrets (name, iv, tag, ciphertext, updated_at) VALUES (@name, @iv, @tag, @ciphertext, @updatedAt)
-         ON CONFLICT (name) DO NOTHING`,
-      ),
-      replaceSecret: db.prepare(
-        `UPDATE secrets SET iv = @iv, tag = @tag, ciphertext = @ciphertext, updated_at = @updatedAt WHERE name = @name AND iv = @expectedIv`,
-      ),
-      getSecret: db.prepare(`SELECT * FROM secrets WHERE name = ?`),
-      listSecrets: db.prepare(`SELECT name, updated_at FROM secrets ORDER BY name`),
-      deleteSecret: db.prepare(`DELETE FROM secrets WHERE name = ?`),
-      ping: db.prepare(`SELECT 1`).pluck(),
-    };
+    // The connection's one SqlDatabase, shared by every repository on it (see SqliteSql.of).
+    super(SqliteSql.of(db));
+    this.path = path;
+    this.db = db;
   }
 
-  startSession(
-    row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements' | 'instanceId'> & {
-      instanceId?: string | null;
-    },
-  ): void {
-    this.stmts.startSession.run({
-      id: row.id,
-      user: row.user,
-      connection: row.connection,
-      protocol: row.protocol,
-      clientAddress: row.clientAddress,
-      applicationName: row.applicationName,
-      startedAt: row.startedAt,
-      instanceId: row.instanceId ?? null,
-    });
-  }
-
-  endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void {
-    this.stmts.endSession.run({
-      id,
-      endedAt,
-      reason,
-      bytesFromClient: counters.bytesFromClient,
-      bytesToClient: counters.bytesToClient,
-      statements: counters.statements,
-    });
-  }
-
-  reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void {
-    this.stmts.reconcile.run({ id, endedAt, reason, ...counters, recoverable: JSON.stringify(RECOVERABLE_END_REASONS) });
-  }
-
-  batch(writes: () => Promise<void>): Promise<void> {
-    // Through the shared SqlDatabase, so repositories on it wait for this batch or join it.
-    return this.sql.transaction(writes);
-  }
-
-  listSessions(filter: SessionFilter = {}): SessionRow[] {
-    const rows = this.stmts.listSessions.all({
-      user: filter.user ?? null,
-      connection: filter.connection ?? null,
-      active: filter.active === undefined ? null : filter.active ? 1 : 0,
-      limit: filter.limit === undefined ? -1 : Math.max(0, Math.floor(filter.limit)),
-    }) as Row[];
-    return rows.map(toSessionRow);
-  }
-
-  scramSalt(user: string, connection: string): Buffer {
-    this.stmts.insertSalt.run(user, connection, newSalt(), Date.now());
-    return this.stmts.getSalt.get(user, connection) as Buffer;
-  }
-
-  insertToken(row: TokenRow): void {
-    this.stmts.insertToken.run({ ...row });
-  }
-
-  activeTokens(user: string, connection: string, now: number): TokenRow[] {
-    return (this.stmts.activeTokens.all(user, connection, now) as Row[]).map(toTokenRow);
-  }
-
-  revokeToken(id: string, at: number): boolean {
-    return this.stmts.revokeToken.run(at, id).changes > 0;
-  }
-
-  recordAuthFailure(row: AuthFailureRow): void {
-    this.stmts.insertAuthFailure.run({ ...row });
-  }
-
-  listAuthFailures(limit = 100): AuthFailureRow[] {
-    return (this.stmts.listAuthFailures.all(Math.max(0, Math.floor(limit))) as Row[]).map((r) => ({
-      at: r.at as number,
-      user: r.user as string,
-      connection: r.connection as string,
-      clientAddress: r.client_address as string,
-      reason: r.reason as string,
-    }));
-  }
-
-  putSecret(row: SecretRow): void {
-    this.stmts.putSecret.run({ ...row });
-  }
-
-  addSecret(row: SecretRow): boolean {
-    return this.stmts.addSecret.run({ ...row }).changes > 0;
-  }
-
-  replaceSecret(row: SecretRow, expectedIv: Buffer): boolean {
-    return this.stmts.replaceSecret.run({ ...row, expectedIv }).changes > 0;
-  }
-
-  getSecret(name: string): SecretRow | undefined {
-    const r = this.stmts.getSecret.get(name) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      name: r.name as string,
-      iv: r.iv as Buffer,
-      tag: r.tag as Buffer,
-      ciphertext: r.ciphertext as Buffer,
-      updatedAt: r.updated_at as number,
-    };
-  }
-
-  listSecrets(): { name: string; updatedAt: number }[] {
-    return (this.stmts.listSecrets.all() as Row[]).map((r) => ({ name: r.name as string, updatedAt: r.updated_at as number }));
-  }
-
-  deleteSecret(name: string): boolean {
-    return this.stmts.deleteSecret.run(name).changes > 0;
-  }
-
-  ping(): boolean {
-    try {
-      return !this.closed && this.stmts.ping.get() === 1;
-    } catch {
-      return false;
-    }
-  }
-
-  /** The applied schema version (for diagnostics and tests). */
   schemaVersion(): number {
     return currentVersion(this.db);
   }
 
-  close(): void {
+  /** Closes the file at once (the promise is the Store interface's). */
+  override async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.db.close();
@@ -359,39 +164,4 @@ function migrate(db: Database.Database): void {
       db.prepare(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`).run(m.version, m.name, Date.now());
     }).immediate();
   }
-}
-
-/** Maps a `sessions` row (also used by modules that join it). */
-export function toSessionRow(r: Row): SessionRow {
-  return {
-    id: r.id as string,
-    user: r.user as string,
-    connection: r.connection as string,
-    protocol: r.protocol as string,
-    clientAddress: r.client_address as string,
-    applicationName: (r.application_name as string | null) ?? null,
-    startedAt: r.started_at as number,
-    endedAt: (r.ended_at as number | null) ?? null,
-    endReason: (r.end_reason as SessionEndReason | null) ?? null,
-    bytesFromClient: r.bytes_from_client as number,
-    bytesToClient: r.bytes_to_client as number,
-    statements: r.statements as number,
-    instanceId: (r.instance_id as string | null | undefined) ?? null,
-  };
-}
-
-/** Maps a `tokens` row (also used by modules that join it). */
-export function toTokenRow(r: Row): TokenRow {
-  return {
-    id: r.id as string,
-    user: r.user as string,
-    connection: r.connection as string,
-    salt: r.salt as Buffer,
-    iterations: r.iterations as number,
-    storedKey: r.stored_key as Buffer,
-    serverKey: r.server_key as Buffer,
-    createdAt: r.created_at as number,
-    expiresAt: r.expires_at as number,
-    revokedAt: (r.revoked_at as number | null) ?? null,
-  };
 }

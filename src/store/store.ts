@@ -1,7 +1,7 @@
 /**
- * The gateway's persistent state. The embedded default is SQLite (./sqlite.ts). Parts already on
- * SqlDatabase (./sql.ts; here the instances) run on SQLite or a shared PostgreSQL and are async: a
- * shared store is a network away. All times are epoch ms.
+ * The gateway's persistent state, on the embedded SQLite file (./sqlite.ts) or a shared PostgreSQL
+ * (./postgres-store.ts), both through ./sql-store.ts. Every call is async: a shared store is a
+ * network away. All times are epoch ms.
  */
 import type { SessionCounters, SessionEndReason } from '../core/types.js';
 
@@ -154,8 +154,8 @@ export interface Store {
     row: Omit<SessionRow, 'endedAt' | 'endReason' | 'bytesFromClient' | 'bytesToClient' | 'statements' | 'instanceId'> & {
       instanceId?: string | null;
     },
-  ): void;
-  endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
+  ): Promise<void>;
+  endSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): Promise<void>;
   /** Gateway instances, their heartbeats, and closing the sessions of one that is gone. */
   readonly instances: InstanceRepository;
   /**
@@ -163,31 +163,31 @@ export interface Store {
    * as recovered from its recording; applies while the row is open or closed as one of
    * RECOVERABLE_END_REASONS.
    */
-  reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): void;
-  listSessions(filter?: SessionFilter): SessionRow[];
+  reconcileSession(id: string, endedAt: number, reason: SessionEndReason, counters: SessionCounters): Promise<void>;
+  listSessions(filter?: SessionFilter): Promise<SessionRow[]>;
   /** Runs `writes` as one transaction (all or nothing; one commit for many rows): their calls join it. */
   batch(writes: () => Promise<void>): Promise<void>;
 
   /** The SCRAM salt shared by all tokens of one user on one connection (created on first use). */
-  scramSalt(user: string, connection: string): Buffer;
-  insertToken(row: TokenRow): void;
+  scramSalt(user: string, connection: string): Promise<Buffer>;
+  insertToken(row: TokenRow): Promise<void>;
   /** Tokens neither expired (expiresAt > now) nor revoked. */
-  activeTokens(user: string, connection: string, now: number): TokenRow[];
-  revokeToken(id: string, at: number): boolean;
+  activeTokens(user: string, connection: string, now: number): Promise<TokenRow[]>;
+  revokeToken(id: string, at: number): Promise<boolean>;
 
-  recordAuthFailure(row: AuthFailureRow): void;
-  listAuthFailures(limit?: number): AuthFailureRow[];
+  recordAuthFailure(row: AuthFailureRow): Promise<void>;
+  listAuthFailures(limit?: number): Promise<AuthFailureRow[]>;
 
-  putSecret(row: SecretRow): void;
+  putSecret(row: SecretRow): Promise<void>;
   /** Stores `row` unless a secret of that name exists; false when one did (another instance was first). */
-  addSecret(row: SecretRow): boolean;
+  addSecret(row: SecretRow): Promise<boolean>;
   /** Replaces the secret only while it is still the value sealed with `expectedIv` (each write has its own IV). */
-  replaceSecret(row: SecretRow, expectedIv: Buffer): boolean;
-  getSecret(name: string): SecretRow | undefined;
-  listSecrets(): { name: string; updatedAt: number }[];
-  deleteSecret(name: string): boolean;
+  replaceSecret(row: SecretRow, expectedIv: Buffer): Promise<boolean>;
+  getSecret(name: string): Promise<SecretRow | undefined>;
+  listSecrets(): Promise<{ name: string; updatedAt: number }[]>;
+  deleteSecret(name: string): Promise<boolean>;
 
   /** Cheap liveness probe for /readyz. */
-  ping(): boolean;
-  close(): void;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
 }

@@ -155,7 +155,7 @@ describe('ensureCertificate (generated, shared by instances on one store)', () =
     try {
       return { dir, certificate: await ensureCertificate(dir, {}, now, SharedKeys.open(new SecretStore(store, { env }))) };
     } finally {
-      store.close();
+      void store.close();
     }
   }
 
@@ -184,7 +184,7 @@ describe('ensureCertificate (generated, shared by instances on one store)', () =
       const moved = await ensureCertificate(dataDir, {}, new Date(), SharedKeys.open(new SecretStore(store, { env })));
       expect(moved).toMatchObject({ generated: false, cert: alone.cert, key: alone.key });
     } finally {
-      store.close();
+      void store.close();
     }
     expect((await instance()).certificate.cert).toBe(alone.cert);
   });

@@ -112,14 +112,14 @@ export const SHARED_CERTIFICATE_KEY = 'tls-certificate';
  * tools on this host that trust it (`jitgate token`); the private key stays in the store.
  */
 async function ensureShared(keys: KeyKeeper, certPath: string, keyPath: string, now: Date): Promise<GatewayCertificate> {
-  const stored = keys.find(SHARED_CERTIFICATE_KEY);
+  const stored = await keys.find(SHARED_CERTIFICATE_KEY);
   let pair = stored !== undefined ? usablePair(parsePair(stored), now) : undefined;
   let generated = false;
   if (!pair) {
     const local = await reuseGenerated(certPath, keyPath, now);
     const offered = local ?? (await generatePair(now));
     const value = JSON.stringify(offered);
-    const kept = keys.put(SHARED_CERTIFICATE_KEY, value, stored);
+    const kept = await keys.put(SHARED_CERTIFICATE_KEY, value, stored);
     pair = parsePair(kept);
     if (!pair) throw new Error('the generated TLS certificate in the state store cannot be read');
     generated = kept === value && !local;

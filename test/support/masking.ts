@@ -73,7 +73,7 @@ export async function tokenWithGroups(g: TestGateway, groups: string[], user = '
       revokedBy: null,
       revokeReason: null,
     });
-    const minted = mintToken(store, { user, connection: 'app', ttlMs: 3_600_000, now });
+    const minted = await mintToken(store, { user, connection: 'app', ttlMs: 3_600_000, now });
     await repo.linkToken(minted.id, id, now + 3_600_000);
     return minted.token;
   });

@@ -75,8 +75,8 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
   if (o.secrets) {
     const store = openSqliteStore(config.store.path);
     const secrets = new SecretStore(store, { masterKey: Buffer.from(MASTER_KEY, 'hex') });
-    for (const [name, value] of Object.entries(o.secrets)) secrets.set(name, value);
-    store.close();
+    for (const [name, value] of Object.entries(o.secrets)) await secrets.set(name, value);
+    void store.close();
   }
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, {

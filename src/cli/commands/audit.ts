@@ -45,7 +45,7 @@ export async function auditVerifyCommand(
     return printReport(io, report, opts.json ?? false, `export ${opts.file}`);
   }
   await withRecordings(io, opts, async ({ audit, auditConfig, repo, sink, signingKey }) => {
-    const ownKey = trusted.length === 0 ? signingKey() : undefined;
+    const ownKey = trusted.length === 0 ? await signingKey() : undefined;
     if (ownKey !== undefined) trusted = [signerFromPem(ownKey, 'the audit signing key')];
     const report = await verifyEntriesAsync(audit.entries(), { trusted });
     // A log cut short (checkpoints and all) still chains: the anchor kept outside the data directory says how far it reached.
@@ -173,8 +173,8 @@ export async function auditExportCommand(io: CliIo, opts: Common & { since?: str
 }
 
 export async function auditPublicKeyCommand(io: CliIo, opts: Common): Promise<void> {
-  await withRecordings(io, opts, ({ auditConfig, signingKey }) => {
-    const pem = signingKey();
+  await withRecordings(io, opts, async ({ auditConfig, signingKey }) => {
+    const pem = await signingKey();
     if (pem === undefined)
       throw new CliError(`no audit signing key at ${auditConfig.signingKey} yet (the gateway creates it on its first start)`);
     const key = signerFromPem(pem, 'the audit signing key');

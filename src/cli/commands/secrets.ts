@@ -21,9 +21,9 @@ export async function secretsSet(io: CliIo, name: string, opts: StoreOptions): P
   await withStore(target.storePath, async (store) => {
     const secrets = new SecretStore(store, { env: io.env, now: io.now });
     // Fail on a missing or wrong master key before asking for the value.
-    secrets.verifyMasterKey();
+    await secrets.verifyMasterKey();
     const value = io.stdin.isTTY ? await readHiddenTwice(io, name) : await readPiped(io);
-    secrets.set(name, value);
+    await secrets.set(name, value);
   });
   io.out(`secret ${name} stored\n`);
 }

@@ -58,7 +58,7 @@ class FakeAdmin implements RoleAdmin {
 
 const stores: SqliteStore[] = [];
 afterEach(() => {
-  for (const s of stores.splice(0)) s.close();
+  for (const s of stores.splice(0)) void s.close();
 });
 
 function setup(live: Set<string> = new Set()) {
@@ -74,7 +74,7 @@ function setup(live: Set<string> = new Set()) {
     gatewayId: repository.gatewayId(),
     now: () => now,
     log: createLogger({ level: 'silent' }),
-    liveSessions: () => live,
+    liveSessions: async () => live,
     roleAdmin: admin,
   });
   return { store, repository, admin, provider, advance: (ms: number) => (now += ms), gatewayId: repository.gatewayId() };

@@ -32,7 +32,7 @@ export interface EphemeralCredentialsOptions {
   now: () => number;
   log: Pick<Logger, 'info' | 'warn' | 'error'>;
   /** Ids of sessions the state store still counts as live (their roles are not the janitor's). */
-  liveSessions?: () => ReadonlySet<string>;
+  liveSessions?: () => Promise<ReadonlySet<string>>;
   roleAdmin?: RoleAdmin;
 }
 
@@ -143,7 +143,7 @@ export class EphemeralCredentials implements BackendCredentials {
   private async sweepOnce(): Promise<SweepResult> {
     const { repository, settings, gatewayId, log } = this.options;
     const result: SweepResult = { dropped: [], failed: [], foreign: [] };
-    const live = this.options.liveSessions?.() ?? new Set<string>();
+    const live = (await this.options.liveSessions?.()) ?? new Set<string>();
     const isLive = (session: string) => this.isHeld(session) || live.has(session);
     const candidates = new Map<string, string>();
     for (const row of repository.pending(this.connection)) {

@@ -18,7 +18,7 @@ const row = (name: string, createdAt: number) => ({
 });
 
 describe('EphemeralRoleRepository', () => {
-  it('keeps the records and the deployment id across a restart', () => {
+  it('keeps the records and the deployment id across a restart', async () => {
     const path = join(dir, 'restart.db');
     const first = openSqliteStore(path);
     const repo = new EphemeralRoleRepository(first.database);
@@ -26,16 +26,16 @@ describe('EphemeralRoleRepository', () => {
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(repo.gatewayId()).toBe(id);
     repo.recordCreating(row('jitgate_a', 1));
-    first.close();
+    void first.close();
 
     const second = openSqliteStore(path);
     const again = new EphemeralRoleRepository(second.database);
     expect(again.gatewayId()).toBe(id);
     expect(again.pending('prod')).toEqual([{ ...row('jitgate_a', 1), droppedAt: null, lastError: null }]);
-    second.close();
+    void second.close();
   });
 
-  it('tracks failures until the role is dropped, and a drop only once', () => {
+  it('tracks failures until the role is dropped, and a drop only once', async () => {
     const store = openSqliteStore(':memory:');
     const repo = new EphemeralRoleRepository(store.database);
     repo.recordCreating(row('jitgate_b', 2));
@@ -49,6 +49,6 @@ describe('EphemeralRoleRepository', () => {
     expect(repo.get('prod', 'jitgate_a')).toMatchObject({ droppedAt: 10, lastError: null });
     expect(repo.pending('prod').map((r) => r.name)).toEqual(['jitgate_b']);
     expect(() => repo.recordCreating(row('jitgate_b', 3))).toThrow(/UNIQUE/);
-    store.close();
+    void store.close();
   });
 });

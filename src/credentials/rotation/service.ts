@@ -115,7 +115,7 @@ export class CredentialRotation {
     for (const c of o.connections) {
       const name = this.secretName(c);
       const target = o.targets.get(c.name);
-      if (name !== undefined && target) target.reload = () => Promise.resolve(this.reload(c.name, name, target));
+      if (name !== undefined && target) target.reload = () => this.reload(c.name, name, target);
     }
     if (o.registry) {
       this.rotations = new Counter({
@@ -138,13 +138,14 @@ export class CredentialRotation {
   }
 
   /** Settles rotations a crash interrupted, then keeps each connection's schedule. */
-  start(): void {
+  async start(): Promise<void> {
     for (const c of this.o.connections) {
       const name = this.secretName(c);
       const target = this.o.targets.get(c.name);
-      if (name !== undefined && target && this.o.secrets.staged(name) !== undefined) {
+      const staged = name !== undefined && target ? await this.o.secrets.staged(name) : undefined;
+      if (name !== undefined && target && staged !== undefined) {
         // Until settled, logins try both passwords; a rotation due now waits (busy) until it is.
-        target.otherPassword = this.o.secrets.staged(name);
+        target.otherPassword = staged;
         this.inProgress.add(c.name);
         void this.track(
           this.settle(c, name, target)
@@ -194,9 +195,9 @@ export class CredentialRotation {
     /** What the backend accepts if this fails: the old password, or (backend unreachable) not known. */
     let stillValid: 'old' | 'unknown' = 'old';
     try {
-      if (this.o.secrets.staged(name) !== undefined) {
+      if ((await this.o.secrets.staged(name)) !== undefined) {
         await this.settle(c, name, target);
-        if (this.o.secrets.staged(name) !== undefined) {
+        if ((await this.o.secrets.staged(name)) !== undefined) {
           stillValid = 'unknown';
           throw new RotationError(
             'failed',
@@ -206,7 +207,7 @@ export class CredentialRotation {
       }
       const current = target.password!;
       next = newBackendPassword();
-      this.o.secrets.stage(name, next);
+      await this.o.secrets.stage(name, next);
       target.otherPassword = next;
       try {
         await passwords.change(target, next);
@@ -215,7 +216,7 @@ export class CredentialRotation {
         if (!(await passwords.logsIn(target, next))) {
           if (await passwords.logsIn(target, current)) {
             // The backend kept the old password: so does the gateway.
-            this.o.secrets.discardStaged(name);
+            await this.o.secrets.discardStaged(name);
             target.otherPassword = undefined;
           } else {
             // Neither logs in now (backend unreachable): keep both, logins try both, and the next
@@ -225,7 +226,7 @@ export class CredentialRotation {
           throw err;
         }
       }
-      this.o.secrets.promote(name);
+      await this.o.secrets.promote(name);
       target.password = next;
       target.otherPassword = current;
       let retireFailure: string | undefined;
@@ -286,14 +287,14 @@ export class CredentialRotation {
    * Another gateway instance sharing the store rotated (or is rotating) this password: take what the
    * store holds now. Called by a backend login the backend refused; true when anything changed.
    */
-  private reload(connection: string, name: string, target: BackendTarget): boolean {
+  private async reload(connection: string, name: string, target: BackendTarget): Promise<boolean> {
     // This instance's own rotation keeps the target and the store in step.
     if (this.inProgress.has(connection)) return false;
     let current: string | undefined;
     let staged: string | undefined;
     try {
-      current = this.o.secrets.get(name);
-      staged = this.o.secrets.staged(name);
+      current = await this.o.secrets.get(name);
+      staged = await this.o.secrets.staged(name);
     } catch (err) {
       this.o.log.error({ connection, err: reasonOf(err) }, 'could not read the backend password again from the secret store');
       return false;
@@ -309,14 +310,14 @@ export class CredentialRotation {
 
   /** A rotation a crash interrupted: the staged password wins if the backend takes it. */
   private async settle(c: ConnectionConfig, name: string, target: BackendTarget): Promise<void> {
-    const staged = this.o.secrets.staged(name);
+    const staged = await this.o.secrets.staged(name);
     if (staged === undefined) return;
     const passwords = this.passwordsFor(c.type);
     if (staged === target.password) {
-      this.o.secrets.discardStaged(name);
+      await this.o.secrets.discardStaged(name);
     } else if (await passwords.logsIn(target, staged)) {
       const old = target.password;
-      this.o.secrets.promote(name);
+      await this.o.secrets.promote(name);
       target.password = staged;
       if (old !== undefined)
         await passwords
@@ -334,7 +335,7 @@ export class CredentialRotation {
         data: { connection: c.name, protocol: c.type, backendUser: c.user, secret: `secret:${name}`, recovered: true },
       });
     } else if (target.password !== undefined && (await passwords.logsIn(target, target.password))) {
-      this.o.secrets.discardStaged(name);
+      await this.o.secrets.discardStaged(name);
     } else {
       this.o.log.warn(
         { connection: c.name },

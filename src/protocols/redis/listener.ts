@@ -32,7 +32,7 @@ export interface RedisListenerOptions {
   /** TLS offered to clients (the gateway's certificate); null: plain only. */
   tls: { context: tls.SecureContext } | null;
   tlsRequired: boolean;
-  verifier: Pick<ClientTokenVerifier, 'verifyCleartext' | 'verifyActive'>;
+  verifier: Pick<ClientTokenVerifier, 'verifyCleartext'>;
   /** Names of the configured Redis connections. */
   connections(): string[];
   resolveTarget(connection: string): BackendTarget | undefined;
@@ -364,10 +364,13 @@ class ClientHandshake {
       reader: this.reader,
       backendClientId: backend.clientId,
       reauth: backend.reauth,
-      verifyAgain: (again, t) => {
+      verifyAgain: async (again, t) => {
         const w = parseUserName(again, o.connections());
         return (
-          !('error' in w) && w.user === user && w.connection === connection && o.verifier.verifyActive(user, connection, t) !== undefined
+          !('error' in w) &&
+          w.user === user &&
+          w.connection === connection &&
+          (await o.verifier.verifyCleartext(user, connection, t)) !== undefined
         );
       },
       masker,

@@ -74,11 +74,16 @@ export interface RedisRelayOptions {
   /** Re-establishes the gateway's credential and database after RESET. */
   reauth: () => Buffer[];
   /** Checks a token presented again (AUTH / HELLO AUTH mid-session) for the session's own identity. */
-  verifyAgain(user: string, token: string): boolean;
+  verifyAgain(user: string, token: string): Promise<boolean>;
   masker: ReplyMasker | null;
   onEnd: (reason: SessionEndReason) => void;
   onError?: (err: unknown) => void;
 }
+
+/** What the gateway does with a command it answers or reshapes itself (`later`: once a check against the store is done). */
+type OwnAnswer = { refusal?: Decision; reply?: Buffer; forward?: Buffer; later?: Promise<{ reply?: Buffer; forward?: Buffer }> };
+
+const identityFixed = (): Buffer => errorReply('WRONGPASS jitgate: a session cannot change its user or connection; open a new connection');
 
 type Pending =
   | { kind: 'local'; reply: Buffer; error?: string }
@@ -272,13 +277,21 @@ export class RedisRelay {
     else if (own.refusal) this.refuse(own.refusal);
     else if (own.reply) this.sendLocal(own.reply);
     else if (own.forward) this.forward([own.forward], c.args, name);
+    else if (own.later) {
+      // A token checked against the store: the commands after it wait, so answers keep their order.
+      this.suspend(own.later, (answer) => {
+        if (answer?.reply) this.sendLocal(answer.reply);
+        else if (answer?.forward) this.forward([answer.forward], c.args, name);
+        else this.sendLocal(errorReply('ERR jitgate: the token cannot be checked right now; try again'));
+      });
+    }
   }
 
   /**
    * Commands the gateway answers or reshapes itself, whatever the policy: those that would reach
    * other sessions on the shared backend, break reply pairing, or change the session's identity.
    */
-  private ownAnswer(name: string, sub: string, args: Buffer[]): { refusal?: Decision; reply?: Buffer; forward?: Buffer } | undefined {
+  private ownAnswer(name: string, sub: string, args: Buffer[]): OwnAnswer | undefined {
     const refuse = (why: string, reason: string): { refusal: Decision } => ({
       refusal: { effect: 'deny', reasons: [reason], message: `jitgate: ${why}` },
     });
@@ -296,11 +309,7 @@ export class RedisRelay {
         const [user, token] =
           args.length >= 3 ? [args[1]!.toString('utf8'), args[2]!.toString('utf8')] : [undefined, args[1]?.toString('utf8')];
         if (token === undefined) return { reply: errorReply("ERR wrong number of arguments for 'auth' command") };
-        return {
-          reply: this.options.verifyAgain(user ?? '', token)
-            ? OK
-            : errorReply('WRONGPASS jitgate: a session cannot change its user or connection; open a new connection'),
-        };
+        return { later: this.options.verifyAgain(user ?? '', token).then((same) => ({ reply: same ? OK : identityFixed() })) };
       }
       case 'hello':
         return this.hello(args);
@@ -345,8 +354,9 @@ export class RedisRelay {
   }
 
   /** HELLO mid-session: the protocol version may change; AUTH in it must name the same identity. */
-  private hello(args: Buffer[]): { refusal?: Decision; reply?: Buffer; forward?: Buffer } {
+  private hello(args: Buffer[]): OwnAnswer {
     const rest: Buffer[] = [args[0]!];
+    let auth: { user: string; token: string } | undefined;
     let i = 1;
     if (args.length > 1) {
       const v = args[1]!.toString('latin1');
@@ -357,16 +367,16 @@ export class RedisRelay {
     for (; i < args.length; i++) {
       const opt = args[i]!.toString('latin1').toLowerCase();
       if (opt === 'auth' && i + 2 < args.length) {
-        if (!this.options.verifyAgain(args[i + 1]!.toString('utf8'), args[i + 2]!.toString('utf8'))) {
-          return { reply: errorReply('WRONGPASS jitgate: a session cannot change its user or connection; open a new connection') };
-        }
+        auth = { user: args[i + 1]!.toString('utf8'), token: args[i + 2]!.toString('utf8') };
         i += 2;
       } else if (opt === 'setname' && i + 1 < args.length) {
         rest.push(args[i]!, args[i + 1]!);
         i += 1;
       } else return { reply: errorReply(`ERR Syntax error in HELLO option '${opt}'`) };
     }
-    return { forward: encodeCommand(rest) };
+    const forward = encodeCommand(rest);
+    if (!auth) return { forward };
+    return { later: this.options.verifyAgain(auth.user, auth.token).then((same) => (same ? { forward } : { reply: identityFixed() })) };
   }
 
   private forward(bytes: readonly Buffer[], args: Buffer[], name: string): void {
@@ -425,21 +435,31 @@ export class RedisRelay {
   }
 
   private hold(pending: Promise<Decision>, c: ParsedCommand): void {
+    this.suspend(pending, (d) =>
+      this.apply(d ?? { effect: 'deny', reasons: ['decision_failed'], message: 'jitgate: command could not be decided; refused' }, c),
+    );
+  }
+
+  /**
+   * Stops reading commands until `pending` settles, then runs `resume` with its value (undefined
+   * when it failed) and replays what arrived meanwhile, in order.
+   */
+  private suspend<T>(pending: Promise<T>, resume: (value: T | undefined) => void): void {
     this.flush();
     this.holding = true;
     this.paused.hold = true;
     this.updateClientFlow();
     pending.then(
-      (d) => this.release(d, c),
-      () => this.release({ effect: 'deny', reasons: ['decision_failed'], message: 'jitgate: command could not be decided; refused' }, c),
+      (v) => this.resumeWith(() => resume(v)),
+      () => this.resumeWith(() => resume(undefined)),
     );
   }
 
-  private release(decision: Decision, c: ParsedCommand): void {
+  private resumeWith(step: () => void): void {
     if (this.ended) return;
     this.holding = false;
     this.paused.hold = false;
-    this.apply(decision, c);
+    step();
     // Replayed in order until one of them is held again; the rest keeps waiting behind that one.
     this.queued.drain(this.replay, () => !this.ended && !this.holding);
     this.flush();
