@@ -48,8 +48,8 @@ connections:
 `;
   process.env.BENCH_MY_PASSWORD = password;
   const gateway = await startGateway(parseConfig(yaml, 'bench.yaml', dir));
-  const repo = new AccessRepository(gateway.store.database);
-  const { token } = issueAdminToken(gateway.store, repo, {
+  const repo = await AccessRepository.open(gateway.store.sql);
+  const { token } = await issueAdminToken(gateway.store, repo, {
     user: 'bench',
     connection: 'app',
     ttlMs: 6 * 3_600_000,

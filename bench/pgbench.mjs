@@ -198,7 +198,7 @@ async function jitgateChild() {
   const { AccessRepository } = await import(pathToFileURL(join(ROOT, 'dist/access/repository.js')).href);
   const gateway = await startGateway(config);
   // Every session rests on a grant: an admin-issued one, as `jitgate token --user` makes.
-  const { token } = issueAdminToken(gateway.store, new AccessRepository(gateway.store.database), {
+  const { token } = await issueAdminToken(gateway.store, await AccessRepository.open(gateway.store.sql), {
     user: 'bench',
     connection: 'bench',
     ttlMs: config.auth.tokenTtlMs,

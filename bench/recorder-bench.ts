@@ -25,7 +25,7 @@ import * as recordingWire from '../src/recording/wire.js';
 import type { RecordingModule } from '../src/recording/wire.js';
 import * as sessionServiceModule from '../src/session/service.js';
 import * as sqliteModule from '../src/store/sqlite.js';
-import { SharedKeys } from '../src/credentials/shared-keys.js';
+import * as sharedKeysModule from '../src/credentials/shared-keys.js';
 import { measure, report, repsFromEnv, type CpuCase, type CpuResult } from './cpu.js';
 
 /** The modules a gateway is built from: this tree's, or another checkout's for comparison. */
@@ -37,6 +37,7 @@ interface Tree {
   recording: typeof recordingWire;
   sessions: typeof sessionServiceModule;
   sqlite: typeof sqliteModule;
+  keys: typeof sharedKeysModule;
 }
 const trees: Tree[] = [
   {
@@ -47,6 +48,7 @@ const trees: Tree[] = [
     recording: recordingWire,
     sessions: sessionServiceModule,
     sqlite: sqliteModule,
+    keys: sharedKeysModule,
   },
 ];
 const other = process.env.BENCH_COMPARE_WITH;
@@ -61,6 +63,7 @@ if (other) {
     recording: await load<typeof recordingWire>('recording/wire.ts'),
     sessions: await load<typeof sessionServiceModule>('session/service.ts'),
     sqlite: await load<typeof sqliteModule>('store/sqlite.ts'),
+    keys: await load<typeof sharedKeysModule>('credentials/shared-keys.ts'),
   });
 }
 
@@ -81,7 +84,7 @@ async function gateway(recorded: boolean, t: Tree): Promise<Gateway> {
   const config = { dataDir: dir, recording: recordingConfig };
   // Keys in files, as a single gateway without a master key keeps them (an older tree ignores the
   // option); the store's connection as this tree takes it (sql) and as older ones did (db).
-  const auditOptions = { config, sql: store.sql, db: store.database, clock: systemClock, log, keys: SharedKeys.local() };
+  const auditOptions = { config, sql: store.sql, db: store.database, clock: systemClock, log, keys: t.keys.SharedKeys.local() };
   const audit = await t.audit.startAudit(auditOptions);
   const recording = t.recording.startRecording({ config, db: store.database, audit: audit.log, clock: systemClock, log });
   const sessions = new t.sessions.SessionService(store, t.metrics.createMetrics({ defaultMetrics: false }), log);
@@ -91,7 +94,7 @@ async function gateway(recorded: boolean, t: Tree): Promise<Gateway> {
     async open(protocol) {
       const info = { protocol, user: 'bench', connection: 'app', clientAddress: '127.0.0.1', applicationName: 'bench', tokenId: `t${n++}` };
       // Awaited: opening a session is async since the store is (an older tree opens at once).
-      return await recording.service.open(info, async () => sessions.open(info));
+      return await recording.service.open(info, () => sessions.open(info));
     },
     async stop() {
       await recording.stop();

@@ -50,7 +50,7 @@ ${recording ? '' : 'recording: { enabled: false }'}
     dir,
   );
   const gateway = await startGateway(config, { env: { REDIS_BENCH_PW: redis.users.gateway.password } });
-  const { token } = issueAdminToken(gateway.store, new AccessRepository(gateway.store.database), {
+  const { token } = await issueAdminToken(gateway.store, await AccessRepository.open(gateway.store.sql), {
     user: 'bench',
     connection: 'bench',
     ttlMs: 6 * 3_600_000,
