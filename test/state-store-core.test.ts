@@ -5,9 +5,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { CORE_MIGRATIONS } from '../src/store/core-schema.js';
+import { openPostgresStore } from '../src/store/postgres-store.js';
 import { SqlStore } from '../src/store/sql-store.js';
 import type { TokenRow } from '../src/store/store.js';
-import { stateStoreEngines } from './support/state-store.js';
+import { postgresEngine, stateStoreEngines } from './support/state-store.js';
 
 function session(id: string, user: string, connection: string, startedAt: number) {
   return { id, user, connection, protocol: 'postgres', clientAddress: '127.0.0.1:5000', applicationName: 'psql', startedAt };
@@ -158,5 +159,29 @@ describe.each(stateStoreEngines())('the core store on $name', (engine) => {
       expect(await store.deleteSecret('pg')).toBe(false);
       expect(await store.getSecret('pg')).toBeUndefined();
     });
+  });
+});
+
+describe('openPostgresStore', () => {
+  const engine = postgresEngine();
+  afterAll(() => engine.cleanup());
+
+  it('migrates the core schema once when two instances open one database together, and both serve it', async () => {
+    await engine.open();
+    const [a, b] = await Promise.all([openPostgresStore({ url: engine.location() }), openPostgresStore({ url: engine.location() })]);
+    try {
+      await a.startSession(session('s1', 'alice', 'prod', 1));
+      expect((await b.listSessions()).map((s) => s.id)).toEqual(['s1']);
+      expect(await a.ping()).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('refuses to open a server it cannot reach, with the reason', async () => {
+    await expect(openPostgresStore({ url: 'postgres://postgres@127.0.0.1:1/none', connectTimeoutMs: 2000 })).rejects.toThrow(
+      /ECONNREFUSED|connect/,
+    );
   });
 });
