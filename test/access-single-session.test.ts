@@ -9,8 +9,7 @@ import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { TOKEN_REUSED_MESSAGE } from '../src/access/session-tokens.js';
 import type { Gateway } from '../src/main.js';
 import type { GatewayConfig } from '../src/config/types.js';
@@ -26,17 +25,7 @@ import { redisCli, startRedisGateway, type RedisTestGateway } from './support/re
 /** As `jitgate token` does: a token whose use is what the gateway's config says for the connection. */
 async function configuredToken(gateway: Gateway, config: GatewayConfig, connection: string): Promise<{ token: string; id: string }> {
   const use = config.connections.find((c) => c.name === connection)?.tokenUse ?? config.auth.tokenUse;
-  const minted = await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
-    user: 'alice',
-    connection,
-    ttlMs: 3_600_000,
-    now: Date.now(),
-    issuedBy: 'local-admin:test',
-    groups: [],
-    groupsFrom: { kind: 'stated' },
-    audit: gateway.audit,
-    tokenUse: use,
-  });
+  const minted = await adminToken(gateway, { connection, tokenUse: use });
   return { token: minted.token, id: minted.id };
 }
 

@@ -11,12 +11,10 @@ import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { parseConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
-import type { SqliteStore } from '../src/store/sqlite.js';
 
 let gateway: Gateway;
 let dataDir: string;
@@ -60,19 +58,7 @@ afterAll(async () => {
 });
 
 async function token(connection: string): Promise<string> {
-  const repo = await AccessRepository.open((gateway.store as SqliteStore).sql);
-  return (
-    await issueAdminToken(gateway.store, repo, {
-      user: 'alice',
-      connection,
-      ttlMs: 3_600_000,
-      now: Date.now(),
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
-    })
-  ).token;
+  return (await adminToken(gateway, { connection })).token;
 }
 
 function hostPort(address: string): { host: string; port: number } {

@@ -14,15 +14,13 @@ import { createInterface } from 'node:readline';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { loadConfig } from '../src/config/load.js';
 import { quoteIdent, quoteLiteral } from '../src/credentials/ephemeral/quote.js';
 import { formatMark } from '../src/credentials/ephemeral/role-sql.js';
 import { startGateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
 import { AdminConnection } from '../src/protocols/postgres/admin-client.js';
-import type { SqliteStore } from '../src/store/sqlite.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { psql } from './support/psql.js';
@@ -316,17 +314,7 @@ connections:
         expect(next.credentials.repository.pending('crashy')).toEqual([]);
 
         // A graceful shutdown, by contrast, drops the roles of the sessions it ends before it returns.
-        const grants = await AccessRepository.open((next.store as SqliteStore).sql);
-        const { token: t2 } = await issueAdminToken(next.store, grants, {
-          user: 'bob',
-          connection: 'crashy',
-          ttlMs: 60_000,
-          now: Date.now(),
-          issuedBy: 'local-admin:test',
-          groups: [],
-          groupsFrom: { kind: 'stated' },
-          audit: next.audit,
-        });
+        const { token: t2 } = await adminToken(next, { user: 'bob', connection: 'crashy', ttlMs: 60_000 });
         const c2 = new pg.Client({ host, port: next.listeners.get('postgres')!.port, user: 'bob', database: 'crashy', password: t2 });
         c2.on('error', () => undefined);
         await c2.connect();

@@ -18,13 +18,11 @@ import { createInterface } from 'node:readline';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { loadConfig } from '../src/config/load.js';
 import { HEARTBEAT_EVERY_MS, LOST_AFTER_MS } from '../src/instances/registry.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
-import type { SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { waitUntil } from './support/wait.js';
 import { collect } from './support/collect.js';
@@ -46,19 +44,7 @@ async function client(address: string, password: string, application_name = 'ins
 }
 
 async function tokenFor(gateway: Gateway): Promise<string> {
-  const access = await AccessRepository.open((gateway.store as SqliteStore).sql);
-  return (
-    await issueAdminToken(gateway.store, access, {
-      user: 'alice',
-      connection: 'app',
-      ttlMs: 3_600_000,
-      now: Date.now(),
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
-    })
-  ).token;
+  return (await adminToken(gateway, { connection: 'app' })).token;
 }
 
 describe('gateway instances sharing one store', () => {

@@ -12,13 +12,11 @@ import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { parseConfig } from '../src/config/load.js';
 import { ManualClock } from '../src/core/clock.js';
 import { startGateway, type Gateway } from '../src/main.js';
 import { createLogger } from '../src/obs/log.js';
-import type { SqliteStore } from '../src/store/sqlite.js';
 import { startMariadb, type MariadbServer } from './support/mysql-server.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { startRedis, type RedisServer } from './support/redis-server.js';
@@ -64,18 +62,7 @@ afterAll(async () => {
 });
 
 async function token(user: string, connection: string): Promise<string> {
-  return (
-    await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
-      user,
-      connection,
-      ttlMs: 3_600_000,
-      now: clock.now(),
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
-    })
-  ).token;
+  return (await adminToken(gateway, { user, connection, now: clock.now() })).token;
 }
 
 const port = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));

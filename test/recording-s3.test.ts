@@ -17,8 +17,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { loadConfig } from '../src/config/load.js';
 import { ManualClock, type Clock } from '../src/core/clock.js';
 import type { Identity } from '../src/core/types.js';
@@ -27,7 +26,6 @@ import { createLogger } from '../src/obs/log.js';
 import type { S3StorageConfig } from '../src/config/recording.js';
 import type { SessionListing, RecordingRow } from '../src/recording/repository.js';
 import { S3Objects } from '../src/recording/s3-objects.js';
-import type { SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
 import { writeProcessConfig } from './support/process-config.js';
 import { psql } from './support/psql.js';
@@ -92,18 +90,7 @@ async function start(configPath: string, clock?: Clock): Promise<Gateway> {
 }
 
 async function tokenFor(gateway: Gateway, now: number): Promise<string> {
-  return (
-    await issueAdminToken(gateway.store, await AccessRepository.open((gateway.store as SqliteStore).sql), {
-      user: 'alice',
-      connection: 'app',
-      ttlMs: 3_600_000,
-      now,
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
-    })
-  ).token;
+  return (await adminToken(gateway, { connection: 'app', now })).token;
 }
 
 async function psqlSession(gateway: Gateway, token: string, input: string, app: string): Promise<void> {

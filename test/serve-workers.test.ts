@@ -11,8 +11,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issueAdminToken } from '../src/access/grant-tokens.js';
-import { AccessRepository } from '../src/access/repository.js';
+import { adminToken } from './support/admin-token.js';
 import { AuditLog } from '../src/audit/log.js';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.js';
 import { startPostgres, type PgServer } from './support/pg-server.js';
@@ -59,18 +58,7 @@ afterAll(async () => {
 });
 
 async function token(): Promise<string> {
-  return (
-    await issueAdminToken(store, await AccessRepository.open(store.sql), {
-      user: 'alice',
-      connection: 'app',
-      ttlMs: 3_600_000,
-      now: Date.now(),
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: await AuditLog.open(store.sql),
-    })
-  ).token;
+  return (await adminToken({ store, audit: await AuditLog.open(store.sql) }, { connection: 'app' })).token;
 }
 
 async function connect(name: string): Promise<pg.Client & { ended?: Error }> {

@@ -8,12 +8,10 @@
  * admin-issued grant, for USER on CONNECTION), then runs until killed; SIGTERM drains its sessions
  * and exits 0, as `jitgate serve` does.
  */
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startGateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 
 const [configPath, user, connection] = process.argv.slice(2);
 if (!configPath || !user || !connection) {
@@ -23,17 +21,7 @@ if (!configPath || !user || !connection) {
 const config = await loadConfig(configPath);
 const gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
 await gateway.credentials.firstSweep;
-const access = await AccessRepository.open((gateway.store as SqliteStore).sql);
-const { token } = await issueAdminToken(gateway.store, access, {
-  user,
-  connection,
-  ttlMs: 3_600_000,
-  now: Date.now(),
-  issuedBy: 'local-admin:test',
-  groups: [],
-  groupsFrom: { kind: 'stated' },
-  audit: gateway.audit,
-});
+const { token } = await adminToken(gateway, { user, connection });
 process.stdout.write(`${JSON.stringify({ postgres: gateway.addresses.postgres, token })}\n`);
 process.once('SIGTERM', () => {
   gateway.close().then(

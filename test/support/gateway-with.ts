@@ -7,12 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 
 export interface TokenOptions {
   user?: string;
@@ -53,17 +51,12 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}${o.extraYaml ?? ''}
 `;
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const gateway = await startGateway(config, { env: o.env ?? {}, logger: createLogger({ level: level as 'silent' }) });
-  const repo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const issue = async (connection: string, t: TokenOptions = {}) => {
-    const issued = await issueAdminToken(gateway.store, repo, {
+    const issued = await adminToken(gateway, {
       user: t.user ?? 'alice',
       connection,
       ttlMs: t.ttlMs ?? 3_600_000,
       now: t.now ?? Date.now(),
-      issuedBy: 'local-admin:test',
-      groups: [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
     });
     return { token: issued.token, grantId: issued.grant.id };
   };

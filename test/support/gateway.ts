@@ -5,14 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import type { Clock } from '../../src/core/clock.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { PgServer } from './pg-server.js';
 
 export interface TestGateway {
@@ -79,7 +77,6 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   };
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now, clock: options.clock });
-  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const clockNow = options.now ?? (options.clock ? () => options.clock!.now() : Date.now);
   const [host, portText] = splitAddress(gateway.addresses.postgres!);
   const port = Number(portText);
@@ -93,15 +90,12 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
     // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
     token: async (o = {}) =>
       (
-        await issueAdminToken(gateway.store, accessRepo, {
+        await adminToken(gateway, {
           user: o.user ?? 'alice',
           connection: o.connection ?? 'app',
           ttlMs: o.ttlMs ?? 3_600_000,
           now: o.now ?? clockNow(),
-          issuedBy: 'local-admin:test',
           groups: o.groups ?? [],
-          groupsFrom: { kind: 'stated' },
-          audit: gateway.audit,
         })
       ).token,
     dsn: (o) =>

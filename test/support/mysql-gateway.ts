@@ -7,13 +7,11 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { MariadbServer } from './mysql-server.js';
 
 export interface MysqlTestGateway {
@@ -59,17 +57,13 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const env = { MY_NATIVE: my.users.native.password, MY_ADMIN: my.users.admin.password, ...options.env };
   const logger = createLogger({ level: level as 'silent' });
   const gateway = await startGateway(config, { env, logger, now: options.now });
-  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const issue = (o: { user?: string; connection?: string; ttlMs?: number; now?: number; groups?: string[] }) =>
-    issueAdminToken(gateway.store, accessRepo, {
+    adminToken(gateway, {
       user: o.user ?? 'alice',
       connection: o.connection ?? 'app',
       ttlMs: o.ttlMs ?? 3_600_000,
       now: o.now ?? (options.now ?? Date.now)(),
-      issuedBy: 'local-admin:test',
       groups: o.groups ?? [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
     });
   const address = gateway.addresses.mysql!;
   const i = address.lastIndexOf(':');

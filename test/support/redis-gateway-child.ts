@@ -8,12 +8,10 @@
  * admin-issued grant, for USER on CONNECTION), then runs until killed. The backend password comes
  * from the environment, as the configuration says.
  */
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { loadConfig } from '../../src/config/load.js';
 import { startGateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 
 const [configPath, user, connection] = process.argv.slice(2);
 if (!configPath || !user || !connection) {
@@ -22,15 +20,5 @@ if (!configPath || !user || !connection) {
 }
 const config = await loadConfig(configPath);
 const gateway = await startGateway(config, { logger: createLogger({ level: 'silent' }) });
-const access = await AccessRepository.open((gateway.store as SqliteStore).sql);
-const { token } = await issueAdminToken(gateway.store, access, {
-  user,
-  connection,
-  ttlMs: 3_600_000,
-  now: Date.now(),
-  issuedBy: 'local-admin:test',
-  groups: [],
-  groupsFrom: { kind: 'stated' },
-  audit: gateway.audit,
-});
+const { token } = await adminToken(gateway, { user, connection });
 process.stdout.write(`${JSON.stringify({ redis: gateway.addresses.redis, token })}\n`);

@@ -8,13 +8,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import type { SqliteStore } from '../../src/store/sqlite.js';
 import type { RedisServer } from './redis-server.js';
 
 export interface RedisTestGateway {
@@ -59,20 +57,15 @@ ${(options.extraConnections ?? []).map((c) => `  - ${c}\n`).join('')}${options.e
   const config = parseConfig(yaml, 'test.yaml', dataDir);
   const logger = createLogger({ level: (process.env.JITGATE_TEST_LOG as 'info' | undefined) ?? 'silent' });
   const gateway = await startGateway(config, { env: { REDIS_GW: gw.password }, logger });
-  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const address = gateway.addresses.redis!;
   const i = address.lastIndexOf(':');
   // As `jitgate token --user` on the gateway host: an admin-issued grant and a token under it.
   const issue = (o: { user?: string; connection?: string; ttlMs?: number; groups?: string[] }) =>
-    issueAdminToken(gateway.store, accessRepo, {
+    adminToken(gateway, {
       user: o.user ?? 'alice',
       connection: o.connection ?? 'cache',
       ttlMs: o.ttlMs ?? 3_600_000,
-      now: Date.now(),
-      issuedBy: 'local-admin:test',
       groups: o.groups ?? [],
-      groupsFrom: { kind: 'stated' },
-      audit: gateway.audit,
     });
   return {
     gateway,

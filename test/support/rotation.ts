@@ -7,8 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { issueAdminToken } from '../../src/access/grant-tokens.js';
-import { AccessRepository } from '../../src/access/repository.js';
+import { adminToken } from './admin-token.js';
 import { runCli } from '../../src/cli/program.js';
 import { parseConfig } from '../../src/config/load.js';
 import type { GatewayConfig } from '../../src/config/types.js';
@@ -17,7 +16,7 @@ import type { Identity } from '../../src/core/types.js';
 import { SecretStore } from '../../src/credentials/secret-store.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { createLogger } from '../../src/obs/log.js';
-import { openSqliteStore, type SqliteStore } from '../../src/store/sqlite.js';
+import { openSqliteStore } from '../../src/store/sqlite.js';
 
 export const MASTER_KEY = '5c'.repeat(32);
 
@@ -89,7 +88,6 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
     return m ? (PEOPLE[m[1]!] ?? null) : null;
   });
   gateway.access.setAdminCheck((i) => i.groups.includes('admins'));
-  const accessRepo = await AccessRepository.open((gateway.store as SqliteStore).sql);
   const now = () => (o.clock ? o.clock.now() : Date.now());
   const httpUrl = gateway.addresses.http;
   return {
@@ -102,19 +100,7 @@ ${o.connections.map((c) => `  - ${c}\n`).join('')}`;
       const i = address.lastIndexOf(':');
       return { host: address.slice(0, i), port: Number(address.slice(i + 1)) };
     },
-    token: async (connection, user = 'alice') =>
-      (
-        await issueAdminToken(gateway.store, accessRepo, {
-          user,
-          connection,
-          ttlMs: 3 * 86_400_000,
-          now: now(),
-          issuedBy: 'local-admin:test',
-          groups: [],
-          groupsFrom: { kind: 'stated' },
-          audit: gateway.audit,
-        })
-      ).token,
+    token: async (connection, user = 'alice') => (await adminToken(gateway, { user, connection, ttlMs: 3 * 86_400_000, now: now() })).token,
     async api(who, method, path) {
       const res = await fetch(httpUrl + path, { method, headers: { authorization: `Bearer test:${who}` } });
       const text = await res.text();
